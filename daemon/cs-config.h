@@ -1,0 +1,63 @@
+/*
+ * cs-config.h — the daemon's configuration and the vendor profiles (DESIGN §1.7, §4).
+ *
+ * certseald.conf is a GKeyFile; daemon/certseald.conf documents every key and its
+ * default. Unknown groups or keys are refused (a typo should not silently fall back to a
+ * default), and every refusal names the file, the line and the problem.
+ *
+ * Vendor profiles are <vendor_dir>/<id>.conf, one per vendor; the id is the file name
+ * without ".conf" ([a-z0-9_-], at most 32 characters).
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+	char *id;
+	char *path;
+	char *name;          /* [vendor] name, shown to users */
+	char *driver;        /* [vendor] driver: the driver's name, e.g. "pkcs11" */
+	char *module;        /* [token] module: PKCS#11/SKF module path (may be NULL) */
+	char *manufacturer;  /* [token] manufacturer match rule (may be NULL) */
+	char *model;         /* [token] model match rule (may be NULL) */
+	guint pin_min_length; /* [pin] min_length, default 6 */
+	guint pin_max_length; /* [pin] max_length, default 16 */
+	guint pin_max_tries;  /* [pin] max_tries, default 6 */
+	char *key_algorithm;  /* [key] algorithm: rsa-2048 | ec-p256 | sm2, default ec-p256 */
+	char *ca_algorithm;   /* [ca] algorithm, same set, default = key algorithm */
+	guint validity_days;  /* [ca] validity_days, default 365 */
+	char *crl_url;        /* [ca] crl_url, required, http(s):// */
+	GHashTable *prices;   /* [prices] "<kind>.<subject_type>" → guint64 fen (boxed) */
+} CsVendor;
+
+typedef struct {
+	char *path;           /* NULL when only defaults */
+	char *state_dir;      /* [daemon] state_dir, default CS_STATE_DIR */
+	char *plugin_dir;     /* [daemon] plugin_dir, default CS_PLUGIN_DIR */
+	char *driver_dir;     /* [daemon] driver_dir, default CS_DRIVER_DIR */
+	char *vendor_dir;     /* [daemon] vendor_dir, default CS_VENDOR_DIR */
+	gboolean test_mode;   /* [daemon] test_mode, default false */
+	guint shutdown_timeout_ms; /* [daemon] shutdown_timeout_ms, default 5000 */
+	guint checkpoint_interval; /* [ledger] checkpoint_interval, default 1000 */
+	char **legacy_uscc;   /* [validation] legacy_uscc, list, default empty */
+	GPtrArray *vendors;   /* CsVendor*, sorted by id; filled by cs_config_load_vendors() */
+} CsConfig;
+
+/* Defaults, then @path when non-NULL. */
+CsConfig *cs_config_load(const char *path, GError **error);
+/* Parse and validate every <vendor_dir>/<id>.conf. A missing directory means no vendors. */
+gboolean cs_config_load_vendors(CsConfig *config, GError **error);
+void cs_config_free(CsConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsConfig, cs_config_free)
+
+/* Parse one vendor profile file. */
+CsVendor *cs_vendor_load(const char *path, GError **error);
+void cs_vendor_free(CsVendor *vendor);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsVendor, cs_vendor_free)
+const CsVendor *cs_config_find_vendor(CsConfig *config, const char *id);
+/* The price in fen of @kind for @subject_type; 0 when the table has no entry. */
+guint64 cs_vendor_get_price(const CsVendor *vendor, const char *kind, const char *subject_type);
+
+G_END_DECLS

@@ -1,0 +1,722 @@
+/*
+ * cs-dbus.c — the D-Bus front on sd-bus.
+ *
+ * Objects: the Manager and an ObjectManager at /org/certseal/CertSeal1; each order at
+ * /org/certseal/CertSeal1/orders/<id> through a fallback vtable, so orders are looked up
+ * in the engine when called, not registered one by one.
+ *
+ * Who sees what: an order is found only for its owner's uid or root (the find callback
+ * checks the caller of the call being processed); signals the daemon emits on its own
+ * carry no personal data, because Fields is an explicit property (not part of GetAll or
+ * InterfacesAdded) that only announces invalidation. Callers' uids come from the bus
+ * driver once per connection and are cached until NameOwnerChanged says it left.
+ *
+ * Handlers follow one order: read arguments → build the request → ask the engine (which
+ * validates, checks access, records) → reply. Signals follow from engine announcements.
+ */
+#define G_LOG_DOMAIN "certseald"
+
+#include <errno.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "cs-build-config.h"
+#include "cs-dbus.h"
+#include "cs-sd-event-source.h"
+
+struct _CsDbus {
+	CsEngine *engine;
+	GStrv drivers;
+	sd_bus *bus;
+	sd_event *event;
+	GSource *source;
+	GHashTable *uids; /* unique name → uid + 1 */
+	sd_bus_slot *name_owner_slot;
+	gboolean name_owned;
+};
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_bus_creds, sd_bus_creds_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_bus_message, sd_bus_message_unref)
+
+static int
+reply_error(sd_bus_error *ret_error, const GError *error)
+{
+	const char *name = "org.certseal.Error.Internal";
+
+	if (error->domain == CS_ERROR)
+		name = cs_error_code_to_dbus_name(error->code);
+	return sd_bus_error_set(ret_error, name, error->message);
+}
+
+static char *
+order_path(const char *id)
+{
+	char *path = NULL;
+
+	if (sd_bus_path_encode(CS_DBUS_ORDERS_PATH, id, &path) < 0)
+		return NULL;
+	return path;
+}
+
+/* The caller's identity, as a desktop request. */
+static gboolean
+request_from_message(CsDbus *self, sd_bus_message *m, CsRequest *req, GError **error)
+{
+	const char *sender = sd_bus_message_get_sender(m);
+	gpointer cached;
+	uid_t uid;
+
+	*req = (CsRequest){.actor = CS_ACTOR_DESKTOP, .sender = sender};
+	req->interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
+	if (sender == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED, "caller unknown");
+		return FALSE;
+	}
+	cached = g_hash_table_lookup(self->uids, sender);
+	if (cached != NULL) {
+		req->uid = GPOINTER_TO_UINT(cached) - 1;
+		return TRUE;
+	}
+	{
+		g_autoptr(sd_bus_creds) creds = NULL;
+		/* On dbus-daemon the bus driver supplies the effective uid of the peer
+		 * (SO_PEERCRED at connect), once per connection thanks to the cache. */
+		int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
+		if (r >= 0)
+			r = sd_bus_creds_get_euid(creds, &uid);
+		if (r < 0) {
+			g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+				    "cannot tell who the caller is: %s", g_strerror(-r));
+			return FALSE;
+		}
+	}
+	g_hash_table_insert(self->uids, g_strdup(sender), GUINT_TO_POINTER((guint)uid + 1));
+	req->uid = uid;
+	return TRUE;
+}
+
+static int
+on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	const char *name, *old_owner, *new_owner;
+
+	if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+		return 0;
+	if (name[0] == ':' && new_owner[0] == '\0')
+		g_hash_table_remove(self->uids, name);
+	return 0;
+}
+
+/* --- GVariant ⇄ sd-bus for the a{sv} fields ----------------------------------------- */
+
+static gboolean
+is_basic_type(const char *sig)
+{
+	return sig[0] != '\0' && sig[1] == '\0' && strchr("ybnqiuxtdsog", sig[0]) != NULL;
+}
+
+static int
+read_basic(sd_bus_message *m, char type, GVariant **out)
+{
+	union {
+		uint8_t y;
+		int b;
+		int16_t n;
+		uint16_t q;
+		int32_t i;
+		uint32_t u;
+		int64_t x;
+		uint64_t t;
+		double d;
+		const char *s;
+	} v;
+	int r = sd_bus_message_read_basic(m, type, &v);
+
+	if (r < 0)
+		return r;
+	switch (type) {
+	case 'y': *out = g_variant_new_byte(v.y); break;
+	case 'b': *out = g_variant_new_boolean(v.b); break;
+	case 'n': *out = g_variant_new_int16(v.n); break;
+	case 'q': *out = g_variant_new_uint16(v.q); break;
+	case 'i': *out = g_variant_new_int32(v.i); break;
+	case 'u': *out = g_variant_new_uint32(v.u); break;
+	case 'x': *out = g_variant_new_int64(v.x); break;
+	case 't': *out = g_variant_new_uint64(v.t); break;
+	case 'd': *out = g_variant_new_double(v.d); break;
+	case 'o': *out = g_variant_new_object_path(v.s); break;
+	case 'g': *out = g_variant_new_signature(v.s); break;
+	default:
+		if (!g_utf8_validate(v.s, -1, NULL))
+			return -EBADMSG;
+		*out = g_variant_new_string(v.s);
+		break;
+	}
+	return 0;
+}
+
+/* Read an a{sv} of basic values (the engine then insists on strings). A value of another
+ * type is refused naming the field. */
+static gboolean
+read_fields(sd_bus_message *m, GVariant **out, GError **error)
+{
+	GVariantBuilder b;
+	int r;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	r = sd_bus_message_enter_container(m, 'a', "{sv}");
+	while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		const char *key = NULL;
+		const char *contents = NULL;
+		GVariant *value = NULL;
+
+		r = sd_bus_message_read(m, "s", &key);
+		if (r >= 0)
+			r = sd_bus_message_peek_type(m, NULL, &contents);
+		if (r < 0)
+			break;
+		if (!is_basic_type(contents)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: must be a string, not '%s'", key, contents);
+			g_variant_builder_clear(&b);
+			return FALSE;
+		}
+		r = sd_bus_message_enter_container(m, 'v', contents);
+		if (r >= 0)
+			r = read_basic(m, contents[0], &value);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+		if (r < 0) {
+			if (value != NULL)
+				g_variant_unref(g_variant_ref_sink(value));
+			break;
+		}
+		g_variant_builder_add(&b, "{sv}", key, value);
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r < 0) {
+		g_variant_builder_clear(&b);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "fields: not a valid a{sv}: %s", g_strerror(-r));
+		return FALSE;
+	}
+	*out = g_variant_ref_sink(g_variant_builder_end(&b));
+	return TRUE;
+}
+
+static int
+append_basic(sd_bus_message *m, GVariant *v)
+{
+	switch (g_variant_classify(v)) {
+	case G_VARIANT_CLASS_BOOLEAN: {
+		int b = g_variant_get_boolean(v);
+		return sd_bus_message_append_basic(m, 'b', &b);
+	}
+	case G_VARIANT_CLASS_BYTE: {
+		uint8_t y = g_variant_get_byte(v);
+		return sd_bus_message_append_basic(m, 'y', &y);
+	}
+	case G_VARIANT_CLASS_INT32: {
+		int32_t i = g_variant_get_int32(v);
+		return sd_bus_message_append_basic(m, 'i', &i);
+	}
+	case G_VARIANT_CLASS_UINT32: {
+		uint32_t u = g_variant_get_uint32(v);
+		return sd_bus_message_append_basic(m, 'u', &u);
+	}
+	case G_VARIANT_CLASS_INT64: {
+		int64_t x = g_variant_get_int64(v);
+		return sd_bus_message_append_basic(m, 'x', &x);
+	}
+	case G_VARIANT_CLASS_UINT64: {
+		uint64_t t = g_variant_get_uint64(v);
+		return sd_bus_message_append_basic(m, 't', &t);
+	}
+	case G_VARIANT_CLASS_STRING:
+		return sd_bus_message_append_basic(m, 's', g_variant_get_string(v, NULL));
+	default:
+		return -EINVAL;
+	}
+}
+
+/* Append an a{sv} whose values are basic types (what the engine stores). */
+static int
+append_fields(sd_bus_message *m, GVariant *dict)
+{
+	GVariantIter iter;
+	const char *key;
+	GVariant *value;
+	int r = sd_bus_message_open_container(m, 'a', "{sv}");
+
+	g_variant_iter_init(&iter, dict);
+	while (r >= 0 && g_variant_iter_next(&iter, "{&sv}", &key, &value)) {
+		char sig[2] = {g_variant_get_type_string(value)[0], '\0'};
+		r = sd_bus_message_open_container(m, 'e', "sv");
+		if (r >= 0)
+			r = sd_bus_message_append_basic(m, 's', key);
+		if (r >= 0)
+			r = sd_bus_message_open_container(m, 'v', sig);
+		if (r >= 0)
+			r = append_basic(m, value);
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		g_variant_unref(value);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	return r;
+}
+
+/* --- Manager ------------------------------------------------------------------------ */
+
+static int
+prop_version(sd_bus *bus, const char *path, const char *iface, const char *prop,
+	     sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+	return sd_bus_message_append(reply, "s", CS_VERSION);
+}
+
+static int
+prop_plugins(sd_bus *bus, const char *path, const char *iface, const char *prop,
+	     sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	g_auto(GStrv) kinds = cs_engine_get_kinds(self->engine);
+
+	return sd_bus_message_append_strv(reply, kinds);
+}
+
+static int
+prop_drivers(sd_bus *bus, const char *path, const char *iface, const char *prop,
+	     sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+
+	return sd_bus_message_append_strv(reply, self->drivers);
+}
+
+static int
+prop_vendors(sd_bus *bus, const char *path, const char *iface, const char *prop,
+	     sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	CsConfig *config = cs_engine_get_config(self->engine);
+	int r = sd_bus_message_open_container(reply, 'a', "(sss)");
+
+	for (guint i = 0; r >= 0 && config->vendors != NULL && i < config->vendors->len; i++) {
+		const CsVendor *v = g_ptr_array_index(config->vendors, i);
+		r = sd_bus_message_append(reply, "(sss)", v->id, v->name, v->driver);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
+
+static int
+method_create_order(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	const char *kind = NULL;
+	const char *subject_type = NULL;
+	g_autoptr(GVariant) fields = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = NULL;
+	CsRequest req;
+	CsOrder *order;
+	int r;
+
+	r = sd_bus_message_read(m, "ss", &kind, &subject_type);
+	if (r < 0)
+		return r;
+	if (!read_fields(m, &fields, &error) || !request_from_message(self, m, &req, &error))
+		return reply_error(ret_error, error);
+	order = cs_engine_create_order(self->engine, &req, kind, subject_type, fields, &error);
+	if (order == NULL)
+		return reply_error(ret_error, error);
+	path = order_path(order->id);
+	return sd_bus_reply_method_return(m, "o", path);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Plugins", "as", prop_plugins, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Drivers", "as", prop_drivers, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Vendors", "a(sss)", prop_vendors, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_METHOD_WITH_ARGS("CreateOrder",
+				SD_BUS_ARGS("s", kind, "s", subject_type, "a{sv}", fields),
+				SD_BUS_RESULT("o", order),
+				method_create_order,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_VTABLE_END,
+};
+
+/* --- Orders ------------------------------------------------------------------------- */
+
+/* May the caller of the message being processed see @order? Emissions the daemon makes
+ * on its own (no method call being processed) are allowed: they carry no personal data. */
+static gboolean
+caller_may_see(CsDbus *self, CsOrder *order)
+{
+	sd_bus_message *current = sd_bus_get_current_message(self->bus);
+	uint8_t type = 0;
+	CsRequest req;
+
+	if (current == NULL || sd_bus_message_get_type(current, &type) < 0 ||
+	    type != SD_BUS_MESSAGE_METHOD_CALL)
+		return TRUE;
+	if (!request_from_message(self, current, &req, NULL))
+		return FALSE;
+	return cs_engine_check_access(self->engine, &req, order, NULL);
+}
+
+static int
+order_find(sd_bus *bus, const char *path, const char *iface, void *userdata,
+	   void **found, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	g_autofree char *id = NULL;
+	CsOrder *order;
+
+	if (sd_bus_path_decode(path, CS_DBUS_ORDERS_PATH, &id) <= 0 || id[0] == '\0')
+		return 0;
+	order = cs_engine_get_order(self->engine, id, NULL);
+	if (order == NULL || !caller_may_see(self, order))
+		return 0;
+	*found = self;
+	return 1;
+}
+
+static int
+order_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) ids = cs_engine_list_order_ids(self->engine, &error);
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+	char **strv;
+
+	if (ids == NULL)
+		return reply_error(ret_error, error);
+	for (guint i = 0; i < ids->len; i++) {
+		CsOrder *order = cs_engine_get_order(self->engine, g_ptr_array_index(ids, i), NULL);
+		if (order != NULL && caller_may_see(self, order))
+			{
+			g_autofree char *p = order_path(order->id);
+			g_strv_builder_add(b, p);
+		}
+	}
+	/* sd-bus frees the result with free(); GLib's allocator is malloc. */
+	strv = g_strv_builder_end(b);
+	*nodes = strv;
+	return 0;
+}
+
+/* The order an object path names (the find callback already checked the caller). */
+static CsOrder *
+order_at(CsDbus *self, const char *path)
+{
+	g_autofree char *id = NULL;
+
+	if (path == NULL || sd_bus_path_decode(path, CS_DBUS_ORDERS_PATH, &id) <= 0)
+		return NULL;
+	return cs_engine_get_order(self->engine, id, NULL);
+}
+
+/* Getters receive the front as userdata and look the order up by path. */
+#define ORDER_GETTER(fn)                                                                           \
+	static int fn##_impl(CsDbus *self, CsOrder *order, sd_bus_message *reply,                  \
+			     sd_bus_error *ret_error);                                             \
+	static int fn(sd_bus *bus, const char *path, const char *iface, const char *prop,          \
+		      sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)              \
+	{                                                                                          \
+		CsOrder *order = order_at(userdata, path);                                         \
+		if (order == NULL)                                                                 \
+			return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT, path);     \
+		return fn##_impl(userdata, order, reply, ret_error);                               \
+	}                                                                                          \
+	static int fn##_impl(CsDbus *self, CsOrder *order, sd_bus_message *reply,                  \
+			     sd_bus_error *ret_error)
+
+ORDER_GETTER(prop_order_id)
+{
+	return sd_bus_message_append(reply, "s", order->id);
+}
+
+ORDER_GETTER(prop_order_kind)
+{
+	return sd_bus_message_append(reply, "s", order->kind);
+}
+
+ORDER_GETTER(prop_order_subject_type)
+{
+	return sd_bus_message_append(
+	    reply, "s", cs_subject_type_to_string(order->subject_type));
+}
+
+ORDER_GETTER(prop_order_vendor)
+{
+	return sd_bus_message_append(reply, "s", order->vendor);
+}
+
+ORDER_GETTER(prop_order_state)
+{
+	return sd_bus_message_append(reply, "s", order->state);
+}
+
+ORDER_GETTER(prop_order_fields)
+{
+	return append_fields(reply, order->fields);
+}
+
+ORDER_GETTER(prop_order_auth_method)
+{
+	const char *v = cs_order_get_field(order, "auth_method");
+	return sd_bus_message_append(reply, "s", v != NULL ? v : "");
+}
+
+ORDER_GETTER(prop_order_missing)
+{
+	g_auto(GStrv) v = cs_engine_missing(self->engine, order);
+	return sd_bus_message_append_strv(reply, v);
+}
+
+ORDER_GETTER(prop_order_next_actions)
+{
+	g_auto(GStrv) v = cs_engine_next_actions(self->engine, order);
+	return sd_bus_message_append_strv(reply, v);
+}
+
+ORDER_GETTER(prop_order_warnings)
+{
+	g_auto(GStrv) v = cs_engine_warnings(self->engine, order);
+	return sd_bus_message_append_strv(reply, v);
+}
+
+ORDER_GETTER(prop_order_amount)
+{
+	uint64_t fen = cs_engine_amount_fen(self->engine, order);
+	return sd_bus_message_append(reply, "t", fen);
+}
+
+ORDER_GETTER(prop_order_created)
+{
+	return sd_bus_message_append(reply, "t", (uint64_t)(order->created / G_USEC_PER_SEC));
+}
+
+ORDER_GETTER(prop_order_updated)
+{
+	return sd_bus_message_append(reply, "t", (uint64_t)(order->updated / G_USEC_PER_SEC));
+}
+
+ORDER_GETTER(prop_order_history)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) events = cs_engine_history(self->engine, order, &error);
+	int r;
+
+	if (events == NULL)
+		return reply_error(ret_error, error);
+	r = sd_bus_message_open_container(reply, 'a', "(tss)");
+	for (guint i = 0; r >= 0 && i < events->len; i++) {
+		CsEventRow *e = g_ptr_array_index(events, i);
+		r = sd_bus_message_append(reply, "(tss)", (uint64_t)(e->time / G_USEC_PER_SEC),
+					  e->to != NULL ? e->to : "", e->kind);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
+
+/* "Confirm" → "confirm", "StartPayment" → "start_payment". */
+static char *
+method_to_action(const char *member)
+{
+	GString *s = g_string_new(NULL);
+
+	for (const char *p = member; *p != '\0'; p++) {
+		if (g_ascii_isupper(*p) && p != member)
+			g_string_append_c(s, '_');
+		g_string_append_c(s, g_ascii_tolower(*p));
+	}
+	return g_string_free(s, FALSE);
+}
+
+static int
+method_order_act(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
+	g_autofree char *action = method_to_action(sd_bus_message_get_member(m));
+	g_autoptr(GError) error = NULL;
+	CsRequest req;
+
+	if (order == NULL)
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT, sd_bus_message_get_path(m));
+	if (!request_from_message(self, m, &req, &error) ||
+	    !cs_engine_act(self->engine, &req, order, action, &error))
+		return reply_error(ret_error, error);
+	return sd_bus_reply_method_return(m, NULL);
+}
+
+static int
+method_order_update(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
+	g_autoptr(GVariant) fields = NULL;
+	g_autoptr(GError) error = NULL;
+	CsRequest req;
+
+	if (order == NULL)
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT, sd_bus_message_get_path(m));
+	if (!read_fields(m, &fields, &error) || !request_from_message(self, m, &req, &error) ||
+	    !cs_engine_update_order(self->engine, &req, order, fields, &error))
+		return reply_error(ret_error, error);
+	return sd_bus_reply_method_return(m, NULL);
+}
+
+#define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+
+static const sd_bus_vtable order_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("Id", "s", prop_order_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Kind", "s", prop_order_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("SubjectType", "s", prop_order_subject_type, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Vendor", "s", prop_order_vendor, 0, CHANGES),
+	SD_BUS_PROPERTY("State", "s", prop_order_state, 0, CHANGES),
+	SD_BUS_PROPERTY("Fields", "a{sv}", prop_order_fields, 0,
+			SD_BUS_VTABLE_PROPERTY_EXPLICIT | SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+	SD_BUS_PROPERTY("Missing", "as", prop_order_missing, 0, CHANGES),
+	SD_BUS_PROPERTY("NextActions", "as", prop_order_next_actions, 0, CHANGES),
+	SD_BUS_PROPERTY("Warnings", "as", prop_order_warnings, 0, CHANGES),
+	SD_BUS_PROPERTY("AmountFen", "t", prop_order_amount, 0, CHANGES),
+	SD_BUS_PROPERTY("AuthMethod", "s", prop_order_auth_method, 0, CHANGES),
+	SD_BUS_PROPERTY("CreatedAt", "t", prop_order_created, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("UpdatedAt", "t", prop_order_updated, 0, CHANGES),
+	SD_BUS_PROPERTY("History", "a(tss)", prop_order_history, 0, CHANGES),
+	SD_BUS_METHOD_WITH_ARGS("Update", SD_BUS_ARGS("a{sv}", fields), SD_BUS_NO_RESULT,
+				method_order_update, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Confirm", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_VTABLE_END,
+};
+
+/* --- Engine announcements → signals ------------------------------------------------- */
+
+static void
+on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
+{
+	CsDbus *self = user_data;
+	g_autofree char *path = order_path(order->id);
+	int r;
+
+	if (change == CS_ORDER_CREATED)
+		r = sd_bus_emit_object_added(self->bus, path);
+	else
+		r = sd_bus_emit_properties_changed_strv(self->bus, path, CS_DBUS_ORDER_IFACE, NULL);
+	if (r < 0)
+		g_warning("order %s: cannot emit signal: %s", order->id, g_strerror(-r));
+}
+
+/* --- Life cycle --------------------------------------------------------------------- */
+
+CsDbus *
+cs_dbus_new(CsEngine *engine, const char *const *drivers, CsBusType bus_type, GError **error)
+{
+	g_autoptr(CsDbus) self = g_new0(CsDbus, 1);
+	int r;
+
+	self->engine = engine;
+	self->drivers = g_strdupv((char **)drivers);
+	self->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+	r = bus_type == CS_BUS_SESSION ? sd_bus_open_user_with_description(&self->bus, "certseald")
+				       : sd_bus_open_system_with_description(&self->bus, "certseald");
+	if (r < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "cannot connect to the %s bus: %s",
+			    bus_type == CS_BUS_SESSION ? "session" : "system", g_strerror(-r));
+		return NULL;
+	}
+	r = sd_event_new(&self->event);
+	if (r >= 0)
+		r = sd_bus_attach_event(self->bus, self->event, SD_EVENT_PRIORITY_NORMAL);
+	if (r >= 0)
+		r = sd_bus_add_object_manager(self->bus, NULL, CS_DBUS_PATH);
+	if (r >= 0)
+		r = sd_bus_add_object_vtable(self->bus, NULL, CS_DBUS_PATH, CS_DBUS_MANAGER_IFACE,
+					     manager_vtable, self);
+	if (r >= 0)
+		r = sd_bus_add_fallback_vtable(self->bus, NULL, CS_DBUS_ORDERS_PATH,
+					       CS_DBUS_ORDER_IFACE, order_vtable, order_find, self);
+	if (r >= 0)
+		r = sd_bus_add_node_enumerator(self->bus, NULL, CS_DBUS_ORDERS_PATH,
+					       order_enumerate, self);
+	if (r >= 0)
+		r = sd_bus_match_signal_async(self->bus, &self->name_owner_slot,
+					      "org.freedesktop.DBus", "/org/freedesktop/DBus",
+					      "org.freedesktop.DBus", "NameOwnerChanged",
+					      on_name_owner_changed, NULL, self);
+	if (r < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "cannot export objects: %s",
+			    g_strerror(-r));
+		return NULL;
+	}
+	cs_engine_add_listener(engine, on_order_changed, self);
+
+	/* Objects first, then the name: a client that sees the name finds them. */
+	r = sd_bus_request_name(self->bus, CS_DBUS_NAME, 0);
+	if (r < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "cannot own %s: %s", CS_DBUS_NAME,
+			    r == -EEXIST ? "another certseald owns it" : g_strerror(-r));
+		return NULL;
+	}
+	self->name_owned = TRUE;
+	self->source = cs_sd_event_source_new(self->event);
+	g_source_attach(self->source, NULL);
+	return g_steal_pointer(&self);
+}
+
+const char *
+cs_dbus_get_unique_name(CsDbus *self)
+{
+	const char *name = NULL;
+
+	sd_bus_get_unique_name(self->bus, &name);
+	return name;
+}
+
+void
+cs_dbus_free(CsDbus *self)
+{
+	if (self == NULL)
+		return;
+	if (self->engine != NULL)
+		cs_engine_remove_listener(self->engine, on_order_changed, self);
+	if (self->bus != NULL && self->name_owned)
+		sd_bus_release_name(self->bus, CS_DBUS_NAME);
+	if (self->source != NULL) {
+		g_source_destroy(self->source);
+		g_source_unref(self->source);
+	}
+	self->name_owner_slot = sd_bus_slot_unref(self->name_owner_slot);
+	if (self->bus != NULL) {
+		sd_bus_flush(self->bus);
+		sd_bus_detach_event(self->bus);
+		sd_bus_close_unref(self->bus);
+	}
+	if (self->event != NULL)
+		sd_event_unref(self->event);
+	g_hash_table_unref(self->uids);
+	g_strfreev(self->drivers);
+	g_free(self);
+}

@@ -1,0 +1,911 @@
+/*
+ * cs-engine.c — the order engine: fields, registry, transitions, ledger records.
+ *
+ * Invariants:
+ * - An order in memory always equals its ledger row: the cached order is changed only
+ *   after the ledger transaction that records the change (event + state) committed.
+ * - Every change is one transaction holding exactly one event, so a crash leaves either
+ *   the old or the new state, never a state without its event.
+ * - Field values are validated one by one (type, then the field type's validator, then
+ *   the registry) before the plugin's cross-field check; errors name the field.
+ * - Events carry the names of changed fields, never their values: personal data stays in
+ *   the orders table, where it can be corrected, not in the append-only chain.
+ */
+#define G_LOG_DOMAIN "certseald"
+
+#include <string.h>
+
+#include "cs-engine.h"
+#include "cs-loader.h"
+#include "cs-validate.h"
+
+typedef struct {
+	CsEngineOrderFunc func;
+	gpointer user_data;
+} Listener;
+
+struct _CsEngine {
+	CsConfig *config;
+	CsLedger *ledger;
+	GHashTable *plugins; /* kind → const CsPlugin* */
+	GHashTable *orders;  /* id → CsOrder* */
+	GArray *listeners;   /* Listener */
+};
+
+/* Transient states and where they fall back to after a restart (DESIGN §3.3). */
+static const struct {
+	const char *transient;
+	const char *stable;
+} transient_states[] = {
+	{"making", "approved"},
+	{"downloading", "downloadable"},
+};
+
+/* The field that identifies a subject in the registry (DESIGN §1). */
+static const char *
+subject_key_field(CsSubjectType type)
+{
+	return type == CS_SUBJECT_ORG ? "uscc" : "id_number";
+}
+
+static void
+order_free(CsOrder *order)
+{
+	if (order == NULL)
+		return;
+	g_free(order->id);
+	g_free(order->kind);
+	g_free(order->vendor);
+	g_free(order->state);
+	g_clear_pointer(&order->fields, g_variant_unref);
+	g_free(order);
+}
+
+const char *
+cs_order_get_id(CsOrder *order)
+{
+	return order->id;
+}
+
+const char *
+cs_order_get_kind(CsOrder *order)
+{
+	return order->kind;
+}
+
+const char *
+cs_order_get_state(CsOrder *order)
+{
+	return order->state;
+}
+
+CsSubjectType
+cs_order_get_subject_type(CsOrder *order)
+{
+	return order->subject_type;
+}
+
+const char *
+cs_order_get_field(CsOrder *order, const char *name)
+{
+	const char *value = NULL;
+
+	if (!g_variant_lookup(order->fields, name, "&s", &value))
+		return NULL;
+	return value;
+}
+
+CsEngine *
+cs_engine_new(CsConfig *config, CsLedger *ledger)
+{
+	CsEngine *engine = g_new0(CsEngine, 1);
+
+	engine->config = config;
+	engine->ledger = ledger;
+	engine->plugins = g_hash_table_new(g_str_hash, g_str_equal);
+	engine->orders = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+					       (GDestroyNotify)order_free);
+	engine->listeners = g_array_new(FALSE, TRUE, sizeof(Listener));
+	return engine;
+}
+
+void
+cs_engine_free(CsEngine *engine)
+{
+	if (engine == NULL)
+		return;
+	g_hash_table_unref(engine->orders);
+	g_hash_table_unref(engine->plugins);
+	g_array_unref(engine->listeners);
+	g_free(engine);
+}
+
+gboolean
+cs_engine_add_plugin(CsEngine *engine, const CsPlugin *plugin, GError **error)
+{
+	if (g_hash_table_contains(engine->plugins, plugin->kind)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "kind %s is already provided", plugin->kind);
+		return FALSE;
+	}
+	if (!cs_plugin_run_init(plugin, engine, error))
+		return FALSE;
+	g_hash_table_insert(engine->plugins, (gpointer)plugin->kind, (gpointer)plugin);
+	return TRUE;
+}
+
+const CsPlugin *
+cs_engine_find_plugin(CsEngine *engine, const char *kind)
+{
+	return kind != NULL ? g_hash_table_lookup(engine->plugins, kind) : NULL;
+}
+
+static int
+compare_strings(gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0(*(const char *const *)a, *(const char *const *)b);
+}
+
+GStrv
+cs_engine_get_kinds(CsEngine *engine)
+{
+	guint n = 0;
+	g_autofree const char **keys =
+	    (const char **)g_hash_table_get_keys_as_array(engine->plugins, &n);
+
+	qsort(keys, n, sizeof(char *), compare_strings);
+	return g_strdupv((char **)keys);
+}
+
+CsConfig *
+cs_engine_get_config(CsEngine *engine)
+{
+	return engine->config;
+}
+
+CsLedger *
+cs_engine_get_ledger(CsEngine *engine)
+{
+	return engine->ledger;
+}
+
+void
+cs_engine_add_listener(CsEngine *engine, CsEngineOrderFunc func, gpointer user_data)
+{
+	Listener l = {func, user_data};
+	g_array_append_val(engine->listeners, l);
+}
+
+void
+cs_engine_remove_listener(CsEngine *engine, CsEngineOrderFunc func, gpointer user_data)
+{
+	for (guint i = 0; i < engine->listeners->len; i++) {
+		Listener *l = &g_array_index(engine->listeners, Listener, i);
+		if (l->func == func && l->user_data == user_data) {
+			g_array_remove_index(engine->listeners, i);
+			return;
+		}
+	}
+}
+
+static void
+announce(CsEngine *engine, CsOrder *order, CsOrderChange change)
+{
+	for (guint i = 0; i < engine->listeners->len; i++) {
+		Listener *l = &g_array_index(engine->listeners, Listener, i);
+		l->func(engine, order, change, l->user_data);
+	}
+}
+
+char *
+cs_request_to_actor(const CsRequest *request)
+{
+	switch (request->actor) {
+	case CS_ACTOR_DESKTOP:
+		return g_strdup_printf("uid:%u", request->uid);
+	case CS_ACTOR_GATEWAY:
+		return g_strdup("gateway");
+	case CS_ACTOR_SYSTEM:
+		return g_strdup("system");
+	default:
+		return g_strdup_printf("office:%s",
+				       request->user_id != NULL ? request->user_id : "?");
+	}
+}
+
+char *
+cs_action_to_method(const char *action)
+{
+	GString *s = g_string_new(NULL);
+	gboolean upper = TRUE;
+
+	for (const char *p = action; *p != '\0'; p++) {
+		if (*p == '_') {
+			upper = TRUE;
+			continue;
+		}
+		g_string_append_c(s, upper ? g_ascii_toupper(*p) : *p);
+		upper = FALSE;
+	}
+	return g_string_free(s, FALSE);
+}
+
+static CsOrder *
+order_from_row(CsEngine *engine, CsOrderRow *row)
+{
+	CsOrder *order = g_new0(CsOrder, 1);
+
+	order->id = g_strdup(row->id);
+	order->kind = g_strdup(row->kind);
+	order->subject_type = cs_subject_type_from_string(row->subject_type);
+	order->vendor = g_strdup(row->vendor != NULL ? row->vendor : "");
+	order->state = g_strdup(row->state);
+	order->owner_uid = row->owner_uid;
+	order->fields = g_variant_ref_sink(row->fields);
+	order->created = row->created;
+	order->updated = row->updated;
+	order->plugin = cs_engine_find_plugin(engine, row->kind);
+	return order;
+}
+
+CsOrder *
+cs_engine_get_order(CsEngine *engine, const char *id, GError **error)
+{
+	CsOrder *order = g_hash_table_lookup(engine->orders, id);
+	g_autoptr(CsOrderRow) row = NULL;
+
+	if (order != NULL)
+		return order;
+	row = cs_ledger_load_order(engine->ledger, id, error);
+	if (row == NULL)
+		return NULL;
+	order = order_from_row(engine, row);
+	g_hash_table_insert(engine->orders, order->id, order);
+	return order;
+}
+
+GPtrArray *
+cs_engine_list_order_ids(CsEngine *engine, GError **error)
+{
+	return cs_ledger_list_orders(engine->ledger, NULL, error);
+}
+
+gboolean
+cs_engine_check_access(CsEngine *engine, const CsRequest *request, CsOrder *order, GError **error)
+{
+	if (request->actor != CS_ACTOR_DESKTOP)
+		return TRUE;
+	if (request->uid == 0 || request->uid == order->owner_uid)
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+		    "order %s belongs to another user", order->id);
+	return FALSE;
+}
+
+static const CsFieldSpec *
+find_field_spec(const CsPlugin *plugin, CsSubjectType subject_type, const char *name)
+{
+	for (guint i = 0; i < plugin->n_fields; i++) {
+		const CsFieldSpec *f = &plugin->fields[i];
+		if ((f->subject_types & subject_type) != 0 && g_strcmp0(f->name, name) == 0)
+			return f;
+	}
+	return NULL;
+}
+
+/* Validate one value; *normalized is the string to store (NULL: remove the field). */
+static gboolean
+validate_value(CsEngine *engine, const CsFieldSpec *spec, const char *value, char **normalized, GError **error)
+{
+	g_autofree char *v = g_strdup(value);
+	gboolean ok = TRUE;
+
+	*normalized = NULL;
+	if (*value == '\0')
+		return TRUE; /* "" removes the field */
+
+	switch (spec->type) {
+	case CS_FIELD_TEXT:
+	case CS_FIELD_NAME:
+		ok = cs_validate_text(v, spec->max_length, error);
+		break;
+	case CS_FIELD_USCC: {
+		g_autofree char *up = g_ascii_strup(v, -1);
+		ok = cs_validate_uscc(up, (const char *const *)engine->config->legacy_uscc, error);
+		g_free(g_steal_pointer(&v));
+		v = g_steal_pointer(&up);
+		break;
+	}
+	case CS_FIELD_RESIDENT_ID: {
+		g_autofree char *up = g_ascii_strup(v, -1);
+		ok = cs_validate_resident_id(up, NULL, error);
+		g_free(g_steal_pointer(&v));
+		v = g_steal_pointer(&up);
+		break;
+	}
+	case CS_FIELD_PHONE: {
+		g_autofree char *norm = NULL;
+		ok = cs_validate_phone(v, &norm, error);
+		if (ok) {
+			g_free(v);
+			v = g_steal_pointer(&norm);
+		}
+		break;
+	}
+	case CS_FIELD_EMAIL:
+		ok = cs_validate_email(v, error);
+		break;
+	case CS_FIELD_POSTCODE:
+		ok = cs_validate_postcode(v, error);
+		break;
+	case CS_FIELD_BANK_CARD:
+		ok = cs_validate_bank_card(v, error);
+		break;
+	case CS_FIELD_BANK_ACCOUNT:
+		ok = cs_validate_bank_account(v, error);
+		break;
+	case CS_FIELD_ENUM:
+		if (!g_strv_contains(spec->choices, v)) {
+			g_autofree char *choices = g_strjoinv(", ", (char **)spec->choices);
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "must be one of %s", choices);
+			ok = FALSE;
+		}
+		break;
+	case CS_FIELD_VENDOR:
+		if (cs_config_find_vendor(engine->config, v) == NULL) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "no vendor profile named '%s'", v);
+			ok = FALSE;
+		}
+		break;
+	}
+	if (!ok)
+		return FALSE;
+	*normalized = g_steal_pointer(&v);
+	return TRUE;
+}
+
+/*
+ * Merge @changes (a{sv}, strings) into @base (a{sv} or NULL) after validating each
+ * change. Returns the merged a{sv} (floating) and the names that changed.
+ */
+static GVariant *
+merge_fields(CsEngine *engine,
+	     const CsPlugin *plugin,
+	     CsSubjectType subject_type,
+	     GVariant *base,
+	     GVariant *changes,
+	     GPtrArray *changed_names,
+	     GError **error)
+{
+	g_autoptr(GHashTable) merged = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_autoptr(GPtrArray) keys = NULL;
+	GVariantBuilder builder;
+	GHashTableIter hiter;
+	gpointer hkey;
+	GVariantIter iter;
+	const char *name;
+	GVariant *value;
+
+	if (changes == NULL || !g_variant_is_of_type(changes, G_VARIANT_TYPE("a{sv}"))) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "fields: must be a dictionary of strings (a{sv})");
+		return NULL;
+	}
+	if (base != NULL) {
+		g_variant_iter_init(&iter, base);
+		while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
+			if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
+				g_hash_table_insert(merged, g_strdup(name),
+						    g_variant_dup_string(value, NULL));
+			g_variant_unref(value);
+		}
+	}
+	g_variant_iter_init(&iter, changes);
+	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
+		g_autoptr(GVariant) owned = value;
+		const CsFieldSpec *spec = find_field_spec(plugin, subject_type, name);
+		g_autofree char *normalized = NULL;
+		const char *old;
+
+		if (spec == NULL) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: not a field of a %s %s order", name, plugin->kind,
+				    cs_subject_type_to_string(subject_type));
+			return NULL;
+		}
+		if (!g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: must be a string, not '%s'", name,
+				    g_variant_get_type_string(value));
+			return NULL;
+		}
+		if (!validate_value(engine, spec, g_variant_get_string(value, NULL), &normalized,
+				    error)) {
+			g_prefix_error(error, "%s: ", name);
+			return NULL;
+		}
+		old = g_hash_table_lookup(merged, name);
+		if (g_strcmp0(old, normalized) == 0)
+			continue;
+		if (changed_names != NULL)
+			g_ptr_array_add(changed_names, g_strdup(name));
+		if (normalized == NULL)
+			g_hash_table_remove(merged, name);
+		else
+			g_hash_table_insert(merged, g_strdup(name), g_steal_pointer(&normalized));
+	}
+
+	keys = g_ptr_array_new();
+	g_hash_table_iter_init(&hiter, merged);
+	while (g_hash_table_iter_next(&hiter, &hkey, NULL))
+		g_ptr_array_add(keys, hkey);
+	g_ptr_array_sort(keys, compare_strings);
+	g_variant_builder_init(&builder, G_VARIANT_TYPE("a{sv}"));
+	for (guint i = 0; i < keys->len; i++) {
+		const char *k = g_ptr_array_index(keys, i);
+		g_variant_builder_add(&builder, "{sv}", k,
+				      g_variant_new_string(g_hash_table_lookup(merged, k)));
+	}
+	return g_variant_builder_end(&builder);
+}
+
+/*
+ * The subject registry: for a known subject, identity fields must equal the recorded
+ * ones (pre-filled when absent) unless the plugin may change them. Returns the fields to
+ * store (a new full reference; @fields is not consumed).
+ */
+static GVariant *
+apply_registry(CsEngine *engine,
+	       const CsPlugin *plugin,
+	       CsSubjectType subject_type,
+	       GVariant *fields,
+	       GError **error)
+{
+	const char *key = subject_key_field(subject_type);
+	const char *id_number = NULL;
+	g_autoptr(GVariant) known = NULL;
+	g_autoptr(GVariantDict) dict = NULL;
+
+	if (plugin->may_change_identity || !g_variant_lookup(fields, key, "&s", &id_number))
+		return g_variant_ref(fields);
+	known = cs_ledger_lookup_subject(engine->ledger, cs_subject_type_to_string(subject_type),
+					 id_number, error);
+	if (known == NULL) {
+		if (error != NULL && *error != NULL)
+			return NULL;
+		return g_variant_ref(fields);
+	}
+	dict = g_variant_dict_new(fields);
+	for (guint i = 0; i < plugin->n_fields; i++) {
+		const CsFieldSpec *f = &plugin->fields[i];
+		const char *given = NULL;
+		const char *recorded = NULL;
+
+		if ((f->subject_types & subject_type) == 0)
+			continue;
+		if (!g_variant_lookup(known, f->name, "&s", &recorded))
+			continue;
+		if (!f->identity) {
+			/* Contact details from the registry only pre-fill. */
+			if (!g_variant_dict_contains(dict, f->name))
+				g_variant_dict_insert(dict, f->name, "s", recorded);
+			continue;
+		}
+		if (!g_variant_dict_lookup(dict, f->name, "&s", &given)) {
+			g_variant_dict_insert(dict, f->name, "s", recorded);
+			continue;
+		}
+		if (g_strcmp0(given, recorded) != 0) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: differs from the registered subject; "
+				    "change it through a change order",
+				    f->name);
+			return NULL;
+		}
+	}
+	return g_variant_ref_sink(g_variant_dict_end(dict));
+}
+
+static GVariant *
+names_data(GPtrArray *names)
+{
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	if (names != NULL)
+		g_variant_builder_add(&b, "{sv}", "fields",
+				      g_variant_new_strv((const char *const *)names->pdata,
+							 names->len));
+	return g_variant_builder_end(&b);
+}
+
+CsOrder *
+cs_engine_create_order(CsEngine *engine,
+		       const CsRequest *request,
+		       const char *kind,
+		       const char *subject_type_str,
+		       GVariant *fields,
+		       GError **error)
+{
+	const CsPlugin *plugin = cs_engine_find_plugin(engine, kind);
+	CsSubjectType subject_type = cs_subject_type_from_string(subject_type_str);
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GVariant) m = NULL;
+	g_autoptr(GVariant) merged = NULL;
+	g_autoptr(GVariant) data = NULL;
+	g_autofree char *actor = cs_request_to_actor(request);
+	g_autofree char *id = NULL;
+	const char *vendor = NULL;
+	gint64 now = g_get_real_time();
+	CsOrder *order;
+
+	if (plugin == NULL) {
+		g_auto(GStrv) kinds = cs_engine_get_kinds(engine);
+		g_autofree char *known = g_strjoinv(", ", kinds);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "kind: no flow '%s' (available: %s)", kind, known);
+		return NULL;
+	}
+	if (subject_type == 0) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "subject_type: must be 'org' or 'person'");
+		return NULL;
+	}
+	if (request->actor != CS_ACTOR_DESKTOP && request->actor != CS_ACTOR_SYSTEM) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+				    "orders are created by their applicants");
+		return NULL;
+	}
+	m = merge_fields(engine, plugin, subject_type, NULL, fields, names, error);
+	if (m == NULL)
+		return NULL;
+	g_variant_ref_sink(m);
+	merged = apply_registry(engine, plugin, subject_type, m, error);
+	if (merged == NULL)
+		return NULL;
+	if (!cs_plugin_run_check_fields(plugin, engine, subject_type, merged, error))
+		return NULL;
+	g_variant_lookup(merged, "vendor", "&s", &vendor);
+	data = g_variant_ref_sink(names_data(names));
+
+	if (!cs_ledger_begin(engine->ledger, error))
+		return NULL;
+	if (!cs_ledger_insert_order(engine->ledger, kind, subject_type_str,
+				    vendor != NULL ? vendor : "", plugin->initial_state,
+				    request->uid, merged, now, &id, error) ||
+	    !cs_ledger_append_event(engine->ledger, id, "created", NULL, plugin->initial_state,
+				    actor, data, now, NULL, error) ||
+	    !cs_ledger_commit(engine->ledger, error)) {
+		cs_ledger_rollback(engine->ledger);
+		return NULL;
+	}
+
+	order = g_new0(CsOrder, 1);
+	order->id = g_steal_pointer(&id);
+	order->kind = g_strdup(kind);
+	order->subject_type = subject_type;
+	order->vendor = g_strdup(vendor != NULL ? vendor : "");
+	order->state = g_strdup(plugin->initial_state);
+	order->owner_uid = request->uid;
+	order->fields = g_steal_pointer(&merged);
+	order->created = now;
+	order->updated = now;
+	order->plugin = plugin;
+	g_hash_table_insert(engine->orders, order->id, order);
+	g_info("order %s: created (%s %s) by %s", order->id, kind, subject_type_str, actor);
+	announce(engine, order, CS_ORDER_CREATED);
+	return order;
+}
+
+static gboolean
+require_plugin(CsOrder *order, GError **error)
+{
+	if (order->plugin != NULL)
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+		    "order %s: the %s flow is not loaded", order->id, order->kind);
+	return FALSE;
+}
+
+gboolean
+cs_engine_update_order(CsEngine *engine,
+		       const CsRequest *request,
+		       CsOrder *order,
+		       GVariant *fields,
+		       GError **error)
+{
+	const CsPlugin *plugin = order->plugin;
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GVariant) m = NULL;
+	g_autoptr(GVariant) merged = NULL;
+	g_autoptr(GVariant) data = NULL;
+	g_autofree char *actor = cs_request_to_actor(request);
+	const char *vendor = NULL;
+	gint64 now = g_get_real_time();
+
+	if (!require_plugin(order, error) || !cs_engine_check_access(engine, request, order, error))
+		return FALSE;
+	if (request->actor != CS_ACTOR_DESKTOP && request->actor != CS_ACTOR_SYSTEM) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+				    "only the applicant changes an order's fields");
+		return FALSE;
+	}
+	if (plugin->editable_states == NULL || !g_strv_contains(plugin->editable_states, order->state)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+			    "order %s is %s: its fields can no longer be changed", order->id,
+			    order->state);
+		return FALSE;
+	}
+	m = merge_fields(engine, plugin, order->subject_type, order->fields, fields, names, error);
+	if (m == NULL)
+		return FALSE;
+	g_variant_ref_sink(m);
+	if (names->len == 0)
+		return TRUE; /* nothing changed: nothing to record */
+	merged = apply_registry(engine, plugin, order->subject_type, m, error);
+	if (merged == NULL)
+		return FALSE;
+	if (!cs_plugin_run_check_fields(plugin, engine, order->subject_type, merged, error))
+		return FALSE;
+	g_variant_lookup(merged, "vendor", "&s", &vendor);
+	data = g_variant_ref_sink(names_data(names));
+
+	if (!cs_ledger_begin(engine->ledger, error))
+		return FALSE;
+	if (!cs_ledger_update_order(engine->ledger, order->id, order->state, merged, now, error) ||
+	    !cs_ledger_append_event(engine->ledger, order->id, "updated", order->state,
+				    order->state, actor, data, now, NULL, error) ||
+	    !cs_ledger_commit(engine->ledger, error)) {
+		cs_ledger_rollback(engine->ledger);
+		return FALSE;
+	}
+	g_variant_unref(order->fields);
+	order->fields = g_steal_pointer(&merged);
+	g_free(order->vendor);
+	order->vendor = g_strdup(vendor != NULL ? vendor : "");
+	order->updated = now;
+	announce(engine, order, CS_ORDER_CHANGED);
+	return TRUE;
+}
+
+static gboolean
+actor_allowed(const CsTransition *t, const CsRequest *request)
+{
+	if ((t->actors & request->actor) == 0)
+		return FALSE;
+	/* Office actors also need the role: an admin may do what any office role may. */
+	if (request->actor & (CS_ACTOR_REVIEWER | CS_ACTOR_MAKER | CS_ACTOR_SHIPPER |
+			      CS_ACTOR_CASHIER | CS_ACTOR_AUDITOR | CS_ACTOR_ADMIN))
+		return (request->roles & (t->actors | CS_ACTOR_ADMIN)) != 0;
+	return TRUE;
+}
+
+static gboolean
+record_transition(CsEngine *engine,
+		  CsOrder *order,
+		  const char *event_kind,
+		  const char *to,
+		  const char *actor,
+		  GError **error)
+{
+	gint64 now = g_get_real_time();
+
+	if (!cs_ledger_begin(engine->ledger, error))
+		return FALSE;
+	if (!cs_ledger_update_order(engine->ledger, order->id, to, order->fields, now, error) ||
+	    !cs_ledger_append_event(engine->ledger, order->id, event_kind, order->state, to, actor,
+				    NULL, now, NULL, error) ||
+	    !cs_ledger_commit(engine->ledger, error)) {
+		cs_ledger_rollback(engine->ledger);
+		return FALSE;
+	}
+	g_info("order %s: %s → %s (%s by %s)", order->id, order->state, to, event_kind, actor);
+	g_free(order->state);
+	order->state = g_strdup(to);
+	order->updated = now;
+	announce(engine, order, CS_ORDER_CHANGED);
+	return TRUE;
+}
+
+gboolean
+cs_engine_act(CsEngine *engine,
+	      const CsRequest *request,
+	      CsOrder *order,
+	      const char *action,
+	      GError **error)
+{
+	const CsPlugin *plugin = order->plugin;
+	const CsTransition *found = NULL;
+	g_autoptr(GPtrArray) possible_in = g_ptr_array_new();
+	g_autofree char *actor = cs_request_to_actor(request);
+
+	if (!require_plugin(order, error) || !cs_engine_check_access(engine, request, order, error))
+		return FALSE;
+	for (guint i = 0; i < plugin->n_transitions; i++) {
+		const CsTransition *t = &plugin->transitions[i];
+		if (g_strcmp0(t->action, action) != 0)
+			continue;
+		g_ptr_array_add(possible_in, (gpointer)t->from);
+		if (g_strcmp0(t->from, order->state) == 0 && actor_allowed(t, request)) {
+			found = t;
+			break;
+		}
+	}
+	if (found == NULL) {
+		gboolean from_here = FALSE;
+		for (guint i = 0; i < plugin->n_transitions; i++) {
+			const CsTransition *t = &plugin->transitions[i];
+			if (g_strcmp0(t->action, action) == 0 && g_strcmp0(t->from, order->state) == 0)
+				from_here = TRUE;
+		}
+		if (possible_in->len == 0) {
+			g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+				    "a %s order has no step '%s'", plugin->kind, action);
+		} else if (from_here) {
+			g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+				    "%s may not %s order %s", actor, action, order->id);
+		} else {
+			g_ptr_array_add(possible_in, NULL);
+			g_autofree char *states = g_strjoinv(", ", (char **)possible_in->pdata);
+			g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+				    "order %s is %s: '%s' is possible only when %s", order->id,
+				    order->state, action, states);
+		}
+		return FALSE;
+	}
+	if (found->flags & CS_TRANSITION_NEEDS_FIELDS) {
+		g_auto(GStrv) missing = cs_engine_missing(engine, order);
+		if (missing[0] != NULL) {
+			g_autofree char *list = g_strjoinv(", ", missing);
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "fields: still missing %s", list);
+			return FALSE;
+		}
+	}
+	if (!cs_plugin_run_before_transition(plugin, engine, order, found, request, error))
+		return FALSE;
+	return record_transition(engine, order, found->action, found->to, actor, error);
+}
+
+gboolean
+cs_engine_recover(CsEngine *engine, guint *n_recovered, GError **error)
+{
+	guint n = 0;
+
+	for (guint i = 0; i < G_N_ELEMENTS(transient_states); i++) {
+		g_autoptr(GPtrArray) ids =
+		    cs_ledger_list_orders(engine->ledger, transient_states[i].transient, error);
+		if (ids == NULL)
+			return FALSE;
+		for (guint j = 0; j < ids->len; j++) {
+			CsOrder *order = cs_engine_get_order(engine, g_ptr_array_index(ids, j), error);
+			if (order == NULL)
+				return FALSE;
+			if (!record_transition(engine, order, "recovered",
+					       transient_states[i].stable, "system", error))
+				return FALSE;
+			n++;
+		}
+	}
+	if (n_recovered != NULL)
+		*n_recovered = n;
+	return TRUE;
+}
+
+/* g_strv_builder_take() arrived after the GLib we build against. */
+static void
+strv_builder_take(GStrvBuilder *b, char *s)
+{
+	g_strv_builder_add(b, s);
+	g_free(s);
+}
+
+GStrv
+cs_engine_next_actions(CsEngine *engine, CsOrder *order)
+{
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+	const CsPlugin *plugin = order->plugin;
+
+	if (plugin == NULL)
+		return g_strv_builder_end(b);
+	if (plugin->editable_states != NULL && g_strv_contains(plugin->editable_states, order->state))
+		strv_builder_take(b, g_strdup("Update"));
+	for (guint i = 0; i < plugin->n_transitions; i++) {
+		const CsTransition *t = &plugin->transitions[i];
+		if ((t->actors & CS_ACTOR_DESKTOP) && g_strcmp0(t->from, order->state) == 0)
+			strv_builder_take(b, cs_action_to_method(t->action));
+	}
+	return g_strv_builder_end(b);
+}
+
+GStrv
+cs_engine_missing(CsEngine *engine, CsOrder *order)
+{
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+	const CsPlugin *plugin = order->plugin;
+
+	for (guint i = 0; plugin != NULL && i < plugin->n_fields; i++) {
+		const CsFieldSpec *f = &plugin->fields[i];
+		if (f->required && (f->subject_types & order->subject_type) &&
+		    !g_variant_lookup(order->fields, f->name, "&s", NULL))
+			g_strv_builder_add(b, f->name);
+	}
+	return g_strv_builder_end(b);
+}
+
+GStrv
+cs_engine_warnings(CsEngine *engine, CsOrder *order)
+{
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+	const CsPlugin *plugin = order->plugin;
+
+	for (guint i = 0; plugin != NULL && i < plugin->n_fields; i++) {
+		const CsFieldSpec *f = &plugin->fields[i];
+		const char *v = NULL;
+		if (f->type != CS_FIELD_BANK_CARD || !(f->subject_types & order->subject_type))
+			continue;
+		if (g_variant_lookup(order->fields, f->name, "&s", &v) && !cs_luhn_ok(v))
+			strv_builder_take(b, g_strdup_printf(
+			    "%s: fails the Luhn check; the reviewer will compare it with the card",
+			    f->name));
+	}
+	return g_strv_builder_end(b);
+}
+
+guint64
+cs_engine_amount_fen(CsEngine *engine, CsOrder *order)
+{
+	const CsVendor *vendor = cs_config_find_vendor(engine->config, order->vendor);
+
+	if (vendor == NULL)
+		return 0;
+	return cs_vendor_get_price(vendor, order->kind,
+				   cs_subject_type_to_string(order->subject_type));
+}
+
+GPtrArray *
+cs_engine_history(CsEngine *engine, CsOrder *order, GError **error)
+{
+	return cs_ledger_order_events(engine->ledger, order->id, error);
+}
+
+gboolean
+cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error)
+{
+	const CsPlugin *plugin = order->plugin;
+	const char *id_number = cs_order_get_field(order, subject_key_field(order->subject_type));
+	g_autoptr(GVariant) identity = NULL;
+	GVariantDict dict;
+
+	if (!require_plugin(order, error))
+		return FALSE;
+	if (id_number == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: required",
+			    subject_key_field(order->subject_type));
+		return FALSE;
+	}
+	g_variant_dict_init(&dict, NULL);
+	for (guint i = 0; i < plugin->n_fields; i++) {
+		const CsFieldSpec *f = &plugin->fields[i];
+		const char *v = cs_order_get_field(order, f->name);
+		gboolean handler_phone = g_strcmp0(f->name, "handler_phone") == 0 ||
+					 (order->subject_type == CS_SUBJECT_PERSON &&
+					  g_strcmp0(f->name, "phone") == 0);
+		if (v != NULL && (f->subject_types & order->subject_type) &&
+		    (f->identity || handler_phone))
+			g_variant_dict_insert(&dict, f->name, "s", v);
+	}
+	identity = g_variant_ref_sink(g_variant_dict_end(&dict));
+	if (!cs_ledger_begin(engine->ledger, error))
+		return FALSE;
+	if (!cs_ledger_record_subject(engine->ledger, cs_subject_type_to_string(order->subject_type),
+				      id_number, identity, g_get_real_time(),
+				      error) ||
+	    !cs_ledger_commit(engine->ledger, error)) {
+		cs_ledger_rollback(engine->ledger);
+		return FALSE;
+	}
+	return TRUE;
+}

@@ -1,0 +1,113 @@
+/*
+ * cs-engine.h — the order engine.
+ *
+ * The engine is where the manual's rules live (with the flow plugins): it validates
+ * fields, keeps the subject registry's identity fields read-only, checks every
+ * transition against the plugin's declarations and the actor, and records each change
+ * with one ledger transaction (event + new state). Fronts (D-Bus, office) only translate
+ * requests into these calls and publish the changes the engine announces.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "certseal/plugin.h"
+#include "cs-config.h"
+#include "cs-ledger.h"
+
+G_BEGIN_DECLS
+
+struct _CsOrder {
+	char *id;
+	char *kind;
+	CsSubjectType subject_type;
+	char *vendor; /* "" until chosen */
+	char *state;
+	guint32 owner_uid;
+	GVariant *fields; /* a{sv}: field name → string */
+	gint64 created;   /* microseconds since the epoch */
+	gint64 updated;
+	const CsPlugin *plugin;
+};
+
+typedef enum {
+	CS_ORDER_CREATED,
+	CS_ORDER_CHANGED,
+} CsOrderChange;
+
+typedef void (*CsEngineOrderFunc)(CsEngine *engine,
+				  CsOrder *order,
+				  CsOrderChange change,
+				  gpointer user_data);
+
+/* @config and @ledger are borrowed and must outlive the engine. */
+CsEngine *cs_engine_new(CsConfig *config, CsLedger *ledger);
+void cs_engine_free(CsEngine *engine);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsEngine, cs_engine_free)
+
+/* Run the plugin's init and make its kind available; a failing init is refused. */
+gboolean cs_engine_add_plugin(CsEngine *engine, const CsPlugin *plugin, GError **error);
+const CsPlugin *cs_engine_find_plugin(CsEngine *engine, const char *kind);
+/* The kinds of the plugins added, sorted. */
+GStrv cs_engine_get_kinds(CsEngine *engine);
+CsConfig *cs_engine_get_config(CsEngine *engine);
+CsLedger *cs_engine_get_ledger(CsEngine *engine);
+
+void cs_engine_add_listener(CsEngine *engine, CsEngineOrderFunc func, gpointer user_data);
+void cs_engine_remove_listener(CsEngine *engine, CsEngineOrderFunc func, gpointer user_data);
+
+/* Transient states fall back to their last stable state after a restart
+ * (making → approved, downloading → downloadable), each with a "recovered" event.
+ * *n_recovered says how many orders moved. */
+gboolean cs_engine_recover(CsEngine *engine, guint *n_recovered, GError **error);
+
+/* "uid:1000", "office:alice", "gateway", "system". */
+char *cs_request_to_actor(const CsRequest *request);
+
+CsOrder *cs_engine_create_order(CsEngine *engine,
+				const CsRequest *request,
+				const char *kind,
+				const char *subject_type,
+				GVariant *fields,
+				GError **error);
+/* The order, loaded from the ledger on first use. CS_ERROR_NOT_FOUND when unknown. */
+CsOrder *cs_engine_get_order(CsEngine *engine, const char *id, GError **error);
+/* Ids of every order, oldest first. */
+GPtrArray *cs_engine_list_order_ids(CsEngine *engine, GError **error);
+
+/* May @request see and act on @order at all? (owner uid or root for desktop callers). */
+gboolean cs_engine_check_access(CsEngine *engine,
+				const CsRequest *request,
+				CsOrder *order,
+				GError **error);
+/* Change fields (an a{sv} of strings; "" removes a field) where the plugin allows it. */
+gboolean cs_engine_update_order(CsEngine *engine,
+				const CsRequest *request,
+				CsOrder *order,
+				GVariant *fields,
+				GError **error);
+/* Perform the transition named @action from the order's state. */
+gboolean cs_engine_act(CsEngine *engine,
+		       const CsRequest *request,
+		       CsOrder *order,
+		       const char *action,
+		       GError **error);
+
+/* What the order's owner can do next, as D-Bus method names ("Update", "Confirm", …). */
+GStrv cs_engine_next_actions(CsEngine *engine, CsOrder *order);
+/* Required fields still missing. */
+GStrv cs_engine_missing(CsEngine *engine, CsOrder *order);
+/* Soft problems for the reviewer (a bank card failing Luhn, …). */
+GStrv cs_engine_warnings(CsEngine *engine, CsOrder *order);
+/* The price of the order from its vendor's table, 0 without a vendor. */
+guint64 cs_engine_amount_fen(CsEngine *engine, CsOrder *order);
+/* The order's events, oldest first (CsEventRow). */
+GPtrArray *cs_engine_history(CsEngine *engine, CsOrder *order, GError **error);
+
+/* Record the order's subject in the registry (on approval; a change order replaces). */
+gboolean cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error);
+
+/* "confirm" → "Confirm", "start_payment" → "StartPayment". */
+char *cs_action_to_method(const char *action);
+
+G_END_DECLS

@@ -1,0 +1,1565 @@
+/*
+ * cs-ledger.c — the order ledger in SQLite (DESIGN §3.5).
+ *
+ * What this file keeps true:
+ *   - The file is only ever moved forward. Opening refuses, without writing a byte, a file
+ *     that is not SQLite, an SQLite file of another application, a schema newer than this
+ *     build, and a chain that fails verification from the last checkpoint. It never deletes,
+ *     recreates or "repairs" the file: an operator decides what happens to a ledger we do
+ *     not understand (fwupd's history database taught what the opposite costs).
+ *   - Every migration step and its PRAGMA user_version bump commit in one transaction, so
+ *     the version always describes the schema; before migrating an existing file a
+ *     sqlite3_backup copy is written next to it and never overwritten.
+ *   - events (and checkpoints) are append-only: triggers refuse UPDATE and DELETE, and
+ *     every event carries SHA-256(previous hash ‖ canonical bytes), so an edit made behind
+ *     the triggers' back is found and named by seq.
+ *   - The head of the chain (last seq and hash) is cached here and is exact whenever a
+ *     write transaction is open: it is reloaded after a rollback, and at cs_ledger_begin()
+ *     when PRAGMA data_version says another connection wrote meanwhile.
+ *   - Secrets reach SQLite only sealed by the vault, bound to their row by the associated
+ *     data "secret:<id>:<purpose>", and secure_delete zeroes what a wipe frees.
+ *   - Every statement is prepared with numbered ?N parameters; no SQL text is built from
+ *     data. Cached statements are reset when their user's scope ends, so none keeps a read
+ *     transaction (and thus a WAL checkpoint) pinned.
+ */
+#define G_LOG_DOMAIN "certseald"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include "certseal/plugin.h"
+#include "cs-json.h"
+#include "cs-ledger.h"
+
+#define CS_LEDGER_HASH_SIZE 32
+#define CS_LEDGER_BUSY_TIMEOUT_MS 5000
+#define CS_LEDGER_BACKUP_MAX_SUFFIX 1000
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3_stmt, sqlite3_finalize)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MD_CTX, EVP_MD_CTX_free)
+
+/* A cached statement lent out for one use: reset and unbound when the borrowing scope
+ * ends, so it holds no read transaction and no dangling bound pointer between uses. */
+typedef sqlite3_stmt CsLedgerStmtUse;
+
+static void
+stmt_use_end(CsLedgerStmtUse *stmt)
+{
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsLedgerStmtUse, stmt_use_end)
+
+/* The statements worth keeping prepared: those of every transaction and every transition. */
+typedef enum {
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_DATA_VERSION,
+	STMT_HEAD,
+	STMT_APPEND_EVENT,
+	STMT_INSERT_CHECKPOINT,
+	STMT_NEXT_ORDER_NUM,
+	STMT_INSERT_ORDER,
+	STMT_UPDATE_ORDER,
+	STMT_LOAD_ORDER,
+	STMT_LAST
+} CsLedgerStmt;
+
+static const char *const stmt_sql[STMT_LAST] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_DATA_VERSION] = "PRAGMA data_version",
+    [STMT_HEAD] = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+    [STMT_APPEND_EVENT] = "INSERT INTO events (seq, time, order_id, kind, from_state, to_state, "
+			  "actor, data, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [STMT_INSERT_CHECKPOINT] = "INSERT INTO checkpoints (seq, hash) VALUES (?1, ?2)",
+    /* AUTOINCREMENT's high-water mark, so a number is never handed out twice. */
+    [STMT_NEXT_ORDER_NUM] = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence "
+			    "WHERE name = 'orders'), 0), "
+			    "COALESCE((SELECT MAX(num) FROM orders), 0)) + 1",
+    [STMT_INSERT_ORDER] = "INSERT INTO orders (num, id, kind, subject_type, vendor, state, "
+			  "owner_uid, fields, created, updated) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    [STMT_UPDATE_ORDER] = "UPDATE orders SET state = COALESCE(?2, state), "
+			  "fields = COALESCE(?3, fields), updated = ?4 WHERE id = ?1",
+    [STMT_LOAD_ORDER] = "SELECT id, kind, subject_type, vendor, state, owner_uid, fields, "
+			"created, updated FROM orders WHERE id = ?1",
+};
+
+/*
+ * The migrations: migration_sql[N] takes the schema from version N-1 to N. Append only —
+ * a released step is never edited, because files that ran it exist.
+ */
+static const char *const migration_sql[] = {
+    [0] = NULL,
+    [1] = "CREATE TABLE orders ("
+	  "  num INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  "  id TEXT UNIQUE NOT NULL,"
+	  "  kind TEXT NOT NULL,"
+	  "  subject_type TEXT NOT NULL,"
+	  "  vendor TEXT NOT NULL DEFAULT '',"
+	  "  state TEXT NOT NULL,"
+	  "  owner_uid INTEGER NOT NULL,"
+	  "  fields TEXT NOT NULL," /* GVariant text format of an a{sv} */
+	  "  created INTEGER NOT NULL,"
+	  "  updated INTEGER NOT NULL);"
+	  "CREATE TABLE events ("
+	  "  seq INTEGER PRIMARY KEY,"
+	  "  time INTEGER NOT NULL,"
+	  "  order_id TEXT NULL REFERENCES orders(id),"
+	  "  kind TEXT NOT NULL,"
+	  "  from_state TEXT NULL,"
+	  "  to_state TEXT NULL,"
+	  "  actor TEXT NOT NULL,"
+	  "  data TEXT NOT NULL," /* canonical JSON object, hashed as stored */
+	  "  hash BLOB NOT NULL);"
+	  "CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
+	  "  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
+	  "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
+	  "  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;",
+    [2] = "CREATE TABLE checkpoints ("
+	  "  seq INTEGER PRIMARY KEY REFERENCES events(seq),"
+	  "  hash BLOB NOT NULL);"
+	  "CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints"
+	  "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+	  "CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints"
+	  "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+	  "CREATE TABLE secrets ("
+	  "  id INTEGER PRIMARY KEY,"
+	  "  purpose TEXT NOT NULL,"
+	  "  order_id TEXT NULL,"
+	  "  sealed BLOB NULL," /* nonce ‖ ciphertext ‖ tag; NULL once wiped */
+	  "  created INTEGER NOT NULL,"
+	  "  wiped INTEGER NULL);"
+	  /* A wiped row stays: its id is bound into the sealing AAD and must never be
+	   * reused by a later secret. */
+	  "CREATE TRIGGER secrets_no_delete BEFORE DELETE ON secrets"
+	  "  BEGIN SELECT RAISE(ABORT, 'secrets are wiped, not deleted'); END;",
+    [3] = "CREATE TABLE subjects ("
+	  "  subject_type TEXT NOT NULL,"
+	  "  id_number TEXT NOT NULL,"
+	  "  identity TEXT NOT NULL," /* GVariant text format of an a{sv} */
+	  "  created INTEGER NOT NULL,"
+	  "  updated INTEGER NOT NULL,"
+	  "  PRIMARY KEY (subject_type, id_number));"
+	  "CREATE INDEX events_order_id ON events(order_id);"
+	  "CREATE INDEX orders_state ON orders(state);",
+};
+
+G_STATIC_ASSERT(G_N_ELEMENTS(migration_sql) == CS_LEDGER_SCHEMA_VERSION + 1);
+
+struct _CsLedger {
+	sqlite3 *db;
+	char *path;
+	CsVault *vault; /* borrowed; may be NULL, then secrets are unavailable */
+	guint checkpoint_interval;
+	int schema_version;
+	char *backup_path;
+	gboolean opened; /* fully opened: only then may closing write (checkpoint the WAL) */
+	gint64 data_version;
+	gint64 last_seq;
+	guint8 last_hash[CS_LEDGER_HASH_SIZE];
+	sqlite3_stmt *stmts[STMT_LAST];
+};
+
+/* ---- SQLite plumbing ------------------------------------------------------------------ */
+
+/* The one place an SQLite failure becomes a GError. */
+static gboolean
+set_sqlite_error(sqlite3 *db, const char *what, GError **error)
+{
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: %s: %s (%d)", what,
+		    sqlite3_errmsg(db), sqlite3_extended_errcode(db));
+	return FALSE;
+}
+
+static sqlite3_stmt *
+stmt_prepare(sqlite3 *db, const char *sql, GError **error)
+{
+	sqlite3_stmt *stmt = NULL;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+		set_sqlite_error(db, "preparing a statement", error);
+		return NULL;
+	}
+	return stmt;
+}
+
+static CsLedgerStmtUse *
+stmt_cached(CsLedger *ledger, CsLedgerStmt id, GError **error)
+{
+	if (ledger->stmts[id] == NULL &&
+	    sqlite3_prepare_v3(ledger->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+			       &ledger->stmts[id], NULL) != SQLITE_OK) {
+		set_sqlite_error(ledger->db, "preparing a statement", error);
+		return NULL;
+	}
+	return ledger->stmts[id];
+}
+
+/* Step a statement that returns no rows. */
+static gboolean
+stmt_exec(sqlite3 *db, sqlite3_stmt *stmt, const char *what, GError **error)
+{
+	int rc = sqlite3_step(stmt);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return set_sqlite_error(db, what, error);
+	return TRUE;
+}
+
+/* Step a statement that must return one row; FALSE with @error also when it returns none. */
+static gboolean
+stmt_step_row(sqlite3 *db, sqlite3_stmt *stmt, const char *what, GError **error)
+{
+	int rc = sqlite3_step(stmt);
+
+	if (rc == SQLITE_ROW)
+		return TRUE;
+	if (rc == SQLITE_DONE) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: %s: no result", what);
+		return FALSE;
+	}
+	return set_sqlite_error(db, what, error);
+}
+
+/* For the fixed DDL of migrations and the PRAGMAs, which carry no data. */
+static gboolean
+db_exec(sqlite3 *db, const char *sql, const char *what, GError **error)
+{
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return set_sqlite_error(db, what, error);
+	return TRUE;
+}
+
+static gboolean
+db_query_int(sqlite3 *db, const char *sql, gint64 *out, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = stmt_prepare(db, sql, error);
+
+	if (stmt == NULL || !stmt_step_row(db, stmt, sql, error))
+		return FALSE;
+	*out = sqlite3_column_int64(stmt, 0);
+	return TRUE;
+}
+
+static void
+bind_text(sqlite3_stmt *stmt, int index, const char *s)
+{
+	/* NULL binds SQL NULL. */
+	sqlite3_bind_text(stmt, index, s, -1, SQLITE_TRANSIENT);
+}
+
+static char *
+column_dup(sqlite3_stmt *stmt, int column)
+{
+	return g_strdup((const char *)sqlite3_column_text(stmt, column));
+}
+
+static gboolean
+require_transaction(CsLedger *ledger, const char *what, GError **error)
+{
+	if (!sqlite3_get_autocommit(ledger->db))
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+		    "ledger: %s outside a transaction (call cs_ledger_begin() first)", what);
+	return FALSE;
+}
+
+static char *
+vardict_to_text(GVariant *dict)
+{
+	g_autoptr(GVariant) empty = NULL;
+
+	if (dict == NULL) {
+		empty = g_variant_ref_sink(g_variant_new("a{sv}", NULL));
+		dict = empty;
+	}
+	return g_variant_print(dict, TRUE);
+}
+
+static GVariant *
+vardict_from_text(const char *text, const char *what, GError **error)
+{
+	g_autoptr(GError) parse_error = NULL;
+	GVariant *v;
+
+	v = g_variant_parse(G_VARIANT_TYPE_VARDICT, text != NULL ? text : "", NULL, NULL,
+			    &parse_error);
+	if (v == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: %s: unreadable: %s", what,
+			    parse_error->message);
+		return NULL;
+	}
+	return v; /* g_variant_parse() returns a full, non-floating reference */
+}
+
+static gboolean
+check_vardict(GVariant *v, const char *what, GError **error)
+{
+	if (v == NULL || g_variant_is_of_type(v, G_VARIANT_TYPE_VARDICT))
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "ledger: %s must be a{sv}, not %s",
+		    what, g_variant_get_type_string(v));
+	return FALSE;
+}
+
+/* ---- the chain ----------------------------------------------------------------------- */
+
+char *
+cs_ledger_event_canonical(gint64 seq,
+			  gint64 time_us,
+			  const char *order_id,
+			  const char *kind,
+			  const char *from,
+			  const char *to,
+			  const char *actor,
+			  const char *data_json)
+{
+	/* Keys in byte order: actor data from kind order_id seq time to. */
+	GString *s = g_string_new("{\"actor\":");
+
+	cs_json_append_string(s, actor);
+	g_string_append(s, ",\"data\":");
+	g_string_append(s, data_json != NULL ? data_json : "{}");
+	g_string_append(s, ",\"from\":");
+	cs_json_append_string(s, from);
+	g_string_append(s, ",\"kind\":");
+	cs_json_append_string(s, kind);
+	g_string_append(s, ",\"order_id\":");
+	cs_json_append_string(s, order_id);
+	g_string_append_printf(s, ",\"seq\":%" G_GINT64_FORMAT ",\"time\":%" G_GINT64_FORMAT, seq,
+			       time_us);
+	g_string_append(s, ",\"to\":");
+	cs_json_append_string(s, to);
+	g_string_append_c(s, '}');
+	return g_string_free(s, FALSE);
+}
+
+static gboolean
+chain_hash(const guint8 prev[CS_LEDGER_HASH_SIZE],
+	   const char *canonical,
+	   guint8 out[CS_LEDGER_HASH_SIZE],
+	   GError **error)
+{
+	g_autoptr(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
+	unsigned int len = 0;
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, prev, CS_LEDGER_HASH_SIZE) != 1 ||
+	    EVP_DigestUpdate(ctx, canonical, strlen(canonical)) != 1 ||
+	    EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != CS_LEDGER_HASH_SIZE) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: SHA-256 failed");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Reload the cached head of the chain from the file. */
+static gboolean
+load_head(CsLedger *ledger, GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = stmt_cached(ledger, STMT_HEAD, error);
+	int rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		ledger->last_seq = 0;
+		memset(ledger->last_hash, 0, sizeof(ledger->last_hash));
+		return TRUE;
+	}
+	if (rc != SQLITE_ROW)
+		return set_sqlite_error(ledger->db, "reading the last event", error);
+	if (sqlite3_column_bytes(stmt, 1) != CS_LEDGER_HASH_SIZE) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger event %lld: malformed hash",
+			    (long long)sqlite3_column_int64(stmt, 0));
+		return FALSE;
+	}
+	ledger->last_seq = sqlite3_column_int64(stmt, 0);
+	memcpy(ledger->last_hash, sqlite3_column_blob(stmt, 1), CS_LEDGER_HASH_SIZE);
+	return TRUE;
+}
+
+static gboolean
+read_data_version(CsLedger *ledger, gint64 *out, GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = stmt_cached(ledger, STMT_DATA_VERSION, error);
+
+	if (stmt == NULL || !stmt_step_row(ledger->db, stmt, "reading data_version", error))
+		return FALSE;
+	*out = sqlite3_column_int64(stmt, 0);
+	return TRUE;
+}
+
+static gboolean
+fail_at(gint64 seq, gint64 *bad_seq, GError **error, const char *problem)
+{
+	if (bad_seq != NULL)
+		*bad_seq = seq;
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger event %" G_GINT64_FORMAT ": %s",
+		    seq, problem);
+	return FALSE;
+}
+
+/* A row's columns have the types the schema promises (a value stored with another type
+ * would be hashed through a conversion and could hide an edit). */
+static gboolean
+event_row_well_formed(sqlite3_stmt *stmt)
+{
+	static const int required[] = {SQLITE_INTEGER, SQLITE_INTEGER, 0, SQLITE_TEXT, 0, 0,
+				       SQLITE_TEXT,    SQLITE_TEXT};
+
+	for (int i = 0; i < (int)G_N_ELEMENTS(required); i++) {
+		int type = sqlite3_column_type(stmt, i);
+
+		if (required[i] != 0 && type != required[i])
+			return FALSE;
+		if (required[i] == 0 && type != SQLITE_TEXT && type != SQLITE_NULL)
+			return FALSE;
+	}
+	return sqlite3_column_type(stmt, 8) == SQLITE_BLOB &&
+	       sqlite3_column_bytes(stmt, 8) == CS_LEDGER_HASH_SIZE;
+}
+
+/* The checkpoints at or after @from_seq, as (seq, hash) pairs in seq order. */
+typedef struct {
+	gint64 seq;
+	guint8 hash[CS_LEDGER_HASH_SIZE];
+	gboolean well_formed;
+} CsCheckpoint;
+
+static GArray *
+load_checkpoints(CsLedger *ledger, gint64 from_seq, GError **error)
+{
+	g_autoptr(GArray) out = g_array_new(FALSE, TRUE, sizeof(CsCheckpoint));
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT seq, hash FROM checkpoints WHERE seq >= ?1 "
+			    "ORDER BY seq",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	sqlite3_bind_int64(stmt, 1, from_seq);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		CsCheckpoint c = {.seq = sqlite3_column_int64(stmt, 0)};
+
+		c.well_formed = sqlite3_column_type(stmt, 1) == SQLITE_BLOB &&
+				sqlite3_column_bytes(stmt, 1) == CS_LEDGER_HASH_SIZE;
+		if (c.well_formed)
+			memcpy(c.hash, sqlite3_column_blob(stmt, 1), CS_LEDGER_HASH_SIZE);
+		g_array_append_val(out, c);
+	}
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "reading checkpoints", error);
+		return NULL;
+	}
+	return g_steal_pointer(&out);
+}
+
+/*
+ * Where verification from @from_seq may start: after a checkpoint at @from_seq - 1 whose
+ * event still carries the checkpointed hash, or else at the beginning.
+ */
+static gboolean
+find_start(CsLedger *ledger,
+	   gint64 from_seq,
+	   gint64 *start,
+	   guint8 prev[CS_LEDGER_HASH_SIZE],
+	   gint64 *bad_seq,
+	   GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	*start = 1;
+	memset(prev, 0, CS_LEDGER_HASH_SIZE);
+	if (from_seq <= 1 || ledger->schema_version < 2)
+		return TRUE;
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT c.hash, e.hash FROM checkpoints c "
+			    "LEFT JOIN events e ON e.seq = c.seq WHERE c.seq = ?1",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, from_seq - 1);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE)
+		return TRUE; /* no checkpoint there: recompute everything */
+	if (rc != SQLITE_ROW)
+		return set_sqlite_error(ledger->db, "reading a checkpoint", error);
+	if (sqlite3_column_bytes(stmt, 0) != CS_LEDGER_HASH_SIZE ||
+	    sqlite3_column_bytes(stmt, 1) != CS_LEDGER_HASH_SIZE ||
+	    memcmp(sqlite3_column_blob(stmt, 0), sqlite3_column_blob(stmt, 1),
+		   CS_LEDGER_HASH_SIZE) != 0)
+		return fail_at(from_seq - 1, bad_seq, error, "does not match its checkpoint");
+	memcpy(prev, sqlite3_column_blob(stmt, 0), CS_LEDGER_HASH_SIZE);
+	*start = from_seq;
+	return TRUE;
+}
+
+static gboolean
+verify_chain(CsLedger *ledger, gint64 from_seq, gint64 *bad_seq, gint64 *n_checked, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(GArray) checkpoints = NULL;
+	guint8 prev[CS_LEDGER_HASH_SIZE];
+	guint next_checkpoint = 0;
+	gint64 expected;
+	int rc;
+
+	if (!find_start(ledger, from_seq, &expected, prev, bad_seq, error))
+		return FALSE;
+	if (ledger->schema_version >= 2) {
+		checkpoints = load_checkpoints(ledger, expected, error);
+		if (checkpoints == NULL)
+			return FALSE;
+	}
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT seq, time, order_id, kind, from_state, to_state, "
+			    "actor, data, hash FROM events WHERE seq >= ?1 ORDER BY seq",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, expected);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		gint64 seq = sqlite3_column_int64(stmt, 0);
+		g_autofree char *canonical = NULL;
+		guint8 hash[CS_LEDGER_HASH_SIZE];
+
+		if (seq != expected) {
+			g_autofree char *msg = g_strdup_printf(
+			    "sequence gap (the next stored event is %" G_GINT64_FORMAT ")", seq);
+			return fail_at(expected, bad_seq, error, msg);
+		}
+		if (!event_row_well_formed(stmt))
+			return fail_at(seq, bad_seq, error, "malformed row");
+		canonical = cs_ledger_event_canonical(seq, sqlite3_column_int64(stmt, 1),
+						      (const char *)sqlite3_column_text(stmt, 2),
+						      (const char *)sqlite3_column_text(stmt, 3),
+						      (const char *)sqlite3_column_text(stmt, 4),
+						      (const char *)sqlite3_column_text(stmt, 5),
+						      (const char *)sqlite3_column_text(stmt, 6),
+						      (const char *)sqlite3_column_text(stmt, 7));
+		if (!chain_hash(prev, canonical, hash, error))
+			return FALSE;
+		if (memcmp(hash, sqlite3_column_blob(stmt, 8), CS_LEDGER_HASH_SIZE) != 0)
+			return fail_at(seq, bad_seq, error, "hash mismatch");
+		if (checkpoints != NULL && next_checkpoint < checkpoints->len) {
+			CsCheckpoint *c =
+			    &g_array_index(checkpoints, CsCheckpoint, next_checkpoint);
+
+			if (c->seq == seq) {
+				if (!c->well_formed || memcmp(c->hash, hash, sizeof(hash)) != 0)
+					return fail_at(seq, bad_seq, error,
+						       "does not match its checkpoint");
+				next_checkpoint++;
+			}
+		}
+		memcpy(prev, hash, sizeof(prev));
+		expected++;
+		if (n_checked != NULL)
+			(*n_checked)++;
+	}
+	if (rc != SQLITE_DONE)
+		return set_sqlite_error(ledger->db, "reading events", error);
+	if (checkpoints != NULL && next_checkpoint < checkpoints->len) {
+		/* A checkpoint for an event that is not there: the tail was cut off. */
+		return fail_at(g_array_index(checkpoints, CsCheckpoint, next_checkpoint).seq,
+			       bad_seq, error, "checkpointed but missing");
+	}
+	return TRUE;
+}
+
+gboolean
+cs_ledger_verify(
+    CsLedger *ledger, gint64 from_seq, gint64 *bad_seq, gint64 *n_checked, GError **error)
+{
+	gboolean own_transaction;
+	gboolean ok;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+
+	if (bad_seq != NULL)
+		*bad_seq = 0;
+	if (n_checked != NULL)
+		*n_checked = 0;
+	/* One read snapshot for checkpoints and events alike. */
+	own_transaction = sqlite3_get_autocommit(ledger->db);
+	if (own_transaction && !db_exec(ledger->db, "BEGIN", "starting to verify", error))
+		return FALSE;
+	ok = verify_chain(ledger, from_seq, bad_seq, n_checked, error);
+	if (own_transaction)
+		(void)sqlite3_exec(ledger->db, "COMMIT", NULL, NULL, NULL);
+	return ok;
+}
+
+static gboolean
+query_last_checkpoint(CsLedger *ledger, gint64 *seq, GError **error)
+{
+	*seq = 0;
+	if (ledger->schema_version < 2)
+		return TRUE;
+	return db_query_int(ledger->db, "SELECT COALESCE(MAX(seq), 0) FROM checkpoints", seq,
+			    error);
+}
+
+gint64
+cs_ledger_last_checkpoint(CsLedger *ledger)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 seq = 0;
+
+	g_return_val_if_fail(ledger != NULL, 0);
+
+	if (!query_last_checkpoint(ledger, &seq, &error))
+		g_warning("%s: %s", ledger->path, error->message);
+	return seq;
+}
+
+gint64
+cs_ledger_last_seq(CsLedger *ledger)
+{
+	g_return_val_if_fail(ledger != NULL, 0);
+	return ledger->last_seq;
+}
+
+/* ---- opening, migrating, closing ------------------------------------------------------ */
+
+/* Create a missing ledger file ourselves, 0600: it holds personal data, and SQLite would
+ * create it (and its -wal and -shm, which copy its mode) with the umask's permissions. */
+static gboolean
+create_private_file(const char *path, GError **error)
+{
+	int saved_errno;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd >= 0) {
+		close(fd);
+		return TRUE;
+	}
+	if (errno == EEXIST)
+		return TRUE;
+	saved_errno = errno;
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot create: %s", path,
+		    g_strerror(saved_errno));
+	return FALSE;
+}
+
+static gboolean
+db_open(const char *path, sqlite3 **db_out, GError **error)
+{
+	sqlite3 *db = NULL;
+
+	if (!create_private_file(path, error))
+		return FALSE;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot open: %s", path,
+			    db != NULL ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return FALSE;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, CS_LEDGER_BUSY_TIMEOUT_MS);
+	*db_out = db;
+	return TRUE;
+}
+
+/*
+ * Decide, reading only, whether @db is a certseal ledger this build can use, and at which
+ * schema version. A brand-new empty file is version 0.
+ */
+static gboolean
+check_header(sqlite3 *db, const char *path, int *version_out, GError **error)
+{
+	g_autoptr(GError) local_error = NULL;
+	gint64 application_id = 0;
+	gint64 version = 0;
+	gint64 n_tables = 0;
+
+	if (!db_query_int(db, "PRAGMA application_id", &application_id, &local_error) ||
+	    !db_query_int(db, "PRAGMA user_version", &version, &local_error) ||
+	    !db_query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
+			  &n_tables, &local_error)) {
+		if ((sqlite3_errcode(db) & 0xff) == SQLITE_NOTADB) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+				    "%s is not a certseal ledger: file is not a database", path);
+			return FALSE;
+		}
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: %s", path,
+			    local_error->message);
+		return FALSE;
+	}
+	if (application_id == 0 && version == 0 && n_tables == 0) {
+		*version_out = 0;
+		return TRUE;
+	}
+	if (application_id != CS_LEDGER_APPLICATION_ID) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s is not a certseal ledger (application_id 0x%08x, %" G_GINT64_FORMAT
+			    " tables)",
+			    path, (guint32)application_id, n_tables);
+		return FALSE;
+	}
+	if (version <= 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s is not a certseal ledger: marked as one but without a schema "
+			    "version",
+			    path);
+		return FALSE;
+	}
+	if (version > CS_LEDGER_SCHEMA_VERSION) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s: schema version %" G_GINT64_FORMAT
+			    " is newer than this certseald knows (%d)",
+			    path, version, CS_LEDGER_SCHEMA_VERSION);
+		return FALSE;
+	}
+	*version_out = (int)version;
+	return TRUE;
+}
+
+/* One step: its DDL and the version bump commit together or not at all. */
+static gboolean
+migrate_step(sqlite3 *db, int version, GError **error)
+{
+	g_autofree char *set_version = g_strdup_printf("PRAGMA user_version = %d", version);
+	g_autofree char *set_app_id =
+	    g_strdup_printf("PRAGMA application_id = %d", (int)CS_LEDGER_APPLICATION_ID);
+
+	if (!db_exec(db, "BEGIN IMMEDIATE", "starting the migration", error))
+		return FALSE;
+	if (!db_exec(db, migration_sql[version], "migration", error) ||
+	    (version == 1 && !db_exec(db, set_app_id, "setting application_id", error)) ||
+	    !db_exec(db, set_version, "setting user_version", error) ||
+	    !db_exec(db, "COMMIT", "committing the migration", error)) {
+		if (!sqlite3_get_autocommit(db))
+			(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+migrate(sqlite3 *db, const char *path, int from, int to, GError **error)
+{
+	for (int version = from + 1; version <= to; version++) {
+		if (!migrate_step(db, version, error)) {
+			g_prefix_error(error, "%s: migrating to schema version %d: ", path,
+				       version);
+			return FALSE;
+		}
+		g_info("%s: migrated to schema version %d", path, version);
+	}
+	return TRUE;
+}
+
+/* Create the first free backup name with O_EXCL, so an older backup is never replaced. */
+static char *
+create_backup_file(const char *path, int version, GError **error)
+{
+	for (guint i = 0; i < CS_LEDGER_BACKUP_MAX_SUFFIX; i++) {
+		g_autofree char *candidate =
+		    i == 0 ? g_strdup_printf("%s.v%d.bak", path, version)
+			   : g_strdup_printf("%s.v%d.bak.%u", path, version, i);
+		int fd =
+		    open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		int saved_errno = errno;
+
+		if (fd >= 0) {
+			close(fd);
+			return g_steal_pointer(&candidate);
+		}
+		if (saved_errno != EEXIST) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot create: %s",
+				    candidate, g_strerror(saved_errno));
+			return NULL;
+		}
+	}
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: too many old backups", path);
+	return NULL;
+}
+
+static gboolean
+backup_before_migrating(CsLedger *ledger, int version, GError **error)
+{
+	g_autofree char *backup_path = create_backup_file(ledger->path, version, error);
+	sqlite3_backup *backup;
+	sqlite3 *dest = NULL;
+	int rc;
+
+	if (backup_path == NULL)
+		return FALSE;
+	rc = sqlite3_open_v2(backup_path, &dest, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK) {
+		backup = sqlite3_backup_init(dest, "main", ledger->db, "main");
+		if (backup != NULL) {
+			rc = sqlite3_backup_step(backup, -1);
+			sqlite3_backup_finish(backup);
+			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		} else {
+			rc = sqlite3_errcode(dest);
+		}
+	}
+	if (rc != SQLITE_OK) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s: cannot back up before migrating: %s", ledger->path,
+			    dest != NULL ? sqlite3_errmsg(dest) : sqlite3_errstr(rc));
+		sqlite3_close(dest);
+		/* Our own unfinished copy, not the ledger: worthless and misleading to keep. */
+		unlink(backup_path);
+		return FALSE;
+	}
+	sqlite3_close(dest);
+	g_info("%s: backed up schema version %d to %s", ledger->path, version, backup_path);
+	ledger->backup_path = g_steal_pointer(&backup_path);
+	return TRUE;
+}
+
+static gboolean
+set_pragmas(CsLedger *ledger, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = stmt_prepare(ledger->db, "PRAGMA journal_mode = WAL", error);
+	const char *mode;
+
+	if (stmt == NULL || !stmt_step_row(ledger->db, stmt, "setting journal_mode", error))
+		return FALSE;
+	mode = (const char *)sqlite3_column_text(stmt, 0);
+	if (g_strcmp0(mode, "wal") != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s: cannot use write-ahead logging (journal_mode is %s)", ledger->path,
+			    mode != NULL ? mode : "unknown");
+		return FALSE;
+	}
+	/* FULL: a commit we acknowledged survives power loss (DESIGN §3.5). secure_delete:
+	 * bytes freed by a wipe are zeroed, not left in a free page. */
+	return db_exec(ledger->db, "PRAGMA synchronous = FULL", "setting synchronous", error) &&
+	       db_exec(ledger->db, "PRAGMA foreign_keys = ON", "setting foreign_keys", error) &&
+	       db_exec(ledger->db, "PRAGMA secure_delete = ON", "setting secure_delete", error);
+}
+
+/* Verify the chain from the last checkpoint, before anything may write to the file. */
+static gboolean
+verify_at_open(CsLedger *ledger, GError **error)
+{
+	gint64 from_seq = 0;
+	gint64 n_checked = 0;
+
+	if (!query_last_checkpoint(ledger, &from_seq, error)) {
+		g_prefix_error(error, "%s: ", ledger->path);
+		return FALSE;
+	}
+	from_seq++;
+	if (!cs_ledger_verify(ledger, from_seq, NULL, &n_checked, error)) {
+		g_prefix_error(error, "%s: chain verification failed: ", ledger->path);
+		return FALSE;
+	}
+	g_debug("%s: verified %" G_GINT64_FORMAT " events from seq %" G_GINT64_FORMAT, ledger->path,
+		n_checked, from_seq);
+	return TRUE;
+}
+
+CsLedger *
+cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GError **error)
+{
+	g_autoptr(CsLedger) ledger = g_new0(CsLedger, 1);
+	int version = 0;
+
+	g_return_val_if_fail(path != NULL, NULL);
+
+	ledger->path = g_strdup(path);
+	ledger->vault = vault;
+	ledger->checkpoint_interval =
+	    checkpoint_interval > 0 ? checkpoint_interval : CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT;
+	if (!db_open(path, &ledger->db, error))
+		return NULL;
+	/* Everything up to the backup only reads: a refused file stays byte for byte. */
+	if (!check_header(ledger->db, path, &version, error))
+		return NULL;
+	ledger->schema_version = version;
+	if (version >= 1 && !verify_at_open(ledger, error))
+		return NULL;
+	if (version >= 1 && version < CS_LEDGER_SCHEMA_VERSION &&
+	    !backup_before_migrating(ledger, version, error))
+		return NULL;
+	if (!set_pragmas(ledger, error))
+		return NULL;
+	if (!migrate(ledger->db, path, version, CS_LEDGER_SCHEMA_VERSION, error))
+		return NULL;
+	ledger->schema_version = CS_LEDGER_SCHEMA_VERSION;
+	if (!load_head(ledger, error) || !read_data_version(ledger, &ledger->data_version, error))
+		return NULL;
+	ledger->opened = TRUE;
+	return g_steal_pointer(&ledger);
+}
+
+gboolean
+cs_ledger_migrate_file_to(const char *path, int version, GError **error)
+{
+	sqlite3 *db = NULL;
+	int current = 0;
+	gboolean ok;
+
+	g_return_val_if_fail(path != NULL, FALSE);
+
+	if (version < 1 || version > CS_LEDGER_SCHEMA_VERSION) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "ledger: no schema version %d (1 … %d)", version,
+			    CS_LEDGER_SCHEMA_VERSION);
+		return FALSE;
+	}
+	if (!db_open(path, &db, error))
+		return FALSE;
+	ok = check_header(db, path, &current, error);
+	if (ok && current > version) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: already at schema version %d", path, current);
+		ok = FALSE;
+	}
+	/* Journal mode left as it is, so a fixture stays one self-contained file. */
+	ok = ok && db_exec(db, "PRAGMA foreign_keys = ON", "setting foreign_keys", error) &&
+	     migrate(db, path, current, version, error);
+	sqlite3_close(db);
+	return ok;
+}
+
+void
+cs_ledger_free(CsLedger *ledger)
+{
+	if (ledger == NULL)
+		return;
+	for (guint i = 0; i < STMT_LAST; i++)
+		sqlite3_finalize(ledger->stmts[i]);
+	if (ledger->db != NULL) {
+		if (!sqlite3_get_autocommit(ledger->db))
+			(void)sqlite3_exec(ledger->db, "ROLLBACK", NULL, NULL, NULL);
+		/* Best effort: fold the WAL back so the file stands alone; a reader elsewhere
+		 * may hold it, and the next open replays the WAL anyway. */
+		if (ledger->opened &&
+		    sqlite3_wal_checkpoint_v2(ledger->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+					      NULL) != SQLITE_OK)
+			g_debug("%s: WAL checkpoint at close: %s", ledger->path,
+				sqlite3_errmsg(ledger->db));
+		if (sqlite3_close(ledger->db) != SQLITE_OK) {
+			g_warning("%s: closing: %s", ledger->path, sqlite3_errmsg(ledger->db));
+			sqlite3_close_v2(ledger->db);
+		}
+	}
+	OPENSSL_cleanse(ledger->last_hash, sizeof(ledger->last_hash));
+	g_free(ledger->path);
+	g_free(ledger->backup_path);
+	g_free(ledger);
+}
+
+int
+cs_ledger_get_schema_version(CsLedger *ledger)
+{
+	g_return_val_if_fail(ledger != NULL, 0);
+	return ledger->schema_version;
+}
+
+const char *
+cs_ledger_get_backup_path(CsLedger *ledger)
+{
+	g_return_val_if_fail(ledger != NULL, NULL);
+	return ledger->backup_path;
+}
+
+gpointer
+cs_ledger_get_db(CsLedger *ledger)
+{
+	g_return_val_if_fail(ledger != NULL, NULL);
+	return ledger->db;
+}
+
+/* ---- transactions --------------------------------------------------------------------- */
+
+gboolean
+cs_ledger_begin(CsLedger *ledger, GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = NULL;
+	gint64 data_version = 0;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+
+	if (!sqlite3_get_autocommit(ledger->db)) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INTERNAL,
+				    "ledger: a transaction is already open");
+		return FALSE;
+	}
+	stmt = stmt_cached(ledger, STMT_BEGIN, error);
+	if (stmt == NULL || !stmt_exec(ledger->db, stmt, "beginning a transaction", error))
+		return FALSE;
+	/* Holding the write lock now: if another connection wrote since we last looked, the
+	 * cached head may be stale, and chaining onto it would break the chain. */
+	if (!read_data_version(ledger, &data_version, error) ||
+	    (data_version != ledger->data_version && !load_head(ledger, error))) {
+		cs_ledger_rollback(ledger);
+		return FALSE;
+	}
+	ledger->data_version = data_version;
+	return TRUE;
+}
+
+gboolean
+cs_ledger_commit(CsLedger *ledger, GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+
+	stmt = stmt_cached(ledger, STMT_COMMIT, error);
+	if (stmt != NULL && stmt_exec(ledger->db, stmt, "committing", error))
+		return TRUE;
+	/* Some failures (I/O, full disk) roll back by themselves: the head is stale then. */
+	if (sqlite3_get_autocommit(ledger->db) && !load_head(ledger, NULL))
+		g_warning("%s: cannot reload the chain head after a failed commit", ledger->path);
+	return FALSE;
+}
+
+void
+cs_ledger_rollback(CsLedger *ledger)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_return_if_fail(ledger != NULL);
+
+	if (!sqlite3_get_autocommit(ledger->db)) {
+		g_autoptr(CsLedgerStmtUse) stmt = stmt_cached(ledger, STMT_ROLLBACK, &error);
+
+		if (stmt == NULL || !stmt_exec(ledger->db, stmt, "rolling back", &error)) {
+			g_warning("%s", error->message);
+			g_clear_error(&error);
+		}
+	}
+	/* Events appended in the rolled-back transaction moved the cached head. */
+	if (!load_head(ledger, &error))
+		g_warning("%s: %s", ledger->path, error->message);
+}
+
+/* ---- events --------------------------------------------------------------------------- */
+
+static gboolean
+insert_checkpoint(CsLedger *ledger, gint64 seq, const guint8 *hash, GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = stmt_cached(ledger, STMT_INSERT_CHECKPOINT, error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, seq);
+	sqlite3_bind_blob(stmt, 2, hash, CS_LEDGER_HASH_SIZE, SQLITE_TRANSIENT);
+	return stmt_exec(ledger->db, stmt, "writing a checkpoint", error);
+}
+
+gboolean
+cs_ledger_append_event(CsLedger *ledger,
+		       const char *order_id,
+		       const char *kind,
+		       const char *from,
+		       const char *to,
+		       const char *actor,
+		       GVariant *data,
+		       gint64 time_us,
+		       gint64 *seq_out,
+		       GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = NULL;
+	g_autofree char *data_json = NULL;
+	g_autofree char *canonical = NULL;
+	guint8 hash[CS_LEDGER_HASH_SIZE];
+	gint64 seq;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+	g_return_val_if_fail(kind != NULL, FALSE);
+	g_return_val_if_fail(actor != NULL, FALSE);
+
+	if (!require_transaction(ledger, "appending an event", error) ||
+	    !check_vardict(data, "event data", error))
+		return FALSE;
+	seq = ledger->last_seq + 1;
+	data_json = data != NULL ? cs_json_from_variant(data) : g_strdup("{}");
+	canonical =
+	    cs_ledger_event_canonical(seq, time_us, order_id, kind, from, to, actor, data_json);
+	if (!chain_hash(ledger->last_hash, canonical, hash, error))
+		return FALSE;
+
+	stmt = stmt_cached(ledger, STMT_APPEND_EVENT, error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, seq);
+	sqlite3_bind_int64(stmt, 2, time_us);
+	bind_text(stmt, 3, order_id);
+	bind_text(stmt, 4, kind);
+	bind_text(stmt, 5, from);
+	bind_text(stmt, 6, to);
+	bind_text(stmt, 7, actor);
+	bind_text(stmt, 8, data_json);
+	sqlite3_bind_blob(stmt, 9, hash, sizeof(hash), SQLITE_TRANSIENT);
+	if (!stmt_exec(ledger->db, stmt, "appending an event", error))
+		return FALSE;
+	if (seq % ledger->checkpoint_interval == 0 && !insert_checkpoint(ledger, seq, hash, error))
+		return FALSE;
+
+	ledger->last_seq = seq;
+	memcpy(ledger->last_hash, hash, sizeof(hash));
+	if (seq_out != NULL)
+		*seq_out = seq;
+	return TRUE;
+}
+
+void
+cs_event_row_free(CsEventRow *row)
+{
+	if (row == NULL)
+		return;
+	g_free(row->kind);
+	g_free(row->from);
+	g_free(row->to);
+	g_free(row->actor);
+	g_free(row->data);
+	g_free(row);
+}
+
+GPtrArray *
+cs_ledger_order_events(CsLedger *ledger, const char *id, GError **error)
+{
+	g_autoptr(GPtrArray) rows =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)cs_event_row_free);
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL, NULL);
+	g_return_val_if_fail(id != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT seq, time, kind, from_state, to_state, actor, data "
+			    "FROM events WHERE order_id = ?1 ORDER BY seq",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, id);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		CsEventRow *row = g_new0(CsEventRow, 1);
+
+		row->seq = sqlite3_column_int64(stmt, 0);
+		row->time = sqlite3_column_int64(stmt, 1);
+		row->kind = column_dup(stmt, 2);
+		row->from = column_dup(stmt, 3);
+		row->to = column_dup(stmt, 4);
+		row->actor = column_dup(stmt, 5);
+		row->data = column_dup(stmt, 6);
+		g_ptr_array_add(rows, row);
+	}
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "reading events", error);
+		return NULL;
+	}
+	return g_steal_pointer(&rows);
+}
+
+/* ---- orders --------------------------------------------------------------------------- */
+
+void
+cs_order_row_free(CsOrderRow *row)
+{
+	if (row == NULL)
+		return;
+	g_free(row->id);
+	g_free(row->kind);
+	g_free(row->subject_type);
+	g_free(row->vendor);
+	g_free(row->state);
+	g_clear_pointer(&row->fields, g_variant_unref);
+	g_free(row);
+}
+
+static gboolean
+next_order_num(CsLedger *ledger, gint64 *num, GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = stmt_cached(ledger, STMT_NEXT_ORDER_NUM, error);
+
+	if (stmt == NULL || !stmt_step_row(ledger->db, stmt, "numbering an order", error))
+		return FALSE;
+	*num = sqlite3_column_int64(stmt, 0);
+	return TRUE;
+}
+
+gboolean
+cs_ledger_insert_order(CsLedger *ledger,
+		       const char *kind,
+		       const char *subject_type,
+		       const char *vendor,
+		       const char *state,
+		       guint32 owner_uid,
+		       GVariant *fields,
+		       gint64 now_us,
+		       char **id_out,
+		       GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = NULL;
+	g_autoptr(GDateTime) date = NULL;
+	g_autofree char *day = NULL;
+	g_autofree char *id = NULL;
+	g_autofree char *fields_text = NULL;
+	gint64 num = 0;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+	g_return_val_if_fail(kind != NULL && subject_type != NULL && state != NULL, FALSE);
+
+	if (!require_transaction(ledger, "inserting an order", error) ||
+	    !check_vardict(fields, "order fields", error))
+		return FALSE;
+	/* Numbered before inserting, inside the write lock, so the id is final at insert. */
+	if (!next_order_num(ledger, &num, error))
+		return FALSE;
+	date = g_date_time_new_from_unix_local(now_us / G_USEC_PER_SEC);
+	if (date == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "ledger: time out of range");
+		return FALSE;
+	}
+	day = g_date_time_format(date, "%Y%m%d");
+	id = g_strdup_printf("CS%s%06" G_GINT64_FORMAT, day, num);
+	fields_text = vardict_to_text(fields);
+
+	stmt = stmt_cached(ledger, STMT_INSERT_ORDER, error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, num);
+	bind_text(stmt, 2, id);
+	bind_text(stmt, 3, kind);
+	bind_text(stmt, 4, subject_type);
+	bind_text(stmt, 5, vendor != NULL ? vendor : "");
+	bind_text(stmt, 6, state);
+	sqlite3_bind_int64(stmt, 7, owner_uid);
+	bind_text(stmt, 8, fields_text);
+	sqlite3_bind_int64(stmt, 9, now_us);
+	if (!stmt_exec(ledger->db, stmt, "inserting an order", error))
+		return FALSE;
+	if (id_out != NULL)
+		*id_out = g_steal_pointer(&id);
+	return TRUE;
+}
+
+gboolean
+cs_ledger_update_order(CsLedger *ledger,
+		       const char *id,
+		       const char *state,
+		       GVariant *fields,
+		       gint64 now_us,
+		       GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = NULL;
+	g_autofree char *fields_text = NULL;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+	g_return_val_if_fail(id != NULL, FALSE);
+
+	if (!require_transaction(ledger, "updating an order", error) ||
+	    !check_vardict(fields, "order fields", error))
+		return FALSE;
+	/* NULL state or fields keep what is stored (COALESCE in the statement). */
+	if (fields != NULL)
+		fields_text = vardict_to_text(fields);
+	stmt = stmt_cached(ledger, STMT_UPDATE_ORDER, error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, id);
+	bind_text(stmt, 2, state);
+	bind_text(stmt, 3, fields_text);
+	sqlite3_bind_int64(stmt, 4, now_us);
+	if (!stmt_exec(ledger->db, stmt, "updating an order", error))
+		return FALSE;
+	if (sqlite3_changes(ledger->db) == 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "order %s: not found", id);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+CsOrderRow *
+cs_ledger_load_order(CsLedger *ledger, const char *id, GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = NULL;
+	g_autoptr(CsOrderRow) row = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL, NULL);
+	g_return_val_if_fail(id != NULL, NULL);
+
+	stmt = stmt_cached(ledger, STMT_LOAD_ORDER, error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, id);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "order %s: not found", id);
+		return NULL;
+	}
+	if (rc != SQLITE_ROW) {
+		set_sqlite_error(ledger->db, "loading an order", error);
+		return NULL;
+	}
+	row = g_new0(CsOrderRow, 1);
+	row->id = column_dup(stmt, 0);
+	row->kind = column_dup(stmt, 1);
+	row->subject_type = column_dup(stmt, 2);
+	row->vendor = column_dup(stmt, 3);
+	if (row->vendor == NULL)
+		row->vendor = g_strdup("");
+	row->state = column_dup(stmt, 4);
+	row->owner_uid = (guint32)sqlite3_column_int64(stmt, 5);
+	row->created = sqlite3_column_int64(stmt, 7);
+	row->updated = sqlite3_column_int64(stmt, 8);
+	row->fields = vardict_from_text((const char *)sqlite3_column_text(stmt, 6), id, error);
+	if (row->fields == NULL)
+		return NULL;
+	return g_steal_pointer(&row);
+}
+
+GPtrArray *
+cs_ledger_list_orders(CsLedger *ledger, const char *state, GError **error)
+{
+	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT id FROM orders WHERE ?1 IS NULL OR state = ?1 "
+			    "ORDER BY num",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, state);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		g_ptr_array_add(ids, column_dup(stmt, 0));
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "listing orders", error);
+		return NULL;
+	}
+	return g_steal_pointer(&ids);
+}
+
+/* ---- subjects ------------------------------------------------------------------------- */
+
+GVariant *
+cs_ledger_lookup_subject(CsLedger *ledger,
+			 const char *subject_type,
+			 const char *id_number,
+			 GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autofree char *what = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL, NULL);
+	g_return_val_if_fail(subject_type != NULL && id_number != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT identity FROM subjects "
+			    "WHERE subject_type = ?1 AND id_number = ?2",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, subject_type);
+	bind_text(stmt, 2, id_number);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE)
+		return NULL;
+	if (rc != SQLITE_ROW) {
+		set_sqlite_error(ledger->db, "looking up a subject", error);
+		return NULL;
+	}
+	/* The message names the type only: an ID number is personal data. */
+	what = g_strdup_printf("a registered %s subject", subject_type);
+	return vardict_from_text((const char *)sqlite3_column_text(stmt, 0), what, error);
+}
+
+gboolean
+cs_ledger_record_subject(CsLedger *ledger,
+			 const char *subject_type,
+			 const char *id_number,
+			 GVariant *identity,
+			 gint64 now_us,
+			 GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autofree char *identity_text = NULL;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+	g_return_val_if_fail(subject_type != NULL && id_number != NULL, FALSE);
+
+	if (!require_transaction(ledger, "recording a subject", error) ||
+	    !check_vardict(identity, "subject identity", error))
+		return FALSE;
+	identity_text = vardict_to_text(identity);
+	/* An upsert rather than INSERT OR REPLACE: a replacement keeps the first "created". */
+	stmt = stmt_prepare(ledger->db,
+			    "INSERT INTO subjects (subject_type, id_number, identity, created, "
+			    "updated) VALUES (?1, ?2, ?3, ?4, ?4) "
+			    "ON CONFLICT (subject_type, id_number) DO UPDATE SET "
+			    "identity = excluded.identity, updated = excluded.updated",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, subject_type);
+	bind_text(stmt, 2, id_number);
+	bind_text(stmt, 3, identity_text);
+	sqlite3_bind_int64(stmt, 4, now_us);
+	return stmt_exec(ledger->db, stmt, "recording a subject", error);
+}
+
+/* ---- secrets -------------------------------------------------------------------------- */
+
+static char *
+secret_aad(gint64 id, const char *purpose)
+{
+	return g_strdup_printf("secret:%" G_GINT64_FORMAT ":%s", id, purpose);
+}
+
+static gboolean
+require_vault(CsLedger *ledger, GError **error)
+{
+	if (ledger->vault != NULL)
+		return TRUE;
+	g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+			    "ledger: opened without a vault; secrets are unavailable");
+	return FALSE;
+}
+
+gboolean
+cs_ledger_seal_secret(CsLedger *ledger,
+		      const char *purpose,
+		      const char *order_id,
+		      const guint8 *data,
+		      gsize len,
+		      gint64 now_us,
+		      gint64 *id_out,
+		      GError **error)
+{
+	g_autoptr(sqlite3_stmt) insert = NULL;
+	g_autoptr(sqlite3_stmt) update = NULL;
+	g_autoptr(GBytes) sealed = NULL;
+	g_autofree char *aad = NULL;
+	gint64 id;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+	g_return_val_if_fail(purpose != NULL, FALSE);
+
+	if (!require_transaction(ledger, "sealing a secret", error) ||
+	    !require_vault(ledger, error))
+		return FALSE;
+	/* The row first: its id goes into the associated data that binds the seal to it. */
+	insert = stmt_prepare(ledger->db,
+			      "INSERT INTO secrets (purpose, order_id, sealed, created) "
+			      "VALUES (?1, ?2, NULL, ?3)",
+			      error);
+	if (insert == NULL)
+		return FALSE;
+	bind_text(insert, 1, purpose);
+	bind_text(insert, 2, order_id);
+	sqlite3_bind_int64(insert, 3, now_us);
+	if (!stmt_exec(ledger->db, insert, "storing a secret", error))
+		return FALSE;
+	id = sqlite3_last_insert_rowid(ledger->db);
+
+	aad = secret_aad(id, purpose);
+	sealed = cs_vault_seal(ledger->vault, aad, data, len, error);
+	if (sealed == NULL)
+		return FALSE;
+	update = stmt_prepare(ledger->db, "UPDATE secrets SET sealed = ?2 WHERE id = ?1", error);
+	if (update == NULL)
+		return FALSE;
+	sqlite3_bind_int64(update, 1, id);
+	sqlite3_bind_blob(update, 2, g_bytes_get_data(sealed, NULL), (int)g_bytes_get_size(sealed),
+			  SQLITE_TRANSIENT);
+	if (!stmt_exec(ledger->db, update, "storing a secret", error))
+		return FALSE;
+	if (id_out != NULL)
+		*id_out = id;
+	return TRUE;
+}
+
+GBytes *
+cs_ledger_open_secret(CsLedger *ledger, gint64 id, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(GBytes) sealed = NULL;
+	g_autofree char *aad = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL, NULL);
+
+	if (!require_vault(ledger, error))
+		return NULL;
+	stmt = stmt_prepare(ledger->db, "SELECT purpose, sealed, wiped FROM secrets WHERE id = ?1",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	sqlite3_bind_int64(stmt, 1, id);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "reading a secret", error);
+		return NULL;
+	}
+	if (rc == SQLITE_DONE || sqlite3_column_type(stmt, 2) != SQLITE_NULL ||
+	    sqlite3_column_type(stmt, 1) != SQLITE_BLOB) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "secret %" G_GINT64_FORMAT ": %s",
+			    id, rc == SQLITE_DONE ? "not found" : "wiped");
+		return NULL;
+	}
+	aad = secret_aad(id, (const char *)sqlite3_column_text(stmt, 0));
+	sealed = g_bytes_new(sqlite3_column_blob(stmt, 1), (gsize)sqlite3_column_bytes(stmt, 1));
+	return cs_vault_unseal(ledger->vault, aad, sealed, error);
+}
+
+gboolean
+cs_ledger_wipe_secret(CsLedger *ledger, gint64 id, gint64 now_us, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(sqlite3_stmt) check = NULL;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+
+	if (!require_transaction(ledger, "wiping a secret", error))
+		return FALSE;
+	stmt = stmt_prepare(ledger->db,
+			    "UPDATE secrets SET sealed = NULL, wiped = ?2 "
+			    "WHERE id = ?1 AND wiped IS NULL",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_int64(stmt, 2, now_us);
+	if (!stmt_exec(ledger->db, stmt, "wiping a secret", error))
+		return FALSE;
+	if (sqlite3_changes(ledger->db) > 0)
+		return TRUE;
+	/* Wiping twice is harmless; wiping what never existed is a caller's mistake. */
+	check = stmt_prepare(ledger->db, "SELECT count(*) FROM secrets WHERE id = ?1", error);
+	if (check == NULL)
+		return FALSE;
+	sqlite3_bind_int64(check, 1, id);
+	if (!stmt_step_row(ledger->db, check, "wiping a secret", error))
+		return FALSE;
+	if (sqlite3_column_int64(check, 0) == 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
+			    "secret %" G_GINT64_FORMAT ": not found", id);
+		return FALSE;
+	}
+	return TRUE;
+}

@@ -1,0 +1,188 @@
+/*
+ * cs-ledger.h — the order ledger in SQLite (DESIGN §3.5).
+ *
+ * One file, <state_dir>/ledger.db: WAL, synchronous=FULL, foreign keys on. The schema
+ * moves forward through numbered migrations recorded in PRAGMA user_version; each step
+ * and its version bump commit in one transaction, a sqlite3_backup copy is taken first,
+ * a newer schema than this build knows is refused, and the file is never deleted or
+ * silently repaired. PRAGMA application_id marks the file as a certseal ledger.
+ *
+ * Events are append-only (triggers refuse UPDATE and DELETE) and hash-chained:
+ *   canonical = compact JSON, keys sorted, of
+ *               {seq, time, order_id, kind, from, to, actor, data}
+ *   hash      = SHA-256(previous hash ‖ canonical), the first previous hash 32 zero bytes.
+ * "time" is microseconds since the Unix epoch; "kind" is the event's kind ("created",
+ * "transition", "updated", "recovered", …); "order_id", "from", "to" are null when they do
+ * not apply; "data" is an object (empty when there is nothing to add). Every
+ * checkpoint_interval events a (seq, hash) checkpoint is stored in the same transaction;
+ * opening verifies the chain from the last checkpoint, cs_ledger_verify() from the start.
+ *
+ * Secrets (PINs to deliver, SO PINs, codes inside outgoing messages) never enter events:
+ * they are sealed with the vault into the separate `secrets` table, outside the chain,
+ * and referred to by id.
+ *
+ * All writes happen between cs_ledger_begin() and cs_ledger_commit(); an event and the
+ * state it changes are written in the same transaction.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "cs-vault.h"
+
+G_BEGIN_DECLS
+
+#define CS_LEDGER_SCHEMA_VERSION 3
+#define CS_LEDGER_APPLICATION_ID 0x43534c47 /* "CSLG" */
+/* DESIGN §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
+#define CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT 1000
+
+typedef struct _CsLedger CsLedger;
+
+typedef struct {
+	char *id;
+	char *kind;
+	char *subject_type;
+	char *vendor; /* may be "" */
+	char *state;
+	guint32 owner_uid;
+	GVariant *fields; /* a{sv}, never NULL */
+	gint64 created;   /* microseconds since the epoch */
+	gint64 updated;
+} CsOrderRow;
+
+void cs_order_row_free(CsOrderRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsOrderRow, cs_order_row_free)
+
+typedef struct {
+	gint64 seq;
+	gint64 time;     /* microseconds */
+	char *kind;
+	char *from;      /* may be NULL */
+	char *to;        /* may be NULL */
+	char *actor;
+	char *data;      /* canonical JSON object */
+} CsEventRow;
+
+void cs_event_row_free(CsEventRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsEventRow, cs_event_row_free)
+
+/*
+ * Open (creating or migrating) the ledger at @path. Refuses, with a message naming the
+ * file: a file that is not an SQLite database, an SQLite database that is not a certseal
+ * ledger, a schema newer than CS_LEDGER_SCHEMA_VERSION, and a chain that fails
+ * verification from the last checkpoint (naming the first bad event).
+ * @checkpoint_interval: events between checkpoints (DESIGN: 1000).
+ */
+CsLedger *cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GError **error);
+void cs_ledger_free(CsLedger *ledger);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsLedger, cs_ledger_free)
+
+/* For tests and fixture generation: create or migrate a file only up to @version
+ * (1 … CS_LEDGER_SCHEMA_VERSION), without the other checks of cs_ledger_open(). */
+gboolean cs_ledger_migrate_file_to(const char *path, int version, GError **error);
+
+int cs_ledger_get_schema_version(CsLedger *ledger);
+/* The path of the backup taken before the last migration at open, or NULL. */
+const char *cs_ledger_get_backup_path(CsLedger *ledger);
+
+gboolean cs_ledger_begin(CsLedger *ledger, GError **error);
+gboolean cs_ledger_commit(CsLedger *ledger, GError **error);
+void cs_ledger_rollback(CsLedger *ledger);
+
+/*
+ * Append one event (inside a transaction). @order_id, @from, @to may be NULL; @data is an
+ * a{sv} or NULL. Writes a checkpoint when due. Returns the event's seq in @seq_out.
+ */
+gboolean cs_ledger_append_event(CsLedger *ledger,
+				const char *order_id,
+				const char *kind,
+				const char *from,
+				const char *to,
+				const char *actor,
+				GVariant *data,
+				gint64 time_us,
+				gint64 *seq_out,
+				GError **error);
+
+/* The canonical bytes of one event as hashed (exposed for tests and auditors). */
+char *cs_ledger_event_canonical(gint64 seq,
+				gint64 time_us,
+				const char *order_id,
+				const char *kind,
+				const char *from,
+				const char *to,
+				const char *actor,
+				const char *data_json);
+
+/*
+ * Recompute the chain from @from_seq (1 = the first event; a checkpointed seq is trusted
+ * as the starting hash). On a mismatch, returns FALSE with CS_ERROR_INTERNAL, a message
+ * "ledger event N: …" and *bad_seq = N. *n_checked counts events recomputed.
+ */
+gboolean cs_ledger_verify(CsLedger *ledger,
+			  gint64 from_seq,
+			  gint64 *bad_seq,
+			  gint64 *n_checked,
+			  GError **error);
+/* The seq of the last stored checkpoint, 0 when none. */
+gint64 cs_ledger_last_checkpoint(CsLedger *ledger);
+gint64 cs_ledger_last_seq(CsLedger *ledger);
+
+/* Orders (inside a transaction for writes). The id is assigned here: "CS" + the local
+ * date YYYYMMDD + a 6-digit ledger-wide sequence number, e.g. CS20261124000042. */
+gboolean cs_ledger_insert_order(CsLedger *ledger,
+				const char *kind,
+				const char *subject_type,
+				const char *vendor,
+				const char *state,
+				guint32 owner_uid,
+				GVariant *fields,
+				gint64 now_us,
+				char **id_out,
+				GError **error);
+gboolean cs_ledger_update_order(CsLedger *ledger,
+				const char *id,
+				const char *state,
+				GVariant *fields,
+				gint64 now_us,
+				GError **error);
+/* NULL with CS_ERROR_NOT_FOUND when there is no such order. */
+CsOrderRow *cs_ledger_load_order(CsLedger *ledger, const char *id, GError **error);
+/* Ids of all orders, oldest first; @state may be NULL for all. */
+GPtrArray *cs_ledger_list_orders(CsLedger *ledger, const char *state, GError **error);
+/* The events of one order, oldest first (CsEventRow). */
+GPtrArray *cs_ledger_order_events(CsLedger *ledger, const char *id, GError **error);
+
+/* The subject registry (DESIGN §1). lookup returns NULL without error when unknown;
+ * otherwise an a{sv} of the identity fields plus "handler_phone". */
+GVariant *cs_ledger_lookup_subject(CsLedger *ledger,
+				   const char *subject_type,
+				   const char *id_number,
+				   GError **error);
+/* Insert or replace (a change order replaces). Inside a transaction. */
+gboolean cs_ledger_record_subject(CsLedger *ledger,
+				  const char *subject_type,
+				  const char *id_number,
+				  GVariant *identity,
+				  gint64 now_us,
+				  GError **error);
+
+/* Secrets, sealed with the vault (inside a transaction for writes). */
+gboolean cs_ledger_seal_secret(CsLedger *ledger,
+			       const char *purpose,
+			       const char *order_id,
+			       const guint8 *data,
+			       gsize len,
+			       gint64 now_us,
+			       gint64 *id_out,
+			       GError **error);
+/* CS_ERROR_NOT_FOUND when unknown or already wiped. */
+GBytes *cs_ledger_open_secret(CsLedger *ledger, gint64 id, GError **error);
+/* Overwrite the sealed bytes with nothing and mark the row wiped. */
+gboolean cs_ledger_wipe_secret(CsLedger *ledger, gint64 id, gint64 now_us, GError **error);
+
+/* For benchmarks and tests: the raw handle. */
+gpointer cs_ledger_get_db(CsLedger *ledger);
+
+G_END_DECLS

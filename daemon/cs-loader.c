@@ -1,0 +1,462 @@
+/*
+ * cs-loader.c — loading flow plugins and vendor drivers, and the runners around them.
+ *
+ * Invariants: a module reaches the engine only after its file, its ABI version integers,
+ * its entry symbol and its declarations were checked; every refusal is exactly one log
+ * line of the form "<file>: refused: <reason>" and never stops the daemon; modules are
+ * opened with G_MODULE_BIND_LOCAL so two modules' private symbols never collide.
+ */
+#define G_LOG_DOMAIN "certseald"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cs-loader.h"
+
+void
+cs_loaded_plugin_free(CsLoadedPlugin *plugin)
+{
+	if (plugin == NULL)
+		return;
+	if (plugin->module != NULL)
+		g_module_close(plugin->module);
+	g_free(plugin->path);
+	g_free(plugin);
+}
+
+void
+cs_loaded_driver_free(CsLoadedDriver *driver)
+{
+	if (driver == NULL)
+		return;
+	if (driver->module != NULL)
+		g_module_close(driver->module);
+	g_free(driver->path);
+	g_free(driver);
+}
+
+gboolean
+cs_loader_check_file(const char *path, gboolean test_mode, GError **error)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "cannot stat: %s", g_strerror(errno));
+		return FALSE;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED, "not a regular file");
+		return FALSE;
+	}
+	if (test_mode)
+		return TRUE;
+	if (st.st_uid != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+			    "owned by uid %u, not root", (guint)st.st_uid);
+		return FALSE;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+			    "writable by group or others (mode %04o)", (guint)(st.st_mode & 07777));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Open @path and check its two ABI integers against @major/@max_minor. */
+static GModule *
+open_module(const char *path,
+	    gboolean test_mode,
+	    const char *major_symbol,
+	    const char *minor_symbol,
+	    int major,
+	    int max_minor,
+	    int *minor_out,
+	    GError **error)
+{
+	GModule *module = NULL;
+	gpointer major_ptr = NULL;
+	gpointer minor_ptr = NULL;
+	int their_major;
+	int their_minor;
+
+	if (!cs_loader_check_file(path, test_mode, error))
+		return NULL;
+	module = g_module_open(path, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
+	if (module == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "cannot open: %s", g_module_error());
+		return NULL;
+	}
+	if (!g_module_symbol(module, major_symbol, &major_ptr) || major_ptr == NULL ||
+	    !g_module_symbol(module, minor_symbol, &minor_ptr) || minor_ptr == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "missing symbol %s or %s", major_symbol, minor_symbol);
+		g_module_close(module);
+		return NULL;
+	}
+	their_major = *(const int *)major_ptr;
+	their_minor = *(const int *)minor_ptr;
+	if (their_major != major) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "ABI major version %d, certseald speaks %d", their_major, major);
+		g_module_close(module);
+		return NULL;
+	}
+	if (their_minor < 0 || their_minor > max_minor) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "ABI version %d.%d is newer than certseald's %d.%d",
+			    their_major, their_minor, major, max_minor);
+		g_module_close(module);
+		return NULL;
+	}
+	*minor_out = their_minor;
+	return module;
+}
+
+static gboolean
+strv_contains_nonnull(const char *const *strv, const char *s)
+{
+	return strv != NULL && s != NULL && g_strv_contains(strv, s);
+}
+
+/* A plugin's declarations must be self-consistent before the engine relies on them. */
+static gboolean
+check_plugin_declarations(const CsPlugin *p, GError **error)
+{
+	if (p->kind == NULL || !g_regex_match_simple("^[a-z][a-z0-9_]{0,31}$", p->kind, 0, 0)) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "kind missing or not [a-z][a-z0-9_]*");
+		return FALSE;
+	}
+	if (p->states == NULL || !strv_contains_nonnull(p->states, p->initial_state)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "initial state %s is not among its states", p->initial_state);
+		return FALSE;
+	}
+	for (guint i = 0; i < p->n_transitions; i++) {
+		const CsTransition *t = &p->transitions[i];
+		if (t->action == NULL || !strv_contains_nonnull(p->states, t->from) ||
+		    !strv_contains_nonnull(p->states, t->to) || t->actors == 0) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "transition %u (%s) names an unknown state or no actor",
+				    i, t->action != NULL ? t->action : "?");
+			return FALSE;
+		}
+	}
+	for (guint i = 0; p->editable_states != NULL && p->editable_states[i] != NULL; i++) {
+		if (!g_strv_contains(p->states, p->editable_states[i])) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "editable state %s is not among its states", p->editable_states[i]);
+			return FALSE;
+		}
+	}
+	for (guint i = 0; i < p->n_fields; i++) {
+		const CsFieldSpec *f = &p->fields[i];
+		if (f->name == NULL || f->subject_types == 0 ||
+		    (f->type == CS_FIELD_ENUM && f->choices == NULL)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "field %u is malformed", i);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+CsLoadedPlugin *
+cs_loader_load_plugin(const char *path, gboolean test_mode, GError **error)
+{
+	g_autoptr(CsLoadedPlugin) loaded = g_new0(CsLoadedPlugin, 1);
+	gpointer entry = NULL;
+
+	loaded->path = g_strdup(path);
+	loaded->module = open_module(path, test_mode, CS_PLUGIN_ABI_MAJOR_SYMBOL,
+				     CS_PLUGIN_ABI_MINOR_SYMBOL, CS_PLUGIN_ABI_MAJOR,
+				     CS_PLUGIN_ABI_MINOR, &loaded->abi_minor, error);
+	if (loaded->module == NULL)
+		return NULL;
+	if (!g_module_symbol(loaded->module, CS_PLUGIN_ENTRY_SYMBOL, &entry) || entry == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "missing symbol %s", CS_PLUGIN_ENTRY_SYMBOL);
+		return NULL;
+	}
+	loaded->plugin = ((CsPluginGetFunc)entry)();
+	if (loaded->plugin == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s returned nothing", CS_PLUGIN_ENTRY_SYMBOL);
+		return NULL;
+	}
+	if (!check_plugin_declarations(loaded->plugin, error))
+		return NULL;
+	return g_steal_pointer(&loaded);
+}
+
+CsLoadedDriver *
+cs_loader_load_driver(const char *path, gboolean test_mode, GError **error)
+{
+	g_autoptr(CsLoadedDriver) loaded = g_new0(CsLoadedDriver, 1);
+	gpointer entry = NULL;
+
+	loaded->path = g_strdup(path);
+	loaded->module = open_module(path, test_mode, CS_DRIVER_ABI_MAJOR_SYMBOL,
+				     CS_DRIVER_ABI_MINOR_SYMBOL, CS_DRIVER_ABI_MAJOR,
+				     CS_DRIVER_ABI_MINOR, &loaded->abi_minor, error);
+	if (loaded->module == NULL)
+		return NULL;
+	if (!g_module_symbol(loaded->module, CS_DRIVER_ENTRY_SYMBOL, &entry) || entry == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "missing symbol %s", CS_DRIVER_ENTRY_SYMBOL);
+		return NULL;
+	}
+	loaded->ops = ((CsDriverGetOpsFunc)entry)();
+	/* Minor 0's table ends with delete_object; a shorter table is not a driver. */
+	if (loaded->ops == NULL ||
+	    loaded->ops->size < G_STRUCT_OFFSET(CsDriverOps, delete_object) + sizeof(gpointer)) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "operations table missing or too short");
+		return NULL;
+	}
+	if (loaded->ops->name == NULL ||
+	    !g_regex_match_simple("^[a-z0-9_-]{1,32}$", loaded->ops->name, 0, 0)) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "driver name missing or not [a-z0-9_-]");
+		return NULL;
+	}
+	if (loaded->ops->init == NULL || loaded->ops->shutdown == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "init and shutdown are required operations");
+		return NULL;
+	}
+	return g_steal_pointer(&loaded);
+}
+
+static gint
+compare_paths(gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0(*(const char *const *)a, *(const char *const *)b);
+}
+
+static GPtrArray *
+list_modules(const char *dir)
+{
+	g_autoptr(GDir) d = NULL;
+	g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
+	const char *name;
+
+	d = g_dir_open(dir, 0, NULL);
+	if (d == NULL)
+		return g_steal_pointer(&paths);
+	while ((name = g_dir_read_name(d)) != NULL) {
+		if (g_str_has_suffix(name, ".so"))
+			g_ptr_array_add(paths, g_build_filename(dir, name, NULL));
+	}
+	g_ptr_array_sort(paths, compare_paths);
+	return g_steal_pointer(&paths);
+}
+
+GPtrArray *
+cs_loader_load_plugins(const char *dir, gboolean test_mode)
+{
+	g_autoptr(GPtrArray) paths = list_modules(dir);
+	GPtrArray *loaded = g_ptr_array_new_with_free_func((GDestroyNotify)cs_loaded_plugin_free);
+
+	for (guint i = 0; i < paths->len; i++) {
+		const char *path = g_ptr_array_index(paths, i);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CsLoadedPlugin) p = cs_loader_load_plugin(path, test_mode, &error);
+		gboolean duplicate = FALSE;
+
+		if (p == NULL) {
+			g_warning("%s: refused: %s", path, error->message);
+			continue;
+		}
+		for (guint j = 0; j < loaded->len; j++) {
+			CsLoadedPlugin *other = g_ptr_array_index(loaded, j);
+			if (g_strcmp0(other->plugin->kind, p->plugin->kind) == 0)
+				duplicate = TRUE;
+		}
+		if (duplicate) {
+			g_warning("%s: refused: kind %s is already provided", path, p->plugin->kind);
+			continue;
+		}
+		g_info("%s: loaded flow plugin %s (ABI %d.%d)", path, p->plugin->kind,
+		       CS_PLUGIN_ABI_MAJOR, p->abi_minor);
+		g_ptr_array_add(loaded, g_steal_pointer(&p));
+	}
+	return loaded;
+}
+
+GPtrArray *
+cs_loader_load_drivers(const char *dir, gboolean test_mode)
+{
+	g_autoptr(GPtrArray) paths = list_modules(dir);
+	GPtrArray *loaded = g_ptr_array_new_with_free_func((GDestroyNotify)cs_loaded_driver_free);
+
+	for (guint i = 0; i < paths->len; i++) {
+		const char *path = g_ptr_array_index(paths, i);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CsLoadedDriver) d = cs_loader_load_driver(path, test_mode, &error);
+		gboolean duplicate = FALSE;
+
+		if (d == NULL) {
+			g_warning("%s: refused: %s", path, error->message);
+			continue;
+		}
+		for (guint j = 0; j < loaded->len; j++) {
+			CsLoadedDriver *other = g_ptr_array_index(loaded, j);
+			if (g_strcmp0(other->ops->name, d->ops->name) == 0)
+				duplicate = TRUE;
+		}
+		if (duplicate) {
+			g_warning("%s: refused: driver %s is already loaded", path, d->ops->name);
+			continue;
+		}
+		g_info("%s: loaded driver %s (ABI %d.%d)", path, d->ops->name,
+		       CS_DRIVER_ABI_MAJOR, d->abi_minor);
+		g_ptr_array_add(loaded, g_steal_pointer(&d));
+	}
+	return loaded;
+}
+
+/* The contract every hook obeys, enforced in one place. */
+static gboolean
+plugin_result(const CsPlugin *plugin, const char *hook, gboolean ok, GError *local, GError **error)
+{
+	if (ok && local != NULL) {
+		g_warning("plugin %s: %s succeeded but set an error (%s); ignoring it",
+			  plugin->kind, hook, local->message);
+		g_error_free(local);
+		return TRUE;
+	}
+	if (ok)
+		return TRUE;
+	if (local == NULL) {
+		g_warning("plugin %s: %s failed without an error", plugin->kind, hook);
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: %s failed", plugin->kind, hook);
+		return FALSE;
+	}
+	/* Input errors are the user's to read: they already name the field. Others get the
+	 * plugin's name so a log line says who failed. */
+	if (local->domain != CS_ERROR || local->code == CS_ERROR_INTERNAL)
+		g_prefix_error(&local, "%s: ", plugin->kind);
+	g_propagate_error(error, local);
+	return FALSE;
+}
+
+gboolean
+cs_plugin_run_init(const CsPlugin *plugin, CsEngine *engine, GError **error)
+{
+	GError *local = NULL;
+	gboolean ok;
+
+	if (plugin->init == NULL)
+		return TRUE;
+	g_debug("plugin %s: init", plugin->kind);
+	ok = plugin->init(engine, &local);
+	return plugin_result(plugin, "init", ok, local, error);
+}
+
+gboolean
+cs_plugin_run_check_fields(const CsPlugin *plugin,
+			   CsEngine *engine,
+			   CsSubjectType subject_type,
+			   GVariant *fields,
+			   GError **error)
+{
+	GError *local = NULL;
+	gboolean ok;
+
+	if (plugin->check_fields == NULL)
+		return TRUE;
+	g_debug("plugin %s: check_fields", plugin->kind);
+	ok = plugin->check_fields(engine, subject_type, fields, &local);
+	return plugin_result(plugin, "check_fields", ok, local, error);
+}
+
+gboolean
+cs_plugin_run_before_transition(const CsPlugin *plugin,
+				CsEngine *engine,
+				CsOrder *order,
+				const CsTransition *transition,
+				const CsRequest *request,
+				GError **error)
+{
+	GError *local = NULL;
+	gboolean ok;
+
+	if (plugin->before_transition == NULL)
+		return TRUE;
+	g_debug("plugin %s: before_transition %s", plugin->kind, transition->action);
+	ok = plugin->before_transition(engine, order, transition, request, &local);
+	return plugin_result(plugin, "before_transition", ok, local, error);
+}
+
+static CsErrorCode
+driver_status_to_code(CsDriverStatus status)
+{
+	switch (status) {
+	case CS_DRIVER_ERR_PIN_INCORRECT:
+		return CS_ERROR_PIN_INCORRECT;
+	case CS_DRIVER_ERR_PIN_LOCKED:
+		return CS_ERROR_PIN_LOCKED;
+	case CS_DRIVER_ERR_TOKEN_REMOVED:
+		return CS_ERROR_KEY_REMOVED;
+	case CS_DRIVER_ERR_NOT_FOUND:
+		return CS_ERROR_NO_KEY;
+	case CS_DRIVER_ERR_BAD_ARGUMENT:
+		return CS_ERROR_INVALID_INPUT;
+	case CS_DRIVER_ERR_TIMEOUT:
+		return CS_ERROR_UNAVAILABLE;
+	default:
+		return CS_ERROR_INTERNAL;
+	}
+}
+
+/* Turn a driver's status and error record into our GError, or say it broke the contract. */
+static gboolean
+driver_result(const CsLoadedDriver *driver,
+	      const char *op,
+	      CsDriverStatus status,
+	      CsDriverError *err,
+	      GError **error)
+{
+	if (status == CS_DRIVER_OK)
+		return TRUE;
+	err->message[sizeof(err->message) - 1] = '\0';
+	if (err->message[0] == '\0') {
+		g_warning("driver %s: %s failed (status %d) without a message",
+			  driver->ops->name, op, (int)status);
+		g_strlcpy(err->message, "failed", sizeof(err->message));
+	}
+	if (status == CS_DRIVER_ERR_PIN_INCORRECT && err->tries_left >= 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_PIN_INCORRECT,
+			    "%s: %s: %s (%d tries left)", driver->ops->name, op, err->message,
+			    err->tries_left);
+		return FALSE;
+	}
+	g_set_error(error, CS_ERROR, driver_status_to_code(status), "%s: %s: %s",
+		    driver->ops->name, op, err->message);
+	return FALSE;
+}
+
+gboolean
+cs_driver_run_init(const CsLoadedDriver *driver,
+		   const CsDriverConfig *config,
+		   CsDriverContext **ctx,
+		   GError **error)
+{
+	CsDriverError err = {.status = CS_DRIVER_OK, .tries_left = -1};
+	CsDriverStatus status;
+
+	g_debug("driver %s: init for vendor %s", driver->ops->name, config->vendor_id);
+	*ctx = NULL;
+	status = driver->ops->init(config, ctx, &err);
+	return driver_result(driver, "init", status, &err, error);
+}
+
+void
+cs_driver_run_shutdown(const CsLoadedDriver *driver, CsDriverContext *ctx)
+{
+	g_debug("driver %s: shutdown", driver->ops->name);
+	driver->ops->shutdown(ctx);
+}

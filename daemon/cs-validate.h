@@ -1,0 +1,41 @@
+/*
+ * cs-validate.h — field validators (DESIGN §6, §9).
+ *
+ * Each returns FALSE with CS_ERROR_INVALID_INPUT and a reason that does not repeat the
+ * value (it may be personal data): "bad check character", "birth date 1949-02-29 does not
+ * exist", …. Callers prefix the field name: "uscc: bad check character".
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* GB 32100-2015; @legacy lists codes accepted although they fail the check (may be NULL). */
+gboolean cs_validate_uscc(const char *s, const char *const *legacy, GError **error);
+
+/* GB 11643-1999: format, check digit, an existing birth date not after @today
+ * (a "YYYY-MM-DD" date; NULL = the local date now). */
+gboolean cs_validate_resident_id(const char *s, const char *today, GError **error);
+
+/* ^1[3-9][0-9]{9}$ after stripping "+86"/"86" and spaces or dashes; the normalised
+ * 11-digit number in @normalized when non-NULL. */
+gboolean cs_validate_phone(const char *s, char **normalized, GError **error);
+
+/* Digits only, 12–19 long. Luhn is separate: a failure is a warning, not a refusal. */
+gboolean cs_validate_bank_card(const char *s, GError **error);
+gboolean cs_luhn_ok(const char *digits);
+
+/* Digits, spaces and dashes, 6–34 long. */
+gboolean cs_validate_bank_account(const char *s, GError **error);
+
+gboolean cs_validate_email(const char *s, GError **error);
+gboolean cs_validate_postcode(const char *s, GError **error);
+
+/* Valid UTF-8, no control characters, 1 … @max_chars characters (0 = 256). */
+gboolean cs_validate_text(const char *s, guint max_chars, GError **error);
+
+/* A phone number masked for display: 138****5678. */
+char *cs_mask_phone(const char *normalized);
+
+G_END_DECLS

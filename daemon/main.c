@@ -1,0 +1,99 @@
+/*
+ * main.c — certseald's command line.
+ *
+ * Exit codes: 0 after a clean shutdown (or a verified ledger with --verify-ledger),
+ * 1 when start-up was refused (configuration, vendor profile, ledger, bus name), 2 for a
+ * usage error.
+ */
+#include <locale.h>
+#include <stdio.h>
+
+#include "cs-build-config.h"
+#include "cs-daemon.h"
+
+static int
+verify_ledger(const char *config_path, const char *state_dir)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsConfig) config = cs_config_load(config_path, &error);
+	g_autoptr(CsVault) vault = NULL;
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autofree char *path = NULL;
+	gint64 bad = 0, checked = 0;
+
+	if (config == NULL)
+		goto fail;
+	if (state_dir == NULL)
+		state_dir = config->state_dir;
+	path = g_build_filename(state_dir, "ledger.db", NULL);
+	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
+		g_printerr("certseald: %s: no ledger here\n", path);
+		return 1;
+	}
+	vault = cs_vault_open(state_dir, &error);
+	if (vault == NULL)
+		goto fail;
+	ledger = cs_ledger_open(path, vault, config->checkpoint_interval, &error);
+	if (ledger == NULL || !cs_ledger_verify(ledger, 1, &bad, &checked, &error))
+		goto fail;
+	g_print("%s: chain verified, %" G_GINT64_FORMAT " events\n", path, checked);
+	return 0;
+fail:
+	g_printerr("certseald: %s\n", error->message);
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	gboolean session = FALSE, system_bus = FALSE, verify = FALSE, version = FALSE;
+	gboolean verbose = FALSE;
+	g_autofree char *state_dir = NULL;
+	g_autofree char *config_path = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GOptionContext) context = NULL;
+	g_autoptr(CsDaemon) daemon = NULL;
+	CsDaemonOptions options = {0};
+	const GOptionEntry entries[] = {
+	    {"session", 0, 0, G_OPTION_ARG_NONE, &session, "Serve on the session bus (development, tests)", NULL},
+	    {"system", 0, 0, G_OPTION_ARG_NONE, &system_bus, "Serve on the system bus (the default)", NULL},
+	    {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "Keep the ledger, vault and keys here", "DIR"},
+	    {"config", 0, 0, G_OPTION_ARG_FILENAME, &config_path, "Configuration file (default " CS_CONFIG_FILE ")", "FILE"},
+	    {"verify-ledger", 0, 0, G_OPTION_ARG_NONE, &verify, "Recompute the whole event chain and exit", NULL},
+	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL},
+	    {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
+	    {NULL},
+	};
+
+	setlocale(LC_ALL, "");
+	context = g_option_context_new("— the certseal daemon");
+	g_option_context_add_main_entries(context, entries, NULL);
+	if (!g_option_context_parse(context, &argc, &argv, &error)) {
+		g_printerr("certseald: %s\n", error->message);
+		return 2;
+	}
+	if (session && system_bus) {
+		g_printerr("certseald: --session and --system exclude each other\n");
+		return 2;
+	}
+	if (version) {
+		g_print("certseald %s\n", CS_VERSION);
+		return 0;
+	}
+	if (verbose)
+		g_log_set_debug_enabled(TRUE);
+	if (config_path == NULL && g_file_test(CS_CONFIG_FILE, G_FILE_TEST_EXISTS))
+		config_path = g_strdup(CS_CONFIG_FILE);
+	if (verify)
+		return verify_ledger(config_path, state_dir);
+
+	options.config_path = config_path;
+	options.state_dir = state_dir;
+	options.bus_type = session ? CS_BUS_SESSION : CS_BUS_SYSTEM;
+	daemon = cs_daemon_new(&options, &error);
+	if (daemon == NULL || !cs_daemon_run(daemon, &error)) {
+		g_printerr("certseald: %s\n", error->message);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The embedded default, end to end on one machine: install what is missing, build, start a
+# private D-Bus and certseald with its state under .demo/, show what it serves, fill in and
+# confirm a person's new-certificate application, then stop everything it started.
+#
+# CERTSEAL_SKIP_INSTALL=1 skips the package check; CERTSEAL_BUILD_DIR=DIR uses an
+# existing build instead of building into build/.
+set -euo pipefail
+cd "$(dirname "$0")"
+top=$PWD
+
+if [ -z "${CERTSEAL_SKIP_INSTALL:-}" ]; then
+  tests/install-deps.sh
+fi
+build=${CERTSEAL_BUILD_DIR:-$top/build}
+if [ -z "${CERTSEAL_BUILD_DIR:-}" ]; then
+  [ -f build/build.ninja ] || meson setup build >/dev/null
+  ninja -C build >/dev/null
+fi
+
+if [ -z "${CERTSEAL_DEMO_INNER:-}" ]; then
+  # A private session bus that dbus-run-session tears down when we are done.
+  export CERTSEAL_DEMO_INNER=1 CERTSEAL_BUILD_DIR=$build CERTSEAL_SKIP_INSTALL=1
+  exec dbus-run-session -- "$0" "$@"
+fi
+
+state=$top/.demo/state
+rm -rf "$state"
+mkdir -p "$state"
+log=$top/.demo/certseald.log
+
+"$build/daemon/certseald" --session --state-dir "$state" --config "$build/certseal-dev.conf" \
+  >"$log" 2>&1 &
+daemon=$!
+cleanup() {
+  kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+for _ in $(seq 100); do
+  busctl --user status org.certseal.CertSeal1 >/dev/null 2>&1 && break
+  kill -0 "$daemon" 2>/dev/null || { cat "$log"; exit 1; }
+  sleep 0.1
+done
+
+certseal() { "$build/cli/certseal" --session "$@"; }
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "certseal status"
+certseal status
+
+step "A person applies for a new certificate (新办) with the demo vendor B"
+path=$(busctl --user call org.certseal.CertSeal1 /org/certseal/CertSeal1 \
+  org.certseal.CertSeal1.Manager CreateOrder 'ssa{sv}' new person 8 \
+  vendor s demo-b auth_method s phone name s 张三 id_number s 110105200002290021 \
+  phone s 13800138000 email s zhangsan@example.com address s "福州市鼓楼区五四路 1 号" \
+  postcode s 350001 | awk '{print $2}' | tr -d '"')
+id=${path##*/}
+certseal order show "$id"
+
+step "A mistyped resident ID is refused, naming the field"
+busctl --user call org.certseal.CertSeal1 "$path" org.certseal.CertSeal1.Order Update \
+  'a{sv}' 1 id_number s 110105194912310021 2>&1 || true
+
+step "certseal order confirm $id"
+certseal order confirm "$id"
+
+step "certseal orders"
+certseal orders
+
+step "Stopping"
+cleanup
+trap - EXIT
+echo "certseald stopped; its log is in .demo/certseald.log"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what certseal needs to build, test and run its demo on Debian 12.
+# Idempotent: does nothing when every package is already there.
+set -euo pipefail
+
+packages=(
+  meson ninja-build pkg-config gcc
+  libglib2.0-dev libsystemd-dev libsqlite3-dev libssl-dev
+  dbus systemd sqlite3 valgrind
+  python3 python3-dbus python3-gi python3-pytest
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "Installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

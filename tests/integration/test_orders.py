@@ -1,0 +1,277 @@
+"""
+Filling in a new-certificate application (新办, DESIGN §1.1) over D-Bus: create the order,
+fill it, go back and change it (返回修改), confirm it, cancel it; every input checked at the
+front with an InvalidInput naming the field (DESIGN §6); every change announced.
+"""
+
+import dbus
+import pytest
+
+from conftest import (ERR_INVALID_INPUT, ERR_WRONG_STATE, ID_29_FEB_1949, ID_BAD_CHECK,
+                      ORDER_IFACE, ORG_FIELDS, PERSON_FIELDS, USCC_BAD_CHECK, USCC_LEGACY,
+                      SignalRecorder, dbus_error)
+
+
+def luhn_check_digit(body):
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+CARD_BODY = "622202123456789012"
+CARD_GOOD = CARD_BODY + luhn_check_digit(CARD_BODY)
+CARD_BAD = CARD_BODY + str((int(luhn_check_digit(CARD_BODY)) + 1) % 10)
+
+
+def with_fields(base, **changes):
+    f = dict(base)
+    for k, v in changes.items():
+        if v is None:
+            f.pop(k, None)
+        else:
+            f[k] = v
+    return f
+
+
+@pytest.fixture
+def signals(client):
+    rec = SignalRecorder(client)
+    yield rec
+    rec.remove()
+
+
+def properties_changed_on(path, prop=None):
+    def match(member, spath, iface, args):
+        if member != "PropertiesChanged" or spath != path or args[0] != ORDER_IFACE:
+            return False
+        return prop is None or prop in args[1] or prop in args[2]
+    return match
+
+
+# --- create ---------------------------------------------------------------------------
+
+def test_new_org_order_is_created_as_a_draft(daemon, client, signals):
+    order = client.create_order("new", "org", ORG_FIELDS)
+    added = signals.wait_for(lambda m, p, i, a: m == "InterfacesAdded" and a[0] == order.path)
+    assert added is not None, "no InterfacesAdded for the new order"
+    props = order.get_all()
+    assert props["State"] == "draft"
+    assert props["Kind"] == "new"
+    assert props["SubjectType"] == "org"
+    assert props["Vendor"] == "demo-a"
+    assert props["Id"] == order.id
+    assert props["Missing"] == []
+    for action in ("Update", "Confirm", "Cancel"):
+        assert action in props["NextActions"]
+    assert props["AmountFen"] == 30000
+    assert props["AuthMethod"] == "legal_rep_phone"
+    assert props["Warnings"] == []
+    assert props["CreatedAt"] > 0 and props["UpdatedAt"] >= props["CreatedAt"]
+    # InterfacesAdded carries the order's public properties only.
+    announced = added[3][1][ORDER_IFACE]
+    assert announced["State"] == "draft"
+    assert "Fields" not in announced
+
+
+def test_fields_are_read_explicitly_and_kept_out_of_getall(daemon, client):
+    order = client.create_order("new", "org", ORG_FIELDS)
+    fields = order.get("Fields")
+    assert fields == ORG_FIELDS
+    assert "Fields" not in order.get_all()
+    for value in ("厦门示例科技有限公司", ORG_FIELDS["uscc"], ORG_FIELDS["legal_rep_id"]):
+        assert value not in repr(order.get_all()), "personal data in GetAll"
+
+
+def test_a_draft_lists_what_is_still_missing(daemon, client):
+    order = client.create_order("new", "org", with_fields(ORG_FIELDS, email=None, postcode=None))
+    assert sorted(order.get("Missing")) == ["email", "postcode"]
+
+
+def test_new_person_order_is_created(daemon, client):
+    order = client.create_order("new", "person", PERSON_FIELDS)
+    assert order.state == "draft"
+    assert order.get("SubjectType") == "person"
+    assert order.get("Missing") == []
+    assert order.get("AmountFen") == 10000
+    assert order.get("Fields")["id_number"] == PERSON_FIELDS["id_number"]
+    order.confirm()
+    assert order.state == "confirmed"
+
+
+def test_legacy_uscc_from_the_exception_list_is_accepted(daemon, client):
+    order = client.create_order("new", "org", with_fields(ORG_FIELDS, uscc=USCC_LEGACY))
+    assert order.get("Fields")["uscc"] == USCC_LEGACY
+
+
+# --- refusals, each naming the field ---------------------------------------------------
+
+@pytest.mark.parametrize("field,value", [
+    ("uscc", USCC_BAD_CHECK),
+    ("legal_rep_id", ID_BAD_CHECK),
+    ("handler_id", ID_29_FEB_1949),
+    ("legal_rep_phone", "12345"),
+    ("handler_phone", "23800138000"),
+    ("org_name", "示例\x01公司"),
+    ("email", "not an address"),
+    ("postcode", "36100"),
+], ids=["uscc-bad-check-char", "resident-id-bad-check", "resident-id-29-feb-1949",
+        "phone-too-short", "phone-bad-prefix", "org-name-control-char", "email", "postcode"])
+def test_create_refuses_an_invalid_field_naming_it(daemon, client, field, value):
+    with dbus_error(ERR_INVALID_INPUT, field):
+        client.create_order("new", "org", with_fields(ORG_FIELDS, **{field: value}))
+
+
+def test_create_refuses_a_bad_resident_id_of_a_person(daemon, client):
+    with dbus_error(ERR_INVALID_INPUT, "id_number"):
+        client.create_order("new", "person", with_fields(PERSON_FIELDS, id_number=ID_29_FEB_1949))
+
+
+def test_refusals_do_not_repeat_the_value(daemon, client):
+    with dbus_error(ERR_INVALID_INPUT, "legal_rep_id") as info:
+        client.create_order("new", "org", with_fields(ORG_FIELDS, legal_rep_id=ID_BAD_CHECK))
+    assert ID_BAD_CHECK not in info.value.get_dbus_message()
+
+
+def test_create_refuses_an_unknown_kind(daemon, client):
+    with dbus_error(ERR_INVALID_INPUT, "kind"):
+        client.create_order("renewal-of-nothing", "org", ORG_FIELDS)
+
+
+def test_create_refuses_an_unknown_subject_type(daemon, client):
+    with dbus_error(ERR_INVALID_INPUT, "subject_type"):
+        client.create_order("new", "company", ORG_FIELDS)
+
+
+def test_create_refuses_a_number_where_a_string_is_expected(daemon, client):
+    with dbus_error(ERR_INVALID_INPUT, "org_name"):
+        client.create_order("new", "org", with_fields(ORG_FIELDS, org_name=dbus.Int32(42)))
+
+
+def test_create_refuses_an_unknown_field(daemon, client):
+    with dbus_error(ERR_INVALID_INPUT, "favourite_colour"):
+        client.create_order("new", "org", with_fields(ORG_FIELDS, favourite_colour="blue"))
+
+
+def test_create_refuses_a_person_field_on_an_org_order(daemon, client):
+    with dbus_error(ERR_INVALID_INPUT, "id_number"):
+        client.create_order("new", "org", with_fields(ORG_FIELDS, id_number=PERSON_FIELDS["id_number"]))
+
+
+def test_create_refuses_an_unknown_vendor(daemon, client):
+    with dbus_error(ERR_INVALID_INPUT, "vendor"):
+        client.create_order("new", "org", with_fields(ORG_FIELDS, vendor="no-such-vendor"))
+
+
+# --- 返回修改, confirm, cancel ----------------------------------------------------------
+
+def test_update_in_draft_changes_a_field_and_announces_it(daemon, client, signals):
+    order = client.create_order("new", "org", ORG_FIELDS)
+    signals.clear()
+    order.update({"address": "福建省厦门市湖里区示例路 9 号", "legal_rep_phone": "+86 139 0013 9000"})
+    fields = order.get("Fields")
+    assert fields["address"] == "福建省厦门市湖里区示例路 9 号"
+    assert fields["legal_rep_phone"] == "13900139000", "phone not normalised"
+    changed = signals.wait_for(properties_changed_on(order.path))
+    assert changed is not None, "no PropertiesChanged after Update"
+    # Fields is only invalidated: its values never travel in a broadcast.
+    assert "Fields" not in changed[3][1]
+    assert "Fields" in changed[3][2]
+    assert "13900139000" not in repr(signals.signals)
+
+
+def test_update_refuses_an_invalid_value_and_keeps_the_old_one(daemon, client):
+    order = client.create_order("new", "org", ORG_FIELDS)
+    with dbus_error(ERR_INVALID_INPUT, "uscc"):
+        order.update({"uscc": USCC_BAD_CHECK})
+    assert order.get("Fields")["uscc"] == ORG_FIELDS["uscc"]
+    assert [h[2] for h in order.get("History")] == ["created"]
+
+
+def test_update_with_an_empty_string_removes_a_field(daemon, client):
+    order = client.create_order("new", "org", ORG_FIELDS)
+    order.update({"email": ""})
+    assert "email" not in order.get("Fields")
+    assert order.get("Missing") == ["email"]
+
+
+def test_confirm_refuses_while_a_field_is_missing_naming_it(daemon, client):
+    order = client.create_order("new", "org", with_fields(ORG_FIELDS, handler_phone=None))
+    with dbus_error(ERR_INVALID_INPUT, "handler_phone"):
+        order.confirm()
+    assert order.state == "draft"
+
+
+def test_confirm_a_complete_application(daemon, client, signals):
+    order = client.create_order("new", "org", ORG_FIELDS)
+    signals.clear()
+    order.confirm()
+    assert order.state == "confirmed"
+    changed = signals.wait_for(
+        lambda m, p, i, a: properties_changed_on(order.path, "State")(m, p, i, a)
+        and a[1].get("State") == "confirmed")
+    assert changed is not None, f"no PropertiesChanged State=confirmed: {signals.signals}"
+    next_actions = order.get("NextActions")
+    assert "Update" not in next_actions and "Confirm" not in next_actions
+    assert "Cancel" in next_actions
+
+
+def test_update_after_confirm_is_wrong_state(daemon, client):
+    order = client.create_order("new", "org", ORG_FIELDS)
+    order.confirm()
+    with dbus_error(ERR_WRONG_STATE):
+        order.update({"address": "另一个地址 3 号"})
+    assert order.get("Fields")["address"] == ORG_FIELDS["address"]
+
+
+def test_cancel_then_confirm_is_wrong_state(daemon, client):
+    order = client.create_order("new", "org", ORG_FIELDS)
+    order.confirm()
+    order.cancel()
+    assert order.state == "cancelled"
+    with dbus_error(ERR_WRONG_STATE):
+        order.confirm()
+    with dbus_error(ERR_WRONG_STATE):
+        order.cancel()
+    assert order.get("NextActions") == []
+
+
+def test_corporate_account_needs_the_bank_account_at_confirm(daemon, client):
+    order = client.create_order("new", "org", with_fields(
+        ORG_FIELDS, auth_method="corporate_account", bank_name="中国工商银行厦门分行"))
+    with dbus_error(ERR_INVALID_INPUT, "bank_account"):
+        order.confirm()
+    assert order.state == "draft"
+    order.update({"bank_account": "4100 0210 0900 1234 567"})
+    order.confirm()
+    assert order.state == "confirmed"
+
+
+def test_history_records_each_step_with_its_state(daemon, client):
+    order = client.create_order("new", "org", ORG_FIELDS)
+    order.update({"postcode": "361001"})
+    order.confirm()
+    order.cancel()
+    history = order.get("History")
+    assert [(state, note) for _, state, note in history] == [
+        ("draft", "created"), ("draft", "updated"), ("confirmed", "confirm"),
+        ("cancelled", "cancel")]
+    times = [t for t, _, _ in history]
+    assert times == sorted(times) and times[0] > 0
+
+
+def test_a_bank_card_failing_luhn_is_a_warning_not_a_refusal(daemon, client):
+    order = client.create_order("new", "person", with_fields(
+        PERSON_FIELDS, auth_method="bank_card", bank_card=CARD_BAD))
+    warnings = order.get("Warnings")
+    assert len(warnings) == 1 and "bank_card" in warnings[0], warnings
+    assert CARD_BAD not in warnings[0]
+    order.update({"bank_card": CARD_GOOD})
+    assert order.get("Warnings") == []
+    order.confirm()
+    assert order.state == "confirmed"

@@ -1,0 +1,1748 @@
+/*
+ * test-ledger.c — the ledger (daemon/cs-ledger.c) and the vault (daemon/cs-vault.c).
+ *
+ * Real SQLite files in a fresh temporary directory per test, removed afterwards. Tamper
+ * tests go behind the ledger's back with a raw sqlite3 connection (drop the append-only
+ * trigger, edit a row) and check that the right event is named; refusal tests check that
+ * the refused file is left byte for byte as it was. Migration tests open copies of the
+ * checked-in older ledgers in $CS_TEST_DATA (written by tests/make-ledger-fixture.c).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <sqlite3.h>
+
+#include "certseal/plugin.h"
+#include "cs-json.h"
+#include "cs-ledger.h"
+#include "cs-vault.h"
+
+#define T0 G_GINT64_CONSTANT(1732406400000000) /* 2024-11-24T00:00:00Z */
+
+typedef struct {
+	char *dir;
+	char *path; /* <dir>/ledger.db */
+	CsVault *vault;
+} Fixture;
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static void
+rm_rf(const char *path)
+{
+	GDir *dir = g_dir_open(path, 0, NULL);
+
+	if (dir != NULL) {
+		const char *name;
+
+		while ((name = g_dir_read_name(dir)) != NULL) {
+			g_autofree char *child = g_build_filename(path, name, NULL);
+
+			rm_rf(child);
+		}
+		g_dir_close(dir);
+		g_assert_no_errno(g_rmdir(path));
+		return;
+	}
+	g_assert_no_errno(g_unlink(path));
+}
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+
+	f->dir = g_dir_make_tmp("cs-ledger-XXXXXX", &error);
+	g_assert_no_error(error);
+	f->path = g_build_filename(f->dir, "ledger.db", NULL);
+	f->vault = cs_vault_open(f->dir, &error);
+	g_assert_no_error(error);
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	cs_vault_free(f->vault);
+	rm_rf(f->dir);
+	g_free(f->dir);
+	g_free(f->path);
+}
+
+static CsLedger *
+open_ledger(Fixture *f, guint checkpoint_interval)
+{
+	g_autoptr(GError) error = NULL;
+	CsLedger *ledger = cs_ledger_open(f->path, f->vault, checkpoint_interval, &error);
+
+	g_assert_no_error(error);
+	g_assert_nonnull(ledger);
+	return ledger;
+}
+
+static char *
+insert_order(CsLedger *ledger, const char *state, GVariant *fields, gint64 now)
+{
+	g_autoptr(GError) error = NULL;
+	char *id = NULL;
+
+	g_assert_true(cs_ledger_insert_order(ledger, "new", "org", "demo-a", state, 1000, fields,
+					     now, &id, &error));
+	g_assert_no_error(error);
+	return id;
+}
+
+/* One order and @n events on it (a "created" and transitions), committed together. */
+static char *
+append_events(CsLedger *ledger, guint n)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *id = NULL;
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	id = insert_order(ledger, "draft", NULL, T0);
+	for (guint i = 0; i < n; i++) {
+		g_autoptr(GVariant) data = g_variant_ref_sink(
+		    g_variant_new_parsed("{'step': <%u>, 'note': <'第%u步'>}", i, i));
+		gint64 seq = 0;
+
+		g_assert_true(cs_ledger_append_event(ledger, id, i == 0 ? "created" : "transition",
+						     i == 0 ? NULL : "draft", "draft", "uid:1000",
+						     data, T0 + i, &seq, &error));
+		g_assert_no_error(error);
+		g_assert_cmpint(seq, ==, cs_ledger_last_seq(ledger));
+	}
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	return g_steal_pointer(&id);
+}
+
+static sqlite3 *
+raw_open(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	g_assert_cmpint(
+	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), ==,
+	    SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static void
+raw_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK)
+		g_error("%s: %s", sql, msg);
+}
+
+/* Run @sql (one or more statements) on @path through a separate, raw connection. */
+static void
+raw_exec_file(const char *path, const char *sql)
+{
+	sqlite3 *db = raw_open(path);
+
+	raw_exec(db, sql);
+	g_assert_cmpint(sqlite3_close(db), ==, SQLITE_OK);
+}
+
+static gint64
+raw_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *stmt = NULL;
+	gint64 v;
+
+	g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
+	v = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	return v;
+}
+
+static gint64
+raw_int_file(const char *path, const char *sql)
+{
+	sqlite3 *db = raw_open(path);
+	gint64 v = raw_int(db, sql);
+
+	sqlite3_close(db);
+	return v;
+}
+
+/* The first column of the first row, as a new string. */
+static char *
+raw_text(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *stmt = NULL;
+	char *text;
+
+	g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
+	text = g_strdup((const char *)sqlite3_column_text(stmt, 0));
+	sqlite3_finalize(stmt);
+	return text;
+}
+
+static GBytes *
+raw_blob(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *stmt = NULL;
+	GBytes *b;
+
+	g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
+	b = g_bytes_new(sqlite3_column_blob(stmt, 0), sqlite3_column_bytes(stmt, 0));
+	sqlite3_finalize(stmt);
+	return b;
+}
+
+static gboolean
+file_contains(const char *path, const void *needle, gsize len)
+{
+	g_autofree char *contents = NULL;
+	gsize size = 0;
+
+	if (!g_file_get_contents(path, &contents, &size, NULL))
+		return FALSE;
+	return memmem(contents, size, needle, len) != NULL;
+}
+
+/* What a refusal must not change: the bytes and the modification time. */
+typedef struct {
+	GBytes *contents;
+	gint64 mtime_ns;
+	guint n_files;
+} FileSnapshot;
+
+static guint
+count_dir_entries(const char *dir_path)
+{
+	g_autoptr(GDir) dir = g_dir_open(dir_path, 0, NULL);
+	guint n = 0;
+
+	g_assert_nonnull(dir);
+	while (g_dir_read_name(dir) != NULL)
+		n++;
+	return n;
+}
+
+static void
+snapshot_take(FileSnapshot *s, const char *path)
+{
+	g_autofree char *contents = NULL;
+	g_autofree char *dir = g_path_get_dirname(path);
+	gsize size = 0;
+	struct stat st;
+
+	g_assert_true(g_file_get_contents(path, &contents, &size, NULL));
+	g_assert_no_errno(stat(path, &st));
+	s->contents = g_bytes_new_take(g_steal_pointer(&contents), size);
+	s->mtime_ns = (gint64)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	s->n_files = count_dir_entries(dir);
+}
+
+static void
+snapshot_assert_unchanged(FileSnapshot *s, const char *path)
+{
+	FileSnapshot now = {0};
+
+	snapshot_take(&now, path);
+	g_assert_true(g_bytes_equal(s->contents, now.contents));
+	g_assert_cmpint(s->mtime_ns, ==, now.mtime_ns);
+	/* Nothing created beside it either: no backup, no -wal or -shm left behind. */
+	g_assert_cmpuint(s->n_files, ==, now.n_files);
+	g_bytes_unref(now.contents);
+	g_bytes_unref(s->contents);
+	s->contents = NULL;
+}
+
+static void
+copy_fixture(const char *name, const char *dest)
+{
+	const char *data_dir = g_getenv("CS_TEST_DATA");
+	g_autofree char *src = NULL;
+	g_autoptr(GFile) from = NULL;
+	g_autoptr(GFile) to = NULL;
+	g_autoptr(GError) error = NULL;
+
+	g_assert_nonnull(data_dir);
+	src = g_build_filename(data_dir, name, NULL);
+	from = g_file_new_for_path(src);
+	to = g_file_new_for_path(dest);
+	g_assert_true(g_file_copy(from, to, G_FILE_COPY_NONE, NULL, NULL, NULL, &error));
+	g_assert_no_error(error);
+}
+
+/* SHA-256(prev ‖ canonical), computed here independently of the ledger's code. */
+static void
+chain_step(const guint8 prev[32], const char *canonical, guint8 out[32])
+{
+	g_autoptr(GByteArray) buf = g_byte_array_new();
+
+	g_byte_array_append(buf, prev, 32);
+	g_byte_array_append(buf, (const guint8 *)canonical, strlen(canonical));
+	SHA256(buf->data, buf->len, out);
+}
+
+/* Recompute and rewrite the hashes of events @from_seq… the way a forger would, so that
+ * the chain itself is consistent again (triggers must already be dropped). */
+static void
+rechain_from(sqlite3 *db, gint64 from_seq)
+{
+	sqlite3_stmt *select = NULL;
+	sqlite3_stmt *update = NULL;
+	guint8 prev[32] = {0};
+
+	if (from_seq > 1) {
+		sqlite3_stmt *head = NULL;
+
+		g_assert_cmpint(sqlite3_prepare_v2(db, "SELECT hash FROM events WHERE seq = ?1", -1,
+						   &head, NULL),
+				==, SQLITE_OK);
+		sqlite3_bind_int64(head, 1, from_seq - 1);
+		g_assert_cmpint(sqlite3_step(head), ==, SQLITE_ROW);
+		memcpy(prev, sqlite3_column_blob(head, 0), 32);
+		sqlite3_finalize(head);
+	}
+	g_assert_cmpint(sqlite3_prepare_v2(db,
+					   "SELECT seq, time, order_id, kind, from_state, "
+					   "to_state, actor, data FROM events WHERE seq >= ?1 "
+					   "ORDER BY seq",
+					   -1, &select, NULL),
+			==, SQLITE_OK);
+	g_assert_cmpint(
+	    sqlite3_prepare_v2(db, "UPDATE events SET hash = ?2 WHERE seq = ?1", -1, &update, NULL),
+	    ==, SQLITE_OK);
+	sqlite3_bind_int64(select, 1, from_seq);
+	while (sqlite3_step(select) == SQLITE_ROW) {
+		g_autofree char *canonical = cs_ledger_event_canonical(
+		    sqlite3_column_int64(select, 0), sqlite3_column_int64(select, 1),
+		    (const char *)sqlite3_column_text(select, 2),
+		    (const char *)sqlite3_column_text(select, 3),
+		    (const char *)sqlite3_column_text(select, 4),
+		    (const char *)sqlite3_column_text(select, 5),
+		    (const char *)sqlite3_column_text(select, 6),
+		    (const char *)sqlite3_column_text(select, 7));
+		guint8 hash[32];
+
+		chain_step(prev, canonical, hash);
+		sqlite3_bind_int64(update, 1, sqlite3_column_int64(select, 0));
+		sqlite3_bind_blob(update, 2, hash, 32, SQLITE_TRANSIENT);
+		g_assert_cmpint(sqlite3_step(update), ==, SQLITE_DONE);
+		sqlite3_reset(update);
+		memcpy(prev, hash, 32);
+	}
+	sqlite3_finalize(select);
+	sqlite3_finalize(update);
+}
+
+static void
+assert_verifies(CsLedger *ledger, gint64 expected_n)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 bad = -1;
+	gint64 n = -1;
+
+	g_assert_true(cs_ledger_verify(ledger, 1, &bad, &n, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(bad, ==, 0);
+	g_assert_cmpint(n, ==, expected_n);
+}
+
+static void
+assert_verify_names(CsLedger *ledger, gint64 from_seq, gint64 seq, const char *problem)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *expected =
+	    g_strdup_printf("ledger event %" G_GINT64_FORMAT ": %s", seq, problem);
+	gint64 bad = 0;
+
+	g_assert_false(cs_ledger_verify(ledger, from_seq, &bad, NULL, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_cmpint(bad, ==, seq);
+	g_assert_true(g_str_has_prefix(error->message, expected));
+}
+
+/* ---- vault ---------------------------------------------------------------------------- */
+
+static void
+test_vault_seal_roundtrip(Fixture *f, gconstpointer data)
+{
+	const char *pin = "483920";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) sealed = NULL;
+	g_autoptr(GBytes) sealed2 = NULL;
+	g_autoptr(GBytes) plain = NULL;
+	g_autoptr(GBytes) empty_sealed = NULL;
+	g_autoptr(GBytes) empty_plain = NULL;
+
+	sealed =
+	    cs_vault_seal(f->vault, "secret:1:so_pin", (const guint8 *)pin, strlen(pin), &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(g_bytes_get_size(sealed), ==,
+			 CS_VAULT_NONCE_SIZE + strlen(pin) + CS_VAULT_TAG_SIZE);
+	g_assert_null(
+	    memmem(g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed), pin, strlen(pin)));
+	plain = cs_vault_unseal(f->vault, "secret:1:so_pin", sealed, &error);
+	g_assert_no_error(error);
+	g_assert_cmpmem(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), pin, strlen(pin));
+
+	/* A fresh nonce every time: the same secret never seals to the same bytes. */
+	sealed2 =
+	    cs_vault_seal(f->vault, "secret:1:so_pin", (const guint8 *)pin, strlen(pin), &error);
+	g_assert_no_error(error);
+	g_assert_false(g_bytes_equal(sealed, sealed2));
+
+	empty_sealed = cs_vault_seal(f->vault, "x", NULL, 0, &error);
+	g_assert_no_error(error);
+	empty_plain = cs_vault_unseal(f->vault, "x", empty_sealed, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(g_bytes_get_size(empty_plain), ==, 0);
+}
+
+static void
+test_vault_seal_tamper_detected(Fixture *f, gconstpointer data)
+{
+	const char *secret = "so-pin-12345678";
+	g_autoptr(GBytes) sealed = NULL;
+	g_autoptr(GError) error = NULL;
+	gsize size;
+	/* A byte of the nonce, of the ciphertext and of the tag. */
+	const gsize positions[] = {0, CS_VAULT_NONCE_SIZE + 3,
+				   CS_VAULT_NONCE_SIZE + strlen(secret) + 5};
+
+	sealed = cs_vault_seal(f->vault, "aad", (const guint8 *)secret, strlen(secret), &error);
+	g_assert_no_error(error);
+	size = g_bytes_get_size(sealed);
+	for (guint i = 0; i < G_N_ELEMENTS(positions); i++) {
+		g_autofree guint8 *copy = g_memdup2(g_bytes_get_data(sealed, NULL), size);
+		g_autoptr(GBytes) altered = NULL;
+		g_autoptr(GBytes) plain = NULL;
+		g_autoptr(GError) local_error = NULL;
+
+		copy[positions[i]] ^= 0x01;
+		altered = g_bytes_new(copy, size);
+		plain = cs_vault_unseal(f->vault, "aad", altered, &local_error);
+		g_assert_null(plain);
+		g_assert_error(local_error, CS_ERROR, CS_ERROR_INTERNAL);
+		g_assert_cmpstr(local_error->message, ==, "sealed secret failed authentication");
+	}
+	/* Truncated below nonce + tag. */
+	{
+		g_autoptr(GBytes) cut = g_bytes_new_from_bytes(sealed, 0, 20);
+		g_autoptr(GBytes) plain = cs_vault_unseal(f->vault, "aad", cut, &error);
+
+		g_assert_null(plain);
+		g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	}
+}
+
+static void
+test_vault_seal_wrong_aad_refused(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GBytes) sealed = NULL;
+	g_autoptr(GBytes) plain = NULL;
+	g_autoptr(GError) error = NULL;
+
+	sealed = cs_vault_seal(f->vault, "secret:1:so_pin", (const guint8 *)"1234", 4, &error);
+	g_assert_no_error(error);
+	plain = cs_vault_unseal(f->vault, "secret:2:so_pin", sealed, &error);
+	g_assert_null(plain);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_clear_error(&error);
+	plain = cs_vault_unseal(f->vault, NULL, sealed, &error);
+	g_assert_null(plain);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+}
+
+static void
+test_vault_key_created_private(Fixture *f, gconstpointer data)
+{
+	g_autofree char *key_path = g_build_filename(f->dir, "vault.key", NULL);
+	g_autoptr(CsVault) again = NULL;
+	g_autoptr(GBytes) sealed = NULL;
+	g_autoptr(GBytes) plain = NULL;
+	g_autoptr(GError) error = NULL;
+	struct stat st;
+
+	g_assert_no_errno(stat(key_path, &st));
+	g_assert_true(S_ISREG(st.st_mode));
+	g_assert_cmpint(st.st_mode & 07777, ==, 0600);
+	g_assert_cmpint(st.st_size, ==, CS_VAULT_KEY_SIZE);
+	/* Only the key: the temporary file it was written through is gone. */
+	g_assert_cmpuint(count_dir_entries(f->dir), ==, 1);
+
+	/* The same key next time: what one instance sealed, the next one opens. */
+	sealed = cs_vault_seal(f->vault, "a", (const guint8 *)"persist", 7, &error);
+	g_assert_no_error(error);
+	again = cs_vault_open(f->dir, &error);
+	g_assert_no_error(error);
+	plain = cs_vault_unseal(again, "a", sealed, &error);
+	g_assert_no_error(error);
+	g_assert_cmpmem(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), "persist", 7);
+}
+
+static void
+test_vault_key_perms_refused(Fixture *f, gconstpointer data)
+{
+	g_autofree char *key_path = g_build_filename(f->dir, "vault.key", NULL);
+	const int modes[] = {0640, 0604, 0660, 0601};
+	FileSnapshot snap = {0};
+
+	for (guint i = 0; i < G_N_ELEMENTS(modes); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CsVault) vault = NULL;
+		g_autofree char *mode = g_strdup_printf("%04o", modes[i]);
+
+		g_assert_no_errno(chmod(key_path, modes[i]));
+		snapshot_take(&snap, key_path);
+		vault = cs_vault_open(f->dir, &error);
+		g_assert_null(vault);
+		g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+		g_assert_nonnull(strstr(error->message, key_path));
+		g_assert_nonnull(strstr(error->message, mode));
+		snapshot_assert_unchanged(&snap, key_path);
+	}
+	g_assert_no_errno(chmod(key_path, 0600));
+	{
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CsVault) vault = cs_vault_open(f->dir, &error);
+
+		g_assert_no_error(error);
+		g_assert_nonnull(vault);
+	}
+}
+
+static void
+test_vault_key_wrong_size_refused(Fixture *f, gconstpointer data)
+{
+	g_autofree char *key_path = g_build_filename(f->dir, "vault.key", NULL);
+	const gsize sizes[] = {0, 31, 33};
+	FileSnapshot snap = {0};
+
+	for (guint i = 0; i < G_N_ELEMENTS(sizes); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CsVault) vault = NULL;
+		g_autofree char *content = g_strnfill(sizes[i], 'k');
+
+		/* Unlinked first: GLib 2.74 does not truncate an existing file to length 0. */
+		g_assert_no_errno(g_unlink(key_path));
+		g_assert_true(g_file_set_contents_full(key_path, content, sizes[i],
+						       G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+		g_assert_true(g_file_test(key_path, G_FILE_TEST_EXISTS));
+		snapshot_take(&snap, key_path);
+		g_assert_cmpuint(g_bytes_get_size(snap.contents), ==, sizes[i]);
+		vault = cs_vault_open(f->dir, &error);
+		g_assert_null(vault);
+		g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+		g_assert_nonnull(strstr(error->message, "wrong size"));
+		snapshot_assert_unchanged(&snap, key_path);
+	}
+}
+
+static void
+test_vault_keyed_hash(Fixture *f, gconstpointer data)
+{
+	guint8 k1[CS_VAULT_KEY_SIZE];
+	guint8 k2[CS_VAULT_KEY_SIZE];
+	guint8 k3[CS_VAULT_KEY_SIZE];
+	guint8 mac[32];
+	unsigned int mac_len = 0;
+	g_autofree char *expected = NULL;
+	g_autofree char *hash = NULL;
+	g_autofree char *other_label = NULL;
+	g_autofree char *other_dir = NULL;
+	g_autofree char *other_vault_hash = NULL;
+	g_autoptr(CsVault) other = NULL;
+	g_autoptr(GError) error = NULL;
+
+	cs_vault_derive_key(f->vault, "sms-code", k1);
+	cs_vault_derive_key(f->vault, "sms-code", k2);
+	cs_vault_derive_key(f->vault, "auth-code", k3);
+	g_assert_cmpmem(k1, sizeof(k1), k2, sizeof(k2));
+	g_assert_true(memcmp(k1, k3, sizeof(k1)) != 0);
+
+	/* HMAC-SHA256 under the derived key, lowercase hex — computed independently here. */
+	HMAC(EVP_sha256(), k1, sizeof(k1), (const guint8 *)"13800000000:482913", 18, mac, &mac_len);
+	g_assert_cmpuint(mac_len, ==, 32);
+	{
+		GString *hex = g_string_new(NULL);
+
+		for (guint i = 0; i < mac_len; i++)
+			g_string_append_printf(hex, "%02x", mac[i]);
+		expected = g_string_free(hex, FALSE);
+	}
+	hash = cs_vault_keyed_hash(f->vault, "sms-code", "13800000000:482913");
+	g_assert_cmpstr(hash, ==, expected);
+	other_label = cs_vault_keyed_hash(f->vault, "auth-code", "13800000000:482913");
+	g_assert_cmpstr(other_label, !=, hash);
+
+	/* Another vault key, another hash. */
+	other_dir = g_build_filename(f->dir, "other", NULL);
+	g_assert_no_errno(g_mkdir(other_dir, 0700));
+	other = cs_vault_open(other_dir, &error);
+	g_assert_no_error(error);
+	other_vault_hash = cs_vault_keyed_hash(other, "sms-code", "13800000000:482913");
+	g_assert_cmpstr(other_vault_hash, !=, hash);
+}
+
+/* ---- chain ---------------------------------------------------------------------------- */
+
+static void
+test_chain_canonical_bytes(Fixture *f, gconstpointer data)
+{
+	g_autofree char *c1 = NULL;
+	g_autofree char *c2 = NULL;
+
+	/* Byte for byte what Python's json.dumps(sort_keys, (",", ":"), ensure_ascii=False)
+	 * gives for the same event. */
+	c1 = cs_ledger_event_canonical(7, 1700000000000000, "CS20231114000001", "transition",
+				       "draft", NULL, "uid:1000", "{\"note\":\"中文 \\\"q\\\"\"}");
+	g_assert_cmpstr(c1, ==,
+			"{\"actor\":\"uid:1000\",\"data\":{\"note\":\"中文 \\\"q\\\"\"},"
+			"\"from\":\"draft\",\"kind\":\"transition\","
+			"\"order_id\":\"CS20231114000001\",\"seq\":7,\"time\":1700000000000000,"
+			"\"to\":null}");
+	c2 = cs_ledger_event_canonical(1, 0, NULL, "recovered", NULL, NULL, "system", NULL);
+	g_assert_cmpstr(c2, ==,
+			"{\"actor\":\"system\",\"data\":{},\"from\":null,\"kind\":\"recovered\","
+			"\"order_id\":null,\"seq\":1,\"time\":0,\"to\":null}");
+}
+
+static void
+test_chain_verifies(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autofree char *id = NULL;
+	g_autoptr(GPtrArray) events = NULL;
+	g_autoptr(GError) error = NULL;
+	guint8 prev[32] = {0};
+	sqlite3 *db;
+
+	g_assert_cmpint(cs_ledger_last_seq(ledger), ==, 0);
+	assert_verifies(ledger, 0);
+	id = append_events(ledger, 5);
+	assert_verifies(ledger, 5);
+
+	/* Each stored hash is SHA-256(previous ‖ canonical), recomputed here from the rows. */
+	db = cs_ledger_get_db(ledger);
+	events = cs_ledger_order_events(ledger, id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(events->len, ==, 5);
+	for (guint i = 0; i < events->len; i++) {
+		CsEventRow *e = g_ptr_array_index(events, i);
+		g_autofree char *canonical = cs_ledger_event_canonical(
+		    e->seq, e->time, id, e->kind, e->from, e->to, e->actor, e->data);
+		g_autofree char *sql = g_strdup_printf(
+		    "SELECT hash FROM events WHERE seq = %" G_GINT64_FORMAT, e->seq);
+		g_autoptr(GBytes) stored = raw_blob(db, sql);
+		guint8 hash[32];
+
+		g_assert_cmpint(e->seq, ==, i + 1);
+		chain_step(prev, canonical, hash);
+		g_assert_cmpmem(g_bytes_get_data(stored, NULL), g_bytes_get_size(stored), hash, 32);
+		memcpy(prev, hash, 32);
+	}
+
+	/* After closing and reopening, the chain continues where it was. */
+	g_clear_pointer(&ledger, cs_ledger_free);
+	ledger = open_ledger(f, 1000);
+	g_assert_cmpint(cs_ledger_last_seq(ledger), ==, 5);
+	g_free(append_events(ledger, 2));
+	g_assert_cmpint(cs_ledger_last_seq(ledger), ==, 7);
+	assert_verifies(ledger, 7);
+}
+
+static void
+test_chain_data_stored_canonical(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GVariant) event_data = NULL;
+	g_autoptr(GPtrArray) events = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *id = NULL;
+	CsEventRow *e;
+
+	event_data = g_variant_ref_sink(g_variant_new_parsed(
+	    "{'b': <'x'>, 'a': <int32 1>, '名': <{'z': <true>, 'y': <@as []>}>}"));
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	id = insert_order(ledger, "draft", NULL, T0);
+	g_assert_true(cs_ledger_append_event(ledger, id, "created", NULL, "draft", "uid:1000",
+					     event_data, T0, NULL, &error));
+	g_assert_true(cs_ledger_append_event(ledger, id, "updated", "draft", "draft", "uid:1000",
+					     NULL, T0, NULL, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+
+	events = cs_ledger_order_events(ledger, id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(events->len, ==, 2);
+	e = g_ptr_array_index(events, 0);
+	g_assert_cmpstr(e->data, ==, "{\"a\":1,\"b\":\"x\",\"名\":{\"y\":[],\"z\":true}}");
+	g_assert_null(e->from);
+	g_assert_cmpstr(e->to, ==, "draft");
+	g_assert_cmpstr(e->kind, ==, "created");
+	g_assert_cmpstr(e->actor, ==, "uid:1000");
+	g_assert_cmpint(e->time, ==, T0);
+	e = g_ptr_array_index(events, 1);
+	g_assert_cmpstr(e->data, ==, "{}");
+	g_assert_cmpstr(e->from, ==, "draft");
+
+	/* Event data is an object or nothing. */
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	{
+		g_autoptr(GVariant) not_a_dict = g_variant_ref_sink(g_variant_new_string("x"));
+
+		g_assert_false(cs_ledger_append_event(ledger, id, "updated", NULL, NULL, "uid:1000",
+						      not_a_dict, T0, NULL, &error));
+		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	}
+	cs_ledger_rollback(ledger);
+}
+
+static void
+test_chain_python_auditor_agrees(Fixture *f, gconstpointer data)
+{
+	const char *python = "/usr/bin/python3";
+	/* An auditor's recomputation, written only from DESIGN §3.5. */
+	const char *script =
+	    "import json, sqlite3, hashlib, sys\n"
+	    "db = sqlite3.connect(sys.argv[1])\n"
+	    "prev = bytes(32)\n"
+	    "n = 0\n"
+	    "for seq, time, oid, kind, f, t, actor, data, h in db.execute(\n"
+	    "        'SELECT seq, time, order_id, kind, from_state, to_state, actor, data, hash'\n"
+	    "        ' FROM events ORDER BY seq'):\n"
+	    "    obj = {'seq': seq, 'time': time, 'order_id': oid, 'kind': kind, 'from': f,\n"
+	    "           'to': t, 'actor': actor, 'data': json.loads(data)}\n"
+	    "    c = json.dumps(obj, sort_keys=True, separators=(',', ':'),\n"
+	    "                   ensure_ascii=False).encode('utf-8')\n"
+	    "    prev = hashlib.sha256(prev + c).digest()\n"
+	    "    if prev != h:\n"
+	    "        print('bad', seq); sys.exit(1)\n"
+	    "    n += 1\n"
+	    "print('ok', n)\n";
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *out = NULL;
+	g_autofree char *id = NULL;
+	g_autoptr(GVariant) awkward = NULL;
+	int status = 0;
+
+	if (!g_file_test(python, G_FILE_TEST_IS_EXECUTABLE)) {
+		g_test_skip("no /usr/bin/python3");
+		return;
+	}
+	ledger = open_ledger(f, 1000);
+	id = append_events(ledger, 3);
+	awkward = g_variant_ref_sink(g_variant_new_parsed(
+	    "{'名称': <'示例 \"公司\"\\n'>, 'n': <int64 -9007199254740993>, 'ok': <false>,"
+	    " 'list': <[<'a'>, <@a{sv} {}>]>, 'ctl': <'\\u0001\\u001f'>}"));
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_append_event(ledger, id, "updated", "draft", "draft",
+					     "office:审核员", awkward, T0 + 99, NULL, &error));
+	g_assert_true(cs_ledger_append_event(ledger, NULL, "recovered", NULL, NULL, "system", NULL,
+					     T0 + 100, NULL, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	g_clear_pointer(&ledger, cs_ledger_free);
+
+	{
+		const char *argv[] = {python, "-c", script, f->path, NULL};
+
+		g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+					   &out, NULL, &status, &error));
+		g_assert_no_error(error);
+	}
+	g_assert_cmpstr(out, ==, "ok 5\n");
+	g_assert_true(g_spawn_check_wait_status(status, NULL));
+}
+
+static void
+test_chain_rollback_restores_head(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 2);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *id = append_events(ledger, 3);
+	gint64 seq = 0;
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_append_event(ledger, id, "transition", "draft", "review",
+					     "uid:1000", NULL, T0, &seq, &error));
+	g_assert_cmpint(seq, ==, 4);
+	g_assert_true(cs_ledger_append_event(ledger, id, "transition", "review", "draft",
+					     "uid:1000", NULL, T0, &seq, &error));
+	g_assert_cmpint(seq, ==, 5);
+	cs_ledger_rollback(ledger);
+	g_assert_cmpint(cs_ledger_last_seq(ledger), ==, 3);
+	g_assert_cmpint(cs_ledger_last_checkpoint(ledger), ==, 2);
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_append_event(ledger, id, "transition", "draft", "review",
+					     "uid:1000", NULL, T0, &seq, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(seq, ==, 4);
+	assert_verifies(ledger, 4);
+	g_assert_cmpint(cs_ledger_last_checkpoint(ledger), ==, 4);
+}
+
+static void
+test_chain_other_writer_noticed(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) a = open_ledger(f, 1000);
+	g_autoptr(CsLedger) b = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *id_a = append_events(a, 1);
+	g_autofree char *id_b = NULL;
+	g_autofree char *id_a2 = NULL;
+
+	/* A second connection appends; the first must chain onto that, not its stale head. */
+	b = open_ledger(f, 1000);
+	id_b = append_events(b, 2);
+	g_assert_cmpint(cs_ledger_last_seq(b), ==, 3);
+	id_a2 = append_events(a, 1);
+	g_assert_cmpint(cs_ledger_last_seq(a), ==, 4);
+	assert_verifies(a, 4);
+	assert_verifies(b, 4);
+}
+
+/* ---- tampering ------------------------------------------------------------------------ */
+
+static void
+test_tamper_data_changed(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autofree char *id = append_events(ledger, 5);
+
+	assert_verifies(ledger, 5);
+	raw_exec_file(f->path, "DROP TRIGGER events_no_update;"
+			       "UPDATE events SET data = '{\"step\":99}' WHERE seq = 3;");
+	assert_verify_names(ledger, 1, 3, "hash mismatch");
+}
+
+static void
+test_tamper_field_changed(Fixture *f, gconstpointer data)
+{
+	const char *edits[] = {
+	    "UPDATE events SET actor = 'uid:0' WHERE seq = 2",
+	    "UPDATE events SET time = time + 1 WHERE seq = 2",
+	    "UPDATE events SET to_state = 'done' WHERE seq = 2",
+	    "UPDATE events SET from_state = NULL WHERE seq = 2",
+	    /* Same bytes, stored as a blob: only the type check sees it. */
+	    "UPDATE events SET data = CAST(data AS BLOB) WHERE seq = 2",
+	    "UPDATE events SET hash = zeroblob(32) WHERE seq = 2",
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(edits); i++) {
+		g_autoptr(CsLedger) ledger = NULL;
+		g_autofree char *id = NULL;
+		g_autofree char *sql = NULL;
+
+		g_unlink(f->path);
+		ledger = open_ledger(f, 1000);
+		id = append_events(ledger, 4);
+		sql = g_strdup_printf("DROP TRIGGER events_no_update; %s;", edits[i]);
+		raw_exec_file(f->path, sql);
+		g_test_message("edit: %s", edits[i]);
+		{
+			g_autoptr(GError) error = NULL;
+			gint64 bad = 0;
+
+			g_assert_false(cs_ledger_verify(ledger, 1, &bad, NULL, &error));
+			g_assert_cmpint(bad, ==, 2);
+			g_assert_true(g_str_has_prefix(error->message, "ledger event 2: "));
+		}
+	}
+}
+
+static void
+test_tamper_event_deleted(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autofree char *id = append_events(ledger, 5);
+
+	raw_exec_file(f->path, "DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 3;");
+	assert_verify_names(ledger, 1, 3, "sequence gap");
+}
+
+static void
+test_tamper_rechained_caught_by_checkpoint(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 2);
+	g_autofree char *id = append_events(ledger, 6);
+	sqlite3 *db;
+
+	/* A forger edits event 3 and recomputes every later hash: the chain alone is
+	 * consistent again, but checkpoint 4 still holds the original hash. */
+	db = raw_open(f->path);
+	raw_exec(db, "DROP TRIGGER events_no_update;"
+		     "UPDATE events SET data = '{\"step\":42}' WHERE seq = 3;");
+	rechain_from(db, 3);
+	sqlite3_close(db);
+	assert_verify_names(ledger, 1, 4, "does not match its checkpoint");
+}
+
+/* ---- append-only ---------------------------------------------------------------------- */
+
+static void
+assert_refused(sqlite3 *db, const char *sql, const char *message)
+{
+	/* & 0xff: the ledger's connection reports extended codes (SQLITE_CONSTRAINT_TRIGGER). */
+	g_assert_cmpint(sqlite3_exec(db, sql, NULL, NULL, NULL) & 0xff, ==, SQLITE_CONSTRAINT);
+	g_assert_cmpstr(sqlite3_errmsg(db), ==, message);
+}
+
+static void
+test_append_only_update_refused(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 2);
+	g_autofree char *id = append_events(ledger, 3);
+	sqlite3 *db = cs_ledger_get_db(ledger);
+
+	assert_refused(db, "UPDATE events SET kind = 'forged' WHERE seq = 1",
+		       "events are append-only");
+	assert_refused(db, "UPDATE events SET hash = zeroblob(32)", "events are append-only");
+	assert_refused(db, "UPDATE checkpoints SET hash = zeroblob(32)",
+		       "checkpoints are append-only");
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM events WHERE kind = 'forged'"), ==, 0);
+	assert_verifies(ledger, 3);
+}
+
+static void
+test_append_only_delete_refused(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 2);
+	g_autofree char *id = append_events(ledger, 3);
+	g_autoptr(GError) error = NULL;
+	sqlite3 *db = cs_ledger_get_db(ledger);
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(
+	    cs_ledger_seal_secret(ledger, "so_pin", id, (const guint8 *)"1", 1, T0, NULL, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+
+	assert_refused(db, "DELETE FROM events WHERE seq = 3", "events are append-only");
+	assert_refused(db, "DELETE FROM checkpoints", "checkpoints are append-only");
+	assert_refused(db, "DELETE FROM secrets", "secrets are wiped, not deleted");
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM events"), ==, 3);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM checkpoints"), ==, 1);
+}
+
+/* ---- migrations ----------------------------------------------------------------------- */
+
+static gboolean
+has_table(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *stmt = NULL;
+	gboolean found;
+
+	g_assert_cmpint(
+	    sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_schema WHERE name = ?1", -1, &stmt, NULL),
+	    ==, SQLITE_OK);
+	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	found = sqlite3_step(stmt) == SQLITE_ROW;
+	sqlite3_finalize(stmt);
+	return found;
+}
+
+static void
+test_migrate_from_empty(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	const char *tables[] = {"orders",
+				"events",
+				"checkpoints",
+				"secrets",
+				"subjects",
+				"events_no_update",
+				"events_no_delete",
+				"checkpoints_no_update",
+				"checkpoints_no_delete",
+				"events_order_id"};
+	sqlite3 *db = cs_ledger_get_db(ledger);
+	struct stat st;
+
+	g_assert_cmpint(cs_ledger_get_schema_version(ledger), ==, CS_LEDGER_SCHEMA_VERSION);
+	g_assert_null(cs_ledger_get_backup_path(ledger)); /* nothing to back up */
+	g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, 3);
+	g_assert_cmpint(raw_int(db, "PRAGMA application_id"), ==, CS_LEDGER_APPLICATION_ID);
+	g_assert_cmpint(raw_int(db, "PRAGMA foreign_keys"), ==, 1);
+	g_assert_cmpint(raw_int(db, "PRAGMA synchronous"), ==, 2); /* FULL */
+	for (guint i = 0; i < G_N_ELEMENTS(tables); i++)
+		g_assert_true(has_table(db, tables[i]));
+	{
+		sqlite3_stmt *stmt = NULL;
+
+		g_assert_cmpint(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), ==,
+				SQLITE_OK);
+		g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
+		g_assert_cmpstr((const char *)sqlite3_column_text(stmt, 0), ==, "wal");
+		sqlite3_finalize(stmt);
+	}
+	/* The ledger holds personal data: private like the vault key. */
+	g_assert_no_errno(stat(f->path, &st));
+	g_assert_cmpint(st.st_mode & 07777, ==, 0600);
+
+	/* Closing folds the WAL back: one file (and the vault key) remain. */
+	g_clear_pointer(&ledger, cs_ledger_free);
+	g_assert_cmpuint(count_dir_entries(f->dir), ==, 2);
+	ledger = open_ledger(f, 1000);
+	g_assert_null(cs_ledger_get_backup_path(ledger)); /* current already: no backup */
+}
+
+static void
+test_migrate_file_to_version(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	sqlite3 *db;
+
+	g_assert_true(cs_ledger_migrate_file_to(f->path, 1, &error));
+	g_assert_no_error(error);
+	db = raw_open(f->path);
+	g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, 1);
+	g_assert_cmpint(raw_int(db, "PRAGMA application_id"), ==, CS_LEDGER_APPLICATION_ID);
+	g_assert_true(has_table(db, "events"));
+	g_assert_false(has_table(db, "checkpoints"));
+	sqlite3_close(db);
+
+	g_assert_true(cs_ledger_migrate_file_to(f->path, 2, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 2);
+	g_assert_false(cs_ledger_migrate_file_to(f->path, 1, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_clear_error(&error);
+	g_assert_false(cs_ledger_migrate_file_to(f->path, CS_LEDGER_SCHEMA_VERSION + 1, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+}
+
+static void
+check_migrated_fixture(Fixture *f, int old_version)
+{
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsOrderRow) order = NULL;
+	g_autoptr(GPtrArray) ids = NULL;
+	g_autoptr(GPtrArray) events = NULL;
+	g_autoptr(GVariant) identity = NULL;
+	g_autoptr(GVariant) found = NULL;
+	g_autoptr(GBytes) secret = NULL;
+	g_autofree char *expected_backup = g_strdup_printf("%s.v%d.bak", f->path, old_version);
+	g_autofree char *new_id = NULL;
+	g_autofree char *integrity = NULL;
+	const char *name = NULL;
+	gint64 secret_id = 0;
+	gint64 seq = 0;
+	sqlite3 *backup;
+
+	ledger = open_ledger(f, 1000);
+	g_assert_cmpint(cs_ledger_get_schema_version(ledger), ==, CS_LEDGER_SCHEMA_VERSION);
+
+	/* The backup is the old file, as it was. */
+	g_assert_cmpstr(cs_ledger_get_backup_path(ledger), ==, expected_backup);
+	g_assert_true(g_file_test(expected_backup, G_FILE_TEST_IS_REGULAR));
+	backup = raw_open(expected_backup);
+	g_assert_cmpint(raw_int(backup, "PRAGMA user_version"), ==, old_version);
+	g_assert_cmpint(raw_int(backup, "SELECT count(*) FROM events"), ==, 6);
+	g_assert_false(has_table(backup, "subjects"));
+	integrity = raw_text(backup, "PRAGMA integrity_check");
+	g_assert_cmpstr(integrity, ==, "ok");
+	sqlite3_close(backup);
+
+	/* Orders and events kept, the chain intact. */
+	ids = cs_ledger_list_orders(ledger, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(ids->len, ==, 3);
+	g_assert_cmpstr(g_ptr_array_index(ids, 0), ==, "CS20240301000001");
+	g_assert_cmpstr(g_ptr_array_index(ids, 2), ==, "CS20240302000003");
+	order = cs_ledger_load_order(ledger, "CS20240301000001", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(order->state, ==, "review");
+	g_assert_cmpstr(order->vendor, ==, "demo-a");
+	g_assert_cmpuint(order->owner_uid, ==, 1000);
+	g_assert_true(g_variant_lookup(order->fields, "org_name", "&s", &name));
+	g_assert_cmpstr(name, ==, "示例科技有限公司");
+	events = cs_ledger_order_events(ledger, "CS20240301000002", &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(events->len, ==, 2);
+	g_assert_cmpstr(((CsEventRow *)g_ptr_array_index(events, 1))->data, ==,
+			"{\"amount\":30000,\"channel\":\"sandbox\"}");
+	g_assert_cmpint(cs_ledger_last_seq(ledger), ==, 6);
+	g_assert_cmpint(cs_ledger_last_checkpoint(ledger), ==, old_version >= 2 ? 4 : 0);
+	assert_verifies(ledger, 6);
+
+	/* The new tables work, and the chain and the order numbers carry on. */
+	identity = g_variant_ref_sink(g_variant_new_parsed("{'org_name': <'示例'>}"));
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	new_id = insert_order(ledger, "draft", NULL, T0);
+	g_assert_true(g_str_has_suffix(new_id, "000004"));
+	g_assert_true(cs_ledger_append_event(ledger, new_id, "created", NULL, "draft", "uid:1",
+					     NULL, T0, &seq, &error));
+	g_assert_cmpint(seq, ==, 7);
+	g_assert_true(
+	    cs_ledger_record_subject(ledger, "org", "91350100M000100Y43", identity, T0, &error));
+	g_assert_true(cs_ledger_seal_secret(ledger, "so_pin", new_id, (const guint8 *)"12345678", 8,
+					    T0, &secret_id, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	found = cs_ledger_lookup_subject(ledger, "org", "91350100M000100Y43", &error);
+	g_assert_no_error(error);
+	g_assert_true(g_variant_equal(found, identity));
+	secret = cs_ledger_open_secret(ledger, secret_id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpmem(g_bytes_get_data(secret, NULL), g_bytes_get_size(secret), "12345678", 8);
+	assert_verifies(ledger, 7);
+
+	/* Opening again: already current, no second backup. */
+	g_clear_pointer(&ledger, cs_ledger_free);
+	ledger = open_ledger(f, 1000);
+	g_assert_null(cs_ledger_get_backup_path(ledger));
+	g_clear_pointer(&ledger, cs_ledger_free);
+	g_assert_cmpuint(count_dir_entries(f->dir), ==, 3); /* key, ledger, backup */
+}
+
+static void
+test_migrate_from_v1(Fixture *f, gconstpointer data)
+{
+	copy_fixture("ledger-v1.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 1);
+	check_migrated_fixture(f, 1);
+}
+
+static void
+test_migrate_from_v2(Fixture *f, gconstpointer data)
+{
+	copy_fixture("ledger-v2.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 2);
+	check_migrated_fixture(f, 2);
+}
+
+static void
+test_migrate_backup_never_overwritten(Fixture *f, gconstpointer data)
+{
+	g_autofree char *first = g_strdup_printf("%s.v1.bak", f->path);
+	g_autofree char *second = g_strdup_printf("%s.v1.bak.1", f->path);
+	g_autofree char *contents = NULL;
+	g_autoptr(CsLedger) ledger = NULL;
+
+	copy_fixture("ledger-v1.db", f->path);
+	g_assert_true(g_file_set_contents(first, "an older backup", -1, NULL));
+	ledger = open_ledger(f, 1000);
+	g_assert_cmpstr(cs_ledger_get_backup_path(ledger), ==, second);
+	g_assert_cmpint(raw_int_file(second, "PRAGMA user_version"), ==, 1);
+	g_assert_true(g_file_get_contents(first, &contents, NULL, NULL));
+	g_assert_cmpstr(contents, ==, "an older backup");
+}
+
+static void
+test_migrate_failed_step_rolls_back(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autofree char *expected = NULL;
+
+	/* Something in the v2 file already uses the name step 3 needs: step 3 fails, and
+	 * must leave neither half a schema nor a version that claims it. */
+	copy_fixture("ledger-v2.db", f->path);
+	raw_exec_file(f->path, "CREATE TABLE subjects (x)");
+	ledger = cs_ledger_open(f->path, f->vault, 1000, &error);
+	g_assert_null(ledger);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	expected = g_strdup_printf("%s: migrating to schema version 3: ", f->path);
+	g_assert_true(g_str_has_prefix(error->message, expected));
+
+	g_assert_true(g_file_test(f->path, G_FILE_TEST_IS_REGULAR));
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 2);
+	g_assert_cmpint(raw_int_file(f->path, "SELECT count(*) FROM sqlite_schema "
+					      "WHERE name IN ('events_order_id', 'orders_state')"),
+			==, 0);
+	g_assert_cmpint(raw_int_file(f->path, "SELECT count(*) FROM events"), ==, 6);
+}
+
+static void
+test_migrate_newer_refused(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autofree char *expected = NULL;
+	FileSnapshot snap = {0};
+
+	g_assert_true(cs_ledger_migrate_file_to(f->path, CS_LEDGER_SCHEMA_VERSION, &error));
+	raw_exec_file(f->path, "PRAGMA user_version = 4");
+	snapshot_take(&snap, f->path);
+	ledger = cs_ledger_open(f->path, f->vault, 1000, &error);
+	g_assert_null(ledger);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	expected =
+	    g_strdup_printf("%s: schema version 4 is newer than this certseald knows (3)", f->path);
+	g_assert_cmpstr(error->message, ==, expected);
+	snapshot_assert_unchanged(&snap, f->path);
+}
+
+/* ---- refusals at open ----------------------------------------------------------------- */
+
+static void
+test_open_not_sqlite_refused(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autofree char *expected = NULL;
+	g_autofree char *junk = g_strnfill(8192, 'j');
+	FileSnapshot snap = {0};
+
+	g_assert_true(g_file_set_contents(f->path, junk, -1, NULL));
+	snapshot_take(&snap, f->path);
+	ledger = cs_ledger_open(f->path, f->vault, 1000, &error);
+	g_assert_null(ledger);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	expected = g_strdup_printf("%s is not a certseal ledger: file is not a database", f->path);
+	g_assert_cmpstr(error->message, ==, expected);
+	snapshot_assert_unchanged(&snap, f->path);
+}
+
+static void
+test_open_foreign_sqlite_refused(Fixture *f, gconstpointer data)
+{
+	const char *setups[] = {
+	    "CREATE TABLE moz_places (id INTEGER PRIMARY KEY)",
+	    "PRAGMA application_id = 1234",
+	    "PRAGMA user_version = 2; CREATE TABLE t (x)",
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(setups); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CsLedger) ledger = NULL;
+		g_autofree char *expected = NULL;
+		FileSnapshot snap = {0};
+
+		g_unlink(f->path);
+		raw_exec_file(f->path, setups[i]);
+		snapshot_take(&snap, f->path);
+		ledger = cs_ledger_open(f->path, f->vault, 1000, &error);
+		g_assert_null(ledger);
+		g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+		expected = g_strdup_printf("%s is not a certseal ledger", f->path);
+		g_assert_true(g_str_has_prefix(error->message, expected));
+		snapshot_assert_unchanged(&snap, f->path);
+	}
+}
+
+static void
+test_open_tampered_chain_refused(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *id = append_events(ledger, 5);
+	g_autofree char *expected = NULL;
+	FileSnapshot snap = {0};
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	raw_exec_file(f->path, "DROP TRIGGER events_no_update;"
+			       "UPDATE events SET kind = 'forged' WHERE seq = 4;");
+	snapshot_take(&snap, f->path);
+	/* Past the file system's timestamp granularity, so a write would show in the mtime. */
+	g_usleep(20 * 1000);
+	ledger = cs_ledger_open(f->path, f->vault, 1000, &error);
+	g_assert_null(ledger);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	expected = g_strdup_printf("%s: chain verification failed: ledger event 4: hash mismatch",
+				   f->path);
+	g_assert_cmpstr(error->message, ==, expected);
+	snapshot_assert_unchanged(&snap, f->path);
+}
+
+static void
+test_open_verifies_from_last_checkpoint(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 3);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *id = append_events(ledger, 7); /* checkpoints at 3 and 6 */
+	gint64 n = 0;
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	/* Behind the last checkpoint: not looked at when opening (that is the point of
+	 * checkpoints), found by a full verification. */
+	raw_exec_file(f->path, "DROP TRIGGER events_no_update;"
+			       "UPDATE events SET actor = 'forged' WHERE seq = 2;");
+	ledger = open_ledger(f, 3);
+	assert_verify_names(ledger, 1, 2, "hash mismatch");
+	g_assert_true(cs_ledger_verify(ledger, 4, NULL, &n, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(n, ==, 4); /* 4…7, starting from checkpoint 3 */
+	g_assert_true(cs_ledger_verify(ledger, 7, NULL, &n, &error));
+	g_assert_cmpint(n, ==, 1);
+	/* No checkpoint at 4: from 5 means from the start, which finds event 2. */
+	assert_verify_names(ledger, 5, 2, "hash mismatch");
+
+	/* After the last checkpoint: refused at open. */
+	g_clear_pointer(&ledger, cs_ledger_free);
+	raw_exec_file(f->path, "UPDATE events SET actor = 'forged' WHERE seq = 7;");
+	ledger = cs_ledger_open(f->path, f->vault, 3, &error);
+	g_assert_null(ledger);
+	g_assert_nonnull(strstr(error->message, "ledger event 7: hash mismatch"));
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------- */
+
+static void
+test_checkpoint_written_every_n(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 3);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *id1 = append_events(ledger, 4);
+	g_autofree char *id2 = append_events(ledger, 6);
+	sqlite3 *db = cs_ledger_get_db(ledger);
+
+	g_assert_cmpint(cs_ledger_last_seq(ledger), ==, 10);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM checkpoints"), ==, 3);
+	g_assert_cmpint(raw_int(db, "SELECT group_concat(seq) = '3,6,9' FROM "
+				    "(SELECT seq FROM checkpoints ORDER BY seq)"),
+			==, 1);
+	/* Each checkpoint holds its event's hash. */
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM checkpoints c JOIN events e "
+				    "ON e.seq = c.seq AND e.hash = c.hash"),
+			==, 3);
+	g_assert_cmpint(cs_ledger_last_checkpoint(ledger), ==, 9);
+
+	/* Written in the event's transaction: a rollback takes the checkpoint with it. */
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_append_event(ledger, id1, "transition", NULL, NULL, "uid:1", NULL,
+					     T0, NULL, &error));
+	g_assert_true(cs_ledger_append_event(ledger, id1, "transition", NULL, NULL, "uid:1", NULL,
+					     T0, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(cs_ledger_last_checkpoint(ledger), ==, 12);
+	cs_ledger_rollback(ledger);
+	g_assert_cmpint(cs_ledger_last_checkpoint(ledger), ==, 9);
+	g_assert_cmpint(cs_ledger_last_seq(ledger), ==, 10);
+	assert_verifies(ledger, 10);
+}
+
+/* ---- orders and transactions ---------------------------------------------------------- */
+
+static void
+test_orders_insert_load_update(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) fields = NULL;
+	g_autoptr(GVariant) fields2 = NULL;
+	g_autoptr(GDateTime) local = NULL;
+	g_autoptr(CsOrderRow) row = NULL;
+	g_autoptr(CsOrderRow) missing = NULL;
+	g_autoptr(GPtrArray) all = NULL;
+	g_autoptr(GPtrArray) in_review = NULL;
+	g_autofree char *day = NULL;
+	g_autofree char *expected_id = NULL;
+	g_autofree char *id1 = NULL;
+	g_autofree char *id2 = NULL;
+
+	fields = g_variant_ref_sink(g_variant_new_parsed(
+	    "{'org_name': <'示例科技有限公司 \"引号\"'>, 'phone': <'13800000000'>,"
+	    " 'note': <'line\\nbreak \\'quote\\' \\\\'>}"));
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	id1 = insert_order(ledger, "draft", fields, T0);
+	g_assert_true(cs_ledger_insert_order(ledger, "renew", "person", NULL, "draft", 1001, NULL,
+					     T0 + 1, &id2, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+
+	local = g_date_time_new_from_unix_local(T0 / G_USEC_PER_SEC);
+	day = g_date_time_format(local, "%Y%m%d");
+	expected_id = g_strdup_printf("CS%s000001", day);
+	g_assert_cmpstr(id1, ==, expected_id);
+	g_assert_cmpuint(strlen(id2), ==, 16);
+	g_assert_true(g_str_has_suffix(id2, "000002"));
+
+	row = cs_ledger_load_order(ledger, id1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(row->id, ==, id1);
+	g_assert_cmpstr(row->kind, ==, "new");
+	g_assert_cmpstr(row->subject_type, ==, "org");
+	g_assert_cmpstr(row->vendor, ==, "demo-a");
+	g_assert_cmpstr(row->state, ==, "draft");
+	g_assert_cmpuint(row->owner_uid, ==, 1000);
+	g_assert_cmpint(row->created, ==, T0);
+	g_assert_cmpint(row->updated, ==, T0);
+	g_assert_true(g_variant_equal(row->fields, fields));
+	g_clear_pointer(&row, cs_order_row_free);
+
+	row = cs_ledger_load_order(ledger, id2, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(row->vendor, ==, "");
+	g_assert_true(g_variant_is_of_type(row->fields, G_VARIANT_TYPE_VARDICT));
+	g_assert_cmpuint(g_variant_n_children(row->fields), ==, 0);
+	g_clear_pointer(&row, cs_order_row_free);
+
+	/* Update: state and fields; NULL fields keeps them. */
+	fields2 = g_variant_ref_sink(g_variant_new_parsed("{'org_name': <'新名称'>}"));
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_update_order(ledger, id1, "review", NULL, T0 + 10, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	row = cs_ledger_load_order(ledger, id1, &error);
+	g_assert_cmpstr(row->state, ==, "review");
+	g_assert_cmpint(row->updated, ==, T0 + 10);
+	g_assert_cmpint(row->created, ==, T0);
+	g_assert_true(g_variant_equal(row->fields, fields));
+	g_clear_pointer(&row, cs_order_row_free);
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_update_order(ledger, id1, "review", fields2, T0 + 11, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	row = cs_ledger_load_order(ledger, id1, &error);
+	g_assert_true(g_variant_equal(row->fields, fields2));
+
+	/* Unknown orders. */
+	missing = cs_ledger_load_order(ledger, "CS20000101999999", &error);
+	g_assert_null(missing);
+	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_false(cs_ledger_update_order(ledger, "CS20000101999999", "x", NULL, T0, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	cs_ledger_rollback(ledger);
+
+	all = cs_ledger_list_orders(ledger, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(all->len, ==, 2);
+	g_assert_cmpstr(g_ptr_array_index(all, 0), ==, id1);
+	g_assert_cmpstr(g_ptr_array_index(all, 1), ==, id2);
+	in_review = cs_ledger_list_orders(ledger, "review", &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(in_review->len, ==, 1);
+	g_assert_cmpstr(g_ptr_array_index(in_review, 0), ==, id1);
+}
+
+static void
+test_orders_numbers_sequential(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *id1 = NULL;
+	g_autofree char *rolled_back = NULL;
+	g_autofree char *id2 = NULL;
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	id1 = insert_order(ledger, "draft", NULL, T0);
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	rolled_back = insert_order(ledger, "draft", NULL, T0);
+	cs_ledger_rollback(ledger);
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	id2 = insert_order(ledger, "draft", NULL, T0);
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_str_has_suffix(id1, "000001"));
+	/* A rolled-back order never existed: its number is free again. */
+	g_assert_cmpstr(rolled_back, ==, id2);
+	g_assert_true(g_str_has_suffix(id2, "000002"));
+}
+
+static void
+test_orders_event_needs_known_order(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_false(cs_ledger_append_event(ledger, "CS20000101000009", "created", NULL, "draft",
+					      "uid:1", NULL, T0, NULL, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_nonnull(strstr(error->message, "FOREIGN KEY"));
+	cs_ledger_rollback(ledger);
+	g_assert_cmpint(cs_ledger_last_seq(ledger), ==, 0);
+}
+
+static void
+test_txn_writes_outside_refused(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GError) error = NULL;
+	char *id = NULL;
+
+	g_assert_false(cs_ledger_append_event(ledger, NULL, "recovered", NULL, NULL, "system", NULL,
+					      T0, NULL, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_nonnull(strstr(error->message, "outside a transaction"));
+	g_clear_error(&error);
+	g_assert_false(
+	    cs_ledger_insert_order(ledger, "new", "org", "", "draft", 1, NULL, T0, &id, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_null(id);
+	g_clear_error(&error);
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_false(cs_ledger_begin(ledger, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	cs_ledger_rollback(ledger);
+	g_assert_cmpint(cs_ledger_last_seq(ledger), ==, 0);
+}
+
+/* ---- secrets -------------------------------------------------------------------------- */
+
+static void
+test_secrets_sealed_not_in_clear(Fixture *f, gconstpointer data)
+{
+	const char *plaintext = "PIN-738291-密";
+	const char *marker = "MARKER-IN-CLEAR-4711";
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) fields = NULL;
+	g_autoptr(GBytes) opened = NULL;
+	g_autofree char *id = NULL;
+	g_autofree char *wal = g_strdup_printf("%s-wal", f->path);
+	gint64 secret_id = 0;
+
+	fields = g_variant_ref_sink(g_variant_new_parsed("{'note': <%s>}", marker));
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	id = insert_order(ledger, "draft", fields, T0);
+	g_assert_true(cs_ledger_seal_secret(ledger, "user_pin", id, (const guint8 *)plaintext,
+					    strlen(plaintext), T0, &secret_id, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(secret_id, >, 0);
+
+	/* While open (data in the WAL) and after closing (folded into the file). */
+	g_assert_true(file_contains(wal, marker, strlen(marker)) ||
+		      file_contains(f->path, marker, strlen(marker)));
+	g_assert_false(file_contains(wal, plaintext, strlen(plaintext)));
+	g_assert_false(file_contains(f->path, plaintext, strlen(plaintext)));
+	g_clear_pointer(&ledger, cs_ledger_free);
+	/* The search works (the marker, stored in clear, is found) … */
+	g_assert_true(file_contains(f->path, marker, strlen(marker)));
+	/* … and the secret is not there. */
+	g_assert_false(file_contains(f->path, plaintext, strlen(plaintext)));
+
+	ledger = open_ledger(f, 1000);
+	opened = cs_ledger_open_secret(ledger, secret_id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpmem(g_bytes_get_data(opened, NULL), g_bytes_get_size(opened), plaintext,
+			strlen(plaintext));
+}
+
+static void
+test_secrets_wipe(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) opened = NULL;
+	g_autoptr(GBytes) sealed = NULL;
+	gint64 secret_id = 0;
+	gint64 other_id = 0;
+	sqlite3 *db = cs_ledger_get_db(ledger);
+	/* Long, so that a freed copy of its sealed bytes would stay in the page. */
+	g_autofree char *message = g_strnfill(300, 'm');
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_seal_secret(ledger, "outgoing_message", NULL,
+					    (const guint8 *)message, strlen(message), T0,
+					    &secret_id, &error));
+	g_assert_true(cs_ledger_seal_secret(ledger, "so_pin", NULL, (const guint8 *)"87654321", 8,
+					    T0, &other_id, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	{
+		g_autofree char *sql = g_strdup_printf(
+		    "SELECT sealed FROM secrets WHERE id = %" G_GINT64_FORMAT, secret_id);
+
+		sealed = raw_blob(db, sql);
+	}
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_wipe_secret(ledger, secret_id, T0 + 5, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+
+	opened = cs_ledger_open_secret(ledger, secret_id, &error);
+	g_assert_null(opened);
+	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM secrets WHERE sealed IS NULL AND "
+				    "wiped IS NOT NULL"),
+			==, 1);
+	{
+		g_autofree char *sql = g_strdup_printf(
+		    "SELECT wiped FROM secrets WHERE id = %" G_GINT64_FORMAT, secret_id);
+
+		g_assert_cmpint(raw_int(db, sql), ==, T0 + 5);
+	}
+	/* The other secret is untouched. */
+	opened = cs_ledger_open_secret(ledger, other_id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpmem(g_bytes_get_data(opened, NULL), g_bytes_get_size(opened), "87654321", 8);
+
+	/* Wiping again is harmless; wiping what never existed is an error. */
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_wipe_secret(ledger, secret_id, T0 + 6, &error));
+	g_assert_false(cs_ledger_wipe_secret(ledger, 9999, T0 + 6, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
+	cs_ledger_rollback(ledger);
+	g_clear_error(&error);
+	g_assert_null(cs_ledger_open_secret(ledger, 9999, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
+
+	/* Even the sealed bytes are gone from the file (secure_delete; Debian's SQLite also
+	 * builds it in as the default). */
+	g_clear_pointer(&ledger, cs_ledger_free);
+	g_assert_false(
+	    file_contains(f->path, g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed)));
+}
+
+static void
+test_secrets_bound_to_row(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) opened = NULL;
+	gint64 a = 0;
+	gint64 b = 0;
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_seal_secret(ledger, "so_pin", NULL, (const guint8 *)"1111", 4, T0,
+					    &a, &error));
+	g_assert_true(cs_ledger_seal_secret(ledger, "so_pin", NULL, (const guint8 *)"2222", 4, T0,
+					    &b, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+
+	/* Moving a sealed blob to another row (or purpose) does not move the secret. */
+	raw_exec_file(f->path, "UPDATE secrets SET sealed = (SELECT sealed FROM secrets WHERE "
+			       "id = 1) WHERE id = 2;"
+			       "UPDATE secrets SET purpose = 'user_pin' WHERE id = 1;");
+	opened = cs_ledger_open_secret(ledger, b, &error);
+	g_assert_null(opened);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_cmpstr(error->message, ==, "sealed secret failed authentication");
+	g_clear_error(&error);
+	opened = cs_ledger_open_secret(ledger, a, &error);
+	g_assert_null(opened);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+}
+
+static void
+test_secrets_need_vault(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLedger) ledger = cs_ledger_open(f->path, NULL, 1000, &error);
+
+	g_assert_no_error(error);
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_false(cs_ledger_seal_secret(ledger, "so_pin", NULL, (const guint8 *)"1", 1, T0,
+					     NULL, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE);
+	cs_ledger_rollback(ledger);
+}
+
+/* ---- subjects ------------------------------------------------------------------------- */
+
+static void
+test_subjects_record_lookup(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) unknown = NULL;
+	g_autoptr(GVariant) identity = NULL;
+	g_autoptr(GVariant) changed = NULL;
+	g_autoptr(GVariant) found = NULL;
+	g_autoptr(GVariant) person = NULL;
+	sqlite3 *db = cs_ledger_get_db(ledger);
+
+	unknown = cs_ledger_lookup_subject(ledger, "org", "91350100M000100Y43", &error);
+	g_assert_no_error(error);
+	g_assert_null(unknown);
+
+	identity = g_variant_ref_sink(g_variant_new_parsed(
+	    "{'org_name': <'示例科技有限公司'>, 'uscc': <'91350100M000100Y43'>,"
+	    " 'handler_phone': <'13800000001'>}"));
+	changed = g_variant_ref_sink(g_variant_new_parsed(
+	    "{'org_name': <'示例科技（福建）有限公司'>, 'uscc': <'91350100M000100Y43'>,"
+	    " 'handler_phone': <'13800000002'>}"));
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(
+	    cs_ledger_record_subject(ledger, "org", "91350100M000100Y43", identity, T0, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	found = cs_ledger_lookup_subject(ledger, "org", "91350100M000100Y43", &error);
+	g_assert_no_error(error);
+	g_assert_true(g_variant_equal(found, identity));
+	g_clear_pointer(&found, g_variant_unref);
+
+	/* The same number as another subject type is another subject. */
+	person = cs_ledger_lookup_subject(ledger, "person", "91350100M000100Y43", &error);
+	g_assert_no_error(error);
+	g_assert_null(person);
+
+	/* A change order replaces the identity and keeps when it was first recorded. */
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_record_subject(ledger, "org", "91350100M000100Y43", changed,
+					       T0 + 100, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	found = cs_ledger_lookup_subject(ledger, "org", "91350100M000100Y43", &error);
+	g_assert_no_error(error);
+	g_assert_true(g_variant_equal(found, changed));
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM subjects"), ==, 1);
+	g_assert_cmpint(raw_int(db, "SELECT created FROM subjects"), ==, T0);
+	g_assert_cmpint(raw_int(db, "SELECT updated FROM subjects"), ==, T0 + 100);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+
+#define ADD(path, func) g_test_add(path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+	ADD("/vault/seal/roundtrip", test_vault_seal_roundtrip);
+	ADD("/vault/seal/tamper-detected", test_vault_seal_tamper_detected);
+	ADD("/vault/seal/wrong-aad-refused", test_vault_seal_wrong_aad_refused);
+	ADD("/vault/key/created-private", test_vault_key_created_private);
+	ADD("/vault/key/perms-refused", test_vault_key_perms_refused);
+	ADD("/vault/key/wrong-size-refused", test_vault_key_wrong_size_refused);
+	ADD("/vault/keyed-hash/derived-per-label", test_vault_keyed_hash);
+
+	ADD("/ledger/chain/canonical-bytes", test_chain_canonical_bytes);
+	ADD("/ledger/chain/verifies", test_chain_verifies);
+	ADD("/ledger/chain/data-stored-canonical", test_chain_data_stored_canonical);
+	ADD("/ledger/chain/python-auditor-agrees", test_chain_python_auditor_agrees);
+	ADD("/ledger/chain/rollback-restores-head", test_chain_rollback_restores_head);
+	ADD("/ledger/chain/other-writer-noticed", test_chain_other_writer_noticed);
+	ADD("/ledger/tamper/data-changed-names-event", test_tamper_data_changed);
+	ADD("/ledger/tamper/field-changed-names-event", test_tamper_field_changed);
+	ADD("/ledger/tamper/event-deleted-names-gap", test_tamper_event_deleted);
+	ADD("/ledger/tamper/rechained-caught-by-checkpoint",
+	    test_tamper_rechained_caught_by_checkpoint);
+	ADD("/ledger/append-only/update-refused", test_append_only_update_refused);
+	ADD("/ledger/append-only/delete-refused", test_append_only_delete_refused);
+	ADD("/ledger/migrate/from-empty", test_migrate_from_empty);
+	ADD("/ledger/migrate/file-to-version", test_migrate_file_to_version);
+	ADD("/ledger/migrate/from-v1", test_migrate_from_v1);
+	ADD("/ledger/migrate/from-v2", test_migrate_from_v2);
+	ADD("/ledger/migrate/backup-never-overwritten", test_migrate_backup_never_overwritten);
+	ADD("/ledger/migrate/failed-step-rolls-back", test_migrate_failed_step_rolls_back);
+	ADD("/ledger/migrate/newer-refused", test_migrate_newer_refused);
+	ADD("/ledger/open/not-sqlite-refused", test_open_not_sqlite_refused);
+	ADD("/ledger/open/foreign-sqlite-refused", test_open_foreign_sqlite_refused);
+	ADD("/ledger/open/tampered-chain-refused", test_open_tampered_chain_refused);
+	ADD("/ledger/open/verifies-from-last-checkpoint", test_open_verifies_from_last_checkpoint);
+	ADD("/ledger/checkpoint/written-every-n", test_checkpoint_written_every_n);
+	ADD("/ledger/orders/insert-load-update", test_orders_insert_load_update);
+	ADD("/ledger/orders/numbers-sequential", test_orders_numbers_sequential);
+	ADD("/ledger/orders/event-needs-known-order", test_orders_event_needs_known_order);
+	ADD("/ledger/txn/writes-outside-refused", test_txn_writes_outside_refused);
+	ADD("/ledger/secrets/sealed-not-in-clear", test_secrets_sealed_not_in_clear);
+	ADD("/ledger/secrets/wipe", test_secrets_wipe);
+	ADD("/ledger/secrets/bound-to-row", test_secrets_bound_to_row);
+	ADD("/ledger/secrets/need-vault", test_secrets_need_vault);
+	ADD("/ledger/subjects/record-lookup", test_subjects_record_lookup);
+#undef ADD
+	return g_test_run();
+}
