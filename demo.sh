@@ -44,7 +44,8 @@ for _ in $(seq 100); do
 done
 
 certseal() { "$build/cli/certseal" --session "$@"; }
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
 step "certseal status"
 certseal status

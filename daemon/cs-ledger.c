@@ -21,6 +21,7 @@
  *   - Every statement is prepared with numbered ?N parameters; no SQL text is built from
  *     data. Cached statements are reset when their user's scope ends, so none keeps a read
  *     transaction (and thus a WAL checkpoint) pinned.
+ *   - A CsLedger is one SQLite connection, used from one thread (the main loop's).
  */
 #define G_LOG_DOMAIN "certseald"
 
@@ -206,7 +207,8 @@ stmt_cached(CsLedger *ledger, CsLedgerStmt id, GError **error)
 	return ledger->stmts[id];
 }
 
-/* Step a statement that returns no rows. */
+/* Step a statement once, for its effect (a row it may return, e.g. from a PRAGMA, is not
+ * needed). */
 static gboolean
 stmt_exec(sqlite3 *db, sqlite3_stmt *stmt, const char *what, GError **error)
 {
@@ -692,7 +694,9 @@ check_header(sqlite3 *db, const char *path, int *version_out, GError **error)
 
 	if (!db_query_int(db, "PRAGMA application_id", &application_id, &local_error) ||
 	    !db_query_int(db, "PRAGMA user_version", &version, &local_error) ||
-	    !db_query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
+	    !db_query_int(db,
+			  "SELECT count(*) FROM sqlite_schema "
+			  "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
 			  &n_tables, &local_error)) {
 		if ((sqlite3_errcode(db) & 0xff) == SQLITE_NOTADB) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
@@ -1338,13 +1342,16 @@ cs_ledger_list_orders(CsLedger *ledger, const char *state, GError **error)
 
 	g_return_val_if_fail(ledger != NULL, NULL);
 
+	/* Two statements rather than "?1 IS NULL OR state = ?1", which cannot use the
+	 * index on state that restart recovery relies on. */
 	stmt = stmt_prepare(ledger->db,
-			    "SELECT id FROM orders WHERE ?1 IS NULL OR state = ?1 "
-			    "ORDER BY num",
+			    state == NULL ? "SELECT id FROM orders ORDER BY num"
+					  : "SELECT id FROM orders WHERE state = ?1 ORDER BY num",
 			    error);
 	if (stmt == NULL)
 		return NULL;
-	bind_text(stmt, 1, state);
+	if (state != NULL)
+		bind_text(stmt, 1, state);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
 		g_ptr_array_add(ids, column_dup(stmt, 0));
 	if (rc != SQLITE_DONE) {
