@@ -51,150 +51,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ASN1_INTEGER, ASN1_INTEGER_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ASN1_OCTET_STRING, ASN1_OCTET_STRING_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ASN1_ENUMERATED, ASN1_ENUMERATED_free)
 
-/* The first OpenSSL error queued, for messages; the queue is cleared. */
-static char *
-ssl_reason(void)
-{
-	unsigned long e = ERR_peek_last_error();
-	char buf[256];
-
-	if (e == 0)
-		return g_strdup("unknown error");
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return g_strdup(buf);
-}
-
-static gboolean
-ssl_fail(GError **error, CsErrorCode code, const char *what)
-{
-	g_autofree char *reason = ssl_reason();
-
-	g_set_error(error, CS_ERROR, code, "%s: %s", what, reason);
-	return FALSE;
-}
-
-/* ---- algorithms and signing contexts ------------------------------------------------ */
-
-CsKeyAlgorithm
-cs_key_algorithm_from_string(const char *s)
-{
-	if (g_strcmp0(s, "rsa-2048") == 0)
-		return CS_KEY_RSA_2048;
-	if (g_strcmp0(s, "ec-p256") == 0)
-		return CS_KEY_EC_P256;
-	if (g_strcmp0(s, "sm2") == 0)
-		return CS_KEY_SM2;
-	return CS_KEY_UNSUPPORTED;
-}
-
-const char *
-cs_key_algorithm_to_string(CsKeyAlgorithm alg)
-{
-	switch (alg) {
-	case CS_KEY_RSA_2048:
-		return "rsa-2048";
-	case CS_KEY_EC_P256:
-		return "ec-p256";
-	case CS_KEY_SM2:
-		return "sm2";
-	default:
-		return "unsupported";
-	}
-}
-
-CsKeyAlgorithm
-cs_key_algorithm_of(EVP_PKEY *pkey, char **what)
-{
-	char group[64] = "";
-
-	if (EVP_PKEY_is_a(pkey, "RSA")) {
-		if (EVP_PKEY_get_bits(pkey) == 2048)
-			return CS_KEY_RSA_2048;
-		if (what != NULL)
-			*what = g_strdup_printf("RSA-%d", EVP_PKEY_get_bits(pkey));
-		return CS_KEY_UNSUPPORTED;
-	}
-	if (EVP_PKEY_is_a(pkey, "SM2"))
-		return CS_KEY_SM2;
-	if (EVP_PKEY_is_a(pkey, "EC")) {
-		(void)EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
-						     sizeof(group), NULL);
-		if (g_strcmp0(group, "prime256v1") == 0 || g_strcmp0(group, "P-256") == 0)
-			return CS_KEY_EC_P256;
-		if (g_strcmp0(group, "SM2") == 0)
-			return CS_KEY_SM2;
-		if (what != NULL)
-			*what = g_strdup_printf("EC %s", group[0] != '\0' ? group : "(unnamed curve)");
-		return CS_KEY_UNSUPPORTED;
-	}
-	if (what != NULL)
-		*what = g_strdup(EVP_PKEY_get0_type_name(pkey) != NULL
-				     ? EVP_PKEY_get0_type_name(pkey)
-				     : "an unknown key type");
-	return CS_KEY_UNSUPPORTED;
-}
-
-EVP_PKEY *
-cs_key_generate(CsKeyAlgorithm alg, GError **error)
-{
-	EVP_PKEY *pkey = NULL;
-
-	switch (alg) {
-	case CS_KEY_RSA_2048:
-		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-		break;
-	case CS_KEY_EC_P256:
-		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-		break;
-	case CS_KEY_SM2:
-		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "SM2");
-		break;
-	default:
-		break;
-	}
-	if (pkey == NULL)
-		ssl_fail(error, CS_ERROR_INTERNAL, "generating a key");
-	return pkey;
-}
-
-EVP_MD_CTX *
-cs_sign_ctx_new(EVP_PKEY *pkey, GError **error)
-{
-	g_autoptr(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
-	CsKeyAlgorithm alg = cs_key_algorithm_of(pkey, NULL);
-	EVP_PKEY_CTX *pctx = NULL;
-
-	if (ctx == NULL ||
-	    EVP_DigestSignInit_ex(ctx, &pctx, alg == CS_KEY_SM2 ? "SM3" : "SHA256", NULL, NULL,
-				  pkey, NULL) != 1 ||
-	    (alg == CS_KEY_SM2 &&
-	     EVP_PKEY_CTX_set1_id(pctx, (const guint8 *)CS_SM2_ID, CS_SM2_ID_LEN) <= 0) ||
-	    (alg == CS_KEY_RSA_2048 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0)) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "preparing a signing context");
-		return NULL;
-	}
-	return g_steal_pointer(&ctx);
-}
-
-static ASN1_OCTET_STRING *
-sm2_id_new(void)
-{
-	ASN1_OCTET_STRING *id = ASN1_OCTET_STRING_new();
-
-	if (id != NULL && !ASN1_OCTET_STRING_set(id, (const guint8 *)CS_SM2_ID, CS_SM2_ID_LEN))
-		g_clear_pointer(&id, ASN1_OCTET_STRING_free);
-	return id;
-}
-
-void
-cs_x509_set_sm2_id(X509 *x)
-{
-	/* The ID is the signer's; all our SM2 signers use the same one. Only for
-	 * certificates signed with SM2: OpenSSL refuses an ID for ECDSA or RSA. */
-	X509_set0_distinguishing_id(x, sm2_id_new());
-}
-
 /* ---- serials ------------------------------------------------------------------------ */
 
 char *
@@ -217,7 +73,7 @@ random_serial(guint8 serial[CS_SERIAL_SIZE], GError **error)
 {
 	do {
 		if (RAND_bytes(serial, CS_SERIAL_SIZE) != 1)
-			return ssl_fail(error, CS_ERROR_INTERNAL, "random serial");
+			return cs_ssl_fail(error, CS_ERROR_INTERNAL, "random serial");
 	} while (serial[0] == 0); /* a full 16 bytes, so every serial has 128 bits */
 	return TRUE;
 }
@@ -315,7 +171,7 @@ cs_csr_parse(const guint8 *der, gsize len, GError **error)
 	}
 	/* Proof of possession, once, here. */
 	if (csr->algorithm == CS_KEY_SM2)
-		X509_REQ_set0_distinguishing_id(csr->req, sm2_id_new());
+		X509_REQ_set0_distinguishing_id(csr->req, cs_sm2_id_new());
 	if (X509_REQ_verify(csr->req, pkey) != 1) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 				    "csr: signature does not verify (no proof of possession)");
@@ -326,7 +182,7 @@ cs_csr_parse(const guint8 *der, gsize len, GError **error)
 	if (bits == NULL || csr->ski == NULL ||
 	    EVP_Digest(bits, (size_t)bits_len, md, &md_len, EVP_sha1(), NULL) != 1 ||
 	    !ASN1_OCTET_STRING_set(csr->ski, md, (int)md_len)) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "csr: key identifier");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "csr: key identifier");
 		return NULL;
 	}
 	return g_steal_pointer(&csr);
@@ -344,7 +200,7 @@ static gboolean
 add_entry(X509_NAME *name, int nid, int type, const char *value, GError **error)
 {
 	if (X509_NAME_add_entry_by_NID(name, nid, type, (const guint8 *)value, -1, -1, 0) != 1)
-		return ssl_fail(error, CS_ERROR_INVALID_INPUT, OBJ_nid2sn(nid));
+		return cs_ssl_fail(error, CS_ERROR_INVALID_INPUT, OBJ_nid2sn(nid));
 	return TRUE;
 }
 
@@ -504,7 +360,7 @@ issuing_sign_ctx(CsCa *ca, GError **error)
 		return NULL;
 	ctx = EVP_MD_CTX_new();
 	if (ctx == NULL || EVP_MD_CTX_copy_ex(ctx, tmpl) != 1) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "copying the signing context");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "copying the signing context");
 		return NULL;
 	}
 	return g_steal_pointer(&ctx);
@@ -519,7 +375,7 @@ make_ext(X509 *issuer, X509 *subject, int nid, const char *value, GError **error
 	X509V3_set_ctx(&v3, issuer, subject, NULL, NULL, 0);
 	ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
 	if (ext == NULL)
-		ssl_fail(error, CS_ERROR_INTERNAL, OBJ_nid2sn(nid));
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, OBJ_nid2sn(nid));
 	return ext;
 }
 
@@ -531,7 +387,7 @@ add_ext(X509 *issuer, X509 *subject, int nid, const char *value, GError **error)
 	if (ext == NULL)
 		return FALSE;
 	if (X509_add_ext(subject, ext, -1) != 1)
-		return ssl_fail(error, CS_ERROR_INTERNAL, OBJ_nid2sn(nid));
+		return cs_ssl_fail(error, CS_ERROR_INTERNAL, OBJ_nid2sn(nid));
 	return TRUE;
 }
 
@@ -560,7 +416,7 @@ set_serial_and_dates(X509 *x, gint64 not_before, gint64 not_after, GError **erro
 	if (sn == NULL || X509_set_serialNumber(x, sn) != 1 ||
 	    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)not_before) == NULL ||
 	    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after) == NULL)
-		return ssl_fail(error, CS_ERROR_INTERNAL, "certificate fields");
+		return cs_ssl_fail(error, CS_ERROR_INTERNAL, "certificate fields");
 	return TRUE;
 }
 
@@ -584,7 +440,7 @@ make_ca_cert(X509 *issuer,
 	    X509_set_subject_name(x, name) != 1 ||
 	    X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : name) != 1 ||
 	    X509_set_pubkey(x, key) != 1) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "CA certificate");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "CA certificate");
 		return NULL;
 	}
 	if (!set_serial_and_dates(x, now, now + (gint64)days * CS_VALIDITY_DAY_SECONDS, error))
@@ -599,7 +455,7 @@ make_ca_cert(X509 *issuer,
 	if (ctx == NULL)
 		return NULL;
 	if (X509_sign_ctx(x, ctx) <= 0) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "signing a CA certificate");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "signing a CA certificate");
 		return NULL;
 	}
 	if (cs_key_algorithm_of(key, NULL) == CS_KEY_SM2 ||
@@ -646,7 +502,7 @@ write_key(const char *dir, const char *name, EVP_PKEY *key, GError **error)
 	long len;
 
 	if (bio == NULL || PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1)
-		return ssl_fail(error, CS_ERROR_INTERNAL, "encoding a CA key");
+		return cs_ssl_fail(error, CS_ERROR_INTERNAL, "encoding a CA key");
 	len = BIO_get_mem_data(bio, &data);
 	return write_file(dir, name, data, (gsize)len, 0600, error);
 }
@@ -657,7 +513,7 @@ write_cert(const char *dir, const char *name, X509 *x, GError **error)
 	g_autofree char *pem = pem_of_cert(x);
 
 	if (pem == NULL)
-		return ssl_fail(error, CS_ERROR_INTERNAL, "encoding a CA certificate");
+		return cs_ssl_fail(error, CS_ERROR_INTERNAL, "encoding a CA certificate");
 	return write_file(dir, name, pem, strlen(pem), 0644, error);
 }
 
@@ -751,7 +607,7 @@ read_cert(const char *dir, const char *name, GError **error)
 	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 	if (x == NULL) {
 		g_autofree char *what = g_strdup_printf("%s: not a PEM certificate", path);
-		ssl_fail(error, CS_ERROR_INTERNAL, what);
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, what);
 	}
 	return x;
 }
@@ -779,7 +635,7 @@ read_key(const char *dir, const char *name, GError **error)
 	key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
 	if (key == NULL) {
 		g_autofree char *what = g_strdup_printf("%s: not a PEM private key", path);
-		ssl_fail(error, CS_ERROR_INTERNAL, what);
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, what);
 	}
 	return key;
 }
@@ -981,12 +837,12 @@ cs_ca_sign_certificate(CsCa *ca,
 	    X509_set_subject_name(x, subject) != 1 ||
 	    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)not_before) == NULL ||
 	    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after) == NULL) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "certificate fields");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "certificate fields");
 		return NULL;
 	}
 	/* Copy the key's encoding, not the key (DESIGN §8: no X509_set_pubkey). */
 	if (X509_PUBKEY_get0_param(&alg_obj, &bits, &bits_len, &alg, csr->pubkey) != 1) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "certificate public key");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "certificate public key");
 		return NULL;
 	}
 	X509_ALGOR_get0((const ASN1_OBJECT **)&alg_obj, &ptype, &pval, alg);
@@ -1001,20 +857,20 @@ cs_ca_sign_certificate(CsCa *ca,
 	    X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_dup(alg_obj), ptype, pval_copy,
 				   bits_copy, bits_len) != 1) {
 		OPENSSL_free(bits_copy);
-		ssl_fail(error, CS_ERROR_INTERNAL, "certificate public key");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "certificate public key");
 		return NULL;
 	}
 	if (X509_add_ext(x, ca->ext_basic, -1) != 1 || X509_add_ext(x, ca->ext_key_usage, -1) != 1 ||
 	    X509_add1_ext_i2d(x, NID_subject_key_identifier, csr->ski, 0, X509V3_ADD_DEFAULT) != 1 ||
 	    X509_add_ext(x, ca->ext_aki, -1) != 1 || X509_add_ext(x, ca->ext_crl_dp, -1) != 1) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "certificate extensions");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "certificate extensions");
 		return NULL;
 	}
 	ctx = issuing_sign_ctx(ca, error);
 	if (ctx == NULL)
 		return NULL;
 	if (X509_sign_ctx(x, ctx) <= 0) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "signing a certificate");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "signing a certificate");
 		return NULL;
 	}
 	/* The key was copied as encoded bytes, so this object has no decoded key: return the
@@ -1024,7 +880,7 @@ cs_ca_sign_certificate(CsCa *ca,
 	decoded = der_len > 0 ? d2i_X509(NULL, &p, der_len) : NULL;
 	OPENSSL_free(der);
 	if (decoded == NULL) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "encoding a certificate");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "encoding a certificate");
 		return NULL;
 	}
 	if (ca->algorithm == CS_KEY_SM2)
@@ -1069,14 +925,14 @@ revoked_entry(const CsCertRow *row, GError **error)
 	if (BN_hex2bn(&bn, row->serial) == 0 || (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
 	    rev == NULL || reason == NULL || X509_REVOKED_set_serialNumber(rev, sn) != 1 ||
 	    (when = ASN1_TIME_set(NULL, (time_t)row->revoked_at)) == NULL) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "CRL entry");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "CRL entry");
 		return NULL;
 	}
 	if (X509_REVOKED_set_revocationDate(rev, when) != 1 ||
 	    ASN1_ENUMERATED_set(reason, reason_code(row->reason)) != 1 ||
 	    X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, reason, 0, 0) != 1) {
 		ASN1_TIME_free(when);
-		ssl_fail(error, CS_ERROR_INTERNAL, "CRL entry");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "CRL entry");
 		return NULL;
 	}
 	ASN1_TIME_free(when);
@@ -1109,7 +965,7 @@ cs_ca_sign_crl(CsCa *ca, GPtrArray *revoked, gint64 crl_number, gint64 now, GErr
 		ok = X509_CRL_add_ext(crl, aki, -1) == 1;
 	}
 	if (!ok) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "CRL fields");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "CRL fields");
 		return NULL;
 	}
 	for (guint i = 0; i < revoked->len; i++) {
@@ -1119,7 +975,7 @@ cs_ca_sign_crl(CsCa *ca, GPtrArray *revoked, gint64 crl_number, gint64 now, GErr
 			return NULL;
 		if (X509_CRL_add0_revoked(crl, rev) != 1) {
 			X509_REVOKED_free(rev);
-			ssl_fail(error, CS_ERROR_INTERNAL, "CRL entry");
+			cs_ssl_fail(error, CS_ERROR_INTERNAL, "CRL entry");
 			return NULL;
 		}
 	}
@@ -1128,7 +984,7 @@ cs_ca_sign_crl(CsCa *ca, GPtrArray *revoked, gint64 crl_number, gint64 now, GErr
 	if (ctx == NULL)
 		return NULL;
 	if (X509_CRL_sign_ctx(crl, ctx) <= 0) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "signing the CRL");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "signing the CRL");
 		return NULL;
 	}
 	return g_steal_pointer(&crl);
@@ -1144,7 +1000,7 @@ cs_ca_raw_sign(CsCa *ca, const guint8 *data, gsize len, GError **error)
 	if (ctx == NULL)
 		return FALSE;
 	if (EVP_DigestSign(ctx, sig, &sig_len, data, len) != 1)
-		return ssl_fail(error, CS_ERROR_INTERNAL, "raw signature");
+		return cs_ssl_fail(error, CS_ERROR_INTERNAL, "raw signature");
 	return TRUE;
 }
 
@@ -1160,7 +1016,7 @@ cs_ca_verify_chain(CsCa *ca, X509 *cert, gint64 at, GError **error)
 	    X509_STORE_add_cert(store, ca->root) != 1 || !sk_X509_push(untrusted, ca->issuing) ||
 	    X509_STORE_CTX_init(ctx, store, cert, untrusted) != 1) {
 		sk_X509_free(untrusted);
-		return ssl_fail(error, CS_ERROR_INTERNAL, "preparing chain verification");
+		return cs_ssl_fail(error, CS_ERROR_INTERNAL, "preparing chain verification");
 	}
 	X509_STORE_CTX_set_time(ctx, 0, (time_t)at);
 	rc = X509_verify_cert(ctx);
@@ -1310,7 +1166,7 @@ publish_crl(CsCa *ca, GPtrArray *revoked, gint64 number, gint64 now, GError **er
 		return NULL;
 	der = crl_der(crl);
 	if (der == NULL) {
-		ssl_fail(error, CS_ERROR_INTERNAL, "encoding the CRL");
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "encoding the CRL");
 		return NULL;
 	}
 	if (!write_file(ca->dir, "issuing.crl", g_bytes_get_data(der, NULL), g_bytes_get_size(der),
@@ -1453,7 +1309,7 @@ record_issue(CsCaSet *set, const CsIssueRequest *request, const char *serial,
 	};
 
 	if (der == NULL)
-		return ssl_fail(error, CS_ERROR_INTERNAL, "encoding the certificate");
+		return cs_ssl_fail(error, CS_ERROR_INTERNAL, "encoding the certificate");
 	if (!cs_ledger_begin(set->ledger, error))
 		return FALSE;
 	if (!cs_ledger_insert_certificate(set->ledger, &row, error) ||

@@ -30,42 +30,14 @@
 
 #include "certseal/plugin.h"
 #include "cs-config.h"
+#include "cs-crypto.h"
 #include "cs-ledger.h"
 
 G_BEGIN_DECLS
 
-#define CS_SM2_ID "1234567812345678"
-#define CS_SM2_ID_LEN 16
 #define CS_SERIAL_SIZE 16       /* bytes: 128-bit serial numbers */
 #define CS_CSR_MAX_SIZE 16384   /* bytes of DER */
 #define CS_SUBJECT_NAME_MAX 64  /* characters: RFC 5280 ub-common-name */
-
-typedef enum {
-	CS_KEY_UNSUPPORTED = 0,
-	CS_KEY_RSA_2048,
-	CS_KEY_EC_P256,
-	CS_KEY_SM2,
-} CsKeyAlgorithm;
-
-/* "rsa-2048", "ec-p256", "sm2" ↔ the enum; CS_KEY_UNSUPPORTED for anything else. */
-CsKeyAlgorithm cs_key_algorithm_from_string(const char *s);
-const char *cs_key_algorithm_to_string(CsKeyAlgorithm alg);
-/* What @pkey is; CS_KEY_UNSUPPORTED (and a description in @what) for other keys. */
-CsKeyAlgorithm cs_key_algorithm_of(EVP_PKEY *pkey, char **what);
-EVP_PKEY *cs_key_generate(CsKeyAlgorithm alg, GError **error);
-
-/* A digest-sign context for @pkey: SHA-256 (RSA PKCS#1 v1.5, ECDSA) or SM3 with the SM2
- * distinguishing ID. */
-EVP_MD_CTX *cs_sign_ctx_new(EVP_PKEY *pkey, GError **error);
-/* Set the SM2 distinguishing ID on @x (for verifying its signature); no-op otherwise. */
-void cs_x509_set_sm2_id(X509 *x);
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509, X509_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509_CRL, X509_CRL_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509_NAME, X509_NAME_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY, EVP_PKEY_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MD_CTX, EVP_MD_CTX_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509_REQ, X509_REQ_free)
 
 /* ---- CSRs ---------------------------------------------------------------------------- */
 
