@@ -2,10 +2,10 @@
  * cs-daemon.c — start-up, the main loop and shutdown of certseald.
  *
  * Start-up order: configuration → state directory → vault → ledger (migrated and verified
- * from the last checkpoint) → engine → flow plugins → drivers → recovery of transient
- * states → D-Bus objects → bus name → READY=1. Shutdown runs it backwards after the main
- * loop ends: the bus name is released first so no new call arrives while the ledger
- * closes. Refusals before the loop starts are fatal; a module that fails to load or
+ * from the last checkpoint) → each vendor's CA (created on first start) → engine → flow
+ * plugins → drivers → recovery of transient states → D-Bus objects → bus name → READY=1.
+ * Shutdown runs it backwards after the main loop ends: the bus name is released first so
+ * no new call arrives while the ledger closes. Refusals before the loop starts are fatal; a module that fails to load or
  * initialise is not: the daemon runs on without it.
  */
 #define G_LOG_DOMAIN "certseald"
@@ -17,6 +17,7 @@
 
 #include "cs-daemon.h"
 #include "cs-build-config.h"
+#include "cs-ca.h"
 #include "cs-loader.h"
 
 typedef struct {
@@ -31,6 +32,7 @@ struct _CsDaemon {
 	CsBusType bus_type;
 	CsVault *vault;
 	CsLedger *ledger;
+	CsCaSet *cas; /* the embedded CA of every vendor (DESIGN §4) */
 	CsEngine *engine;
 	GPtrArray *plugins; /* CsLoadedPlugin */
 	GPtrArray *drivers; /* CsLoadedDriver */
@@ -148,7 +150,13 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 			  cs_ledger_get_schema_version(self->ledger),
 			  cs_ledger_get_backup_path(self->ledger));
 
+	/* Each vendor's CA, created on first start in <state_dir>/ca/<vendor>. */
+	self->cas = cs_ca_set_new(self->config, self->state_dir, self->ledger, error);
+	if (self->cas == NULL)
+		return NULL;
+
 	self->engine = cs_engine_new(self->config, self->ledger);
+	cs_engine_set_cas(self->engine, self->cas);
 	self->plugins = cs_loader_load_plugins(self->config->plugin_dir, self->config->test_mode);
 	add_plugins(self);
 	self->drivers = cs_loader_load_drivers(self->config->driver_dir, self->config->test_mode);
@@ -228,6 +236,7 @@ cs_daemon_free(CsDaemon *self)
 	}
 	g_array_unref(self->vendor_drivers);
 	g_clear_pointer(&self->engine, cs_engine_free);
+	g_clear_pointer(&self->cas, cs_ca_set_free);
 	g_clear_pointer(&self->plugins, g_ptr_array_unref);
 	g_clear_pointer(&self->drivers, g_ptr_array_unref);
 	g_clear_pointer(&self->ledger, cs_ledger_free);

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 
 #include "cs-ca.h"
+#include "cs-engine.h"
+#include "cs-loader.h"
 #include "cs-validity.h"
 
 #define DAY CS_VALIDITY_DAY_SECONDS
@@ -921,6 +923,96 @@ test_signing_threads(Fixture *f, gconstpointer data)
 	}
 }
 
+/* ---- the engine-level API where CSRs enter ------------------------------------------- */
+
+static void
+test_engine_issue_from_order(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *plugin_path = g_build_filename(g_getenv("CS_BUILD_DIR"), "plugins",
+							"certseal-plugin-new.so", NULL);
+	CsLoadedPlugin *plugin = cs_loader_load_plugin(plugin_path, TRUE, &error);
+	g_autoptr(CsEngine) engine = NULL;
+	g_autoptr(GVariantDict) d = g_variant_dict_new(NULL);
+	g_autoptr(GVariant) fields = NULL;
+	g_autoptr(EVP_PKEY) key = generate(CS_KEY_EC_P256);
+	g_autoptr(GBytes) csr = make_csr(key);
+	g_autoptr(GBytes) cert = NULL;
+	g_autoptr(GPtrArray) events = NULL;
+	g_autoptr(GPtrArray) found = NULL;
+	g_autoptr(X509) x = NULL;
+	const CsRequest owner = {.actor = CS_ACTOR_DESKTOP, .uid = 1000};
+	const CsRequest stranger = {.actor = CS_ACTOR_DESKTOP, .uid = 1001};
+	const CsRequest maker = {.actor = CS_ACTOR_MAKER, .user_id = "wang", .roles = CS_ACTOR_MAKER};
+	CsOrder *order;
+	gint64 seq;
+
+	g_assert_no_error(error);
+	engine = cs_engine_new(f->config, f->ledger);
+	/* Without CAs, the engine says so rather than pretending. */
+	g_assert_true(cs_engine_add_plugin(engine, plugin->plugin, &error));
+	g_variant_dict_insert(d, "vendor", "s", "v-ec");
+	g_variant_dict_insert(d, "org_name", "s", ORG_NAME);
+	g_variant_dict_insert(d, "uscc", "s", USCC);
+	fields = g_variant_ref_sink(g_variant_dict_end(d));
+	order = cs_engine_create_order(engine, &owner, "new", "org", fields, &error);
+	g_assert_no_error(error);
+	g_assert_null(cs_engine_issue_certificate(engine, &maker, order, g_bytes_get_data(csr, NULL),
+						  g_bytes_get_size(csr), &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE);
+	g_clear_error(&error);
+	cs_engine_set_cas(engine, f->cas);
+
+	/* A stranger cannot; a bad CSR stores nothing. */
+	seq = cs_ledger_last_seq(f->ledger);
+	g_assert_null(cs_engine_issue_certificate(engine, &stranger, order,
+						  g_bytes_get_data(csr, NULL), g_bytes_get_size(csr),
+						  &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
+	g_clear_error(&error);
+	g_assert_null(cs_engine_issue_certificate(engine, &maker, order, (const guint8 *)"junk", 4,
+						  &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_clear_error(&error);
+	g_assert_cmpint(cs_ledger_last_seq(f->ledger), ==, seq);
+
+	cert = cs_engine_issue_certificate(engine, &maker, order, g_bytes_get_data(csr, NULL),
+					   g_bytes_get_size(csr), &error);
+	g_assert_no_error(error);
+	{
+		const guint8 *p = g_bytes_get_data(cert, NULL);
+		x = d2i_X509(NULL, &p, (long)g_bytes_get_size(cert));
+	}
+	g_assert_nonnull(x);
+	g_assert_true(cs_ca_verify_chain(cs_ca_set_get(f->cas, "v-ec", NULL), x,
+					 g_get_real_time() / G_USEC_PER_SEC + 1, &error));
+	/* The event is the order's, with the maker as actor, and names no personal data. */
+	events = cs_ledger_order_events(f->ledger, order->id, &error);
+	g_assert_no_error(error);
+	{
+		CsEventRow *last = g_ptr_array_index(events, events->len - 1);
+		g_autofree char *serial = serial_of(x);
+		g_assert_cmpstr(last->kind, ==, "certificate_issued");
+		g_assert_cmpstr(last->actor, ==, "office:wang");
+		g_assert_nonnull(strstr(last->data, serial));
+		g_assert_null(strstr(last->data, USCC));
+		g_assert_null(strstr(last->data, "厦门"));
+	}
+	found = cs_engine_find_certificates(engine, "v-ec", "org", USCC, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(found->len, ==, 1);
+	g_assert_cmpstr(((CsCertRow *)g_ptr_array_index(found, 0))->order_id, ==, order->id);
+	{
+		g_autofree char *serial = serial_of(x);
+		g_assert_true(cs_engine_revoke_certificate(engine, &maker, serial, "superseded", order,
+							   &error));
+		g_assert_no_error(error);
+	}
+	g_clear_pointer(&engine, cs_engine_free);
+	cs_loaded_plugin_free(plugin);
+	assert_verifies(f);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -941,6 +1033,7 @@ main(int argc, char **argv)
 	ADD("/ca/revoke/sm2/crl", test_revoke_and_crl, "v-sm2");
 	ADD("/ca/find-certificates/status", test_find_certificates_status, NULL);
 	ADD("/ca/sign/per-thread-contexts", test_signing_threads, NULL);
+	ADD("/ca/engine/issue-from-order", test_engine_issue_from_order, NULL);
 #undef ADD
 	return g_test_run();
 }
