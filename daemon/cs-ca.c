@@ -51,6 +51,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ASN1_INTEGER, ASN1_INTEGER_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ASN1_OCTET_STRING, ASN1_OCTET_STRING_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ASN1_ENUMERATED, ASN1_ENUMERATED_free)
 
+/* OPENSSL_free is a macro; GBytes needs a function. */
+static void
+CRYPTO_free_der(void *p)
+{
+	OPENSSL_free(p);
+}
+
 /* ---- serials ------------------------------------------------------------------------ */
 
 char *
@@ -66,6 +73,23 @@ cs_serial_to_hex(const ASN1_INTEGER *serial)
 	out = g_strdup(hex);
 	OPENSSL_free(hex);
 	return out;
+}
+
+X509 *
+cs_x509_from_der(GBytes *der)
+{
+	gsize len = 0;
+	const guint8 *p = g_bytes_get_data(der, &len);
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+	int nid = 0;
+
+	if (x == NULL) {
+		ERR_clear_error();
+		return NULL;
+	}
+	if (OBJ_find_sigid_algs(X509_get_signature_nid(x), NULL, &nid) && nid == NID_sm2)
+		cs_x509_set_sm2_id(x);
+	return x;
 }
 
 static gboolean
@@ -806,7 +830,7 @@ cs_ca_export_pem(CsCa *ca)
 	return g_strconcat(a != NULL ? a : "", b != NULL ? b : "", c != NULL ? c : "", NULL);
 }
 
-X509 *
+GBytes *
 cs_ca_sign_certificate(CsCa *ca,
 		       const CsCsr *csr,
 		       X509_NAME *subject,
@@ -827,9 +851,7 @@ cs_ca_sign_certificate(CsCa *ca,
 	guint8 *bits_copy;
 	void *pval_copy = NULL;
 	guint8 *der = NULL;
-	const guint8 *p;
 	int der_len;
-	X509 *decoded;
 
 	if (x == NULL || sn == NULL || X509_set_version(x, X509_VERSION_3) != 1 ||
 	    X509_set_serialNumber(x, sn) != 1 ||
@@ -873,19 +895,14 @@ cs_ca_sign_certificate(CsCa *ca,
 		cs_ssl_fail(error, CS_ERROR_INTERNAL, "signing a certificate");
 		return NULL;
 	}
-	/* The key was copied as encoded bytes, so this object has no decoded key: return the
-	 * certificate as anyone will read it, decoded from its DER. */
+	/* DER out: the key was copied as encoded bytes, so this object has no decoded key to
+	 * offer, and decoding one (OpenSSL 3 decoders) would cost more than the signature. */
 	der_len = i2d_X509(x, &der);
-	p = der;
-	decoded = der_len > 0 ? d2i_X509(NULL, &p, der_len) : NULL;
-	OPENSSL_free(der);
-	if (decoded == NULL) {
+	if (der_len <= 0) {
 		cs_ssl_fail(error, CS_ERROR_INTERNAL, "encoding a certificate");
 		return NULL;
 	}
-	if (ca->algorithm == CS_KEY_SM2)
-		cs_x509_set_sm2_id(decoded);
-	return decoded;
+	return g_bytes_new_with_free_func(der, (gsize)der_len, (GDestroyNotify)CRYPTO_free_der, der);
 }
 
 static int
@@ -1290,9 +1307,8 @@ issue_dates(CsCaSet *set, CsCa *ca, const CsIssueRequest *request, gint64 now, g
 
 static gboolean
 record_issue(CsCaSet *set, const CsIssueRequest *request, const char *serial,
-	     const char *subject, X509 *x, gint64 nb, gint64 na, GError **error)
+	     const char *subject, GBytes *der, gint64 nb, gint64 na, GError **error)
 {
-	g_autoptr(GBytes) der = cert_der(x);
 	g_autoptr(GVariant) data = event_data(serial, request->vendor, NULL, nb, na, NULL);
 	CsCertRow row = {
 	    .serial = (char *)serial,
@@ -1308,8 +1324,6 @@ record_issue(CsCaSet *set, const CsIssueRequest *request, const char *serial,
 	    .created = g_get_real_time(),
 	};
 
-	if (der == NULL)
-		return cs_ssl_fail(error, CS_ERROR_INTERNAL, "encoding the certificate");
 	if (!cs_ledger_begin(set->ledger, error))
 		return FALSE;
 	if (!cs_ledger_insert_certificate(set->ledger, &row, error) ||
@@ -1323,7 +1337,7 @@ record_issue(CsCaSet *set, const CsIssueRequest *request, const char *serial,
 	return TRUE;
 }
 
-X509 *
+GBytes *
 cs_ca_set_issue(CsCaSet *set,
 		const CsIssueRequest *request,
 		const CsCsr *csr,
@@ -1352,7 +1366,7 @@ cs_ca_set_issue(CsCaSet *set,
 	subject_text = name_to_text(subject);
 	for (guint attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
 		g_autoptr(GError) local = NULL;
-		g_autoptr(X509) x = NULL;
+		g_autoptr(GBytes) x = NULL;
 		g_autofree char *hex = NULL;
 		guint8 serial[CS_SERIAL_SIZE];
 

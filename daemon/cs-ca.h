@@ -85,8 +85,8 @@ EVP_PKEY *cs_ca_get_seal_maker_key(CsCa *ca);
 /* root + issuing + seal maker, PEM. */
 char *cs_ca_export_pem(CsCa *ca);
 
-/* Sign a subscriber certificate (not recorded: see cs_ca_set_issue). */
-X509 *cs_ca_sign_certificate(CsCa *ca,
+/* Sign a subscriber certificate (not recorded: see cs_ca_set_issue); its DER. */
+GBytes *cs_ca_sign_certificate(CsCa *ca,
 			     const CsCsr *csr,
 			     X509_NAME *subject,
 			     const guint8 serial[CS_SERIAL_SIZE],
@@ -122,9 +122,9 @@ typedef struct {
 				   * certificate renewed (DESIGN §1.2 eligibility and dates) */
 } CsIssueRequest;
 
-/* Sign and durably record one certificate from a verified CSR. The CSR's key must be of
- * the vendor's key algorithm. Nothing is stored when anything is refused. */
-X509 *cs_ca_set_issue(CsCaSet *set,
+/* Sign and durably record one certificate from a verified CSR; its DER. The CSR's key
+ * must be of the vendor's key algorithm. Nothing is stored when anything is refused. */
+GBytes *cs_ca_set_issue(CsCaSet *set,
 		      const CsIssueRequest *request,
 		      const CsCsr *csr,
 		      gint64 now,
@@ -152,7 +152,10 @@ GPtrArray *cs_ca_set_find_certificates(CsCaSet *set,
 				       gint64 now,
 				       GError **error);
 
-/* "…" upper-case hex of a serial. */
+/* The upper-case hex of a serial. */
 char *cs_serial_to_hex(const ASN1_INTEGER *serial);
+/* Decode a DER certificate (with the SM2 ID set when it is SM2-signed); NULL if it is not
+ * one. */
+X509 *cs_x509_from_der(GBytes *der);
 
 G_END_DECLS

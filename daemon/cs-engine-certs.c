@@ -35,10 +35,6 @@ cs_engine_issue_certificate(CsEngine *engine,
 	gboolean org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
 	g_autofree char *actor = NULL;
 	g_autoptr(CsCsr) csr = NULL;
-	g_autoptr(X509) x = NULL;
-	guint8 *der = NULL;
-	int len;
-	GBytes *out;
 	CsIssueRequest issue = {0};
 
 	if (cas == NULL || !cs_engine_check_access(engine, request, order, error))
@@ -61,17 +57,7 @@ cs_engine_issue_certificate(CsEngine *engine,
 	issue.subject.type = cs_order_get_subject_type(order);
 	issue.subject.name = cs_order_get_field(order, org ? "org_name" : "name");
 	issue.subject.id_number = cs_order_get_field(order, org ? "uscc" : "id_number");
-	x = cs_ca_set_issue(cas, &issue, csr, g_get_real_time() / G_USEC_PER_SEC, error);
-	if (x == NULL)
-		return NULL;
-	len = i2d_X509(x, &der);
-	if (len <= 0) {
-		cs_ssl_fail(error, CS_ERROR_INTERNAL, "encoding the certificate");
-		return NULL;
-	}
-	out = g_bytes_new(der, (gsize)len);
-	OPENSSL_free(der);
-	return out;
+	return cs_ca_set_issue(cas, &issue, csr, g_get_real_time() / G_USEC_PER_SEC, error);
 }
 
 gboolean

@@ -186,7 +186,8 @@ issue_full(Fixture *f, const char *vendor, CsSubjectType type, const char *name,
 	    .subject = {type, name, id},
 	    .renew_serial = renew,
 	};
-	X509 *x = cs_ca_set_issue(f->cas, &request, csr, now, error);
+	g_autoptr(GBytes) der_out = cs_ca_set_issue(f->cas, &request, csr, now, error);
+	X509 *x = der_out != NULL ? cs_x509_from_der(der_out) : NULL;
 
 	if (key_out != NULL)
 		*key_out = g_steal_pointer(&key);
@@ -631,7 +632,7 @@ test_bad_csrs_refused(Fixture *f, gconstpointer data)
 		g_autoptr(GError) error = NULL;
 		g_autoptr(CsCsr) csr = parse_csr(good);
 		CsIssueRequest request = {.vendor = "v-rsa", .subject = {CS_SUBJECT_ORG, ORG_NAME, USCC}};
-		g_autoptr(X509) x = cs_ca_set_issue(f->cas, &request, csr, 0, &error);
+		g_autoptr(GBytes) x = cs_ca_set_issue(f->cas, &request, csr, 0, &error);
 
 		g_assert_null(x);
 		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
@@ -891,8 +892,9 @@ sign_thread(gpointer data)
 	for (guint i = 0; i < G_N_ELEMENTS(job->out); i++) {
 		guint8 serial[CS_SERIAL_SIZE];
 		memset(serial, (int)(i + 1), sizeof(serial));
-		job->out[i] = cs_ca_sign_certificate(job->ca, job->csr, job->name, serial, job->now,
-						     job->now + DAY, NULL);
+		g_autoptr(GBytes) der = cs_ca_sign_certificate(job->ca, job->csr, job->name, serial,
+							       job->now, job->now + DAY, NULL);
+		job->out[i] = der != NULL ? cs_x509_from_der(der) : NULL;
 	}
 	return NULL;
 }
@@ -979,10 +981,7 @@ test_engine_issue_from_order(Fixture *f, gconstpointer data)
 	cert = cs_engine_issue_certificate(engine, &maker, order, g_bytes_get_data(csr, NULL),
 					   g_bytes_get_size(csr), &error);
 	g_assert_no_error(error);
-	{
-		const guint8 *p = g_bytes_get_data(cert, NULL);
-		x = d2i_X509(NULL, &p, (long)g_bytes_get_size(cert));
-	}
+	x = cs_x509_from_der(cert);
 	g_assert_nonnull(x);
 	g_assert_true(cs_ca_verify_chain(cs_ca_set_get(f->cas, "v-ec", NULL), x,
 					 g_get_real_time() / G_USEC_PER_SEC + 1, &error));

@@ -76,11 +76,14 @@ issue_holder(Fixture *f, const char *vendor, EVP_PKEY *key)
 	    .actor = "office:test",
 	    .subject = {CS_SUBJECT_ORG, "厦门示例科技有限公司", "91350200776049653A"},
 	};
+	g_autoptr(GBytes) cert = NULL;
 	X509 *x;
 
 	g_assert_no_error(error);
-	x = cs_ca_set_issue(f->cas, &request, csr, f->now, &error);
+	cert = cs_ca_set_issue(f->cas, &request, csr, f->now, &error);
 	g_assert_no_error(error);
+	x = cs_x509_from_der(cert);
+	g_assert_nonnull(x);
 	return x;
 }
 
