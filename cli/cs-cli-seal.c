@@ -26,7 +26,7 @@
 #include "cs-seal.h"
 
 #define SEAL_USAGE                                                                                 \
-	"usage: certseal seal show FILE | certseal seal verify FILE [--document DOC] "            \
+	"usage: certseal seal show FILE | certseal seal verify FILE [--document DOC] "             \
 	"[--ca PEM]… [--state-dir DIR]"
 
 static int
@@ -96,7 +96,7 @@ seal_to_variant(const CsSealInfo *info)
 	g_variant_dict_insert(&d, "es_id", "s", info->es_id);
 	g_variant_dict_insert(&d, "version", "x", info->version);
 	g_variant_dict_insert(&d, "type", "s",
-			      info->type == CS_SEAL_ORG      ? "org"
+			      info->type == CS_SEAL_ORG	     ? "org"
 			      : info->type == CS_SEAL_PERSON ? "person"
 							     : "unknown");
 	g_variant_dict_insert(&d, "name", "s", info->name);
@@ -151,7 +151,8 @@ print_human(GVariant *v, int indent)
 			g_print("%*s%s:\n", indent, "", key);
 			print_human(value, indent + 2);
 		} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
-			g_print("%*s%-15s %s\n", indent, "", key, g_variant_get_string(value, NULL));
+			g_print("%*s%-15s %s\n", indent, "", key,
+				g_variant_get_string(value, NULL));
 		} else if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING_ARRAY)) {
 			g_autofree const char **strv = g_variant_get_strv(value, NULL);
 			g_autofree char *joined = g_strjoinv("; ", (char **)strv);
@@ -255,9 +256,9 @@ seal_show(gboolean json, const char *path)
 			return 0;
 		}
 	} else {
-		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "%s: neither a GB/T 38540 seal (SESeal) nor a signature (SES_Signature)",
-			    path);
+		g_set_error(
+		    &error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+		    "%s: neither a GB/T 38540 seal (SESeal) nor a signature (SES_Signature)", path);
 	}
 	return seal_fail(json, 1, "org.certseal.Error.InvalidInput", error->message);
 }
@@ -284,7 +285,10 @@ report(gboolean json, const char *kind, const char *subject, GError *error)
 }
 
 static int
-seal_verify(gboolean json, const char *path, const char *document, GPtrArray *ca_files,
+seal_verify(gboolean json,
+	    const char *path,
+	    const char *document,
+	    GPtrArray *ca_files,
 	    const char *state_dir)
 {
 	g_autoptr(GError) error = NULL;
@@ -299,7 +303,8 @@ seal_verify(gboolean json, const char *path, const char *document, GPtrArray *ca
 		return seal_fail(json, 1, "org.certseal.Error.InvalidInput", error->message);
 	for (guint i = 0; i < ca_files->len; i++) {
 		if (!add_ca_file(trust, g_ptr_array_index(ca_files, i), TRUE, &error))
-			return seal_fail(json, 1, "org.certseal.Error.InvalidInput", error->message);
+			return seal_fail(json, 1, "org.certseal.Error.InvalidInput",
+					 error->message);
 	}
 	if (ca_files->len == 0 || state_dir != NULL)
 		add_state_dir(trust, state_dir != NULL ? state_dir : CS_STATE_DIR);
@@ -311,19 +316,22 @@ seal_verify(gboolean json, const char *path, const char *document, GPtrArray *ca
 				 "--document DOC");
 	if (kind == 1) {
 		g_autoptr(CsSealInfo) info = cs_seal_parse(data, len, NULL);
-		g_autofree char *what = info != NULL ? g_strdup_printf("%s (%s, vendor %s)", info->es_id,
-									info->name, info->vendor_id)
-						     : NULL;
+		g_autofree char *what = info != NULL
+					    ? g_strdup_printf("%s (%s, vendor %s)", info->es_id,
+							      info->name, info->vendor_id)
+					    : NULL;
 		cs_seal_verify(data, len, trust, g_get_real_time() / G_USEC_PER_SEC, &error);
 		return report(json, "seal", what, error);
 	}
 	if (kind == 2) {
 		g_autoptr(CsSignatureInfo) info = cs_signature_parse(data, len, NULL);
-		g_autofree char *what = info != NULL ? g_strdup_printf("of %s by %s", info->property_info,
-									info->seal_info->name)
-						     : NULL;
+		g_autofree char *what =
+		    info != NULL
+			? g_strdup_printf("of %s by %s", info->property_info, info->seal_info->name)
+			: NULL;
 		if (!read_file(document, "--document", &doc, &error))
-			return seal_fail(json, 1, "org.certseal.Error.InvalidInput", error->message);
+			return seal_fail(json, 1, "org.certseal.Error.InvalidInput",
+					 error->message);
 		cs_signature_verify(data, len, g_bytes_get_data(doc, NULL), g_bytes_get_size(doc),
 				    trust, &error);
 		return report(json, "signature", what, error);

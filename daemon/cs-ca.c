@@ -177,7 +177,8 @@ cs_csr_parse(const guint8 *der, gsize len, GError **error)
 	}
 	if ((gsize)(p - der) != len) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "csr: %" G_GSIZE_FORMAT " bytes after the request", len - (gsize)(p - der));
+			    "csr: %" G_GSIZE_FORMAT " bytes after the request",
+			    len - (gsize)(p - der));
 		return csr_refuse();
 	}
 	csr->pubkey = X509_REQ_get_X509_PUBKEY(csr->req);
@@ -241,8 +242,7 @@ cs_cert_subject_build(const CsCertSubject *subject, GError **error)
 				    "subject_type: must be org or person");
 		return NULL;
 	}
-	if (subject->name == NULL ||
-	    !cs_validate_text(subject->name, CS_SUBJECT_NAME_MAX, error)) {
+	if (subject->name == NULL || !cs_validate_text(subject->name, CS_SUBJECT_NAME_MAX, error)) {
 		if (subject->name == NULL)
 			g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "missing");
 		g_prefix_error(error, "%s: ", name_field);
@@ -313,12 +313,12 @@ struct _CsCa {
 	EVP_PKEY *root_key, *issuing_key, *seal_maker_key;
 	/* Extensions every subscriber certificate carries, built once. */
 	X509_EXTENSION *ext_basic, *ext_key_usage, *ext_aki, *ext_crl_dp;
-	GMutex lock; /* guards contexts */
+	GMutex lock;	  /* guards contexts */
 	GArray *contexts; /* ThreadCtx */
 };
 
-static const char *const ca_files[] = {"root.key",       "root.crt",       "issuing.key",
-				       "issuing.crt",    "seal-maker.key", "seal-maker.crt"};
+static const char *const ca_files[] = {"root.key",    "root.crt",	"issuing.key",
+				       "issuing.crt", "seal-maker.key", "seal-maker.crt"};
 
 void
 cs_ca_free(CsCa *ca)
@@ -502,8 +502,7 @@ pem_of_cert(X509 *x)
 }
 
 static gboolean
-write_file(const char *dir, const char *name, const char *data, gsize len, int mode,
-	   GError **error)
+write_file(const char *dir, const char *name, const char *data, gsize len, int mode, GError **error)
 {
 	g_autofree char *path = g_build_filename(dir, name, NULL);
 	g_autoptr(GError) local = NULL;
@@ -566,14 +565,14 @@ generate_ca(CsCa *ca, gint64 now, GError **error)
 				"critical,CA:TRUE", "critical,keyCertSign,cRLSign", error);
 	if (ca->root == NULL)
 		return FALSE;
-	ca->issuing = make_ca_cert(ca->root, ca->root_key, ca->issuing_key, issuing_name, now,
-				   CA_DAYS, "critical,CA:TRUE,pathlen:0",
-				   "critical,keyCertSign,cRLSign", error);
+	ca->issuing =
+	    make_ca_cert(ca->root, ca->root_key, ca->issuing_key, issuing_name, now, CA_DAYS,
+			 "critical,CA:TRUE,pathlen:0", "critical,keyCertSign,cRLSign", error);
 	if (ca->issuing == NULL)
 		return FALSE;
-	ca->seal_maker = make_ca_cert(ca->root, ca->root_key, ca->seal_maker_key, maker_name, now,
-				      CA_DAYS, "critical,CA:FALSE",
-				      "critical,digitalSignature,nonRepudiation", error);
+	ca->seal_maker =
+	    make_ca_cert(ca->root, ca->root_key, ca->seal_maker_key, maker_name, now, CA_DAYS,
+			 "critical,CA:FALSE", "critical,digitalSignature,nonRepudiation", error);
 	return ca->seal_maker != NULL;
 }
 
@@ -588,7 +587,8 @@ create_ca_dir(CsCa *ca, GError **error)
 
 	if (g_mkdir_with_parents(parent, 0700) != 0 || g_mkdtemp_full(tmp, 0700) == NULL) {
 		int saved = errno;
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: %s", parent, g_strerror(saved));
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: %s", parent,
+			    g_strerror(saved));
 		return FALSE;
 	}
 	if (!write_key(tmp, "root.key", ca->root_key, error) ||
@@ -689,19 +689,19 @@ load_ca_dir(CsCa *ca, GError **error)
 			return FALSE;
 		if (X509_check_private_key(*parts[i].cert, *parts[i].key) != 1) {
 			ERR_clear_error();
-			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
-				    "%s/%s: does not match %s", ca->dir, parts[i].key_name,
-				    parts[i].crt_name);
+			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s/%s: does not match %s",
+				    ca->dir, parts[i].key_name, parts[i].crt_name);
 			return FALSE;
 		}
 		alg = cs_key_algorithm_of(*parts[i].key, NULL);
 		if (alg != ca->algorithm) {
-			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
-				    "%s: the CA is %s but the vendor profile says [ca] algorithm = "
-				    "%s; a CA is never replaced (move the directory away to start a "
-				    "new one)",
-				    ca->dir, cs_key_algorithm_to_string(alg),
-				    cs_key_algorithm_to_string(ca->algorithm));
+			g_set_error(
+			    error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s: the CA is %s but the vendor profile says [ca] algorithm = "
+			    "%s; a CA is never replaced (move the directory away to start a "
+			    "new one)",
+			    ca->dir, cs_key_algorithm_to_string(alg),
+			    cs_key_algorithm_to_string(ca->algorithm));
 			return FALSE;
 		}
 		if (alg == CS_KEY_SM2)
@@ -715,16 +715,16 @@ build_subscriber_extensions(CsCa *ca, GError **error)
 {
 	g_autofree char *dp = g_strdup_printf("URI:%s", ca->crl_url);
 
-	ca->ext_basic = make_ext(ca->issuing, NULL, NID_basic_constraints, "critical,CA:FALSE",
-				 error);
+	ca->ext_basic =
+	    make_ext(ca->issuing, NULL, NID_basic_constraints, "critical,CA:FALSE", error);
 	if (ca->ext_basic == NULL)
 		return FALSE;
 	ca->ext_key_usage = make_ext(ca->issuing, NULL, NID_key_usage,
 				     "critical,digitalSignature,nonRepudiation", error);
 	if (ca->ext_key_usage == NULL)
 		return FALSE;
-	ca->ext_aki = make_ext(ca->issuing, NULL, NID_authority_key_identifier, "keyid:always",
-			       error);
+	ca->ext_aki =
+	    make_ext(ca->issuing, NULL, NID_authority_key_identifier, "keyid:always", error);
 	if (ca->ext_aki == NULL)
 		return FALSE;
 	ca->ext_crl_dp = make_ext(ca->issuing, NULL, NID_crl_distribution_points, dp, error);
@@ -882,8 +882,10 @@ cs_ca_sign_certificate(CsCa *ca,
 		cs_ssl_fail(error, CS_ERROR_INTERNAL, "certificate public key");
 		return NULL;
 	}
-	if (X509_add_ext(x, ca->ext_basic, -1) != 1 || X509_add_ext(x, ca->ext_key_usage, -1) != 1 ||
-	    X509_add1_ext_i2d(x, NID_subject_key_identifier, csr->ski, 0, X509V3_ADD_DEFAULT) != 1 ||
+	if (X509_add_ext(x, ca->ext_basic, -1) != 1 ||
+	    X509_add_ext(x, ca->ext_key_usage, -1) != 1 ||
+	    X509_add1_ext_i2d(x, NID_subject_key_identifier, csr->ski, 0, X509V3_ADD_DEFAULT) !=
+		1 ||
 	    X509_add_ext(x, ca->ext_aki, -1) != 1 || X509_add_ext(x, ca->ext_crl_dp, -1) != 1) {
 		cs_ssl_fail(error, CS_ERROR_INTERNAL, "certificate extensions");
 		return NULL;
@@ -902,7 +904,8 @@ cs_ca_sign_certificate(CsCa *ca,
 		cs_ssl_fail(error, CS_ERROR_INTERNAL, "encoding a certificate");
 		return NULL;
 	}
-	return g_bytes_new_with_free_func(der, (gsize)der_len, (GDestroyNotify)CRYPTO_free_der, der);
+	return g_bytes_new_with_free_func(der, (gsize)der_len, (GDestroyNotify)CRYPTO_free_der,
+					  der);
 }
 
 static int
@@ -975,8 +978,8 @@ cs_ca_sign_crl(CsCa *ca, GPtrArray *revoked, gint64 crl_number, gint64 now, GErr
 	ASN1_TIME_free(last);
 	ASN1_TIME_free(next);
 	if (ok) {
-		g_autoptr(X509_EXTENSION) aki =
-		    make_ext(ca->issuing, NULL, NID_authority_key_identifier, "keyid:always", error);
+		g_autoptr(X509_EXTENSION) aki = make_ext(
+		    ca->issuing, NULL, NID_authority_key_identifier, "keyid:always", error);
 		if (aki == NULL)
 			return NULL;
 		ok = X509_CRL_add_ext(crl, aki, -1) == 1;
@@ -1050,8 +1053,8 @@ cs_ca_verify_chain(CsCa *ca, X509 *cert, gint64 at, GError **error)
 /* ---- the set, with the ledger -------------------------------------------------------- */
 
 struct _CsCaSet {
-	CsLedger *ledger;      /* borrowed */
-	GHashTable *cas;       /* vendor id → CsCa* */
+	CsLedger *ledger;	    /* borrowed */
+	GHashTable *cas;	    /* vendor id → CsCa* */
 	GHashTable *key_algorithms; /* vendor id → key algorithm string (borrowed from config) */
 };
 
@@ -1066,7 +1069,11 @@ cs_ca_set_free(CsCaSet *set)
 }
 
 static GVariant *
-event_data(const char *serial, const char *vendor, const char *role, gint64 nb, gint64 na,
+event_data(const char *serial,
+	   const char *vendor,
+	   const char *role,
+	   gint64 nb,
+	   gint64 na,
 	   const char *reason)
 {
 	GVariantDict d;
@@ -1253,9 +1260,8 @@ cs_ca_set_new(CsConfig *config, const char *state_dir, CsLedger *ledger, GError 
 			return NULL;
 		}
 		if (!g_file_test(crl_path, G_FILE_TEST_EXISTS)) {
-			g_autoptr(GBytes) crl =
-			    cs_ca_set_regenerate_crl(set, v->id, g_get_real_time() / G_USEC_PER_SEC,
-						     error);
+			g_autoptr(GBytes) crl = cs_ca_set_regenerate_crl(
+			    set, v->id, g_get_real_time() / G_USEC_PER_SEC, error);
 			if (crl == NULL) {
 				g_prefix_error(error, "vendor %s: CRL: ", v->id);
 				return NULL;
@@ -1277,8 +1283,13 @@ cs_ca_set_get(CsCaSet *set, const char *vendor, GError **error)
 }
 
 static gboolean
-issue_dates(CsCaSet *set, CsCa *ca, const CsIssueRequest *request, gint64 now, gint64 *nb,
-	    gint64 *na, GError **error)
+issue_dates(CsCaSet *set,
+	    CsCa *ca,
+	    const CsIssueRequest *request,
+	    gint64 now,
+	    gint64 *nb,
+	    gint64 *na,
+	    GError **error)
 {
 	g_autoptr(CsCertRow) old = NULL;
 
@@ -1306,8 +1317,14 @@ issue_dates(CsCaSet *set, CsCa *ca, const CsIssueRequest *request, gint64 now, g
 }
 
 static gboolean
-record_issue(CsCaSet *set, const CsIssueRequest *request, const char *serial,
-	     const char *subject, GBytes *der, gint64 nb, gint64 na, GError **error)
+record_issue(CsCaSet *set,
+	     const CsIssueRequest *request,
+	     const char *serial,
+	     const char *subject,
+	     GBytes *der,
+	     gint64 nb,
+	     gint64 na,
+	     GError **error)
 {
 	g_autoptr(GVariant) data = event_data(serial, request->vendor, NULL, nb, na, NULL);
 	CsCertRow row = {
@@ -1338,11 +1355,8 @@ record_issue(CsCaSet *set, const CsIssueRequest *request, const char *serial,
 }
 
 GBytes *
-cs_ca_set_issue(CsCaSet *set,
-		const CsIssueRequest *request,
-		const CsCsr *csr,
-		gint64 now,
-		GError **error)
+cs_ca_set_issue(
+    CsCaSet *set, const CsIssueRequest *request, const CsCsr *csr, gint64 now, GError **error)
 {
 	CsCa *ca = cs_ca_set_get(set, request->vendor, error);
 	g_autoptr(X509_NAME) subject = NULL;
@@ -1352,7 +1366,8 @@ cs_ca_set_issue(CsCaSet *set,
 
 	if (ca == NULL)
 		return NULL;
-	wanted = cs_key_algorithm_from_string(g_hash_table_lookup(set->key_algorithms, ca->vendor_id));
+	wanted =
+	    cs_key_algorithm_from_string(g_hash_table_lookup(set->key_algorithms, ca->vendor_id));
 	if (csr->algorithm != wanted) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 			    "csr: the key is %s but vendor %s issues for %s keys",

@@ -35,9 +35,9 @@
 
 G_BEGIN_DECLS
 
-#define CS_SERIAL_SIZE 16       /* bytes: 128-bit serial numbers */
-#define CS_CSR_MAX_SIZE 16384   /* bytes of DER */
-#define CS_SUBJECT_NAME_MAX 64  /* characters: RFC 5280 ub-common-name */
+#define CS_SERIAL_SIZE 16      /* bytes: 128-bit serial numbers */
+#define CS_CSR_MAX_SIZE 16384  /* bytes of DER */
+#define CS_SUBJECT_NAME_MAX 64 /* characters: RFC 5280 ub-common-name */
 
 /* ---- CSRs ---------------------------------------------------------------------------- */
 
@@ -87,14 +87,15 @@ char *cs_ca_export_pem(CsCa *ca);
 
 /* Sign a subscriber certificate (not recorded: see cs_ca_set_issue); its DER. */
 GBytes *cs_ca_sign_certificate(CsCa *ca,
-			     const CsCsr *csr,
-			     X509_NAME *subject,
-			     const guint8 serial[CS_SERIAL_SIZE],
-			     gint64 not_before,
-			     gint64 not_after,
-			     GError **error);
+			       const CsCsr *csr,
+			       X509_NAME *subject,
+			       const guint8 serial[CS_SERIAL_SIZE],
+			       gint64 not_before,
+			       gint64 not_after,
+			       GError **error);
 /* A CRL over @revoked (CsCertRow), numbered @crl_number, valid 7 days from @now. */
-X509_CRL *cs_ca_sign_crl(CsCa *ca, GPtrArray *revoked, gint64 crl_number, gint64 now, GError **error);
+X509_CRL *
+cs_ca_sign_crl(CsCa *ca, GPtrArray *revoked, gint64 crl_number, gint64 now, GError **error);
 /* One raw signature with the issuing key through the same per-thread context (the
  * benchmark's lower bound). */
 gboolean cs_ca_raw_sign(CsCa *ca, const guint8 *data, gsize len, GError **error);
@@ -115,8 +116,8 @@ CsCa *cs_ca_set_get(CsCaSet *set, const char *vendor, GError **error);
 
 typedef struct {
 	const char *vendor;
-	const char *order_id;     /* may be NULL; must name an order in the ledger otherwise */
-	const char *actor;        /* recorded in the event, e.g. "office:alice" */
+	const char *order_id; /* may be NULL; must name an order in the ledger otherwise */
+	const char *actor;    /* recorded in the event, e.g. "office:alice" */
 	CsCertSubject subject;
 	const char *renew_serial; /* NULL: new (profile period from now); otherwise the
 				   * certificate renewed (DESIGN §1.2 eligibility and dates) */
@@ -124,11 +125,8 @@ typedef struct {
 
 /* Sign and durably record one certificate from a verified CSR; its DER. The CSR's key
  * must be of the vendor's key algorithm. Nothing is stored when anything is refused. */
-GBytes *cs_ca_set_issue(CsCaSet *set,
-		      const CsIssueRequest *request,
-		      const CsCsr *csr,
-		      gint64 now,
-		      GError **error);
+GBytes *cs_ca_set_issue(
+    CsCaSet *set, const CsIssueRequest *request, const CsCsr *csr, gint64 now, GError **error);
 
 /* Revocation reasons (RFC 5280 CRLReason names): keyCompromise, affiliationChanged,
  * superseded, cessationOfOperation. */

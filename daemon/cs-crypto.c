@@ -88,13 +88,14 @@ cs_key_algorithm_of(EVP_PKEY *pkey, char **what)
 		if (g_strcmp0(group, "SM2") == 0)
 			return CS_KEY_SM2;
 		if (what != NULL)
-			*what = g_strdup_printf("EC %s", group[0] != '\0' ? group : "(unnamed curve)");
+			*what =
+			    g_strdup_printf("EC %s", group[0] != '\0' ? group : "(unnamed curve)");
 		return CS_KEY_UNSUPPORTED;
 	}
 	if (what != NULL)
-		*what = g_strdup(EVP_PKEY_get0_type_name(pkey) != NULL
-				     ? EVP_PKEY_get0_type_name(pkey)
-				     : "an unknown key type");
+		*what =
+		    g_strdup(EVP_PKEY_get0_type_name(pkey) != NULL ? EVP_PKEY_get0_type_name(pkey)
+								   : "an unknown key type");
 	return CS_KEY_UNSUPPORTED;
 }
 
@@ -133,7 +134,8 @@ cs_sign_ctx_new(EVP_PKEY *pkey, GError **error)
 				  pkey, NULL) != 1 ||
 	    (alg == CS_KEY_SM2 &&
 	     EVP_PKEY_CTX_set1_id(pctx, (const guint8 *)CS_SM2_ID, CS_SM2_ID_LEN) <= 0) ||
-	    (alg == CS_KEY_RSA_2048 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0)) {
+	    (alg == CS_KEY_RSA_2048 &&
+	     EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0)) {
 		cs_ssl_fail(error, CS_ERROR_INTERNAL, "preparing a signing context");
 		return NULL;
 	}
@@ -157,4 +159,3 @@ cs_x509_set_sm2_id(X509 *x)
 	 * certificates signed with SM2: OpenSSL refuses an ID for ECDSA or RSA. */
 	X509_set0_distinguishing_id(x, cs_sm2_id_new());
 }
-

@@ -193,13 +193,18 @@ cs_daemon_run(CsDaemon *self, GError **error)
 	}
 	g_ptr_array_add(names, NULL);
 
-	self->dbus = cs_dbus_new(self->engine, (const char *const *)names->pdata, self->bus_type,
-				 error);
-	if (self->dbus == NULL)
-		return FALSE;
+	/* Signals first: once the name is owned a client may stop us at once, and a SIGTERM
+	 * before the handler exists would kill the daemon without its shutdown. */
 	self->loop = g_main_loop_new(NULL, FALSE);
 	sigterm = g_unix_signal_add(SIGTERM, on_signal, self);
 	sigint = g_unix_signal_add(SIGINT, on_signal, self);
+	self->dbus = cs_dbus_new(self->engine, (const char *const *)names->pdata, self->bus_type,
+				 error);
+	if (self->dbus == NULL) {
+		g_source_remove(sigterm);
+		g_source_remove(sigint);
+		return FALSE;
+	}
 
 	g_message("certseald %s ready on the %s bus as %s (state in %s)", CS_VERSION,
 		  self->bus_type == CS_BUS_SESSION ? "session" : "system",

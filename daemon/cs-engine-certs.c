@@ -42,8 +42,9 @@ cs_engine_issue_certificate(CsEngine *engine,
 	if (g_strcmp0(cs_order_get_kind(order), "renew") == 0) {
 		issue.renew_serial = cs_order_get_field(order, "certificate_serial");
 		if (issue.renew_serial == NULL) {
-			g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-					    "certificate_serial: missing (the certificate renewed)");
+			g_set_error_literal(
+			    error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "certificate_serial: missing (the certificate renewed)");
 			return NULL;
 		}
 	}

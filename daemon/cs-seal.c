@@ -32,6 +32,9 @@
 
 /* ---- the ASN.1 of GB/T 38540 ---------------------------------------------------------- */
 
+/* The template macros are declarations clang-format cannot read. */
+/* clang-format off */
+
 typedef struct {
 	ASN1_IA5STRING *id;
 	ASN1_INTEGER *version;
@@ -157,9 +160,9 @@ ASN1_SEQUENCE(SES_SIGNATURE) = {
     ASN1_SIMPLE(SES_SIGNATURE, signature, ASN1_BIT_STRING),
     ASN1_EXP_OPT(SES_SIGNATURE, timeStamp, ASN1_BIT_STRING, 0),
 } static_ASN1_SEQUENCE_END(SES_SIGNATURE)
+    /* clang-format on */
 
-static void
-sealinfo_free(SES_SEALINFO *p)
+    static void sealinfo_free(SES_SEALINFO * p)
 {
 	ASN1_item_free((ASN1_VALUE *)p, ASN1_ITEM_rptr(SES_SEALINFO));
 }
@@ -193,8 +196,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MD, EVP_MD_free)
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
-static gboolean
-fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static gboolean fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 static gboolean
 fail(GError **error, const char *fmt, ...)
@@ -375,8 +377,13 @@ oid_text(const ASN1_OBJECT *obj)
 
 /* Verify @sig over @data with @key, requiring @alg to be the algorithm of the key. */
 static gboolean
-verify_with(EVP_PKEY *key, const ASN1_OBJECT *alg, const ASN1_BIT_STRING *sig,
-	    const guint8 *data, gsize len, const char *what, GError **error)
+verify_with(EVP_PKEY *key,
+	    const ASN1_OBJECT *alg,
+	    const ASN1_BIT_STRING *sig,
+	    const guint8 *data,
+	    gsize len,
+	    const char *what,
+	    GError **error)
 {
 	CsKeyAlgorithm kalg = cs_key_algorithm_of(key, NULL);
 	ASN1_OBJECT *expected = sign_alg_for(key);
@@ -458,14 +465,16 @@ check_picture(const char *type, const guint8 *data, gsize len, gint64 w, gint64 
 	if (g_strcmp0(type, "PNG") != 0 && g_strcmp0(type, "JPG") != 0)
 		return fail(error, "seal picture: type '%s' is not PNG or JPG", type);
 	if (len > CS_SEAL_PICTURE_MAX_SIZE)
-		return fail(error, "seal picture: too large (%" G_GSIZE_FORMAT " bytes, at most %d)",
-			    len, CS_SEAL_PICTURE_MAX_SIZE);
+		return fail(error,
+			    "seal picture: too large (%" G_GSIZE_FORMAT " bytes, at most %d)", len,
+			    CS_SEAL_PICTURE_MAX_SIZE);
 	if (g_strcmp0(sniffed, type) != 0)
 		return fail(error, "seal picture: the data is %s, not %s",
 			    sniffed != NULL ? sniffed : "neither PNG nor JPEG", type);
 	if (w < 1 || h < 1 || w > CS_SEAL_PICTURE_MAX_MM || h > CS_SEAL_PICTURE_MAX_MM)
-		return fail(error, "seal picture: size %" G_GINT64_FORMAT "×%" G_GINT64_FORMAT
-				   " mm is not within 1–%d mm",
+		return fail(error,
+			    "seal picture: size %" G_GINT64_FORMAT "×%" G_GINT64_FORMAT
+			    " mm is not within 1–%d mm",
 			    w, h, CS_SEAL_PICTURE_MAX_MM);
 	return TRUE;
 }
@@ -480,8 +489,8 @@ cs_seal_build(const CsSealSpec *spec, X509 *maker, EVP_PKEY *maker_key, GError *
 	g_autoptr(GBytes) sig = NULL;
 	ASN1_OCTET_STRING *holder = ASN1_OCTET_STRING_new();
 	SES_SEALINFO *info;
-	const char *ptype = spec->picture != NULL ? sniff_picture(spec->picture, spec->picture_len)
-						  : NULL;
+	const char *ptype =
+	    spec->picture != NULL ? sniff_picture(spec->picture, spec->picture_len) : NULL;
 	ASN1_OBJECT *alg = sign_alg_for(maker_key);
 
 	if (seal == NULL || holder == NULL || alg == NULL) {
@@ -497,8 +506,8 @@ cs_seal_build(const CsSealSpec *spec, X509 *maker, EVP_PKEY *maker_key, GError *
 		fail(error, "seal_image: not a PNG or JPEG picture");
 		return NULL;
 	}
-	if (!check_picture(ptype, spec->picture, spec->picture_len, spec->width_mm,
-			   spec->height_mm, error) ||
+	if (!check_picture(ptype, spec->picture, spec->picture_len, spec->width_mm, spec->height_mm,
+			   error) ||
 	    spec->name == NULL || !g_utf8_validate(spec->name, -1, NULL) ||
 	    spec->valid_end <= spec->valid_start || spec->holder == NULL) {
 		ASN1_OCTET_STRING_free(holder);
@@ -538,8 +547,8 @@ cs_seal_build(const CsSealSpec *spec, X509 *maker, EVP_PKEY *maker_key, GError *
 	}
 	sig = cs_seal_sign_with_key(g_bytes_get_data(info_der, NULL), g_bytes_get_size(info_der),
 				    maker_key, error);
-	if (sig == NULL || !set_bits(seal->signedValue, g_bytes_get_data(sig, NULL),
-				     g_bytes_get_size(sig))) {
+	if (sig == NULL ||
+	    !set_bits(seal->signedValue, g_bytes_get_data(sig, NULL), g_bytes_get_size(sig))) {
 		if (sig != NULL)
 			cs_ssl_fail(error, CS_ERROR_INTERNAL, "seal signature");
 		return NULL;
@@ -631,7 +640,7 @@ cs_seal_sniff(const guint8 *der, gsize len)
 /* ---- trust ----------------------------------------------------------------------------- */
 
 struct _CsSealTrust {
-	GPtrArray *anchors;       /* X509*, self-signed */
+	GPtrArray *anchors;	  /* X509*, self-signed */
 	GPtrArray *intermediates; /* X509* */
 };
 
@@ -742,11 +751,12 @@ verify_seal_struct(const SESEAL *seal, CsSealTrust *trust, gint64 at, GError **e
 	g_autofree char *id = ia5_dup(seal->eSealInfo->header->id);
 
 	if (g_strcmp0(id, "ES") != 0 || info->version != 4)
-		return fail(error, "seal header: id '%s' version %" G_GINT64_FORMAT
-				   " (expected ES, 4)",
+		return fail(error,
+			    "seal header: id '%s' version %" G_GINT64_FORMAT " (expected ES, 4)",
 			    id, info->version);
 	if (info->type != CS_SEAL_ORG && info->type != CS_SEAL_PERSON)
-		return fail(error, "seal property: type %d is not 1 (org) or 2 (person)", info->type);
+		return fail(error, "seal property: type %d is not 1 (org) or 2 (person)",
+			    info->type);
 	if (int_of(seal->eSealInfo->property->certListType) != 1 || info->holders->len == 0 ||
 	    (int)info->holders->len !=
 		sk_ASN1_OCTET_STRING_num(seal->eSealInfo->property->certList))
@@ -792,8 +802,8 @@ cs_seal_verify(const guint8 *der, gsize len, CsSealTrust *trust, gint64 at, GErr
 /* ---- document signatures ------------------------------------------------------------ */
 
 static gboolean
-hash_document(X509 *signer, const guint8 *doc, gsize len, guint8 *out, unsigned int *out_len,
-	      GError **error)
+hash_document(
+    X509 *signer, const guint8 *doc, gsize len, guint8 *out, unsigned int *out_len, GError **error)
 {
 	gboolean sm2 = cs_key_algorithm_of(X509_get0_pubkey(signer), NULL) == CS_KEY_SM2;
 	g_autoptr(EVP_MD) md = EVP_MD_fetch(NULL, sm2 ? "SM3" : "SHA256", NULL);
@@ -814,7 +824,8 @@ cs_seal_sign_document(GBytes *seal_der,
 		      gpointer user_data,
 		      GError **error)
 {
-	g_autoptr(SES_SIGNATURE) sig = (SES_SIGNATURE *)ASN1_item_new(ASN1_ITEM_rptr(SES_SIGNATURE));
+	g_autoptr(SES_SIGNATURE) sig =
+	    (SES_SIGNATURE *)ASN1_item_new(ASN1_ITEM_rptr(SES_SIGNATURE));
 	g_autoptr(CsSealInfo) info = NULL;
 	g_autoptr(GBytes) tbs_der = NULL;
 	g_autoptr(GBytes) value = NULL;
@@ -845,8 +856,7 @@ cs_seal_sign_document(GBytes *seal_der,
 		return fail(error, "filename: must be ASCII (IA5String)"), NULL;
 	if (!hash_document(signer, doc, doc_len, hash, &hash_len, error))
 		return NULL;
-	if (!ASN1_INTEGER_set(sig->toSign->version, 4) ||
-	    !set_time(&sig->toSign->timeInfo, time) ||
+	if (!ASN1_INTEGER_set(sig->toSign->version, 4) || !set_time(&sig->toSign->timeInfo, time) ||
 	    !set_bits(sig->toSign->dataHash, hash, hash_len) ||
 	    !ASN1_STRING_set(sig->toSign->propertyInfo, property_info, -1) ||
 	    !set_cert_octets(sig->cert, signer)) {
@@ -942,7 +952,8 @@ cs_signature_verify(const guint8 *der,
 	if (info->signer == NULL)
 		return fail(error, "signer certificate: not a DER certificate");
 	for (guint i = 0; i < info->seal_info->holders->len; i++)
-		listed |= X509_cmp(g_ptr_array_index(info->seal_info->holders, i), info->signer) == 0;
+		listed |=
+		    X509_cmp(g_ptr_array_index(info->seal_info->holders, i), info->signer) == 0;
 	if (!listed)
 		return fail(error, "signer certificate: not in the seal's certList");
 	if (!verify_chain(trust, info->signer, info->time, "signer certificate", error))
@@ -951,8 +962,8 @@ cs_signature_verify(const guint8 *der,
 	if (tbs_der == NULL)
 		return fail(error, "signature: cannot encode TBS_Sign");
 	if (!verify_with(X509_get0_pubkey(info->signer), sig->signatureAlgID, sig->signature,
-			 g_bytes_get_data(tbs_der, NULL), g_bytes_get_size(tbs_der),
-			 "signature", error))
+			 g_bytes_get_data(tbs_der, NULL), g_bytes_get_size(tbs_der), "signature",
+			 error))
 		return FALSE;
 	if (!hash_document(info->signer, doc, doc_len, hash, &hash_len, error))
 		return FALSE;

@@ -25,7 +25,7 @@
 
 G_BEGIN_DECLS
 
-#define CS_SEAL_MAX_SIZE (4 * 1024 * 1024)      /* bytes of DER, seal or signature */
+#define CS_SEAL_MAX_SIZE (4 * 1024 * 1024)     /* bytes of DER, seal or signature */
 #define CS_SEAL_PICTURE_MAX_SIZE (1024 * 1024) /* bytes */
 #define CS_SEAL_PICTURE_MAX_MM 200
 
@@ -35,15 +35,15 @@ typedef enum {
 } CsSealType;
 
 typedef struct {
-	const char *vendor_id;   /* header.vid */
-	const char *es_id;       /* esID */
+	const char *vendor_id; /* header.vid */
+	const char *es_id;     /* esID */
 	CsSealType type;
-	const char *name;        /* the organisation's or person's name */
-	X509 *holder;            /* the holder's certificate (certList) */
-	gint64 created;          /* seconds since the epoch */
+	const char *name; /* the organisation's or person's name */
+	X509 *holder;	  /* the holder's certificate (certList) */
+	gint64 created;	  /* seconds since the epoch */
 	gint64 valid_start;
 	gint64 valid_end;
-	const guint8 *picture;   /* PNG or JPEG bytes */
+	const guint8 *picture; /* PNG or JPEG bytes */
 	gsize picture_len;
 	guint width_mm;
 	guint height_mm;
@@ -64,7 +64,7 @@ typedef struct {
 	GBytes *picture;
 	gint64 width_mm, height_mm;
 	char *sign_algorithm; /* OID, dotted */
-	X509 *maker;          /* NULL when the cert field is not a certificate */
+	X509 *maker;	      /* NULL when the cert field is not a certificate */
 	GPtrArray *holders;   /* X509*, the certList */
 } CsSealInfo;
 
@@ -83,7 +83,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsSealTrust, cs_seal_trust_free)
 
 /* Verify a seal at @at (seconds): strict DER, header ("ES", version 4), picture type
  * and content, the maker's signature, the maker's chain to a trusted root, the dates. */
-gboolean cs_seal_verify(const guint8 *der, gsize len, CsSealTrust *trust, gint64 at, GError **error);
+gboolean
+cs_seal_verify(const guint8 *der, gsize len, CsSealTrust *trust, gint64 at, GError **error);
 
 /* Sign over DER(TBS_Sign) for a document signature: return the signature bytes (DER
  * SEQUENCE{r, s} for SM2/ECDSA, PKCS#1 v1.5 for RSA). A token driver implements this. */
@@ -110,8 +111,8 @@ typedef struct {
 	char *property_info;
 	char *data_hash_hex;
 	char *sign_algorithm;
-	X509 *signer;      /* NULL when not a certificate */
-	GBytes *seal;      /* DER SESeal inside */
+	X509 *signer; /* NULL when not a certificate */
+	GBytes *seal; /* DER SESeal inside */
 	CsSealInfo *seal_info;
 } CsSignatureInfo;
 

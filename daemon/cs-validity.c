@@ -12,8 +12,8 @@
 #include "cs-validity.h"
 
 gboolean
-cs_validity_new(gint64 now, guint validity_days, gint64 *not_before, gint64 *not_after,
-		GError **error)
+cs_validity_new(
+    gint64 now, guint validity_days, gint64 *not_before, gint64 *not_after, GError **error)
 {
 	if (validity_days == 0) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
@@ -49,8 +49,12 @@ cs_validity_renewal_eligible(gint64 old_not_after, gint64 now, GError **error)
 }
 
 gboolean
-cs_validity_renewal(gint64 old_not_after, gint64 now, guint validity_days, gint64 *not_before,
-		    gint64 *not_after, GError **error)
+cs_validity_renewal(gint64 old_not_after,
+		    gint64 now,
+		    guint validity_days,
+		    gint64 *not_before,
+		    gint64 *not_after,
+		    GError **error)
 {
 	if (!cs_validity_renewal_eligible(old_not_after, now, error))
 		return FALSE;

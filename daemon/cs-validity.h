@@ -21,11 +21,8 @@ G_BEGIN_DECLS
 #define CS_VALIDITY_RENEW_AFTER_DAYS 365 /* eligible until expired this many days */
 
 /* A new certificate's period. FALSE with CS_ERROR_INVALID_INPUT when @validity_days is 0. */
-gboolean cs_validity_new(gint64 now,
-			 guint validity_days,
-			 gint64 *not_before,
-			 gint64 *not_after,
-			 GError **error);
+gboolean cs_validity_new(
+    gint64 now, guint validity_days, gint64 *not_before, gint64 *not_after, GError **error);
 
 /* May a certificate ending at @old_not_after be renewed at @now? CS_ERROR_NOT_ELIGIBLE
  * names the reason (days left, or days since expiry). */

@@ -37,7 +37,6 @@ static const char ORG_NAME[] = "厦门示例科技有限公司";
 static const char USCC[] = "91350200776049653A";
 static const char PERSON_ID[] = "11010519491231002X";
 
-
 static void
 write_profile(const char *vendor_dir, const char *id, const char *alg)
 {
@@ -136,9 +135,9 @@ make_csr_with_id(EVP_PKEY *key, const char *sm2_id)
 						   0),
 			==, 1);
 	g_assert_cmpint(X509_REQ_set_pubkey(req, key), ==, 1);
-	g_assert_cmpint(EVP_DigestSignInit_ex(ctx, &pctx, sm2 ? "SM3" : "SHA256", NULL, NULL, key,
-					      NULL),
-			==, 1);
+	g_assert_cmpint(
+	    EVP_DigestSignInit_ex(ctx, &pctx, sm2 ? "SM3" : "SHA256", NULL, NULL, key, NULL), ==,
+	    1);
 	if (sm2 && sm2_id != NULL)
 		g_assert_cmpint(EVP_PKEY_CTX_set1_id(pctx, sm2_id, strlen(sm2_id)), ==, 1);
 	g_assert_cmpint(X509_REQ_sign_ctx(req, ctx), >, 0);
@@ -173,8 +172,15 @@ parse_csr(GBytes *der)
 }
 
 static X509 *
-issue_full(Fixture *f, const char *vendor, CsSubjectType type, const char *name, const char *id,
-	   const char *renew, gint64 now, EVP_PKEY **key_out, GError **error)
+issue_full(Fixture *f,
+	   const char *vendor,
+	   CsSubjectType type,
+	   const char *name,
+	   const char *id,
+	   const char *renew,
+	   gint64 now,
+	   EVP_PKEY **key_out,
+	   GError **error)
 {
 	CsCa *ca = cs_ca_set_get(f->cas, vendor, NULL);
 	g_autoptr(EVP_PKEY) key = generate(cs_ca_get_algorithm(ca));
@@ -282,8 +288,9 @@ assert_verifies(Fixture *f)
 static void
 test_created_on_first_start(Fixture *f, gconstpointer data)
 {
-	const char *const files[] = {"root.key", "root.crt", "issuing.key", "issuing.crt",
-				     "seal-maker.key", "seal-maker.crt", "issuing.crl"};
+	const char *const files[] = {"root.key",    "root.crt",	      "issuing.key",
+				     "issuing.crt", "seal-maker.key", "seal-maker.crt",
+				     "issuing.crl"};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) root_before = NULL;
 	g_autofree char *root_path = ca_file(f, "v-ec", "root.crt");
@@ -305,13 +312,13 @@ test_created_on_first_start(Fixture *f, gconstpointer data)
 		}
 	}
 	/* Three CA certificates per vendor, recorded once, each with its event. */
-	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM certificates WHERE role != 'subscriber'"),
-			==, 9);
+	g_assert_cmpint(
+	    count_rows(f, "SELECT count(*) FROM certificates WHERE role != 'subscriber'"), ==, 9);
 	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM events "
 				      "WHERE kind = 'ca_certificate_created'"),
 			==, 9);
-	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM certificates WHERE length(serial) = 32"),
-			==, 9);
+	g_assert_cmpint(
+	    count_rows(f, "SELECT count(*) FROM certificates WHERE length(serial) = 32"), ==, 9);
 
 	/* A restart loads the same CA and records nothing twice. */
 	g_assert_true(g_file_get_contents(root_path, &root_text, NULL, NULL));
@@ -383,8 +390,8 @@ check_extensions(CsCa *ca, X509 *x)
 	g_assert_cmpint(sk_DIST_POINT_num(dps), ==, 1);
 	gn = sk_GENERAL_NAME_value(sk_DIST_POINT_value(dps, 0)->distpoint->name.fullname, 0);
 	g_assert_cmpint(gn->type, ==, GEN_URI);
-	g_assert_true(g_str_has_prefix((const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier),
-				       "http://crl."));
+	g_assert_true(g_str_has_prefix(
+	    (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier), "http://crl."));
 	sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
 }
 
@@ -404,16 +411,17 @@ test_issue_and_openssl_verify(Fixture *f, gconstpointer data)
 	g_autoptr(CsCertRow) row = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree char *subject = NULL;
-	const char *verify_sm2_issuing[] = {"verify", "-vfyopt", "distid:" CS_SM2_ID, "-CAfile",
-					    root, issuing, NULL};
-	const char *verify_sm2[] = {"verify", "-vfyopt", "distid:" CS_SM2_ID, "-partial_chain",
-				    "-CAfile", issuing, leaf, NULL};
+	const char *verify_sm2_issuing[] = {
+	    "verify", "-vfyopt", "distid:" CS_SM2_ID, "-CAfile", root, issuing, NULL};
+	const char *verify_sm2[] = {
+	    "verify", "-vfyopt", "distid:" CS_SM2_ID, "-partial_chain", "-CAfile", issuing,
+	    leaf,     NULL};
 	const char *verify_plain[] = {"verify", "-CAfile", root, "-untrusted", issuing, leaf, NULL};
 	const char *verify_maker_sm2[] = {"verify", "-vfyopt", "distid:" CS_SM2_ID, "-CAfile", root,
-					  maker, NULL};
+					  maker,    NULL};
 	const char *verify_maker[] = {"verify", "-CAfile", root, maker, NULL};
-	const char *verify_wrong_root[] = {"verify", "-CAfile", issuing, "-partial_chain",
-					   "-untrusted", root, maker, NULL};
+	const char *verify_wrong_root[] = {"verify",	 "-CAfile", issuing, "-partial_chain",
+					   "-untrusted", root,	    maker,   NULL};
 
 	/* The real openssl accepts the chain. SM2: openssl verify applies -vfyopt to the
 	 * certificate it is given only, so the chain is checked link by link, each link
@@ -445,9 +453,9 @@ test_issue_and_openssl_verify(Fixture *f, gconstpointer data)
 	g_assert_cmpint(X509_cmp_time(X509_get0_notAfter(x), NULL), >, 0);
 	{
 		int days = 0, secs = 0;
-		g_assert_cmpint(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x),
-					       X509_get0_notAfter(x)),
-				==, 1);
+		g_assert_cmpint(
+		    ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x), X509_get0_notAfter(x)), ==,
+		    1);
 		g_assert_cmpint(days, ==, 365);
 		g_assert_cmpint(secs, ==, 0);
 	}
@@ -463,8 +471,8 @@ test_issue_and_openssl_verify(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(row->status, ==, "valid");
 	g_assert_cmpstr(row->vendor, ==, vendor);
 	g_assert_cmpstr(row->id_number, ==, USCC);
-	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM events WHERE kind = 'certificate_issued'"),
-			==, 1);
+	g_assert_cmpint(
+	    count_rows(f, "SELECT count(*) FROM events WHERE kind = 'certificate_issued'"), ==, 1);
 	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM certificates WHERE "
 				      "instr(der, CAST('PRIVATE' AS BLOB)) > 0"),
 			==, 0);
@@ -484,9 +492,11 @@ test_person_subject(Fixture *f, gconstpointer data)
 
 	g_assert_no_error(error);
 	name = X509_get_subject_name(x);
-	g_assert_cmpint(X509_NAME_get_text_by_NID(name, NID_serialNumber, buf, sizeof(buf)), ==, 64);
+	g_assert_cmpint(X509_NAME_get_text_by_NID(name, NID_serialNumber, buf, sizeof(buf)), ==,
+			64);
 	{
-		g_autofree char *expect = g_compute_checksum_for_string(G_CHECKSUM_SHA256, PERSON_ID, -1);
+		g_autofree char *expect =
+		    g_compute_checksum_for_string(G_CHECKSUM_SHA256, PERSON_ID, -1);
 		g_assert_cmpstr(buf, ==, expect);
 	}
 	/* The resident ID number itself never appears in the certificate. */
@@ -501,8 +511,8 @@ test_renewal_dates(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-	g_autoptr(X509) first = issue_full(f, "v-ec", CS_SUBJECT_ORG, ORG_NAME, USCC, NULL, now,
-					   NULL, &error);
+	g_autoptr(X509) first =
+	    issue_full(f, "v-ec", CS_SUBJECT_ORG, ORG_NAME, USCC, NULL, now, NULL, &error);
 	g_autofree char *serial = serial_of(first);
 	g_autoptr(X509) early = NULL;
 	g_autoptr(X509) renewed = NULL;
@@ -515,34 +525,34 @@ test_renewal_dates(Fixture *f, gconstpointer data)
 	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE);
 	g_clear_error(&error);
 	/* 89 days left: the new certificate continues from the old end date. */
-	renewed = issue_full(f, "v-ec", CS_SUBJECT_ORG, ORG_NAME, USCC, serial,
-			     old_end - 89 * DAY, NULL, &error);
+	renewed = issue_full(f, "v-ec", CS_SUBJECT_ORG, ORG_NAME, USCC, serial, old_end - 89 * DAY,
+			     NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(ASN1_TIME_cmp_time_t(X509_get0_notBefore(renewed), (time_t)old_end), ==, 0);
-	g_assert_cmpint(ASN1_TIME_cmp_time_t(X509_get0_notAfter(renewed),
-					     (time_t)(old_end + 365 * DAY)),
-			==, 0);
+	g_assert_cmpint(
+	    ASN1_TIME_cmp_time_t(X509_get0_notAfter(renewed), (time_t)(old_end + 365 * DAY)), ==,
+	    0);
 	g_clear_pointer(&renewed, X509_free);
 	/* Expired 366 days: refused; 10 days: from the download day. */
-	renewed = issue_full(f, "v-ec", CS_SUBJECT_ORG, ORG_NAME, USCC, serial,
-			     old_end + 366 * DAY, NULL, &error);
+	renewed = issue_full(f, "v-ec", CS_SUBJECT_ORG, ORG_NAME, USCC, serial, old_end + 366 * DAY,
+			     NULL, &error);
 	g_assert_null(renewed);
 	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE);
 	g_clear_error(&error);
-	renewed = issue_full(f, "v-ec", CS_SUBJECT_ORG, ORG_NAME, USCC, serial,
-			     old_end + 10 * DAY, NULL, &error);
+	renewed = issue_full(f, "v-ec", CS_SUBJECT_ORG, ORG_NAME, USCC, serial, old_end + 10 * DAY,
+			     NULL, &error);
 	g_assert_no_error(error);
-	g_assert_cmpint(ASN1_TIME_cmp_time_t(X509_get0_notBefore(renewed),
-					     (time_t)(old_end + 10 * DAY)),
-			==, 0);
+	g_assert_cmpint(
+	    ASN1_TIME_cmp_time_t(X509_get0_notBefore(renewed), (time_t)(old_end + 10 * DAY)), ==,
+	    0);
 	/* Another subject cannot renew this certificate. */
 	g_clear_pointer(&renewed, X509_free);
 	renewed = issue_full(f, "v-ec", CS_SUBJECT_ORG, "另一家公司", "91440101MA5CJQ4N59", serial,
 			     old_end - DAY, NULL, &error);
 	g_assert_null(renewed);
 	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE);
-	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM certificates WHERE role = 'subscriber'"),
-			==, 3);
+	g_assert_cmpint(
+	    count_rows(f, "SELECT count(*) FROM certificates WHERE role = 'subscriber'"), ==, 3);
 }
 
 /* ---- bad input ------------------------------------------------------------------------ */
@@ -551,7 +561,8 @@ static void
 assert_csr_refused(GBytes *der, const char *reason)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(CsCsr) csr = cs_csr_parse(g_bytes_get_data(der, NULL), g_bytes_get_size(der), &error);
+	g_autoptr(CsCsr) csr =
+	    cs_csr_parse(g_bytes_get_data(der, NULL), g_bytes_get_size(der), &error);
 
 	g_assert_null(csr);
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
@@ -631,13 +642,15 @@ test_bad_csrs_refused(Fixture *f, gconstpointer data)
 	{
 		g_autoptr(GError) error = NULL;
 		g_autoptr(CsCsr) csr = parse_csr(good);
-		CsIssueRequest request = {.vendor = "v-rsa", .subject = {CS_SUBJECT_ORG, ORG_NAME, USCC}};
+		CsIssueRequest request = {.vendor = "v-rsa",
+					  .subject = {CS_SUBJECT_ORG, ORG_NAME, USCC}};
 		g_autoptr(GBytes) x = cs_ca_set_issue(f->cas, &request, csr, 0, &error);
 
 		g_assert_null(x);
 		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
-		g_assert_cmpstr(error->message, ==,
-				"csr: the key is ec-p256 but vendor v-rsa issues for rsa-2048 keys");
+		g_assert_cmpstr(
+		    error->message, ==,
+		    "csr: the key is ec-p256 but vendor v-rsa issues for rsa-2048 keys");
 	}
 	/* Nothing issued, nothing stored. */
 	g_assert_cmpint(cs_ledger_last_seq(f->ledger), ==, seq);
@@ -669,13 +682,14 @@ test_bad_subjects_refused(Fixture *f, gconstpointer data)
 	for (guint i = 0; i <= G_N_ELEMENTS(cases); i++) {
 		g_autoptr(GError) error = NULL;
 		gboolean over = i == G_N_ELEMENTS(cases);
-		g_autoptr(X509) x = issue_full(f, "v-ec", over ? CS_SUBJECT_ORG : cases[i].type,
-					       over ? long_name : cases[i].name,
-					       over ? USCC : cases[i].id, NULL,
-					       g_get_real_time() / G_USEC_PER_SEC, NULL, &error);
+		g_autoptr(X509) x =
+		    issue_full(f, "v-ec", over ? CS_SUBJECT_ORG : cases[i].type,
+			       over ? long_name : cases[i].name, over ? USCC : cases[i].id, NULL,
+			       g_get_real_time() / G_USEC_PER_SEC, NULL, &error);
 		g_assert_null(x);
 		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
-		g_assert_true(g_str_has_prefix(error->message, over ? "org_name: " : cases[i].field));
+		g_assert_true(
+		    g_str_has_prefix(error->message, over ? "org_name: " : cases[i].field));
 	}
 	g_assert_cmpint(cs_ledger_last_seq(f->ledger), ==, seq);
 	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM certificates"), ==, certs);
@@ -708,11 +722,12 @@ test_revoke_and_crl(Fixture *f, gconstpointer data)
 	g_autofree char *out = NULL;
 	g_autoptr(GError) error = NULL;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-	const char *verify[] = {"crl", "-inform", "DER", "-in", crl, "-CAfile", issuing, "-noout",
-				"-verify", NULL};
+	const char *verify[] = {"crl",	   "-inform", "DER",	"-in",	   crl,
+				"-CAfile", issuing,   "-noout", "-verify", NULL};
 	const char *text[] = {"crl", "-inform", "DER", "-in", crl, "-noout", "-text", NULL};
 
-	g_assert_true(cs_ca_set_revoke(f->cas, sa, "keyCompromise", "office:test", NULL, now, &error));
+	g_assert_true(
+	    cs_ca_set_revoke(f->cas, sa, "keyCompromise", "office:test", NULL, now, &error));
 	g_assert_no_error(error);
 	g_assert_true(cs_ca_set_revoke(f->cas, sb, "superseded", "office:test", NULL, now, &error));
 	g_assert_no_error(error);
@@ -727,8 +742,8 @@ test_revoke_and_crl(Fixture *f, gconstpointer data)
 	g_clear_error(&error);
 	{
 		g_autofree char *root_serial = serial_of(cs_ca_get_root(ca));
-		g_assert_false(cs_ca_set_revoke(f->cas, root_serial, "keyCompromise", NULL, NULL, now,
-						&error));
+		g_assert_false(cs_ca_set_revoke(f->cas, root_serial, "keyCompromise", NULL, NULL,
+						now, &error));
 		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 		g_clear_error(&error);
 	}
@@ -764,8 +779,9 @@ test_revoke_and_crl(Fixture *f, gconstpointer data)
 		g_assert_nonnull(parsed);
 		g_assert_cmpint(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(parsed)), ==, 2);
 		if (!sm2)
-			g_assert_cmpint(X509_CRL_verify(parsed, X509_get0_pubkey(cs_ca_get_issuing(ca))),
-					==, 1);
+			g_assert_cmpint(
+			    X509_CRL_verify(parsed, X509_get0_pubkey(cs_ca_get_issuing(ca))), ==,
+			    1);
 		/* Any algorithm, by hand: the signature over the TBS bytes with the issuing
 		 * key (SM3 and the distinguishing ID for SM2, which openssl crl cannot set). */
 		{
@@ -776,26 +792,26 @@ test_revoke_and_crl(Fixture *f, gconstpointer data)
 			EVP_PKEY_CTX *pctx = NULL;
 
 			X509_CRL_get0_signature(parsed, &sig, NULL);
-			g_assert_cmpint(EVP_DigestVerifyInit_ex(vctx, &pctx, sm2 ? "SM3" : "SHA256",
-								NULL, NULL,
-								X509_get0_pubkey(cs_ca_get_issuing(ca)),
-								NULL),
-					==, 1);
+			g_assert_cmpint(
+			    EVP_DigestVerifyInit_ex(vctx, &pctx, sm2 ? "SM3" : "SHA256", NULL, NULL,
+						    X509_get0_pubkey(cs_ca_get_issuing(ca)), NULL),
+			    ==, 1);
 			if (sm2)
-				g_assert_cmpint(EVP_PKEY_CTX_set1_id(pctx, CS_SM2_ID, CS_SM2_ID_LEN), ==, 1);
+				g_assert_cmpint(
+				    EVP_PKEY_CTX_set1_id(pctx, CS_SM2_ID, CS_SM2_ID_LEN), ==, 1);
 			g_assert_cmpint(EVP_DigestVerify(vctx, ASN1_STRING_get0_data(sig),
 							 (size_t)ASN1_STRING_length(sig), tbs,
 							 (size_t)tbs_len),
 					==, 1);
 			/* The control: one TBS byte changed does not verify. */
 			tbs[tbs_len - 1] ^= 1;
-			g_assert_cmpint(EVP_DigestVerifyInit_ex(vctx, &pctx, sm2 ? "SM3" : "SHA256",
-								NULL, NULL,
-								X509_get0_pubkey(cs_ca_get_issuing(ca)),
-								NULL),
-					==, 1);
+			g_assert_cmpint(
+			    EVP_DigestVerifyInit_ex(vctx, &pctx, sm2 ? "SM3" : "SHA256", NULL, NULL,
+						    X509_get0_pubkey(cs_ca_get_issuing(ca)), NULL),
+			    ==, 1);
 			if (sm2)
-				g_assert_cmpint(EVP_PKEY_CTX_set1_id(pctx, CS_SM2_ID, CS_SM2_ID_LEN), ==, 1);
+				g_assert_cmpint(
+				    EVP_PKEY_CTX_set1_id(pctx, CS_SM2_ID, CS_SM2_ID_LEN), ==, 1);
 			g_assert_cmpint(EVP_DigestVerify(vctx, ASN1_STRING_get0_data(sig),
 							 (size_t)ASN1_STRING_length(sig), tbs,
 							 (size_t)tbs_len),
@@ -833,8 +849,8 @@ test_revoke_and_crl(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(out, "X509v3 CRL Number: \n                4"));
 	g_assert_nonnull(strstr(out, sa));
 
-	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM events WHERE kind = 'certificate_revoked'"),
-			==, 2);
+	g_assert_cmpint(
+	    count_rows(f, "SELECT count(*) FROM events WHERE kind = 'certificate_revoked'"), ==, 2);
 	assert_verifies(f);
 }
 
@@ -855,16 +871,16 @@ test_find_certificates_status(Fixture *f, gconstpointer data)
 	g_autoptr(GPtrArray) other = NULL;
 
 	g_assert_no_error(error);
-	g_assert_true(cs_ca_set_revoke(f->cas, s_revoked, "affiliationChanged", NULL, NULL, now,
-				       &error));
+	g_assert_true(
+	    cs_ca_set_revoke(f->cas, s_revoked, "affiliationChanged", NULL, NULL, now, &error));
 	all = cs_ca_set_find_certificates(f->cas, "", "org", USCC, now, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(all->len, ==, 3);
 	for (guint i = 0; i < all->len; i++) {
 		CsCertRow *row = g_ptr_array_index(all, i);
-		const char *expect = g_strcmp0(row->serial, s_old) == 0       ? "expired"
+		const char *expect = g_strcmp0(row->serial, s_old) == 0	      ? "expired"
 				     : g_strcmp0(row->serial, s_revoked) == 0 ? "revoked"
-									       : "valid";
+									      : "valid";
 		g_assert_cmpstr(row->status, ==, expect);
 		if (g_strcmp0(row->serial, s_valid) == 0)
 			g_assert_cmpstr(row->vendor, ==, "v-rsa");
@@ -931,8 +947,8 @@ static void
 test_engine_issue_from_order(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *plugin_path = g_build_filename(g_getenv("CS_BUILD_DIR"), "plugins",
-							"certseal-plugin-new.so", NULL);
+	g_autofree char *plugin_path =
+	    g_build_filename(g_getenv("CS_BUILD_DIR"), "plugins", "certseal-plugin-new.so", NULL);
 	CsLoadedPlugin *plugin = cs_loader_load_plugin(plugin_path, TRUE, &error);
 	g_autoptr(CsEngine) engine = NULL;
 	g_autoptr(GVariantDict) d = g_variant_dict_new(NULL);
@@ -945,7 +961,8 @@ test_engine_issue_from_order(Fixture *f, gconstpointer data)
 	g_autoptr(X509) x = NULL;
 	const CsRequest owner = {.actor = CS_ACTOR_DESKTOP, .uid = 1000};
 	const CsRequest stranger = {.actor = CS_ACTOR_DESKTOP, .uid = 1001};
-	const CsRequest maker = {.actor = CS_ACTOR_MAKER, .user_id = "wang", .roles = CS_ACTOR_MAKER};
+	const CsRequest maker = {
+	    .actor = CS_ACTOR_MAKER, .user_id = "wang", .roles = CS_ACTOR_MAKER};
 	CsOrder *order;
 	gint64 seq;
 
@@ -959,21 +976,20 @@ test_engine_issue_from_order(Fixture *f, gconstpointer data)
 	fields = g_variant_ref_sink(g_variant_dict_end(d));
 	order = cs_engine_create_order(engine, &owner, "new", "org", fields, &error);
 	g_assert_no_error(error);
-	g_assert_null(cs_engine_issue_certificate(engine, &maker, order, g_bytes_get_data(csr, NULL),
-						  g_bytes_get_size(csr), &error));
+	g_assert_null(cs_engine_issue_certificate(
+	    engine, &maker, order, g_bytes_get_data(csr, NULL), g_bytes_get_size(csr), &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE);
 	g_clear_error(&error);
 	cs_engine_set_cas(engine, f->cas);
 
 	/* A stranger cannot; a bad CSR stores nothing. */
 	seq = cs_ledger_last_seq(f->ledger);
-	g_assert_null(cs_engine_issue_certificate(engine, &stranger, order,
-						  g_bytes_get_data(csr, NULL), g_bytes_get_size(csr),
-						  &error));
+	g_assert_null(cs_engine_issue_certificate(
+	    engine, &stranger, order, g_bytes_get_data(csr, NULL), g_bytes_get_size(csr), &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
 	g_clear_error(&error);
-	g_assert_null(cs_engine_issue_certificate(engine, &maker, order, (const guint8 *)"junk", 4,
-						  &error));
+	g_assert_null(
+	    cs_engine_issue_certificate(engine, &maker, order, (const guint8 *)"junk", 4, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 	g_clear_error(&error);
 	g_assert_cmpint(cs_ledger_last_seq(f->ledger), ==, seq);
@@ -1003,8 +1019,8 @@ test_engine_issue_from_order(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(((CsCertRow *)g_ptr_array_index(found, 0))->order_id, ==, order->id);
 	{
 		g_autofree char *serial = serial_of(x);
-		g_assert_true(cs_engine_revoke_certificate(engine, &maker, serial, "superseded", order,
-							   &error));
+		g_assert_true(cs_engine_revoke_certificate(engine, &maker, serial, "superseded",
+							   order, &error));
 		g_assert_no_error(error);
 	}
 	g_clear_pointer(&engine, cs_engine_free);

@@ -16,10 +16,11 @@
 #define DAY CS_VALIDITY_DAY_SECONDS
 
 /* A 1×1 PNG and the start of a JPEG: the picture checks look at the signature bytes. */
-static const guint8 png[] = {0x89, 'P',  'N',  'G',  '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I',
-			     'H',  'D',  'R',  0,    0,    0,    1,    0,    0, 0, 1, 8,  6,
-			     0,    0,    0,    0x1f, 0x15, 0xc4, 0x89, 'P',  'I', 'C', 'T'};
-static const guint8 jpg[] = {0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 'P', 'X'};
+static const guint8 png[] = {0x89, 'P', 'N', 'G',  '\r', '\n', 0x1a, '\n', 0,	0,   0,	 13, 'I',
+			     'H',  'D', 'R', 0,	   0,	 0,    1,    0,	   0,	0,   1,	 8,  6,
+			     0,	   0,	0,   0x1f, 0x15, 0xc4, 0x89, 'P',  'I', 'C', 'T'};
+static const guint8 jpg[] = {0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F',
+			     'I',  'F',	 0,    1,    1, 0,  'P', 'X'};
 
 typedef struct {
 	char *dir;
@@ -70,7 +71,8 @@ issue_holder(Fixture *f, const char *vendor, EVP_PKEY *key)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) der = make_csr(key);
-	g_autoptr(CsCsr) csr = cs_csr_parse(g_bytes_get_data(der, NULL), g_bytes_get_size(der), &error);
+	g_autoptr(CsCsr) csr =
+	    cs_csr_parse(g_bytes_get_data(der, NULL), g_bytes_get_size(der), &error);
 	CsIssueRequest request = {
 	    .vendor = vendor,
 	    .actor = "office:test",
@@ -88,7 +90,12 @@ issue_holder(Fixture *f, const char *vendor, EVP_PKEY *key)
 }
 
 static GBytes *
-build_seal(Fixture *f, CsCa *ca, X509 *maker, EVP_PKEY *maker_key, const guint8 *pic, gsize len,
+build_seal(Fixture *f,
+	   CsCa *ca,
+	   X509 *maker,
+	   EVP_PKEY *maker_key,
+	   const guint8 *pic,
+	   gsize len,
 	   GError **error)
 {
 	CsSealSpec spec = {
@@ -189,8 +196,8 @@ assert_seal_refused(Fixture *f, GBytes *seal, gint64 at, const char *message_sta
 {
 	g_autoptr(GError) error = NULL;
 
-	g_assert_false(cs_seal_verify(g_bytes_get_data(seal, NULL), g_bytes_get_size(seal), f->trust,
-				      at, &error));
+	g_assert_false(cs_seal_verify(g_bytes_get_data(seal, NULL), g_bytes_get_size(seal),
+				      f->trust, at, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 	if (!g_str_has_prefix(error->message, message_start))
 		g_error("expected '%s…', got '%s'", message_start, error->message);
@@ -203,8 +210,8 @@ static void
 test_seal_round_trip(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(CsSealInfo) info = cs_seal_parse(g_bytes_get_data(f->seal, NULL),
-						   g_bytes_get_size(f->seal), &error);
+	g_autoptr(CsSealInfo) info =
+	    cs_seal_parse(g_bytes_get_data(f->seal, NULL), g_bytes_get_size(f->seal), &error);
 	gboolean sm2 = cs_ca_get_algorithm(f->ca) == CS_KEY_SM2;
 
 	g_assert_no_error(error);
@@ -220,13 +227,14 @@ test_seal_round_trip(Fixture *f, gconstpointer data)
 			sizeof(png));
 	g_assert_cmpint(info->width_mm, ==, 40);
 	g_assert_cmpstr(info->sign_algorithm, ==,
-			sm2 ? "1.2.156.10197.1.501"
-			    : cs_ca_get_algorithm(f->ca) == CS_KEY_EC_P256 ? "1.2.840.10045.4.3.2"
-									   : "1.2.840.113549.1.1.11");
+			sm2					       ? "1.2.156.10197.1.501"
+			: cs_ca_get_algorithm(f->ca) == CS_KEY_EC_P256 ? "1.2.840.10045.4.3.2"
+								       : "1.2.840.113549.1.1.11");
 	g_assert_cmpuint(info->holders->len, ==, 1);
 	g_assert_cmpint(X509_cmp(g_ptr_array_index(info->holders, 0), f->holder), ==, 0);
 	g_assert_cmpint(X509_cmp(info->maker, cs_ca_get_seal_maker(f->ca)), ==, 0);
-	g_assert_cmpint(cs_seal_sniff(g_bytes_get_data(f->seal, NULL), g_bytes_get_size(f->seal)), ==, 1);
+	g_assert_cmpint(cs_seal_sniff(g_bytes_get_data(f->seal, NULL), g_bytes_get_size(f->seal)),
+			==, 1);
 
 	g_assert_true(cs_seal_verify(g_bytes_get_data(f->seal, NULL), g_bytes_get_size(f->seal),
 				     f->trust, f->now + 60, &error));
@@ -234,21 +242,23 @@ test_seal_round_trip(Fixture *f, gconstpointer data)
 
 	/* A JPEG seal works the same way. */
 	{
-		g_autoptr(GBytes) j = build_seal(f, f->ca, cs_ca_get_seal_maker(f->ca),
-						 cs_ca_get_seal_maker_key(f->ca), jpg, sizeof(jpg), &error);
+		g_autoptr(GBytes) j =
+		    build_seal(f, f->ca, cs_ca_get_seal_maker(f->ca),
+			       cs_ca_get_seal_maker_key(f->ca), jpg, sizeof(jpg), &error);
 		g_autoptr(CsSealInfo) ji = NULL;
 		g_assert_no_error(error);
 		ji = cs_seal_parse(g_bytes_get_data(j, NULL), g_bytes_get_size(j), &error);
 		g_assert_cmpstr(ji->picture_type, ==, "JPG");
-		g_assert_true(cs_seal_verify(g_bytes_get_data(j, NULL), g_bytes_get_size(j), f->trust,
-					     f->now, &error));
+		g_assert_true(cs_seal_verify(g_bytes_get_data(j, NULL), g_bytes_get_size(j),
+					     f->trust, f->now, &error));
 		g_assert_no_error(error);
 	}
 	/* A picture that is neither is refused when building. */
 	{
 		static const guint8 gif[] = "GIF89a....";
-		g_autoptr(GBytes) g = build_seal(f, f->ca, cs_ca_get_seal_maker(f->ca),
-						 cs_ca_get_seal_maker_key(f->ca), gif, sizeof(gif), &error);
+		g_autoptr(GBytes) g =
+		    build_seal(f, f->ca, cs_ca_get_seal_maker(f->ca),
+			       cs_ca_get_seal_maker_key(f->ca), gif, sizeof(gif), &error);
 		g_assert_null(g);
 		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 	}
@@ -272,11 +282,13 @@ test_seal_tampering(Fixture *f, gconstpointer data)
 		g_autoptr(GBytes) t = tamper(f->seal, "\x16\x03PNG", 5, 2, "GIF", 3);
 		g_autoptr(GBytes) u = tamper(f->seal, "\x89PNG", 4, 1, "MNG", 3);
 		assert_seal_refused(f, t, at, "seal picture: type 'GIF' is not PNG or JPG");
-		assert_seal_refused(f, u, at, "seal picture: the data is neither PNG nor JPEG, not PNG");
+		assert_seal_refused(f, u, at,
+				    "seal picture: the data is neither PNG nor JPEG, not PNG");
 	}
 	/* The name and the dates inside the signed part. */
 	{
-		g_autoptr(GBytes) t = tamper(f->seal, "示例", strlen("示例"), 0, "范例", strlen("范例"));
+		g_autoptr(GBytes) t =
+		    tamper(f->seal, "示例", strlen("示例"), 0, "范例", strlen("范例"));
 		assert_seal_refused(f, t, at, "seal signature: does not verify");
 	}
 	/* The signature itself: its last byte. */
@@ -289,7 +301,10 @@ test_seal_tampering(Fixture *f, gconstpointer data)
 	}
 	/* The header. */
 	{
-		g_autoptr(GBytes) t = tamper(f->seal, "\x16\x02" "ES", 4, 2, "EX", 2);
+		g_autoptr(GBytes) t = tamper(f->seal,
+					     "\x16\x02"
+					     "ES",
+					     4, 2, "EX", 2);
 		assert_seal_refused(f, t, at, "seal header: id 'EX'");
 	}
 	/* Expired, and not yet valid. */
@@ -317,8 +332,9 @@ test_seal_tampering(Fixture *f, gconstpointer data)
 	{
 		g_autoptr(GError) error = NULL;
 		CsCa *other = cs_ca_set_get(f->cas, "v-other", NULL);
-		g_autoptr(GBytes) t = build_seal(f, f->ca, cs_ca_get_seal_maker(other),
-						 cs_ca_get_seal_maker_key(other), png, sizeof(png), &error);
+		g_autoptr(GBytes) t =
+		    build_seal(f, f->ca, cs_ca_get_seal_maker(other),
+			       cs_ca_get_seal_maker_key(other), png, sizeof(png), &error);
 		g_autoptr(EVP_PKEY) fake_key = cs_key_generate(cs_ca_get_algorithm(f->ca), &error);
 		g_autoptr(X509) fake = X509_dup(cs_ca_get_seal_maker(f->ca));
 		g_autoptr(EVP_MD_CTX) ctx = cs_sign_ctx_new(fake_key, &error);
@@ -343,7 +359,8 @@ test_seal_tampering(Fixture *f, gconstpointer data)
 
 /* ---- documents ------------------------------------------------------------------------ */
 
-static const char document[] = "%PDF-1.7\n合同 / contract between A and B, signed 2026-11-24\n%%EOF\n";
+static const char document[] =
+    "%PDF-1.7\n合同 / contract between A and B, signed 2026-11-24\n%%EOF\n";
 
 static GBytes *
 sign_doc(Fixture *f, X509 *signer, EVP_PKEY *key, gint64 when, GError **error)
@@ -374,7 +391,8 @@ test_document_sign_verify(Fixture *f, gconstpointer data)
 
 	g_assert_no_error(error);
 	g_assert_true(cs_signature_verify(g_bytes_get_data(sig, NULL), g_bytes_get_size(sig),
-					  (const guint8 *)document, strlen(document), f->trust, &error));
+					  (const guint8 *)document, strlen(document), f->trust,
+					  &error));
 	g_assert_no_error(error);
 	info = cs_signature_parse(g_bytes_get_data(sig, NULL), g_bytes_get_size(sig), &error);
 	g_assert_no_error(error);
@@ -383,7 +401,8 @@ test_document_sign_verify(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(info->property_info, ==, "contract.pdf");
 	g_assert_cmpuint(strlen(info->data_hash_hex), ==, 64);
 	if (!sm2) {
-		g_autofree char *sha = g_compute_checksum_for_string(G_CHECKSUM_SHA256, document, -1);
+		g_autofree char *sha =
+		    g_compute_checksum_for_string(G_CHECKSUM_SHA256, document, -1);
 		g_assert_cmpstr(info->data_hash_hex, ==, sha);
 	}
 	g_assert_cmpint(X509_cmp(info->signer, f->holder), ==, 0);
@@ -391,7 +410,8 @@ test_document_sign_verify(Fixture *f, gconstpointer data)
 	g_assert_cmpint(cs_seal_sniff(g_bytes_get_data(sig, NULL), g_bytes_get_size(sig)), ==, 2);
 
 	/* Another document, or one byte changed. */
-	assert_doc_refused(f, sig, "%PDF-1.7\nsomething else\n", "document: its hash does not match");
+	assert_doc_refused(f, sig, "%PDF-1.7\nsomething else\n",
+			   "document: its hash does not match");
 	{
 		g_autofree char *changed = g_strdup(document);
 		changed[10] ^= 1;
@@ -415,7 +435,8 @@ test_document_sign_verify(Fixture *f, gconstpointer data)
 	}
 	/* Signed after the seal expired. */
 	{
-		g_autoptr(GBytes) late = sign_doc(f, f->holder, f->holder_key, f->now + 366 * DAY, &error);
+		g_autoptr(GBytes) late =
+		    sign_doc(f, f->holder, f->holder_key, f->now + 366 * DAY, &error);
 		g_assert_no_error(error);
 		assert_doc_refused(f, late, document, "seal dates: expired on ");
 	}
@@ -437,9 +458,9 @@ test_document_sign_verify(Fixture *f, gconstpointer data)
 		g_autoptr(CsSealTrust) other = cs_seal_trust_new();
 		g_autofree char *pem = cs_ca_export_pem(cs_ca_set_get(f->cas, "v-other", NULL));
 		g_assert_true(cs_seal_trust_add_pem(other, pem, strlen(pem), &error));
-		g_assert_false(cs_signature_verify(g_bytes_get_data(sig, NULL), g_bytes_get_size(sig),
-						   (const guint8 *)document, strlen(document), other,
-						   &error));
+		g_assert_false(cs_signature_verify(g_bytes_get_data(sig, NULL),
+						   g_bytes_get_size(sig), (const guint8 *)document,
+						   strlen(document), other, &error));
 		g_assert_true(g_str_has_prefix(error->message, "seal maker certificate: "));
 	}
 }
@@ -482,10 +503,10 @@ test_cli_show_verify(Fixture *f, gconstpointer data)
 	g_autoptr(GBytes) sig = sign_doc(f, f->holder, f->holder_key, f->now + 5, &error);
 	g_autofree char *pem = cs_ca_export_pem(f->ca);
 	g_autofree char *ca = write_tmp(f, "trust.pem", pem, strlen(pem));
-	g_autofree char *seal = write_tmp(f, "seal.der", g_bytes_get_data(f->seal, NULL),
-					  g_bytes_get_size(f->seal));
-	g_autofree char *sigf = write_tmp(f, "contract.pdf.ses", g_bytes_get_data(sig, NULL),
-					  g_bytes_get_size(sig));
+	g_autofree char *seal =
+	    write_tmp(f, "seal.der", g_bytes_get_data(f->seal, NULL), g_bytes_get_size(f->seal));
+	g_autofree char *sigf =
+	    write_tmp(f, "contract.pdf.ses", g_bytes_get_data(sig, NULL), g_bytes_get_size(sig));
 	g_autofree char *doc = write_tmp(f, "contract.pdf", document, strlen(document));
 	g_autofree char *other = write_tmp(f, "other.pdf", "other", 5);
 	g_autofree char *bad = NULL;
@@ -514,7 +535,8 @@ test_cli_show_verify(Fixture *f, gconstpointer data)
 		g_assert_nonnull(strstr(out, "valid"));
 	}
 	{
-		const char *args[] = {"--json", "seal", "verify", sigf, "--document", doc, "--ca", ca, NULL};
+		const char *args[] = {"--json", "seal", "verify", sigf, "--document",
+				      doc,	"--ca", ca,	  NULL};
 		g_autofree char *out = NULL;
 		g_assert_cmpint(run_cli(args, &out), ==, 0);
 		g_assert_nonnull(strstr(out, "\"valid\":true"));
@@ -527,7 +549,8 @@ test_cli_show_verify(Fixture *f, gconstpointer data)
 		g_assert_nonnull(strstr(out, "\"property_info\":\"contract.pdf\""));
 	}
 	{
-		const char *args[] = {"--json", "seal", "verify", sigf, "--document", other, "--ca", ca, NULL};
+		const char *args[] = {"--json", "seal", "verify", sigf, "--document",
+				      other,	"--ca", ca,	  NULL};
 		g_autofree char *out = NULL;
 		g_assert_cmpint(run_cli(args, &out), ==, 1);
 		g_assert_nonnull(strstr(out, "\"valid\":false"));
@@ -558,8 +581,7 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-#define ADD(path, func, alg)                                                                       \
-	g_test_add(path, Fixture, alg, fixture_set_up, func, fixture_tear_down)
+#define ADD(path, func, alg) g_test_add(path, Fixture, alg, fixture_set_up, func, fixture_tear_down)
 	ADD("/seal/ec/round-trip", test_seal_round_trip, "ec-p256");
 	ADD("/seal/rsa/round-trip", test_seal_round_trip, "rsa-2048");
 	ADD("/seal/sm2/round-trip", test_seal_round_trip, "sm2");

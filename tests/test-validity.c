@@ -123,8 +123,8 @@ test_leap_day(void)
 
 	/* An old certificate ending on 29 Feb 2028, renewed 60 days before: continues from
 	 * the leap day and runs 365 days, to 28 Feb 2029. */
-	g_assert_true(cs_validity_renewal(utc(2028, 2, 29), utc(2027, 12, 31), 365, &nb, &na,
-					  &error));
+	g_assert_true(
+	    cs_validity_renewal(utc(2028, 2, 29), utc(2027, 12, 31), 365, &nb, &na, &error));
 	g_assert_no_error(error);
 	assert_day(nb, "2028-02-29");
 	assert_day(na, "2029-02-28");
@@ -149,7 +149,8 @@ main(int argc, char **argv)
 	g_test_add_func("/validity/new/profile-period", test_new_period);
 	g_test_add_func("/validity/renew/days-left-89-90-91", test_days_left_edges);
 	g_test_add_func("/validity/renew/expired-365-366", test_expired_edges);
-	g_test_add_func("/validity/renew/continues-or-restarts", test_renewal_continues_or_restarts);
+	g_test_add_func("/validity/renew/continues-or-restarts",
+			test_renewal_continues_or_restarts);
 	g_test_add_func("/validity/renew/leap-day", test_leap_day);
 	return g_test_run();
 }

@@ -90,8 +90,10 @@ bench_open(Bench *b, const char *alg)
 	X509_REQ *req = X509_REQ_new();
 	guint8 *der = NULL;
 	int len;
-	CsIssueRequest request = {.vendor = "bench", .actor = "system",
-				  .subject = {CS_SUBJECT_ORG, "厦门示例科技有限公司", "91350200776049653A"}};
+	CsIssueRequest request = {
+	    .vendor = "bench",
+	    .actor = "system",
+	    .subject = {CS_SUBJECT_ORG, "厦门示例科技有限公司", "91350200776049653A"}};
 
 	b->dir = g_dir_make_tmp("cs-bench-ca-XXXXXX", &error);
 	if (b->dir == NULL)
@@ -99,9 +101,10 @@ bench_open(Bench *b, const char *alg)
 	vendor_dir = g_build_filename(b->dir, "vendors.d", NULL);
 	g_mkdir(vendor_dir, 0700);
 	profile = g_build_filename(vendor_dir, "bench.conf", NULL);
-	text = g_strdup_printf("[vendor]\nname = Bench\ndriver = pkcs11\n[key]\nalgorithm = %s\n"
-			       "[ca]\nalgorithm = %s\ncrl_url = http://crl.bench.test/issuing.crl\n",
-			       alg, alg);
+	text =
+	    g_strdup_printf("[vendor]\nname = Bench\ndriver = pkcs11\n[key]\nalgorithm = %s\n"
+			    "[ca]\nalgorithm = %s\ncrl_url = http://crl.bench.test/issuing.crl\n",
+			    alg, alg);
 	g_file_set_contents(profile, text, -1, NULL);
 	b->config = cs_config_load(NULL, &error);
 	if (b->config == NULL)
@@ -133,8 +136,8 @@ bench_open(Bench *b, const char *alg)
 		die("CSR", error);
 
 	/* The floor's inputs: a real certificate's TBS, and a raw file like the ledger. */
-	sample_der = cs_ca_set_issue(b->cas, &request, b->csr, g_get_real_time() / G_USEC_PER_SEC,
-				     &error);
+	sample_der =
+	    cs_ca_set_issue(b->cas, &request, b->csr, g_get_real_time() / G_USEC_PER_SEC, &error);
 	sample = sample_der != NULL ? cs_x509_from_der(sample_der) : NULL;
 	if (sample == NULL)
 		die("sample certificate", error);
@@ -171,14 +174,16 @@ bench_close(Bench *b)
 static double
 run_issue(Bench *b, int n)
 {
-	CsIssueRequest request = {.vendor = "bench", .actor = "system",
-				  .subject = {CS_SUBJECT_ORG, "厦门示例科技有限公司", "91350200776049653A"}};
+	CsIssueRequest request = {
+	    .vendor = "bench",
+	    .actor = "system",
+	    .subject = {CS_SUBJECT_ORG, "厦门示例科技有限公司", "91350200776049653A"}};
 	gint64 start = g_get_monotonic_time();
 
 	for (int i = 0; i < n; i++) {
 		g_autoptr(GError) error = NULL;
-		g_autoptr(GBytes) x =
-		    cs_ca_set_issue(b->cas, &request, b->csr, g_get_real_time() / G_USEC_PER_SEC, &error);
+		g_autoptr(GBytes) x = cs_ca_set_issue(b->cas, &request, b->csr,
+						      g_get_real_time() / G_USEC_PER_SEC, &error);
 		if (x == NULL)
 			die("issuing", error);
 	}
@@ -223,14 +228,20 @@ run_crl(Bench *b, gsize *crl_size)
 		die("CRL fill", error);
 	for (int i = 0; i < CRL_ENTRIES; i++) {
 		char serial[33];
-		CsCertRow row = {.serial = serial, .vendor = (char *)"bench",
-				 .role = (char *)"subscriber", .subject = (char *)"CN=bench",
-				 .subject_type = (char *)"org", .id_number = (char *)"x",
-				 .not_before = 0, .not_after = 1, .der = dummy};
+		CsCertRow row = {.serial = serial,
+				 .vendor = (char *)"bench",
+				 .role = (char *)"subscriber",
+				 .subject = (char *)"CN=bench",
+				 .subject_type = (char *)"org",
+				 .id_number = (char *)"x",
+				 .not_before = 0,
+				 .not_after = 1,
+				 .der = dummy};
 
 		g_snprintf(serial, sizeof(serial), "7%031X", (guint)i);
 		if (!cs_ledger_insert_certificate(b->ledger, &row, &error) ||
-		    !cs_ledger_revoke_certificate(b->ledger, serial, i % 2 ? "superseded" : "keyCompromise",
+		    !cs_ledger_revoke_certificate(b->ledger, serial,
+						  i % 2 ? "superseded" : "keyCompromise",
 						  1700000000 + i, &error))
 			die("CRL fill", error);
 	}
@@ -265,9 +276,10 @@ bench_algorithm(const char *alg)
 		double r_issue = n / t_issue;
 		double r_floor = n / t_floor;
 
-		g_print("%-8s issue (sign + durable record, verified CSR): %8.0f certificates/s\n", alg,
-			r_issue);
-		g_print("%-8s floor (raw signature + raw durable commit):  %8.0f /s\n", alg, r_floor);
+		g_print("%-8s issue (sign + durable record, verified CSR): %8.0f certificates/s\n",
+			alg, r_issue);
+		g_print("%-8s floor (raw signature + raw durable commit):  %8.0f /s\n", alg,
+			r_floor);
 		g_print("%-8s ratio issue/floor: %.2f  (target >= 0.8)\n", alg, r_issue / r_floor);
 	}
 	t_crl = run_crl(&b, &crl_size);
