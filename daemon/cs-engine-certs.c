@@ -9,8 +9,11 @@
  */
 #define G_LOG_DOMAIN "certseald"
 
+#include <time.h>
+
 #include "cs-ca.h"
 #include "cs-engine.h"
+#include "cs-seal.h"
 
 static CsCaSet *
 require_cas(CsEngine *engine, GError **error)
@@ -59,6 +62,61 @@ cs_engine_issue_certificate(CsEngine *engine,
 	issue.subject.name = cs_order_get_field(order, org ? "org_name" : "name");
 	issue.subject.id_number = cs_order_get_field(order, org ? "uscc" : "id_number");
 	return cs_ca_set_issue(cas, &issue, csr, g_get_real_time() / G_USEC_PER_SEC, error);
+}
+
+GBytes *
+cs_engine_make_seal(CsEngine *engine,
+		    const CsRequest *request,
+		    CsOrder *order,
+		    GBytes *cert_der,
+		    const guint8 *picture,
+		    gsize picture_len,
+		    guint width_mm,
+		    guint height_mm,
+		    GError **error)
+{
+	CsCaSet *cas = require_cas(engine, error);
+	gboolean org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
+	g_autoptr(X509) holder = NULL;
+	g_autofree char *serial = NULL;
+	CsSealSpec spec = {0};
+	CsCa *ca;
+	struct tm tm;
+
+	if (cas == NULL || !cs_engine_check_access(engine, request, order, error))
+		return NULL;
+	ca = cs_ca_set_get(cas, order->vendor, error);
+	if (ca == NULL)
+		return NULL;
+	holder = cs_x509_from_der(cert_der);
+	if (holder == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "certificate: not a DER certificate");
+		return NULL;
+	}
+	/* Only a certificate this vendor's CA issued gets this vendor's seal. */
+	if (!cs_ca_verify_chain(ca, holder, g_get_real_time() / G_USEC_PER_SEC, error)) {
+		g_prefix_error(error, "certificate: ");
+		return NULL;
+	}
+	serial = cs_serial_to_hex(X509_get0_serialNumber(holder));
+	spec.vendor_id = order->vendor;
+	spec.es_id = serial;
+	spec.type = org ? CS_SEAL_ORG : CS_SEAL_PERSON;
+	spec.name = cs_order_get_field(order, org ? "org_name" : "name");
+	spec.holder = holder;
+	spec.created = g_get_real_time() / G_USEC_PER_SEC;
+	if (ASN1_TIME_to_tm(X509_get0_notBefore(holder), &tm) != 1)
+		return NULL;
+	spec.valid_start = (gint64)timegm(&tm);
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(holder), &tm) != 1)
+		return NULL;
+	spec.valid_end = (gint64)timegm(&tm);
+	spec.picture = picture;
+	spec.picture_len = picture_len;
+	spec.width_mm = width_mm;
+	spec.height_mm = height_mm;
+	return cs_seal_build(&spec, cs_ca_get_seal_maker(ca), cs_ca_get_seal_maker_key(ca), error);
 }
 
 gboolean

@@ -124,6 +124,19 @@ GBytes *cs_engine_issue_certificate(CsEngine *engine,
 				    const guint8 *csr_der,
 				    gsize csr_len,
 				    GError **error);
+/* The e-seal (GB/T 38540 SESeal, DER) for @order's certificate @cert_der: the order's
+ * name and subject type, the certificate's validity, the picture (PNG or JPEG, e.g. the
+ * order's seal_image) with its size in mm, signed by the vendor's seal maker. The esID is
+ * the certificate's serial. */
+GBytes *cs_engine_make_seal(CsEngine *engine,
+			    const CsRequest *request,
+			    CsOrder *order,
+			    GBytes *cert_der,
+			    const guint8 *picture,
+			    gsize picture_len,
+			    guint width_mm,
+			    guint height_mm,
+			    GError **error);
 /* Revoke with a reason (keyCompromise, superseded, affiliationChanged,
  * cessationOfOperation); @order may be NULL. The vendor's CRL is regenerated. */
 gboolean cs_engine_revoke_certificate(CsEngine *engine,

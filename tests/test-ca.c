@@ -15,6 +15,7 @@
 #include "cs-ca.h"
 #include "cs-engine.h"
 #include "cs-loader.h"
+#include "cs-seal.h"
 #include "cs-validity.h"
 
 #define DAY CS_VALIDITY_DAY_SECONDS
@@ -1012,6 +1013,42 @@ test_engine_issue_from_order(Fixture *f, gconstpointer data)
 		g_assert_nonnull(strstr(last->data, serial));
 		g_assert_null(strstr(last->data, USCC));
 		g_assert_null(strstr(last->data, "厦门"));
+	}
+	/* The order's e-seal, signed by the vendor's seal maker, verifies. */
+	{
+		static const guint8 png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0};
+		g_autoptr(GBytes) seal = cs_engine_make_seal(engine, &maker, order, cert, png,
+							     sizeof(png), 40, 40, &error);
+		g_autoptr(CsSealTrust) trust = cs_seal_trust_new();
+		g_autoptr(CsSealInfo) info = NULL;
+
+		g_assert_no_error(error);
+		cs_seal_trust_add(trust, cs_ca_get_root(cs_ca_set_get(f->cas, "v-ec", NULL)));
+		cs_seal_trust_add(trust, cs_ca_get_issuing(cs_ca_set_get(f->cas, "v-ec", NULL)));
+		g_assert_true(cs_seal_verify(g_bytes_get_data(seal, NULL), g_bytes_get_size(seal),
+					     trust, g_get_real_time() / G_USEC_PER_SEC + 1,
+					     &error));
+		g_assert_no_error(error);
+		info = cs_seal_parse(g_bytes_get_data(seal, NULL), g_bytes_get_size(seal), &error);
+		g_assert_cmpstr(info->name, ==, ORG_NAME);
+		g_assert_cmpint(info->type, ==, CS_SEAL_ORG);
+		g_assert_cmpint(info->valid_end, ==,
+				info->valid_start + 365 * CS_VALIDITY_DAY_SECONDS);
+		/* Another vendor's certificate does not get this vendor's seal. */
+		{
+			g_autoptr(GBytes) other = NULL;
+			g_autoptr(GBytes) other_seal = NULL;
+			g_autoptr(X509) ox = issue_org(f, "v-rsa");
+			guint8 *der = NULL;
+			int len = i2d_X509(ox, &der);
+			other = g_bytes_new(der, (gsize)len);
+			OPENSSL_free(der);
+			other_seal = cs_engine_make_seal(engine, &maker, order, other, png,
+							 sizeof(png), 40, 40, &error);
+			g_assert_null(other_seal);
+			g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+			g_clear_error(&error);
+		}
 	}
 	found = cs_engine_find_certificates(engine, "v-ec", "org", USCC, &error);
 	g_assert_no_error(error);
