@@ -1378,6 +1378,13 @@ cs_ca_set_issue(
 	subject = cs_cert_subject_build(&request->subject, error);
 	if (subject == NULL || !issue_dates(set, ca, request, now, &nb, &na, error))
 		return NULL;
+	if (na > asn1_time_to_unix(X509_get0_notAfter(ca->issuing))) {
+		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+			    "certificate: would outlive vendor %s's issuing CA; a new issuing CA "
+			    "is needed",
+			    ca->vendor_id);
+		return NULL;
+	}
 	subject_text = name_to_text(subject);
 	for (guint attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
 		g_autoptr(GError) local = NULL;
