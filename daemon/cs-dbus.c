@@ -6,10 +6,11 @@
  * in the engine when called, not registered one by one.
  *
  * Who sees what: an order is found only for its owner's uid or root (the find callback
- * checks the caller of the call being processed); signals the daemon emits on its own
- * carry no personal data, because Fields is an explicit property (not part of GetAll or
- * InterfacesAdded) that only announces invalidation. Callers' uids come from the bus
- * driver once per connection and are cached until NameOwnerChanged says it left.
+ * checks the caller of the call being processed), and its signals are addressed to those
+ * connections only, never broadcast. Fields, the personal data, is moreover an explicit
+ * property (not part of GetAll or InterfacesAdded) announced by invalidation. Callers'
+ * uids come from the bus driver once per connection and are cached until
+ * NameOwnerChanged says the connection left.
  *
  * Handlers follow one order: read arguments → build the request → ask the engine (which
  * validates, checks access, records) → reply. Signals follow from engine announcements.
@@ -613,19 +614,134 @@ static const sd_bus_vtable order_vtable[] = {
 
 /* --- Engine announcements → signals ------------------------------------------------- */
 
+/*
+ * Order signals are addressed, not broadcast: an order is personal, so its InterfacesAdded
+ * and PropertiesChanged go only to the connections of its owner's uid and of root that the
+ * daemon knows (every connection that called it; a watcher calls GetManagedObjects first).
+ * The values come from the vtable's own getters, so a signal and a Get never disagree.
+ */
+static GPtrArray *
+order_audience(CsDbus *self, CsOrder *order)
+{
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter iter;
+	gpointer name, uid_plus_one;
+
+	g_hash_table_iter_init(&iter, self->uids);
+	while (g_hash_table_iter_next(&iter, &name, &uid_plus_one)) {
+		guint uid = GPOINTER_TO_UINT(uid_plus_one) - 1;
+		if (uid == order->owner_uid || uid == 0)
+			g_ptr_array_add(names, g_strdup(name));
+	}
+	return names;
+}
+
+/* Append {name: value} of the Order properties whose flags match @want (and not @skip). */
+static int
+append_order_properties(CsDbus *self, sd_bus_message *m, const char *path, guint64 want,
+			guint64 skip, gboolean names_only)
+{
+	int r = names_only ? sd_bus_message_open_container(m, 'a', "s")
+			   : sd_bus_message_open_container(m, 'a', "{sv}");
+
+	for (const sd_bus_vtable *v = order_vtable; r >= 0 && v->type != _SD_BUS_VTABLE_END; v++) {
+		sd_bus_error err = SD_BUS_ERROR_NULL;
+
+		if (v->type != _SD_BUS_VTABLE_PROPERTY || (v->flags & skip) != 0 ||
+		    (want != 0 && (v->flags & want) == 0))
+			continue;
+		if (names_only) {
+			r = sd_bus_message_append_basic(m, 's', v->x.property.member);
+			continue;
+		}
+		r = sd_bus_message_open_container(m, 'e', "sv");
+		if (r >= 0)
+			r = sd_bus_message_append_basic(m, 's', v->x.property.member);
+		if (r >= 0)
+			r = sd_bus_message_open_container(m, 'v', v->x.property.signature);
+		if (r >= 0)
+			r = v->x.property.get(self->bus, path, CS_DBUS_ORDER_IFACE,
+					      v->x.property.member, m, self, &err);
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		sd_bus_error_free(&err);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	return r;
+}
+
+static int
+build_interfaces_added(CsDbus *self, const char *path, sd_bus_message **ret)
+{
+	g_autoptr(sd_bus_message) m = NULL;
+	const char *standard[] = {"org.freedesktop.DBus.Peer", "org.freedesktop.DBus.Introspectable",
+				  "org.freedesktop.DBus.Properties"};
+	int r = sd_bus_message_new_signal(self->bus, &m, CS_DBUS_PATH,
+					  "org.freedesktop.DBus.ObjectManager", "InterfacesAdded");
+
+	if (r >= 0)
+		r = sd_bus_message_append(m, "o", path);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "{sa{sv}}");
+	for (guint i = 0; r >= 0 && i < G_N_ELEMENTS(standard); i++)
+		r = sd_bus_message_append(m, "{sa{sv}}", standard[i], 0);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'e', "sa{sv}");
+	if (r >= 0)
+		r = sd_bus_message_append(m, "s", CS_DBUS_ORDER_IFACE);
+	if (r >= 0)
+		r = append_order_properties(self, m, path, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT, FALSE);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r >= 0)
+		*ret = g_steal_pointer(&m);
+	return r;
+}
+
+static int
+build_properties_changed(CsDbus *self, const char *path, sd_bus_message **ret)
+{
+	g_autoptr(sd_bus_message) m = NULL;
+	int r = sd_bus_message_new_signal(self->bus, &m, path, "org.freedesktop.DBus.Properties",
+					  "PropertiesChanged");
+
+	if (r >= 0)
+		r = sd_bus_message_append(m, "s", CS_DBUS_ORDER_IFACE);
+	if (r >= 0)
+		r = append_order_properties(self, m, path, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE, 0, FALSE);
+	if (r >= 0)
+		r = append_order_properties(self, m, path,
+					    SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION, 0, TRUE);
+	if (r >= 0)
+		*ret = g_steal_pointer(&m);
+	return r;
+}
+
 static void
 on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
 {
 	CsDbus *self = user_data;
 	g_autofree char *path = order_path(order->id);
-	int r;
+	g_autoptr(GPtrArray) audience = order_audience(self, order);
 
-	if (change == CS_ORDER_CREATED)
-		r = sd_bus_emit_object_added(self->bus, path);
-	else
-		r = sd_bus_emit_properties_changed_strv(self->bus, path, CS_DBUS_ORDER_IFACE, NULL);
-	if (r < 0)
-		g_warning("order %s: cannot emit signal: %s", order->id, g_strerror(-r));
+	for (guint i = 0; i < audience->len; i++) {
+		g_autoptr(sd_bus_message) m = NULL;
+		int r = change == CS_ORDER_CREATED ? build_interfaces_added(self, path, &m)
+						   : build_properties_changed(self, path, &m);
+		if (r >= 0)
+			r = sd_bus_message_set_destination(m, g_ptr_array_index(audience, i));
+		if (r >= 0)
+			r = sd_bus_send(self->bus, m, NULL);
+		if (r < 0) {
+			g_warning("order %s: cannot signal %s: %s", order->id,
+				  (const char *)g_ptr_array_index(audience, i), g_strerror(-r));
+		}
+	}
 }
 
 /* --- Life cycle --------------------------------------------------------------------- */
