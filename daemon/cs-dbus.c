@@ -18,12 +18,14 @@
 #define G_LOG_DOMAIN "certseald"
 
 #include <errno.h>
+#include <gio/gio.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "cs-build-config.h"
 #include "cs-dbus.h"
+#include "cs-forms.h"
 #include "cs-sd-event-source.h"
 
 struct _CsDbus {
@@ -345,6 +347,87 @@ method_create_order(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	return sd_bus_reply_method_return(m, "o", path);
 }
 
+/* DownloadForm: the name is checked at once; the PDF is rendered (the first time) on a
+ * worker thread and the reply sent from the main loop when it is ready. */
+typedef struct {
+	sd_bus_message *call;
+	char *name;
+} FormCall;
+
+static void
+form_call_free(FormCall *fc)
+{
+	sd_bus_message_unref(fc->call);
+	g_free(fc->name);
+	g_free(fc);
+}
+
+static void
+form_render_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+	FormCall *fc = data;
+	GError *error = NULL;
+	GBytes *pdf = cs_forms_render(fc->name, &error);
+
+	if (pdf == NULL)
+		g_task_return_error(task, error);
+	else
+		g_task_return_pointer(task, pdf, (GDestroyNotify)g_bytes_unref);
+}
+
+static void
+form_rendered(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	FormCall *fc = g_task_get_task_data(G_TASK(result));
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) pdf = g_task_propagate_pointer(G_TASK(result), &error);
+	g_autoptr(sd_bus_message) reply = NULL;
+	int r;
+
+	if (pdf == NULL) {
+		sd_bus_error err = SD_BUS_ERROR_NULL;
+		reply_error(&err, error);
+		r = sd_bus_reply_method_error(fc->call, &err);
+		sd_bus_error_free(&err);
+	} else {
+		gsize len = 0;
+		const void *data = g_bytes_get_data(pdf, &len);
+		r = sd_bus_message_new_method_return(fc->call, &reply);
+		if (r >= 0)
+			r = sd_bus_message_append_array(reply, 'y', data, len);
+		if (r >= 0)
+			r = sd_bus_send(NULL, reply, NULL);
+	}
+	if (r < 0)
+		g_warning("DownloadForm %s: cannot reply: %s", fc->name, g_strerror(-r));
+}
+
+static int
+method_download_form(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	const char *name = NULL;
+	g_autoptr(GTask) task = NULL;
+	FormCall *fc;
+	int r = sd_bus_message_read(m, "s", &name);
+
+	if (r < 0)
+		return r;
+	if (!g_strv_contains(cs_forms_names(), name)) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *known = g_strjoinv(", ", (char **)cs_forms_names());
+		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "name: no form '%s' (available: %s)", name, known);
+		return reply_error(ret_error, error);
+	}
+	fc = g_new0(FormCall, 1);
+	fc->call = sd_bus_message_ref(m);
+	fc->name = g_strdup(name);
+	task = g_task_new(NULL, NULL, form_rendered, NULL);
+	g_task_set_task_data(task, fc, (GDestroyNotify)form_call_free);
+	g_task_run_in_thread(task, form_render_thread);
+	return 1; /* replied later */
+}
+
 static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -355,6 +438,11 @@ static const sd_bus_vtable manager_vtable[] = {
 				SD_BUS_ARGS("s", kind, "s", subject_type, "a{sv}", fields),
 				SD_BUS_RESULT("o", order),
 				method_create_order,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("DownloadForm",
+				SD_BUS_ARGS("s", name),
+				SD_BUS_RESULT("ay", form),
+				method_download_form,
 				SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };
