@@ -1,11 +1,11 @@
 /*
  * cs-daemon.c — start-up, the main loop and shutdown of certseald.
  *
- * Start-up order: configuration → state directory and its lock → vault → ledger (migrated and verified
- * from the last checkpoint) → engine → flow plugins → drivers → recovery of transient
- * states → D-Bus objects → bus name → READY=1. Shutdown runs it backwards after the main
- * loop ends: the bus name is released first so no new call arrives while the ledger
- * closes, under a deadline (shutdown_timeout_ms) so a hung module never blocks exit.
+ * Start-up order: configuration → state directory and its lock → vault → ledger (migrated
+ * and verified from the last checkpoint) → each vendor's CA (created on first start) →
+ * engine → flow plugins → drivers → recovery of transient states → D-Bus objects → bus
+ * name → READY=1. Shutdown runs it backwards after the main loop ends: the bus name is
+ * released first so no new call arrives while the ledger closes, under a deadline (shutdown_timeout_ms) so a hung module never blocks exit.
  * Refusals before the loop starts are fatal; a module that fails to load or initialise is
  * not: the daemon runs on without it.
  *
@@ -25,6 +25,7 @@
 
 #include "cs-daemon.h"
 #include "cs-build-config.h"
+#include "cs-ca.h"
 #include "cs-loader.h"
 
 typedef struct {
@@ -39,6 +40,7 @@ struct _CsDaemon {
 	CsBusType bus_type;
 	CsVault *vault;
 	CsLedger *ledger;
+	CsCaSet *cas; /* the embedded CA of every vendor (DESIGN §4) */
 	CsEngine *engine;
 	GPtrArray *plugins; /* CsLoadedPlugin */
 	GPtrArray *drivers; /* CsLoadedDriver */
@@ -196,7 +198,13 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 			  cs_ledger_get_schema_version(self->ledger),
 			  cs_ledger_get_backup_path(self->ledger));
 
+	/* Each vendor's CA, created on first start in <state_dir>/ca/<vendor>. */
+	self->cas = cs_ca_set_new(self->config, self->state_dir, self->ledger, error);
+	if (self->cas == NULL)
+		return NULL;
+
 	self->engine = cs_engine_new(self->config, self->ledger);
+	cs_engine_set_cas(self->engine, self->cas);
 	self->plugins = cs_loader_load_plugins(self->config->plugin_dir, self->config->test_mode);
 	add_plugins(self);
 	self->drivers = cs_loader_load_drivers(self->config->driver_dir, self->config->test_mode);
@@ -251,13 +259,18 @@ cs_daemon_run(CsDaemon *self, GError **error)
 	}
 	g_ptr_array_add(names, NULL);
 
-	self->dbus = cs_dbus_new(self->engine, (const char *const *)names->pdata, self->bus_type,
-				 error);
-	if (self->dbus == NULL)
-		return FALSE;
+	/* Signals first: once the name is owned a client may stop us at once, and a SIGTERM
+	 * before the handler exists would kill the daemon without its shutdown. */
 	self->loop = g_main_loop_new(NULL, FALSE);
 	sigterm = g_unix_signal_add(SIGTERM, on_signal, self);
 	sigint = g_unix_signal_add(SIGINT, on_signal, self);
+	self->dbus = cs_dbus_new(self->engine, (const char *const *)names->pdata, self->bus_type,
+				 error);
+	if (self->dbus == NULL) {
+		g_source_remove(sigterm);
+		g_source_remove(sigint);
+		return FALSE;
+	}
 
 	g_message("certseald %s ready on the %s bus as %s (state in %s)", CS_VERSION,
 		  self->bus_type == CS_BUS_SESSION ? "session" : "system",
@@ -294,6 +307,7 @@ cs_daemon_free(CsDaemon *self)
 	}
 	g_array_unref(self->vendor_drivers);
 	g_clear_pointer(&self->engine, cs_engine_free);
+	g_clear_pointer(&self->cas, cs_ca_set_free);
 	g_clear_pointer(&self->plugins, g_ptr_array_unref);
 	g_clear_pointer(&self->drivers, g_ptr_array_unref);
 	g_clear_pointer(&self->ledger, cs_ledger_free);

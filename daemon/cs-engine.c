@@ -30,6 +30,7 @@ struct _CsEngine {
 	GHashTable *plugins; /* kind → const CsPlugin* */
 	GHashTable *orders;  /* id → CsOrder* */
 	GArray *listeners;   /* Listener */
+	CsCaSet *cas;        /* borrowed; NULL until the daemon sets it */
 };
 
 /* Transient states and where they fall back to after a restart (DESIGN §3.3). */
@@ -155,6 +156,18 @@ cs_engine_get_kinds(CsEngine *engine)
 
 	qsort(keys, n, sizeof(char *), compare_strings);
 	return g_strdupv((char **)keys);
+}
+
+void
+cs_engine_set_cas(CsEngine *engine, CsCaSet *cas)
+{
+	engine->cas = cas;
+}
+
+CsCaSet *
+cs_engine_get_cas(CsEngine *engine)
+{
+	return engine->cas;
 }
 
 CsConfig *

@@ -109,6 +109,52 @@ GPtrArray *cs_engine_history(CsEngine *engine, CsOrder *order, GError **error);
 /* Record the order's subject in the registry (on approval; a change order replaces). */
 gboolean cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error);
 
+/* ---- certificates (cs-engine-certs.c) ----------------------------------------------------
+ * The engine-level C API where CSRs enter (DESIGN §4, §8): the embedded CAs are set by
+ * the daemon; every issuance and revocation is recorded in the ledger with the actor. */
+typedef struct _CsCaSet CsCaSet;
+/* Borrowed; must outlive the engine. */
+void cs_engine_set_cas(CsEngine *engine, CsCaSet *cas);
+CsCaSet *cs_engine_get_cas(CsEngine *engine);
+/* Issue the certificate of @order from a DER CSR: the subject from the order's fields
+ * (DESIGN §9), the vendor's CA, the profile's period — or for a renew order, the period
+ * that follows the order's certificate_serial (DESIGN §1.2). The CSR is parsed and its
+ * proof of possession verified here, once. Returns the DER certificate. */
+GBytes *cs_engine_issue_certificate(CsEngine *engine,
+				    const CsRequest *request,
+				    CsOrder *order,
+				    const guint8 *csr_der,
+				    gsize csr_len,
+				    GError **error);
+/* The e-seal (GB/T 38540 SESeal, DER) for @order's certificate @cert_der: the order's
+ * name and subject type, the certificate's validity, the picture (PNG or JPEG, e.g. the
+ * order's seal_image) with its size in mm, signed by the vendor's seal maker. The esID is
+ * the certificate's serial. */
+GBytes *cs_engine_make_seal(CsEngine *engine,
+			    const CsRequest *request,
+			    CsOrder *order,
+			    GBytes *cert_der,
+			    const guint8 *picture,
+			    gsize picture_len,
+			    guint width_mm,
+			    guint height_mm,
+			    GError **error);
+/* Revoke with a reason (keyCompromise, superseded, affiliationChanged,
+ * cessationOfOperation); @order may be NULL. The vendor's CRL is regenerated. */
+gboolean cs_engine_revoke_certificate(CsEngine *engine,
+				      const CsRequest *request,
+				      const char *serial,
+				      const char *reason,
+				      CsOrder *order,
+				      GError **error);
+/* A subject's certificates with their status (CsCertRow: valid, revoked, expired): what
+ * FindCertificates answers once its SMS query code exists. */
+GPtrArray *cs_engine_find_certificates(CsEngine *engine,
+				       const char *vendor,
+				       const char *subject_type,
+				       const char *id_number,
+				       GError **error);
+
 /* "confirm" → "Confirm", "start_payment" → "StartPayment". */
 char *cs_action_to_method(const char *action);
 

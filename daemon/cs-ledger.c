@@ -71,6 +71,7 @@ typedef enum {
 	STMT_INSERT_ORDER,
 	STMT_UPDATE_ORDER,
 	STMT_LOAD_ORDER,
+	STMT_INSERT_CERTIFICATE,
 	STMT_LAST
 } CsLedgerStmt;
 
@@ -94,6 +95,10 @@ static const char *const stmt_sql[STMT_LAST] = {
 			  "fields = COALESCE(?3, fields), updated = ?4 WHERE id = ?1",
     [STMT_LOAD_ORDER] = "SELECT id, kind, subject_type, vendor, state, owner_uid, fields, "
 			"created, updated FROM orders WHERE id = ?1",
+    [STMT_INSERT_CERTIFICATE] = "INSERT INTO certificates (serial, vendor, role, subject, "
+				"subject_type, id_number, order_id, not_before, not_after, "
+				"status, revoked_at, reason, der, created) VALUES (?1, ?2, ?3, "
+				"?4, ?5, ?6, ?7, ?8, ?9, 'valid', NULL, NULL, ?10, ?11)",
 };
 
 /*
@@ -154,6 +159,41 @@ static const char *const migration_sql[] = {
 	  "  PRIMARY KEY (subject_type, id_number));"
 	  "CREATE INDEX events_order_id ON events(order_id);"
 	  "CREATE INDEX orders_state ON orders(state);",
+    /* Issued certificates (DESIGN §1.4, §4): public data only — the DER certificate, never
+     * a private key. A serial is the primary key, so none is ever used twice; rows are
+     * never deleted, and once written only the revocation columns may change, and only
+     * from valid to revoked. crl_numbers keeps each vendor's CRL number increasing. */
+    [4] = "CREATE TABLE certificates ("
+	  "  serial TEXT PRIMARY KEY," /* 32 upper-case hex digits */
+	  "  vendor TEXT NOT NULL,"
+	  "  role TEXT NOT NULL," /* root | issuing | seal_maker | subscriber */
+	  "  subject TEXT NOT NULL," /* RFC 2253 text */
+	  "  subject_type TEXT NULL,"
+	  "  id_number TEXT NULL,"
+	  "  order_id TEXT NULL,"
+	  "  not_before INTEGER NOT NULL,"
+	  "  not_after INTEGER NOT NULL,"
+	  "  status TEXT NOT NULL," /* valid | revoked */
+	  "  revoked_at INTEGER NULL,"
+	  "  reason TEXT NULL,"
+	  "  der BLOB NOT NULL,"
+	  "  created INTEGER NOT NULL);"
+	  "CREATE INDEX certificates_subject ON certificates(vendor, subject_type, id_number);"
+	  "CREATE INDEX certificates_revoked ON certificates(vendor, status);"
+	  "CREATE TRIGGER certificates_no_delete BEFORE DELETE ON certificates"
+	  "  BEGIN SELECT RAISE(ABORT, 'certificates are revoked, not deleted'); END;"
+	  "CREATE TRIGGER certificates_only_revoke BEFORE UPDATE ON certificates"
+	  "  WHEN OLD.status != 'valid' OR NEW.status != 'revoked'"
+	  "    OR NEW.serial IS NOT OLD.serial OR NEW.vendor IS NOT OLD.vendor"
+	  "    OR NEW.role IS NOT OLD.role OR NEW.subject IS NOT OLD.subject"
+	  "    OR NEW.subject_type IS NOT OLD.subject_type OR NEW.id_number IS NOT OLD.id_number"
+	  "    OR NEW.order_id IS NOT OLD.order_id OR NEW.not_before IS NOT OLD.not_before"
+	  "    OR NEW.not_after IS NOT OLD.not_after OR NEW.der IS NOT OLD.der"
+	  "    OR NEW.created IS NOT OLD.created"
+	  "  BEGIN SELECT RAISE(ABORT, 'a certificate can only be revoked, once'); END;"
+	  "CREATE TABLE crl_numbers ("
+	  "  vendor TEXT PRIMARY KEY,"
+	  "  number INTEGER NOT NULL);",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migration_sql) == CS_LEDGER_SCHEMA_VERSION + 1);
@@ -1591,5 +1631,245 @@ cs_ledger_wipe_secret(CsLedger *ledger, gint64 id, gint64 now_us, GError **error
 			    "secret %" G_GINT64_FORMAT ": not found", id);
 		return FALSE;
 	}
+	return TRUE;
+}
+
+/* ---- certificates (schema 4) ----------------------------------------------------------- */
+
+void
+cs_cert_row_free(CsCertRow *row)
+{
+	if (row == NULL)
+		return;
+	g_free(row->serial);
+	g_free(row->vendor);
+	g_free(row->role);
+	g_free(row->subject);
+	g_free(row->subject_type);
+	g_free(row->id_number);
+	g_free(row->order_id);
+	g_free(row->status);
+	g_free(row->reason);
+	g_clear_pointer(&row->der, g_bytes_unref);
+	g_free(row);
+}
+
+#define CERT_COLUMNS                                                                               \
+	"serial, vendor, role, subject, subject_type, id_number, order_id, not_before, "          \
+	"not_after, status, revoked_at, reason, der, created"
+
+static CsCertRow *
+cert_row_from_stmt(sqlite3_stmt *stmt)
+{
+	CsCertRow *row = g_new0(CsCertRow, 1);
+
+	row->serial = column_dup(stmt, 0);
+	row->vendor = column_dup(stmt, 1);
+	row->role = column_dup(stmt, 2);
+	row->subject = column_dup(stmt, 3);
+	row->subject_type = column_dup(stmt, 4);
+	row->id_number = column_dup(stmt, 5);
+	row->order_id = column_dup(stmt, 6);
+	row->not_before = sqlite3_column_int64(stmt, 7);
+	row->not_after = sqlite3_column_int64(stmt, 8);
+	row->status = column_dup(stmt, 9);
+	row->revoked_at = sqlite3_column_int64(stmt, 10);
+	row->reason = column_dup(stmt, 11);
+	row->der = g_bytes_new(sqlite3_column_blob(stmt, 12), (gsize)sqlite3_column_bytes(stmt, 12));
+	row->created = sqlite3_column_int64(stmt, 13);
+	return row;
+}
+
+gboolean
+cs_ledger_insert_certificate(CsLedger *ledger, const CsCertRow *row, GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = NULL;
+	gsize len = 0;
+	gconstpointer der;
+
+	g_return_val_if_fail(ledger != NULL && row != NULL, FALSE);
+	g_return_val_if_fail(row->serial != NULL && row->vendor != NULL && row->der != NULL, FALSE);
+
+	if (!require_transaction(ledger, "recording a certificate", error))
+		return FALSE;
+	stmt = stmt_cached(ledger, STMT_INSERT_CERTIFICATE, error);
+	if (stmt == NULL)
+		return FALSE;
+	der = g_bytes_get_data(row->der, &len);
+	bind_text(stmt, 1, row->serial);
+	bind_text(stmt, 2, row->vendor);
+	bind_text(stmt, 3, row->role);
+	bind_text(stmt, 4, row->subject);
+	bind_text(stmt, 5, row->subject_type);
+	bind_text(stmt, 6, row->id_number);
+	bind_text(stmt, 7, row->order_id);
+	sqlite3_bind_int64(stmt, 8, row->not_before);
+	sqlite3_bind_int64(stmt, 9, row->not_after);
+	sqlite3_bind_blob(stmt, 10, der, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 11, row->created);
+	if (sqlite3_step(stmt) == SQLITE_DONE)
+		return TRUE;
+	if (sqlite3_extended_errcode(ledger->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "certificate serial %s: already used", row->serial);
+		return FALSE;
+	}
+	return set_sqlite_error(ledger->db, "recording a certificate", error);
+}
+
+gboolean
+cs_ledger_serial_used(CsLedger *ledger, const char *serial, gboolean *used, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL && serial != NULL, FALSE);
+
+	stmt = stmt_prepare(ledger->db, "SELECT count(*) FROM certificates WHERE serial = ?1",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, serial);
+	if (!stmt_step_row(ledger->db, stmt, "looking up a serial", error))
+		return FALSE;
+	*used = sqlite3_column_int64(stmt, 0) > 0;
+	return TRUE;
+}
+
+CsCertRow *
+cs_ledger_load_certificate(CsLedger *ledger, const char *serial, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL && serial != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT " CERT_COLUMNS " FROM certificates WHERE serial = ?1", error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, serial);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		return cert_row_from_stmt(stmt);
+	if (rc == SQLITE_DONE)
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "certificate %s: not found",
+			    serial);
+	else
+		set_sqlite_error(ledger->db, "loading a certificate", error);
+	return NULL;
+}
+
+static GPtrArray *
+cert_rows(CsLedger *ledger, sqlite3_stmt *stmt, GError **error)
+{
+	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)cs_cert_row_free);
+	int rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		g_ptr_array_add(rows, cert_row_from_stmt(stmt));
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "reading certificates", error);
+		return NULL;
+	}
+	return g_steal_pointer(&rows);
+}
+
+GPtrArray *
+cs_ledger_find_certificates(CsLedger *ledger,
+			    const char *vendor,
+			    const char *subject_type,
+			    const char *id_number,
+			    GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL && subject_type != NULL && id_number != NULL, NULL);
+
+	/* vendor "" = every vendor (DESIGN §1.6). */
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT " CERT_COLUMNS " FROM certificates WHERE role = 'subscriber' "
+			    "AND (?1 = '' OR vendor = ?1) AND subject_type = ?2 AND id_number = ?3 "
+			    "ORDER BY created, serial",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, vendor != NULL ? vendor : "");
+	bind_text(stmt, 2, subject_type);
+	bind_text(stmt, 3, id_number);
+	return cert_rows(ledger, stmt, error);
+}
+
+GPtrArray *
+cs_ledger_list_revoked(CsLedger *ledger, const char *vendor, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL && vendor != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT " CERT_COLUMNS " FROM certificates WHERE vendor = ?1 "
+			    "AND status = 'revoked' AND role = 'subscriber' ORDER BY revoked_at, serial",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, vendor);
+	return cert_rows(ledger, stmt, error);
+}
+
+gboolean
+cs_ledger_revoke_certificate(CsLedger *ledger,
+			     const char *serial,
+			     const char *reason,
+			     gint64 revoked_at,
+			     GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL && serial != NULL && reason != NULL, FALSE);
+
+	if (!require_transaction(ledger, "revoking a certificate", error))
+		return FALSE;
+	stmt = stmt_prepare(ledger->db,
+			    "UPDATE certificates SET status = 'revoked', revoked_at = ?2, "
+			    "reason = ?3 WHERE serial = ?1 AND status = 'valid'",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, serial);
+	sqlite3_bind_int64(stmt, 2, revoked_at);
+	bind_text(stmt, 3, reason);
+	if (!stmt_exec(ledger->db, stmt, "revoking a certificate", error))
+		return FALSE;
+	if (sqlite3_changes(ledger->db) == 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+			    "certificate %s: not found or already revoked", serial);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+cs_ledger_next_crl_number(CsLedger *ledger, const char *vendor, gint64 *number, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL && vendor != NULL, FALSE);
+
+	if (!require_transaction(ledger, "numbering a CRL", error))
+		return FALSE;
+	stmt = stmt_prepare(ledger->db,
+			    "INSERT INTO crl_numbers (vendor, number) VALUES (?1, 1) "
+			    "ON CONFLICT (vendor) DO UPDATE SET number = number + 1 "
+			    "RETURNING number",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, vendor);
+	if (!stmt_step_row(ledger->db, stmt, "numbering a CRL", error))
+		return FALSE;
+	*number = sqlite3_column_int64(stmt, 0);
+	/* RETURNING: the statement must run to completion before the transaction commits. */
+	while (sqlite3_step(stmt) == SQLITE_ROW)
+		;
 	return TRUE;
 }

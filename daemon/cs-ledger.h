@@ -32,7 +32,7 @@
 
 G_BEGIN_DECLS
 
-#define CS_LEDGER_SCHEMA_VERSION 3
+#define CS_LEDGER_SCHEMA_VERSION 4
 #define CS_LEDGER_APPLICATION_ID 0x43534c47 /* "CSLG" */
 /* DESIGN §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
 #define CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT 1000
@@ -183,6 +183,53 @@ gboolean cs_ledger_seal_secret(CsLedger *ledger,
 GBytes *cs_ledger_open_secret(CsLedger *ledger, gint64 id, GError **error);
 /* Overwrite the sealed bytes with nothing and mark the row wiped. */
 gboolean cs_ledger_wipe_secret(CsLedger *ledger, gint64 id, gint64 now_us, GError **error);
+
+/*
+ * Certificates (schema 4): every certificate the embedded CAs issued, its serial (never
+ * reused) and its revocation. Public data only. Writes inside a transaction.
+ */
+typedef struct {
+	char *serial;       /* 32 upper-case hex digits */
+	char *vendor;
+	char *role;         /* root | issuing | seal_maker | subscriber */
+	char *subject;      /* RFC 2253 text */
+	char *subject_type; /* org | person; NULL for CA certificates */
+	char *id_number;    /* USCC or resident ID; NULL for CA certificates */
+	char *order_id;     /* may be NULL */
+	gint64 not_before;  /* seconds since the epoch */
+	gint64 not_after;
+	char *status;       /* valid | revoked */
+	gint64 revoked_at;  /* seconds; 0 unless revoked */
+	char *reason;       /* CRL reason name; NULL unless revoked */
+	GBytes *der;
+	gint64 created;     /* microseconds */
+} CsCertRow;
+
+void cs_cert_row_free(CsCertRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsCertRow, cs_cert_row_free)
+
+/* Status, revocation columns and created are ignored (a new row is valid). A serial used
+ * before is refused (CS_ERROR_INTERNAL "certificate serial …: already used"). */
+gboolean cs_ledger_insert_certificate(CsLedger *ledger, const CsCertRow *row, GError **error);
+gboolean cs_ledger_serial_used(CsLedger *ledger, const char *serial, gboolean *used, GError **error);
+/* CS_ERROR_NOT_FOUND when unknown. */
+CsCertRow *cs_ledger_load_certificate(CsLedger *ledger, const char *serial, GError **error);
+/* Subscriber certificates of one subject, oldest first; @vendor "" = all vendors. */
+GPtrArray *cs_ledger_find_certificates(CsLedger *ledger,
+				       const char *vendor,
+				       const char *subject_type,
+				       const char *id_number,
+				       GError **error);
+/* Revoked subscriber certificates of @vendor (CsCertRow), for its CRL. */
+GPtrArray *cs_ledger_list_revoked(CsLedger *ledger, const char *vendor, GError **error);
+/* valid → revoked; CS_ERROR_WRONG_STATE when unknown or already revoked. */
+gboolean cs_ledger_revoke_certificate(CsLedger *ledger,
+				      const char *serial,
+				      const char *reason,
+				      gint64 revoked_at,
+				      GError **error);
+/* The next CRL number of @vendor (1, 2, …), consumed in the open transaction. */
+gboolean cs_ledger_next_crl_number(CsLedger *ledger, const char *vendor, gint64 *number, GError **error);
 
 /* For benchmarks and tests: the raw handle. */
 gpointer cs_ledger_get_db(CsLedger *ledger);

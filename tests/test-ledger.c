@@ -964,6 +964,10 @@ test_migrate_from_empty(Fixture *f, gconstpointer data)
 				"checkpoints",
 				"secrets",
 				"subjects",
+				"certificates",
+				"crl_numbers",
+				"certificates_no_delete",
+				"certificates_only_revoke",
 				"events_no_update",
 				"events_no_delete",
 				"checkpoints_no_update",
@@ -974,7 +978,7 @@ test_migrate_from_empty(Fixture *f, gconstpointer data)
 
 	g_assert_cmpint(cs_ledger_get_schema_version(ledger), ==, CS_LEDGER_SCHEMA_VERSION);
 	g_assert_null(cs_ledger_get_backup_path(ledger)); /* nothing to back up */
-	g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, 3);
+	g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, CS_LEDGER_SCHEMA_VERSION);
 	g_assert_cmpint(raw_int(db, "PRAGMA application_id"), ==, CS_LEDGER_APPLICATION_ID);
 	g_assert_cmpint(raw_int(db, "PRAGMA foreign_keys"), ==, 1);
 	g_assert_cmpint(raw_int(db, "PRAGMA synchronous"), ==, 2); /* FULL */
@@ -1053,7 +1057,8 @@ check_migrated_fixture(Fixture *f, int old_version)
 	backup = raw_open(expected_backup);
 	g_assert_cmpint(raw_int(backup, "PRAGMA user_version"), ==, old_version);
 	g_assert_cmpint(raw_int(backup, "SELECT count(*) FROM events"), ==, 6);
-	g_assert_false(has_table(backup, "subjects"));
+	g_assert_cmpint(has_table(backup, "subjects"), ==, old_version >= 3);
+	g_assert_false(has_table(backup, "certificates"));
 	integrity = raw_text(backup, "PRAGMA integrity_check");
 	g_assert_cmpstr(integrity, ==, "ok");
 	sqlite3_close(backup);
@@ -1127,6 +1132,84 @@ test_migrate_from_v2(Fixture *f, gconstpointer data)
 }
 
 static void
+test_migrate_from_v3(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) subject = NULL;
+	g_autoptr(GBytes) der = g_bytes_new_static("\x30\x03\x02\x01\x01", 5);
+	g_autoptr(CsCertRow) loaded = NULL;
+	CsCertRow row = {.serial = (char *)"0123456789ABCDEF0123456789ABCDEF",
+			 .vendor = (char *)"demo-a",
+			 .role = (char *)"subscriber",
+			 .subject = (char *)"CN=x",
+			 .subject_type = (char *)"org",
+			 .id_number = (char *)"91350100M000100Y43",
+			 .order_id = (char *)"CS20240301000001",
+			 .not_before = 1,
+			 .not_after = 2,
+			 .der = der};
+	sqlite3 *db;
+
+	copy_fixture("ledger-v3.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 3);
+	check_migrated_fixture(f, 3);
+
+	/* The v3 subject registry survived; the certificates table (schema 4) works and
+	 * keeps its rules: a serial once, rows never deleted, only valid → revoked. */
+	ledger = open_ledger(f, 1000);
+	subject = cs_ledger_lookup_subject(ledger, "org", "91350100M000100Y43", &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(subject);
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_insert_certificate(ledger, &row, &error));
+	g_assert_no_error(error);
+	g_assert_false(cs_ledger_insert_certificate(ledger, &row, &error));
+	g_assert_nonnull(strstr(error->message, "already used"));
+	g_clear_error(&error);
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_revoke_certificate(ledger, row.serial, "superseded", 3, &error));
+	g_assert_false(cs_ledger_revoke_certificate(ledger, row.serial, "superseded", 4, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_WRONG_STATE);
+	g_clear_error(&error);
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	loaded = cs_ledger_load_certificate(ledger, row.serial, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(loaded->status, ==, "revoked");
+	g_assert_cmpint(loaded->revoked_at, ==, 3);
+	g_assert_cmpstr(loaded->reason, ==, "superseded");
+	g_assert_cmpmem(g_bytes_get_data(loaded->der, NULL), g_bytes_get_size(loaded->der), "\x30\x03\x02\x01\x01", 5);
+	db = cs_ledger_get_db(ledger);
+	g_assert_cmpint(0xff & sqlite3_exec(db, "DELETE FROM certificates", NULL, NULL, NULL), ==,
+			SQLITE_CONSTRAINT);
+	g_assert_cmpint(0xff & sqlite3_exec(db, "UPDATE certificates SET status = 'valid'", NULL, NULL, NULL),
+			==, SQLITE_CONSTRAINT);
+	g_assert_cmpint(0xff & sqlite3_exec(db, "UPDATE certificates SET der = x'00'", NULL, NULL, NULL), ==,
+			SQLITE_CONSTRAINT);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM certificates"), ==, 1);
+}
+
+static void
+test_migrate_v4_failed_step_rolls_back(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autofree char *expected = NULL;
+
+	copy_fixture("ledger-v3.db", f->path);
+	raw_exec_file(f->path, "CREATE TABLE crl_numbers (x)");
+	ledger = cs_ledger_open(f->path, f->vault, 1000, &error);
+	g_assert_null(ledger);
+	expected = g_strdup_printf("%s: migrating to schema version 4: ", f->path);
+	g_assert_true(g_str_has_prefix(error->message, expected));
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 3);
+	g_assert_cmpint(raw_int_file(f->path, "SELECT count(*) FROM sqlite_schema "
+					      "WHERE name = 'certificates'"),
+			==, 0);
+}
+
+static void
 test_migrate_backup_never_overwritten(Fixture *f, gconstpointer data)
 {
 	g_autofree char *first = g_strdup_printf("%s.v1.bak", f->path);
@@ -1177,13 +1260,13 @@ test_migrate_newer_refused(Fixture *f, gconstpointer data)
 	FileSnapshot snap = {0};
 
 	g_assert_true(cs_ledger_migrate_file_to(f->path, CS_LEDGER_SCHEMA_VERSION, &error));
-	raw_exec_file(f->path, "PRAGMA user_version = 4");
+	raw_exec_file(f->path, "PRAGMA user_version = 5");
 	snapshot_take(&snap, f->path);
 	ledger = cs_ledger_open(f->path, f->vault, 1000, &error);
 	g_assert_null(ledger);
 	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
 	expected =
-	    g_strdup_printf("%s: schema version 4 is newer than this certseald knows (3)", f->path);
+	    g_strdup_printf("%s: schema version 5 is newer than this certseald knows (4)", f->path);
 	g_assert_cmpstr(error->message, ==, expected);
 	snapshot_assert_unchanged(&snap, f->path);
 }
@@ -1726,6 +1809,8 @@ main(int argc, char **argv)
 	ADD("/ledger/migrate/file-to-version", test_migrate_file_to_version);
 	ADD("/ledger/migrate/from-v1", test_migrate_from_v1);
 	ADD("/ledger/migrate/from-v2", test_migrate_from_v2);
+	ADD("/ledger/migrate/from-v3", test_migrate_from_v3);
+	ADD("/ledger/migrate/v4-failed-step-rolls-back", test_migrate_v4_failed_step_rolls_back);
 	ADD("/ledger/migrate/backup-never-overwritten", test_migrate_backup_never_overwritten);
 	ADD("/ledger/migrate/failed-step-rolls-back", test_migrate_failed_step_rolls_back);
 	ADD("/ledger/migrate/newer-refused", test_migrate_newer_refused);

@@ -68,8 +68,10 @@ def test_order_survives_sigkill_right_after_create_order(make_daemon, bus, tmp_d
     assert d.stop() == 0
     cp = d.run("--verify-ledger")
     assert cp.returncode == 0, cp.stdout + cp.stderr
-    assert "chain verified, 1 events" in cp.stdout, cp.stdout
-    assert recompute_chain(os.path.join(d.state_dir, "ledger.db"), tmp_dir) == 1
+    # The order's event, after the first start's three CA certificates of each of the two
+    # demo vendors.
+    assert "chain verified, 7 events" in cp.stdout, cp.stdout
+    assert recompute_chain(os.path.join(d.state_dir, "ledger.db"), tmp_dir) == 1 + 3 * 2
 
 
 def test_acknowledged_changes_survive_sigkill(make_daemon, bus, tmp_dir):
@@ -111,8 +113,9 @@ def test_acknowledged_changes_survive_sigkill(make_daemon, bus, tmp_dir):
     cp = d.run("--verify-ledger")
     assert cp.returncode == 0, cp.stdout + cp.stderr
     n = recompute_chain(os.path.join(d.state_dir, "ledger.db"), tmp_dir)
-    # created×3, updated, cancel, confirm, confirm
-    assert n == 7
+    # created×3, updated, cancel, confirm, confirm; and at first start the three CA
+    # certificates (root, issuing, seal maker) of each of the two demo vendors
+    assert n == 7 + 3 * 2
 
 
 def test_history_is_identical_after_a_restart(make_daemon, bus):

@@ -1,0 +1,155 @@
+/*
+ * cs-engine-certs.c — the engine's certificate services: where CSRs enter (DESIGN §4,
+ * §8, §9, §1.2, §1.4).
+ *
+ * Invariants: the subject of a certificate is built from the order's validated fields,
+ * never from the CSR; the CSR is parsed and its proof of possession checked exactly once,
+ * here; whoever asks is checked against the order like any other action and recorded as
+ * the actor of the ledger event; nothing is issued for a refused request.
+ */
+#define G_LOG_DOMAIN "certseald"
+
+#include <time.h>
+
+#include "cs-ca.h"
+#include "cs-engine.h"
+#include "cs-seal.h"
+
+static CsCaSet *
+require_cas(CsEngine *engine, GError **error)
+{
+	CsCaSet *cas = cs_engine_get_cas(engine);
+
+	if (cas == NULL)
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+				    "certificates: no certificate authority is configured");
+	return cas;
+}
+
+GBytes *
+cs_engine_issue_certificate(CsEngine *engine,
+			    const CsRequest *request,
+			    CsOrder *order,
+			    const guint8 *csr_der,
+			    gsize csr_len,
+			    GError **error)
+{
+	CsCaSet *cas = require_cas(engine, error);
+	gboolean org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
+	g_autofree char *actor = NULL;
+	g_autoptr(CsCsr) csr = NULL;
+	CsIssueRequest issue = {0};
+
+	if (cas == NULL || !cs_engine_check_access(engine, request, order, error))
+		return NULL;
+	if (g_strcmp0(cs_order_get_kind(order), "renew") == 0) {
+		issue.renew_serial = cs_order_get_field(order, "certificate_serial");
+		if (issue.renew_serial == NULL) {
+			g_set_error_literal(
+			    error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "certificate_serial: missing (the certificate renewed)");
+			return NULL;
+		}
+	}
+	csr = cs_csr_parse(csr_der, csr_len, error);
+	if (csr == NULL)
+		return NULL;
+	actor = cs_request_to_actor(request);
+	issue.vendor = order->vendor;
+	issue.order_id = order->id;
+	issue.actor = actor;
+	issue.subject.type = cs_order_get_subject_type(order);
+	issue.subject.name = cs_order_get_field(order, org ? "org_name" : "name");
+	issue.subject.id_number = cs_order_get_field(order, org ? "uscc" : "id_number");
+	return cs_ca_set_issue(cas, &issue, csr, g_get_real_time() / G_USEC_PER_SEC, error);
+}
+
+GBytes *
+cs_engine_make_seal(CsEngine *engine,
+		    const CsRequest *request,
+		    CsOrder *order,
+		    GBytes *cert_der,
+		    const guint8 *picture,
+		    gsize picture_len,
+		    guint width_mm,
+		    guint height_mm,
+		    GError **error)
+{
+	CsCaSet *cas = require_cas(engine, error);
+	gboolean org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
+	g_autoptr(X509) holder = NULL;
+	g_autofree char *serial = NULL;
+	CsSealSpec spec = {0};
+	CsCa *ca;
+	struct tm tm;
+
+	if (cas == NULL || !cs_engine_check_access(engine, request, order, error))
+		return NULL;
+	ca = cs_ca_set_get(cas, order->vendor, error);
+	if (ca == NULL)
+		return NULL;
+	holder = cs_x509_from_der(cert_der);
+	if (holder == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "certificate: not a DER certificate");
+		return NULL;
+	}
+	/* Only a certificate this vendor's CA issued gets this vendor's seal. */
+	if (!cs_ca_verify_chain(ca, holder, g_get_real_time() / G_USEC_PER_SEC, error)) {
+		g_prefix_error(error, "certificate: ");
+		return NULL;
+	}
+	serial = cs_serial_to_hex(X509_get0_serialNumber(holder));
+	spec.vendor_id = order->vendor;
+	spec.es_id = serial;
+	spec.type = org ? CS_SEAL_ORG : CS_SEAL_PERSON;
+	spec.name = cs_order_get_field(order, org ? "org_name" : "name");
+	spec.holder = holder;
+	spec.created = g_get_real_time() / G_USEC_PER_SEC;
+	if (ASN1_TIME_to_tm(X509_get0_notBefore(holder), &tm) != 1)
+		return NULL;
+	spec.valid_start = (gint64)timegm(&tm);
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(holder), &tm) != 1)
+		return NULL;
+	spec.valid_end = (gint64)timegm(&tm);
+	spec.picture = picture;
+	spec.picture_len = picture_len;
+	spec.width_mm = width_mm;
+	spec.height_mm = height_mm;
+	return cs_seal_build(&spec, cs_ca_get_seal_maker(ca), cs_ca_get_seal_maker_key(ca), error);
+}
+
+gboolean
+cs_engine_revoke_certificate(CsEngine *engine,
+			     const CsRequest *request,
+			     const char *serial,
+			     const char *reason,
+			     CsOrder *order,
+			     GError **error)
+{
+	CsCaSet *cas = require_cas(engine, error);
+	g_autofree char *actor = NULL;
+
+	if (cas == NULL)
+		return FALSE;
+	if (order != NULL && !cs_engine_check_access(engine, request, order, error))
+		return FALSE;
+	actor = cs_request_to_actor(request);
+	return cs_ca_set_revoke(cas, serial, reason, actor, order != NULL ? order->id : NULL,
+				g_get_real_time() / G_USEC_PER_SEC, error);
+}
+
+GPtrArray *
+cs_engine_find_certificates(CsEngine *engine,
+			    const char *vendor,
+			    const char *subject_type,
+			    const char *id_number,
+			    GError **error)
+{
+	CsCaSet *cas = require_cas(engine, error);
+
+	if (cas == NULL)
+		return NULL;
+	return cs_ca_set_find_certificates(cas, vendor, subject_type, id_number,
+					   g_get_real_time() / G_USEC_PER_SEC, error);
+}
