@@ -110,6 +110,7 @@ init_vendor_drivers(CsDaemon *self)
 		    .pin_max_length = v->pin_max_length,
 		    .pin_max_tries = v->pin_max_tries,
 		    .state_dir = driver_state,
+		    .init_args = v->init_args,
 		};
 		if (!cs_driver_run_init(d, &cfg, &vd.ctx, &error)) {
 			g_warning("vendor %s: %s: refused: %s", v->id, d->path, error->message);
