@@ -17,6 +17,8 @@
 
 #include "cs-daemon.h"
 #include "cs-build-config.h"
+#include "cs-dbus-keys.h"
+#include "cs-keys.h"
 #include "cs-loader.h"
 
 typedef struct {
@@ -36,6 +38,8 @@ struct _CsDaemon {
 	GPtrArray *drivers; /* CsLoadedDriver */
 	GArray *vendor_drivers; /* VendorDriver */
 	CsDbus *dbus;
+	CsKeys *keys;           /* the inserted USB keys, watched through the drivers */
+	CsDbusKeys *dbus_keys;
 	GMainLoop *loop;
 };
 
@@ -154,6 +158,11 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	add_plugins(self);
 	self->drivers = cs_loader_load_drivers(self->config->driver_dir, self->config->test_mode);
 	init_vendor_drivers(self);
+	self->keys = cs_keys_new();
+	for (guint i = 0; i < self->vendor_drivers->len; i++) {
+		VendorDriver *vd = &g_array_index(self->vendor_drivers, VendorDriver, i);
+		cs_keys_add_vendor(self->keys, vd->vendor->id, vd->driver, vd->ctx);
+	}
 
 	if (!cs_engine_recover(self->engine, &recovered, error))
 		return NULL;
@@ -190,6 +199,10 @@ cs_daemon_run(CsDaemon *self, GError **error)
 				 error);
 	if (self->dbus == NULL)
 		return FALSE;
+	self->dbus_keys = cs_dbus_keys_new(cs_dbus_get_bus(self->dbus), self->keys, error);
+	if (self->dbus_keys == NULL)
+		return FALSE;
+	cs_keys_start(self->keys);
 	self->loop = g_main_loop_new(NULL, FALSE);
 	sigterm = g_unix_signal_add(SIGTERM, on_signal, self);
 	sigint = g_unix_signal_add(SIGINT, on_signal, self);
@@ -220,17 +233,26 @@ cs_daemon_get_ledger(CsDaemon *self)
 void
 cs_daemon_free(CsDaemon *self)
 {
+	gboolean drivers_idle = TRUE;
+
 	if (self == NULL)
 		return;
+	g_clear_pointer(&self->dbus_keys, cs_dbus_keys_free);
 	g_clear_pointer(&self->dbus, cs_dbus_free);
-	for (guint i = 0; i < self->vendor_drivers->len; i++) {
+	/* A token call that hangs past the deadline keeps its driver loaded: shutting the
+	 * driver down under it would crash, and the process is exiting anyway. */
+	if (self->keys != NULL)
+		drivers_idle = cs_keys_stop(self->keys, self->config->shutdown_timeout_ms);
+	g_clear_pointer(&self->keys, cs_keys_free);
+	for (guint i = 0; drivers_idle && i < self->vendor_drivers->len; i++) {
 		VendorDriver *vd = &g_array_index(self->vendor_drivers, VendorDriver, i);
 		cs_driver_run_shutdown(vd->driver, vd->ctx);
 	}
 	g_array_unref(self->vendor_drivers);
 	g_clear_pointer(&self->engine, cs_engine_free);
 	g_clear_pointer(&self->plugins, g_ptr_array_unref);
-	g_clear_pointer(&self->drivers, g_ptr_array_unref);
+	if (drivers_idle)
+		g_clear_pointer(&self->drivers, g_ptr_array_unref);
 	g_clear_pointer(&self->ledger, cs_ledger_free);
 	g_clear_pointer(&self->vault, cs_vault_free);
 	g_clear_pointer(&self->config, cs_config_free);

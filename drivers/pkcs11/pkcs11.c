@@ -1109,7 +1109,7 @@ p11_init(const CsDriverConfig *config, CsDriverContext **ctx_out, CsDriverError 
 		if (m != NULL)
 			g_ptr_array_add(modules, m);
 	} else if (g_strcmp0(m->init_args, args) != 0) {
-		g_message("%s: already loaded by another vendor; its init_args stay in force",
+		g_info("%s: already loaded by another vendor; its init_args stay in force",
 			  config->module);
 	}
 	if (m != NULL)
