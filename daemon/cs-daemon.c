@@ -81,10 +81,52 @@ find_driver(CsDaemon *self, const char *name)
 	return NULL;
 }
 
+static CsDriverConfig
+vendor_driver_config(const CsVendor *v, const char *driver_state)
+{
+	return (CsDriverConfig){
+	    .vendor_id = v->id,
+	    .module = v->module,
+	    .manufacturer = v->manufacturer,
+	    .model = v->model,
+	    .key_algorithm = v->key_algorithm,
+	    .pin_min_length = v->pin_min_length,
+	    .pin_max_length = v->pin_max_length,
+	    .pin_max_tries = v->pin_max_tries,
+	    .state_dir = driver_state,
+	    .init_args = v->init_args,
+	};
+}
+
+/* Every vendor's driver init runs once in a child before any runs here: a driver that
+ * crashes (or hangs) in init costs its vendor only, not the daemon. */
+static GArray *
+probe_vendor_drivers(CsDaemon *self)
+{
+	GArray *ok = g_array_new(FALSE, TRUE, sizeof(gboolean));
+
+	for (guint i = 0; i < self->config->vendors->len; i++) {
+		const CsVendor *v = g_ptr_array_index(self->config->vendors, i);
+		const CsLoadedDriver *d = find_driver(self, v->driver);
+		g_autofree char *driver_state = g_build_filename(self->state_dir, "drivers", v->id, NULL);
+		g_autoptr(GError) error = NULL;
+		CsDriverConfig cfg = vendor_driver_config(v, driver_state);
+		gboolean good = d != NULL && g_mkdir_with_parents(driver_state, 0700) == 0 &&
+				cs_driver_probe_init(d, &cfg, 10000, &error);
+
+		if (error != NULL)
+			g_warning("vendor %s: %s: refused: %s", v->id, d->path, error->message);
+		g_array_append_val(ok, good);
+	}
+	return ok;
+}
+
 /* Each vendor profile initialises its driver once; a failure costs that vendor only. */
 static void
 init_vendor_drivers(CsDaemon *self)
 {
+	g_autoptr(GArray) probed = probe_vendor_drivers(self);
+
 	for (guint i = 0; i < self->config->vendors->len; i++) {
 		const CsVendor *v = g_ptr_array_index(self->config->vendors, i);
 		const CsLoadedDriver *d = find_driver(self, v->driver);
@@ -104,18 +146,9 @@ init_vendor_drivers(CsDaemon *self)
 				  g_strerror(errno));
 			continue;
 		}
-		cfg = (CsDriverConfig){
-		    .vendor_id = v->id,
-		    .module = v->module,
-		    .manufacturer = v->manufacturer,
-		    .model = v->model,
-		    .key_algorithm = v->key_algorithm,
-		    .pin_min_length = v->pin_min_length,
-		    .pin_max_length = v->pin_max_length,
-		    .pin_max_tries = v->pin_max_tries,
-		    .state_dir = driver_state,
-		    .init_args = v->init_args,
-		};
+		cfg = vendor_driver_config(v, driver_state);
+		if (!g_array_index(probed, gboolean, i))
+			continue;
 		if (!cs_driver_run_init(d, &cfg, &vd.ctx, &error)) {
 			g_warning("vendor %s: %s: refused: %s", v->id, d->path, error->message);
 			continue;

@@ -446,6 +446,7 @@ request_run(gpointer data, gpointer pool_data)
 	const CsLoadedDriver *d = r->watcher->driver;
 	CsDriverContext *ctx = r->watcher->ctx;
 	g_autoptr(GError) error = NULL;
+	Shared *shared;
 
 	switch (r->kind) {
 	case REQ_LOGIN:
@@ -468,8 +469,11 @@ request_run(gpointer data, gpointer pool_data)
 	if (r->error == NULL || r->error->code == CS_ERROR_PIN_INCORRECT ||
 	    r->error->code == CS_ERROR_PIN_LOCKED)
 		r->pin_known = cs_driver_run_pin_status(d, ctx, r->serial, &r->pin, &error);
+	/* request_finish may free @r on the main loop as soon as it is queued. */
+	shared = shared_ref(r->shared);
 	g_main_context_invoke(NULL, request_finish, r);
-	shared_leave(r->shared);
+	shared_leave(shared);
+	shared_unref(shared);
 }
 
 static void

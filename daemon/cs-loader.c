@@ -10,7 +10,10 @@
 
 #include <errno.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cs-loader.h"
 
@@ -711,4 +714,45 @@ cs_driver_run_delete_object(const CsLoadedDriver *driver, CsDriverContext *ctx,
 	return driver_result(driver, "delete_object",
 			     driver->ops->delete_object(ctx, serial, is_certificate, label, &err),
 			     &err, error);
+}
+
+gboolean
+cs_driver_probe_init(const CsLoadedDriver *driver, const CsDriverConfig *config, guint timeout_ms,
+		     GError **error)
+{
+	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "cannot fork: %s", g_strerror(errno));
+		return FALSE;
+	}
+	if (pid == 0) {
+		CsDriverError err = {.status = CS_DRIVER_OK, .tries_left = -1};
+		CsDriverContext *ctx = NULL;
+		CsDriverStatus st = driver->ops->init(config, &ctx, &err);
+		if (st == CS_DRIVER_OK)
+			driver->ops->shutdown(ctx);
+		_exit(st == CS_DRIVER_OK ? 0 : 3);
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (g_get_monotonic_time() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+				    "%s: init did not return within %u ms", driver->ops->name, timeout_ms);
+			return FALSE;
+		}
+		g_usleep(10000);
+	}
+	if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3))
+		return TRUE;
+	if (WIFSIGNALED(status))
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: init crashed (signal %d)",
+			    driver->ops->name, WTERMSIG(status));
+	else
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: init crashed (exit status %d)",
+			    driver->ops->name, WEXITSTATUS(status));
+	return FALSE;
 }

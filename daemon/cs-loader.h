@@ -71,6 +71,14 @@ gboolean cs_driver_run_init(const CsLoadedDriver *driver,
 			    CsDriverContext **ctx,
 			    GError **error);
 void cs_driver_run_shutdown(const CsLoadedDriver *driver, CsDriverContext *ctx);
+/*
+ * Try @driver's init (and shutdown) in a forked child first, before any driver runs in
+ * the daemon: FALSE when it crashed or did not return within @timeout_ms — the vendor is
+ * then refused without its code ever running in the daemon. A driver whose init merely
+ * refuses passes the probe (its refusal is harmless and gets logged by the real init).
+ */
+gboolean cs_driver_probe_init(const CsLoadedDriver *driver, const CsDriverConfig *config,
+			      guint timeout_ms, GError **error);
 
 /* Does @driver's table have @op (built against a minor that has it, and not NULL)? */
 #define cs_driver_has_op(driver, op)                                                               \
