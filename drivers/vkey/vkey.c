@@ -455,7 +455,7 @@ vkey_get_slot_list(CK_BBOOL token_present, CK_SLOT_ID_PTR list, CK_ULONG_PTR cou
 	g_mutex_unlock(&global_lock);
 	if (list != NULL && *count < ids->len)
 		rv = CKR_BUFFER_TOO_SMALL;
-	else if (list != NULL)
+	else if (list != NULL && ids->len > 0)
 		memcpy(list, ids->data, ids->len * sizeof(CK_SLOT_ID));
 	*count = ids->len;
 	return rv;
