@@ -228,17 +228,25 @@ cs_daemon_run(CsDaemon *self, GError **error)
 	}
 	g_ptr_array_add(names, NULL);
 
-	self->dbus = cs_dbus_new(self->engine, (const char *const *)names->pdata, self->bus_type,
-				 error);
-	if (self->dbus == NULL)
-		return FALSE;
-	self->dbus_keys = cs_dbus_keys_new(cs_dbus_get_bus(self->dbus), self->keys, error);
-	if (self->dbus_keys == NULL)
-		return FALSE;
-	cs_keys_start(self->keys);
+	/* Signals are handled before the name is owned: a client that sees the name may stop
+	 * us at once. */
 	self->loop = g_main_loop_new(NULL, FALSE);
 	sigterm = g_unix_signal_add(SIGTERM, on_signal, self);
 	sigint = g_unix_signal_add(SIGINT, on_signal, self);
+	self->dbus = cs_dbus_new(self->engine, (const char *const *)names->pdata, self->bus_type,
+				 error);
+	if (self->dbus == NULL) {
+		g_source_remove(sigterm);
+		g_source_remove(sigint);
+		return FALSE;
+	}
+	self->dbus_keys = cs_dbus_keys_new(cs_dbus_get_bus(self->dbus), self->keys, error);
+	if (self->dbus_keys == NULL) {
+		g_source_remove(sigterm);
+		g_source_remove(sigint);
+		return FALSE;
+	}
+	cs_keys_start(self->keys);
 
 	g_message("certseald %s ready on the %s bus as %s (state in %s)", CS_VERSION,
 		  self->bus_type == CS_BUS_SESSION ? "session" : "system",

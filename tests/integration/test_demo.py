@@ -21,3 +21,7 @@ def test_demo_script_runs_and_shows_status(bus):
                         stdin=subprocess.DEVNULL, timeout=120, cwd=SOURCE_DIR)
     assert cp.returncode == 0, f"demo.sh exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}"
     assert "certseald" in cp.stdout, cp.stdout
+    # certseal keys lists the two virtual keys with vendor, serial, certificate and PIN.
+    for serial, vendor in (("DEMOA0001", "demo-a"), ("DEMOB0001", "demo-b")):
+        line = next((l for l in cp.stdout.splitlines() if serial in l), "")
+        assert vendor in line and "none" in line and "6 tries left" in line, cp.stdout
