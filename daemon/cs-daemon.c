@@ -194,7 +194,7 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	self->keys = cs_keys_new();
 	for (guint i = 0; i < self->vendor_drivers->len; i++) {
 		VendorDriver *vd = &g_array_index(self->vendor_drivers, VendorDriver, i);
-		cs_keys_add_vendor(self->keys, vd->vendor->id, vd->driver, vd->ctx);
+		cs_keys_add_vendor(self->keys, vd->vendor, vd->driver, vd->ctx);
 	}
 
 	if (!cs_engine_recover(self->engine, &recovered, error))
@@ -292,8 +292,14 @@ cs_daemon_free(CsDaemon *self)
 	g_array_unref(self->vendor_drivers);
 	g_clear_pointer(&self->engine, cs_engine_free);
 	g_clear_pointer(&self->plugins, g_ptr_array_unref);
-	if (drivers_idle)
+	if (drivers_idle) {
 		g_clear_pointer(&self->drivers, g_ptr_array_unref);
+	} else {
+		/* Kept loaded (and reachable) for the call still running in one of them. */
+		static GPtrArray *busy_drivers;
+		busy_drivers = g_steal_pointer(&self->drivers);
+		(void)busy_drivers;
+	}
 	g_clear_pointer(&self->ledger, cs_ledger_free);
 	g_clear_pointer(&self->vault, cs_vault_free);
 	g_clear_pointer(&self->config, cs_config_free);

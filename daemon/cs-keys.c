@@ -32,9 +32,12 @@ typedef struct {
 typedef struct {
 	Shared *shared;
 	char *vendor_id;
+	guint pin_min_length;
+	guint pin_max_length;
 	const CsLoadedDriver *driver;
 	CsDriverContext *ctx;
 	GThread *thread;
+	gint refresh;   /* bumped to make the watcher read every key's objects again */
 } Watcher;
 
 typedef struct {
@@ -330,6 +333,7 @@ watcher_main(gpointer data)
 {
 	Watcher *w = data;
 	g_autoptr(GHashTable) known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	gint refresh = g_atomic_int_get(&w->refresh);
 
 	for (;;) {
 		g_autoptr(GArray) tokens = g_array_new(FALSE, TRUE, sizeof(CsDriverTokenInfo));
@@ -341,6 +345,10 @@ watcher_main(gpointer data)
 		snap->shared = shared_ref(w->shared);
 		snap->watcher = w;
 		snap->tokens = g_array_new(FALSE, TRUE, sizeof(TokenSnap));
+		if (g_atomic_int_get(&w->refresh) != refresh) {
+			refresh = g_atomic_int_get(&w->refresh);
+			g_hash_table_remove_all(known);
+		}
 		if (!cs_driver_run_enumerate(w->driver, w->ctx, tokens, &error)) {
 			g_debug("vendor %s: %s", w->vendor_id, error->message);
 			g_clear_error(&error);
@@ -489,6 +497,15 @@ submit(CsKeys *self, ReqKind kind, const char *id, const char *pin1, const char 
 		done(NULL, error, user_data);
 		return;
 	}
+	if (pin2 != NULL && (strlen(pin2) < e->watcher->pin_min_length ||
+			     strlen(pin2) > e->watcher->pin_max_length)) {
+		g_autoptr(GError) error = g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT,
+						      "new_pin: must be %u to %u characters",
+						      e->watcher->pin_min_length,
+						      e->watcher->pin_max_length);
+		done(NULL, error, user_data);
+		return;
+	}
 	r = g_new0(Request, 1);
 	r->shared = shared_ref(self->shared);
 	r->kind = kind;
@@ -530,6 +547,15 @@ cs_keys_read_seal(CsKeys *self, const char *id, CsKeysDoneFunc done, gpointer us
 	submit(self, REQ_READ_SEAL, id, NULL, NULL, done, user_data);
 }
 
+void
+cs_keys_refresh_objects(CsKeys *self, const char *id)
+{
+	Entry *e = g_hash_table_lookup(self->table, id);
+
+	if (e != NULL)
+		g_atomic_int_inc(&e->watcher->refresh);
+}
+
 /* --- life and lookups --------------------------------------------------------------- */
 
 CsKeys *
@@ -549,13 +575,15 @@ cs_keys_new(void)
 }
 
 void
-cs_keys_add_vendor(CsKeys *self, const char *vendor_id, const CsLoadedDriver *driver,
+cs_keys_add_vendor(CsKeys *self, const CsVendor *vendor, const CsLoadedDriver *driver,
 		   CsDriverContext *ctx)
 {
 	Watcher *w = g_new0(Watcher, 1);
 
 	w->shared = self->shared;
-	w->vendor_id = g_strdup(vendor_id);
+	w->vendor_id = g_strdup(vendor->id);
+	w->pin_min_length = vendor->pin_min_length;
+	w->pin_max_length = vendor->pin_max_length;
 	w->driver = driver;
 	w->ctx = ctx;
 	g_ptr_array_add(self->watchers, w);

@@ -16,6 +16,7 @@
 
 #include <glib.h>
 
+#include "cs-config.h"
 #include "cs-loader.h"
 
 G_BEGIN_DECLS
@@ -55,8 +56,8 @@ typedef void (*CsKeysFunc)(CsKeys *keys, CsKey *key, CsKeyChange change, gpointe
 typedef void (*CsKeysDoneFunc)(GBytes *result, const GError *error, gpointer user_data);
 
 CsKeys *cs_keys_new(void);
-/* Watch the tokens of one vendor profile (borrowed; they outlive the manager). */
-void cs_keys_add_vendor(CsKeys *keys, const char *vendor_id, const CsLoadedDriver *driver,
+/* Watch the tokens of one vendor profile (all borrowed; they outlive the manager). */
+void cs_keys_add_vendor(CsKeys *keys, const CsVendor *vendor, const CsLoadedDriver *driver,
 			CsDriverContext *ctx);
 /* Start the watchers; keys appear from now on. */
 void cs_keys_start(CsKeys *keys);
@@ -78,7 +79,11 @@ CsKey *cs_keys_lookup(CsKeys *keys, const char *id);
  */
 CsKey *cs_keys_get_single(CsKeys *keys, GError **error);
 
-/* Requests; @done runs on the main loop. PINs are copied and wiped after use. */
+/* Read the certificate and seal of key @id again (after a flow wrote them). */
+void cs_keys_refresh_objects(CsKeys *keys, const char *id);
+
+/* Requests; @done runs on the main loop. PINs are copied and wiped after use. A new PIN
+ * must fit the vendor profile's [pin] min_length..max_length (InvalidInput otherwise). */
 void cs_keys_login(CsKeys *keys, const char *id, const char *pin, CsKeysDoneFunc done,
 		   gpointer user_data);
 void cs_keys_logout(CsKeys *keys, const char *id, CsKeysDoneFunc done, gpointer user_data);

@@ -209,3 +209,35 @@ def test_readseal_without_a_seal_is_not_found(keyd, client):
     assert key_prop(client, path, "HasSeal") is False
     with dbus_error("org.certseal.Error.NotFound"):
         client.call(path, KEY_IFACE, "ReadSeal", "", ())
+
+
+def test_a_new_pin_outside_the_vendor_rule_is_refused(keyd, client):
+    path = wait_key(client, "KB0001")
+    with dbus_error("org.certseal.Error.InvalidInput", "new_pin", "6 to 16"):
+        client.call(path, KEY_IFACE, "ChangePin", "ss", ("123456", "12"))
+    assert key_prop(client, path, "PinTriesLeft") == 6
+
+
+def test_shutdown_has_a_deadline_while_a_token_call_hangs():
+    from conftest import Bus, Daemon
+    bus = Bus()  # its own bus: the module's daemon owns the name on the shared one
+    d = Daemon(bus)
+    vkey(d.state_dir, "create", "--vendor", "demo-a", "--serial", "KS0001")
+    d.start()
+    c = Client(bus)
+    try:
+        path = wait_key(c, "KS0001", timeout=5)
+        vkey(d.state_dir, "fault", "KS0001", "C_Login", "--after", "1", "--mode", "hang",
+             "--timeout", "60000")
+        c.conn.call_async("org.certseal.CertSeal1", path, KEY_IFACE, "Login", "s", ("123456",),
+                          reply_handler=lambda *a: None, error_handler=lambda *a: None,
+                          timeout=60)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        assert d.stop(timeout=15) == 0
+        assert time.monotonic() - t0 < 10, "shutdown waited for the hung token"
+        assert "still running" in d.log()
+    finally:
+        c.close()
+        d.cleanup()
+        bus.close()
