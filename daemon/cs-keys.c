@@ -38,6 +38,7 @@ typedef struct {
 	CsDriverContext *ctx;
 	GThread *thread;
 	gint refresh;   /* bumped to make the watcher read every key's objects again */
+	gboolean exited; /* shared->lock */
 } Watcher;
 
 typedef struct {
@@ -383,6 +384,9 @@ watcher_main(gpointer data)
 		    watcher_should_stop(w, WATCH_INTERVAL_MS))
 			break;
 	}
+	g_mutex_lock(&w->shared->lock);
+	w->exited = TRUE;
+	g_mutex_unlock(&w->shared->lock);
 	shared_leave(w->shared);
 	return NULL;
 }
@@ -644,11 +648,17 @@ cs_keys_free(CsKeys *self)
 	self->shared->keys = NULL;
 	for (guint i = 0; i < self->watchers->len; i++) {
 		Watcher *w = g_ptr_array_index(self->watchers, i);
-		if (w->thread != NULL && idle)
+		gboolean done;
+
+		g_mutex_lock(&self->shared->lock);
+		done = w->thread == NULL || w->exited;
+		g_mutex_unlock(&self->shared->lock);
+		/* A watcher stuck in a driver call keeps its record (it is on its stack). */
+		if (w->thread != NULL && done)
 			g_thread_join(w->thread);
 		else if (w->thread != NULL)
 			g_thread_unref(w->thread);
-		if (idle) {
+		if (done) {
 			g_free(w->vendor_id);
 			g_free(w);
 		}
