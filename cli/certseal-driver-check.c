@@ -42,13 +42,18 @@ msg(CsDriverError *err)
 }
 
 static gboolean
-verify(const unsigned char *spki, size_t spki_len, const unsigned char *data, size_t len,
-       const unsigned char *sig, size_t sig_len)
+verify(const unsigned char *spki,
+       size_t spki_len,
+       const unsigned char *data,
+       size_t len,
+       const unsigned char *sig,
+       size_t sig_len)
 {
 	const unsigned char *p = spki;
 	EVP_PKEY *pkey = d2i_PUBKEY(NULL, &p, (long)spki_len);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	gboolean ok = pkey != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) == 1 &&
+	gboolean ok = pkey != NULL &&
+		      EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) == 1 &&
 		      EVP_DigestVerify(md, sig, sig_len, data, len) == 1;
 
 	EVP_MD_CTX_free(md);
@@ -103,7 +108,8 @@ check_pin(Check *c)
 	before = st.tries_left;
 	err = (CsDriverError){.tries_left = -1};
 	s = c->ops->login(c->ctx, c->serial, "0000000000000", &err);
-	report(s == CS_DRIVER_ERR_PIN_INCORRECT, "a wrong PIN is refused as PIN_INCORRECT", msg(&err));
+	report(s == CS_DRIVER_ERR_PIN_INCORRECT, "a wrong PIN is refused as PIN_INCORRECT",
+	       msg(&err));
 	report(before < 0 || err.tries_left == before - 1, "the refusal counts tries down", NULL);
 	err = (CsDriverError){.tries_left = -1};
 	s = c->ops->pin_status(c->ctx, c->serial, &st, &err);
@@ -130,8 +136,8 @@ check_keys(Check *c)
 		CsDriverError err = {.tries_left = -1};
 		g_autofree char *name = g_strdup_printf("generate a %s key", algs[i]);
 		g_autofree char *key_id = g_strdup_printf("check-%s", algs[i]);
-		CsDriverStatus s = c->ops->generate_key(c->ctx, c->serial, key_id, algs[i], spki,
-							&spki_len, &err);
+		CsDriverStatus s =
+		    c->ops->generate_key(c->ctx, c->serial, key_id, algs[i], spki, &spki_len, &err);
 
 		report(s == CS_DRIVER_OK, name, s == CS_DRIVER_OK ? NULL : msg(&err));
 		if (s != CS_DRIVER_OK)
@@ -159,8 +165,8 @@ check_objects(Check *c)
 		CsDriverError err = {.tries_left = -1};
 		const char *what = is_cert ? "certificate" : "data object";
 		g_autofree char *name = g_strdup_printf("%s round trip", what);
-		CsDriverStatus s = c->ops->put_object(c->ctx, c->serial, is_cert, "check", data, len,
-						      &err);
+		CsDriverStatus s =
+		    c->ops->put_object(c->ctx, c->serial, is_cert, "check", data, len, &err);
 
 		if (s == CS_DRIVER_OK)
 			s = c->ops->get_object(c->ctx, c->serial, is_cert, "check", back, &back_len,
@@ -240,15 +246,17 @@ main(int argc, char **argv)
 	GOptionEntry entries[] = {
 	    {"profile", 0, 0, G_OPTION_ARG_FILENAME, &profile, "Vendor profile", "FILE"},
 	    {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "State directory", "DIR"},
-	    {"serial", 0, 0, G_OPTION_ARG_STRING, &serial, "Token to use (default: the first)", "S"},
+	    {"serial", 0, 0, G_OPTION_ARG_STRING, &serial, "Token to use (default: the first)",
+	     "S"},
 	    {"remove-command", 0, 0, G_OPTION_ARG_STRING, &remove_cmd, "Pulls the token", "CMD"},
 	    {NULL},
 	};
 
 	g_option_context_add_main_entries(octx, entries, NULL);
 	if (!g_option_context_parse(octx, &argc, &argv, &error) || argc != 2 || profile == NULL) {
-		g_printerr("usage: certseal-driver-check DRIVER.so --profile FILE [--state-dir DIR] "
-			   "[--serial S] [--remove-command CMD]  (user PIN on stdin)\n");
+		g_printerr(
+		    "usage: certseal-driver-check DRIVER.so --profile FILE [--state-dir DIR] "
+		    "[--serial S] [--remove-command CMD]  (user PIN on stdin)\n");
 		return 2;
 	}
 	if (fgets(pin, sizeof(pin), stdin) == NULL || strlen(g_strchomp(pin)) == 0) {
@@ -256,7 +264,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	driver = cs_loader_load_driver(argv[1], TRUE, &error);
-	report(driver != NULL, "the driver loads (ABI, symbols)", driver == NULL ? error->message : NULL);
+	report(driver != NULL, "the driver loads (ABI, symbols)",
+	       driver == NULL ? error->message : NULL);
 	if (driver == NULL)
 		return 1;
 	vendor = cs_vendor_load(profile, &error);

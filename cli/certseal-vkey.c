@@ -33,11 +33,12 @@ static gboolean json;
 static int
 usage(void)
 {
-	g_printerr("usage: certseal-vkey --state-dir DIR [--json] COMMAND …\n"
-		   "  create --vendor ID [--serial S] [--pin P] [--so-pin P] [--blank] [--unplugged]\n"
-		   "         [--vendor-dir DIR]\n"
-		   "  plug SERIAL | unplug SERIAL | list [--json]\n"
-		   "  fault SERIAL FUNCTION --after N --mode fail|hang|unplug [--timeout MS]\n");
+	g_printerr(
+	    "usage: certseal-vkey --state-dir DIR [--json] COMMAND …\n"
+	    "  create --vendor ID [--serial S] [--pin P] [--so-pin P] [--blank] [--unplugged]\n"
+	    "         [--vendor-dir DIR]\n"
+	    "  plug SERIAL | unplug SERIAL | list [--json]\n"
+	    "  fault SERIAL FUNCTION --after N --mode fail|hang|unplug [--timeout MS]\n");
 	return 2;
 }
 
@@ -60,8 +61,8 @@ find_key(const char *serial)
 
 /* Initialise the token of a fresh SoftHSM2 copy with the SO and user PIN. */
 static gboolean
-init_softhsm(const char *dir, const char *label, const char *pin, const char *so_pin,
-	     GError **error)
+init_softhsm(
+    const char *dir, const char *label, const char *pin, const char *so_pin, GError **error)
 {
 	g_autofree char *lib = g_build_filename(dir, "libsofthsm2.so", NULL);
 	g_autofree char *cfg = g_build_filename(dir, "softhsm2.conf", NULL);
@@ -88,13 +89,14 @@ init_softhsm(const char *dir, const char *label, const char *pin, const char *so
 	    (step = "C_Initialize", rv = f->C_Initialize(&args)) == CKR_OK &&
 	    (step = "C_GetSlotList", rv = f->C_GetSlotList(CK_TRUE, slots, &n)) == CKR_OK &&
 	    (step = "C_InitToken", rv = f->C_InitToken(slots[0], (CK_UTF8CHAR_PTR)so_pin,
-							 strlen(so_pin), lab)) == CKR_OK &&
+						       strlen(so_pin), lab)) == CKR_OK &&
 	    (step = "C_OpenSession",
 	     rv = f->C_OpenSession(slots[0], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
 				   &s)) == CKR_OK &&
-	    (step = "C_Login", rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)so_pin,
-					       strlen(so_pin))) == CKR_OK &&
-	    (step = "C_InitPIN", rv = f->C_InitPIN(s, (CK_UTF8CHAR_PTR)pin, strlen(pin))) == CKR_OK) {
+	    (step = "C_Login",
+	     rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)so_pin, strlen(so_pin))) == CKR_OK &&
+	    (step = "C_InitPIN", rv = f->C_InitPIN(s, (CK_UTF8CHAR_PTR)pin, strlen(pin))) ==
+		CKR_OK) {
 		f->C_Logout(s);
 		f->C_CloseSession(s);
 	}
@@ -277,8 +279,9 @@ cmd_list(int argc, char **argv)
 		cs_json_append_string(s, c->manufacturer);
 		g_string_append(s, ",\"model\":");
 		cs_json_append_string(s, c->model);
-		g_string_append_printf(s, ",\"slot\":%u,\"plugged\":%s,\"tries_left\":%u,"
-					  "\"max_tries\":%u}",
+		g_string_append_printf(s,
+				       ",\"slot\":%u,\"plugged\":%s,\"tries_left\":%u,"
+				       "\"max_tries\":%u}",
 				       c->slot, plugged ? "true" : "false", tries_left(c),
 				       c->max_tries);
 	}
@@ -309,7 +312,8 @@ cmd_fault(int argc, char **argv)
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, &argc, &argv, &error) || argc != 3 || after < 1 ||
 	    timeout < 1 || mode == NULL ||
-	    !(g_str_equal(mode, "fail") || g_str_equal(mode, "hang") || g_str_equal(mode, "unplug")) ||
+	    !(g_str_equal(mode, "fail") || g_str_equal(mode, "hang") ||
+	      g_str_equal(mode, "unplug")) ||
 	    !g_regex_match_simple("^C_[A-Za-z]+$", argv[2], 0, 0))
 		return usage();
 	conf = find_key(argv[1]);

@@ -52,7 +52,11 @@ key_at(CsDbusKeys *self, const char *path)
 }
 
 static int
-key_find(sd_bus *bus, const char *path, const char *iface, void *userdata, void **found,
+key_find(sd_bus *bus,
+	 const char *path,
+	 const char *iface,
+	 void *userdata,
+	 void **found,
 	 sd_bus_error *ret_error)
 {
 	CsDbusKeys *self = userdata;
@@ -64,8 +68,8 @@ key_find(sd_bus *bus, const char *path, const char *iface, void *userdata, void 
 }
 
 static int
-key_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***nodes,
-	      sd_bus_error *ret_error)
+key_enumerate(
+    sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *ret_error)
 {
 	CsDbusKeys *self = userdata;
 	g_autoptr(GPtrArray) list = cs_keys_list(self->keys);
@@ -97,18 +101,42 @@ str_or_empty(const char *s)
 	return s != NULL ? s : "";
 }
 
-KEY_GETTER(prop_vendor) { return sd_bus_message_append(reply, "s", str_or_empty(key->vendor)); }
-KEY_GETTER(prop_serial) { return sd_bus_message_append(reply, "s", str_or_empty(key->serial)); }
-KEY_GETTER(prop_label) { return sd_bus_message_append(reply, "s", str_or_empty(key->label)); }
+KEY_GETTER(prop_vendor)
+{
+	return sd_bus_message_append(reply, "s", str_or_empty(key->vendor));
+}
+KEY_GETTER(prop_serial)
+{
+	return sd_bus_message_append(reply, "s", str_or_empty(key->serial));
+}
+KEY_GETTER(prop_label)
+{
+	return sd_bus_message_append(reply, "s", str_or_empty(key->label));
+}
 KEY_GETTER(prop_manufacturer)
 {
 	return sd_bus_message_append(reply, "s", str_or_empty(key->manufacturer));
 }
-KEY_GETTER(prop_model) { return sd_bus_message_append(reply, "s", str_or_empty(key->model)); }
-KEY_GETTER(prop_tries) { return sd_bus_message_append(reply, "i", (int32_t)key->pin_tries_left); }
-KEY_GETTER(prop_locked) { return sd_bus_message_append(reply, "b", key->pin_locked); }
-KEY_GETTER(prop_logged_in) { return sd_bus_message_append(reply, "b", key->logged_in); }
-KEY_GETTER(prop_has_seal) { return sd_bus_message_append(reply, "b", key->has_seal); }
+KEY_GETTER(prop_model)
+{
+	return sd_bus_message_append(reply, "s", str_or_empty(key->model));
+}
+KEY_GETTER(prop_tries)
+{
+	return sd_bus_message_append(reply, "i", (int32_t)key->pin_tries_left);
+}
+KEY_GETTER(prop_locked)
+{
+	return sd_bus_message_append(reply, "b", key->pin_locked);
+}
+KEY_GETTER(prop_logged_in)
+{
+	return sd_bus_message_append(reply, "b", key->logged_in);
+}
+KEY_GETTER(prop_has_seal)
+{
+	return sd_bus_message_append(reply, "b", key->has_seal);
+}
 KEY_GETTER(prop_cert_subject)
 {
 	return sd_bus_message_append(reply, "s", str_or_empty(key->certificate_subject));
@@ -117,8 +145,14 @@ KEY_GETTER(prop_cert_serial)
 {
 	return sd_bus_message_append(reply, "s", str_or_empty(key->certificate_serial));
 }
-KEY_GETTER(prop_not_before) { return sd_bus_message_append(reply, "t", key->not_before); }
-KEY_GETTER(prop_not_after) { return sd_bus_message_append(reply, "t", key->not_after); }
+KEY_GETTER(prop_not_before)
+{
+	return sd_bus_message_append(reply, "t", key->not_before);
+}
+KEY_GETTER(prop_not_after)
+{
+	return sd_bus_message_append(reply, "t", key->not_after);
+}
 KEY_GETTER(prop_certificate)
 {
 	gsize len = 0;
@@ -136,8 +170,9 @@ on_done(GBytes *result, const GError *error, gpointer user_data)
 	int r;
 
 	if (error != NULL) {
-		const char *name = error->domain == CS_ERROR ? cs_error_code_to_dbus_name(error->code)
-							     : "org.certseal.Error.Internal";
+		const char *name = error->domain == CS_ERROR
+				       ? cs_error_code_to_dbus_name(error->code)
+				       : "org.certseal.Error.Internal";
 		r = sd_bus_reply_method_errorf(m, name, "%s", error->message);
 	} else if (result != NULL) {
 		g_autoptr(sd_bus_message) reply = NULL;
@@ -162,7 +197,8 @@ key_id_of(CsDbusKeys *self, sd_bus_message *m, sd_bus_error *ret_error)
 	CsKey *key = key_at(self, sd_bus_message_get_path(m));
 
 	if (key == NULL) {
-		sd_bus_error_setf(ret_error, "org.certseal.Error.KeyRemoved", "the key was removed");
+		sd_bus_error_setf(ret_error, "org.certseal.Error.KeyRemoved",
+				  "the key was removed");
 		return NULL;
 	}
 	return key->id;
@@ -233,31 +269,40 @@ method_read_seal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 #define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
 
 static const sd_bus_vtable key_vtable[] = {
-	SD_BUS_VTABLE_START(0),
-	SD_BUS_PROPERTY("Vendor", "s", prop_vendor, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("Serial", "s", prop_serial, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("Label", "s", prop_label, 0, CHANGES),
-	SD_BUS_PROPERTY("Manufacturer", "s", prop_manufacturer, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("Model", "s", prop_model, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("PinTriesLeft", "i", prop_tries, 0, CHANGES),
-	SD_BUS_PROPERTY("PinLocked", "b", prop_locked, 0, CHANGES),
-	SD_BUS_PROPERTY("LoggedIn", "b", prop_logged_in, 0, CHANGES),
-	SD_BUS_PROPERTY("HasSeal", "b", prop_has_seal, 0, CHANGES),
-	SD_BUS_PROPERTY("CertificateSubject", "s", prop_cert_subject, 0, CHANGES),
-	SD_BUS_PROPERTY("CertificateSerial", "s", prop_cert_serial, 0, CHANGES),
-	SD_BUS_PROPERTY("NotBefore", "t", prop_not_before, 0, CHANGES),
-	SD_BUS_PROPERTY("NotAfter", "t", prop_not_after, 0, CHANGES),
-	SD_BUS_PROPERTY("Certificate", "ay", prop_certificate, 0,
-			SD_BUS_VTABLE_PROPERTY_EXPLICIT | SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-	SD_BUS_METHOD_WITH_ARGS("Login", SD_BUS_ARGS("s", pin), SD_BUS_NO_RESULT, method_login,
-				SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD_WITH_ARGS("Logout", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_logout,
-				SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD_WITH_ARGS("ChangePin", SD_BUS_ARGS("s", old_pin, "s", new_pin),
-				SD_BUS_NO_RESULT, method_change_pin, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD_WITH_ARGS("ReadSeal", SD_BUS_NO_ARGS, SD_BUS_RESULT("ay", seal),
-				method_read_seal, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_VTABLE_END,
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Vendor", "s", prop_vendor, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Serial", "s", prop_serial, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Label", "s", prop_label, 0, CHANGES),
+    SD_BUS_PROPERTY("Manufacturer", "s", prop_manufacturer, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Model", "s", prop_model, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("PinTriesLeft", "i", prop_tries, 0, CHANGES),
+    SD_BUS_PROPERTY("PinLocked", "b", prop_locked, 0, CHANGES),
+    SD_BUS_PROPERTY("LoggedIn", "b", prop_logged_in, 0, CHANGES),
+    SD_BUS_PROPERTY("HasSeal", "b", prop_has_seal, 0, CHANGES),
+    SD_BUS_PROPERTY("CertificateSubject", "s", prop_cert_subject, 0, CHANGES),
+    SD_BUS_PROPERTY("CertificateSerial", "s", prop_cert_serial, 0, CHANGES),
+    SD_BUS_PROPERTY("NotBefore", "t", prop_not_before, 0, CHANGES),
+    SD_BUS_PROPERTY("NotAfter", "t", prop_not_after, 0, CHANGES),
+    SD_BUS_PROPERTY("Certificate",
+		    "ay",
+		    prop_certificate,
+		    0,
+		    SD_BUS_VTABLE_PROPERTY_EXPLICIT | SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+    SD_BUS_METHOD_WITH_ARGS(
+	"Login", SD_BUS_ARGS("s", pin), SD_BUS_NO_RESULT, method_login, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS(
+	"Logout", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_logout, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("ChangePin",
+			    SD_BUS_ARGS("s", old_pin, "s", new_pin),
+			    SD_BUS_NO_RESULT,
+			    method_change_pin,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("ReadSeal",
+			    SD_BUS_NO_ARGS,
+			    SD_BUS_RESULT("ay", seal),
+			    method_read_seal,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_VTABLE_END,
 };
 
 static void

@@ -37,7 +37,7 @@ typedef struct {
 	const CsLoadedDriver *driver;
 	CsDriverContext *ctx;
 	GThread *thread;
-	gint refresh;   /* bumped to make the watcher read every key's objects again */
+	gint refresh;	 /* bumped to make the watcher read every key's objects again */
 	gboolean exited; /* shared->lock */
 } Watcher;
 
@@ -163,7 +163,8 @@ key_set_certificate(CsKey *key, GBytes *der)
 	{
 		BIO *bio = BIO_new(BIO_s_mem());
 		BUF_MEM *mem = NULL;
-		X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+		X509_NAME_print_ex(bio, X509_get_subject_name(x), 0,
+				   XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
 		BIO_get_mem_ptr(bio, &mem);
 		key->certificate_subject = g_strndup(mem->data, mem->length);
 		BIO_free(bio);
@@ -264,9 +265,10 @@ apply_snapshot(gpointer data)
 		if (t->pin_known)
 			changed |= apply_pin(&e->key, &t->pin);
 		if (t->objects_read) {
-			gboolean same_cert = (t->certificate == NULL && e->key.certificate == NULL) ||
-					     (t->certificate != NULL && e->key.certificate != NULL &&
-					      g_bytes_equal(t->certificate, e->key.certificate));
+			gboolean same_cert =
+			    (t->certificate == NULL && e->key.certificate == NULL) ||
+			    (t->certificate != NULL && e->key.certificate != NULL &&
+			     g_bytes_equal(t->certificate, e->key.certificate));
 			if (!same_cert) {
 				key_set_certificate(&e->key, t->certificate);
 				changed = TRUE;
@@ -339,7 +341,8 @@ watcher_main(gpointer data)
 	for (;;) {
 		g_autoptr(GArray) tokens = g_array_new(FALSE, TRUE, sizeof(CsDriverTokenInfo));
 		g_autoptr(GError) error = NULL;
-		g_autoptr(GHashTable) now = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		g_autoptr(GHashTable) now =
+		    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 		Snapshot *snap = g_new0(Snapshot, 1);
 		gboolean supported = FALSE;
 
@@ -378,8 +381,8 @@ watcher_main(gpointer data)
 			break;
 		/* An event or a timeout of wait_for_event: look again at once. No event
 		 * support, or a failing wait: sleep one interval. */
-		if (!cs_driver_run_wait_for_event(w->driver, w->ctx, WATCH_INTERVAL_MS,
-						  &supported, &error) &&
+		if (!cs_driver_run_wait_for_event(w->driver, w->ctx, WATCH_INTERVAL_MS, &supported,
+						  &error) &&
 		    (!supported || !g_error_matches(error, CS_ERROR, CS_ERROR_UNAVAILABLE)) &&
 		    watcher_should_stop(w, WATCH_INTERVAL_MS))
 			break;
@@ -489,24 +492,28 @@ request_run(gpointer data, gpointer pool_data)
 }
 
 static void
-submit(CsKeys *self, ReqKind kind, const char *id, const char *pin1, const char *pin2,
-       CsKeysDoneFunc done, gpointer user_data)
+submit(CsKeys *self,
+       ReqKind kind,
+       const char *id,
+       const char *pin1,
+       const char *pin2,
+       CsKeysDoneFunc done,
+       gpointer user_data)
 {
 	Entry *e = g_hash_table_lookup(self->table, id);
 	Request *r;
 
 	if (e == NULL) {
-		g_autoptr(GError) error = g_error_new(CS_ERROR, CS_ERROR_KEY_REMOVED,
-						      "the key %s is not inserted", id);
+		g_autoptr(GError) error =
+		    g_error_new(CS_ERROR, CS_ERROR_KEY_REMOVED, "the key %s is not inserted", id);
 		done(NULL, error, user_data);
 		return;
 	}
 	if (pin2 != NULL && (strlen(pin2) < e->watcher->pin_min_length ||
 			     strlen(pin2) > e->watcher->pin_max_length)) {
-		g_autoptr(GError) error = g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT,
-						      "new_pin: must be %u to %u characters",
-						      e->watcher->pin_min_length,
-						      e->watcher->pin_max_length);
+		g_autoptr(GError) error = g_error_new(
+		    CS_ERROR, CS_ERROR_INVALID_INPUT, "new_pin: must be %u to %u characters",
+		    e->watcher->pin_min_length, e->watcher->pin_max_length);
 		done(NULL, error, user_data);
 		return;
 	}
@@ -527,7 +534,8 @@ submit(CsKeys *self, ReqKind kind, const char *id, const char *pin1, const char 
 }
 
 void
-cs_keys_login(CsKeys *self, const char *id, const char *pin, CsKeysDoneFunc done, gpointer user_data)
+cs_keys_login(
+    CsKeys *self, const char *id, const char *pin, CsKeysDoneFunc done, gpointer user_data)
 {
 	submit(self, REQ_LOGIN, id, pin, NULL, done, user_data);
 }
@@ -539,8 +547,12 @@ cs_keys_logout(CsKeys *self, const char *id, CsKeysDoneFunc done, gpointer user_
 }
 
 void
-cs_keys_change_pin(CsKeys *self, const char *id, const char *old_pin, const char *new_pin,
-		   CsKeysDoneFunc done, gpointer user_data)
+cs_keys_change_pin(CsKeys *self,
+		   const char *id,
+		   const char *old_pin,
+		   const char *new_pin,
+		   CsKeysDoneFunc done,
+		   gpointer user_data)
 {
 	submit(self, REQ_CHANGE_PIN, id, old_pin, new_pin, done, user_data);
 }
@@ -573,13 +585,16 @@ cs_keys_new(void)
 	g_cond_init(&self->shared->cond);
 	self->shared->keys = self;
 	self->watchers = g_ptr_array_new();
-	self->table = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)entry_free);
+	self->table =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)entry_free);
 	self->pool = g_thread_pool_new(request_run, self, 4, FALSE, NULL);
 	return self;
 }
 
 void
-cs_keys_add_vendor(CsKeys *self, const CsVendor *vendor, const CsLoadedDriver *driver,
+cs_keys_add_vendor(CsKeys *self,
+		   const CsVendor *vendor,
+		   const CsLoadedDriver *driver,
 		   CsDriverContext *ctx)
 {
 	Watcher *w = g_new0(Watcher, 1);

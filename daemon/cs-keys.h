@@ -46,7 +46,7 @@ typedef struct {
 } CsKey;
 
 typedef enum {
-	CS_KEY_ADDED,   /* after it entered the table */
+	CS_KEY_ADDED,	/* after it entered the table */
 	CS_KEY_CHANGED, /* after its properties changed */
 	CS_KEY_REMOVED, /* before it leaves the table */
 } CsKeyChange;
@@ -57,7 +57,9 @@ typedef void (*CsKeysDoneFunc)(GBytes *result, const GError *error, gpointer use
 
 CsKeys *cs_keys_new(void);
 /* Watch the tokens of one vendor profile (all borrowed; they outlive the manager). */
-void cs_keys_add_vendor(CsKeys *keys, const CsVendor *vendor, const CsLoadedDriver *driver,
+void cs_keys_add_vendor(CsKeys *keys,
+			const CsVendor *vendor,
+			const CsLoadedDriver *driver,
 			CsDriverContext *ctx);
 /* Start the watchers; keys appear from now on. */
 void cs_keys_start(CsKeys *keys);
@@ -84,11 +86,15 @@ void cs_keys_refresh_objects(CsKeys *keys, const char *id);
 
 /* Requests; @done runs on the main loop. PINs are copied and wiped after use. A new PIN
  * must fit the vendor profile's [pin] min_length..max_length (InvalidInput otherwise). */
-void cs_keys_login(CsKeys *keys, const char *id, const char *pin, CsKeysDoneFunc done,
-		   gpointer user_data);
+void cs_keys_login(
+    CsKeys *keys, const char *id, const char *pin, CsKeysDoneFunc done, gpointer user_data);
 void cs_keys_logout(CsKeys *keys, const char *id, CsKeysDoneFunc done, gpointer user_data);
-void cs_keys_change_pin(CsKeys *keys, const char *id, const char *old_pin, const char *new_pin,
-			CsKeysDoneFunc done, gpointer user_data);
+void cs_keys_change_pin(CsKeys *keys,
+			const char *id,
+			const char *old_pin,
+			const char *new_pin,
+			CsKeysDoneFunc done,
+			gpointer user_data);
 void cs_keys_read_seal(CsKeys *keys, const char *id, CsKeysDoneFunc done, gpointer user_data);
 
 /* For tests and the watchers: put a key into the table as a watcher would (main loop). */

@@ -48,8 +48,8 @@ vkey(Fixture *f, const char *const *args)
 	for (guint i = 0; args[i] != NULL; i++)
 		g_ptr_array_add(argv, g_strdup(args[i]));
 	g_ptr_array_add(argv, NULL);
-	g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
-				   NULL, NULL, &err, &status, &error));
+	g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
+				   NULL, NULL, NULL, &err, &status, &error));
 	if (!g_spawn_check_wait_status(status, NULL))
 		g_error("certseal-vkey %s: %s", args[0], err);
 }
@@ -80,8 +80,10 @@ static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *profile = g_build_filename(build_dir(), "daemon", "vendors.d", "demo-a.conf", NULL);
-	g_autofree char *driver = g_build_filename(build_dir(), "drivers", "certseal-driver-pkcs11.so", NULL);
+	g_autofree char *profile =
+	    g_build_filename(build_dir(), "daemon", "vendors.d", "demo-a.conf", NULL);
+	g_autofree char *driver =
+	    g_build_filename(build_dir(), "drivers", "certseal-driver-pkcs11.so", NULL);
 	CsDriverConfig cfg;
 
 	f->state = g_dir_make_tmp("cst-XXXXXX", &error);
@@ -117,7 +119,8 @@ rm_rf(const char *path)
 
 	while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
 		g_autofree char *child = g_build_filename(path, name, NULL);
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
+		if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
+		    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
 			rm_rf(child);
 		else
 			g_unlink(child);
@@ -171,11 +174,12 @@ test_wrong_pin_counts_down_to_lock_then_unblock(Fixture *f, gconstpointer data)
 	{
 		/* A wrong SO PIN does not unblock. */
 		g_autoptr(GError) error = NULL;
-		g_assert_false(cs_driver_run_unblock(f->driver, f->ctx, f->serial, "11111111", "777777",
-						     &error));
+		g_assert_false(cs_driver_run_unblock(f->driver, f->ctx, f->serial, "11111111",
+						     "777777", &error));
 		g_assert_error(error, CS_ERROR, CS_ERROR_PIN_INCORRECT);
 	}
-	g_assert_true(cs_driver_run_unblock(f->driver, f->ctx, f->serial, "12345678", "777777", NULL));
+	g_assert_true(
+	    cs_driver_run_unblock(f->driver, f->ctx, f->serial, "12345678", "777777", NULL));
 	g_assert_true(cs_driver_run_pin_status(f->driver, f->ctx, f->serial, &st, NULL));
 	g_assert_false(st.locked);
 	g_assert_cmpint(st.tries_left, ==, 6);
@@ -189,9 +193,11 @@ test_change_pin(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
 
-	g_assert_false(cs_driver_run_change_pin(f->driver, f->ctx, f->serial, "000000", "654321", &error));
+	g_assert_false(
+	    cs_driver_run_change_pin(f->driver, f->ctx, f->serial, "000000", "654321", &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_PIN_INCORRECT);
-	g_assert_true(cs_driver_run_change_pin(f->driver, f->ctx, f->serial, "123456", "654321", NULL));
+	g_assert_true(
+	    cs_driver_run_change_pin(f->driver, f->ctx, f->serial, "123456", "654321", NULL));
 	g_assert_true(cs_driver_run_login(f->driver, f->ctx, f->serial, "654321", NULL));
 	g_assert_true(cs_driver_run_logout(f->driver, f->ctx, f->serial, NULL));
 	g_clear_error(&error);
@@ -205,8 +211,8 @@ static void
 check_csr(Fixture *f, const char *algorithm)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GBytes) spki = cs_driver_run_generate_key(f->driver, f->ctx, f->serial, "csr-key",
-							     algorithm, &error);
+	g_autoptr(GBytes) spki =
+	    cs_driver_run_generate_key(f->driver, f->ctx, f->serial, "csr-key", algorithm, &error);
 	const unsigned char *p;
 	EVP_PKEY *pub;
 	X509_REQ *req = X509_REQ_new();
@@ -228,7 +234,8 @@ check_csr(Fixture *f, const char *algorithm)
 	pub = d2i_PUBKEY(NULL, &p, (long)g_bytes_get_size(spki));
 	g_assert_nonnull(pub);
 	g_assert_cmpint(EVP_PKEY_get_base_id(pub), ==, rsa ? EVP_PKEY_RSA : EVP_PKEY_EC);
-	X509_NAME_add_entry_by_txt(name, "C", MBSTRING_UTF8, (const unsigned char *)"CN", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "C", MBSTRING_UTF8, (const unsigned char *)"CN", -1, -1,
+				   0);
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
 				   (const unsigned char *)"厦门示例科技有限公司", -1, -1, 0);
 	X509_REQ_set_subject_name(req, name);
@@ -239,9 +246,11 @@ check_csr(Fixture *f, const char *algorithm)
 	tbs_len = i2d_re_X509_REQ_tbs(req, &tbs);
 	g_assert_cmpint(tbs_len, >, 0);
 	tbs_bytes = g_bytes_new(tbs, (gsize)tbs_len);
-	sig = cs_driver_run_sign(f->driver, f->ctx, f->serial, "csr-key", "sha256", tbs_bytes, &error);
+	sig = cs_driver_run_sign(f->driver, f->ctx, f->serial, "csr-key", "sha256", tbs_bytes,
+				 &error);
 	g_assert_no_error(error);
-	ASN1_BIT_STRING_set(bits, (unsigned char *)g_bytes_get_data(sig, NULL), (int)g_bytes_get_size(sig));
+	ASN1_BIT_STRING_set(bits, (unsigned char *)g_bytes_get_data(sig, NULL),
+			    (int)g_bytes_get_size(sig));
 	bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
 	bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
 	X509_REQ_set0_signature(req, bits);
@@ -252,8 +261,8 @@ check_csr(Fixture *f, const char *algorithm)
 	fclose(fp);
 	{
 		const char *argv[] = {"openssl", "req", "-verify", "-noout", "-in", pem_path, NULL};
-		g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
-					   &out, &err, &status, NULL));
+		g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
+					   NULL, &out, &err, &status, NULL));
 	}
 	g_assert_true(g_spawn_check_wait_status(status, NULL));
 	g_assert_true(strstr(err, "verify OK") != NULL || strstr(out, "verify OK") != NULL);
@@ -270,7 +279,8 @@ test_keygen_and_csr(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 
 	/* Key generation needs a login. */
-	g_assert_null(cs_driver_run_generate_key(f->driver, f->ctx, f->serial, "k", "ec-p256", &error));
+	g_assert_null(
+	    cs_driver_run_generate_key(f->driver, f->ctx, f->serial, "k", "ec-p256", &error));
 	g_assert_nonnull(error);
 	g_assert_true(cs_driver_run_login(f->driver, f->ctx, f->serial, "123456", NULL));
 	check_csr(f, "rsa-2048");
@@ -284,15 +294,18 @@ test_certificate_and_seal_round_trip(Fixture *f, gconstpointer data)
 	g_autoptr(GBytes) seal = g_bytes_new_static("\x30\x03\x02\x01\x04", 5);
 	g_autoptr(GBytes) back = NULL;
 
-	g_assert_true(cs_driver_run_put_object(f->driver, f->ctx, f->serial, FALSE, CS_KEY_SEAL_LABEL,
-					       seal, NULL));
-	back = cs_driver_run_get_object(f->driver, f->ctx, f->serial, FALSE, CS_KEY_SEAL_LABEL, NULL);
+	g_assert_true(cs_driver_run_put_object(f->driver, f->ctx, f->serial, FALSE,
+					       CS_KEY_SEAL_LABEL, seal, NULL));
+	back =
+	    cs_driver_run_get_object(f->driver, f->ctx, f->serial, FALSE, CS_KEY_SEAL_LABEL, NULL);
 	g_assert_true(back != NULL && g_bytes_equal(back, seal));
-	g_assert_null(cs_driver_run_get_object(f->driver, f->ctx, f->serial, TRUE, "nothing", &error));
+	g_assert_null(
+	    cs_driver_run_get_object(f->driver, f->ctx, f->serial, TRUE, "nothing", &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
 	g_clear_error(&error);
 	/* Not a certificate: refused before the token is touched. */
-	g_assert_false(cs_driver_run_put_object(f->driver, f->ctx, f->serial, TRUE, "x", seal, &error));
+	g_assert_false(
+	    cs_driver_run_put_object(f->driver, f->ctx, f->serial, TRUE, "x", seal, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 }
 
@@ -304,7 +317,8 @@ test_pulled_mid_write_is_key_removed(Fixture *f, gconstpointer data)
 
 	vkey(f, (const char *const[]){"fault", f->serial, "C_CreateObject", "--after", "1",
 				      "--mode", "unplug", NULL});
-	g_assert_false(cs_driver_run_put_object(f->driver, f->ctx, f->serial, FALSE, "s", seal, &error));
+	g_assert_false(
+	    cs_driver_run_put_object(f->driver, f->ctx, f->serial, FALSE, "s", seal, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_KEY_REMOVED);
 	wait_listed(f, FALSE);
 	vkey(f, (const char *const[]){"plug", f->serial, NULL});
@@ -337,8 +351,8 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-	g_test_add("/keys/vkey/wrong-pin-counts-down-to-lock-right-pin-refused-then-unblock", Fixture,
-		   NULL, fixture_setup, test_wrong_pin_counts_down_to_lock_then_unblock,
+	g_test_add("/keys/vkey/wrong-pin-counts-down-to-lock-right-pin-refused-then-unblock",
+		   Fixture, NULL, fixture_setup, test_wrong_pin_counts_down_to_lock_then_unblock,
 		   fixture_teardown);
 	g_test_add("/keys/vkey/change-pin", Fixture, NULL, fixture_setup, test_change_pin,
 		   fixture_teardown);

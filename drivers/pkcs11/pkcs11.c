@@ -58,13 +58,13 @@ typedef struct {
 /* Per-token runtime state; lives as long as its module (looked up by serial). */
 typedef struct {
 	char serial[64];
-	gint present_gen;              /* bumped each time the token (re)appears */
-	CK_SESSION_HANDLE mgmt;        /* worker only; 0 = none */
-	int failures;                  /* wrong PINs seen since the last success; -1 unknown */
+	gint present_gen;	/* bumped each time the token (re)appears */
+	CK_SESSION_HANDLE mgmt; /* worker only; 0 = none */
+	int failures;		/* wrong PINs seen since the last success; -1 unknown */
 	GMutex sign_lock;
 	CK_SESSION_HANDLE sign_session;
 	gint sign_gen;
-	GHashTable *keys;              /* key_id → KeyRef (sign_lock) */
+	GHashTable *keys; /* key_id → KeyRef (sign_lock) */
 } Tok;
 
 typedef struct {
@@ -87,11 +87,11 @@ typedef struct Module {
 	GThread *waiter;
 	gint stopping;
 	gboolean worker_done;
-	GMutex state_lock;   /* seen, generation, toks, worker_done */
+	GMutex state_lock; /* seen, generation, toks, worker_done */
 	GCond state_cond;
-	GArray *seen;        /* Seen */
+	GArray *seen; /* Seen */
 	guint64 generation;
-	GHashTable *toks;    /* serial → Tok */
+	GHashTable *toks; /* serial → Tok */
 } Module;
 
 struct Job {
@@ -126,30 +126,49 @@ static const char *
 rv_name(CK_RV rv)
 {
 	switch (rv) {
-	case CKR_OK: return "CKR_OK";
-	case CKR_PIN_INCORRECT: return "CKR_PIN_INCORRECT";
-	case CKR_PIN_LOCKED: return "CKR_PIN_LOCKED";
-	case CKR_PIN_LEN_RANGE: return "CKR_PIN_LEN_RANGE";
-	case CKR_PIN_INVALID: return "CKR_PIN_INVALID";
-	case CKR_DEVICE_REMOVED: return "CKR_DEVICE_REMOVED";
-	case CKR_DEVICE_ERROR: return "CKR_DEVICE_ERROR";
-	case CKR_TOKEN_NOT_PRESENT: return "CKR_TOKEN_NOT_PRESENT";
-	case CKR_SESSION_HANDLE_INVALID: return "CKR_SESSION_HANDLE_INVALID";
-	case CKR_SESSION_CLOSED: return "CKR_SESSION_CLOSED";
-	case CKR_USER_NOT_LOGGED_IN: return "CKR_USER_NOT_LOGGED_IN";
-	case CKR_FUNCTION_NOT_SUPPORTED: return "CKR_FUNCTION_NOT_SUPPORTED";
-	case CKR_MECHANISM_INVALID: return "CKR_MECHANISM_INVALID";
-	case CKR_FUNCTION_FAILED: return "CKR_FUNCTION_FAILED";
-	case CKR_GENERAL_ERROR: return "CKR_GENERAL_ERROR";
-	case CKR_SLOT_ID_INVALID: return "CKR_SLOT_ID_INVALID";
-	case CKR_TEMPLATE_INCOMPLETE: return "CKR_TEMPLATE_INCOMPLETE";
-	case CKR_ATTRIBUTE_VALUE_INVALID: return "CKR_ATTRIBUTE_VALUE_INVALID";
-	default: return "CKR_?";
+	case CKR_OK:
+		return "CKR_OK";
+	case CKR_PIN_INCORRECT:
+		return "CKR_PIN_INCORRECT";
+	case CKR_PIN_LOCKED:
+		return "CKR_PIN_LOCKED";
+	case CKR_PIN_LEN_RANGE:
+		return "CKR_PIN_LEN_RANGE";
+	case CKR_PIN_INVALID:
+		return "CKR_PIN_INVALID";
+	case CKR_DEVICE_REMOVED:
+		return "CKR_DEVICE_REMOVED";
+	case CKR_DEVICE_ERROR:
+		return "CKR_DEVICE_ERROR";
+	case CKR_TOKEN_NOT_PRESENT:
+		return "CKR_TOKEN_NOT_PRESENT";
+	case CKR_SESSION_HANDLE_INVALID:
+		return "CKR_SESSION_HANDLE_INVALID";
+	case CKR_SESSION_CLOSED:
+		return "CKR_SESSION_CLOSED";
+	case CKR_USER_NOT_LOGGED_IN:
+		return "CKR_USER_NOT_LOGGED_IN";
+	case CKR_FUNCTION_NOT_SUPPORTED:
+		return "CKR_FUNCTION_NOT_SUPPORTED";
+	case CKR_MECHANISM_INVALID:
+		return "CKR_MECHANISM_INVALID";
+	case CKR_FUNCTION_FAILED:
+		return "CKR_FUNCTION_FAILED";
+	case CKR_GENERAL_ERROR:
+		return "CKR_GENERAL_ERROR";
+	case CKR_SLOT_ID_INVALID:
+		return "CKR_SLOT_ID_INVALID";
+	case CKR_TEMPLATE_INCOMPLETE:
+		return "CKR_TEMPLATE_INCOMPLETE";
+	case CKR_ATTRIBUTE_VALUE_INVALID:
+		return "CKR_ATTRIBUTE_VALUE_INVALID";
+	default:
+		return "CKR_?";
 	}
 }
 
-static CsDriverStatus
-fail(CsDriverError *err, CsDriverStatus status, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static CsDriverStatus fail(CsDriverError *err, CsDriverStatus status, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
 
 static CsDriverStatus
 fail(CsDriverError *err, CsDriverStatus status, const char *fmt, ...)
@@ -254,10 +273,12 @@ poll_presence(Module *m)
 		CK_TOKEN_INFO ti;
 		Seen s = {.slot = slots[i]};
 
-		if (m->f->C_GetSlotInfo(slots[i], &si) != CKR_OK || !(si.flags & CKF_TOKEN_PRESENT) ||
+		if (m->f->C_GetSlotInfo(slots[i], &si) != CKR_OK ||
+		    !(si.flags & CKF_TOKEN_PRESENT) ||
 		    m->f->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
 			continue;
-		unpad(s.info.serial, sizeof(s.info.serial), ti.serialNumber, sizeof(ti.serialNumber));
+		unpad(s.info.serial, sizeof(s.info.serial), ti.serialNumber,
+		      sizeof(ti.serialNumber));
 		if (s.info.serial[0] == '\0')
 			continue; /* SoftHSM2's spare uninitialised slot: not a key */
 		unpad(s.info.label, sizeof(s.info.label), ti.label, sizeof(ti.label));
@@ -276,7 +297,8 @@ poll_presence(Module *m)
 		gboolean still = FALSE;
 		for (guint j = 0; j < now->len && !still; j++) {
 			Seen *s = &g_array_index(now, Seen, j);
-			still = g_str_equal(s->info.serial, old->info.serial) && s->slot == old->slot;
+			still =
+			    g_str_equal(s->info.serial, old->info.serial) && s->slot == old->slot;
 		}
 		if (!still) {
 			Tok *t = tok_get_locked(m, old->info.serial);
@@ -527,11 +549,12 @@ mgmt_session(Job *job, Tok **tok_out, CK_SLOT_ID *slot_out)
 	CK_RV rv;
 
 	if (seen_for(ctx, job->serial, &slot) == NULL)
-		return fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no key %s is inserted", job->serial);
+		return fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no key %s is inserted",
+			    job->serial);
 	t = tok_for(ctx, job->serial);
 	if (t->mgmt == 0) {
 		rv = ctx->m->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-					       &t->mgmt);
+					      &t->mgmt);
 		if (rv != CKR_OK) {
 			t->mgmt = 0;
 			return fail_rv(job->err, "C_OpenSession", rv);
@@ -704,8 +727,9 @@ do_unblock(Job *job)
 	f->C_Logout(t->mgmt);
 	rv = f->C_Login(t->mgmt, CKU_SO, (CK_UTF8CHAR_PTR)so_pin, strlen(so_pin));
 	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED) {
-		job->status = fail(job->err, rv == CKR_PIN_LOCKED ? CS_DRIVER_ERR_PIN_LOCKED
-								  : CS_DRIVER_ERR_PIN_INCORRECT,
+		job->status = fail(job->err,
+				   rv == CKR_PIN_LOCKED ? CS_DRIVER_ERR_PIN_LOCKED
+							: CS_DRIVER_ERR_PIN_INCORRECT,
 				   "the administrator PIN was refused");
 		return;
 	}
@@ -734,8 +758,8 @@ do_init_token(Job *job)
 	CK_RV rv;
 
 	if (seen_for(job->ctx, job->serial, &slot) == NULL) {
-		job->status = fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no key %s is inserted",
-				   job->serial);
+		job->status =
+		    fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no key %s is inserted", job->serial);
 		return;
 	}
 	t = tok_for(job->ctx, job->serial);
@@ -766,8 +790,13 @@ do_init_token(Job *job)
 
 /* Find objects of @klass whose CKA_LABEL is @label (up to @max). */
 static CK_RV
-find_objects(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_CLASS klass, const char *label,
-	     CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *n)
+find_objects(CK_FUNCTION_LIST_PTR f,
+	     CK_SESSION_HANDLE s,
+	     CK_OBJECT_CLASS klass,
+	     const char *label,
+	     CK_OBJECT_HANDLE *found,
+	     CK_ULONG max,
+	     CK_ULONG *n)
 {
 	CK_ATTRIBUTE tmpl[] = {
 	    {CKA_CLASS, &klass, sizeof(klass)},
@@ -784,7 +813,10 @@ find_objects(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_CLASS klass,
 }
 
 static CK_RV
-get_attr(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+get_attr(CK_FUNCTION_LIST_PTR f,
+	 CK_SESSION_HANDLE s,
+	 CK_OBJECT_HANDLE o,
+	 CK_ATTRIBUTE_TYPE type,
 	 GBytes **out)
 {
 	CK_ATTRIBUTE a = {type, NULL, 0};
@@ -806,7 +838,8 @@ get_attr(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATT
 
 /* DER SubjectPublicKeyInfo of the public key object @o. */
 static CsDriverStatus
-export_spki(Job *job, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, unsigned char *spki, size_t *spki_len)
+export_spki(
+    Job *job, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, unsigned char *spki, size_t *spki_len)
 {
 	CK_FUNCTION_LIST_PTR f = job->ctx->m->f;
 	CK_KEY_TYPE type = 0;
@@ -838,20 +871,25 @@ export_spki(Job *job, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, unsigned char *sp
 		if (rv == CKR_OK) {
 			/* CKA_EC_POINT is a DER OCTET STRING around the point. */
 			const unsigned char *p = g_bytes_get_data(a, NULL);
-			ASN1_OCTET_STRING *os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)g_bytes_get_size(a));
+			ASN1_OCTET_STRING *os =
+			    d2i_ASN1_OCTET_STRING(NULL, &p, (long)g_bytes_get_size(a));
 			if (os != NULL) {
-				b = g_bytes_new(ASN1_STRING_get0_data(os), (gsize)ASN1_STRING_length(os));
+				b = g_bytes_new(ASN1_STRING_get0_data(os),
+						(gsize)ASN1_STRING_length(os));
 				ASN1_OCTET_STRING_free(os);
 			} else {
 				b = g_bytes_ref(a);
 			}
-			OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
+			OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+							"prime256v1", 0);
 			OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
-							 g_bytes_get_data(b, NULL), g_bytes_get_size(b));
+							 g_bytes_get_data(b, NULL),
+							 g_bytes_get_size(b));
 			pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
 		}
 	} else if (rv == CKR_OK) {
-		status = fail(job->err, CS_DRIVER_ERR_NOT_SUPPORTED, "key type 0x%lx", (unsigned long)type);
+		status = fail(job->err, CS_DRIVER_ERR_NOT_SUPPORTED, "key type 0x%lx",
+			      (unsigned long)type);
 	}
 	if (rv != CKR_OK)
 		status = fail_rv(job->err, "reading the public key", rv);
@@ -859,7 +897,8 @@ export_spki(Job *job, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, unsigned char *sp
 		params = OSSL_PARAM_BLD_to_param(bld);
 		if (pctx == NULL || params == NULL || EVP_PKEY_fromdata_init(pctx) <= 0 ||
 		    EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-			status = fail(job->err, CS_DRIVER_ERR_FAILED, "cannot build the public key");
+			status =
+			    fail(job->err, CS_DRIVER_ERR_FAILED, "cannot build the public key");
 	}
 	if (status == CS_DRIVER_OK) {
 		len = i2d_PUBKEY(pkey, NULL);
@@ -902,12 +941,9 @@ do_generate_key(Job *job)
 	    {CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent)},
 	};
 	CK_ATTRIBUTE priv[] = {
-	    {CKA_TOKEN, &yes, sizeof(yes)},
-	    {CKA_PRIVATE, &yes, sizeof(yes)},
-	    {CKA_SENSITIVE, &yes, sizeof(yes)},
-	    {CKA_EXTRACTABLE, &no, sizeof(no)},
-	    {CKA_SIGN, &yes, sizeof(yes)},
-	    {CKA_ID, (void *)key_id, id_len},
+	    {CKA_TOKEN, &yes, sizeof(yes)},	 {CKA_PRIVATE, &yes, sizeof(yes)},
+	    {CKA_SENSITIVE, &yes, sizeof(yes)},	 {CKA_EXTRACTABLE, &no, sizeof(no)},
+	    {CKA_SIGN, &yes, sizeof(yes)},	 {CKA_ID, (void *)key_id, id_len},
 	    {CKA_LABEL, (void *)key_id, id_len},
 	};
 	CK_OBJECT_HANDLE hpub = 0, hpriv = 0, old[8];
@@ -928,8 +964,8 @@ do_generate_key(Job *job)
 			for (CK_ULONG i = 0; i < n; i++)
 				f->C_DestroyObject(t->mgmt, old[i]);
 	}
-	rv = f->C_GenerateKeyPair(t->mgmt, &mech, pub, rsa ? 6 : 5, priv, G_N_ELEMENTS(priv),
-				  &hpub, &hpriv);
+	rv = f->C_GenerateKeyPair(t->mgmt, &mech, pub, rsa ? 6 : 5, priv, G_N_ELEMENTS(priv), &hpub,
+				  &hpriv);
 	if (rv != CKR_OK) {
 		job->status = job_fail_rv(job, t, "C_GenerateKeyPair", rv);
 		return;
@@ -1040,8 +1076,9 @@ do_get_object(Job *job)
 		return;
 	}
 	if (n == 0) {
-		job->status = fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no %s labelled %s on the key",
-				   job->flag ? "certificate" : "data object", label);
+		job->status =
+		    fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no %s labelled %s on the key",
+			 job->flag ? "certificate" : "data object", label);
 		return;
 	}
 	if (g_bytes_get_size(value) > *job->out_len) {
@@ -1071,7 +1108,8 @@ do_delete_object(Job *job)
 	if (rv != CKR_OK)
 		job->status = job_fail_rv(job, t, "deleting the object", rv);
 	else if (n == 0)
-		job->status = fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no object labelled %s", label);
+		job->status =
+		    fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no object labelled %s", label);
 }
 
 /* --- the ops table ------------------------------------------------------------------ */
@@ -1110,7 +1148,7 @@ p11_init(const CsDriverConfig *config, CsDriverContext **ctx_out, CsDriverError 
 			g_ptr_array_add(modules, m);
 	} else if (g_strcmp0(m->init_args, args) != 0) {
 		g_info("%s: already loaded by another vendor; its init_args stay in force",
-			  config->module);
+		       config->module);
 	}
 	if (m != NULL)
 		m->refs++;
@@ -1157,7 +1195,10 @@ matches(CsDriverContext *ctx, const CsDriverTokenInfo *info)
 }
 
 static CsDriverStatus
-p11_enumerate(CsDriverContext *ctx, CsDriverTokenInfo *tokens, size_t max, size_t *n_found,
+p11_enumerate(CsDriverContext *ctx,
+	      CsDriverTokenInfo *tokens,
+	      size_t max,
+	      size_t *n_found,
 	      CsDriverError *err)
 {
 	Module *m = ctx->m;
@@ -1199,7 +1240,9 @@ p11_wait_for_event(CsDriverContext *ctx, int timeout_ms, CsDriverError *err)
 }
 
 static CsDriverStatus
-p11_pin_status(CsDriverContext *ctx, const char *serial, CsDriverPinStatus *status,
+p11_pin_status(CsDriverContext *ctx,
+	       const char *serial,
+	       CsDriverPinStatus *status,
 	       CsDriverError *err)
 {
 	Job job = {.func = do_pin_status, .serial = serial, .out = {status}, .err = err};
@@ -1225,7 +1268,10 @@ p11_logout(CsDriverContext *ctx, const char *serial, CsDriverError *err)
 }
 
 static CsDriverStatus
-p11_change_pin(CsDriverContext *ctx, const char *serial, const char *old_pin, const char *new_pin,
+p11_change_pin(CsDriverContext *ctx,
+	       const char *serial,
+	       const char *old_pin,
+	       const char *new_pin,
 	       CsDriverError *err)
 {
 	Job job = {.func = do_change_pin, .serial = serial, .in = {old_pin, new_pin}, .err = err};
@@ -1234,7 +1280,10 @@ p11_change_pin(CsDriverContext *ctx, const char *serial, const char *old_pin, co
 }
 
 static CsDriverStatus
-p11_unblock(CsDriverContext *ctx, const char *serial, const char *so_pin, const char *new_pin,
+p11_unblock(CsDriverContext *ctx,
+	    const char *serial,
+	    const char *so_pin,
+	    const char *new_pin,
 	    CsDriverError *err)
 {
 	Job job = {.func = do_unblock, .serial = serial, .in = {so_pin, new_pin}, .err = err};
@@ -1243,61 +1292,106 @@ p11_unblock(CsDriverContext *ctx, const char *serial, const char *so_pin, const 
 }
 
 static CsDriverStatus
-p11_init_token(CsDriverContext *ctx, const char *serial, const char *label, const char *user_pin,
-	       const char *so_pin, CsDriverError *err)
+p11_init_token(CsDriverContext *ctx,
+	       const char *serial,
+	       const char *label,
+	       const char *user_pin,
+	       const char *so_pin,
+	       CsDriverError *err)
 {
-	Job job = {.func = do_init_token, .serial = serial, .in = {label, user_pin, so_pin},
+	Job job = {
+	    .func = do_init_token, .serial = serial, .in = {label, user_pin, so_pin}, .err = err};
+
+	return run_job(ctx, &job);
+}
+
+static CsDriverStatus
+p11_generate_key(CsDriverContext *ctx,
+		 const char *serial,
+		 const char *key_id,
+		 const char *algorithm,
+		 unsigned char *spki,
+		 size_t *spki_len,
+		 CsDriverError *err)
+{
+	Job job = {.func = do_generate_key,
+		   .serial = serial,
+		   .in = {key_id, algorithm},
+		   .out = {spki},
+		   .out_len = spki_len,
 		   .err = err};
 
 	return run_job(ctx, &job);
 }
 
 static CsDriverStatus
-p11_generate_key(CsDriverContext *ctx, const char *serial, const char *key_id,
-		 const char *algorithm, unsigned char *spki, size_t *spki_len, CsDriverError *err)
+p11_get_public_key(CsDriverContext *ctx,
+		   const char *serial,
+		   const char *key_id,
+		   unsigned char *spki,
+		   size_t *spki_len,
+		   CsDriverError *err)
 {
-	Job job = {.func = do_generate_key, .serial = serial, .in = {key_id, algorithm},
-		   .out = {spki}, .out_len = spki_len, .err = err};
+	Job job = {.func = do_get_public_key,
+		   .serial = serial,
+		   .in = {key_id},
+		   .out = {spki},
+		   .out_len = spki_len,
+		   .err = err};
 
 	return run_job(ctx, &job);
 }
 
 static CsDriverStatus
-p11_get_public_key(CsDriverContext *ctx, const char *serial, const char *key_id,
-		   unsigned char *spki, size_t *spki_len, CsDriverError *err)
+p11_put_object(CsDriverContext *ctx,
+	       const char *serial,
+	       int is_certificate,
+	       const char *label,
+	       const unsigned char *data,
+	       size_t len,
+	       CsDriverError *err)
 {
-	Job job = {.func = do_get_public_key, .serial = serial, .in = {key_id}, .out = {spki},
-		   .out_len = spki_len, .err = err};
+	Job job = {.func = do_put_object,
+		   .serial = serial,
+		   .in = {label, data, &len},
+		   .flag = is_certificate,
+		   .err = err};
 
 	return run_job(ctx, &job);
 }
 
 static CsDriverStatus
-p11_put_object(CsDriverContext *ctx, const char *serial, int is_certificate, const char *label,
-	       const unsigned char *data, size_t len, CsDriverError *err)
+p11_get_object(CsDriverContext *ctx,
+	       const char *serial,
+	       int is_certificate,
+	       const char *label,
+	       unsigned char *data,
+	       size_t *len,
+	       CsDriverError *err)
 {
-	Job job = {.func = do_put_object, .serial = serial, .in = {label, data, &len},
-		   .flag = is_certificate, .err = err};
+	Job job = {.func = do_get_object,
+		   .serial = serial,
+		   .in = {label},
+		   .out = {data},
+		   .out_len = len,
+		   .flag = is_certificate,
+		   .err = err};
 
 	return run_job(ctx, &job);
 }
 
 static CsDriverStatus
-p11_get_object(CsDriverContext *ctx, const char *serial, int is_certificate, const char *label,
-	       unsigned char *data, size_t *len, CsDriverError *err)
-{
-	Job job = {.func = do_get_object, .serial = serial, .in = {label}, .out = {data},
-		   .out_len = len, .flag = is_certificate, .err = err};
-
-	return run_job(ctx, &job);
-}
-
-static CsDriverStatus
-p11_delete_object(CsDriverContext *ctx, const char *serial, int is_certificate, const char *label,
+p11_delete_object(CsDriverContext *ctx,
+		  const char *serial,
+		  int is_certificate,
+		  const char *label,
 		  CsDriverError *err)
 {
-	Job job = {.func = do_delete_object, .serial = serial, .in = {label},
-		   .flag = is_certificate, .err = err};
+	Job job = {.func = do_delete_object,
+		   .serial = serial,
+		   .in = {label},
+		   .flag = is_certificate,
+		   .err = err};
 
 	return run_job(ctx, &job);
 }
@@ -1360,7 +1454,10 @@ find_private_key(CsDriverContext *ctx, Tok *t, const char *key_id, KeyRef *out)
 
 /* ECDSA r‖s → DER SEQUENCE { r, s }. */
 static CsDriverStatus
-ecdsa_to_der(const unsigned char *raw, size_t raw_len, unsigned char *sig, size_t *sig_len,
+ecdsa_to_der(const unsigned char *raw,
+	     size_t raw_len,
+	     unsigned char *sig,
+	     size_t *sig_len,
 	     CsDriverError *err)
 {
 	ECDSA_SIG *s = ECDSA_SIG_new();
@@ -1384,8 +1481,14 @@ ecdsa_to_der(const unsigned char *raw, size_t raw_len, unsigned char *sig, size_
 }
 
 static CsDriverStatus
-p11_sign(CsDriverContext *ctx, const char *serial, const char *key_id, const char *digest,
-	 const unsigned char *tbs, size_t tbs_len, unsigned char *sig, size_t *sig_len,
+p11_sign(CsDriverContext *ctx,
+	 const char *serial,
+	 const char *key_id,
+	 const char *digest,
+	 const unsigned char *tbs,
+	 size_t tbs_len,
+	 unsigned char *sig,
+	 size_t *sig_len,
 	 CsDriverError *err)
 {
 	/* DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2). */
@@ -1417,7 +1520,8 @@ p11_sign(CsDriverContext *ctx, const char *serial, const char *key_id, const cha
 	if (rv == CKR_OK)
 		rv = find_private_key(ctx, t, key_id, &key);
 	if (rv == CKR_KEY_HANDLE_INVALID) {
-		status = fail(err, CS_DRIVER_ERR_NOT_FOUND, "no private key %s (logged in?)", key_id);
+		status =
+		    fail(err, CS_DRIVER_ERR_NOT_FOUND, "no private key %s (logged in?)", key_id);
 		goto out;
 	}
 	if (rv == CKR_OK) {
@@ -1440,7 +1544,8 @@ p11_sign(CsDriverContext *ctx, const char *serial, const char *key_id, const cha
 	if (key.type == CKK_RSA) {
 		if (raw_len > *sig_len) {
 			*sig_len = raw_len;
-			status = fail(err, CS_DRIVER_ERR_BAD_ARGUMENT, "signature buffer too small");
+			status =
+			    fail(err, CS_DRIVER_ERR_BAD_ARGUMENT, "signature buffer too small");
 			goto out;
 		}
 		memcpy(sig, raw, raw_len);

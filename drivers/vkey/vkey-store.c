@@ -105,8 +105,8 @@ gboolean
 vkey_plug(const char *dir, GError **error)
 {
 	g_autofree char *path = g_build_filename(dir, "plugged", NULL);
-	g_autofree char *nonce = g_strdup_printf("%" G_GINT64_FORMAT " %u\n", g_get_real_time(),
-						 g_random_int());
+	g_autofree char *nonce =
+	    g_strdup_printf("%" G_GINT64_FORMAT " %u\n", g_get_real_time(), g_random_int());
 
 	return g_file_set_contents(path, nonce, -1, error);
 }

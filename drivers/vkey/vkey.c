@@ -56,12 +56,12 @@
 
 typedef struct {
 	VkeyTokenConf *conf;
-	GMutex lock;          /* instance loading, plugged identity, PIN counter, faults */
+	GMutex lock; /* instance loading, plugged identity, PIN counter, faults */
 	void *dl;
 	CK_FUNCTION_LIST_PTR f;
 	CK_SLOT_ID inner_slot;
 	gboolean loaded;
-	gboolean present;     /* as last seen */
+	gboolean present; /* as last seen */
 	dev_t plug_dev;
 	ino_t plug_ino;
 	struct timespec plug_mtime;
@@ -72,7 +72,7 @@ typedef struct {
 
 static GMutex global_lock; /* tokens, root, initialized */
 static GMutex env_lock;
-static GPtrArray *tokens;  /* Token*, stable pointers until C_Finalize */
+static GPtrArray *tokens; /* Token*, stable pointers until C_Finalize */
 static char *root;
 static gboolean initialized;
 static gint finalizing;
@@ -580,7 +580,10 @@ vkey_init_token(CK_SLOT_ID slot, CK_UTF8CHAR_PTR so_pin, CK_ULONG len, CK_UTF8CH
 /* --- sessions ----------------------------------------------------------------------- */
 
 static CK_RV
-vkey_open_session(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify,
+vkey_open_session(CK_SLOT_ID slot,
+		  CK_FLAGS flags,
+		  CK_VOID_PTR app,
+		  CK_NOTIFY notify,
 		  CK_SESSION_HANDLE_PTR session)
 {
 	Token *t = NULL;
@@ -659,8 +662,11 @@ vkey_login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG
 }
 
 static CK_RV
-vkey_set_pin(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR old_pin, CK_ULONG old_len,
-	     CK_UTF8CHAR_PTR new_pin, CK_ULONG new_len)
+vkey_set_pin(CK_SESSION_HANDLE h,
+	     CK_UTF8CHAR_PTR old_pin,
+	     CK_ULONG old_len,
+	     CK_UTF8CHAR_PTR new_pin,
+	     CK_ULONG new_len)
 {
 	Token *t = NULL;
 	CK_SESSION_HANDLE inner = 0;
@@ -725,53 +731,82 @@ vkey_init_pin(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR pin, CK_ULONG len)
 
 FORWARD(vkey_close_session, CloseSession, (CK_SESSION_HANDLE h), (inner))
 FORWARD(vkey_logout, Logout, (CK_SESSION_HANDLE h), (inner))
-FORWARD(vkey_create_object, CreateObject,
+FORWARD(vkey_create_object,
+	CreateObject,
 	(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR a, CK_ULONG n, CK_OBJECT_HANDLE_PTR o),
 	(inner, a, n, o))
-FORWARD(vkey_destroy_object, DestroyObject, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o),
-	(inner, o))
-FORWARD(vkey_get_attribute_value, GetAttributeValue,
+FORWARD(vkey_destroy_object, DestroyObject, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o), (inner, o))
+FORWARD(vkey_get_attribute_value,
+	GetAttributeValue,
 	(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR a, CK_ULONG n),
 	(inner, o, a, n))
-FORWARD(vkey_set_attribute_value, SetAttributeValue,
+FORWARD(vkey_set_attribute_value,
+	SetAttributeValue,
 	(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR a, CK_ULONG n),
 	(inner, o, a, n))
-FORWARD(vkey_find_objects_init, FindObjectsInit,
-	(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR a, CK_ULONG n), (inner, a, n))
-FORWARD(vkey_find_objects, FindObjects,
+FORWARD(vkey_find_objects_init,
+	FindObjectsInit,
+	(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR a, CK_ULONG n),
+	(inner, a, n))
+FORWARD(vkey_find_objects,
+	FindObjects,
 	(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o, CK_ULONG max, CK_ULONG_PTR n),
 	(inner, o, max, n))
 FORWARD(vkey_find_objects_final, FindObjectsFinal, (CK_SESSION_HANDLE h), (inner))
-FORWARD(vkey_sign_init, SignInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
+FORWARD(vkey_sign_init,
+	SignInit,
+	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
 	(inner, m, k))
-FORWARD(vkey_sign, Sign,
+FORWARD(vkey_sign,
+	Sign,
 	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG_PTR sl),
 	(inner, d, dl, s, sl))
-FORWARD(vkey_sign_update, SignUpdate, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl),
+FORWARD(vkey_sign_update,
+	SignUpdate,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl),
 	(inner, d, dl))
-FORWARD(vkey_sign_final, SignFinal, (CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR sl),
+FORWARD(vkey_sign_final,
+	SignFinal,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR sl),
 	(inner, s, sl))
-FORWARD(vkey_verify_init, VerifyInit,
-	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k), (inner, m, k))
-FORWARD(vkey_verify, Verify,
+FORWARD(vkey_verify_init,
+	VerifyInit,
+	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
+	(inner, m, k))
+FORWARD(vkey_verify,
+	Verify,
 	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG sl),
 	(inner, d, dl, s, sl))
 FORWARD(vkey_digest_init, DigestInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m), (inner, m))
-FORWARD(vkey_digest, Digest,
+FORWARD(vkey_digest,
+	Digest,
 	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
 	(inner, d, dl, o, ol))
-FORWARD(vkey_generate_key_pair, GenerateKeyPair,
-	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub, CK_ULONG npub,
-	 CK_ATTRIBUTE_PTR priv, CK_ULONG npriv, CK_OBJECT_HANDLE_PTR hpub,
+FORWARD(vkey_generate_key_pair,
+	GenerateKeyPair,
+	(CK_SESSION_HANDLE h,
+	 CK_MECHANISM_PTR m,
+	 CK_ATTRIBUTE_PTR pub,
+	 CK_ULONG npub,
+	 CK_ATTRIBUTE_PTR priv,
+	 CK_ULONG npriv,
+	 CK_OBJECT_HANDLE_PTR hpub,
 	 CK_OBJECT_HANDLE_PTR hpriv),
 	(inner, m, pub, npub, priv, npriv, hpub, hpriv))
-FORWARD(vkey_generate_random, GenerateRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG n),
+FORWARD(vkey_generate_random,
+	GenerateRandom,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG n),
 	(inner, d, n))
-FORWARD(vkey_seed_random, SeedRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG n),
+FORWARD(vkey_seed_random,
+	SeedRandom,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG n),
 	(inner, d, n))
-FORWARD(vkey_decrypt_init, DecryptInit,
-	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k), (inner, m, k))
-FORWARD(vkey_decrypt, Decrypt,
+FORWARD(vkey_decrypt_init,
+	DecryptInit,
+	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
+	(inner, m, k))
+FORWARD(vkey_decrypt,
+	Decrypt,
 	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
 	(inner, d, dl, o, ol))
 

@@ -40,8 +40,8 @@ bench_driver(const CsLoadedDriver *d, CsDriverContext *ctx, const char *serial, 
 		unsigned char sig[1024];
 		size_t sig_len = sizeof(sig);
 		CsDriverError err = {.tries_left = -1};
-		if (d->ops->sign(ctx, serial, key_id, "sha256", tbs, sizeof(tbs), sig, &sig_len, &err) !=
-		    CS_DRIVER_OK)
+		if (d->ops->sign(ctx, serial, key_id, "sha256", tbs, sizeof(tbs), sig, &sig_len,
+				 &err) != CS_DRIVER_OK)
 			g_error("driver sign: %s", err.message);
 		n++;
 		now = g_get_monotonic_time();
@@ -80,8 +80,10 @@ main(void)
 	g_autoptr(GError) error = NULL;
 	g_autofree char *state = g_dir_make_tmp("csb-XXXXXX", &error);
 	g_autofree char *vkey = g_build_filename(build_dir(), "cli", "certseal-vkey", NULL);
-	g_autofree char *profile = g_build_filename(build_dir(), "daemon", "vendors.d", "demo-a.conf", NULL);
-	g_autofree char *driver_path = g_build_filename(build_dir(), "drivers", "certseal-driver-pkcs11.so", NULL);
+	g_autofree char *profile =
+	    g_build_filename(build_dir(), "daemon", "vendors.d", "demo-a.conf", NULL);
+	g_autofree char *driver_path =
+	    g_build_filename(build_dir(), "drivers", "certseal-driver-pkcs11.so", NULL);
 	g_autofree char *driver_state = NULL;
 	g_autofree char *cmd = NULL;
 	g_autofree char *init_args = NULL;
@@ -99,7 +101,8 @@ main(void)
 	gint status = 0;
 
 	g_assert_no_error(error);
-	cmd = g_strdup_printf("%s --state-dir %s create --vendor demo-a --serial BENCH1", vkey, state);
+	cmd = g_strdup_printf("%s --state-dir %s create --vendor demo-a --serial BENCH1", vkey,
+			      state);
 	if (!g_spawn_command_line_sync(cmd, &out, NULL, &status, &error) ||
 	    !g_spawn_check_wait_status(status, &error))
 		g_error("%s: %s", cmd, error->message);
@@ -111,9 +114,12 @@ main(void)
 		g_error("%s", error->message);
 	driver_state = g_build_filename(state, "drivers", "demo-a", NULL);
 	g_mkdir_with_parents(driver_state, 0700);
-	cfg = (CsDriverConfig){.vendor_id = vendor->id, .module = vendor->module,
-			       .manufacturer = vendor->manufacturer, .model = vendor->model,
-			       .pin_max_tries = vendor->pin_max_tries, .state_dir = driver_state,
+	cfg = (CsDriverConfig){.vendor_id = vendor->id,
+			       .module = vendor->module,
+			       .manufacturer = vendor->manufacturer,
+			       .model = vendor->model,
+			       .pin_max_tries = vendor->pin_max_tries,
+			       .state_dir = driver_state,
 			       .init_args = vendor->init_args};
 	if (!cs_driver_run_init(driver, &cfg, &ctx, &error))
 		g_error("%s", error->message);
@@ -124,8 +130,8 @@ main(void)
 		g_usleep(100000);
 	}
 	for (guint i = 0; i < G_N_ELEMENTS(algs); i++) {
-		g_autoptr(GBytes) spki = cs_driver_run_generate_key(driver, ctx, "BENCH1", algs[i],
-								     algs[i], &error);
+		g_autoptr(GBytes) spki =
+		    cs_driver_run_generate_key(driver, ctx, "BENCH1", algs[i], algs[i], &error);
 		if (spki == NULL)
 			g_error("%s", error->message);
 		via_driver[i] = bench_driver(driver, ctx, "BENCH1", algs[i]);
@@ -160,8 +166,9 @@ main(void)
 	PKCS11_CTX_free(p11);
 
 	for (guint i = 0; i < G_N_ELEMENTS(algs); i++)
-		g_print("sign %-9s driver %8.1f/s   raw libp11 %8.1f/s   ratio %.2f (target >= 0.9)\n",
-			algs[i], via_driver[i], via_libp11[i], via_driver[i] / via_libp11[i]);
+		g_print(
+		    "sign %-9s driver %8.1f/s   raw libp11 %8.1f/s   ratio %.2f (target >= 0.9)\n",
+		    algs[i], via_driver[i], via_libp11[i], via_driver[i] / via_libp11[i]);
 	g_free(cmd);
 	cmd = g_strdup_printf("rm -rf %s", state);
 	g_spawn_command_line_sync(cmd, NULL, NULL, NULL, NULL);

@@ -8,13 +8,14 @@ freezes the bus.
 """
 
 import json
+import subprocess
 import threading
 import time
 
 import dbus
 import pytest
 
-from conftest import (KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, OBJMGR_IFACE, Client,
+from conftest import (CLI, KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, OBJMGR_IFACE, Client,
                       SignalRecorder, dbus_error, key_path, run_cli, run_until, vkey)
 
 ERR_PIN_INCORRECT = "org.certseal.Error.PinIncorrect"
@@ -229,14 +230,19 @@ def test_shutdown_has_a_deadline_while_a_token_call_hangs():
         path = wait_key(c, "KS0001", timeout=5)
         vkey(d.state_dir, "fault", "KS0001", "C_Login", "--after", "1", "--mode", "hang",
              "--timeout", "60000")
-        c.conn.call_async("org.certseal.CertSeal1", path, KEY_IFACE, "Login", "s", ("123456",),
-                          reply_handler=lambda *a: None, error_handler=lambda *a: None,
-                          timeout=60)
+        # A client waiting on the hung Login (the CLI, in its own process).
+        waiting = subprocess.Popen([CLI, "--session", "login", "KS0001"], env=bus.env(),
+                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        waiting.stdin.write(b"123456\n")
+        waiting.stdin.close()
         time.sleep(0.5)
+        assert waiting.poll() is None, "the hung Login returned early"
         t0 = time.monotonic()
         assert d.stop(timeout=15) == 0
         assert time.monotonic() - t0 < 10, "shutdown waited for the hung token"
         assert "still running" in d.log()
+        waiting.wait(10)  # the daemon left: the client gets an error, not a hang
     finally:
         c.close()
         d.cleanup()

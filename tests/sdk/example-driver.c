@@ -28,7 +28,10 @@ example_shutdown(CsDriverContext *ctx)
 }
 
 static CsDriverStatus
-example_enumerate(CsDriverContext *ctx, CsDriverTokenInfo *tokens, size_t max, size_t *n_found,
+example_enumerate(CsDriverContext *ctx,
+		  CsDriverTokenInfo *tokens,
+		  size_t max,
+		  size_t *n_found,
 		  CsDriverError *err)
 {
 	*n_found = 0;
@@ -44,7 +47,9 @@ example_enumerate(CsDriverContext *ctx, CsDriverTokenInfo *tokens, size_t max, s
 }
 
 static CsDriverStatus
-example_pin_status(CsDriverContext *ctx, const char *serial, CsDriverPinStatus *status,
+example_pin_status(CsDriverContext *ctx,
+		   const char *serial,
+		   CsDriverPinStatus *status,
 		   CsDriverError *err)
 {
 	status->tries_left = 3;
