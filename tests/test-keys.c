@@ -330,6 +330,29 @@ test_pulled_mid_write_is_key_removed(Fixture *f, gconstpointer data)
 	g_assert_true(cs_driver_run_login(f->driver, f->ctx, f->serial, "123456", NULL));
 }
 
+/* Key making: a blank key gets its user and admin PIN, then works like any other. */
+static void
+test_blank_key_is_initialised_for_making(Fixture *f, gconstpointer data)
+{
+	g_autofree char *blank = g_strdup_printf("%s9", f->serial);
+	const char *create[] = {"create", "--vendor", "demo-a", "--serial", blank, "--blank", NULL};
+	CsDriverPinStatus st;
+	char *serial = f->serial;
+
+	vkey(f, create);
+	f->serial = blank;
+	wait_listed(f, TRUE);
+	g_assert_true(cs_driver_run_pin_status(f->driver, f->ctx, blank, &st, NULL));
+	g_assert_false(st.initialized);
+	g_assert_true(
+	    cs_driver_run_init_token(f->driver, f->ctx, blank, "made", "246810", "13579135", NULL));
+	g_assert_true(cs_driver_run_pin_status(f->driver, f->ctx, blank, &st, NULL));
+	g_assert_true(st.initialized);
+	g_assert_true(cs_driver_run_login(f->driver, f->ctx, blank, "246810", NULL));
+	g_assert_true(cs_driver_run_unblock(f->driver, f->ctx, blank, "13579135", "112233", NULL));
+	f->serial = serial;
+}
+
 static void
 test_only_one_key_for_renewal(void)
 {
@@ -362,6 +385,8 @@ main(int argc, char **argv)
 		   test_certificate_and_seal_round_trip, fixture_teardown);
 	g_test_add("/keys/vkey/pulled-mid-write-is-key-removed", Fixture, NULL, fixture_setup,
 		   test_pulled_mid_write_is_key_removed, fixture_teardown);
+	g_test_add("/keys/vkey/blank-key-is-initialised-for-making", Fixture, NULL, fixture_setup,
+		   test_blank_key_is_initialised_for_making, fixture_teardown);
 	g_test_add_func("/keys/renew/refused-with-multiple-keys-whatever-the-vendors",
 			test_only_one_key_for_renewal);
 	return g_test_run();

@@ -622,13 +622,23 @@ do_pin_status(Job *job)
 	Tok *t = NULL;
 	CK_RV rv;
 
-	if ((job->status = mgmt_session(job, &t, &slot)) != CS_DRIVER_OK)
-		return;
-	rv = token_flags(job->ctx, slot, &flags);
-	if (rv != CKR_OK) {
-		job->status = job_fail_rv(job, t, "C_GetTokenInfo", rv);
+	if (seen_for(job->ctx, job->serial, &slot) == NULL) {
+		job->status =
+		    fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no key %s is inserted", job->serial);
 		return;
 	}
+	rv = token_flags(job->ctx, slot, &flags);
+	if (rv != CKR_OK) {
+		job->status = job_fail_rv(job, NULL, "C_GetTokenInfo", rv);
+		poll_presence(job->ctx->m);
+		return;
+	}
+	/* A blank key (waiting for init_token) takes no session yet. */
+	if ((flags & CKF_TOKEN_INITIALIZED) != 0 &&
+	    (job->status = mgmt_session(job, &t, NULL)) != CS_DRIVER_OK)
+		return;
+	if (t == NULL)
+		t = tok_for(job->ctx, job->serial);
 	fill_pin_status(job->ctx, t, flags, st);
 }
 

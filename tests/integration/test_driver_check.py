@@ -4,6 +4,7 @@ the virtual UKey (including removal handling), and on the pkcs11 driver over pla
 SoftHSM2 loaded directly — a module we did not write.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +31,17 @@ def test_pkcs11_over_vkey_passes_every_check(tmp_dir):
                  "removed token leaves the list"):
         assert name in out, out
     assert "SKIP" not in out
+
+
+def test_vkey_list_json_shows_vendor_identity_and_plug_state(tmp_dir):
+    vkey(tmp_dir, "create", "--vendor", "demo-a", "--serial", "LJ0001")
+    vkey(tmp_dir, "create", "--vendor", "demo-b", "--serial", "LJ0002", "--unplugged")
+    keys = {k["serial"]: k for k in json.loads(vkey(tmp_dir, "list", "--json"))}
+    assert keys["LJ0001"]["manufacturer"] == "certseal demo A" and keys["LJ0001"]["plugged"]
+    assert keys["LJ0002"]["manufacturer"] == "certseal demo B" and not keys["LJ0002"]["plugged"]
+    assert keys["LJ0001"]["tries_left"] == keys["LJ0001"]["max_tries"] == 6
+    vkey(tmp_dir, "plug", "LJ0002")
+    assert json.loads(vkey(tmp_dir, "list", "--json"))[1]["plugged"]
 
 
 @pytest.mark.skipif(shutil.which("softhsm2-util") is None, reason="softhsm2-util is missing")
