@@ -4,7 +4,8 @@
 # confirm a person's new-certificate application, then stop everything it started.
 #
 # CERTSEAL_SKIP_INSTALL=1 skips the package check; CERTSEAL_BUILD_DIR=DIR uses an
-# existing build instead of building into build/.
+# existing build instead of building into build/; CERTSEAL_DEMO_DIR=DIR keeps the demo's
+# state and log there instead of .demo/.
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
@@ -24,10 +25,11 @@ if [ -z "${CERTSEAL_DEMO_INNER:-}" ]; then
   exec dbus-run-session -- "$0" "$@"
 fi
 
-state=$top/.demo/state
+demo_dir=${CERTSEAL_DEMO_DIR:-$top/.demo}
+state=$demo_dir/state
 rm -rf "$state"
 mkdir -p "$state"
-log=$top/.demo/certseald.log
+log=$demo_dir/certseald.log
 
 # Two virtual UKeys of the two demo vendors (SoftHSM2 tokens behind drivers/vkey), as if a
 # user had one key of each vendor at hand.
@@ -84,4 +86,4 @@ certseal orders
 step "Stopping"
 cleanup
 trap - EXIT
-echo "certseald stopped; its log is in .demo/certseald.log"
+echo "certseald stopped; its log is in $log"

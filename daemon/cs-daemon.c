@@ -1,17 +1,25 @@
 /*
  * cs-daemon.c — start-up, the main loop and shutdown of certseald.
  *
- * Start-up order: configuration → state directory → vault → ledger (migrated and verified
+ * Start-up order: configuration → state directory and its lock → vault → ledger (migrated and verified
  * from the last checkpoint) → engine → flow plugins → drivers → recovery of transient
  * states → D-Bus objects → bus name → READY=1. Shutdown runs it backwards after the main
  * loop ends: the bus name is released first so no new call arrives while the ledger
- * closes. Refusals before the loop starts are fatal; a module that fails to load or
- * initialise is not: the daemon runs on without it.
+ * closes, under a deadline (shutdown_timeout_ms) so a hung module never blocks exit.
+ * Refusals before the loop starts are fatal; a module that fails to load or initialise is
+ * not: the daemon runs on without it.
+ *
+ * One daemon per state directory: an exclusive lock on <state_dir>/lock, taken before the
+ * vault or the ledger is touched, because two daemons would each cache orders and could
+ * record transitions the other one already made impossible.
  */
 #define G_LOG_DOMAIN "certseald"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib-unix.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 #include <systemd/sd-daemon.h>
 
@@ -41,6 +49,7 @@ struct _CsDaemon {
 	CsKeys *keys;           /* the inserted USB keys, watched through the drivers */
 	CsDbusKeys *dbus_keys;
 	GMainLoop *loop;
+	int lock_fd;
 };
 
 static gboolean
@@ -52,6 +61,43 @@ ensure_state_dir(const char *dir, GError **error)
 		return FALSE;
 	}
 	return TRUE;
+}
+
+static gboolean
+lock_state_dir(CsDaemon *self, GError **error)
+{
+	g_autofree char *path = g_build_filename(self->state_dir, "lock", NULL);
+
+	self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (self->lock_fd < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: %s", path, g_strerror(errno));
+		return FALSE;
+	}
+	if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		int saved = errno;
+		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+			    "state directory %s is in use by another certseald (%s)", self->state_dir,
+			    saved == EWOULDBLOCK ? "its lock is held" : g_strerror(saved));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* A ledger without its vault key has secrets nobody can open: never paper over that by
+ * creating a new key. */
+static gboolean
+check_vault_key(CsDaemon *self, GError **error)
+{
+	g_autofree char *ledger = g_build_filename(self->state_dir, "ledger.db", NULL);
+	g_autofree char *key = g_build_filename(self->state_dir, "vault.key", NULL);
+
+	if (!g_file_test(ledger, G_FILE_TEST_EXISTS) || g_file_test(key, G_FILE_TEST_EXISTS))
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+		    "%s is missing while %s exists: the secrets sealed in the ledger need it; "
+		    "restore it from a backup (a new key is not created for an existing ledger)",
+		    key, ledger);
+	return FALSE;
 }
 
 static void
@@ -165,13 +211,15 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	guint recovered = 0;
 
 	self->bus_type = options->bus_type;
+	self->lock_fd = -1;
 	self->vendor_drivers = g_array_new(FALSE, TRUE, sizeof(VendorDriver));
 	self->config = cs_config_load(options->config_path, error);
 	if (self->config == NULL || !cs_config_load_vendors(self->config, error))
 		return NULL;
 	self->state_dir = g_strdup(options->state_dir != NULL ? options->state_dir
 							      : self->config->state_dir);
-	if (!ensure_state_dir(self->state_dir, error))
+	if (!ensure_state_dir(self->state_dir, error) || !lock_state_dir(self, error) ||
+	    !check_vault_key(self, error))
 		return NULL;
 	self->vault = cs_vault_open(self->state_dir, error);
 	if (self->vault == NULL)
@@ -205,12 +253,30 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	return g_steal_pointer(&self);
 }
 
+/* Runs only if teardown outlives its deadline: a hung module must not keep the daemon
+ * (and its bus name) alive forever. Everything acknowledged is already committed. */
+static gpointer
+shutdown_watchdog(gpointer data)
+{
+	guint timeout_ms = GPOINTER_TO_UINT(data);
+
+	g_usleep((gulong)timeout_ms * 1000);
+	g_warning("shutdown did not finish within %u ms; exiting anyway", timeout_ms);
+	_exit(1);
+	return NULL;
+}
+
 static gboolean
 on_signal(gpointer user_data)
 {
 	CsDaemon *self = user_data;
 
 	g_message("stopping");
+	if (self->config->shutdown_timeout_ms > 0) {
+		GThread *t = g_thread_new("shutdown-watchdog", shutdown_watchdog,
+					  GUINT_TO_POINTER(self->config->shutdown_timeout_ms));
+		g_thread_unref(t);
+	}
 	sd_notify(0, "STOPPING=1");
 	g_main_loop_quit(self->loop);
 	return G_SOURCE_CONTINUE;
@@ -312,6 +378,8 @@ cs_daemon_free(CsDaemon *self)
 	g_clear_pointer(&self->vault, cs_vault_free);
 	g_clear_pointer(&self->config, cs_config_free);
 	g_clear_pointer(&self->loop, g_main_loop_unref);
+	if (self->lock_fd >= 0)
+		close(self->lock_fd);
 	g_free(self->state_dir);
 	g_free(self);
 }

@@ -6,10 +6,11 @@
  * in the engine when called, not registered one by one.
  *
  * Who sees what: an order is found only for its owner's uid or root (the find callback
- * checks the caller of the call being processed); signals the daemon emits on its own
- * carry no personal data, because Fields is an explicit property (not part of GetAll or
- * InterfacesAdded) that only announces invalidation. Callers' uids come from the bus
- * driver once per connection and are cached until NameOwnerChanged says it left.
+ * checks the caller of the call being processed), and its signals are addressed to those
+ * connections only, never broadcast. Fields, the personal data, is moreover an explicit
+ * property (not part of GetAll or InterfacesAdded) announced by invalidation. Callers'
+ * uids come from the bus driver once per connection and are cached until
+ * NameOwnerChanged says the connection left.
  *
  * Handlers follow one order: read arguments → build the request → ask the engine (which
  * validates, checks access, records) → reply. Signals follow from engine announcements.
@@ -17,12 +18,14 @@
 #define G_LOG_DOMAIN "certseald"
 
 #include <errno.h>
+#include <gio/gio.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "cs-build-config.h"
 #include "cs-dbus.h"
+#include "cs-forms.h"
 #include "cs-sd-event-source.h"
 
 struct _CsDbus {
@@ -344,6 +347,87 @@ method_create_order(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	return sd_bus_reply_method_return(m, "o", path);
 }
 
+/* DownloadForm: the name is checked at once; the PDF is rendered (the first time) on a
+ * worker thread and the reply sent from the main loop when it is ready. */
+typedef struct {
+	sd_bus_message *call;
+	char *name;
+} FormCall;
+
+static void
+form_call_free(FormCall *fc)
+{
+	sd_bus_message_unref(fc->call);
+	g_free(fc->name);
+	g_free(fc);
+}
+
+static void
+form_render_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+	FormCall *fc = data;
+	GError *error = NULL;
+	GBytes *pdf = cs_forms_render(fc->name, &error);
+
+	if (pdf == NULL)
+		g_task_return_error(task, error);
+	else
+		g_task_return_pointer(task, pdf, (GDestroyNotify)g_bytes_unref);
+}
+
+static void
+form_rendered(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	FormCall *fc = g_task_get_task_data(G_TASK(result));
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) pdf = g_task_propagate_pointer(G_TASK(result), &error);
+	g_autoptr(sd_bus_message) reply = NULL;
+	int r;
+
+	if (pdf == NULL) {
+		sd_bus_error err = SD_BUS_ERROR_NULL;
+		reply_error(&err, error);
+		r = sd_bus_reply_method_error(fc->call, &err);
+		sd_bus_error_free(&err);
+	} else {
+		gsize len = 0;
+		const void *data = g_bytes_get_data(pdf, &len);
+		r = sd_bus_message_new_method_return(fc->call, &reply);
+		if (r >= 0)
+			r = sd_bus_message_append_array(reply, 'y', data, len);
+		if (r >= 0)
+			r = sd_bus_send(NULL, reply, NULL);
+	}
+	if (r < 0)
+		g_warning("DownloadForm %s: cannot reply: %s", fc->name, g_strerror(-r));
+}
+
+static int
+method_download_form(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	const char *name = NULL;
+	g_autoptr(GTask) task = NULL;
+	FormCall *fc;
+	int r = sd_bus_message_read(m, "s", &name);
+
+	if (r < 0)
+		return r;
+	if (!g_strv_contains(cs_forms_names(), name)) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *known = g_strjoinv(", ", (char **)cs_forms_names());
+		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "name: no form '%s' (available: %s)", name, known);
+		return reply_error(ret_error, error);
+	}
+	fc = g_new0(FormCall, 1);
+	fc->call = sd_bus_message_ref(m);
+	fc->name = g_strdup(name);
+	task = g_task_new(NULL, NULL, form_rendered, NULL);
+	g_task_set_task_data(task, fc, (GDestroyNotify)form_call_free);
+	g_task_run_in_thread(task, form_render_thread);
+	return 1; /* replied later */
+}
+
 static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -354,6 +438,11 @@ static const sd_bus_vtable manager_vtable[] = {
 				SD_BUS_ARGS("s", kind, "s", subject_type, "a{sv}", fields),
 				SD_BUS_RESULT("o", order),
 				method_create_order,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("DownloadForm",
+				SD_BUS_ARGS("s", name),
+				SD_BUS_RESULT("ay", form),
+				method_download_form,
 				SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };
@@ -399,23 +488,25 @@ order_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***nodes, 
 {
 	CsDbus *self = userdata;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GPtrArray) ids = cs_engine_list_order_ids(self->engine, &error);
+	g_autoptr(GPtrArray) ids = NULL;
 	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
-	char **strv;
+	sd_bus_message *current = sd_bus_get_current_message(bus);
+	CsRequest req = {.actor = CS_ACTOR_SYSTEM};
 
+	/* Only the caller's own orders are listed (all of them for root), straight from an
+	 * ownership query: nobody else's order is loaded to answer. */
+	if (current != NULL && !request_from_message(self, current, &req, &error))
+		return reply_error(ret_error, error);
+	ids = cs_engine_list_visible_order_ids(self->engine, &req, &error);
 	if (ids == NULL)
 		return reply_error(ret_error, error);
 	for (guint i = 0; i < ids->len; i++) {
-		CsOrder *order = cs_engine_get_order(self->engine, g_ptr_array_index(ids, i), NULL);
-		if (order != NULL && caller_may_see(self, order))
-			{
-			g_autofree char *p = order_path(order->id);
+		g_autofree char *p = order_path(g_ptr_array_index(ids, i));
+		if (p != NULL)
 			g_strv_builder_add(b, p);
-		}
 	}
 	/* sd-bus frees the result with free(); GLib's allocator is malloc. */
-	strv = g_strv_builder_end(b);
-	*nodes = strv;
+	*nodes = g_strv_builder_end(b);
 	return 0;
 }
 
@@ -613,19 +704,134 @@ static const sd_bus_vtable order_vtable[] = {
 
 /* --- Engine announcements → signals ------------------------------------------------- */
 
+/*
+ * Order signals are addressed, not broadcast: an order is personal, so its InterfacesAdded
+ * and PropertiesChanged go only to the connections of its owner's uid and of root that the
+ * daemon knows (every connection that called it; a watcher calls GetManagedObjects first).
+ * The values come from the vtable's own getters, so a signal and a Get never disagree.
+ */
+static GPtrArray *
+order_audience(CsDbus *self, CsOrder *order)
+{
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter iter;
+	gpointer name, uid_plus_one;
+
+	g_hash_table_iter_init(&iter, self->uids);
+	while (g_hash_table_iter_next(&iter, &name, &uid_plus_one)) {
+		guint uid = GPOINTER_TO_UINT(uid_plus_one) - 1;
+		if (uid == order->owner_uid || uid == 0)
+			g_ptr_array_add(names, g_strdup(name));
+	}
+	return names;
+}
+
+/* Append {name: value} of the Order properties whose flags match @want (and not @skip). */
+static int
+append_order_properties(CsDbus *self, sd_bus_message *m, const char *path, guint64 want,
+			guint64 skip, gboolean names_only)
+{
+	int r = names_only ? sd_bus_message_open_container(m, 'a', "s")
+			   : sd_bus_message_open_container(m, 'a', "{sv}");
+
+	for (const sd_bus_vtable *v = order_vtable; r >= 0 && v->type != _SD_BUS_VTABLE_END; v++) {
+		sd_bus_error err = SD_BUS_ERROR_NULL;
+
+		if (v->type != _SD_BUS_VTABLE_PROPERTY || (v->flags & skip) != 0 ||
+		    (want != 0 && (v->flags & want) == 0))
+			continue;
+		if (names_only) {
+			r = sd_bus_message_append_basic(m, 's', v->x.property.member);
+			continue;
+		}
+		r = sd_bus_message_open_container(m, 'e', "sv");
+		if (r >= 0)
+			r = sd_bus_message_append_basic(m, 's', v->x.property.member);
+		if (r >= 0)
+			r = sd_bus_message_open_container(m, 'v', v->x.property.signature);
+		if (r >= 0)
+			r = v->x.property.get(self->bus, path, CS_DBUS_ORDER_IFACE,
+					      v->x.property.member, m, self, &err);
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		if (r >= 0)
+			r = sd_bus_message_close_container(m);
+		sd_bus_error_free(&err);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	return r;
+}
+
+static int
+build_interfaces_added(CsDbus *self, const char *path, sd_bus_message **ret)
+{
+	g_autoptr(sd_bus_message) m = NULL;
+	const char *standard[] = {"org.freedesktop.DBus.Peer", "org.freedesktop.DBus.Introspectable",
+				  "org.freedesktop.DBus.Properties"};
+	int r = sd_bus_message_new_signal(self->bus, &m, CS_DBUS_PATH,
+					  "org.freedesktop.DBus.ObjectManager", "InterfacesAdded");
+
+	if (r >= 0)
+		r = sd_bus_message_append(m, "o", path);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "{sa{sv}}");
+	for (guint i = 0; r >= 0 && i < G_N_ELEMENTS(standard); i++)
+		r = sd_bus_message_append(m, "{sa{sv}}", standard[i], 0);
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'e', "sa{sv}");
+	if (r >= 0)
+		r = sd_bus_message_append(m, "s", CS_DBUS_ORDER_IFACE);
+	if (r >= 0)
+		r = append_order_properties(self, m, path, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT, FALSE);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	if (r >= 0)
+		*ret = g_steal_pointer(&m);
+	return r;
+}
+
+static int
+build_properties_changed(CsDbus *self, const char *path, sd_bus_message **ret)
+{
+	g_autoptr(sd_bus_message) m = NULL;
+	int r = sd_bus_message_new_signal(self->bus, &m, path, "org.freedesktop.DBus.Properties",
+					  "PropertiesChanged");
+
+	if (r >= 0)
+		r = sd_bus_message_append(m, "s", CS_DBUS_ORDER_IFACE);
+	if (r >= 0)
+		r = append_order_properties(self, m, path, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE, 0, FALSE);
+	if (r >= 0)
+		r = append_order_properties(self, m, path,
+					    SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION, 0, TRUE);
+	if (r >= 0)
+		*ret = g_steal_pointer(&m);
+	return r;
+}
+
 static void
 on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
 {
 	CsDbus *self = user_data;
 	g_autofree char *path = order_path(order->id);
-	int r;
+	g_autoptr(GPtrArray) audience = order_audience(self, order);
 
-	if (change == CS_ORDER_CREATED)
-		r = sd_bus_emit_object_added(self->bus, path);
-	else
-		r = sd_bus_emit_properties_changed_strv(self->bus, path, CS_DBUS_ORDER_IFACE, NULL);
-	if (r < 0)
-		g_warning("order %s: cannot emit signal: %s", order->id, g_strerror(-r));
+	for (guint i = 0; i < audience->len; i++) {
+		g_autoptr(sd_bus_message) m = NULL;
+		int r = change == CS_ORDER_CREATED ? build_interfaces_added(self, path, &m)
+						   : build_properties_changed(self, path, &m);
+		if (r >= 0)
+			r = sd_bus_message_set_destination(m, g_ptr_array_index(audience, i));
+		if (r >= 0)
+			r = sd_bus_send(self->bus, m, NULL);
+		if (r < 0) {
+			g_warning("order %s: cannot signal %s: %s", order->id,
+				  (const char *)g_ptr_array_index(audience, i), g_strerror(-r));
+		}
+	}
 }
 
 /* --- Life cycle --------------------------------------------------------------------- */

@@ -270,6 +270,14 @@ cs_engine_list_order_ids(CsEngine *engine, GError **error)
 	return cs_ledger_list_orders(engine->ledger, NULL, error);
 }
 
+GPtrArray *
+cs_engine_list_visible_order_ids(CsEngine *engine, const CsRequest *request, GError **error)
+{
+	if (request->actor == CS_ACTOR_DESKTOP && request->uid != 0)
+		return cs_ledger_list_orders_owned(engine->ledger, request->uid, error);
+	return cs_ledger_list_orders(engine->ledger, NULL, error);
+}
+
 gboolean
 cs_engine_check_access(CsEngine *engine, const CsRequest *request, CsOrder *order, GError **error)
 {
@@ -452,60 +460,52 @@ merge_fields(CsEngine *engine,
 }
 
 /*
- * The subject registry: for a known subject, identity fields must equal the recorded
- * ones (pre-filled when absent) unless the plugin may change them. Returns the fields to
- * store (a new full reference; @fields is not consumed).
+ * The subject registry: for a known subject, identity fields must equal the recorded ones
+ * unless the plugin may change them (only a change order alters a registered identity).
+ *
+ * Nothing is copied from the registry into the order: knowing a USCC or a resident ID is
+ * no proof of being that subject, so pre-filling would hand a stranger the registered
+ * names, ID numbers and phones. Pre-filling belongs to the flows that first verify the
+ * caller by an SMS code to the registered phone (reissue, order query).
  */
-static GVariant *
-apply_registry(CsEngine *engine,
-	       const CsPlugin *plugin,
-	       CsSubjectType subject_type,
-	       GVariant *fields,
-	       GError **error)
+static gboolean
+check_registry(CsEngine *engine, const CsPlugin *plugin, CsSubjectType subject_type,
+	       GVariant *fields, GError **error)
 {
 	const char *key = subject_key_field(subject_type);
 	const char *id_number = NULL;
 	g_autoptr(GVariant) known = NULL;
-	g_autoptr(GVariantDict) dict = NULL;
+	g_autoptr(GError) local = NULL;
 
 	if (plugin->may_change_identity || !g_variant_lookup(fields, key, "&s", &id_number))
-		return g_variant_ref(fields);
+		return TRUE;
 	known = cs_ledger_lookup_subject(engine->ledger, cs_subject_type_to_string(subject_type),
-					 id_number, error);
-	if (known == NULL) {
-		if (error != NULL && *error != NULL)
-			return NULL;
-		return g_variant_ref(fields);
+					 id_number, &local);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
 	}
-	dict = g_variant_dict_new(fields);
+	if (known == NULL)
+		return TRUE;
 	for (guint i = 0; i < plugin->n_fields; i++) {
 		const CsFieldSpec *f = &plugin->fields[i];
 		const char *given = NULL;
 		const char *recorded = NULL;
 
-		if ((f->subject_types & subject_type) == 0)
+		if (!f->identity || (f->subject_types & subject_type) == 0)
 			continue;
-		if (!g_variant_lookup(known, f->name, "&s", &recorded))
+		if (!g_variant_lookup(known, f->name, "&s", &recorded) ||
+		    !g_variant_lookup(fields, f->name, "&s", &given))
 			continue;
-		if (!f->identity) {
-			/* Contact details from the registry only pre-fill. */
-			if (!g_variant_dict_contains(dict, f->name))
-				g_variant_dict_insert(dict, f->name, "s", recorded);
-			continue;
-		}
-		if (!g_variant_dict_lookup(dict, f->name, "&s", &given)) {
-			g_variant_dict_insert(dict, f->name, "s", recorded);
-			continue;
-		}
 		if (g_strcmp0(given, recorded) != 0) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 				    "%s: differs from the registered subject; "
 				    "change it through a change order",
 				    f->name);
-			return NULL;
+			return FALSE;
 		}
 	}
-	return g_variant_ref_sink(g_variant_dict_end(dict));
+	return TRUE;
 }
 
 static GVariant *
@@ -561,11 +561,9 @@ cs_engine_create_order(CsEngine *engine,
 	m = merge_fields(engine, plugin, subject_type, NULL, fields, names, error);
 	if (m == NULL)
 		return NULL;
-	g_variant_ref_sink(m);
-	merged = apply_registry(engine, plugin, subject_type, m, error);
-	if (merged == NULL)
-		return NULL;
-	if (!cs_plugin_run_check_fields(plugin, engine, subject_type, merged, error))
+	merged = g_variant_ref_sink(g_steal_pointer(&m));
+	if (!check_registry(engine, plugin, subject_type, merged, error) ||
+	    !cs_plugin_run_check_fields(plugin, engine, subject_type, merged, error))
 		return NULL;
 	g_variant_lookup(merged, "vendor", "&s", &vendor);
 	data = g_variant_ref_sink(names_data(names));
@@ -641,13 +639,11 @@ cs_engine_update_order(CsEngine *engine,
 	m = merge_fields(engine, plugin, order->subject_type, order->fields, fields, names, error);
 	if (m == NULL)
 		return FALSE;
-	g_variant_ref_sink(m);
+	merged = g_variant_ref_sink(g_steal_pointer(&m));
 	if (names->len == 0)
 		return TRUE; /* nothing changed: nothing to record */
-	merged = apply_registry(engine, plugin, order->subject_type, m, error);
-	if (merged == NULL)
-		return FALSE;
-	if (!cs_plugin_run_check_fields(plugin, engine, order->subject_type, merged, error))
+	if (!check_registry(engine, plugin, order->subject_type, merged, error) ||
+	    !cs_plugin_run_check_fields(plugin, engine, order->subject_type, merged, error))
 		return FALSE;
 	g_variant_lookup(merged, "vendor", "&s", &vendor);
 	data = g_variant_ref_sink(names_data(names));

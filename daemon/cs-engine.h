@@ -74,6 +74,8 @@ CsOrder *cs_engine_create_order(CsEngine *engine,
 CsOrder *cs_engine_get_order(CsEngine *engine, const char *id, GError **error);
 /* Ids of every order, oldest first. */
 GPtrArray *cs_engine_list_order_ids(CsEngine *engine, GError **error);
+/* Ids of the orders @request may see, oldest first, without loading them. */
+GPtrArray *cs_engine_list_visible_order_ids(CsEngine *engine, const CsRequest *request, GError **error);
 
 /* May @request see and act on @order at all? (owner uid or root for desktop callers). */
 gboolean cs_engine_check_access(CsEngine *engine,

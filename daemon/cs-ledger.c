@@ -1361,6 +1361,29 @@ cs_ledger_list_orders(CsLedger *ledger, const char *state, GError **error)
 	return g_steal_pointer(&ids);
 }
 
+GPtrArray *
+cs_ledger_list_orders_owned(CsLedger *ledger, guint32 owner_uid, GError **error)
+{
+	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db, "SELECT id FROM orders WHERE owner_uid = ?1 ORDER BY num",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	sqlite3_bind_int64(stmt, 1, owner_uid);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		g_ptr_array_add(ids, column_dup(stmt, 0));
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "listing orders", error);
+		return NULL;
+	}
+	return g_steal_pointer(&ids);
+}
+
 /* ---- subjects ------------------------------------------------------------------------- */
 
 GVariant *

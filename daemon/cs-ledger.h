@@ -151,6 +151,8 @@ gboolean cs_ledger_update_order(CsLedger *ledger,
 CsOrderRow *cs_ledger_load_order(CsLedger *ledger, const char *id, GError **error);
 /* Ids of all orders, oldest first; @state may be NULL for all. */
 GPtrArray *cs_ledger_list_orders(CsLedger *ledger, const char *state, GError **error);
+/* Ids of the orders @owner_uid created, oldest first. */
+GPtrArray *cs_ledger_list_orders_owned(CsLedger *ledger, guint32 owner_uid, GError **error);
 /* The events of one order, oldest first (CsEventRow). */
 GPtrArray *cs_ledger_order_events(CsLedger *ledger, const char *id, GError **error);
 

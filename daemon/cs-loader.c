@@ -2,6 +2,8 @@
  * cs-loader.c — loading flow plugins and vendor drivers, and the runners around them.
  *
  * Invariants: a module reaches the engine only after its file, its ABI version integers,
+ * every undefined symbol (bound at open, not lazily, so a module needing a daemon function
+ * that does not exist is refused here instead of failing at its first call),
  * its entry symbol and its declarations were checked; every refusal is exactly one log
  * line of the form "<file>: refused: <reason>" and never stops the daemon; modules are
  * opened with G_MODULE_BIND_LOCAL so two modules' private symbols never collide.
@@ -86,7 +88,7 @@ open_module(const char *path,
 
 	if (!cs_loader_check_file(path, test_mode, error))
 		return NULL;
-	module = g_module_open(path, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
+	module = g_module_open(path, G_MODULE_BIND_LOCAL);
 	if (module == NULL) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "cannot open: %s", g_module_error());
 		return NULL;

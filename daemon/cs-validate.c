@@ -352,8 +352,17 @@ cs_validate_text(const char *s, guint max_chars, GError **error)
 	for (const char *p = s; *p != '\0'; p = g_utf8_next_char(p)) {
 		/* Control characters (newlines included) would forge log lines and break the
 		 * one-line fields of certificates, invoices and forms. */
-		if (g_unichar_iscntrl(g_utf8_get_char(p)))
-			return refuse(error, "must not contain control characters");
+		gunichar c = g_utf8_get_char(p);
+		GUnicodeType type = g_unichar_type(c);
+
+		if (g_unichar_iscntrl(c) || type == G_UNICODE_LINE_SEPARATOR ||
+		    type == G_UNICODE_PARAGRAPH_SEPARATOR)
+			return refuse(error, "must not contain control characters or line breaks");
+		/* Bidi overrides and zero-width characters make a name display as another
+		 * one; private-use and unassigned characters cannot be printed reliably. */
+		if (type == G_UNICODE_FORMAT || type == G_UNICODE_PRIVATE_USE ||
+		    type == G_UNICODE_UNASSIGNED || type == G_UNICODE_SURROGATE)
+			return refuse(error, "must not contain invisible, private-use or unassigned characters");
 		n_chars++;
 	}
 	if (n_chars > max_chars) {

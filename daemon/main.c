@@ -5,21 +5,31 @@
  * 1 when start-up was refused (configuration, vendor profile, ledger, bus name), 2 for a
  * usage error.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "cs-build-config.h"
 #include "cs-daemon.h"
 
+/*
+ * Recompute the whole chain. No vault is opened (nothing sealed is read) and the state
+ * directory's lock is taken, so this never runs beside a daemon that is writing: a
+ * running daemon's ledger is verified through the office bus instead.
+ */
 static int
 verify_ledger(const char *config_path, const char *state_dir)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CsConfig) config = cs_config_load(config_path, &error);
-	g_autoptr(CsVault) vault = NULL;
 	g_autoptr(CsLedger) ledger = NULL;
 	g_autofree char *path = NULL;
+	g_autofree char *lock_path = NULL;
 	gint64 bad = 0, checked = 0;
+	int lock_fd;
 
 	if (config == NULL)
 		goto fail;
@@ -30,13 +40,24 @@ verify_ledger(const char *config_path, const char *state_dir)
 		g_printerr("certseald: %s: no ledger here\n", path);
 		return 1;
 	}
-	vault = cs_vault_open(state_dir, &error);
-	if (vault == NULL)
+	lock_path = g_build_filename(state_dir, "lock", NULL);
+	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		g_printerr("certseald: %s: %s\n", state_dir,
+			   lock_fd < 0 ? g_strerror(errno)
+				       : "a running certseald holds this state directory; "
+					 "verify through the office bus, or stop it first");
+		if (lock_fd >= 0)
+			close(lock_fd);
+		return 1;
+	}
+	ledger = cs_ledger_open(path, NULL, config->checkpoint_interval, &error);
+	if (ledger == NULL || !cs_ledger_verify(ledger, 1, &bad, &checked, &error)) {
+		close(lock_fd);
 		goto fail;
-	ledger = cs_ledger_open(path, vault, config->checkpoint_interval, &error);
-	if (ledger == NULL || !cs_ledger_verify(ledger, 1, &bad, &checked, &error))
-		goto fail;
+	}
 	g_print("%s: chain verified, %" G_GINT64_FORMAT " events\n", path, checked);
+	close(lock_fd);
 	return 0;
 fail:
 	g_printerr("certseald: %s\n", error->message);

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   meson ninja-build pkg-config gcc
   libglib2.0-dev libsystemd-dev libsqlite3-dev libssl-dev
+  libpango1.0-dev libcairo2-dev fonts-wqy-microhei poppler-utils
+  libqrencode-dev zbar-tools
   dbus systemd sqlite3 valgrind
   python3 python3-dbus python3-gi python3-pytest
   softhsm2 libp11-dev libp11-kit-dev openssl binutils

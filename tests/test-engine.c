@@ -393,11 +393,27 @@ test_registry_identity_read_only(Fixture *f, gconstpointer data)
 			"org_name: differs from the registered subject; change it through a change order");
 	g_clear_error(&error);
 
-	/* Identity fields left out are pre-filled from the registry. */
+	/* Knowing the USCC is no proof of being the subject: nothing registered is copied
+	 * into a stranger's draft, the fields stay missing. */
 	second = create_org(f, bare, &error);
 	g_assert_no_error(error);
-	g_assert_cmpstr(cs_order_get_field(second, "org_name"), ==, "厦门示例科技有限公司");
-	g_assert_cmpstr(cs_order_get_field(second, "legal_rep_id"), ==, "11010519491231002X");
+	g_assert_null(cs_order_get_field(second, "org_name"));
+	g_assert_null(cs_order_get_field(second, "legal_rep_id"));
+	{
+		g_auto(GStrv) missing = cs_engine_missing(f->engine, second);
+		assert_strv_joined(missing, "org_name,legal_rep_name,legal_rep_id");
+	}
+	{
+		/* Filling them in with the registered values is accepted. */
+		g_autoptr(GVariantDict) d = g_variant_dict_new(NULL);
+		g_autoptr(GVariant) same = NULL;
+		g_variant_dict_insert(d, "org_name", "s", "厦门示例科技有限公司");
+		g_variant_dict_insert(d, "legal_rep_name", "s", "王五");
+		g_variant_dict_insert(d, "legal_rep_id", "s", "11010519491231002X");
+		same = g_variant_ref_sink(g_variant_dict_end(d));
+		g_assert_true(cs_engine_update_order(f->engine, &owner, second, same, &error));
+		g_assert_no_error(error);
+	}
 
 	/* And cannot be changed later in the draft either. */
 	{
@@ -511,7 +527,7 @@ main(int argc, char **argv)
 	ADD("/new/org/update-confirm-cancel", test_steps_and_states);
 	ADD("/new/org/only-owner-and-desktop-confirm", test_actor_and_owner_checked);
 	ADD("/new/org/bank-card-luhn-is-a-warning", test_luhn_is_a_warning);
-	ADD("/engine/registry/identity-fields-read-only", test_registry_identity_read_only);
+	ADD("/engine/registry/identity-fields-read-only-and-not-disclosed", test_registry_identity_read_only);
 	ADD("/engine/restart/orders-and-history-kept", test_restart_keeps_orders);
 	ADD("/engine/restart/transient-states-fall-back", test_transient_states_fall_back);
 	return g_test_run();

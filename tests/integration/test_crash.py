@@ -47,6 +47,31 @@ def recompute_chain(db_path, tmp_dir):
     return len(rows)
 
 
+def test_order_survives_sigkill_right_after_create_order(make_daemon, bus, tmp_dir):
+    d = make_daemon().start()
+    c = Client(bus)
+    order = c.create_order("new", "person", PERSON_FIELDS)
+    d.kill()  # the very next thing after CreateOrder's reply
+    c.close()
+
+    d.start()
+    c = Client(bus)
+    try:
+        o = c.order(order.id)
+        assert o.state == "draft"
+        history = o.get("History")
+        assert [(h[1], h[2]) for h in history] == [("draft", "created")]
+        assert o.get("Fields")["id_number"] == PERSON_FIELDS["id_number"]
+        assert o.path in c.managed_objects()
+    finally:
+        c.close()
+    assert d.stop() == 0
+    cp = d.run("--verify-ledger")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "chain verified, 1 events" in cp.stdout, cp.stdout
+    assert recompute_chain(os.path.join(d.state_dir, "ledger.db"), tmp_dir) == 1
+
+
 def test_acknowledged_changes_survive_sigkill(make_daemon, bus, tmp_dir):
     d = make_daemon().start()
     c = Client(bus)

@@ -84,12 +84,16 @@ def test_vendor_profile_with_a_bad_algorithm_is_refused(make_daemon, bus, tmp_di
 def test_garbage_ledger_is_refused_and_left_untouched(make_daemon, bus):
     d = make_daemon()
     os.makedirs(d.state_dir, mode=0o700)
+    # A vault key beside it, so that the ledger check is the one that refuses.
+    key = os.open(os.path.join(d.state_dir, "vault.key"), os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(key, os.urandom(32))
+    os.close(key)
     ledger = os.path.join(d.state_dir, "ledger.db")
     with open(ledger, "wb") as f:
         f.write(bytes(range(256)) * 64)
     before = sha256_file(ledger)
     cp = d.run()
-    assert_refused(cp, bus, "ledger.db")
+    assert_refused(cp, bus, "ledger.db", "not a certseal ledger")
     assert sha256_file(ledger) == before
     assert os.path.exists(ledger)
 

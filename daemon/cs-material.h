@@ -1,0 +1,36 @@
+/*
+ * cs-material.h — uploaded materials (DESIGN §3.5, §6): the type is sniffed from the
+ * content, never taken from the file name, and the size is bounded.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+	CS_MATERIAL_UNKNOWN,
+	CS_MATERIAL_PNG,
+	CS_MATERIAL_JPEG,
+	CS_MATERIAL_PDF,
+} CsMaterialType;
+
+const char *cs_material_type_to_mime(CsMaterialType type);
+
+/* The type @data really is, or CS_MATERIAL_UNKNOWN. Reads at most the first and last
+ * kilobytes; never trusts lengths inside the data beyond @len. */
+CsMaterialType cs_material_sniff(const guint8 *data, gsize len);
+
+/*
+ * Check an upload of @len bytes: not empty, at most @max_size, and a PNG (with a sane
+ * IHDR), a JPEG or a PDF. Errors are CS_ERROR_INVALID_INPUT naming @field:
+ * "business_license: 52428800 bytes is larger than the 10 MB limit".
+ */
+gboolean cs_material_check(const char *field,
+			   const guint8 *data,
+			   gsize len,
+			   gsize max_size,
+			   CsMaterialType *type_out,
+			   GError **error);
+
+G_END_DECLS

@@ -1,0 +1,69 @@
+"""
+One daemon per state directory, and nothing sealed is ever orphaned: a second certseald on
+the same state directory (even on another bus) is refused before it touches anything; a
+ledger whose vault key went missing is refused instead of getting a fresh key that could
+never open its secrets; --verify-ledger does not run beside a live daemon.
+"""
+
+import hashlib
+import os
+
+from conftest import BUS_NAME, ORG_FIELDS, Bus, Client, Daemon
+
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_second_daemon_on_the_same_state_dir_is_refused(make_daemon, bus):
+    first = make_daemon().start()
+    c = Client(bus)
+    order = c.create_order("new", "org", ORG_FIELDS)
+    other_bus = Bus()
+    try:
+        second = Daemon(other_bus, state_dir=first.state_dir)
+        cp = second.run()
+        assert cp.returncode == 1, cp.stdout + cp.stderr
+        assert "in use by another certseald" in cp.stderr, cp.stderr
+        assert not other_bus.name_has_owner(BUS_NAME)
+        second.cleanup()
+    finally:
+        other_bus.close()
+    # The first one is untouched and still serving.
+    order.confirm()
+    assert order.state == "confirmed"
+    c.close()
+    assert first.stop() == 0
+
+
+def test_missing_vault_key_is_refused_not_replaced(make_daemon, bus):
+    d = make_daemon().start()
+    c = Client(bus)
+    c.create_order("new", "org", ORG_FIELDS)
+    c.close()
+    assert d.stop() == 0
+    key = os.path.join(d.state_dir, "vault.key")
+    ledger = os.path.join(d.state_dir, "ledger.db")
+    os.rename(key, key + ".moved")
+    before = sha256_file(ledger)
+    cp = d.run()
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert "vault.key is missing" in cp.stderr and "restore it" in cp.stderr, cp.stderr
+    assert not os.path.exists(key), "a new vault key was created for an existing ledger"
+    assert sha256_file(ledger) == before
+    # With the key back, everything is there again.
+    os.rename(key + ".moved", key)
+    d.start()
+    assert len(Client(bus).managed_objects()) == 1
+    assert d.stop() == 0
+
+
+def test_verify_ledger_refuses_beside_a_running_daemon(make_daemon, bus):
+    d = make_daemon().start()
+    cp = Daemon(bus, state_dir=d.state_dir).run("--verify-ledger")
+    assert cp.returncode == 1
+    assert "running certseald holds this state directory" in cp.stderr, cp.stderr
+    assert d.stop() == 0
+    cp = d.run("--verify-ledger")
+    assert cp.returncode == 0, cp.stderr
