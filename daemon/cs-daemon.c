@@ -351,10 +351,11 @@ cs_daemon_free(CsDaemon *self)
 		return;
 	g_clear_pointer(&self->dbus_keys, cs_dbus_keys_free);
 	g_clear_pointer(&self->dbus, cs_dbus_free);
-	/* A token call that hangs past the deadline keeps its driver loaded: shutting the
-	 * driver down under it would crash, and the process is exiting anyway. */
+	/* A token call that hangs past half the shutdown deadline keeps its driver loaded:
+	 * shutting the driver down under it would crash, and the process is exiting anyway.
+	 * Half, so the rest of the teardown still ends before the watchdog. */
 	if (self->keys != NULL)
-		drivers_idle = cs_keys_stop(self->keys, self->config->shutdown_timeout_ms);
+		drivers_idle = cs_keys_stop(self->keys, self->config->shutdown_timeout_ms / 2);
 	g_clear_pointer(&self->keys, cs_keys_free);
 	for (guint i = 0; drivers_idle && i < self->vendor_drivers->len; i++) {
 		VendorDriver *vd = &g_array_index(self->vendor_drivers, VendorDriver, i);
