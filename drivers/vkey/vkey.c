@@ -93,12 +93,31 @@ token_free(Token *t)
 	g_free(t);
 }
 
-/* Pick up tokens created since the last look. Call with global_lock held. */
+/* Pick up tokens created since the last look (a new token directory changes the root's
+ * mtime; nothing else is read while it stays the same). Call with global_lock held. */
+static struct timespec root_mtime;
+
 static void
 rescan_locked(void)
 {
-	g_autoptr(GPtrArray) list = vkey_store_list(root);
+	g_autoptr(GPtrArray) list = NULL;
+	struct stat st;
 
+	if (stat(root, &st) != 0)
+		memset(&st, 0, sizeof(st));
+	else if (st.st_mtim.tv_sec == root_mtime.tv_sec && st.st_mtim.tv_nsec == root_mtime.tv_nsec)
+		return;
+	root_mtime = st.st_mtim;
+	list = vkey_store_list(root);
+	{
+		/* A token still being created (no token.conf yet): look again next time. */
+		g_autoptr(GDir) d = g_dir_open(root, 0, NULL);
+		guint entries = 0;
+		while (d != NULL && g_dir_read_name(d) != NULL)
+			entries++;
+		if (entries != list->len)
+			root_mtime = (struct timespec){0, 0};
+	}
 	for (guint i = 0; i < list->len; i++) {
 		VkeyTokenConf *conf = g_ptr_array_index(list, i);
 		gboolean known = FALSE;
@@ -395,6 +414,7 @@ vkey_finalize(CK_VOID_PTR reserved)
 	g_atomic_int_set(&initialized, FALSE);
 	g_clear_pointer(&tokens, g_ptr_array_unref);
 	g_clear_pointer(&root, g_free);
+	root_mtime = (struct timespec){0, 0};
 	g_mutex_unlock(&global_lock);
 	return CKR_OK;
 }

@@ -19,7 +19,10 @@
 #include "cs-config.h"
 #include "cs-loader.h"
 
-#define RUN_US (G_USEC_PER_SEC)
+/* Each side runs SLICES slices of RUN_US and keeps its best slice: a 2-core machine's
+ * scheduling hiccups hit one slice, not the figure. */
+#define RUN_US (G_USEC_PER_SEC / 2)
+#define SLICES 4
 
 static const unsigned char tbs[] = "a certificate request's to-be-signed bytes, about this long...";
 
@@ -31,7 +34,10 @@ build_dir(void)
 }
 
 static double
-bench_driver(const CsLoadedDriver *d, CsDriverContext *ctx, const char *serial, const char *key_id)
+bench_driver_slice(const CsLoadedDriver *d,
+		   CsDriverContext *ctx,
+		   const char *serial,
+		   const char *key_id)
 {
 	gint64 start = g_get_monotonic_time(), now;
 	guint n = 0;
@@ -50,7 +56,17 @@ bench_driver(const CsLoadedDriver *d, CsDriverContext *ctx, const char *serial, 
 }
 
 static double
-bench_libp11(EVP_PKEY *pkey, gboolean rsa)
+bench_driver(const CsLoadedDriver *d, CsDriverContext *ctx, const char *serial, const char *key_id)
+{
+	double best = 0;
+
+	for (int i = 0; i < SLICES; i++)
+		best = MAX(best, bench_driver_slice(d, ctx, serial, key_id));
+	return best;
+}
+
+static double
+bench_libp11_slice(EVP_PKEY *pkey, gboolean rsa)
 {
 	gint64 start = g_get_monotonic_time(), now;
 	guint n = 0;
@@ -72,6 +88,16 @@ bench_libp11(EVP_PKEY *pkey, gboolean rsa)
 		now = g_get_monotonic_time();
 	} while (now - start < RUN_US);
 	return n * (double)G_USEC_PER_SEC / (double)(now - start);
+}
+
+static double
+bench_libp11(EVP_PKEY *pkey, gboolean rsa)
+{
+	double best = 0;
+
+	for (int i = 0; i < SLICES; i++)
+		best = MAX(best, bench_libp11_slice(pkey, rsa));
+	return best;
 }
 
 int
