@@ -31,6 +31,11 @@ rm -rf "$state"
 mkdir -p "$state"
 log=$demo_dir/certseald.log
 
+# Two virtual UKeys of the two demo vendors (SoftHSM2 tokens behind drivers/vkey), as if a
+# user had one key of each vendor at hand.
+"$build/cli/certseal-vkey" --state-dir "$state" create --vendor demo-a --serial DEMOA0001 >/dev/null
+"$build/cli/certseal-vkey" --state-dir "$state" create --vendor demo-b --serial DEMOB0001 >/dev/null
+
 "$build/daemon/certseald" --session --state-dir "$state" --config "$build/certseal-dev.conf" \
   >"$log" 2>&1 &
 daemon=$!
@@ -51,6 +56,13 @@ step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
 step "certseal status"
 certseal status
+
+step "certseal keys (the USB keys inserted: vendor, serial, certificate, PIN tries)"
+for _ in $(seq 50); do
+  [ "$(certseal --json keys | grep -o '"Serial"' | wc -l)" -ge 2 ] && break
+  sleep 0.1
+done
+certseal keys
 
 step "A person applies for a new certificate (新办) with the demo vendor B"
 path=$(busctl --user call org.certseal.CertSeal1 /org/certseal/CertSeal1 \

@@ -18,6 +18,8 @@
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "cs-cli-seal.h"
 #include "cs-json.h"
@@ -27,6 +29,7 @@
 #define ORDERS_PATH MANAGER_PATH "/orders"
 #define MANAGER_IFACE "org.certseal.CertSeal1.Manager"
 #define ORDER_IFACE "org.certseal.CertSeal1.Order"
+#define KEY_IFACE "org.certseal.CertSeal1.Key"
 
 enum {
 	EXIT_OK = 0,
@@ -357,6 +360,259 @@ cmd_order(Cli *cli, int argc, char **argv)
 	return order_show(cli, path);
 }
 
+/* --- keys --------------------------------------------------------------------------- */
+
+/* The Key objects: (path, properties) pairs, sorted by path. */
+static GPtrArray *
+list_keys(Cli *cli, GError **error)
+{
+	g_autoptr(GVariant) reply = call(cli, MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
+					 "GetManagedObjects", NULL, "(a{oa{sa{sv}}})", error);
+	g_autoptr(GVariant) objects = NULL;
+	GPtrArray *keys;
+	GVariantIter iter;
+	const char *path;
+	GVariant *ifaces;
+
+	if (reply == NULL)
+		return NULL;
+	keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_variant_unref);
+	objects = g_variant_get_child_value(reply, 0);
+	g_variant_iter_init(&iter, objects);
+	while (g_variant_iter_next(&iter, "{&o@a{sa{sv}}}", &path, &ifaces)) {
+		g_autoptr(GVariant) owned = ifaces;
+		g_autoptr(GVariant) props = g_variant_lookup_value(ifaces, KEY_IFACE, G_VARIANT_TYPE("a{sv}"));
+		if (props == NULL)
+			continue;
+		g_ptr_array_add(keys, g_variant_ref_sink(g_variant_new("(o@a{sv})", path, props)));
+	}
+	return keys;
+}
+
+static char *
+certificate_state(GVariant *props)
+{
+	const char *subject = "";
+	guint64 not_after = 0;
+	g_autoptr(GDateTime) until = NULL;
+
+	g_variant_lookup(props, "CertificateSubject", "&s", &subject);
+	g_variant_lookup(props, "NotAfter", "t", &not_after);
+	if (*subject == '\0')
+		return g_strdup("none");
+	until = g_date_time_new_from_unix_local((gint64)not_after);
+	if (until == NULL)
+		return g_strdup("present");
+	{
+		g_autofree char *day = g_date_time_format(until, "%Y-%m-%d");
+		return g_strdup_printf("%s until %s",
+				       (gint64)not_after < g_get_real_time() / G_USEC_PER_SEC ? "expired"
+											   : "valid",
+				       day);
+	}
+}
+
+static char *
+pin_state(GVariant *props)
+{
+	gint32 tries = -1;
+	gboolean locked = FALSE, logged_in = FALSE;
+
+	g_variant_lookup(props, "PinTriesLeft", "i", &tries);
+	g_variant_lookup(props, "PinLocked", "b", &locked);
+	g_variant_lookup(props, "LoggedIn", "b", &logged_in);
+	if (locked)
+		return g_strdup("locked");
+	if (tries < 0)
+		return g_strdup_printf("? tries left%s", logged_in ? ", logged in" : "");
+	return g_strdup_printf("%d tries left%s", tries, logged_in ? ", logged in" : "");
+}
+
+static int
+cmd_keys(Cli *cli, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) keys = NULL;
+
+	if (argc == 1 && g_strcmp0(argv[0], "--json") == 0)
+		cli->json = TRUE;
+	else if (argc != 0)
+		return fail(cli, EXIT_USAGE, "usage", "usage: certseal keys [--json]");
+	keys = list_keys(cli, &error);
+	if (keys == NULL)
+		return fail_error(cli, error);
+	if (cli->json) {
+		GVariantBuilder b;
+		g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+		for (guint i = 0; i < keys->len; i++) {
+			const char *path;
+			g_autoptr(GVariant) props = NULL;
+			g_variant_get(g_ptr_array_index(keys, i), "(&o@a{sv})", &path, &props);
+			g_autoptr(GVariantDict) d = g_variant_dict_new(props);
+			g_variant_dict_insert(d, "Path", "s", path);
+			g_variant_builder_add_value(&b, g_variant_dict_end(d));
+		}
+		g_autoptr(GVariant) list = g_variant_ref_sink(g_variant_builder_end(&b));
+		print_json(list);
+		return EXIT_OK;
+	}
+	if (keys->len == 0) {
+		g_print("No USB key is inserted.\n");
+		return EXIT_OK;
+	}
+	g_print("%-10s %-14s %-20s %-28s %s\n", "VENDOR", "SERIAL", "MANUFACTURER", "CERTIFICATE",
+		"PIN");
+	for (guint i = 0; i < keys->len; i++) {
+		const char *path, *vendor = "?", *serial = "?", *manufacturer = "?";
+		g_autoptr(GVariant) props = NULL;
+		g_autofree char *cert = NULL, *pin = NULL;
+
+		g_variant_get(g_ptr_array_index(keys, i), "(&o@a{sv})", &path, &props);
+		g_variant_lookup(props, "Vendor", "&s", &vendor);
+		g_variant_lookup(props, "Serial", "&s", &serial);
+		g_variant_lookup(props, "Manufacturer", "&s", &manufacturer);
+		cert = certificate_state(props);
+		pin = pin_state(props);
+		g_print("%-10s %-14s %-20s %-28s %s\n", vendor, serial, manufacturer, cert, pin);
+	}
+	return EXIT_OK;
+}
+
+/* The path of the key named by serial, or of the only key when @serial is NULL. */
+static char *
+find_key(Cli *cli, const char *serial, int *rc)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) keys = list_keys(cli, &error);
+	char *found = NULL;
+
+	if (keys == NULL) {
+		*rc = fail_error(cli, error);
+		return NULL;
+	}
+	for (guint i = 0; i < keys->len; i++) {
+		const char *path, *s = "";
+		g_autoptr(GVariant) props = NULL;
+		g_variant_get(g_ptr_array_index(keys, i), "(&o@a{sv})", &path, &props);
+		g_variant_lookup(props, "Serial", "&s", &s);
+		if (serial == NULL && keys->len == 1)
+			found = g_strdup(path);
+		else if (serial != NULL && g_strcmp0(serial, s) == 0)
+			found = g_strdup(path);
+	}
+	if (found != NULL)
+		return found;
+	if (serial == NULL && keys->len > 1)
+		*rc = fail(cli, EXIT_REFUSED, "org.certseal.Error.MultipleKeys",
+			   "several USB keys are inserted: name one by its serial (certseal keys)");
+	else
+		*rc = fail(cli, EXIT_NOT_FOUND, "org.certseal.Error.NoKey",
+			   serial != NULL ? "no inserted USB key has that serial"
+					  : "no USB key is inserted");
+	return NULL;
+}
+
+/* A PIN from the terminal without echo, or a line of stdin for scripts; never argv. */
+static char *
+read_pin(Cli *cli, const char *prompt)
+{
+	struct termios old, quiet;
+	gboolean tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	char buf[256];
+	char *line;
+
+	if (tty && !cli->json) {
+		g_printerr("%s: ", prompt);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	line = fgets(buf, sizeof(buf), stdin);
+	if (tty && !cli->json) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		g_printerr("\n");
+	}
+	if (line == NULL)
+		return NULL;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	line = g_strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return line;
+}
+
+static void
+free_pin(char *pin)
+{
+	if (pin != NULL)
+		explicit_bzero(pin, strlen(pin));
+	g_free(pin);
+}
+
+static int
+cmd_login(Cli *cli, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autofree char *path = NULL;
+	char *pin;
+	int rc = EXIT_OK;
+
+	if (argc > 1)
+		return fail(cli, EXIT_USAGE, "usage", "usage: certseal login [SERIAL]  (PIN from the terminal or stdin)");
+	path = find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
+	if (path == NULL)
+		return rc;
+	pin = read_pin(cli, "PIN");
+	if (pin == NULL)
+		return fail(cli, EXIT_USAGE, "usage", "no PIN given");
+	reply = call(cli, path, KEY_IFACE, "Login", g_variant_new("(s)", pin), NULL, &error);
+	free_pin(pin);
+	if (reply == NULL)
+		return fail_error(cli, error);
+	if (cli->json)
+		g_print("{\"logged_in\":true}\n");
+	else
+		g_print("Logged in.\n");
+	return EXIT_OK;
+}
+
+static int
+cmd_change_pin(Cli *cli, int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autofree char *path = NULL;
+	char *old_pin, *new_pin, *again;
+	int rc = EXIT_OK;
+
+	if (argc > 1)
+		return fail(cli, EXIT_USAGE, "usage", "usage: certseal change-pin [SERIAL]  (PINs from the terminal or stdin)");
+	path = find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
+	if (path == NULL)
+		return rc;
+	old_pin = read_pin(cli, "Current PIN");
+	new_pin = read_pin(cli, "New PIN");
+	again = read_pin(cli, "New PIN again");
+	if (old_pin == NULL || new_pin == NULL || again == NULL || strcmp(new_pin, again) != 0) {
+		free_pin(old_pin);
+		free_pin(new_pin);
+		free_pin(again);
+		return fail(cli, EXIT_USAGE, "usage", "the new PIN was not given twice the same");
+	}
+	reply = call(cli, path, KEY_IFACE, "ChangePin", g_variant_new("(ss)", old_pin, new_pin), NULL,
+		     &error);
+	free_pin(old_pin);
+	free_pin(new_pin);
+	free_pin(again);
+	if (reply == NULL)
+		return fail_error(cli, error);
+	if (cli->json)
+		g_print("{\"changed\":true}\n");
+	else
+		g_print("PIN changed.\n");
+	return EXIT_OK;
+}
+
 typedef struct {
 	const char *name;
 	int (*run)(Cli *cli, int argc, char **argv);
@@ -367,6 +623,9 @@ static const Command commands[] = {
     {"status", cmd_status, "the daemon's version, flows, drivers and vendors"},
     {"orders", cmd_orders, "your orders [--state STATE]"},
     {"order", cmd_order, "show|confirm|cancel ORDER_ID"},
+    {"keys", cmd_keys, "the USB keys inserted [--json]"},
+    {"login", cmd_login, "log in to a key [SERIAL] (PIN from the terminal or stdin)"},
+    {"change-pin", cmd_change_pin, "change a key's PIN [SERIAL] (old, new, new again)"},
 };
 
 static void
@@ -374,8 +633,8 @@ usage(void)
 {
 	g_printerr("usage: certseal [--session] [--json] COMMAND …\n\ncommands:\n");
 	for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
-		g_printerr("  %-8s %s\n", commands[i].name, commands[i].summary);
-	g_printerr("  %-8s %s\n", "seal", "show|verify FILE [--document DOC] [--ca PEM] (local)");
+		g_printerr("  %-10s %s\n", commands[i].name, commands[i].summary);
+	g_printerr("  %-10s %s\n", "seal", "show|verify FILE [--document DOC] [--ca PEM] (local)");
 	g_printerr("\nexit codes: 0 done, 1 refused by the daemon, 2 usage, 3 daemon unreachable, "
 		   "4 no such order\n");
 }

@@ -56,7 +56,7 @@ static const CsConfGroup config_schema[] = {
 };
 
 static const char *const vendor_keys[] = {"name", "driver", NULL};
-static const char *const token_keys[] = {"module", "manufacturer", "model", NULL};
+static const char *const token_keys[] = {"module", "manufacturer", "model", "init_args", NULL};
 static const char *const pin_keys[] = {"min_length", "max_length", "max_tries", NULL};
 static const char *const key_keys[] = {"algorithm", NULL};
 static const char *const ca_keys[] = {"algorithm", "validity_days", "crl_url", NULL};
@@ -670,6 +670,9 @@ vendor_read_token(CsVendor *vendor, CsConfFile *file, GError **error)
 	if (!conf_file_get_text(file, "token", "manufacturer", CS_CONF_TEXT_MAX_CHARS,
 				&vendor->manufacturer, error))
 		return FALSE;
+	if (!conf_file_get_text(file, "token", "init_args", CS_CONF_PATH_MAX_CHARS,
+				&vendor->init_args, error))
+		return FALSE;
 	return conf_file_get_text(file, "token", "model", CS_CONF_TEXT_MAX_CHARS, &vendor->model,
 				  error);
 }
@@ -807,6 +810,7 @@ cs_vendor_free(CsVendor *vendor)
 	g_free(vendor->module);
 	g_free(vendor->manufacturer);
 	g_free(vendor->model);
+	g_free(vendor->init_args);
 	g_free(vendor->key_algorithm);
 	g_free(vendor->ca_algorithm);
 	g_free(vendor->crl_url);

@@ -22,6 +22,7 @@ typedef struct {
 	char *module;        /* [token] module: PKCS#11/SKF module path (may be NULL) */
 	char *manufacturer;  /* [token] manufacturer match rule (may be NULL) */
 	char *model;         /* [token] model match rule (may be NULL) */
+	char *init_args;     /* [token] init_args: module initialisation string (may be NULL) */
 	guint pin_min_length; /* [pin] min_length, default 6 */
 	guint pin_max_length; /* [pin] max_length, default 16 */
 	guint pin_max_tries;  /* [pin] max_tries, default 6 */

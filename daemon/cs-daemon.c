@@ -26,6 +26,8 @@
 #include "cs-daemon.h"
 #include "cs-build-config.h"
 #include "cs-ca.h"
+#include "cs-dbus-keys.h"
+#include "cs-keys.h"
 #include "cs-loader.h"
 
 typedef struct {
@@ -46,6 +48,8 @@ struct _CsDaemon {
 	GPtrArray *drivers; /* CsLoadedDriver */
 	GArray *vendor_drivers; /* VendorDriver */
 	CsDbus *dbus;
+	CsKeys *keys;           /* the inserted USB keys, watched through the drivers */
+	CsDbusKeys *dbus_keys;
 	GMainLoop *loop;
 	int lock_fd;
 };
@@ -125,10 +129,52 @@ find_driver(CsDaemon *self, const char *name)
 	return NULL;
 }
 
+static CsDriverConfig
+vendor_driver_config(const CsVendor *v, const char *driver_state)
+{
+	return (CsDriverConfig){
+	    .vendor_id = v->id,
+	    .module = v->module,
+	    .manufacturer = v->manufacturer,
+	    .model = v->model,
+	    .key_algorithm = v->key_algorithm,
+	    .pin_min_length = v->pin_min_length,
+	    .pin_max_length = v->pin_max_length,
+	    .pin_max_tries = v->pin_max_tries,
+	    .state_dir = driver_state,
+	    .init_args = v->init_args,
+	};
+}
+
+/* Every vendor's driver init runs once in a child before any runs here: a driver that
+ * crashes (or hangs) in init costs its vendor only, not the daemon. */
+static GArray *
+probe_vendor_drivers(CsDaemon *self)
+{
+	GArray *ok = g_array_new(FALSE, TRUE, sizeof(gboolean));
+
+	for (guint i = 0; i < self->config->vendors->len; i++) {
+		const CsVendor *v = g_ptr_array_index(self->config->vendors, i);
+		const CsLoadedDriver *d = find_driver(self, v->driver);
+		g_autofree char *driver_state = g_build_filename(self->state_dir, "drivers", v->id, NULL);
+		g_autoptr(GError) error = NULL;
+		CsDriverConfig cfg = vendor_driver_config(v, driver_state);
+		gboolean good = d != NULL && g_mkdir_with_parents(driver_state, 0700) == 0 &&
+				cs_driver_probe_init(d, &cfg, 10000, &error);
+
+		if (error != NULL)
+			g_warning("vendor %s: %s: refused: %s", v->id, d->path, error->message);
+		g_array_append_val(ok, good);
+	}
+	return ok;
+}
+
 /* Each vendor profile initialises its driver once; a failure costs that vendor only. */
 static void
 init_vendor_drivers(CsDaemon *self)
 {
+	g_autoptr(GArray) probed = probe_vendor_drivers(self);
+
 	for (guint i = 0; i < self->config->vendors->len; i++) {
 		const CsVendor *v = g_ptr_array_index(self->config->vendors, i);
 		const CsLoadedDriver *d = find_driver(self, v->driver);
@@ -148,17 +194,9 @@ init_vendor_drivers(CsDaemon *self)
 				  g_strerror(errno));
 			continue;
 		}
-		cfg = (CsDriverConfig){
-		    .vendor_id = v->id,
-		    .module = v->module,
-		    .manufacturer = v->manufacturer,
-		    .model = v->model,
-		    .key_algorithm = v->key_algorithm,
-		    .pin_min_length = v->pin_min_length,
-		    .pin_max_length = v->pin_max_length,
-		    .pin_max_tries = v->pin_max_tries,
-		    .state_dir = driver_state,
-		};
+		cfg = vendor_driver_config(v, driver_state);
+		if (!g_array_index(probed, gboolean, i))
+			continue;
 		if (!cs_driver_run_init(d, &cfg, &vd.ctx, &error)) {
 			g_warning("vendor %s: %s: refused: %s", v->id, d->path, error->message);
 			continue;
@@ -209,6 +247,11 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	add_plugins(self);
 	self->drivers = cs_loader_load_drivers(self->config->driver_dir, self->config->test_mode);
 	init_vendor_drivers(self);
+	self->keys = cs_keys_new();
+	for (guint i = 0; i < self->vendor_drivers->len; i++) {
+		VendorDriver *vd = &g_array_index(self->vendor_drivers, VendorDriver, i);
+		cs_keys_add_vendor(self->keys, vd->vendor, vd->driver, vd->ctx);
+	}
 
 	if (!cs_engine_recover(self->engine, &recovered, error))
 		return NULL;
@@ -271,6 +314,13 @@ cs_daemon_run(CsDaemon *self, GError **error)
 		g_source_remove(sigint);
 		return FALSE;
 	}
+	self->dbus_keys = cs_dbus_keys_new(cs_dbus_get_bus(self->dbus), self->keys, error);
+	if (self->dbus_keys == NULL) {
+		g_source_remove(sigterm);
+		g_source_remove(sigint);
+		return FALSE;
+	}
+	cs_keys_start(self->keys);
 
 	g_message("certseald %s ready on the %s bus as %s (state in %s)", CS_VERSION,
 		  self->bus_type == CS_BUS_SESSION ? "session" : "system",
@@ -295,21 +345,45 @@ cs_daemon_get_ledger(CsDaemon *self)
 	return self->ledger;
 }
 
+/* Drivers and contexts left behind at exit because a token call still runs in one of
+ * them: global (not static) so the compiler keeps the stores and leak checkers see them
+ * as reachable, which they are. */
+gpointer cs_daemon_busy[2];
+
 void
 cs_daemon_free(CsDaemon *self)
 {
+	gboolean drivers_idle = TRUE;
+
 	if (self == NULL)
 		return;
+	g_clear_pointer(&self->dbus_keys, cs_dbus_keys_free);
 	g_clear_pointer(&self->dbus, cs_dbus_free);
-	for (guint i = 0; i < self->vendor_drivers->len; i++) {
+	/* A token call that hangs past half the shutdown deadline keeps its driver loaded:
+	 * shutting the driver down under it would crash, and the process is exiting anyway.
+	 * Half, so the rest of the teardown still ends before the watchdog. */
+	if (self->keys != NULL)
+		drivers_idle = cs_keys_stop(self->keys, self->config->shutdown_timeout_ms / 2);
+	g_clear_pointer(&self->keys, cs_keys_free);
+	for (guint i = 0; drivers_idle && i < self->vendor_drivers->len; i++) {
 		VendorDriver *vd = &g_array_index(self->vendor_drivers, VendorDriver, i);
 		cs_driver_run_shutdown(vd->driver, vd->ctx);
 	}
-	g_array_unref(self->vendor_drivers);
+	if (drivers_idle) {
+		g_array_unref(self->vendor_drivers);
+	} else {
+		/* Their contexts stay alive (and reachable) for the call still running. */
+		cs_daemon_busy[0] = g_steal_pointer(&self->vendor_drivers);
+	}
 	g_clear_pointer(&self->engine, cs_engine_free);
 	g_clear_pointer(&self->cas, cs_ca_set_free);
 	g_clear_pointer(&self->plugins, g_ptr_array_unref);
-	g_clear_pointer(&self->drivers, g_ptr_array_unref);
+	if (drivers_idle) {
+		g_clear_pointer(&self->drivers, g_ptr_array_unref);
+	} else {
+		/* Kept loaded (and reachable) for the call still running in one of them. */
+		cs_daemon_busy[1] = g_steal_pointer(&self->drivers);
+	}
 	g_clear_pointer(&self->ledger, cs_ledger_free);
 	g_clear_pointer(&self->vault, cs_vault_free);
 	g_clear_pointer(&self->config, cs_config_free);

@@ -28,6 +28,7 @@ void cs_daemon_free(CsDaemon *daemon);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsDaemon, cs_daemon_free)
 
 CsEngine *cs_daemon_get_engine(CsDaemon *daemon);
+extern gpointer cs_daemon_busy[2];
 CsLedger *cs_daemon_get_ledger(CsDaemon *daemon);
 
 G_END_DECLS

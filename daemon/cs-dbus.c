@@ -892,6 +892,12 @@ cs_dbus_new(CsEngine *engine, const char *const *drivers, CsBusType bus_type, GE
 	return g_steal_pointer(&self);
 }
 
+sd_bus *
+cs_dbus_get_bus(CsDbus *self)
+{
+	return self->bus;
+}
+
 const char *
 cs_dbus_get_unique_name(CsDbus *self)
 {

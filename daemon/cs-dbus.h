@@ -35,6 +35,10 @@ CsDbus *cs_dbus_new(CsEngine *engine, const char *const *drivers, CsBusType bus_
 void cs_dbus_free(CsDbus *dbus);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsDbus, cs_dbus_free)
 
+/* Our connection, for the other object families of the front (cs-dbus-keys.c). */
+struct sd_bus;
+struct sd_bus *cs_dbus_get_bus(CsDbus *dbus);
+
 /* The unique name of our connection (for benchmarks and logs). */
 const char *cs_dbus_get_unique_name(CsDbus *dbus);
 

@@ -12,7 +12,10 @@
 
 #include <errno.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cs-loader.h"
 
@@ -461,4 +464,297 @@ cs_driver_run_shutdown(const CsLoadedDriver *driver, CsDriverContext *ctx)
 {
 	g_debug("driver %s: shutdown", driver->ops->name);
 	driver->ops->shutdown(ctx);
+}
+
+/* --- token operations --------------------------------------------------------------- */
+
+#define DRIVER_ERR_INIT {.status = CS_DRIVER_OK, .tries_left = -1}
+
+static gboolean
+not_supported(const CsLoadedDriver *driver, const char *op, GError **error)
+{
+	g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "%s: %s: not supported by this driver",
+		    driver->ops->name, op);
+	return FALSE;
+}
+
+gboolean
+cs_driver_run_enumerate(const CsLoadedDriver *driver, CsDriverContext *ctx, GArray *tokens,
+			GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+	CsDriverTokenInfo found[64];
+	size_t n = 0;
+	CsDriverStatus status;
+
+	if (!cs_driver_has_op(driver, enumerate))
+		return not_supported(driver, "enumerate", error);
+	status = driver->ops->enumerate(ctx, found, G_N_ELEMENTS(found), &n, &err);
+	if (!driver_result(driver, "enumerate", status, &err, error))
+		return FALSE;
+	n = MIN(n, G_N_ELEMENTS(found));
+	for (size_t i = 0; i < n; i++) {
+		CsDriverTokenInfo *t = &found[i];
+		t->serial[sizeof(t->serial) - 1] = t->label[sizeof(t->label) - 1] = '\0';
+		t->manufacturer[sizeof(t->manufacturer) - 1] = t->model[sizeof(t->model) - 1] = '\0';
+		g_array_append_val(tokens, *t);
+	}
+	return TRUE;
+}
+
+gboolean
+cs_driver_run_wait_for_event(const CsLoadedDriver *driver, CsDriverContext *ctx, int timeout_ms,
+			     gboolean *supported, GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+
+	*supported = cs_driver_has_op(driver, wait_for_event);
+	if (!*supported)
+		return not_supported(driver, "wait_for_event", error);
+	return driver_result(driver, "wait_for_event",
+			     driver->ops->wait_for_event(ctx, timeout_ms, &err), &err, error);
+}
+
+gboolean
+cs_driver_run_pin_status(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+			 CsDriverPinStatus *status, GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+
+	memset(status, 0, sizeof(*status));
+	status->tries_left = -1;
+	status->initialized = 1;
+	if (!cs_driver_has_op(driver, pin_status))
+		return not_supported(driver, "pin_status", error);
+	return driver_result(driver, "pin_status",
+			     driver->ops->pin_status(ctx, serial, status, &err), &err, error);
+}
+
+gboolean
+cs_driver_run_login(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+		    const char *pin, GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+
+	g_debug("driver %s: login on %s", driver->ops->name, serial);
+	if (!cs_driver_has_op(driver, login))
+		return not_supported(driver, "login", error);
+	return driver_result(driver, "login", driver->ops->login(ctx, serial, pin, &err), &err,
+			     error);
+}
+
+gboolean
+cs_driver_run_logout(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+		     GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+
+	g_debug("driver %s: logout on %s", driver->ops->name, serial);
+	if (!cs_driver_has_op(driver, logout))
+		return not_supported(driver, "logout", error);
+	return driver_result(driver, "logout", driver->ops->logout(ctx, serial, &err), &err, error);
+}
+
+gboolean
+cs_driver_run_change_pin(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+			 const char *old_pin, const char *new_pin, GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+
+	g_debug("driver %s: change_pin on %s", driver->ops->name, serial);
+	if (!cs_driver_has_op(driver, change_pin))
+		return not_supported(driver, "change_pin", error);
+	return driver_result(driver, "change_pin",
+			     driver->ops->change_pin(ctx, serial, old_pin, new_pin, &err), &err,
+			     error);
+}
+
+gboolean
+cs_driver_run_unblock(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+		      const char *so_pin, const char *new_pin, GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+
+	g_debug("driver %s: unblock on %s", driver->ops->name, serial);
+	if (!cs_driver_has_op(driver, unblock))
+		return not_supported(driver, "unblock", error);
+	return driver_result(driver, "unblock",
+			     driver->ops->unblock(ctx, serial, so_pin, new_pin, &err), &err, error);
+}
+
+gboolean
+cs_driver_run_init_token(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+			 const char *label, const char *user_pin, const char *so_pin,
+			 GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+
+	g_debug("driver %s: init_token on %s", driver->ops->name, serial);
+	if (!cs_driver_has_op(driver, init_token))
+		return not_supported(driver, "init_token", error);
+	return driver_result(driver, "init_token",
+			     driver->ops->init_token(ctx, serial, label, user_pin, so_pin, &err),
+			     &err, error);
+}
+
+GBytes *
+cs_driver_run_generate_key(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+			   const char *key_id, const char *algorithm, GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+	unsigned char spki[4096];
+	size_t len = sizeof(spki);
+
+	g_debug("driver %s: generate_key %s on %s", driver->ops->name, algorithm, serial);
+	if (!cs_driver_has_op(driver, generate_key)) {
+		not_supported(driver, "generate_key", error);
+		return NULL;
+	}
+	if (!driver_result(driver, "generate_key",
+			   driver->ops->generate_key(ctx, serial, key_id, algorithm, spki, &len, &err),
+			   &err, error))
+		return NULL;
+	return g_bytes_new(spki, MIN(len, sizeof(spki)));
+}
+
+GBytes *
+cs_driver_run_get_public_key(const CsLoadedDriver *driver, CsDriverContext *ctx,
+			     const char *serial, const char *key_id, GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+	unsigned char spki[4096];
+	size_t len = sizeof(spki);
+
+	if (!cs_driver_has_op(driver, get_public_key)) {
+		not_supported(driver, "get_public_key", error);
+		return NULL;
+	}
+	if (!driver_result(driver, "get_public_key",
+			   driver->ops->get_public_key(ctx, serial, key_id, spki, &len, &err), &err,
+			   error))
+		return NULL;
+	return g_bytes_new(spki, MIN(len, sizeof(spki)));
+}
+
+GBytes *
+cs_driver_run_sign(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+		   const char *key_id, const char *digest, GBytes *tbs, GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+	unsigned char sig[1024];
+	size_t len = sizeof(sig);
+	gsize tbs_len = 0;
+	const unsigned char *data = g_bytes_get_data(tbs, &tbs_len);
+
+	if (!cs_driver_has_op(driver, sign)) {
+		not_supported(driver, "sign", error);
+		return NULL;
+	}
+	if (!driver_result(driver, "sign",
+			   driver->ops->sign(ctx, serial, key_id, digest, data, tbs_len, sig, &len,
+					     &err),
+			   &err, error))
+		return NULL;
+	return g_bytes_new(sig, MIN(len, sizeof(sig)));
+}
+
+gboolean
+cs_driver_run_put_object(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+			 gboolean is_certificate, const char *label, GBytes *data, GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+	gsize len = 0;
+	const unsigned char *p = g_bytes_get_data(data, &len);
+
+	g_debug("driver %s: put_object %s on %s", driver->ops->name, label, serial);
+	if (!cs_driver_has_op(driver, put_object))
+		return not_supported(driver, "put_object", error);
+	return driver_result(driver, "put_object",
+			     driver->ops->put_object(ctx, serial, is_certificate, label, p, len, &err),
+			     &err, error);
+}
+
+GBytes *
+cs_driver_run_get_object(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+			 gboolean is_certificate, const char *label, GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+	g_autofree unsigned char *buf = g_malloc(16384);
+	size_t len = 16384;
+	CsDriverStatus status;
+
+	if (!cs_driver_has_op(driver, get_object)) {
+		not_supported(driver, "get_object", error);
+		return NULL;
+	}
+	status = driver->ops->get_object(ctx, serial, is_certificate, label, buf, &len, &err);
+	if (status == CS_DRIVER_ERR_BAD_ARGUMENT && len > 16384 && len <= 16 * 1024 * 1024) {
+		g_free(buf);
+		buf = g_malloc(len);
+		err = (CsDriverError)DRIVER_ERR_INIT;
+		status = driver->ops->get_object(ctx, serial, is_certificate, label, buf, &len, &err);
+	}
+	if (status == CS_DRIVER_ERR_NOT_FOUND) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "%s: %s", driver->ops->name,
+			    err.message[0] != '\0' ? err.message : "no such object");
+		return NULL;
+	}
+	if (!driver_result(driver, "get_object", status, &err, error))
+		return NULL;
+	return g_bytes_new_take(g_steal_pointer(&buf), len);
+}
+
+gboolean
+cs_driver_run_delete_object(const CsLoadedDriver *driver, CsDriverContext *ctx,
+			    const char *serial, gboolean is_certificate, const char *label,
+			    GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+
+	if (!cs_driver_has_op(driver, delete_object))
+		return not_supported(driver, "delete_object", error);
+	return driver_result(driver, "delete_object",
+			     driver->ops->delete_object(ctx, serial, is_certificate, label, &err),
+			     &err, error);
+}
+
+gboolean
+cs_driver_probe_init(const CsLoadedDriver *driver, const CsDriverConfig *config, guint timeout_ms,
+		     GError **error)
+{
+	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "cannot fork: %s", g_strerror(errno));
+		return FALSE;
+	}
+	if (pid == 0) {
+		CsDriverError err = {.status = CS_DRIVER_OK, .tries_left = -1};
+		CsDriverContext *ctx = NULL;
+		CsDriverStatus st = driver->ops->init(config, &ctx, &err);
+		if (st == CS_DRIVER_OK)
+			driver->ops->shutdown(ctx);
+		_exit(st == CS_DRIVER_OK ? 0 : 3);
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (g_get_monotonic_time() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+				    "%s: init did not return within %u ms", driver->ops->name, timeout_ms);
+			return FALSE;
+		}
+		g_usleep(10000);
+	}
+	if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3))
+		return TRUE;
+	if (WIFSIGNALED(status))
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: init crashed (signal %d)",
+			    driver->ops->name, WTERMSIG(status));
+	else
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: init crashed (exit status %d)",
+			    driver->ops->name, WEXITSTATUS(status));
+	return FALSE;
 }

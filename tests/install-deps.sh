@@ -9,7 +9,8 @@ packages=(
   libpango1.0-dev libcairo2-dev fonts-wqy-microhei poppler-utils
   libqrencode-dev zbar-tools
   dbus systemd sqlite3 valgrind
-  python3 python3-dbus python3-gi python3-pytest openssl
+  python3 python3-dbus python3-gi python3-pytest
+  softhsm2 libp11-dev libp11-kit-dev openssl binutils
 )
 
 missing=()

@@ -217,7 +217,8 @@ test_config_dev_file_loads(void)
 	g_assert_no_error(error);
 	plugin_dir = g_canonicalize_filename("plugins", build_dir);
 	driver_dir = g_canonicalize_filename("drivers", build_dir);
-	vendor_dir = g_canonicalize_filename("daemon/vendors.d", source_dir());
+	/* The demo profiles generated into the build tree, backed by the virtual UKey. */
+	vendor_dir = g_canonicalize_filename("daemon/vendors.d", build_dir);
 	g_assert_true(config->test_mode);
 	g_assert_cmpstr(config->plugin_dir, ==, plugin_dir);
 	g_assert_cmpstr(config->driver_dir, ==, driver_dir);
@@ -229,6 +230,14 @@ test_config_dev_file_loads(void)
 	g_assert_true(cs_config_load_vendors(config, &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(config->vendors->len, ==, 2);
+	for (guint i = 0; i < config->vendors->len; i++) {
+		const CsVendor *v = g_ptr_array_index(config->vendors, i);
+		g_assert_true(g_str_has_suffix(v->module, "/drivers/vkey/certseal-vkey-pkcs11.so"));
+		g_assert_true(g_file_test(v->module, G_FILE_TEST_EXISTS));
+		g_assert_cmpstr(v->init_args, ==, "dir=${state_dir}/../vkey");
+	}
+	g_assert_cmpstr(((CsVendor *)g_ptr_array_index(config->vendors, 0))->manufacturer, !=,
+			((CsVendor *)g_ptr_array_index(config->vendors, 1))->manufacturer);
 }
 
 static void
@@ -464,7 +473,9 @@ test_vendor_demo_profiles_load(void)
 		g_assert_true(g_str_has_prefix(vendor->name, "演示厂商"));
 		g_assert_true(g_str_has_suffix(vendor->name, name_en));
 		g_assert_cmpstr(vendor->driver, ==, "pkcs11");
-		g_assert_null(vendor->module);
+		/* The source files are templates: the build fills in the vkey module. */
+		g_assert_cmpstr(vendor->module, ==, "@VKEY_MODULE@");
+		g_assert_cmpstr(vendor->init_args, ==, "dir=${state_dir}/../vkey");
 		g_assert_cmpstr(vendor->manufacturer, ==, manufacturer);
 		g_assert_cmpstr(vendor->model, ==, "vkey");
 		g_assert_cmpuint(vendor->pin_min_length, ==, 6);

@@ -35,6 +35,10 @@ SOURCE_DIR = os.environ.get("CS_SOURCE_DIR") or os.path.dirname(os.path.dirname(
 BUILD_DIR = os.environ.get("CS_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")
 CERTSEALD = os.path.join(BUILD_DIR, "daemon", "certseald")
 CLI = os.path.join(BUILD_DIR, "cli", "certseal")
+VKEY = os.path.join(BUILD_DIR, "cli", "certseal-vkey")
+DRIVER_CHECK = os.path.join(BUILD_DIR, "cli", "certseal-driver-check")
+PKCS11_DRIVER = os.path.join(BUILD_DIR, "drivers", "certseal-driver-pkcs11.so")
+DEV_VENDORS_D = os.path.join(BUILD_DIR, "daemon", "vendors.d")
 DEV_CONF = os.path.join(BUILD_DIR, "certseal-dev.conf")
 TEST_MODULES = os.path.join(BUILD_DIR, "tests", "plugins")
 VENDORS_D = os.path.join(SOURCE_DIR, "daemon", "vendors.d")
@@ -45,6 +49,8 @@ MANAGER_PATH = "/org/certseal/CertSeal1"
 ORDERS_PATH = MANAGER_PATH + "/orders"
 MANAGER_IFACE = "org.certseal.CertSeal1.Manager"
 ORDER_IFACE = "org.certseal.CertSeal1.Order"
+KEY_IFACE = "org.certseal.CertSeal1.Key"
+KEYS_PATH = MANAGER_PATH + "/keys"
 PROPS_IFACE = "org.freedesktop.DBus.Properties"
 OBJMGR_IFACE = "org.freedesktop.DBus.ObjectManager"
 
@@ -530,11 +536,27 @@ def write_config(path, base=DEV_CONF, **groups):
     return path
 
 
-def run_cli(bus, *args, timeout=30):
-    """Run `certseal --session ARGS…` against the test bus."""
+def run_cli(bus, *args, timeout=30, input=None):
+    """Run `certseal --session ARGS…` against the test bus (@input: its stdin)."""
     return subprocess.run([CLI, "--session", *args], capture_output=True, text=True,
-                          env=bus.env(LC_ALL="C.UTF-8", NO_COLOR="1"),
-                          stdin=subprocess.DEVNULL, timeout=timeout)
+                          env=bus.env(LC_ALL="C.UTF-8", NO_COLOR="1"), input=input,
+                          stdin=subprocess.DEVNULL if input is None else None, timeout=timeout)
+
+
+def vkey(state_dir, *args, check=True):
+    """Run `certseal-vkey --state-dir STATE_DIR ARGS…`; returns its stdout."""
+    cp = subprocess.run([VKEY, "--state-dir", state_dir, *args], capture_output=True, text=True,
+                        stdin=subprocess.DEVNULL, timeout=60)
+    if check:
+        assert cp.returncode == 0, f"certseal-vkey {' '.join(args)}: {cp.stderr}"
+    return cp.stdout
+
+
+def key_path(serial, driver="pkcs11"):
+    """The object path of a key (sd_bus_path_encode escapes '_' as _5f)."""
+    ident = f"{driver}_{serial}"
+    enc = "".join(c if c.isalnum() else "_%02x" % ord(c) for c in ident)
+    return f"{KEYS_PATH}/{enc}"
 
 
 # --- fixtures ------------------------------------------------------------------------

@@ -7,8 +7,8 @@ the source of truth").
 import subprocess
 import xml.etree.ElementTree as ET
 
-from conftest import (INTROSPECTION_XML, MANAGER_IFACE, MANAGER_PATH, OBJMGR_IFACE,
-                      ORDER_IFACE, ORG_FIELDS)
+from conftest import (INTROSPECTION_XML, KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, OBJMGR_IFACE,
+                      ORDER_IFACE, ORG_FIELDS, Bus, Client, Daemon, key_path, run_until, vkey)
 
 EMITS = "org.freedesktop.DBus.Property.EmitsChangedSignal"
 
@@ -67,6 +67,23 @@ def test_order_introspection_equals_the_xml(daemon, client):
     order = client.create_order("new", "org", {"vendor": ORG_FIELDS["vendor"]})
     running = parse_interfaces(client.introspect(order.path))
     assert_same_interface(running, ORDER_IFACE)
+
+
+def test_key_introspection_equals_the_xml():
+    bus = Bus()  # its own bus: the module's daemon owns the name on the shared one
+    d = Daemon(bus)
+    client = Client(bus)
+    try:
+        vkey(d.state_dir, "create", "--vendor", "demo-a", "--serial", "CONTRACT1")
+        d.start()
+        path = key_path("CONTRACT1")
+        assert run_until(lambda: path in client.managed_objects(), 5), "no Key object"
+        running = parse_interfaces(client.introspect(path))
+        assert_same_interface(running, KEY_IFACE)
+    finally:
+        client.close()
+        d.cleanup()
+        bus.close()
 
 
 def test_busctl_lists_the_manager(daemon, bus):

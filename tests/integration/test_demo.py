@@ -27,3 +27,7 @@ def test_demo_script_runs_and_shows_status(bus, tmp_dir):
     assert "certseald stopped" in cp.stdout, out
     assert os.path.exists(os.path.join(tmp_dir, "state", "ledger.db"))
     assert "\x1b[" not in cp.stdout  # no colours when not on a terminal
+    # certseal keys lists the two virtual keys with vendor, serial, certificate and PIN.
+    for serial, vendor in (("DEMOA0001", "demo-a"), ("DEMOB0001", "demo-b")):
+        line = next((l for l in cp.stdout.splitlines() if serial in l), "")
+        assert vendor in line and "none" in line and "6 tries left" in line, out

@@ -14,7 +14,8 @@ import pytest
 from conftest import TEST_MODULES, Client, write_config
 
 PLUGINS = ["good-plugin", "bad-abi-plugin", "no-entry-plugin", "failing-init-plugin"]
-DRIVERS = ["good-driver", "bad-abi-driver", "no-entry-driver", "failing-init-driver"]
+DRIVERS = ["good-driver", "bad-abi-driver", "no-entry-driver", "failing-init-driver",
+           "crashing-init-driver"]
 
 
 def module(name):
@@ -50,6 +51,7 @@ def test_modules_daemon(make_daemon, tmp_dir):
     os.mkdir(vendor_dir)
     write_vendor(vendor_dir, "vgood", "good")
     write_vendor(vendor_dir, "vfailing", "failing")
+    write_vendor(vendor_dir, "vcrashing", "crashing")
     conf = write_config(os.path.join(tmp_dir, "modules.conf"),
                         daemon={"plugin_dir": TEST_MODULES, "driver_dir": TEST_MODULES,
                                 "vendor_dir": vendor_dir})
@@ -78,9 +80,9 @@ def test_drivers_that_load_are_listed_and_broken_ones_refused(test_modules_daemo
         vendors = c.manager("Vendors")
     finally:
         c.close()
-    assert "good" in drivers and "failing" in drivers
-    assert len(drivers) == 2, drivers
-    assert sorted(v[0] for v in vendors) == ["vfailing", "vgood"]
+    assert "good" in drivers and "failing" in drivers and "crashing" in drivers
+    assert len(drivers) == 3, drivers
+    assert sorted(v[0] for v in vendors) == ["vcrashing", "vfailing", "vgood"]
     log = test_modules_daemon.log()
     for name, reason in [("bad-abi-driver", r"ABI"), ("no-entry-driver", r"missing symbol")]:
         lines = [line for line in refusal_lines(log, name) if "certseal_plugin" not in line]
@@ -92,6 +94,12 @@ def test_drivers_that_load_are_listed_and_broken_ones_refused(test_modules_daemo
     assert len(lines) == 1, log
     assert module("failing-init-driver") in lines[0]
     assert not [line for line in log.splitlines() if "vgood" in line and "refused" in line]
+    # The crashing driver's init ran in a probe child: its vendor is refused, the daemon
+    # lives on and serves the good vendor.
+    lines = [line for line in log.splitlines() if "vcrashing" in line and "refused" in line]
+    assert len(lines) == 1, log
+    assert "crashed" in lines[0] and module("crashing-init-driver") in lines[0], lines[0]
+    assert test_modules_daemon.running
 
 
 def test_daemon_serves_the_good_flow(test_modules_daemon, bus):

@@ -13,6 +13,18 @@
  * never calls past the table of a driver built against an older minor (ops.size tells
  * how long the driver's table is). Every operation returns CS_DRIVER_OK or an error code
  * and fills a CsDriverError; a NULL operation means "not supported".
+ *
+ * Threads: the daemon calls operations from its own worker threads, never from its main
+ * loop, and may call several at once (a watcher thread polls enumerate/pin_status while a
+ * request thread logs in; sign runs on yet other threads). A driver serialises what its
+ * module needs internally. enumerate should answer from what the driver last saw (it is
+ * called about once a second); wait_for_event may block up to its timeout. A call may
+ * block while a token is slow, but must return once the token is removed or the driver
+ * shut down. PINs passed in are never copied into logs or error messages.
+ *
+ * Build out of tree with `pkg-config --cflags certseal-driver`; link with
+ * `-Wl,--version-script,$(pkg-config --variable=driver_map certseal-driver)` so that only
+ * the three symbols above are exported.
  */
 #ifndef CERTSEAL_DRIVER_H
 #define CERTSEAL_DRIVER_H
@@ -56,6 +68,8 @@ typedef struct {
 	unsigned pin_max_length;
 	unsigned pin_max_tries;
 	const char *state_dir;    /* a directory the driver may use for its own files */
+	const char *init_args;    /* [token] init_args: module-specific initialisation string
+				   * (PKCS#11: C_Initialize's pReserved), may be NULL */
 } CsDriverConfig;
 
 typedef struct {
@@ -70,6 +84,8 @@ typedef struct {
 	int count_low;
 	int final_try;
 	int locked;
+	int logged_in;   /* the user is logged in on this token */
+	int initialized; /* 0 for a blank token waiting for init_token */
 } CsDriverPinStatus;
 
 typedef struct CsDriverContext CsDriverContext; /* the driver's own state, opaque */
@@ -89,7 +105,8 @@ typedef struct {
 				    size_t max,
 				    size_t *n_found,
 				    CsDriverError *err);
-	/* Block until a token appears or goes, at most @timeout_ms; NULL = poll only. */
+	/* Block until a token appears or goes, at most @timeout_ms (CS_DRIVER_ERR_TIMEOUT
+	 * when nothing happened); NULL = the daemon polls enumerate only. */
 	CsDriverStatus (*wait_for_event)(CsDriverContext *ctx, int timeout_ms, CsDriverError *err);
 
 	CsDriverStatus (*pin_status)(CsDriverContext *ctx,

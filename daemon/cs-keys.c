@@ -1,0 +1,744 @@
+/*
+ * cs-keys.c — the key manager (see cs-keys.h for the threads).
+ *
+ * Invariants:
+ * - The key table and the listener are touched on the main loop only; worker and watcher
+ *   threads hand results over with g_main_context_invoke.
+ * - Threads reach the manager through a refcounted Shared record. A result that arrives
+ *   after the manager was freed finds shared->keys == NULL and is dropped, so a driver
+ *   call that hangs past shutdown cannot touch freed memory.
+ * - PIN copies live only in a request and are wiped (explicit_bzero) when it ends; they
+ *   are never logged or put into errors (the drivers' messages do not carry them either).
+ */
+#define G_LOG_DOMAIN "certseald"
+
+#include <openssl/x509.h>
+#include <string.h>
+#include <time.h>
+
+#include "cs-keys.h"
+
+#define WATCH_INTERVAL_MS 1000
+
+typedef struct {
+	gint refs;
+	GMutex lock;
+	GCond cond;
+	gboolean stopping;
+	guint running; /* watcher threads alive + requests in flight */
+	CsKeys *keys;  /* main loop only; NULL once freed */
+} Shared;
+
+typedef struct {
+	Shared *shared;
+	char *vendor_id;
+	guint pin_min_length;
+	guint pin_max_length;
+	const CsLoadedDriver *driver;
+	CsDriverContext *ctx;
+	GThread *thread;
+	gint refresh;	 /* bumped to make the watcher read every key's objects again */
+	gboolean exited; /* shared->lock */
+} Watcher;
+
+typedef struct {
+	CsKey key;
+	Watcher *watcher;
+} Entry;
+
+struct _CsKeys {
+	Shared *shared;
+	GPtrArray *watchers; /* Watcher* */
+	GHashTable *table;   /* id → Entry* */
+	GThreadPool *pool;
+	CsKeysFunc func;
+	gpointer user_data;
+	gboolean started;
+};
+
+static Shared *
+shared_ref(Shared *s)
+{
+	g_atomic_int_inc(&s->refs);
+	return s;
+}
+
+static void
+shared_unref(Shared *s)
+{
+	if (!g_atomic_int_dec_and_test(&s->refs))
+		return;
+	g_mutex_clear(&s->lock);
+	g_cond_clear(&s->cond);
+	g_free(s);
+}
+
+static void
+shared_leave(Shared *s)
+{
+	g_mutex_lock(&s->lock);
+	s->running--;
+	g_cond_broadcast(&s->cond);
+	g_mutex_unlock(&s->lock);
+}
+
+static void
+entry_free(Entry *e)
+{
+	g_free(e->key.id);
+	g_free(e->key.vendor);
+	g_free(e->key.serial);
+	g_free(e->key.label);
+	g_free(e->key.manufacturer);
+	g_free(e->key.model);
+	g_clear_pointer(&e->key.certificate, g_bytes_unref);
+	g_free(e->key.certificate_subject);
+	g_free(e->key.certificate_serial);
+	g_free(e);
+}
+
+/* --- snapshots from the watchers ---------------------------------------------------- */
+
+typedef struct {
+	CsDriverTokenInfo info;
+	CsDriverPinStatus pin;
+	gboolean pin_known;
+	gboolean objects_read; /* certificate and seal looked at in this snapshot */
+	GBytes *certificate;
+	gboolean has_seal;
+} TokenSnap;
+
+typedef struct {
+	Shared *shared;
+	Watcher *watcher;
+	GArray *tokens; /* TokenSnap */
+} Snapshot;
+
+static void
+snapshot_free(Snapshot *s)
+{
+	for (guint i = 0; i < s->tokens->len; i++)
+		g_clear_pointer(&g_array_index(s->tokens, TokenSnap, i).certificate, g_bytes_unref);
+	g_array_unref(s->tokens);
+	shared_unref(s->shared);
+	g_free(s);
+}
+
+static char *
+key_id(const Watcher *w, const char *serial)
+{
+	return g_strdup_printf("%s_%s", w->driver->ops->name, serial);
+}
+
+static guint64
+asn1_time_to_unix(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (guint64)timegm(&tm);
+}
+
+/* Certificate fields for the properties; FALSE when @der is not a certificate. */
+static void
+key_set_certificate(CsKey *key, GBytes *der)
+{
+	const unsigned char *p;
+	X509 *x;
+
+	g_clear_pointer(&key->certificate, g_bytes_unref);
+	g_clear_pointer(&key->certificate_subject, g_free);
+	g_clear_pointer(&key->certificate_serial, g_free);
+	key->not_before = key->not_after = 0;
+	if (der == NULL)
+		return;
+	p = g_bytes_get_data(der, NULL);
+	x = d2i_X509(NULL, &p, (long)g_bytes_get_size(der));
+	if (x == NULL) {
+		g_warning("key %s: the certificate on it does not parse", key->id);
+		return;
+	}
+	key->certificate = g_bytes_ref(der);
+	{
+		BIO *bio = BIO_new(BIO_s_mem());
+		BUF_MEM *mem = NULL;
+		X509_NAME_print_ex(bio, X509_get_subject_name(x), 0,
+				   XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+		BIO_get_mem_ptr(bio, &mem);
+		key->certificate_subject = g_strndup(mem->data, mem->length);
+		BIO_free(bio);
+	}
+	{
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+		char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+		key->certificate_serial = g_strdup(hex != NULL ? hex : "");
+		OPENSSL_free(hex);
+		BN_free(bn);
+	}
+	key->not_before = asn1_time_to_unix(X509_get0_notBefore(x));
+	key->not_after = asn1_time_to_unix(X509_get0_notAfter(x));
+	X509_free(x);
+}
+
+static gboolean
+set_str(char **field, const char *value)
+{
+	if (g_strcmp0(*field, value) == 0)
+		return FALSE;
+	g_free(*field);
+	*field = g_strdup(value);
+	return TRUE;
+}
+
+static void
+emit(CsKeys *self, CsKey *key, CsKeyChange change)
+{
+	if (self->func != NULL)
+		self->func(self, key, change, self->user_data);
+}
+
+/* Apply the PIN state a driver reported; TRUE when something changed. */
+static gboolean
+apply_pin(CsKey *key, const CsDriverPinStatus *pin)
+{
+	gboolean changed = FALSE;
+	int tries = pin->locked ? 0 : pin->tries_left;
+
+	if (key->pin_tries_left != tries) {
+		key->pin_tries_left = tries;
+		changed = TRUE;
+	}
+	if (key->pin_locked != (pin->locked != 0)) {
+		key->pin_locked = pin->locked != 0;
+		changed = TRUE;
+	}
+	if (key->logged_in != (pin->logged_in != 0)) {
+		key->logged_in = pin->logged_in != 0;
+		changed = TRUE;
+	}
+	return changed;
+}
+
+static gboolean
+apply_snapshot(gpointer data)
+{
+	Snapshot *snap = data;
+	CsKeys *self = snap->shared->keys;
+	g_autoptr(GHashTable) seen = NULL;
+	GHashTableIter iter;
+	gpointer k, v;
+	g_autoptr(GPtrArray) gone = NULL;
+
+	if (self == NULL)
+		goto out;
+	seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	for (guint i = 0; i < snap->tokens->len; i++) {
+		TokenSnap *t = &g_array_index(snap->tokens, TokenSnap, i);
+		g_autofree char *id = key_id(snap->watcher, t->info.serial);
+		Entry *e = g_hash_table_lookup(self->table, id);
+		gboolean changed = FALSE;
+
+		if (e != NULL && e->watcher != snap->watcher)
+			continue; /* claimed by an earlier vendor profile */
+		g_hash_table_add(seen, g_strdup(id));
+		if (e == NULL) {
+			e = g_new0(Entry, 1);
+			e->watcher = snap->watcher;
+			e->key.id = g_strdup(id);
+			e->key.vendor = g_strdup(snap->watcher->vendor_id);
+			e->key.serial = g_strdup(t->info.serial);
+			e->key.label = g_strdup(t->info.label);
+			e->key.manufacturer = g_strdup(t->info.manufacturer);
+			e->key.model = g_strdup(t->info.model);
+			e->key.pin_tries_left = -1;
+			if (t->pin_known)
+				apply_pin(&e->key, &t->pin);
+			key_set_certificate(&e->key, t->certificate);
+			e->key.has_seal = t->has_seal;
+			g_hash_table_insert(self->table, e->key.id, e);
+			g_info("key %s (vendor %s) inserted", e->key.id, e->key.vendor);
+			emit(self, &e->key, CS_KEY_ADDED);
+			continue;
+		}
+		changed |= set_str(&e->key.label, t->info.label);
+		if (t->pin_known)
+			changed |= apply_pin(&e->key, &t->pin);
+		if (t->objects_read) {
+			gboolean same_cert =
+			    (t->certificate == NULL && e->key.certificate == NULL) ||
+			    (t->certificate != NULL && e->key.certificate != NULL &&
+			     g_bytes_equal(t->certificate, e->key.certificate));
+			if (!same_cert) {
+				key_set_certificate(&e->key, t->certificate);
+				changed = TRUE;
+			}
+			if (e->key.has_seal != t->has_seal) {
+				e->key.has_seal = t->has_seal;
+				changed = TRUE;
+			}
+		}
+		if (changed)
+			emit(self, &e->key, CS_KEY_CHANGED);
+	}
+	gone = g_ptr_array_new();
+	g_hash_table_iter_init(&iter, self->table);
+	while (g_hash_table_iter_next(&iter, &k, &v)) {
+		Entry *e = v;
+		if (e->watcher == snap->watcher && !g_hash_table_contains(seen, k))
+			g_ptr_array_add(gone, e);
+	}
+	for (guint i = 0; i < gone->len; i++) {
+		Entry *e = g_ptr_array_index(gone, i);
+		g_info("key %s (vendor %s) removed", e->key.id, e->key.vendor);
+		emit(self, &e->key, CS_KEY_REMOVED);
+		g_hash_table_remove(self->table, e->key.id);
+	}
+out:
+	snapshot_free(snap);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+watcher_should_stop(Watcher *w, guint wait_ms)
+{
+	Shared *s = w->shared;
+	gboolean stop;
+	gint64 deadline = g_get_monotonic_time() + (gint64)wait_ms * 1000;
+
+	g_mutex_lock(&s->lock);
+	while (!s->stopping && wait_ms > 0 && g_cond_wait_until(&s->cond, &s->lock, deadline))
+		;
+	stop = s->stopping;
+	g_mutex_unlock(&s->lock);
+	return stop;
+}
+
+static void
+read_objects(Watcher *w, TokenSnap *t)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) seal = NULL;
+
+	t->certificate = cs_driver_run_get_object(w->driver, w->ctx, t->info.serial, TRUE,
+						  CS_KEY_OBJECT_LABEL, &error);
+	if (t->certificate == NULL && !g_error_matches(error, CS_ERROR, CS_ERROR_NOT_FOUND))
+		g_debug("vendor %s: key %s: %s", w->vendor_id, t->info.serial, error->message);
+	g_clear_error(&error);
+	seal = cs_driver_run_get_object(w->driver, w->ctx, t->info.serial, FALSE, CS_KEY_SEAL_LABEL,
+					&error);
+	t->has_seal = seal != NULL;
+	t->objects_read = TRUE;
+}
+
+static gpointer
+watcher_main(gpointer data)
+{
+	Watcher *w = data;
+	g_autoptr(GHashTable) known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	gint refresh = g_atomic_int_get(&w->refresh);
+
+	for (;;) {
+		g_autoptr(GArray) tokens = g_array_new(FALSE, TRUE, sizeof(CsDriverTokenInfo));
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GHashTable) now =
+		    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		Snapshot *snap = g_new0(Snapshot, 1);
+		gboolean supported = FALSE;
+
+		snap->shared = shared_ref(w->shared);
+		snap->watcher = w;
+		snap->tokens = g_array_new(FALSE, TRUE, sizeof(TokenSnap));
+		if (g_atomic_int_get(&w->refresh) != refresh) {
+			refresh = g_atomic_int_get(&w->refresh);
+			g_hash_table_remove_all(known);
+		}
+		if (!cs_driver_run_enumerate(w->driver, w->ctx, tokens, &error)) {
+			g_debug("vendor %s: %s", w->vendor_id, error->message);
+			g_clear_error(&error);
+		}
+		for (guint i = 0; i < tokens->len; i++) {
+			TokenSnap t = {.info = g_array_index(tokens, CsDriverTokenInfo, i)};
+
+			t.pin_known = cs_driver_run_pin_status(w->driver, w->ctx, t.info.serial,
+							       &t.pin, &error);
+			g_clear_error(&error);
+			if (!g_hash_table_contains(known, t.info.serial))
+				read_objects(w, &t);
+			g_hash_table_add(now, g_strdup(t.info.serial));
+			g_array_append_val(snap->tokens, t);
+		}
+		g_hash_table_remove_all(known);
+		{
+			GHashTableIter iter;
+			gpointer k;
+			g_hash_table_iter_init(&iter, now);
+			while (g_hash_table_iter_next(&iter, &k, NULL))
+				g_hash_table_add(known, g_strdup(k));
+		}
+		g_main_context_invoke(NULL, apply_snapshot, snap);
+		if (watcher_should_stop(w, 0))
+			break;
+		/* An event or a timeout of wait_for_event: look again at once. No event
+		 * support, or a failing wait: sleep one interval. */
+		if (!cs_driver_run_wait_for_event(w->driver, w->ctx, WATCH_INTERVAL_MS, &supported,
+						  &error) &&
+		    (!supported || !g_error_matches(error, CS_ERROR, CS_ERROR_UNAVAILABLE)) &&
+		    watcher_should_stop(w, WATCH_INTERVAL_MS))
+			break;
+	}
+	g_mutex_lock(&w->shared->lock);
+	w->exited = TRUE;
+	g_mutex_unlock(&w->shared->lock);
+	shared_leave(w->shared);
+	return NULL;
+}
+
+/* --- requests ----------------------------------------------------------------------- */
+
+typedef enum {
+	REQ_LOGIN,
+	REQ_LOGOUT,
+	REQ_CHANGE_PIN,
+	REQ_READ_SEAL,
+} ReqKind;
+
+typedef struct {
+	Shared *shared;
+	ReqKind kind;
+	char *id;
+	char *serial;
+	Watcher *watcher;
+	char *pin1;
+	char *pin2;
+	CsKeysDoneFunc done;
+	gpointer user_data;
+	GBytes *result;
+	GError *error;
+	CsDriverPinStatus pin;
+	gboolean pin_known;
+} Request;
+
+static void
+wipe(char **pin)
+{
+	if (*pin != NULL)
+		explicit_bzero(*pin, strlen(*pin));
+	g_clear_pointer(pin, g_free);
+}
+
+static void
+request_free(Request *r)
+{
+	wipe(&r->pin1);
+	wipe(&r->pin2);
+	g_free(r->id);
+	g_free(r->serial);
+	g_clear_pointer(&r->result, g_bytes_unref);
+	g_clear_error(&r->error);
+	shared_unref(r->shared);
+	g_free(r);
+}
+
+static gboolean
+request_finish(gpointer data)
+{
+	Request *r = data;
+	CsKeys *self = r->shared->keys;
+	Entry *e = self != NULL ? g_hash_table_lookup(self->table, r->id) : NULL;
+
+	if (e != NULL && r->pin_known && apply_pin(&e->key, &r->pin))
+		emit(self, &e->key, CS_KEY_CHANGED);
+	r->done(r->result, r->error, r->user_data);
+	request_free(r);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+request_run(gpointer data, gpointer pool_data)
+{
+	Request *r = data;
+	const CsLoadedDriver *d = r->watcher->driver;
+	CsDriverContext *ctx = r->watcher->ctx;
+	g_autoptr(GError) error = NULL;
+	Shared *shared;
+
+	switch (r->kind) {
+	case REQ_LOGIN:
+		cs_driver_run_login(d, ctx, r->serial, r->pin1, &r->error);
+		break;
+	case REQ_LOGOUT:
+		cs_driver_run_logout(d, ctx, r->serial, &r->error);
+		break;
+	case REQ_CHANGE_PIN:
+		cs_driver_run_change_pin(d, ctx, r->serial, r->pin1, r->pin2, &r->error);
+		break;
+	case REQ_READ_SEAL:
+		r->result = cs_driver_run_get_object(d, ctx, r->serial, FALSE, CS_KEY_SEAL_LABEL,
+						     &r->error);
+		break;
+	}
+	wipe(&r->pin1);
+	wipe(&r->pin2);
+	/* PinTriesLeft / PinLocked / LoggedIn right after the call, not a second later. */
+	if (r->error == NULL || r->error->code == CS_ERROR_PIN_INCORRECT ||
+	    r->error->code == CS_ERROR_PIN_LOCKED)
+		r->pin_known = cs_driver_run_pin_status(d, ctx, r->serial, &r->pin, &error);
+	/* request_finish may free @r on the main loop as soon as it is queued. */
+	shared = shared_ref(r->shared);
+	g_main_context_invoke(NULL, request_finish, r);
+	shared_leave(shared);
+	shared_unref(shared);
+}
+
+static void
+submit(CsKeys *self,
+       ReqKind kind,
+       const char *id,
+       const char *pin1,
+       const char *pin2,
+       CsKeysDoneFunc done,
+       gpointer user_data)
+{
+	Entry *e = g_hash_table_lookup(self->table, id);
+	Request *r;
+
+	if (e == NULL) {
+		g_autoptr(GError) error =
+		    g_error_new(CS_ERROR, CS_ERROR_KEY_REMOVED, "the key %s is not inserted", id);
+		done(NULL, error, user_data);
+		return;
+	}
+	if (pin2 != NULL && (strlen(pin2) < e->watcher->pin_min_length ||
+			     strlen(pin2) > e->watcher->pin_max_length)) {
+		g_autoptr(GError) error = g_error_new(
+		    CS_ERROR, CS_ERROR_INVALID_INPUT, "new_pin: must be %u to %u characters",
+		    e->watcher->pin_min_length, e->watcher->pin_max_length);
+		done(NULL, error, user_data);
+		return;
+	}
+	r = g_new0(Request, 1);
+	r->shared = shared_ref(self->shared);
+	r->kind = kind;
+	r->id = g_strdup(id);
+	r->serial = g_strdup(e->key.serial);
+	r->watcher = e->watcher;
+	r->pin1 = g_strdup(pin1);
+	r->pin2 = g_strdup(pin2);
+	r->done = done;
+	r->user_data = user_data;
+	g_mutex_lock(&self->shared->lock);
+	self->shared->running++;
+	g_mutex_unlock(&self->shared->lock);
+	g_thread_pool_push(self->pool, r, NULL);
+}
+
+void
+cs_keys_login(
+    CsKeys *self, const char *id, const char *pin, CsKeysDoneFunc done, gpointer user_data)
+{
+	submit(self, REQ_LOGIN, id, pin, NULL, done, user_data);
+}
+
+void
+cs_keys_logout(CsKeys *self, const char *id, CsKeysDoneFunc done, gpointer user_data)
+{
+	submit(self, REQ_LOGOUT, id, NULL, NULL, done, user_data);
+}
+
+void
+cs_keys_change_pin(CsKeys *self,
+		   const char *id,
+		   const char *old_pin,
+		   const char *new_pin,
+		   CsKeysDoneFunc done,
+		   gpointer user_data)
+{
+	submit(self, REQ_CHANGE_PIN, id, old_pin, new_pin, done, user_data);
+}
+
+void
+cs_keys_read_seal(CsKeys *self, const char *id, CsKeysDoneFunc done, gpointer user_data)
+{
+	submit(self, REQ_READ_SEAL, id, NULL, NULL, done, user_data);
+}
+
+void
+cs_keys_refresh_objects(CsKeys *self, const char *id)
+{
+	Entry *e = g_hash_table_lookup(self->table, id);
+
+	if (e != NULL)
+		g_atomic_int_inc(&e->watcher->refresh);
+}
+
+/* --- life and lookups --------------------------------------------------------------- */
+
+CsKeys *
+cs_keys_new(void)
+{
+	CsKeys *self = g_new0(CsKeys, 1);
+
+	self->shared = g_new0(Shared, 1);
+	self->shared->refs = 1;
+	g_mutex_init(&self->shared->lock);
+	g_cond_init(&self->shared->cond);
+	self->shared->keys = self;
+	self->watchers = g_ptr_array_new();
+	self->table =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)entry_free);
+	self->pool = g_thread_pool_new(request_run, self, 4, FALSE, NULL);
+	return self;
+}
+
+void
+cs_keys_add_vendor(CsKeys *self,
+		   const CsVendor *vendor,
+		   const CsLoadedDriver *driver,
+		   CsDriverContext *ctx)
+{
+	Watcher *w = g_new0(Watcher, 1);
+
+	w->shared = self->shared;
+	w->vendor_id = g_strdup(vendor->id);
+	w->pin_min_length = vendor->pin_min_length;
+	w->pin_max_length = vendor->pin_max_length;
+	w->driver = driver;
+	w->ctx = ctx;
+	g_ptr_array_add(self->watchers, w);
+}
+
+void
+cs_keys_start(CsKeys *self)
+{
+	if (self->started)
+		return;
+	self->started = TRUE;
+	for (guint i = 0; i < self->watchers->len; i++) {
+		Watcher *w = g_ptr_array_index(self->watchers, i);
+		if (!cs_driver_has_op(w->driver, enumerate))
+			continue;
+		g_mutex_lock(&self->shared->lock);
+		self->shared->running++;
+		g_mutex_unlock(&self->shared->lock);
+		w->thread = g_thread_new("cs-key-watch", watcher_main, w);
+	}
+}
+
+void
+cs_keys_set_listener(CsKeys *self, CsKeysFunc func, gpointer user_data)
+{
+	self->func = func;
+	self->user_data = user_data;
+}
+
+gboolean
+cs_keys_stop(CsKeys *self, guint timeout_ms)
+{
+	Shared *s = self->shared;
+	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+	gboolean idle;
+
+	g_mutex_lock(&s->lock);
+	s->stopping = TRUE;
+	g_cond_broadcast(&s->cond);
+	while (s->running > 0 && g_cond_wait_until(&s->cond, &s->lock, deadline))
+		;
+	idle = s->running == 0;
+	g_mutex_unlock(&s->lock);
+	if (!idle)
+		g_warning("a key driver call is still running after %u ms; leaving it behind",
+			  timeout_ms);
+	return idle;
+}
+
+void
+cs_keys_free(CsKeys *self)
+{
+	gboolean idle;
+
+	if (self == NULL)
+		return;
+	idle = cs_keys_stop(self, 0);
+	self->shared->keys = NULL;
+	for (guint i = 0; i < self->watchers->len; i++) {
+		Watcher *w = g_ptr_array_index(self->watchers, i);
+		gboolean done;
+
+		g_mutex_lock(&self->shared->lock);
+		done = w->thread == NULL || w->exited;
+		g_mutex_unlock(&self->shared->lock);
+		/* A watcher stuck in a driver call keeps its record (it is on its stack). */
+		if (w->thread != NULL && done)
+			g_thread_join(w->thread);
+		else if (w->thread != NULL)
+			g_thread_unref(w->thread);
+		if (done) {
+			g_free(w->vendor_id);
+			g_free(w);
+		}
+	}
+	g_ptr_array_unref(self->watchers);
+	g_thread_pool_free(self->pool, TRUE, idle);
+	g_hash_table_unref(self->table);
+	shared_unref(self->shared);
+	g_free(self);
+}
+
+static gint
+compare_keys(gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0((*(CsKey *const *)a)->id, (*(CsKey *const *)b)->id);
+}
+
+GPtrArray *
+cs_keys_list(CsKeys *self)
+{
+	GPtrArray *list = g_ptr_array_new();
+	GHashTableIter iter;
+	gpointer v;
+
+	g_hash_table_iter_init(&iter, self->table);
+	while (g_hash_table_iter_next(&iter, NULL, &v))
+		g_ptr_array_add(list, &((Entry *)v)->key);
+	g_ptr_array_sort(list, compare_keys);
+	return list;
+}
+
+CsKey *
+cs_keys_lookup(CsKeys *self, const char *id)
+{
+	Entry *e = g_hash_table_lookup(self->table, id);
+
+	return e != NULL ? &e->key : NULL;
+}
+
+CsKey *
+cs_keys_get_single(CsKeys *self, GError **error)
+{
+	g_autoptr(GPtrArray) list = cs_keys_list(self);
+
+	if (list->len == 0) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_NO_KEY, "no USB key is inserted");
+		return NULL;
+	}
+	if (list->len > 1) {
+		g_set_error(error, CS_ERROR, CS_ERROR_MULTIPLE_KEYS,
+			    "%u USB keys are inserted; insert only the one to use", list->len);
+		return NULL;
+	}
+	return g_ptr_array_index(list, 0);
+}
+
+void
+cs_keys_update_for_test(CsKeys *self, const char *vendor_id, const char *serial)
+{
+	Entry *e = g_new0(Entry, 1);
+
+	e->key.id = g_strdup_printf("test_%s", serial);
+	e->key.vendor = g_strdup(vendor_id);
+	e->key.serial = g_strdup(serial);
+	e->key.pin_tries_left = -1;
+	g_hash_table_replace(self->table, e->key.id, e);
+	emit(self, &e->key, CS_KEY_ADDED);
+}

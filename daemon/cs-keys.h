@@ -1,0 +1,103 @@
+/*
+ * cs-keys.h — the key manager: which USB keys are inserted, their PIN state and their
+ * certificate, and the token work the fronts ask for (DESIGN §1.7, §3.1, §3.3).
+ *
+ * Threads: each vendor profile with a driver has a watcher thread that polls the driver
+ * (enumerate + pin_status, woken early by wait_for_event where supported) and hands a
+ * snapshot to the main loop; requests (login, change PIN, read seal, …) run on a small
+ * pool of worker threads. Every result comes back to the main context with
+ * g_main_context_invoke, so the key table and the listeners live on the main loop only,
+ * and a slow or hung token never blocks it.
+ *
+ * A key's id is "<driver>_<serial>", the stable id of DESIGN §3.1; when two vendor
+ * profiles of the same driver both claim a token, the first profile (by id) keeps it.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "cs-config.h"
+#include "cs-loader.h"
+
+G_BEGIN_DECLS
+
+/* Where the daemon keeps a key's certificate and e-seal (labels on the token). */
+#define CS_KEY_OBJECT_LABEL "certseal"
+#define CS_KEY_SEAL_LABEL "certseal-seal"
+
+typedef struct _CsKeys CsKeys;
+
+typedef struct {
+	char *id;
+	char *vendor;
+	char *serial;
+	char *label;
+	char *manufacturer;
+	char *model;
+	int pin_tries_left; /* -1 when unknown */
+	gboolean pin_locked;
+	gboolean logged_in;
+	gboolean has_seal;
+	GBytes *certificate; /* DER, NULL when none */
+	char *certificate_subject;
+	char *certificate_serial;
+	guint64 not_before; /* seconds since the epoch, 0 without a certificate */
+	guint64 not_after;
+} CsKey;
+
+typedef enum {
+	CS_KEY_ADDED,	/* after it entered the table */
+	CS_KEY_CHANGED, /* after its properties changed */
+	CS_KEY_REMOVED, /* before it leaves the table */
+} CsKeyChange;
+
+typedef void (*CsKeysFunc)(CsKeys *keys, CsKey *key, CsKeyChange change, gpointer user_data);
+/* The result of a request, on the main loop. @result: the bytes read (ReadSeal), or NULL. */
+typedef void (*CsKeysDoneFunc)(GBytes *result, const GError *error, gpointer user_data);
+
+CsKeys *cs_keys_new(void);
+/* Watch the tokens of one vendor profile (all borrowed; they outlive the manager). */
+void cs_keys_add_vendor(CsKeys *keys,
+			const CsVendor *vendor,
+			const CsLoadedDriver *driver,
+			CsDriverContext *ctx);
+/* Start the watchers; keys appear from now on. */
+void cs_keys_start(CsKeys *keys);
+void cs_keys_set_listener(CsKeys *keys, CsKeysFunc func, gpointer user_data);
+/*
+ * Stop the watchers and wait for running requests, at most @timeout_ms. Returns FALSE
+ * when a driver call is still running: the caller must then not shut the drivers down.
+ */
+gboolean cs_keys_stop(CsKeys *keys, guint timeout_ms);
+void cs_keys_free(CsKeys *keys);
+
+/* The keys present, sorted by id (borrowed, valid until the main loop runs again). */
+GPtrArray *cs_keys_list(CsKeys *keys);
+CsKey *cs_keys_lookup(CsKeys *keys, const char *id);
+/*
+ * The single key inserted, for the flows where the manual allows only one key (renewal,
+ * download): CS_ERROR_NO_KEY when none, CS_ERROR_MULTIPLE_KEYS when more than one,
+ * whatever their vendors.
+ */
+CsKey *cs_keys_get_single(CsKeys *keys, GError **error);
+
+/* Read the certificate and seal of key @id again (after a flow wrote them). */
+void cs_keys_refresh_objects(CsKeys *keys, const char *id);
+
+/* Requests; @done runs on the main loop. PINs are copied and wiped after use. A new PIN
+ * must fit the vendor profile's [pin] min_length..max_length (InvalidInput otherwise). */
+void cs_keys_login(
+    CsKeys *keys, const char *id, const char *pin, CsKeysDoneFunc done, gpointer user_data);
+void cs_keys_logout(CsKeys *keys, const char *id, CsKeysDoneFunc done, gpointer user_data);
+void cs_keys_change_pin(CsKeys *keys,
+			const char *id,
+			const char *old_pin,
+			const char *new_pin,
+			CsKeysDoneFunc done,
+			gpointer user_data);
+void cs_keys_read_seal(CsKeys *keys, const char *id, CsKeysDoneFunc done, gpointer user_data);
+
+/* For tests and the watchers: put a key into the table as a watcher would (main loop). */
+void cs_keys_update_for_test(CsKeys *keys, const char *vendor_id, const char *serial);
+
+G_END_DECLS

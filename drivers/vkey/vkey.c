@@ -1,0 +1,918 @@
+/*
+ * vkey.c — the virtual UKey: a PKCS#11 module over SoftHSM2 that behaves like the USB keys
+ * of the vendors (DESIGN §2, §8).
+ *
+ * What it adds to SoftHSM2: removable tokens (plug/unplug while the daemon runs), tokens
+ * created by another process appearing without a restart, C_WaitForSlotEvent, a user PIN
+ * that locks after max_tries wrong tries (COUNT_LOW / FINAL_TRY / LOCKED flags, and
+ * CKR_PIN_LOCKED even for the right PIN until the SO resets it with C_InitPIN), the
+ * manufacturer / model / serial of a vendor's keys, and fault injection.
+ *
+ * Design — one SoftHSM2 instance per virtual token, and why. SoftHSM2 2.6.1 fixes its slot
+ * list at C_Initialize, sees tokens made by another process only after C_Finalize +
+ * C_Initialize (which drops every other token's sessions and logins) and keeps global
+ * state. Hiding one shared instance's slots would make "a new key is plugged in" log every
+ * other key out. Instead each token directory carries its own copy of libsofthsm2.so; a
+ * copy at another path (a different file, not a hard link: the loader matches inodes) is
+ * an independent instance with its own configuration, so a token is loaded when first
+ * used and never disturbs the others. dlmopen is not used: ASan does not support it and
+ * glibc allows 16 namespaces. The cost is a file copy per token (a few MB) — fine for a
+ * test and demo device.
+ *
+ * SoftHSM2 reads its configuration path from SOFTHSM2_CONF during C_Initialize only. We
+ * set it under env_lock just before an instance initialises. The variable is added to the
+ * environment once, in C_Initialize; later setenv calls only replace its value, which
+ * glibc does without reallocating the environment array, so concurrent getenv calls of
+ * other threads stay safe.
+ *
+ * Handles: our session handle = (slot + 1) << 24 | the instance's handle, so a session
+ * names its token without a table; object handles pass through (they are scoped to the
+ * instance). Slots are the numbers token.conf assigns at creation and never change.
+ *
+ * Presence: a token is present while <dir>/plugged exists. Each call that reaches a token
+ * compares the plugged file's identity with the last one seen; when it went away or was
+ * replaced, every session of the instance is closed (a re-plugged key is a fresh key, as
+ * with real hardware), and calls answer CKR_DEVICE_REMOVED / CKR_TOKEN_NOT_PRESENT.
+ *
+ * Faults (<dir>/fault, see vkey-store.h): the Nth call of the named function on that
+ * token fails (CKR_DEVICE_ERROR), hangs (until the key is unplugged or the timeout passes
+ * — never forever), or pulls the key (CKR_DEVICE_REMOVED). A fault fires once.
+ */
+#define G_LOG_DOMAIN "vkey"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <p11-kit/pkcs11.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "vkey-store.h"
+
+#define SESSION_SHIFT 24
+#define SESSION_MASK ((1UL << SESSION_SHIFT) - 1)
+#define VKEY_EXPORT __attribute__((visibility("default")))
+
+typedef struct {
+	VkeyTokenConf *conf;
+	GMutex lock; /* instance loading, plugged identity, PIN counter, faults */
+	void *dl;
+	CK_FUNCTION_LIST_PTR f;
+	CK_SLOT_ID inner_slot;
+	gboolean loaded;
+	gboolean present; /* as last seen */
+	dev_t plug_dev;
+	ino_t plug_ino;
+	struct timespec plug_mtime;
+	struct timespec fault_mtime; /* the fault file whose calls we count */
+	guint fault_calls;
+	gboolean reported_present; /* for C_WaitForSlotEvent */
+} Token;
+
+static GMutex global_lock; /* tokens, root, initialized */
+static GMutex env_lock;
+static GPtrArray *tokens; /* Token*, stable pointers until C_Finalize */
+static char *root;
+static gboolean initialized;
+static gint finalizing;
+
+static CK_FUNCTION_LIST function_list;
+
+/* --- the store ---------------------------------------------------------------------- */
+
+static void
+token_free(Token *t)
+{
+	if (t->loaded && t->f != NULL)
+		t->f->C_Finalize(NULL);
+	/* The instance stays mapped: unloading a C++ library with live static state at
+	 * process exit buys nothing and has crashed SoftHSM2 builds before. */
+	vkey_token_conf_free(t->conf);
+	g_mutex_clear(&t->lock);
+	g_free(t);
+}
+
+/* Pick up tokens created since the last look (a new token directory changes the root's
+ * mtime; nothing else is read while it stays the same). Call with global_lock held. */
+static struct timespec root_mtime;
+
+static void
+rescan_locked(void)
+{
+	g_autoptr(GPtrArray) list = NULL;
+	struct stat st;
+
+	if (stat(root, &st) != 0)
+		memset(&st, 0, sizeof(st));
+	else if (st.st_mtim.tv_sec == root_mtime.tv_sec && st.st_mtim.tv_nsec == root_mtime.tv_nsec)
+		return;
+	root_mtime = st.st_mtim;
+	list = vkey_store_list(root);
+	{
+		/* A token still being created (no token.conf yet): look again next time. */
+		g_autoptr(GDir) d = g_dir_open(root, 0, NULL);
+		guint entries = 0;
+		while (d != NULL && g_dir_read_name(d) != NULL)
+			entries++;
+		if (entries != list->len)
+			root_mtime = (struct timespec){0, 0};
+	}
+	for (guint i = 0; i < list->len; i++) {
+		VkeyTokenConf *conf = g_ptr_array_index(list, i);
+		gboolean known = FALSE;
+
+		for (guint j = 0; j < tokens->len && !known; j++) {
+			Token *t = g_ptr_array_index(tokens, j);
+			known = t->conf->slot == conf->slot;
+		}
+		if (known)
+			continue;
+		Token *t = g_new0(Token, 1);
+		g_mutex_init(&t->lock);
+		t->conf = g_ptr_array_steal_index(list, i);
+		i--;
+		g_ptr_array_add(tokens, t);
+	}
+}
+
+static Token *
+find_token(CK_SLOT_ID slot)
+{
+	Token *found = NULL;
+
+	g_mutex_lock(&global_lock);
+	if (initialized) {
+		for (guint pass = 0; pass < 2 && found == NULL; pass++) {
+			if (pass == 1)
+				rescan_locked();
+			for (guint i = 0; i < tokens->len && found == NULL; i++) {
+				Token *t = g_ptr_array_index(tokens, i);
+				if (t->conf->slot == slot)
+					found = t;
+			}
+		}
+	}
+	g_mutex_unlock(&global_lock);
+	return found;
+}
+
+/* --- one token's SoftHSM2 instance -------------------------------------------------- */
+
+static CK_RV
+load_instance_locked(Token *t)
+{
+	g_autofree char *lib = g_build_filename(t->conf->dir, "libsofthsm2.so", NULL);
+	g_autofree char *cfg = g_build_filename(t->conf->dir, "softhsm2.conf", NULL);
+	CK_C_GetFunctionList get = NULL;
+	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
+	CK_SLOT_ID slots[8];
+	CK_ULONG n = G_N_ELEMENTS(slots);
+	CK_RV rv;
+
+	if (t->loaded)
+		return CKR_OK;
+	t->dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	if (t->dl == NULL) {
+		g_warning("%s: %s", lib, dlerror());
+		return CKR_DEVICE_ERROR;
+	}
+	get = (CK_C_GetFunctionList)dlsym(t->dl, "C_GetFunctionList");
+	if (get == NULL || get(&t->f) != CKR_OK) {
+		dlclose(t->dl);
+		t->dl = NULL;
+		return CKR_DEVICE_ERROR;
+	}
+	g_mutex_lock(&env_lock);
+	setenv("SOFTHSM2_CONF", cfg, 1);
+	rv = t->f->C_Initialize(&args);
+	g_mutex_unlock(&env_lock);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		g_warning("%s: C_Initialize: 0x%lx", lib, (unsigned long)rv);
+		return CKR_DEVICE_ERROR;
+	}
+	rv = t->f->C_GetSlotList(CK_TRUE, slots, &n);
+	if (rv != CKR_OK || n == 0)
+		return CKR_DEVICE_ERROR;
+	/* An initialised token when there is one (SoftHSM2 adds an empty slot beside it). */
+	t->inner_slot = slots[0];
+	for (CK_ULONG i = 0; i < n; i++) {
+		CK_TOKEN_INFO info;
+		if (t->f->C_GetTokenInfo(slots[i], &info) == CKR_OK &&
+		    (info.flags & CKF_TOKEN_INITIALIZED) != 0) {
+			t->inner_slot = slots[i];
+			break;
+		}
+	}
+	t->loaded = TRUE;
+	return CKR_OK;
+}
+
+/* Is the key inserted? Closes the instance's sessions when it was pulled or re-plugged
+ * since the last look. Call with t->lock held. */
+static gboolean
+check_present_locked(Token *t)
+{
+	g_autofree char *path = g_build_filename(t->conf->dir, "plugged", NULL);
+	struct stat st;
+	gboolean now = stat(path, &st) == 0;
+	gboolean same = now && t->present && st.st_dev == t->plug_dev && st.st_ino == t->plug_ino &&
+			st.st_mtim.tv_sec == t->plug_mtime.tv_sec &&
+			st.st_mtim.tv_nsec == t->plug_mtime.tv_nsec;
+
+	if (!same && t->loaded)
+		t->f->C_CloseAllSessions(t->inner_slot);
+	if (now) {
+		t->plug_dev = st.st_dev;
+		t->plug_ino = st.st_ino;
+		t->plug_mtime = st.st_mtim;
+	}
+	t->present = now;
+	return now;
+}
+
+/* --- PIN counter -------------------------------------------------------------------- */
+
+static guint
+tries_left_locked(Token *t)
+{
+	g_autofree char *path = g_build_filename(t->conf->dir, "pin", NULL);
+	g_autofree char *text = NULL;
+	guint64 v;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL) ||
+	    !g_ascii_string_to_unsigned(g_strstrip(text), 10, 0, t->conf->max_tries, &v, NULL))
+		return t->conf->max_tries;
+	return (guint)v;
+}
+
+static void
+set_tries_left_locked(Token *t, guint tries)
+{
+	g_autofree char *path = g_build_filename(t->conf->dir, "pin", NULL);
+	g_autofree char *text = g_strdup_printf("%u\n", tries);
+	g_autoptr(GError) error = NULL;
+
+	if (tries_left_locked(t) == tries)
+		return;
+	if (!g_file_set_contents(path, text, -1, &error))
+		g_warning("%s: %s", path, error->message);
+}
+
+/* --- faults ------------------------------------------------------------------------- */
+
+/* Does the fault file name this call? Returns the CK_RV to answer with, or CKR_OK to go
+ * on. May wait (mode hang) with t->lock released. Call with t->lock held. */
+static CK_RV
+apply_fault_locked(Token *t, const char *function)
+{
+	g_autofree char *path = g_build_filename(t->conf->dir, "fault", NULL);
+	g_autofree char *text = NULL;
+	g_auto(GStrv) parts = NULL;
+	struct stat st;
+	guint64 after = 0, timeout_ms = 30000;
+	gint64 deadline;
+
+	if (stat(path, &st) != 0)
+		return CKR_OK;
+	if (st.st_mtim.tv_sec != t->fault_mtime.tv_sec ||
+	    st.st_mtim.tv_nsec != t->fault_mtime.tv_nsec) {
+		t->fault_mtime = st.st_mtim;
+		t->fault_calls = 0;
+	}
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return CKR_OK;
+	parts = g_strsplit(g_strstrip(text), " ", 0);
+	if (g_strv_length(parts) < 3 || g_strcmp0(parts[0], function) != 0 ||
+	    !g_ascii_string_to_unsigned(parts[1], 10, 1, G_MAXUINT, &after, NULL))
+		return CKR_OK;
+	if (parts[3] != NULL)
+		g_ascii_string_to_unsigned(parts[3], 10, 1, 3600000, &timeout_ms, NULL);
+	if (++t->fault_calls < after)
+		return CKR_OK;
+	g_unlink(path);
+	g_message("slot %u: fault on %s call %u: %s", t->conf->slot, function, t->fault_calls,
+		  parts[2]);
+	if (g_strcmp0(parts[2], "fail") == 0)
+		return CKR_DEVICE_ERROR;
+	if (g_strcmp0(parts[2], "unplug") == 0) {
+		vkey_unplug(t->conf->dir, NULL);
+		check_present_locked(t);
+		return CKR_DEVICE_REMOVED;
+	}
+	/* hang: bounded, released by an unplug or the timeout. */
+	deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+	g_mutex_unlock(&t->lock);
+	while (g_get_monotonic_time() < deadline && vkey_is_plugged(t->conf->dir) &&
+	       !g_atomic_int_get(&finalizing))
+		g_usleep(20000);
+	g_mutex_lock(&t->lock);
+	if (!check_present_locked(t))
+		return CKR_DEVICE_REMOVED;
+	return CKR_DEVICE_ERROR;
+}
+
+/* Enter a call on the token of @slot: present, loaded, fault checked. On CKR_OK, t->lock
+ * is NOT held (SoftHSM2 does its own locking) and *out is the token. */
+static CK_RV
+enter_slot(CK_SLOT_ID slot, const char *function, gboolean need_present, Token **out)
+{
+	Token *t;
+	CK_RV rv = CKR_OK;
+
+	if (!g_atomic_int_get(&initialized))
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	t = find_token(slot);
+	if (t == NULL)
+		return CKR_SLOT_ID_INVALID;
+	g_mutex_lock(&t->lock);
+	if (!check_present_locked(t)) {
+		rv = need_present ? CKR_TOKEN_NOT_PRESENT : CKR_OK;
+	} else {
+		rv = load_instance_locked(t);
+		if (rv == CKR_OK)
+			rv = apply_fault_locked(t, function);
+	}
+	g_mutex_unlock(&t->lock);
+	*out = t;
+	return rv;
+}
+
+static CK_RV
+enter_session(CK_SESSION_HANDLE h, const char *function, Token **out, CK_SESSION_HANDLE *inner)
+{
+	CK_RV rv;
+
+	if ((h >> SESSION_SHIFT) == 0)
+		return CKR_SESSION_HANDLE_INVALID;
+	rv = enter_slot((h >> SESSION_SHIFT) - 1, function, TRUE, out);
+	if (rv == CKR_TOKEN_NOT_PRESENT)
+		return CKR_DEVICE_REMOVED;
+	if (rv == CKR_SLOT_ID_INVALID)
+		return CKR_SESSION_HANDLE_INVALID;
+	*inner = h & SESSION_MASK;
+	return rv;
+}
+
+/* --- general ------------------------------------------------------------------------ */
+
+/* "dir=PATH" in the initialisation string (pReserved), else $CERTSEAL_VKEY_DIR. */
+static char *
+root_from_args(CK_VOID_PTR init_args)
+{
+	CK_C_INITIALIZE_ARGS *args = init_args;
+	const char *env = g_getenv("CERTSEAL_VKEY_DIR");
+
+	if (args != NULL && args->pReserved != NULL) {
+		g_auto(GStrv) parts = g_strsplit((const char *)args->pReserved, ";", 0);
+		for (guint i = 0; parts[i] != NULL; i++) {
+			if (g_str_has_prefix(parts[i], "dir="))
+				return g_canonicalize_filename(parts[i] + 4, NULL);
+		}
+	}
+	return env != NULL ? g_canonicalize_filename(env, NULL) : NULL;
+}
+
+static CK_RV
+vkey_initialize(CK_VOID_PTR init_args)
+{
+	g_autofree char *dir = NULL;
+
+	g_mutex_lock(&global_lock);
+	if (initialized) {
+		g_mutex_unlock(&global_lock);
+		return CKR_CRYPTOKI_ALREADY_INITIALIZED;
+	}
+	dir = root_from_args(init_args);
+	if (dir == NULL) {
+		g_mutex_unlock(&global_lock);
+		return CKR_ARGUMENTS_BAD;
+	}
+	g_mutex_lock(&env_lock);
+	if (g_getenv("SOFTHSM2_CONF") == NULL)
+		setenv("SOFTHSM2_CONF", "/dev/null", 1);
+	g_mutex_unlock(&env_lock);
+	root = g_steal_pointer(&dir);
+	g_mkdir_with_parents(root, 0700);
+	tokens = g_ptr_array_new_with_free_func((GDestroyNotify)token_free);
+	rescan_locked();
+	g_atomic_int_set(&finalizing, 0);
+	g_atomic_int_set(&initialized, TRUE);
+	g_mutex_unlock(&global_lock);
+	return CKR_OK;
+}
+
+static CK_RV
+vkey_finalize(CK_VOID_PTR reserved)
+{
+	g_mutex_lock(&global_lock);
+	if (!initialized) {
+		g_mutex_unlock(&global_lock);
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	}
+	g_atomic_int_set(&finalizing, 1);
+	g_atomic_int_set(&initialized, FALSE);
+	g_clear_pointer(&tokens, g_ptr_array_unref);
+	g_clear_pointer(&root, g_free);
+	root_mtime = (struct timespec){0, 0};
+	g_mutex_unlock(&global_lock);
+	return CKR_OK;
+}
+
+static void
+pad(CK_UTF8CHAR *field, size_t size, const char *value)
+{
+	size_t n = value != NULL ? strlen(value) : 0;
+
+	memset(field, ' ', size);
+	memcpy(field, value, MIN(n, size));
+}
+
+static CK_RV
+vkey_get_info(CK_INFO_PTR info)
+{
+	if (info == NULL)
+		return CKR_ARGUMENTS_BAD;
+	memset(info, 0, sizeof(*info));
+	info->cryptokiVersion.major = 2;
+	info->cryptokiVersion.minor = 40;
+	pad(info->manufacturerID, sizeof(info->manufacturerID), "certseal");
+	pad(info->libraryDescription, sizeof(info->libraryDescription), "certseal virtual UKey");
+	info->libraryVersion.major = 1;
+	return CKR_OK;
+}
+
+static CK_RV
+vkey_get_function_list(CK_FUNCTION_LIST_PTR_PTR list)
+{
+	if (list == NULL)
+		return CKR_ARGUMENTS_BAD;
+	*list = &function_list;
+	return CKR_OK;
+}
+
+static CK_RV
+vkey_get_slot_list(CK_BBOOL token_present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
+{
+	g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(CK_SLOT_ID));
+	CK_RV rv = CKR_OK;
+
+	if (count == NULL)
+		return CKR_ARGUMENTS_BAD;
+	g_mutex_lock(&global_lock);
+	if (!initialized) {
+		g_mutex_unlock(&global_lock);
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	}
+	rescan_locked();
+	for (guint i = 0; i < tokens->len; i++) {
+		Token *t = g_ptr_array_index(tokens, i);
+		CK_SLOT_ID id = t->conf->slot;
+		if (token_present && !vkey_is_plugged(t->conf->dir))
+			continue;
+		g_array_append_val(ids, id);
+	}
+	g_mutex_unlock(&global_lock);
+	if (list != NULL && *count < ids->len)
+		rv = CKR_BUFFER_TOO_SMALL;
+	else if (list != NULL && ids->len > 0)
+		memcpy(list, ids->data, ids->len * sizeof(CK_SLOT_ID));
+	*count = ids->len;
+	return rv;
+}
+
+static CK_RV
+vkey_get_slot_info(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
+{
+	Token *t = NULL;
+	g_autofree char *desc = NULL;
+	CK_RV rv = enter_slot(slot, "C_GetSlotInfo", FALSE, &t);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (info == NULL)
+		return CKR_ARGUMENTS_BAD;
+	memset(info, 0, sizeof(*info));
+	desc = g_strdup_printf("certseal vkey slot %u", t->conf->slot);
+	pad(info->slotDescription, sizeof(info->slotDescription), desc);
+	pad(info->manufacturerID, sizeof(info->manufacturerID), "certseal");
+	info->flags = CKF_REMOVABLE_DEVICE | CKF_HW_SLOT;
+	if (vkey_is_plugged(t->conf->dir))
+		info->flags |= CKF_TOKEN_PRESENT;
+	return CKR_OK;
+}
+
+static CK_RV
+vkey_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
+{
+	Token *t = NULL;
+	CK_RV rv = enter_slot(slot, "C_GetTokenInfo", TRUE, &t);
+	guint tries;
+
+	if (rv != CKR_OK)
+		return rv;
+	if (info == NULL)
+		return CKR_ARGUMENTS_BAD;
+	rv = t->f->C_GetTokenInfo(t->inner_slot, info);
+	if (rv != CKR_OK)
+		return rv;
+	pad(info->manufacturerID, sizeof(info->manufacturerID), t->conf->manufacturer);
+	pad(info->model, sizeof(info->model), t->conf->model);
+	pad(info->serialNumber, sizeof(info->serialNumber), t->conf->serial);
+	info->flags &= ~(CK_FLAGS)(CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY |
+				   CKF_USER_PIN_LOCKED | CKF_USER_PIN_TO_BE_CHANGED);
+	g_mutex_lock(&t->lock);
+	tries = tries_left_locked(t);
+	g_mutex_unlock(&t->lock);
+	if (tries < t->conf->max_tries)
+		info->flags |= CKF_USER_PIN_COUNT_LOW;
+	if (tries == 1)
+		info->flags |= CKF_USER_PIN_FINAL_TRY;
+	if (tries == 0)
+		info->flags |= CKF_USER_PIN_LOCKED;
+	return CKR_OK;
+}
+
+static CK_RV
+vkey_wait_for_slot_event(CK_FLAGS flags, CK_SLOT_ID_PTR slot, CK_VOID_PTR reserved)
+{
+	if (slot == NULL)
+		return CKR_ARGUMENTS_BAD;
+	for (;;) {
+		if (!g_atomic_int_get(&initialized) || g_atomic_int_get(&finalizing))
+			return CKR_CRYPTOKI_NOT_INITIALIZED;
+		g_mutex_lock(&global_lock);
+		if (initialized) {
+			rescan_locked();
+			for (guint i = 0; i < tokens->len; i++) {
+				Token *t = g_ptr_array_index(tokens, i);
+				gboolean now = vkey_is_plugged(t->conf->dir);
+				if (now != t->reported_present) {
+					t->reported_present = now;
+					*slot = t->conf->slot;
+					g_mutex_unlock(&global_lock);
+					return CKR_OK;
+				}
+			}
+		}
+		g_mutex_unlock(&global_lock);
+		if (flags & CKF_DONT_BLOCK)
+			return CKR_NO_EVENT;
+		g_usleep(100000);
+	}
+}
+
+static CK_RV
+vkey_get_mechanism_list(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count)
+{
+	Token *t = NULL;
+	CK_RV rv = enter_slot(slot, "C_GetMechanismList", TRUE, &t);
+
+	return rv != CKR_OK ? rv : t->f->C_GetMechanismList(t->inner_slot, list, count);
+}
+
+static CK_RV
+vkey_get_mechanism_info(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR info)
+{
+	Token *t = NULL;
+	CK_RV rv = enter_slot(slot, "C_GetMechanismInfo", TRUE, &t);
+
+	return rv != CKR_OK ? rv : t->f->C_GetMechanismInfo(t->inner_slot, type, info);
+}
+
+static CK_RV
+vkey_init_token(CK_SLOT_ID slot, CK_UTF8CHAR_PTR so_pin, CK_ULONG len, CK_UTF8CHAR_PTR label)
+{
+	Token *t = NULL;
+	CK_RV rv = enter_slot(slot, "C_InitToken", TRUE, &t);
+
+	if (rv != CKR_OK)
+		return rv;
+	rv = t->f->C_InitToken(t->inner_slot, so_pin, len, label);
+	if (rv == CKR_OK) {
+		g_mutex_lock(&t->lock);
+		set_tries_left_locked(t, t->conf->max_tries);
+		g_mutex_unlock(&t->lock);
+	}
+	return rv;
+}
+
+/* --- sessions ----------------------------------------------------------------------- */
+
+static CK_RV
+vkey_open_session(CK_SLOT_ID slot,
+		  CK_FLAGS flags,
+		  CK_VOID_PTR app,
+		  CK_NOTIFY notify,
+		  CK_SESSION_HANDLE_PTR session)
+{
+	Token *t = NULL;
+	CK_SESSION_HANDLE inner = 0;
+	CK_RV rv = enter_slot(slot, "C_OpenSession", TRUE, &t);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (session == NULL)
+		return CKR_ARGUMENTS_BAD;
+	rv = t->f->C_OpenSession(t->inner_slot, flags, NULL, NULL, &inner);
+	if (rv != CKR_OK)
+		return rv;
+	if (inner > SESSION_MASK) {
+		t->f->C_CloseSession(inner);
+		return CKR_SESSION_COUNT;
+	}
+	*session = ((CK_SESSION_HANDLE)(t->conf->slot + 1) << SESSION_SHIFT) | inner;
+	return CKR_OK;
+}
+
+static CK_RV
+vkey_close_all_sessions(CK_SLOT_ID slot)
+{
+	Token *t = NULL;
+	CK_RV rv = enter_slot(slot, "C_CloseAllSessions", FALSE, &t);
+
+	if (rv != CKR_OK || !t->loaded)
+		return rv;
+	return t->f->C_CloseAllSessions(t->inner_slot);
+}
+
+static CK_RV
+vkey_get_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info)
+{
+	Token *t = NULL;
+	CK_SESSION_HANDLE inner = 0;
+	CK_RV rv = enter_session(h, "C_GetSessionInfo", &t, &inner);
+
+	if (rv != CKR_OK)
+		return rv;
+	rv = t->f->C_GetSessionInfo(inner, info);
+	if (rv == CKR_OK)
+		info->slotID = t->conf->slot;
+	return rv;
+}
+
+static CK_RV
+vkey_login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len)
+{
+	Token *t = NULL;
+	CK_SESSION_HANDLE inner = 0;
+	CK_RV rv = enter_session(h, "C_Login", &t, &inner);
+	guint tries;
+
+	if (rv != CKR_OK)
+		return rv;
+	if (user != CKU_USER)
+		return t->f->C_Login(inner, user, pin, len);
+	g_mutex_lock(&t->lock);
+	tries = tries_left_locked(t);
+	if (tries == 0) {
+		g_mutex_unlock(&t->lock);
+		return CKR_PIN_LOCKED;
+	}
+	rv = t->f->C_Login(inner, user, pin, len);
+	if (rv == CKR_PIN_INCORRECT) {
+		set_tries_left_locked(t, tries - 1);
+		if (tries - 1 == 0)
+			rv = CKR_PIN_LOCKED;
+	} else if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+		set_tries_left_locked(t, t->conf->max_tries);
+	}
+	g_mutex_unlock(&t->lock);
+	return rv;
+}
+
+static CK_RV
+vkey_set_pin(CK_SESSION_HANDLE h,
+	     CK_UTF8CHAR_PTR old_pin,
+	     CK_ULONG old_len,
+	     CK_UTF8CHAR_PTR new_pin,
+	     CK_ULONG new_len)
+{
+	Token *t = NULL;
+	CK_SESSION_HANDLE inner = 0;
+	CK_SESSION_INFO info;
+	CK_RV rv = enter_session(h, "C_SetPIN", &t, &inner);
+	gboolean user;
+	guint tries;
+
+	if (rv != CKR_OK)
+		return rv;
+	rv = t->f->C_GetSessionInfo(inner, &info);
+	if (rv != CKR_OK)
+		return rv;
+	user = info.state != CKS_RW_SO_FUNCTIONS;
+	g_mutex_lock(&t->lock);
+	tries = tries_left_locked(t);
+	if (user && tries == 0) {
+		g_mutex_unlock(&t->lock);
+		return CKR_PIN_LOCKED;
+	}
+	rv = t->f->C_SetPIN(inner, old_pin, old_len, new_pin, new_len);
+	if (user && rv == CKR_PIN_INCORRECT) {
+		set_tries_left_locked(t, tries - 1);
+		if (tries - 1 == 0)
+			rv = CKR_PIN_LOCKED;
+	} else if (user && rv == CKR_OK) {
+		set_tries_left_locked(t, t->conf->max_tries);
+	}
+	g_mutex_unlock(&t->lock);
+	return rv;
+}
+
+static CK_RV
+vkey_init_pin(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR pin, CK_ULONG len)
+{
+	Token *t = NULL;
+	CK_SESSION_HANDLE inner = 0;
+	CK_RV rv = enter_session(h, "C_InitPIN", &t, &inner);
+
+	if (rv != CKR_OK)
+		return rv;
+	rv = t->f->C_InitPIN(inner, pin, len);
+	if (rv == CKR_OK) {
+		g_mutex_lock(&t->lock);
+		set_tries_left_locked(t, t->conf->max_tries);
+		g_mutex_unlock(&t->lock);
+	}
+	return rv;
+}
+
+/* Calls that only need their session translated. */
+#define FORWARD(name, field, params, args)                                                         \
+	static CK_RV name params                                                                   \
+	{                                                                                          \
+		Token *t = NULL;                                                                   \
+		CK_SESSION_HANDLE inner = 0;                                                       \
+		CK_RV rv = enter_session(h, "C_" #field, &t, &inner);                              \
+		if (rv != CKR_OK)                                                                  \
+			return rv;                                                                 \
+		return t->f->C_##field args;                                                       \
+	}
+
+FORWARD(vkey_close_session, CloseSession, (CK_SESSION_HANDLE h), (inner))
+FORWARD(vkey_logout, Logout, (CK_SESSION_HANDLE h), (inner))
+FORWARD(vkey_create_object,
+	CreateObject,
+	(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR a, CK_ULONG n, CK_OBJECT_HANDLE_PTR o),
+	(inner, a, n, o))
+FORWARD(vkey_destroy_object, DestroyObject, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o), (inner, o))
+FORWARD(vkey_get_attribute_value,
+	GetAttributeValue,
+	(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR a, CK_ULONG n),
+	(inner, o, a, n))
+FORWARD(vkey_set_attribute_value,
+	SetAttributeValue,
+	(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR a, CK_ULONG n),
+	(inner, o, a, n))
+FORWARD(vkey_find_objects_init,
+	FindObjectsInit,
+	(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR a, CK_ULONG n),
+	(inner, a, n))
+FORWARD(vkey_find_objects,
+	FindObjects,
+	(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o, CK_ULONG max, CK_ULONG_PTR n),
+	(inner, o, max, n))
+FORWARD(vkey_find_objects_final, FindObjectsFinal, (CK_SESSION_HANDLE h), (inner))
+FORWARD(vkey_sign_init,
+	SignInit,
+	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
+	(inner, m, k))
+FORWARD(vkey_sign,
+	Sign,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG_PTR sl),
+	(inner, d, dl, s, sl))
+FORWARD(vkey_sign_update,
+	SignUpdate,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl),
+	(inner, d, dl))
+FORWARD(vkey_sign_final,
+	SignFinal,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR sl),
+	(inner, s, sl))
+FORWARD(vkey_verify_init,
+	VerifyInit,
+	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
+	(inner, m, k))
+FORWARD(vkey_verify,
+	Verify,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG sl),
+	(inner, d, dl, s, sl))
+FORWARD(vkey_digest_init, DigestInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m), (inner, m))
+FORWARD(vkey_digest,
+	Digest,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
+	(inner, d, dl, o, ol))
+FORWARD(vkey_generate_key_pair,
+	GenerateKeyPair,
+	(CK_SESSION_HANDLE h,
+	 CK_MECHANISM_PTR m,
+	 CK_ATTRIBUTE_PTR pub,
+	 CK_ULONG npub,
+	 CK_ATTRIBUTE_PTR priv,
+	 CK_ULONG npriv,
+	 CK_OBJECT_HANDLE_PTR hpub,
+	 CK_OBJECT_HANDLE_PTR hpriv),
+	(inner, m, pub, npub, priv, npriv, hpub, hpriv))
+FORWARD(vkey_generate_random,
+	GenerateRandom,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG n),
+	(inner, d, n))
+FORWARD(vkey_seed_random,
+	SeedRandom,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG n),
+	(inner, d, n))
+FORWARD(vkey_decrypt_init,
+	DecryptInit,
+	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
+	(inner, m, k))
+FORWARD(vkey_decrypt,
+	Decrypt,
+	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
+	(inner, d, dl, o, ol))
+
+static CK_RV
+vkey_not_supported(void)
+{
+	return CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+#define NS(type) ((type)(void (*)(void))vkey_not_supported)
+
+static CK_FUNCTION_LIST function_list = {
+    .version = {2, 40},
+    .C_Initialize = vkey_initialize,
+    .C_Finalize = vkey_finalize,
+    .C_GetInfo = vkey_get_info,
+    .C_GetFunctionList = vkey_get_function_list,
+    .C_GetSlotList = vkey_get_slot_list,
+    .C_GetSlotInfo = vkey_get_slot_info,
+    .C_GetTokenInfo = vkey_get_token_info,
+    .C_GetMechanismList = vkey_get_mechanism_list,
+    .C_GetMechanismInfo = vkey_get_mechanism_info,
+    .C_InitToken = vkey_init_token,
+    .C_InitPIN = vkey_init_pin,
+    .C_SetPIN = vkey_set_pin,
+    .C_OpenSession = vkey_open_session,
+    .C_CloseSession = vkey_close_session,
+    .C_CloseAllSessions = vkey_close_all_sessions,
+    .C_GetSessionInfo = vkey_get_session_info,
+    .C_GetOperationState = NS(CK_C_GetOperationState),
+    .C_SetOperationState = NS(CK_C_SetOperationState),
+    .C_Login = vkey_login,
+    .C_Logout = vkey_logout,
+    .C_CreateObject = vkey_create_object,
+    .C_CopyObject = NS(CK_C_CopyObject),
+    .C_DestroyObject = vkey_destroy_object,
+    .C_GetObjectSize = NS(CK_C_GetObjectSize),
+    .C_GetAttributeValue = vkey_get_attribute_value,
+    .C_SetAttributeValue = vkey_set_attribute_value,
+    .C_FindObjectsInit = vkey_find_objects_init,
+    .C_FindObjects = vkey_find_objects,
+    .C_FindObjectsFinal = vkey_find_objects_final,
+    .C_EncryptInit = NS(CK_C_EncryptInit),
+    .C_Encrypt = NS(CK_C_Encrypt),
+    .C_EncryptUpdate = NS(CK_C_EncryptUpdate),
+    .C_EncryptFinal = NS(CK_C_EncryptFinal),
+    .C_DecryptInit = vkey_decrypt_init,
+    .C_Decrypt = vkey_decrypt,
+    .C_DecryptUpdate = NS(CK_C_DecryptUpdate),
+    .C_DecryptFinal = NS(CK_C_DecryptFinal),
+    .C_DigestInit = vkey_digest_init,
+    .C_Digest = vkey_digest,
+    .C_DigestUpdate = NS(CK_C_DigestUpdate),
+    .C_DigestKey = NS(CK_C_DigestKey),
+    .C_DigestFinal = NS(CK_C_DigestFinal),
+    .C_SignInit = vkey_sign_init,
+    .C_Sign = vkey_sign,
+    .C_SignUpdate = vkey_sign_update,
+    .C_SignFinal = vkey_sign_final,
+    .C_SignRecoverInit = NS(CK_C_SignRecoverInit),
+    .C_SignRecover = NS(CK_C_SignRecover),
+    .C_VerifyInit = vkey_verify_init,
+    .C_Verify = vkey_verify,
+    .C_VerifyUpdate = NS(CK_C_VerifyUpdate),
+    .C_VerifyFinal = NS(CK_C_VerifyFinal),
+    .C_VerifyRecoverInit = NS(CK_C_VerifyRecoverInit),
+    .C_VerifyRecover = NS(CK_C_VerifyRecover),
+    .C_DigestEncryptUpdate = NS(CK_C_DigestEncryptUpdate),
+    .C_DecryptDigestUpdate = NS(CK_C_DecryptDigestUpdate),
+    .C_SignEncryptUpdate = NS(CK_C_SignEncryptUpdate),
+    .C_DecryptVerifyUpdate = NS(CK_C_DecryptVerifyUpdate),
+    .C_GenerateKey = NS(CK_C_GenerateKey),
+    .C_GenerateKeyPair = vkey_generate_key_pair,
+    .C_WrapKey = NS(CK_C_WrapKey),
+    .C_UnwrapKey = NS(CK_C_UnwrapKey),
+    .C_DeriveKey = NS(CK_C_DeriveKey),
+    .C_SeedRandom = vkey_seed_random,
+    .C_GenerateRandom = vkey_generate_random,
+    .C_GetFunctionStatus = NS(CK_C_GetFunctionStatus),
+    .C_CancelFunction = NS(CK_C_CancelFunction),
+    .C_WaitForSlotEvent = vkey_wait_for_slot_event,
+};
+
+VKEY_EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list);
+CK_RV
+C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
+{
+	return vkey_get_function_list(list);
+}
