@@ -18,6 +18,7 @@
 #include "cs-daemon.h"
 #include "cs-build-config.h"
 #include "cs-loader.h"
+#include "cs-office.h"
 
 typedef struct {
 	const CsLoadedDriver *driver;
@@ -36,6 +37,7 @@ struct _CsDaemon {
 	GPtrArray *drivers; /* CsLoadedDriver */
 	GArray *vendor_drivers; /* VendorDriver */
 	CsDbus *dbus;
+	CsOffice *office; /* the office front (ZeroMQ), started with the engine */
 	GMainLoop *loop;
 };
 
@@ -159,6 +161,9 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	if (recovered > 0)
 		g_message("%u order(s) in a transient state went back to their last stable state",
 			  recovered);
+	self->office = cs_office_new(self->engine, self->vault, self->state_dir, error);
+	if (self->office == NULL)
+		return NULL;
 	return g_steal_pointer(&self);
 }
 
@@ -222,6 +227,7 @@ cs_daemon_free(CsDaemon *self)
 	if (self == NULL)
 		return;
 	g_clear_pointer(&self->dbus, cs_dbus_free);
+	g_clear_pointer(&self->office, cs_office_free);
 	for (guint i = 0; i < self->vendor_drivers->len; i++) {
 		VendorDriver *vd = &g_array_index(self->vendor_drivers, VendorDriver, i);
 		cs_driver_run_shutdown(vd->driver, vd->ctx);
