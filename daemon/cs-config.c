@@ -601,9 +601,9 @@ config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 	char **path_fields[] = {&config->alipay_public_key, &config->wechat_platform_public_key,
 				&config->wechat_apiv3_key_file};
 
-	if (!conf_file_get_text(file, "office", "endpoint", 200, &config->office_endpoint, error) ||
-	    !conf_file_get_text(file, "office", "events_endpoint", 200,
-				&config->office_events_endpoint, error) ||
+	if (!conf_file_get_string(file, "office", "endpoint", &config->office_endpoint, error) ||
+	    !conf_file_get_string(file, "office", "events_endpoint",
+				  &config->office_events_endpoint, error) ||
 	    !conf_file_get_boolean(file, "office", "curve", &config->office_curve, error) ||
 	    !conf_file_get_guint(file, "office", "heartbeat_ms", 10, 600000,
 				 &config->office_heartbeat_ms, error) ||
@@ -612,14 +612,28 @@ config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 	    !conf_file_get_guint(file, "office", "claim_ms", 100, 86400000,
 				 &config->office_claim_ms, error))
 		return FALSE;
-	if (!conf_file_get_text(file, "payment", "alipay_app_id", 64, &config->alipay_app_id,
-				error) ||
-	    !conf_file_get_text(file, "payment", "wechat_mchid", 64, &config->wechat_mchid, error) ||
-	    !conf_file_get_text(file, "payment", "wechat_appid", 64, &config->wechat_appid, error))
+	if (!conf_file_get_string(file, "payment", "alipay_app_id", &config->alipay_app_id, error) ||
+	    !conf_file_get_string(file, "payment", "wechat_mchid", &config->wechat_mchid, error) ||
+	    !conf_file_get_string(file, "payment", "wechat_appid", &config->wechat_appid, error))
 		return FALSE;
+	/* An empty value (as in the documented example) means "not configured". */
 	for (guint i = 0; i < G_N_ELEMENTS(payment_paths); i++) {
-		if (!conf_file_get_path(file, "payment", payment_paths[i], path_fields[i], error))
+		g_autofree char *raw = NULL;
+		if (!conf_file_get_string(file, "payment", payment_paths[i], &raw, error))
 			return FALSE;
+		if (raw != NULL && *raw != '\0') {
+			g_free(*path_fields[i]);
+			*path_fields[i] = g_canonicalize_filename(raw, file->dir);
+		}
+	}
+	{
+		char **optional[] = {&config->office_endpoint, &config->office_events_endpoint,
+				     &config->alipay_app_id, &config->wechat_mchid,
+				     &config->wechat_appid};
+		for (guint i = 0; i < G_N_ELEMENTS(optional); i++) {
+			if (*optional[i] != NULL && **optional[i] == '\0')
+				g_clear_pointer(optional[i], g_free);
+		}
 	}
 	return conf_file_get_guint(file, "sms", "resend_cooldown_s", 0, 86400,
 				   &config->sms_resend_cooldown_s, error) &&

@@ -21,6 +21,9 @@
 #include "certseal/plugin.h"
 #include "cs-json.h"
 #include "cs-ledger.h"
+
+#define CS_LEDGER_SCHEMA_VERSION_NEXT 6 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
+G_STATIC_ASSERT(CS_LEDGER_SCHEMA_VERSION_NEXT == CS_LEDGER_SCHEMA_VERSION + 1);
 #include "cs-vault.h"
 
 #define T0 G_GINT64_CONSTANT(1732406400000000) /* 2024-11-24T00:00:00Z */
@@ -974,7 +977,7 @@ test_migrate_from_empty(Fixture *f, gconstpointer data)
 
 	g_assert_cmpint(cs_ledger_get_schema_version(ledger), ==, CS_LEDGER_SCHEMA_VERSION);
 	g_assert_null(cs_ledger_get_backup_path(ledger)); /* nothing to back up */
-	g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, 3);
+	g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, CS_LEDGER_SCHEMA_VERSION);
 	g_assert_cmpint(raw_int(db, "PRAGMA application_id"), ==, CS_LEDGER_APPLICATION_ID);
 	g_assert_cmpint(raw_int(db, "PRAGMA foreign_keys"), ==, 1);
 	g_assert_cmpint(raw_int(db, "PRAGMA synchronous"), ==, 2); /* FULL */
@@ -1177,13 +1180,13 @@ test_migrate_newer_refused(Fixture *f, gconstpointer data)
 	FileSnapshot snap = {0};
 
 	g_assert_true(cs_ledger_migrate_file_to(f->path, CS_LEDGER_SCHEMA_VERSION, &error));
-	raw_exec_file(f->path, "PRAGMA user_version = 4");
+	raw_exec_file(f->path, "PRAGMA user_version = " G_STRINGIFY(CS_LEDGER_SCHEMA_VERSION_NEXT));
 	snapshot_take(&snap, f->path);
 	ledger = cs_ledger_open(f->path, f->vault, 1000, &error);
 	g_assert_null(ledger);
 	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
-	expected =
-	    g_strdup_printf("%s: schema version 4 is newer than this certseald knows (3)", f->path);
+	expected = g_strdup_printf("%s: schema version %d is newer than this certseald knows (%d)",
+				   f->path, CS_LEDGER_SCHEMA_VERSION + 1, CS_LEDGER_SCHEMA_VERSION);
 	g_assert_cmpstr(error->message, ==, expected);
 	snapshot_assert_unchanged(&snap, f->path);
 }
