@@ -1,6 +1,6 @@
 /*
  * office-plugin.c — a test flow of kind "officeflow" whose steps wait for the office:
- * draft → submit (applicant) → unpaid → pay (gateway) → in_review → approve|reject
+ * draft → confirm (applicant) → unpaid → pay (gateway) → in_review → approve|reject
  * (reviewer) → approved → make (maker) → made → ship (shipper) → shipped → deliver
  * (shipper) → completed; refund (cashier) from in_review.
  *
@@ -24,7 +24,7 @@ static const CsFieldSpec fields[] = {
 };
 
 static const CsTransition transitions[] = {
-    {"submit", "draft", "unpaid", CS_ACTOR_DESKTOP, CS_TRANSITION_NEEDS_FIELDS},
+    {"confirm", "draft", "unpaid", CS_ACTOR_DESKTOP, CS_TRANSITION_NEEDS_FIELDS},
     {"pay", "unpaid", "in_review", CS_ACTOR_GATEWAY, 0},
     {"approve", "in_review", "approved", CS_ACTOR_REVIEWER, 0},
     {"reject", "in_review", "rejected", CS_ACTOR_REVIEWER, 0},
