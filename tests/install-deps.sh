@@ -8,6 +8,7 @@ packages=(
   libglib2.0-dev libsystemd-dev libsqlite3-dev libssl-dev
   dbus systemd sqlite3 valgrind
   python3 python3-dbus python3-gi python3-pytest
+  libzmq3-dev libjson-glib-dev python3-zmq python3-cryptography clang libclang-rt-14-dev
 )
 
 missing=()
