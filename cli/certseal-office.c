@@ -113,12 +113,14 @@ read_info(Office *o, GError **error)
 	}
 	path = g_build_filename(o->state_dir, "office", "info.json", NULL);
 	if (!json_parser_load_from_file(parser, path, error)) {
-		g_prefix_error(error, "%s (is certseald running with this state directory?): ", path);
+		g_prefix_error(error,
+			       "%s (is certseald running with this state directory?): ", path);
 		return FALSE;
 	}
 	info = json_node_get_object(json_parser_get_root(parser));
 	if (o->endpoint == NULL)
-		o->endpoint = g_strdup(json_object_get_string_member_with_default(info, "endpoint", ""));
+		o->endpoint =
+		    g_strdup(json_object_get_string_member_with_default(info, "endpoint", ""));
 	if (o->server_key == NULL)
 		o->server_key = g_strdup(
 		    json_object_get_string_member_with_default(info, "server_public_key", ""));
@@ -134,8 +136,9 @@ connect_office(Office *o, GError **error)
 
 	if (!read_info(o, error))
 		return FALSE;
-	key_file = o->key_file != NULL ? g_strdup(o->key_file)
-				       : g_build_filename(o->state_dir, "office", "admin.key", NULL);
+	key_file = o->key_file != NULL
+		       ? g_strdup(o->key_file)
+		       : g_build_filename(o->state_dir, "office", "admin.key", NULL);
 	if (!cs_office_key_file_read(key_file, pub, sec, error))
 		return FALSE;
 	o->ctx = zmq_ctx_new();
@@ -189,7 +192,8 @@ receive(Office *o, int timeout_ms, char **verb, JsonNode **body)
 	}
 	*verb = g_strdup(frames->len > 1 ? g_ptr_array_index(frames, 1) : "");
 	*body = NULL;
-	if (frames->len > 2 && json_parser_load_from_data(parser, g_ptr_array_index(frames, 2), -1, NULL))
+	if (frames->len > 2 &&
+	    json_parser_load_from_data(parser, g_ptr_array_index(frames, 2), -1, NULL))
 		*body = json_node_ref(json_parser_get_root(parser));
 	g_ptr_array_unref(frames);
 	return TRUE;
@@ -206,7 +210,8 @@ call(Office *o, const char *method, JsonObject *params, int *exit_code)
 
 	json_object_set_int_member(body, "id", id);
 	json_object_set_string_member(body, "method", method);
-	json_object_set_object_member(body, "params", params != NULL ? json_object_ref(params) : json_object_new());
+	json_object_set_object_member(body, "params",
+				      params != NULL ? json_object_ref(params) : json_object_new());
 	json_node_init_object(node, body);
 	if (!send_frames(o, "CALL", node)) {
 		*exit_code = fail(o, "Unavailable", "cannot send to the daemon");
@@ -219,9 +224,10 @@ call(Office *o, const char *method, JsonObject *params, int *exit_code)
 		int left = (int)((deadline - g_get_monotonic_time()) / 1000);
 
 		if (left <= 0 || !receive(o, left, &verb, &reply)) {
-			*exit_code = fail(o, "Unavailable",
-					  "no answer from the daemon (not running, or this key is not "
-					  "on its allow-list)");
+			*exit_code =
+			    fail(o, "Unavailable",
+				 "no answer from the daemon (not running, or this key is not "
+				 "on its allow-list)");
 			return NULL;
 		}
 		if (reply == NULL || !JSON_NODE_HOLDS_OBJECT(reply))
@@ -230,8 +236,9 @@ call(Office *o, const char *method, JsonObject *params, int *exit_code)
 		if (json_object_get_int_member_with_default(r, "id", -1) != id)
 			continue; /* a HEARTBEAT or a late answer */
 		if (g_strcmp0(verb, "ERROR") == 0) {
-			*exit_code = fail(o, json_object_get_string_member_with_default(r, "code", "Internal"),
-					  json_object_get_string_member_with_default(r, "message", ""));
+			*exit_code = fail(
+			    o, json_object_get_string_member_with_default(r, "code", "Internal"),
+			    json_object_get_string_member_with_default(r, "message", ""));
 			return NULL;
 		}
 		if (!json_object_has_member(r, "result")) {
@@ -283,7 +290,8 @@ claim_and_finish(Office *o, const char *order_id, const char *service, JsonObjec
 	task = call(o, "task.claim", claim, &code);
 	if (task == NULL)
 		return code;
-	lease = json_object_get_string_member_with_default(json_node_get_object(task), "lease", NULL);
+	lease =
+	    json_object_get_string_member_with_default(json_node_get_object(task), "lease", NULL);
 	if (lease == NULL)
 		return fail(o, "Internal", "task.claim returned no lease");
 	json_object_set_string_member(done, "lease", lease);
@@ -327,7 +335,8 @@ cmd_pay_notify(Office *o, int argc, char **argv)
 		json_object_set_string_member(p, "form", g_strstrip(form));
 	} else if (g_strcmp0(channel, "wechat") == 0) {
 		g_autofree char *headers = read_file_arg(o, opt(argc, argv, "--headers"), &code);
-		g_autofree char *body = headers != NULL ? read_file_arg(o, opt(argc, argv, "--body"), &code) : NULL;
+		g_autofree char *body =
+		    headers != NULL ? read_file_arg(o, opt(argc, argv, "--body"), &code) : NULL;
 		g_autoptr(JsonParser) parser = json_parser_new();
 		JsonNode *root;
 
@@ -336,7 +345,8 @@ cmd_pay_notify(Office *o, int argc, char **argv)
 		if (!json_parser_load_from_data(parser, headers, -1, NULL) ||
 		    (root = json_parser_get_root(parser)) == NULL || !JSON_NODE_HOLDS_OBJECT(root))
 			return fail(o, "InvalidInput", "--headers: not a JSON object");
-		json_object_set_object_member(p, "headers", json_object_ref(json_node_get_object(root)));
+		json_object_set_object_member(p, "headers",
+					      json_object_ref(json_node_get_object(root)));
 		json_object_set_string_member(p, "body", body);
 	} else {
 		return usage();
@@ -364,10 +374,11 @@ cmd_keygen(Office *o, int argc, char **argv)
 	if (o->json) {
 		printf("{\"public_key\":\"%s\",\"key_file\":\"%s\"}\n", pub, output);
 	} else {
-		printf("# Key pair written to %s (keep it secret). Allow it with office.d/<name>.conf:\n",
+		printf("# Key pair written to %s (keep it secret). Allow it with "
+		       "office.d/<name>.conf:\n",
 		       output);
-		printf("[worker]\nkey = %s\nuser = %s\nroles = %s\n", pub, user != NULL ? user : "NAME",
-		       roles != NULL ? roles : "reviewer");
+		printf("[worker]\nkey = %s\nuser = %s\nroles = %s\n", pub,
+		       user != NULL ? user : "NAME", roles != NULL ? roles : "reviewer");
 	}
 	return 0;
 }
@@ -389,7 +400,8 @@ cmd_work(Office *o, int argc, char **argv)
 
 	if (service == NULL)
 		return usage();
-	if (max_text != NULL && !g_ascii_string_to_unsigned(max_text, 10, 1, G_MAXUINT32, &max, NULL))
+	if (max_text != NULL &&
+	    !g_ascii_string_to_unsigned(max_text, 10, 1, G_MAXUINT32, &max, NULL))
 		return usage();
 	if (hb_text != NULL && !g_ascii_string_to_unsigned(hb_text, 10, 10, 600000, &hb, NULL))
 		return usage();
@@ -412,26 +424,30 @@ cmd_work(Office *o, int argc, char **argv)
 			next_beat = g_get_monotonic_time() + (gint64)hb * 1000;
 			continue;
 		}
-		if (!receive(o, wait, &verb, &body) || body == NULL || !JSON_NODE_HOLDS_OBJECT(body))
+		if (!receive(o, wait, &verb, &body) || body == NULL ||
+		    !JSON_NODE_HOLDS_OBJECT(body))
 			continue;
 		if (g_strcmp0(verb, "TASK") == 0) {
 			JsonObject *task = json_node_get_object(body);
 			g_autoptr(JsonObject) done = json_object_new();
 			g_autoptr(JsonNode) done_node = json_node_alloc();
 			JsonObject *result = result_text != NULL
-						 ? json_object_ref(json_node_get_object(json_parser_get_root(parser)))
+						 ? json_object_ref(json_node_get_object(
+						       json_parser_get_root(parser)))
 						 : json_object_new();
 
 			print_node(o, body);
-			json_object_set_string_member(done, "lease",
-						      json_object_get_string_member_with_default(task, "lease", ""));
+			json_object_set_string_member(
+			    done, "lease",
+			    json_object_get_string_member_with_default(task, "lease", ""));
 			json_object_set_object_member(done, "result", result);
 			json_node_init_object(done_node, done);
 			send_frames(o, "DONE", done_node);
 			served++;
 		} else if (g_strcmp0(verb, "ERROR") == 0) {
 			print_node(o, body);
-			if (g_strcmp0(json_object_get_string_member_with_default(json_node_get_object(body), "code", ""),
+			if (g_strcmp0(json_object_get_string_member_with_default(
+					  json_node_get_object(body), "code", ""),
 				      "AccessDenied") == 0)
 				return EXIT_REFUSED;
 		}
@@ -478,9 +494,11 @@ run_command(Office *o, int argc, char **argv)
 			return code;
 		ro = json_node_get_object(r);
 		for (guint i = 0; i < 3; i++) {
-			static const char *const keys[] = {"endpoint", "events_endpoint", "server_public_key"};
-			json_object_set_string_member(out, keys[i],
-						      json_object_get_string_member_with_default(ro, keys[i], ""));
+			static const char *const keys[] = {"endpoint", "events_endpoint",
+							   "server_public_key"};
+			json_object_set_string_member(
+			    out, keys[i],
+			    json_object_get_string_member_with_default(ro, keys[i], ""));
 		}
 		json_node_init_object(n, out);
 		print_node(o, n);
@@ -500,8 +518,8 @@ run_command(Office *o, int argc, char **argv)
 		p = params1("service", "review");
 		return call_print(o, "task.next", p);
 	}
-	if (g_strcmp0(cmd, "review") == 0 && (g_strcmp0(sub, "approve") == 0 || g_strcmp0(sub, "reject") == 0) &&
-	    argc > 2) {
+	if (g_strcmp0(cmd, "review") == 0 &&
+	    (g_strcmp0(sub, "approve") == 0 || g_strcmp0(sub, "reject") == 0) && argc > 2) {
 		const char *note = opt(argc, argv, "--note");
 		if (g_strcmp0(sub, "reject") == 0 && note == NULL)
 			return usage();
@@ -540,16 +558,19 @@ run_command(Office *o, int argc, char **argv)
 		if (r == NULL)
 			return code;
 		print_node(o, r);
-		return json_object_get_boolean_member_with_default(json_node_get_object(r), "ok", FALSE)
+		return json_object_get_boolean_member_with_default(json_node_get_object(r), "ok",
+								   FALSE)
 			   ? 0
 			   : EXIT_REFUSED;
 	}
-	if (g_strcmp0(cmd, "ca") == 0 && (g_strcmp0(sub, "export") == 0 || g_strcmp0(sub, "crl") == 0)) {
+	if (g_strcmp0(cmd, "ca") == 0 &&
+	    (g_strcmp0(sub, "export") == 0 || g_strcmp0(sub, "crl") == 0)) {
 		g_autofree char *method = g_strdup_printf("ca.%s", sub);
 		p = params1("vendor", opt(argc, argv, "--vendor"));
 		return call_print(o, method, p);
 	}
-	if ((g_strcmp0(cmd, "sms") == 0 || g_strcmp0(cmd, "mail") == 0) && g_strcmp0(sub, "outbox") == 0) {
+	if ((g_strcmp0(cmd, "sms") == 0 || g_strcmp0(cmd, "mail") == 0) &&
+	    g_strcmp0(sub, "outbox") == 0) {
 		p = params1("service", cmd);
 		return call_print(o, "outbox.list", p);
 	}

@@ -37,11 +37,14 @@ cs_office_key_is_valid(const char *key)
 }
 
 gboolean
-cs_office_key_file_write(const char *path, const char *public_key, const char *secret_key, GError **error)
+cs_office_key_file_write(const char *path,
+			 const char *public_key,
+			 const char *secret_key,
+			 GError **error)
 {
 	g_autofree char *tmp = g_strdup_printf("%s.tmp", path);
-	g_autofree char *text = g_strdup_printf("[worker]\npublic = %s\nsecret = %s\n", public_key,
-						secret_key);
+	g_autofree char *text =
+	    g_strdup_printf("[worker]\npublic = %s\nsecret = %s\n", public_key, secret_key);
 	gsize len = strlen(text);
 	int fd;
 

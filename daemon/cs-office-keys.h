@@ -26,10 +26,8 @@ gboolean cs_office_key_file_write(const char *path,
 				  GError **error);
 /* Read a key file; @secret_key may be NULL when only the public key is wanted. Refuses
  * a file holding a secret that group or others can read. */
-gboolean cs_office_key_file_read(const char *path,
-				 char public_key[41],
-				 char secret_key[41],
-				 GError **error);
+gboolean
+cs_office_key_file_read(const char *path, char public_key[41], char secret_key[41], GError **error);
 /* Is @key 40 characters of Z85 that decode to 32 bytes? */
 gboolean cs_office_key_is_valid(const char *key);
 

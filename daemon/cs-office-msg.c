@@ -15,9 +15,8 @@
 #include "cs-office-msg.h"
 
 static const char *const verb_names[CS_OFFICE_N_VERBS] = {
-    [CS_OFFICE_READY] = "READY",   [CS_OFFICE_TASK] = "TASK",
-    [CS_OFFICE_DONE] = "DONE",     [CS_OFFICE_FAIL] = "FAIL",
-    [CS_OFFICE_HEARTBEAT] = "HEARTBEAT", [CS_OFFICE_CALL] = "CALL",
+    [CS_OFFICE_READY] = "READY",   [CS_OFFICE_TASK] = "TASK",		[CS_OFFICE_DONE] = "DONE",
+    [CS_OFFICE_FAIL] = "FAIL",	   [CS_OFFICE_HEARTBEAT] = "HEARTBEAT", [CS_OFFICE_CALL] = "CALL",
     [CS_OFFICE_RESULT] = "RESULT", [CS_OFFICE_ERROR] = "ERROR",
 };
 
@@ -28,10 +27,10 @@ static const char *const call_members[] = {"method", NULL};
 static const char *const no_members[] = {NULL};
 
 static const char *const *const required_members[CS_OFFICE_N_VERBS] = {
-    [CS_OFFICE_READY] = ready_members,  [CS_OFFICE_TASK] = lease_members,
-    [CS_OFFICE_DONE] = lease_members,   [CS_OFFICE_FAIL] = lease_members,
+    [CS_OFFICE_READY] = ready_members,	[CS_OFFICE_TASK] = lease_members,
+    [CS_OFFICE_DONE] = lease_members,	[CS_OFFICE_FAIL] = lease_members,
     [CS_OFFICE_HEARTBEAT] = no_members, [CS_OFFICE_CALL] = call_members,
-    [CS_OFFICE_RESULT] = no_members,    [CS_OFFICE_ERROR] = no_members,
+    [CS_OFFICE_RESULT] = no_members,	[CS_OFFICE_ERROR] = no_members,
 };
 
 void
@@ -81,7 +80,8 @@ parse_body(GBytes *frame, GError **error)
 
 	if (len > CS_OFFICE_MAX_BODY) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "body: %" G_GSIZE_FORMAT " bytes, more than %d", len, CS_OFFICE_MAX_BODY);
+			    "body: %" G_GSIZE_FORMAT " bytes, more than %d", len,
+			    CS_OFFICE_MAX_BODY);
 		return NULL;
 	}
 	if (len == 0 || !g_utf8_validate_len(data, len, NULL)) {
@@ -147,8 +147,8 @@ cs_office_msg_parse(GBytes *const *frames, guint n, GError **error)
 		msg->root = json_node_init_object(json_node_alloc(), json_object_new());
 		json_object_unref(json_node_get_object(msg->root));
 	} else {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "missing frames: %s needs a body",
-			    verb_names[msg->verb]);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "missing frames: %s needs a body", verb_names[msg->verb]);
 		return NULL;
 	}
 	msg->body = json_node_get_object(msg->root);
@@ -156,8 +156,8 @@ cs_office_msg_parse(GBytes *const *frames, guint n, GError **error)
 	for (guint i = 0; members[i] != NULL; i++) {
 		if (cs_office_body_get_string(msg->body, members[i]) == NULL) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "body: %s needs the string member \"%s\"", verb_names[msg->verb],
-				    members[i]);
+				    "body: %s needs the string member \"%s\"",
+				    verb_names[msg->verb], members[i]);
 			return NULL;
 		}
 	}

@@ -33,7 +33,7 @@ typedef enum {
 
 typedef struct {
 	CsOfficeVerb verb;
-	JsonNode *root;   /* an object node, {} when the body was absent */
+	JsonNode *root;	  /* an object node, {} when the body was absent */
 	JsonObject *body; /* borrowed from root */
 } CsOfficeMsg;
 

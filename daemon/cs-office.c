@@ -31,7 +31,8 @@
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "certseal"
 #define OFFICE_READ_ROLES                                                                          \
-	(CS_ACTOR_REVIEWER | CS_ACTOR_MAKER | CS_ACTOR_SHIPPER | CS_ACTOR_CASHIER | CS_ACTOR_AUDITOR)
+	(CS_ACTOR_REVIEWER | CS_ACTOR_MAKER | CS_ACTOR_SHIPPER | CS_ACTOR_CASHIER |                \
+	 CS_ACTOR_AUDITOR)
 #define ANY_ROLE 0xffffu
 #define SANDBOX_BATCH 100
 
@@ -83,9 +84,8 @@ static const struct {
 	const char *name;
 	guint bit;
 } role_names[] = {
-    {"reviewer", CS_ACTOR_REVIEWER}, {"maker", CS_ACTOR_MAKER},
-    {"shipper", CS_ACTOR_SHIPPER},   {"cashier", CS_ACTOR_CASHIER},
-    {"auditor", CS_ACTOR_AUDITOR},   {"admin", CS_ACTOR_ADMIN},
+    {"reviewer", CS_ACTOR_REVIEWER}, {"maker", CS_ACTOR_MAKER},	    {"shipper", CS_ACTOR_SHIPPER},
+    {"cashier", CS_ACTOR_CASHIER},   {"auditor", CS_ACTOR_AUDITOR}, {"admin", CS_ACTOR_ADMIN},
     {"gateway", CS_ACTOR_GATEWAY},
 };
 
@@ -237,7 +237,8 @@ load_workers(CsOffice *self, GError **error)
 		return FALSE;
 	while ((name = g_dir_read_name(dir)) != NULL) {
 		if (g_str_has_suffix(name, ".conf"))
-			g_ptr_array_add(names, g_build_filename(self->config->office_dir, name, NULL));
+			g_ptr_array_add(names,
+					g_build_filename(self->config->office_dir, name, NULL));
 	}
 	for (guint i = 0; i < names->len; i++) {
 		if (!load_worker(self, g_ptr_array_index(names, i), error))
@@ -280,7 +281,8 @@ send_error(CsOffice *self, GBytes *identity, const char *key, JsonNode *ref, con
 {
 	g_autoptr(JsonObject) body = json_object_new();
 
-	json_object_set_member(body, key, ref != NULL ? json_node_copy(ref) : json_node_new(JSON_NODE_NULL));
+	json_object_set_member(body, key,
+			       ref != NULL ? json_node_copy(ref) : json_node_new(JSON_NODE_NULL));
 	json_object_set_string_member(body, "code", error_code_name(error));
 	json_object_set_string_member(body, "message", error->message);
 	send_to(self, identity, CS_OFFICE_ERROR, body);
@@ -347,7 +349,8 @@ dispatch_sandbox(CsOffice *self, const char *service)
 {
 	for (guint i = 0; i < SANDBOX_BATCH; i++) {
 		g_autoptr(GError) error = NULL;
-		g_autoptr(CsTask) task = cs_tasks_lease_next(self->tasks, service, "sandbox", &error);
+		g_autoptr(CsTask) task =
+		    cs_tasks_lease_next(self->tasks, service, "sandbox", &error);
 
 		if (task == NULL) {
 			if (error != NULL)
@@ -371,7 +374,8 @@ dispatch_service(CsOffice *self, const char *service)
 
 	while ((peer = pick_idle_peer(self, service, &any_ready)) != NULL) {
 		g_autoptr(GError) error = NULL;
-		g_autoptr(CsTask) task = cs_tasks_lease_next(self->tasks, service, peer->user, &error);
+		g_autoptr(CsTask) task =
+		    cs_tasks_lease_next(self->tasks, service, peer->user, &error);
 		g_autoptr(JsonObject) body = NULL;
 		Lease *l;
 
@@ -398,7 +402,7 @@ dispatch_all(gpointer user_data)
 {
 	CsOffice *self = user_data;
 	static const char *const all[] = {"review", "make", "ship", "deliver", "cashier",
-					  "sms", "mail", "idv", "bank"};
+					  "sms",    "mail", "idv",  "bank"};
 
 	self->dispatch_id = 0;
 	for (guint i = 0; i < G_N_ELEMENTS(all); i++)
@@ -425,7 +429,8 @@ on_tick(gpointer user_data)
 {
 	CsOffice *self = user_data;
 	gint64 now = g_get_monotonic_time();
-	gint64 silence = (gint64)self->config->office_heartbeat_ms * self->config->office_liveness * 1000;
+	gint64 silence =
+	    (gint64)self->config->office_heartbeat_ms * self->config->office_liveness * 1000;
 	g_autoptr(GPtrArray) dead = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GPtrArray) expired = g_ptr_array_new_with_free_func(g_free);
 	GHashTableIter iter;
@@ -490,7 +495,8 @@ static void
 lease_finished(CsOffice *self, const char *lease)
 {
 	Lease *l = g_hash_table_lookup(self->leases, lease);
-	Peer *p = l != NULL && l->peer_key != NULL ? g_hash_table_lookup(self->peers, l->peer_key) : NULL;
+	Peer *p =
+	    l != NULL && l->peer_key != NULL ? g_hash_table_lookup(self->peers, l->peer_key) : NULL;
 
 	if (p != NULL && g_strcmp0(p->lease, lease) == 0)
 		peer_set_idle(p);
@@ -499,7 +505,13 @@ lease_finished(CsOffice *self, const char *lease)
 }
 
 static gboolean
-finish_lease(CsOffice *self, Peer *peer, const char *lease, JsonObject *result, const char *reason, gboolean done, GError **error)
+finish_lease(CsOffice *self,
+	     Peer *peer,
+	     const char *lease,
+	     JsonObject *result,
+	     const char *reason,
+	     gboolean done,
+	     GError **error)
 {
 	CsRequest request = peer_request(peer);
 	gboolean ok;
@@ -537,8 +549,8 @@ handle_done(CsOffice *self, Peer *peer, CsOfficeMsg *msg, gboolean done)
 
 	if (!finish_lease(self, peer, lease, member_object(msg->body, "result"),
 			  cs_office_body_get_string(msg->body, "error"), done, &error)) {
-		send_error(self, peer->identity, "lease", json_object_get_member(msg->body, "lease"),
-			   error);
+		send_error(self, peer->identity, "lease",
+			   json_object_get_member(msg->body, "lease"), error);
 		return;
 	}
 	json_object_set_string_member(reply, "lease", lease);
@@ -556,8 +568,8 @@ handle_ready(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 	if (!cs_tasks_may_serve(&request, service)) {
 		g_autoptr(GError) error = g_error_new(CS_ERROR, CS_ERROR_ACCESS_DENIED,
 						      "%s may not serve '%s'", peer->user, service);
-		send_error(self, peer->identity, "service", json_object_get_member(msg->body, "service"),
-			   error);
+		send_error(self, peer->identity, "service",
+			   json_object_get_member(msg->body, "service"), error);
 		return;
 	}
 	g_free(peer->service);
@@ -578,7 +590,8 @@ handle_heartbeat(CsOffice *self, Peer *peer)
 	g_hash_table_iter_init(&iter, self->leases);
 	while (g_hash_table_iter_next(&iter, NULL, &value)) {
 		Lease *l = value;
-		if (l->peer_key == NULL && g_strcmp0(l->user, peer->user) == 0 && l->expires > g_get_monotonic_time())
+		if (l->peer_key == NULL && g_strcmp0(l->user, peer->user) == 0 &&
+		    l->expires > g_get_monotonic_time())
 			l->expires = until;
 	}
 }
@@ -617,7 +630,8 @@ order_summary(CsEngine *engine, CsOrder *order)
 
 	json_object_set_string_member(o, "id", order->id);
 	json_object_set_string_member(o, "kind", order->kind);
-	json_object_set_string_member(o, "subject_type", cs_subject_type_to_string(order->subject_type));
+	json_object_set_string_member(o, "subject_type",
+				      cs_subject_type_to_string(order->subject_type));
 	json_object_set_string_member(o, "vendor", order->vendor);
 	json_object_set_string_member(o, "state", order->state);
 	json_object_set_int_member(o, "amount_fen", (gint64)cs_engine_amount_fen(engine, order));
@@ -631,7 +645,8 @@ m_orders_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 {
 	const char *state = cs_office_body_get_string(params, "state");
 	const char *kind = cs_office_body_get_string(params, "kind");
-	g_autoptr(GPtrArray) ids = cs_ledger_list_orders(cs_engine_get_ledger(self->engine), state, error);
+	g_autoptr(GPtrArray) ids =
+	    cs_ledger_list_orders(cs_engine_get_ledger(self->engine), state, error);
 	JsonArray *a;
 	JsonNode *n;
 
@@ -677,7 +692,8 @@ m_orders_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	g_variant_iter_init(&iter, order->fields);
 	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
 		if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
-			json_object_set_string_member(fields, name, g_variant_get_string(value, NULL));
+			json_object_set_string_member(fields, name,
+						      g_variant_get_string(value, NULL));
 		g_variant_unref(value);
 	}
 	json_object_set_object_member(o, "fields", fields);
@@ -836,7 +852,8 @@ m_task_secret(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 
 	if (lease == NULL || lookup_lease(self, peer, lease, error) == NULL) {
 		if (lease == NULL)
-			g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "lease: required");
+			g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "lease: required");
 		return NULL;
 	}
 	secret = cs_tasks_open_secret(self->tasks, lease, error);
@@ -852,8 +869,9 @@ m_task_secret(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 static JsonNode *
 m_tasks_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 {
-	g_autoptr(GPtrArray) tasks = cs_tasks_list(self->tasks, cs_office_body_get_string(params, "state"),
-						   cs_office_body_get_string(params, "service"), error);
+	g_autoptr(GPtrArray) tasks =
+	    cs_tasks_list(self->tasks, cs_office_body_get_string(params, "state"),
+			  cs_office_body_get_string(params, "service"), error);
 	JsonArray *a;
 	JsonNode *n;
 
@@ -877,7 +895,8 @@ m_payment_notify(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	g_autofree char *order_id = NULL;
 	JsonObject *o;
 
-	if (!cs_payment_notify(self->engine, self->payment_keys, params, &applied, &order_id, error))
+	if (!cs_payment_notify(self->engine, self->payment_keys, params, &applied, &order_id,
+			       error))
 		return NULL;
 	o = json_object_new();
 	json_object_set_string_member(o, "order_id", order_id);
@@ -927,8 +946,9 @@ m_ledger_verify(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 static JsonNode *
 m_ca_unavailable(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 {
-	g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
-			    "the CA is not part of this daemon yet: ca.export and ca.crl are unavailable");
+	g_set_error_literal(
+	    error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+	    "the CA is not part of this daemon yet: ca.export and ca.crl are unavailable");
 	return NULL;
 }
 
@@ -1001,7 +1021,8 @@ handle_call(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 			found = (int)i;
 	}
 	if (found < 0) {
-		error = g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT, "method: unknown '%s'", method);
+		error =
+		    g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT, "method: unknown '%s'", method);
 	} else if (methods[found].roles != ANY_ROLE &&
 		   (peer->roles & (methods[found].roles | CS_ACTOR_ADMIN)) == 0) {
 		error = g_error_new(CS_ERROR, CS_ERROR_ACCESS_DENIED, "%s: %s lacks the role",
@@ -1018,7 +1039,8 @@ handle_call(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 		send_error(self, peer->identity, "id", id, error);
 	} else {
 		g_autoptr(JsonObject) reply = json_object_new();
-		json_object_set_member(reply, "id", id != NULL ? json_node_copy(id) : json_node_new(JSON_NODE_NULL));
+		json_object_set_member(
+		    reply, "id", id != NULL ? json_node_copy(id) : json_node_new(JSON_NODE_NULL));
 		json_object_set_member(reply, "result", g_steal_pointer(&result));
 		send_to(self, peer->identity, CS_OFFICE_RESULT, reply);
 	}
@@ -1132,8 +1154,8 @@ on_zap(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data)
 		return; /* a REP socket must still answer: libzmq only sends well-formed ones */
 	}
 	mechanism = g_ptr_array_index(frames, 5);
-	if (g_bytes_get_size(mechanism) == 5 && memcmp(g_bytes_get_data(mechanism, NULL), "CURVE", 5) == 0 &&
-	    frames->len >= 7) {
+	if (g_bytes_get_size(mechanism) == 5 &&
+	    memcmp(g_bytes_get_data(mechanism, NULL), "CURVE", 5) == 0 && frames->len >= 7) {
 		credentials = g_ptr_array_index(frames, 6);
 		key = g_bytes_get_data(credentials, &len);
 		if (len == 32 && zmq_z85_encode(z85, key, 32) != NULL &&
@@ -1171,9 +1193,8 @@ setup_server_socket(CsOffice *self, void *socket, const char *server_secret, GEr
 	zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
 	if (zmq_setsockopt(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0)
 		return zmq_failed(error, "setting the ZAP domain of", NULL);
-	if (self->curve &&
-	    (zmq_setsockopt(socket, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
-	     zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, server_secret, 40) != 0))
+	if (self->curve && (zmq_setsockopt(socket, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+			    zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, server_secret, 40) != 0))
 		return zmq_failed(error, "enabling CURVE on", NULL);
 	/* A bigger message disconnects its sender before it is read whole. */
 	if (zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0)
@@ -1193,7 +1214,8 @@ write_info(CsOffice *self, const char *dir, GError **error)
 	json_object_set_string_member(o, "server_public_key", self->server_public);
 	json_object_set_boolean_member(o, "curve", self->curve);
 	text = cs_office_body_to_string(o);
-	return g_file_set_contents_full(path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644, error);
+	return g_file_set_contents_full(path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644,
+					error);
 }
 
 static gboolean
@@ -1235,20 +1257,25 @@ cs_office_new(CsEngine *engine, CsVault *vault, const char *state_dir, GError **
 	self->engine = engine;
 	self->config = cs_engine_get_config(engine);
 	self->curve = self->config->office_curve;
-	self->workers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)worker_free);
-	self->peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)peer_free);
-	self->leases = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)lease_free);
-	self->endpoint = self->config->office_endpoint != NULL && *self->config->office_endpoint != '\0'
-			     ? g_strdup(self->config->office_endpoint)
-			     : cs_office_default_endpoint(state_dir);
-	self->events_endpoint =
-	    self->config->office_events_endpoint != NULL && *self->config->office_events_endpoint != '\0'
-		? g_strdup(self->config->office_events_endpoint)
-		: cs_office_default_events_endpoint(self->endpoint);
+	self->workers =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)worker_free);
+	self->peers =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)peer_free);
+	self->leases =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)lease_free);
+	self->endpoint =
+	    self->config->office_endpoint != NULL && *self->config->office_endpoint != '\0'
+		? g_strdup(self->config->office_endpoint)
+		: cs_office_default_endpoint(state_dir);
+	self->events_endpoint = self->config->office_events_endpoint != NULL &&
+					*self->config->office_events_endpoint != '\0'
+				    ? g_strdup(self->config->office_events_endpoint)
+				    : cs_office_default_events_endpoint(self->endpoint);
 	if (!check_endpoints(self, error))
 		return NULL;
 	if (g_mkdir_with_parents(dir, 0700) != 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "office: %s: %s", dir, g_strerror(errno));
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "office: %s: %s", dir,
+			    g_strerror(errno));
 		return NULL;
 	}
 	if (!ensure_key(dir, "server.key", self->server_public, server_secret, error) ||
@@ -1275,8 +1302,7 @@ cs_office_new(CsEngine *engine, CsVault *vault, const char *state_dir, GError **
 	 * nobody checks. */
 	self->zap = zmq_socket(self->ctx, ZMQ_REP);
 	zmq_setsockopt(self->zap, ZMQ_LINGER, &(int){0}, sizeof(int));
-	if (zmq_bind(self->zap, ZAP_ENDPOINT) != 0)
-		{
+	if (zmq_bind(self->zap, ZAP_ENDPOINT) != 0) {
 		zmq_failed(error, "binding the ZAP handler at", ZAP_ENDPOINT);
 		return NULL;
 	}
@@ -1289,13 +1315,11 @@ cs_office_new(CsEngine *engine, CsVault *vault, const char *state_dir, GError **
 	    !setup_server_socket(self, self->pub, server_secret, error))
 		return NULL;
 	memset(server_secret, 0, sizeof(server_secret));
-	if (zmq_bind(self->router, self->endpoint) != 0)
-		{
+	if (zmq_bind(self->router, self->endpoint) != 0) {
 		zmq_failed(error, "binding", self->endpoint);
 		return NULL;
 	}
-	if (zmq_bind(self->pub, self->events_endpoint) != 0)
-		{
+	if (zmq_bind(self->pub, self->events_endpoint) != 0) {
 		zmq_failed(error, "binding", self->events_endpoint);
 		return NULL;
 	}

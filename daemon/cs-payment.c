@@ -100,7 +100,8 @@ cs_payment_keys_load(CsConfig *config, GError **error)
 			len--;
 		if (len != sizeof(keys->apiv3_key)) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "%s: the APIv3 key must be 32 bytes", config->wechat_apiv3_key_file);
+				    "%s: the APIv3 key must be 32 bytes",
+				    config->wechat_apiv3_key_file);
 			return NULL;
 		}
 		memcpy(keys->apiv3_key, data, len);
@@ -124,8 +125,7 @@ cs_payment_keys_free(CsPaymentKeys *keys)
 	g_free(keys);
 }
 
-static gboolean
-refuse(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static gboolean refuse(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
 
 static gboolean
 refuse(GError **error, const char *format, ...)
@@ -172,7 +172,8 @@ parse_yuan(const char *s, guint64 *fen)
 		return FALSE;
 	if (dot != NULL) {
 		gsize n = strlen(dot + 1);
-		if (n == 0 || n > 2 || !g_ascii_string_to_unsigned(dot + 1, 10, 0, 99, &cents, NULL))
+		if (n == 0 || n > 2 ||
+		    !g_ascii_string_to_unsigned(dot + 1, 10, 0, 99, &cents, NULL))
 			return FALSE;
 		if (n == 1)
 			cents *= 10;
@@ -215,7 +216,8 @@ cs_payment_verify_alipay(CsPaymentKeys *keys, const char *form, GError **error)
 	}
 	g_hash_table_iter_init(&iter, params);
 	while (g_hash_table_iter_next(&iter, &k, &v)) {
-		if (g_strcmp0(k, "sign") == 0 || g_strcmp0(k, "sign_type") == 0 || *(char *)v == '\0')
+		if (g_strcmp0(k, "sign") == 0 || g_strcmp0(k, "sign_type") == 0 ||
+		    *(char *)v == '\0')
 			continue;
 		g_ptr_array_add(names, k);
 	}
@@ -238,7 +240,8 @@ cs_payment_verify_alipay(CsPaymentKeys *keys, const char *form, GError **error)
 	}
 	status = g_hash_table_lookup(params, "trade_status");
 	if (g_strcmp0(status, "TRADE_SUCCESS") != 0 && g_strcmp0(status, "TRADE_FINISHED") != 0) {
-		refuse(error, "trade_status: %s is not a payment", status != NULL ? status : "missing");
+		refuse(error, "trade_status: %s is not a payment",
+		       status != NULL ? status : "missing");
 		return NULL;
 	}
 	trade_no = g_hash_table_lookup(params, "trade_no");
@@ -266,7 +269,8 @@ header_get(JsonObject *headers, const char *name)
 	for (GList *l = members; l != NULL; l = l->next) {
 		if (g_ascii_strcasecmp(l->data, name) == 0) {
 			JsonNode *n = json_object_get_member(headers, l->data);
-			if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING)
+			if (JSON_NODE_HOLDS_VALUE(n) &&
+			    json_node_get_value_type(n) == G_TYPE_STRING)
 				return json_node_get_string(n);
 		}
 	}
@@ -275,7 +279,8 @@ header_get(JsonObject *headers, const char *name)
 
 /* AES-256-GCM: @ct_b64 is ciphertext ‖ 16-byte tag. */
 static char *
-wechat_decrypt(const guint8 key[32], const char *nonce, const char *aad, const char *ct_b64, GError **error)
+wechat_decrypt(
+    const guint8 key[32], const char *nonce, const char *aad, const char *ct_b64, GError **error)
 {
 	g_autoptr(EVP_CIPHER_CTX) ctx = EVP_CIPHER_CTX_new();
 	g_autofree guchar *ct = NULL;
@@ -340,7 +345,8 @@ obj_object(JsonObject *o, const char *name)
 }
 
 CsPaymentNotice *
-cs_payment_verify_wechat(CsPaymentKeys *keys, JsonObject *headers, const char *body, gint64 now_s, GError **error)
+cs_payment_verify_wechat(
+    CsPaymentKeys *keys, JsonObject *headers, const char *body, gint64 now_s, GError **error)
 {
 	g_autoptr(CsPaymentNotice) notice = g_new0(CsPaymentNotice, 1);
 	g_autoptr(GString) message = g_string_new(NULL);
@@ -361,7 +367,8 @@ cs_payment_verify_wechat(CsPaymentKeys *keys, JsonObject *headers, const char *b
 	}
 	if (ts == NULL || nonce == NULL || body == NULL ||
 	    !g_ascii_string_to_signed(ts, 10, 0, G_MAXINT64, &ts_value, NULL)) {
-		refuse(error, "headers: Wechatpay-Timestamp, Wechatpay-Nonce and a body are required");
+		refuse(error,
+		       "headers: Wechatpay-Timestamp, Wechatpay-Nonce and a body are required");
 		return NULL;
 	}
 	g_string_append_printf(message, "%s\n%s\n%s\n", ts, nonce, body);
@@ -376,7 +383,8 @@ cs_payment_verify_wechat(CsPaymentKeys *keys, JsonObject *headers, const char *b
 	if (outer == NULL)
 		return NULL;
 	resource = obj_object(outer, "resource");
-	if (resource == NULL || g_strcmp0(obj_string(resource, "algorithm"), "AEAD_AES_256_GCM") != 0) {
+	if (resource == NULL ||
+	    g_strcmp0(obj_string(resource, "algorithm"), "AEAD_AES_256_GCM") != 0) {
 		refuse(error, "resource: missing or not AEAD_AES_256_GCM");
 		return NULL;
 	}
@@ -401,8 +409,10 @@ cs_payment_verify_wechat(CsPaymentKeys *keys, JsonObject *headers, const char *b
 	total = amount != NULL ? json_object_get_member(amount, "total") : NULL;
 	if (total == NULL || !JSON_NODE_HOLDS_VALUE(total) ||
 	    json_node_get_value_type(total) != G_TYPE_INT64 || json_node_get_int(total) < 0 ||
-	    obj_string(inner, "out_trade_no") == NULL || obj_string(inner, "transaction_id") == NULL) {
-		refuse(error, "resource: amount.total, out_trade_no and transaction_id are required");
+	    obj_string(inner, "out_trade_no") == NULL ||
+	    obj_string(inner, "transaction_id") == NULL) {
+		refuse(error,
+		       "resource: amount.total, out_trade_no and transaction_id are required");
 		return NULL;
 	}
 	notice->channel = g_strdup("wechat");
@@ -421,8 +431,8 @@ already_applied(CsLedger *ledger, const char *key, gboolean *found, GError **err
 	sqlite3 *db = cs_ledger_get_db(ledger);
 	g_autoptr(sqlite3_stmt) stmt = NULL;
 
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM payments WHERE notify_key = ?1", -1,
-			       &stmt, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM payments WHERE notify_key = ?1", -1, &stmt,
+			       NULL) != SQLITE_OK) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: %s", sqlite3_errmsg(db));
 		return FALSE;
 	}
@@ -482,7 +492,8 @@ cs_payment_apply(CsEngine *engine, CsPaymentNotice *notice, gboolean *applied, G
 	due = cs_engine_amount_fen(engine, order);
 	if (notice->amount_fen != due) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "amount: %" G_GUINT64_FORMAT " fen paid, the order costs %" G_GUINT64_FORMAT,
+			    "amount: %" G_GUINT64_FORMAT
+			    " fen paid, the order costs %" G_GUINT64_FORMAT,
 			    notice->amount_fen, due);
 		return FALSE;
 	}
@@ -493,7 +504,12 @@ cs_payment_apply(CsEngine *engine, CsPaymentNotice *notice, gboolean *applied, G
 }
 
 gboolean
-cs_payment_notify(CsEngine *engine, CsPaymentKeys *keys, JsonObject *params, gboolean *applied, char **order_id_out, GError **error)
+cs_payment_notify(CsEngine *engine,
+		  CsPaymentKeys *keys,
+		  JsonObject *params,
+		  gboolean *applied,
+		  char **order_id_out,
+		  GError **error)
 {
 	const char *channel = obj_string(params, "channel");
 	g_autoptr(CsPaymentNotice) notice = NULL;

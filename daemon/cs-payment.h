@@ -21,11 +21,11 @@ G_BEGIN_DECLS
 typedef struct _CsPaymentKeys CsPaymentKeys;
 
 typedef struct {
-	char *channel;     /* alipay | wechat | sandbox */
-	char *order_id;    /* out_trade_no */
+	char *channel;	/* alipay | wechat | sandbox */
+	char *order_id; /* out_trade_no */
 	guint64 amount_fen;
-	char *trade_no;    /* the platform's transaction id */
-	char *notify_key;  /* channel:platform id — the idempotency key */
+	char *trade_no;	  /* the platform's transaction id */
+	char *notify_key; /* channel:platform id — the idempotency key */
 } CsPaymentNotice;
 
 void cs_payment_notice_free(CsPaymentNotice *notice);
@@ -41,17 +41,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsPaymentKeys, cs_payment_keys_free)
 CsPaymentNotice *cs_payment_verify_alipay(CsPaymentKeys *keys, const char *form, GError **error);
 /* Verify a WeChat Pay v3 notification; @headers maps header names (any case) to strings;
  * @now_s is the current Unix time in seconds. */
-CsPaymentNotice *cs_payment_verify_wechat(CsPaymentKeys *keys,
-					  JsonObject *headers,
-					  const char *body,
-					  gint64 now_s,
-					  GError **error);
+CsPaymentNotice *cs_payment_verify_wechat(
+    CsPaymentKeys *keys, JsonObject *headers, const char *body, gint64 now_s, GError **error);
 
 /* Check @notice against its order and apply it. *applied is FALSE for a duplicate. */
-gboolean cs_payment_apply(CsEngine *engine,
-			  CsPaymentNotice *notice,
-			  gboolean *applied,
-			  GError **error);
+gboolean
+cs_payment_apply(CsEngine *engine, CsPaymentNotice *notice, gboolean *applied, GError **error);
 
 /* The payment.notify call: verify by channel, then apply. @params as in DESIGN §3.4. */
 gboolean cs_payment_notify(CsEngine *engine,

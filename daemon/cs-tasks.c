@@ -38,14 +38,10 @@ static const struct {
 	gboolean order_service;
 	const char *action;
 } services[] = {
-    {"review", CS_ACTOR_REVIEWER, TRUE, NULL},
-    {"make", CS_ACTOR_MAKER, TRUE, "make"},
-    {"ship", CS_ACTOR_SHIPPER, TRUE, "ship"},
-    {"deliver", CS_ACTOR_SHIPPER, TRUE, "deliver"},
-    {"cashier", CS_ACTOR_CASHIER, FALSE, NULL},
-    {"sms", CS_ACTOR_GATEWAY, FALSE, NULL},
-    {"mail", CS_ACTOR_GATEWAY, FALSE, NULL},
-    {"idv", CS_ACTOR_GATEWAY, FALSE, NULL},
+    {"review", CS_ACTOR_REVIEWER, TRUE, NULL},	{"make", CS_ACTOR_MAKER, TRUE, "make"},
+    {"ship", CS_ACTOR_SHIPPER, TRUE, "ship"},	{"deliver", CS_ACTOR_SHIPPER, TRUE, "deliver"},
+    {"cashier", CS_ACTOR_CASHIER, FALSE, NULL}, {"sms", CS_ACTOR_GATEWAY, FALSE, NULL},
+    {"mail", CS_ACTOR_GATEWAY, FALSE, NULL},	{"idv", CS_ACTOR_GATEWAY, FALSE, NULL},
     {"bank", CS_ACTOR_GATEWAY, FALSE, NULL},
 };
 
@@ -307,13 +303,14 @@ cs_tasks_enqueue(CsTasks *tasks,
 }
 
 static gboolean
-has_open_task(CsTasks *tasks, const char *order_id, const char *service, gboolean *found, GError **error)
+has_open_task(
+    CsTasks *tasks, const char *order_id, const char *service, gboolean *found, GError **error)
 {
-	g_autoptr(sqlite3_stmt) stmt = prepare(
-	    tasks,
-	    "SELECT count(*) FROM tasks WHERE order_id = ?1 AND service = ?2 "
-	    "AND state IN ('queued', 'leased')",
-	    error);
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "SELECT count(*) FROM tasks WHERE order_id = ?1 AND service = ?2 "
+		    "AND state IN ('queued', 'leased')",
+		    error);
 
 	if (stmt == NULL)
 		return FALSE;
@@ -346,7 +343,8 @@ services_waiting(CsOrder *order)
 			service = "deliver";
 		else if (t->actors & CS_ACTOR_SHIPPER)
 			service = "ship";
-		if (service != NULL && !g_ptr_array_find_with_equal_func(out, service, g_str_equal, NULL))
+		if (service != NULL &&
+		    !g_ptr_array_find_with_equal_func(out, service, g_str_equal, NULL))
 			g_ptr_array_add(out, (gpointer)service);
 	}
 	return out;
@@ -408,7 +406,8 @@ reconcile(CsTasks *tasks, GError **error)
 	if (ids == NULL)
 		return FALSE;
 	for (guint i = 0; i < ids->len; i++) {
-		CsOrder *order = cs_engine_get_order(tasks->engine, g_ptr_array_index(ids, i), error);
+		CsOrder *order =
+		    cs_engine_get_order(tasks->engine, g_ptr_array_index(ids, i), error);
 		if (order == NULL)
 			return FALSE;
 		queue_order_tasks(tasks, order);
@@ -480,8 +479,8 @@ set_leased(CsTasks *tasks, CsTask *task, const char *user, GError **error)
 	if (!exec_stmt(tasks, stmt, "leasing a task", error))
 		return FALSE;
 	if (sqlite3_changes(tasks->db) != 1) {
-		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE, "task %" G_GINT64_FORMAT
-			    " is no longer queued", task->id);
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+			    "task %" G_GINT64_FORMAT " is no longer queued", task->id);
 		return FALSE;
 	}
 	g_free(task->state);
@@ -497,10 +496,11 @@ set_leased(CsTasks *tasks, CsTask *task, const char *user, GError **error)
 CsTask *
 cs_tasks_lease_next(CsTasks *tasks, const char *service, const char *user, GError **error)
 {
-	g_autoptr(sqlite3_stmt) stmt = prepare(
-	    tasks, "SELECT " TASK_COLUMNS " FROM tasks WHERE service = ?1 AND state = 'queued' "
-		   "ORDER BY id LIMIT 1",
-	    error);
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "SELECT " TASK_COLUMNS " FROM tasks WHERE service = ?1 AND state = 'queued' "
+		    "ORDER BY id LIMIT 1",
+		    error);
 	g_autoptr(CsTask) task = NULL;
 
 	if (stmt == NULL)
@@ -516,12 +516,14 @@ cs_tasks_lease_next(CsTasks *tasks, const char *service, const char *user, GErro
 }
 
 CsTask *
-cs_tasks_claim(CsTasks *tasks, const char *order_id, const char *service, const char *user, GError **error)
+cs_tasks_claim(
+    CsTasks *tasks, const char *order_id, const char *service, const char *user, GError **error)
 {
-	g_autoptr(sqlite3_stmt) stmt = prepare(
-	    tasks, "SELECT " TASK_COLUMNS " FROM tasks WHERE order_id = ?1 AND service = ?2 "
-		   "AND state IN ('queued', 'leased') ORDER BY id LIMIT 1",
-	    error);
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "SELECT " TASK_COLUMNS " FROM tasks WHERE order_id = ?1 AND service = ?2 "
+		    "AND state IN ('queued', 'leased') ORDER BY id LIMIT 1",
+		    error);
 	g_autoptr(CsTask) task = NULL;
 	g_autoptr(GError) local = NULL;
 
@@ -535,8 +537,8 @@ cs_tasks_claim(CsTasks *tasks, const char *order_id, const char *service, const 
 			g_propagate_error(error, g_steal_pointer(&local));
 			return NULL;
 		}
-		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
-			    "order %s has no open %s task", order_id, service);
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "order %s has no open %s task",
+			    order_id, service);
 		return NULL;
 	}
 	g_clear_pointer(&stmt, sqlite3_finalize);
@@ -611,11 +613,11 @@ typedef struct {
 static gboolean
 mark_done(CsTasks *tasks, const CsTask *task, const char *state, const char *result, GError **error)
 {
-	g_autoptr(sqlite3_stmt) stmt = prepare(
-	    tasks,
-	    "UPDATE tasks SET state = ?3, result = ?4, lease = NULL, updated = ?5 "
-	    "WHERE id = ?1 AND lease = ?2 AND state = 'leased'",
-	    error);
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "UPDATE tasks SET state = ?3, result = ?4, lease = NULL, updated = ?5 "
+		    "WHERE id = ?1 AND lease = ?2 AND state = 'leased'",
+		    error);
 
 	if (stmt == NULL)
 		return FALSE;
@@ -695,7 +697,13 @@ result_is_valid(int svc, JsonObject *result, GError **error)
 }
 
 static gboolean
-complete_order_task(CsTasks *tasks, const CsRequest *request, CsTask *task, int svc, JsonObject *result, const char *text, GError **error)
+complete_order_task(CsTasks *tasks,
+		    const CsRequest *request,
+		    CsTask *task,
+		    int svc,
+		    JsonObject *result,
+		    const char *text,
+		    GError **error)
 {
 	CsOrder *order = cs_engine_get_order(tasks->engine, task->order_id, error);
 	const char *action;
@@ -719,7 +727,8 @@ complete_order_task(CsTasks *tasks, const CsRequest *request, CsTask *task, int 
 }
 
 static gboolean
-complete_gateway_task(CsTasks *tasks, const CsRequest *request, CsTask *task, const char *text, GError **error)
+complete_gateway_task(
+    CsTasks *tasks, const CsRequest *request, CsTask *task, const char *text, GError **error)
 {
 	g_autofree char *actor = cs_request_to_actor(request);
 	GVariantDict data;
@@ -742,7 +751,8 @@ complete_gateway_task(CsTasks *tasks, const CsRequest *request, CsTask *task, co
 }
 
 gboolean
-cs_tasks_complete(CsTasks *tasks, const CsRequest *request, const char *lease, JsonObject *result, GError **error)
+cs_tasks_complete(
+    CsTasks *tasks, const CsRequest *request, const char *lease, JsonObject *result, GError **error)
 {
 	g_autoptr(CsTask) task = cs_tasks_get_by_lease(tasks, lease, error);
 	g_autofree char *text = NULL;
@@ -763,7 +773,8 @@ cs_tasks_complete(CsTasks *tasks, const CsRequest *request, const char *lease, J
 }
 
 gboolean
-cs_tasks_fail(CsTasks *tasks, const CsRequest *request, const char *lease, const char *reason, GError **error)
+cs_tasks_fail(
+    CsTasks *tasks, const CsRequest *request, const char *lease, const char *reason, GError **error)
 {
 	g_autoptr(CsTask) task = cs_tasks_get_by_lease(tasks, lease, error);
 	g_autoptr(JsonObject) o = json_object_new();
@@ -804,10 +815,11 @@ GPtrArray *
 cs_tasks_list(CsTasks *tasks, const char *state, const char *service, GError **error)
 {
 	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)cs_task_free);
-	g_autoptr(sqlite3_stmt) stmt = prepare(
-	    tasks, "SELECT " TASK_COLUMNS " FROM tasks WHERE (?1 IS NULL OR state = ?1) "
-		   "AND (?2 IS NULL OR service = ?2) ORDER BY id",
-	    error);
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "SELECT " TASK_COLUMNS " FROM tasks WHERE (?1 IS NULL OR state = ?1) "
+		    "AND (?2 IS NULL OR service = ?2) ORDER BY id",
+		    error);
 	int rc;
 
 	if (stmt == NULL)
@@ -838,7 +850,11 @@ cs_tasks_open_secret(CsTasks *tasks, const char *lease, GError **error)
 }
 
 gboolean
-cs_tasks_record_call(CsTasks *tasks, const CsRequest *request, const char *method, const char *order_id, GError **error)
+cs_tasks_record_call(CsTasks *tasks,
+		     const CsRequest *request,
+		     const char *method,
+		     const char *order_id,
+		     GError **error)
 {
 	g_autofree char *actor = cs_request_to_actor(request);
 	g_autoptr(GVariant) data = NULL;
@@ -888,7 +904,8 @@ check_sms_limits(CsTasks *tasks, const char *phone_hash, gint64 now, GError **er
 	}
 	if (count >= config->sms_daily_cap) {
 		g_set_error(error, CS_ERROR, CS_ERROR_RATE_LIMITED,
-			    "phone: the daily limit of %u messages is reached", config->sms_daily_cap);
+			    "phone: the daily limit of %u messages is reached",
+			    config->sms_daily_cap);
 		return FALSE;
 	}
 	return TRUE;
@@ -948,7 +965,8 @@ static char *
 render_message(CsTask *task, JsonObject *payload, GBytes *secret)
 {
 	GString *s = g_string_new(NULL);
-	const char *template_name = json_object_get_string_member_with_default(payload, "template", NULL);
+	const char *template_name =
+	    json_object_get_string_member_with_default(payload, "template", NULL);
 	const char *subject = json_object_get_string_member_with_default(payload, "subject", NULL);
 	const char *body = json_object_get_string_member_with_default(payload, "body", NULL);
 
@@ -1007,15 +1025,15 @@ cs_tasks_run_sandbox(CsTasks *tasks, const char *lease, GError **error)
 	g_autofree char *result_text = NULL;
 	JsonObject *payload;
 	const char *to;
-	CsRequest request = {.actor = CS_ACTOR_GATEWAY, .user_id = "sandbox",
-			     .roles = CS_ACTOR_GATEWAY};
+	CsRequest request = {
+	    .actor = CS_ACTOR_GATEWAY, .user_id = "sandbox", .roles = CS_ACTOR_GATEWAY};
 
 	if (task == NULL)
 		return FALSE;
 	node = parse_json(task->payload);
 	if (node == NULL || !JSON_NODE_HOLDS_OBJECT(node)) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "task %" G_GINT64_FORMAT
-			    ": payload is not an object", task->id);
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "task %" G_GINT64_FORMAT ": payload is not an object", task->id);
 		return FALSE;
 	}
 	payload = json_node_get_object(node);
@@ -1050,10 +1068,11 @@ JsonArray *
 cs_tasks_list_outbox(CsTasks *tasks, const char *service, GError **error)
 {
 	g_autoptr(JsonArray) out = json_array_new();
-	g_autoptr(sqlite3_stmt) stmt = prepare(
-	    tasks, "SELECT id, task_id, recipient, secret_ref, created FROM outbox "
-		   "WHERE service = ?1 ORDER BY id",
-	    error);
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "SELECT id, task_id, recipient, secret_ref, created FROM outbox "
+		    "WHERE service = ?1 ORDER BY id",
+		    error);
 	int rc;
 
 	if (stmt == NULL)
@@ -1061,14 +1080,14 @@ cs_tasks_list_outbox(CsTasks *tasks, const char *service, GError **error)
 	bind_str(stmt, 1, service);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		JsonObject *o = json_object_new();
-		g_autoptr(GBytes) text = cs_ledger_open_secret(tasks->ledger,
-							       sqlite3_column_int64(stmt, 3), NULL);
+		g_autoptr(GBytes) text =
+		    cs_ledger_open_secret(tasks->ledger, sqlite3_column_int64(stmt, 3), NULL);
 		json_object_set_int_member(o, "id", sqlite3_column_int64(stmt, 0));
 		json_object_set_int_member(o, "task_id", sqlite3_column_int64(stmt, 1));
 		json_object_set_string_member(o, "to", (const char *)sqlite3_column_text(stmt, 2));
 		if (text != NULL) {
-			g_autofree char *s = g_strndup(g_bytes_get_data(text, NULL),
-						       g_bytes_get_size(text));
+			g_autofree char *s =
+			    g_strndup(g_bytes_get_data(text, NULL), g_bytes_get_size(text));
 			json_object_set_string_member(o, "text", s);
 		}
 		json_object_set_int_member(o, "time", sqlite3_column_int64(stmt, 4));

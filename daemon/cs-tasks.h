@@ -32,15 +32,15 @@ typedef struct _CsTasks CsTasks;
 typedef struct {
 	gint64 id;
 	char *service;
-	char *order_id;       /* may be NULL */
+	char *order_id;	      /* may be NULL */
 	char *expected_state; /* may be NULL */
-	char *payload;        /* JSON object */
+	char *payload;	      /* JSON object */
 	gint64 secret_ref;    /* 0 when none */
-	char *state;          /* queued | leased | done | failed */
-	char *lease;          /* may be NULL */
+	char *state;	      /* queued | leased | done | failed */
+	char *lease;	      /* may be NULL */
 	char *lease_user;     /* may be NULL */
 	gint64 attempts;
-	char *result;         /* JSON, may be NULL */
+	char *result; /* JSON, may be NULL */
 	gint64 created;
 } CsTask;
 
@@ -78,11 +78,8 @@ gboolean cs_tasks_enqueue(CsTasks *tasks,
 CsTask *cs_tasks_lease_next(CsTasks *tasks, const char *service, const char *user, GError **error);
 /* Lease the open task of @service for @order_id. A task already leased by @user is
  * returned with its lease; one leased by someone else is refused (WrongState). */
-CsTask *cs_tasks_claim(CsTasks *tasks,
-		       const char *order_id,
-		       const char *service,
-		       const char *user,
-		       GError **error);
+CsTask *cs_tasks_claim(
+    CsTasks *tasks, const char *order_id, const char *service, const char *user, GError **error);
 /* The leased task holding @lease, or NULL with WrongState ("lease … is no longer valid"). */
 CsTask *cs_tasks_get_by_lease(CsTasks *tasks, const char *lease, GError **error);
 /* Lose a lease: its task goes back to the queue. FALSE when the lease was not current. */

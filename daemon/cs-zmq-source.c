@@ -73,7 +73,8 @@ receive_message(void *socket, char **user_id)
 				*user_id = g_strdup(uid);
 		}
 		if (frames->len < CS_ZMQ_SOURCE_MAX_FRAMES)
-			g_ptr_array_add(frames, g_bytes_new(zmq_msg_data(&msg), zmq_msg_size(&msg)));
+			g_ptr_array_add(frames,
+					g_bytes_new(zmq_msg_data(&msg), zmq_msg_size(&msg)));
 		zmq_msg_close(&msg);
 		if (zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &len) != 0)
 			more = 0;

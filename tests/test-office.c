@@ -48,7 +48,8 @@ static const CsPlugin fx_plugin = {
 };
 
 static const CsRequest owner = {.actor = CS_ACTOR_DESKTOP, .uid = 1000};
-static const CsRequest rita = {.actor = CS_ACTOR_ADMIN, .user_id = "rita", .roles = CS_ACTOR_REVIEWER};
+static const CsRequest rita = {
+    .actor = CS_ACTOR_ADMIN, .user_id = "rita", .roles = CS_ACTOR_REVIEWER};
 static const CsRequest mark = {.actor = CS_ACTOR_ADMIN, .user_id = "mark", .roles = CS_ACTOR_MAKER};
 
 typedef struct {
@@ -93,7 +94,8 @@ fixture_set_up(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	f->config->test_mode = TRUE;
 	g_free(f->config->vendor_dir);
-	f->config->vendor_dir = g_build_filename(g_getenv("CS_SOURCE_DIR"), "daemon", "vendors.d", NULL);
+	f->config->vendor_dir =
+	    g_build_filename(g_getenv("CS_SOURCE_DIR"), "daemon", "vendors.d", NULL);
 	g_assert_true(cs_config_load_vendors(f->config, &error));
 	f->alipay = EVP_RSA_gen(2048);
 	f->wechat = EVP_RSA_gen(2048);
@@ -176,7 +178,8 @@ count(Fixture *f, const char *sql)
 	sqlite3_stmt *stmt = NULL;
 	gint64 n;
 
-	g_assert_cmpint(sqlite3_prepare_v2(cs_ledger_get_db(f->ledger), sql, -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_prepare_v2(cs_ledger_get_db(f->ledger), sql, -1, &stmt, NULL), ==,
+			SQLITE_OK);
 	g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
 	n = sqlite3_column_int64(stmt, 0);
 	sqlite3_finalize(stmt);
@@ -213,7 +216,8 @@ test_msg_parse(Fixture *f, gconstpointer data)
 	    {"CSO1", "READY", "{\"service\":null}", "\"service\""},
 	};
 	g_autoptr(GError) error = NULL;
-	g_autoptr(CsOfficeMsg) msg = parse3("CSO1", "CALL", "{\"id\":7,\"method\":\"info\"}", &error);
+	g_autoptr(CsOfficeMsg) msg =
+	    parse3("CSO1", "CALL", "{\"id\":7,\"method\":\"info\"}", &error);
 	g_autoptr(CsOfficeMsg) beat = parse3("CSO1", "HEARTBEAT", NULL, &error);
 
 	g_assert_no_error(error);
@@ -352,13 +356,17 @@ test_sms_limits_and_sandbox_outbox(Fixture *f, gconstpointer data)
 	/* The daily cap, without the cooldown. */
 	f->config->sms_resend_cooldown_s = 0;
 	f->config->sms_daily_cap = 2;
-	g_assert_true(cs_tasks_send_sms(f->tasks, NULL, "13800138000", "sms_code", NULL, NULL, NULL, &error));
-	g_assert_false(cs_tasks_send_sms(f->tasks, NULL, "13800138000", "sms_code", NULL, NULL, NULL, &error));
+	g_assert_true(
+	    cs_tasks_send_sms(f->tasks, NULL, "13800138000", "sms_code", NULL, NULL, NULL, &error));
+	g_assert_false(
+	    cs_tasks_send_sms(f->tasks, NULL, "13800138000", "sms_code", NULL, NULL, NULL, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_RATE_LIMITED);
 	g_clear_error(&error);
-	g_assert_true(cs_tasks_send_sms(f->tasks, NULL, "13900139000", "sms_code", NULL, NULL, NULL, &error));
+	g_assert_true(
+	    cs_tasks_send_sms(f->tasks, NULL, "13900139000", "sms_code", NULL, NULL, NULL, &error));
 	/* No secret in any payload, event or task result: only its id. */
-	g_assert_cmpint(count(f, "SELECT count(*) FROM tasks WHERE payload LIKE '%493817%'"), ==, 0);
+	g_assert_cmpint(count(f, "SELECT count(*) FROM tasks WHERE payload LIKE '%493817%'"), ==,
+			0);
 	g_assert_cmpint(count(f, "SELECT count(*) FROM events WHERE data LIKE '%493817%'"), ==, 0);
 	g_assert_cmpint(count(f, "SELECT count(*) FROM tasks WHERE secret_ref IS NOT NULL"), ==, 1);
 
@@ -371,8 +379,11 @@ test_sms_limits_and_sandbox_outbox(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(json_array_get_length(outbox), ==, 1);
 	text = json_object_get_string_member(json_array_get_object_element(outbox, 0), "text");
 	g_assert_nonnull(strstr(text, "493817"));
-	g_assert_cmpint(count(f, "SELECT count(*) FROM secrets WHERE purpose = 'sms' AND wiped IS NOT NULL"), ==, 1);
-	g_assert_cmpint(count(f, "SELECT count(*) FROM outbox WHERE recipient = '13800138000'"), ==, 1);
+	g_assert_cmpint(
+	    count(f, "SELECT count(*) FROM secrets WHERE purpose = 'sms' AND wiped IS NOT NULL"),
+	    ==, 1);
+	g_assert_cmpint(count(f, "SELECT count(*) FROM outbox WHERE recipient = '13800138000'"), ==,
+			1);
 }
 
 /* ---- payment notifications --------------------------------------------------------------- */
@@ -392,10 +403,10 @@ sign_b64(EVP_PKEY *key, const char *data, gsize len)
 static char *
 alipay_form(Fixture *f, const char *order_id, const char *amount, const char *trade_no)
 {
-	g_autofree char *content = g_strdup_printf(
-	    "app_id=2021000000000001&notify_id=n%s&out_trade_no=%s&total_amount=%s&"
-	    "trade_no=%s&trade_status=TRADE_SUCCESS",
-	    trade_no, order_id, amount, trade_no);
+	g_autofree char *content =
+	    g_strdup_printf("app_id=2021000000000001&notify_id=n%s&out_trade_no=%s&total_amount=%s&"
+			    "trade_no=%s&trade_status=TRADE_SUCCESS",
+			    trade_no, order_id, amount, trade_no);
 	g_autofree char *sig = sign_b64(f->alipay, content, strlen(content));
 	g_autofree char *escaped = g_uri_escape_string(sig, NULL, FALSE);
 
@@ -447,7 +458,8 @@ wechat_body(const char *order_id, gint64 total, const char *txn)
 {
 	g_autofree char *plain = g_strdup_printf(
 	    "{\"mchid\":\"1900000001\",\"appid\":\"wx0000000000000001\",\"out_trade_no\":\"%s\","
-	    "\"transaction_id\":\"%s\",\"trade_state\":\"SUCCESS\",\"amount\":{\"total\":%" G_GINT64_FORMAT "}}",
+	    "\"transaction_id\":\"%s\",\"trade_state\":\"SUCCESS\",\"amount\":{\"total\":"
+	    "%" G_GINT64_FORMAT "}}",
 	    order_id, txn, total);
 	g_autoptr(EVP_CIPHER_CTX) ctx = EVP_CIPHER_CTX_new();
 	gsize len = strlen(plain);
@@ -456,8 +468,11 @@ wechat_body(const char *order_id, gint64 total, const char *txn)
 	int n = 0;
 	const char *aad = "transaction";
 
-	g_assert_cmpint(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, apiv3, (const guchar *)"abcdefghijkl"), ==, 1);
-	g_assert_cmpint(EVP_EncryptUpdate(ctx, NULL, &n, (const guchar *)aad, (int)strlen(aad)), ==, 1);
+	g_assert_cmpint(
+	    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, apiv3, (const guchar *)"abcdefghijkl"),
+	    ==, 1);
+	g_assert_cmpint(EVP_EncryptUpdate(ctx, NULL, &n, (const guchar *)aad, (int)strlen(aad)), ==,
+			1);
 	g_assert_cmpint(EVP_EncryptUpdate(ctx, ct, &n, (const guchar *)plain, (int)len), ==, 1);
 	g_assert_cmpint(EVP_EncryptFinal_ex(ctx, ct + n, &n), ==, 1);
 	g_assert_cmpint(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, ct + len), ==, 1);
@@ -555,7 +570,8 @@ main(int argc, char **argv)
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
 	ADD("/office/cso1/frames-parsed-or-refused", test_msg_parse);
 	ADD("/office/tasks/review-done-once-stale-lease-refused", test_review_task_done_once);
-	ADD("/office/tasks/done-refused-when-order-moved-on", test_done_refused_when_order_moved_on);
+	ADD("/office/tasks/done-refused-when-order-moved-on",
+	    test_done_refused_when_order_moved_on);
 	ADD("/office/tasks/survive-reopen-leases-revoked", test_tasks_survive_reopen);
 	ADD("/office/sms/rate-limits-and-sandbox-outbox", test_sms_limits_and_sandbox_outbox);
 	ADD("/office/payment/alipay-rsa2", test_alipay);

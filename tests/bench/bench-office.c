@@ -109,8 +109,10 @@ worker_thread(gpointer data)
 			const char *lease;
 			if (!json_parser_load_from_data(p, frames[2], -1, NULL))
 				break;
-			lease = json_object_get_string_member(json_node_get_object(json_parser_get_root(p)), "lease");
-			done = g_strdup_printf("{\"lease\":\"%s\",\"result\":{\"qr_payload\":\"bench\"}}", lease);
+			lease = json_object_get_string_member(
+			    json_node_get_object(json_parser_get_root(p)), "lease");
+			done = g_strdup_printf(
+			    "{\"lease\":\"%s\",\"result\":{\"qr_payload\":\"bench\"}}", lease);
 			zmq_send(sock, "CSO1", 4, ZMQ_SNDMORE);
 			zmq_send(sock, "DONE", 4, ZMQ_SNDMORE);
 			zmq_send(sock, done, strlen(done), 0);
@@ -219,8 +221,9 @@ measure_commit(const char *dir, int n)
 	gint64 start;
 
 	sqlite3_open(path, &db);
-	sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			 "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);",
+	sqlite3_exec(db,
+		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+		     "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);",
 		     NULL, NULL, NULL);
 	sqlite3_prepare_v2(db, "INSERT INTO t (v) VALUES (?1)", -1, &stmt, NULL);
 	start = g_get_monotonic_time();
@@ -271,7 +274,8 @@ measure_office(gboolean curve, int n, double *rate)
 
 	config->test_mode = TRUE;
 	config->office_curve = curve;
-	config->office_endpoint = g_strdup_printf("ipc://@certseal-bench-office-%d-%d", getpid(), curve);
+	config->office_endpoint =
+	    g_strdup_printf("ipc://@certseal-bench-office-%d-%d", getpid(), curve);
 	g_free(config->office_dir);
 	config->office_dir = g_build_filename(dir, "office.d", NULL);
 	ledger_path = g_build_filename(dir, "ledger.db", NULL);
@@ -331,24 +335,27 @@ main(int argc, char **argv)
 
 	if (g_getenv("CS_BENCH_TASKS") != NULL)
 		opt_tasks = atoi(g_getenv("CS_BENCH_TASKS"));
-	g_log_set_handler("certseald", G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO, (GLogFunc)(gpointer)g_log_default_handler, NULL);
+	g_log_set_handler("certseald", G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
+			  (GLogFunc)(gpointer)g_log_default_handler, NULL);
 	for (int curve = 1; curve >= 0; curve--) {
 		double office_rate = 0;
 		double t_commit, t_echo, bound;
 
 		if (!measure_office(curve, opt_tasks, &office_rate)) {
-			g_printerr("bench-office: the office run with CURVE %s failed\n", curve ? "on" : "off");
+			g_printerr("bench-office: the office run with CURVE %s failed\n",
+				   curve ? "on" : "off");
 			status = 1;
 			continue;
 		}
 		t_commit = measure_commit(dir, opt_tasks);
 		t_echo = measure_echo(curve, opt_tasks);
 		bound = 1.0 / (t_echo + t_commit);
-		printf("CURVE %-3s office task dispatch→DONE→committed: %8.0f /s\n", curve ? "on" : "off",
-		       office_rate);
+		printf("CURVE %-3s office task dispatch→DONE→committed: %8.0f /s\n",
+		       curve ? "on" : "off", office_rate);
 		printf("CURVE %-3s raw echo %6.1f µs + raw commit %6.1f µs: bound %8.0f /s\n",
 		       curve ? "on" : "off", t_echo * 1e6, t_commit * 1e6, bound);
-		printf("CURVE %-3s ratio office / bound: %.2f\n", curve ? "on" : "off", office_rate / bound);
+		printf("CURVE %-3s ratio office / bound: %.2f\n", curve ? "on" : "off",
+		       office_rate / bound);
 	}
 	remove_tree(dir);
 	return status;

@@ -14,8 +14,8 @@
 
 CS_PLUGIN_DEFINE_ABI();
 
-static const char *const states[] = {"draft", "unpaid", "in_review", "approved", "rejected",
-				     "made", "shipped", "completed", "refunded", NULL};
+static const char *const states[] = {"draft", "unpaid",	 "in_review", "approved", "rejected",
+				     "made",  "shipped", "completed", "refunded", NULL};
 static const char *const editable_states[] = {"draft", NULL};
 
 static const CsFieldSpec fields[] = {
