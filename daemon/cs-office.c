@@ -1342,6 +1342,12 @@ cs_office_get_endpoint(CsOffice *self)
 	return self->endpoint;
 }
 
+CsTasks *
+cs_office_get_tasks(CsOffice *self)
+{
+	return self->tasks;
+}
+
 const char *
 cs_office_get_events_endpoint(CsOffice *self)
 {

@@ -28,5 +28,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsOffice, cs_office_free)
 
 const char *cs_office_get_endpoint(CsOffice *office);
 const char *cs_office_get_events_endpoint(CsOffice *office);
+/* The task queue the office dispatches (an engine service; borrowed). */
+struct _CsTasks *cs_office_get_tasks(CsOffice *office);
 
 G_END_DECLS

@@ -366,10 +366,37 @@ order_payload(CsOrder *order)
 	return payload;
 }
 
+/* Open tasks made for a state the order has left can never commit: end them, so that no
+ * worker is handed a task whose DONE must be refused. Their leases become stale. */
+static void
+end_obsolete_tasks(CsTasks *tasks, CsOrder *order)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "UPDATE tasks SET state = 'failed', lease = NULL, updated = ?3, "
+		    "result = '{\"error\":\"obsolete: the order moved on\"}' "
+		    "WHERE order_id = ?1 AND state IN ('queued', 'leased') "
+		    "AND expected_state IS NOT NULL AND expected_state != ?2",
+		    &error);
+
+	if (stmt == NULL) {
+		g_warning("order %s: %s", order->id, error->message);
+		return;
+	}
+	bind_str(stmt, 1, order->id);
+	bind_str(stmt, 2, order->state);
+	sqlite3_bind_int64(stmt, 3, g_get_real_time());
+	if (!exec_stmt(tasks, stmt, "ending obsolete tasks", &error))
+		g_warning("order %s: %s", order->id, error->message);
+}
+
 static void
 queue_order_tasks(CsTasks *tasks, CsOrder *order)
 {
 	g_autoptr(GPtrArray) wanted = services_waiting(order);
+
+	end_obsolete_tasks(tasks, order);
 
 	for (guint i = 0; i < wanted->len; i++) {
 		const char *service = g_ptr_array_index(wanted, i);

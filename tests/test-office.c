@@ -16,7 +16,9 @@
 #include <zmq.h>
 
 #include "cs-engine.h"
+#include "cs-office-keys.h"
 #include "cs-office-msg.h"
+#include "cs-office.h"
 #include "cs-payment.h"
 #include "cs-tasks.h"
 #include "cs-zmq-source.h"
@@ -313,6 +315,13 @@ test_done_refused_when_order_moved_on(Fixture *f, gconstpointer data)
 	g_assert_false(cs_tasks_complete(f->tasks, &rita, task->lease, approve, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_WRONG_STATE);
 	g_assert_cmpstr(order->state, ==, "draft");
+	/* The obsolete task was ended, not left for the next reviewer. */
+	g_assert_cmpint(count(f, "SELECT count(*) FROM tasks WHERE state IN ('queued', 'leased')"),
+			==, 0);
+	g_assert_cmpint(
+	    count(f,
+		  "SELECT count(*) FROM tasks WHERE state = 'failed' AND result LIKE '%obsolete%'"),
+	    ==, 1);
 }
 
 static void
@@ -563,6 +572,131 @@ test_zmq_source_drains(Fixture *f, gconstpointer data)
 	zmq_ctx_term(ctx);
 }
 
+/* ---- the office front: external workers before the sandbox ------------------------------ */
+
+static void
+pump(int ms)
+{
+	gint64 until = g_get_monotonic_time() + ms * 1000;
+
+	while (g_get_monotonic_time() < until) {
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(1000);
+	}
+}
+
+static void
+send3(void *sock, const char *verb, const char *body)
+{
+	zmq_send(sock, "CSO1", 4, ZMQ_SNDMORE);
+	zmq_send(sock, verb, strlen(verb), ZMQ_SNDMORE);
+	zmq_send(sock, body, strlen(body), 0);
+}
+
+/* The next message's verb and body (NULL on timeout), running the daemon's loop meanwhile. */
+static JsonObject *
+recv_verb(void *sock, const char *verb, int timeout_ms)
+{
+	gint64 until = g_get_monotonic_time() + timeout_ms * 1000;
+
+	while (g_get_monotonic_time() < until) {
+		char frames[3][4096];
+		int n = 0, more = 1;
+
+		g_main_context_iteration(NULL, FALSE);
+		if (zmq_poll(&(zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0}, 1, 5) <= 0)
+			continue;
+		while (more) {
+			size_t len = sizeof(more);
+			int got = zmq_recv(sock, frames[MIN(n, 2)], sizeof(frames[0]) - 1, 0);
+			frames[MIN(n, 2)][MAX(0, MIN(got, (int)sizeof(frames[0]) - 1))] = '\0';
+			n++;
+			zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &len);
+		}
+		if (n == 3 && g_strcmp0(frames[1], verb) == 0) {
+			g_autoptr(JsonParser) p = json_parser_new();
+			g_assert_true(json_parser_load_from_data(p, frames[2], -1, NULL));
+			return json_object_ref(json_node_get_object(json_parser_get_root(p)));
+		}
+	}
+	return NULL;
+}
+
+static void
+test_ready_worker_before_sandbox(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsOffice) office = NULL;
+	g_autoptr(JsonArray) outbox = NULL;
+	g_autoptr(JsonObject) task = NULL;
+	g_autoptr(JsonObject) secret = NULL;
+	g_autoptr(JsonObject) ack = NULL;
+	g_autofree char *key_path = g_build_filename(f->dir, "office", "admin.key", NULL);
+	g_autofree char *server_path = g_build_filename(f->dir, "office", "server.key", NULL);
+	g_autofree char *body = NULL;
+	char pub[41], sec[41], spub[41], ssec[41];
+	CsTasks *tasks;
+	void *ctx, *sock;
+	int zero = 0;
+
+	f->config->office_endpoint = g_strdup_printf("ipc://@certseal-test-office-%d", getpid());
+	office = cs_office_new(f->engine, f->vault, f->dir, &error);
+	g_assert_no_error(error);
+	tasks = cs_office_get_tasks(office);
+
+	/* Nobody READY for sms: the built-in sandbox delivers to the outbox. */
+	g_assert_true(cs_tasks_send_sms(tasks, NULL, "13800138000", "sms_code", NULL, "246810",
+					NULL, &error));
+	pump(100);
+	outbox = cs_tasks_list_outbox(tasks, "sms", &error);
+	g_assert_cmpuint(json_array_get_length(outbox), ==, 1);
+
+	/* A READY external worker takes precedence. */
+	g_assert_true(cs_office_key_file_read(key_path, pub, sec, &error));
+	g_assert_true(cs_office_key_file_read(server_path, spub, ssec, &error));
+	ctx = zmq_ctx_new();
+	sock = zmq_socket(ctx, ZMQ_DEALER);
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, spub, 40);
+	zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, 40);
+	zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 40);
+	g_assert_cmpint(zmq_connect(sock, cs_office_get_endpoint(office)), ==, 0);
+	send3(sock, "READY", "{\"service\":\"sms\"}");
+	pump(200);
+	g_assert_true(cs_tasks_send_sms(tasks, NULL, "13900139000", "sms_code", NULL, "135790",
+					NULL, &error));
+	task = recv_verb(sock, "TASK", 3000);
+	g_assert_nonnull(task);
+	g_assert_cmpstr(json_object_get_string_member(task, "service"), ==, "sms");
+	body = cs_office_body_to_string(task);
+	g_assert_null(strstr(body, "135790")); /* the code travels only on request */
+	g_free(body);
+	body =
+	    g_strdup_printf("{\"id\":1,\"method\":\"task.secret\",\"params\":{\"lease\":\"%s\"}}",
+			    json_object_get_string_member(task, "lease"));
+	send3(sock, "CALL", body);
+	secret = recv_verb(sock, "RESULT", 3000);
+	g_assert_nonnull(secret);
+	g_assert_cmpstr(json_object_get_string_member(
+			    json_object_get_object_member(secret, "result"), "secret"),
+			==, "135790");
+	g_free(body);
+	body = g_strdup_printf("{\"lease\":\"%s\",\"result\":{}}",
+			       json_object_get_string_member(task, "lease"));
+	send3(sock, "DONE", body);
+	ack = recv_verb(sock, "RESULT", 3000);
+	g_assert_nonnull(ack);
+	g_clear_pointer(&outbox, json_array_unref);
+	outbox = cs_tasks_list_outbox(tasks, "sms", &error);
+	g_assert_cmpuint(json_array_get_length(outbox), ==, 1);
+	g_assert_cmpint(
+	    count(f, "SELECT count(*) FROM tasks WHERE service = 'sms' AND state = 'done'"), ==, 2);
+	memset(sec, 0, sizeof(sec));
+	memset(ssec, 0, sizeof(ssec));
+	zmq_close(sock);
+	zmq_ctx_term(ctx);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -577,5 +711,6 @@ main(int argc, char **argv)
 	ADD("/office/payment/alipay-rsa2", test_alipay);
 	ADD("/office/payment/wechat-v3", test_wechat);
 	ADD("/office/zmq-source/drains-behind-one-edge", test_zmq_source_drains);
+	ADD("/office/gateways/ready-worker-before-sandbox", test_ready_worker_before_sandbox);
 	return g_test_run();
 }
