@@ -465,6 +465,9 @@ on_tick(gpointer user_data)
 
 /* ---- the verbs ------------------------------------------------------------------------- */
 
+/* The worker as the engine sees it: an office actor with its user id and roles. The actor
+ * bit is replaced by the role a step is taken in (cs-tasks takes a task's transition in the
+ * service's role, a refund is taken as cashier); the roles decide what is allowed. */
 static CsRequest
 peer_request(Peer *peer)
 {

@@ -417,3 +417,44 @@ def test_sandbox_idle_outbox_empty_and_roles(office, env):
     assert rc == 0 and isinstance(out, list)
     rc, out = run_office_json(office.state_dir, "sms", "outbox", key=env.keys["rita"])
     assert rc == 1 and out["error"]["code"] == "AccessDenied"
+
+
+# --- automated workers and endpoints --------------------------------------------------
+
+def test_work_mode_serves_a_service(office, env, client):
+    drain_review_queue(office)
+    order = new_order(client, "in_review")
+    r = run_office(office.state_dir, "--json", "work", "review", "--result", '{"decision": "approve"}',
+                   "--max", "1", "--heartbeat-ms", "100", key=env.keys["rita"])
+    assert r.returncode == 0, r.stderr
+    task = json.loads(r.stdout.splitlines()[0])
+    assert task["order_id"] == order.id and task["service"] == "review"
+    assert wait_for(lambda: order.state == "approved")
+
+
+def test_loopback_tcp_without_curve_in_test_mode(env, tmp_dir):
+    import socket
+    from conftest import Bus, write_config
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = write_config(os.path.join(tmp_dir, "tcp.conf"), env.config,
+                       office={"endpoint": f"tcp://127.0.0.1:{port}",
+                               "events_endpoint": f"tcp://127.0.0.1:{port + 1}", "curve": "false"})
+    own_bus = Bus()  # the module's daemon owns the name on the shared one
+    d = Daemon(own_bus, config=cfg)
+    try:
+        d.start()
+        info = office_info(d.state_dir)
+        assert info["endpoint"] == f"tcp://127.0.0.1:{port}" and info["curve"] is False
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(info["endpoint"])
+        sock.send_multipart([b"CSO1", b"CALL", b'{"id": 1, "method": "info"}'])
+        assert sock.poll(3000)
+        frames = sock.recv_multipart()
+        assert frames[1] == b"RESULT" and json.loads(frames[2])["result"]["user"] == "local"
+        sock.close(0)
+    finally:
+        d.cleanup()
+        own_bus.close()
