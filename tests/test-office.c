@@ -393,6 +393,37 @@ test_sms_limits_and_sandbox_outbox(Fixture *f, gconstpointer data)
 	    ==, 1);
 	g_assert_cmpint(count(f, "SELECT count(*) FROM outbox WHERE recipient = '13800138000'"), ==,
 			1);
+
+	/* The other sandbox services behind the same task interface. */
+	{
+		g_autoptr(JsonObject) mail = json_object_new();
+		g_autoptr(JsonObject) idv = json_object_new();
+		g_autoptr(CsTask) m = NULL;
+		g_autoptr(CsTask) i = NULL;
+		g_autoptr(JsonArray) mails = NULL;
+		g_autoptr(GPtrArray) done = NULL;
+
+		json_object_set_string_member(mail, "to", "ops@example.cn");
+		json_object_set_string_member(mail, "subject", "电子发票");
+		json_object_set_string_member(mail, "body", "见附件");
+		json_object_set_string_member(idv, "method", "phone");
+		g_assert_true(
+		    cs_tasks_enqueue(f->tasks, "mail", NULL, NULL, mail, 0, NULL, &error));
+		g_assert_true(cs_tasks_enqueue(f->tasks, "idv", NULL, NULL, idv, 0, NULL, &error));
+		m = cs_tasks_lease_next(f->tasks, "mail", "sandbox", &error);
+		i = cs_tasks_lease_next(f->tasks, "idv", "sandbox", &error);
+		g_assert_true(cs_tasks_run_sandbox(f->tasks, m->lease, &error));
+		g_assert_true(cs_tasks_run_sandbox(f->tasks, i->lease, &error));
+		g_assert_no_error(error);
+		mails = cs_tasks_list_outbox(f->tasks, "mail", &error);
+		g_assert_cmpuint(json_array_get_length(mails), ==, 1);
+		g_assert_nonnull(strstr(
+		    json_object_get_string_member(json_array_get_object_element(mails, 0), "text"),
+		    "电子发票"));
+		done = cs_tasks_list(f->tasks, "done", "idv", &error);
+		g_assert_cmpuint(done->len, ==, 1);
+		g_assert_nonnull(strstr(((CsTask *)g_ptr_array_index(done, 0))->result, "sandbox"));
+	}
 }
 
 /* ---- payment notifications --------------------------------------------------------------- */
