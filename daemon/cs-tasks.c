@@ -487,6 +487,27 @@ new_lease(void)
 	return g_uuid_string_random();
 }
 
+/*
+ * Granting a lease is not an acknowledged change: every start revokes all leases, so a
+ * lease lost in a power cut changes nothing. Its write therefore skips the fsync of
+ * synchronous=FULL (in WAL mode, NORMAL stays consistent and is made durable by the next
+ * FULL commit — the DONE that uses the lease). Only when no transaction is open.
+ */
+static gboolean
+exec_volatile(CsTasks *tasks, sqlite3_stmt *stmt, const char *what, GError **error)
+{
+	gboolean own = sqlite3_get_autocommit(tasks->db) != 0;
+	gboolean ok;
+
+	if (own)
+		sqlite3_exec(tasks->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	ok = exec_stmt(tasks, stmt, what, error);
+	sqlite3_reset(stmt); /* ends the statement's implicit transaction: commits now */
+	if (own)
+		sqlite3_exec(tasks->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+	return ok;
+}
+
 static gboolean
 set_leased(CsTasks *tasks, CsTask *task, const char *user, GError **error)
 {
@@ -503,7 +524,7 @@ set_leased(CsTasks *tasks, CsTask *task, const char *user, GError **error)
 	bind_str(stmt, 2, lease);
 	bind_str(stmt, 3, user);
 	sqlite3_bind_int64(stmt, 4, g_get_real_time());
-	if (!exec_stmt(tasks, stmt, "leasing a task", error))
+	if (!exec_volatile(tasks, stmt, "leasing a task", error))
 		return FALSE;
 	if (sqlite3_changes(tasks->db) != 1) {
 		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
