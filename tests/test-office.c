@@ -728,6 +728,82 @@ test_ready_worker_before_sandbox(Fixture *f, gconstpointer data)
 	zmq_ctx_term(ctx);
 }
 
+static void *
+connect_admin(Fixture *f, CsOffice *office, void **ctx_out)
+{
+	g_autofree char *key_path = g_build_filename(f->dir, "office", "admin.key", NULL);
+	g_autofree char *server_path = g_build_filename(f->dir, "office", "server.key", NULL);
+	char pub[41], sec[41], spub[41], ssec[41];
+	void *ctx = zmq_ctx_new();
+	void *sock = zmq_socket(ctx, ZMQ_DEALER);
+	int zero = 0;
+
+	g_assert_true(cs_office_key_file_read(key_path, pub, sec, NULL));
+	g_assert_true(cs_office_key_file_read(server_path, spub, ssec, NULL));
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, spub, 40);
+	zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, 40);
+	zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 40);
+	memset(sec, 0, sizeof(sec));
+	memset(ssec, 0, sizeof(ssec));
+	g_assert_cmpint(zmq_connect(sock, cs_office_get_endpoint(office)), ==, 0);
+	*ctx_out = ctx;
+	return sock;
+}
+
+/* A person's claim runs out after claim_ms unless that person's heartbeats renew it. */
+static void
+test_claim_expires_unless_renewed(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsOffice) office = NULL;
+	g_autoptr(JsonObject) claim = NULL;
+	g_autoptr(JsonObject) again = NULL;
+	g_autofree char *body = NULL;
+	CsOrder *order;
+	void *ctx, *sock;
+	const char *lease;
+
+	f->config->office_endpoint = g_strdup_printf("ipc://@certseal-test-claim-%d", getpid());
+	f->config->office_heartbeat_ms = 50;
+	f->config->office_claim_ms = 400;
+	office = cs_office_new(f->engine, f->vault, f->dir, &error);
+	g_assert_no_error(error);
+	order = order_in(f, "in_review");
+	sock = connect_admin(f, office, &ctx);
+	body = g_strdup_printf("{\"id\":1,\"method\":\"task.claim\",\"params\":"
+			       "{\"order_id\":\"%s\",\"service\":\"review\"}}",
+			       order->id);
+	send3(sock, "CALL", body);
+	claim = recv_verb(sock, "RESULT", 3000);
+	g_assert_nonnull(claim);
+	lease =
+	    json_object_get_string_member(json_object_get_object_member(claim, "result"), "lease");
+	/* Heartbeating for longer than claim_ms keeps it. */
+	for (int i = 0; i < 12; i++) {
+		zmq_send(sock, "CSO1", 4, ZMQ_SNDMORE);
+		zmq_send(sock, "HEARTBEAT", 9, 0);
+		pump(50);
+	}
+	g_assert_cmpint(count(f, "SELECT count(*) FROM tasks WHERE state = 'leased'"), ==, 1);
+	/* Silence: the claim runs out and the task is queued again; the lease is stale. */
+	pump(700);
+	g_assert_cmpint(
+	    count(f, "SELECT count(*) FROM tasks WHERE state = 'queued' AND service = 'review'"),
+	    ==, 1);
+	g_free(body);
+	body = g_strdup_printf("{\"id\":2,\"method\":\"task.done\",\"params\":{\"lease\":\"%s\","
+			       "\"result\":{\"decision\":\"approve\"}}}",
+			       lease);
+	send3(sock, "CALL", body);
+	again = recv_verb(sock, "ERROR", 3000);
+	g_assert_nonnull(again);
+	g_assert_cmpstr(json_object_get_string_member(again, "code"), ==, "WrongState");
+	g_assert_cmpstr(order->state, ==, "in_review");
+	zmq_close(sock);
+	zmq_ctx_term(ctx);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -743,5 +819,6 @@ main(int argc, char **argv)
 	ADD("/office/payment/wechat-v3", test_wechat);
 	ADD("/office/zmq-source/drains-behind-one-edge", test_zmq_source_drains);
 	ADD("/office/gateways/ready-worker-before-sandbox", test_ready_worker_before_sandbox);
+	ADD("/office/leases/claim-expires-unless-renewed", test_claim_expires_unless_renewed);
 	return g_test_run();
 }
