@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run every suite — unit, integration and the same
-# again under AddressSanitizer + UndefinedBehaviorSanitizer. The last line is
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, then the libFuzzer targets
+# for a bounded time from a clang build directory (build-fuzz). The last line is
 # "N passed, N failed" counted from the runners' own results.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -26,4 +27,12 @@ if [ $status -ne 0 ] || ! ninja -C build >/dev/null || ! ninja -C build-asan >/d
   exit 1
 fi
 
-/usr/bin/python3 tests/run-suites.py build build-asan
+# The fuzzers: a clang tree in which only the fuzz targets are built (the rest of the
+# tree is compiled by gcc above).
+if ! CC=clang configure build-fuzz -Dfuzzing=true || ! ninja -C build-fuzz tests/fuzz/fuzz-office-msg >/dev/null; then
+  ninja -C build-fuzz tests/fuzz/fuzz-office-msg 2>&1 | tail -30
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+/usr/bin/python3 tests/run-suites.py build build-asan build-fuzz

@@ -44,12 +44,24 @@ static const char *const price_kinds[] = {"new", "renew", "unlock", "reissue", "
 static const char *const price_subjects[] = {"org", "person", NULL};
 
 static const char *const daemon_keys[] = {
-    "state_dir", "plugin_dir", "driver_dir", "vendor_dir", "test_mode", "shutdown_timeout_ms", NULL,
+    "state_dir", "plugin_dir", "driver_dir", "vendor_dir", "test_mode", "shutdown_timeout_ms",
+    "office_dir", NULL,
 };
 static const char *const ledger_keys[] = {"checkpoint_interval", NULL};
 static const char *const validation_keys[] = {"legacy_uscc", NULL};
+static const char *const office_keys[] = {
+    "endpoint", "events_endpoint", "curve", "heartbeat_ms", "liveness", "claim_ms", NULL,
+};
+static const char *const payment_keys[] = {
+    "alipay_app_id", "alipay_public_key", "wechat_mchid", "wechat_appid",
+    "wechat_platform_public_key", "wechat_apiv3_key_file", NULL,
+};
+static const char *const sms_keys[] = {"resend_cooldown_s", "daily_cap", NULL};
 static const CsConfGroup config_schema[] = {
     {"daemon", daemon_keys},
+    {"office", office_keys},
+    {"payment", payment_keys},
+    {"sms", sms_keys},
     {"ledger", ledger_keys},
     {"validation", validation_keys},
     {NULL, NULL},
@@ -521,6 +533,13 @@ config_new_defaults(void)
 	config->shutdown_timeout_ms = 5000;
 	config->checkpoint_interval = 1000;
 	config->legacy_uscc = g_new0(char *, 1);
+	config->office_dir = g_strdup(CS_OFFICE_DIR);
+	config->office_curve = TRUE;
+	config->office_heartbeat_ms = 2500;
+	config->office_liveness = 3;
+	config->office_claim_ms = 15 * 60 * 1000;
+	config->sms_resend_cooldown_s = 60;
+	config->sms_daily_cap = 10;
 	config->vendors = g_ptr_array_new_with_free_func((GDestroyNotify)cs_vendor_free);
 	return config;
 }
@@ -537,6 +556,8 @@ config_read_daemon(CsConfig *config, CsConfFile *file, GError **error)
 	if (!conf_file_get_path(file, "daemon", "vendor_dir", &config->vendor_dir, error))
 		return FALSE;
 	if (!conf_file_get_boolean(file, "daemon", "test_mode", &config->test_mode, error))
+		return FALSE;
+	if (!conf_file_get_path(file, "daemon", "office_dir", &config->office_dir, error))
 		return FALSE;
 	return conf_file_get_guint(file, "daemon", "shutdown_timeout_ms", 0, 600000,
 				   &config->shutdown_timeout_ms, error);
@@ -570,6 +591,56 @@ config_read_legacy_uscc(CsConfig *config, CsConfFile *file, GError **error)
 	return TRUE;
 }
 
+/* The office bus (DESIGN §3.4), payment notification keys (§9) and SMS limits (§6). */
+static gboolean
+config_read_office(CsConfig *config, CsConfFile *file, GError **error)
+{
+	static const char *const payment_paths[] = {"alipay_public_key",
+						    "wechat_platform_public_key",
+						    "wechat_apiv3_key_file"};
+	char **path_fields[] = {&config->alipay_public_key, &config->wechat_platform_public_key,
+				&config->wechat_apiv3_key_file};
+
+	if (!conf_file_get_string(file, "office", "endpoint", &config->office_endpoint, error) ||
+	    !conf_file_get_string(file, "office", "events_endpoint",
+				  &config->office_events_endpoint, error) ||
+	    !conf_file_get_boolean(file, "office", "curve", &config->office_curve, error) ||
+	    !conf_file_get_guint(file, "office", "heartbeat_ms", 10, 600000,
+				 &config->office_heartbeat_ms, error) ||
+	    !conf_file_get_guint(file, "office", "liveness", 1, 100, &config->office_liveness,
+				 error) ||
+	    !conf_file_get_guint(file, "office", "claim_ms", 100, 86400000,
+				 &config->office_claim_ms, error))
+		return FALSE;
+	if (!conf_file_get_string(file, "payment", "alipay_app_id", &config->alipay_app_id, error) ||
+	    !conf_file_get_string(file, "payment", "wechat_mchid", &config->wechat_mchid, error) ||
+	    !conf_file_get_string(file, "payment", "wechat_appid", &config->wechat_appid, error))
+		return FALSE;
+	/* An empty value (as in the documented example) means "not configured". */
+	for (guint i = 0; i < G_N_ELEMENTS(payment_paths); i++) {
+		g_autofree char *raw = NULL;
+		if (!conf_file_get_string(file, "payment", payment_paths[i], &raw, error))
+			return FALSE;
+		if (raw != NULL && *raw != '\0') {
+			g_free(*path_fields[i]);
+			*path_fields[i] = g_canonicalize_filename(raw, file->dir);
+		}
+	}
+	{
+		char **optional[] = {&config->office_endpoint, &config->office_events_endpoint,
+				     &config->alipay_app_id, &config->wechat_mchid,
+				     &config->wechat_appid};
+		for (guint i = 0; i < G_N_ELEMENTS(optional); i++) {
+			if (*optional[i] != NULL && **optional[i] == '\0')
+				g_clear_pointer(optional[i], g_free);
+		}
+	}
+	return conf_file_get_guint(file, "sms", "resend_cooldown_s", 0, 86400,
+				   &config->sms_resend_cooldown_s, error) &&
+	       conf_file_get_guint(file, "sms", "daily_cap", 1, 10000, &config->sms_daily_cap,
+				   error);
+}
+
 CsConfig *
 cs_config_load(const char *path, GError **error)
 {
@@ -591,6 +662,8 @@ cs_config_load(const char *path, GError **error)
 		return NULL;
 	if (!config_read_legacy_uscc(config, file, error))
 		return NULL;
+	if (!config_read_office(config, file, error))
+		return NULL;
 	return g_steal_pointer(&config);
 }
 
@@ -605,6 +678,15 @@ cs_config_free(CsConfig *config)
 	g_free(config->driver_dir);
 	g_free(config->vendor_dir);
 	g_strfreev(config->legacy_uscc);
+	g_free(config->office_dir);
+	g_free(config->office_endpoint);
+	g_free(config->office_events_endpoint);
+	g_free(config->alipay_app_id);
+	g_free(config->alipay_public_key);
+	g_free(config->wechat_mchid);
+	g_free(config->wechat_appid);
+	g_free(config->wechat_platform_public_key);
+	g_free(config->wechat_apiv3_key_file);
 	if (config->vendors != NULL)
 		g_ptr_array_unref(config->vendors);
 	g_free(config);

@@ -44,6 +44,24 @@ typedef struct {
 	guint checkpoint_interval; /* [ledger] checkpoint_interval, default 1000 */
 	char **legacy_uscc;   /* [validation] legacy_uscc, list, default empty */
 	GPtrArray *vendors;   /* CsVendor*, sorted by id; filled by cs_config_load_vendors() */
+	/* The office bus (DESIGN §3.4). */
+	char *office_dir;     /* [daemon] office_dir: worker allow-list, default CS_OFFICE_DIR */
+	char *office_endpoint; /* [office] endpoint, NULL: ipc://@certseal-<hash of state dir> */
+	char *office_events_endpoint; /* [office] events_endpoint, NULL: <endpoint>-events */
+	gboolean office_curve; /* [office] curve, default true */
+	guint office_heartbeat_ms; /* [office] heartbeat_ms, default 2500 */
+	guint office_liveness;     /* [office] liveness: silent beats before a lease is lost, 3 */
+	guint office_claim_ms;     /* [office] claim_ms: a person's claim, default 15 minutes */
+	/* Payment notifications (DESIGN §9); unset: that channel is refused. */
+	char *alipay_app_id;             /* [payment] alipay_app_id */
+	char *alipay_public_key;         /* [payment] alipay_public_key: PEM file */
+	char *wechat_mchid;              /* [payment] wechat_mchid */
+	char *wechat_appid;              /* [payment] wechat_appid */
+	char *wechat_platform_public_key; /* [payment] wechat_platform_public_key: PEM file */
+	char *wechat_apiv3_key_file;     /* [payment] wechat_apiv3_key_file: 32 bytes, 0600 */
+	/* SMS limits (DESIGN §6). */
+	guint sms_resend_cooldown_s; /* [sms] resend_cooldown_s, default 60 */
+	guint sms_daily_cap;         /* [sms] daily_cap per phone, default 10 */
 } CsConfig;
 
 /* Defaults, then @path when non-NULL. */

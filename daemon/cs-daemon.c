@@ -29,6 +29,7 @@
 #include "cs-dbus-keys.h"
 #include "cs-keys.h"
 #include "cs-loader.h"
+#include "cs-office.h"
 
 typedef struct {
 	const CsLoadedDriver *driver;
@@ -50,6 +51,7 @@ struct _CsDaemon {
 	CsDbus *dbus;
 	CsKeys *keys;           /* the inserted USB keys, watched through the drivers */
 	CsDbusKeys *dbus_keys;
+	CsOffice *office; /* the office front (ZeroMQ), started with the engine */
 	GMainLoop *loop;
 	int lock_fd;
 };
@@ -258,6 +260,9 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	if (recovered > 0)
 		g_message("%u order(s) in a transient state went back to their last stable state",
 			  recovered);
+	self->office = cs_office_new(self->engine, self->vault, self->state_dir, error);
+	if (self->office == NULL)
+		return NULL;
 	return g_steal_pointer(&self);
 }
 
@@ -359,6 +364,7 @@ cs_daemon_free(CsDaemon *self)
 		return;
 	g_clear_pointer(&self->dbus_keys, cs_dbus_keys_free);
 	g_clear_pointer(&self->dbus, cs_dbus_free);
+	g_clear_pointer(&self->office, cs_office_free);
 	/* A token call that hangs past half the shutdown deadline keeps its driver loaded:
 	 * shutting the driver down under it would crash, and the process is exiting anyway.
 	 * Half, so the rest of the teardown still ends before the watchdog. */

@@ -692,12 +692,14 @@ actor_allowed(const CsTransition *t, const CsRequest *request)
 }
 
 static gboolean
-record_transition(CsEngine *engine,
-		  CsOrder *order,
-		  const char *event_kind,
-		  const char *to,
-		  const char *actor,
-		  GError **error)
+record_transition_with(CsEngine *engine,
+		       CsOrder *order,
+		       const char *event_kind,
+		       const char *to,
+		       const char *actor,
+		       CsEngineTxnFunc in_txn,
+		       gpointer in_txn_data,
+		       GError **error)
 {
 	gint64 now = g_get_real_time();
 
@@ -706,6 +708,7 @@ record_transition(CsEngine *engine,
 	if (!cs_ledger_update_order(engine->ledger, order->id, to, order->fields, now, error) ||
 	    !cs_ledger_append_event(engine->ledger, order->id, event_kind, order->state, to, actor,
 				    NULL, now, NULL, error) ||
+	    (in_txn != NULL && !in_txn(engine, order, in_txn_data, error)) ||
 	    !cs_ledger_commit(engine->ledger, error)) {
 		cs_ledger_rollback(engine->ledger);
 		return FALSE;
@@ -718,12 +721,35 @@ record_transition(CsEngine *engine,
 	return TRUE;
 }
 
+static gboolean
+record_transition(CsEngine *engine,
+		  CsOrder *order,
+		  const char *event_kind,
+		  const char *to,
+		  const char *actor,
+		  GError **error)
+{
+	return record_transition_with(engine, order, event_kind, to, actor, NULL, NULL, error);
+}
+
 gboolean
 cs_engine_act(CsEngine *engine,
 	      const CsRequest *request,
 	      CsOrder *order,
 	      const char *action,
 	      GError **error)
+{
+	return cs_engine_act_full(engine, request, order, action, NULL, NULL, error);
+}
+
+gboolean
+cs_engine_act_full(CsEngine *engine,
+		   const CsRequest *request,
+		   CsOrder *order,
+		   const char *action,
+		   CsEngineTxnFunc in_txn,
+		   gpointer in_txn_data,
+		   GError **error)
 {
 	const CsPlugin *plugin = order->plugin;
 	const CsTransition *found = NULL;
@@ -775,7 +801,8 @@ cs_engine_act(CsEngine *engine,
 	}
 	if (!cs_plugin_run_before_transition(plugin, engine, order, found, request, error))
 		return FALSE;
-	return record_transition(engine, order, found->action, found->to, actor, error);
+	return record_transition_with(engine, order, found->action, found->to, actor, in_txn,
+				      in_txn_data, error);
 }
 
 gboolean

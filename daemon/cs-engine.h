@@ -95,6 +95,22 @@ gboolean cs_engine_act(CsEngine *engine,
 		       const char *action,
 		       GError **error);
 
+/* Work done inside the transaction that records a transition (e.g. completing the office
+ * task that asked for it), so both commit or neither does. Return FALSE with @error set to
+ * roll the transition back. */
+typedef gboolean (*CsEngineTxnFunc)(CsEngine *engine,
+				    CsOrder *order,
+				    gpointer user_data,
+				    GError **error);
+/* cs_engine_act() with @in_txn (may be NULL) run in the transition's transaction. */
+gboolean cs_engine_act_full(CsEngine *engine,
+			    const CsRequest *request,
+			    CsOrder *order,
+			    const char *action,
+			    CsEngineTxnFunc in_txn,
+			    gpointer in_txn_data,
+			    GError **error);
+
 /* What the order's owner can do next, as D-Bus method names ("Update", "Confirm", …). */
 GStrv cs_engine_next_actions(CsEngine *engine, CsOrder *order);
 /* Required fields still missing. */

@@ -194,6 +194,45 @@ static const char *const migration_sql[] = {
 	  "CREATE TABLE crl_numbers ("
 	  "  vendor TEXT PRIMARY KEY,"
 	  "  number INTEGER NOT NULL);",
+    /* The office (DESIGN §3.4): durable leased tasks, the sandbox gateways' outbox, the
+     * SMS sends counted for the rate limits of §6, and the payment notifications already
+     * applied (their key makes a duplicate idempotent). Task payloads and outbox rows hold
+     * no secret in clear: secrets are referred to by their id in `secrets`. */
+    [5] = "CREATE TABLE tasks ("
+	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  "  service TEXT NOT NULL,"
+	  "  order_id TEXT NULL REFERENCES orders(id),"
+	  "  expected_state TEXT NULL," /* the order's state the task was made for */
+	  "  payload TEXT NOT NULL,"    /* JSON object */
+	  "  secret_ref INTEGER NULL REFERENCES secrets(id),"
+	  "  state TEXT NOT NULL,"      /* queued | leased | done | failed */
+	  "  lease TEXT NULL,"
+	  "  lease_user TEXT NULL,"
+	  "  attempts INTEGER NOT NULL DEFAULT 0,"
+	  "  result TEXT NULL,"         /* JSON, once done or failed */
+	  "  created INTEGER NOT NULL,"
+	  "  updated INTEGER NOT NULL);"
+	  "CREATE INDEX tasks_state ON tasks(state, service);"
+	  "CREATE TABLE outbox ("
+	  "  id INTEGER PRIMARY KEY,"
+	  "  service TEXT NOT NULL,"
+	  "  task_id INTEGER NOT NULL REFERENCES tasks(id),"
+	  "  recipient TEXT NOT NULL,"
+	  "  secret_ref INTEGER NOT NULL REFERENCES secrets(id)," /* the sealed message */
+	  "  created INTEGER NOT NULL);"
+	  "CREATE TABLE sms_sends ("
+	  "  phone_hash TEXT NOT NULL,"
+	  "  time INTEGER NOT NULL);"
+	  "CREATE INDEX sms_sends_phone ON sms_sends(phone_hash, time);"
+	  "CREATE TABLE payments ("
+	  "  notify_key TEXT PRIMARY KEY,"
+	  "  channel TEXT NOT NULL,"
+	  "  order_id TEXT NOT NULL REFERENCES orders(id),"
+	  "  amount_fen INTEGER NOT NULL,"
+	  "  trade_no TEXT NOT NULL,"
+	  "  time INTEGER NOT NULL);"
+	  "CREATE TRIGGER payments_no_delete BEFORE DELETE ON payments"
+	  "  BEGIN SELECT RAISE(ABORT, 'payments are append-only'); END;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migration_sql) == CS_LEDGER_SCHEMA_VERSION + 1);

@@ -32,7 +32,7 @@
 
 G_BEGIN_DECLS
 
-#define CS_LEDGER_SCHEMA_VERSION 4
+#define CS_LEDGER_SCHEMA_VERSION 5
 #define CS_LEDGER_APPLICATION_ID 0x43534c47 /* "CSLG" */
 /* DESIGN §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
 #define CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT 1000

@@ -1,6 +1,6 @@
 /*
- * make-ledger-fixture.c — writes tests/data/ledger-v1.db, ledger-v2.db and ledger-v3.db, the
- * ledger files of older schema versions that /ledger/migrate/from-v1, from-v2 and from-v3
+ * make-ledger-fixture.c — writes tests/data/ledger-v1.db … ledger-v4.db, the
+ * ledger files of older schema versions that /ledger/migrate/from-v1 … from-v4
  * open (DESIGN §3.5: migrations are tested from checked-in files of every older version).
  *
  * Not built by meson: the fixtures are checked in and must stay as the old code wrote them,

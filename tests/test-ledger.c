@@ -21,6 +21,9 @@
 #include "certseal/plugin.h"
 #include "cs-json.h"
 #include "cs-ledger.h"
+
+#define CS_LEDGER_SCHEMA_VERSION_NEXT 6 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
+G_STATIC_ASSERT(CS_LEDGER_SCHEMA_VERSION_NEXT == CS_LEDGER_SCHEMA_VERSION + 1);
 #include "cs-vault.h"
 
 #define T0 G_GINT64_CONSTANT(1732406400000000) /* 2024-11-24T00:00:00Z */
@@ -1058,7 +1061,8 @@ check_migrated_fixture(Fixture *f, int old_version)
 	g_assert_cmpint(raw_int(backup, "PRAGMA user_version"), ==, old_version);
 	g_assert_cmpint(raw_int(backup, "SELECT count(*) FROM events"), ==, 6);
 	g_assert_cmpint(has_table(backup, "subjects"), ==, old_version >= 3);
-	g_assert_false(has_table(backup, "certificates"));
+	g_assert_cmpint(has_table(backup, "certificates"), ==, old_version >= 4);
+	g_assert_false(has_table(backup, "tasks"));
 	integrity = raw_text(backup, "PRAGMA integrity_check");
 	g_assert_cmpstr(integrity, ==, "ok");
 	sqlite3_close(backup);
@@ -1191,6 +1195,40 @@ test_migrate_from_v3(Fixture *f, gconstpointer data)
 }
 
 static void
+test_migrate_from_v4(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) subject = NULL;
+	sqlite3 *db;
+
+	copy_fixture("ledger-v4.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 4);
+	g_assert_cmpint(raw_int_file(f->path, "SELECT count(*) FROM sqlite_schema "
+					      "WHERE name = 'certificates'"),
+			==, 1);
+	check_migrated_fixture(f, 4);
+
+	/* What v4 had is still there; the office's tables (schema 5) arrived and work. */
+	ledger = open_ledger(f, 1000);
+	subject = cs_ledger_lookup_subject(ledger, "org", "91350100M000100Y43", &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(subject);
+	db = cs_ledger_get_db(ledger);
+	for (guint i = 0; i < 4; i++) {
+		const char *tables[] = {"tasks", "outbox", "sms_sends", "payments"};
+		g_autofree char *q = g_strdup_printf("SELECT count(*) FROM sqlite_schema WHERE name = '%s'",
+						     tables[i]);
+		g_assert_cmpint(raw_int(db, q), ==, 1);
+	}
+	g_assert_cmpint(0xff & sqlite3_exec(db, "INSERT INTO tasks (service, payload, state, created, "
+						"updated) VALUES ('review', '{}', 'queued', 1, 1)",
+					    NULL, NULL, NULL),
+			==, SQLITE_OK);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM certificates"), ==, 0);
+}
+
+static void
 test_migrate_v4_failed_step_rolls_back(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
@@ -1260,13 +1298,13 @@ test_migrate_newer_refused(Fixture *f, gconstpointer data)
 	FileSnapshot snap = {0};
 
 	g_assert_true(cs_ledger_migrate_file_to(f->path, CS_LEDGER_SCHEMA_VERSION, &error));
-	raw_exec_file(f->path, "PRAGMA user_version = 5");
+	raw_exec_file(f->path, "PRAGMA user_version = " G_STRINGIFY(CS_LEDGER_SCHEMA_VERSION_NEXT));
 	snapshot_take(&snap, f->path);
 	ledger = cs_ledger_open(f->path, f->vault, 1000, &error);
 	g_assert_null(ledger);
 	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
-	expected =
-	    g_strdup_printf("%s: schema version 5 is newer than this certseald knows (4)", f->path);
+	expected = g_strdup_printf("%s: schema version %d is newer than this certseald knows (%d)",
+				   f->path, CS_LEDGER_SCHEMA_VERSION + 1, CS_LEDGER_SCHEMA_VERSION);
 	g_assert_cmpstr(error->message, ==, expected);
 	snapshot_assert_unchanged(&snap, f->path);
 }
@@ -1810,6 +1848,7 @@ main(int argc, char **argv)
 	ADD("/ledger/migrate/from-v1", test_migrate_from_v1);
 	ADD("/ledger/migrate/from-v2", test_migrate_from_v2);
 	ADD("/ledger/migrate/from-v3", test_migrate_from_v3);
+	ADD("/ledger/migrate/from-v4", test_migrate_from_v4);
 	ADD("/ledger/migrate/v4-failed-step-rolls-back", test_migrate_v4_failed_step_rolls_back);
 	ADD("/ledger/migrate/backup-never-overwritten", test_migrate_backup_never_overwritten);
 	ADD("/ledger/migrate/failed-step-rolls-back", test_migrate_failed_step_rolls_back);

@@ -1,0 +1,635 @@
+/*
+ * certseal-office.c — the back-office tool: a CSO1 client of certseald's office bus
+ * (DESIGN §3.4, §3.6; dbus/office-protocol.md).
+ *
+ * Every command is a CALL (or, for `work`, the READY/TASK/DONE loop of an automated
+ * worker) over a CURVE-authenticated DEALER. By default it uses the admin key the daemon
+ * created in --state-dir; --key FILE uses another worker's key file (certseal-office
+ * keygen). The tool holds no business rules: the daemon decides and records.
+ *
+ * Rules: --json means stdout carries only JSON (errors as {"error": {"code", "message"}});
+ * nothing prompts; exit codes: 0 success, 1 refused by the daemon or failed, 2 usage.
+ * Secrets never come from argv; `keygen` writes the secret key only to a 0600 file.
+ */
+#define G_LOG_DOMAIN "certseal-office"
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cs-office-keys.h"
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+
+typedef struct {
+	char *state_dir;
+	char *key_file;
+	char *endpoint;
+	char *server_key;
+	gboolean json;
+	int timeout_ms;
+	void *ctx;
+	void *sock;
+	int next_id;
+} Office;
+
+static const char usage_text[] =
+    "usage: certseal-office [--state-dir DIR] [--key FILE] [--json] COMMAND …\n"
+    "commands:\n"
+    "  info                         endpoints and the daemon's public key\n"
+    "  keygen --output FILE [--user U --roles R]   a worker key pair (secret 0600)\n"
+    "  orders [--state S] [--kind K]\n"
+    "  order show ID\n"
+    "  review next | review approve ID [--note T] | review reject ID --note T\n"
+    "  make ID --key SERIAL | ship ID --tracking NO | deliver ID\n"
+    "  pay-notify ID --channel sandbox | --channel alipay --form FILE\n"
+    "             | --channel wechat --headers FILE --body FILE\n"
+    "  refund ID\n"
+    "  tasks [--state S] [--service S]\n"
+    "  ledger verify\n"
+    "  ca export|crl [--vendor ID]\n"
+    "  sms outbox | mail outbox\n"
+    "  work SERVICE [--result JSON] [--max N]   serve a service in a loop\n";
+
+static int
+usage(void)
+{
+	fputs(usage_text, stderr);
+	return EXIT_USAGE;
+}
+
+static int
+fail(Office *o, const char *code, const char *message)
+{
+	if (o->json) {
+		g_autoptr(JsonBuilder) b = json_builder_new();
+		g_autoptr(JsonNode) root = NULL;
+		g_autofree char *text = NULL;
+
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "error");
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "code");
+		json_builder_add_string_value(b, code);
+		json_builder_set_member_name(b, "message");
+		json_builder_add_string_value(b, message);
+		json_builder_end_object(b);
+		json_builder_end_object(b);
+		root = json_builder_get_root(b);
+		text = json_to_string(root, FALSE);
+		printf("%s\n", text);
+	} else {
+		fprintf(stderr, "certseal-office: %s: %s\n", code, message);
+	}
+	return EXIT_REFUSED;
+}
+
+static void
+print_node(Office *o, JsonNode *node)
+{
+	g_autofree char *text = json_to_string(node, !o->json);
+
+	printf("%s\n", text);
+}
+
+/* ---- connecting ------------------------------------------------------------------------ */
+
+static gboolean
+read_info(Office *o, GError **error)
+{
+	g_autofree char *path = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new();
+	JsonObject *info;
+
+	if (o->endpoint != NULL && o->server_key != NULL)
+		return TRUE;
+	if (o->state_dir == NULL) {
+		g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+				    "--state-dir (or --endpoint and --server-key) is required");
+		return FALSE;
+	}
+	path = g_build_filename(o->state_dir, "office", "info.json", NULL);
+	if (!json_parser_load_from_file(parser, path, error)) {
+		g_prefix_error(error,
+			       "%s (is certseald running with this state directory?): ", path);
+		return FALSE;
+	}
+	info = json_node_get_object(json_parser_get_root(parser));
+	if (o->endpoint == NULL)
+		o->endpoint =
+		    g_strdup(json_object_get_string_member_with_default(info, "endpoint", ""));
+	if (o->server_key == NULL)
+		o->server_key = g_strdup(
+		    json_object_get_string_member_with_default(info, "server_public_key", ""));
+	return TRUE;
+}
+
+static gboolean
+connect_office(Office *o, GError **error)
+{
+	char pub[41], sec[41];
+	g_autofree char *key_file = NULL;
+	int zero = 0;
+
+	if (!read_info(o, error))
+		return FALSE;
+	key_file = o->key_file != NULL
+		       ? g_strdup(o->key_file)
+		       : g_build_filename(o->state_dir, "office", "admin.key", NULL);
+	if (!cs_office_key_file_read(key_file, pub, sec, error))
+		return FALSE;
+	o->ctx = zmq_ctx_new();
+	o->sock = zmq_socket(o->ctx, ZMQ_DEALER);
+	zmq_setsockopt(o->sock, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(o->sock, ZMQ_CURVE_SERVERKEY, o->server_key, strlen(o->server_key));
+	zmq_setsockopt(o->sock, ZMQ_CURVE_PUBLICKEY, pub, 40);
+	zmq_setsockopt(o->sock, ZMQ_CURVE_SECRETKEY, sec, 40);
+	memset(sec, 0, sizeof(sec));
+	if (zmq_connect(o->sock, o->endpoint) != 0) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s: %s", o->endpoint,
+			    zmq_strerror(zmq_errno()));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+send_frames(Office *o, const char *verb, JsonNode *body)
+{
+	g_autofree char *text = json_to_string(body, FALSE);
+
+	return zmq_send(o->sock, "CSO1", 4, ZMQ_SNDMORE) >= 0 &&
+	       zmq_send(o->sock, verb, strlen(verb), ZMQ_SNDMORE) >= 0 &&
+	       zmq_send(o->sock, text, strlen(text), 0) >= 0;
+}
+
+/* One message: verb and parsed body; FALSE on timeout. */
+static gboolean
+receive(Office *o, int timeout_ms, char **verb, JsonNode **body)
+{
+	zmq_pollitem_t item = {o->sock, 0, ZMQ_POLLIN, 0};
+	GPtrArray *frames;
+	g_autoptr(JsonParser) parser = json_parser_new();
+	int more = 1;
+
+	if (zmq_poll(&item, 1, timeout_ms) <= 0)
+		return FALSE;
+	frames = g_ptr_array_new_with_free_func(g_free);
+	while (more) {
+		zmq_msg_t msg;
+		size_t len = sizeof(more);
+		zmq_msg_init(&msg);
+		if (zmq_msg_recv(&msg, o->sock, 0) < 0) {
+			zmq_msg_close(&msg);
+			break;
+		}
+		g_ptr_array_add(frames, g_strndup(zmq_msg_data(&msg), zmq_msg_size(&msg)));
+		zmq_msg_close(&msg);
+		zmq_getsockopt(o->sock, ZMQ_RCVMORE, &more, &len);
+	}
+	*verb = g_strdup(frames->len > 1 ? g_ptr_array_index(frames, 1) : "");
+	*body = NULL;
+	if (frames->len > 2 &&
+	    json_parser_load_from_data(parser, g_ptr_array_index(frames, 2), -1, NULL))
+		*body = json_node_ref(json_parser_get_root(parser));
+	g_ptr_array_unref(frames);
+	return TRUE;
+}
+
+/* CALL @method; returns the result node, or NULL after printing the error. */
+static JsonNode *
+call(Office *o, const char *method, JsonObject *params, int *exit_code)
+{
+	g_autoptr(JsonObject) body = json_object_new();
+	g_autoptr(JsonNode) node = json_node_alloc();
+	gint64 deadline = g_get_monotonic_time() + (gint64)o->timeout_ms * 1000;
+	int id = ++o->next_id;
+
+	json_object_set_int_member(body, "id", id);
+	json_object_set_string_member(body, "method", method);
+	json_object_set_object_member(body, "params",
+				      params != NULL ? json_object_ref(params) : json_object_new());
+	json_node_init_object(node, body);
+	if (!send_frames(o, "CALL", node)) {
+		*exit_code = fail(o, "Unavailable", "cannot send to the daemon");
+		return NULL;
+	}
+	for (;;) {
+		g_autofree char *verb = NULL;
+		g_autoptr(JsonNode) reply = NULL;
+		JsonObject *r;
+		int left = (int)((deadline - g_get_monotonic_time()) / 1000);
+
+		if (left <= 0 || !receive(o, left, &verb, &reply)) {
+			*exit_code =
+			    fail(o, "Unavailable",
+				 "no answer from the daemon (not running, or this key is not "
+				 "on its allow-list)");
+			return NULL;
+		}
+		if (reply == NULL || !JSON_NODE_HOLDS_OBJECT(reply))
+			continue;
+		r = json_node_get_object(reply);
+		if (json_object_get_int_member_with_default(r, "id", -1) != id)
+			continue; /* a HEARTBEAT or a late answer */
+		if (g_strcmp0(verb, "ERROR") == 0) {
+			*exit_code = fail(
+			    o, json_object_get_string_member_with_default(r, "code", "Internal"),
+			    json_object_get_string_member_with_default(r, "message", ""));
+			return NULL;
+		}
+		if (!json_object_has_member(r, "result")) {
+			*exit_code = fail(o, "Internal", "a RESULT without a result");
+			return NULL;
+		}
+		return json_node_copy(json_object_get_member(r, "result"));
+	}
+}
+
+/* Call and print; the exit code. */
+static int
+call_print(Office *o, const char *method, JsonObject *params)
+{
+	int code = 0;
+	g_autoptr(JsonNode) result = call(o, method, params, &code);
+
+	if (result == NULL)
+		return code;
+	print_node(o, result);
+	return 0;
+}
+
+/* ---- option parsing for sub-commands ---------------------------------------------------- */
+
+/* "--name value" pairs after the positional arguments; NULL when absent. */
+static const char *
+opt(int argc, char **argv, const char *name)
+{
+	for (int i = 0; i + 1 < argc; i++) {
+		if (g_strcmp0(argv[i], name) == 0)
+			return argv[i + 1];
+	}
+	return NULL;
+}
+
+/* Claim the task of @service for @order_id and finish it with @result. */
+static int
+claim_and_finish(Office *o, const char *order_id, const char *service, JsonObject *result)
+{
+	g_autoptr(JsonObject) claim = json_object_new();
+	g_autoptr(JsonObject) done = json_object_new();
+	g_autoptr(JsonNode) task = NULL;
+	int code = 0;
+	const char *lease;
+
+	json_object_set_string_member(claim, "order_id", order_id);
+	json_object_set_string_member(claim, "service", service);
+	task = call(o, "task.claim", claim, &code);
+	if (task == NULL)
+		return code;
+	lease =
+	    json_object_get_string_member_with_default(json_node_get_object(task), "lease", NULL);
+	if (lease == NULL)
+		return fail(o, "Internal", "task.claim returned no lease");
+	json_object_set_string_member(done, "lease", lease);
+	json_object_set_object_member(done, "result", json_object_ref(result));
+	return call_print(o, "task.done", done);
+}
+
+static char *
+read_file_arg(Office *o, const char *path, int *code)
+{
+	g_autoptr(GError) error = NULL;
+	char *text = NULL;
+
+	if (path == NULL) {
+		*code = usage();
+		return NULL;
+	}
+	if (!g_file_get_contents(path, &text, NULL, &error)) {
+		*code = fail(o, "InvalidInput", error->message);
+		return NULL;
+	}
+	return text;
+}
+
+static int
+cmd_pay_notify(Office *o, int argc, char **argv)
+{
+	g_autoptr(JsonObject) p = json_object_new();
+	const char *channel = opt(argc, argv, "--channel");
+	int code = 0;
+
+	if (argc < 1 || channel == NULL)
+		return usage();
+	json_object_set_string_member(p, "channel", channel);
+	if (g_strcmp0(channel, "sandbox") == 0) {
+		json_object_set_string_member(p, "order_id", argv[0]);
+	} else if (g_strcmp0(channel, "alipay") == 0) {
+		g_autofree char *form = read_file_arg(o, opt(argc, argv, "--form"), &code);
+		if (form == NULL)
+			return code;
+		json_object_set_string_member(p, "form", g_strstrip(form));
+	} else if (g_strcmp0(channel, "wechat") == 0) {
+		g_autofree char *headers = read_file_arg(o, opt(argc, argv, "--headers"), &code);
+		g_autofree char *body =
+		    headers != NULL ? read_file_arg(o, opt(argc, argv, "--body"), &code) : NULL;
+		g_autoptr(JsonParser) parser = json_parser_new();
+		JsonNode *root;
+
+		if (body == NULL)
+			return code;
+		if (!json_parser_load_from_data(parser, headers, -1, NULL) ||
+		    (root = json_parser_get_root(parser)) == NULL || !JSON_NODE_HOLDS_OBJECT(root))
+			return fail(o, "InvalidInput", "--headers: not a JSON object");
+		json_object_set_object_member(p, "headers",
+					      json_object_ref(json_node_get_object(root)));
+		json_object_set_string_member(p, "body", body);
+	} else {
+		return usage();
+	}
+	return call_print(o, "payment.notify", p);
+}
+
+static int
+cmd_keygen(Office *o, int argc, char **argv)
+{
+	const char *output = opt(argc, argv, "--output");
+	const char *user = opt(argc, argv, "--user");
+	const char *roles = opt(argc, argv, "--roles");
+	char pub[41], sec[41];
+	g_autoptr(GError) error = NULL;
+
+	if (output == NULL)
+		return usage();
+	if (!cs_office_keys_generate(pub, sec, &error) ||
+	    !cs_office_key_file_write(output, pub, sec, &error)) {
+		memset(sec, 0, sizeof(sec));
+		return fail(o, "Internal", error->message);
+	}
+	memset(sec, 0, sizeof(sec));
+	if (o->json) {
+		printf("{\"public_key\":\"%s\",\"key_file\":\"%s\"}\n", pub, output);
+	} else {
+		printf("# Key pair written to %s (keep it secret). Allow it with "
+		       "office.d/<name>.conf:\n",
+		       output);
+		printf("[worker]\nkey = %s\nuser = %s\nroles = %s\n", pub,
+		       user != NULL ? user : "NAME", roles != NULL ? roles : "reviewer");
+	}
+	return 0;
+}
+
+/* ---- work: an automated worker -------------------------------------------------------- */
+
+static int
+cmd_work(Office *o, int argc, char **argv)
+{
+	const char *service = argc > 0 ? argv[0] : NULL;
+	const char *result_text = opt(argc, argv, "--result");
+	const char *max_text = opt(argc, argv, "--max");
+	const char *hb_text = opt(argc, argv, "--heartbeat-ms");
+	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autoptr(JsonObject) ready = json_object_new();
+	g_autoptr(JsonNode) ready_node = json_node_alloc();
+	guint64 max = 0, hb = 2500, served = 0;
+	gint64 next_beat;
+
+	if (service == NULL)
+		return usage();
+	if (max_text != NULL &&
+	    !g_ascii_string_to_unsigned(max_text, 10, 1, G_MAXUINT32, &max, NULL))
+		return usage();
+	if (hb_text != NULL && !g_ascii_string_to_unsigned(hb_text, 10, 10, 600000, &hb, NULL))
+		return usage();
+	if (result_text != NULL && (!json_parser_load_from_data(parser, result_text, -1, NULL) ||
+				    !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))))
+		return fail(o, "InvalidInput", "--result: not a JSON object");
+	json_object_set_string_member(ready, "service", service);
+	json_node_init_object(ready_node, ready);
+	send_frames(o, "READY", ready_node);
+	next_beat = g_get_monotonic_time() + (gint64)hb * 1000;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while (max == 0 || served < max) {
+		g_autofree char *verb = NULL;
+		g_autoptr(JsonNode) body = NULL;
+		int wait = (int)MAX(0, (next_beat - g_get_monotonic_time()) / 1000);
+
+		if (g_get_monotonic_time() >= next_beat) {
+			zmq_send(o->sock, "CSO1", 4, ZMQ_SNDMORE);
+			zmq_send(o->sock, "HEARTBEAT", 9, 0);
+			next_beat = g_get_monotonic_time() + (gint64)hb * 1000;
+			continue;
+		}
+		if (!receive(o, wait, &verb, &body) || body == NULL ||
+		    !JSON_NODE_HOLDS_OBJECT(body))
+			continue;
+		if (g_strcmp0(verb, "TASK") == 0) {
+			JsonObject *task = json_node_get_object(body);
+			g_autoptr(JsonObject) done = json_object_new();
+			g_autoptr(JsonNode) done_node = json_node_alloc();
+			JsonObject *result = result_text != NULL
+						 ? json_object_ref(json_node_get_object(
+						       json_parser_get_root(parser)))
+						 : json_object_new();
+
+			print_node(o, body);
+			json_object_set_string_member(
+			    done, "lease",
+			    json_object_get_string_member_with_default(task, "lease", ""));
+			json_object_set_object_member(done, "result", result);
+			json_node_init_object(done_node, done);
+			send_frames(o, "DONE", done_node);
+			served++;
+		} else if (g_strcmp0(verb, "ERROR") == 0) {
+			print_node(o, body);
+			if (g_strcmp0(json_object_get_string_member_with_default(
+					  json_node_get_object(body), "code", ""),
+				      "AccessDenied") == 0)
+				return EXIT_REFUSED;
+		}
+	}
+	/* Let the last DONE's acknowledgement arrive before closing. */
+	for (int i = 0; i < 20; i++) {
+		g_autofree char *verb = NULL;
+		g_autoptr(JsonNode) body = NULL;
+		if (!receive(o, 250, &verb, &body))
+			break;
+		if (g_strcmp0(verb, "RESULT") == 0 || g_strcmp0(verb, "ERROR") == 0)
+			break;
+	}
+	return 0;
+}
+
+/* ---- commands ------------------------------------------------------------------------- */
+
+static JsonObject *
+params1(const char *name, const char *value)
+{
+	JsonObject *p = json_object_new();
+
+	if (value != NULL)
+		json_object_set_string_member(p, name, value);
+	return p;
+}
+
+static int
+run_command(Office *o, int argc, char **argv)
+{
+	const char *cmd = argv[0];
+	const char *sub = argc > 1 ? argv[1] : NULL;
+	g_autoptr(JsonObject) p = NULL;
+
+	if (g_strcmp0(cmd, "info") == 0) {
+		int code = 0;
+		g_autoptr(JsonNode) r = call(o, "info", NULL, &code);
+		JsonObject *ro;
+		g_autoptr(JsonObject) out = json_object_new();
+		g_autoptr(JsonNode) n = json_node_alloc();
+
+		if (r == NULL)
+			return code;
+		ro = json_node_get_object(r);
+		for (guint i = 0; i < 3; i++) {
+			static const char *const keys[] = {"endpoint", "events_endpoint",
+							   "server_public_key"};
+			json_object_set_string_member(
+			    out, keys[i],
+			    json_object_get_string_member_with_default(ro, keys[i], ""));
+		}
+		json_node_init_object(n, out);
+		print_node(o, n);
+		return 0;
+	}
+	if (g_strcmp0(cmd, "orders") == 0) {
+		p = params1("state", opt(argc, argv, "--state"));
+		if (opt(argc, argv, "--kind") != NULL)
+			json_object_set_string_member(p, "kind", opt(argc, argv, "--kind"));
+		return call_print(o, "orders.list", p);
+	}
+	if (g_strcmp0(cmd, "order") == 0 && g_strcmp0(sub, "show") == 0 && argc > 2) {
+		p = params1("id", argv[2]);
+		return call_print(o, "orders.get", p);
+	}
+	if (g_strcmp0(cmd, "review") == 0 && g_strcmp0(sub, "next") == 0) {
+		p = params1("service", "review");
+		return call_print(o, "task.next", p);
+	}
+	if (g_strcmp0(cmd, "review") == 0 &&
+	    (g_strcmp0(sub, "approve") == 0 || g_strcmp0(sub, "reject") == 0) && argc > 2) {
+		const char *note = opt(argc, argv, "--note");
+		if (g_strcmp0(sub, "reject") == 0 && note == NULL)
+			return usage();
+		p = params1("decision", sub);
+		if (note != NULL)
+			json_object_set_string_member(p, "note", note);
+		return claim_and_finish(o, argv[2], "review", p);
+	}
+	if (g_strcmp0(cmd, "make") == 0 && argc > 1 && opt(argc, argv, "--key") != NULL) {
+		p = params1("key_serial", opt(argc, argv, "--key"));
+		return claim_and_finish(o, argv[1], "make", p);
+	}
+	if (g_strcmp0(cmd, "ship") == 0 && argc > 1 && opt(argc, argv, "--tracking") != NULL) {
+		p = params1("tracking", opt(argc, argv, "--tracking"));
+		return claim_and_finish(o, argv[1], "ship", p);
+	}
+	if (g_strcmp0(cmd, "deliver") == 0 && argc > 1) {
+		p = json_object_new();
+		return claim_and_finish(o, argv[1], "deliver", p);
+	}
+	if (g_strcmp0(cmd, "pay-notify") == 0)
+		return cmd_pay_notify(o, argc - 1, argv + 1);
+	if (g_strcmp0(cmd, "refund") == 0 && argc > 1) {
+		p = params1("order_id", argv[1]);
+		return call_print(o, "payment.refund", p);
+	}
+	if (g_strcmp0(cmd, "tasks") == 0) {
+		p = params1("state", opt(argc, argv, "--state"));
+		if (opt(argc, argv, "--service") != NULL)
+			json_object_set_string_member(p, "service", opt(argc, argv, "--service"));
+		return call_print(o, "tasks.list", p);
+	}
+	if (g_strcmp0(cmd, "ledger") == 0 && g_strcmp0(sub, "verify") == 0) {
+		int code = 0;
+		g_autoptr(JsonNode) r = call(o, "ledger.verify", NULL, &code);
+		if (r == NULL)
+			return code;
+		print_node(o, r);
+		return json_object_get_boolean_member_with_default(json_node_get_object(r), "ok",
+								   FALSE)
+			   ? 0
+			   : EXIT_REFUSED;
+	}
+	if (g_strcmp0(cmd, "ca") == 0 &&
+	    (g_strcmp0(sub, "export") == 0 || g_strcmp0(sub, "crl") == 0)) {
+		g_autofree char *method = g_strdup_printf("ca.%s", sub);
+		p = params1("vendor", opt(argc, argv, "--vendor"));
+		return call_print(o, method, p);
+	}
+	if ((g_strcmp0(cmd, "sms") == 0 || g_strcmp0(cmd, "mail") == 0) &&
+	    g_strcmp0(sub, "outbox") == 0) {
+		p = params1("service", cmd);
+		return call_print(o, "outbox.list", p);
+	}
+	if (g_strcmp0(cmd, "work") == 0)
+		return cmd_work(o, argc - 1, argv + 1);
+	return usage();
+}
+
+int
+main(int argc, char **argv)
+{
+	Office o = {.timeout_ms = 10000};
+	g_autoptr(GError) error = NULL;
+	int i = 1, code;
+
+	for (; i < argc && g_str_has_prefix(argv[i], "--"); i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (g_strcmp0(a, "--json") == 0) {
+			o.json = TRUE;
+			continue;
+		}
+		if (g_strcmp0(a, "--help") == 0) {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		if (v == NULL)
+			return usage();
+		if (g_strcmp0(a, "--state-dir") == 0)
+			o.state_dir = g_strdup(v);
+		else if (g_strcmp0(a, "--key") == 0)
+			o.key_file = g_strdup(v);
+		else if (g_strcmp0(a, "--endpoint") == 0)
+			o.endpoint = g_strdup(v);
+		else if (g_strcmp0(a, "--server-key") == 0)
+			o.server_key = g_strdup(v);
+		else if (g_strcmp0(a, "--timeout-ms") == 0)
+			o.timeout_ms = atoi(v) > 0 ? atoi(v) : 10000;
+		else
+			return usage();
+		i++;
+	}
+	if (i >= argc)
+		return usage();
+	if (g_strcmp0(argv[i], "keygen") == 0) {
+		code = cmd_keygen(&o, argc - i - 1, argv + i + 1);
+	} else if (!connect_office(&o, &error)) {
+		code = fail(&o, "Unavailable", error->message);
+	} else {
+		code = run_command(&o, argc - i, argv + i);
+	}
+	if (o.sock != NULL)
+		zmq_close(o.sock);
+	if (o.ctx != NULL)
+		zmq_ctx_term(o.ctx);
+	g_free(o.state_dir);
+	g_free(o.key_file);
+	g_free(o.endpoint);
+	g_free(o.server_key);
+	return code;
+}

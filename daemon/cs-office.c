@@ -1,0 +1,1395 @@
+/*
+ * cs-office.c — the office front over ZeroMQ (see cs-office.h, DESIGN §3.4).
+ *
+ * Invariants:
+ * - The ZAP handler is bound before any CURVE socket, so no handshake ever completes
+ *   unauthenticated; a key not on the allow-list is refused at the handshake (status 400)
+ *   and never reaches the protocol code.
+ * - All sockets live on the main thread and are read through cs-zmq-source.
+ * - A message that fails to parse gets an ERROR when it carried a routing identity and is
+ *   otherwise dropped; nothing a peer sends can stop the loop.
+ * - The front holds no business rules: it checks roles against the §3.4 table, builds a
+ *   CsRequest (office actor, user id, roles) and lets cs-tasks / cs-payment / the engine
+ *   decide and record. Leases are granted and revoked here only as the protocol's timing
+ *   says (heartbeats, claim time); their effect is checked by cs-tasks in the ledger.
+ * - No secret is logged or published: events carry order ids and states only.
+ */
+#define G_LOG_DOMAIN "certseald"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cs-office.h"
+#include "cs-office-keys.h"
+#include "cs-office-msg.h"
+#include "cs-payment.h"
+#include "cs-tasks.h"
+#include "cs-zmq-source.h"
+
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN "certseal"
+#define OFFICE_READ_ROLES                                                                          \
+	(CS_ACTOR_REVIEWER | CS_ACTOR_MAKER | CS_ACTOR_SHIPPER | CS_ACTOR_CASHIER |                \
+	 CS_ACTOR_AUDITOR)
+#define ANY_ROLE 0xffffu
+#define SANDBOX_BATCH 100
+
+typedef struct {
+	char *user;
+	guint roles;
+} Worker;
+
+typedef struct {
+	char *key; /* hex of the routing id */
+	GBytes *identity;
+	char *user;
+	guint roles;
+	char *service; /* READY for this service, or NULL */
+	char *lease;   /* the task pushed to it, or NULL */
+	gint64 last_seen;
+	gint64 idle_since;
+} Peer;
+
+typedef struct {
+	char *user;
+	char *peer_key; /* pushed to this peer; NULL for a person's claim */
+	gint64 expires; /* claims only */
+} Lease;
+
+struct _CsOffice {
+	CsEngine *engine;
+	CsConfig *config;
+	CsTasks *tasks;
+	CsPaymentKeys *payment_keys;
+	char *endpoint;
+	char *events_endpoint;
+	char server_public[41];
+	gboolean curve;
+	void *ctx;
+	void *zap;
+	void *router;
+	void *pub;
+	GSource *zap_source;
+	GSource *router_source;
+	guint tick_id;
+	guint dispatch_id;
+	GHashTable *workers; /* public key (Z85) → Worker */
+	GHashTable *peers;   /* key → Peer */
+	GHashTable *leases;  /* lease → Lease */
+};
+
+static const struct {
+	const char *name;
+	guint bit;
+} role_names[] = {
+    {"reviewer", CS_ACTOR_REVIEWER}, {"maker", CS_ACTOR_MAKER},	    {"shipper", CS_ACTOR_SHIPPER},
+    {"cashier", CS_ACTOR_CASHIER},   {"auditor", CS_ACTOR_AUDITOR}, {"admin", CS_ACTOR_ADMIN},
+    {"gateway", CS_ACTOR_GATEWAY},
+};
+
+static void
+worker_free(Worker *w)
+{
+	g_free(w->user);
+	g_free(w);
+}
+
+static void
+peer_free(Peer *p)
+{
+	g_bytes_unref(p->identity);
+	g_free(p->key);
+	g_free(p->user);
+	g_free(p->service);
+	g_free(p->lease);
+	g_free(p);
+}
+
+static void
+lease_free(Lease *l)
+{
+	g_free(l->user);
+	g_free(l->peer_key);
+	g_free(l);
+}
+
+static JsonArray *
+roles_to_json(guint roles)
+{
+	JsonArray *a = json_array_new();
+
+	for (guint i = 0; i < G_N_ELEMENTS(role_names); i++) {
+		if (roles & role_names[i].bit)
+			json_array_add_string_element(a, role_names[i].name);
+	}
+	return a;
+}
+
+/* ---- keys and the allow-list ----------------------------------------------------------- */
+
+static gboolean
+ensure_key(const char *dir, const char *name, char pub[41], char sec[41], GError **error)
+{
+	g_autofree char *path = g_build_filename(dir, name, NULL);
+	g_autoptr(GError) local = NULL;
+
+	if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+		if (!cs_office_key_file_read(path, pub, sec, error)) {
+			g_prefix_error(error, "office: ");
+			return FALSE;
+		}
+		return TRUE;
+	}
+	if (!cs_office_keys_generate(pub, sec, error) ||
+	    !cs_office_key_file_write(path, pub, sec, error))
+		return FALSE;
+	g_message("office: created the key pair %s", path);
+	return TRUE;
+}
+
+static gboolean
+parse_roles(const char *path, char **list, guint *roles, GError **error)
+{
+	*roles = 0;
+	for (guint i = 0; list != NULL && list[i] != NULL; i++) {
+		const char *r = g_strstrip(list[i]);
+		gboolean known = FALSE;
+
+		if (*r == '\0')
+			continue;
+		for (guint j = 0; j < G_N_ELEMENTS(role_names); j++) {
+			if (g_strcmp0(role_names[j].name, r) == 0) {
+				*roles |= role_names[j].bit;
+				known = TRUE;
+			}
+		}
+		if (!known) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: [worker] roles: unknown role '%s'", path, r);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+static gboolean
+load_worker(CsOffice *self, const char *path, GError **error)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autofree char *key = NULL;
+	g_autofree char *user = NULL;
+	g_auto(GStrv) roles = NULL;
+	g_auto(GStrv) groups = NULL;
+	Worker *w;
+	guint bits = 0;
+
+	if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error)) {
+		g_prefix_error(error, "%s: ", path);
+		return FALSE;
+	}
+	groups = g_key_file_get_groups(kf, NULL);
+	if (g_strv_length(groups) != 1 || g_strcmp0(groups[0], "worker") != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: must hold exactly one group, [worker]", path);
+		return FALSE;
+	}
+	key = g_key_file_get_string(kf, "worker", "key", NULL);
+	user = g_key_file_get_string(kf, "worker", "user", NULL);
+	roles = g_key_file_get_string_list(kf, "worker", "roles", NULL, NULL);
+	if (key != NULL)
+		g_strstrip(key);
+	if (!cs_office_key_is_valid(key)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: [worker] key: missing or not a Z85 CURVE public key", path);
+		return FALSE;
+	}
+	if (user == NULL || *g_strstrip(user) == '\0' || strlen(user) > 64 ||
+	    !g_utf8_validate(user, -1, NULL)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: [worker] user: required, at most 64 characters", path);
+		return FALSE;
+	}
+	if (!parse_roles(path, roles, &bits, error))
+		return FALSE;
+	w = g_new0(Worker, 1);
+	w->user = g_steal_pointer(&user);
+	w->roles = bits;
+	g_hash_table_replace(self->workers, g_steal_pointer(&key), w);
+	return TRUE;
+}
+
+/* A broken file in office_dir is fatal at start-up: a worker silently missing from the
+ * allow-list would look like an outage, one with the wrong roles like a breach. */
+static gboolean
+load_workers(CsOffice *self, GError **error)
+{
+	g_autoptr(GDir) dir = NULL;
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	const char *name;
+
+	if (self->config->office_dir == NULL ||
+	    !g_file_test(self->config->office_dir, G_FILE_TEST_IS_DIR))
+		return TRUE;
+	dir = g_dir_open(self->config->office_dir, 0, error);
+	if (dir == NULL)
+		return FALSE;
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		if (g_str_has_suffix(name, ".conf"))
+			g_ptr_array_add(names,
+					g_build_filename(self->config->office_dir, name, NULL));
+	}
+	for (guint i = 0; i < names->len; i++) {
+		if (!load_worker(self, g_ptr_array_index(names, i), error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* ---- sending --------------------------------------------------------------------------- */
+
+static void
+send_to(CsOffice *self, GBytes *identity, CsOfficeVerb verb, JsonObject *body)
+{
+	g_autofree char *text = cs_office_body_to_string(body);
+	const char *v = cs_office_verb_to_string(verb);
+	gsize id_len = 0;
+	const void *id = g_bytes_get_data(identity, &id_len);
+
+	if (zmq_send(self->router, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(self->router, CS_OFFICE_PROTOCOL, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(self->router, v, strlen(v), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(self->router, text, strlen(text), ZMQ_DONTWAIT) < 0)
+		g_debug("office: dropped a %s to a peer: %s", v, zmq_strerror(zmq_errno()));
+}
+
+static const char *
+error_code_name(const GError *error)
+{
+	const char *name;
+
+	if (error->domain != CS_ERROR)
+		return "Internal";
+	name = cs_error_code_to_dbus_name((CsErrorCode)error->code);
+	return strrchr(name, '.') != NULL ? strrchr(name, '.') + 1 : name;
+}
+
+/* ERROR {<key>: <ref>, code, message}; @ref NULL sends null. */
+static void
+send_error(CsOffice *self, GBytes *identity, const char *key, JsonNode *ref, const GError *error)
+{
+	g_autoptr(JsonObject) body = json_object_new();
+
+	json_object_set_member(body, key,
+			       ref != NULL ? json_node_copy(ref) : json_node_new(JSON_NODE_NULL));
+	json_object_set_string_member(body, "code", error_code_name(error));
+	json_object_set_string_member(body, "message", error->message);
+	send_to(self, identity, CS_OFFICE_ERROR, body);
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+static void
+on_order(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
+{
+	CsOffice *self = user_data;
+	g_autofree char *topic = g_strdup_printf("order.%s", order->state);
+	g_autoptr(JsonObject) body = json_object_new();
+	g_autofree char *text = NULL;
+
+	json_object_set_string_member(body, "order_id", order->id);
+	json_object_set_string_member(body, "kind", order->kind);
+	json_object_set_string_member(body, "state", order->state);
+	json_object_set_int_member(body, "time", order->updated);
+	text = cs_office_body_to_string(body);
+	if (zmq_send(self->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(self->pub, text, strlen(text), ZMQ_DONTWAIT) < 0)
+		g_debug("office: event %s not published: %s", topic, zmq_strerror(zmq_errno()));
+}
+
+/* ---- leases and dispatch --------------------------------------------------------------- */
+
+static void
+drop_lease(CsOffice *self, const char *lease, gboolean requeue)
+{
+	if (requeue && cs_tasks_release(self->tasks, lease))
+		g_info("office: lease %s lost; its task is queued again", lease);
+	g_hash_table_remove(self->leases, lease);
+}
+
+static void
+peer_set_idle(Peer *peer)
+{
+	g_clear_pointer(&peer->lease, g_free);
+	peer->idle_since = g_get_monotonic_time();
+}
+
+static Peer *
+pick_idle_peer(CsOffice *self, const char *service, gboolean *any_ready)
+{
+	GHashTableIter iter;
+	gpointer value;
+	Peer *best = NULL;
+
+	g_hash_table_iter_init(&iter, self->peers);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		Peer *p = value;
+		if (g_strcmp0(p->service, service) != 0)
+			continue;
+		*any_ready = TRUE;
+		if (p->lease == NULL && (best == NULL || p->idle_since < best->idle_since))
+			best = p;
+	}
+	return best;
+}
+
+static void
+dispatch_sandbox(CsOffice *self, const char *service)
+{
+	for (guint i = 0; i < SANDBOX_BATCH; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CsTask) task =
+		    cs_tasks_lease_next(self->tasks, service, "sandbox", &error);
+
+		if (task == NULL) {
+			if (error != NULL)
+				g_warning("office: sandbox %s: %s", service, error->message);
+			return;
+		}
+		if (!cs_tasks_run_sandbox(self->tasks, task->lease, &error)) {
+			g_warning("office: sandbox %s: task %" G_GINT64_FORMAT ": %s", service,
+				  task->id, error->message);
+			cs_tasks_release(self->tasks, task->lease);
+			return;
+		}
+	}
+}
+
+static void
+dispatch_service(CsOffice *self, const char *service)
+{
+	gboolean any_ready = FALSE;
+	Peer *peer;
+
+	while ((peer = pick_idle_peer(self, service, &any_ready)) != NULL) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CsTask) task =
+		    cs_tasks_lease_next(self->tasks, service, peer->user, &error);
+		g_autoptr(JsonObject) body = NULL;
+		Lease *l;
+
+		if (task == NULL) {
+			if (error != NULL)
+				g_warning("office: %s: %s", service, error->message);
+			break;
+		}
+		l = g_new0(Lease, 1);
+		l->user = g_strdup(peer->user);
+		l->peer_key = g_strdup(peer->key);
+		g_hash_table_replace(self->leases, g_strdup(task->lease), l);
+		peer->lease = g_strdup(task->lease);
+		body = cs_task_to_json(task);
+		send_to(self, peer->identity, CS_OFFICE_TASK, body);
+	}
+	/* External workers take precedence: the sandbox serves only when none is READY. */
+	if (!any_ready && self->config->test_mode && cs_tasks_sandbox_serves(service))
+		dispatch_sandbox(self, service);
+}
+
+static gboolean
+dispatch_all(gpointer user_data)
+{
+	CsOffice *self = user_data;
+	static const char *const all[] = {"review", "make", "ship", "deliver", "cashier",
+					  "sms",    "mail", "idv",  "bank"};
+
+	self->dispatch_id = 0;
+	for (guint i = 0; i < G_N_ELEMENTS(all); i++)
+		dispatch_service(self, all[i]);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_dispatch(CsOffice *self)
+{
+	if (self->dispatch_id == 0)
+		self->dispatch_id = g_idle_add(dispatch_all, self);
+}
+
+static void
+on_task_queued(CsTasks *tasks, const char *service, gpointer user_data)
+{
+	schedule_dispatch(user_data);
+}
+
+/* Heartbeats out, silent workers and expired claims lose their leases. */
+static gboolean
+on_tick(gpointer user_data)
+{
+	CsOffice *self = user_data;
+	gint64 now = g_get_monotonic_time();
+	gint64 silence =
+	    (gint64)self->config->office_heartbeat_ms * self->config->office_liveness * 1000;
+	g_autoptr(GPtrArray) dead = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) expired = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter iter;
+	gpointer key, value;
+
+	g_hash_table_iter_init(&iter, self->peers);
+	while (g_hash_table_iter_next(&iter, &key, &value)) {
+		Peer *p = value;
+		if (now - p->last_seen > silence)
+			g_ptr_array_add(dead, g_strdup(key));
+		else if (p->service != NULL)
+			send_to(self, p->identity, CS_OFFICE_HEARTBEAT, NULL);
+	}
+	for (guint i = 0; i < dead->len; i++) {
+		Peer *p = g_hash_table_lookup(self->peers, g_ptr_array_index(dead, i));
+		if (p->lease != NULL) {
+			g_message("office: worker %s went silent; its lease is lost", p->user);
+			drop_lease(self, p->lease, TRUE);
+		}
+		g_hash_table_remove(self->peers, g_ptr_array_index(dead, i));
+	}
+	g_hash_table_iter_init(&iter, self->leases);
+	while (g_hash_table_iter_next(&iter, &key, &value)) {
+		Lease *l = value;
+		if (l->peer_key == NULL && now > l->expires)
+			g_ptr_array_add(expired, g_strdup(key));
+	}
+	for (guint i = 0; i < expired->len; i++)
+		drop_lease(self, g_ptr_array_index(expired, i), TRUE);
+	return G_SOURCE_CONTINUE;
+}
+
+/* ---- the verbs ------------------------------------------------------------------------- */
+
+/* The worker as the engine sees it: an office actor with its user id and roles. The actor
+ * bit is replaced by the role a step is taken in (cs-tasks takes a task's transition in the
+ * service's role, a refund is taken as cashier); the roles decide what is allowed. */
+static CsRequest
+peer_request(Peer *peer)
+{
+	CsRequest r = {0};
+
+	r.actor = CS_ACTOR_ADMIN;
+	r.user_id = peer->user;
+	r.roles = peer->roles;
+	return r;
+}
+
+/* A lease this peer's user may finish; NULL with WrongState otherwise. */
+static Lease *
+lookup_lease(CsOffice *self, Peer *peer, const char *lease, GError **error)
+{
+	Lease *l = g_hash_table_lookup(self->leases, lease);
+
+	if (l == NULL || g_strcmp0(l->user, peer->user) != 0 ||
+	    (l->peer_key == NULL && g_get_monotonic_time() > l->expires)) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+				    "lease: no longer valid (lost, or the task is done)");
+		return NULL;
+	}
+	return l;
+}
+
+static void
+lease_finished(CsOffice *self, const char *lease)
+{
+	Lease *l = g_hash_table_lookup(self->leases, lease);
+	Peer *p =
+	    l != NULL && l->peer_key != NULL ? g_hash_table_lookup(self->peers, l->peer_key) : NULL;
+
+	if (p != NULL && g_strcmp0(p->lease, lease) == 0)
+		peer_set_idle(p);
+	g_hash_table_remove(self->leases, lease);
+	schedule_dispatch(self);
+}
+
+static gboolean
+finish_lease(CsOffice *self,
+	     Peer *peer,
+	     const char *lease,
+	     JsonObject *result,
+	     const char *reason,
+	     gboolean done,
+	     GError **error)
+{
+	CsRequest request = peer_request(peer);
+	gboolean ok;
+
+	if (lookup_lease(self, peer, lease, error) == NULL)
+		return FALSE;
+	ok = done ? cs_tasks_complete(self->tasks, &request, lease, result, error)
+		  : cs_tasks_fail(self->tasks, &request, lease, reason, error);
+	if (ok || !(g_error_matches(*error, CS_ERROR, CS_ERROR_INVALID_INPUT) ||
+		    g_error_matches(*error, CS_ERROR, CS_ERROR_ACCESS_DENIED))) {
+		/* Done, failed, or refused for good (the order moved on, the lease is stale):
+		 * either way this lease is over. A fixable result keeps it. */
+		if (!ok)
+			cs_tasks_release(self->tasks, lease);
+		lease_finished(self, lease);
+	}
+	return ok;
+}
+
+static JsonObject *
+member_object(JsonObject *o, const char *name)
+{
+	JsonNode *n = o != NULL ? json_object_get_member(o, name) : NULL;
+
+	return n != NULL && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+}
+
+static void
+handle_done(CsOffice *self, Peer *peer, CsOfficeMsg *msg, gboolean done)
+{
+	const char *lease = cs_office_body_get_string(msg->body, "lease");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonObject) reply = json_object_new();
+	g_autoptr(JsonObject) result = json_object_new();
+
+	if (!finish_lease(self, peer, lease, member_object(msg->body, "result"),
+			  cs_office_body_get_string(msg->body, "error"), done, &error)) {
+		send_error(self, peer->identity, "lease",
+			   json_object_get_member(msg->body, "lease"), error);
+		return;
+	}
+	json_object_set_string_member(reply, "lease", lease);
+	json_object_set_boolean_member(result, "committed", TRUE);
+	json_object_set_object_member(reply, "result", g_steal_pointer(&result));
+	send_to(self, peer->identity, CS_OFFICE_RESULT, reply);
+}
+
+static void
+handle_ready(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
+{
+	const char *service = cs_office_body_get_string(msg->body, "service");
+	CsRequest request = peer_request(peer);
+
+	if (!cs_tasks_may_serve(&request, service)) {
+		g_autoptr(GError) error = g_error_new(CS_ERROR, CS_ERROR_ACCESS_DENIED,
+						      "%s may not serve '%s'", peer->user, service);
+		send_error(self, peer->identity, "service",
+			   json_object_get_member(msg->body, "service"), error);
+		return;
+	}
+	g_free(peer->service);
+	peer->service = g_strdup(service);
+	if (peer->lease == NULL)
+		peer->idle_since = g_get_monotonic_time();
+	schedule_dispatch(self);
+}
+
+static void
+handle_heartbeat(CsOffice *self, Peer *peer)
+{
+	GHashTableIter iter;
+	gpointer value;
+	gint64 until = g_get_monotonic_time() + (gint64)self->config->office_claim_ms * 1000;
+
+	/* A person's claims are renewed by the heartbeats of that person's connections. */
+	g_hash_table_iter_init(&iter, self->leases);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		Lease *l = value;
+		if (l->peer_key == NULL && g_strcmp0(l->user, peer->user) == 0 &&
+		    l->expires > g_get_monotonic_time())
+			l->expires = until;
+	}
+}
+
+/* ---- CALL methods ---------------------------------------------------------------------- */
+
+typedef JsonNode *(*MethodFunc)(CsOffice *self, Peer *peer, JsonObject *params, GError **error);
+
+static JsonNode *
+object_node(JsonObject *o)
+{
+	JsonNode *n = json_node_init_object(json_node_alloc(), o);
+
+	json_object_unref(o);
+	return n;
+}
+
+static JsonNode *
+m_info(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	JsonObject *o = json_object_new();
+
+	json_object_set_string_member(o, "endpoint", self->endpoint);
+	json_object_set_string_member(o, "events_endpoint", self->events_endpoint);
+	json_object_set_string_member(o, "server_public_key", self->server_public);
+	json_object_set_string_member(o, "user", peer->user);
+	json_object_set_array_member(o, "roles", roles_to_json(peer->roles));
+	json_object_set_boolean_member(o, "sandbox", self->config->test_mode);
+	return object_node(o);
+}
+
+static JsonObject *
+order_summary(CsEngine *engine, CsOrder *order)
+{
+	JsonObject *o = json_object_new();
+
+	json_object_set_string_member(o, "id", order->id);
+	json_object_set_string_member(o, "kind", order->kind);
+	json_object_set_string_member(o, "subject_type",
+				      cs_subject_type_to_string(order->subject_type));
+	json_object_set_string_member(o, "vendor", order->vendor);
+	json_object_set_string_member(o, "state", order->state);
+	json_object_set_int_member(o, "amount_fen", (gint64)cs_engine_amount_fen(engine, order));
+	json_object_set_int_member(o, "created", order->created);
+	json_object_set_int_member(o, "updated", order->updated);
+	return o;
+}
+
+static JsonNode *
+m_orders_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	const char *state = cs_office_body_get_string(params, "state");
+	const char *kind = cs_office_body_get_string(params, "kind");
+	g_autoptr(GPtrArray) ids =
+	    cs_ledger_list_orders(cs_engine_get_ledger(self->engine), state, error);
+	JsonArray *a;
+	JsonNode *n;
+
+	if (ids == NULL)
+		return NULL;
+	a = json_array_new();
+	for (guint i = 0; i < ids->len; i++) {
+		CsOrder *order = cs_engine_get_order(self->engine, g_ptr_array_index(ids, i), NULL);
+		if (order == NULL || (kind != NULL && g_strcmp0(kind, order->kind) != 0))
+			continue;
+		json_array_add_object_element(a, order_summary(self->engine, order));
+	}
+	n = json_node_init_array(json_node_alloc(), a);
+	json_array_unref(a);
+	return n;
+}
+
+static JsonNode *
+m_orders_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	const char *id = cs_office_body_get_string(params, "id");
+	CsOrder *order;
+	JsonObject *o, *fields;
+	JsonArray *history, *tasks_json;
+	g_autoptr(GPtrArray) events = NULL;
+	g_autoptr(GPtrArray) tasks = NULL;
+	GVariantIter iter;
+	const char *name;
+	GVariant *value;
+
+	if (id == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "id: required");
+		return NULL;
+	}
+	order = cs_engine_get_order(self->engine, id, error);
+	if (order == NULL)
+		return NULL;
+	events = cs_engine_history(self->engine, order, error);
+	if (events == NULL)
+		return NULL;
+	o = order_summary(self->engine, order);
+	fields = json_object_new();
+	g_variant_iter_init(&iter, order->fields);
+	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
+		if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
+			json_object_set_string_member(fields, name,
+						      g_variant_get_string(value, NULL));
+		g_variant_unref(value);
+	}
+	json_object_set_object_member(o, "fields", fields);
+	history = json_array_new();
+	for (guint i = 0; i < events->len; i++) {
+		CsEventRow *e = g_ptr_array_index(events, i);
+		JsonObject *h = json_object_new();
+		json_object_set_int_member(h, "seq", e->seq);
+		json_object_set_int_member(h, "time", e->time);
+		json_object_set_string_member(h, "kind", e->kind);
+		json_object_set_string_member(h, "from", e->from);
+		json_object_set_string_member(h, "to", e->to);
+		json_object_set_string_member(h, "actor", e->actor);
+		json_array_add_object_element(history, h);
+	}
+	json_object_set_array_member(o, "history", history);
+	/* Materials are stored by a later release; the list is empty until then. */
+	json_object_set_array_member(o, "materials", json_array_new());
+	tasks = cs_tasks_list(self->tasks, NULL, NULL, error);
+	if (tasks == NULL) {
+		json_object_unref(o);
+		return NULL;
+	}
+	tasks_json = json_array_new();
+	for (guint i = 0; i < tasks->len; i++) {
+		CsTask *t = g_ptr_array_index(tasks, i);
+		JsonObject *tj;
+		if (g_strcmp0(t->order_id, order->id) != 0)
+			continue;
+		tj = cs_task_to_json(t);
+		json_object_remove_member(tj, "lease");
+		json_array_add_object_element(tasks_json, tj);
+	}
+	json_object_set_array_member(o, "tasks", tasks_json);
+	return object_node(o);
+}
+
+static JsonNode *
+m_materials_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+			    "materials.get: this daemon does not store materials yet");
+	return NULL;
+}
+
+static gboolean
+require_service_role(Peer *peer, const char *service, GError **error)
+{
+	CsRequest request = peer_request(peer);
+
+	if (service == NULL || cs_tasks_service_role(service) == 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "service: unknown '%s'",
+			    service != NULL ? service : "");
+		return FALSE;
+	}
+	if (!cs_tasks_may_serve(&request, service)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED, "%s may not serve '%s'",
+			    peer->user, service);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static JsonNode *
+claim_reply(CsOffice *self, CsTask *task)
+{
+	Lease *l = g_hash_table_lookup(self->leases, task->lease);
+
+	if (l == NULL) {
+		l = g_new0(Lease, 1);
+		l->user = g_strdup(task->lease_user);
+		g_hash_table_replace(self->leases, g_strdup(task->lease), l);
+	}
+	l->expires = g_get_monotonic_time() + (gint64)self->config->office_claim_ms * 1000;
+	return object_node(cs_task_to_json(task));
+}
+
+static JsonNode *
+m_task_next(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	const char *service = cs_office_body_get_string(params, "service");
+	g_autoptr(CsTask) task = NULL;
+	g_autoptr(GError) local = NULL;
+
+	if (!require_service_role(peer, service, error))
+		return NULL;
+	task = cs_tasks_lease_next(self->tasks, service, peer->user, &local);
+	if (task == NULL) {
+		if (local != NULL) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return NULL;
+		}
+		return json_node_new(JSON_NODE_NULL);
+	}
+	return claim_reply(self, task);
+}
+
+static JsonNode *
+m_task_claim(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	const char *service = cs_office_body_get_string(params, "service");
+	const char *order_id = cs_office_body_get_string(params, "order_id");
+	g_autoptr(CsTask) task = NULL;
+
+	if (!require_service_role(peer, service, error))
+		return NULL;
+	if (order_id == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "order_id: required");
+		return NULL;
+	}
+	if (cs_engine_get_order(self->engine, order_id, error) == NULL)
+		return NULL;
+	task = cs_tasks_claim(self->tasks, order_id, service, peer->user, error);
+	if (task == NULL)
+		return NULL;
+	return claim_reply(self, task);
+}
+
+static JsonNode *
+m_task_finish(CsOffice *self, Peer *peer, JsonObject *params, gboolean done, GError **error)
+{
+	const char *lease = cs_office_body_get_string(params, "lease");
+	JsonObject *o;
+
+	if (lease == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "lease: required");
+		return NULL;
+	}
+	if (!finish_lease(self, peer, lease, member_object(params, "result"),
+			  cs_office_body_get_string(params, "error"), done, error))
+		return NULL;
+	o = json_object_new();
+	json_object_set_boolean_member(o, "committed", TRUE);
+	return object_node(o);
+}
+
+static JsonNode *
+m_task_done(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	return m_task_finish(self, peer, params, TRUE, error);
+}
+
+static JsonNode *
+m_task_fail(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	return m_task_finish(self, peer, params, FALSE, error);
+}
+
+static JsonNode *
+m_task_secret(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	const char *lease = cs_office_body_get_string(params, "lease");
+	g_autoptr(GBytes) secret = NULL;
+	g_autofree char *text = NULL;
+	JsonObject *o;
+
+	if (lease == NULL || lookup_lease(self, peer, lease, error) == NULL) {
+		if (lease == NULL)
+			g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "lease: required");
+		return NULL;
+	}
+	secret = cs_tasks_open_secret(self->tasks, lease, error);
+	if (secret == NULL)
+		return NULL;
+	text = g_strndup(g_bytes_get_data(secret, NULL), g_bytes_get_size(secret));
+	o = json_object_new();
+	json_object_set_string_member(o, "secret", text);
+	memset(text, 0, strlen(text));
+	return object_node(o);
+}
+
+static JsonNode *
+m_tasks_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	g_autoptr(GPtrArray) tasks =
+	    cs_tasks_list(self->tasks, cs_office_body_get_string(params, "state"),
+			  cs_office_body_get_string(params, "service"), error);
+	JsonArray *a;
+	JsonNode *n;
+
+	if (tasks == NULL)
+		return NULL;
+	a = json_array_new();
+	for (guint i = 0; i < tasks->len; i++) {
+		JsonObject *tj = cs_task_to_json(g_ptr_array_index(tasks, i));
+		json_object_remove_member(tj, "lease");
+		json_array_add_object_element(a, tj);
+	}
+	n = json_node_init_array(json_node_alloc(), a);
+	json_array_unref(a);
+	return n;
+}
+
+static JsonNode *
+m_payment_notify(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	gboolean applied = FALSE;
+	g_autofree char *order_id = NULL;
+	JsonObject *o;
+
+	if (!cs_payment_notify(self->engine, self->payment_keys, params, &applied, &order_id,
+			       error))
+		return NULL;
+	o = json_object_new();
+	json_object_set_string_member(o, "order_id", order_id);
+	json_object_set_boolean_member(o, "applied", applied);
+	json_object_set_boolean_member(o, "duplicate", !applied);
+	/* What a relaying worker answers the platform: both want "success" once verified. */
+	json_object_set_string_member(o, "reply", "success");
+	return object_node(o);
+}
+
+static JsonNode *
+m_payment_refund(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	const char *id = cs_office_body_get_string(params, "order_id");
+	CsRequest request = peer_request(peer);
+	CsOrder *order;
+
+	request.actor = CS_ACTOR_CASHIER;
+	if (id == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "order_id: required");
+		return NULL;
+	}
+	order = cs_engine_get_order(self->engine, id, error);
+	if (order == NULL || !cs_engine_act(self->engine, &request, order, "refund", error))
+		return NULL;
+	return object_node(order_summary(self->engine, order));
+}
+
+static JsonNode *
+m_ledger_verify(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	gint64 bad = 0, checked = 0;
+	JsonObject *o = json_object_new();
+
+	if (cs_ledger_verify(cs_engine_get_ledger(self->engine), 1, &bad, &checked, &local)) {
+		json_object_set_boolean_member(o, "ok", TRUE);
+	} else {
+		json_object_set_boolean_member(o, "ok", FALSE);
+		json_object_set_int_member(o, "bad_seq", bad);
+		json_object_set_string_member(o, "message", local->message);
+	}
+	json_object_set_int_member(o, "checked", checked);
+	return object_node(o);
+}
+
+static JsonNode *
+m_ca_unavailable(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	g_set_error_literal(
+	    error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+	    "the CA is not part of this daemon yet: ca.export and ca.crl are unavailable");
+	return NULL;
+}
+
+static JsonNode *
+m_outbox_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	const char *service = cs_office_body_get_string(params, "service");
+	JsonArray *a;
+	JsonNode *n;
+
+	if (!self->config->test_mode) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+				    "outbox.list: the sandbox gateways run only in test_mode");
+		return NULL;
+	}
+	if (!cs_tasks_sandbox_serves(service)) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "service: must be sms, mail, idv or bank");
+		return NULL;
+	}
+	a = cs_tasks_list_outbox(self->tasks, service, error);
+	if (a == NULL)
+		return NULL;
+	n = json_node_init_array(json_node_alloc(), a);
+	json_array_unref(a);
+	return n;
+}
+
+/* DESIGN §3.4's table; task.* are checked against the service's role inside. */
+static const struct {
+	const char *method;
+	guint roles;
+	MethodFunc func;
+} methods[] = {
+    {"info", ANY_ROLE, m_info},
+    {"orders.list", OFFICE_READ_ROLES, m_orders_list},
+    {"orders.get", OFFICE_READ_ROLES, m_orders_get},
+    {"materials.get", OFFICE_READ_ROLES, m_materials_get},
+    {"task.next", ANY_ROLE, m_task_next},
+    {"task.claim", ANY_ROLE, m_task_claim},
+    {"task.done", ANY_ROLE, m_task_done},
+    {"task.fail", ANY_ROLE, m_task_fail},
+    {"task.secret", CS_ACTOR_GATEWAY, m_task_secret},
+    {"tasks.list", CS_ACTOR_AUDITOR, m_tasks_list},
+    {"payment.notify", CS_ACTOR_CASHIER, m_payment_notify},
+    {"payment.refund", CS_ACTOR_CASHIER, m_payment_refund},
+    {"ledger.verify", CS_ACTOR_AUDITOR, m_ledger_verify},
+    {"ca.export", CS_ACTOR_AUDITOR, m_ca_unavailable},
+    {"ca.crl", CS_ACTOR_AUDITOR, m_ca_unavailable},
+    {"outbox.list", CS_ACTOR_ADMIN, m_outbox_list},
+};
+
+static void
+handle_call(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
+{
+	const char *method = cs_office_body_get_string(msg->body, "method");
+	JsonNode *id = json_object_get_member(msg->body, "id");
+	JsonObject *params = member_object(msg->body, "params");
+	g_autoptr(JsonObject) empty = json_object_new();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) result = NULL;
+	const char *order_id;
+	CsRequest request = peer_request(peer);
+	int found = -1;
+
+	if (params == NULL)
+		params = empty;
+	for (guint i = 0; i < G_N_ELEMENTS(methods); i++) {
+		if (g_strcmp0(methods[i].method, method) == 0)
+			found = (int)i;
+	}
+	if (found < 0) {
+		error =
+		    g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT, "method: unknown '%s'", method);
+	} else if (methods[found].roles != ANY_ROLE &&
+		   (peer->roles & (methods[found].roles | CS_ACTOR_ADMIN)) == 0) {
+		error = g_error_new(CS_ERROR, CS_ERROR_ACCESS_DENIED, "%s: %s lacks the role",
+				    method, peer->user);
+		g_message("office: %s refused to %s", method, peer->user);
+	} else {
+		order_id = cs_office_body_get_string(params, "order_id");
+		if (order_id == NULL)
+			order_id = cs_office_body_get_string(params, "id");
+		if (cs_tasks_record_call(self->tasks, &request, method, order_id, &error))
+			result = methods[found].func(self, peer, params, &error);
+	}
+	if (result == NULL) {
+		send_error(self, peer->identity, "id", id, error);
+	} else {
+		g_autoptr(JsonObject) reply = json_object_new();
+		json_object_set_member(
+		    reply, "id", id != NULL ? json_node_copy(id) : json_node_new(JSON_NODE_NULL));
+		json_object_set_member(reply, "result", g_steal_pointer(&result));
+		send_to(self, peer->identity, CS_OFFICE_RESULT, reply);
+	}
+}
+
+/* ---- the ROUTER ------------------------------------------------------------------------ */
+
+static Peer *
+find_peer(CsOffice *self, GBytes *identity, const char *user_id)
+{
+	g_autofree char *key = NULL;
+	gsize len = 0;
+	const guint8 *data = g_bytes_get_data(identity, &len);
+	GString *hex = g_string_new(NULL);
+	Peer *peer;
+	const Worker *w = NULL;
+
+	for (gsize i = 0; i < len; i++)
+		g_string_append_printf(hex, "%02x", data[i]);
+	key = g_string_free(hex, FALSE);
+	peer = g_hash_table_lookup(self->peers, key);
+	if (peer != NULL)
+		return peer;
+	if (self->curve) {
+		w = user_id != NULL ? g_hash_table_lookup(self->workers, user_id) : NULL;
+		if (w == NULL)
+			return NULL; /* the handshake let it through, the allow-list changed */
+	}
+	peer = g_new0(Peer, 1);
+	peer->key = g_strdup(key);
+	peer->identity = g_bytes_ref(identity);
+	peer->user = g_strdup(w != NULL ? w->user : "local");
+	peer->roles = w != NULL ? w->roles : CS_ACTOR_ADMIN;
+	g_hash_table_replace(self->peers, g_steal_pointer(&key), peer);
+	return peer;
+}
+
+static void
+on_router(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data)
+{
+	CsOffice *self = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsOfficeMsg) msg = NULL;
+	Peer *peer;
+
+	if (frames->len < 1)
+		return;
+	peer = find_peer(self, g_ptr_array_index(frames, 0), user_id);
+	if (peer == NULL)
+		return;
+	peer->last_seen = g_get_monotonic_time();
+	msg = cs_office_msg_parse((GBytes *const *)frames->pdata + 1, frames->len - 1, &error);
+	if (msg == NULL) {
+		g_debug("office: malformed message from %s: %s", peer->user, error->message);
+		send_error(self, peer->identity, "id", NULL, error);
+		return;
+	}
+	switch (msg->verb) {
+	case CS_OFFICE_READY:
+		handle_ready(self, peer, msg);
+		break;
+	case CS_OFFICE_DONE:
+		handle_done(self, peer, msg, TRUE);
+		break;
+	case CS_OFFICE_FAIL:
+		handle_done(self, peer, msg, FALSE);
+		break;
+	case CS_OFFICE_HEARTBEAT:
+		handle_heartbeat(self, peer);
+		break;
+	case CS_OFFICE_CALL:
+		handle_call(self, peer, msg);
+		break;
+	default: {
+		g_autoptr(GError) e = g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT,
+						  "verb: %s is sent by the daemon, not to it",
+						  cs_office_verb_to_string(msg->verb));
+		send_error(self, peer->identity, "id", NULL, e);
+		break;
+	}
+	}
+}
+
+/* ---- ZAP (ZeroMQ RFC 27) --------------------------------------------------------------- */
+
+static void
+zap_reply(void *zap, GBytes *request_id, const char *status, const char *text, const char *user)
+{
+	gsize len = 0;
+	const void *rid = g_bytes_get_data(request_id, &len);
+
+	zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
+	zmq_send(zap, rid, len, ZMQ_SNDMORE);
+	zmq_send(zap, status, strlen(status), ZMQ_SNDMORE);
+	zmq_send(zap, text, strlen(text), ZMQ_SNDMORE);
+	zmq_send(zap, user, strlen(user), ZMQ_SNDMORE);
+	zmq_send(zap, "", 0, 0);
+}
+
+static void
+on_zap(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data)
+{
+	CsOffice *self = user_data;
+	GBytes *mechanism, *credentials;
+	char z85[41];
+	gsize len = 0;
+	const void *key;
+
+	if (frames->len < 6) {
+		g_warning("office: malformed ZAP request");
+		return; /* a REP socket must still answer: libzmq only sends well-formed ones */
+	}
+	mechanism = g_ptr_array_index(frames, 5);
+	if (g_bytes_get_size(mechanism) == 5 &&
+	    memcmp(g_bytes_get_data(mechanism, NULL), "CURVE", 5) == 0 && frames->len >= 7) {
+		credentials = g_ptr_array_index(frames, 6);
+		key = g_bytes_get_data(credentials, &len);
+		if (len == 32 && zmq_z85_encode(z85, key, 32) != NULL &&
+		    g_hash_table_contains(self->workers, z85)) {
+			zap_reply(socket, g_ptr_array_index(frames, 1), "200", "OK", z85);
+			return;
+		}
+		g_message("office: refused an unknown worker key at the handshake");
+		zap_reply(socket, g_ptr_array_index(frames, 1), "400", "unknown key", "");
+		return;
+	}
+	if (!self->curve) {
+		zap_reply(socket, g_ptr_array_index(frames, 1), "200", "OK", "local");
+		return;
+	}
+	zap_reply(socket, g_ptr_array_index(frames, 1), "400", "CURVE required", "");
+}
+
+/* ---- set-up ---------------------------------------------------------------------------- */
+
+static gboolean
+zmq_failed(GError **error, const char *what, const char *endpoint)
+{
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "office: %s %s: %s", what,
+		    endpoint != NULL ? endpoint : "", zmq_strerror(zmq_errno()));
+	return FALSE;
+}
+
+static gboolean
+setup_server_socket(CsOffice *self, void *socket, const char *server_secret, GError **error)
+{
+	int one = 1, zero = 0;
+	gint64 maxmsg = CS_OFFICE_MAX_BODY + 4096;
+
+	zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
+	if (zmq_setsockopt(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0)
+		return zmq_failed(error, "setting the ZAP domain of", NULL);
+	if (self->curve && (zmq_setsockopt(socket, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+			    zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, server_secret, 40) != 0))
+		return zmq_failed(error, "enabling CURVE on", NULL);
+	/* A bigger message disconnects its sender before it is read whole. */
+	if (zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0)
+		return zmq_failed(error, "limiting message size on", NULL);
+	return TRUE;
+}
+
+static gboolean
+write_info(CsOffice *self, const char *dir, GError **error)
+{
+	g_autoptr(JsonObject) o = json_object_new();
+	g_autofree char *text = NULL;
+	g_autofree char *path = g_build_filename(dir, "info.json", NULL);
+
+	json_object_set_string_member(o, "endpoint", self->endpoint);
+	json_object_set_string_member(o, "events_endpoint", self->events_endpoint);
+	json_object_set_string_member(o, "server_public_key", self->server_public);
+	json_object_set_boolean_member(o, "curve", self->curve);
+	text = cs_office_body_to_string(o);
+	return g_file_set_contents_full(path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644,
+					error);
+}
+
+static gboolean
+check_endpoints(CsOffice *self, GError **error)
+{
+	if (self->events_endpoint == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "office: [office] events_endpoint: cannot be derived from %s; set it",
+			    self->endpoint);
+		return FALSE;
+	}
+	if (self->curve)
+		return TRUE;
+	if (cs_office_endpoint_is_public(self->endpoint) ||
+	    cs_office_endpoint_is_public(self->events_endpoint)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "office: [office] curve = false on the non-loopback endpoint %s: "
+			    "CURVE is required off this machine",
+			    cs_office_endpoint_is_public(self->endpoint) ? self->endpoint
+									 : self->events_endpoint);
+		return FALSE;
+	}
+	if (!self->config->test_mode) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "office: [office] curve = false is allowed only in test_mode");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+CsOffice *
+cs_office_new(CsEngine *engine, CsVault *vault, const char *state_dir, GError **error)
+{
+	g_autoptr(CsOffice) self = g_new0(CsOffice, 1);
+	g_autofree char *dir = g_build_filename(state_dir, "office", NULL);
+	char server_secret[41], admin_public[41], admin_secret[41];
+	Worker *admin;
+
+	self->engine = engine;
+	self->config = cs_engine_get_config(engine);
+	self->curve = self->config->office_curve;
+	self->workers =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)worker_free);
+	self->peers =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)peer_free);
+	self->leases =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)lease_free);
+	self->endpoint =
+	    self->config->office_endpoint != NULL && *self->config->office_endpoint != '\0'
+		? g_strdup(self->config->office_endpoint)
+		: cs_office_default_endpoint(state_dir);
+	self->events_endpoint = self->config->office_events_endpoint != NULL &&
+					*self->config->office_events_endpoint != '\0'
+				    ? g_strdup(self->config->office_events_endpoint)
+				    : cs_office_default_events_endpoint(self->endpoint);
+	if (!check_endpoints(self, error))
+		return NULL;
+	if (g_mkdir_with_parents(dir, 0700) != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "office: %s: %s", dir,
+			    g_strerror(errno));
+		return NULL;
+	}
+	if (!ensure_key(dir, "server.key", self->server_public, server_secret, error) ||
+	    !ensure_key(dir, "admin.key", admin_public, admin_secret, error))
+		return NULL;
+	memset(admin_secret, 0, sizeof(admin_secret));
+	if (!load_workers(self, error))
+		return NULL;
+	admin = g_new0(Worker, 1);
+	admin->user = g_strdup("admin");
+	admin->roles = CS_ACTOR_ADMIN;
+	g_hash_table_replace(self->workers, g_strdup(admin_public), admin);
+
+	self->payment_keys = cs_payment_keys_load(self->config, error);
+	if (self->payment_keys == NULL)
+		return NULL;
+	self->tasks = cs_tasks_new(engine, vault, error);
+	if (self->tasks == NULL)
+		return NULL;
+	cs_tasks_set_queued_func(self->tasks, on_task_queued, self);
+
+	self->ctx = zmq_ctx_new();
+	/* The ZAP handler first: a CURVE socket bound before it would accept handshakes
+	 * nobody checks. */
+	self->zap = zmq_socket(self->ctx, ZMQ_REP);
+	zmq_setsockopt(self->zap, ZMQ_LINGER, &(int){0}, sizeof(int));
+	if (zmq_bind(self->zap, ZAP_ENDPOINT) != 0) {
+		zmq_failed(error, "binding the ZAP handler at", ZAP_ENDPOINT);
+		return NULL;
+	}
+	self->zap_source = cs_zmq_source_new(self->zap, on_zap, self);
+	g_source_attach(self->zap_source, NULL);
+
+	self->router = zmq_socket(self->ctx, ZMQ_ROUTER);
+	self->pub = zmq_socket(self->ctx, ZMQ_PUB);
+	if (!setup_server_socket(self, self->router, server_secret, error) ||
+	    !setup_server_socket(self, self->pub, server_secret, error))
+		return NULL;
+	memset(server_secret, 0, sizeof(server_secret));
+	if (zmq_bind(self->router, self->endpoint) != 0) {
+		zmq_failed(error, "binding", self->endpoint);
+		return NULL;
+	}
+	if (zmq_bind(self->pub, self->events_endpoint) != 0) {
+		zmq_failed(error, "binding", self->events_endpoint);
+		return NULL;
+	}
+	self->router_source = cs_zmq_source_new(self->router, on_router, self);
+	g_source_attach(self->router_source, NULL);
+	self->tick_id = g_timeout_add(self->config->office_heartbeat_ms, on_tick, self);
+	cs_engine_add_listener(engine, on_order, self);
+	if (!write_info(self, dir, error))
+		return NULL;
+	g_message("office: workers connect to %s (events on %s, CURVE %s, %u allowed key(s))",
+		  self->endpoint, self->events_endpoint, self->curve ? "on" : "off",
+		  g_hash_table_size(self->workers));
+	schedule_dispatch(self);
+	return g_steal_pointer(&self);
+}
+
+const char *
+cs_office_get_endpoint(CsOffice *self)
+{
+	return self->endpoint;
+}
+
+CsTasks *
+cs_office_get_tasks(CsOffice *self)
+{
+	return self->tasks;
+}
+
+const char *
+cs_office_get_events_endpoint(CsOffice *self)
+{
+	return self->events_endpoint;
+}
+
+void
+cs_office_free(CsOffice *self)
+{
+	if (self == NULL)
+		return;
+	if (self->tasks != NULL)
+		cs_engine_remove_listener(self->engine, on_order, self);
+	if (self->tick_id != 0)
+		g_source_remove(self->tick_id);
+	if (self->dispatch_id != 0)
+		g_source_remove(self->dispatch_id);
+	if (self->router_source != NULL) {
+		g_source_destroy(self->router_source);
+		g_source_unref(self->router_source);
+	}
+	if (self->zap_source != NULL) {
+		g_source_destroy(self->zap_source);
+		g_source_unref(self->zap_source);
+	}
+	if (self->router != NULL)
+		zmq_close(self->router);
+	if (self->pub != NULL)
+		zmq_close(self->pub);
+	if (self->zap != NULL)
+		zmq_close(self->zap);
+	if (self->ctx != NULL)
+		zmq_ctx_term(self->ctx);
+	g_clear_pointer(&self->tasks, cs_tasks_free);
+	g_clear_pointer(&self->payment_keys, cs_payment_keys_free);
+	g_hash_table_unref(self->workers);
+	g_hash_table_unref(self->peers);
+	g_hash_table_unref(self->leases);
+	g_free(self->endpoint);
+	g_free(self->events_endpoint);
+	g_free(self);
+}

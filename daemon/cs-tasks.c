@@ -1,0 +1,1149 @@
+/*
+ * cs-tasks.c — durable leased tasks in the ledger (see cs-tasks.h).
+ *
+ * Invariants:
+ * - A task's lease column is the only proof of a lease: completing or failing checks it in
+ *   the same UPDATE that changes the task (WHERE lease = ? AND state = 'leased'), inside the
+ *   transaction that also records the effect, so a stale or duplicated DONE changes nothing.
+ * - At most one open (queued or leased) task per order and service.
+ * - Secrets are never copied into payloads, results, events or logs; a one-time secret is
+ *   wiped in the transaction that completes the task delivering it.
+ */
+#define G_LOG_DOMAIN "certseald"
+
+#include <sqlite3.h>
+#include <string.h>
+
+#include "cs-tasks.h"
+
+#define CS_TASKS_MAX_ATTEMPTS 5
+#define DAY_US (G_GINT64_CONSTANT(86400) * G_USEC_PER_SEC)
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3_stmt, sqlite3_finalize)
+
+struct _CsTasks {
+	CsEngine *engine;
+	CsLedger *ledger;
+	CsVault *vault;
+	sqlite3 *db;
+	CsTasksQueuedFunc queued_func;
+	gpointer queued_data;
+};
+
+/* Services, the role that serves each, and for order services how a result becomes an
+ * order action (NULL: the result's "decision" names it). */
+static const struct {
+	const char *service;
+	guint role;
+	gboolean order_service;
+	const char *action;
+} services[] = {
+    {"review", CS_ACTOR_REVIEWER, TRUE, NULL},	{"make", CS_ACTOR_MAKER, TRUE, "make"},
+    {"ship", CS_ACTOR_SHIPPER, TRUE, "ship"},	{"deliver", CS_ACTOR_SHIPPER, TRUE, "deliver"},
+    {"cashier", CS_ACTOR_CASHIER, FALSE, NULL}, {"sms", CS_ACTOR_GATEWAY, FALSE, NULL},
+    {"mail", CS_ACTOR_GATEWAY, FALSE, NULL},	{"idv", CS_ACTOR_GATEWAY, FALSE, NULL},
+    {"bank", CS_ACTOR_GATEWAY, FALSE, NULL},
+};
+
+static const char *const review_decisions[] = {"approve", "reject", NULL};
+
+static int
+find_service(const char *service)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(services); i++) {
+		if (g_strcmp0(services[i].service, service) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+guint
+cs_tasks_service_role(const char *service)
+{
+	int i = find_service(service);
+
+	return i < 0 ? 0 : services[i].role;
+}
+
+gboolean
+cs_tasks_may_serve(const CsRequest *request, const char *service)
+{
+	guint role = cs_tasks_service_role(service);
+
+	return role != 0 && (request->roles & (role | CS_ACTOR_ADMIN)) != 0;
+}
+
+gboolean
+cs_tasks_sandbox_serves(const char *service)
+{
+	return g_strcmp0(service, "sms") == 0 || g_strcmp0(service, "mail") == 0 ||
+	       g_strcmp0(service, "idv") == 0 || g_strcmp0(service, "bank") == 0;
+}
+
+void
+cs_task_free(CsTask *task)
+{
+	if (task == NULL)
+		return;
+	g_free(task->service);
+	g_free(task->order_id);
+	g_free(task->expected_state);
+	g_free(task->payload);
+	g_free(task->state);
+	g_free(task->lease);
+	g_free(task->lease_user);
+	g_free(task->result);
+	g_free(task);
+}
+
+static JsonNode *
+parse_json(const char *text)
+{
+	g_autoptr(JsonParser) parser = json_parser_new_immutable();
+
+	if (text == NULL || !json_parser_load_from_data(parser, text, -1, NULL) ||
+	    json_parser_get_root(parser) == NULL)
+		return NULL;
+	return json_node_ref(json_parser_get_root(parser));
+}
+
+JsonObject *
+cs_task_to_json(const CsTask *task)
+{
+	JsonObject *o = json_object_new();
+	JsonNode *payload = parse_json(task->payload);
+
+	json_object_set_int_member(o, "task_id", task->id);
+	if (task->lease != NULL)
+		json_object_set_string_member(o, "lease", task->lease);
+	json_object_set_string_member(o, "service", task->service);
+	if (task->order_id != NULL)
+		json_object_set_string_member(o, "order_id", task->order_id);
+	else
+		json_object_set_null_member(o, "order_id");
+	json_object_set_string_member(o, "state", task->state);
+	if (task->lease_user != NULL)
+		json_object_set_string_member(o, "lease_user", task->lease_user);
+	json_object_set_int_member(o, "attempts", task->attempts);
+	if (payload == NULL)
+		payload = json_node_init_object(json_node_alloc(), NULL);
+	json_object_set_member(o, "payload", payload);
+	if (task->result != NULL) {
+		JsonNode *r = parse_json(task->result);
+		if (r != NULL)
+			json_object_set_member(o, "result", r);
+	}
+	return o;
+}
+
+static gboolean
+db_error(CsTasks *tasks, const char *what, GError **error)
+{
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: %s: %s", what,
+		    sqlite3_errmsg(tasks->db));
+	return FALSE;
+}
+
+static sqlite3_stmt *
+prepare(CsTasks *tasks, const char *sql, GError **error)
+{
+	sqlite3_stmt *stmt = NULL;
+
+	if (sqlite3_prepare_v2(tasks->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+		db_error(tasks, "preparing a statement", error);
+		return NULL;
+	}
+	return stmt;
+}
+
+static gboolean
+exec_stmt(CsTasks *tasks, sqlite3_stmt *stmt, const char *what, GError **error)
+{
+	int rc = sqlite3_step(stmt);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_error(tasks, what, error);
+	return TRUE;
+}
+
+static void
+bind_str(sqlite3_stmt *stmt, int i, const char *s)
+{
+	if (s == NULL)
+		sqlite3_bind_null(stmt, i);
+	else
+		sqlite3_bind_text(stmt, i, s, -1, SQLITE_TRANSIENT);
+}
+
+static char *
+col_str(sqlite3_stmt *stmt, int i)
+{
+	const unsigned char *s = sqlite3_column_text(stmt, i);
+
+	return s != NULL ? g_strdup((const char *)s) : NULL;
+}
+
+#define TASK_COLUMNS                                                                               \
+	"id, service, order_id, expected_state, payload, secret_ref, state, lease, lease_user, "   \
+	"attempts, result, created"
+
+static CsTask *
+task_from_row(sqlite3_stmt *stmt)
+{
+	CsTask *t = g_new0(CsTask, 1);
+
+	t->id = sqlite3_column_int64(stmt, 0);
+	t->service = col_str(stmt, 1);
+	t->order_id = col_str(stmt, 2);
+	t->expected_state = col_str(stmt, 3);
+	t->payload = col_str(stmt, 4);
+	t->secret_ref = sqlite3_column_int64(stmt, 5);
+	t->state = col_str(stmt, 6);
+	t->lease = col_str(stmt, 7);
+	t->lease_user = col_str(stmt, 8);
+	t->attempts = sqlite3_column_int64(stmt, 9);
+	t->result = col_str(stmt, 10);
+	t->created = sqlite3_column_int64(stmt, 11);
+	return t;
+}
+
+/* The first task a query returns, or NULL (error set only on failure). */
+static CsTask *
+query_task(CsTasks *tasks, sqlite3_stmt *stmt, GError **error)
+{
+	int rc = sqlite3_step(stmt);
+
+	if (rc == SQLITE_ROW)
+		return task_from_row(stmt);
+	if (rc != SQLITE_DONE)
+		db_error(tasks, "reading tasks", error);
+	return NULL;
+}
+
+static void
+notify_queued(CsTasks *tasks, const char *service)
+{
+	if (tasks->queued_func != NULL)
+		tasks->queued_func(tasks, service, tasks->queued_data);
+}
+
+void
+cs_tasks_set_queued_func(CsTasks *tasks, CsTasksQueuedFunc func, gpointer user_data)
+{
+	tasks->queued_func = func;
+	tasks->queued_data = user_data;
+}
+
+/* Inside a transaction. */
+static gboolean
+insert_task(CsTasks *tasks,
+	    const char *service,
+	    const char *order_id,
+	    const char *expected_state,
+	    JsonObject *payload,
+	    gint64 secret_ref,
+	    gint64 *id_out,
+	    GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(JsonNode) node = json_node_alloc();
+	g_autoptr(JsonObject) empty = json_object_new();
+	g_autofree char *text = NULL;
+	gint64 now = g_get_real_time();
+
+	json_node_init_object(node, payload != NULL ? payload : empty);
+	text = json_to_string(node, FALSE);
+	stmt = prepare(tasks,
+		       "INSERT INTO tasks (service, order_id, expected_state, payload, secret_ref, "
+		       "state, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+		       error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_str(stmt, 1, service);
+	bind_str(stmt, 2, order_id);
+	bind_str(stmt, 3, expected_state);
+	bind_str(stmt, 4, text);
+	if (secret_ref > 0)
+		sqlite3_bind_int64(stmt, 5, secret_ref);
+	else
+		sqlite3_bind_null(stmt, 5);
+	sqlite3_bind_int64(stmt, 6, now);
+	if (!exec_stmt(tasks, stmt, "queueing a task", error))
+		return FALSE;
+	if (id_out != NULL)
+		*id_out = sqlite3_last_insert_rowid(tasks->db);
+	return TRUE;
+}
+
+gboolean
+cs_tasks_enqueue(CsTasks *tasks,
+		 const char *service,
+		 const char *order_id,
+		 const char *expected_state,
+		 JsonObject *payload,
+		 gint64 secret_ref,
+		 gint64 *id_out,
+		 GError **error)
+{
+	if (find_service(service) < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "service: unknown '%s'",
+			    service);
+		return FALSE;
+	}
+	if (!cs_ledger_begin(tasks->ledger, error))
+		return FALSE;
+	if (!insert_task(tasks, service, order_id, expected_state, payload, secret_ref, id_out,
+			 error) ||
+	    !cs_ledger_commit(tasks->ledger, error)) {
+		cs_ledger_rollback(tasks->ledger);
+		return FALSE;
+	}
+	notify_queued(tasks, service);
+	return TRUE;
+}
+
+static gboolean
+has_open_task(
+    CsTasks *tasks, const char *order_id, const char *service, gboolean *found, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "SELECT count(*) FROM tasks WHERE order_id = ?1 AND service = ?2 "
+		    "AND state IN ('queued', 'leased')",
+		    error);
+
+	if (stmt == NULL)
+		return FALSE;
+	bind_str(stmt, 1, order_id);
+	bind_str(stmt, 2, service);
+	if (sqlite3_step(stmt) != SQLITE_ROW)
+		return db_error(tasks, "reading tasks", error);
+	*found = sqlite3_column_int64(stmt, 0) > 0;
+	return TRUE;
+}
+
+/* The office services an order in @state waits for, from its plugin's transitions. */
+static GPtrArray *
+services_waiting(CsOrder *order)
+{
+	GPtrArray *out = g_ptr_array_new();
+	const CsPlugin *plugin = order->plugin;
+
+	for (guint i = 0; plugin != NULL && i < plugin->n_transitions; i++) {
+		const CsTransition *t = &plugin->transitions[i];
+		const char *service = NULL;
+
+		if (g_strcmp0(t->from, order->state) != 0)
+			continue;
+		if (t->actors & CS_ACTOR_REVIEWER)
+			service = "review";
+		else if (t->actors & CS_ACTOR_MAKER)
+			service = "make";
+		else if ((t->actors & CS_ACTOR_SHIPPER) && g_strcmp0(t->action, "deliver") == 0)
+			service = "deliver";
+		else if (t->actors & CS_ACTOR_SHIPPER)
+			service = "ship";
+		if (service != NULL &&
+		    !g_ptr_array_find_with_equal_func(out, service, g_str_equal, NULL))
+			g_ptr_array_add(out, (gpointer)service);
+	}
+	return out;
+}
+
+static JsonObject *
+order_payload(CsOrder *order)
+{
+	JsonObject *payload = json_object_new();
+	JsonObject *o = json_object_new();
+
+	json_object_set_string_member(o, "id", order->id);
+	json_object_set_string_member(o, "kind", order->kind);
+	json_object_set_string_member(o, "subject_type",
+				      cs_subject_type_to_string(order->subject_type));
+	json_object_set_string_member(o, "vendor", order->vendor);
+	json_object_set_string_member(o, "state", order->state);
+	json_object_set_object_member(payload, "order", o);
+	return payload;
+}
+
+/* Open tasks made for a state the order has left can never commit: end them, so that no
+ * worker is handed a task whose DONE must be refused. Their leases become stale. */
+static void
+end_obsolete_tasks(CsTasks *tasks, CsOrder *order)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "UPDATE tasks SET state = 'failed', lease = NULL, updated = ?3, "
+		    "result = '{\"error\":\"obsolete: the order moved on\"}' "
+		    "WHERE order_id = ?1 AND state IN ('queued', 'leased') "
+		    "AND expected_state IS NOT NULL AND expected_state != ?2",
+		    &error);
+
+	if (stmt == NULL) {
+		g_warning("order %s: %s", order->id, error->message);
+		return;
+	}
+	bind_str(stmt, 1, order->id);
+	bind_str(stmt, 2, order->state);
+	sqlite3_bind_int64(stmt, 3, g_get_real_time());
+	if (!exec_stmt(tasks, stmt, "ending obsolete tasks", &error))
+		g_warning("order %s: %s", order->id, error->message);
+}
+
+static void
+queue_order_tasks(CsTasks *tasks, CsOrder *order)
+{
+	g_autoptr(GPtrArray) wanted = services_waiting(order);
+
+	end_obsolete_tasks(tasks, order);
+
+	for (guint i = 0; i < wanted->len; i++) {
+		const char *service = g_ptr_array_index(wanted, i);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(JsonObject) payload = NULL;
+		gboolean found = FALSE;
+
+		if (!has_open_task(tasks, order->id, service, &found, &error)) {
+			g_warning("order %s: %s", order->id, error->message);
+			continue;
+		}
+		if (found)
+			continue;
+		payload = order_payload(order);
+		if (!cs_tasks_enqueue(tasks, service, order->id, order->state, payload, 0, NULL,
+				      &error))
+			g_warning("order %s: cannot queue its %s task: %s", order->id, service,
+				  error->message);
+	}
+}
+
+static void
+on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
+{
+	queue_order_tasks(user_data, order);
+}
+
+/* Orders that entered an office state just before a crash have no task yet. */
+static gboolean
+reconcile(CsTasks *tasks, GError **error)
+{
+	g_autoptr(GPtrArray) ids = cs_engine_list_order_ids(tasks->engine, error);
+
+	if (ids == NULL)
+		return FALSE;
+	for (guint i = 0; i < ids->len; i++) {
+		CsOrder *order =
+		    cs_engine_get_order(tasks->engine, g_ptr_array_index(ids, i), error);
+		if (order == NULL)
+			return FALSE;
+		queue_order_tasks(tasks, order);
+	}
+	return TRUE;
+}
+
+CsTasks *
+cs_tasks_new(CsEngine *engine, CsVault *vault, GError **error)
+{
+	g_autoptr(CsTasks) tasks = g_new0(CsTasks, 1);
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int revoked;
+
+	tasks->engine = engine;
+	tasks->ledger = cs_engine_get_ledger(engine);
+	tasks->vault = vault;
+	tasks->db = cs_ledger_get_db(tasks->ledger);
+	/* Leases do not outlive the daemon that granted them: their holders cannot prove
+	 * they are still alive, so the tasks are queued again (a late DONE is refused). */
+	stmt = prepare(tasks,
+		       "UPDATE tasks SET state = 'queued', lease = NULL, lease_user = NULL "
+		       "WHERE state = 'leased'",
+		       error);
+	if (stmt == NULL || !exec_stmt(tasks, stmt, "revoking old leases", error))
+		return NULL;
+	revoked = sqlite3_changes(tasks->db);
+	if (revoked > 0)
+		g_message("office: %d lease(s) of the previous run revoked; their tasks are queued",
+			  revoked);
+	if (!reconcile(tasks, error))
+		return NULL;
+	cs_engine_add_listener(engine, on_order_changed, tasks);
+	return g_steal_pointer(&tasks);
+}
+
+void
+cs_tasks_free(CsTasks *tasks)
+{
+	if (tasks == NULL)
+		return;
+	if (tasks->db != NULL)
+		cs_engine_remove_listener(tasks->engine, on_order_changed, tasks);
+	g_free(tasks);
+}
+
+static char *
+new_lease(void)
+{
+	return g_uuid_string_random();
+}
+
+/*
+ * Granting a lease is not an acknowledged change: every start revokes all leases, so a
+ * lease lost in a power cut changes nothing. Its write therefore skips the fsync of
+ * synchronous=FULL (in WAL mode, NORMAL stays consistent and is made durable by the next
+ * FULL commit — the DONE that uses the lease). Only when no transaction is open.
+ */
+static gboolean
+exec_volatile(CsTasks *tasks, sqlite3_stmt *stmt, const char *what, GError **error)
+{
+	gboolean own = sqlite3_get_autocommit(tasks->db) != 0;
+	gboolean ok;
+
+	if (own)
+		sqlite3_exec(tasks->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	ok = exec_stmt(tasks, stmt, what, error);
+	sqlite3_reset(stmt); /* ends the statement's implicit transaction: commits now */
+	if (own)
+		sqlite3_exec(tasks->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+	return ok;
+}
+
+static gboolean
+set_leased(CsTasks *tasks, CsTask *task, const char *user, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autofree char *lease = new_lease();
+
+	stmt = prepare(tasks,
+		       "UPDATE tasks SET state = 'leased', lease = ?2, lease_user = ?3, "
+		       "attempts = attempts + 1, updated = ?4 WHERE id = ?1 AND state = 'queued'",
+		       error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, task->id);
+	bind_str(stmt, 2, lease);
+	bind_str(stmt, 3, user);
+	sqlite3_bind_int64(stmt, 4, g_get_real_time());
+	if (!exec_volatile(tasks, stmt, "leasing a task", error))
+		return FALSE;
+	if (sqlite3_changes(tasks->db) != 1) {
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+			    "task %" G_GINT64_FORMAT " is no longer queued", task->id);
+		return FALSE;
+	}
+	g_free(task->state);
+	task->state = g_strdup("leased");
+	g_free(task->lease);
+	task->lease = g_steal_pointer(&lease);
+	g_free(task->lease_user);
+	task->lease_user = g_strdup(user);
+	task->attempts++;
+	return TRUE;
+}
+
+CsTask *
+cs_tasks_lease_next(CsTasks *tasks, const char *service, const char *user, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "SELECT " TASK_COLUMNS " FROM tasks WHERE service = ?1 AND state = 'queued' "
+		    "ORDER BY id LIMIT 1",
+		    error);
+	g_autoptr(CsTask) task = NULL;
+
+	if (stmt == NULL)
+		return NULL;
+	bind_str(stmt, 1, service);
+	task = query_task(tasks, stmt, error);
+	if (task == NULL)
+		return NULL;
+	g_clear_pointer(&stmt, sqlite3_finalize);
+	if (!set_leased(tasks, task, user, error))
+		return NULL;
+	return g_steal_pointer(&task);
+}
+
+CsTask *
+cs_tasks_claim(
+    CsTasks *tasks, const char *order_id, const char *service, const char *user, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "SELECT " TASK_COLUMNS " FROM tasks WHERE order_id = ?1 AND service = ?2 "
+		    "AND state IN ('queued', 'leased') ORDER BY id LIMIT 1",
+		    error);
+	g_autoptr(CsTask) task = NULL;
+	g_autoptr(GError) local = NULL;
+
+	if (stmt == NULL)
+		return NULL;
+	bind_str(stmt, 1, order_id);
+	bind_str(stmt, 2, service);
+	task = query_task(tasks, stmt, &local);
+	if (task == NULL) {
+		if (local != NULL) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return NULL;
+		}
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "order %s has no open %s task",
+			    order_id, service);
+		return NULL;
+	}
+	g_clear_pointer(&stmt, sqlite3_finalize);
+	if (g_strcmp0(task->state, "leased") == 0) {
+		if (g_strcmp0(task->lease_user, user) == 0)
+			return g_steal_pointer(&task);
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+			    "the %s task of order %s is held by %s", service, order_id,
+			    task->lease_user);
+		return NULL;
+	}
+	if (!set_leased(tasks, task, user, error))
+		return NULL;
+	return g_steal_pointer(&task);
+}
+
+CsTask *
+cs_tasks_get_by_lease(CsTasks *tasks, const char *lease, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = prepare(
+	    tasks, "SELECT " TASK_COLUMNS " FROM tasks WHERE lease = ?1 AND state = 'leased'",
+	    error);
+	g_autoptr(GError) local = NULL;
+	CsTask *task;
+
+	if (stmt == NULL)
+		return NULL;
+	bind_str(stmt, 1, lease);
+	task = query_task(tasks, stmt, &local);
+	if (task == NULL) {
+		if (local != NULL)
+			g_propagate_error(error, g_steal_pointer(&local));
+		else
+			g_set_error_literal(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+					    "lease: no longer valid (lost, or the task is done)");
+	}
+	return task;
+}
+
+gboolean
+cs_tasks_release(CsTasks *tasks, const char *lease)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(sqlite3_stmt) stmt = prepare(
+	    tasks,
+	    "UPDATE tasks SET state = 'queued', lease = NULL, lease_user = NULL, updated = ?2 "
+	    "WHERE lease = ?1 AND state = 'leased' RETURNING service",
+	    &error);
+	g_autofree char *service = NULL;
+
+	if (stmt == NULL) {
+		g_warning("%s", error->message);
+		return FALSE;
+	}
+	bind_str(stmt, 1, lease);
+	sqlite3_bind_int64(stmt, 2, g_get_real_time());
+	if (sqlite3_step(stmt) != SQLITE_ROW)
+		return FALSE;
+	service = col_str(stmt, 0);
+	g_clear_pointer(&stmt, sqlite3_finalize);
+	notify_queued(tasks, service);
+	return TRUE;
+}
+
+typedef struct {
+	CsTasks *tasks;
+	const CsTask *task;
+	const char *result;
+} DoneTxn;
+
+/* The one UPDATE that proves the lease and ends the task (inside the transaction). */
+static gboolean
+mark_done(CsTasks *tasks, const CsTask *task, const char *state, const char *result, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "UPDATE tasks SET state = ?3, result = ?4, lease = NULL, updated = ?5 "
+		    "WHERE id = ?1 AND lease = ?2 AND state = 'leased'",
+		    error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, task->id);
+	bind_str(stmt, 2, task->lease);
+	bind_str(stmt, 3, state);
+	bind_str(stmt, 4, result);
+	sqlite3_bind_int64(stmt, 5, g_get_real_time());
+	if (!exec_stmt(tasks, stmt, "completing a task", error))
+		return FALSE;
+	if (sqlite3_changes(tasks->db) != 1) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+				    "lease: no longer valid (lost, or the task is done)");
+		return FALSE;
+	}
+	if (task->secret_ref > 0 && g_strcmp0(state, "done") == 0 &&
+	    !cs_ledger_wipe_secret(tasks->ledger, task->secret_ref, g_get_real_time(), error))
+		return FALSE;
+	return TRUE;
+}
+
+static gboolean
+done_in_txn(CsEngine *engine, CsOrder *order, gpointer user_data, GError **error)
+{
+	DoneTxn *d = user_data;
+
+	return mark_done(d->tasks, d->task, "done", d->result, error);
+}
+
+static char *
+json_object_to_text(JsonObject *o)
+{
+	g_autoptr(JsonNode) node = json_node_alloc();
+	g_autoptr(JsonObject) empty = json_object_new();
+
+	json_node_init_object(node, o != NULL ? o : empty);
+	return json_to_string(node, FALSE);
+}
+
+/* The order action a result asks for. */
+static const char *
+result_action(int svc, JsonObject *result, GError **error)
+{
+	const char *decision;
+
+	if (services[svc].action != NULL)
+		return services[svc].action;
+	decision = result != NULL && json_object_has_member(result, "decision")
+		       ? json_object_get_string_member_with_default(result, "decision", NULL)
+		       : NULL;
+	if (decision == NULL || !g_strv_contains(review_decisions, decision)) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "result.decision: must be \"approve\" or \"reject\"");
+		return NULL;
+	}
+	return decision;
+}
+
+static gboolean
+result_is_valid(int svc, JsonObject *result, GError **error)
+{
+	const char *service = services[svc].service;
+	const char *need = NULL;
+
+	if (g_strcmp0(service, "make") == 0)
+		need = "key_serial";
+	else if (g_strcmp0(service, "ship") == 0)
+		need = "tracking";
+	if (need == NULL)
+		return TRUE;
+	if (result == NULL || !json_object_has_member(result, need) ||
+	    json_object_get_string_member_with_default(result, need, NULL) == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "result.%s: required", need);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+complete_order_task(CsTasks *tasks,
+		    const CsRequest *request,
+		    CsTask *task,
+		    int svc,
+		    JsonObject *result,
+		    const char *text,
+		    GError **error)
+{
+	CsOrder *order = cs_engine_get_order(tasks->engine, task->order_id, error);
+	const char *action;
+	DoneTxn d = {tasks, task, text};
+	CsRequest as_role = *request;
+
+	/* The transition is taken in the role of the service (an admin acts as that role). */
+	as_role.actor = services[svc].role;
+	if (order == NULL)
+		return FALSE;
+	if (g_strcmp0(order->state, task->expected_state) != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+			    "order %s is %s, no longer %s: the task is obsolete", order->id,
+			    order->state, task->expected_state);
+		return FALSE;
+	}
+	action = result_action(svc, result, error);
+	if (action == NULL || !result_is_valid(svc, result, error))
+		return FALSE;
+	return cs_engine_act_full(tasks->engine, &as_role, order, action, done_in_txn, &d, error);
+}
+
+static gboolean
+complete_gateway_task(
+    CsTasks *tasks, const CsRequest *request, CsTask *task, const char *text, GError **error)
+{
+	g_autofree char *actor = cs_request_to_actor(request);
+	GVariantDict data;
+	g_autoptr(GVariant) v = NULL;
+
+	g_variant_dict_init(&data, NULL);
+	g_variant_dict_insert(&data, "task_id", "x", task->id);
+	g_variant_dict_insert(&data, "service", "s", task->service);
+	v = g_variant_ref_sink(g_variant_dict_end(&data));
+	if (!cs_ledger_begin(tasks->ledger, error))
+		return FALSE;
+	if (!mark_done(tasks, task, "done", text, error) ||
+	    !cs_ledger_append_event(tasks->ledger, task->order_id, "task.done", NULL, NULL, actor,
+				    v, g_get_real_time(), NULL, error) ||
+	    !cs_ledger_commit(tasks->ledger, error)) {
+		cs_ledger_rollback(tasks->ledger);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+cs_tasks_complete(
+    CsTasks *tasks, const CsRequest *request, const char *lease, JsonObject *result, GError **error)
+{
+	g_autoptr(CsTask) task = cs_tasks_get_by_lease(tasks, lease, error);
+	g_autofree char *text = NULL;
+	int svc;
+
+	if (task == NULL)
+		return FALSE;
+	svc = find_service(task->service);
+	if (svc < 0 || !cs_tasks_may_serve(request, task->service)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+			    "the %s service needs another role", task->service);
+		return FALSE;
+	}
+	text = json_object_to_text(result);
+	if (services[svc].order_service && task->order_id != NULL)
+		return complete_order_task(tasks, request, task, svc, result, text, error);
+	return complete_gateway_task(tasks, request, task, text, error);
+}
+
+gboolean
+cs_tasks_fail(
+    CsTasks *tasks, const CsRequest *request, const char *lease, const char *reason, GError **error)
+{
+	g_autoptr(CsTask) task = cs_tasks_get_by_lease(tasks, lease, error);
+	g_autoptr(JsonObject) o = json_object_new();
+	g_autofree char *text = NULL;
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	gboolean final;
+
+	if (task == NULL)
+		return FALSE;
+	if (!cs_tasks_may_serve(request, task->service)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+			    "the %s service needs another role", task->service);
+		return FALSE;
+	}
+	final = task->attempts >= CS_TASKS_MAX_ATTEMPTS;
+	json_object_set_string_member(o, "error", reason != NULL ? reason : "");
+	text = json_object_to_text(o);
+	stmt = prepare(tasks,
+		       "UPDATE tasks SET state = ?3, result = ?4, lease = NULL, lease_user = NULL, "
+		       "updated = ?5 WHERE id = ?1 AND lease = ?2 AND state = 'leased'",
+		       error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, task->id);
+	bind_str(stmt, 2, lease);
+	bind_str(stmt, 3, final ? "failed" : "queued");
+	bind_str(stmt, 4, text);
+	sqlite3_bind_int64(stmt, 5, g_get_real_time());
+	if (!exec_stmt(tasks, stmt, "failing a task", error))
+		return FALSE;
+	g_clear_pointer(&stmt, sqlite3_finalize);
+	if (!final)
+		notify_queued(tasks, task->service);
+	return TRUE;
+}
+
+GPtrArray *
+cs_tasks_list(CsTasks *tasks, const char *state, const char *service, GError **error)
+{
+	g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)cs_task_free);
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "SELECT " TASK_COLUMNS " FROM tasks WHERE (?1 IS NULL OR state = ?1) "
+		    "AND (?2 IS NULL OR service = ?2) ORDER BY id",
+		    error);
+	int rc;
+
+	if (stmt == NULL)
+		return NULL;
+	bind_str(stmt, 1, state);
+	bind_str(stmt, 2, service);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		g_ptr_array_add(out, task_from_row(stmt));
+	if (rc != SQLITE_DONE) {
+		db_error(tasks, "listing tasks", error);
+		return NULL;
+	}
+	return g_steal_pointer(&out);
+}
+
+GBytes *
+cs_tasks_open_secret(CsTasks *tasks, const char *lease, GError **error)
+{
+	g_autoptr(CsTask) task = cs_tasks_get_by_lease(tasks, lease, error);
+
+	if (task == NULL)
+		return NULL;
+	if (task->secret_ref <= 0) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_NOT_FOUND, "the task has no secret");
+		return NULL;
+	}
+	return cs_ledger_open_secret(tasks->ledger, task->secret_ref, error);
+}
+
+gboolean
+cs_tasks_record_call(CsTasks *tasks,
+		     const CsRequest *request,
+		     const char *method,
+		     const char *order_id,
+		     GError **error)
+{
+	g_autofree char *actor = cs_request_to_actor(request);
+	g_autoptr(GVariant) data = NULL;
+	GVariantDict d;
+
+	/* An event may only name an order that exists (foreign key). */
+	if (order_id != NULL && cs_engine_get_order(tasks->engine, order_id, NULL) == NULL)
+		order_id = NULL;
+	g_variant_dict_init(&d, NULL);
+	g_variant_dict_insert(&d, "method", "s", method);
+	data = g_variant_ref_sink(g_variant_dict_end(&d));
+	if (!cs_ledger_begin(tasks->ledger, error))
+		return FALSE;
+	if (!cs_ledger_append_event(tasks->ledger, order_id, "office.call", NULL, NULL, actor, data,
+				    g_get_real_time(), NULL, error) ||
+	    !cs_ledger_commit(tasks->ledger, error)) {
+		cs_ledger_rollback(tasks->ledger);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* ---- SMS limits (DESIGN §6) ------------------------------------------------------------ */
+
+static gboolean
+check_sms_limits(CsTasks *tasks, const char *phone_hash, gint64 now, GError **error)
+{
+	CsConfig *config = cs_engine_get_config(tasks->engine);
+	g_autoptr(sqlite3_stmt) stmt = prepare(
+	    tasks, "SELECT count(*), MAX(time) FROM sms_sends WHERE phone_hash = ?1 AND time > ?2",
+	    error);
+	gint64 count, last;
+
+	if (stmt == NULL)
+		return FALSE;
+	bind_str(stmt, 1, phone_hash);
+	sqlite3_bind_int64(stmt, 2, now - DAY_US);
+	if (sqlite3_step(stmt) != SQLITE_ROW)
+		return db_error(tasks, "counting SMS", error);
+	count = sqlite3_column_int64(stmt, 0);
+	last = sqlite3_column_int64(stmt, 1);
+	if (count > 0 && now - last < (gint64)config->sms_resend_cooldown_s * G_USEC_PER_SEC) {
+		g_set_error(error, CS_ERROR, CS_ERROR_RATE_LIMITED,
+			    "phone: a message was sent less than %u s ago; try again later",
+			    config->sms_resend_cooldown_s);
+		return FALSE;
+	}
+	if (count >= config->sms_daily_cap) {
+		g_set_error(error, CS_ERROR, CS_ERROR_RATE_LIMITED,
+			    "phone: the daily limit of %u messages is reached",
+			    config->sms_daily_cap);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+cs_tasks_send_sms(CsTasks *tasks,
+		  const char *order_id,
+		  const char *phone,
+		  const char *template_name,
+		  JsonObject *params,
+		  const char *secret,
+		  gint64 *task_id_out,
+		  GError **error)
+{
+	g_autofree char *phone_hash = cs_vault_keyed_hash(tasks->vault, "sms-phone", phone);
+	g_autoptr(JsonObject) payload = json_object_new();
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	gint64 now = g_get_real_time();
+	gint64 secret_ref = 0;
+
+	json_object_set_string_member(payload, "to", phone);
+	json_object_set_string_member(payload, "template", template_name);
+	json_object_set_object_member(payload, "params",
+				      params != NULL ? json_object_ref(params) : json_object_new());
+	if (!cs_ledger_begin(tasks->ledger, error))
+		return FALSE;
+	if (!check_sms_limits(tasks, phone_hash, now, error))
+		goto fail;
+	if (secret != NULL) {
+		if (!cs_ledger_seal_secret(tasks->ledger, "sms", order_id, (const guint8 *)secret,
+					   strlen(secret), now, &secret_ref, error))
+			goto fail;
+		json_object_set_int_member(payload, "secret_ref", secret_ref);
+	}
+	stmt = prepare(tasks, "INSERT INTO sms_sends (phone_hash, time) VALUES (?1, ?2)", error);
+	if (stmt == NULL)
+		goto fail;
+	bind_str(stmt, 1, phone_hash);
+	sqlite3_bind_int64(stmt, 2, now);
+	if (!exec_stmt(tasks, stmt, "counting SMS", error) ||
+	    !insert_task(tasks, "sms", order_id, NULL, payload, secret_ref, task_id_out, error) ||
+	    !cs_ledger_commit(tasks->ledger, error))
+		goto fail;
+	notify_queued(tasks, "sms");
+	return TRUE;
+fail:
+	g_clear_pointer(&stmt, sqlite3_finalize);
+	cs_ledger_rollback(tasks->ledger);
+	return FALSE;
+}
+
+/* ---- the built-in sandbox gateway (DESIGN §4) ----------------------------------------- */
+
+/* The text a sandbox message "delivers": the template, its parameters and the secret. */
+static char *
+render_message(CsTask *task, JsonObject *payload, GBytes *secret)
+{
+	GString *s = g_string_new(NULL);
+	const char *template_name =
+	    json_object_get_string_member_with_default(payload, "template", NULL);
+	const char *subject = json_object_get_string_member_with_default(payload, "subject", NULL);
+	const char *body = json_object_get_string_member_with_default(payload, "body", NULL);
+
+	if (template_name != NULL)
+		g_string_append_printf(s, "[%s]", template_name);
+	if (subject != NULL)
+		g_string_append_printf(s, "%s%s", s->len > 0 ? " " : "", subject);
+	if (body != NULL)
+		g_string_append_printf(s, "%s%s", s->len > 0 ? "\n" : "", body);
+	if (json_object_has_member(payload, "params")) {
+		JsonNode *p = json_object_get_member(payload, "params");
+		g_autofree char *text = json_to_string(p, FALSE);
+		g_string_append_printf(s, " %s", text);
+	}
+	if (secret != NULL) {
+		gsize len = 0;
+		const char *data = g_bytes_get_data(secret, &len);
+		g_string_append(s, " code: ");
+		g_string_append_len(s, data, (gssize)len);
+	}
+	return g_string_free(s, FALSE);
+}
+
+static gboolean
+store_outbox(CsTasks *tasks, CsTask *task, const char *recipient, const char *text, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	gint64 now = g_get_real_time();
+	gint64 ref = 0;
+
+	if (!cs_ledger_seal_secret(tasks->ledger, "outbox", task->order_id, (const guint8 *)text,
+				   strlen(text), now, &ref, error))
+		return FALSE;
+	stmt = prepare(tasks,
+		       "INSERT INTO outbox (service, task_id, recipient, secret_ref, created) "
+		       "VALUES (?1, ?2, ?3, ?4, ?5)",
+		       error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_str(stmt, 1, task->service);
+	sqlite3_bind_int64(stmt, 2, task->id);
+	bind_str(stmt, 3, recipient);
+	sqlite3_bind_int64(stmt, 4, ref);
+	sqlite3_bind_int64(stmt, 5, now);
+	return exec_stmt(tasks, stmt, "writing the outbox", error);
+}
+
+gboolean
+cs_tasks_run_sandbox(CsTasks *tasks, const char *lease, GError **error)
+{
+	g_autoptr(CsTask) task = cs_tasks_get_by_lease(tasks, lease, error);
+	g_autoptr(JsonNode) node = NULL;
+	g_autoptr(GBytes) secret = NULL;
+	g_autoptr(JsonObject) result = json_object_new();
+	g_autofree char *text = NULL;
+	g_autofree char *result_text = NULL;
+	JsonObject *payload;
+	const char *to;
+	CsRequest request = {
+	    .actor = CS_ACTOR_GATEWAY, .user_id = "sandbox", .roles = CS_ACTOR_GATEWAY};
+
+	if (task == NULL)
+		return FALSE;
+	node = parse_json(task->payload);
+	if (node == NULL || !JSON_NODE_HOLDS_OBJECT(node)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "task %" G_GINT64_FORMAT ": payload is not an object", task->id);
+		return FALSE;
+	}
+	payload = json_node_get_object(node);
+	if (g_strcmp0(task->service, "idv") == 0) {
+		json_object_set_string_member(result, "result", "pass");
+		json_object_set_string_member(result, "reason", "sandbox");
+		return cs_tasks_complete(tasks, &request, lease, result, error);
+	}
+	if (task->secret_ref > 0) {
+		secret = cs_ledger_open_secret(tasks->ledger, task->secret_ref, error);
+		if (secret == NULL)
+			return FALSE;
+	}
+	to = json_object_get_string_member_with_default(payload, "to", NULL);
+	if (to == NULL)
+		to = json_object_get_string_member_with_default(payload, "account", "?");
+	text = render_message(task, payload, secret);
+	json_object_set_string_member(result, "delivered", "sandbox");
+	result_text = json_object_to_text(result);
+	if (!cs_ledger_begin(tasks->ledger, error))
+		return FALSE;
+	if (!store_outbox(tasks, task, to, text, error) ||
+	    !mark_done(tasks, task, "done", result_text, error) ||
+	    !cs_ledger_commit(tasks->ledger, error)) {
+		cs_ledger_rollback(tasks->ledger);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+JsonArray *
+cs_tasks_list_outbox(CsTasks *tasks, const char *service, GError **error)
+{
+	g_autoptr(JsonArray) out = json_array_new();
+	g_autoptr(sqlite3_stmt) stmt =
+	    prepare(tasks,
+		    "SELECT id, task_id, recipient, secret_ref, created FROM outbox "
+		    "WHERE service = ?1 ORDER BY id",
+		    error);
+	int rc;
+
+	if (stmt == NULL)
+		return NULL;
+	bind_str(stmt, 1, service);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		JsonObject *o = json_object_new();
+		g_autoptr(GBytes) text =
+		    cs_ledger_open_secret(tasks->ledger, sqlite3_column_int64(stmt, 3), NULL);
+		json_object_set_int_member(o, "id", sqlite3_column_int64(stmt, 0));
+		json_object_set_int_member(o, "task_id", sqlite3_column_int64(stmt, 1));
+		json_object_set_string_member(o, "to", (const char *)sqlite3_column_text(stmt, 2));
+		if (text != NULL) {
+			g_autofree char *s =
+			    g_strndup(g_bytes_get_data(text, NULL), g_bytes_get_size(text));
+			json_object_set_string_member(o, "text", s);
+		}
+		json_object_set_int_member(o, "time", sqlite3_column_int64(stmt, 4));
+		json_array_add_object_element(out, o);
+	}
+	if (rc != SQLITE_DONE) {
+		db_error(tasks, "reading the outbox", error);
+		return NULL;
+	}
+	return g_steal_pointer(&out);
+}

@@ -1,0 +1,135 @@
+/*
+ * cs-tasks.h — the office's durable task queue, an engine service (DESIGN §3.4, §3.5).
+ *
+ * Tasks live in the ledger's `tasks` table: queued → leased → done (or failed), and back
+ * to queued when a lease is lost. A lease is a random id stored with the task; the office
+ * front decides when a lease runs out (heartbeats, claim time) and releases it here, so a
+ * DONE carrying a lease that is no longer the task's is refused: the effect of a task is
+ * committed at most once, in the same transaction as the order transition it causes,
+ * and only while the order is still in the state the task was made for.
+ *
+ * Order tasks are created by the engine's rules, not by fronts: whenever an order enters
+ * a state from which its plugin declares an office transition, a task of the matching
+ * service is queued (reviewer → review; maker → make; shipper → ship or deliver). Gateway
+ * tasks (sms, mail, idv, bank, cashier) are queued by engine services such as
+ * cs_tasks_send_sms(), which also enforces the SMS limits of DESIGN §6. Task payloads
+ * never carry a secret: they carry `secret_ref`, the id of a sealed secret.
+ *
+ * Every office CALL and every DONE is recorded as a ledger event with the worker's user
+ * id (cs_tasks_record_call(), and the transition or "task.done" event of a DONE).
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "cs-engine.h"
+
+G_BEGIN_DECLS
+
+typedef struct _CsTasks CsTasks;
+
+typedef struct {
+	gint64 id;
+	char *service;
+	char *order_id;	      /* may be NULL */
+	char *expected_state; /* may be NULL */
+	char *payload;	      /* JSON object */
+	gint64 secret_ref;    /* 0 when none */
+	char *state;	      /* queued | leased | done | failed */
+	char *lease;	      /* may be NULL */
+	char *lease_user;     /* may be NULL */
+	gint64 attempts;
+	char *result; /* JSON, may be NULL */
+	gint64 created;
+} CsTask;
+
+void cs_task_free(CsTask *task);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsTask, cs_task_free)
+/* The task as the JSON object of a TASK body: {task_id, lease, service, order_id, payload}. */
+JsonObject *cs_task_to_json(const CsTask *task);
+
+/* Called (on the main loop) whenever a task may be waiting: after queueing or release. */
+typedef void (*CsTasksQueuedFunc)(CsTasks *tasks, const char *service, gpointer user_data);
+
+/* Revokes the leases left from a previous run (their tasks go back to the queue) and
+ * queues the tasks of orders waiting for the office that have none. */
+CsTasks *cs_tasks_new(CsEngine *engine, CsVault *vault, GError **error);
+void cs_tasks_free(CsTasks *tasks);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsTasks, cs_tasks_free)
+void cs_tasks_set_queued_func(CsTasks *tasks, CsTasksQueuedFunc func, gpointer user_data);
+
+/* The services known and the role (CsActor bit) that serves each; 0 when unknown. */
+guint cs_tasks_service_role(const char *service);
+/* Does @request hold the role of @service (or admin)? */
+gboolean cs_tasks_may_serve(const CsRequest *request, const char *service);
+
+/* Queue a task. @payload: a JSON object or NULL for {}. */
+gboolean cs_tasks_enqueue(CsTasks *tasks,
+			  const char *service,
+			  const char *order_id,
+			  const char *expected_state,
+			  JsonObject *payload,
+			  gint64 secret_ref,
+			  gint64 *id_out,
+			  GError **error);
+
+/* Lease the oldest queued task of @service to @user; NULL without error when none. */
+CsTask *cs_tasks_lease_next(CsTasks *tasks, const char *service, const char *user, GError **error);
+/* Lease the open task of @service for @order_id. A task already leased by @user is
+ * returned with its lease; one leased by someone else is refused (WrongState). */
+CsTask *cs_tasks_claim(
+    CsTasks *tasks, const char *order_id, const char *service, const char *user, GError **error);
+/* The leased task holding @lease, or NULL with WrongState ("lease … is no longer valid"). */
+CsTask *cs_tasks_get_by_lease(CsTasks *tasks, const char *lease, GError **error);
+/* Lose a lease: its task goes back to the queue. FALSE when the lease was not current. */
+gboolean cs_tasks_release(CsTasks *tasks, const char *lease);
+
+/* Commit the result of a leased task (DONE), exactly once. */
+gboolean cs_tasks_complete(CsTasks *tasks,
+			   const CsRequest *request,
+			   const char *lease,
+			   JsonObject *result,
+			   GError **error);
+/* FAIL: the task goes back to the queue, or to failed after 5 attempts. */
+gboolean cs_tasks_fail(CsTasks *tasks,
+		       const CsRequest *request,
+		       const char *lease,
+		       const char *reason,
+		       GError **error);
+
+/* Tasks (CsTask), oldest first; @state and @service may be NULL for all. */
+GPtrArray *cs_tasks_list(CsTasks *tasks, const char *state, const char *service, GError **error);
+
+/* The plaintext of a leased task's secret, for the worker holding @lease only. */
+GBytes *cs_tasks_open_secret(CsTasks *tasks, const char *lease, GError **error);
+
+/* Record an office CALL (method and order, never parameters) as a ledger event. */
+gboolean cs_tasks_record_call(CsTasks *tasks,
+			      const CsRequest *request,
+			      const char *method,
+			      const char *order_id,
+			      GError **error);
+
+/*
+ * Queue an SMS to @phone: enforces the resend cooldown and the per-phone daily cap
+ * (RateLimited), seals @secret (may be NULL) and refers to it by id. @params: a JSON
+ * object or NULL. One transaction.
+ */
+gboolean cs_tasks_send_sms(CsTasks *tasks,
+			   const char *order_id,
+			   const char *phone,
+			   const char *template_name,
+			   JsonObject *params,
+			   const char *secret,
+			   gint64 *task_id_out,
+			   GError **error);
+
+/* The built-in sandbox gateway: handle one leased task of sms, mail, idv or bank. */
+gboolean cs_tasks_run_sandbox(CsTasks *tasks, const char *lease, GError **error);
+/* Is @service one the built-in sandbox can serve? */
+gboolean cs_tasks_sandbox_serves(const char *service);
+/* The sandbox outbox of @service: [{id, task_id, to, text, time}], newest last. */
+JsonArray *cs_tasks_list_outbox(CsTasks *tasks, const char *service, GError **error);
+
+G_END_DECLS
