@@ -566,8 +566,25 @@ run_command(Office *o, int argc, char **argv)
 	if (g_strcmp0(cmd, "ca") == 0 &&
 	    (g_strcmp0(sub, "export") == 0 || g_strcmp0(sub, "crl") == 0)) {
 		g_autofree char *method = g_strdup_printf("ca.%s", sub);
+		int code = 0;
+		g_autoptr(JsonNode) r = NULL;
+		JsonArray *a;
+
 		p = params1("vendor", opt(argc, argv, "--vendor"));
-		return call_print(o, method, p);
+		r = call(o, method, p, &code);
+		if (r == NULL)
+			return code;
+		if (o->json || !JSON_NODE_HOLDS_ARRAY(r)) {
+			print_node(o, r);
+			return 0;
+		}
+		/* PEM as openssl reads it: one block after another, each vendor's in turn. */
+		a = json_node_get_array(r);
+		for (guint i = 0; i < json_array_get_length(a); i++) {
+			JsonObject *v = json_array_get_object_element(a, i);
+			fputs(json_object_get_string_member_with_default(v, "pem", ""), stdout);
+		}
+		return 0;
 	}
 	if ((g_strcmp0(cmd, "sms") == 0 || g_strcmp0(cmd, "mail") == 0) &&
 	    g_strcmp0(sub, "outbox") == 0) {

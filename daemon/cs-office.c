@@ -21,6 +21,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "cs-ca.h"
 #include "cs-office.h"
 #include "cs-office-keys.h"
 #include "cs-office-msg.h"
@@ -946,13 +947,107 @@ m_ledger_verify(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	return object_node(o);
 }
 
-static JsonNode *
-m_ca_unavailable(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+/* DER → PEM text with @label ("X509 CRL"), 64 columns as RFC 7468 wants. */
+static char *
+pem_armor(GBytes *der, const char *label)
 {
-	g_set_error_literal(
-	    error, CS_ERROR, CS_ERROR_UNAVAILABLE,
-	    "the CA is not part of this daemon yet: ca.export and ca.crl are unavailable");
-	return NULL;
+	g_autofree char *b64 = g_base64_encode(g_bytes_get_data(der, NULL), g_bytes_get_size(der));
+	GString *pem = g_string_new(NULL);
+	gsize len = strlen(b64);
+
+	g_string_append_printf(pem, "-----BEGIN %s-----\n", label);
+	for (gsize i = 0; i < len; i += 64)
+		g_string_append_printf(pem, "%.*s\n", (int)MIN(64, len - i), b64 + i);
+	g_string_append_printf(pem, "-----END %s-----\n", label);
+	return g_string_free(pem, FALSE);
+}
+
+/* The vendors a ca.* call is about: the one named, or all of them. */
+static GPtrArray *
+ca_vendors(CsOffice *self, JsonObject *params, GError **error)
+{
+	const char *vendor = params != NULL ? cs_office_body_get_string(params, "vendor") : NULL;
+	GPtrArray *ids = g_ptr_array_new();
+
+	if (cs_engine_get_cas(self->engine) == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "the CA is not running");
+		g_ptr_array_unref(ids);
+		return NULL;
+	}
+	if (vendor != NULL) {
+		if (cs_config_find_vendor(self->config, vendor) == NULL) {
+			g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "vendor: no vendor profile named '%s'",
+				    vendor);
+			g_ptr_array_unref(ids);
+			return NULL;
+		}
+		g_ptr_array_add(ids, (gpointer)vendor);
+		return ids;
+	}
+	for (guint i = 0; i < self->config->vendors->len; i++) {
+		CsVendor *v = g_ptr_array_index(self->config->vendors, i);
+		g_ptr_array_add(ids, v->id);
+	}
+	return ids;
+}
+
+/* ca.export: each vendor's root, issuing and seal-maker certificates as PEM. */
+static JsonNode *
+m_ca_export(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	g_autoptr(GPtrArray) ids = ca_vendors(self, params, error);
+	JsonArray *a;
+
+	if (ids == NULL)
+		return NULL;
+	a = json_array_new();
+	for (guint i = 0; i < ids->len; i++) {
+		const char *vendor = g_ptr_array_index(ids, i);
+		CsCa *ca = cs_ca_set_get(cs_engine_get_cas(self->engine), vendor, error);
+		g_autofree char *pem = NULL;
+		JsonObject *o;
+
+		if (ca == NULL) {
+			json_array_unref(a);
+			return NULL;
+		}
+		pem = cs_ca_export_pem(ca);
+		o = json_object_new();
+		json_object_set_string_member(o, "vendor", vendor);
+		json_object_set_string_member(o, "pem", pem);
+		json_array_add_object_element(a, o);
+	}
+	return json_node_init_array(json_node_alloc(), a);
+}
+
+/* ca.crl: each vendor's CRL, regenerated now (a new CRL number), as PEM. */
+static JsonNode *
+m_ca_crl(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	g_autoptr(GPtrArray) ids = ca_vendors(self, params, error);
+	JsonArray *a;
+
+	if (ids == NULL)
+		return NULL;
+	a = json_array_new();
+	for (guint i = 0; i < ids->len; i++) {
+		const char *vendor = g_ptr_array_index(ids, i);
+		g_autoptr(GBytes) der = cs_ca_set_regenerate_crl(cs_engine_get_cas(self->engine), vendor,
+								 g_get_real_time() / G_USEC_PER_SEC, error);
+		g_autofree char *pem = NULL;
+		JsonObject *o;
+
+		if (der == NULL) {
+			json_array_unref(a);
+			return NULL;
+		}
+		pem = pem_armor(der, "X509 CRL");
+		o = json_object_new();
+		json_object_set_string_member(o, "vendor", vendor);
+		json_object_set_string_member(o, "pem", pem);
+		json_array_add_object_element(a, o);
+	}
+	return json_node_init_array(json_node_alloc(), a);
 }
 
 static JsonNode *
@@ -999,8 +1094,8 @@ static const struct {
     {"payment.notify", CS_ACTOR_CASHIER, m_payment_notify},
     {"payment.refund", CS_ACTOR_CASHIER, m_payment_refund},
     {"ledger.verify", CS_ACTOR_AUDITOR, m_ledger_verify},
-    {"ca.export", CS_ACTOR_AUDITOR, m_ca_unavailable},
-    {"ca.crl", CS_ACTOR_AUDITOR, m_ca_unavailable},
+    {"ca.export", CS_ACTOR_AUDITOR, m_ca_export},
+    {"ca.crl", CS_ACTOR_AUDITOR, m_ca_crl},
     {"outbox.list", CS_ACTOR_ADMIN, m_outbox_list},
 };
 

@@ -187,10 +187,37 @@ def test_commands_without_an_engine_side_fail_clearly(office, env, client):
     order = client.create_order("officeflow", "org", {"vendor": "demo-a"})  # draft
     r = run_office(office.state_dir, "review", "approve", order.id)
     assert r.returncode == 1 and f"order {order.id} has no open review task" in r.stderr
-    r = run_office(office.state_dir, "ca", "crl")
-    assert r.returncode == 1 and "Unavailable" in r.stderr
     r = run_office(office.state_dir, "refund", order.id)
     assert r.returncode == 1 and "WrongState" in r.stderr
+
+
+def test_ca_export_and_crl_are_pem_openssl_verifies(office, env, tmp_dir):
+    r = run_office(office.state_dir, "ca", "export", "--vendor", "demo-a", key=env.keys["audrey"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("-----BEGIN CERTIFICATE-----") == 3  # root, issuing, seal maker
+    chain = os.path.join(tmp_dir, "demo-a-ca.pem")
+    with open(chain, "w") as f:
+        f.write(r.stdout)
+    numbers = []
+    for _ in range(2):  # regenerated on demand: a new CRL number each time
+        r = run_office(office.state_dir, "ca", "crl", "--vendor", "demo-a", key=env.keys["audrey"])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("-----BEGIN X509 CRL-----")
+        crl = os.path.join(tmp_dir, "demo-a.crl.pem")
+        with open(crl, "w") as f:
+            f.write(r.stdout)
+        v = subprocess.run(["openssl", "crl", "-in", crl, "-CAfile", chain, "-noout", "-verify",
+                            "-crlnumber"], capture_output=True, text=True)
+        assert "verify OK" in v.stderr + v.stdout, v.stderr + v.stdout
+        numbers.append(int(v.stdout.strip().split("=")[1], 16))
+    assert numbers[1] > numbers[0]
+    # Every vendor at once, and the auditor's business only.
+    rc, out = run_office_json(office.state_dir, "ca", "crl")
+    assert rc == 0 and sorted(x["vendor"] for x in out) == ["demo-a", "demo-b"]
+    r = run_office(office.state_dir, "ca", "crl", "--vendor", "acme")
+    assert r.returncode != 0 and "vendor: no vendor profile named 'acme'" in r.stderr
+    r = run_office(office.state_dir, "ca", "export", key=env.keys["rita"])
+    assert r.returncode == 1 and "AccessDenied" in r.stderr
 
 
 # --- leases ---------------------------------------------------------------------------
