@@ -510,13 +510,14 @@ cmd_order_material(Office *o, const char *order_id, const char *kind, const char
 	digest = g_compute_checksum_for_data(G_CHECKSUM_SHA256, data, len);
 	if (g_strcmp0(digest, sha256) != 0 ||
 	    (gint64)len != json_object_get_int_member_with_default(m, "size", -1))
-		return fail(o, "Internal", "the material received does not match its SHA-256 and size");
+		return fail(o, "Internal",
+			    "the material received does not match its SHA-256 and size");
 	if (!g_file_set_contents(output, (const char *)data, (gssize)len, &error))
 		return fail(o, "InvalidInput", error->message);
 	for (guint i = 0; i < 4; i++) {
 		static const char *const keys[] = {"kind", "filename", "mime", "sha256"};
-		json_object_set_string_member(out, keys[i],
-					      json_object_get_string_member_with_default(m, keys[i], ""));
+		json_object_set_string_member(
+		    out, keys[i], json_object_get_string_member_with_default(m, keys[i], ""));
 	}
 	json_object_set_int_member(out, "size", (gint64)len);
 	json_object_set_string_member(out, "output", output);

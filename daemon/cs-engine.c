@@ -923,11 +923,8 @@ find_material_spec(const CsPlugin *plugin, CsSubjectType subject_type, const cha
 }
 
 gboolean
-cs_engine_check_material(CsEngine *engine,
-			 const CsRequest *request,
-			 CsOrder *order,
-			 const char *kind,
-			 GError **error)
+cs_engine_check_material(
+    CsEngine *engine, const CsRequest *request, CsOrder *order, const char *kind, GError **error)
 {
 	const CsPlugin *plugin = order->plugin;
 
@@ -954,7 +951,8 @@ cs_engine_check_material(CsEngine *engine,
 			    list[0] != '\0' ? list : "none");
 		return FALSE;
 	}
-	if (plugin->material_states == NULL || !g_strv_contains(plugin->material_states, order->state)) {
+	if (plugin->material_states == NULL ||
+	    !g_strv_contains(plugin->material_states, order->state)) {
 		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
 			    "order %s is %s: materials cannot be attached now", order->id,
 			    order->state);

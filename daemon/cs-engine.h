@@ -125,11 +125,8 @@ GStrv cs_engine_missing(CsEngine *engine, CsOrder *order);
 /* May @request attach @kind to @order now? Access (owner), actor (the applicant), kind (one
  * the flow declares for the order's subject type: CS_ERROR_INVALID_INPUT naming "kind"),
  * state (the flow's material_states: CS_ERROR_WRONG_STATE). */
-gboolean cs_engine_check_material(CsEngine *engine,
-				  const CsRequest *request,
-				  CsOrder *order,
-				  const char *kind,
-				  GError **error);
+gboolean cs_engine_check_material(
+    CsEngine *engine, const CsRequest *request, CsOrder *order, const char *kind, GError **error);
 /* cs_engine_check_material(), then one transaction: the material row (replacing the kind's
  * earlier upload) and a "material" event holding {kind, sha256, size, mime}, never the
  * content. @data was checked; @sha256 is its lower-case hex digest. Announces a change. */

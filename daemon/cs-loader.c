@@ -177,7 +177,8 @@ check_plugin_declarations(const CsPlugin *p, GError **error)
 	for (guint i = 0; p->material_states != NULL && p->material_states[i] != NULL; i++) {
 		if (!g_strv_contains(p->states, p->material_states[i])) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "material state %s is not among its states", p->material_states[i]);
+				    "material state %s is not among its states",
+				    p->material_states[i]);
 			return FALSE;
 		}
 	}

@@ -522,7 +522,11 @@ test_transient_states_fall_back(Fixture *f, gconstpointer data)
 }
 
 static gboolean
-attach(Fixture *f, const CsRequest *req, CsOrder *order, const char *kind, const char *content,
+attach(Fixture *f,
+       const CsRequest *req,
+       CsOrder *order,
+       const char *kind,
+       const char *content,
        GError **error)
 {
 	g_autoptr(GBytes) data = g_bytes_new(content, strlen(content));
@@ -575,7 +579,8 @@ test_materials(Fixture *f, gconstpointer data)
 	listed = cs_engine_list_materials(f->engine, order, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(listed->len, ==, 2);
-	g_assert_cmpstr(((CsMaterialRow *)g_ptr_array_index(listed, 0))->kind, ==, "business_license");
+	g_assert_cmpstr(((CsMaterialRow *)g_ptr_array_index(listed, 0))->kind, ==,
+			"business_license");
 	g_assert_cmpint(((CsMaterialRow *)g_ptr_array_index(listed, 0))->size, ==, 16);
 	events = cs_engine_history(f->engine, order, &error);
 	g_assert_no_error(error);
@@ -583,7 +588,7 @@ test_materials(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(last->kind, ==, "material");
 	g_assert_cmpstr(last->actor, ==, "uid:1000");
 	g_assert_true(g_str_has_prefix(last->data, "{\"kind\":\"business_license\",\"mime\":"
-							  "\"image/png\",\"sha256\":\""));
+						   "\"image/png\",\"sha256\":\""));
 	for (guint i = 0; i < events->len; i++) {
 		CsEventRow *e = g_ptr_array_index(events, i);
 		g_assert_null(strstr(e->data, "SECRET-CONTENT"));

@@ -1287,7 +1287,8 @@ test_migrate_from_v5(Fixture *f, gconstpointer data)
 	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM materials"), ==, 2);
 	g_assert_cmpint(0xff & sqlite3_exec(db, "DELETE FROM materials", NULL, NULL, NULL), ==,
 			SQLITE_CONSTRAINT);
-	g_assert_cmpint(0xff & sqlite3_exec(db, "UPDATE materials SET data = x'00'", NULL, NULL, NULL),
+	g_assert_cmpint(0xff &
+			    sqlite3_exec(db, "UPDATE materials SET data = x'00'", NULL, NULL, NULL),
 			==, SQLITE_CONSTRAINT);
 	/* Outside a transaction a write is refused. */
 	g_assert_false(cs_ledger_insert_material(ledger, &row, &error));
