@@ -861,8 +861,7 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 		return reply_error(ret_error, error);
 	}
 	if ((guint64)st.st_size > config->material_max_size) {
-		g_autofree char *limit =
-		    g_format_size_full(config->material_max_size, G_FORMAT_SIZE_IEC_UNITS);
+		g_autofree char *limit = cs_material_format_limit(config->material_max_size);
 		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 			    "%s: %" G_GUINT64_FORMAT " bytes is larger than the %s limit", kind,
 			    (guint64)st.st_size, limit);
