@@ -163,6 +163,22 @@ def test_a_pipe_is_invalid_input(sealed, client):
         os.close(w)
 
 
+def test_a_document_over_64_mb_or_a_directory_is_invalid_input(sealed, client, work):
+    path = wait_key(client, SEALED)
+    login(client, path)
+    big = os.path.join(work, "big.bin")
+    with open(big, "wb") as f:
+        f.truncate(64 * 1024 * 1024 + 1)  # sparse: fstat says too large, nothing is read
+    with open(big, "rb") as f, dbus_error(ERR_INVALID_INPUT, "fd", "too large"):
+        seal_document(client, path, "big.bin", f.fileno())
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with dbus_error(ERR_INVALID_INPUT, "fd", "regular file"):
+            seal_document(client, path, "dir", fd)
+    finally:
+        os.close(fd)
+
+
 def test_a_non_ascii_filename_is_invalid_input(sealed, client, work):
     path = wait_key(client, SEALED)
     login(client, path)
