@@ -660,6 +660,99 @@ typedef struct {
 	const char *summary;
 } Command;
 
+#define SEAL_SIGN_USAGE "usage: certseal seal sign DOC [--key SERIAL] [--output FILE]"
+
+/*
+ * `certseal seal sign DOC --key SERIAL [--output FILE]` (DESIGN §3.6): the key's
+ * SealDocument, the document passed as an fd (the daemon reads it; the name sent is its
+ * basename). --key may be left out when exactly one key is inserted. Writes the DER
+ * SES_Signature to FILE, by default DOC.ses.
+ */
+static int
+cmd_seal_sign(Cli *cli, int argc, char **argv)
+{
+	const char *doc = NULL, *serial = NULL, *output_arg = NULL;
+	g_autofree char *output = NULL, *basename = NULL, *path = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) keys = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) sig = NULL;
+	const guint8 *data;
+	gsize len = 0;
+	int fd;
+
+	for (int i = 0; i < argc; i++) {
+		if (g_strcmp0(argv[i], "--key") == 0 && i + 1 < argc)
+			serial = argv[++i];
+		else if (g_strcmp0(argv[i], "--output") == 0 && i + 1 < argc)
+			output_arg = argv[++i];
+		else if (argv[i][0] != '-' && doc == NULL)
+			doc = argv[i];
+		else
+			return fail(cli, EXIT_USAGE, "usage", SEAL_SIGN_USAGE);
+	}
+	if (doc == NULL)
+		return fail(cli, EXIT_USAGE, "usage", SEAL_SIGN_USAGE);
+	keys = list_keys(cli, &error);
+	if (keys == NULL)
+		return fail_error(cli, error);
+	for (guint i = 0; i < keys->len; i++) {
+		const char *p, *s = "";
+		g_autoptr(GVariant) props = NULL;
+		g_variant_get(g_ptr_array_index(keys, i), "(&o@a{sv})", &p, &props);
+		g_variant_lookup(props, "Serial", "&s", &s);
+		if ((serial == NULL && keys->len == 1) || g_strcmp0(serial, s) == 0)
+			path = g_strdup(p);
+	}
+	if (path == NULL) {
+		g_autofree char *msg = NULL;
+		if (serial != NULL)
+			msg = g_strdup_printf("no inserted USB key has the serial %s (certseal keys)",
+					      serial);
+		else if (keys->len > 1)
+			msg = g_strdup("several USB keys are inserted: name one with --key SERIAL "
+				       "(certseal keys)");
+		else
+			msg = g_strdup("no USB key is inserted");
+		return fail(cli, serial == NULL && keys->len > 1 ? EXIT_REFUSED : EXIT_NOT_FOUND,
+			    serial == NULL && keys->len > 1 ? "org.certseal.Error.MultipleKeys"
+							    : "org.certseal.Error.NoKey",
+			    msg);
+	}
+	fd = open(doc, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		g_autofree char *msg = g_strdup_printf("%s: %s", doc, g_strerror(errno));
+		return fail(cli, EXIT_REFUSED, "org.certseal.Error.InvalidInput", msg);
+	}
+	fds = g_unix_fd_list_new_from_array(&fd, 1); /* takes @fd */
+	basename = g_path_get_basename(doc);
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(
+	    cli->bus, BUS_NAME, path, KEY_IFACE, "SealDocument",
+	    g_variant_new("(sh)", basename, 0), G_VARIANT_TYPE("(ay)"), G_DBUS_CALL_FLAGS_NONE,
+	    120000, fds, NULL, NULL, &error);
+	if (reply == NULL)
+		return fail_error(cli, error);
+	sig = g_variant_get_child_value(reply, 0);
+	data = g_variant_get_fixed_array(sig, &len, 1);
+	output = output_arg != NULL ? g_strdup(output_arg) : g_strconcat(doc, ".ses", NULL);
+	if (!g_file_set_contents(output, (const char *)data, (gssize)len, &error))
+		return fail(cli, EXIT_REFUSED, "org.certseal.Error.Internal", error->message);
+	if (cli->json) {
+		g_autoptr(GString) s = g_string_new("{\"document\":");
+		cs_json_append_string(s, doc);
+		g_string_append(s, ",\"serial\":");
+		cs_json_append_string(s, serial != NULL ? serial : "");
+		g_string_append(s, ",\"output\":");
+		cs_json_append_string(s, output);
+		g_string_append_printf(s, ",\"size\":%" G_GSIZE_FORMAT "}", len);
+		g_print("%s\n", s->str);
+	} else {
+		g_print("Sealed %s: %s (%" G_GSIZE_FORMAT " bytes)\n", doc, output, len);
+	}
+	return EXIT_OK;
+}
+
 static const Command commands[] = {
     {"status", cmd_status, "the daemon's version, flows, drivers and vendors"},
     {"orders", cmd_orders, "your orders [--state STATE]"},
@@ -676,6 +769,7 @@ usage(void)
 	for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
 		g_printerr("  %-10s %s\n", commands[i].name, commands[i].summary);
 	g_printerr("  %-10s %s\n", "seal", "show|verify FILE [--document DOC] [--ca PEM] (local)");
+	g_printerr("  %-10s %s\n", "seal", "sign DOC --key SERIAL [--output FILE] (default DOC.ses)");
 	g_printerr("\nexit codes: 0 done, 1 refused by the daemon, 2 usage, 3 daemon unreachable, "
 		   "4 no such order\n");
 }
@@ -706,7 +800,20 @@ main(int argc, char **argv)
 		usage();
 		return EXIT_USAGE;
 	}
-	/* Seals are read and verified here, with the daemon's own code: no bus needed. */
+	/* Seals are read and verified here, with the daemon's own code: no bus needed.
+	 * Signing needs the key, through the daemon. */
+	if (g_strcmp0(argv[i], "seal") == 0 && i + 1 < argc && g_strcmp0(argv[i + 1], "sign") == 0) {
+		cli.bus = g_bus_get_sync(cli.session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
+		if (cli.bus == NULL) {
+			g_autofree char *msg = g_strdup_printf("cannot connect to the %s bus: %s",
+							       cli.session ? "session" : "system",
+							       error->message);
+			return fail(&cli, EXIT_UNREACHABLE, "org.freedesktop.DBus.Error.NoServer", msg);
+		}
+		rc = cmd_seal_sign(&cli, argc - i - 2, argv + i + 2);
+		g_object_unref(cli.bus);
+		return rc;
+	}
 	if (g_strcmp0(argv[i], "seal") == 0)
 		return cs_cli_seal(cli.json, argc - i - 1, argv + i + 1);
 	for (guint c = 0; c < G_N_ELEMENTS(commands); c++) {

@@ -12,12 +12,14 @@
  * PINs arrive as method arguments and go straight to the key manager; they are never
  * logged, stored or echoed in an error.
  *
- * SealDocument (DESIGN §3.3) needs the seal code of the CA/seal work and is not served
- * yet; ReadSeal returns the e-seal bytes stored on the key.
+ * ReadSeal returns the e-seal bytes stored on the key. SealDocument takes the document as
+ * an fd: the message's fd is duplicated and handed to the key manager, which checks it
+ * with fstat here and reads, hashes and signs it on a worker thread (DESIGN §3.3, §9).
  */
 #define G_LOG_DOMAIN "certseald"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 #include "cs-dbus-keys.h"
@@ -266,6 +268,28 @@ method_read_seal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	return 1;
 }
 
+static int
+method_seal_document(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbusKeys *self = userdata;
+	const char *filename = NULL;
+	const char *id;
+	int fd = -1;
+	int r = sd_bus_message_read(m, "sh", &filename, &fd);
+
+	if (r < 0)
+		return r;
+	if ((id = key_id_of(self, m, ret_error)) == NULL)
+		return -ENODEV;
+	/* The message owns @fd; the key manager gets its own copy. */
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return sd_bus_error_setf(ret_error, "org.certseal.Error.InvalidInput",
+					 "fd: cannot use it: %s", g_strerror(errno));
+	cs_keys_seal_document(self->keys, id, filename, fd, on_done, sd_bus_message_ref(m));
+	return 1;
+}
+
 #define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
 
 static const sd_bus_vtable key_vtable[] = {
@@ -301,6 +325,11 @@ static const sd_bus_vtable key_vtable[] = {
 			    SD_BUS_NO_ARGS,
 			    SD_BUS_RESULT("ay", seal),
 			    method_read_seal,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("SealDocument",
+			    SD_BUS_ARGS("s", filename, "h", fd),
+			    SD_BUS_RESULT("ay", signature),
+			    method_seal_document,
 			    SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };

@@ -12,11 +12,17 @@
  */
 #define G_LOG_DOMAIN "certseald"
 
+#include <errno.h>
 #include <openssl/x509.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "cs-ca.h"
+#include "cs-crypto.h"
 #include "cs-keys.h"
+#include "cs-seal.h"
 
 #define WATCH_INTERVAL_MS 1000
 
@@ -401,6 +407,7 @@ typedef enum {
 	REQ_LOGOUT,
 	REQ_CHANGE_PIN,
 	REQ_READ_SEAL,
+	REQ_SEAL_DOCUMENT,
 } ReqKind;
 
 typedef struct {
@@ -417,6 +424,8 @@ typedef struct {
 	GError *error;
 	CsDriverPinStatus pin;
 	gboolean pin_known;
+	int fd; /* REQ_SEAL_DOCUMENT: the document, owned; -1 otherwise */
+	char *filename;
 } Request;
 
 static void
@@ -434,6 +443,9 @@ request_free(Request *r)
 	wipe(&r->pin2);
 	g_free(r->id);
 	g_free(r->serial);
+	g_free(r->filename);
+	if (r->fd >= 0)
+		close(r->fd);
 	g_clear_pointer(&r->result, g_bytes_unref);
 	g_clear_error(&r->error);
 	shared_unref(r->shared);
@@ -452,6 +464,129 @@ request_finish(gpointer data)
 	r->done(r->result, r->error, r->user_data);
 	request_free(r);
 	return G_SOURCE_REMOVE;
+}
+
+/* --- sealing a document (worker thread) ---------------------------------------------- */
+
+typedef struct {
+	const CsLoadedDriver *driver;
+	CsDriverContext *ctx;
+	const char *serial;
+	const char *digest;
+} TokenSigner;
+
+/* CsSealSignFunc: DER(TBS_Sign) signed on the token; the private key stays there. */
+static GBytes *
+sign_on_token(const guint8 *tbs, gsize len, gpointer user_data, GError **error)
+{
+	TokenSigner *ts = user_data;
+	g_autoptr(GBytes) data = g_bytes_new_static(tbs, len);
+
+	return cs_driver_run_sign(ts->driver, ts->ctx, ts->serial, CS_KEY_PAIR_ID, ts->digest, data,
+				  error);
+}
+
+/* The whole document from @fd (from offset 0), refusing one that grew past the limit. */
+static GBytes *
+read_document(int fd, GError **error)
+{
+	GByteArray *buf = g_byte_array_new();
+	guint8 chunk[65536];
+	off_t off = 0;
+
+	for (;;) {
+		ssize_t n = pread(fd, chunk, sizeof(chunk), off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			g_byte_array_unref(buf);
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "fd: cannot read the document: %s", g_strerror(e));
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		if (buf->len + (gsize)n > CS_KEYS_DOCUMENT_MAX_SIZE) {
+			g_byte_array_unref(buf);
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "fd: too large (more than %d MB)",
+				    CS_KEYS_DOCUMENT_MAX_SIZE / (1024 * 1024));
+			return NULL;
+		}
+		g_byte_array_append(buf, chunk, (guint)n);
+		off += n;
+	}
+	return g_byte_array_free_to_bytes(buf);
+}
+
+static GBytes *
+seal_document(Request *r, GError **error)
+{
+	const CsLoadedDriver *d = r->watcher->driver;
+	CsDriverContext *ctx = r->watcher->ctx;
+	CsDriverPinStatus pin = {0};
+	g_autoptr(GError) local = NULL;
+	g_autoptr(GBytes) seal = NULL;
+	g_autoptr(GBytes) cert_der = NULL;
+	g_autoptr(CsSealInfo) info = NULL;
+	g_autoptr(GBytes) doc = NULL;
+	g_autoptr(X509) cert = NULL;
+	gboolean listed = FALSE;
+	TokenSigner ts = {d, ctx, r->serial, NULL};
+
+	if (!cs_driver_run_pin_status(d, ctx, r->serial, &pin, error))
+		return NULL;
+	if (!pin.logged_in) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+				    "the key is not logged in: Login with its PIN first");
+		return NULL;
+	}
+	seal = cs_driver_run_get_object(d, ctx, r->serial, FALSE, CS_KEY_SEAL_LABEL, &local);
+	if (seal == NULL) {
+		if (g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND))
+			g_set_error_literal(error, CS_ERROR, CS_ERROR_NOT_FOUND,
+					    "seal: the key holds no e-seal");
+		else
+			g_propagate_error(error, g_steal_pointer(&local));
+		return NULL;
+	}
+	info = cs_seal_parse(g_bytes_get_data(seal, NULL), g_bytes_get_size(seal), &local);
+	if (info == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "seal: the e-seal on the key does not parse: %s", local->message);
+		return NULL;
+	}
+	cert_der = cs_driver_run_get_object(d, ctx, r->serial, TRUE, CS_KEY_OBJECT_LABEL, &local);
+	if (cert_der == NULL) {
+		if (g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND))
+			g_set_error_literal(error, CS_ERROR, CS_ERROR_NOT_FOUND,
+					    "certificate: the key holds no certificate");
+		else
+			g_propagate_error(error, g_steal_pointer(&local));
+		return NULL;
+	}
+	cert = cs_x509_from_der(cert_der);
+	if (cert == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "certificate: the certificate on the key does not parse");
+		return NULL;
+	}
+	for (guint i = 0; i < info->holders->len; i++)
+		listed |= X509_cmp(g_ptr_array_index(info->holders, i), cert) == 0;
+	if (!listed) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "seal: the key's certificate is not in the e-seal's certList");
+		return NULL;
+	}
+	ts.digest =
+	    cs_key_algorithm_of(X509_get0_pubkey(cert), NULL) == CS_KEY_SM2 ? "sm3" : "sha256";
+	doc = read_document(r->fd, error);
+	if (doc == NULL)
+		return NULL;
+	return cs_seal_sign_document(seal, cert, g_bytes_get_data(doc, NULL), g_bytes_get_size(doc),
+				     r->filename, g_get_real_time() / G_USEC_PER_SEC, sign_on_token,
+				     &ts, error);
 }
 
 static void
@@ -477,6 +612,11 @@ request_run(gpointer data, gpointer pool_data)
 		r->result = cs_driver_run_get_object(d, ctx, r->serial, FALSE, CS_KEY_SEAL_LABEL,
 						     &r->error);
 		break;
+	case REQ_SEAL_DOCUMENT:
+		r->result = seal_document(r, &r->error);
+		g_info("key %s: sealing %s: %s", r->id, r->filename,
+		       r->error != NULL ? r->error->message : "done");
+		break;
 	}
 	wipe(&r->pin1);
 	wipe(&r->pin2);
@@ -492,13 +632,15 @@ request_run(gpointer data, gpointer pool_data)
 }
 
 static void
-submit(CsKeys *self,
-       ReqKind kind,
-       const char *id,
-       const char *pin1,
-       const char *pin2,
-       CsKeysDoneFunc done,
-       gpointer user_data)
+submit_full(CsKeys *self,
+	    ReqKind kind,
+	    const char *id,
+	    const char *pin1,
+	    const char *pin2,
+	    const char *filename,
+	    int fd,
+	    CsKeysDoneFunc done,
+	    gpointer user_data)
 {
 	Entry *e = g_hash_table_lookup(self->table, id);
 	Request *r;
@@ -506,6 +648,8 @@ submit(CsKeys *self,
 	if (e == NULL) {
 		g_autoptr(GError) error =
 		    g_error_new(CS_ERROR, CS_ERROR_KEY_REMOVED, "the key %s is not inserted", id);
+		if (fd >= 0)
+			close(fd);
 		done(NULL, error, user_data);
 		return;
 	}
@@ -525,12 +669,26 @@ submit(CsKeys *self,
 	r->watcher = e->watcher;
 	r->pin1 = g_strdup(pin1);
 	r->pin2 = g_strdup(pin2);
+	r->filename = g_strdup(filename);
+	r->fd = fd;
 	r->done = done;
 	r->user_data = user_data;
 	g_mutex_lock(&self->shared->lock);
 	self->shared->running++;
 	g_mutex_unlock(&self->shared->lock);
 	g_thread_pool_push(self->pool, r, NULL);
+}
+
+static void
+submit(CsKeys *self,
+       ReqKind kind,
+       const char *id,
+       const char *pin1,
+       const char *pin2,
+       CsKeysDoneFunc done,
+       gpointer user_data)
+{
+	submit_full(self, kind, id, pin1, pin2, NULL, -1, done, user_data);
 }
 
 void
@@ -561,6 +719,44 @@ void
 cs_keys_read_seal(CsKeys *self, const char *id, CsKeysDoneFunc done, gpointer user_data)
 {
 	submit(self, REQ_READ_SEAL, id, NULL, NULL, done, user_data);
+}
+
+void
+cs_keys_seal_document(CsKeys *self,
+		      const char *id,
+		      const char *filename,
+		      int fd,
+		      CsKeysDoneFunc done,
+		      gpointer user_data)
+{
+	Entry *e = g_hash_table_lookup(self->table, id);
+	g_autoptr(GError) error = NULL;
+	struct stat st;
+
+	/* fstat only here; the bytes are read on the worker. */
+	if (fstat(fd, &st) != 0)
+		error = g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT, "fd: cannot fstat: %s",
+				    g_strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		error = g_error_new_literal(CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "fd: must be a regular file or memfd");
+	else if (st.st_size > CS_KEYS_DOCUMENT_MAX_SIZE)
+		error = g_error_new(
+		    CS_ERROR, CS_ERROR_INVALID_INPUT, "fd: too large (%lld bytes; at most %d MB)",
+		    (long long)st.st_size, CS_KEYS_DOCUMENT_MAX_SIZE / (1024 * 1024));
+	else if (filename == NULL || filename[0] == '\0' || !g_str_is_ascii(filename) ||
+		 strlen(filename) > 255)
+		error = g_error_new_literal(CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "filename: must be 1 to 255 ASCII characters");
+	else if (e != NULL && !e->key.logged_in)
+		error = g_error_new_literal(CS_ERROR, CS_ERROR_ACCESS_DENIED,
+					    "the key is not logged in: Login with its PIN first");
+	if (error != NULL) {
+		close(fd);
+		done(NULL, error, user_data);
+		return;
+	}
+	submit_full(self, REQ_SEAL_DOCUMENT, id, NULL, NULL, filename, fd, done, user_data);
 }
 
 void

@@ -24,6 +24,10 @@ G_BEGIN_DECLS
 /* Where the daemon keeps a key's certificate and e-seal (labels on the token). */
 #define CS_KEY_OBJECT_LABEL "certseal"
 #define CS_KEY_SEAL_LABEL "certseal-seal"
+/* The key pair on the token whose certificate is CS_KEY_OBJECT_LABEL (its CKA_ID/label). */
+#define CS_KEY_PAIR_ID "certseal"
+/* The largest document SealDocument reads (bytes). */
+#define CS_KEYS_DOCUMENT_MAX_SIZE (64 * 1024 * 1024)
 
 typedef struct _CsKeys CsKeys;
 
@@ -96,6 +100,21 @@ void cs_keys_change_pin(CsKeys *keys,
 			CsKeysDoneFunc done,
 			gpointer user_data);
 void cs_keys_read_seal(CsKeys *keys, const char *id, CsKeysDoneFunc done, gpointer user_data);
+/*
+ * Seal a document (DESIGN §3.3 SealDocument, §9): @fd must be a regular file or a memfd
+ * of at most CS_KEYS_DOCUMENT_MAX_SIZE bytes (checked with fstat before anything is
+ * read; InvalidInput naming "fd" otherwise) and is taken over (closed when done). On a
+ * worker thread: the key must be logged in (AccessDenied), its seal is read and parsed,
+ * its certificate must be in the seal's certList, the document is read and hashed, and
+ * DER(TBS_Sign) is signed on the token with CS_KEY_PAIR_ID. @filename becomes the
+ * signature's propertyInfo. Result: DER SES_Signature.
+ */
+void cs_keys_seal_document(CsKeys *keys,
+			   const char *id,
+			   const char *filename,
+			   int fd,
+			   CsKeysDoneFunc done,
+			   gpointer user_data);
 
 /* For tests and the watchers: put a key into the table as a watcher would (main loop). */
 void cs_keys_update_for_test(CsKeys *keys, const char *vendor_id, const char *serial);
