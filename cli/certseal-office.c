@@ -42,7 +42,8 @@ static const char usage_text[] =
     "  info                         endpoints and the daemon's public key\n"
     "  keygen --output FILE [--user U --roles R]   a worker key pair (secret 0600)\n"
     "  orders [--state S] [--kind K]\n"
-    "  order show ID\n"
+    "  order show ID                (with its materials listed)\n"
+    "  order material ID KIND --output FILE   download a material, its SHA-256 checked\n"
     "  review next | review approve ID [--note T] | review reject ID --note T\n"
     "  make ID --key SERIAL | ship ID --tracking NO | deliver ID\n"
     "  pay-notify ID --channel sandbox | --channel alipay --form FILE\n"
@@ -476,6 +477,55 @@ params1(const char *name, const char *value)
 	return p;
 }
 
+/* materials.get, then the content checked against the SHA-256 and size the daemon
+ * recorded before a byte is written to @output. */
+static int
+cmd_order_material(Office *o, const char *order_id, const char *kind, const char *output)
+{
+	g_autoptr(JsonObject) p = json_object_new();
+	g_autoptr(JsonNode) r = NULL;
+	g_autoptr(JsonObject) out = json_object_new();
+	g_autoptr(JsonNode) n = json_node_alloc();
+	g_autoptr(GError) error = NULL;
+	g_autofree guint8 *data = NULL;
+	g_autofree char *digest = NULL;
+	JsonObject *m;
+	const char *b64, *sha256;
+	gsize len = 0;
+	int code = 0;
+
+	json_object_set_string_member(p, "order_id", order_id);
+	json_object_set_string_member(p, "kind", kind);
+	r = call(o, "materials.get", p, &code);
+	if (r == NULL)
+		return code;
+	if (!JSON_NODE_HOLDS_OBJECT(r))
+		return fail(o, "Internal", "materials.get: not an object");
+	m = json_node_get_object(r);
+	b64 = json_object_get_string_member_with_default(m, "data", NULL);
+	sha256 = json_object_get_string_member_with_default(m, "sha256", NULL);
+	if (b64 == NULL || sha256 == NULL)
+		return fail(o, "Internal", "materials.get: no data or sha256");
+	data = g_base64_decode(b64, &len);
+	digest = g_compute_checksum_for_data(G_CHECKSUM_SHA256, data, len);
+	if (g_strcmp0(digest, sha256) != 0 ||
+	    (gint64)len != json_object_get_int_member_with_default(m, "size", -1))
+		return fail(o, "Internal",
+			    "the material received does not match its SHA-256 and size");
+	if (!g_file_set_contents(output, (const char *)data, (gssize)len, &error))
+		return fail(o, "InvalidInput", error->message);
+	for (guint i = 0; i < 4; i++) {
+		static const char *const keys[] = {"kind", "filename", "mime", "sha256"};
+		json_object_set_string_member(
+		    out, keys[i], json_object_get_string_member_with_default(m, keys[i], ""));
+	}
+	json_object_set_int_member(out, "size", (gint64)len);
+	json_object_set_string_member(out, "output", output);
+	json_node_init_object(n, out);
+	print_node(o, n);
+	return 0;
+}
+
 static int
 run_command(Office *o, int argc, char **argv)
 {
@@ -514,6 +564,9 @@ run_command(Office *o, int argc, char **argv)
 		p = params1("id", argv[2]);
 		return call_print(o, "orders.get", p);
 	}
+	if (g_strcmp0(cmd, "order") == 0 && g_strcmp0(sub, "material") == 0 && argc > 3 &&
+	    opt(argc, argv, "--output") != NULL)
+		return cmd_order_material(o, argv[2], argv[3], opt(argc, argv, "--output"));
 	if (g_strcmp0(cmd, "review") == 0 && g_strcmp0(sub, "next") == 0) {
 		p = params1("service", "review");
 		return call_print(o, "task.next", p);

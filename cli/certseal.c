@@ -272,7 +272,7 @@ order_show(Cli *cli, const char *path)
 	g_autoptr(GVariant) props = get_all(cli, path, ORDER_IFACE, &error);
 	g_autoptr(GVariant) fields = NULL;
 	g_autoptr(GVariant) history = NULL;
-	g_autofree char *next = NULL, *missing = NULL, *warnings = NULL;
+	g_autofree char *next = NULL, *missing = NULL, *warnings = NULL, *materials = NULL;
 	const char *id = "?", *kind = "?", *subject = "?", *state = "?", *vendor = "";
 	guint64 amount = 0;
 	GVariantIter iter;
@@ -297,6 +297,7 @@ order_show(Cli *cli, const char *path)
 	g_variant_lookup(props, "AmountFen", "t", &amount);
 	next = join_strv(props, "NextActions");
 	missing = join_strv(props, "Missing");
+	materials = join_strv(props, "Materials");
 	warnings = join_strv(props, "Warnings");
 
 	g_print("Order %s (%s, %s)\n", id, kind, subject);
@@ -305,6 +306,7 @@ order_show(Cli *cli, const char *path)
 	g_print("  Amount:    ¥%" G_GUINT64_FORMAT ".%02u\n", amount / 100, (guint)(amount % 100));
 	g_print("  Next:      %s\n", next);
 	g_print("  Missing:   %s\n", missing);
+	g_print("  Materials: %s\n", materials);
 	g_print("  Warnings:  %s\n", warnings);
 	g_print("  Fields:\n");
 	{
@@ -333,6 +335,35 @@ order_show(Cli *cli, const char *path)
 	return EXIT_OK;
 }
 
+/* certseal order attach ID KIND FILE: the file is opened here and its fd passed, so the
+ * daemon reads what the caller may read, and only that. */
+static int
+order_attach(Cli *cli, const char *path, const char *kind, const char *file)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GUnixFDList) fds = g_unix_fd_list_new();
+	g_autoptr(GVariant) reply = NULL;
+	g_autofree char *base = g_path_get_basename(file);
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	int index;
+
+	if (fd < 0) {
+		g_autofree char *msg = g_strdup_printf("%s: %s", file, g_strerror(errno));
+		return fail(cli, EXIT_USAGE, "file", msg);
+	}
+	index = g_unix_fd_list_append(fds, fd, &error);
+	close(fd);
+	if (index < 0)
+		return fail_error(cli, error);
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(
+	    cli->bus, BUS_NAME, path, ORDER_IFACE, "AttachMaterial",
+	    g_variant_new("(ssh)", kind, base, index), NULL, G_DBUS_CALL_FLAGS_NONE, 120000, fds,
+	    NULL, NULL, &error);
+	if (reply == NULL)
+		return fail_error(cli, error);
+	return order_show(cli, path);
+}
+
 static int
 cmd_order(Cli *cli, int argc, char **argv)
 {
@@ -340,6 +371,13 @@ cmd_order(Cli *cli, int argc, char **argv)
 	const char *verb;
 	const char *method = NULL;
 
+	if (argc == 4 && g_strcmp0(argv[0], "attach") == 0) {
+		if (!valid_order_id(argv[1]))
+			return fail(cli, EXIT_USAGE, "usage",
+				    "ORDER_ID: letters and digits only, e.g. CS20261124000001");
+		path = g_strdup_printf("%s/%s", ORDERS_PATH, argv[1]);
+		return order_attach(cli, path, argv[2], argv[3]);
+	}
 	if (argc != 2)
 		return fail(cli, EXIT_USAGE, "usage", "usage: certseal order show|confirm|cancel ORDER_ID");
 	verb = argv[0];
@@ -718,7 +756,7 @@ cmd_seal_sign(Cli *cli, int argc, char **argv)
 static const Command commands[] = {
     {"status", cmd_status, "the daemon's version, flows, drivers and vendors"},
     {"orders", cmd_orders, "your orders [--state STATE]"},
-    {"order", cmd_order, "show|confirm|cancel ORDER_ID"},
+    {"order", cmd_order, "show|confirm|cancel ORDER_ID | attach ORDER_ID KIND FILE"},
     {"keys", cmd_keys, "the USB keys inserted [--json]"},
     {"login", cmd_login, "log in to a key [SERIAL] (PIN from the terminal or stdin)"},
     {"change-pin", cmd_change_pin, "change a key's PIN [SERIAL] (old, new, new again)"},

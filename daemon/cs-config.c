@@ -45,7 +45,7 @@ static const char *const price_subjects[] = {"org", "person", NULL};
 
 static const char *const daemon_keys[] = {
     "state_dir", "plugin_dir", "driver_dir", "vendor_dir", "test_mode", "shutdown_timeout_ms",
-    "office_dir", NULL,
+    "office_dir", "material_max_size", NULL,
 };
 static const char *const ledger_keys[] = {"checkpoint_interval", NULL};
 static const char *const validation_keys[] = {"legacy_uscc", NULL};
@@ -532,6 +532,7 @@ config_new_defaults(void)
 	config->test_mode = FALSE;
 	config->shutdown_timeout_ms = 5000;
 	config->checkpoint_interval = 1000;
+	config->material_max_size = 10 * 1024 * 1024;
 	config->legacy_uscc = g_new0(char *, 1);
 	config->office_dir = g_strdup(CS_OFFICE_DIR);
 	config->office_curve = TRUE;
@@ -558,6 +559,9 @@ config_read_daemon(CsConfig *config, CsConfFile *file, GError **error)
 	if (!conf_file_get_boolean(file, "daemon", "test_mode", &config->test_mode, error))
 		return FALSE;
 	if (!conf_file_get_path(file, "daemon", "office_dir", &config->office_dir, error))
+		return FALSE;
+	if (!conf_file_get_guint(file, "daemon", "material_max_size", 1024, 512 * 1024 * 1024,
+				 &config->material_max_size, error))
 		return FALSE;
 	return conf_file_get_guint(file, "daemon", "shutdown_timeout_ms", 0, 600000,
 				   &config->shutdown_timeout_ms, error);

@@ -41,6 +41,7 @@ typedef struct {
 	char *vendor_dir;     /* [daemon] vendor_dir, default CS_VENDOR_DIR */
 	gboolean test_mode;   /* [daemon] test_mode, default false */
 	guint shutdown_timeout_ms; /* [daemon] shutdown_timeout_ms, default 5000 */
+	guint material_max_size;   /* [daemon] material_max_size: bytes per upload, default 10 MiB */
 	guint checkpoint_interval; /* [ledger] checkpoint_interval, default 1000 */
 	char **legacy_uscc;   /* [validation] legacy_uscc, list, default empty */
 	GPtrArray *vendors;   /* CsVendor*, sorted by id; filled by cs_config_load_vendors() */

@@ -18,14 +18,19 @@
 #define G_LOG_DOMAIN "certseald"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <gio/gio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "cs-build-config.h"
 #include "cs-dbus.h"
 #include "cs-forms.h"
+#include "cs-material.h"
+#include "cs-validate.h"
 #include "cs-sd-event-source.h"
 
 struct _CsDbus {
@@ -579,6 +584,23 @@ ORDER_GETTER(prop_order_missing)
 	return sd_bus_message_append_strv(reply, v);
 }
 
+ORDER_GETTER(prop_order_materials)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = cs_engine_list_materials(self->engine, order, &error);
+	int r;
+
+	if (rows == NULL)
+		return reply_error(ret_error, error);
+	r = sd_bus_message_open_container(reply, 'a', "s");
+	for (guint i = 0; r >= 0 && i < rows->len; i++)
+		r = sd_bus_message_append_basic(reply, 's',
+						((CsMaterialRow *)g_ptr_array_index(rows, i))->kind);
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
+
 ORDER_GETTER(prop_order_next_actions)
 {
 	g_auto(GStrv) v = cs_engine_next_actions(self->engine, order);
@@ -674,6 +696,196 @@ method_order_update(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	return sd_bus_reply_method_return(m, NULL);
 }
 
+/*
+ * AttachMaterial: everything that can be decided without the content is decided at once
+ * (kind, access, state, file name, fd type, size from fstat — a 50 MB file is refused
+ * unread); the content is read, hashed and sniffed on a worker thread; the engine records
+ * it back on the main loop, where access and state are checked again (they may have
+ * changed meanwhile), and the reply follows.
+ */
+typedef struct {
+	CsDbus *self;
+	sd_bus_message *call;
+	char *order_id;
+	char *kind;
+	char *filename;
+	int fd;          /* our duplicate, read from offset 0 with pread */
+	gsize max_size;
+	/* the worker's results */
+	GBytes *data;
+	char *sha256;
+	CsMaterialType type;
+} MaterialCall;
+
+static void
+material_call_free(MaterialCall *mc)
+{
+	sd_bus_message_unref(mc->call);
+	g_free(mc->order_id);
+	g_free(mc->kind);
+	g_free(mc->filename);
+	if (mc->fd >= 0)
+		close(mc->fd);
+	g_clear_pointer(&mc->data, g_bytes_unref);
+	g_free(mc->sha256);
+	g_free(mc);
+}
+
+static void
+material_read_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+	MaterialCall *mc = data;
+	g_autoptr(GByteArray) buf = g_byte_array_new();
+	g_autoptr(GBytes) bytes = NULL;
+	GError *error = NULL;
+	guint8 chunk[65536];
+	off_t offset = 0;
+
+	/* Up to one byte past the limit: a file that grew since fstat is still bounded. */
+	for (;;) {
+		gsize want = MIN(sizeof(chunk), mc->max_size + 1 - buf->len);
+		ssize_t n = want > 0 ? pread(mc->fd, chunk, want, offset) : 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			g_task_return_new_error(task, CS_ERROR, CS_ERROR_INVALID_INPUT,
+						"%s: cannot read the file: %s", mc->kind,
+						g_strerror(e));
+			return;
+		}
+		if (n == 0)
+			break;
+		g_byte_array_append(buf, chunk, (guint)n);
+		offset += n;
+	}
+	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&buf));
+	if (!cs_material_check(mc->kind, g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes),
+			       mc->max_size, &mc->type, &error)) {
+		g_task_return_error(task, error);
+		return;
+	}
+	mc->sha256 = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, bytes);
+	mc->data = g_steal_pointer(&bytes);
+	g_task_return_boolean(task, TRUE);
+}
+
+static void
+material_read(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	MaterialCall *mc = g_task_get_task_data(G_TASK(result));
+	CsDbus *self = mc->self;
+	g_autoptr(GError) error = NULL;
+	CsOrder *order = NULL;
+	CsRequest req;
+	int r;
+
+	if (g_task_propagate_boolean(G_TASK(result), &error) &&
+	    (order = cs_engine_get_order(self->engine, mc->order_id, &error)) != NULL &&
+	    request_from_message(self, mc->call, &req, &error))
+		cs_engine_attach_material(self->engine, &req, order, mc->kind, mc->filename,
+					  cs_material_type_to_mime(mc->type), mc->data, mc->sha256,
+					  &error);
+	if (error != NULL) {
+		sd_bus_error err = SD_BUS_ERROR_NULL;
+		reply_error(&err, error);
+		r = sd_bus_reply_method_error(mc->call, &err);
+		sd_bus_error_free(&err);
+	} else {
+		r = sd_bus_reply_method_return(mc->call, NULL);
+	}
+	if (r < 0)
+		g_warning("AttachMaterial %s: cannot reply: %s", mc->kind, g_strerror(-r));
+}
+
+/* The base name of @filename, printable, at most 255 characters; NULL with @error. */
+static char *
+material_filename(const char *filename, GError **error)
+{
+	const char *base = strrchr(filename, '/');
+	g_autoptr(GError) local = NULL;
+
+	base = base != NULL ? base + 1 : filename;
+	if (!cs_validate_text(base, 255, &local)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "filename: %s", local->message);
+		return NULL;
+	}
+	if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "filename: '%s' is not a file name",
+			    base);
+		return NULL;
+	}
+	return g_strdup(base);
+}
+
+static int
+method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
+	CsConfig *config = cs_engine_get_config(self->engine);
+	const char *kind = NULL;
+	const char *filename = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GTask) task = NULL;
+	g_autofree char *name = NULL;
+	MaterialCall *mc;
+	struct stat st;
+	CsRequest req;
+	int fd = -1;
+	int r;
+
+	if (order == NULL)
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT, sd_bus_message_get_path(m));
+	r = sd_bus_message_read(m, "ssh", &kind, &filename, &fd);
+	if (r < 0)
+		return r;
+	if (!request_from_message(self, m, &req, &error) ||
+	    !cs_engine_check_material(self->engine, &req, order, kind, &error))
+		return reply_error(ret_error, error);
+	name = material_filename(filename, &error);
+	if (name == NULL)
+		return reply_error(ret_error, error);
+	if (fstat(fd, &st) < 0) {
+		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: cannot stat the file: %s",
+			    kind, g_strerror(errno));
+		return reply_error(ret_error, error);
+	}
+	/* A memfd is a regular file too; pipes, sockets and devices are refused (a size known
+	 * in advance is what lets a too-large upload be refused unread). */
+	if (!S_ISREG(st.st_mode)) {
+		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: the fd must be a regular file or a memfd, not a %s", kind,
+			    S_ISFIFO(st.st_mode) ? "pipe" : S_ISSOCK(st.st_mode) ? "socket" :
+			    S_ISDIR(st.st_mode) ? "directory" : "device");
+		return reply_error(ret_error, error);
+	}
+	if ((guint64)st.st_size > config->material_max_size) {
+		g_autofree char *limit = cs_material_format_limit(config->material_max_size);
+		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: %" G_GUINT64_FORMAT " bytes is larger than the %s limit", kind,
+			    (guint64)st.st_size, limit);
+		return reply_error(ret_error, error);
+	}
+	mc = g_new0(MaterialCall, 1);
+	mc->self = self;
+	mc->call = sd_bus_message_ref(m);
+	mc->order_id = g_strdup(order->id);
+	mc->kind = g_strdup(kind);
+	mc->filename = g_steal_pointer(&name);
+	mc->max_size = config->material_max_size;
+	mc->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	task = g_task_new(NULL, NULL, material_read, NULL);
+	g_task_set_task_data(task, mc, (GDestroyNotify)material_call_free);
+	if (mc->fd < 0) {
+		g_task_return_new_error(task, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot keep the fd: %s",
+					kind, g_strerror(errno));
+		return 1;
+	}
+	g_task_run_in_thread(task, material_read_thread);
+	return 1; /* replied later */
+}
+
 #define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
 
 static const sd_bus_vtable order_vtable[] = {
@@ -685,6 +897,7 @@ static const sd_bus_vtable order_vtable[] = {
 	SD_BUS_PROPERTY("State", "s", prop_order_state, 0, CHANGES),
 	SD_BUS_PROPERTY("Fields", "a{sv}", prop_order_fields, 0,
 			SD_BUS_VTABLE_PROPERTY_EXPLICIT | SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+	SD_BUS_PROPERTY("Materials", "as", prop_order_materials, 0, CHANGES),
 	SD_BUS_PROPERTY("Missing", "as", prop_order_missing, 0, CHANGES),
 	SD_BUS_PROPERTY("NextActions", "as", prop_order_next_actions, 0, CHANGES),
 	SD_BUS_PROPERTY("Warnings", "as", prop_order_warnings, 0, CHANGES),
@@ -696,6 +909,9 @@ static const sd_bus_vtable order_vtable[] = {
 	SD_BUS_METHOD_WITH_ARGS("Update", SD_BUS_ARGS("a{sv}", fields), SD_BUS_NO_RESULT,
 				method_order_update, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("Confirm", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("AttachMaterial", SD_BUS_ARGS("s", kind, "s", filename, "h", fd),
+				SD_BUS_NO_RESULT, method_order_attach_material,
 				SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act,
 				SD_BUS_VTABLE_UNPRIVILEGED),

@@ -10,6 +10,8 @@
  *   the registry) before the plugin's cross-field check; errors name the field.
  * - Events carry the names of changed fields, never their values: personal data stays in
  *   the orders table, where it can be corrected, not in the append-only chain.
+ * - Likewise a "material" event carries {kind, sha256, size, mime}; the content is only in
+ *   the materials table, written in the same transaction.
  */
 #define G_LOG_DOMAIN "certseald"
 
@@ -791,7 +793,7 @@ cs_engine_act_full(CsEngine *engine,
 		return FALSE;
 	}
 	if (found->flags & CS_TRANSITION_NEEDS_FIELDS) {
-		g_auto(GStrv) missing = cs_engine_missing(engine, order);
+		g_auto(GStrv) missing = cs_engine_missing_fields(engine, order);
 		if (missing[0] != NULL) {
 			g_autofree char *list = g_strjoinv(", ", missing);
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
@@ -848,6 +850,9 @@ cs_engine_next_actions(CsEngine *engine, CsOrder *order)
 		return g_strv_builder_end(b);
 	if (plugin->editable_states != NULL && g_strv_contains(plugin->editable_states, order->state))
 		strv_builder_take(b, g_strdup("Update"));
+	if (plugin->n_materials > 0 && plugin->material_states != NULL &&
+	    g_strv_contains(plugin->material_states, order->state))
+		strv_builder_take(b, g_strdup("AttachMaterial"));
 	for (guint i = 0; i < plugin->n_transitions; i++) {
 		const CsTransition *t = &plugin->transitions[i];
 		if ((t->actors & CS_ACTOR_DESKTOP) && g_strcmp0(t->from, order->state) == 0)
@@ -856,10 +861,9 @@ cs_engine_next_actions(CsEngine *engine, CsOrder *order)
 	return g_strv_builder_end(b);
 }
 
-GStrv
-cs_engine_missing(CsEngine *engine, CsOrder *order)
+static void
+add_missing_fields(GStrvBuilder *b, CsOrder *order)
 {
-	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
 	const CsPlugin *plugin = order->plugin;
 
 	for (guint i = 0; plugin != NULL && i < plugin->n_fields; i++) {
@@ -868,7 +872,151 @@ cs_engine_missing(CsEngine *engine, CsOrder *order)
 		    !g_variant_lookup(order->fields, f->name, "&s", NULL))
 			g_strv_builder_add(b, f->name);
 	}
+}
+
+GStrv
+cs_engine_missing_fields(CsEngine *engine, CsOrder *order)
+{
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+	add_missing_fields(b, order);
 	return g_strv_builder_end(b);
+}
+
+GStrv
+cs_engine_missing(CsEngine *engine, CsOrder *order)
+{
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+	const CsPlugin *plugin = order->plugin;
+	g_autoptr(GPtrArray) attached = NULL;
+	g_autoptr(GError) error = NULL;
+
+	add_missing_fields(b, order);
+	if (plugin == NULL || plugin->n_materials == 0)
+		return g_strv_builder_end(b);
+	attached = cs_engine_list_materials(engine, order, &error);
+	if (attached == NULL)
+		g_warning("order %s: cannot list its materials: %s", order->id, error->message);
+	for (guint i = 0; i < plugin->n_materials; i++) {
+		const CsMaterialSpec *m = &plugin->materials[i];
+		gboolean have = FALSE;
+		if (!m->required || !(m->subject_types & order->subject_type))
+			continue;
+		for (guint j = 0; attached != NULL && j < attached->len; j++)
+			have |= g_strcmp0(((CsMaterialRow *)g_ptr_array_index(attached, j))->kind,
+					  m->kind) == 0;
+		if (!have)
+			g_strv_builder_add(b, m->kind);
+	}
+	return g_strv_builder_end(b);
+}
+
+static const CsMaterialSpec *
+find_material_spec(const CsPlugin *plugin, CsSubjectType subject_type, const char *kind)
+{
+	for (guint i = 0; i < plugin->n_materials; i++) {
+		const CsMaterialSpec *m = &plugin->materials[i];
+		if ((m->subject_types & subject_type) && g_strcmp0(m->kind, kind) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+gboolean
+cs_engine_check_material(
+    CsEngine *engine, const CsRequest *request, CsOrder *order, const char *kind, GError **error)
+{
+	const CsPlugin *plugin = order->plugin;
+
+	if (!require_plugin(order, error) || !cs_engine_check_access(engine, request, order, error))
+		return FALSE;
+	if (request->actor != CS_ACTOR_DESKTOP && request->actor != CS_ACTOR_SYSTEM) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+				    "only the applicant attaches materials");
+		return FALSE;
+	}
+	if (find_material_spec(plugin, order->subject_type, kind) == NULL) {
+		g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+		g_auto(GStrv) kinds = NULL;
+		g_autofree char *list = NULL;
+		for (guint i = 0; i < plugin->n_materials; i++) {
+			if (plugin->materials[i].subject_types & order->subject_type)
+				g_strv_builder_add(b, plugin->materials[i].kind);
+		}
+		kinds = g_strv_builder_end(b);
+		list = g_strjoinv(", ", kinds);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "kind: a %s %s order has no material '%s' (it takes: %s)", plugin->kind,
+			    cs_subject_type_to_string(order->subject_type), kind,
+			    list[0] != '\0' ? list : "none");
+		return FALSE;
+	}
+	if (plugin->material_states == NULL ||
+	    !g_strv_contains(plugin->material_states, order->state)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+			    "order %s is %s: materials cannot be attached now", order->id,
+			    order->state);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+cs_engine_attach_material(CsEngine *engine,
+			  const CsRequest *request,
+			  CsOrder *order,
+			  const char *kind,
+			  const char *filename,
+			  const char *mime,
+			  GBytes *data,
+			  const char *sha256,
+			  GError **error)
+{
+	g_autofree char *actor = cs_request_to_actor(request);
+	g_autoptr(GVariant) event_data = NULL;
+	GVariantDict dict;
+	gint64 now = g_get_real_time();
+	CsMaterialRow row = {
+	    .order_id = order->id,
+	    .kind = (char *)kind,
+	    .filename = (char *)filename,
+	    .mime = (char *)mime,
+	    .sha256 = (char *)sha256,
+	    .data = data,
+	    .created = now,
+	    .actor = actor,
+	};
+
+	if (!cs_engine_check_material(engine, request, order, kind, error))
+		return FALSE;
+	g_variant_dict_init(&dict, NULL);
+	g_variant_dict_insert(&dict, "kind", "s", kind);
+	g_variant_dict_insert(&dict, "sha256", "s", sha256);
+	g_variant_dict_insert(&dict, "size", "x", (gint64)g_bytes_get_size(data));
+	g_variant_dict_insert(&dict, "mime", "s", mime);
+	event_data = g_variant_ref_sink(g_variant_dict_end(&dict));
+
+	if (!cs_ledger_begin(engine->ledger, error))
+		return FALSE;
+	if (!cs_ledger_insert_material(engine->ledger, &row, error) ||
+	    !cs_ledger_update_order(engine->ledger, order->id, NULL, NULL, now, error) ||
+	    !cs_ledger_append_event(engine->ledger, order->id, "material", order->state,
+				    order->state, actor, event_data, now, NULL, error) ||
+	    !cs_ledger_commit(engine->ledger, error)) {
+		cs_ledger_rollback(engine->ledger);
+		return FALSE;
+	}
+	g_info("order %s: material %s attached (%s, %" G_GSIZE_FORMAT " bytes) by %s", order->id,
+	       kind, mime, g_bytes_get_size(data), actor);
+	order->updated = now;
+	announce(engine, order, CS_ORDER_CHANGED);
+	return TRUE;
+}
+
+GPtrArray *
+cs_engine_list_materials(CsEngine *engine, CsOrder *order, GError **error)
+{
+	return cs_ledger_list_materials(engine->ledger, order->id, error);
 }
 
 GStrv

@@ -113,8 +113,34 @@ gboolean cs_engine_act_full(CsEngine *engine,
 
 /* What the order's owner can do next, as D-Bus method names ("Update", "Confirm", …). */
 GStrv cs_engine_next_actions(CsEngine *engine, CsOrder *order);
-/* Required fields still missing. */
+/* Required fields still missing (what a CS_TRANSITION_NEEDS_FIELDS step checks). */
+GStrv cs_engine_missing_fields(CsEngine *engine, CsOrder *order);
+/* What the order still needs: the missing required fields, then the required materials
+ * (of the order's subject type) not attached yet. What Submit will check. */
 GStrv cs_engine_missing(CsEngine *engine, CsOrder *order);
+
+/* ---- materials (DESIGN §1.1, §3.3) ---------------------------------------------------------
+ * The front reads and checks the content (cs_material_check) off the main loop; the engine
+ * decides whether @request may attach @kind to @order now, and records it. */
+/* May @request attach @kind to @order now? Access (owner), actor (the applicant), kind (one
+ * the flow declares for the order's subject type: CS_ERROR_INVALID_INPUT naming "kind"),
+ * state (the flow's material_states: CS_ERROR_WRONG_STATE). */
+gboolean cs_engine_check_material(
+    CsEngine *engine, const CsRequest *request, CsOrder *order, const char *kind, GError **error);
+/* cs_engine_check_material(), then one transaction: the material row (replacing the kind's
+ * earlier upload) and a "material" event holding {kind, sha256, size, mime}, never the
+ * content. @data was checked; @sha256 is its lower-case hex digest. Announces a change. */
+gboolean cs_engine_attach_material(CsEngine *engine,
+				   const CsRequest *request,
+				   CsOrder *order,
+				   const char *kind,
+				   const char *filename,
+				   const char *mime,
+				   GBytes *data,
+				   const char *sha256,
+				   GError **error);
+/* The order's current materials (CsMaterialRow without data), by kind. */
+GPtrArray *cs_engine_list_materials(CsEngine *engine, CsOrder *order, GError **error);
 /* Soft problems for the reviewer (a bank card failing Luhn, …). */
 GStrv cs_engine_warnings(CsEngine *engine, CsOrder *order);
 /* The price of the order from its vendor's table, 0 without a vendor. */

@@ -233,6 +233,26 @@ static const char *const migration_sql[] = {
 	  "  time INTEGER NOT NULL);"
 	  "CREATE TRIGGER payments_no_delete BEFORE DELETE ON payments"
 	  "  BEGIN SELECT RAISE(ABORT, 'payments are append-only'); END;",
+    /* Materials (DESIGN §1.1, §3.5): a history, never edited. Re-uploading a kind inserts
+     * a new row and the latest (highest id) per (order_id, kind) is the order's material;
+     * older rows stay for the auditor. The content lives here only: the event recorded in
+     * the same transaction holds {kind, sha256, size, mime}. */
+    [6] = "CREATE TABLE materials ("
+	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  "  order_id TEXT NOT NULL REFERENCES orders(id),"
+	  "  kind TEXT NOT NULL,"
+	  "  filename TEXT NOT NULL,"
+	  "  mime TEXT NOT NULL,"
+	  "  size INTEGER NOT NULL,"
+	  "  sha256 TEXT NOT NULL," /* 64 lower-case hex digits of data */
+	  "  data BLOB NOT NULL,"
+	  "  created INTEGER NOT NULL,"
+	  "  actor TEXT NOT NULL);"
+	  "CREATE INDEX materials_order ON materials(order_id, kind, id);"
+	  "CREATE TRIGGER materials_no_update BEFORE UPDATE ON materials"
+	  "  BEGIN SELECT RAISE(ABORT, 'materials are replaced by a new upload, not edited'); END;"
+	  "CREATE TRIGGER materials_no_delete BEFORE DELETE ON materials"
+	  "  BEGIN SELECT RAISE(ABORT, 'materials are append-only'); END;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migration_sql) == CS_LEDGER_SCHEMA_VERSION + 1);
@@ -1911,4 +1931,127 @@ cs_ledger_next_crl_number(CsLedger *ledger, const char *vendor, gint64 *number, 
 	while (sqlite3_step(stmt) == SQLITE_ROW)
 		;
 	return TRUE;
+}
+
+/* ---- materials (schema 6) ---------------------------------------------------------------- */
+
+void
+cs_material_row_free(CsMaterialRow *row)
+{
+	if (row == NULL)
+		return;
+	g_free(row->order_id);
+	g_free(row->kind);
+	g_free(row->filename);
+	g_free(row->mime);
+	g_free(row->sha256);
+	g_free(row->actor);
+	g_clear_pointer(&row->data, g_bytes_unref);
+	g_free(row);
+}
+
+gboolean
+cs_ledger_insert_material(CsLedger *ledger, const CsMaterialRow *row, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	gsize len = 0;
+	gconstpointer data;
+
+	g_return_val_if_fail(ledger != NULL && row != NULL, FALSE);
+	g_return_val_if_fail(row->order_id != NULL && row->kind != NULL && row->data != NULL, FALSE);
+
+	if (!require_transaction(ledger, "recording a material", error))
+		return FALSE;
+	stmt = stmt_prepare(ledger->db,
+			    "INSERT INTO materials (order_id, kind, filename, mime, size, sha256, "
+			    "data, created, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	data = g_bytes_get_data(row->data, &len);
+	bind_text(stmt, 1, row->order_id);
+	bind_text(stmt, 2, row->kind);
+	bind_text(stmt, 3, row->filename);
+	bind_text(stmt, 4, row->mime);
+	sqlite3_bind_int64(stmt, 5, (sqlite3_int64)len);
+	bind_text(stmt, 6, row->sha256);
+	sqlite3_bind_blob64(stmt, 7, len > 0 ? data : "", len, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 8, row->created);
+	bind_text(stmt, 9, row->actor);
+	return stmt_exec(ledger->db, stmt, "recording a material", error);
+}
+
+static CsMaterialRow *
+material_row_from_stmt(sqlite3_stmt *stmt, gboolean with_data)
+{
+	CsMaterialRow *row = g_new0(CsMaterialRow, 1);
+
+	row->order_id = column_dup(stmt, 0);
+	row->kind = column_dup(stmt, 1);
+	row->filename = column_dup(stmt, 2);
+	row->mime = column_dup(stmt, 3);
+	row->size = sqlite3_column_int64(stmt, 4);
+	row->sha256 = column_dup(stmt, 5);
+	row->created = sqlite3_column_int64(stmt, 6);
+	row->actor = column_dup(stmt, 7);
+	if (with_data)
+		row->data = g_bytes_new(sqlite3_column_blob(stmt, 8),
+					(gsize)sqlite3_column_bytes(stmt, 8));
+	return row;
+}
+
+GPtrArray *
+cs_ledger_list_materials(CsLedger *ledger, const char *order_id, GError **error)
+{
+	g_autoptr(GPtrArray) rows =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)cs_material_row_free);
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL && order_id != NULL, NULL);
+
+	/* The latest row of each kind; the content is not read. */
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT order_id, kind, filename, mime, size, sha256, created, actor "
+			    "FROM materials WHERE id IN (SELECT MAX(id) FROM materials "
+			    "WHERE order_id = ?1 GROUP BY kind) ORDER BY kind",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, order_id);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		g_ptr_array_add(rows, material_row_from_stmt(stmt, FALSE));
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "listing materials", error);
+		return NULL;
+	}
+	return g_steal_pointer(&rows);
+}
+
+CsMaterialRow *
+cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL && order_id != NULL && kind != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT order_id, kind, filename, mime, size, sha256, created, actor, "
+			    "data FROM materials WHERE order_id = ?1 AND kind = ?2 "
+			    "ORDER BY id DESC LIMIT 1",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, order_id);
+	bind_text(stmt, 2, kind);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		return material_row_from_stmt(stmt, TRUE);
+	if (rc == SQLITE_DONE)
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "%s: order %s has no such material",
+			    kind, order_id);
+	else
+		set_sqlite_error(ledger->db, "loading a material", error);
+	return NULL;
 }

@@ -32,7 +32,7 @@
 
 G_BEGIN_DECLS
 
-#define CS_LEDGER_SCHEMA_VERSION 5
+#define CS_LEDGER_SCHEMA_VERSION 6
 #define CS_LEDGER_APPLICATION_ID 0x43534c47 /* "CSLG" */
 /* DESIGN §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
 #define CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT 1000
@@ -230,6 +230,34 @@ gboolean cs_ledger_revoke_certificate(CsLedger *ledger,
 				      GError **error);
 /* The next CRL number of @vendor (1, 2, …), consumed in the open transaction. */
 gboolean cs_ledger_next_crl_number(CsLedger *ledger, const char *vendor, gint64 *number, GError **error);
+
+/*
+ * Materials (schema 6): uploaded scans and photos. A history: each upload is a new row,
+ * rows are never updated or deleted (triggers), and the latest row of a (order_id, kind)
+ * is the order's material. Writes inside a transaction, with the "material" event.
+ */
+typedef struct {
+	char *order_id;
+	char *kind;
+	char *filename;
+	char *mime;
+	gint64 size;
+	char *sha256;  /* lower-case hex */
+	GBytes *data;  /* NULL in listings */
+	gint64 created; /* microseconds */
+	char *actor;
+} CsMaterialRow;
+void cs_material_row_free(CsMaterialRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsMaterialRow, cs_material_row_free)
+/* size is taken from data; created and actor as given. */
+gboolean cs_ledger_insert_material(CsLedger *ledger, const CsMaterialRow *row, GError **error);
+/* The latest material of each kind of @order_id, by kind, without their data. */
+GPtrArray *cs_ledger_list_materials(CsLedger *ledger, const char *order_id, GError **error);
+/* The latest @kind of @order_id with its data; CS_ERROR_NOT_FOUND when none. */
+CsMaterialRow *cs_ledger_load_material(CsLedger *ledger,
+				       const char *order_id,
+				       const char *kind,
+				       GError **error);
 
 /* For benchmarks and tests: the raw handle. */
 gpointer cs_ledger_get_db(CsLedger *ledger);

@@ -165,6 +165,23 @@ check_plugin_declarations(const CsPlugin *p, GError **error)
 			return FALSE;
 		}
 	}
+	for (guint i = 0; i < p->n_materials; i++) {
+		const CsMaterialSpec *m = &p->materials[i];
+		if (m->kind == NULL || m->subject_types == 0 ||
+		    !g_regex_match_simple("^[a-z][a-z0-9_]{0,31}$", m->kind, 0, 0)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "material %u is malformed", i);
+			return FALSE;
+		}
+	}
+	for (guint i = 0; p->material_states != NULL && p->material_states[i] != NULL; i++) {
+		if (!g_strv_contains(p->states, p->material_states[i])) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "material state %s is not among its states",
+				    p->material_states[i]);
+			return FALSE;
+		}
+	}
 	return TRUE;
 }
 

@@ -81,6 +81,14 @@ is_pdf(const guint8 *d, gsize len)
 	return find(d + len - tail, tail, "%%EOF") != NULL;
 }
 
+char *
+cs_material_format_limit(gsize max_size)
+{
+	if (max_size > 0 && max_size % (1024 * 1024) == 0)
+		return g_strdup_printf("%" G_GSIZE_FORMAT " MiB", max_size / (1024 * 1024));
+	return g_format_size_full(max_size, G_FORMAT_SIZE_IEC_UNITS);
+}
+
 CsMaterialType
 cs_material_sniff(const guint8 *data, gsize len)
 {
@@ -110,7 +118,7 @@ cs_material_check(const char *field,
 		return FALSE;
 	}
 	if (len > max_size) {
-		g_autofree char *limit = g_format_size_full(max_size, G_FORMAT_SIZE_IEC_UNITS);
+		g_autofree char *limit = cs_material_format_limit(max_size);
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 			    "%s: %" G_GSIZE_FORMAT " bytes is larger than the %s limit", field, len,
 			    limit);

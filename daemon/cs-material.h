@@ -24,7 +24,7 @@ CsMaterialType cs_material_sniff(const guint8 *data, gsize len);
 /*
  * Check an upload of @len bytes: not empty, at most @max_size, and a PNG (with a sane
  * IHDR), a JPEG or a PDF. Errors are CS_ERROR_INVALID_INPUT naming @field:
- * "business_license: 52428800 bytes is larger than the 10 MB limit".
+ * "business_license: 52428800 bytes is larger than the 10 MiB limit".
  */
 gboolean cs_material_check(const char *field,
 			   const guint8 *data,
@@ -32,5 +32,9 @@ gboolean cs_material_check(const char *field,
 			   gsize max_size,
 			   CsMaterialType *type_out,
 			   GError **error);
+
+/* The size limit as the errors show it: "10 MiB" when a whole number of MiB, else the
+ * rounded IEC size ("1.5 MiB", "512 bytes"). */
+char *cs_material_format_limit(gsize max_size);
 
 G_END_DECLS

@@ -668,14 +668,31 @@ m_orders_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	return n;
 }
 
+/* {kind, filename, mime, size, sha256, created, actor}: a material without its content. */
+static JsonObject *
+material_to_json(const CsMaterialRow *m)
+{
+	JsonObject *o = json_object_new();
+
+	json_object_set_string_member(o, "kind", m->kind);
+	json_object_set_string_member(o, "filename", m->filename);
+	json_object_set_string_member(o, "mime", m->mime);
+	json_object_set_int_member(o, "size", m->size);
+	json_object_set_string_member(o, "sha256", m->sha256);
+	json_object_set_int_member(o, "created", m->created);
+	json_object_set_string_member(o, "actor", m->actor);
+	return o;
+}
+
 static JsonNode *
 m_orders_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 {
 	const char *id = cs_office_body_get_string(params, "id");
 	CsOrder *order;
 	JsonObject *o, *fields;
-	JsonArray *history, *tasks_json;
+	JsonArray *history, *tasks_json, *materials_json;
 	g_autoptr(GPtrArray) events = NULL;
+	g_autoptr(GPtrArray) materials = NULL;
 	g_autoptr(GPtrArray) tasks = NULL;
 	GVariantIter iter;
 	const char *name;
@@ -714,8 +731,17 @@ m_orders_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 		json_array_add_object_element(history, h);
 	}
 	json_object_set_array_member(o, "history", history);
-	/* Materials are stored by a later release; the list is empty until then. */
-	json_object_set_array_member(o, "materials", json_array_new());
+	/* The materials' descriptions; their content comes from materials.get. */
+	materials = cs_engine_list_materials(self->engine, order, error);
+	if (materials == NULL) {
+		json_object_unref(o);
+		return NULL;
+	}
+	materials_json = json_array_new();
+	for (guint i = 0; i < materials->len; i++)
+		json_array_add_object_element(materials_json,
+					      material_to_json(g_ptr_array_index(materials, i)));
+	json_object_set_array_member(o, "materials", materials_json);
 	tasks = cs_tasks_list(self->tasks, NULL, NULL, error);
 	if (tasks == NULL) {
 		json_object_unref(o);
@@ -735,12 +761,35 @@ m_orders_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	return object_node(o);
 }
 
+/* The latest material of a kind with its content (base64), for the reviewer's viewer. */
 static JsonNode *
 m_materials_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 {
-	g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
-			    "materials.get: this daemon does not store materials yet");
-	return NULL;
+	const char *order_id = cs_office_body_get_string(params, "order_id");
+	const char *kind = cs_office_body_get_string(params, "kind");
+	g_autoptr(CsMaterialRow) m = NULL;
+	g_autofree char *b64 = NULL;
+	CsOrder *order;
+	JsonObject *o;
+	gsize len = 0;
+	const guint8 *data;
+
+	if (order_id == NULL || kind == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: required",
+			    order_id == NULL ? "order_id" : "kind");
+		return NULL;
+	}
+	order = cs_engine_get_order(self->engine, order_id, error);
+	if (order == NULL)
+		return NULL;
+	m = cs_ledger_load_material(cs_engine_get_ledger(self->engine), order->id, kind, error);
+	if (m == NULL)
+		return NULL;
+	data = g_bytes_get_data(m->data, &len);
+	b64 = g_base64_encode(data, len);
+	o = material_to_json(m);
+	json_object_set_string_member(o, "data", b64);
+	return object_node(o);
 }
 
 static gboolean

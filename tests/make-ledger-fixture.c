@@ -1,6 +1,6 @@
 /*
- * make-ledger-fixture.c — writes tests/data/ledger-v1.db … ledger-v4.db, the
- * ledger files of older schema versions that /ledger/migrate/from-v1 … from-v4
+ * make-ledger-fixture.c — writes tests/data/ledger-v1.db … ledger-v5.db, the
+ * ledger files of older schema versions that /ledger/migrate/from-v1 … from-v5
  * open (DESIGN §3.5: migrations are tested from checked-in files of every older version).
  *
  * Not built by meson: the fixtures are checked in and must stay as the old code wrote them,
@@ -10,7 +10,7 @@
  *   cc -Idaemon -Idaemon/include -Ibuild-ledger tests/make-ledger-fixture.c \
  *      build-ledger/daemon/libcertseal-core.a \
  *      $(pkg-config --cflags --libs glib-2.0 sqlite3 libcrypto) \
- *      -o /tmp/make-ledger-fixture && /tmp/make-ledger-fixture tests/data 3
+ *      -o /tmp/make-ledger-fixture && /tmp/make-ledger-fixture tests/data 5
  *
  * (the versions to write follow the directory; none = every older version). Only write
  * the newest one: the others are checked in as their own code wrote them.
@@ -18,7 +18,8 @@
  * Each file: schema made by cs_ledger_migrate_file_to() (so exactly what that version's
  * migrations create), then, through raw SQL, 3 orders and 6 events whose hashes chain
  * correctly (computed with cs_ledger_event_canonical() and SHA-256, as the ledger does);
- * v2 and later also hold a checkpoint at seq 4; v3 and later one registered subject.
+ * v2 and later also hold a checkpoint at seq 4; v3 and later one registered subject;
+ * v5 and later one queued review task.
  * Rollback journal, not WAL, so each is one file.
  */
 #include <stdio.h>
@@ -198,6 +199,15 @@ make_fixture(const char *dir, int version)
 				   "1709251200000000)",
 				   NULL, NULL, NULL),
 		      "insert subject");
+	if (version >= 5)
+		check(db,
+		      sqlite3_exec(db,
+				   "INSERT INTO tasks (service, order_id, expected_state, payload, "
+				   "state, created, updated) VALUES ('review', 'CS20240301000001', "
+				   "'review', '{\"order\":\"CS20240301000001\"}', 'queued', "
+				   "1709251260000000, 1709251260000000)",
+				   NULL, NULL, NULL),
+		      "insert task");
 	check(db, sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), "commit");
 	/* One self-contained file: no WAL, nothing left to fold back. */
 	check(db, sqlite3_exec(db, "PRAGMA journal_mode = DELETE; VACUUM", NULL, NULL, NULL),

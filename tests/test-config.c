@@ -191,12 +191,13 @@ test_config_example_uncommented_loads(Fixture *f, gconstpointer user_data)
 			g_string_append_printf(uncommented, "%s\n", lines[i]);
 		}
 	}
-	g_assert_cmpuint(n_keys, ==, 23); /* 8 of the foundation, 15 of the office */
+	g_assert_cmpuint(n_keys, ==, 24); /* 8 of the foundation, 15 of the office, 1 materials */
 	config = load_config_text(f, uncommented->str, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpstr(config->state_dir, ==, CS_STATE_DIR);
 	g_assert_cmpuint(config->shutdown_timeout_ms, ==, 5000);
 	g_assert_cmpuint(config->checkpoint_interval, ==, 1000);
+	g_assert_cmpuint(config->material_max_size, ==, 10 * 1024 * 1024);
 	g_assert_cmpuint(g_strv_length(config->legacy_uscc), ==, 1);
 }
 

@@ -171,8 +171,12 @@ test_create_draft(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(cs_order_get_field(order, "legal_rep_id"), ==, "11010519491231002X");
 	next = cs_engine_next_actions(f->engine, order);
 	assert_strv_joined(next, "Update,Confirm,Cancel");
-	missing = cs_engine_missing(f->engine, order);
+	missing = cs_engine_missing_fields(f->engine, order);
 	g_assert_cmpuint(g_strv_length(missing), ==, 0);
+	g_clear_pointer(&missing, g_strfreev);
+	/* Complete fields: what remains are the org's required materials. */
+	missing = cs_engine_missing(f->engine, order);
+	assert_strv_joined(missing, "business_license,handler_id_front,handler_id_back,seal_form");
 	g_assert_cmpuint(cs_engine_amount_fen(f->engine, order), ==, 30000);
 	g_assert_cmpuint(f->announced->len, ==, 1);
 	g_assert_true(g_str_has_prefix(g_ptr_array_index(f->announced, 0), "created CS"));
@@ -258,8 +262,12 @@ test_confirm_refused_while_fields_missing(Fixture *f, gconstpointer data)
 	g_auto(GStrv) missing = NULL;
 
 	g_assert_no_error(error);
-	missing = cs_engine_missing(f->engine, order);
+	missing = cs_engine_missing_fields(f->engine, order);
 	assert_strv_joined(missing, "email,postcode");
+	g_clear_pointer(&missing, g_strfreev);
+	missing = cs_engine_missing(f->engine, order);
+	assert_strv_joined(missing, "email,postcode,business_license,handler_id_front,"
+				    "handler_id_back,seal_form");
 	g_assert_false(cs_engine_act(f->engine, &owner, order, "confirm", &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 	g_assert_cmpstr(error->message, ==, "fields: still missing email, postcode");
@@ -308,7 +316,7 @@ test_steps_and_states(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	g_assert_cmpstr(order->state, ==, "confirmed");
 	next = cs_engine_next_actions(f->engine, order);
-	assert_strv_joined(next, "Cancel");
+	assert_strv_joined(next, "AttachMaterial,Cancel");
 
 	/* 返回修改 is over once confirmed. */
 	g_assert_false(cs_engine_update_order(f->engine, &owner, order, change, &error));
@@ -400,7 +408,7 @@ test_registry_identity_read_only(Fixture *f, gconstpointer data)
 	g_assert_null(cs_order_get_field(second, "org_name"));
 	g_assert_null(cs_order_get_field(second, "legal_rep_id"));
 	{
-		g_auto(GStrv) missing = cs_engine_missing(f->engine, second);
+		g_auto(GStrv) missing = cs_engine_missing_fields(f->engine, second);
 		assert_strv_joined(missing, "org_name,legal_rep_name,legal_rep_id");
 	}
 	{
@@ -513,6 +521,82 @@ test_transient_states_fall_back(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(n, ==, 0);
 }
 
+static gboolean
+attach(Fixture *f,
+       const CsRequest *req,
+       CsOrder *order,
+       const char *kind,
+       const char *content,
+       GError **error)
+{
+	g_autoptr(GBytes) data = g_bytes_new(content, strlen(content));
+	g_autofree char *sha = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, data);
+
+	return cs_engine_attach_material(f->engine, req, order, kind, "scan.png", "image/png", data,
+					 sha, error);
+}
+
+/* Materials: where, what and by whom; Missing shrinks; the event holds no content. */
+static void
+test_materials(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	CsOrder *order = create_org(f, NULL, &error);
+	g_autoptr(GPtrArray) events = NULL;
+	g_autoptr(GPtrArray) listed = NULL;
+	g_auto(GStrv) missing = NULL;
+	g_auto(GStrv) next = NULL;
+	CsEventRow *last;
+
+	g_assert_no_error(error);
+	/* Not in a draft. */
+	g_assert_false(attach(f, &owner, order, "business_license", "SECRET-CONTENT-1", &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_WRONG_STATE);
+	g_clear_error(&error);
+	g_assert_true(cs_engine_act(f->engine, &owner, order, "confirm", &error));
+	next = cs_engine_next_actions(f->engine, order);
+	assert_strv_joined(next, "AttachMaterial,Cancel");
+	/* A kind of the other subject type, an unknown kind: refused naming kind. */
+	g_assert_false(attach(f, &owner, order, "id_front", "x", &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_true(g_str_has_prefix(error->message, "kind: "));
+	g_clear_error(&error);
+	/* Nobody but the owner (or root) and the applicant's front. */
+	g_assert_false(attach(f, &stranger, order, "business_license", "x", &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
+	g_clear_error(&error);
+	g_assert_false(attach(f, &reviewer, order, "business_license", "x", &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
+	g_clear_error(&error);
+
+	g_assert_true(attach(f, &owner, order, "business_license", "SECRET-CONTENT-1", &error));
+	g_assert_no_error(error);
+	g_assert_true(attach(f, &owner, order, "business_license", "SECRET-CONTENT-2", &error));
+	g_assert_true(attach(f, &owner, order, "seal_image", "SECRET-CONTENT-3", &error));
+	g_assert_no_error(error);
+	missing = cs_engine_missing(f->engine, order);
+	assert_strv_joined(missing, "handler_id_front,handler_id_back,seal_form");
+	listed = cs_engine_list_materials(f->engine, order, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(listed->len, ==, 2);
+	g_assert_cmpstr(((CsMaterialRow *)g_ptr_array_index(listed, 0))->kind, ==,
+			"business_license");
+	g_assert_cmpint(((CsMaterialRow *)g_ptr_array_index(listed, 0))->size, ==, 16);
+	events = cs_engine_history(f->engine, order, &error);
+	g_assert_no_error(error);
+	last = g_ptr_array_index(events, events->len - 2);
+	g_assert_cmpstr(last->kind, ==, "material");
+	g_assert_cmpstr(last->actor, ==, "uid:1000");
+	g_assert_true(g_str_has_prefix(last->data, "{\"kind\":\"business_license\",\"mime\":"
+						   "\"image/png\",\"sha256\":\""));
+	for (guint i = 0; i < events->len; i++) {
+		CsEventRow *e = g_ptr_array_index(events, i);
+		g_assert_null(strstr(e->data, "SECRET-CONTENT"));
+	}
+	/* Announced each time (create, confirm, 3 materials). */
+	g_assert_cmpuint(f->announced->len, ==, 5);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -527,6 +611,7 @@ main(int argc, char **argv)
 	ADD("/new/org/update-confirm-cancel", test_steps_and_states);
 	ADD("/new/org/only-owner-and-desktop-confirm", test_actor_and_owner_checked);
 	ADD("/new/org/bank-card-luhn-is-a-warning", test_luhn_is_a_warning);
+	ADD("/new/org/materials", test_materials);
 	ADD("/engine/registry/identity-fields-read-only-and-not-disclosed", test_registry_identity_read_only);
 	ADD("/engine/restart/orders-and-history-kept", test_restart_keeps_orders);
 	ADD("/engine/restart/transient-states-fall-back", test_transient_states_fall_back);

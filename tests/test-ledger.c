@@ -22,7 +22,7 @@
 #include "cs-json.h"
 #include "cs-ledger.h"
 
-#define CS_LEDGER_SCHEMA_VERSION_NEXT 6 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
+#define CS_LEDGER_SCHEMA_VERSION_NEXT 7 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
 G_STATIC_ASSERT(CS_LEDGER_SCHEMA_VERSION_NEXT == CS_LEDGER_SCHEMA_VERSION + 1);
 #include "cs-vault.h"
 
@@ -1062,7 +1062,8 @@ check_migrated_fixture(Fixture *f, int old_version)
 	g_assert_cmpint(raw_int(backup, "SELECT count(*) FROM events"), ==, 6);
 	g_assert_cmpint(has_table(backup, "subjects"), ==, old_version >= 3);
 	g_assert_cmpint(has_table(backup, "certificates"), ==, old_version >= 4);
-	g_assert_false(has_table(backup, "tasks"));
+	g_assert_cmpint(has_table(backup, "tasks"), ==, old_version >= 5);
+	g_assert_false(has_table(backup, "materials"));
 	integrity = raw_text(backup, "PRAGMA integrity_check");
 	g_assert_cmpstr(integrity, ==, "ok");
 	sqlite3_close(backup);
@@ -1226,6 +1227,72 @@ test_migrate_from_v4(Fixture *f, gconstpointer data)
 					    NULL, NULL, NULL),
 			==, SQLITE_OK);
 	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM certificates"), ==, 0);
+}
+
+static void
+test_migrate_from_v5(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) list = NULL;
+	g_autoptr(CsMaterialRow) loaded = NULL;
+	g_autoptr(GBytes) png1 = g_bytes_new_static("first", 5);
+	g_autoptr(GBytes) png2 = g_bytes_new_static("second upload", 13);
+	CsMaterialRow row = {.order_id = (char *)"CS20240301000001",
+			     .kind = (char *)"business_license",
+			     .filename = (char *)"license.png",
+			     .mime = (char *)"image/png",
+			     .sha256 = (char *)"aa",
+			     .data = png1,
+			     .created = 1,
+			     .actor = (char *)"uid:1000"};
+	sqlite3 *db;
+
+	copy_fixture("ledger-v5.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 5);
+	g_assert_cmpint(raw_int_file(f->path, "SELECT count(*) FROM tasks"), ==, 1);
+	check_migrated_fixture(f, 5);
+
+	/* The office's v5 task survived; the materials table (schema 6) works: a re-upload
+	 * adds a row and wins, and rows are neither edited nor deleted. */
+	ledger = open_ledger(f, 1000);
+	db = cs_ledger_get_db(ledger);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM tasks WHERE service = 'review'"), ==, 1);
+	list = cs_ledger_list_materials(ledger, row.order_id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(list->len, ==, 0);
+	g_clear_pointer(&list, g_ptr_array_unref);
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_insert_material(ledger, &row, &error));
+	row.data = png2;
+	row.sha256 = (char *)"bb";
+	row.filename = (char *)"license2.png";
+	g_assert_true(cs_ledger_insert_material(ledger, &row, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	list = cs_ledger_list_materials(ledger, row.order_id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(list->len, ==, 1);
+	g_assert_cmpstr(((CsMaterialRow *)g_ptr_array_index(list, 0))->sha256, ==, "bb");
+	g_assert_cmpint(((CsMaterialRow *)g_ptr_array_index(list, 0))->size, ==, 13);
+	g_assert_null(((CsMaterialRow *)g_ptr_array_index(list, 0))->data);
+	loaded = cs_ledger_load_material(ledger, row.order_id, "business_license", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(loaded->filename, ==, "license2.png");
+	g_assert_cmpmem(g_bytes_get_data(loaded->data, NULL), g_bytes_get_size(loaded->data),
+			"second upload", 13);
+	g_assert_null(cs_ledger_load_material(ledger, row.order_id, "seal_form", &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM materials"), ==, 2);
+	g_assert_cmpint(0xff & sqlite3_exec(db, "DELETE FROM materials", NULL, NULL, NULL), ==,
+			SQLITE_CONSTRAINT);
+	g_assert_cmpint(0xff &
+			    sqlite3_exec(db, "UPDATE materials SET data = x'00'", NULL, NULL, NULL),
+			==, SQLITE_CONSTRAINT);
+	/* Outside a transaction a write is refused. */
+	g_assert_false(cs_ledger_insert_material(ledger, &row, &error));
+	g_assert_nonnull(error);
 }
 
 static void
@@ -1849,6 +1916,7 @@ main(int argc, char **argv)
 	ADD("/ledger/migrate/from-v2", test_migrate_from_v2);
 	ADD("/ledger/migrate/from-v3", test_migrate_from_v3);
 	ADD("/ledger/migrate/from-v4", test_migrate_from_v4);
+	ADD("/ledger/migrate/from-v5", test_migrate_from_v5);
 	ADD("/ledger/migrate/v4-failed-step-rolls-back", test_migrate_v4_failed_step_rolls_back);
 	ADD("/ledger/migrate/backup-never-overwritten", test_migrate_backup_never_overwritten);
 	ADD("/ledger/migrate/failed-step-rolls-back", test_migrate_failed_step_rolls_back);

@@ -112,6 +112,12 @@ test_size_bounds(void)
 
 	assert_refused(nothing, 0, 1024, "seal_image: the file is empty");
 	assert_refused(png->data, png->len, 100, too_big);
+	{
+		g_autofree char *mib = cs_material_format_limit(10 * 1024 * 1024);
+		g_autofree char *odd = cs_material_format_limit(1536 * 1024);
+		g_assert_cmpstr(mib, ==, "10 MiB");
+		g_assert_true(g_str_has_prefix(odd, "1.5") && g_str_has_suffix(odd, "MiB"));
+	}
 }
 
 int

@@ -2,7 +2,8 @@
  * new.c — the new-certificate flow (新办, DESIGN §1.1), kind "new".
  *
  * This release covers filling the application: draft (Update allowed: 返回修改) →
- * Confirm → confirmed, and Cancel before payment → cancelled. The fields and their
+ * Confirm → confirmed, attaching the materials once confirmed (AttachMaterial), and
+ * Cancel before payment → cancelled. The fields and their
  * validation are the manual's; identity fields of a known subject are kept read-only by
  * the engine's registry (they are marked `identity` here).
  *
@@ -58,6 +59,19 @@ static const CsFieldSpec fields[] = {
     {"id_number", CS_FIELD_RESIDENT_ID, PERSON, TRUE, TRUE, NULL, 18},
     {"phone", CS_FIELD_PHONE, PERSON, TRUE, FALSE, NULL, 20},
 };
+
+/* DESIGN §1.1; seal_image is optional (the seal form's scan is used otherwise). */
+static const CsMaterialSpec materials[] = {
+    {"business_license", ORG, TRUE},
+    {"handler_id_front", ORG, TRUE},
+    {"handler_id_back", ORG, TRUE},
+    {"id_front", PERSON, TRUE},
+    {"id_back", PERSON, TRUE},
+    {"seal_form", ANY, TRUE},
+    {"seal_image", ANY, FALSE},
+};
+/* Where AttachMaterial is allowed (rejected joins once review exists). */
+static const char *const material_states[] = {"confirmed", NULL};
 
 static const CsTransition transitions[] = {
     {"confirm", "draft", "confirmed", CS_ACTOR_DESKTOP, CS_TRANSITION_NEEDS_FIELDS},
@@ -122,6 +136,9 @@ static const CsPlugin plugin = {
     .fields = fields,
     .n_fields = G_N_ELEMENTS(fields),
     .before_transition = new_before_transition,
+    .materials = materials,
+    .n_materials = G_N_ELEMENTS(materials),
+    .material_states = material_states,
 };
 
 G_MODULE_EXPORT const CsPlugin *certseal_plugin_get(void);

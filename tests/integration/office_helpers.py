@@ -40,7 +40,7 @@ def read_key_file(path):
 class OfficeEnv:
     """A state directory, an allow-list of workers and gateway keys for one daemon."""
 
-    def __init__(self, workdir, roles_by_user=None, **office):
+    def __init__(self, workdir, roles_by_user=None, plugin_dir=OFFICE_PLUGINS, **office):
         self.workdir = workdir
         self.office_d = os.path.join(workdir, "office.d")
         os.makedirs(self.office_d, exist_ok=True)
@@ -60,7 +60,7 @@ class OfficeEnv:
         settings.update(office)
         self.config = write_config(
             os.path.join(workdir, "office.conf"), DEV_CONF,
-            daemon={"plugin_dir": OFFICE_PLUGINS, "office_dir": self.office_d},
+            daemon={"plugin_dir": plugin_dir, "office_dir": self.office_d},
             office=settings,
             payment={"alipay_app_id": ALIPAY_APP_ID,
                      "alipay_public_key": os.path.join(workdir, "alipay.pem"),

@@ -29,6 +29,11 @@ CARD_GOOD = CARD_BODY + luhn_check_digit(CARD_BODY)
 CARD_BAD = CARD_BODY + str((int(luhn_check_digit(CARD_BODY)) + 1) % 10)
 
 
+# The required materials of a new order (DESIGN §1.1), listed in Missing after the fields.
+ORG_MATERIALS = ["business_license", "handler_id_front", "handler_id_back", "seal_form"]
+PERSON_MATERIALS = ["id_front", "id_back", "seal_form"]
+
+
 def with_fields(base, **changes):
     f = dict(base)
     for k, v in changes.items():
@@ -66,7 +71,7 @@ def test_new_org_order_is_created_as_a_draft(daemon, client, signals):
     assert props["SubjectType"] == "org"
     assert props["Vendor"] == "demo-a"
     assert props["Id"] == order.id
-    assert props["Missing"] == []
+    assert props["Missing"] == ORG_MATERIALS
     for action in ("Update", "Confirm", "Cancel"):
         assert action in props["NextActions"]
     assert props["AmountFen"] == 30000
@@ -90,14 +95,16 @@ def test_fields_are_read_explicitly_and_kept_out_of_getall(daemon, client):
 
 def test_a_draft_lists_what_is_still_missing(daemon, client):
     order = client.create_order("new", "org", with_fields(ORG_FIELDS, email=None, postcode=None))
-    assert sorted(order.get("Missing")) == ["email", "postcode"]
+    missing = order.get("Missing")
+    assert sorted(missing[:2]) == ["email", "postcode"]
+    assert missing[2:] == ORG_MATERIALS
 
 
 def test_new_person_order_is_created(daemon, client):
     order = client.create_order("new", "person", PERSON_FIELDS)
     assert order.state == "draft"
     assert order.get("SubjectType") == "person"
-    assert order.get("Missing") == []
+    assert order.get("Missing") == PERSON_MATERIALS
     assert order.get("AmountFen") == 10000
     assert order.get("Fields")["id_number"] == PERSON_FIELDS["id_number"]
     order.confirm()
@@ -197,7 +204,7 @@ def test_update_with_an_empty_string_removes_a_field(daemon, client):
     order = client.create_order("new", "org", ORG_FIELDS)
     order.update({"email": ""})
     assert "email" not in order.get("Fields")
-    assert order.get("Missing") == ["email"]
+    assert order.get("Missing") == ["email"] + ORG_MATERIALS
 
 
 def test_confirm_refuses_while_a_field_is_missing_naming_it(daemon, client):

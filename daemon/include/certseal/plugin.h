@@ -127,6 +127,14 @@ typedef struct {
 	CsTransitionFlags flags;
 } CsTransition;
 
+/* A material (an uploaded scan or photo, DESIGN §1.1) the flow asks for. The engine
+ * sniffs and bounds the content (PNG, JPEG or PDF); the plugin only names the kinds. */
+typedef struct {
+	const char *kind;     /* e.g. "business_license"; the AttachMaterial kind */
+	guint subject_types;  /* CsSubjectType bits this material applies to */
+	gboolean required;    /* listed in Missing until attached */
+} CsMaterialSpec;
+
 typedef struct _CsEngine CsEngine;
 typedef struct _CsOrder CsOrder;
 
@@ -166,6 +174,11 @@ typedef struct {
 				      const CsTransition *transition,
 				      const CsRequest *request,
 				      GError **error);
+
+	/* Added after the hooks, so older plugins (zero-filled here) declare no materials. */
+	const CsMaterialSpec *materials;
+	guint n_materials;
+	const char *const *material_states; /* NULL-terminated: where AttachMaterial is allowed */
 } CsPlugin;
 
 typedef const CsPlugin *(*CsPluginGetFunc)(void);
