@@ -26,6 +26,7 @@ cs_loaded_plugin_free(CsLoadedPlugin *plugin)
 		return;
 	if (plugin->module != NULL)
 		g_module_close(plugin->module);
+	g_free(plugin->upgraded);
 	g_free(plugin->path);
 	g_free(plugin);
 }
@@ -207,6 +208,14 @@ cs_loader_load_plugin(const char *path, gboolean test_mode, GError **error)
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 			    "%s returned nothing", CS_PLUGIN_ENTRY_SYMBOL);
 		return NULL;
+	}
+	/* Minors only append members: copy what an older plugin's table has into a
+	 * zero-filled current one, never reading past its end. */
+	if (loaded->abi_minor < CS_PLUGIN_ABI_MINOR) {
+		static const gsize size_of_minor[] = {G_STRUCT_OFFSET(CsPlugin, materials)};
+		loaded->upgraded = g_new0(CsPlugin, 1);
+		memcpy(loaded->upgraded, loaded->plugin, size_of_minor[loaded->abi_minor]);
+		loaded->plugin = loaded->upgraded;
 	}
 	if (!check_plugin_declarations(loaded->plugin, error))
 		return NULL;

@@ -23,7 +23,8 @@ G_BEGIN_DECLS
 typedef struct {
 	char *path;
 	GModule *module;
-	const CsPlugin *plugin;
+	const CsPlugin *plugin; /* the plugin's own table, or upgraded */
+	CsPlugin *upgraded;     /* a zero-extended copy for a plugin of an older minor */
 	int abi_minor;
 } CsLoadedPlugin;
 

@@ -23,7 +23,7 @@
 G_BEGIN_DECLS
 
 #define CS_PLUGIN_ABI_MAJOR 1
-#define CS_PLUGIN_ABI_MINOR 0
+#define CS_PLUGIN_ABI_MINOR 1 /* 1: materials, n_materials, material_states */
 
 /* Errors every layer reports; each maps to one org.certseal.Error.* name. */
 #define CS_ERROR (cs_error_quark())
@@ -175,7 +175,8 @@ typedef struct {
 				      const CsRequest *request,
 				      GError **error);
 
-	/* Added after the hooks, so older plugins (zero-filled here) declare no materials. */
+	/* Minor 1. The loader gives a plugin built against minor 0 a zero-filled copy, so
+	 * the daemon never reads past an older plugin's table: it declares no materials. */
 	const CsMaterialSpec *materials;
 	guint n_materials;
 	const char *const *material_states; /* NULL-terminated: where AttachMaterial is allowed */
