@@ -11,17 +11,14 @@
  */
 #define G_LOG_DOMAIN "certseald"
 
-#include <cairo-pdf.h>
-#include <pango/pangocairo.h>
-
 #include "certseal/plugin.h"
 #include "cs-forms.h"
+#include "cs-pdf.h"
 
 #define PAGE_W 595.28
 #define PAGE_H 841.89
 #define MARGIN 56.0
 #define MM (72.0 / 25.4)
-#define FONT "WenQuanYi Micro Hei, Noto Sans CJK SC, sans-serif"
 
 static const char *const form_names[] = {"seal_form_org", "seal_form_person", NULL};
 
@@ -107,29 +104,13 @@ static const Form forms[] = {
      "申请人签字：                    单位（公章）：                    日期：      年    月    日"},
 };
 
-/* Draw @text at (@x, @y) within @width; returns the height used. */
+/* Text in grey level @grey (0 black … 1 white); returns the height used. */
 static double
 draw_text(cairo_t *cr, const char *text, double x, double y, double width, double size,
 	  gboolean bold, PangoAlignment align, double grey)
 {
-	g_autoptr(PangoLayout) layout = pango_cairo_create_layout(cr);
-	PangoFontDescription *font = pango_font_description_from_string(FONT);
-	int w, h;
-
-	pango_font_description_set_absolute_size(font, size * PANGO_SCALE);
-	if (bold)
-		pango_font_description_set_weight(font, PANGO_WEIGHT_BOLD);
-	pango_layout_set_font_description(layout, font);
-	pango_font_description_free(font);
-	pango_layout_set_width(layout, (int)(width * PANGO_SCALE));
-	pango_layout_set_wrap(layout, PANGO_WRAP_WORD_CHAR);
-	pango_layout_set_alignment(layout, align);
-	pango_layout_set_text(layout, text, -1);
 	cairo_set_source_rgb(cr, grey, grey, grey);
-	cairo_move_to(cr, x, y);
-	pango_cairo_show_layout(cr, layout);
-	pango_layout_get_size(layout, &w, &h);
-	return (double)h / PANGO_SCALE;
+	return cs_pdf_text(cr, text, x, y, width, size, bold, align);
 }
 
 static void
@@ -207,38 +188,16 @@ draw_form(cairo_t *cr, const Form *form)
 		  PAGE_H - MARGIN - 12, width, 7.5, FALSE, PANGO_ALIGN_CENTER, 0.5);
 }
 
-static cairo_status_t
-append_bytes(void *closure, const unsigned char *data, unsigned int length)
+static void
+draw_form_cb(cairo_t *cr, gconstpointer data)
 {
-	g_byte_array_append(closure, data, length);
-	return CAIRO_STATUS_SUCCESS;
+	draw_form(cr, data);
 }
 
 static GBytes *
 render(const Form *form, GError **error)
 {
-	g_autoptr(GByteArray) pdf = g_byte_array_new();
-	cairo_surface_t *surface =
-	    cairo_pdf_surface_create_for_stream(append_bytes, pdf, PAGE_W, PAGE_H);
-	cairo_t *cr = cairo_create(surface);
-	cairo_status_t status;
-
-	cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, form->title);
-	cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "certseal");
-	draw_form(cr, form);
-	cairo_show_page(cr);
-	status = cairo_status(cr);
-	cairo_destroy(cr);
-	cairo_surface_finish(surface);
-	if (status == CAIRO_STATUS_SUCCESS)
-		status = cairo_surface_status(surface);
-	cairo_surface_destroy(surface);
-	if (status != CAIRO_STATUS_SUCCESS) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "rendering %s: %s", form->name,
-			    cairo_status_to_string(status));
-		return NULL;
-	}
-	return g_byte_array_free_to_bytes(g_steal_pointer(&pdf));
+	return cs_pdf_render(PAGE_W, PAGE_H, form->title, draw_form_cb, form, error);
 }
 
 GBytes *

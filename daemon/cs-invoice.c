@@ -14,12 +14,11 @@
  */
 #define G_LOG_DOMAIN "certseald"
 
-#include <cairo-pdf.h>
-#include <pango/pangocairo.h>
 #include <string.h>
 
 #include "certseal/plugin.h"
 #include "cs-invoice.h"
+#include "cs-pdf.h"
 #include "cs-validate.h"
 
 static const char *const digit_words[] = {"零", "壹", "贰", "叁", "肆", "伍", "陆", "柒", "捌", "玖"};
@@ -115,26 +114,12 @@ cs_amount_format(guint64 fen)
 #define PAGE_W 595.28
 #define PAGE_H 420.94 /* A5 landscape, the usual size of a printed e-invoice */
 #define MARGIN 36.0
-#define FONT "WenQuanYi Micro Hei, Noto Sans CJK SC, sans-serif"
 
 static void
 text_at(cairo_t *cr, const char *text, double x, double y, double width, double size,
 	gboolean bold, PangoAlignment align)
 {
-	g_autoptr(PangoLayout) layout = pango_cairo_create_layout(cr);
-	PangoFontDescription *font = pango_font_description_from_string(FONT);
-
-	pango_font_description_set_absolute_size(font, size * PANGO_SCALE);
-	if (bold)
-		pango_font_description_set_weight(font, PANGO_WEIGHT_BOLD);
-	pango_layout_set_font_description(layout, font);
-	pango_font_description_free(font);
-	pango_layout_set_width(layout, (int)(width * PANGO_SCALE));
-	pango_layout_set_wrap(layout, PANGO_WRAP_WORD_CHAR);
-	pango_layout_set_alignment(layout, align);
-	pango_layout_set_text(layout, text, -1);
-	cairo_move_to(cr, x, y);
-	pango_cairo_show_layout(cr, layout);
+	cs_pdf_text(cr, text, x, y, width, size, bold, align);
 }
 
 static void
@@ -206,11 +191,10 @@ draw_invoice(cairo_t *cr, const CsInvoice *inv)
 		7.5, FALSE, PANGO_ALIGN_CENTER);
 }
 
-static cairo_status_t
-append_bytes(void *closure, const unsigned char *data, unsigned int length)
+static void
+draw_invoice_cb(cairo_t *cr, gconstpointer data)
 {
-	g_byte_array_append(closure, data, length);
-	return CAIRO_STATUS_SUCCESS;
+	draw_invoice(cr, data);
 }
 
 static gboolean
@@ -226,10 +210,6 @@ require(const char *value, const char *what, GError **error)
 GBytes *
 cs_invoice_render(const CsInvoice *inv, GError **error)
 {
-	g_autoptr(GByteArray) pdf = g_byte_array_new();
-	cairo_surface_t *surface;
-	cairo_t *cr;
-	cairo_status_t status;
 	g_autofree char *title = NULL;
 
 	if (!require(inv->number, "number", error) || !require(inv->order_id, "order_id", error) ||
@@ -242,23 +222,6 @@ cs_invoice_render(const CsInvoice *inv, GError **error)
 				    "invoice: needs an issue date, a non-zero amount and a tax rate ≤ 100 %");
 		return NULL;
 	}
-	surface = cairo_pdf_surface_create_for_stream(append_bytes, pdf, PAGE_W, PAGE_H);
-	cr = cairo_create(surface);
 	title = g_strdup_printf("电子发票 %s", inv->number);
-	cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, title);
-	cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "certseal");
-	draw_invoice(cr, inv);
-	cairo_show_page(cr);
-	status = cairo_status(cr);
-	cairo_destroy(cr);
-	cairo_surface_finish(surface);
-	if (status == CAIRO_STATUS_SUCCESS)
-		status = cairo_surface_status(surface);
-	cairo_surface_destroy(surface);
-	if (status != CAIRO_STATUS_SUCCESS) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "rendering invoice %s: %s", inv->number,
-			    cairo_status_to_string(status));
-		return NULL;
-	}
-	return g_byte_array_free_to_bytes(g_steal_pointer(&pdf));
+	return cs_pdf_render(PAGE_W, PAGE_H, title, draw_invoice_cb, inv, error);
 }
