@@ -79,9 +79,9 @@ fail_error(Cli *cli, GError *error)
 	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
 	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CLOSED)) {
 		code = EXIT_UNREACHABLE;
-		g_autofree char *msg = g_strdup_printf("certseald is not running on the %s bus (%s)",
-						       cli->session ? "session" : "system",
-						       error->message);
+		g_autofree char *msg =
+		    g_strdup_printf("certseald is not running on the %s bus (%s)",
+				    cli->session ? "session" : "system", error->message);
 		return fail(cli, code, remote, msg);
 	}
 	if (g_strcmp0(remote, "org.freedesktop.DBus.Error.UnknownObject") == 0 ||
@@ -92,8 +92,13 @@ fail_error(Cli *cli, GError *error)
 }
 
 static GVariant *
-call(Cli *cli, const char *path, const char *iface, const char *method, GVariant *args,
-     const char *reply_type, GError **error)
+call(Cli *cli,
+     const char *path,
+     const char *iface,
+     const char *method,
+     GVariant *args,
+     const char *reply_type,
+     GError **error)
 {
 	return g_dbus_connection_call_sync(cli->bus, BUS_NAME, path, iface, method, args,
 					   reply_type != NULL ? G_VARIANT_TYPE(reply_type) : NULL,
@@ -212,7 +217,8 @@ cmd_orders(Cli *cli, int argc, char **argv)
 	g_variant_iter_init(&iter, objects);
 	while (g_variant_iter_next(&iter, "{&o@a{sa{sv}}}", &path, &ifaces)) {
 		g_autoptr(GVariant) owned = ifaces;
-		g_autoptr(GVariant) props = g_variant_lookup_value(ifaces, ORDER_IFACE, G_VARIANT_TYPE("a{sv}"));
+		g_autoptr(GVariant) props =
+		    g_variant_lookup_value(ifaces, ORDER_IFACE, G_VARIANT_TYPE("a{sv}"));
 		const char *state = NULL;
 
 		if (props == NULL)
@@ -379,10 +385,12 @@ cmd_order(Cli *cli, int argc, char **argv)
 		return order_attach(cli, path, argv[2], argv[3]);
 	}
 	if (argc != 2)
-		return fail(cli, EXIT_USAGE, "usage", "usage: certseal order show|confirm|cancel ORDER_ID");
+		return fail(cli, EXIT_USAGE, "usage",
+			    "usage: certseal order show|confirm|cancel ORDER_ID");
 	verb = argv[0];
 	if (!valid_order_id(argv[1]))
-		return fail(cli, EXIT_USAGE, "usage", "ORDER_ID: letters and digits only, e.g. CS20261124000001");
+		return fail(cli, EXIT_USAGE, "usage",
+			    "ORDER_ID: letters and digits only, e.g. CS20261124000001");
 	path = g_strdup_printf("%s/%s", ORDERS_PATH, argv[1]);
 	if (g_strcmp0(verb, "show") == 0)
 		return order_show(cli, path);
@@ -391,10 +399,12 @@ cmd_order(Cli *cli, int argc, char **argv)
 	else if (g_strcmp0(verb, "cancel") == 0)
 		method = "Cancel";
 	else
-		return fail(cli, EXIT_USAGE, "usage", "usage: certseal order show|confirm|cancel ORDER_ID");
+		return fail(cli, EXIT_USAGE, "usage",
+			    "usage: certseal order show|confirm|cancel ORDER_ID");
 	{
 		g_autoptr(GError) error = NULL;
-		g_autoptr(GVariant) reply = call(cli, path, ORDER_IFACE, method, NULL, NULL, &error);
+		g_autoptr(GVariant) reply =
+		    call(cli, path, ORDER_IFACE, method, NULL, NULL, &error);
 		if (reply == NULL)
 			return fail_error(cli, error);
 	}
@@ -422,7 +432,8 @@ list_keys(Cli *cli, GError **error)
 	g_variant_iter_init(&iter, objects);
 	while (g_variant_iter_next(&iter, "{&o@a{sa{sv}}}", &path, &ifaces)) {
 		g_autoptr(GVariant) owned = ifaces;
-		g_autoptr(GVariant) props = g_variant_lookup_value(ifaces, KEY_IFACE, G_VARIANT_TYPE("a{sv}"));
+		g_autoptr(GVariant) props =
+		    g_variant_lookup_value(ifaces, KEY_IFACE, G_VARIANT_TYPE("a{sv}"));
 		if (props == NULL)
 			continue;
 		g_ptr_array_add(keys, g_variant_ref_sink(g_variant_new("(o@a{sv})", path, props)));
@@ -446,10 +457,10 @@ certificate_state(GVariant *props)
 		return g_strdup("present");
 	{
 		g_autofree char *day = g_date_time_format(until, "%Y-%m-%d");
-		return g_strdup_printf("%s until %s",
-				       (gint64)not_after < g_get_real_time() / G_USEC_PER_SEC ? "expired"
-											   : "valid",
-				       day);
+		return g_strdup_printf(
+		    "%s until %s",
+		    (gint64)not_after < g_get_real_time() / G_USEC_PER_SEC ? "expired" : "valid",
+		    day);
 	}
 }
 
@@ -599,7 +610,8 @@ cmd_login(Cli *cli, int argc, char **argv)
 	int rc = EXIT_OK;
 
 	if (argc > 1)
-		return fail(cli, EXIT_USAGE, "usage", "usage: certseal login [SERIAL]  (PIN from the terminal or stdin)");
+		return fail(cli, EXIT_USAGE, "usage",
+			    "usage: certseal login [SERIAL]  (PIN from the terminal or stdin)");
 	path = find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
 	if (path == NULL)
 		return rc;
@@ -627,7 +639,9 @@ cmd_change_pin(Cli *cli, int argc, char **argv)
 	int rc = EXIT_OK;
 
 	if (argc > 1)
-		return fail(cli, EXIT_USAGE, "usage", "usage: certseal change-pin [SERIAL]  (PINs from the terminal or stdin)");
+		return fail(
+		    cli, EXIT_USAGE, "usage",
+		    "usage: certseal change-pin [SERIAL]  (PINs from the terminal or stdin)");
 	path = find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
 	if (path == NULL)
 		return rc;
@@ -640,8 +654,8 @@ cmd_change_pin(Cli *cli, int argc, char **argv)
 		free_pin(again);
 		return fail(cli, EXIT_USAGE, "usage", "the new PIN was not given twice the same");
 	}
-	reply = call(cli, path, KEY_IFACE, "ChangePin", g_variant_new("(ss)", old_pin, new_pin), NULL,
-		     &error);
+	reply = call(cli, path, KEY_IFACE, "ChangePin", g_variant_new("(ss)", old_pin, new_pin),
+		     NULL, &error);
 	free_pin(old_pin);
 	free_pin(new_pin);
 	free_pin(again);
@@ -708,8 +722,8 @@ cmd_seal_sign(Cli *cli, int argc, char **argv)
 	if (path == NULL) {
 		g_autofree char *msg = NULL;
 		if (serial != NULL)
-			msg = g_strdup_printf("no inserted USB key has the serial %s (certseal keys)",
-					      serial);
+			msg = g_strdup_printf(
+			    "no inserted USB key has the serial %s (certseal keys)", serial);
 		else if (keys->len > 1)
 			msg = g_strdup("several USB keys are inserted: name one with --key SERIAL "
 				       "(certseal keys)");
@@ -728,9 +742,8 @@ cmd_seal_sign(Cli *cli, int argc, char **argv)
 	fds = g_unix_fd_list_new_from_array(&fd, 1); /* takes @fd */
 	basename = g_path_get_basename(doc);
 	reply = g_dbus_connection_call_with_unix_fd_list_sync(
-	    cli->bus, BUS_NAME, path, KEY_IFACE, "SealDocument",
-	    g_variant_new("(sh)", basename, 0), G_VARIANT_TYPE("(ay)"), G_DBUS_CALL_FLAGS_NONE,
-	    120000, fds, NULL, NULL, &error);
+	    cli->bus, BUS_NAME, path, KEY_IFACE, "SealDocument", g_variant_new("(sh)", basename, 0),
+	    G_VARIANT_TYPE("(ay)"), G_DBUS_CALL_FLAGS_NONE, 120000, fds, NULL, NULL, &error);
 	if (reply == NULL)
 		return fail_error(cli, error);
 	sig = g_variant_get_child_value(reply, 0);
@@ -769,7 +782,8 @@ usage(void)
 	for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
 		g_printerr("  %-10s %s\n", commands[i].name, commands[i].summary);
 	g_printerr("  %-10s %s\n", "seal", "show|verify FILE [--document DOC] [--ca PEM] (local)");
-	g_printerr("  %-10s %s\n", "seal", "sign DOC --key SERIAL [--output FILE] (default DOC.ses)");
+	g_printerr("  %-10s %s\n", "seal",
+		   "sign DOC --key SERIAL [--output FILE] (default DOC.ses)");
 	g_printerr("\nexit codes: 0 done, 1 refused by the daemon, 2 usage, 3 daemon unreachable, "
 		   "4 no such order\n");
 }
@@ -802,13 +816,16 @@ main(int argc, char **argv)
 	}
 	/* Seals are read and verified here, with the daemon's own code: no bus needed.
 	 * Signing needs the key, through the daemon. */
-	if (g_strcmp0(argv[i], "seal") == 0 && i + 1 < argc && g_strcmp0(argv[i + 1], "sign") == 0) {
-		cli.bus = g_bus_get_sync(cli.session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
+	if (g_strcmp0(argv[i], "seal") == 0 && i + 1 < argc &&
+	    g_strcmp0(argv[i + 1], "sign") == 0) {
+		cli.bus = g_bus_get_sync(cli.session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL,
+					 &error);
 		if (cli.bus == NULL) {
-			g_autofree char *msg = g_strdup_printf("cannot connect to the %s bus: %s",
-							       cli.session ? "session" : "system",
-							       error->message);
-			return fail(&cli, EXIT_UNREACHABLE, "org.freedesktop.DBus.Error.NoServer", msg);
+			g_autofree char *msg =
+			    g_strdup_printf("cannot connect to the %s bus: %s",
+					    cli.session ? "session" : "system", error->message);
+			return fail(&cli, EXIT_UNREACHABLE, "org.freedesktop.DBus.Error.NoServer",
+				    msg);
 		}
 		rc = cmd_seal_sign(&cli, argc - i - 2, argv + i + 2);
 		g_object_unref(cli.bus);
@@ -819,12 +836,14 @@ main(int argc, char **argv)
 	for (guint c = 0; c < G_N_ELEMENTS(commands); c++) {
 		if (g_strcmp0(commands[c].name, argv[i]) != 0)
 			continue;
-		cli.bus = g_bus_get_sync(cli.session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
+		cli.bus = g_bus_get_sync(cli.session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL,
+					 &error);
 		if (cli.bus == NULL) {
-			g_autofree char *msg = g_strdup_printf("cannot connect to the %s bus: %s",
-							       cli.session ? "session" : "system",
-							       error->message);
-			return fail(&cli, EXIT_UNREACHABLE, "org.freedesktop.DBus.Error.NoServer", msg);
+			g_autofree char *msg =
+			    g_strdup_printf("cannot connect to the %s bus: %s",
+					    cli.session ? "session" : "system", error->message);
+			return fail(&cli, EXIT_UNREACHABLE, "org.freedesktop.DBus.Error.NoServer",
+				    msg);
 		}
 		rc = commands[c].run(&cli, argc - i - 1, argv + i + 1);
 		g_object_unref(cli.bus);

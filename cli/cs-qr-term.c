@@ -39,8 +39,9 @@ cs_qr_term_render(const char *payload, gboolean light_background, GError **error
 		for (int x = -QUIET; x < size - QUIET; x++) {
 			/* "ink" is what the terminal draws in its foreground colour. */
 			gboolean top = dark_at(qr, x, y) == light_background;
-			gboolean bottom = y + 1 < size - QUIET ? dark_at(qr, x, y + 1) == light_background
-							       : !light_background;
+			gboolean bottom = y + 1 < size - QUIET
+					      ? dark_at(qr, x, y + 1) == light_background
+					      : !light_background;
 			g_string_append(out, top ? (bottom ? "█" : "▀") : (bottom ? "▄" : " "));
 		}
 		g_string_append_c(out, '\n');

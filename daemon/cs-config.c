@@ -44,8 +44,8 @@ static const char *const price_kinds[] = {"new", "renew", "unlock", "reissue", "
 static const char *const price_subjects[] = {"org", "person", NULL};
 
 static const char *const daemon_keys[] = {
-    "state_dir", "plugin_dir", "driver_dir", "vendor_dir", "test_mode", "shutdown_timeout_ms",
-    "office_dir", "material_max_size", NULL,
+    "state_dir",	   "plugin_dir", "driver_dir",	      "vendor_dir", "test_mode",
+    "shutdown_timeout_ms", "office_dir", "material_max_size", NULL,
 };
 static const char *const ledger_keys[] = {"checkpoint_interval", NULL};
 static const char *const validation_keys[] = {"legacy_uscc", NULL};
@@ -53,8 +53,13 @@ static const char *const office_keys[] = {
     "endpoint", "events_endpoint", "curve", "heartbeat_ms", "liveness", "claim_ms", NULL,
 };
 static const char *const payment_keys[] = {
-    "alipay_app_id", "alipay_public_key", "wechat_mchid", "wechat_appid",
-    "wechat_platform_public_key", "wechat_apiv3_key_file", NULL,
+    "alipay_app_id",
+    "alipay_public_key",
+    "wechat_mchid",
+    "wechat_appid",
+    "wechat_platform_public_key",
+    "wechat_apiv3_key_file",
+    NULL,
 };
 static const char *const sms_keys[] = {"resend_cooldown_s", "daily_cap", NULL};
 static const CsConfGroup config_schema[] = {
@@ -599,9 +604,8 @@ config_read_legacy_uscc(CsConfig *config, CsConfFile *file, GError **error)
 static gboolean
 config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 {
-	static const char *const payment_paths[] = {"alipay_public_key",
-						    "wechat_platform_public_key",
-						    "wechat_apiv3_key_file"};
+	static const char *const payment_paths[] = {
+	    "alipay_public_key", "wechat_platform_public_key", "wechat_apiv3_key_file"};
 	char **path_fields[] = {&config->alipay_public_key, &config->wechat_platform_public_key,
 				&config->wechat_apiv3_key_file};
 
@@ -616,7 +620,8 @@ config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 	    !conf_file_get_guint(file, "office", "claim_ms", 100, 86400000,
 				 &config->office_claim_ms, error))
 		return FALSE;
-	if (!conf_file_get_string(file, "payment", "alipay_app_id", &config->alipay_app_id, error) ||
+	if (!conf_file_get_string(file, "payment", "alipay_app_id", &config->alipay_app_id,
+				  error) ||
 	    !conf_file_get_string(file, "payment", "wechat_mchid", &config->wechat_mchid, error) ||
 	    !conf_file_get_string(file, "payment", "wechat_appid", &config->wechat_appid, error))
 		return FALSE;

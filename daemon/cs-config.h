@@ -17,52 +17,52 @@ G_BEGIN_DECLS
 typedef struct {
 	char *id;
 	char *path;
-	char *name;          /* [vendor] name, shown to users */
-	char *driver;        /* [vendor] driver: the driver's name, e.g. "pkcs11" */
-	char *module;        /* [token] module: PKCS#11/SKF module path (may be NULL) */
-	char *manufacturer;  /* [token] manufacturer match rule (may be NULL) */
-	char *model;         /* [token] model match rule (may be NULL) */
-	char *init_args;     /* [token] init_args: module initialisation string (may be NULL) */
+	char *name;	      /* [vendor] name, shown to users */
+	char *driver;	      /* [vendor] driver: the driver's name, e.g. "pkcs11" */
+	char *module;	      /* [token] module: PKCS#11/SKF module path (may be NULL) */
+	char *manufacturer;   /* [token] manufacturer match rule (may be NULL) */
+	char *model;	      /* [token] model match rule (may be NULL) */
+	char *init_args;      /* [token] init_args: module initialisation string (may be NULL) */
 	guint pin_min_length; /* [pin] min_length, default 6 */
 	guint pin_max_length; /* [pin] max_length, default 16 */
 	guint pin_max_tries;  /* [pin] max_tries, default 6 */
 	char *key_algorithm;  /* [key] algorithm: rsa-2048 | ec-p256 | sm2, default ec-p256 */
 	char *ca_algorithm;   /* [ca] algorithm, same set, default = key algorithm */
 	guint validity_days;  /* [ca] validity_days, default 365 */
-	char *crl_url;        /* [ca] crl_url, required, http(s):// */
+	char *crl_url;	      /* [ca] crl_url, required, http(s):// */
 	GHashTable *prices;   /* [prices] "<kind>.<subject_type>" → guint64 fen (boxed) */
 } CsVendor;
 
 typedef struct {
-	char *path;           /* NULL when only defaults */
-	char *state_dir;      /* [daemon] state_dir, default CS_STATE_DIR */
-	char *plugin_dir;     /* [daemon] plugin_dir, default CS_PLUGIN_DIR */
-	char *driver_dir;     /* [daemon] driver_dir, default CS_DRIVER_DIR */
-	char *vendor_dir;     /* [daemon] vendor_dir, default CS_VENDOR_DIR */
-	gboolean test_mode;   /* [daemon] test_mode, default false */
+	char *path;		   /* NULL when only defaults */
+	char *state_dir;	   /* [daemon] state_dir, default CS_STATE_DIR */
+	char *plugin_dir;	   /* [daemon] plugin_dir, default CS_PLUGIN_DIR */
+	char *driver_dir;	   /* [daemon] driver_dir, default CS_DRIVER_DIR */
+	char *vendor_dir;	   /* [daemon] vendor_dir, default CS_VENDOR_DIR */
+	gboolean test_mode;	   /* [daemon] test_mode, default false */
 	guint shutdown_timeout_ms; /* [daemon] shutdown_timeout_ms, default 5000 */
-	guint material_max_size;   /* [daemon] material_max_size: bytes per upload, default 10 MiB */
+	guint material_max_size; /* [daemon] material_max_size: bytes per upload, default 10 MiB */
 	guint checkpoint_interval; /* [ledger] checkpoint_interval, default 1000 */
-	char **legacy_uscc;   /* [validation] legacy_uscc, list, default empty */
-	GPtrArray *vendors;   /* CsVendor*, sorted by id; filled by cs_config_load_vendors() */
+	char **legacy_uscc;	   /* [validation] legacy_uscc, list, default empty */
+	GPtrArray *vendors;	   /* CsVendor*, sorted by id; filled by cs_config_load_vendors() */
 	/* The office bus (DESIGN §3.4). */
-	char *office_dir;     /* [daemon] office_dir: worker allow-list, default CS_OFFICE_DIR */
+	char *office_dir;      /* [daemon] office_dir: worker allow-list, default CS_OFFICE_DIR */
 	char *office_endpoint; /* [office] endpoint, NULL: ipc://@certseal-<hash of state dir> */
 	char *office_events_endpoint; /* [office] events_endpoint, NULL: <endpoint>-events */
-	gboolean office_curve; /* [office] curve, default true */
-	guint office_heartbeat_ms; /* [office] heartbeat_ms, default 2500 */
-	guint office_liveness;     /* [office] liveness: silent beats before a lease is lost, 3 */
-	guint office_claim_ms;     /* [office] claim_ms: a person's claim, default 15 minutes */
+	gboolean office_curve;	      /* [office] curve, default true */
+	guint office_heartbeat_ms;    /* [office] heartbeat_ms, default 2500 */
+	guint office_liveness; /* [office] liveness: silent beats before a lease is lost, 3 */
+	guint office_claim_ms; /* [office] claim_ms: a person's claim, default 15 minutes */
 	/* Payment notifications (DESIGN §9); unset: that channel is refused. */
-	char *alipay_app_id;             /* [payment] alipay_app_id */
-	char *alipay_public_key;         /* [payment] alipay_public_key: PEM file */
-	char *wechat_mchid;              /* [payment] wechat_mchid */
-	char *wechat_appid;              /* [payment] wechat_appid */
+	char *alipay_app_id;		  /* [payment] alipay_app_id */
+	char *alipay_public_key;	  /* [payment] alipay_public_key: PEM file */
+	char *wechat_mchid;		  /* [payment] wechat_mchid */
+	char *wechat_appid;		  /* [payment] wechat_appid */
 	char *wechat_platform_public_key; /* [payment] wechat_platform_public_key: PEM file */
-	char *wechat_apiv3_key_file;     /* [payment] wechat_apiv3_key_file: 32 bytes, 0600 */
+	char *wechat_apiv3_key_file;	  /* [payment] wechat_apiv3_key_file: 32 bytes, 0600 */
 	/* SMS limits (DESIGN §6). */
 	guint sms_resend_cooldown_s; /* [sms] resend_cooldown_s, default 60 */
-	guint sms_daily_cap;         /* [sms] daily_cap per phone, default 10 */
+	guint sms_daily_cap;	     /* [sms] daily_cap per phone, default 10 */
 } CsConfig;
 
 /* Defaults, then @path when non-NULL. */

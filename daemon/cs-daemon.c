@@ -5,9 +5,9 @@
  * and verified from the last checkpoint) → each vendor's CA (created on first start) →
  * engine → flow plugins → drivers → recovery of transient states → D-Bus objects → bus
  * name → READY=1. Shutdown runs it backwards after the main loop ends: the bus name is
- * released first so no new call arrives while the ledger closes, under a deadline (shutdown_timeout_ms) so a hung module never blocks exit.
- * Refusals before the loop starts are fatal; a module that fails to load or initialise is
- * not: the daemon runs on without it.
+ * released first so no new call arrives while the ledger closes, under a deadline
+ * (shutdown_timeout_ms) so a hung module never blocks exit. Refusals before the loop starts are
+ * fatal; a module that fails to load or initialise is not: the daemon runs on without it.
  *
  * One daemon per state directory: an exclusive lock on <state_dir>/lock, taken before the
  * vault or the ledger is touched, because two daemons would each cache orders and could
@@ -45,11 +45,11 @@ struct _CsDaemon {
 	CsLedger *ledger;
 	CsCaSet *cas; /* the embedded CA of every vendor (DESIGN §4) */
 	CsEngine *engine;
-	GPtrArray *plugins; /* CsLoadedPlugin */
-	GPtrArray *drivers; /* CsLoadedDriver */
+	GPtrArray *plugins;	/* CsLoadedPlugin */
+	GPtrArray *drivers;	/* CsLoadedDriver */
 	GArray *vendor_drivers; /* VendorDriver */
 	CsDbus *dbus;
-	CsKeys *keys;           /* the inserted USB keys, watched through the drivers */
+	CsKeys *keys; /* the inserted USB keys, watched through the drivers */
 	CsDbusKeys *dbus_keys;
 	CsOffice *office; /* the office front (ZeroMQ), started with the engine */
 	GMainLoop *loop;
@@ -80,7 +80,8 @@ lock_state_dir(CsDaemon *self, GError **error)
 	if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		int saved = errno;
 		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
-			    "state directory %s is in use by another certseald (%s)", self->state_dir,
+			    "state directory %s is in use by another certseald (%s)",
+			    self->state_dir,
 			    saved == EWOULDBLOCK ? "its lock is held" : g_strerror(saved));
 		return FALSE;
 	}
@@ -158,7 +159,8 @@ probe_vendor_drivers(CsDaemon *self)
 	for (guint i = 0; i < self->config->vendors->len; i++) {
 		const CsVendor *v = g_ptr_array_index(self->config->vendors, i);
 		const CsLoadedDriver *d = find_driver(self, v->driver);
-		g_autofree char *driver_state = g_build_filename(self->state_dir, "drivers", v->id, NULL);
+		g_autofree char *driver_state =
+		    g_build_filename(self->state_dir, "drivers", v->id, NULL);
 		g_autoptr(GError) error = NULL;
 		CsDriverConfig cfg = vendor_driver_config(v, driver_state);
 		gboolean good = d != NULL && g_mkdir_with_parents(driver_state, 0700) == 0 &&
@@ -220,8 +222,8 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	self->config = cs_config_load(options->config_path, error);
 	if (self->config == NULL || !cs_config_load_vendors(self->config, error))
 		return NULL;
-	self->state_dir = g_strdup(options->state_dir != NULL ? options->state_dir
-							      : self->config->state_dir);
+	self->state_dir =
+	    g_strdup(options->state_dir != NULL ? options->state_dir : self->config->state_dir);
 	if (!ensure_state_dir(self->state_dir, error) || !lock_state_dir(self, error) ||
 	    !check_vault_key(self, error))
 		return NULL;
@@ -229,8 +231,8 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	if (self->vault == NULL)
 		return NULL;
 	ledger_path = g_build_filename(self->state_dir, "ledger.db", NULL);
-	self->ledger = cs_ledger_open(ledger_path, self->vault, self->config->checkpoint_interval,
-				      error);
+	self->ledger =
+	    cs_ledger_open(ledger_path, self->vault, self->config->checkpoint_interval, error);
 	if (self->ledger == NULL)
 		return NULL;
 	if (cs_ledger_get_backup_path(self->ledger) != NULL)
@@ -312,8 +314,8 @@ cs_daemon_run(CsDaemon *self, GError **error)
 	self->loop = g_main_loop_new(NULL, FALSE);
 	sigterm = g_unix_signal_add(SIGTERM, on_signal, self);
 	sigint = g_unix_signal_add(SIGINT, on_signal, self);
-	self->dbus = cs_dbus_new(self->engine, (const char *const *)names->pdata, self->bus_type,
-				 error);
+	self->dbus =
+	    cs_dbus_new(self->engine, (const char *const *)names->pdata, self->bus_type, error);
 	if (self->dbus == NULL) {
 		g_source_remove(sigterm);
 		g_source_remove(sigint);

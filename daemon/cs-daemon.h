@@ -12,7 +12,7 @@ G_BEGIN_DECLS
 
 typedef struct {
 	const char *config_path; /* NULL: defaults only */
-	const char *state_dir;   /* NULL: from the configuration */
+	const char *state_dir;	 /* NULL: from the configuration */
 	CsBusType bus_type;
 } CsDaemonOptions;
 

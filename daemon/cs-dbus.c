@@ -145,17 +145,39 @@ read_basic(sd_bus_message *m, char type, GVariant **out)
 	if (r < 0)
 		return r;
 	switch (type) {
-	case 'y': *out = g_variant_new_byte(v.y); break;
-	case 'b': *out = g_variant_new_boolean(v.b); break;
-	case 'n': *out = g_variant_new_int16(v.n); break;
-	case 'q': *out = g_variant_new_uint16(v.q); break;
-	case 'i': *out = g_variant_new_int32(v.i); break;
-	case 'u': *out = g_variant_new_uint32(v.u); break;
-	case 'x': *out = g_variant_new_int64(v.x); break;
-	case 't': *out = g_variant_new_uint64(v.t); break;
-	case 'd': *out = g_variant_new_double(v.d); break;
-	case 'o': *out = g_variant_new_object_path(v.s); break;
-	case 'g': *out = g_variant_new_signature(v.s); break;
+	case 'y':
+		*out = g_variant_new_byte(v.y);
+		break;
+	case 'b':
+		*out = g_variant_new_boolean(v.b);
+		break;
+	case 'n':
+		*out = g_variant_new_int16(v.n);
+		break;
+	case 'q':
+		*out = g_variant_new_uint16(v.q);
+		break;
+	case 'i':
+		*out = g_variant_new_int32(v.i);
+		break;
+	case 'u':
+		*out = g_variant_new_uint32(v.u);
+		break;
+	case 'x':
+		*out = g_variant_new_int64(v.x);
+		break;
+	case 't':
+		*out = g_variant_new_uint64(v.t);
+		break;
+	case 'd':
+		*out = g_variant_new_double(v.d);
+		break;
+	case 'o':
+		*out = g_variant_new_object_path(v.s);
+		break;
+	case 'g':
+		*out = g_variant_new_signature(v.s);
+		break;
 	default:
 		if (!g_utf8_validate(v.s, -1, NULL))
 			return -EBADMSG;
@@ -285,15 +307,25 @@ append_fields(sd_bus_message *m, GVariant *dict)
 /* --- Manager ------------------------------------------------------------------------ */
 
 static int
-prop_version(sd_bus *bus, const char *path, const char *iface, const char *prop,
-	     sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+prop_version(sd_bus *bus,
+	     const char *path,
+	     const char *iface,
+	     const char *prop,
+	     sd_bus_message *reply,
+	     void *userdata,
+	     sd_bus_error *ret_error)
 {
 	return sd_bus_message_append(reply, "s", CS_VERSION);
 }
 
 static int
-prop_plugins(sd_bus *bus, const char *path, const char *iface, const char *prop,
-	     sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+prop_plugins(sd_bus *bus,
+	     const char *path,
+	     const char *iface,
+	     const char *prop,
+	     sd_bus_message *reply,
+	     void *userdata,
+	     sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
 	g_auto(GStrv) kinds = cs_engine_get_kinds(self->engine);
@@ -302,8 +334,13 @@ prop_plugins(sd_bus *bus, const char *path, const char *iface, const char *prop,
 }
 
 static int
-prop_drivers(sd_bus *bus, const char *path, const char *iface, const char *prop,
-	     sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+prop_drivers(sd_bus *bus,
+	     const char *path,
+	     const char *iface,
+	     const char *prop,
+	     sd_bus_message *reply,
+	     void *userdata,
+	     sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
 
@@ -311,8 +348,13 @@ prop_drivers(sd_bus *bus, const char *path, const char *iface, const char *prop,
 }
 
 static int
-prop_vendors(sd_bus *bus, const char *path, const char *iface, const char *prop,
-	     sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+prop_vendors(sd_bus *bus,
+	     const char *path,
+	     const char *iface,
+	     const char *prop,
+	     sd_bus_message *reply,
+	     void *userdata,
+	     sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
 	CsConfig *config = cs_engine_get_config(self->engine);
@@ -434,22 +476,22 @@ method_download_form(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 }
 
 static const sd_bus_vtable manager_vtable[] = {
-	SD_BUS_VTABLE_START(0),
-	SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("Plugins", "as", prop_plugins, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("Drivers", "as", prop_drivers, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("Vendors", "a(sss)", prop_vendors, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_METHOD_WITH_ARGS("CreateOrder",
-				SD_BUS_ARGS("s", kind, "s", subject_type, "a{sv}", fields),
-				SD_BUS_RESULT("o", order),
-				method_create_order,
-				SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD_WITH_ARGS("DownloadForm",
-				SD_BUS_ARGS("s", name),
-				SD_BUS_RESULT("ay", form),
-				method_download_form,
-				SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_VTABLE_END,
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Plugins", "as", prop_plugins, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Drivers", "as", prop_drivers, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Vendors", "a(sss)", prop_vendors, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_METHOD_WITH_ARGS("CreateOrder",
+			    SD_BUS_ARGS("s", kind, "s", subject_type, "a{sv}", fields),
+			    SD_BUS_RESULT("o", order),
+			    method_create_order,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("DownloadForm",
+			    SD_BUS_ARGS("s", name),
+			    SD_BUS_RESULT("ay", form),
+			    method_download_form,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_VTABLE_END,
 };
 
 /* --- Orders ------------------------------------------------------------------------- */
@@ -472,8 +514,12 @@ caller_may_see(CsDbus *self, CsOrder *order)
 }
 
 static int
-order_find(sd_bus *bus, const char *path, const char *iface, void *userdata,
-	   void **found, sd_bus_error *ret_error)
+order_find(sd_bus *bus,
+	   const char *path,
+	   const char *iface,
+	   void *userdata,
+	   void **found,
+	   sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
 	g_autofree char *id = NULL;
@@ -489,7 +535,8 @@ order_find(sd_bus *bus, const char *path, const char *iface, void *userdata,
 }
 
 static int
-order_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *ret_error)
+order_enumerate(
+    sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
 	g_autoptr(GError) error = NULL;
@@ -553,8 +600,7 @@ ORDER_GETTER(prop_order_kind)
 
 ORDER_GETTER(prop_order_subject_type)
 {
-	return sd_bus_message_append(
-	    reply, "s", cs_subject_type_to_string(order->subject_type));
+	return sd_bus_message_append(reply, "s", cs_subject_type_to_string(order->subject_type));
 }
 
 ORDER_GETTER(prop_order_vendor)
@@ -594,8 +640,8 @@ ORDER_GETTER(prop_order_materials)
 		return reply_error(ret_error, error);
 	r = sd_bus_message_open_container(reply, 'a', "s");
 	for (guint i = 0; r >= 0 && i < rows->len; i++)
-		r = sd_bus_message_append_basic(reply, 's',
-						((CsMaterialRow *)g_ptr_array_index(rows, i))->kind);
+		r = sd_bus_message_append_basic(
+		    reply, 's', ((CsMaterialRow *)g_ptr_array_index(rows, i))->kind);
 	if (r >= 0)
 		r = sd_bus_message_close_container(reply);
 	return r;
@@ -672,7 +718,8 @@ method_order_act(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	CsRequest req;
 
 	if (order == NULL)
-		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT, sd_bus_message_get_path(m));
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+					sd_bus_message_get_path(m));
 	if (!request_from_message(self, m, &req, &error) ||
 	    !cs_engine_act(self->engine, &req, order, action, &error))
 		return reply_error(ret_error, error);
@@ -689,7 +736,8 @@ method_order_update(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	CsRequest req;
 
 	if (order == NULL)
-		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT, sd_bus_message_get_path(m));
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+					sd_bus_message_get_path(m));
 	if (!read_fields(m, &fields, &error) || !request_from_message(self, m, &req, &error) ||
 	    !cs_engine_update_order(self->engine, &req, order, fields, &error))
 		return reply_error(ret_error, error);
@@ -709,7 +757,7 @@ typedef struct {
 	char *order_id;
 	char *kind;
 	char *filename;
-	int fd;          /* our duplicate, read from offset 0 with pread */
+	int fd; /* our duplicate, read from offset 0 with pread */
 	gsize max_size;
 	/* the worker's results */
 	GBytes *data;
@@ -807,12 +855,13 @@ material_filename(const char *filename, GError **error)
 
 	base = base != NULL ? base + 1 : filename;
 	if (!cs_validate_text(base, 255, &local)) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "filename: %s", local->message);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "filename: %s",
+			    local->message);
 		return NULL;
 	}
 	if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "filename: '%s' is not a file name",
-			    base);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "filename: '%s' is not a file name", base);
 		return NULL;
 	}
 	return g_strdup(base);
@@ -836,7 +885,8 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 	int r;
 
 	if (order == NULL)
-		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT, sd_bus_message_get_path(m));
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+					sd_bus_message_get_path(m));
 	r = sd_bus_message_read(m, "ssh", &kind, &filename, &fd);
 	if (r < 0)
 		return r;
@@ -847,8 +897,8 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 	if (name == NULL)
 		return reply_error(ret_error, error);
 	if (fstat(fd, &st) < 0) {
-		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: cannot stat the file: %s",
-			    kind, g_strerror(errno));
+		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: cannot stat the file: %s", kind, g_strerror(errno));
 		return reply_error(ret_error, error);
 	}
 	/* A memfd is a regular file too; pipes, sockets and devices are refused (a size known
@@ -856,8 +906,10 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 	if (!S_ISREG(st.st_mode)) {
 		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 			    "%s: the fd must be a regular file or a memfd, not a %s", kind,
-			    S_ISFIFO(st.st_mode) ? "pipe" : S_ISSOCK(st.st_mode) ? "socket" :
-			    S_ISDIR(st.st_mode) ? "directory" : "device");
+			    S_ISFIFO(st.st_mode)   ? "pipe"
+			    : S_ISSOCK(st.st_mode) ? "socket"
+			    : S_ISDIR(st.st_mode)  ? "directory"
+						   : "device");
 		return reply_error(ret_error, error);
 	}
 	if ((guint64)st.st_size > config->material_max_size) {
@@ -878,8 +930,8 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 	task = g_task_new(NULL, NULL, material_read, NULL);
 	g_task_set_task_data(task, mc, (GDestroyNotify)material_call_free);
 	if (mc->fd < 0) {
-		g_task_return_new_error(task, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot keep the fd: %s",
-					kind, g_strerror(errno));
+		g_task_return_new_error(task, CS_ERROR, CS_ERROR_INTERNAL,
+					"%s: cannot keep the fd: %s", kind, g_strerror(errno));
 		return 1;
 	}
 	g_task_run_in_thread(task, material_read_thread);
@@ -889,33 +941,41 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 #define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
 
 static const sd_bus_vtable order_vtable[] = {
-	SD_BUS_VTABLE_START(0),
-	SD_BUS_PROPERTY("Id", "s", prop_order_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("Kind", "s", prop_order_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("SubjectType", "s", prop_order_subject_type, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("Vendor", "s", prop_order_vendor, 0, CHANGES),
-	SD_BUS_PROPERTY("State", "s", prop_order_state, 0, CHANGES),
-	SD_BUS_PROPERTY("Fields", "a{sv}", prop_order_fields, 0,
-			SD_BUS_VTABLE_PROPERTY_EXPLICIT | SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
-	SD_BUS_PROPERTY("Materials", "as", prop_order_materials, 0, CHANGES),
-	SD_BUS_PROPERTY("Missing", "as", prop_order_missing, 0, CHANGES),
-	SD_BUS_PROPERTY("NextActions", "as", prop_order_next_actions, 0, CHANGES),
-	SD_BUS_PROPERTY("Warnings", "as", prop_order_warnings, 0, CHANGES),
-	SD_BUS_PROPERTY("AmountFen", "t", prop_order_amount, 0, CHANGES),
-	SD_BUS_PROPERTY("AuthMethod", "s", prop_order_auth_method, 0, CHANGES),
-	SD_BUS_PROPERTY("CreatedAt", "t", prop_order_created, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("UpdatedAt", "t", prop_order_updated, 0, CHANGES),
-	SD_BUS_PROPERTY("History", "a(tss)", prop_order_history, 0, CHANGES),
-	SD_BUS_METHOD_WITH_ARGS("Update", SD_BUS_ARGS("a{sv}", fields), SD_BUS_NO_RESULT,
-				method_order_update, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD_WITH_ARGS("Confirm", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act,
-				SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD_WITH_ARGS("AttachMaterial", SD_BUS_ARGS("s", kind, "s", filename, "h", fd),
-				SD_BUS_NO_RESULT, method_order_attach_material,
-				SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act,
-				SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_VTABLE_END,
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Id", "s", prop_order_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Kind", "s", prop_order_kind, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("SubjectType", "s", prop_order_subject_type, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Vendor", "s", prop_order_vendor, 0, CHANGES),
+    SD_BUS_PROPERTY("State", "s", prop_order_state, 0, CHANGES),
+    SD_BUS_PROPERTY("Fields",
+		    "a{sv}",
+		    prop_order_fields,
+		    0,
+		    SD_BUS_VTABLE_PROPERTY_EXPLICIT | SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+    SD_BUS_PROPERTY("Materials", "as", prop_order_materials, 0, CHANGES),
+    SD_BUS_PROPERTY("Missing", "as", prop_order_missing, 0, CHANGES),
+    SD_BUS_PROPERTY("NextActions", "as", prop_order_next_actions, 0, CHANGES),
+    SD_BUS_PROPERTY("Warnings", "as", prop_order_warnings, 0, CHANGES),
+    SD_BUS_PROPERTY("AmountFen", "t", prop_order_amount, 0, CHANGES),
+    SD_BUS_PROPERTY("AuthMethod", "s", prop_order_auth_method, 0, CHANGES),
+    SD_BUS_PROPERTY("CreatedAt", "t", prop_order_created, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("UpdatedAt", "t", prop_order_updated, 0, CHANGES),
+    SD_BUS_PROPERTY("History", "a(tss)", prop_order_history, 0, CHANGES),
+    SD_BUS_METHOD_WITH_ARGS("Update",
+			    SD_BUS_ARGS("a{sv}", fields),
+			    SD_BUS_NO_RESULT,
+			    method_order_update,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS(
+	"Confirm", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("AttachMaterial",
+			    SD_BUS_ARGS("s", kind, "s", filename, "h", fd),
+			    SD_BUS_NO_RESULT,
+			    method_order_attach_material,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS(
+	"Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_VTABLE_END,
 };
 
 /* --- Engine announcements → signals ------------------------------------------------- */
@@ -944,8 +1004,12 @@ order_audience(CsDbus *self, CsOrder *order)
 
 /* Append {name: value} of the Order properties whose flags match @want (and not @skip). */
 static int
-append_order_properties(CsDbus *self, sd_bus_message *m, const char *path, guint64 want,
-			guint64 skip, gboolean names_only)
+append_order_properties(CsDbus *self,
+			sd_bus_message *m,
+			const char *path,
+			guint64 want,
+			guint64 skip,
+			gboolean names_only)
 {
 	int r = names_only ? sd_bus_message_open_container(m, 'a', "s")
 			   : sd_bus_message_open_container(m, 'a', "{sv}");
@@ -983,7 +1047,8 @@ static int
 build_interfaces_added(CsDbus *self, const char *path, sd_bus_message **ret)
 {
 	g_autoptr(sd_bus_message) m = NULL;
-	const char *standard[] = {"org.freedesktop.DBus.Peer", "org.freedesktop.DBus.Introspectable",
+	const char *standard[] = {"org.freedesktop.DBus.Peer",
+				  "org.freedesktop.DBus.Introspectable",
 				  "org.freedesktop.DBus.Properties"};
 	int r = sd_bus_message_new_signal(self->bus, &m, CS_DBUS_PATH,
 					  "org.freedesktop.DBus.ObjectManager", "InterfacesAdded");
@@ -999,7 +1064,8 @@ build_interfaces_added(CsDbus *self, const char *path, sd_bus_message **ret)
 	if (r >= 0)
 		r = sd_bus_message_append(m, "s", CS_DBUS_ORDER_IFACE);
 	if (r >= 0)
-		r = append_order_properties(self, m, path, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT, FALSE);
+		r = append_order_properties(self, m, path, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT,
+					    FALSE);
 	if (r >= 0)
 		r = sd_bus_message_close_container(m);
 	if (r >= 0)
@@ -1019,7 +1085,8 @@ build_properties_changed(CsDbus *self, const char *path, sd_bus_message **ret)
 	if (r >= 0)
 		r = sd_bus_message_append(m, "s", CS_DBUS_ORDER_IFACE);
 	if (r >= 0)
-		r = append_order_properties(self, m, path, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE, 0, FALSE);
+		r = append_order_properties(self, m, path, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE, 0,
+					    FALSE);
 	if (r >= 0)
 		r = append_order_properties(self, m, path,
 					    SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION, 0, TRUE);
@@ -1062,10 +1129,12 @@ cs_dbus_new(CsEngine *engine, const char *const *drivers, CsBusType bus_type, GE
 	self->drivers = g_strdupv((char **)drivers);
 	self->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
-	r = bus_type == CS_BUS_SESSION ? sd_bus_open_user_with_description(&self->bus, "certseald")
-				       : sd_bus_open_system_with_description(&self->bus, "certseald");
+	r = bus_type == CS_BUS_SESSION
+		? sd_bus_open_user_with_description(&self->bus, "certseald")
+		: sd_bus_open_system_with_description(&self->bus, "certseald");
 	if (r < 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "cannot connect to the %s bus: %s",
+		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+			    "cannot connect to the %s bus: %s",
 			    bus_type == CS_BUS_SESSION ? "session" : "system", g_strerror(-r));
 		return NULL;
 	}
@@ -1098,7 +1167,8 @@ cs_dbus_new(CsEngine *engine, const char *const *drivers, CsBusType bus_type, GE
 	/* Objects first, then the name: a client that sees the name finds them. */
 	r = sd_bus_request_name(self->bus, CS_DBUS_NAME, 0);
 	if (r < 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "cannot own %s: %s", CS_DBUS_NAME,
+		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "cannot own %s: %s",
+			    CS_DBUS_NAME,
 			    r == -EEXIST ? "another certseald owns it" : g_strerror(-r));
 		return NULL;
 	}

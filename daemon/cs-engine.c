@@ -32,7 +32,7 @@ struct _CsEngine {
 	GHashTable *plugins; /* kind → const CsPlugin* */
 	GHashTable *orders;  /* id → CsOrder* */
 	GArray *listeners;   /* Listener */
-	CsCaSet *cas;        /* borrowed; NULL until the daemon sets it */
+	CsCaSet *cas;	     /* borrowed; NULL until the daemon sets it */
 };
 
 /* Transient states and where they fall back to after a restart (DESIGN §3.3). */
@@ -40,8 +40,8 @@ static const struct {
 	const char *transient;
 	const char *stable;
 } transient_states[] = {
-	{"making", "approved"},
-	{"downloading", "downloadable"},
+    {"making", "approved"},
+    {"downloading", "downloadable"},
 };
 
 /* The field that identifies a subject in the registry (DESIGN §1). */
@@ -106,8 +106,8 @@ cs_engine_new(CsConfig *config, CsLedger *ledger)
 	engine->config = config;
 	engine->ledger = ledger;
 	engine->plugins = g_hash_table_new(g_str_hash, g_str_equal);
-	engine->orders = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-					       (GDestroyNotify)order_free);
+	engine->orders =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)order_free);
 	engine->listeners = g_array_new(FALSE, TRUE, sizeof(Listener));
 	return engine;
 }
@@ -127,8 +127,8 @@ gboolean
 cs_engine_add_plugin(CsEngine *engine, const CsPlugin *plugin, GError **error)
 {
 	if (g_hash_table_contains(engine->plugins, plugin->kind)) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "kind %s is already provided", plugin->kind);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "kind %s is already provided",
+			    plugin->kind);
 		return FALSE;
 	}
 	if (!cs_plugin_run_init(plugin, engine, error))
@@ -300,8 +300,8 @@ cs_engine_check_access(CsEngine *engine, const CsRequest *request, CsOrder *orde
 		return TRUE;
 	if (request->uid == 0 || request->uid == order->owner_uid)
 		return TRUE;
-	g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
-		    "order %s belongs to another user", order->id);
+	g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED, "order %s belongs to another user",
+		    order->id);
 	return FALSE;
 }
 
@@ -318,7 +318,8 @@ find_field_spec(const CsPlugin *plugin, CsSubjectType subject_type, const char *
 
 /* Validate one value; *normalized is the string to store (NULL: remove the field). */
 static gboolean
-validate_value(CsEngine *engine, const CsFieldSpec *spec, const char *value, char **normalized, GError **error)
+validate_value(
+    CsEngine *engine, const CsFieldSpec *spec, const char *value, char **normalized, GError **error)
 {
 	g_autofree char *v = g_strdup(value);
 	gboolean ok = TRUE;
@@ -370,8 +371,8 @@ validate_value(CsEngine *engine, const CsFieldSpec *spec, const char *value, cha
 	case CS_FIELD_ENUM:
 		if (!g_strv_contains(spec->choices, v)) {
 			g_autofree char *choices = g_strjoinv(", ", (char **)spec->choices);
-			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "must be one of %s", choices);
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "must be one of %s",
+				    choices);
 			ok = FALSE;
 		}
 		break;
@@ -402,7 +403,8 @@ merge_fields(CsEngine *engine,
 	     GPtrArray *changed_names,
 	     GError **error)
 {
-	g_autoptr(GHashTable) merged = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_autoptr(GHashTable) merged =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	g_autoptr(GPtrArray) keys = NULL;
 	GVariantBuilder builder;
 	GHashTableIter hiter;
@@ -484,8 +486,11 @@ merge_fields(CsEngine *engine,
  * caller by an SMS code to the registered phone (reissue, order query).
  */
 static gboolean
-check_registry(CsEngine *engine, const CsPlugin *plugin, CsSubjectType subject_type,
-	       GVariant *fields, GError **error)
+check_registry(CsEngine *engine,
+	       const CsPlugin *plugin,
+	       CsSubjectType subject_type,
+	       GVariant *fields,
+	       GError **error)
 {
 	const char *key = subject_key_field(subject_type);
 	const char *id_number = NULL;
@@ -530,9 +535,9 @@ names_data(GPtrArray *names)
 
 	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
 	if (names != NULL)
-		g_variant_builder_add(&b, "{sv}", "fields",
-				      g_variant_new_strv((const char *const *)names->pdata,
-							 names->len));
+		g_variant_builder_add(
+		    &b, "{sv}", "fields",
+		    g_variant_new_strv((const char *const *)names->pdata, names->len));
 	return g_variant_builder_end(&b);
 }
 
@@ -617,17 +622,14 @@ require_plugin(CsOrder *order, GError **error)
 {
 	if (order->plugin != NULL)
 		return TRUE;
-	g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
-		    "order %s: the %s flow is not loaded", order->id, order->kind);
+	g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "order %s: the %s flow is not loaded",
+		    order->id, order->kind);
 	return FALSE;
 }
 
 gboolean
-cs_engine_update_order(CsEngine *engine,
-		       const CsRequest *request,
-		       CsOrder *order,
-		       GVariant *fields,
-		       GError **error)
+cs_engine_update_order(
+    CsEngine *engine, const CsRequest *request, CsOrder *order, GVariant *fields, GError **error)
 {
 	const CsPlugin *plugin = order->plugin;
 	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
@@ -645,7 +647,8 @@ cs_engine_update_order(CsEngine *engine,
 				    "only the applicant changes an order's fields");
 		return FALSE;
 	}
-	if (plugin->editable_states == NULL || !g_strv_contains(plugin->editable_states, order->state)) {
+	if (plugin->editable_states == NULL ||
+	    !g_strv_contains(plugin->editable_states, order->state)) {
 		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
 			    "order %s is %s: its fields can no longer be changed", order->id,
 			    order->state);
@@ -735,11 +738,8 @@ record_transition(CsEngine *engine,
 }
 
 gboolean
-cs_engine_act(CsEngine *engine,
-	      const CsRequest *request,
-	      CsOrder *order,
-	      const char *action,
-	      GError **error)
+cs_engine_act(
+    CsEngine *engine, const CsRequest *request, CsOrder *order, const char *action, GError **error)
 {
 	return cs_engine_act_full(engine, request, order, action, NULL, NULL, error);
 }
@@ -774,7 +774,8 @@ cs_engine_act_full(CsEngine *engine,
 		gboolean from_here = FALSE;
 		for (guint i = 0; i < plugin->n_transitions; i++) {
 			const CsTransition *t = &plugin->transitions[i];
-			if (g_strcmp0(t->action, action) == 0 && g_strcmp0(t->from, order->state) == 0)
+			if (g_strcmp0(t->action, action) == 0 &&
+			    g_strcmp0(t->from, order->state) == 0)
 				from_here = TRUE;
 		}
 		if (possible_in->len == 0) {
@@ -818,7 +819,8 @@ cs_engine_recover(CsEngine *engine, guint *n_recovered, GError **error)
 		if (ids == NULL)
 			return FALSE;
 		for (guint j = 0; j < ids->len; j++) {
-			CsOrder *order = cs_engine_get_order(engine, g_ptr_array_index(ids, j), error);
+			CsOrder *order =
+			    cs_engine_get_order(engine, g_ptr_array_index(ids, j), error);
 			if (order == NULL)
 				return FALSE;
 			if (!record_transition(engine, order, "recovered",
@@ -848,7 +850,8 @@ cs_engine_next_actions(CsEngine *engine, CsOrder *order)
 
 	if (plugin == NULL)
 		return g_strv_builder_end(b);
-	if (plugin->editable_states != NULL && g_strv_contains(plugin->editable_states, order->state))
+	if (plugin->editable_states != NULL &&
+	    g_strv_contains(plugin->editable_states, order->state))
 		strv_builder_take(b, g_strdup("Update"));
 	if (plugin->n_materials > 0 && plugin->material_states != NULL &&
 	    g_strv_contains(plugin->material_states, order->state))
@@ -1031,9 +1034,10 @@ cs_engine_warnings(CsEngine *engine, CsOrder *order)
 		if (f->type != CS_FIELD_BANK_CARD || !(f->subject_types & order->subject_type))
 			continue;
 		if (g_variant_lookup(order->fields, f->name, "&s", &v) && !cs_luhn_ok(v))
-			strv_builder_take(b, g_strdup_printf(
-			    "%s: fails the Luhn check; the reviewer will compare it with the card",
-			    f->name));
+			strv_builder_take(b,
+					  g_strdup_printf("%s: fails the Luhn check; the reviewer "
+							  "will compare it with the card",
+							  f->name));
 	}
 	return g_strv_builder_end(b);
 }
@@ -1074,9 +1078,9 @@ cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error)
 	for (guint i = 0; i < plugin->n_fields; i++) {
 		const CsFieldSpec *f = &plugin->fields[i];
 		const char *v = cs_order_get_field(order, f->name);
-		gboolean handler_phone = g_strcmp0(f->name, "handler_phone") == 0 ||
-					 (order->subject_type == CS_SUBJECT_PERSON &&
-					  g_strcmp0(f->name, "phone") == 0);
+		gboolean handler_phone =
+		    g_strcmp0(f->name, "handler_phone") == 0 ||
+		    (order->subject_type == CS_SUBJECT_PERSON && g_strcmp0(f->name, "phone") == 0);
 		if (v != NULL && (f->subject_types & order->subject_type) &&
 		    (f->identity || handler_phone))
 			g_variant_dict_insert(&dict, f->name, "s", v);
@@ -1084,9 +1088,9 @@ cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error)
 	identity = g_variant_ref_sink(g_variant_dict_end(&dict));
 	if (!cs_ledger_begin(engine->ledger, error))
 		return FALSE;
-	if (!cs_ledger_record_subject(engine->ledger, cs_subject_type_to_string(order->subject_type),
-				      id_number, identity, g_get_real_time(),
-				      error) ||
+	if (!cs_ledger_record_subject(engine->ledger,
+				      cs_subject_type_to_string(order->subject_type), id_number,
+				      identity, g_get_real_time(), error) ||
 	    !cs_ledger_commit(engine->ledger, error)) {
 		cs_ledger_rollback(engine->ledger);
 		return FALSE;

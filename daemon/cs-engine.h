@@ -25,7 +25,7 @@ struct _CsOrder {
 	char *state;
 	guint32 owner_uid;
 	GVariant *fields; /* a{sv}: field name → string */
-	gint64 created;   /* microseconds since the epoch */
+	gint64 created;	  /* microseconds since the epoch */
 	gint64 updated;
 	const CsPlugin *plugin;
 };
@@ -75,25 +75,18 @@ CsOrder *cs_engine_get_order(CsEngine *engine, const char *id, GError **error);
 /* Ids of every order, oldest first. */
 GPtrArray *cs_engine_list_order_ids(CsEngine *engine, GError **error);
 /* Ids of the orders @request may see, oldest first, without loading them. */
-GPtrArray *cs_engine_list_visible_order_ids(CsEngine *engine, const CsRequest *request, GError **error);
+GPtrArray *
+cs_engine_list_visible_order_ids(CsEngine *engine, const CsRequest *request, GError **error);
 
 /* May @request see and act on @order at all? (owner uid or root for desktop callers). */
-gboolean cs_engine_check_access(CsEngine *engine,
-				const CsRequest *request,
-				CsOrder *order,
-				GError **error);
+gboolean
+cs_engine_check_access(CsEngine *engine, const CsRequest *request, CsOrder *order, GError **error);
 /* Change fields (an a{sv} of strings; "" removes a field) where the plugin allows it. */
-gboolean cs_engine_update_order(CsEngine *engine,
-				const CsRequest *request,
-				CsOrder *order,
-				GVariant *fields,
-				GError **error);
+gboolean cs_engine_update_order(
+    CsEngine *engine, const CsRequest *request, CsOrder *order, GVariant *fields, GError **error);
 /* Perform the transition named @action from the order's state. */
-gboolean cs_engine_act(CsEngine *engine,
-		       const CsRequest *request,
-		       CsOrder *order,
-		       const char *action,
-		       GError **error);
+gboolean cs_engine_act(
+    CsEngine *engine, const CsRequest *request, CsOrder *order, const char *action, GError **error);
 
 /* Work done inside the transaction that records a transition (e.g. completing the office
  * task that asked for it), so both commit or neither does. Return FALSE with @error set to

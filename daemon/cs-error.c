@@ -3,25 +3,25 @@
  */
 #include "certseal/plugin.h"
 
-G_DEFINE_QUARK(certseal-error-quark, cs_error)
+G_DEFINE_QUARK(certseal - error - quark, cs_error)
 
 static const char *const error_names[CS_ERROR_LAST] = {
-	[CS_ERROR_INTERNAL] = "org.certseal.Error.Internal",
-	[CS_ERROR_INVALID_INPUT] = "org.certseal.Error.InvalidInput",
-	[CS_ERROR_NOT_ELIGIBLE] = "org.certseal.Error.NotEligible",
-	[CS_ERROR_WRONG_STATE] = "org.certseal.Error.WrongState",
-	[CS_ERROR_PIN_INCORRECT] = "org.certseal.Error.PinIncorrect",
-	[CS_ERROR_PIN_LOCKED] = "org.certseal.Error.PinLocked",
-	[CS_ERROR_MULTIPLE_KEYS] = "org.certseal.Error.MultipleKeys",
-	[CS_ERROR_KEY_REMOVED] = "org.certseal.Error.KeyRemoved",
-	[CS_ERROR_NO_KEY] = "org.certseal.Error.NoKey",
-	[CS_ERROR_CODE_INVALID] = "org.certseal.Error.CodeInvalid",
-	[CS_ERROR_CODE_EXPIRED] = "org.certseal.Error.CodeExpired",
-	[CS_ERROR_TOO_MANY_ATTEMPTS] = "org.certseal.Error.TooManyAttempts",
-	[CS_ERROR_RATE_LIMITED] = "org.certseal.Error.RateLimited",
-	[CS_ERROR_NOT_FOUND] = "org.certseal.Error.NotFound",
-	[CS_ERROR_ACCESS_DENIED] = "org.certseal.Error.AccessDenied",
-	[CS_ERROR_UNAVAILABLE] = "org.certseal.Error.Unavailable",
+    [CS_ERROR_INTERNAL] = "org.certseal.Error.Internal",
+    [CS_ERROR_INVALID_INPUT] = "org.certseal.Error.InvalidInput",
+    [CS_ERROR_NOT_ELIGIBLE] = "org.certseal.Error.NotEligible",
+    [CS_ERROR_WRONG_STATE] = "org.certseal.Error.WrongState",
+    [CS_ERROR_PIN_INCORRECT] = "org.certseal.Error.PinIncorrect",
+    [CS_ERROR_PIN_LOCKED] = "org.certseal.Error.PinLocked",
+    [CS_ERROR_MULTIPLE_KEYS] = "org.certseal.Error.MultipleKeys",
+    [CS_ERROR_KEY_REMOVED] = "org.certseal.Error.KeyRemoved",
+    [CS_ERROR_NO_KEY] = "org.certseal.Error.NoKey",
+    [CS_ERROR_CODE_INVALID] = "org.certseal.Error.CodeInvalid",
+    [CS_ERROR_CODE_EXPIRED] = "org.certseal.Error.CodeExpired",
+    [CS_ERROR_TOO_MANY_ATTEMPTS] = "org.certseal.Error.TooManyAttempts",
+    [CS_ERROR_RATE_LIMITED] = "org.certseal.Error.RateLimited",
+    [CS_ERROR_NOT_FOUND] = "org.certseal.Error.NotFound",
+    [CS_ERROR_ACCESS_DENIED] = "org.certseal.Error.AccessDenied",
+    [CS_ERROR_UNAVAILABLE] = "org.certseal.Error.Unavailable",
 };
 
 const char *

@@ -68,9 +68,11 @@ static const Box org_boxes[] = {
 };
 
 static const char *const org_notes[] = {
-    "请在方框内清晰加盖印章，印迹完整、不重叠、不出框。Stamp each seal inside its box: complete, not overlapping, not crossing the border.",
+    "请在方框内清晰加盖印章，印迹完整、不重叠、不出框。Stamp each seal inside its box: complete, "
+    "not overlapping, not crossing the border.",
     "请用黑色或蓝色签字笔填写。Fill in with a black or blue pen.",
-    "加盖单位公章后扫描（不低于 300 dpi），以 PDF、PNG 或 JPEG 上传作为“印章采样表”。Scan at 300 dpi or more after sealing and upload it as PDF, PNG or JPEG.",
+    "加盖单位公章后扫描（不低于 300 dpi），以 PDF、PNG 或 JPEG 上传作为“印章采样表”。Scan at 300 "
+    "dpi or more after sealing and upload it as PDF, PNG or JPEG.",
     NULL,
 };
 
@@ -88,9 +90,12 @@ static const Box person_boxes[] = {
 };
 
 static const char *const person_notes[] = {
-    "签名须由申请人本人亲笔书写，字迹清晰、不出框。The applicant signs in person, legibly, inside each box.",
-    "签名或盖个人印章后，由所在单位加盖公章。After signing or stamping, have your organisation add its official seal.",
-    "扫描（不低于 300 dpi）后以 PDF、PNG 或 JPEG 上传作为“个人签章采样表”。Scan at 300 dpi or more and upload it as PDF, PNG or JPEG.",
+    "签名须由申请人本人亲笔书写，字迹清晰、不出框。The applicant signs in person, legibly, inside "
+    "each box.",
+    "签名或盖个人印章后，由所在单位加盖公章。After signing or stamping, have your organisation add "
+    "its official seal.",
+    "扫描（不低于 300 dpi）后以 PDF、PNG 或 JPEG 上传作为“个人签章采样表”。Scan at 300 dpi or more "
+    "and upload it as PDF, PNG or JPEG.",
     NULL,
 };
 
@@ -98,16 +103,23 @@ static const Form forms[] = {
     {"seal_form_org", "电子印章采样表（单位）", "Electronic seal sample form — organisation",
      org_rows, G_N_ELEMENTS(org_rows), org_boxes, G_N_ELEMENTS(org_boxes), org_notes,
      "单位（公章）：                              日期：        年      月      日"},
-    {"seal_form_person", "个人签章采样表", "Personal signature and seal sample form",
-     person_rows, G_N_ELEMENTS(person_rows), person_boxes, G_N_ELEMENTS(person_boxes),
-     person_notes,
-     "申请人签字：                    单位（公章）：                    日期：      年    月    日"},
+    {"seal_form_person", "个人签章采样表", "Personal signature and seal sample form", person_rows,
+     G_N_ELEMENTS(person_rows), person_boxes, G_N_ELEMENTS(person_boxes), person_notes,
+     "申请人签字：                    单位（公章）：                    日期：      年    月    "
+     "日"},
 };
 
 /* Text in grey level @grey (0 black … 1 white); returns the height used. */
 static double
-draw_text(cairo_t *cr, const char *text, double x, double y, double width, double size,
-	  gboolean bold, PangoAlignment align, double grey)
+draw_text(cairo_t *cr,
+	  const char *text,
+	  double x,
+	  double y,
+	  double width,
+	  double size,
+	  gboolean bold,
+	  PangoAlignment align,
+	  double grey)
 {
 	cairo_set_source_rgb(cr, grey, grey, grey);
 	return cs_pdf_text(cr, text, x, y, width, size, bold, align);
@@ -171,10 +183,12 @@ draw_form(cairo_t *cr, const Form *form)
 	double y = MARGIN;
 
 	y += draw_text(cr, form->title, MARGIN, y, width, 20, TRUE, PANGO_ALIGN_CENTER, 0);
-	y += draw_text(cr, form->title_en, MARGIN, y + 2, width, 10, FALSE, PANGO_ALIGN_CENTER, 0.35);
+	y += draw_text(cr, form->title_en, MARGIN, y + 2, width, 10, FALSE, PANGO_ALIGN_CENTER,
+		       0.35);
 	y = draw_rows(cr, form, y + 24);
 	y += 18;
-	y += draw_text(cr, "印章 / 签名采样 Samples", MARGIN, y, width, 12, TRUE, PANGO_ALIGN_LEFT, 0);
+	y += draw_text(cr, "印章 / 签名采样 Samples", MARGIN, y, width, 12, TRUE, PANGO_ALIGN_LEFT,
+		       0);
 	y = draw_boxes(cr, form, y + 8);
 	y += 16;
 	y += draw_text(cr, "说明 Notes", MARGIN, y, width, 11, TRUE, PANGO_ALIGN_LEFT, 0);
@@ -212,8 +226,8 @@ cs_forms_render(const char *name, GError **error)
 	}
 	if (form == NULL) {
 		g_autofree char *known = g_strjoinv(", ", (char **)form_names);
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "name: no form '%s' (available: %s)",
-			    name, known);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "name: no form '%s' (available: %s)", name, known);
 		return NULL;
 	}
 	G_LOCK(cache);

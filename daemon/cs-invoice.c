@@ -21,7 +21,8 @@
 #include "cs-pdf.h"
 #include "cs-validate.h"
 
-static const char *const digit_words[] = {"零", "壹", "贰", "叁", "肆", "伍", "陆", "柒", "捌", "玖"};
+static const char *const digit_words[] = {"零", "壹", "贰", "叁", "肆",
+					  "伍", "陆", "柒", "捌", "玖"};
 static const char *const small_units[] = {"", "拾", "佰", "仟"};
 static const char *const group_units[] = {"", "万", "亿", "万亿", "亿亿"};
 
@@ -116,8 +117,14 @@ cs_amount_format(guint64 fen)
 #define MARGIN 36.0
 
 static void
-text_at(cairo_t *cr, const char *text, double x, double y, double width, double size,
-	gboolean bold, PangoAlignment align)
+text_at(cairo_t *cr,
+	const char *text,
+	double x,
+	double y,
+	double width,
+	double size,
+	gboolean bold,
+	PangoAlignment align)
 {
 	cs_pdf_text(cr, text, x, y, width, size, bold, align);
 }
@@ -131,7 +138,12 @@ box(cairo_t *cr, double x, double y, double w, double h)
 }
 
 static void
-draw_party(cairo_t *cr, double x, double y, double w, const char *role, const char *name,
+draw_party(cairo_t *cr,
+	   double x,
+	   double y,
+	   double w,
+	   const char *role,
+	   const char *name,
 	   const char *tax_id)
 {
 	g_autofree char *line1 = g_strdup_printf("名称：%s", name);
@@ -147,19 +159,21 @@ static void
 draw_invoice(cairo_t *cr, const CsInvoice *inv)
 {
 	const double width = PAGE_W - 2 * MARGIN, half = width / 2;
-	guint64 tax = (inv->amount_fen * inv->tax_rate_permille * 2 + (1000 + inv->tax_rate_permille)) /
-		      (2 * (1000 + inv->tax_rate_permille));
+	guint64 tax =
+	    (inv->amount_fen * inv->tax_rate_permille * 2 + (1000 + inv->tax_rate_permille)) /
+	    (2 * (1000 + inv->tax_rate_permille));
 	guint64 net = inv->amount_fen - tax;
 	g_autofree char *issued = g_date_time_format(inv->issued, "%Y年%m月%d日");
 	g_autofree char *head = g_strdup_printf("发票号码：%s    开票日期：%s    订单号：%s",
-						 inv->number, issued, inv->order_id);
+						inv->number, issued, inv->order_id);
 	g_autofree char *net_s = cs_amount_format(net);
 	g_autofree char *tax_s = cs_amount_format(tax);
 	g_autofree char *total_s = cs_amount_format(inv->amount_fen);
 	g_autofree char *words = cs_amount_in_capitals(inv->amount_fen);
-	g_autofree char *rate = g_strdup_printf("%u.%u%%", inv->tax_rate_permille / 10,
-						inv->tax_rate_permille % 10);
-	g_autofree char *total_line = g_strdup_printf("价税合计（大写）%s        （小写）%s", words, total_s);
+	g_autofree char *rate =
+	    g_strdup_printf("%u.%u%%", inv->tax_rate_permille / 10, inv->tax_rate_permille % 10);
+	g_autofree char *total_line =
+	    g_strdup_printf("价税合计（大写）%s        （小写）%s", words, total_s);
 	double y = MARGIN;
 
 	cairo_set_source_rgb(cr, 0.55, 0.1, 0.1);
@@ -187,8 +201,8 @@ draw_invoice(cairo_t *cr, const CsInvoice *inv)
 	box(cr, MARGIN, y, width, 24);
 	text_at(cr, total_line, MARGIN + 6, y + 6, width - 12, 10, TRUE, PANGO_ALIGN_LEFT);
 	y += 34;
-	text_at(cr, "本发票由 CA 证书与电子签章共享平台开具，与纸质发票具有同等效力。", MARGIN, y, width,
-		7.5, FALSE, PANGO_ALIGN_CENTER);
+	text_at(cr, "本发票由 CA 证书与电子签章共享平台开具，与纸质发票具有同等效力。", MARGIN, y,
+		width, 7.5, FALSE, PANGO_ALIGN_CENTER);
 }
 
 static void
@@ -218,8 +232,9 @@ cs_invoice_render(const CsInvoice *inv, GError **error)
 	    !require(inv->seller_tax_id, "seller_tax_id", error))
 		return NULL;
 	if (inv->issued == NULL || inv->amount_fen == 0 || inv->tax_rate_permille > 1000) {
-		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "invoice: needs an issue date, a non-zero amount and a tax rate ≤ 100 %");
+		g_set_error_literal(
+		    error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+		    "invoice: needs an issue date, a non-zero amount and a tax rate ≤ 100 %");
 		return NULL;
 	}
 	title = g_strdup_printf("电子发票 %s", inv->number);

@@ -8,14 +8,14 @@
 G_BEGIN_DECLS
 
 typedef struct {
-	const char *number;        /* the invoice number, unique per seller */
-	GDateTime *issued;         /* local time */
+	const char *number; /* the invoice number, unique per seller */
+	GDateTime *issued;  /* local time */
 	const char *order_id;
-	const char *buyer_name;    /* the organisation's or the person's name (not editable) */
-	const char *buyer_tax_id;  /* the USCC for an organisation, NULL for a person */
-	const char *item;          /* e.g. "数字证书及电子签章服务（新办）" */
-	guint64 amount_fen;        /* tax included */
-	guint tax_rate_permille;   /* e.g. 60 for 6 % */
+	const char *buyer_name;	  /* the organisation's or the person's name (not editable) */
+	const char *buyer_tax_id; /* the USCC for an organisation, NULL for a person */
+	const char *item;	  /* e.g. "数字证书及电子签章服务（新办）" */
+	guint64 amount_fen;	  /* tax included */
+	guint tax_rate_permille;  /* e.g. 60 for 6 % */
 	const char *seller_name;
 	const char *seller_tax_id;
 } CsInvoice;

@@ -166,7 +166,7 @@ static const char *const migration_sql[] = {
     [4] = "CREATE TABLE certificates ("
 	  "  serial TEXT PRIMARY KEY," /* 32 upper-case hex digits */
 	  "  vendor TEXT NOT NULL,"
-	  "  role TEXT NOT NULL," /* root | issuing | seal_maker | subscriber */
+	  "  role TEXT NOT NULL,"    /* root | issuing | seal_maker | subscriber */
 	  "  subject TEXT NOT NULL," /* RFC 2253 text */
 	  "  subject_type TEXT NULL,"
 	  "  id_number TEXT NULL,"
@@ -203,13 +203,13 @@ static const char *const migration_sql[] = {
 	  "  service TEXT NOT NULL,"
 	  "  order_id TEXT NULL REFERENCES orders(id),"
 	  "  expected_state TEXT NULL," /* the order's state the task was made for */
-	  "  payload TEXT NOT NULL,"    /* JSON object */
+	  "  payload TEXT NOT NULL,"	/* JSON object */
 	  "  secret_ref INTEGER NULL REFERENCES secrets(id),"
-	  "  state TEXT NOT NULL,"      /* queued | leased | done | failed */
+	  "  state TEXT NOT NULL," /* queued | leased | done | failed */
 	  "  lease TEXT NULL,"
 	  "  lease_user TEXT NULL,"
 	  "  attempts INTEGER NOT NULL DEFAULT 0,"
-	  "  result TEXT NULL,"         /* JSON, once done or failed */
+	  "  result TEXT NULL," /* JSON, once done or failed */
 	  "  created INTEGER NOT NULL,"
 	  "  updated INTEGER NOT NULL);"
 	  "CREATE INDEX tasks_state ON tasks(state, service);"
@@ -1714,7 +1714,7 @@ cs_cert_row_free(CsCertRow *row)
 }
 
 #define CERT_COLUMNS                                                                               \
-	"serial, vendor, role, subject, subject_type, id_number, order_id, not_before, "          \
+	"serial, vendor, role, subject, subject_type, id_number, order_id, not_before, "           \
 	"not_after, status, revoked_at, reason, der, created"
 
 static CsCertRow *
@@ -1734,7 +1734,8 @@ cert_row_from_stmt(sqlite3_stmt *stmt)
 	row->status = column_dup(stmt, 9);
 	row->revoked_at = sqlite3_column_int64(stmt, 10);
 	row->reason = column_dup(stmt, 11);
-	row->der = g_bytes_new(sqlite3_column_blob(stmt, 12), (gsize)sqlite3_column_bytes(stmt, 12));
+	row->der =
+	    g_bytes_new(sqlite3_column_blob(stmt, 12), (gsize)sqlite3_column_bytes(stmt, 12));
 	row->created = sqlite3_column_int64(stmt, 13);
 	return row;
 }
@@ -1783,8 +1784,8 @@ cs_ledger_serial_used(CsLedger *ledger, const char *serial, gboolean *used, GErr
 
 	g_return_val_if_fail(ledger != NULL && serial != NULL, FALSE);
 
-	stmt = stmt_prepare(ledger->db, "SELECT count(*) FROM certificates WHERE serial = ?1",
-			    error);
+	stmt =
+	    stmt_prepare(ledger->db, "SELECT count(*) FROM certificates WHERE serial = ?1", error);
 	if (stmt == NULL)
 		return FALSE;
 	bind_text(stmt, 1, serial);
@@ -1821,7 +1822,8 @@ cs_ledger_load_certificate(CsLedger *ledger, const char *serial, GError **error)
 static GPtrArray *
 cert_rows(CsLedger *ledger, sqlite3_stmt *stmt, GError **error)
 {
-	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)cs_cert_row_free);
+	g_autoptr(GPtrArray) rows =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)cs_cert_row_free);
 	int rc;
 
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
@@ -1865,10 +1867,11 @@ cs_ledger_list_revoked(CsLedger *ledger, const char *vendor, GError **error)
 
 	g_return_val_if_fail(ledger != NULL && vendor != NULL, NULL);
 
-	stmt = stmt_prepare(ledger->db,
-			    "SELECT " CERT_COLUMNS " FROM certificates WHERE vendor = ?1 "
-			    "AND status = 'revoked' AND role = 'subscriber' ORDER BY revoked_at, serial",
-			    error);
+	stmt = stmt_prepare(
+	    ledger->db,
+	    "SELECT " CERT_COLUMNS " FROM certificates WHERE vendor = ?1 "
+	    "AND status = 'revoked' AND role = 'subscriber' ORDER BY revoked_at, serial",
+	    error);
 	if (stmt == NULL)
 		return NULL;
 	bind_text(stmt, 1, vendor);
@@ -1876,11 +1879,8 @@ cs_ledger_list_revoked(CsLedger *ledger, const char *vendor, GError **error)
 }
 
 gboolean
-cs_ledger_revoke_certificate(CsLedger *ledger,
-			     const char *serial,
-			     const char *reason,
-			     gint64 revoked_at,
-			     GError **error)
+cs_ledger_revoke_certificate(
+    CsLedger *ledger, const char *serial, const char *reason, gint64 revoked_at, GError **error)
 {
 	g_autoptr(sqlite3_stmt) stmt = NULL;
 
@@ -1958,7 +1958,8 @@ cs_ledger_insert_material(CsLedger *ledger, const CsMaterialRow *row, GError **e
 	gconstpointer data;
 
 	g_return_val_if_fail(ledger != NULL && row != NULL, FALSE);
-	g_return_val_if_fail(row->order_id != NULL && row->kind != NULL && row->data != NULL, FALSE);
+	g_return_val_if_fail(row->order_id != NULL && row->kind != NULL && row->data != NULL,
+			     FALSE);
 
 	if (!require_transaction(ledger, "recording a material", error))
 		return FALSE;
@@ -1995,8 +1996,8 @@ material_row_from_stmt(sqlite3_stmt *stmt, gboolean with_data)
 	row->created = sqlite3_column_int64(stmt, 6);
 	row->actor = column_dup(stmt, 7);
 	if (with_data)
-		row->data = g_bytes_new(sqlite3_column_blob(stmt, 8),
-					(gsize)sqlite3_column_bytes(stmt, 8));
+		row->data =
+		    g_bytes_new(sqlite3_column_blob(stmt, 8), (gsize)sqlite3_column_bytes(stmt, 8));
 	return row;
 }
 
@@ -2049,8 +2050,8 @@ cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind
 	if (rc == SQLITE_ROW)
 		return material_row_from_stmt(stmt, TRUE);
 	if (rc == SQLITE_DONE)
-		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "%s: order %s has no such material",
-			    kind, order_id);
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
+			    "%s: order %s has no such material", kind, order_id);
 	else
 		set_sqlite_error(ledger->db, "loading a material", error);
 	return NULL;

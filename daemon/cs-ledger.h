@@ -47,7 +47,7 @@ typedef struct {
 	char *state;
 	guint32 owner_uid;
 	GVariant *fields; /* a{sv}, never NULL */
-	gint64 created;   /* microseconds since the epoch */
+	gint64 created;	  /* microseconds since the epoch */
 	gint64 updated;
 } CsOrderRow;
 
@@ -56,12 +56,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsOrderRow, cs_order_row_free)
 
 typedef struct {
 	gint64 seq;
-	gint64 time;     /* microseconds */
+	gint64 time; /* microseconds */
 	char *kind;
-	char *from;      /* may be NULL */
-	char *to;        /* may be NULL */
+	char *from; /* may be NULL */
+	char *to;   /* may be NULL */
 	char *actor;
-	char *data;      /* canonical JSON object */
+	char *data; /* canonical JSON object */
 } CsEventRow;
 
 void cs_event_row_free(CsEventRow *row);
@@ -74,7 +74,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsEventRow, cs_event_row_free)
  * verification from the last checkpoint (naming the first bad event).
  * @checkpoint_interval: events between checkpoints (DESIGN: 1000).
  */
-CsLedger *cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GError **error);
+CsLedger *
+cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GError **error);
 void cs_ledger_free(CsLedger *ledger);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsLedger, cs_ledger_free)
 
@@ -120,11 +121,8 @@ char *cs_ledger_event_canonical(gint64 seq,
  * as the starting hash). On a mismatch, returns FALSE with CS_ERROR_INTERNAL, a message
  * "ledger event N: …" and *bad_seq = N. *n_checked counts events recomputed.
  */
-gboolean cs_ledger_verify(CsLedger *ledger,
-			  gint64 from_seq,
-			  gint64 *bad_seq,
-			  gint64 *n_checked,
-			  GError **error);
+gboolean cs_ledger_verify(
+    CsLedger *ledger, gint64 from_seq, gint64 *bad_seq, gint64 *n_checked, GError **error);
 /* The seq of the last stored checkpoint, 0 when none. */
 gint64 cs_ledger_last_checkpoint(CsLedger *ledger);
 gint64 cs_ledger_last_seq(CsLedger *ledger);
@@ -189,20 +187,20 @@ gboolean cs_ledger_wipe_secret(CsLedger *ledger, gint64 id, gint64 now_us, GErro
  * reused) and its revocation. Public data only. Writes inside a transaction.
  */
 typedef struct {
-	char *serial;       /* 32 upper-case hex digits */
+	char *serial; /* 32 upper-case hex digits */
 	char *vendor;
-	char *role;         /* root | issuing | seal_maker | subscriber */
-	char *subject;      /* RFC 2253 text */
+	char *role;	    /* root | issuing | seal_maker | subscriber */
+	char *subject;	    /* RFC 2253 text */
 	char *subject_type; /* org | person; NULL for CA certificates */
 	char *id_number;    /* USCC or resident ID; NULL for CA certificates */
-	char *order_id;     /* may be NULL */
+	char *order_id;	    /* may be NULL */
 	gint64 not_before;  /* seconds since the epoch */
 	gint64 not_after;
-	char *status;       /* valid | revoked */
-	gint64 revoked_at;  /* seconds; 0 unless revoked */
-	char *reason;       /* CRL reason name; NULL unless revoked */
+	char *status;	   /* valid | revoked */
+	gint64 revoked_at; /* seconds; 0 unless revoked */
+	char *reason;	   /* CRL reason name; NULL unless revoked */
 	GBytes *der;
-	gint64 created;     /* microseconds */
+	gint64 created; /* microseconds */
 } CsCertRow;
 
 void cs_cert_row_free(CsCertRow *row);
@@ -211,7 +209,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsCertRow, cs_cert_row_free)
 /* Status, revocation columns and created are ignored (a new row is valid). A serial used
  * before is refused (CS_ERROR_INTERNAL "certificate serial …: already used"). */
 gboolean cs_ledger_insert_certificate(CsLedger *ledger, const CsCertRow *row, GError **error);
-gboolean cs_ledger_serial_used(CsLedger *ledger, const char *serial, gboolean *used, GError **error);
+gboolean
+cs_ledger_serial_used(CsLedger *ledger, const char *serial, gboolean *used, GError **error);
 /* CS_ERROR_NOT_FOUND when unknown. */
 CsCertRow *cs_ledger_load_certificate(CsLedger *ledger, const char *serial, GError **error);
 /* Subscriber certificates of one subject, oldest first; @vendor "" = all vendors. */
@@ -223,13 +222,11 @@ GPtrArray *cs_ledger_find_certificates(CsLedger *ledger,
 /* Revoked subscriber certificates of @vendor (CsCertRow), for its CRL. */
 GPtrArray *cs_ledger_list_revoked(CsLedger *ledger, const char *vendor, GError **error);
 /* valid → revoked; CS_ERROR_WRONG_STATE when unknown or already revoked. */
-gboolean cs_ledger_revoke_certificate(CsLedger *ledger,
-				      const char *serial,
-				      const char *reason,
-				      gint64 revoked_at,
-				      GError **error);
+gboolean cs_ledger_revoke_certificate(
+    CsLedger *ledger, const char *serial, const char *reason, gint64 revoked_at, GError **error);
 /* The next CRL number of @vendor (1, 2, …), consumed in the open transaction. */
-gboolean cs_ledger_next_crl_number(CsLedger *ledger, const char *vendor, gint64 *number, GError **error);
+gboolean
+cs_ledger_next_crl_number(CsLedger *ledger, const char *vendor, gint64 *number, GError **error);
 
 /*
  * Materials (schema 6): uploaded scans and photos. A history: each upload is a new row,
@@ -242,8 +239,8 @@ typedef struct {
 	char *filename;
 	char *mime;
 	gint64 size;
-	char *sha256;  /* lower-case hex */
-	GBytes *data;  /* NULL in listings */
+	char *sha256;	/* lower-case hex */
+	GBytes *data;	/* NULL in listings */
 	gint64 created; /* microseconds */
 	char *actor;
 } CsMaterialRow;
@@ -254,10 +251,8 @@ gboolean cs_ledger_insert_material(CsLedger *ledger, const CsMaterialRow *row, G
 /* The latest material of each kind of @order_id, by kind, without their data. */
 GPtrArray *cs_ledger_list_materials(CsLedger *ledger, const char *order_id, GError **error);
 /* The latest @kind of @order_id with its data; CS_ERROR_NOT_FOUND when none. */
-CsMaterialRow *cs_ledger_load_material(CsLedger *ledger,
-				       const char *order_id,
-				       const char *kind,
-				       GError **error);
+CsMaterialRow *
+cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind, GError **error);
 
 /* For benchmarks and tests: the raw handle. */
 gpointer cs_ledger_get_db(CsLedger *ledger);

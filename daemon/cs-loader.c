@@ -48,7 +48,8 @@ cs_loader_check_file(const char *path, gboolean test_mode, GError **error)
 	struct stat st;
 
 	if (stat(path, &st) != 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "cannot stat: %s", g_strerror(errno));
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "cannot stat: %s",
+			    g_strerror(errno));
 		return FALSE;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -58,8 +59,8 @@ cs_loader_check_file(const char *path, gboolean test_mode, GError **error)
 	if (test_mode)
 		return TRUE;
 	if (st.st_uid != 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
-			    "owned by uid %u, not root", (guint)st.st_uid);
+		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED, "owned by uid %u, not root",
+			    (guint)st.st_uid);
 		return FALSE;
 	}
 	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
@@ -91,13 +92,14 @@ open_module(const char *path,
 		return NULL;
 	module = g_module_open(path, G_MODULE_BIND_LOCAL);
 	if (module == NULL) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "cannot open: %s", g_module_error());
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "cannot open: %s",
+			    g_module_error());
 		return NULL;
 	}
 	if (!g_module_symbol(module, major_symbol, &major_ptr) || major_ptr == NULL ||
 	    !g_module_symbol(module, minor_symbol, &minor_ptr) || minor_ptr == NULL) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "missing symbol %s or %s", major_symbol, minor_symbol);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "missing symbol %s or %s",
+			    major_symbol, minor_symbol);
 		g_module_close(module);
 		return NULL;
 	}
@@ -111,8 +113,8 @@ open_module(const char *path,
 	}
 	if (their_minor < 0 || their_minor > max_minor) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "ABI version %d.%d is newer than certseald's %d.%d",
-			    their_major, their_minor, major, max_minor);
+			    "ABI version %d.%d is newer than certseald's %d.%d", their_major,
+			    their_minor, major, max_minor);
 		g_module_close(module);
 		return NULL;
 	}
@@ -145,15 +147,16 @@ check_plugin_declarations(const CsPlugin *p, GError **error)
 		if (t->action == NULL || !strv_contains_nonnull(p->states, t->from) ||
 		    !strv_contains_nonnull(p->states, t->to) || t->actors == 0) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "transition %u (%s) names an unknown state or no actor",
-				    i, t->action != NULL ? t->action : "?");
+				    "transition %u (%s) names an unknown state or no actor", i,
+				    t->action != NULL ? t->action : "?");
 			return FALSE;
 		}
 	}
 	for (guint i = 0; p->editable_states != NULL && p->editable_states[i] != NULL; i++) {
 		if (!g_strv_contains(p->states, p->editable_states[i])) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "editable state %s is not among its states", p->editable_states[i]);
+				    "editable state %s is not among its states",
+				    p->editable_states[i]);
 			return FALSE;
 		}
 	}
@@ -193,20 +196,20 @@ cs_loader_load_plugin(const char *path, gboolean test_mode, GError **error)
 	gpointer entry = NULL;
 
 	loaded->path = g_strdup(path);
-	loaded->module = open_module(path, test_mode, CS_PLUGIN_ABI_MAJOR_SYMBOL,
-				     CS_PLUGIN_ABI_MINOR_SYMBOL, CS_PLUGIN_ABI_MAJOR,
-				     CS_PLUGIN_ABI_MINOR, &loaded->abi_minor, error);
+	loaded->module =
+	    open_module(path, test_mode, CS_PLUGIN_ABI_MAJOR_SYMBOL, CS_PLUGIN_ABI_MINOR_SYMBOL,
+			CS_PLUGIN_ABI_MAJOR, CS_PLUGIN_ABI_MINOR, &loaded->abi_minor, error);
 	if (loaded->module == NULL)
 		return NULL;
 	if (!g_module_symbol(loaded->module, CS_PLUGIN_ENTRY_SYMBOL, &entry) || entry == NULL) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "missing symbol %s", CS_PLUGIN_ENTRY_SYMBOL);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "missing symbol %s",
+			    CS_PLUGIN_ENTRY_SYMBOL);
 		return NULL;
 	}
 	loaded->plugin = ((CsPluginGetFunc)entry)();
 	if (loaded->plugin == NULL) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "%s returned nothing", CS_PLUGIN_ENTRY_SYMBOL);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s returned nothing",
+			    CS_PLUGIN_ENTRY_SYMBOL);
 		return NULL;
 	}
 	/* Minors only append members: copy what an older plugin's table has into a
@@ -229,14 +232,14 @@ cs_loader_load_driver(const char *path, gboolean test_mode, GError **error)
 	gpointer entry = NULL;
 
 	loaded->path = g_strdup(path);
-	loaded->module = open_module(path, test_mode, CS_DRIVER_ABI_MAJOR_SYMBOL,
-				     CS_DRIVER_ABI_MINOR_SYMBOL, CS_DRIVER_ABI_MAJOR,
-				     CS_DRIVER_ABI_MINOR, &loaded->abi_minor, error);
+	loaded->module =
+	    open_module(path, test_mode, CS_DRIVER_ABI_MAJOR_SYMBOL, CS_DRIVER_ABI_MINOR_SYMBOL,
+			CS_DRIVER_ABI_MAJOR, CS_DRIVER_ABI_MINOR, &loaded->abi_minor, error);
 	if (loaded->module == NULL)
 		return NULL;
 	if (!g_module_symbol(loaded->module, CS_DRIVER_ENTRY_SYMBOL, &entry) || entry == NULL) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "missing symbol %s", CS_DRIVER_ENTRY_SYMBOL);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "missing symbol %s",
+			    CS_DRIVER_ENTRY_SYMBOL);
 		return NULL;
 	}
 	loaded->ops = ((CsDriverGetOpsFunc)entry)();
@@ -307,7 +310,8 @@ cs_loader_load_plugins(const char *dir, gboolean test_mode)
 				duplicate = TRUE;
 		}
 		if (duplicate) {
-			g_warning("%s: refused: kind %s is already provided", path, p->plugin->kind);
+			g_warning("%s: refused: kind %s is already provided", path,
+				  p->plugin->kind);
 			continue;
 		}
 		g_info("%s: loaded flow plugin %s (ABI %d.%d)", path, p->plugin->kind,
@@ -342,8 +346,8 @@ cs_loader_load_drivers(const char *dir, gboolean test_mode)
 			g_warning("%s: refused: driver %s is already loaded", path, d->ops->name);
 			continue;
 		}
-		g_info("%s: loaded driver %s (ABI %d.%d)", path, d->ops->name,
-		       CS_DRIVER_ABI_MAJOR, d->abi_minor);
+		g_info("%s: loaded driver %s (ABI %d.%d)", path, d->ops->name, CS_DRIVER_ABI_MAJOR,
+		       d->abi_minor);
 		g_ptr_array_add(loaded, g_steal_pointer(&d));
 	}
 	return loaded;
@@ -363,7 +367,8 @@ plugin_result(const CsPlugin *plugin, const char *hook, gboolean ok, GError *loc
 		return TRUE;
 	if (local == NULL) {
 		g_warning("plugin %s: %s failed without an error", plugin->kind, hook);
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: %s failed", plugin->kind, hook);
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: %s failed", plugin->kind,
+			    hook);
 		return FALSE;
 	}
 	/* Input errors are the user's to read: they already name the field. Others get the
@@ -455,18 +460,17 @@ driver_result(const CsLoadedDriver *driver,
 		return TRUE;
 	err->message[sizeof(err->message) - 1] = '\0';
 	if (err->message[0] == '\0') {
-		g_warning("driver %s: %s failed (status %d) without a message",
-			  driver->ops->name, op, (int)status);
+		g_warning("driver %s: %s failed (status %d) without a message", driver->ops->name,
+			  op, (int)status);
 		g_strlcpy(err->message, "failed", sizeof(err->message));
 	}
 	if (status == CS_DRIVER_ERR_PIN_INCORRECT && err->tries_left >= 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_PIN_INCORRECT,
-			    "%s: %s: %s (%d tries left)", driver->ops->name, op, err->message,
-			    err->tries_left);
+		g_set_error(error, CS_ERROR, CS_ERROR_PIN_INCORRECT, "%s: %s: %s (%d tries left)",
+			    driver->ops->name, op, err->message, err->tries_left);
 		return FALSE;
 	}
-	g_set_error(error, CS_ERROR, driver_status_to_code(status), "%s: %s: %s",
-		    driver->ops->name, op, err->message);
+	g_set_error(error, CS_ERROR, driver_status_to_code(status), "%s: %s: %s", driver->ops->name,
+		    op, err->message);
 	return FALSE;
 }
 
@@ -494,7 +498,10 @@ cs_driver_run_shutdown(const CsLoadedDriver *driver, CsDriverContext *ctx)
 
 /* --- token operations --------------------------------------------------------------- */
 
-#define DRIVER_ERR_INIT {.status = CS_DRIVER_OK, .tries_left = -1}
+#define DRIVER_ERR_INIT                                                                            \
+	{                                                                                          \
+		.status = CS_DRIVER_OK, .tries_left = -1                                           \
+	}
 
 static gboolean
 not_supported(const CsLoadedDriver *driver, const char *op, GError **error)
@@ -505,7 +512,9 @@ not_supported(const CsLoadedDriver *driver, const char *op, GError **error)
 }
 
 gboolean
-cs_driver_run_enumerate(const CsLoadedDriver *driver, CsDriverContext *ctx, GArray *tokens,
+cs_driver_run_enumerate(const CsLoadedDriver *driver,
+			CsDriverContext *ctx,
+			GArray *tokens,
 			GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
@@ -522,15 +531,19 @@ cs_driver_run_enumerate(const CsLoadedDriver *driver, CsDriverContext *ctx, GArr
 	for (size_t i = 0; i < n; i++) {
 		CsDriverTokenInfo *t = &found[i];
 		t->serial[sizeof(t->serial) - 1] = t->label[sizeof(t->label) - 1] = '\0';
-		t->manufacturer[sizeof(t->manufacturer) - 1] = t->model[sizeof(t->model) - 1] = '\0';
+		t->manufacturer[sizeof(t->manufacturer) - 1] = t->model[sizeof(t->model) - 1] =
+		    '\0';
 		g_array_append_val(tokens, *t);
 	}
 	return TRUE;
 }
 
 gboolean
-cs_driver_run_wait_for_event(const CsLoadedDriver *driver, CsDriverContext *ctx, int timeout_ms,
-			     gboolean *supported, GError **error)
+cs_driver_run_wait_for_event(const CsLoadedDriver *driver,
+			     CsDriverContext *ctx,
+			     int timeout_ms,
+			     gboolean *supported,
+			     GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
 
@@ -542,8 +555,11 @@ cs_driver_run_wait_for_event(const CsLoadedDriver *driver, CsDriverContext *ctx,
 }
 
 gboolean
-cs_driver_run_pin_status(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
-			 CsDriverPinStatus *status, GError **error)
+cs_driver_run_pin_status(const CsLoadedDriver *driver,
+			 CsDriverContext *ctx,
+			 const char *serial,
+			 CsDriverPinStatus *status,
+			 GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
 
@@ -557,8 +573,11 @@ cs_driver_run_pin_status(const CsLoadedDriver *driver, CsDriverContext *ctx, con
 }
 
 gboolean
-cs_driver_run_login(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
-		    const char *pin, GError **error)
+cs_driver_run_login(const CsLoadedDriver *driver,
+		    CsDriverContext *ctx,
+		    const char *serial,
+		    const char *pin,
+		    GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
 
@@ -570,7 +589,9 @@ cs_driver_run_login(const CsLoadedDriver *driver, CsDriverContext *ctx, const ch
 }
 
 gboolean
-cs_driver_run_logout(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
+cs_driver_run_logout(const CsLoadedDriver *driver,
+		     CsDriverContext *ctx,
+		     const char *serial,
 		     GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
@@ -582,8 +603,12 @@ cs_driver_run_logout(const CsLoadedDriver *driver, CsDriverContext *ctx, const c
 }
 
 gboolean
-cs_driver_run_change_pin(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
-			 const char *old_pin, const char *new_pin, GError **error)
+cs_driver_run_change_pin(const CsLoadedDriver *driver,
+			 CsDriverContext *ctx,
+			 const char *serial,
+			 const char *old_pin,
+			 const char *new_pin,
+			 GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
 
@@ -596,8 +621,12 @@ cs_driver_run_change_pin(const CsLoadedDriver *driver, CsDriverContext *ctx, con
 }
 
 gboolean
-cs_driver_run_unblock(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
-		      const char *so_pin, const char *new_pin, GError **error)
+cs_driver_run_unblock(const CsLoadedDriver *driver,
+		      CsDriverContext *ctx,
+		      const char *serial,
+		      const char *so_pin,
+		      const char *new_pin,
+		      GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
 
@@ -609,8 +638,12 @@ cs_driver_run_unblock(const CsLoadedDriver *driver, CsDriverContext *ctx, const 
 }
 
 gboolean
-cs_driver_run_init_token(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
-			 const char *label, const char *user_pin, const char *so_pin,
+cs_driver_run_init_token(const CsLoadedDriver *driver,
+			 CsDriverContext *ctx,
+			 const char *serial,
+			 const char *label,
+			 const char *user_pin,
+			 const char *so_pin,
 			 GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
@@ -624,8 +657,12 @@ cs_driver_run_init_token(const CsLoadedDriver *driver, CsDriverContext *ctx, con
 }
 
 GBytes *
-cs_driver_run_generate_key(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
-			   const char *key_id, const char *algorithm, GError **error)
+cs_driver_run_generate_key(const CsLoadedDriver *driver,
+			   CsDriverContext *ctx,
+			   const char *serial,
+			   const char *key_id,
+			   const char *algorithm,
+			   GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
 	unsigned char spki[4096];
@@ -636,16 +673,20 @@ cs_driver_run_generate_key(const CsLoadedDriver *driver, CsDriverContext *ctx, c
 		not_supported(driver, "generate_key", error);
 		return NULL;
 	}
-	if (!driver_result(driver, "generate_key",
-			   driver->ops->generate_key(ctx, serial, key_id, algorithm, spki, &len, &err),
-			   &err, error))
+	if (!driver_result(
+		driver, "generate_key",
+		driver->ops->generate_key(ctx, serial, key_id, algorithm, spki, &len, &err), &err,
+		error))
 		return NULL;
 	return g_bytes_new(spki, MIN(len, sizeof(spki)));
 }
 
 GBytes *
-cs_driver_run_get_public_key(const CsLoadedDriver *driver, CsDriverContext *ctx,
-			     const char *serial, const char *key_id, GError **error)
+cs_driver_run_get_public_key(const CsLoadedDriver *driver,
+			     CsDriverContext *ctx,
+			     const char *serial,
+			     const char *key_id,
+			     GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
 	unsigned char spki[4096];
@@ -663,8 +704,13 @@ cs_driver_run_get_public_key(const CsLoadedDriver *driver, CsDriverContext *ctx,
 }
 
 GBytes *
-cs_driver_run_sign(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
-		   const char *key_id, const char *digest, GBytes *tbs, GError **error)
+cs_driver_run_sign(const CsLoadedDriver *driver,
+		   CsDriverContext *ctx,
+		   const char *serial,
+		   const char *key_id,
+		   const char *digest,
+		   GBytes *tbs,
+		   GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
 	unsigned char sig[1024];
@@ -676,17 +722,22 @@ cs_driver_run_sign(const CsLoadedDriver *driver, CsDriverContext *ctx, const cha
 		not_supported(driver, "sign", error);
 		return NULL;
 	}
-	if (!driver_result(driver, "sign",
-			   driver->ops->sign(ctx, serial, key_id, digest, data, tbs_len, sig, &len,
-					     &err),
-			   &err, error))
+	if (!driver_result(
+		driver, "sign",
+		driver->ops->sign(ctx, serial, key_id, digest, data, tbs_len, sig, &len, &err),
+		&err, error))
 		return NULL;
 	return g_bytes_new(sig, MIN(len, sizeof(sig)));
 }
 
 gboolean
-cs_driver_run_put_object(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
-			 gboolean is_certificate, const char *label, GBytes *data, GError **error)
+cs_driver_run_put_object(const CsLoadedDriver *driver,
+			 CsDriverContext *ctx,
+			 const char *serial,
+			 gboolean is_certificate,
+			 const char *label,
+			 GBytes *data,
+			 GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
 	gsize len = 0;
@@ -695,14 +746,18 @@ cs_driver_run_put_object(const CsLoadedDriver *driver, CsDriverContext *ctx, con
 	g_debug("driver %s: put_object %s on %s", driver->ops->name, label, serial);
 	if (!cs_driver_has_op(driver, put_object))
 		return not_supported(driver, "put_object", error);
-	return driver_result(driver, "put_object",
-			     driver->ops->put_object(ctx, serial, is_certificate, label, p, len, &err),
-			     &err, error);
+	return driver_result(
+	    driver, "put_object",
+	    driver->ops->put_object(ctx, serial, is_certificate, label, p, len, &err), &err, error);
 }
 
 GBytes *
-cs_driver_run_get_object(const CsLoadedDriver *driver, CsDriverContext *ctx, const char *serial,
-			 gboolean is_certificate, const char *label, GError **error)
+cs_driver_run_get_object(const CsLoadedDriver *driver,
+			 CsDriverContext *ctx,
+			 const char *serial,
+			 gboolean is_certificate,
+			 const char *label,
+			 GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
 	g_autofree unsigned char *buf = g_malloc(16384);
@@ -718,7 +773,8 @@ cs_driver_run_get_object(const CsLoadedDriver *driver, CsDriverContext *ctx, con
 		g_free(buf);
 		buf = g_malloc(len);
 		err = (CsDriverError)DRIVER_ERR_INIT;
-		status = driver->ops->get_object(ctx, serial, is_certificate, label, buf, &len, &err);
+		status =
+		    driver->ops->get_object(ctx, serial, is_certificate, label, buf, &len, &err);
 	}
 	if (status == CS_DRIVER_ERR_NOT_FOUND) {
 		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "%s: %s", driver->ops->name,
@@ -731,8 +787,11 @@ cs_driver_run_get_object(const CsLoadedDriver *driver, CsDriverContext *ctx, con
 }
 
 gboolean
-cs_driver_run_delete_object(const CsLoadedDriver *driver, CsDriverContext *ctx,
-			    const char *serial, gboolean is_certificate, const char *label,
+cs_driver_run_delete_object(const CsLoadedDriver *driver,
+			    CsDriverContext *ctx,
+			    const char *serial,
+			    gboolean is_certificate,
+			    const char *label,
 			    GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
@@ -745,7 +804,9 @@ cs_driver_run_delete_object(const CsLoadedDriver *driver, CsDriverContext *ctx,
 }
 
 gboolean
-cs_driver_probe_init(const CsLoadedDriver *driver, const CsDriverConfig *config, guint timeout_ms,
+cs_driver_probe_init(const CsLoadedDriver *driver,
+		     const CsDriverConfig *config,
+		     guint timeout_ms,
 		     GError **error)
 {
 	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
@@ -753,7 +814,8 @@ cs_driver_probe_init(const CsLoadedDriver *driver, const CsDriverConfig *config,
 	pid_t pid = fork();
 
 	if (pid < 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "cannot fork: %s", g_strerror(errno));
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "cannot fork: %s",
+			    g_strerror(errno));
 		return FALSE;
 	}
 	if (pid == 0) {
@@ -769,7 +831,8 @@ cs_driver_probe_init(const CsLoadedDriver *driver, const CsDriverConfig *config,
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
-				    "%s: init did not return within %u ms", driver->ops->name, timeout_ms);
+				    "%s: init did not return within %u ms", driver->ops->name,
+				    timeout_ms);
 			return FALSE;
 		}
 		g_usleep(10000);

@@ -24,7 +24,7 @@ typedef struct {
 	char *path;
 	GModule *module;
 	const CsPlugin *plugin; /* the plugin's own table, or upgraded */
-	CsPlugin *upgraded;     /* a zero-extended copy for a plugin of an older minor */
+	CsPlugin *upgraded;	/* a zero-extended copy for a plugin of an older minor */
 	int abi_minor;
 } CsLoadedPlugin;
 
@@ -78,12 +78,14 @@ void cs_driver_run_shutdown(const CsLoadedDriver *driver, CsDriverContext *ctx);
  * then refused without its code ever running in the daemon. A driver whose init merely
  * refuses passes the probe (its refusal is harmless and gets logged by the real init).
  */
-gboolean cs_driver_probe_init(const CsLoadedDriver *driver, const CsDriverConfig *config,
-			      guint timeout_ms, GError **error);
+gboolean cs_driver_probe_init(const CsLoadedDriver *driver,
+			      const CsDriverConfig *config,
+			      guint timeout_ms,
+			      GError **error);
 
 /* Does @driver's table have @op (built against a minor that has it, and not NULL)? */
 #define cs_driver_has_op(driver, op)                                                               \
-	((driver)->ops->size >= G_STRUCT_OFFSET(CsDriverOps, op) + sizeof(gpointer) &&              \
+	((driver)->ops->size >= G_STRUCT_OFFSET(CsDriverOps, op) + sizeof(gpointer) &&             \
 	 (driver)->ops->op != NULL)
 
 /* Runners around the token operations (DESIGN §3.1). Each refuses an operation the
@@ -91,43 +93,86 @@ gboolean cs_driver_probe_init(const CsLoadedDriver *driver, const CsDriverConfig
  * to CS_ERROR_* (PIN_INCORRECT with the tries left in the message, PIN_LOCKED,
  * KEY_REMOVED, NO_KEY …) and prefixes messages with the driver's name. Object reads map
  * "not found" to CS_ERROR_NOT_FOUND. PINs are never logged. */
-gboolean cs_driver_run_enumerate(const CsLoadedDriver *driver, CsDriverContext *ctx,
-				 GArray *tokens, GError **error);
+gboolean cs_driver_run_enumerate(const CsLoadedDriver *driver,
+				 CsDriverContext *ctx,
+				 GArray *tokens,
+				 GError **error);
 /* FALSE with CS_ERROR_UNAVAILABLE on timeout; *supported = FALSE when the driver has no
  * wait_for_event. */
-gboolean cs_driver_run_wait_for_event(const CsLoadedDriver *driver, CsDriverContext *ctx,
-				      int timeout_ms, gboolean *supported, GError **error);
-gboolean cs_driver_run_pin_status(const CsLoadedDriver *driver, CsDriverContext *ctx,
-				  const char *serial, CsDriverPinStatus *status, GError **error);
-gboolean cs_driver_run_login(const CsLoadedDriver *driver, CsDriverContext *ctx,
-			     const char *serial, const char *pin, GError **error);
-gboolean cs_driver_run_logout(const CsLoadedDriver *driver, CsDriverContext *ctx,
-			      const char *serial, GError **error);
-gboolean cs_driver_run_change_pin(const CsLoadedDriver *driver, CsDriverContext *ctx,
-				  const char *serial, const char *old_pin, const char *new_pin,
+gboolean cs_driver_run_wait_for_event(const CsLoadedDriver *driver,
+				      CsDriverContext *ctx,
+				      int timeout_ms,
+				      gboolean *supported,
+				      GError **error);
+gboolean cs_driver_run_pin_status(const CsLoadedDriver *driver,
+				  CsDriverContext *ctx,
+				  const char *serial,
+				  CsDriverPinStatus *status,
 				  GError **error);
-gboolean cs_driver_run_unblock(const CsLoadedDriver *driver, CsDriverContext *ctx,
-			       const char *serial, const char *so_pin, const char *new_pin,
+gboolean cs_driver_run_login(const CsLoadedDriver *driver,
+			     CsDriverContext *ctx,
+			     const char *serial,
+			     const char *pin,
+			     GError **error);
+gboolean cs_driver_run_logout(const CsLoadedDriver *driver,
+			      CsDriverContext *ctx,
+			      const char *serial,
+			      GError **error);
+gboolean cs_driver_run_change_pin(const CsLoadedDriver *driver,
+				  CsDriverContext *ctx,
+				  const char *serial,
+				  const char *old_pin,
+				  const char *new_pin,
+				  GError **error);
+gboolean cs_driver_run_unblock(const CsLoadedDriver *driver,
+			       CsDriverContext *ctx,
+			       const char *serial,
+			       const char *so_pin,
+			       const char *new_pin,
 			       GError **error);
-gboolean cs_driver_run_init_token(const CsLoadedDriver *driver, CsDriverContext *ctx,
-				  const char *serial, const char *label, const char *user_pin,
-				  const char *so_pin, GError **error);
-GBytes *cs_driver_run_generate_key(const CsLoadedDriver *driver, CsDriverContext *ctx,
-				   const char *serial, const char *key_id, const char *algorithm,
+gboolean cs_driver_run_init_token(const CsLoadedDriver *driver,
+				  CsDriverContext *ctx,
+				  const char *serial,
+				  const char *label,
+				  const char *user_pin,
+				  const char *so_pin,
+				  GError **error);
+GBytes *cs_driver_run_generate_key(const CsLoadedDriver *driver,
+				   CsDriverContext *ctx,
+				   const char *serial,
+				   const char *key_id,
+				   const char *algorithm,
 				   GError **error);
-GBytes *cs_driver_run_get_public_key(const CsLoadedDriver *driver, CsDriverContext *ctx,
-				     const char *serial, const char *key_id, GError **error);
-GBytes *cs_driver_run_sign(const CsLoadedDriver *driver, CsDriverContext *ctx,
-			   const char *serial, const char *key_id, const char *digest,
-			   GBytes *tbs, GError **error);
-gboolean cs_driver_run_put_object(const CsLoadedDriver *driver, CsDriverContext *ctx,
-				  const char *serial, gboolean is_certificate, const char *label,
-				  GBytes *data, GError **error);
-GBytes *cs_driver_run_get_object(const CsLoadedDriver *driver, CsDriverContext *ctx,
-				 const char *serial, gboolean is_certificate, const char *label,
+GBytes *cs_driver_run_get_public_key(const CsLoadedDriver *driver,
+				     CsDriverContext *ctx,
+				     const char *serial,
+				     const char *key_id,
+				     GError **error);
+GBytes *cs_driver_run_sign(const CsLoadedDriver *driver,
+			   CsDriverContext *ctx,
+			   const char *serial,
+			   const char *key_id,
+			   const char *digest,
+			   GBytes *tbs,
+			   GError **error);
+gboolean cs_driver_run_put_object(const CsLoadedDriver *driver,
+				  CsDriverContext *ctx,
+				  const char *serial,
+				  gboolean is_certificate,
+				  const char *label,
+				  GBytes *data,
+				  GError **error);
+GBytes *cs_driver_run_get_object(const CsLoadedDriver *driver,
+				 CsDriverContext *ctx,
+				 const char *serial,
+				 gboolean is_certificate,
+				 const char *label,
 				 GError **error);
-gboolean cs_driver_run_delete_object(const CsLoadedDriver *driver, CsDriverContext *ctx,
-				     const char *serial, gboolean is_certificate,
-				     const char *label, GError **error);
+gboolean cs_driver_run_delete_object(const CsLoadedDriver *driver,
+				     CsDriverContext *ctx,
+				     const char *serial,
+				     gboolean is_certificate,
+				     const char *label,
+				     GError **error);
 
 G_END_DECLS

@@ -114,7 +114,8 @@ cs_material_check(const char *field,
 	CsMaterialType type;
 
 	if (len == 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: the file is empty", field);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: the file is empty",
+			    field);
 		return FALSE;
 	}
 	if (len > max_size) {

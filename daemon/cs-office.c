@@ -1025,8 +1025,8 @@ ca_vendors(CsOffice *self, JsonObject *params, GError **error)
 	}
 	if (vendor != NULL) {
 		if (cs_config_find_vendor(self->config, vendor) == NULL) {
-			g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "vendor: no vendor profile named '%s'",
-				    vendor);
+			g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
+				    "vendor: no vendor profile named '%s'", vendor);
 			g_ptr_array_unref(ids);
 			return NULL;
 		}
@@ -1081,8 +1081,9 @@ m_ca_crl(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	a = json_array_new();
 	for (guint i = 0; i < ids->len; i++) {
 		const char *vendor = g_ptr_array_index(ids, i);
-		g_autoptr(GBytes) der = cs_ca_set_regenerate_crl(cs_engine_get_cas(self->engine), vendor,
-								 g_get_real_time() / G_USEC_PER_SEC, error);
+		g_autoptr(GBytes) der =
+		    cs_ca_set_regenerate_crl(cs_engine_get_cas(self->engine), vendor,
+					     g_get_real_time() / G_USEC_PER_SEC, error);
 		g_autofree char *pem = NULL;
 		JsonObject *o;
 

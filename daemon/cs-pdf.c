@@ -60,7 +60,8 @@ cs_pdf_render(double width,
 	      GError **error)
 {
 	g_autoptr(GByteArray) pdf = g_byte_array_new();
-	cairo_surface_t *surface = cairo_pdf_surface_create_for_stream(append_bytes, pdf, width, height);
+	cairo_surface_t *surface =
+	    cairo_pdf_surface_create_for_stream(append_bytes, pdf, width, height);
 	cairo_t *cr = cairo_create(surface);
 	cairo_status_t status;
 

@@ -64,10 +64,10 @@ sd_event_source_finalize(GSource *source)
 }
 
 static GSourceFuncs sd_event_source_funcs = {
-	.prepare = sd_event_source_prepare,
-	.check = sd_event_source_check,
-	.dispatch = sd_event_source_dispatch,
-	.finalize = sd_event_source_finalize,
+    .prepare = sd_event_source_prepare,
+    .check = sd_event_source_check,
+    .dispatch = sd_event_source_dispatch,
+    .finalize = sd_event_source_finalize,
 };
 
 GSource *

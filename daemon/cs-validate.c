@@ -362,7 +362,9 @@ cs_validate_text(const char *s, guint max_chars, GError **error)
 		 * one; private-use and unassigned characters cannot be printed reliably. */
 		if (type == G_UNICODE_FORMAT || type == G_UNICODE_PRIVATE_USE ||
 		    type == G_UNICODE_UNASSIGNED || type == G_UNICODE_SURROGATE)
-			return refuse(error, "must not contain invisible, private-use or unassigned characters");
+			return refuse(
+			    error,
+			    "must not contain invisible, private-use or unassigned characters");
 		n_chars++;
 	}
 	if (n_chars > max_chars) {

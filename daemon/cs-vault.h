@@ -27,11 +27,8 @@ void cs_vault_free(CsVault *vault);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsVault, cs_vault_free)
 
 /* nonce ‖ ciphertext ‖ tag */
-GBytes *cs_vault_seal(CsVault *vault,
-		      const char *aad,
-		      const guint8 *plaintext,
-		      gsize len,
-		      GError **error);
+GBytes *
+cs_vault_seal(CsVault *vault, const char *aad, const guint8 *plaintext, gsize len, GError **error);
 /* The plaintext; fails (CS_ERROR_INTERNAL, "sealed secret failed authentication") when
  * the sealed bytes or the associated data were altered. Free with cs_vault_bytes_free(). */
 GBytes *cs_vault_unseal(CsVault *vault, const char *aad, GBytes *sealed, GError **error);

@@ -70,9 +70,9 @@ GDateTime *
 cs_calendar_due_by(const CsCalendar *calendar, GDateTime *start, guint working_days)
 {
 	/* Walk whole days from local noon, which no DST change can push into another day. */
-	g_autoptr(GDateTime) day = g_date_time_new_local(g_date_time_get_year(start),
-							 g_date_time_get_month(start),
-							 g_date_time_get_day_of_month(start), 12, 0, 0);
+	g_autoptr(GDateTime) day =
+	    g_date_time_new_local(g_date_time_get_year(start), g_date_time_get_month(start),
+				  g_date_time_get_day_of_month(start), 12, 0, 0);
 	guint counted = 0;
 
 	while (counted < working_days) {

@@ -9,7 +9,7 @@
 G_BEGIN_DECLS
 
 typedef struct {
-	const char *const *holidays;       /* "YYYY-MM-DD" days off on weekdays (法定节假日) */
+	const char *const *holidays;	   /* "YYYY-MM-DD" days off on weekdays (法定节假日) */
 	const char *const *extra_workdays; /* "YYYY-MM-DD" weekend days worked (调休上班) */
 } CsCalendar;
 

@@ -76,11 +76,16 @@ main(int argc, char **argv)
 	g_autoptr(CsDaemon) daemon = NULL;
 	CsDaemonOptions options = {0};
 	const GOptionEntry entries[] = {
-	    {"session", 0, 0, G_OPTION_ARG_NONE, &session, "Serve on the session bus (development, tests)", NULL},
-	    {"system", 0, 0, G_OPTION_ARG_NONE, &system_bus, "Serve on the system bus (the default)", NULL},
-	    {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "Keep the ledger, vault and keys here", "DIR"},
-	    {"config", 0, 0, G_OPTION_ARG_FILENAME, &config_path, "Configuration file (default " CS_CONFIG_FILE ")", "FILE"},
-	    {"verify-ledger", 0, 0, G_OPTION_ARG_NONE, &verify, "Recompute the whole event chain and exit", NULL},
+	    {"session", 0, 0, G_OPTION_ARG_NONE, &session,
+	     "Serve on the session bus (development, tests)", NULL},
+	    {"system", 0, 0, G_OPTION_ARG_NONE, &system_bus,
+	     "Serve on the system bus (the default)", NULL},
+	    {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
+	     "Keep the ledger, vault and keys here", "DIR"},
+	    {"config", 0, 0, G_OPTION_ARG_FILENAME, &config_path,
+	     "Configuration file (default " CS_CONFIG_FILE ")", "FILE"},
+	    {"verify-ledger", 0, 0, G_OPTION_ARG_NONE, &verify,
+	     "Recompute the whole event chain and exit", NULL},
 	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL},
 	    {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
 	    {NULL},

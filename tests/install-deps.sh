@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  meson ninja-build pkg-config gcc
+  meson ninja-build pkg-config gcc clang-format git
   libglib2.0-dev libsystemd-dev libsqlite3-dev libssl-dev
   libpango1.0-dev libcairo2-dev fonts-wqy-microhei poppler-utils
   libqrencode-dev zbar-tools

@@ -192,12 +192,13 @@ make_fixture(const char *dir, int version)
 	}
 	if (version >= 3)
 		check(db,
-		      sqlite3_exec(db,
-				   "INSERT INTO subjects (subject_type, id_number, identity, created, "
-				   "updated) VALUES ('org', '91350100M000100Y43', "
-				   "'{''org_name'': <''示例科技有限公司''>}', 1709251200000000, "
-				   "1709251200000000)",
-				   NULL, NULL, NULL),
+		      sqlite3_exec(
+			  db,
+			  "INSERT INTO subjects (subject_type, id_number, identity, created, "
+			  "updated) VALUES ('org', '91350100M000100Y43', "
+			  "'{''org_name'': <''示例科技有限公司''>}', 1709251200000000, "
+			  "1709251200000000)",
+			  NULL, NULL, NULL),
 		      "insert subject");
 	if (version >= 5)
 		check(db,

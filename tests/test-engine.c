@@ -22,7 +22,8 @@ typedef struct {
 static const CsRequest owner = {.actor = CS_ACTOR_DESKTOP, .uid = 1000};
 static const CsRequest stranger = {.actor = CS_ACTOR_DESKTOP, .uid = 1001};
 static const CsRequest root = {.actor = CS_ACTOR_DESKTOP, .uid = 0};
-static const CsRequest reviewer = {.actor = CS_ACTOR_REVIEWER, .user_id = "li", .roles = CS_ACTOR_REVIEWER};
+static const CsRequest reviewer = {
+    .actor = CS_ACTOR_REVIEWER, .user_id = "li", .roles = CS_ACTOR_REVIEWER};
 
 static void
 assert_strv_joined(GStrv strv, const char *expected)
@@ -35,9 +36,10 @@ static void
 on_order(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
 {
 	Fixture *f = user_data;
-	g_ptr_array_add(f->announced, change == CS_ORDER_CREATED
-					  ? g_strdup_printf("created %s", order->id)
-					  : g_strdup_printf("changed %s %s", order->id, order->state));
+	g_ptr_array_add(f->announced,
+			change == CS_ORDER_CREATED
+			    ? g_strdup_printf("created %s", order->id)
+			    : g_strdup_printf("changed %s %s", order->id, order->state));
 }
 
 static void
@@ -68,8 +70,8 @@ static void
 fixture_set_up(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *plugin_path = g_build_filename(g_getenv("CS_BUILD_DIR"), "plugins",
-							"certseal-plugin-new.so", NULL);
+	g_autofree char *plugin_path =
+	    g_build_filename(g_getenv("CS_BUILD_DIR"), "plugins", "certseal-plugin-new.so", NULL);
 	const char *legacy[] = {"91350100M0001TGQXM", NULL};
 
 	f->dir = g_dir_make_tmp("cs-engine-XXXXXX", &error);
@@ -77,7 +79,8 @@ fixture_set_up(Fixture *f, gconstpointer data)
 	f->config = cs_config_load(NULL, &error);
 	g_assert_no_error(error);
 	g_free(f->config->vendor_dir);
-	f->config->vendor_dir = g_build_filename(g_getenv("CS_SOURCE_DIR"), "daemon", "vendors.d", NULL);
+	f->config->vendor_dir =
+	    g_build_filename(g_getenv("CS_SOURCE_DIR"), "daemon", "vendors.d", NULL);
 	g_assert_true(cs_config_load_vendors(f->config, &error));
 	g_assert_no_error(error);
 	g_strfreev(f->config->legacy_uscc);
@@ -183,7 +186,10 @@ test_create_draft(Fixture *f, gconstpointer data)
 }
 
 static void
-assert_invalid(Fixture *f, const char *kind, const char *subject, const char *const *override,
+assert_invalid(Fixture *f,
+	       const char *kind,
+	       const char *subject,
+	       const char *const *override,
 	       const char *message_prefix)
 {
 	g_autoptr(GError) error = NULL;
@@ -286,7 +292,8 @@ test_confirm_needs_auth_details(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	g_assert_false(cs_engine_act(f->engine, &owner, order, "confirm", &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
-	g_assert_cmpstr(error->message, ==, "bank_account: required when auth_method is corporate_account");
+	g_assert_cmpstr(error->message, ==,
+			"bank_account: required when auth_method is corporate_account");
 	g_clear_error(&error);
 	g_variant_dict_insert(d, "bank_account", "s", "4100 0212 0900 1234 567");
 	account = g_variant_ref_sink(g_variant_dict_end(d));
@@ -369,7 +376,8 @@ test_actor_and_owner_checked(Fixture *f, gconstpointer data)
 	g_assert_false(cs_engine_act(f->engine, &reviewer, order, "confirm", &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
 	{
-		g_autofree char *expected = g_strdup_printf("office:li may not confirm order %s", order->id);
+		g_autofree char *expected =
+		    g_strdup_printf("office:li may not confirm order %s", order->id);
 		g_assert_cmpstr(error->message, ==, expected);
 	}
 	g_clear_error(&error);
@@ -397,8 +405,9 @@ test_registry_identity_read_only(Fixture *f, gconstpointer data)
 
 	g_assert_null(create_org(f, renamed, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
-	g_assert_cmpstr(error->message, ==,
-			"org_name: differs from the registered subject; change it through a change order");
+	g_assert_cmpstr(
+	    error->message, ==,
+	    "org_name: differs from the registered subject; change it through a change order");
 	g_clear_error(&error);
 
 	/* Knowing the USCC is no proof of being the subject: nothing registered is copied
@@ -440,7 +449,8 @@ static void
 test_luhn_is_a_warning(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	const char *card[] = {"auth_method=legal_rep_bank_card", "bank_card=6222020200000000001", NULL};
+	const char *card[] = {"auth_method=legal_rep_bank_card", "bank_card=6222020200000000001",
+			      NULL};
 	CsOrder *order = create_org(f, card, &error);
 	g_auto(GStrv) warnings = NULL;
 
@@ -507,10 +517,11 @@ test_transient_states_fall_back(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	g_assert_cmpuint(n, ==, 2);
 	g_assert_cmpstr(cs_engine_get_order(f->engine, making, NULL)->state, ==, "approved");
-	g_assert_cmpstr(cs_engine_get_order(f->engine, downloading, NULL)->state, ==, "downloadable");
+	g_assert_cmpstr(cs_engine_get_order(f->engine, downloading, NULL)->state, ==,
+			"downloadable");
 	{
-		g_autoptr(GPtrArray) events =
-		    cs_engine_history(f->engine, cs_engine_get_order(f->engine, making, NULL), NULL);
+		g_autoptr(GPtrArray) events = cs_engine_history(
+		    f->engine, cs_engine_get_order(f->engine, making, NULL), NULL);
 		CsEventRow *last = g_ptr_array_index(events, events->len - 1);
 		g_assert_cmpstr(last->kind, ==, "recovered");
 		g_assert_cmpstr(last->from, ==, "making");
@@ -606,13 +617,15 @@ main(int argc, char **argv)
 	ADD("/new/org/invalid-input-names-the-field", test_invalid_input_names_field);
 	ADD("/new/org/non-string-field-refused", test_non_string_refused);
 	ADD("/new/org/legacy-uscc-only-when-listed", test_legacy_uscc_only_when_listed);
-	ADD("/new/org/confirm-refused-while-fields-missing", test_confirm_refused_while_fields_missing);
+	ADD("/new/org/confirm-refused-while-fields-missing",
+	    test_confirm_refused_while_fields_missing);
 	ADD("/new/org/confirm-needs-the-auth-method-details", test_confirm_needs_auth_details);
 	ADD("/new/org/update-confirm-cancel", test_steps_and_states);
 	ADD("/new/org/only-owner-and-desktop-confirm", test_actor_and_owner_checked);
 	ADD("/new/org/bank-card-luhn-is-a-warning", test_luhn_is_a_warning);
 	ADD("/new/org/materials", test_materials);
-	ADD("/engine/registry/identity-fields-read-only-and-not-disclosed", test_registry_identity_read_only);
+	ADD("/engine/registry/identity-fields-read-only-and-not-disclosed",
+	    test_registry_identity_read_only);
 	ADD("/engine/restart/orders-and-history-kept", test_restart_keeps_orders);
 	ADD("/engine/restart/transient-states-fall-back", test_transient_states_fall_back);
 	return g_test_run();

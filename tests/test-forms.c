@@ -20,11 +20,11 @@ poppler(const char *tool, GBytes *pdf)
 	const char *argv_text[] = {tool, "-layout", path, "-", NULL};
 	const char *argv_fonts[] = {tool, path, NULL};
 
-	g_assert_true(g_file_set_contents(path, g_bytes_get_data(pdf, NULL), g_bytes_get_size(pdf),
-					  &error));
-	g_assert_true(g_spawn_sync(NULL,
-				   (char **)(g_strcmp0(tool, "pdftotext") == 0 ? argv_text : argv_fonts),
-				   NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, NULL, &status, &error));
+	g_assert_true(
+	    g_file_set_contents(path, g_bytes_get_data(pdf, NULL), g_bytes_get_size(pdf), &error));
+	g_assert_true(g_spawn_sync(
+	    NULL, (char **)(g_strcmp0(tool, "pdftotext") == 0 ? argv_text : argv_fonts), NULL,
+	    G_SPAWN_SEARCH_PATH, NULL, NULL, &out, NULL, &status, &error));
 	g_assert_no_error(error);
 	g_assert_true(g_spawn_check_wait_status(status, NULL));
 	g_unlink(path);
@@ -67,15 +67,15 @@ static void
 test_org_form(void)
 {
 	const char *expected[] = {"电子印章采样表（单位）", "统一社会信用代码", "单位公章",
-				  "法定代表人名章", "300 dpi", NULL};
+				  "法定代表人名章",	    "300 dpi",		NULL};
 	check_form("seal_form_org", expected);
 }
 
 static void
 test_person_form(void)
 {
-	const char *expected[] = {"个人签章采样表", "公民身份号码", "手写签名 1",
-				  "个人印章（如有）", "加盖公章", NULL};
+	const char *expected[] = {"个人签章采样表",   "公民身份号码", "手写签名 1",
+				  "个人印章（如有）", "加盖公章",     NULL};
 	check_form("seal_form_person", expected);
 }
 
@@ -87,8 +87,9 @@ test_unknown_refused(void)
 
 	g_assert_null(pdf);
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
-	g_assert_cmpstr(error->message, ==,
-			"name: no form 'seal_form_alien' (available: seal_form_org, seal_form_person)");
+	g_assert_cmpstr(
+	    error->message, ==,
+	    "name: no form 'seal_form_alien' (available: seal_form_org, seal_form_person)");
 }
 
 int

@@ -42,8 +42,8 @@ test_capitals(void)
 	for (guint i = 0; i < G_N_ELEMENTS(v); i++) {
 		g_autofree char *words = cs_amount_in_capitals(v[i].fen);
 		if (g_strcmp0(words, v[i].words) != 0)
-			g_error("%" G_GUINT64_FORMAT " fen: expected %s, got %s", v[i].fen, v[i].words,
-				words);
+			g_error("%" G_GUINT64_FORMAT " fen: expected %s, got %s", v[i].fen,
+				v[i].words, words);
 	}
 }
 
@@ -88,17 +88,18 @@ test_invoice_pdf(void)
 	g_autofree char *path = g_build_filename(dir, "invoice.pdf", NULL);
 	g_autofree char *text = NULL;
 	const char *argv[] = {"pdftotext", "-layout", path, "-", NULL};
-	const char *expected[] = {"电子发票（普通发票）", "厦门示例科技有限公司", "91350200776049653A",
-				  "叁佰元整", "¥300.00",
+	const char *expected[] = {"电子发票（普通发票）", "厦门示例科技有限公司",
+				  "91350200776049653A", "叁佰元整", "¥300.00",
 				  /* 300 / 1.06 = 283.02, tax 16.98: they add up */
 				  "¥283.02", "¥16.98", "6.0%", "CS20261124000042", NULL};
 	int status = 0;
 
 	g_assert_no_error(error);
 	g_assert_true(memcmp(g_bytes_get_data(pdf, NULL), "%PDF-", 5) == 0);
-	g_assert_true(g_file_set_contents(path, g_bytes_get_data(pdf, NULL), g_bytes_get_size(pdf), NULL));
-	g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &text,
-				   NULL, &status, &error));
+	g_assert_true(
+	    g_file_set_contents(path, g_bytes_get_data(pdf, NULL), g_bytes_get_size(pdf), NULL));
+	g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
+				   &text, NULL, &status, &error));
 	g_assert_no_error(error);
 	for (guint i = 0; expected[i] != NULL; i++) {
 		if (strstr(text, expected[i]) == NULL)

@@ -1184,14 +1184,17 @@ test_migrate_from_v3(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(loaded->status, ==, "revoked");
 	g_assert_cmpint(loaded->revoked_at, ==, 3);
 	g_assert_cmpstr(loaded->reason, ==, "superseded");
-	g_assert_cmpmem(g_bytes_get_data(loaded->der, NULL), g_bytes_get_size(loaded->der), "\x30\x03\x02\x01\x01", 5);
+	g_assert_cmpmem(g_bytes_get_data(loaded->der, NULL), g_bytes_get_size(loaded->der),
+			"\x30\x03\x02\x01\x01", 5);
 	db = cs_ledger_get_db(ledger);
 	g_assert_cmpint(0xff & sqlite3_exec(db, "DELETE FROM certificates", NULL, NULL, NULL), ==,
 			SQLITE_CONSTRAINT);
-	g_assert_cmpint(0xff & sqlite3_exec(db, "UPDATE certificates SET status = 'valid'", NULL, NULL, NULL),
-			==, SQLITE_CONSTRAINT);
-	g_assert_cmpint(0xff & sqlite3_exec(db, "UPDATE certificates SET der = x'00'", NULL, NULL, NULL), ==,
-			SQLITE_CONSTRAINT);
+	g_assert_cmpint(
+	    0xff & sqlite3_exec(db, "UPDATE certificates SET status = 'valid'", NULL, NULL, NULL),
+	    ==, SQLITE_CONSTRAINT);
+	g_assert_cmpint(
+	    0xff & sqlite3_exec(db, "UPDATE certificates SET der = x'00'", NULL, NULL, NULL), ==,
+	    SQLITE_CONSTRAINT);
 	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM certificates"), ==, 1);
 }
 
@@ -1218,12 +1221,13 @@ test_migrate_from_v4(Fixture *f, gconstpointer data)
 	db = cs_ledger_get_db(ledger);
 	for (guint i = 0; i < 4; i++) {
 		const char *tables[] = {"tasks", "outbox", "sms_sends", "payments"};
-		g_autofree char *q = g_strdup_printf("SELECT count(*) FROM sqlite_schema WHERE name = '%s'",
-						     tables[i]);
+		g_autofree char *q = g_strdup_printf(
+		    "SELECT count(*) FROM sqlite_schema WHERE name = '%s'", tables[i]);
 		g_assert_cmpint(raw_int(db, q), ==, 1);
 	}
-	g_assert_cmpint(0xff & sqlite3_exec(db, "INSERT INTO tasks (service, payload, state, created, "
-						"updated) VALUES ('review', '{}', 'queued', 1, 1)",
+	g_assert_cmpint(0xff & sqlite3_exec(db,
+					    "INSERT INTO tasks (service, payload, state, created, "
+					    "updated) VALUES ('review', '{}', 'queued', 1, 1)",
 					    NULL, NULL, NULL),
 			==, SQLITE_OK);
 	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM certificates"), ==, 0);

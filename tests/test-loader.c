@@ -19,9 +19,10 @@ capture_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gp
 {
 	for (gsize i = 0; i < n_fields; i++) {
 		if (g_strcmp0(fields[i].key, "MESSAGE") == 0) {
-			g_ptr_array_add(logged, g_strdup_printf("%s %s",
-				(level & G_LOG_LEVEL_WARNING) ? "WARNING" : "INFO",
-				(const char *)fields[i].value));
+			g_ptr_array_add(
+			    logged, g_strdup_printf(
+					"%s %s", (level & G_LOG_LEVEL_WARNING) ? "WARNING" : "INFO",
+					(const char *)fields[i].value));
 		}
 	}
 	return G_LOG_WRITER_HANDLED;
@@ -146,9 +147,12 @@ test_plugin_dir_skips_refused(void)
 	g_assert_cmpstr(g_ptr_array_index(kinds, 0), ==, "failing");
 	g_assert_cmpstr(g_ptr_array_index(kinds, 1), ==, "good");
 	g_assert_cmpstr(g_ptr_array_index(kinds, 2), ==, "oldminor");
-	g_assert_true(logged_matching("WARNING */bad-abi-plugin.so: refused: ABI major version 2*"));
-	g_assert_true(logged_matching("WARNING */no-entry-plugin.so: refused: missing symbol certseal_plugin_get"));
-	g_assert_true(logged_matching("WARNING */good-driver.so: refused: missing symbol certseal_plugin_abi_major*"));
+	g_assert_true(
+	    logged_matching("WARNING */bad-abi-plugin.so: refused: ABI major version 2*"));
+	g_assert_true(logged_matching(
+	    "WARNING */no-entry-plugin.so: refused: missing symbol certseal_plugin_get"));
+	g_assert_true(logged_matching(
+	    "WARNING */good-driver.so: refused: missing symbol certseal_plugin_abi_major*"));
 }
 
 static void
@@ -184,7 +188,8 @@ test_driver_newer_minor_refused(void)
 	g_autoptr(CsLoadedDriver) d = cs_loader_load_driver(path, TRUE, &error);
 
 	g_assert_null(d);
-	g_assert_true(strstr(error->message, "ABI version 1.1 is newer than certseald's 1.0") != NULL);
+	g_assert_true(strstr(error->message, "ABI version 1.1 is newer than certseald's 1.0") !=
+		      NULL);
 }
 
 static void
@@ -230,7 +235,8 @@ test_file_writable_by_others_refused(void)
 	g_assert_null(cs_loader_load_plugin(dst, FALSE, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
 	if (getuid() == 0)
-		g_assert_true(strstr(error->message, "writable by group or others (mode 0666)") != NULL);
+		g_assert_true(strstr(error->message, "writable by group or others (mode 0666)") !=
+			      NULL);
 	g_clear_error(&error);
 
 	/* test_mode is what lets a developer's build tree load. */
@@ -263,18 +269,23 @@ main(int argc, char **argv)
 	g_log_set_writer_func(capture_writer, NULL, NULL);
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/loader/plugin/good-loads", test_plugin_good_loads);
-	g_test_add_func("/loader/plugin/older-minor-gets-a-zero-extended-table", test_plugin_older_minor_upgraded);
+	g_test_add_func("/loader/plugin/older-minor-gets-a-zero-extended-table",
+			test_plugin_older_minor_upgraded);
 	g_test_add_func("/loader/plugin/wrong-abi-refused", test_plugin_wrong_abi_refused);
 	g_test_add_func("/loader/plugin/missing-entry-refused", test_plugin_missing_entry_refused);
-	g_test_add_func("/loader/plugin/missing-version-refused", test_plugin_missing_version_refused);
+	g_test_add_func("/loader/plugin/missing-version-refused",
+			test_plugin_missing_version_refused);
 	g_test_add_func("/loader/plugin/failing-init-refused", test_plugin_failing_init_refused);
 	g_test_add_func("/loader/plugin/directory-skips-refused", test_plugin_dir_skips_refused);
-	g_test_add_func("/loader/plugin/missing-directory-loads-nothing", test_plugin_missing_dir_loads_nothing);
+	g_test_add_func("/loader/plugin/missing-directory-loads-nothing",
+			test_plugin_missing_dir_loads_nothing);
 	g_test_add_func("/loader/driver/good-loads-and-inits", test_driver_good_loads);
 	g_test_add_func("/loader/driver/newer-minor-refused", test_driver_newer_minor_refused);
 	g_test_add_func("/loader/driver/missing-entry-refused", test_driver_missing_entry_refused);
-	g_test_add_func("/loader/driver/failing-init-reports-reason", test_driver_failing_init_reports);
-	g_test_add_func("/loader/file/writable-by-others-refused", test_file_writable_by_others_refused);
+	g_test_add_func("/loader/driver/failing-init-reports-reason",
+			test_driver_failing_init_reports);
+	g_test_add_func("/loader/file/writable-by-others-refused",
+			test_file_writable_by_others_refused);
 	rc = g_test_run();
 	g_ptr_array_unref(logged);
 	return rc;

@@ -23,7 +23,8 @@ make_png(int w, int h)
 	GByteArray *png = g_byte_array_new();
 	cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
 
-	g_assert_cmpint(cairo_surface_write_to_png_stream(s, append, png), ==, CAIRO_STATUS_SUCCESS);
+	g_assert_cmpint(cairo_surface_write_to_png_stream(s, append, png), ==,
+			CAIRO_STATUS_SUCCESS);
 	cairo_surface_destroy(s);
 	return png;
 }
@@ -44,14 +45,15 @@ test_real_files_accepted(void)
 	g_autoptr(GByteArray) png = make_png(120, 80);
 	g_autoptr(GBytes) pdf = cs_forms_render("seal_form_org", NULL);
 	/* A JFIF header as every camera and scanner writes it. */
-	const guint8 jpeg[] = {0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0x00, 0x01,
-			       0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0xff, 0xd9};
+	const guint8 jpeg[] = {0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 'J',	 'F',  'I',  'F',  0x00,
+			       0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0xff, 0xd9};
 	g_autoptr(GError) error = NULL;
 	CsMaterialType type = CS_MATERIAL_UNKNOWN;
 	gsize len = 0;
 	const guint8 *data = g_bytes_get_data(pdf, &len);
 
-	g_assert_true(cs_material_check("seal_image", png->data, png->len, 10 << 20, &type, &error));
+	g_assert_true(
+	    cs_material_check("seal_image", png->data, png->len, 10 << 20, &type, &error));
 	g_assert_cmpint(type, ==, CS_MATERIAL_PNG);
 	g_assert_cmpstr(cs_material_type_to_mime(type), ==, "image/png");
 	g_assert_true(cs_material_check("id_front", jpeg, sizeof(jpeg), 10 << 20, &type, &error));
@@ -72,7 +74,8 @@ test_pdf_with_leading_junk_accepted(void)
 static void
 test_wrong_types_refused(void)
 {
-	const char *elf = "\x7f" "ELF\x02\x01\x01\x00 renamed to licence.pdf";
+	const char *elf = "\x7f"
+			  "ELF\x02\x01\x01\x00 renamed to licence.pdf";
 	const char *html = "<!DOCTYPE html><html><body>%PDF-1.4</body></html>";
 	const char *gif = "GIF89a\x01\x00\x01\x00";
 	const char *unterminated = "%PDF-1.4\n1 0 obj << >> endobj\n";
@@ -125,8 +128,10 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/new/materials/png-jpeg-pdf-accepted", test_real_files_accepted);
-	g_test_add_func("/new/materials/pdf-with-leading-junk-accepted", test_pdf_with_leading_junk_accepted);
-	g_test_add_func("/new/materials/wrong-type-refused-whatever-the-name", test_wrong_types_refused);
+	g_test_add_func("/new/materials/pdf-with-leading-junk-accepted",
+			test_pdf_with_leading_junk_accepted);
+	g_test_add_func("/new/materials/wrong-type-refused-whatever-the-name",
+			test_wrong_types_refused);
 	g_test_add_func("/new/materials/broken-png-refused", test_broken_png_refused);
 	g_test_add_func("/new/materials/empty-and-oversized-refused", test_size_bounds);
 	return g_test_run();

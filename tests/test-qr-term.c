@@ -23,7 +23,8 @@ modules_from_text(const char *text, gboolean light_background)
 			gunichar c = g_utf8_get_char(p);
 			gboolean ink_top = c == 0x2588 || c == 0x2580;
 			gboolean ink_bottom = c == 0x2588 || c == 0x2584;
-			/* ink is a light module on a dark terminal, a dark one on a light terminal */
+			/* ink is a light module on a dark terminal, a dark one on a light terminal
+			 */
 			gboolean t = ink_top == light_background;
 			gboolean b = ink_bottom == light_background;
 			g_assert_true(c == ' ' || c == 0x2588 || c == 0x2580 || c == 0x2584);
@@ -58,7 +59,8 @@ decode(const char *text, gboolean light_background)
 		GArray *row = g_ptr_array_index(rows, y);
 		for (guint x = 0; x < row->len; x++) {
 			if (g_array_index(row, gboolean, x))
-				cairo_rectangle(cr, border + x * scale, border + y * scale, scale, scale);
+				cairo_rectangle(cr, border + x * scale, border + y * scale, scale,
+						scale);
 		}
 	}
 	cairo_fill(cr);
@@ -90,14 +92,16 @@ round_trip(const char *payload)
 static void
 test_sandbox_payload(void)
 {
-	round_trip("certseal-sandbox://pay?order=CS20261124000042&amount_fen=30000&expires=1795536000");
+	round_trip(
+	    "certseal-sandbox://pay?order=CS20261124000042&amount_fen=30000&expires=1795536000");
 }
 
 static void
 test_long_gateway_payload(void)
 {
-	round_trip("https://qr.alipay.com/bax08431xjkr2g2fhjlp0016?t=1795536000&order=CS20261124000042"
-		   "&sign=MEUCIQDkq1jzL8fX0vQk4lJ2");
+	round_trip(
+	    "https://qr.alipay.com/bax08431xjkr2g2fhjlp0016?t=1795536000&order=CS20261124000042"
+	    "&sign=MEUCIQDkq1jzL8fX0vQk4lJ2");
 }
 
 static void

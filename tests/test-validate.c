@@ -405,8 +405,9 @@ test_text_invisible_chars_refused(void)
 	/* U+2028 line separator, U+202E right-to-left override, U+200B zero-width space,
 	 * U+E000 private use, U+0378 unassigned. */
 	const char *breaks[] = {"厦门\xe2\x80\xa8公司"};
-	const char *invisible[] = {"\xe2\x80\xae" "gpj.exe", "王\xe2\x80\x8b五", "\xee\x80\x80",
-				   "\xcd\xb8"};
+	const char *invisible[] = {"\xe2\x80\xae"
+				   "gpj.exe",
+				   "王\xe2\x80\x8b五", "\xee\x80\x80", "\xcd\xb8"};
 	GError *error = NULL;
 	gboolean ok;
 
@@ -488,7 +489,8 @@ main(int argc, char **argv)
 	g_test_add_func("/validate/email/format", test_email);
 	g_test_add_func("/validate/postcode/format", test_postcode);
 	g_test_add_func("/validate/text/control-chars-refused", test_text_control_chars_refused);
-	g_test_add_func("/validate/text/invisible-chars-refused", test_text_invisible_chars_refused);
+	g_test_add_func("/validate/text/invisible-chars-refused",
+			test_text_invisible_chars_refused);
 	g_test_add_func("/validate/text/invalid-utf8-refused", test_text_invalid_utf8_refused);
 	g_test_add_func("/validate/text/length-counts-characters",
 			test_text_length_counts_characters);

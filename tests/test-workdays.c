@@ -35,8 +35,8 @@ static void
 test_holidays_and_makeup_days(void)
 {
 	/* A National Day week: 1–7 Oct off, Saturday 10 Oct worked instead. */
-	const char *holidays[] = {"2026-10-01", "2026-10-02", "2026-10-05", "2026-10-06",
-				  "2026-10-07", NULL};
+	const char *holidays[] = {"2026-10-01", "2026-10-02", "2026-10-05",
+				  "2026-10-06", "2026-10-07", NULL};
 	const char *makeup[] = {"2026-10-10", NULL};
 	CsCalendar cal = {holidays, makeup};
 	g_autoptr(GDateTime) sat = g_date_time_new_local(2026, 10, 10, 12, 0, 0);
@@ -71,7 +71,8 @@ test_bad_calendar_refused(void)
 
 	g_assert_false(cs_calendar_validate(&cal1, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
-	g_assert_cmpstr(error->message, ==, "holidays: '2026-02-30' is not an existing YYYY-MM-DD date");
+	g_assert_cmpstr(error->message, ==,
+			"holidays: '2026-02-30' is not an existing YYYY-MM-DD date");
 	g_clear_error(&error);
 	g_assert_false(cs_calendar_validate(&cal2, &error));
 	g_assert_cmpstr(error->message, ==,
@@ -83,7 +84,8 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/new/review/due-by-skips-weekends", test_weekends_skipped);
-	g_test_add_func("/new/review/due-by-follows-holidays-and-makeup-days", test_holidays_and_makeup_days);
+	g_test_add_func("/new/review/due-by-follows-holidays-and-makeup-days",
+			test_holidays_and_makeup_days);
 	g_test_add_func("/new/review/due-by-across-the-year", test_year_rollover);
 	g_test_add_func("/new/review/bad-calendar-refused", test_bad_calendar_refused);
 	return g_test_run();

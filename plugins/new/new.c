@@ -62,12 +62,9 @@ static const CsFieldSpec fields[] = {
 
 /* DESIGN §1.1; seal_image is optional (the seal form's scan is used otherwise). */
 static const CsMaterialSpec materials[] = {
-    {"business_license", ORG, TRUE},
-    {"handler_id_front", ORG, TRUE},
-    {"handler_id_back", ORG, TRUE},
-    {"id_front", PERSON, TRUE},
-    {"id_back", PERSON, TRUE},
-    {"seal_form", ANY, TRUE},
+    {"business_license", ORG, TRUE}, {"handler_id_front", ORG, TRUE},
+    {"handler_id_back", ORG, TRUE},  {"id_front", PERSON, TRUE},
+    {"id_back", PERSON, TRUE},	     {"seal_form", ANY, TRUE},
     {"seal_image", ANY, FALSE},
 };
 /* Where AttachMaterial is allowed (rejected joins once review exists). */
@@ -82,7 +79,8 @@ static const CsTransition transitions[] = {
 /* The details each identity method needs: a transfer needs the account it goes to, a
  * bank-card check needs the card. */
 static gboolean
-require(CsOrder *order, const char *field, const char *method_field, const char *method, GError **error)
+require(
+    CsOrder *order, const char *field, const char *method_field, const char *method, GError **error)
 {
 	if (cs_order_get_field(order, field) != NULL)
 		return TRUE;

@@ -156,8 +156,10 @@ raw_open(const char *path, sqlite3 **db_out, sqlite3_stmt **insert_out, GError *
 	sqlite3_stmt *stmt = NULL;
 	const char *mode = NULL;
 
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", path, sqlite3_errmsg(db));
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", path,
+			    sqlite3_errmsg(db));
 		sqlite3_close(db);
 		return FALSE;
 	}
@@ -166,7 +168,8 @@ raw_open(const char *path, sqlite3 **db_out, sqlite3_stmt **insert_out, GError *
 	    sqlite3_step(stmt) != SQLITE_ROW ||
 	    (mode = (const char *)sqlite3_column_text(stmt, 0)) == NULL ||
 	    g_ascii_strcasecmp(mode, "wal") != 0) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: cannot enter WAL mode", path);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: cannot enter WAL mode",
+			    path);
 		sqlite3_finalize(stmt);
 		return FALSE;
 	}
@@ -174,8 +177,10 @@ raw_open(const char *path, sqlite3 **db_out, sqlite3_stmt **insert_out, GError *
 	if (!raw_exec(db, "PRAGMA synchronous = FULL", error) ||
 	    !raw_exec(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)", error))
 		return FALSE;
-	if (sqlite3_prepare_v2(db, "INSERT INTO t (v) VALUES (?1)", -1, insert_out, NULL) != SQLITE_OK) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "prepare: %s", sqlite3_errmsg(db));
+	if (sqlite3_prepare_v2(db, "INSERT INTO t (v) VALUES (?1)", -1, insert_out, NULL) !=
+	    SQLITE_OK) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "prepare: %s",
+			    sqlite3_errmsg(db));
 		return FALSE;
 	}
 	return TRUE;
@@ -246,7 +251,8 @@ bench_ledger(const char *dir, GError **error)
 		return FALSE;
 	g_variant_builder_init(&builder, G_VARIANT_TYPE("a{sv}"));
 	g_variant_builder_add(&builder, "{sv}", "vendor", g_variant_new_string("demo-a"));
-	g_variant_builder_add(&builder, "{sv}", "org_name", g_variant_new_string("基准测试有限公司"));
+	g_variant_builder_add(&builder, "{sv}", "org_name",
+			      g_variant_new_string("基准测试有限公司"));
 	fields = g_variant_ref_sink(g_variant_builder_end(&builder));
 	if (!cs_ledger_begin(ledger, error))
 		return FALSE;
@@ -285,7 +291,8 @@ bench_ledger(const char *dir, GError **error)
 	}
 	{
 		double l = rate(n_ledger, ledger_us), r = rate(n_raw, raw_us);
-		g_autofree char *mode = pragma_text(cs_ledger_get_db(ledger), "PRAGMA journal_mode");
+		g_autofree char *mode =
+		    pragma_text(cs_ledger_get_db(ledger), "PRAGMA journal_mode");
 		g_autofree char *sync = pragma_text(cs_ledger_get_db(ledger), "PRAGMA synchronous");
 		g_print("ledger transition: %.0f/s  raw sqlite commit: %.0f/s  ratio %.2f "
 			"(target >= 0.5)  [%" G_GINT64_FORMAT " each; ledger journal_mode=%s "
@@ -336,7 +343,8 @@ spawn_bus(const char *dir, GError **error)
 	pid_t pid;
 
 	if (dbus_daemon == NULL) {
-		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "dbus-daemon not found");
+		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+				    "dbus-daemon not found");
 		goto fail;
 	}
 	if (!g_file_set_contents(config, text, -1, error))
@@ -347,7 +355,8 @@ spawn_bus(const char *dir, GError **error)
 	}
 	pid = fork();
 	if (pid == 0) {
-		const char *argv[] = {dbus_daemon, config_arg, "--nofork", "--print-address=1", NULL};
+		const char *argv[] = {dbus_daemon, config_arg, "--nofork", "--print-address=1",
+				      NULL};
 		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(fds[1], STDOUT_FILENO);
@@ -384,7 +393,10 @@ fail:
 }
 
 static gboolean
-spawn_daemon(const char *build_dir, const char *address, const char *dir, const char *log_path,
+spawn_daemon(const char *build_dir,
+	     const char *address,
+	     const char *dir,
+	     const char *log_path,
 	     GError **error)
 {
 	g_autofree char *certseald = g_build_filename(build_dir, "daemon", "certseald", NULL);
@@ -399,13 +411,14 @@ spawn_daemon(const char *build_dir, const char *address, const char *dir, const 
 	}
 	log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (log_fd < 0) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", log_path, g_strerror(errno));
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", log_path,
+			    g_strerror(errno));
 		return FALSE;
 	}
 	pid = fork();
 	if (pid == 0) {
-		const char *argv[] = {certseald, "--session", "--state-dir", state, "--config", config,
-				      NULL};
+		const char *argv[] = {certseald,  "--session", "--state-dir", state,
+				      "--config", config,      NULL};
 		setenv("DBUS_SESSION_BUS_ADDRESS", address, 1);
 		setenv("G_SLICE", "always-malloc", 1);
 		exec_child(argv, log_fd);
@@ -471,11 +484,11 @@ wait_for_daemon(sd_bus *bus, const char *log_path, GError **error)
 		if (waitpid(child_daemon, &status, WNOHANG) == child_daemon) {
 			child_daemon = 0;
 			print_log(log_path);
-			g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-				    "certseald %s %d before owning %s",
-				    WIFEXITED(status) ? "exited with status" : "was killed by signal",
-				    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-				    BUS_NAME);
+			g_set_error(
+			    error, G_IO_ERROR, G_IO_ERROR_FAILED,
+			    "certseald %s %d before owning %s",
+			    WIFEXITED(status) ? "exited with status" : "was killed by signal",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), BUS_NAME);
 			return NULL;
 		}
 		if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -525,8 +538,8 @@ call_get_state(sd_bus *bus, const char *path, GError **error)
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	g_autoptr(sd_bus_message) reply = NULL;
 	const char *state = NULL;
-	int r = sd_bus_call_method(bus, BUS_NAME, path, "org.freedesktop.DBus.Properties", "Get", &e,
-				   &reply, "ss", ORDER_IFACE, "State");
+	int r = sd_bus_call_method(bus, BUS_NAME, path, "org.freedesktop.DBus.Properties", "Get",
+				   &e, &reply, "ss", ORDER_IFACE, "State");
 
 	if (r >= 0)
 		r = sd_bus_message_read(reply, "v", "s", &state);
@@ -543,8 +556,8 @@ call_ping(sd_bus *bus, const char *unique, GError **error)
 {
 	sd_bus_error e = SD_BUS_ERROR_NULL;
 	g_autoptr(sd_bus_message) reply = NULL;
-	int r = sd_bus_call_method(bus, unique, "/", "org.freedesktop.DBus.Peer", "Ping", &e, &reply,
-				   NULL);
+	int r = sd_bus_call_method(bus, unique, "/", "org.freedesktop.DBus.Peer", "Ping", &e,
+				   &reply, NULL);
 
 	if (r < 0) {
 		bus_error(error, "Peer.Ping", r, &e);

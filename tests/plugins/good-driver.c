@@ -28,7 +28,10 @@ good_shutdown(CsDriverContext *ctx)
 }
 
 static CsDriverStatus
-good_enumerate(CsDriverContext *ctx, CsDriverTokenInfo *tokens, size_t max, size_t *n_found,
+good_enumerate(CsDriverContext *ctx,
+	       CsDriverTokenInfo *tokens,
+	       size_t max,
+	       size_t *n_found,
 	       CsDriverError *err)
 {
 	*n_found = 0;

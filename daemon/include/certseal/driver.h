@@ -41,39 +41,39 @@ extern "C" {
 
 typedef enum {
 	CS_DRIVER_OK = 0,
-	CS_DRIVER_ERR_FAILED,        /* anything else; see the message */
+	CS_DRIVER_ERR_FAILED,	     /* anything else; see the message */
 	CS_DRIVER_ERR_NOT_SUPPORTED, /* the token or module cannot do this */
 	CS_DRIVER_ERR_PIN_INCORRECT, /* tries_left says how many remain, -1 if unknown */
 	CS_DRIVER_ERR_PIN_LOCKED,
 	CS_DRIVER_ERR_TOKEN_REMOVED,
-	CS_DRIVER_ERR_NOT_FOUND,     /* no such token or object */
+	CS_DRIVER_ERR_NOT_FOUND, /* no such token or object */
 	CS_DRIVER_ERR_BAD_ARGUMENT,
 	CS_DRIVER_ERR_TIMEOUT,
 } CsDriverStatus;
 
 typedef struct {
 	CsDriverStatus status;
-	int tries_left;     /* for CS_DRIVER_ERR_PIN_INCORRECT, else -1 */
-	char message[256];  /* human readable; never contains a PIN */
+	int tries_left;	   /* for CS_DRIVER_ERR_PIN_INCORRECT, else -1 */
+	char message[256]; /* human readable; never contains a PIN */
 } CsDriverError;
 
 /* One vendor profile's settings, as the daemon parsed them from vendors.d/<id>.conf. */
 typedef struct {
 	const char *vendor_id;
-	const char *module;       /* PKCS#11 / SKF module path, may be NULL */
-	const char *manufacturer; /* token match rule, may be NULL */
-	const char *model;        /* token match rule, may be NULL */
+	const char *module;	   /* PKCS#11 / SKF module path, may be NULL */
+	const char *manufacturer;  /* token match rule, may be NULL */
+	const char *model;	   /* token match rule, may be NULL */
 	const char *key_algorithm; /* "rsa-2048", "ec-p256", "sm2" */
 	unsigned pin_min_length;
 	unsigned pin_max_length;
 	unsigned pin_max_tries;
-	const char *state_dir;    /* a directory the driver may use for its own files */
-	const char *init_args;    /* [token] init_args: module-specific initialisation string
-				   * (PKCS#11: C_Initialize's pReserved), may be NULL */
+	const char *state_dir; /* a directory the driver may use for its own files */
+	const char *init_args; /* [token] init_args: module-specific initialisation string
+				* (PKCS#11: C_Initialize's pReserved), may be NULL */
 } CsDriverConfig;
 
 typedef struct {
-	char serial[64];       /* with the driver's name, the token's stable id */
+	char serial[64]; /* with the driver's name, the token's stable id */
 	char label[64];
 	char manufacturer[64];
 	char model[64];
@@ -84,18 +84,20 @@ typedef struct {
 	int count_low;
 	int final_try;
 	int locked;
-	int logged_in;   /* the user is logged in on this token */
+	int logged_in;	 /* the user is logged in on this token */
 	int initialized; /* 0 for a blank token waiting for init_token */
 } CsDriverPinStatus;
 
 typedef struct CsDriverContext CsDriverContext; /* the driver's own state, opaque */
 
 typedef struct {
-	size_t size;        /* sizeof(CsDriverOps) as the driver was built */
-	const char *name;   /* short name, e.g. "pkcs11"; prefixes every log line */
+	size_t size;	  /* sizeof(CsDriverOps) as the driver was built */
+	const char *name; /* short name, e.g. "pkcs11"; prefixes every log line */
 
 	/* Load one vendor profile; called once per profile that names this driver. */
-	CsDriverStatus (*init)(const CsDriverConfig *config, CsDriverContext **ctx, CsDriverError *err);
+	CsDriverStatus (*init)(const CsDriverConfig *config,
+			       CsDriverContext **ctx,
+			       CsDriverError *err);
 	/* Release everything; must return within the daemon's shutdown deadline. */
 	void (*shutdown)(CsDriverContext *ctx);
 
@@ -113,7 +115,10 @@ typedef struct {
 				     const char *serial,
 				     CsDriverPinStatus *status,
 				     CsDriverError *err);
-	CsDriverStatus (*login)(CsDriverContext *ctx, const char *serial, const char *pin, CsDriverError *err);
+	CsDriverStatus (*login)(CsDriverContext *ctx,
+				const char *serial,
+				const char *pin,
+				CsDriverError *err);
 	CsDriverStatus (*logout)(CsDriverContext *ctx, const char *serial, CsDriverError *err);
 	CsDriverStatus (*change_pin)(CsDriverContext *ctx,
 				     const char *serial,

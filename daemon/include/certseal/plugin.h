@@ -30,22 +30,22 @@ G_BEGIN_DECLS
 GQuark cs_error_quark(void);
 
 typedef enum {
-	CS_ERROR_INTERNAL,          /* org.certseal.Error.Internal */
-	CS_ERROR_INVALID_INPUT,     /* org.certseal.Error.InvalidInput */
-	CS_ERROR_NOT_ELIGIBLE,      /* org.certseal.Error.NotEligible */
-	CS_ERROR_WRONG_STATE,       /* org.certseal.Error.WrongState */
-	CS_ERROR_PIN_INCORRECT,     /* org.certseal.Error.PinIncorrect */
-	CS_ERROR_PIN_LOCKED,        /* org.certseal.Error.PinLocked */
-	CS_ERROR_MULTIPLE_KEYS,     /* org.certseal.Error.MultipleKeys */
-	CS_ERROR_KEY_REMOVED,       /* org.certseal.Error.KeyRemoved */
-	CS_ERROR_NO_KEY,            /* org.certseal.Error.NoKey */
-	CS_ERROR_CODE_INVALID,      /* org.certseal.Error.CodeInvalid */
-	CS_ERROR_CODE_EXPIRED,      /* org.certseal.Error.CodeExpired */
+	CS_ERROR_INTERNAL,	    /* org.certseal.Error.Internal */
+	CS_ERROR_INVALID_INPUT,	    /* org.certseal.Error.InvalidInput */
+	CS_ERROR_NOT_ELIGIBLE,	    /* org.certseal.Error.NotEligible */
+	CS_ERROR_WRONG_STATE,	    /* org.certseal.Error.WrongState */
+	CS_ERROR_PIN_INCORRECT,	    /* org.certseal.Error.PinIncorrect */
+	CS_ERROR_PIN_LOCKED,	    /* org.certseal.Error.PinLocked */
+	CS_ERROR_MULTIPLE_KEYS,	    /* org.certseal.Error.MultipleKeys */
+	CS_ERROR_KEY_REMOVED,	    /* org.certseal.Error.KeyRemoved */
+	CS_ERROR_NO_KEY,	    /* org.certseal.Error.NoKey */
+	CS_ERROR_CODE_INVALID,	    /* org.certseal.Error.CodeInvalid */
+	CS_ERROR_CODE_EXPIRED,	    /* org.certseal.Error.CodeExpired */
 	CS_ERROR_TOO_MANY_ATTEMPTS, /* org.certseal.Error.TooManyAttempts */
-	CS_ERROR_RATE_LIMITED,      /* org.certseal.Error.RateLimited */
-	CS_ERROR_NOT_FOUND,         /* org.certseal.Error.NotFound */
-	CS_ERROR_ACCESS_DENIED,     /* org.certseal.Error.AccessDenied */
-	CS_ERROR_UNAVAILABLE,       /* org.certseal.Error.Unavailable */
+	CS_ERROR_RATE_LIMITED,	    /* org.certseal.Error.RateLimited */
+	CS_ERROR_NOT_FOUND,	    /* org.certseal.Error.NotFound */
+	CS_ERROR_ACCESS_DENIED,	    /* org.certseal.Error.AccessDenied */
+	CS_ERROR_UNAVAILABLE,	    /* org.certseal.Error.Unavailable */
 	CS_ERROR_LAST
 } CsErrorCode;
 
@@ -82,37 +82,37 @@ typedef enum {
  * which checks it and records it in the ledger.
  */
 typedef struct {
-	CsActor actor;       /* exactly one bit */
-	guint32 uid;         /* CS_ACTOR_DESKTOP: the caller's uid */
-	const char *sender;  /* CS_ACTOR_DESKTOP: the caller's unique bus name, or NULL */
-	const char *user_id; /* office actors: the worker's user id */
-	guint roles;         /* office actors: the CsActor bits the worker holds */
+	CsActor actor;	      /* exactly one bit */
+	guint32 uid;	      /* CS_ACTOR_DESKTOP: the caller's uid */
+	const char *sender;   /* CS_ACTOR_DESKTOP: the caller's unique bus name, or NULL */
+	const char *user_id;  /* office actors: the worker's user id */
+	guint roles;	      /* office actors: the CsActor bits the worker holds */
 	gboolean interactive; /* room for polkit: the caller allows interactive auth */
 } CsRequest;
 
 /* The field types the engine knows how to validate (DESIGN §6, §9). */
 typedef enum {
-	CS_FIELD_TEXT,        /* printable UTF-8, no control characters */
-	CS_FIELD_NAME,        /* a person's or organisation's name */
-	CS_FIELD_USCC,        /* GB 32100 unified social credit code */
+	CS_FIELD_TEXT,	      /* printable UTF-8, no control characters */
+	CS_FIELD_NAME,	      /* a person's or organisation's name */
+	CS_FIELD_USCC,	      /* GB 32100 unified social credit code */
 	CS_FIELD_RESIDENT_ID, /* GB 11643 resident ID number */
-	CS_FIELD_PHONE,       /* mainland mobile number, normalised to 11 digits */
+	CS_FIELD_PHONE,	      /* mainland mobile number, normalised to 11 digits */
 	CS_FIELD_EMAIL,
-	CS_FIELD_POSTCODE,   /* 6 digits */
-	CS_FIELD_BANK_CARD,  /* digits; a Luhn failure is a warning, not a refusal */
+	CS_FIELD_POSTCODE,     /* 6 digits */
+	CS_FIELD_BANK_CARD,    /* digits; a Luhn failure is a warning, not a refusal */
 	CS_FIELD_BANK_ACCOUNT, /* digits and dashes */
-	CS_FIELD_ENUM,       /* one of CsFieldSpec.choices */
-	CS_FIELD_VENDOR,     /* the id of a loaded vendor profile */
+	CS_FIELD_ENUM,	       /* one of CsFieldSpec.choices */
+	CS_FIELD_VENDOR,       /* the id of a loaded vendor profile */
 } CsFieldType;
 
 typedef struct {
-	const char *name;            /* key in the order's a{sv} fields */
-	CsFieldType type;            /* all fields travel as D-Bus strings */
-	guint subject_types;         /* CsSubjectType bits this field applies to */
-	gboolean required;           /* must be present before a CS_TRANSITION_NEEDS_FIELDS step */
-	gboolean identity;           /* kept in the subject registry; read-only once known */
-	const char *const *choices;  /* CS_FIELD_ENUM: NULL-terminated */
-	guint max_length;            /* in characters; 0 = the engine's default (256) */
+	const char *name;	    /* key in the order's a{sv} fields */
+	CsFieldType type;	    /* all fields travel as D-Bus strings */
+	guint subject_types;	    /* CsSubjectType bits this field applies to */
+	gboolean required;	    /* must be present before a CS_TRANSITION_NEEDS_FIELDS step */
+	gboolean identity;	    /* kept in the subject registry; read-only once known */
+	const char *const *choices; /* CS_FIELD_ENUM: NULL-terminated */
+	guint max_length;	    /* in characters; 0 = the engine's default (256) */
 } CsFieldSpec;
 
 typedef enum {
@@ -122,17 +122,17 @@ typedef enum {
 typedef struct {
 	const char *action; /* the verb, e.g. "confirm" for Order.Confirm() */
 	const char *from;   /* state the order must be in */
-	const char *to;     /* state it moves to */
-	guint actors;       /* CsActor bits allowed to trigger it */
+	const char *to;	    /* state it moves to */
+	guint actors;	    /* CsActor bits allowed to trigger it */
 	CsTransitionFlags flags;
 } CsTransition;
 
 /* A material (an uploaded scan or photo, DESIGN §1.1) the flow asks for. The engine
  * sniffs and bounds the content (PNG, JPEG or PDF); the plugin only names the kinds. */
 typedef struct {
-	const char *kind;     /* e.g. "business_license"; the AttachMaterial kind */
-	guint subject_types;  /* CsSubjectType bits this material applies to */
-	gboolean required;    /* listed in Missing until attached */
+	const char *kind;    /* e.g. "business_license"; the AttachMaterial kind */
+	guint subject_types; /* CsSubjectType bits this material applies to */
+	gboolean required;   /* listed in Missing until attached */
 } CsMaterialSpec;
 
 typedef struct _CsEngine CsEngine;
@@ -147,10 +147,10 @@ CsSubjectType cs_order_get_subject_type(CsOrder *order);
 const char *cs_order_get_field(CsOrder *order, const char *name);
 
 typedef struct {
-	const char *kind;             /* e.g. "new" */
-	const char *summary;          /* one line for logs and `certseal status` */
-	const char *initial_state;    /* the state CreateOrder puts an order in */
-	const char *const *states;    /* NULL-terminated: every state the flow uses */
+	const char *kind;		    /* e.g. "new" */
+	const char *summary;		    /* one line for logs and `certseal status` */
+	const char *initial_state;	    /* the state CreateOrder puts an order in */
+	const char *const *states;	    /* NULL-terminated: every state the flow uses */
 	const char *const *editable_states; /* NULL-terminated: where Update() is allowed */
 	const CsTransition *transitions;
 	guint n_transitions;
