@@ -1432,12 +1432,26 @@ cs_ledger_load_order(CsLedger *ledger, const char *id, GError **error)
 	return g_steal_pointer(&row);
 }
 
+/* The first column of every row @stmt yields, as strings. */
+static GPtrArray *
+collect_ids(CsLedger *ledger, sqlite3_stmt *stmt, GError **error)
+{
+	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+	int rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		g_ptr_array_add(ids, column_dup(stmt, 0));
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "listing orders", error);
+		return NULL;
+	}
+	return g_steal_pointer(&ids);
+}
+
 GPtrArray *
 cs_ledger_list_orders(CsLedger *ledger, const char *state, GError **error)
 {
-	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(sqlite3_stmt) stmt = NULL;
-	int rc;
 
 	g_return_val_if_fail(ledger != NULL, NULL);
 
@@ -1451,21 +1465,13 @@ cs_ledger_list_orders(CsLedger *ledger, const char *state, GError **error)
 		return NULL;
 	if (state != NULL)
 		bind_text(stmt, 1, state);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		g_ptr_array_add(ids, column_dup(stmt, 0));
-	if (rc != SQLITE_DONE) {
-		set_sqlite_error(ledger->db, "listing orders", error);
-		return NULL;
-	}
-	return g_steal_pointer(&ids);
+	return collect_ids(ledger, stmt, error);
 }
 
 GPtrArray *
 cs_ledger_list_orders_owned(CsLedger *ledger, guint32 owner_uid, GError **error)
 {
-	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(sqlite3_stmt) stmt = NULL;
-	int rc;
 
 	g_return_val_if_fail(ledger != NULL, NULL);
 
@@ -1474,13 +1480,7 @@ cs_ledger_list_orders_owned(CsLedger *ledger, guint32 owner_uid, GError **error)
 	if (stmt == NULL)
 		return NULL;
 	sqlite3_bind_int64(stmt, 1, owner_uid);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		g_ptr_array_add(ids, column_dup(stmt, 0));
-	if (rc != SQLITE_DONE) {
-		set_sqlite_error(ledger->db, "listing orders", error);
-		return NULL;
-	}
-	return g_steal_pointer(&ids);
+	return collect_ids(ledger, stmt, error);
 }
 
 /* ---- subjects ------------------------------------------------------------------------- */

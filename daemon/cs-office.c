@@ -1040,9 +1040,31 @@ ca_vendors(CsOffice *self, JsonObject *params, GError **error)
 	return ids;
 }
 
-/* ca.export: each vendor's root, issuing and seal-maker certificates as PEM. */
+/* One vendor's PEM for a ca.* call; NULL with @error set on failure. */
+typedef char *(*CaPemFunc)(CsOffice *self, const char *vendor, GError **error);
+
+/* root, issuing and seal-maker certificates */
+static char *
+ca_certificates_pem(CsOffice *self, const char *vendor, GError **error)
+{
+	CsCa *ca = cs_ca_set_get(cs_engine_get_cas(self->engine), vendor, error);
+
+	return ca != NULL ? cs_ca_export_pem(ca) : NULL;
+}
+
+/* the issuing CA's CRL, regenerated now (a new CRL number) */
+static char *
+ca_crl_pem(CsOffice *self, const char *vendor, GError **error)
+{
+	g_autoptr(GBytes) der = cs_ca_set_regenerate_crl(cs_engine_get_cas(self->engine), vendor,
+							 g_get_real_time() / G_USEC_PER_SEC, error);
+
+	return der != NULL ? pem_armor(der, "X509 CRL") : NULL;
+}
+
+/* [{vendor, pem}] for the vendor named in @params, or every vendor. */
 static JsonNode *
-m_ca_export(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+ca_pem_list(CsOffice *self, JsonObject *params, CaPemFunc pem_of, GError **error)
 {
 	g_autoptr(GPtrArray) ids = ca_vendors(self, params, error);
 	JsonArray *a;
@@ -1052,15 +1074,13 @@ m_ca_export(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	a = json_array_new();
 	for (guint i = 0; i < ids->len; i++) {
 		const char *vendor = g_ptr_array_index(ids, i);
-		CsCa *ca = cs_ca_set_get(cs_engine_get_cas(self->engine), vendor, error);
-		g_autofree char *pem = NULL;
+		g_autofree char *pem = pem_of(self, vendor, error);
 		JsonObject *o;
 
-		if (ca == NULL) {
+		if (pem == NULL) {
 			json_array_unref(a);
 			return NULL;
 		}
-		pem = cs_ca_export_pem(ca);
 		o = json_object_new();
 		json_object_set_string_member(o, "vendor", vendor);
 		json_object_set_string_member(o, "pem", pem);
@@ -1069,35 +1089,16 @@ m_ca_export(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	return json_node_init_array(json_node_alloc(), a);
 }
 
-/* ca.crl: each vendor's CRL, regenerated now (a new CRL number), as PEM. */
+static JsonNode *
+m_ca_export(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
+{
+	return ca_pem_list(self, params, ca_certificates_pem, error);
+}
+
 static JsonNode *
 m_ca_crl(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 {
-	g_autoptr(GPtrArray) ids = ca_vendors(self, params, error);
-	JsonArray *a;
-
-	if (ids == NULL)
-		return NULL;
-	a = json_array_new();
-	for (guint i = 0; i < ids->len; i++) {
-		const char *vendor = g_ptr_array_index(ids, i);
-		g_autoptr(GBytes) der =
-		    cs_ca_set_regenerate_crl(cs_engine_get_cas(self->engine), vendor,
-					     g_get_real_time() / G_USEC_PER_SEC, error);
-		g_autofree char *pem = NULL;
-		JsonObject *o;
-
-		if (der == NULL) {
-			json_array_unref(a);
-			return NULL;
-		}
-		pem = pem_armor(der, "X509 CRL");
-		o = json_object_new();
-		json_object_set_string_member(o, "vendor", vendor);
-		json_object_set_string_member(o, "pem", pem);
-		json_array_add_object_element(a, o);
-	}
-	return json_node_init_array(json_node_alloc(), a);
+	return ca_pem_list(self, params, ca_crl_pem, error);
 }
 
 static JsonNode *
