@@ -35,6 +35,7 @@ USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
 ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 
 _SEQ = itertools.count(1)
+POLL_S = 0.05  # how often the outboxes are read while waiting for a message
 
 
 # --- test data ----------------------------------------------------------------------------
@@ -182,7 +183,7 @@ class Office:
                 return m
             if time.monotonic() > deadline:
                 return None
-            time.sleep(0.05)
+            time.sleep(POLL_S)
 
     def messages(self, service, to=None, template=None, after=0):
         return [m for m in self.outbox(service) if m["id"] > after and
