@@ -85,14 +85,14 @@ def masked(number):
     return number[:3] + "****" + number[-4:]
 
 
-def due_by(start, working_days):
+def due_by(start, working_days, holidays=()):
     """End (23:59:59 local) of the @working_days-th working day after @start's day,
-    weekends skipped — computed here independently of the daemon."""
+    weekends and @holidays (dates) skipped — computed here independently of the daemon."""
     day = datetime.date.fromtimestamp(start)
     left = working_days
     while left > 0:
         day += datetime.timedelta(days=1)
-        if day.weekday() < 5:
+        if day.weekday() < 5 and day not in holidays:
             left -= 1
     return int(datetime.datetime.combine(day, datetime.time(23, 59, 59)).timestamp())
 
@@ -322,9 +322,12 @@ class Application:
         self.wait_state("made", timeout)
 
     def wait_state(self, state, timeout=30.0):
-        assert run_until(lambda: self.state == state, timeout), \
-            f"order {self.id} is {self.state}, not {state}, after {timeout} s: " \
-            f"{self.prop('History')[-3:]}"
+        deadline = time.monotonic() + timeout
+        while self.state != state:
+            assert time.monotonic() < deadline, \
+                f"order {self.id} is {self.state}, not {state}, after {timeout} s: " \
+                f"{self.prop('History')[-3:]}"
+            time.sleep(POLL_S)
 
     def ship(self, tracking):
         self.office.ok("ship", self.id, "--tracking", tracking)

@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import sqlite3
 import time
 
@@ -29,9 +30,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import (ERR_INVALID_INPUT, ERR_WRONG_STATE, ID_29_FEB_1949, ID_BAD_CHECK,
-                      KEY_IFACE, USCC_BAD_CHECK, Bus, Client, Daemon, dbus_error,
-                      key_path, pump, run_cli, run_until, vkey, write_config)
+from conftest import (DEV_VENDORS_D, ERR_INVALID_INPUT, ERR_WRONG_STATE, ID_29_FEB_1949, ID_BAD_CHECK,
+                      KEY_IFACE, USCC_BAD_CHECK, Bus, Client, Daemon, SignalRecorder,
+                      dbus_error,
+                      key_path, pump, run_cli, run_until, short_tmpdir, vkey, write_config)
 from flow_helpers import (PERSON_MATERIALS, PRICE_FEN, REVIEW_WORKING_DAYS,
                           SECRET_RE, Application, Office, attach_bytes, attach_file,
                           blank_key, due_by, key_certificate, key_seal, masked, openssl,
@@ -44,7 +46,7 @@ ERR_CODE_INVALID = "org.certseal.Error.CodeInvalid"
 ERR_CODE_EXPIRED = "org.certseal.Error.CodeExpired"
 ERR_TOO_MANY = "org.certseal.Error.TooManyAttempts"
 ERR_RATE_LIMITED = "org.certseal.Error.RateLimited"
-ERR_KEY_REMOVED = "org.certseal.Error.KeyRemoved"
+ERR_NOT_FOUND = "org.certseal.Error.NotFound"
 
 ORGANIZATION_IDENTIFIER = x509.ObjectIdentifier("2.5.4.97")
 CRL_URL = "http://crl.demo-a.certseal.test/issuing.crl"
@@ -69,10 +71,11 @@ def app(client, office):
 
 
 def states_of(history):
-    """The states an order went through, each once in a row."""
+    """The states an order went through, each once in a row (entries without a state, the
+    office's calls about the order, left out)."""
     out = []
     for _, state, _ in history:
-        if not out or out[-1] != state:
+        if state and (not out or out[-1] != state):
             out.append(state)
     return out
 
@@ -221,9 +224,19 @@ def check_made_key(client, office, daemon, a, serial, tmp_dir, seal_image=None):
     assert shown["picture_type"] == "PNG" and shown["picture_size"] > 0
     if seal_image is not None:
         assert shown["picture_size"] == len(seal_image), shown
-    # The password that reached the applicant logs in, and the key signs for its seal.
+    # The password that reached the applicant logs in.
     client.call(path, KEY_IFACE, "Login", "s", (a.pin,))
     assert client.get(path, KEY_IFACE, "LoggedIn") is True
+    client.call(path, KEY_IFACE, "Logout", "", ())
+    return cert
+
+
+def check_key_signs(client, office, daemon, a, serial, tmp_dir):
+    """Logged in with the delivered password, the made key seals a document at the first
+    try, and the signature verifies against the vendor's CA."""
+    path = key_path(serial)
+    chain = ca_chain(office, tmp_dir)
+    client.call(path, KEY_IFACE, "Login", "s", (a.pin,))
     doc = os.path.join(tmp_dir, f"{serial}-doc.txt")
     with open(doc, "wb") as f:
         f.write(f"合同 {a.id}\n".encode())
@@ -239,7 +252,6 @@ def check_made_key(client, office, daemon, a, serial, tmp_dir, seal_image=None):
                  "--ca", chain)
     assert cp.returncode == 0 and json.loads(cp.stdout)["valid"] is True, cp.stdout + cp.stderr
     client.call(path, KEY_IFACE, "Logout", "", ())
-    return cert
 
 
 # --- the whole application ------------------------------------------------------------
@@ -250,6 +262,7 @@ def test_whole_application_from_draft_to_completed(daemon, client, office, app, 
     seal_image = make_png(40, 40, text=b"red seal") if subject == "org" else None
     a = app(subject)
     serial = f"NF{a.n:04d}{subject[0].upper()}"
+    rec = SignalRecorder(client, signal_name="PropertiesChanged", path=a.order.path)
     assert a.state == "draft"
     assert a.prop("AmountFen") == PRICE_FEN[subject]
     assert a.prop("DueBy") == 0 and a.prop("InvoiceAvailable") is False
@@ -265,6 +278,8 @@ def test_whole_application_from_draft_to_completed(daemon, client, office, app, 
     assert a.state == "unpaid"
     assert "StartPayment" in a.prop("NextActions")
     assert a.prop("InvoiceAvailable") is False
+    with dbus_error(ERR_NOT_FOUND):
+        a.invoice()
 
     with dbus_error(ERR_INVALID_INPUT, "channel"):
         a.start_payment("bitcoin")
@@ -278,6 +293,8 @@ def test_whole_application_from_draft_to_completed(daemon, client, office, app, 
     out = a.notify_paid()
     assert out["applied"] is True and out["order_id"] == a.id, out
     check_paid(a, office, tmp_dir, mail_mark)
+    with dbus_error(ERR_WRONG_STATE):
+        a.start_payment("sandbox")
 
     # Review: the result goes to the handler, the password only by the auth method.
     sms_mark = office.mark("sms")
@@ -316,10 +333,21 @@ def test_whole_application_from_draft_to_completed(daemon, client, office, app, 
         "draft", "confirmed", "sms_pending", "unpaid", "in_review", "approved", "making",
         "made", "shipped", "completed"]
     assert "Cancel" not in a.prop("NextActions")
+    # The applicant followed every step the office and the daemon took.
+    office_driven = ["in_review", "approved", "making", "made", "shipped", "completed"]
+    rec.wait_for(lambda m, p, i, args: args[1].get("State") == "completed", 5.0)
+    seen = []
+    for m, p, i, args in rec.signals:
+        state = args[1].get("State") if m == "PropertiesChanged" else None
+        if state in office_driven and (not seen or seen[-1] != state):
+            seen.append(state)
+    rec.remove()
+    assert seen == office_driven, seen
 
     check_made_key(client, office, daemon, a, serial, tmp_dir, seal_image)
     rc, out = office.run("ledger", "verify")
     assert rc == 0 and out["ok"] is True, out
+    check_key_signs(client, office, daemon, a, serial, tmp_dir)
 
 
 # --- refused inputs -------------------------------------------------------------------
@@ -435,44 +463,127 @@ def test_a_resend_inside_the_cooldown_is_rate_limited(daemon, client, office, ap
     assert a.state == "unpaid"
 
 
-def test_an_expired_code_is_refused_and_a_new_one_works(tmp_dir):
-    cfg = write_config(os.path.join(tmp_dir, "sms.conf"),
-                       sms={"code_lifetime_s": "2", "resend_cooldown_s": "1"})
+def next_weekdays(n):
+    """The next @n weekdays after today."""
+    out, day = [], datetime.date.today()
+    while len(out) < n:
+        day += datetime.timedelta(days=1)
+        if day.weekday() < 5:
+            out.append(day)
+    return out
+
+
+@pytest.fixture(scope="module")
+def quick():
+    """A second daemon on its own bus: codes live 2 s, a resend waits 1 s, the next two
+    weekdays are public holidays, and demo-b issues a person's certificate for free."""
+    work = short_tmpdir("csquick-")
+    vendors = os.path.join(work, "vendors.d")
+    os.makedirs(vendors)
+    for name in os.listdir(DEV_VENDORS_D):
+        with open(os.path.join(DEV_VENDORS_D, name)) as f:
+            text = f.read()
+        if name == "demo-b.conf":
+            text = re.sub(r"(?m)^new\.person = \d+$", "new.person = 0", text)
+            assert "new.person = 0" in text
+        with open(os.path.join(vendors, name), "w") as f:
+            f.write(text)
+    holidays = next_weekdays(2)
+    cfg = write_config(os.path.join(work, "quick.conf"),
+                       daemon={"vendor_dir": vendors},
+                       sms={"code_lifetime_s": "2", "resend_cooldown_s": "1"},
+                       review={"holidays": ";".join(d.isoformat() for d in holidays)})
     bus = Bus()  # the module's daemon owns the name on the shared bus
     d = Daemon(bus, config=cfg)
+    d.holidays = holidays
     c = None
     try:
         d.start()
         office_info(d.state_dir)
         c = Client(bus)
-        off = Office(d.state_dir)
-        a = Application(c, off, "org")
-        a.confirm()
-        a.attach_all()
-        old = a.submit()
-        time.sleep(2.6)
-        with dbus_error(ERR_CODE_EXPIRED):
-            a.verify(old)
-        assert a.state == "sms_pending"
-        mark = off.mark("sms")
-        assert a.call("SendSmsCode") == masked(a.handler_phone)
-        new = secret_of(off.wait_message("sms", to=a.handler_phone, template="sms_code",
-                                         after=mark))
-        a.codes.append(new)
-        if new != old:
-            with pytest.raises(dbus.exceptions.DBusException) as info:
-                a.verify(old)
-            assert info.value.get_dbus_name() in (ERR_CODE_INVALID, ERR_CODE_EXPIRED)
-        a.verify(new)
-        assert a.state == "unpaid"
-        log = d.log()
-        for code in (old, new):
-            assert not pin_like(log, code), f"the SMS code {code} is in the daemon log"
+        yield d, c, Office(d.state_dir)
     finally:
         if c is not None:
             c.close()
         d.cleanup()
         bus.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_an_expired_code_is_refused_and_a_new_one_works(quick):
+    d, c, off = quick
+    a = Application(c, off, "org")
+    a.confirm()
+    a.attach_all()
+    old = a.submit()
+    time.sleep(2.6)
+    with dbus_error(ERR_CODE_EXPIRED):
+        a.verify(old)
+    assert a.state == "sms_pending"
+    mark = off.mark("sms")
+    assert a.call("SendSmsCode") == masked(a.handler_phone)
+    new = secret_of(off.wait_message("sms", to=a.handler_phone, template="sms_code",
+                                     after=mark))
+    a.codes.append(new)
+    if new != old:
+        with pytest.raises(dbus.exceptions.DBusException) as info:
+            a.verify(old)
+        assert info.value.get_dbus_name() in (ERR_CODE_INVALID, ERR_CODE_EXPIRED)
+    a.verify(new)
+    assert a.state == "unpaid"
+    log = d.log()
+    for code in (old, new):
+        assert not pin_like(log, code), f"the SMS code {code} is in the daemon log"
+
+
+def test_after_too_many_attempts_a_new_code_opens_the_order(quick):
+    d, c, off = quick
+    a = Application(c, off, "person")
+    a.confirm()
+    a.attach_all()
+    a.submit()
+    wrong = f"{(int(a.code) + 1) % 1000000:06d}"
+    for _ in range(5):
+        with pytest.raises(dbus.exceptions.DBusException):
+            a.verify(wrong)
+    with dbus_error(ERR_TOO_MANY):
+        a.verify(a.code)
+    time.sleep(1.1)  # the resend cooldown
+    mark = off.mark("sms")
+    a.call("SendSmsCode")
+    new = secret_of(off.wait_message("sms", to=a.handler_phone, template="sms_code",
+                                     after=mark))
+    a.verify(new)
+    assert a.state == "unpaid"
+
+
+def test_a_free_application_goes_from_the_code_to_review_and_due_skips_holidays(quick):
+    d, c, off = quick
+    a = Application(c, off, "person", vendor="demo-b")
+    assert a.prop("AmountFen") == 0
+    a.confirm()
+    a.attach_all()
+    a.submit()
+    t0 = time.time()
+    a.verify()
+    t1 = time.time()
+    assert a.state == "in_review", "a free application skips the payment"
+    assert "StartPayment" not in a.prop("NextActions")
+    assert "unpaid" not in states_of(a.prop("History"))
+    assert [t for t in off.tasks("review", a.id) if t["state"] == "queued"]
+    assert a.prop("DueBy") in {due_by(t0, 3, d.holidays), due_by(t1, 3, d.holidays)}
+    # A paid one counts the same holidays.
+    p = Application(c, off, "person")
+    p.confirm()
+    p.attach_all()
+    p.submit()
+    p.verify()
+    p.pay()
+    t0, t1 = p.paid_window
+    assert p.prop("DueBy") in {due_by(t0, 3, d.holidays), due_by(t1, 3, d.holidays)}
+    assert p.prop("DueBy") > due_by(t1, 3)
+    a.approve()
+    assert a.pin and a.prop("PasswordDelivery") == "sms:" + masked(a.fields["phone"])
 
 
 # --- payment --------------------------------------------------------------------------
@@ -527,7 +638,9 @@ def test_a_rejected_application_is_fixed_and_reviewed_again_without_paying_twice
     # 返回修改: still validated; a field and a material fixed.
     with dbus_error(ERR_INVALID_INPUT, "postcode"):
         a.order.update({"postcode": "3610"})
-    a.order.update({"address": "福建省厦门市湖里区示例路 99 号"})
+    # The first code went to the handler's phone a moment ago (a real rejection comes
+    # days later) and its 60 s resend cooldown holds: the fix is a new handler phone.
+    a.update({"address": "福建省厦门市湖里区示例路 99 号", "handler_phone": "13912345678"})
     assert a.prop("Fields")["address"] == "福建省厦门市湖里区示例路 99 号"
     attach_bytes(a.order, "business_license", "license-clear.png", make_png(9, 9))
     assert count(daemon.state_dir, "SELECT count(*) FROM materials WHERE order_id = ? AND "
@@ -747,6 +860,8 @@ def test_the_daemon_killed_in_every_state_loses_nothing(tmp_dir):
         assert run_until(lambda: "fault on C_GenerateKeyPair" in d.log(mark), 15.0), \
             "the making never reached key generation"
         assert main.state == "making"
+        with dbus_error(ERR_WRONG_STATE):
+            main.order.cancel()  # too late: the key is being made
         crash.kill_restart(making=main)                             # making → approved
         assert main.state == "approved"
         # Making starts over on the key this order's first attempt initialised.
@@ -813,6 +928,9 @@ def test_a_key_pulled_during_making_goes_back_to_approved_and_another_key_is_mad
     pin = a.approve()
     assert a.prop("PasswordDelivery") == "transfer:****" + account[-4:]
 
+    # A key that is not there makes nothing.
+    office.run("make", a.id, "--key", "NOSUCHKEY")
+    assert run_until(lambda: a.state == "approved", 10.0)
     # A key that is not blank is not wiped: the order stays approved (or comes back).
     used = f"PU{a.n:04d}X"
     vkey(daemon.state_dir, "create", "--vendor", "demo-a", "--serial", used)
@@ -855,6 +973,7 @@ def test_a_key_pulled_during_making_goes_back_to_approved_and_another_key_is_mad
     pump(0.3)
     assert office.messages("bank", after=bank_mark) == [], "a second password was sent"
     assert pin == a.pin
+    check_key_signs(client, office, daemon, a, second, tmp_dir)
 
 
 # --- secrets --------------------------------------------------------------------------
