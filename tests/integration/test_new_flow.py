@@ -976,6 +976,102 @@ def test_a_key_pulled_during_making_goes_back_to_approved_and_another_key_is_mad
     check_key_signs(client, office, daemon, a, second, tmp_dir)
 
 
+def certificates_of(state_dir, order_id):
+    with ledger(state_dir) as db:
+        return db.execute("SELECT serial, status, reason FROM certificates WHERE order_id = ? "
+                          "ORDER BY created, serial", (order_id,)).fetchall()
+
+
+def crl_serials(office, tmp_dir):
+    pem = office.ok("ca", "crl", "--vendor", "demo-a")
+    text = pem[0]["pem"] if isinstance(pem, list) else pem
+    path = os.path.join(tmp_dir, "demo-a.crl.pem")
+    with open(path, "w") as f:
+        f.write(text)
+    crl = x509.load_pem_x509_crl(text.encode())
+    return {f"{r.serial_number:032X}" for r in crl}
+
+
+def test_a_key_pulled_while_written_is_made_again_once_plugged_back(daemon, client, office, app,
+                                                                    tmp_dir):
+    a = app("org", legal_rep_phone="handler")
+    a.confirm()
+    a.attach_all()
+    a.submit()
+    a.verify()
+    a.pay()
+    pin = a.approve()
+    serial = f"PW{a.n:04d}"
+    blank_key(daemon.state_dir, client, serial)
+    vkey(daemon.state_dir, "fault", serial, "C_CreateObject", "--after", "1", "--mode", "unplug")
+    office.ok("make", a.id, "--key", serial)
+    a.wait_state("approved", 20.0)
+    assert states_of(a.prop("History"))[-2:] == ["making", "approved"]
+    # The certificate issued for the attempt never reached the key: it is revoked.
+    certs = certificates_of(daemon.state_dir, a.id)
+    assert len(certs) == 1 and certs[0][1] == "revoked", certs
+    assert certs[0][0] in crl_serials(office, tmp_dir)
+    # The same key, plugged back in, is the key this order initialised: it is made.
+    vkey(daemon.state_dir, "plug", serial)
+    assert run_until(lambda: key_path(serial) in client.managed_objects(), 5.0)
+    a.make(serial)
+    certs = certificates_of(daemon.state_dir, a.id)
+    assert [c[1] for c in certs].count("valid") == 1, certs
+    cert = check_made_key(client, office, daemon, a, serial, tmp_dir)
+    assert (f"{cert.serial_number:032X}", "valid") in [(c[0], c[1]) for c in certs]
+    assert a.pin == pin
+
+
+def test_a_crash_while_the_certificate_is_written_revokes_it_and_making_starts_over(tmp_dir):
+    bus = Bus()
+    d = Daemon(bus)
+    c = None
+    try:
+        d.start()
+        office_info(d.state_dir)
+        c = Client(bus)
+        off = Office(d.state_dir)
+        a = Application(c, off, "person")
+        a.confirm()
+        a.attach_all()
+        a.submit()
+        a.verify()
+        a.pay()
+        pin = a.approve()
+        serial = "CW0001"
+        blank_key(d.state_dir, c, serial)
+        vkey(d.state_dir, "fault", serial, "C_CreateObject", "--after", "1", "--mode", "hang",
+             "--timeout", "30000")
+        mark = d.log_size()
+        off.ok("make", a.id, "--key", serial)
+        assert run_until(lambda: "fault on C_CreateObject" in d.log(mark), 15.0), \
+            "the making never reached writing the certificate"
+        issued = certificates_of(d.state_dir, a.id)
+        assert len(issued) == 1, issued
+        d.kill()
+        d.start()
+        assert a.state == "approved"
+        assert "recover" in a.prop("History")[-1][2]
+        # As when the key is pulled, the certificate of the attempt is revoked …
+        certs = certificates_of(d.state_dir, a.id)
+        assert certs[0][0] == issued[0][0]
+        assert certs[0][1] == "revoked", \
+            f"the certificate issued for the crashed making is still {certs[0][1]}"
+        # … and making starts over on the same key.
+        assert run_until(lambda: key_path(serial) in c.managed_objects(), 5.0)
+        a.make(serial)
+        certs = certificates_of(d.state_dir, a.id)
+        assert [x[1] for x in certs].count("valid") == 1, certs
+        c.call(key_path(serial), KEY_IFACE, "Login", "s", (pin,))
+        rc, out = off.run("ledger", "verify")
+        assert rc == 0 and out["ok"] is True, out
+    finally:
+        if c is not None:
+            c.close()
+        d.cleanup()
+        bus.close()
+
+
 # --- secrets --------------------------------------------------------------------------
 
 def test_the_password_and_the_codes_appear_nowhere_but_the_outbox(daemon, client, office, app,
