@@ -262,6 +262,24 @@ sha256_hex(GBytes *bytes)
 	return g_string_free(s, FALSE);
 }
 
+/* The manual's name of a kind, as the invoice's item says it. */
+static const char *
+kind_title(const char *kind)
+{
+	static const struct {
+		const char *kind, *title;
+	} titles[] = {
+	    {"new", "新办"},	 {"renew", "更新"},  {"unlock", "解锁"},
+	    {"reissue", "补办"}, {"change", "变更"},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(titles); i++) {
+		if (g_strcmp0(titles[i].kind, kind) == 0)
+			return titles[i].title;
+	}
+	return kind;
+}
+
 gboolean
 cs_engine_issue_invoice(CsEngine *engine, CsOrder *order, const char *email, GError **error)
 {
@@ -296,7 +314,7 @@ cs_engine_issue_invoice(CsEngine *engine, CsOrder *order, const char *email, GEr
 	if (paid == 0)
 		return TRUE; /* nothing paid, nothing to invoice */
 	number = g_strdup_printf("CS%s%08" G_GINT64_FORMAT, day, count + 1);
-	item = g_strdup_printf("数字证书及电子签章服务（%s）", order->plugin->summary);
+	item = g_strdup_printf("数字证书及电子签章服务（%s）", kind_title(order->kind));
 	invoice.number = number;
 	invoice.issued = now;
 	invoice.order_id = order->id;
