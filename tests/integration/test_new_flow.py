@@ -1022,7 +1022,37 @@ def test_a_key_pulled_while_written_is_made_again_once_plugged_back(daemon, clie
     assert a.pin == pin
 
 
-def test_a_crash_while_the_certificate_is_written_revokes_it_and_making_starts_over(tmp_dir):
+def crash_while_writing(d, c, off, serial):
+    """An approved person's application whose making dies (SIGKILL) while the certificate
+    is written to blank key @serial; the daemon is started again. Returns (app, pin,
+    serial of the certificate issued for the attempt)."""
+    a = Application(c, off, "person")
+    a.confirm()
+    a.attach_all()
+    a.submit()
+    a.verify()
+    a.pay()
+    pin = a.approve()
+    blank_key(d.state_dir, c, serial)
+    vkey(d.state_dir, "fault", serial, "C_CreateObject", "--after", "1", "--mode", "hang",
+         "--timeout", "30000")
+    mark = d.log_size()
+    off.ok("make", a.id, "--key", serial)
+    assert run_until(lambda: "fault on C_CreateObject" in d.log(mark), 15.0), \
+        "the making never reached writing the certificate"
+    issued = certificates_of(d.state_dir, a.id)
+    assert len(issued) == 1 and issued[0][1] == "valid", issued
+    d.kill()
+    d.start()
+    assert a.state == "approved"
+    assert "recover" in a.prop("History")[-1][2]
+    assert run_until(lambda: key_path(serial) in c.managed_objects(), 5.0)
+    return a, pin, issued[0][0]
+
+
+@pytest.fixture
+def own_daemon():
+    """A daemon on its own bus, for a test that kills it."""
     bus = Bus()
     d = Daemon(bus)
     c = None
@@ -1030,46 +1060,41 @@ def test_a_crash_while_the_certificate_is_written_revokes_it_and_making_starts_o
         d.start()
         office_info(d.state_dir)
         c = Client(bus)
-        off = Office(d.state_dir)
-        a = Application(c, off, "person")
-        a.confirm()
-        a.attach_all()
-        a.submit()
-        a.verify()
-        a.pay()
-        pin = a.approve()
-        serial = "CW0001"
-        blank_key(d.state_dir, c, serial)
-        vkey(d.state_dir, "fault", serial, "C_CreateObject", "--after", "1", "--mode", "hang",
-             "--timeout", "30000")
-        mark = d.log_size()
-        off.ok("make", a.id, "--key", serial)
-        assert run_until(lambda: "fault on C_CreateObject" in d.log(mark), 15.0), \
-            "the making never reached writing the certificate"
-        issued = certificates_of(d.state_dir, a.id)
-        assert len(issued) == 1, issued
-        d.kill()
-        d.start()
-        assert a.state == "approved"
-        assert "recover" in a.prop("History")[-1][2]
-        # As when the key is pulled, the certificate of the attempt is revoked …
-        certs = certificates_of(d.state_dir, a.id)
-        assert certs[0][0] == issued[0][0]
-        assert certs[0][1] == "revoked", \
-            f"the certificate issued for the crashed making is still {certs[0][1]}"
-        # … and making starts over on the same key.
-        assert run_until(lambda: key_path(serial) in c.managed_objects(), 5.0)
-        a.make(serial)
-        certs = certificates_of(d.state_dir, a.id)
-        assert [x[1] for x in certs].count("valid") == 1, certs
-        c.call(key_path(serial), KEY_IFACE, "Login", "s", (pin,))
-        rc, out = off.run("ledger", "verify")
-        assert rc == 0 and out["ok"] is True, out
+        yield d, c, Office(d.state_dir)
     finally:
         if c is not None:
             c.close()
         d.cleanup()
         bus.close()
+
+
+def test_a_crash_while_the_certificate_is_written_and_making_again_revokes_it(own_daemon,
+                                                                            tmp_dir):
+    d, c, off = own_daemon
+    a, pin, first = crash_while_writing(d, c, off, "CW0001")
+    a.make("CW0001")  # on the key this order's attempt initialised
+    certs = certificates_of(d.state_dir, a.id)
+    assert (first, "revoked", "cessationOfOperation") in certs, certs
+    assert [x[1] for x in certs].count("valid") == 1, certs
+    assert first in crl_serials(off, tmp_dir)
+    c.call(key_path("CW0001"), KEY_IFACE, "Login", "s", (pin,))
+    assert c.get(key_path("CW0001"), KEY_IFACE, "CertificateSerial").upper() != first
+    rc, out = off.run("ledger", "verify")
+    assert rc == 0 and out["ok"] is True, out
+
+
+def test_a_crash_while_the_certificate_is_written_then_a_refund_revokes_it(own_daemon):
+    d, c, off = own_daemon
+    a, pin, first = crash_while_writing(d, c, off, "CW0002")
+    a.order.cancel()
+    assert a.state == "refunding"
+    off.ok("refund", a.id)
+    assert a.state == "refunded"
+    # No key holds the certificate of the interrupted making, and none ever will: it must
+    # not stay valid (FindCertificates would offer it for a reissue).
+    certs = certificates_of(d.state_dir, a.id)
+    assert [x[1] for x in certs] == ["revoked"], \
+        f"the refunded order keeps the certificate of its interrupted making: {certs}"
 
 
 # --- secrets --------------------------------------------------------------------------
