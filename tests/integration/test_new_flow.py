@@ -670,6 +670,13 @@ def test_a_rejected_application_is_fixed_and_reviewed_again_without_paying_twice
     assert service == "bank"
     deposit = [m for m in office.outbox("bank") if m["to"] == to]
     assert len(deposit) == 1 and secret_of(deposit[0]) == pin
+    task = [t for t in office.tasks("bank", a.id)]
+    assert len(task) == 1, task
+    payload = task[0]["payload"]
+    assert (payload.get("kind"), payload.get("account"), payload.get("amount_fen")) == (
+        "micro_deposit", account, 1), payload
+    # 发票抬头与企业账户名称默认为证书使用单位名称: the account name is the organisation's.
+    assert payload.get("account_name") == a.fields["org_name"], payload
     # The handler's approval notice does not carry the password.
     notice = office.wait_message("sms", to=a.handler_phone, template="review_approved")
     assert notice is not None and SECRET_RE.search(notice["text"]) is None, notice
@@ -1149,6 +1156,13 @@ def test_the_password_and_the_codes_appear_nowhere_but_the_outbox(daemon, client
         assert not pin_like(dbus_text, secret), f"a {what} is in a D-Bus property"
         for der in certs:
             assert not pin_like(der, secret), f"a {what} is in a key's certificate"
+
+    # Staff never see them: not in an order as the office shows it, nor in the task list.
+    staff = json.dumps(office.call("tasks.list"), ensure_ascii=False)
+    for x in apps:
+        staff += json.dumps(office.ok("order", "show", x.id), ensure_ascii=False)
+    for secret in pins | codes:
+        assert not pin_like(staff, secret), "a secret is shown to the office"
 
     # The tasks that delivered passwords and codes refer to sealed secrets.
     by_id = {t[0]: t for t in tasks}
