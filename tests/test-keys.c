@@ -287,6 +287,37 @@ test_keygen_and_csr(Fixture *f, gconstpointer data)
 	check_csr(f, "ec-p256");
 }
 
+/* A key handle cached by a signature outlives a logout in the driver, not in the module;
+ * and the signing session must not stand in the way of the SO's login. */
+static void
+test_sign_after_logout_then_unblock(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) tbs = g_bytes_new_static("to be signed", 12);
+	g_autoptr(GBytes) spki = NULL;
+
+	g_assert_true(cs_driver_run_login(f->driver, f->ctx, f->serial, "123456", NULL));
+	spki =
+	    cs_driver_run_generate_key(f->driver, f->ctx, f->serial, "sig-key", "ec-p256", &error);
+	g_assert_no_error(error);
+	for (int round = 0; round < 2; round++) {
+		g_autoptr(GBytes) sig = cs_driver_run_sign(f->driver, f->ctx, f->serial, "sig-key",
+							   "sha256", tbs, &error);
+		g_assert_no_error(error);
+		g_assert_nonnull(sig);
+		g_assert_true(cs_driver_run_logout(f->driver, f->ctx, f->serial, NULL));
+		g_assert_true(cs_driver_run_login(f->driver, f->ctx, f->serial, "123456", NULL));
+	}
+	cs_driver_run_unblock(f->driver, f->ctx, f->serial, "12345678", "654321", &error);
+	g_assert_no_error(error);
+	g_assert_true(cs_driver_run_login(f->driver, f->ctx, f->serial, "654321", NULL));
+	{
+		g_autoptr(GBytes) sig = cs_driver_run_sign(f->driver, f->ctx, f->serial, "sig-key",
+							   "sha256", tbs, &error);
+		g_assert_no_error(error);
+	}
+}
+
 static void
 test_certificate_and_seal_round_trip(Fixture *f, gconstpointer data)
 {
@@ -381,6 +412,8 @@ main(int argc, char **argv)
 		   fixture_teardown);
 	g_test_add("/keys/vkey/rsa-and-ec-keygen-csr-accepted-by-openssl", Fixture, NULL,
 		   fixture_setup, test_keygen_and_csr, fixture_teardown);
+	g_test_add("/keys/vkey/sign-after-logout-and-login-then-unblock", Fixture, NULL,
+		   fixture_setup, test_sign_after_logout_then_unblock, fixture_teardown);
 	g_test_add("/keys/vkey/seal-round-trip", Fixture, NULL, fixture_setup,
 		   test_certificate_and_seal_round_trip, fixture_teardown);
 	g_test_add("/keys/vkey/pulled-mid-write-is-key-removed", Fixture, NULL, fixture_setup,
