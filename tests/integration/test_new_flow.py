@@ -402,6 +402,8 @@ def test_submit_names_every_missing_material(daemon, client, office, app):
     with dbus_error(ERR_WRONG_STATE):
         a.call("Submit")  # a draft is confirmed first
     a.confirm()
+    with dbus_error(ERR_WRONG_STATE):
+        a.order.update({"address": "已确认的订单不能修改"})  # 返回修改 is for drafts
     attach_bytes(a.order, "business_license", "license.png", make_png())
     mark = office.mark("sms")
     with dbus_error(ERR_INVALID_INPUT, "materials", "handler_id_front", "handler_id_back",
@@ -445,6 +447,13 @@ def test_wrong_codes_count_down_to_too_many_attempts(daemon, client, office, app
         a.verify(a.code)
     assert a.state == "sms_pending"
     assert "unpaid" not in states_of(a.prop("History"))
+    # Nothing else moves a submitted application meanwhile.
+    with dbus_error(ERR_WRONG_STATE):
+        attach_bytes(a.order, "seal_image", "seal.png", make_png())
+    with dbus_error(ERR_WRONG_STATE):
+        a.start_payment("sandbox")
+    with dbus_error(ERR_WRONG_STATE):
+        a.order.update({"email": "x@example.cn"})
 
 
 def test_a_resend_inside_the_cooldown_is_rate_limited(daemon, client, office, app):
@@ -1178,4 +1187,10 @@ def test_the_password_and_the_codes_appear_nowhere_but_the_outbox(daemon, client
             assert payload.get("secret_ref") == task[4], payload
             assert not pin_like(task[3], found.group(1))
             checked.add(found.group(1))
+            # Delivered: the task's sealed copy is wiped (DESIGN §3.5).
+            with ledger(daemon.state_dir) as db:
+                sealed, wiped = db.execute("SELECT sealed, wiped FROM secrets WHERE id = ?",
+                                           (task[4],)).fetchone()
+            assert sealed is None and wiped is not None, \
+                f"the secret of delivered task {task[0]} is still sealed in the ledger"
     assert pins <= checked, "a password reached no outbox through a task"
