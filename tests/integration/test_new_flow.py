@@ -318,6 +318,8 @@ def test_whole_application_from_draft_to_completed(daemon, client, office, app, 
     # Making on a blank key.
     blank_key(daemon.state_dir, client, serial)
     a.make(serial)
+    assert a.prop("Progress") == 100
+    assert a.prop("ReviewNote") == "材料齐全"
     with dbus_error(ERR_WRONG_STATE):
         a.order.cancel()
     assert a.state == "made"
@@ -971,7 +973,8 @@ def test_a_key_pulled_during_making_goes_back_to_approved_and_another_key_is_mad
     assert "making" in states_of(history)
     assert states_of(history)[-2:] == ["making", "approved"], history[-3:]
     assert any("make_failed" in n for n in notes_of(history)), history[-3:]
-    assert a.prop("ReviewNote") != "", "nothing says why the making failed"
+    assert first in a.prop("ReviewNote") and "remov" in a.prop("ReviewNote"), \
+        f"ReviewNote does not say why the making failed: {a.prop('ReviewNote')!r}"
     assert run_until(lambda: key_path(first) not in client.managed_objects(), 3.0)
     assert [t for t in office.tasks("make", a.id) if t["state"] == "queued"], \
         "no new make task after the failed making"
@@ -983,6 +986,7 @@ def test_a_key_pulled_during_making_goes_back_to_approved_and_another_key_is_mad
     second = f"PU{a.n:04d}B"
     blank_key(daemon.state_dir, client, second)
     a.make(second)
+    assert "failed" not in a.prop("ReviewNote"), "the old failure still shows once made"
     check_made_key(client, office, daemon, a, second, tmp_dir)
     assert count(daemon.state_dir, "SELECT count(*) FROM certificates WHERE order_id = ?",
                  a.id) == 1
