@@ -486,7 +486,7 @@ def next_weekdays(n):
 
 @pytest.fixture(scope="module")
 def quick():
-    """A second daemon on its own bus: codes live 2 s, a resend waits 1 s, the next two
+    """A second daemon on its own bus: codes live 3 s, a resend waits 1 s, the next two
     weekdays are public holidays, and demo-b issues a person's certificate for free."""
     work = short_tmpdir("csquick-")
     vendors = os.path.join(work, "vendors.d")
@@ -502,7 +502,7 @@ def quick():
     holidays = next_weekdays(2)
     cfg = write_config(os.path.join(work, "quick.conf"),
                        daemon={"vendor_dir": vendors},
-                       sms={"code_lifetime_s": "2", "resend_cooldown_s": "1"},
+                       sms={"code_lifetime_s": "3", "resend_cooldown_s": "1"},
                        review={"holidays": ";".join(d.isoformat() for d in holidays)})
     bus = Bus()  # the module's daemon owns the name on the shared bus
     d = Daemon(bus, config=cfg)
@@ -527,7 +527,7 @@ def test_an_expired_code_is_refused_and_a_new_one_works(quick):
     a.confirm()
     a.attach_all()
     old = a.submit()
-    time.sleep(2.6)
+    time.sleep(3.6)
     with dbus_error(ERR_CODE_EXPIRED):
         a.verify(old)
     assert a.state == "sms_pending"
