@@ -9,35 +9,41 @@ code, pay, get reviewed, have a blank key made, shipped and delivered; the key t
 certificate that chains to the vendor's CA, an e-seal that verifies, and logs in with the
 password that reached the applicant. Around that path: refused inputs, wrong, expired and
 too-frequent codes, a payment notified twice, a rejection fixed and reviewed again without
-a second payment, cancellation before and after payment, the daemon SIGKILLed in every
-state (making included), a key pulled while being made, and the password and codes found
-nowhere but in the outbox.
+a second payment, a free application, review deadlines over weekends and holidays,
+cancellation before and after payment, the daemon SIGKILLed in every state (making
+included, in key generation and while the certificate is written), a key pulled while being
+made, and the password and codes found nowhere but in the outbox.
 
-One daemon serves most of the module; each application has its own subject and phones.
+One daemon serves most of the module (each application has its own subject and phones);
+a second one has short-lived codes, holidays and a free price; the crash tests kill
+daemons of their own.
 """
 
 import datetime
+import hashlib
 import json
 import os
 import re
 import shutil
 import sqlite3
+import subprocess
 import time
 
 import dbus
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from conftest import (DEV_VENDORS_D, ERR_INVALID_INPUT, ERR_WRONG_STATE, ID_29_FEB_1949, ID_BAD_CHECK,
-                      KEY_IFACE, USCC_BAD_CHECK, Bus, Client, Daemon, SignalRecorder,
-                      dbus_error,
-                      key_path, pump, run_cli, run_until, short_tmpdir, vkey, write_config)
-from flow_helpers import (PERSON_MATERIALS, PRICE_FEN, REVIEW_WORKING_DAYS,
-                          SECRET_RE, Application, Office, attach_bytes, attach_file,
-                          blank_key, due_by, key_certificate, key_seal, masked, openssl,
-                          org_fields, person_fields, pin_like, secret_of)
+from conftest import (DEV_VENDORS_D, ERR_INVALID_INPUT, ERR_WRONG_STATE, ID_29_FEB_1949,
+                      ID_BAD_CHECK, KEY_IFACE, USCC_BAD_CHECK, Bus, Client, Daemon,
+                      SignalRecorder, dbus_error, key_path, pump, run_cli, run_until,
+                      short_tmpdir, vkey, write_config)
+from flow_helpers import (PERSON_MATERIALS, PRICE_FEN, REVIEW_WORKING_DAYS, SECRET_RE,
+                          Application, Office, attach_bytes, attach_file, blank_key, due_by,
+                          key_certificate, key_seal, masked, openssl, org_fields, person_fields,
+                          pin_like, secret_of)
 from office_helpers import office_info
 from test_crash import recompute_chain
 from test_materials import JPEG, make_png
@@ -94,7 +100,6 @@ def count(state_dir, sql, *args):
 
 
 def pdf_text(pdf, tmp_dir, name="doc.pdf"):
-    import subprocess
     path = os.path.join(tmp_dir, name)
     with open(path, "wb") as f:
         f.write(pdf)
@@ -168,7 +173,6 @@ def check_made_key(client, office, daemon, a, serial, tmp_dir, seal_image=None):
     chain = ca_chain(office, tmp_dir)
     cert_pem = os.path.join(tmp_dir, f"{serial}.pem")
     with open(cert_pem, "wb") as f:
-        from cryptography.hazmat.primitives.serialization import Encoding
         f.write(cert.public_bytes(Encoding.PEM))
     v = openssl("verify", "-CAfile", chain, cert_pem)
     assert v.returncode == 0 and f"{cert_pem}: OK" in v.stdout, v.stdout + v.stderr
@@ -182,7 +186,6 @@ def check_made_key(client, office, daemon, a, serial, tmp_dir, seal_image=None):
         assert attr(NameOID.COMMON_NAME) == [a.fields["org_name"]]
         assert attr(ORGANIZATION_IDENTIFIER) == ["NTRCN-" + a.fields["uscc"]]
     else:
-        import hashlib
         assert attr(NameOID.COMMON_NAME) == [a.fields["name"]]
         want = hashlib.sha256(a.fields["id_number"].encode()).hexdigest()
         assert [s.lower() for s in attr(NameOID.SERIAL_NUMBER)] == [want]
