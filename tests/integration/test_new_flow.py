@@ -831,8 +831,8 @@ def test_the_daemon_killed_in_every_state_loses_nothing(tmp_dir):
         crash.kill_restart()                                        # sms_pending
         main.verify()
         assert main.state == "unpaid"
-        main.start_payment()
         crash.kill_restart()                                        # unpaid
+        main.start_payment()  # (killed after StartPayment: a test of its own, below)
         main.notify_paid()
         assert main.state == "in_review"
 
@@ -1043,6 +1043,26 @@ def test_a_key_pulled_while_written_is_made_again_once_plugged_back(daemon, clie
     cert = check_made_key(client, office, daemon, a, serial, tmp_dir)
     assert (f"{cert.serial_number:032X}", "valid") in [(c[0], c[1]) for c in certs]
     assert a.pin == pin
+
+
+def test_a_payment_started_survives_sigkill_as_acknowledged(own_daemon):
+    d, c, off = own_daemon
+    crash = Crashes(d, c)
+    a = Application(c, off, "org")
+    crash.watch(a)
+    a.confirm()
+    a.attach_all()
+    a.submit()
+    a.verify()
+    # StartPayment in the next second, so that an UpdatedAt kept only in memory shows.
+    time.sleep(1.0 - time.time() % 1.0 + 0.05)
+    a.start_payment()
+    assert a.prop("PaymentChannel") == "sandbox"
+    assert a.prop("UpdatedAt") >= int(time.time()) - 1
+    crash.kill_restart()
+    assert a.prop("PaymentChannel") == "sandbox"
+    a.notify_paid()
+    assert a.state == "in_review"
 
 
 def crash_while_writing(d, c, off, serial):
