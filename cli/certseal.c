@@ -465,6 +465,80 @@ cmd_seal_sign(CsCli *cli, int argc, char **argv)
 	return CS_EXIT_OK;
 }
 
+#define SEAL_READ_USAGE "usage: certseal seal read [--key SERIAL] --output FILE [--force]"
+
+/*
+ * `certseal seal read [--key SERIAL] --output FILE [--force]`: the key's e-seal (DER
+ * SESeal, Key.ReadSeal) written to FILE, for `certseal seal show|verify FILE`. --key may
+ * be left out when exactly one key is inserted.
+ */
+static int
+cmd_seal_read(CsCli *cli, int argc, char **argv)
+{
+	const char *serial = NULL, *output = NULL;
+	gboolean force = FALSE;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) seal = NULL;
+	g_autofree char *path = NULL;
+	const guint8 *data;
+	gsize len = 0;
+	int rc = CS_EXIT_OK;
+
+	for (int i = 0; i < argc; i++) {
+		if (g_strcmp0(argv[i], "--key") == 0 && i + 1 < argc)
+			serial = argv[++i];
+		else if (g_strcmp0(argv[i], "--output") == 0 && i + 1 < argc)
+			output = argv[++i];
+		else if (g_strcmp0(argv[i], "--force") == 0)
+			force = TRUE;
+		else
+			return cs_cli_fail(cli, CS_EXIT_USAGE, "usage", SEAL_READ_USAGE);
+	}
+	if (output == NULL)
+		return cs_cli_fail(cli, CS_EXIT_USAGE, "usage", SEAL_READ_USAGE);
+	path = find_key(cli, serial, &rc);
+	if (path == NULL)
+		return rc;
+	reply = cs_cli_call(cli, path, CS_CLI_KEY_IFACE, "ReadSeal", NULL, "(ay)", &error);
+	if (reply == NULL)
+		return cs_cli_fail_error(cli, error);
+	seal = g_variant_get_child_value(reply, 0);
+	data = g_variant_get_fixed_array(seal, &len, 1);
+	if (!cs_cli_write_output(output, data, len, force, &error))
+		return cs_cli_fail(cli, CS_EXIT_USAGE, "file", error->message);
+	if (cli->json) {
+		g_autoptr(GString) s = g_string_new("{\"output\":");
+		cs_json_append_string(s, output);
+		g_string_append_printf(s, ",\"size\":%" G_GSIZE_FORMAT "}", len);
+		g_print("%s\n", s->str);
+	} else {
+		g_print("The key's seal saved to %s (%" G_GSIZE_FORMAT " bytes).\n", output, len);
+	}
+	return CS_EXIT_OK;
+}
+
+/* Connect to the bus, run @run, disconnect. */
+static int
+with_bus(CsCli *cli, int (*run)(CsCli *cli, int argc, char **argv), int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	int rc;
+
+	cli->bus =
+	    g_bus_get_sync(cli->session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
+	if (cli->bus == NULL) {
+		g_autofree char *msg =
+		    g_strdup_printf("cannot connect to the %s bus: %s",
+				    cli->session ? "session" : "system", error->message);
+		return cs_cli_fail(cli, CS_EXIT_UNREACHABLE, "org.freedesktop.DBus.Error.NoServer",
+				   msg);
+	}
+	rc = run(cli, argc, argv);
+	g_clear_object(&cli->bus);
+	return rc;
+}
+
 static const Command commands[] = {
     {"status", cmd_status, "the daemon's version, flows, drivers and vendors"},
     {"apply", cs_cli_apply, "apply for a new certificate (新办), step by step"},
@@ -491,6 +565,7 @@ usage(void)
 	g_printerr("  %-10s %s\n", "seal", "show|verify FILE [--document DOC] [--ca PEM] (local)");
 	g_printerr("  %-10s %s\n", "seal",
 		   "sign DOC --key SERIAL [--output FILE] (default DOC.ses)");
+	g_printerr("  %-10s %s\n", "seal", "read [--key SERIAL] --output FILE (the key's e-seal)");
 	g_printerr("\nSMS codes and PINs are read from the terminal or stdin, never from the "
 		   "command line.\n");
 	g_printerr("exit codes: 0 done, 1 refused by the daemon, 2 usage, 3 daemon unreachable, "
@@ -501,9 +576,7 @@ int
 main(int argc, char **argv)
 {
 	CsCli cli = {0};
-	g_autoptr(GError) error = NULL;
 	int i = 1;
-	int rc;
 
 	setlocale(LC_ALL, "");
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -524,39 +597,16 @@ main(int argc, char **argv)
 		return CS_EXIT_USAGE;
 	}
 	/* Seals are read and verified here, with the daemon's own code: no bus needed.
-	 * Signing needs the key, through the daemon. */
-	if (g_strcmp0(argv[i], "seal") == 0 && i + 1 < argc &&
-	    g_strcmp0(argv[i + 1], "sign") == 0) {
-		cli.bus = g_bus_get_sync(cli.session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL,
-					 &error);
-		if (cli.bus == NULL) {
-			g_autofree char *msg =
-			    g_strdup_printf("cannot connect to the %s bus: %s",
-					    cli.session ? "session" : "system", error->message);
-			return cs_cli_fail(&cli, CS_EXIT_UNREACHABLE,
-					   "org.freedesktop.DBus.Error.NoServer", msg);
-		}
-		rc = cmd_seal_sign(&cli, argc - i - 2, argv + i + 2);
-		g_object_unref(cli.bus);
-		return rc;
-	}
+	 * Signing and reading a key's seal need the key, through the daemon. */
+	if (g_strcmp0(argv[i], "seal") == 0 && i + 1 < argc && g_strcmp0(argv[i + 1], "sign") == 0)
+		return with_bus(&cli, cmd_seal_sign, argc - i - 2, argv + i + 2);
+	if (g_strcmp0(argv[i], "seal") == 0 && i + 1 < argc && g_strcmp0(argv[i + 1], "read") == 0)
+		return with_bus(&cli, cmd_seal_read, argc - i - 2, argv + i + 2);
 	if (g_strcmp0(argv[i], "seal") == 0)
 		return cs_cli_seal(cli.json, argc - i - 1, argv + i + 1);
 	for (guint c = 0; c < G_N_ELEMENTS(commands); c++) {
-		if (g_strcmp0(commands[c].name, argv[i]) != 0)
-			continue;
-		cli.bus = g_bus_get_sync(cli.session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL,
-					 &error);
-		if (cli.bus == NULL) {
-			g_autofree char *msg =
-			    g_strdup_printf("cannot connect to the %s bus: %s",
-					    cli.session ? "session" : "system", error->message);
-			return cs_cli_fail(&cli, CS_EXIT_UNREACHABLE,
-					   "org.freedesktop.DBus.Error.NoServer", msg);
-		}
-		rc = commands[c].run(&cli, argc - i - 1, argv + i + 1);
-		g_object_unref(cli.bus);
-		return rc;
+		if (g_strcmp0(commands[c].name, argv[i]) == 0)
+			return with_bus(&cli, commands[c].run, argc - i - 1, argv + i + 1);
 	}
 	usage();
 	return CS_EXIT_USAGE;
