@@ -20,6 +20,7 @@
 #include "cs-build-config.h"
 #include "cs-config.h"
 #include "cs-validate.h"
+#include "cs-workdays.h"
 
 #define CS_VENDOR_ID_MAX_LENGTH 32
 #define CS_CONF_TEXT_MAX_CHARS 256
@@ -61,15 +62,16 @@ static const char *const payment_keys[] = {
     "wechat_apiv3_key_file",
     NULL,
 };
-static const char *const sms_keys[] = {"resend_cooldown_s", "daily_cap", NULL};
+static const char *const sms_keys[] = {"resend_cooldown_s", "daily_cap", "code_lifetime_s",
+				       "code_max_tries", NULL};
+static const char *const review_keys[] = {"holidays", "extra_workdays", "org_days", "person_days",
+					  NULL};
+static const char *const invoice_keys[] = {"seller_name", "seller_tax_id", "tax_rate_permille",
+					   NULL};
 static const CsConfGroup config_schema[] = {
-    {"daemon", daemon_keys},
-    {"office", office_keys},
-    {"payment", payment_keys},
-    {"sms", sms_keys},
-    {"ledger", ledger_keys},
-    {"validation", validation_keys},
-    {NULL, NULL},
+    {"daemon", daemon_keys}, {"office", office_keys},	      {"payment", payment_keys},
+    {"sms", sms_keys},	     {"review", review_keys},	      {"invoice", invoice_keys},
+    {"ledger", ledger_keys}, {"validation", validation_keys}, {NULL, NULL},
 };
 
 static const char *const vendor_keys[] = {"name", "driver", NULL};
@@ -546,6 +548,15 @@ config_new_defaults(void)
 	config->office_claim_ms = 15 * 60 * 1000;
 	config->sms_resend_cooldown_s = 60;
 	config->sms_daily_cap = 10;
+	config->sms_code_lifetime_s = 300;
+	config->sms_code_max_tries = 5;
+	config->review_holidays = g_new0(char *, 1);
+	config->review_extra_workdays = g_new0(char *, 1);
+	config->review_org_days = 5;
+	config->review_person_days = 3;
+	config->invoice_seller_name = g_strdup("数字证书及电子签章共享平台");
+	config->invoice_seller_tax_id = g_strdup("91350200776049653A");
+	config->invoice_tax_rate_permille = 60;
 	config->vendors = g_ptr_array_new_with_free_func((GDestroyNotify)cs_vendor_free);
 	return config;
 }
@@ -647,7 +658,55 @@ config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 	return conf_file_get_guint(file, "sms", "resend_cooldown_s", 0, 86400,
 				   &config->sms_resend_cooldown_s, error) &&
 	       conf_file_get_guint(file, "sms", "daily_cap", 1, 10000, &config->sms_daily_cap,
-				   error);
+				   error) &&
+	       conf_file_get_guint(file, "sms", "code_lifetime_s", 1, 86400,
+				   &config->sms_code_lifetime_s, error) &&
+	       conf_file_get_guint(file, "sms", "code_max_tries", 1, 100,
+				   &config->sms_code_max_tries, error);
+}
+
+/* A list of YYYY-MM-DD dates; each must exist. */
+static gboolean
+config_read_dates(CsConfFile *file, const char *group, const char *key, char ***out, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_auto(GStrv) days = NULL;
+
+	if (!conf_file_has_key(file, group, key))
+		return TRUE;
+	days = g_key_file_get_string_list(file->keyfile, group, key, NULL, &error_local);
+	if (days == NULL)
+		return conf_file_refuse(file, error, group, key, "not a list of dates");
+	for (guint i = 0; days[i] != NULL; i++) {
+		const char *const one[] = {g_strstrip(days[i]), NULL};
+		CsCalendar calendar = {.holidays = one, .extra_workdays = NULL};
+		g_clear_error(&error_local);
+		if (!cs_calendar_validate(&calendar, &error_local))
+			return conf_file_refuse(file, error, group, key, "entry %u: %s", i + 1,
+						error_local->message);
+	}
+	g_strfreev(*out);
+	*out = g_steal_pointer(&days);
+	return TRUE;
+}
+
+/* Review deadlines (DESIGN §1.1) and the e-invoice's seller. */
+static gboolean
+config_read_review(CsConfig *config, CsConfFile *file, GError **error)
+{
+	return config_read_dates(file, "review", "holidays", &config->review_holidays, error) &&
+	       config_read_dates(file, "review", "extra_workdays", &config->review_extra_workdays,
+				 error) &&
+	       conf_file_get_guint(file, "review", "org_days", 0, 365, &config->review_org_days,
+				   error) &&
+	       conf_file_get_guint(file, "review", "person_days", 0, 365,
+				   &config->review_person_days, error) &&
+	       conf_file_get_text(file, "invoice", "seller_name", 100, &config->invoice_seller_name,
+				  error) &&
+	       conf_file_get_text(file, "invoice", "seller_tax_id", 18,
+				  &config->invoice_seller_tax_id, error) &&
+	       conf_file_get_guint(file, "invoice", "tax_rate_permille", 0, 1000,
+				   &config->invoice_tax_rate_permille, error);
 }
 
 CsConfig *
@@ -673,6 +732,8 @@ cs_config_load(const char *path, GError **error)
 		return NULL;
 	if (!config_read_office(config, file, error))
 		return NULL;
+	if (!config_read_review(config, file, error))
+		return NULL;
 	return g_steal_pointer(&config);
 }
 
@@ -687,6 +748,10 @@ cs_config_free(CsConfig *config)
 	g_free(config->driver_dir);
 	g_free(config->vendor_dir);
 	g_strfreev(config->legacy_uscc);
+	g_strfreev(config->review_holidays);
+	g_strfreev(config->review_extra_workdays);
+	g_free(config->invoice_seller_name);
+	g_free(config->invoice_seller_tax_id);
 	g_free(config->office_dir);
 	g_free(config->office_endpoint);
 	g_free(config->office_events_endpoint);

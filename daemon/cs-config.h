@@ -63,6 +63,17 @@ typedef struct {
 	/* SMS limits (DESIGN §6). */
 	guint sms_resend_cooldown_s; /* [sms] resend_cooldown_s, default 60 */
 	guint sms_daily_cap;	     /* [sms] daily_cap per phone, default 10 */
+	guint sms_code_lifetime_s;   /* [sms] code_lifetime_s, default 300 */
+	guint sms_code_max_tries;    /* [sms] code_max_tries: wrong tries, default 5 */
+	/* Review deadlines (DESIGN §1.1). */
+	char **review_holidays;	      /* [review] holidays: YYYY-MM-DD weekdays off */
+	char **review_extra_workdays; /* [review] extra_workdays: weekend days worked */
+	guint review_org_days;	      /* [review] org_days, default 5 */
+	guint review_person_days;     /* [review] person_days, default 3 */
+	/* The e-invoice's seller. */
+	char *invoice_seller_name;	 /* [invoice] seller_name */
+	char *invoice_seller_tax_id;	 /* [invoice] seller_tax_id */
+	guint invoice_tax_rate_permille; /* [invoice] tax_rate_permille, default 60 */
 } CsConfig;
 
 /* Defaults, then @path when non-NULL. */

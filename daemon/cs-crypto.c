@@ -159,3 +159,107 @@ cs_x509_set_sm2_id(X509 *x)
 	 * certificates signed with SM2: OpenSSL refuses an ID for ECDSA or RSA. */
 	X509_set0_distinguishing_id(x, cs_sm2_id_new());
 }
+
+const char *
+cs_key_algorithm_digest(CsKeyAlgorithm alg)
+{
+	return alg == CS_KEY_SM2 ? "sm3" : "sha256";
+}
+
+/* ---- certificate requests signed elsewhere ------------------------------------------ */
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509_ALGOR, X509_ALGOR_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ASN1_BIT_STRING, ASN1_BIT_STRING_free)
+
+/* The signature algorithm a CSR of @pub carries; NULL with @error for other keys. */
+static X509_ALGOR *
+csr_signature_algorithm(EVP_PKEY *pub, GError **error)
+{
+	g_autoptr(X509_ALGOR) alg = X509_ALGOR_new();
+	g_autofree char *what = NULL;
+	gboolean ok = FALSE;
+
+	if (alg == NULL) {
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "csr: signature algorithm");
+		return NULL;
+	}
+	switch (cs_key_algorithm_of(pub, &what)) {
+	case CS_KEY_RSA_2048:
+		ok = X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256WithRSAEncryption), V_ASN1_NULL,
+				     NULL);
+		break;
+	case CS_KEY_EC_P256:
+		ok = X509_ALGOR_set0(alg, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_UNDEF, NULL);
+		break;
+	case CS_KEY_SM2:
+		ok = X509_ALGOR_set0(alg, OBJ_nid2obj(NID_SM2_with_SM3), V_ASN1_UNDEF, NULL);
+		break;
+	default:
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "csr: unsupported key type %s (RSA-2048, EC P-256 or SM2)", what);
+		return NULL;
+	}
+	if (!ok) {
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "csr: signature algorithm");
+		return NULL;
+	}
+	return g_steal_pointer(&alg);
+}
+
+GBytes *
+cs_csr_build_signed(
+    EVP_PKEY *pub, const X509_NAME *subject, CsSignFunc sign, gpointer user_data, GError **error)
+{
+	g_autoptr(X509_REQ) req = X509_REQ_new();
+	g_autoptr(X509_ALGOR) alg = csr_signature_algorithm(pub, error);
+	g_autoptr(ASN1_BIT_STRING) bits = NULL;
+	g_autoptr(GBytes) sig = NULL;
+	unsigned char *tbs = NULL, *der = NULL;
+	int tbs_len, der_len;
+	GBytes *out;
+
+	if (alg == NULL)
+		return NULL;
+	if (req == NULL || X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 ||
+	    X509_REQ_set_subject_name(req, subject) != 1 || X509_REQ_set_pubkey(req, pub) != 1 ||
+	    X509_REQ_set1_signature_algo(req, alg) != 1) {
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "csr: assembling the request");
+		return NULL;
+	}
+	tbs_len = i2d_re_X509_REQ_tbs(req, &tbs);
+	if (tbs_len <= 0) {
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "csr: encoding the request info");
+		return NULL;
+	}
+	sig = sign(tbs, (gsize)tbs_len, user_data, error);
+	OPENSSL_free(tbs);
+	if (sig == NULL)
+		return NULL;
+	bits = ASN1_BIT_STRING_new();
+	if (bits == NULL || g_bytes_get_size(sig) > G_MAXINT ||
+	    !ASN1_BIT_STRING_set(bits, (unsigned char *)g_bytes_get_data(sig, NULL),
+				 (int)g_bytes_get_size(sig))) {
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "csr: signature");
+		return NULL;
+	}
+	/* A signature is a whole number of bytes: no unused bits. */
+	bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+	bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	X509_REQ_set0_signature(req, g_steal_pointer(&bits));
+	if (cs_key_algorithm_of(pub, NULL) == CS_KEY_SM2)
+		X509_REQ_set0_distinguishing_id(req, cs_sm2_id_new());
+	if (X509_REQ_verify(req, pub) != 1) {
+		ERR_clear_error();
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INTERNAL,
+				    "csr: the signature does not verify with the request's key");
+		return NULL;
+	}
+	der_len = i2d_X509_REQ(req, &der);
+	if (der_len <= 0) {
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "csr: encoding the request");
+		return NULL;
+	}
+	out = g_bytes_new(der, (gsize)der_len);
+	OPENSSL_free(der);
+	return out;
+}

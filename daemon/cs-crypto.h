@@ -34,6 +34,28 @@ EVP_MD_CTX *cs_sign_ctx_new(EVP_PKEY *pkey, GError **error);
 /* Set the SM2 distinguishing ID on @x, for verifying its signature; only for certificates
  * signed with SM2 (OpenSSL refuses an ID for RSA or ECDSA). */
 void cs_x509_set_sm2_id(X509 *x);
+/* The hash a signer of @alg uses, by the name the driver ABI's sign takes: "sm3" for SM2,
+ * "sha256" otherwise. */
+const char *cs_key_algorithm_digest(CsKeyAlgorithm alg);
+
+/*
+ * Sign @len to-be-signed bytes with a key kept elsewhere (a token, or a software key) and
+ * return the signature: PKCS#1 v1.5 for RSA, a DER SEQUENCE { r, s } for EC and SM2 (SM2
+ * over SM3 with the distinguishing ID CS_SM2_ID).
+ */
+typedef GBytes *(*CsSignFunc)(const guint8 *tbs, gsize len, gpointer user_data, GError **error);
+
+/*
+ * A DER PKCS#10 request for the public key @pub with @subject, whose private key signs
+ * through @sign — the external-signing pattern of DESIGN §3.1: the request is assembled
+ * here, DER(CertificationRequestInfo) (i2d_re_X509_REQ_tbs) is handed to @sign, and the
+ * signature is put in with X509_REQ_set0_signature. The signature algorithm follows @pub:
+ * sha256WithRSAEncryption, ecdsa-with-SHA256 or SM2-with-SM3. The finished request is
+ * verified against @pub before it is returned, so a signer that used another key (or
+ * garbage) is caught here: CS_ERROR_INTERNAL "csr: …". @sign's own errors pass through.
+ */
+GBytes *cs_csr_build_signed(
+    EVP_PKEY *pub, const X509_NAME *subject, CsSignFunc sign, gpointer user_data, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509, X509_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509_CRL, X509_CRL_free)

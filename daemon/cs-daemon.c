@@ -265,6 +265,8 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	self->office = cs_office_new(self->engine, self->vault, self->state_dir, error);
 	if (self->office == NULL)
 		return NULL;
+	cs_engine_set_services(self->engine, self->vault, cs_office_get_tasks(self->office),
+			       self->keys);
 	return g_steal_pointer(&self);
 }
 

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 
 #include "cs-build-config.h"
 #include "cs-dbus.h"
+#include "cs-engine-flow.h"
 #include "cs-forms.h"
 #include "cs-material.h"
 #include "cs-validate.h"
@@ -675,6 +677,29 @@ ORDER_GETTER(prop_order_updated)
 	return sd_bus_message_append(reply, "t", (uint64_t)(order->updated / G_USEC_PER_SEC));
 }
 
+/* What happened: the step, with the reviewer's note, the tracking number or why a making
+ * failed when the step recorded one ("reject: the licence scan is unreadable"). */
+static char *
+history_note(const CsEventRow *e)
+{
+	static const char *const keys[] = {"note", "tracking", "reason", "channel"};
+	g_autoptr(JsonParser) parser = json_parser_new();
+	JsonObject *o;
+
+	if (e->data == NULL || !json_parser_load_from_data(parser, e->data, -1, NULL) ||
+	    !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser)))
+		return g_strdup(e->kind);
+	o = json_node_get_object(json_parser_get_root(parser));
+	for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+		const char *v = json_object_has_member(o, keys[i])
+				    ? json_object_get_string_member_with_default(o, keys[i], NULL)
+				    : NULL;
+		if (v != NULL && *v != '\0')
+			return g_strdup_printf("%s: %s", e->kind, v);
+	}
+	return g_strdup(e->kind);
+}
+
 ORDER_GETTER(prop_order_history)
 {
 	g_autoptr(GError) error = NULL;
@@ -686,12 +711,69 @@ ORDER_GETTER(prop_order_history)
 	r = sd_bus_message_open_container(reply, 'a', "(tss)");
 	for (guint i = 0; r >= 0 && i < events->len; i++) {
 		CsEventRow *e = g_ptr_array_index(events, i);
+		g_autofree char *note = history_note(e);
 		r = sd_bus_message_append(reply, "(tss)", (uint64_t)(e->time / G_USEC_PER_SEC),
-					  e->to != NULL ? e->to : "", e->kind);
+					  e->to != NULL ? e->to : "", note);
 	}
 	if (r >= 0)
 		r = sd_bus_message_close_container(reply);
 	return r;
+}
+
+static int
+append_attr(sd_bus_message *reply, CsOrder *order, const char *name)
+{
+	const char *v = cs_order_get_attr(order, name);
+	return sd_bus_message_append(reply, "s", v != NULL ? v : "");
+}
+
+ORDER_GETTER(prop_order_password_delivery)
+{
+	return append_attr(reply, order, "password_delivery");
+}
+
+ORDER_GETTER(prop_order_payment_channel)
+{
+	return append_attr(reply, order, "payment_channel");
+}
+
+ORDER_GETTER(prop_order_review_note)
+{
+	const char *note = cs_order_get_attr(order, "review_note");
+	const char *making_error = cs_order_get_attr(order, "making_error");
+	/* A failed making is explained where the applicant and the office look. */
+	if (making_error != NULL && g_strcmp0(order->state, "approved") == 0) {
+		g_autofree char *text = g_strdup_printf("%s%s%s", note != NULL ? note : "",
+							note != NULL ? "; " : "", making_error);
+		return sd_bus_message_append(reply, "s", text);
+	}
+	return sd_bus_message_append(reply, "s", note != NULL ? note : "");
+}
+
+ORDER_GETTER(prop_order_tracking_number)
+{
+	return append_attr(reply, order, "tracking_number");
+}
+
+ORDER_GETTER(prop_order_due_by)
+{
+	const char *v = cs_order_get_attr(order, "due_by");
+	return sd_bus_message_append(reply, "t", v != NULL ? g_ascii_strtoull(v, NULL, 10) : 0);
+}
+
+ORDER_GETTER(prop_order_invoice_available)
+{
+	return sd_bus_message_append(reply, "b",
+				     cs_order_get_attr(order, "invoice_number") != NULL);
+}
+
+ORDER_GETTER(prop_order_progress)
+{
+	const char *v = cs_order_get_attr(order, "progress");
+	guint32 p = v != NULL ? (guint32)g_ascii_strtoull(v, NULL, 10) : 0;
+	if (g_strcmp0(order->state, "made") == 0 || g_strcmp0(order->state, "completed") == 0)
+		p = 100;
+	return sd_bus_message_append(reply, "u", MIN(p, 100u));
 }
 
 /* "Confirm" → "confirm", "StartPayment" → "start_payment". */
@@ -724,6 +806,126 @@ method_order_act(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	    !cs_engine_act(self->engine, &req, order, action, &error))
 		return reply_error(ret_error, error);
 	return sd_bus_reply_method_return(m, NULL);
+}
+
+static int
+method_order_verify_sms_code(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
+	g_autoptr(GError) error = NULL;
+	const char *code = NULL;
+	CsRequest req;
+	int r;
+
+	if (order == NULL)
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+					sd_bus_message_get_path(m));
+	r = sd_bus_message_read(m, "s", &code);
+	if (r < 0)
+		return r;
+	if (!request_from_message(self, m, &req, &error) ||
+	    !cs_engine_act_with(self->engine, &req, order, "verify_sms_code", NULL, code, NULL,
+				NULL, &error))
+		return reply_error(ret_error, error);
+	return sd_bus_reply_method_return(m, NULL);
+}
+
+static int
+method_order_send_sms_code(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
+	g_autoptr(GError) error = NULL;
+	g_autofree char *masked = NULL;
+	CsRequest req;
+
+	if (order == NULL)
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+					sd_bus_message_get_path(m));
+	if (!request_from_message(self, m, &req, &error) ||
+	    !cs_engine_send_code(self->engine, &req, order, &masked, &error))
+		return reply_error(ret_error, error);
+	return sd_bus_reply_method_return(m, "s", masked);
+}
+
+static int
+method_order_get_invoice(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) pdf = NULL;
+	g_autoptr(sd_bus_message) reply = NULL;
+	CsRequest req;
+	gsize len = 0;
+	const void *data;
+	int r;
+
+	if (order == NULL)
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+					sd_bus_message_get_path(m));
+	if (!request_from_message(self, m, &req, &error))
+		return reply_error(ret_error, error);
+	pdf = cs_engine_get_invoice(self->engine, &req, order, &error);
+	if (pdf == NULL)
+		return reply_error(ret_error, error);
+	data = g_bytes_get_data(pdf, &len);
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append_array(reply, 'y', data, len);
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	return r;
+}
+
+/* StartPayment replies when the payment is set up: at once for the sandbox, when the
+ * cashier worker answers for alipay and wechat (Unavailable after 10 s). */
+static void
+payment_started(const char *qr_payload, guint64 expires, const GError *error, gpointer user_data)
+{
+	sd_bus_message *call = user_data;
+	int r;
+
+	if (error != NULL) {
+		sd_bus_error err = SD_BUS_ERROR_NULL;
+		reply_error(&err, error);
+		r = sd_bus_reply_method_error(call, &err);
+		sd_bus_error_free(&err);
+	} else {
+		r = sd_bus_reply_method_return(call, "st", qr_payload, (uint64_t)expires);
+	}
+	if (r < 0)
+		g_warning("StartPayment: cannot reply: %s", g_strerror(-r));
+}
+
+static void
+unref_message(gpointer m)
+{
+	sd_bus_message_unref(m);
+}
+
+static int
+method_order_start_payment(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
+	g_autoptr(GError) error = NULL;
+	const char *channel = NULL;
+	CsRequest req;
+	int r;
+
+	if (order == NULL)
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+					sd_bus_message_get_path(m));
+	r = sd_bus_message_read(m, "s", &channel);
+	if (r < 0)
+		return r;
+	if (!request_from_message(self, m, &req, &error))
+		return reply_error(ret_error, error);
+	cs_engine_start_payment(self->engine, &req, order, channel, payment_started,
+				sd_bus_message_ref(m), unref_message);
+	return 1; /* replied by payment_started */
 }
 
 static int
@@ -961,6 +1163,13 @@ static const sd_bus_vtable order_vtable[] = {
     SD_BUS_PROPERTY("CreatedAt", "t", prop_order_created, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("UpdatedAt", "t", prop_order_updated, 0, CHANGES),
     SD_BUS_PROPERTY("History", "a(tss)", prop_order_history, 0, CHANGES),
+    SD_BUS_PROPERTY("PasswordDelivery", "s", prop_order_password_delivery, 0, CHANGES),
+    SD_BUS_PROPERTY("PaymentChannel", "s", prop_order_payment_channel, 0, CHANGES),
+    SD_BUS_PROPERTY("ReviewNote", "s", prop_order_review_note, 0, CHANGES),
+    SD_BUS_PROPERTY("TrackingNumber", "s", prop_order_tracking_number, 0, CHANGES),
+    SD_BUS_PROPERTY("DueBy", "t", prop_order_due_by, 0, CHANGES),
+    SD_BUS_PROPERTY("InvoiceAvailable", "b", prop_order_invoice_available, 0, CHANGES),
+    SD_BUS_PROPERTY("Progress", "u", prop_order_progress, 0, CHANGES),
     SD_BUS_METHOD_WITH_ARGS("Update",
 			    SD_BUS_ARGS("a{sv}", fields),
 			    SD_BUS_NO_RESULT,
@@ -972,6 +1181,28 @@ static const sd_bus_vtable order_vtable[] = {
 			    SD_BUS_ARGS("s", kind, "s", filename, "h", fd),
 			    SD_BUS_NO_RESULT,
 			    method_order_attach_material,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS(
+	"Submit", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("SendSmsCode",
+			    SD_BUS_NO_ARGS,
+			    SD_BUS_RESULT("s", masked_phone),
+			    method_order_send_sms_code,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("VerifySmsCode",
+			    SD_BUS_ARGS("s", code),
+			    SD_BUS_NO_RESULT,
+			    method_order_verify_sms_code,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("StartPayment",
+			    SD_BUS_ARGS("s", channel),
+			    SD_BUS_RESULT("s", qr_payload, "t", expires),
+			    method_order_start_payment,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("GetInvoice",
+			    SD_BUS_NO_ARGS,
+			    SD_BUS_RESULT("ay", invoice),
+			    method_order_get_invoice,
 			    SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_ARGS(
 	"Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act, SD_BUS_VTABLE_UNPRIVILEGED),

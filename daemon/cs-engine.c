@@ -17,9 +17,16 @@
 
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "cs-engine-flow.h"
 #include "cs-engine.h"
+#include "cs-keys.h"
 #include "cs-loader.h"
+#include "cs-tasks.h"
 #include "cs-validate.h"
+#include "cs-vault.h"
 
 typedef struct {
 	CsEngineOrderFunc func;
@@ -33,7 +40,13 @@ struct _CsEngine {
 	GHashTable *orders;  /* id → CsOrder* */
 	GArray *listeners;   /* Listener */
 	CsCaSet *cas;	     /* borrowed; NULL until the daemon sets it */
+	CsVault *vault;	     /* borrowed services, NULL until set */
+	CsTasks *tasks;
+	CsKeys *keys;
+	GHashTable *payment_waiters; /* gint64 task id → StartPayment waiting for a cashier */
 };
+
+static void announce(CsEngine *engine, CsOrder *order, CsOrderChange change);
 
 /* Transient states and where they fall back to after a restart (DESIGN §3.3). */
 static const struct {
@@ -61,6 +74,7 @@ order_free(CsOrder *order)
 	g_free(order->vendor);
 	g_free(order->state);
 	g_clear_pointer(&order->fields, g_variant_unref);
+	g_clear_pointer(&order->attrs, g_hash_table_unref);
 	g_free(order);
 }
 
@@ -89,6 +103,28 @@ cs_order_get_subject_type(CsOrder *order)
 }
 
 const char *
+cs_order_get_attr(CsOrder *order, const char *name)
+{
+	if (order->attrs == NULL) {
+		g_autoptr(GError) error = NULL;
+		order->attrs = cs_ledger_load_attrs(order->ledger, order->id, &error);
+		if (order->attrs == NULL) {
+			g_warning("order %s: cannot read its attributes: %s", order->id,
+				  error->message);
+			return NULL;
+		}
+	}
+	return g_hash_table_lookup(order->attrs, name);
+}
+
+/* After a transaction that may have set attributes (committed or not): read again. */
+static void
+forget_attrs(CsOrder *order)
+{
+	g_clear_pointer(&order->attrs, g_hash_table_unref);
+}
+
+const char *
 cs_order_get_field(CsOrder *order, const char *name)
 {
 	const char *value = NULL;
@@ -109,6 +145,8 @@ cs_engine_new(CsConfig *config, CsLedger *ledger)
 	engine->orders =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)order_free);
 	engine->listeners = g_array_new(FALSE, TRUE, sizeof(Listener));
+	engine->payment_waiters =
+	    g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, cs_payment_waiter_free);
 	return engine;
 }
 
@@ -117,6 +155,7 @@ cs_engine_free(CsEngine *engine)
 {
 	if (engine == NULL)
 		return;
+	g_hash_table_unref(engine->payment_waiters);
 	g_hash_table_unref(engine->orders);
 	g_hash_table_unref(engine->plugins);
 	g_array_unref(engine->listeners);
@@ -170,6 +209,55 @@ CsCaSet *
 cs_engine_get_cas(CsEngine *engine)
 {
 	return engine->cas;
+}
+
+static void
+on_gateway_task_done(CsTasks *tasks, const CsTask *task, const char *result, gpointer user_data)
+{
+	if (g_strcmp0(task->service, "cashier") == 0)
+		cs_engine_payment_task_done(user_data, task->id, result);
+}
+
+void
+cs_engine_set_services(CsEngine *engine, CsVault *vault, CsTasks *tasks, CsKeys *keys)
+{
+	engine->vault = vault;
+	engine->tasks = tasks;
+	engine->keys = keys;
+	if (tasks != NULL)
+		cs_tasks_set_done_func(tasks, on_gateway_task_done, engine);
+}
+
+GHashTable *
+cs_engine_get_payment_waiters(CsEngine *engine)
+{
+	return engine->payment_waiters;
+}
+
+void
+cs_engine_order_attrs_changed(CsEngine *engine, CsOrder *order)
+{
+	forget_attrs(order);
+	order->updated = g_get_real_time();
+	announce(engine, order, CS_ORDER_CHANGED);
+}
+
+CsVault *
+cs_engine_get_vault(CsEngine *engine)
+{
+	return engine->vault;
+}
+
+CsTasks *
+cs_engine_get_tasks(CsEngine *engine)
+{
+	return engine->tasks;
+}
+
+CsKeys *
+cs_engine_get_keys(CsEngine *engine)
+{
+	return engine->keys;
 }
 
 CsConfig *
@@ -260,6 +348,7 @@ order_from_row(CsEngine *engine, CsOrderRow *row)
 	order->created = row->created;
 	order->updated = row->updated;
 	order->plugin = cs_engine_find_plugin(engine, row->kind);
+	order->ledger = engine->ledger;
 	return order;
 }
 
@@ -611,6 +700,7 @@ cs_engine_create_order(CsEngine *engine,
 	order->created = now;
 	order->updated = now;
 	order->plugin = plugin;
+	order->ledger = engine->ledger;
 	g_hash_table_insert(engine->orders, order->id, order);
 	g_info("order %s: created (%s %s) by %s", order->id, kind, subject_type_str, actor);
 	announce(engine, order, CS_ORDER_CREATED);
@@ -696,25 +786,284 @@ actor_allowed(const CsTransition *t, const CsRequest *request)
 	return TRUE;
 }
 
+/* ---- one-time codes (DESIGN §6) -------------------------------------------------------- */
+
+static char *
+code_hash(CsEngine *engine, CsOrder *order, const char *code)
+{
+	g_autofree char *data = g_strdup_printf("%s:%s", order->id, code);
+	return cs_vault_keyed_hash(engine->vault, "sms-code", data);
+}
+
 static gboolean
-record_transition_with(CsEngine *engine,
-		       CsOrder *order,
-		       const char *event_kind,
-		       const char *to,
-		       const char *actor,
-		       CsEngineTxnFunc in_txn,
-		       gpointer in_txn_data,
-		       GError **error)
+require_services(CsEngine *engine, GError **error)
+{
+	if (engine->vault != NULL && engine->tasks != NULL)
+		return TRUE;
+	g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+			    "the office services are not running");
+	return FALSE;
+}
+
+/* Inside a transaction: a new code for @order, sent by SMS to the flow's contact phone
+ * (cooldown and daily cap enforced). Nothing of the code stays but its keyed hash and
+ * the sealed copy the SMS task delivers. */
+static gboolean
+send_code_in_txn(CsEngine *engine, CsOrder *order, char **masked_phone, GError **error)
+{
+	const char *phone =
+	    order->plugin->contact_phone != NULL ? order->plugin->contact_phone(order) : NULL;
+	g_autofree char *hash = NULL;
+	g_autoptr(JsonObject) params = json_object_new();
+	char code[8];
+	guint32 r = 0;
+	gint64 now = g_get_real_time();
+	gboolean ok;
+
+	if (!require_services(engine, error))
+		return FALSE;
+	if (phone == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "phone: the order has no phone to send a code to");
+		return FALSE;
+	}
+	do {
+		if (RAND_bytes((unsigned char *)&r, sizeof r) != 1) {
+			g_set_error_literal(error, CS_ERROR, CS_ERROR_INTERNAL,
+					    "no random numbers for a code");
+			return FALSE;
+		}
+	} while (r >= 4294000000u); /* 4294000000 = 4294 × 10^6: no modulo bias */
+	g_snprintf(code, sizeof code, "%06u", r % 1000000u);
+	hash = code_hash(engine, order, code);
+	json_object_set_string_member(params, "order", order->id);
+	ok = cs_ledger_insert_code(
+		 engine->ledger, order->id, "sms", hash, now,
+		 now + (gint64)engine->config->sms_code_lifetime_s * G_USEC_PER_SEC, error) &&
+	     cs_tasks_send_sms_in_txn(engine->tasks, order->id, phone, "sms_code", params, code,
+				      TRUE, error);
+	OPENSSL_cleanse(code, sizeof code);
+	OPENSSL_cleanse(&r, sizeof r);
+	if (ok && masked_phone != NULL)
+		*masked_phone = cs_mask_phone(phone);
+	return ok;
+}
+
+static gboolean
+code_step_from(const CsPlugin *plugin, const char *state)
+{
+	for (guint i = 0; plugin != NULL && i < plugin->n_transitions; i++) {
+		const CsTransition *t = &plugin->transitions[i];
+		if ((t->flags & CS_TRANSITION_NEEDS_CODE) && (t->actors & CS_ACTOR_DESKTOP) &&
+		    g_strcmp0(t->from, state) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+gboolean
+cs_engine_send_code(
+    CsEngine *engine, const CsRequest *request, CsOrder *order, char **masked_phone, GError **error)
+{
+	g_autofree char *actor = cs_request_to_actor(request);
+	gboolean ok;
+
+	if (!require_plugin(order, error) || !cs_engine_check_access(engine, request, order, error))
+		return FALSE;
+	if (request->actor != CS_ACTOR_DESKTOP) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+				    "codes are sent to the applicant");
+		return FALSE;
+	}
+	if (!code_step_from(order->plugin, order->state)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+			    "order %s is %s: no step waits for an SMS code", order->id,
+			    order->state);
+		return FALSE;
+	}
+	if (!cs_ledger_begin(engine->ledger, error))
+		return FALSE;
+	ok = send_code_in_txn(engine, order, masked_phone, error) &&
+	     cs_ledger_append_event(engine->ledger, order->id, "code_sent", order->state,
+				    order->state, actor, NULL, g_get_real_time(), NULL, error) &&
+	     cs_ledger_commit(engine->ledger, error);
+	if (!ok)
+		cs_ledger_rollback(engine->ledger);
+	return ok;
+}
+
+/* Check @code against the order's open code. A wrong code counts a try in its own
+ * transaction (so refusing the step keeps the count); *code_id is the code to mark used
+ * in the step's transaction. */
+static gboolean
+check_code(CsEngine *engine, CsOrder *order, const char *code, gint64 *code_id, GError **error)
+{
+	g_autoptr(CsCodeRow) row = NULL;
+	g_autoptr(GError) local = NULL;
+	g_autofree char *hash = NULL;
+	guint max_tries = engine->config->sms_code_max_tries;
+	const char *state = NULL;
+	gint64 tries;
+	gboolean ok;
+
+	if (!require_services(engine, error))
+		return FALSE;
+	if (code == NULL || *code == '\0') {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "code: required (the SMS code)");
+		return FALSE;
+	}
+	row = cs_ledger_latest_code(engine->ledger, order->id, "sms", &local);
+	if (row == NULL) {
+		if (!g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND)) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		}
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_CODE_INVALID,
+				    "code: none was sent; ask for one with SendSmsCode");
+		return FALSE;
+	}
+	if (g_strcmp0(row->state, "dead") == 0 || row->tries >= max_tries) {
+		g_set_error_literal(
+		    error, CS_ERROR, CS_ERROR_TOO_MANY_ATTEMPTS,
+		    "code: too many wrong tries; ask for a new one with SendSmsCode");
+		return FALSE;
+	}
+	if (g_strcmp0(row->state, "open") != 0) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_CODE_INVALID,
+				    "code: already used; ask for a new one with SendSmsCode");
+		return FALSE;
+	}
+	if (g_get_real_time() >= row->expires) {
+		state = "dead";
+		tries = row->tries;
+	} else {
+		hash = code_hash(engine, order, code);
+		if (strlen(hash) == strlen(row->code_hash) &&
+		    CRYPTO_memcmp(hash, row->code_hash, strlen(hash)) == 0) {
+			*code_id = row->id;
+			return TRUE;
+		}
+		tries = row->tries + 1;
+		state = tries >= max_tries ? "dead" : "open";
+	}
+	if (!cs_ledger_begin(engine->ledger, error))
+		return FALSE;
+	ok = cs_ledger_update_code(engine->ledger, row->id, tries, state, error) &&
+	     cs_ledger_commit(engine->ledger, error);
+	if (!ok) {
+		cs_ledger_rollback(engine->ledger);
+		return FALSE;
+	}
+	if (g_get_real_time() >= row->expires && tries == row->tries)
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_CODE_EXPIRED,
+				    "code: expired; ask for a new one with SendSmsCode");
+	else if (tries >= max_tries)
+		g_set_error_literal(
+		    error, CS_ERROR, CS_ERROR_TOO_MANY_ATTEMPTS,
+		    "code: too many wrong tries; ask for a new one with SendSmsCode");
+	else
+		g_set_error(error, CS_ERROR, CS_ERROR_CODE_INVALID,
+			    "code: wrong, %" G_GINT64_FORMAT " tries left", max_tries - tries);
+	return FALSE;
+}
+
+/* ---- transitions --------------------------------------------------------------------- */
+
+gboolean
+cs_engine_order_paid(CsEngine *engine, CsOrder *order)
+{
+	guint64 paid = 0;
+	g_autoptr(GError) error = NULL;
+
+	if (!cs_ledger_order_paid(engine->ledger, order->id, &paid, &error))
+		g_warning("order %s: %s", order->id, error->message);
+	return paid > 0;
+}
+
+gboolean
+cs_engine_order_settled(CsEngine *engine, CsOrder *order)
+{
+	guint64 due = cs_engine_amount_fen(engine, order);
+	guint64 paid = 0;
+	g_autoptr(GError) error = NULL;
+
+	if (due == 0)
+		return TRUE;
+	if (!cs_ledger_order_paid(engine->ledger, order->id, &paid, &error))
+		g_warning("order %s: %s", order->id, error->message);
+	return paid >= due;
+}
+
+static gboolean
+guard_holds(CsEngine *engine, CsOrder *order, const CsTransition *t)
+{
+	if ((t->flags & (CS_TRANSITION_IF_SETTLED | CS_TRANSITION_UNLESS_SETTLED)) != 0) {
+		gboolean settled = cs_engine_order_settled(engine, order);
+		if ((t->flags & CS_TRANSITION_IF_SETTLED) && !settled)
+			return FALSE;
+		if ((t->flags & CS_TRANSITION_UNLESS_SETTLED) && settled)
+			return FALSE;
+	}
+	if ((t->flags & (CS_TRANSITION_IF_PAID | CS_TRANSITION_UNLESS_PAID)) != 0) {
+		gboolean paid = cs_engine_order_paid(engine, order);
+		if ((t->flags & CS_TRANSITION_IF_PAID) && !paid)
+			return FALSE;
+		if ((t->flags & CS_TRANSITION_UNLESS_PAID) && paid)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+typedef struct {
+	const CsTransition *transition; /* NULL: a recovery or system step without one */
+	const CsRequest *request;
+	GVariant *params; /* a{sv}, never NULL */
+	gint64 code_id;	  /* the code to mark used, or 0 */
+	CsEngineTxnFunc in_txn;
+	gpointer in_txn_data;
+} Step;
+
+static GVariant *
+empty_params(void)
+{
+	return g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0));
+}
+
+static gboolean
+record_step(CsEngine *engine,
+	    CsOrder *order,
+	    const char *event_kind,
+	    const char *to,
+	    const char *actor,
+	    Step *step,
+	    GError **error)
 {
 	gint64 now = g_get_real_time();
+	const char *from = order->state;
+	const CsTransition *t = step->transition;
+	GVariant *data =
+	    step->params != NULL && g_variant_n_children(step->params) > 0 ? step->params : NULL;
+	gboolean ok;
 
 	if (!cs_ledger_begin(engine->ledger, error))
 		return FALSE;
-	if (!cs_ledger_update_order(engine->ledger, order->id, to, order->fields, now, error) ||
-	    !cs_ledger_append_event(engine->ledger, order->id, event_kind, order->state, to, actor,
-				    NULL, now, NULL, error) ||
-	    (in_txn != NULL && !in_txn(engine, order, in_txn_data, error)) ||
-	    !cs_ledger_commit(engine->ledger, error)) {
+	/* The plugin's step sees the order in its new state. */
+	order->state = (char *)to;
+	ok = cs_ledger_update_order(engine->ledger, order->id, to, order->fields, now, error) &&
+	     cs_ledger_append_event(engine->ledger, order->id, event_kind, from, to, actor, data,
+				    now, NULL, error) &&
+	     (step->in_txn == NULL || step->in_txn(engine, order, step->in_txn_data, error)) &&
+	     (step->code_id == 0 ||
+	      cs_ledger_update_code(engine->ledger, step->code_id, 0, "used", error)) &&
+	     (t == NULL || !(t->flags & CS_TRANSITION_SENDS_CODE) ||
+	      send_code_in_txn(engine, order, NULL, error)) &&
+	     (t == NULL || cs_plugin_run_in_transition(order->plugin, engine, order, t,
+						       step->request, step->params, error)) &&
+	     cs_ledger_commit(engine->ledger, error);
+	order->state = (char *)from;
+	forget_attrs(order);
+	if (!ok) {
 		cs_ledger_rollback(engine->ledger);
 		return FALSE;
 	}
@@ -723,6 +1072,8 @@ record_transition_with(CsEngine *engine,
 	order->state = g_strdup(to);
 	order->updated = now;
 	announce(engine, order, CS_ORDER_CHANGED);
+	if (t != NULL)
+		cs_plugin_run_after_transition(order->plugin, engine, order, t, step->request);
 	return TRUE;
 }
 
@@ -734,14 +1085,17 @@ record_transition(CsEngine *engine,
 		  const char *actor,
 		  GError **error)
 {
-	return record_transition_with(engine, order, event_kind, to, actor, NULL, NULL, error);
+	g_autoptr(GVariant) params = empty_params();
+	Step step = {.params = params};
+
+	return record_step(engine, order, event_kind, to, actor, &step, error);
 }
 
 gboolean
 cs_engine_act(
     CsEngine *engine, const CsRequest *request, CsOrder *order, const char *action, GError **error)
 {
-	return cs_engine_act_full(engine, request, order, action, NULL, NULL, error);
+	return cs_engine_act_with(engine, request, order, action, NULL, NULL, NULL, NULL, error);
 }
 
 gboolean
@@ -753,31 +1107,79 @@ cs_engine_act_full(CsEngine *engine,
 		   gpointer in_txn_data,
 		   GError **error)
 {
+	return cs_engine_act_with(engine, request, order, action, NULL, NULL, in_txn, in_txn_data,
+				  error);
+}
+
+static gboolean
+check_params(GVariant *params, GError **error)
+{
+	GVariantIter iter;
+	const char *name;
+	GVariant *value;
+
+	if (!g_variant_is_of_type(params, G_VARIANT_TYPE("a{sv}"))) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "params: must be a dictionary of strings");
+		return FALSE;
+	}
+	g_variant_iter_init(&iter, params);
+	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
+		g_autoptr(GVariant) owned = value;
+		g_autoptr(GError) local = NULL;
+		if (!g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: must be a string",
+				    name);
+			return FALSE;
+		}
+		if (!cs_validate_text(g_variant_get_string(value, NULL), 500, &local)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: %s", name,
+				    local->message);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+gboolean
+cs_engine_act_with(CsEngine *engine,
+		   const CsRequest *request,
+		   CsOrder *order,
+		   const char *action,
+		   GVariant *params,
+		   const char *code,
+		   CsEngineTxnFunc in_txn,
+		   gpointer in_txn_data,
+		   GError **error)
+{
 	const CsPlugin *plugin = order->plugin;
 	const CsTransition *found = NULL;
 	g_autoptr(GPtrArray) possible_in = g_ptr_array_new();
 	g_autofree char *actor = cs_request_to_actor(request);
+	g_autoptr(GVariant) owned_params = NULL;
+	Step step = {.request = request, .in_txn = in_txn, .in_txn_data = in_txn_data};
+	gboolean from_here = FALSE;
 
 	if (!require_plugin(order, error) || !cs_engine_check_access(engine, request, order, error))
+		return FALSE;
+	owned_params = params != NULL ? g_variant_ref_sink(params) : empty_params();
+	if (!check_params(owned_params, error))
 		return FALSE;
 	for (guint i = 0; i < plugin->n_transitions; i++) {
 		const CsTransition *t = &plugin->transitions[i];
 		if (g_strcmp0(t->action, action) != 0)
 			continue;
-		g_ptr_array_add(possible_in, (gpointer)t->from);
-		if (g_strcmp0(t->from, order->state) == 0 && actor_allowed(t, request)) {
+		if (!g_ptr_array_find_with_equal_func(possible_in, t->from, g_str_equal, NULL))
+			g_ptr_array_add(possible_in, (gpointer)t->from);
+		if (g_strcmp0(t->from, order->state) != 0)
+			continue;
+		from_here = TRUE;
+		if (actor_allowed(t, request) && guard_holds(engine, order, t)) {
 			found = t;
 			break;
 		}
 	}
 	if (found == NULL) {
-		gboolean from_here = FALSE;
-		for (guint i = 0; i < plugin->n_transitions; i++) {
-			const CsTransition *t = &plugin->transitions[i];
-			if (g_strcmp0(t->action, action) == 0 &&
-			    g_strcmp0(t->from, order->state) == 0)
-				from_here = TRUE;
-		}
 		if (possible_in->len == 0) {
 			g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
 				    "a %s order has no step '%s'", plugin->kind, action);
@@ -802,10 +1204,23 @@ cs_engine_act_full(CsEngine *engine,
 			return FALSE;
 		}
 	}
+	if (found->flags & CS_TRANSITION_NEEDS_MATERIALS) {
+		g_auto(GStrv) missing = cs_engine_missing(engine, order);
+		if (missing[0] != NULL) {
+			g_autofree char *list = g_strjoinv(", ", missing);
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "materials: still missing %s", list);
+			return FALSE;
+		}
+	}
 	if (!cs_plugin_run_before_transition(plugin, engine, order, found, request, error))
 		return FALSE;
-	return record_transition_with(engine, order, found->action, found->to, actor, in_txn,
-				      in_txn_data, error);
+	if ((found->flags & CS_TRANSITION_NEEDS_CODE) &&
+	    !check_code(engine, order, code, &step.code_id, error))
+		return FALSE;
+	step.transition = found;
+	step.params = owned_params;
+	return record_step(engine, order, found->action, found->to, actor, &step, error);
 }
 
 gboolean
@@ -846,6 +1261,7 @@ GStrv
 cs_engine_next_actions(CsEngine *engine, CsOrder *order)
 {
 	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+	g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func(g_free);
 	const CsPlugin *plugin = order->plugin;
 
 	if (plugin == NULL)
@@ -858,9 +1274,24 @@ cs_engine_next_actions(CsEngine *engine, CsOrder *order)
 		strv_builder_take(b, g_strdup("AttachMaterial"));
 	for (guint i = 0; i < plugin->n_transitions; i++) {
 		const CsTransition *t = &plugin->transitions[i];
-		if ((t->actors & CS_ACTOR_DESKTOP) && g_strcmp0(t->from, order->state) == 0)
-			strv_builder_take(b, cs_action_to_method(t->action));
+		g_autofree char *method = NULL;
+		if (g_strcmp0(t->from, order->state) != 0 || !guard_holds(engine, order, t))
+			continue;
+		if (t->actors & CS_ACTOR_DESKTOP)
+			method = cs_action_to_method(t->action);
+		else if ((t->actors & CS_ACTOR_GATEWAY) && g_strcmp0(t->action, "pay") == 0)
+			method = g_strdup("StartPayment");
+		if (method == NULL ||
+		    g_ptr_array_find_with_equal_func(seen, method, g_str_equal, NULL))
+			continue;
+		if (t->flags & CS_TRANSITION_NEEDS_CODE)
+			g_ptr_array_add(seen, g_strdup("SendSmsCode"));
+		g_ptr_array_add(seen, g_steal_pointer(&method));
 	}
+	for (guint i = 0; i < seen->len; i++)
+		g_strv_builder_add(b, g_ptr_array_index(seen, i));
+	if (cs_order_get_attr(order, "invoice_number") != NULL)
+		g_strv_builder_add(b, "GetInvoice");
 	return g_strv_builder_end(b);
 }
 
@@ -1060,7 +1491,7 @@ cs_engine_history(CsEngine *engine, CsOrder *order, GError **error)
 }
 
 gboolean
-cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error)
+cs_engine_register_subject(CsEngine *engine, CsOrder *order, GError **error)
 {
 	const CsPlugin *plugin = order->plugin;
 	const char *id_number = cs_order_get_field(order, subject_key_field(order->subject_type));
@@ -1086,11 +1517,17 @@ cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error)
 			g_variant_dict_insert(&dict, f->name, "s", v);
 	}
 	identity = g_variant_ref_sink(g_variant_dict_end(&dict));
+	return cs_ledger_record_subject(engine->ledger,
+					cs_subject_type_to_string(order->subject_type), id_number,
+					identity, g_get_real_time(), error);
+}
+
+gboolean
+cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error)
+{
 	if (!cs_ledger_begin(engine->ledger, error))
 		return FALSE;
-	if (!cs_ledger_record_subject(engine->ledger,
-				      cs_subject_type_to_string(order->subject_type), id_number,
-				      identity, g_get_real_time(), error) ||
+	if (!cs_engine_register_subject(engine, order, error) ||
 	    !cs_ledger_commit(engine->ledger, error)) {
 		cs_ledger_rollback(engine->ledger);
 		return FALSE;

@@ -28,6 +28,8 @@ struct _CsOrder {
 	gint64 created;	  /* microseconds since the epoch */
 	gint64 updated;
 	const CsPlugin *plugin;
+	CsLedger *ledger;  /* borrowed: where the attributes are */
+	GHashTable *attrs; /* name → value; NULL until read (cs_order_get_attr) */
 };
 
 typedef enum {
@@ -52,6 +54,19 @@ const CsPlugin *cs_engine_find_plugin(CsEngine *engine, const char *kind);
 GStrv cs_engine_get_kinds(CsEngine *engine);
 CsConfig *cs_engine_get_config(CsEngine *engine);
 CsLedger *cs_engine_get_ledger(CsEngine *engine);
+
+/* The services the flows' steps use (all borrowed, may be NULL in unit tests: the steps
+ * needing one then fail with CS_ERROR_UNAVAILABLE). Set by the daemon before serving. */
+struct _CsVault;
+struct _CsTasks;
+struct _CsKeys;
+void cs_engine_set_services(CsEngine *engine,
+			    struct _CsVault *vault,
+			    struct _CsTasks *tasks,
+			    struct _CsKeys *keys);
+struct _CsVault *cs_engine_get_vault(CsEngine *engine);
+struct _CsTasks *cs_engine_get_tasks(CsEngine *engine);
+struct _CsKeys *cs_engine_get_keys(CsEngine *engine);
 
 void cs_engine_add_listener(CsEngine *engine, CsEngineOrderFunc func, gpointer user_data);
 void cs_engine_remove_listener(CsEngine *engine, CsEngineOrderFunc func, gpointer user_data);
@@ -103,6 +118,33 @@ gboolean cs_engine_act_full(CsEngine *engine,
 			    CsEngineTxnFunc in_txn,
 			    gpointer in_txn_data,
 			    GError **error);
+
+/*
+ * The general form: @params (a{sv} of strings or NULL) come with the step (a review's note,
+ * a tracking number, a make's key serial) and are recorded in its event and handed to the
+ * plugin's in_transition; @code is the one-time code of a CS_TRANSITION_NEEDS_CODE step
+ * (a wrong one counts a try, in its own transaction, and refuses the step).
+ */
+gboolean cs_engine_act_with(CsEngine *engine,
+			    const CsRequest *request,
+			    CsOrder *order,
+			    const char *action,
+			    GVariant *params,
+			    const char *code,
+			    CsEngineTxnFunc in_txn,
+			    gpointer in_txn_data,
+			    GError **error);
+
+/* SendSmsCode: a new one-time code to the flow's contact phone, where a step needs one.
+ * *masked_phone: e.g. "138****8000". RateLimited inside the cooldown. */
+gboolean cs_engine_send_code(CsEngine *engine,
+			     const CsRequest *request,
+			     CsOrder *order,
+			     char **masked_phone,
+			     GError **error);
+/* Paid: money was received for the order. Settled: paid in full, or nothing to pay. */
+gboolean cs_engine_order_paid(CsEngine *engine, CsOrder *order);
+gboolean cs_engine_order_settled(CsEngine *engine, CsOrder *order);
 
 /* What the order's owner can do next, as D-Bus method names ("Update", "Confirm", …). */
 GStrv cs_engine_next_actions(CsEngine *engine, CsOrder *order);

@@ -23,8 +23,11 @@
 #include "cs-crypto.h"
 #include "cs-keys.h"
 #include "cs-seal.h"
+#include "cs-validate.h"
 
 #define WATCH_INTERVAL_MS 1000
+/* A PKCS#11 token label is 32 bytes, blank-padded. */
+#define TOKEN_LABEL_MAX 32
 
 typedef struct {
 	gint refs;
@@ -223,6 +226,30 @@ apply_pin(CsKey *key, const CsDriverPinStatus *pin)
 		key->logged_in = pin->logged_in != 0;
 		changed = TRUE;
 	}
+	if (key->initialized != (pin->initialized != 0)) {
+		key->initialized = pin->initialized != 0;
+		changed = TRUE;
+	}
+	return changed;
+}
+
+/* Apply the certificate and seal read from the key; TRUE when something changed. */
+static gboolean
+apply_objects(CsKey *key, GBytes *certificate, gboolean has_seal)
+{
+	gboolean changed = FALSE;
+	gboolean same_cert = (certificate == NULL && key->certificate == NULL) ||
+			     (certificate != NULL && key->certificate != NULL &&
+			      g_bytes_equal(certificate, key->certificate));
+
+	if (!same_cert) {
+		key_set_certificate(key, certificate);
+		changed = TRUE;
+	}
+	if (key->has_seal != has_seal) {
+		key->has_seal = has_seal;
+		changed = TRUE;
+	}
 	return changed;
 }
 
@@ -270,20 +297,8 @@ apply_snapshot(gpointer data)
 		changed |= set_str(&e->key.label, t->info.label);
 		if (t->pin_known)
 			changed |= apply_pin(&e->key, &t->pin);
-		if (t->objects_read) {
-			gboolean same_cert =
-			    (t->certificate == NULL && e->key.certificate == NULL) ||
-			    (t->certificate != NULL && e->key.certificate != NULL &&
-			     g_bytes_equal(t->certificate, e->key.certificate));
-			if (!same_cert) {
-				key_set_certificate(&e->key, t->certificate);
-				changed = TRUE;
-			}
-			if (e->key.has_seal != t->has_seal) {
-				e->key.has_seal = t->has_seal;
-				changed = TRUE;
-			}
-		}
+		if (t->objects_read)
+			changed |= apply_objects(&e->key, t->certificate, t->has_seal);
 		if (changed)
 			emit(self, &e->key, CS_KEY_CHANGED);
 	}
@@ -320,21 +335,22 @@ watcher_should_stop(Watcher *w, guint wait_ms)
 	return stop;
 }
 
+/* The certificate on key @serial (NULL when none or unreadable) and whether it holds a
+ * seal (worker or watcher thread). */
 static void
-read_objects(Watcher *w, TokenSnap *t)
+read_objects(Watcher *w, const char *serial, GBytes **certificate, gboolean *has_seal)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) seal = NULL;
 
-	t->certificate = cs_driver_run_get_object(w->driver, w->ctx, t->info.serial, TRUE,
-						  CS_KEY_OBJECT_LABEL, &error);
-	if (t->certificate == NULL && !g_error_matches(error, CS_ERROR, CS_ERROR_NOT_FOUND))
-		g_debug("vendor %s: key %s: %s", w->vendor_id, t->info.serial, error->message);
+	*certificate =
+	    cs_driver_run_get_object(w->driver, w->ctx, serial, TRUE, CS_KEY_OBJECT_LABEL, &error);
+	if (*certificate == NULL && !g_error_matches(error, CS_ERROR, CS_ERROR_NOT_FOUND))
+		g_debug("vendor %s: key %s: %s", w->vendor_id, serial, error->message);
 	g_clear_error(&error);
-	seal = cs_driver_run_get_object(w->driver, w->ctx, t->info.serial, FALSE, CS_KEY_SEAL_LABEL,
-					&error);
-	t->has_seal = seal != NULL;
-	t->objects_read = TRUE;
+	seal =
+	    cs_driver_run_get_object(w->driver, w->ctx, serial, FALSE, CS_KEY_SEAL_LABEL, &error);
+	*has_seal = seal != NULL;
 }
 
 static gpointer
@@ -369,8 +385,10 @@ watcher_main(gpointer data)
 			t.pin_known = cs_driver_run_pin_status(w->driver, w->ctx, t.info.serial,
 							       &t.pin, &error);
 			g_clear_error(&error);
-			if (!g_hash_table_contains(known, t.info.serial))
-				read_objects(w, &t);
+			if (!g_hash_table_contains(known, t.info.serial)) {
+				read_objects(w, t.info.serial, &t.certificate, &t.has_seal);
+				t.objects_read = TRUE;
+			}
 			g_hash_table_add(now, g_strdup(t.info.serial));
 			g_array_append_val(snap->tokens, t);
 		}
@@ -408,6 +426,8 @@ typedef enum {
 	REQ_CHANGE_PIN,
 	REQ_READ_SEAL,
 	REQ_SEAL_DOCUMENT,
+	REQ_MAKE_BEGIN,
+	REQ_MAKE_FINISH,
 } ReqKind;
 
 typedef struct {
@@ -418,6 +438,7 @@ typedef struct {
 	Watcher *watcher;
 	char *pin1;
 	char *pin2;
+	char *pin3; /* REQ_MAKE_BEGIN: the SO PIN */
 	CsKeysDoneFunc done;
 	gpointer user_data;
 	GBytes *result;
@@ -426,6 +447,17 @@ typedef struct {
 	gboolean pin_known;
 	int fd; /* REQ_SEAL_DOCUMENT: the document, owned; -1 otherwise */
 	char *filename;
+	/* REQ_MAKE_BEGIN */
+	char *label;
+	char *algorithm;
+	char *subject_cn;
+	/* REQ_MAKE_FINISH */
+	GBytes *cert_in;
+	GBytes *seal_in;
+	/* The key's objects as read back after a making step. */
+	gboolean objects_read;
+	GBytes *certificate;
+	gboolean has_seal;
 } Request;
 
 static void
@@ -441,9 +473,16 @@ request_free(Request *r)
 {
 	wipe(&r->pin1);
 	wipe(&r->pin2);
+	wipe(&r->pin3);
 	g_free(r->id);
 	g_free(r->serial);
 	g_free(r->filename);
+	g_free(r->label);
+	g_free(r->algorithm);
+	g_free(r->subject_cn);
+	g_clear_pointer(&r->cert_in, g_bytes_unref);
+	g_clear_pointer(&r->seal_in, g_bytes_unref);
+	g_clear_pointer(&r->certificate, g_bytes_unref);
 	if (r->fd >= 0)
 		close(r->fd);
 	g_clear_pointer(&r->result, g_bytes_unref);
@@ -458,15 +497,25 @@ request_finish(gpointer data)
 	Request *r = data;
 	CsKeys *self = r->shared->keys;
 	Entry *e = self != NULL ? g_hash_table_lookup(self->table, r->id) : NULL;
+	gboolean changed = FALSE;
 
-	if (e != NULL && r->pin_known && apply_pin(&e->key, &r->pin))
+	if (e != NULL && r->pin_known)
+		changed |= apply_pin(&e->key, &r->pin);
+	if (e != NULL && r->objects_read)
+		changed |= apply_objects(&e->key, r->certificate, r->has_seal);
+	if (changed)
 		emit(self, &e->key, CS_KEY_CHANGED);
+	/* A making step that failed half-way: what the key holds now is for the watcher to
+	 * read again. */
+	if (e != NULL && r->error != NULL &&
+	    (r->kind == REQ_MAKE_BEGIN || r->kind == REQ_MAKE_FINISH))
+		g_atomic_int_inc(&e->watcher->refresh);
 	r->done(r->result, r->error, r->user_data);
 	request_free(r);
 	return G_SOURCE_REMOVE;
 }
 
-/* --- sealing a document (worker thread) ---------------------------------------------- */
+/* --- signing with the key pair on the token ----------------------------------------- */
 
 typedef struct {
 	const CsLoadedDriver *driver;
@@ -475,7 +524,8 @@ typedef struct {
 	const char *digest;
 } TokenSigner;
 
-/* CsSealSignFunc: DER(TBS_Sign) signed on the token; the private key stays there. */
+/* CsSignFunc: DER(TBS_Sign) or a CSR's request info signed on the token with
+ * CS_KEY_PAIR_ID; the private key stays there. */
 static GBytes *
 sign_on_token(const guint8 *tbs, gsize len, gpointer user_data, GError **error)
 {
@@ -485,6 +535,8 @@ sign_on_token(const guint8 *tbs, gsize len, gpointer user_data, GError **error)
 	return cs_driver_run_sign(ts->driver, ts->ctx, ts->serial, CS_KEY_PAIR_ID, ts->digest, data,
 				  error);
 }
+
+/* --- sealing a document (worker thread) ---------------------------------------------- */
 
 /* The whole document from @fd (from offset 0), refusing one that grew past the limit. */
 static GBytes *
@@ -579,14 +631,200 @@ seal_document(Request *r, GError **error)
 				    "seal: the key's certificate is not in the e-seal's certList");
 		return NULL;
 	}
-	ts.digest =
-	    cs_key_algorithm_of(X509_get0_pubkey(cert), NULL) == CS_KEY_SM2 ? "sm3" : "sha256";
+	ts.digest = cs_key_algorithm_digest(cs_key_algorithm_of(X509_get0_pubkey(cert), NULL));
 	doc = read_document(r->fd, error);
 	if (doc == NULL)
 		return NULL;
 	return cs_seal_sign_document(seal, cert, g_bytes_get_data(doc, NULL), g_bytes_get_size(doc),
 				     r->filename, g_get_real_time() / G_USEC_PER_SEC, sign_on_token,
 				     &ts, error);
+}
+
+/* --- making a key (worker thread) ---------------------------------------------------- */
+
+/* The public key of the key pair CS_KEY_PAIR_ID as the driver returned it (DER SPKI). */
+static EVP_PKEY *
+public_key_from_spki(GBytes *spki, GError **error)
+{
+	const unsigned char *p = g_bytes_get_data(spki, NULL);
+	EVP_PKEY *pub = d2i_PUBKEY(NULL, &p, (long)g_bytes_get_size(spki));
+
+	if (pub == NULL)
+		cs_ssl_fail(error, CS_ERROR_INTERNAL, "the token's public key does not parse");
+	return pub;
+}
+
+/*
+ * init_token with the SO PIN. A blank key takes it; a key already initialised takes it
+ * only with the SO PIN it was initialised with (C_InitToken then initialises it again):
+ * the key an earlier, interrupted making of the same order provisioned. Any other key
+ * refuses the SO PIN and is not ours to make.
+ */
+static gboolean
+make_init_token(Request *r, GError **error)
+{
+	const CsLoadedDriver *d = r->watcher->driver;
+	CsDriverContext *ctx = r->watcher->ctx;
+	CsDriverPinStatus pin = {0};
+	g_autoptr(GError) local = NULL;
+
+	if (!cs_driver_run_pin_status(d, ctx, r->serial, &pin, error))
+		return FALSE;
+	if (cs_driver_run_init_token(d, ctx, r->serial, r->label, r->pin1, r->pin3, &local))
+		return TRUE;
+	if (pin.initialized && (g_error_matches(local, CS_ERROR, CS_ERROR_PIN_INCORRECT) ||
+				g_error_matches(local, CS_ERROR, CS_ERROR_PIN_LOCKED))) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "key: not blank: %s is initialised and refuses this order's "
+			    "administrator PIN; insert a blank key",
+			    r->id);
+		return FALSE;
+	}
+	g_propagate_error(error, g_steal_pointer(&local));
+	return FALSE;
+}
+
+/* The certificate and seal of an earlier making, if the re-initialisation left them
+ * (SoftHSM2 wipes a token it initialises; some tokens keep objects). The drivers report
+ * "nothing to delete" like a missing key (CS_ERROR_NO_KEY): a key that really went away
+ * is caught by the next step. */
+static gboolean
+make_delete_leftovers(Request *r, GError **error)
+{
+	static const struct {
+		gboolean is_certificate;
+		const char *label;
+	} objects[] = {{TRUE, CS_KEY_OBJECT_LABEL}, {FALSE, CS_KEY_SEAL_LABEL}};
+
+	for (guint i = 0; i < G_N_ELEMENTS(objects); i++) {
+		g_autoptr(GError) local = NULL;
+
+		if (cs_driver_run_delete_object(r->watcher->driver, r->watcher->ctx, r->serial,
+						objects[i].is_certificate, objects[i].label,
+						&local) ||
+		    g_error_matches(local, CS_ERROR, CS_ERROR_NO_KEY) ||
+		    g_error_matches(local, CS_ERROR, CS_ERROR_UNAVAILABLE))
+			continue;
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Logged in: a new key pair and the CSR signed with it on the token. */
+static GBytes *
+make_key_pair_and_csr(Request *r, GError **error)
+{
+	const CsLoadedDriver *d = r->watcher->driver;
+	CsDriverContext *ctx = r->watcher->ctx;
+	CsKeyAlgorithm wanted = cs_key_algorithm_from_string(r->algorithm);
+	g_autoptr(GBytes) spki = NULL;
+	g_autoptr(EVP_PKEY) pub = NULL;
+	g_autoptr(X509_NAME) subject = X509_NAME_new();
+	TokenSigner ts = {d, ctx, r->serial, cs_key_algorithm_digest(wanted)};
+
+	if (!make_delete_leftovers(r, error))
+		return NULL;
+	spki = cs_driver_run_generate_key(d, ctx, r->serial, CS_KEY_PAIR_ID, r->algorithm, error);
+	if (spki == NULL)
+		return NULL;
+	pub = public_key_from_spki(spki, error);
+	if (pub == NULL)
+		return NULL;
+	if (cs_key_algorithm_of(pub, NULL) != wanted) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "the token generated a %s key instead of %s",
+			    cs_key_algorithm_to_string(cs_key_algorithm_of(pub, NULL)),
+			    r->algorithm);
+		return NULL;
+	}
+	if (subject == NULL ||
+	    X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
+				       (const unsigned char *)r->subject_cn, -1, -1, 0) != 1) {
+		cs_ssl_fail(error, CS_ERROR_INVALID_INPUT, "subject_cn");
+		return NULL;
+	}
+	return cs_csr_build_signed(pub, subject, sign_on_token, &ts, error);
+}
+
+/* Log out after a step that logged in; its failure counts only when the step worked. */
+static gboolean
+make_logout(Request *r, gboolean ok, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+
+	if (cs_driver_run_logout(r->watcher->driver, r->watcher->ctx, r->serial, &local))
+		return ok;
+	if (ok)
+		g_propagate_error(error, g_steal_pointer(&local));
+	return FALSE;
+}
+
+static GBytes *
+make_begin(Request *r, GError **error)
+{
+	g_autoptr(GBytes) csr = NULL;
+
+	if (!make_init_token(r, error) ||
+	    !cs_driver_run_login(r->watcher->driver, r->watcher->ctx, r->serial, r->pin1, error))
+		return NULL;
+	csr = make_key_pair_and_csr(r, error);
+	if (!make_logout(r, csr != NULL, error))
+		return NULL;
+	return g_steal_pointer(&csr);
+}
+
+/* Is @cert for the key pair CS_KEY_PAIR_ID on the token? */
+static gboolean
+make_check_certificate(Request *r, X509 *cert, GError **error)
+{
+	const CsLoadedDriver *d = r->watcher->driver;
+	CsDriverContext *ctx = r->watcher->ctx;
+	g_autoptr(GError) local = NULL;
+	g_autoptr(GBytes) spki = NULL;
+	g_autoptr(EVP_PKEY) pub = NULL;
+	CsDriverPinStatus pin;
+
+	spki = cs_driver_run_get_public_key(d, ctx, r->serial, CS_KEY_PAIR_ID, &local);
+	if (spki == NULL) {
+		/* "Not found" is a missing key pair when the key itself still answers. */
+		if (g_error_matches(local, CS_ERROR, CS_ERROR_NO_KEY) &&
+		    cs_driver_run_pin_status(d, ctx, r->serial, &pin, NULL)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "key: %s holds no key pair %s; begin the making first", r->id,
+				    CS_KEY_PAIR_ID);
+			return FALSE;
+		}
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	pub = public_key_from_spki(spki, error);
+	if (pub == NULL)
+		return FALSE;
+	if (EVP_PKEY_eq(pub, X509_get0_pubkey(cert)) != 1) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "certificate: not for the key pair on key %s", r->id);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+make_finish(Request *r, GError **error)
+{
+	const CsLoadedDriver *d = r->watcher->driver;
+	CsDriverContext *ctx = r->watcher->ctx;
+	g_autoptr(X509) cert = cs_x509_from_der(r->cert_in);
+	gboolean ok;
+
+	if (!cs_driver_run_login(d, ctx, r->serial, r->pin1, error))
+		return FALSE;
+	ok = make_check_certificate(r, cert, error) &&
+	     cs_driver_run_put_object(d, ctx, r->serial, TRUE, CS_KEY_OBJECT_LABEL, r->cert_in,
+				      error) &&
+	     cs_driver_run_put_object(d, ctx, r->serial, FALSE, CS_KEY_SEAL_LABEL, r->seal_in,
+				      error);
+	return make_logout(r, ok, error);
 }
 
 static void
@@ -617,9 +855,29 @@ request_run(gpointer data, gpointer pool_data)
 		g_info("key %s: sealing %s: %s", r->id, r->filename,
 		       r->error != NULL ? r->error->message : "done");
 		break;
+	case REQ_MAKE_BEGIN:
+		r->result = make_begin(r, &r->error);
+		break;
+	case REQ_MAKE_FINISH:
+		make_finish(r, &r->error);
+		break;
 	}
 	wipe(&r->pin1);
 	wipe(&r->pin2);
+	wipe(&r->pin3);
+	if (r->kind == REQ_MAKE_BEGIN || r->kind == REQ_MAKE_FINISH) {
+		/* A key that went away between two steps answers "no such key". */
+		if (g_error_matches(r->error, CS_ERROR, CS_ERROR_NO_KEY))
+			r->error->code = CS_ERROR_KEY_REMOVED;
+		if (r->error == NULL) {
+			read_objects(r->watcher, r->serial, &r->certificate, &r->has_seal);
+			r->objects_read = TRUE;
+		}
+		g_info("key %s: %s: %s", r->id,
+		       r->kind == REQ_MAKE_BEGIN ? "provisioning for making"
+						 : "writing what was made",
+		       r->error != NULL ? r->error->message : "done");
+	}
 	/* PinTriesLeft / PinLocked / LoggedIn right after the call, not a second later. */
 	if (r->error == NULL || r->error->code == CS_ERROR_PIN_INCORRECT ||
 	    r->error->code == CS_ERROR_PIN_LOCKED)
@@ -629,6 +887,56 @@ request_run(gpointer data, gpointer pool_data)
 	g_main_context_invoke(NULL, request_finish, r);
 	shared_leave(shared);
 	shared_unref(shared);
+}
+
+/* The entry of key @id, or CS_ERROR_KEY_REMOVED. */
+static Entry *
+lookup_entry(CsKeys *self, const char *id, GError **error)
+{
+	Entry *e = g_hash_table_lookup(self->table, id);
+
+	if (e == NULL)
+		g_set_error(error, CS_ERROR, CS_ERROR_KEY_REMOVED, "the key %s is not inserted",
+			    id);
+	return e;
+}
+
+/* A PIN for the key must fit its vendor profile's [pin] lengths. */
+static gboolean
+check_pin_length(const Watcher *w, const char *field, const char *pin, GError **error)
+{
+	gsize len = pin != NULL ? strlen(pin) : 0;
+
+	if (len >= w->pin_min_length && len <= w->pin_max_length && len > 0)
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: must be %u to %u characters",
+		    field, w->pin_min_length, w->pin_max_length);
+	return FALSE;
+}
+
+static Request *
+request_new(CsKeys *self, ReqKind kind, Entry *e, CsKeysDoneFunc done, gpointer user_data)
+{
+	Request *r = g_new0(Request, 1);
+
+	r->shared = shared_ref(self->shared);
+	r->kind = kind;
+	r->id = g_strdup(e->key.id);
+	r->serial = g_strdup(e->key.serial);
+	r->watcher = e->watcher;
+	r->fd = -1;
+	r->done = done;
+	r->user_data = user_data;
+	return r;
+}
+
+static void
+request_push(CsKeys *self, Request *r)
+{
+	g_mutex_lock(&self->shared->lock);
+	self->shared->running++;
+	g_mutex_unlock(&self->shared->lock);
+	g_thread_pool_push(self->pool, r, NULL);
 }
 
 static void
@@ -642,41 +950,22 @@ submit_full(CsKeys *self,
 	    CsKeysDoneFunc done,
 	    gpointer user_data)
 {
-	Entry *e = g_hash_table_lookup(self->table, id);
+	g_autoptr(GError) error = NULL;
+	Entry *e = lookup_entry(self, id, &error);
 	Request *r;
 
-	if (e == NULL) {
-		g_autoptr(GError) error =
-		    g_error_new(CS_ERROR, CS_ERROR_KEY_REMOVED, "the key %s is not inserted", id);
+	if (e == NULL || (pin2 != NULL && !check_pin_length(e->watcher, "new_pin", pin2, &error))) {
 		if (fd >= 0)
 			close(fd);
 		done(NULL, error, user_data);
 		return;
 	}
-	if (pin2 != NULL && (strlen(pin2) < e->watcher->pin_min_length ||
-			     strlen(pin2) > e->watcher->pin_max_length)) {
-		g_autoptr(GError) error = g_error_new(
-		    CS_ERROR, CS_ERROR_INVALID_INPUT, "new_pin: must be %u to %u characters",
-		    e->watcher->pin_min_length, e->watcher->pin_max_length);
-		done(NULL, error, user_data);
-		return;
-	}
-	r = g_new0(Request, 1);
-	r->shared = shared_ref(self->shared);
-	r->kind = kind;
-	r->id = g_strdup(id);
-	r->serial = g_strdup(e->key.serial);
-	r->watcher = e->watcher;
+	r = request_new(self, kind, e, done, user_data);
 	r->pin1 = g_strdup(pin1);
 	r->pin2 = g_strdup(pin2);
 	r->filename = g_strdup(filename);
 	r->fd = fd;
-	r->done = done;
-	r->user_data = user_data;
-	g_mutex_lock(&self->shared->lock);
-	self->shared->running++;
-	g_mutex_unlock(&self->shared->lock);
-	g_thread_pool_push(self->pool, r, NULL);
+	request_push(self, r);
 }
 
 static void
@@ -757,6 +1046,121 @@ cs_keys_seal_document(CsKeys *self,
 		return;
 	}
 	submit_full(self, REQ_SEAL_DOCUMENT, id, NULL, NULL, filename, fd, done, user_data);
+}
+
+static gboolean
+check_make_begin(Entry *e,
+		 const char *label,
+		 const char *user_pin,
+		 const char *so_pin,
+		 const char *algorithm,
+		 const char *subject_cn,
+		 GError **error)
+{
+	if (label == NULL || !cs_validate_text(label, TOKEN_LABEL_MAX, error) ||
+	    strlen(label) > TOKEN_LABEL_MAX) {
+		g_clear_error(error);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "label: must be 1 to %d bytes of printable UTF-8", TOKEN_LABEL_MAX);
+		return FALSE;
+	}
+	if (cs_key_algorithm_from_string(algorithm) == CS_KEY_UNSUPPORTED) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "algorithm: must be rsa-2048, ec-p256 or sm2");
+		return FALSE;
+	}
+	if (subject_cn == NULL || !cs_validate_text(subject_cn, CS_SUBJECT_NAME_MAX, error)) {
+		if (subject_cn == NULL)
+			g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "missing");
+		g_prefix_error(error, "subject_cn: ");
+		return FALSE;
+	}
+	return check_pin_length(e->watcher, "user_pin", user_pin, error) &&
+	       check_pin_length(e->watcher, "so_pin", so_pin, error);
+}
+
+void
+cs_keys_make_begin(CsKeys *self,
+		   const char *id,
+		   const char *label,
+		   const char *user_pin,
+		   const char *so_pin,
+		   const char *algorithm,
+		   const char *subject_cn,
+		   CsKeysDoneFunc done,
+		   gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	Entry *e = lookup_entry(self, id, &error);
+	Request *r;
+
+	if (e == NULL ||
+	    !check_make_begin(e, label, user_pin, so_pin, algorithm, subject_cn, &error)) {
+		done(NULL, error, user_data);
+		return;
+	}
+	r = request_new(self, REQ_MAKE_BEGIN, e, done, user_data);
+	r->pin1 = g_strdup(user_pin);
+	r->pin3 = g_strdup(so_pin);
+	r->label = g_strdup(label);
+	r->algorithm = g_strdup(algorithm);
+	r->subject_cn = g_strdup(subject_cn);
+	request_push(self, r);
+}
+
+/* The certificate and seal to write: a certificate, and a seal that lists it. */
+static gboolean
+check_make_finish(GBytes *cert_der, GBytes *seal_der, GError **error)
+{
+	g_autoptr(X509) cert = cert_der != NULL ? cs_x509_from_der(cert_der) : NULL;
+	g_autoptr(CsSealInfo) info = NULL;
+	gboolean listed = FALSE;
+
+	if (cert == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "certificate: not a DER X.509 certificate");
+		return FALSE;
+	}
+	if (seal_der == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "seal: missing");
+		return FALSE;
+	}
+	info = cs_seal_parse(g_bytes_get_data(seal_der, NULL), g_bytes_get_size(seal_der), error);
+	if (info == NULL)
+		return FALSE;
+	for (guint i = 0; i < info->holders->len; i++)
+		listed |= X509_cmp(g_ptr_array_index(info->holders, i), cert) == 0;
+	if (!listed) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "seal: the certificate is not in the e-seal's certList");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+void
+cs_keys_make_finish(CsKeys *self,
+		    const char *id,
+		    const char *user_pin,
+		    GBytes *cert_der,
+		    GBytes *seal_der,
+		    CsKeysDoneFunc done,
+		    gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	Entry *e = lookup_entry(self, id, &error);
+	Request *r;
+
+	if (e == NULL || !check_make_finish(cert_der, seal_der, &error) ||
+	    !check_pin_length(e->watcher, "user_pin", user_pin, &error)) {
+		done(NULL, error, user_data);
+		return;
+	}
+	r = request_new(self, REQ_MAKE_FINISH, e, done, user_data);
+	r->pin1 = g_strdup(user_pin);
+	r->cert_in = g_bytes_ref(cert_der);
+	r->seal_in = g_bytes_ref(seal_der);
+	request_push(self, r);
 }
 
 void

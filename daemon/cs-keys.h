@@ -41,6 +41,7 @@ typedef struct {
 	int pin_tries_left; /* -1 when unknown */
 	gboolean pin_locked;
 	gboolean logged_in;
+	gboolean initialized; /* FALSE for a blank key waiting for making (or not yet known) */
 	gboolean has_seal;
 	GBytes *certificate; /* DER, NULL when none */
 	char *certificate_subject;
@@ -56,7 +57,8 @@ typedef enum {
 } CsKeyChange;
 
 typedef void (*CsKeysFunc)(CsKeys *keys, CsKey *key, CsKeyChange change, gpointer user_data);
-/* The result of a request, on the main loop. @result: the bytes read (ReadSeal), or NULL. */
+/* The result of a request, on the main loop. @result: the bytes read (ReadSeal), the
+ * signature (SealDocument), the CSR (make_begin), or NULL. */
 typedef void (*CsKeysDoneFunc)(GBytes *result, const GError *error, gpointer user_data);
 
 CsKeys *cs_keys_new(void);
@@ -115,6 +117,57 @@ void cs_keys_seal_document(CsKeys *keys,
 			   int fd,
 			   CsKeysDoneFunc done,
 			   gpointer user_data);
+
+/*
+ * Key making, the token side of approved → making → made (DESIGN §1.1). Both run on a
+ * worker thread like the requests above; PINs are copied, wiped after use and never
+ * logged or put into errors. Both PINs must fit the vendor profile's [pin]
+ * min_length..max_length (InvalidInput naming "user_pin" / "so_pin" otherwise).
+ *
+ * cs_keys_make_begin: provision key @id and return (as @result) a DER PKCS#10 request:
+ * - the key must be blank, or already initialised with @so_pin — the key that an earlier,
+ *   interrupted making of the same order initialised: it is initialised again. A key that
+ *   refuses @so_pin is refused with InvalidInput "key: not blank …";
+ * - init_token(@label, @user_pin, @so_pin), then login with @user_pin;
+ * - the certificate CS_KEY_OBJECT_LABEL and the seal CS_KEY_SEAL_LABEL are deleted if the
+ *   re-initialisation left them, and a new key pair CS_KEY_PAIR_ID of @algorithm
+ *   ("rsa-2048", "ec-p256" or "sm2", as in the vendor profile; InvalidInput naming
+ *   "algorithm" otherwise) replaces any earlier one;
+ * - the request (subject CN=@subject_cn, 1–64 characters, InvalidInput naming
+ *   "subject_cn"; @label 1–32 bytes, InvalidInput naming "label") is assembled here and
+ *   signed on the token with the key pair (cs_csr_build_signed); then logout.
+ * Errors: the key absent or pulled at any step → CS_ERROR_KEY_REMOVED; a driver failure
+ * (e.g. an algorithm the token cannot generate) → its mapped error with the driver's
+ * message. A failed making leaves the key initialised with @so_pin, so making it again
+ * with the same SO PIN works.
+ *
+ * cs_keys_make_finish: write what the CA and the seal maker made for it: @cert_der must
+ * be a DER certificate and @seal_der a DER e-seal listing it (InvalidInput naming
+ * "certificate" / "seal" otherwise). On the worker: login with @user_pin, check that the
+ * certificate is for the key pair CS_KEY_PAIR_ID on the token (InvalidInput
+ * "certificate: …"), put the certificate (CS_KEY_OBJECT_LABEL) and the seal
+ * (CS_KEY_SEAL_LABEL), replacing earlier ones, logout. Errors as for make_begin.
+ *
+ * When either succeeds, the key's certificate, seal and PIN state (initialized, LoggedIn)
+ * are read back before @done runs, so the Key's properties already show the result (a
+ * CS_KEY_CHANGED is emitted first); after a failure the watcher reads them again.
+ */
+void cs_keys_make_begin(CsKeys *keys,
+			const char *id,
+			const char *label,
+			const char *user_pin,
+			const char *so_pin,
+			const char *algorithm,
+			const char *subject_cn,
+			CsKeysDoneFunc done,
+			gpointer user_data);
+void cs_keys_make_finish(CsKeys *keys,
+			 const char *id,
+			 const char *user_pin,
+			 GBytes *cert_der,
+			 GBytes *seal_der,
+			 CsKeysDoneFunc done,
+			 gpointer user_data);
 
 /* For tests and the watchers: put a key into the table as a watcher would (main loop). */
 void cs_keys_update_for_test(CsKeys *keys, const char *vendor_id, const char *serial);

@@ -253,6 +253,36 @@ static const char *const migration_sql[] = {
 	  "  BEGIN SELECT RAISE(ABORT, 'materials are replaced by a new upload, not edited'); END;"
 	  "CREATE TRIGGER materials_no_delete BEFORE DELETE ON materials"
 	  "  BEGIN SELECT RAISE(ABORT, 'materials are append-only'); END;",
+    /* The new-certificate flow (DESIGN §1.1, §6): per-order attributes the steps set
+     * (review note, tracking number, references to sealed secrets — never a secret),
+     * one-time SMS codes kept as keyed hashes with their lifetime and tries, and the
+     * e-invoices issued (one per order; the number is unique). */
+    [7] = "CREATE TABLE order_attrs ("
+	  "  order_id TEXT NOT NULL REFERENCES orders(id),"
+	  "  name TEXT NOT NULL,"
+	  "  value TEXT NOT NULL,"
+	  "  updated INTEGER NOT NULL,"
+	  "  PRIMARY KEY (order_id, name));"
+	  "CREATE TABLE codes ("
+	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  "  order_id TEXT NOT NULL REFERENCES orders(id),"
+	  "  purpose TEXT NOT NULL,"
+	  "  code_hash TEXT NOT NULL," /* keyed hash (vault), never the code */
+	  "  created INTEGER NOT NULL,"
+	  "  expires INTEGER NOT NULL,"
+	  "  tries INTEGER NOT NULL DEFAULT 0,"
+	  "  state TEXT NOT NULL);" /* open | used | dead | replaced */
+	  "CREATE INDEX codes_order ON codes(order_id, purpose, id);"
+	  "CREATE TABLE invoices ("
+	  "  order_id TEXT PRIMARY KEY REFERENCES orders(id),"
+	  "  number TEXT UNIQUE NOT NULL,"
+	  "  amount_fen INTEGER NOT NULL,"
+	  "  pdf BLOB NOT NULL,"
+	  "  created INTEGER NOT NULL);"
+	  "CREATE TRIGGER invoices_no_update BEFORE UPDATE ON invoices"
+	  "  BEGIN SELECT RAISE(ABORT, 'invoices are issued once'); END;"
+	  "CREATE TRIGGER invoices_no_delete BEFORE DELETE ON invoices"
+	  "  BEGIN SELECT RAISE(ABORT, 'invoices are issued once'); END;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migration_sql) == CS_LEDGER_SCHEMA_VERSION + 1);
@@ -2055,4 +2085,268 @@ cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind
 	else
 		set_sqlite_error(ledger->db, "loading a material", error);
 	return NULL;
+}
+
+/* ---- order attributes, codes, invoices (schema 7) --------------------------------------- */
+
+gboolean
+cs_ledger_set_attr(CsLedger *ledger,
+		   const char *order_id,
+		   const char *name,
+		   const char *value,
+		   gint64 now_us,
+		   GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL && order_id != NULL && name != NULL, FALSE);
+
+	if (!require_transaction(ledger, "setting an order attribute", error))
+		return FALSE;
+	if (value == NULL) {
+		stmt = stmt_prepare(
+		    ledger->db, "DELETE FROM order_attrs WHERE order_id = ?1 AND name = ?2", error);
+	} else {
+		stmt =
+		    stmt_prepare(ledger->db,
+				 "INSERT INTO order_attrs (order_id, name, value, updated) "
+				 "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (order_id, name) "
+				 "DO UPDATE SET value = excluded.value, updated = excluded.updated",
+				 error);
+	}
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, order_id);
+	bind_text(stmt, 2, name);
+	if (value != NULL) {
+		bind_text(stmt, 3, value);
+		sqlite3_bind_int64(stmt, 4, now_us);
+	}
+	return stmt_exec(ledger->db, stmt, "setting an order attribute", error);
+}
+
+GHashTable *
+cs_ledger_load_attrs(CsLedger *ledger, const char *order_id, GError **error)
+{
+	g_autoptr(GHashTable) attrs =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL && order_id != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db, "SELECT name, value FROM order_attrs WHERE order_id = ?1",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, order_id);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		g_hash_table_insert(attrs, column_dup(stmt, 0), column_dup(stmt, 1));
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "loading order attributes", error);
+		return NULL;
+	}
+	return g_steal_pointer(&attrs);
+}
+
+void
+cs_code_row_free(CsCodeRow *row)
+{
+	if (row == NULL)
+		return;
+	g_free(row->code_hash);
+	g_free(row->state);
+	g_free(row);
+}
+
+gboolean
+cs_ledger_insert_code(CsLedger *ledger,
+		      const char *order_id,
+		      const char *purpose,
+		      const char *code_hash,
+		      gint64 created_us,
+		      gint64 expires_us,
+		      GError **error)
+{
+	g_autoptr(sqlite3_stmt) replace = NULL;
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL && order_id != NULL && purpose != NULL, FALSE);
+
+	if (!require_transaction(ledger, "recording a code", error))
+		return FALSE;
+	/* A new code replaces the order's open one: only the latest code works. */
+	replace = stmt_prepare(ledger->db,
+			       "UPDATE codes SET state = 'replaced' WHERE order_id = ?1 "
+			       "AND purpose = ?2 AND state = 'open'",
+			       error);
+	if (replace == NULL)
+		return FALSE;
+	bind_text(replace, 1, order_id);
+	bind_text(replace, 2, purpose);
+	if (!stmt_exec(ledger->db, replace, "replacing a code", error))
+		return FALSE;
+	stmt = stmt_prepare(ledger->db,
+			    "INSERT INTO codes (order_id, purpose, code_hash, created, expires, "
+			    "tries, state) VALUES (?1, ?2, ?3, ?4, ?5, 0, 'open')",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, order_id);
+	bind_text(stmt, 2, purpose);
+	bind_text(stmt, 3, code_hash);
+	sqlite3_bind_int64(stmt, 4, created_us);
+	sqlite3_bind_int64(stmt, 5, expires_us);
+	return stmt_exec(ledger->db, stmt, "recording a code", error);
+}
+
+CsCodeRow *
+cs_ledger_latest_code(CsLedger *ledger, const char *order_id, const char *purpose, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	CsCodeRow *row;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL && order_id != NULL && purpose != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT id, code_hash, created, expires, tries, state FROM codes "
+			    "WHERE order_id = ?1 AND purpose = ?2 ORDER BY id DESC LIMIT 1",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, order_id);
+	bind_text(stmt, 2, purpose);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "order %s has no %s code",
+			    order_id, purpose);
+		return NULL;
+	}
+	if (rc != SQLITE_ROW) {
+		set_sqlite_error(ledger->db, "reading a code", error);
+		return NULL;
+	}
+	row = g_new0(CsCodeRow, 1);
+	row->id = sqlite3_column_int64(stmt, 0);
+	row->code_hash = column_dup(stmt, 1);
+	row->created = sqlite3_column_int64(stmt, 2);
+	row->expires = sqlite3_column_int64(stmt, 3);
+	row->tries = sqlite3_column_int64(stmt, 4);
+	row->state = column_dup(stmt, 5);
+	return row;
+}
+
+gboolean
+cs_ledger_update_code(CsLedger *ledger, gint64 id, gint64 tries, const char *state, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL && state != NULL, FALSE);
+
+	if (!require_transaction(ledger, "updating a code", error))
+		return FALSE;
+	stmt = stmt_prepare(ledger->db, "UPDATE codes SET tries = ?2, state = ?3 WHERE id = ?1",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_int64(stmt, 2, tries);
+	bind_text(stmt, 3, state);
+	return stmt_exec(ledger->db, stmt, "updating a code", error);
+}
+
+gboolean
+cs_ledger_insert_invoice(CsLedger *ledger,
+			 const char *order_id,
+			 const char *number,
+			 guint64 amount_fen,
+			 GBytes *pdf,
+			 gint64 now_us,
+			 GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	gsize len = 0;
+	gconstpointer data;
+
+	g_return_val_if_fail(ledger != NULL && order_id != NULL && number != NULL && pdf != NULL,
+			     FALSE);
+
+	if (!require_transaction(ledger, "recording an invoice", error))
+		return FALSE;
+	stmt = stmt_prepare(ledger->db,
+			    "INSERT INTO invoices (order_id, number, amount_fen, pdf, created) "
+			    "VALUES (?1, ?2, ?3, ?4, ?5)",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	data = g_bytes_get_data(pdf, &len);
+	bind_text(stmt, 1, order_id);
+	bind_text(stmt, 2, number);
+	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)amount_fen);
+	sqlite3_bind_blob64(stmt, 4, len > 0 ? data : "", len, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 5, now_us);
+	return stmt_exec(ledger->db, stmt, "recording an invoice", error);
+}
+
+GBytes *
+cs_ledger_load_invoice(CsLedger *ledger, const char *order_id, char **number_out, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL && order_id != NULL, NULL);
+
+	stmt =
+	    stmt_prepare(ledger->db, "SELECT number, pdf FROM invoices WHERE order_id = ?1", error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, order_id);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		if (number_out != NULL)
+			*number_out = column_dup(stmt, 0);
+		return g_bytes_new(sqlite3_column_blob(stmt, 1),
+				   (gsize)sqlite3_column_bytes(stmt, 1));
+	}
+	if (rc == SQLITE_DONE)
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "order %s has no invoice yet",
+			    order_id);
+	else
+		set_sqlite_error(ledger->db, "loading an invoice", error);
+	return NULL;
+}
+
+gboolean
+cs_ledger_count_invoices(CsLedger *ledger, gint64 *count, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt =
+	    stmt_prepare(ledger->db, "SELECT count(*) FROM invoices", error);
+
+	if (stmt == NULL)
+		return FALSE;
+	if (sqlite3_step(stmt) != SQLITE_ROW) {
+		set_sqlite_error(ledger->db, "counting invoices", error);
+		return FALSE;
+	}
+	*count = sqlite3_column_int64(stmt, 0);
+	return TRUE;
+}
+
+gboolean
+cs_ledger_order_paid(CsLedger *ledger, const char *order_id, guint64 *paid_fen, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = stmt_prepare(
+	    ledger->db, "SELECT coalesce(sum(amount_fen), 0) FROM payments WHERE order_id = ?1",
+	    error);
+
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, order_id);
+	if (sqlite3_step(stmt) != SQLITE_ROW) {
+		set_sqlite_error(ledger->db, "reading payments", error);
+		return FALSE;
+	}
+	*paid_fen = (guint64)sqlite3_column_int64(stmt, 0);
+	return TRUE;
 }

@@ -32,7 +32,7 @@
 
 G_BEGIN_DECLS
 
-#define CS_LEDGER_SCHEMA_VERSION 6
+#define CS_LEDGER_SCHEMA_VERSION 7
 #define CS_LEDGER_APPLICATION_ID 0x43534c47 /* "CSLG" */
 /* DESIGN §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
 #define CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT 1000
@@ -253,6 +253,61 @@ GPtrArray *cs_ledger_list_materials(CsLedger *ledger, const char *order_id, GErr
 /* The latest @kind of @order_id with its data; CS_ERROR_NOT_FOUND when none. */
 CsMaterialRow *
 cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind, GError **error);
+
+/*
+ * Schema 7. Order attributes: what the flow's steps record beside the fields (review note,
+ * tracking number, payment channel, ids of sealed secrets — never a secret). @value NULL
+ * removes one. Writes inside a transaction.
+ */
+gboolean cs_ledger_set_attr(CsLedger *ledger,
+			    const char *order_id,
+			    const char *name,
+			    const char *value,
+			    gint64 now_us,
+			    GError **error);
+/* name → value (both strings). */
+GHashTable *cs_ledger_load_attrs(CsLedger *ledger, const char *order_id, GError **error);
+
+/* One-time codes sent by SMS (DESIGN §6): a keyed hash, never the code. */
+typedef struct {
+	gint64 id;
+	char *code_hash;
+	gint64 created; /* microseconds */
+	gint64 expires; /* microseconds */
+	gint64 tries;	/* wrong tries so far */
+	char *state;	/* open | used | dead | replaced */
+} CsCodeRow;
+void cs_code_row_free(CsCodeRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsCodeRow, cs_code_row_free)
+/* A new open code; the order's earlier open code of @purpose becomes replaced. */
+gboolean cs_ledger_insert_code(CsLedger *ledger,
+			       const char *order_id,
+			       const char *purpose,
+			       const char *code_hash,
+			       gint64 created_us,
+			       gint64 expires_us,
+			       GError **error);
+/* The latest code of @order_id and @purpose; CS_ERROR_NOT_FOUND when none. */
+CsCodeRow *
+cs_ledger_latest_code(CsLedger *ledger, const char *order_id, const char *purpose, GError **error);
+gboolean
+cs_ledger_update_code(CsLedger *ledger, gint64 id, gint64 tries, const char *state, GError **error);
+
+/* E-invoices: one per order, issued once. */
+gboolean cs_ledger_insert_invoice(CsLedger *ledger,
+				  const char *order_id,
+				  const char *number,
+				  guint64 amount_fen,
+				  GBytes *pdf,
+				  gint64 now_us,
+				  GError **error);
+/* The PDF; CS_ERROR_NOT_FOUND when none was issued. */
+GBytes *
+cs_ledger_load_invoice(CsLedger *ledger, const char *order_id, char **number_out, GError **error);
+gboolean cs_ledger_count_invoices(CsLedger *ledger, gint64 *count, GError **error);
+/* What the payments applied to @order_id add up to (fen). */
+gboolean
+cs_ledger_order_paid(CsLedger *ledger, const char *order_id, guint64 *paid_fen, GError **error);
 
 /* For benchmarks and tests: the raw handle. */
 gpointer cs_ledger_get_db(CsLedger *ledger);

@@ -215,7 +215,8 @@ cs_loader_load_plugin(const char *path, gboolean test_mode, GError **error)
 	/* Minors only append members: copy what an older plugin's table has into a
 	 * zero-filled current one, never reading past its end. */
 	if (loaded->abi_minor < CS_PLUGIN_ABI_MINOR) {
-		static const gsize size_of_minor[] = {G_STRUCT_OFFSET(CsPlugin, materials)};
+		static const gsize size_of_minor[] = {G_STRUCT_OFFSET(CsPlugin, materials),
+						      G_STRUCT_OFFSET(CsPlugin, in_transition)};
 		loaded->upgraded = g_new0(CsPlugin, 1);
 		memcpy(loaded->upgraded, loaded->plugin, size_of_minor[loaded->abi_minor]);
 		loaded->plugin = loaded->upgraded;
@@ -425,6 +426,38 @@ cs_plugin_run_before_transition(const CsPlugin *plugin,
 	g_debug("plugin %s: before_transition %s", plugin->kind, transition->action);
 	ok = plugin->before_transition(engine, order, transition, request, &local);
 	return plugin_result(plugin, "before_transition", ok, local, error);
+}
+
+gboolean
+cs_plugin_run_in_transition(const CsPlugin *plugin,
+			    CsEngine *engine,
+			    CsOrder *order,
+			    const CsTransition *transition,
+			    const CsRequest *request,
+			    GVariant *params,
+			    GError **error)
+{
+	GError *local = NULL;
+	gboolean ok;
+
+	if (plugin->in_transition == NULL)
+		return TRUE;
+	g_debug("plugin %s: in_transition %s", plugin->kind, transition->action);
+	ok = plugin->in_transition(engine, order, transition, request, params, &local);
+	return plugin_result(plugin, "in_transition", ok, local, error);
+}
+
+void
+cs_plugin_run_after_transition(const CsPlugin *plugin,
+			       CsEngine *engine,
+			       CsOrder *order,
+			       const CsTransition *transition,
+			       const CsRequest *request)
+{
+	if (plugin->after_transition == NULL)
+		return;
+	g_debug("plugin %s: after_transition %s", plugin->kind, transition->action);
+	plugin->after_transition(engine, order, transition, request);
 }
 
 static CsErrorCode

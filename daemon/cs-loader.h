@@ -65,6 +65,19 @@ gboolean cs_plugin_run_before_transition(const CsPlugin *plugin,
 					 const CsTransition *transition,
 					 const CsRequest *request,
 					 GError **error);
+/* in_transition: like before_transition, inside the transition's transaction. */
+gboolean cs_plugin_run_in_transition(const CsPlugin *plugin,
+				     CsEngine *engine,
+				     CsOrder *order,
+				     const CsTransition *transition,
+				     const CsRequest *request,
+				     GVariant *params,
+				     GError **error);
+void cs_plugin_run_after_transition(const CsPlugin *plugin,
+				    CsEngine *engine,
+				    CsOrder *order,
+				    const CsTransition *transition,
+				    const CsRequest *request);
 
 /* Runners around driver operations. */
 gboolean cs_driver_run_init(const CsLoadedDriver *driver,

@@ -1,5 +1,6 @@
 /*
- * cs-pdf.c — the drawing and rendering shared by every PDF the daemon makes.
+ * cs-pdf.c — the drawing and rendering shared by every PDF the daemon makes (and by the
+ * pictures it draws, such as generated seals).
  *
  * Text goes through pango with one font description naming the Debian CJK font first, so
  * Chinese and Latin mix on a line; the PDF embeds the subset it uses. Rendering writes
@@ -15,6 +16,21 @@
 
 #define FONT "WenQuanYi Micro Hei, Noto Sans CJK SC, sans-serif"
 
+PangoLayout *
+cs_pdf_layout_new(cairo_t *cr, const char *text, double size, gboolean bold)
+{
+	PangoLayout *layout = pango_cairo_create_layout(cr);
+	PangoFontDescription *font = pango_font_description_from_string(FONT);
+
+	pango_font_description_set_absolute_size(font, size * PANGO_SCALE);
+	if (bold)
+		pango_font_description_set_weight(font, PANGO_WEIGHT_BOLD);
+	pango_layout_set_font_description(layout, font);
+	pango_font_description_free(font);
+	pango_layout_set_text(layout, text, -1);
+	return layout;
+}
+
 double
 cs_pdf_text(cairo_t *cr,
 	    const char *text,
@@ -25,27 +41,20 @@ cs_pdf_text(cairo_t *cr,
 	    gboolean bold,
 	    PangoAlignment align)
 {
-	g_autoptr(PangoLayout) layout = pango_cairo_create_layout(cr);
-	PangoFontDescription *font = pango_font_description_from_string(FONT);
+	g_autoptr(PangoLayout) layout = cs_pdf_layout_new(cr, text, size, bold);
 	int w, h;
 
-	pango_font_description_set_absolute_size(font, size * PANGO_SCALE);
-	if (bold)
-		pango_font_description_set_weight(font, PANGO_WEIGHT_BOLD);
-	pango_layout_set_font_description(layout, font);
-	pango_font_description_free(font);
 	pango_layout_set_width(layout, (int)(width * PANGO_SCALE));
 	pango_layout_set_wrap(layout, PANGO_WRAP_WORD_CHAR);
 	pango_layout_set_alignment(layout, align);
-	pango_layout_set_text(layout, text, -1);
 	cairo_move_to(cr, x, y);
 	pango_cairo_show_layout(cr, layout);
 	pango_layout_get_size(layout, &w, &h);
 	return (double)h / PANGO_SCALE;
 }
 
-static cairo_status_t
-append_bytes(void *closure, const unsigned char *data, unsigned int length)
+cairo_status_t
+cs_pdf_write_to_bytes(void *closure, const unsigned char *data, unsigned int length)
 {
 	g_byte_array_append(closure, data, length);
 	return CAIRO_STATUS_SUCCESS;
@@ -61,7 +70,7 @@ cs_pdf_render(double width,
 {
 	g_autoptr(GByteArray) pdf = g_byte_array_new();
 	cairo_surface_t *surface =
-	    cairo_pdf_surface_create_for_stream(append_bytes, pdf, width, height);
+	    cairo_pdf_surface_create_for_stream(cs_pdf_write_to_bytes, pdf, width, height);
 	cairo_t *cr = cairo_create(surface);
 	cairo_status_t status;
 

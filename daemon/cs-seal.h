@@ -23,6 +23,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "cs-crypto.h"
+
 G_BEGIN_DECLS
 
 #define CS_SEAL_MAX_SIZE (4 * 1024 * 1024)     /* bytes of DER, seal or signature */
@@ -88,7 +90,7 @@ cs_seal_verify(const guint8 *der, gsize len, CsSealTrust *trust, gint64 at, GErr
 
 /* Sign over DER(TBS_Sign) for a document signature: return the signature bytes (DER
  * SEQUENCE{r, s} for SM2/ECDSA, PKCS#1 v1.5 for RSA). A token driver implements this. */
-typedef GBytes *(*CsSealSignFunc)(const guint8 *tbs, gsize len, gpointer user_data, GError **error);
+typedef CsSignFunc CsSealSignFunc;
 /* A CsSealSignFunc for a software key (@user_data: EVP_PKEY*). */
 GBytes *cs_seal_sign_with_key(const guint8 *tbs, gsize len, gpointer user_data, GError **error);
 

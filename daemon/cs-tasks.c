@@ -28,6 +28,10 @@ struct _CsTasks {
 	sqlite3 *db;
 	CsTasksQueuedFunc queued_func;
 	gpointer queued_data;
+	CsTasksDoneFunc done_func;
+	gpointer done_data;
+	GPtrArray *deferred; /* services queued inside a transaction, told on idle */
+	guint deferred_source;
 };
 
 /* Services, the role that serves each, and for order services how a result becomes an
@@ -234,6 +238,37 @@ cs_tasks_set_queued_func(CsTasks *tasks, CsTasksQueuedFunc func, gpointer user_d
 	tasks->queued_data = user_data;
 }
 
+void
+cs_tasks_set_done_func(CsTasks *tasks, CsTasksDoneFunc func, gpointer user_data)
+{
+	tasks->done_func = func;
+	tasks->done_data = user_data;
+}
+
+/* A task queued inside someone else's transaction is announced once the main loop runs
+ * again, after that transaction committed (or rolled back: a worker then finds nothing). */
+static gboolean
+flush_deferred(gpointer user_data)
+{
+	CsTasks *tasks = user_data;
+	g_autoptr(GPtrArray) queued = g_steal_pointer(&tasks->deferred);
+
+	tasks->deferred = g_ptr_array_new_with_free_func(g_free);
+	tasks->deferred_source = 0;
+	for (guint i = 0; i < queued->len; i++)
+		notify_queued(tasks, g_ptr_array_index(queued, i));
+	return G_SOURCE_REMOVE;
+}
+
+static void
+notify_later(CsTasks *tasks, const char *service)
+{
+	if (!g_ptr_array_find_with_equal_func(tasks->deferred, service, g_str_equal, NULL))
+		g_ptr_array_add(tasks->deferred, g_strdup(service));
+	if (tasks->deferred_source == 0)
+		tasks->deferred_source = g_idle_add(flush_deferred, tasks);
+}
+
 /* Inside a transaction. */
 static gboolean
 insert_task(CsTasks *tasks,
@@ -272,6 +307,28 @@ insert_task(CsTasks *tasks,
 		return FALSE;
 	if (id_out != NULL)
 		*id_out = sqlite3_last_insert_rowid(tasks->db);
+	return TRUE;
+}
+
+gboolean
+cs_tasks_enqueue_in_txn(CsTasks *tasks,
+			const char *service,
+			const char *order_id,
+			const char *expected_state,
+			JsonObject *payload,
+			gint64 secret_ref,
+			gint64 *id_out,
+			GError **error)
+{
+	if (find_service(service) < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "service: unknown '%s'",
+			    service);
+		return FALSE;
+	}
+	if (!insert_task(tasks, service, order_id, expected_state, payload, secret_ref, id_out,
+			 error))
+		return FALSE;
+	notify_later(tasks, service);
 	return TRUE;
 }
 
@@ -453,6 +510,7 @@ cs_tasks_new(CsEngine *engine, CsVault *vault, GError **error)
 	tasks->ledger = cs_engine_get_ledger(engine);
 	tasks->vault = vault;
 	tasks->db = cs_ledger_get_db(tasks->ledger);
+	tasks->deferred = g_ptr_array_new_with_free_func(g_free);
 	/* Leases do not outlive the daemon that granted them: their holders cannot prove
 	 * they are still alive, so the tasks are queued again (a late DONE is refused). */
 	stmt = prepare(tasks,
@@ -478,6 +536,9 @@ cs_tasks_free(CsTasks *tasks)
 		return;
 	if (tasks->db != NULL)
 		cs_engine_remove_listener(tasks->engine, on_order_changed, tasks);
+	if (tasks->deferred_source != 0)
+		g_source_remove(tasks->deferred_source);
+	g_clear_pointer(&tasks->deferred, g_ptr_array_unref);
 	g_free(tasks);
 }
 
@@ -744,6 +805,25 @@ result_is_valid(int svc, JsonObject *result, GError **error)
 	return TRUE;
 }
 
+/* The parts of a result the step records and hands to the flow (all strings). */
+static GVariant *
+result_params(JsonObject *result)
+{
+	static const char *const names[] = {"note", "tracking", "key_serial"};
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	for (guint i = 0; result != NULL && i < G_N_ELEMENTS(names); i++) {
+		const char *v =
+		    json_object_has_member(result, names[i])
+			? json_object_get_string_member_with_default(result, names[i], NULL)
+			: NULL;
+		if (v != NULL && *v != '\0')
+			g_variant_builder_add(&b, "{sv}", names[i], g_variant_new_string(v));
+	}
+	return g_variant_builder_end(&b);
+}
+
 static gboolean
 complete_order_task(CsTasks *tasks,
 		    const CsRequest *request,
@@ -771,7 +851,8 @@ complete_order_task(CsTasks *tasks,
 	action = result_action(svc, result, error);
 	if (action == NULL || !result_is_valid(svc, result, error))
 		return FALSE;
-	return cs_engine_act_full(tasks->engine, &as_role, order, action, done_in_txn, &d, error);
+	return cs_engine_act_with(tasks->engine, &as_role, order, action, result_params(result),
+				  NULL, done_in_txn, &d, error);
 }
 
 static gboolean
@@ -795,6 +876,8 @@ complete_gateway_task(
 		cs_ledger_rollback(tasks->ledger);
 		return FALSE;
 	}
+	if (tasks->done_func != NULL)
+		tasks->done_func(tasks, task, text, tasks->done_data);
 	return TRUE;
 }
 
@@ -960,14 +1043,14 @@ check_sms_limits(CsTasks *tasks, const char *phone_hash, gint64 now, GError **er
 }
 
 gboolean
-cs_tasks_send_sms(CsTasks *tasks,
-		  const char *order_id,
-		  const char *phone,
-		  const char *template_name,
-		  JsonObject *params,
-		  const char *secret,
-		  gint64 *task_id_out,
-		  GError **error)
+cs_tasks_send_sms_in_txn(CsTasks *tasks,
+			 const char *order_id,
+			 const char *phone,
+			 const char *template_name,
+			 JsonObject *params,
+			 const char *secret,
+			 gboolean enforce_limits,
+			 GError **error)
 {
 	g_autofree char *phone_hash = cs_vault_keyed_hash(tasks->vault, "sms-phone", phone);
 	g_autoptr(JsonObject) payload = json_object_new();
@@ -979,31 +1062,53 @@ cs_tasks_send_sms(CsTasks *tasks,
 	json_object_set_string_member(payload, "template", template_name);
 	json_object_set_object_member(payload, "params",
 				      params != NULL ? json_object_ref(params) : json_object_new());
-	if (!cs_ledger_begin(tasks->ledger, error))
-		return FALSE;
-	if (!check_sms_limits(tasks, phone_hash, now, error))
-		goto fail;
+	/* Only codes the applicant asks for are limited and counted; the platform's notices
+	 * (approval, shipping) always go out. */
+	if (enforce_limits) {
+		if (!check_sms_limits(tasks, phone_hash, now, error))
+			return FALSE;
+		stmt = prepare(tasks, "INSERT INTO sms_sends (phone_hash, time) VALUES (?1, ?2)",
+			       error);
+		if (stmt == NULL)
+			return FALSE;
+		bind_str(stmt, 1, phone_hash);
+		sqlite3_bind_int64(stmt, 2, now);
+		if (!exec_stmt(tasks, stmt, "counting SMS", error))
+			return FALSE;
+	}
 	if (secret != NULL) {
 		if (!cs_ledger_seal_secret(tasks->ledger, "sms", order_id, (const guint8 *)secret,
 					   strlen(secret), now, &secret_ref, error))
-			goto fail;
+			return FALSE;
 		json_object_set_int_member(payload, "secret_ref", secret_ref);
 	}
-	stmt = prepare(tasks, "INSERT INTO sms_sends (phone_hash, time) VALUES (?1, ?2)", error);
-	if (stmt == NULL)
-		goto fail;
-	bind_str(stmt, 1, phone_hash);
-	sqlite3_bind_int64(stmt, 2, now);
-	if (!exec_stmt(tasks, stmt, "counting SMS", error) ||
-	    !insert_task(tasks, "sms", order_id, NULL, payload, secret_ref, task_id_out, error) ||
-	    !cs_ledger_commit(tasks->ledger, error))
-		goto fail;
-	notify_queued(tasks, "sms");
+	if (!insert_task(tasks, "sms", order_id, NULL, payload, secret_ref, NULL, error))
+		return FALSE;
+	notify_later(tasks, "sms");
 	return TRUE;
-fail:
-	g_clear_pointer(&stmt, sqlite3_finalize);
-	cs_ledger_rollback(tasks->ledger);
-	return FALSE;
+}
+
+gboolean
+cs_tasks_send_sms(CsTasks *tasks,
+		  const char *order_id,
+		  const char *phone,
+		  const char *template_name,
+		  JsonObject *params,
+		  const char *secret,
+		  gint64 *task_id_out,
+		  GError **error)
+{
+	if (!cs_ledger_begin(tasks->ledger, error))
+		return FALSE;
+	if (!cs_tasks_send_sms_in_txn(tasks, order_id, phone, template_name, params, secret, TRUE,
+				      error) ||
+	    !cs_ledger_commit(tasks->ledger, error)) {
+		cs_ledger_rollback(tasks->ledger);
+		return FALSE;
+	}
+	if (task_id_out != NULL)
+		*task_id_out = sqlite3_last_insert_rowid(tasks->db);
+	return TRUE;
 }
 
 /* ---- the built-in sandbox gateway (DESIGN §4) ----------------------------------------- */

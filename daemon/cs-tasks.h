@@ -58,6 +58,12 @@ CsTasks *cs_tasks_new(CsEngine *engine, CsVault *vault, GError **error);
 void cs_tasks_free(CsTasks *tasks);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsTasks, cs_tasks_free)
 void cs_tasks_set_queued_func(CsTasks *tasks, CsTasksQueuedFunc func, gpointer user_data);
+/* Called (on the main loop) after a gateway task (cashier, sms, …) was completed. */
+typedef void (*CsTasksDoneFunc)(CsTasks *tasks,
+				const CsTask *task,
+				const char *result_json,
+				gpointer user_data);
+void cs_tasks_set_done_func(CsTasks *tasks, CsTasksDoneFunc func, gpointer user_data);
 
 /* The services known and the role (CsActor bit) that serves each; 0 when unknown. */
 guint cs_tasks_service_role(const char *service);
@@ -73,6 +79,17 @@ gboolean cs_tasks_enqueue(CsTasks *tasks,
 			  gint64 secret_ref,
 			  gint64 *id_out,
 			  GError **error);
+
+/* cs_tasks_enqueue() inside the caller's transaction; workers hear of it once the main loop
+ * runs again. */
+gboolean cs_tasks_enqueue_in_txn(CsTasks *tasks,
+				 const char *service,
+				 const char *order_id,
+				 const char *expected_state,
+				 JsonObject *payload,
+				 gint64 secret_ref,
+				 gint64 *id_out,
+				 GError **error);
 
 /* Lease the oldest queued task of @service to @user; NULL without error when none. */
 CsTask *cs_tasks_lease_next(CsTasks *tasks, const char *service, const char *user, GError **error);
@@ -124,6 +141,17 @@ gboolean cs_tasks_send_sms(CsTasks *tasks,
 			   const char *secret,
 			   gint64 *task_id_out,
 			   GError **error);
+
+/* cs_tasks_send_sms() inside the caller's transaction; @enforce_limits FALSE for the
+ * platform's own notices, which are neither limited nor counted. */
+gboolean cs_tasks_send_sms_in_txn(CsTasks *tasks,
+				  const char *order_id,
+				  const char *phone,
+				  const char *template_name,
+				  JsonObject *params,
+				  const char *secret,
+				  gboolean enforce_limits,
+				  GError **error);
 
 /* The built-in sandbox gateway: handle one leased task of sms, mail, idv or bank. */
 gboolean cs_tasks_run_sandbox(CsTasks *tasks, const char *lease, GError **error);

@@ -1,6 +1,6 @@
 /*
- * make-ledger-fixture.c — writes tests/data/ledger-v1.db … ledger-v5.db, the
- * ledger files of older schema versions that /ledger/migrate/from-v1 … from-v5
+ * make-ledger-fixture.c — writes tests/data/ledger-v1.db … ledger-v6.db, the
+ * ledger files of older schema versions that /ledger/migrate/from-v1 … from-v6
  * open (DESIGN §3.5: migrations are tested from checked-in files of every older version).
  *
  * Not built by meson: the fixtures are checked in and must stay as the old code wrote them,
@@ -19,7 +19,7 @@
  * migrations create), then, through raw SQL, 3 orders and 6 events whose hashes chain
  * correctly (computed with cs_ledger_event_canonical() and SHA-256, as the ledger does);
  * v2 and later also hold a checkpoint at seq 4; v3 and later one registered subject;
- * v5 and later one queued review task.
+ * v5 and later one queued review task; v6 and later one material.
  * Rollback journal, not WAL, so each is one file.
  */
 #include <stdio.h>
@@ -209,6 +209,17 @@ make_fixture(const char *dir, int version)
 				   "1709251260000000, 1709251260000000)",
 				   NULL, NULL, NULL),
 		      "insert task");
+	if (version >= 6)
+		check(db,
+		      sqlite3_exec(
+			  db,
+			  "INSERT INTO materials (order_id, kind, filename, mime, size, "
+			  "sha256, data, created, actor) VALUES ('CS20240301000001', "
+			  "'seal_form', 'form.pdf', 'application/pdf', 8, "
+			  "'e16fa5d9b51928755db85b917f0297babaf22c7a47e97d9212adab56e61ba04e', "
+			  "x'255044462d312e34', 1709251270000000, 'uid:1000')",
+			  NULL, NULL, NULL),
+		      "insert material");
 	check(db, sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), "commit");
 	/* One self-contained file: no WAL, nothing left to fold back. */
 	check(db, sqlite3_exec(db, "PRAGMA journal_mode = DELETE; VACUUM", NULL, NULL, NULL),

@@ -191,7 +191,26 @@ test_config_example_uncommented_loads(Fixture *f, gconstpointer user_data)
 			g_string_append_printf(uncommented, "%s\n", lines[i]);
 		}
 	}
-	g_assert_cmpuint(n_keys, ==, 24); /* 8 of the foundation, 15 of the office, 1 materials */
+	/* 8 of the foundation, 15 of the office, 1 materials, 9 of the new flow */
+	g_assert_cmpuint(n_keys, ==, 33);
+	config = load_config_text(f, uncommented->str, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(config->sms_code_lifetime_s, ==, 300);
+	g_assert_cmpuint(config->sms_code_max_tries, ==, 5);
+	g_assert_cmpuint(g_strv_length(config->review_holidays), ==, 3);
+	g_assert_cmpstr(config->review_holidays[0], ==, "2026-10-01");
+	g_assert_cmpstr(config->review_extra_workdays[1], ==, "2026-10-10");
+	g_assert_cmpuint(config->review_org_days, ==, 5);
+	g_assert_cmpuint(config->review_person_days, ==, 3);
+	g_assert_cmpuint(config->invoice_tax_rate_permille, ==, 60);
+	g_clear_pointer(&config, cs_config_free);
+	/* A holiday that does not exist is refused, naming the key and the entry. */
+	config = load_config_text(f, "[review]\nholidays = 2026-10-01;2026-02-30\n", NULL, &error);
+	g_assert_null(config);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, "holidays"));
+	g_assert_nonnull(strstr(error->message, "entry 2"));
+	g_clear_error(&error);
 	config = load_config_text(f, uncommented->str, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpstr(config->state_dir, ==, CS_STATE_DIR);

@@ -22,7 +22,7 @@
 #include "cs-json.h"
 #include "cs-ledger.h"
 
-#define CS_LEDGER_SCHEMA_VERSION_NEXT 7 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
+#define CS_LEDGER_SCHEMA_VERSION_NEXT 8 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
 G_STATIC_ASSERT(CS_LEDGER_SCHEMA_VERSION_NEXT == CS_LEDGER_SCHEMA_VERSION + 1);
 #include "cs-vault.h"
 
@@ -1063,7 +1063,8 @@ check_migrated_fixture(Fixture *f, int old_version)
 	g_assert_cmpint(has_table(backup, "subjects"), ==, old_version >= 3);
 	g_assert_cmpint(has_table(backup, "certificates"), ==, old_version >= 4);
 	g_assert_cmpint(has_table(backup, "tasks"), ==, old_version >= 5);
-	g_assert_false(has_table(backup, "materials"));
+	g_assert_cmpint(has_table(backup, "materials"), ==, old_version >= 6);
+	g_assert_false(has_table(backup, "order_attrs"));
 	integrity = raw_text(backup, "PRAGMA integrity_check");
 	g_assert_cmpstr(integrity, ==, "ok");
 	sqlite3_close(backup);
@@ -1296,6 +1297,83 @@ test_migrate_from_v5(Fixture *f, gconstpointer data)
 			==, SQLITE_CONSTRAINT);
 	/* Outside a transaction a write is refused. */
 	g_assert_false(cs_ledger_insert_material(ledger, &row, &error));
+	g_assert_nonnull(error);
+}
+
+/* Schema 7: order attributes (set, replaced, removed), one-time codes (a new one replaces
+ * the open one), invoices (one per order, never edited), and what an order was paid. */
+static void
+test_migrate_from_v6(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GHashTable) attrs = NULL;
+	g_autoptr(CsCodeRow) code = NULL;
+	g_autoptr(GBytes) pdf = g_bytes_new_static("%PDF-1.4 invoice", 16);
+	g_autoptr(GBytes) loaded = NULL;
+	g_autofree char *number = NULL;
+	const char *order = "CS20240301000001";
+	guint64 paid = 1;
+	gint64 count = -1;
+	sqlite3 *db;
+
+	copy_fixture("ledger-v6.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 6);
+	g_assert_cmpint(raw_int_file(f->path, "SELECT count(*) FROM materials"), ==, 1);
+	check_migrated_fixture(f, 6);
+
+	ledger = open_ledger(f, 1000);
+	db = cs_ledger_get_db(ledger);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM materials"), ==, 1);
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_set_attr(ledger, order, "review_note", "first", 1, &error));
+	g_assert_true(cs_ledger_set_attr(ledger, order, "review_note", "second", 2, &error));
+	g_assert_true(cs_ledger_set_attr(ledger, order, "tracking_number", "SF1", 2, &error));
+	g_assert_true(cs_ledger_set_attr(ledger, order, "tracking_number", NULL, 3, &error));
+	g_assert_true(cs_ledger_insert_code(ledger, order, "sms", "h1", 10, 20, &error));
+	g_assert_true(cs_ledger_insert_code(ledger, order, "sms", "h2", 11, 21, &error));
+	g_assert_true(cs_ledger_insert_invoice(ledger, order, "CS0001", 30000, pdf, 5, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+
+	attrs = cs_ledger_load_attrs(ledger, order, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(g_hash_table_size(attrs), ==, 1);
+	g_assert_cmpstr(g_hash_table_lookup(attrs, "review_note"), ==, "second");
+	code = cs_ledger_latest_code(ledger, order, "sms", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(code->code_hash, ==, "h2");
+	g_assert_cmpstr(code->state, ==, "open");
+	g_assert_cmpint(code->expires, ==, 21);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM codes WHERE state = 'replaced'"), ==, 1);
+	g_assert_null(cs_ledger_latest_code(ledger, order, "other", &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+
+	loaded = cs_ledger_load_invoice(ledger, order, &number, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(number, ==, "CS0001");
+	g_assert_true(g_bytes_equal(loaded, pdf));
+	g_assert_true(cs_ledger_count_invoices(ledger, &count, &error));
+	g_assert_cmpint(count, ==, 1);
+	g_assert_null(cs_ledger_load_invoice(ledger, "CS20240301000002", NULL, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_cmpint(
+	    0xff & sqlite3_exec(db, "UPDATE invoices SET amount_fen = 1", NULL, NULL, NULL), ==,
+	    SQLITE_CONSTRAINT);
+	g_assert_cmpint(0xff & sqlite3_exec(db, "DELETE FROM invoices", NULL, NULL, NULL), ==,
+			SQLITE_CONSTRAINT);
+	/* A second invoice for the order is refused. */
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_false(cs_ledger_insert_invoice(ledger, order, "CS0002", 1, pdf, 6, &error));
+	g_assert_nonnull(error);
+	g_clear_error(&error);
+	cs_ledger_rollback(ledger);
+	g_assert_true(cs_ledger_order_paid(ledger, order, &paid, &error));
+	g_assert_cmpuint(paid, ==, 0);
+	/* Outside a transaction a write is refused. */
+	g_assert_false(cs_ledger_set_attr(ledger, order, "x", "y", 1, &error));
 	g_assert_nonnull(error);
 }
 
@@ -1921,6 +1999,7 @@ main(int argc, char **argv)
 	ADD("/ledger/migrate/from-v3", test_migrate_from_v3);
 	ADD("/ledger/migrate/from-v4", test_migrate_from_v4);
 	ADD("/ledger/migrate/from-v5", test_migrate_from_v5);
+	ADD("/ledger/migrate/from-v6", test_migrate_from_v6);
 	ADD("/ledger/migrate/v4-failed-step-rolls-back", test_migrate_v4_failed_step_rolls_back);
 	ADD("/ledger/migrate/backup-never-overwritten", test_migrate_backup_never_overwritten);
 	ADD("/ledger/migrate/failed-step-rolls-back", test_migrate_failed_step_rolls_back);

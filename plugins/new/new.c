@@ -1,24 +1,33 @@
 /*
  * new.c — the new-certificate flow (新办, DESIGN §1.1), kind "new".
  *
- * This release covers filling the application: draft (Update allowed: 返回修改) →
- * Confirm → confirmed, attaching the materials once confirmed (AttachMaterial), and
- * Cancel before payment → cancelled. The fields and their
- * validation are the manual's; identity fields of a known subject are kept read-only by
- * the engine's registry (they are marked `identity` here).
+ * fill (draft; Update = 返回修改) → Confirm → attach materials → Submit (SMS code to the
+ * handler) → VerifySmsCode → pay (unpaid → in_review; e-invoice mailed, review due in 5
+ * working days for an organisation, 3 for a person) → approve (certificate password
+ * generated, sealed and delivered only by the chosen identity method) or reject (fix and
+ * submit again, without paying twice) → make the key (making → made) → ship → deliver.
+ * Cancel before payment → cancelled; after it → refunding → the cashier refunds.
  *
- * How the certificate password will be delivered depends on the identity method
- * (认证方式); each method needs its own details before the application is confirmed, so
- * that check runs at Confirm, not while the form is still being filled in.
+ * The identity fields of a known subject are kept read-only by the engine's registry
+ * (they are marked `identity` here). How the certificate password will be delivered
+ * depends on the identity method (认证方式); each method needs its own details before
+ * the application is confirmed, so that check runs at Confirm, not while filling in.
+ * Every secret (the SMS code, the password, the key's SO PIN) is generated, sealed and
+ * delivered by the engine: this plugin only says when and to whom.
  */
 #include <gmodule.h>
+#include <string.h>
 
 #include "certseal/plugin.h"
 
 CS_PLUGIN_DEFINE_ABI();
 
-static const char *const states[] = {"draft", "confirmed", "cancelled", NULL};
-static const char *const editable_states[] = {"draft", NULL};
+static const char *const states[] = {
+    "draft", "confirmed", "sms_pending", "unpaid",    "in_review", "approved", "rejected", "making",
+    "made",  "shipped",	  "completed",	 "cancelled", "refunding", "refunded", NULL,
+};
+/* 返回修改 before Confirm, and again after a rejection. */
+static const char *const editable_states[] = {"draft", "rejected", NULL};
 
 static const char *const org_auth_methods[] = {"legal_rep_phone", "corporate_account",
 					       "legal_rep_bank_card", NULL};
@@ -67,13 +76,45 @@ static const CsMaterialSpec materials[] = {
     {"id_back", PERSON, TRUE},	     {"seal_form", ANY, TRUE},
     {"seal_image", ANY, FALSE},
 };
-/* Where AttachMaterial is allowed (rejected joins once review exists). */
-static const char *const material_states[] = {"confirmed", NULL};
+/* Where AttachMaterial is allowed. */
+static const char *const material_states[] = {"confirmed", "rejected", NULL};
+
+#define APPLICANT CS_ACTOR_DESKTOP
+#define SUBMIT                                                                                     \
+	(CS_TRANSITION_NEEDS_FIELDS | CS_TRANSITION_NEEDS_MATERIALS | CS_TRANSITION_SENDS_CODE)
+#define PAID CS_TRANSITION_IF_PAID
+#define UNPAID CS_TRANSITION_UNLESS_PAID
 
 static const CsTransition transitions[] = {
-    {"confirm", "draft", "confirmed", CS_ACTOR_DESKTOP, CS_TRANSITION_NEEDS_FIELDS},
-    {"cancel", "draft", "cancelled", CS_ACTOR_DESKTOP, 0},
-    {"cancel", "confirmed", "cancelled", CS_ACTOR_DESKTOP, 0},
+    {"confirm", "draft", "confirmed", APPLICANT, CS_TRANSITION_NEEDS_FIELDS},
+    {"submit", "confirmed", "sms_pending", APPLICANT, SUBMIT},
+    {"submit", "rejected", "sms_pending", APPLICANT, SUBMIT},
+    /* Already paid (a resubmission) or free: straight to review. */
+    {"verify_sms_code", "sms_pending", "in_review", APPLICANT,
+     CS_TRANSITION_NEEDS_CODE | CS_TRANSITION_IF_SETTLED},
+    {"verify_sms_code", "sms_pending", "unpaid", APPLICANT,
+     CS_TRANSITION_NEEDS_CODE | CS_TRANSITION_UNLESS_SETTLED},
+    {"pay", "unpaid", "in_review", CS_ACTOR_GATEWAY, 0},
+    {"approve", "in_review", "approved", CS_ACTOR_REVIEWER, 0},
+    {"reject", "in_review", "rejected", CS_ACTOR_REVIEWER, 0},
+    {"make", "approved", "making", CS_ACTOR_MAKER, 0},
+    {"made", "making", "made", CS_ACTOR_SYSTEM, 0},
+    {"make_failed", "making", "approved", CS_ACTOR_SYSTEM, 0},
+    {"ship", "made", "shipped", CS_ACTOR_SHIPPER, 0},
+    {"deliver", "shipped", "completed", CS_ACTOR_SHIPPER, 0},
+    {"cancel", "draft", "cancelled", APPLICANT, 0},
+    {"cancel", "confirmed", "cancelled", APPLICANT, 0},
+    {"cancel", "sms_pending", "refunding", APPLICANT, PAID},
+    {"cancel", "sms_pending", "cancelled", APPLICANT, UNPAID},
+    {"cancel", "unpaid", "cancelled", APPLICANT, UNPAID},
+    {"cancel", "rejected", "refunding", APPLICANT, PAID},
+    {"cancel", "rejected", "cancelled", APPLICANT, UNPAID},
+    {"cancel", "in_review", "refunding", APPLICANT, PAID},
+    {"cancel", "approved", "refunding", APPLICANT, PAID},
+    {"refund", "refunding", "refunded", CS_ACTOR_CASHIER, 0},
+    {"refund", "in_review", "refunded", CS_ACTOR_CASHIER, 0},
+    {"refund", "rejected", "refunded", CS_ACTOR_CASHIER, 0},
+    {"refund", "approved", "refunded", CS_ACTOR_CASHIER, 0},
 };
 
 /* The details each identity method needs: a transfer needs the account it goes to, a
@@ -118,9 +159,173 @@ new_before_transition(CsEngine *engine,
 		      const CsRequest *request,
 		      GError **error)
 {
-	if (g_strcmp0(transition->action, "confirm") == 0)
+	if (g_strcmp0(transition->action, "confirm") == 0 ||
+	    g_strcmp0(transition->action, "submit") == 0)
 		return check_auth_details(order, error);
 	return TRUE;
+}
+
+static gboolean
+is_org(CsOrder *order)
+{
+	return cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
+}
+
+/* The handler (经办人): an organisation's handler, or the person. */
+static const char *
+new_contact_phone(CsOrder *order)
+{
+	return cs_order_get_field(order, is_org(order) ? "handler_phone" : "phone");
+}
+
+static gboolean
+by_transfer(const char *method)
+{
+	return g_strcmp0(method, "corporate_account") == 0 ||
+	       g_strcmp0(method, "bank_account_transfer") == 0;
+}
+
+/* The phone the certificate password goes to when it goes by SMS: the legal
+ * representative's for an organisation, the person's own. */
+static const char *
+password_phone(CsOrder *order)
+{
+	return cs_order_get_field(order, is_org(order) ? "legal_rep_phone" : "phone");
+}
+
+static char *
+mask_tail(const char *s, guint keep)
+{
+	gsize len = strlen(s);
+	return g_strdup_printf("****%s", len > keep ? s + len - keep : s);
+}
+
+/* PasswordDelivery: "sms:138****8000" or "transfer:****6789" (masked). */
+static char *
+password_delivery(CsOrder *order)
+{
+	const char *method = cs_order_get_field(order, "auth_method");
+	const char *account = cs_order_get_field(order, "bank_account");
+	const char *phone = password_phone(order);
+	g_autofree char *masked = NULL;
+
+	if (by_transfer(method)) {
+		masked = mask_tail(account != NULL ? account : "", 4);
+		return g_strdup_printf("transfer:%s", masked);
+	}
+	masked = cs_mask_phone(phone);
+	return g_strdup_printf("sms:%s", masked);
+}
+
+static GVariant *
+one_param(const char *name, const char *value)
+{
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	if (value != NULL)
+		g_variant_builder_add(&b, "{sv}", name, g_variant_new_string(value));
+	return g_variant_builder_end(&b);
+}
+
+static const char *
+param(GVariant *params, const char *name)
+{
+	const char *v = NULL;
+
+	if (!g_variant_lookup(params, name, "&s", &v))
+		return NULL;
+	return v;
+}
+
+/* Approved: the password is generated now and goes only the chosen way; the handler is
+ * told by SMS, and when the password goes to the handler's own phone it rides along. */
+static gboolean
+on_approve(CsEngine *engine, CsOrder *order, const char *note, GError **error)
+{
+	const char *method = cs_order_get_field(order, "auth_method");
+	const char *handler = new_contact_phone(order);
+	const char *pin_phone = password_phone(order);
+	gboolean same_phone = !by_transfer(method) && g_strcmp0(handler, pin_phone) == 0;
+	g_autofree char *delivery = password_delivery(order);
+
+	if (!cs_engine_issue_password(engine, order, error) ||
+	    !cs_engine_register_subject(engine, order, error) ||
+	    !cs_engine_set_attr(engine, order, "review_note", note, error) ||
+	    !cs_engine_set_attr(engine, order, "password_delivery", delivery, error) ||
+	    !cs_engine_send_notice(engine, order, handler, "review_approved",
+				   one_param("note", note), same_phone, error))
+		return FALSE;
+	if (by_transfer(method))
+		return cs_engine_send_password_transfer(
+		    engine, order, cs_order_get_field(order, is_org(order) ? "org_name" : "name"),
+		    cs_order_get_field(order, "bank_name"),
+		    cs_order_get_field(order, "bank_account"), error);
+	if (!same_phone)
+		return cs_engine_send_notice(engine, order, pin_phone, "password", NULL, TRUE,
+					     error);
+	return TRUE;
+}
+
+static gboolean
+new_in_transition(CsEngine *engine,
+		  CsOrder *order,
+		  const CsTransition *transition,
+		  const CsRequest *request,
+		  GVariant *params,
+		  GError **error)
+{
+	const char *action = transition->action;
+
+	if (g_strcmp0(action, "confirm") == 0) {
+		g_autofree char *delivery = password_delivery(order);
+		return cs_engine_set_attr(engine, order, "password_delivery", delivery, error);
+	}
+	if (g_strcmp0(transition->to, "in_review") == 0) {
+		/* Paid now (the e-invoice goes out), or back from a rejection, or free. */
+		if (g_strcmp0(action, "pay") == 0 &&
+		    !cs_engine_issue_invoice(engine, order, cs_order_get_field(order, "email"),
+					     error))
+			return FALSE;
+		return cs_engine_set_due_by(engine, order, 0, error);
+	}
+	if (g_strcmp0(action, "approve") == 0)
+		return on_approve(engine, order, param(params, "note"), error);
+	if (g_strcmp0(action, "reject") == 0) {
+		const char *note = param(params, "note");
+		return cs_engine_set_attr(engine, order, "review_note", note, error) &&
+		       cs_engine_send_notice(engine, order, new_contact_phone(order),
+					     "review_rejected", one_param("note", note), FALSE,
+					     error);
+	}
+	if (g_strcmp0(action, "make") == 0)
+		return cs_engine_prepare_making(engine, order, param(params, "key_serial"), error);
+	if (g_strcmp0(action, "made") == 0)
+		return cs_engine_set_attr(engine, order, "certificate_serial",
+					  param(params, "certificate_serial"), error) &&
+		       cs_engine_set_attr(engine, order, "making_error", NULL, error);
+	if (g_strcmp0(action, "make_failed") == 0)
+		return cs_engine_set_attr(engine, order, "making_error", param(params, "reason"),
+					  error);
+	if (g_strcmp0(action, "ship") == 0) {
+		const char *tracking = param(params, "tracking");
+		return cs_engine_set_attr(engine, order, "tracking_number", tracking, error) &&
+		       cs_engine_send_notice(engine, order, new_contact_phone(order), "shipped",
+					     one_param("tracking", tracking), FALSE, error);
+	}
+	if (g_strcmp0(transition->to, "refunding") == 0)
+		return cs_engine_queue_refund(engine, order, error);
+	return TRUE;
+}
+
+static void
+new_after_transition(CsEngine *engine,
+		     CsOrder *order,
+		     const CsTransition *transition,
+		     const CsRequest *request)
+{
+	if (g_strcmp0(transition->action, "make") == 0)
+		cs_engine_start_making(engine, order);
 }
 
 static const CsPlugin plugin = {
@@ -137,6 +342,9 @@ static const CsPlugin plugin = {
     .materials = materials,
     .n_materials = G_N_ELEMENTS(materials),
     .material_states = material_states,
+    .in_transition = new_in_transition,
+    .after_transition = new_after_transition,
+    .contact_phone = new_contact_phone,
 };
 
 G_MODULE_EXPORT const CsPlugin *certseal_plugin_get(void);

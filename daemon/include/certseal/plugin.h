@@ -23,7 +23,10 @@
 G_BEGIN_DECLS
 
 #define CS_PLUGIN_ABI_MAJOR 1
-#define CS_PLUGIN_ABI_MINOR 1 /* 1: materials, n_materials, material_states */
+#define CS_PLUGIN_ABI_MINOR 2
+/* Minor 1: materials, n_materials, material_states.
+ * Minor 2: transition guards and code flags, in_transition, after_transition, contact_phone,
+ *          and the engine services below. */
 
 /* Errors every layer reports; each maps to one org.certseal.Error.* name. */
 #define CS_ERROR (cs_error_quark())
@@ -117,6 +120,16 @@ typedef struct {
 
 typedef enum {
 	CS_TRANSITION_NEEDS_FIELDS = 1 << 0, /* refuse while a required field is missing */
+	/* Minor 2. */
+	CS_TRANSITION_NEEDS_MATERIALS = 1 << 1, /* refuse while a required material is missing */
+	CS_TRANSITION_SENDS_CODE = 1 << 2,	/* send a one-time SMS code to contact_phone() */
+	CS_TRANSITION_NEEDS_CODE = 1 << 3,	/* only with the right code (VerifySmsCode) */
+	/* Guards: among transitions of one action from one state, the first whose guard
+	 * holds is taken. "Settled": paid, or nothing to pay. "Paid": money was received. */
+	CS_TRANSITION_IF_SETTLED = 1 << 4,
+	CS_TRANSITION_UNLESS_SETTLED = 1 << 5,
+	CS_TRANSITION_IF_PAID = 1 << 6,
+	CS_TRANSITION_UNLESS_PAID = 1 << 7,
 } CsTransitionFlags;
 
 typedef struct {
@@ -180,7 +193,82 @@ typedef struct {
 	const CsMaterialSpec *materials;
 	guint n_materials;
 	const char *const *material_states; /* NULL-terminated: where AttachMaterial is allowed */
+
+	/* Minor 2. */
+	/* Inside the ledger transaction that records @transition (after the order's new state
+	 * and its event are written): the step's work through the engine services below, so
+	 * that it commits with the transition or not at all. Returning FALSE rolls it back.
+	 * @params: what came with the step (a{sv} of strings: a review's note, a tracking
+	 * number, …), never NULL. */
+	gboolean (*in_transition)(CsEngine *engine,
+				  CsOrder *order,
+				  const CsTransition *transition,
+				  const CsRequest *request,
+				  GVariant *params,
+				  GError **error);
+	/* After the transition committed and was announced: start work that outlives it
+	 * (making a key). Cannot refuse. */
+	void (*after_transition)(CsEngine *engine,
+				 CsOrder *order,
+				 const CsTransition *transition,
+				 const CsRequest *request);
+	/* The phone one-time codes and notices go to (the handler's), or NULL. */
+	const char *(*contact_phone)(CsOrder *order);
 } CsPlugin;
+
+/* ---- engine services for plugins (minor 2) ------------------------------------------------
+ * Those marked "in transition" may only be called from in_transition; they write in its
+ * transaction. Secrets (the certificate password, SO PINs, codes) never pass through a
+ * plugin: the engine generates, seals and delivers them. */
+
+/* "138****8000": a normalised phone number as messages and properties show it. */
+char *cs_mask_phone(const char *normalized);
+
+/* An attribute of the order, shown on D-Bus (review_note → ReviewNote, tracking_number →
+ * TrackingNumber, password_delivery → PasswordDelivery, …); NULL when unset. */
+const char *cs_order_get_attr(CsOrder *order, const char *name);
+/* In transition. @value NULL removes it. */
+gboolean cs_engine_set_attr(
+    CsEngine *engine, CsOrder *order, const char *name, const char *value, GError **error);
+/* In transition: an SMS to @phone with @template_name and @params (a{ss}, may be NULL),
+ * not subject to the resend cooldown (a notice, not a code). With @with_password the
+ * order's sealed certificate password rides along (the outbox shows it; nothing else). */
+gboolean cs_engine_send_notice(CsEngine *engine,
+			       CsOrder *order,
+			       const char *phone,
+			       const char *template_name,
+			       GVariant *params,
+			       gboolean with_password,
+			       GError **error);
+/* In transition: generate the certificate password (the key's user PIN, digits, of the
+ * vendor's PIN length) and seal it in the vault; kept until the key is made. Once per
+ * order: later calls keep the first. */
+gboolean cs_engine_issue_password(CsEngine *engine, CsOrder *order, GError **error);
+/* In transition: deliver the password as the memo of a 0.01 CNY transfer (bank service). */
+gboolean cs_engine_send_password_transfer(CsEngine *engine,
+					  CsOrder *order,
+					  const char *account_name,
+					  const char *bank_name,
+					  const char *account,
+					  GError **error);
+/* In transition: issue the e-invoice PDF for what was paid and mail it to @email. */
+gboolean
+cs_engine_issue_invoice(CsEngine *engine, CsOrder *order, const char *email, GError **error);
+/* In transition: DueBy = the end of the @working_days-th working day from now; 0 = the
+ * configured review time of the order's subject type ([review] org_days, person_days:
+ * 5 and 3 working days by default, DESIGN §1.1). */
+gboolean cs_engine_set_due_by(CsEngine *engine, CsOrder *order, guint working_days, GError **error);
+/* In transition: record the subject's identity in the registry (on approval). */
+gboolean cs_engine_register_subject(CsEngine *engine, CsOrder *order, GError **error);
+/* In transition: queue a cashier task to refund what was paid. */
+gboolean cs_engine_queue_refund(CsEngine *engine, CsOrder *order, GError **error);
+/* In transition: prepare making on the key named by @key_serial (present, blank, or the
+ * one an earlier making of this order initialised): seal its SO PIN first. */
+gboolean
+cs_engine_prepare_making(CsEngine *engine, CsOrder *order, const char *key_serial, GError **error);
+/* After transition: make the key prepared above on driver threads; the order then takes
+ * "made" (done) or "make_failed" (with a reason) as the system. */
+void cs_engine_start_making(CsEngine *engine, CsOrder *order);
 
 typedef const CsPlugin *(*CsPluginGetFunc)(void);
 

@@ -1,0 +1,362 @@
+/*
+ * cs-making.c — making a key (制证, DESIGN §1.1): approved → making → made.
+ *
+ * The maker names a blank key inserted on the daemon's host. Before the token is touched,
+ * the vault holds both PINs: the user PIN sealed at approval and an SO PIN sealed by
+ * cs_engine_prepare_making() in the same transaction as approved → making. Then, on driver
+ * threads, the token is initialised with both, the key pair is generated on it, and the
+ * CSR is signed on it; back on the main loop the certificate is issued and the e-seal
+ * made; the token gets both; the order takes "made". Any failure takes "make_failed"
+ * (back to approved, with the reason); a crash leaves "making", which the engine's
+ * recovery turns back into approved at the next start. Making again — on the same key or
+ * another — uses the same user PIN; the same key keeps its SO PIN, because a key once
+ * initialised only accepts its own SO PIN to be initialised again.
+ */
+#define G_LOG_DOMAIN "certseald"
+
+#include <openssl/bn.h>
+#include <openssl/x509.h>
+#include <string.h>
+
+#include "cs-ca.h"
+#include "cs-crypto.h"
+#include "cs-engine-flow.h"
+#include "cs-keys.h"
+#include "cs-seal-picture.h"
+
+#define SO_PIN_LENGTH 12
+
+/* The order attribute holding the sealed SO PIN of key @serial. */
+static char *
+so_pin_attr(const char *serial)
+{
+	return g_strdup_printf("so_pin_ref.%s", serial);
+}
+
+static CsKey *
+find_key(CsKeys *keys, const char *serial)
+{
+	GPtrArray *list = cs_keys_list(keys);
+
+	for (guint i = 0; i < list->len; i++) {
+		CsKey *key = g_ptr_array_index(list, i);
+		if (g_strcmp0(key->serial, serial) == 0)
+			return key;
+	}
+	return NULL;
+}
+
+gboolean
+cs_engine_prepare_making(CsEngine *engine, CsOrder *order, const char *serial, GError **error)
+{
+	CsKeys *keys = cs_engine_get_keys(engine);
+	const CsVendor *vendor = cs_config_find_vendor(cs_engine_get_config(engine), order->vendor);
+	g_autofree char *attr = NULL;
+	g_autofree char *ref_text = NULL;
+	CsKey *key;
+	char *so_pin;
+	gint64 ref = 0;
+	gboolean ok;
+
+	if (keys == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+				    "key_serial: no key manager is running");
+		return FALSE;
+	}
+	if (serial == NULL || *serial == '\0') {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "key_serial: name the blank key to make");
+		return FALSE;
+	}
+	key = find_key(keys, serial);
+	if (key == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "key_serial: no key %s is inserted on this host", serial);
+		return FALSE;
+	}
+	if (vendor == NULL || g_strcmp0(key->vendor, order->vendor) != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "key_serial: key %s is a %s key; the order is for %s", serial,
+			    key->vendor, order->vendor);
+		return FALSE;
+	}
+	attr = so_pin_attr(serial);
+	if (key->initialized && cs_order_get_attr(order, attr) == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "key_serial: key %s is not blank", serial);
+		return FALSE;
+	}
+	if (cs_order_get_attr(order, "user_pin_ref") == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "order %s has no certificate password to put on the key", order->id);
+		return FALSE;
+	}
+	if (!cs_engine_set_attr(engine, order, "making_key", key->id, error) ||
+	    !cs_engine_set_attr(engine, order, "making_error", NULL, error) ||
+	    !cs_engine_set_attr(engine, order, "progress", "0", error))
+		return FALSE;
+	if (cs_order_get_attr(order, attr) != NULL)
+		return TRUE; /* the SO PIN this key already has */
+	so_pin = cs_random_digits(
+	    CLAMP(SO_PIN_LENGTH, vendor->pin_min_length, vendor->pin_max_length), error);
+	if (so_pin == NULL)
+		return FALSE;
+	ok = cs_ledger_seal_secret(cs_engine_get_ledger(engine), "so_pin", order->id,
+				   (const guint8 *)so_pin, strlen(so_pin), g_get_real_time(), &ref,
+				   error);
+	cs_secret_free(so_pin);
+	if (!ok)
+		return FALSE;
+	ref_text = g_strdup_printf("%" G_GINT64_FORMAT, ref);
+	return cs_engine_set_attr(engine, order, attr, ref_text, error);
+}
+
+typedef struct {
+	CsEngine *engine;
+	char *order_id;
+	char *key_id;
+	char *serial;
+	char *user_pin;
+	char *certificate_serial;
+} Job;
+
+static void
+job_free(Job *job)
+{
+	g_free(job->order_id);
+	g_free(job->key_id);
+	g_free(job->serial);
+	cs_secret_free(job->user_pin);
+	g_free(job->certificate_serial);
+	g_free(job);
+}
+
+static const CsRequest system_request = {.actor = CS_ACTOR_SYSTEM, .user_id = "making"};
+
+static CsOrder *
+job_order(Job *job)
+{
+	g_autoptr(GError) error = NULL;
+	CsOrder *order = cs_engine_get_order(job->engine, job->order_id, &error);
+
+	if (order == NULL) {
+		g_warning("making %s: %s", job->order_id, error->message);
+		return NULL;
+	}
+	if (g_strcmp0(order->state, "making") != 0) {
+		g_warning("making %s: the order is %s now; the result is dropped", order->id,
+			  order->state);
+		return NULL;
+	}
+	return order;
+}
+
+static void
+set_progress(Job *job, CsOrder *order, guint percent)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *text = g_strdup_printf("%u", percent);
+	gboolean ok;
+
+	if (!cs_ledger_begin(cs_engine_get_ledger(job->engine), &error))
+		return;
+	ok = cs_engine_set_attr(job->engine, order, "progress", text, &error) &&
+	     cs_ledger_commit(cs_engine_get_ledger(job->engine), &error);
+	if (!ok) {
+		cs_ledger_rollback(cs_engine_get_ledger(job->engine));
+		return;
+	}
+	cs_engine_order_attrs_changed(job->engine, order);
+}
+
+static GVariant *
+reason_params(const char *name, const char *value, const char *name2, const char *value2)
+{
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	g_variant_builder_add(&b, "{sv}", name, g_variant_new_string(value));
+	if (name2 != NULL && value2 != NULL)
+		g_variant_builder_add(&b, "{sv}", name2, g_variant_new_string(value2));
+	return g_variant_builder_end(&b);
+}
+
+/* Back to approved, saying why; a certificate already issued for this attempt is revoked
+ * (it never reached a key). */
+static void
+job_fail(Job *job, const char *reason)
+{
+	CsOrder *order = job_order(job);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *text = g_strdup_printf("making on key %s failed: %s", job->serial, reason);
+
+	g_message("order %s: %s", job->order_id, text);
+	if (order == NULL) {
+		job_free(job);
+		return;
+	}
+	if (job->certificate_serial != NULL &&
+	    !cs_engine_revoke_certificate(job->engine, &system_request, job->certificate_serial,
+					  "cessationOfOperation", order, &error)) {
+		g_warning("order %s: cannot revoke certificate %s: %s", order->id,
+			  job->certificate_serial, error->message);
+		g_clear_error(&error);
+	}
+	if (!cs_engine_act_with(job->engine, &system_request, order, "make_failed",
+				reason_params("reason", text, NULL, NULL), NULL, NULL, NULL,
+				&error))
+		g_warning("order %s: %s", order->id, error->message);
+	job_free(job);
+}
+
+static void
+on_written(GBytes *result, const GError *error, gpointer user_data)
+{
+	Job *job = user_data;
+	CsOrder *order;
+	g_autoptr(GError) local = NULL;
+	gint64 ref;
+
+	if (error != NULL) {
+		job_fail(job, error->message);
+		return;
+	}
+	order = job_order(job);
+	if (order == NULL) {
+		job_free(job);
+		return;
+	}
+	ref = g_ascii_strtoll(cs_order_get_attr(order, "user_pin_ref"), NULL, 10);
+	if (!cs_engine_act_with(job->engine, &system_request, order, "made",
+				reason_params("key_serial", job->serial, "certificate_serial",
+					      job->certificate_serial),
+				NULL, NULL, NULL, &local)) {
+		g_warning("order %s: %s", order->id, local->message);
+		job_free(job);
+		return;
+	}
+	/* The password is on the key and was delivered: the vault's copy is no longer
+	 * needed. (The key's SO PIN stays sealed: unlocking needs it.) */
+	if (cs_ledger_begin(cs_engine_get_ledger(job->engine), &local)) {
+		if (!cs_ledger_wipe_secret(cs_engine_get_ledger(job->engine), ref,
+					   g_get_real_time(), &local) ||
+		    !cs_ledger_commit(cs_engine_get_ledger(job->engine), &local))
+			cs_ledger_rollback(cs_engine_get_ledger(job->engine));
+	}
+	if (local != NULL)
+		g_warning("order %s: cannot wipe the delivered password: %s", order->id,
+			  local->message);
+	job_free(job);
+}
+
+/* The seal's picture: the uploaded seal_image, else a drawn seal with the name. */
+static GBytes *
+seal_picture(Job *job, CsOrder *order, guint *width_mm, guint *height_mm, GError **error)
+{
+	gboolean org = order->subject_type == CS_SUBJECT_ORG;
+	const char *name = cs_order_get_field(order, org ? "org_name" : "name");
+	g_autoptr(CsMaterialRow) image = cs_ledger_load_material(cs_engine_get_ledger(job->engine),
+								 order->id, "seal_image", NULL);
+
+	if (image != NULL && (g_strcmp0(image->mime, "image/png") == 0 ||
+			      g_strcmp0(image->mime, "image/jpeg") == 0)) {
+		*width_mm = org ? 42 : 18;
+		*height_mm = org ? 42 : 18;
+		return g_bytes_ref(image->data);
+	}
+	return cs_seal_picture_render(name != NULL ? name : order->id, org, width_mm, height_mm,
+				      error);
+}
+
+static void
+on_csr(GBytes *csr, const GError *error, gpointer user_data)
+{
+	Job *job = user_data;
+	CsOrder *order;
+	g_autoptr(GError) local = NULL;
+	g_autoptr(GBytes) cert = NULL;
+	g_autoptr(GBytes) picture = NULL;
+	g_autoptr(GBytes) seal = NULL;
+	g_autoptr(X509) x509 = NULL;
+	const guint8 *p;
+	gsize len = 0;
+	guint width = 0, height = 0;
+
+	if (error != NULL) {
+		job_fail(job, error->message);
+		return;
+	}
+	order = job_order(job);
+	if (order == NULL) {
+		job_free(job);
+		return;
+	}
+	set_progress(job, order, 60);
+	p = g_bytes_get_data(csr, &len);
+	cert = cs_engine_issue_certificate(job->engine, &system_request, order, p, len, &local);
+	if (cert == NULL) {
+		job_fail(job, local->message);
+		return;
+	}
+	p = g_bytes_get_data(cert, &len);
+	x509 = d2i_X509(NULL, &p, (long)len);
+	if (x509 != NULL) {
+		const ASN1_INTEGER *serial = X509_get0_serialNumber(x509);
+		BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
+		char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+		job->certificate_serial = g_strdup(hex != NULL ? hex : "");
+		OPENSSL_free(hex);
+		BN_free(bn);
+	}
+	picture = seal_picture(job, order, &width, &height, &local);
+	if (picture != NULL)
+		seal = cs_engine_make_seal(job->engine, &system_request, order, cert,
+					   g_bytes_get_data(picture, NULL),
+					   g_bytes_get_size(picture), width, height, &local);
+	if (seal == NULL) {
+		job_fail(job, local->message);
+		return;
+	}
+	set_progress(job, order, 80);
+	cs_keys_make_finish(cs_engine_get_keys(job->engine), job->key_id, job->user_pin, cert, seal,
+			    on_written, job);
+}
+
+void
+cs_engine_start_making(CsEngine *engine, CsOrder *order)
+{
+	CsKeys *keys = cs_engine_get_keys(engine);
+	const CsVendor *vendor = cs_config_find_vendor(cs_engine_get_config(engine), order->vendor);
+	const char *key_id = cs_order_get_attr(order, "making_key");
+	gboolean org = order->subject_type == CS_SUBJECT_ORG;
+	const char *name = cs_order_get_field(order, org ? "org_name" : "name");
+	const char *algorithm = cs_order_get_field(order, "key_algorithm");
+	g_autoptr(GError) error = NULL;
+	g_autofree char *attr = NULL;
+	char *so_pin = NULL;
+	CsKey *key;
+	Job *job = g_new0(Job, 1);
+
+	job->engine = engine;
+	job->order_id = g_strdup(order->id);
+	job->key_id = g_strdup(key_id);
+	key = key_id != NULL && keys != NULL ? cs_keys_lookup(keys, key_id) : NULL;
+	job->serial = g_strdup(key != NULL ? key->serial : (key_id != NULL ? key_id : "?"));
+	if (key == NULL || vendor == NULL) {
+		job_fail(job, "the key is no longer inserted");
+		return;
+	}
+	attr = so_pin_attr(key->serial);
+	job->user_pin = cs_engine_open_order_secret(engine, order, "user_pin_ref", &error);
+	if (job->user_pin != NULL)
+		so_pin = cs_engine_open_order_secret(engine, order, attr, &error);
+	if (so_pin == NULL) {
+		job_fail(job, error->message);
+		return;
+	}
+	g_info("order %s: making on key %s", order->id, key->id);
+	cs_keys_make_begin(keys, key->id, "certseal", job->user_pin, so_pin,
+			   algorithm != NULL ? algorithm : vendor->key_algorithm,
+			   name != NULL ? name : order->id, on_csr, job);
+	cs_secret_free(so_pin);
+}
