@@ -322,6 +322,40 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 			    on_written, job);
 }
 
+/* A making cut short after its certificate was issued (the daemon stopped, or died) left a
+ * valid certificate that no key holds: revoke it before making again. */
+static void
+revoke_unused_certificates(CsEngine *engine, CsOrder *order)
+{
+	gboolean org = order->subject_type == CS_SUBJECT_ORG;
+	const char *id_number = cs_order_get_field(order, org ? "uscc" : "id_number");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) certs = NULL;
+
+	if (id_number == NULL)
+		return;
+	certs = cs_engine_find_certificates(engine, order->vendor,
+					    cs_subject_type_to_string(order->subject_type),
+					    id_number, &error);
+	if (certs == NULL) {
+		g_warning("order %s: %s", order->id, error->message);
+		return;
+	}
+	for (guint i = 0; i < certs->len; i++) {
+		CsCertRow *row = g_ptr_array_index(certs, i);
+		if (g_strcmp0(row->order_id, order->id) != 0 ||
+		    g_strcmp0(row->status, "valid") != 0)
+			continue;
+		g_message("order %s: revoking certificate %s of an interrupted making", order->id,
+			  row->serial);
+		if (!cs_engine_revoke_certificate(engine, &system_request, row->serial,
+						  "cessationOfOperation", order, &error)) {
+			g_warning("order %s: %s", order->id, error->message);
+			g_clear_error(&error);
+		}
+	}
+}
+
 void
 cs_engine_start_making(CsEngine *engine, CsOrder *order)
 {
@@ -346,6 +380,7 @@ cs_engine_start_making(CsEngine *engine, CsOrder *order)
 		job_fail(job, "the key is no longer inserted");
 		return;
 	}
+	revoke_unused_certificates(engine, order);
 	attr = so_pin_attr(key->serial);
 	job->user_pin = cs_engine_open_order_secret(engine, order, "user_pin_ref", &error);
 	if (job->user_pin != NULL)
