@@ -26,7 +26,7 @@ fi
 if [ -z "${CERTSEAL_DEMO_INNER:-}" ]; then
   # A private session bus that dbus-run-session tears down when we are done.
   export CERTSEAL_DEMO_INNER=1 CERTSEAL_BUILD_DIR=$build CERTSEAL_SKIP_INSTALL=1
-  exec dbus-run-session -- "$0" "$@"
+  exec dbus-run-session -- bash "$top/$(basename "$0")" "$@"
 fi
 
 demo_dir=${CERTSEAL_DEMO_DIR:-$top/.demo}
@@ -65,10 +65,12 @@ office() { "$build/cli/certseal-office" --state-dir "$state" "$@"; }
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
-# What the order's state is now (and, when set, how the password goes and the tracking).
-show_state() { # ORDER_ID
-  certseal order show "$1" | sed -n -E 's/^  (State|Password|Tracking|Invoice|Due by): +/  \1: /p' |
-    grep -v ': —$' || true
+# The order's state now, and the rows of `certseal order show` named (Invoice, Password…).
+show_state() { # ORDER_ID [ROW…]
+  local id=$1 rows
+  shift
+  rows=$(IFS='|'; echo "State${*:+|$*}")
+  certseal order show "$id" | sed -n -E "s/^  ($rows): +/  \1: /p"
 }
 
 # The secret a sandbox SMS carries (its text ends with " code: SECRET"): the newest one sent
@@ -164,21 +166,21 @@ walk() { # SUBJECT FIELDS KEY SMS_PHONE PIN_PHONE MATERIAL…
 
   step "The cashier confirms the sandbox payment: certseal-office pay-notify $id"
   office pay-notify "$id" --channel sandbox >/dev/null
-  show_state "$id"
+  show_state "$id" Invoice "Due by"
 
   step "certseal order invoice $id --output invoice-$subject.pdf"
   certseal order invoice "$id" --output "$files/invoice-$subject.pdf"
 
   step "The reviewer approves: certseal-office review approve $id"
   office review approve "$id" --note "材料齐全 materials complete" >/dev/null
-  show_state "$id"
+  show_state "$id" Review Password
 
   step "The maker makes the key: certseal-office make $id --key $key"
   office make "$id" --key "$key"
 
   step "The shipper ships and the key is delivered: certseal-office ship|deliver $id"
   office ship "$id" --tracking "SF$(date +%s)${subject:0:1}" >/dev/null
-  show_state "$id"
+  show_state "$id" Tracking
   office deliver "$id" >/dev/null
   show_state "$id"
 }
@@ -192,11 +194,14 @@ walk person "$files/person.txt" "$person_key" "$person_phone" \
 step "certseal keys (the two keys, made)"
 certseal keys
 
-step "The certificate on $org_key"
-certseal --json keys | "$py" -c '
+step "The certificate on $org_key (its Certificate property)"
+key_path=$(certseal --json keys | "$py" -c '
 import json, sys
-key = next(k for k in json.load(sys.stdin) if k["Serial"] == sys.argv[1])
-sys.stdout.buffer.write(bytes.fromhex(key["Certificate"]))' "$org_key" >"$files/$org_key.der"
+print(next(k["Path"] for k in json.load(sys.stdin) if k["Serial"] == sys.argv[1]))' "$org_key")
+busctl --user --json=short get-property org.certseal.CertSeal1 "$key_path" \
+  org.certseal.CertSeal1.Key Certificate |
+  "$py" -c 'import json, sys; sys.stdout.buffer.write(bytes(json.load(sys.stdin)["data"]))' \
+    >"$files/$org_key.der"
 openssl x509 -inform DER -in "$files/$org_key.der" -noout -subject -issuer -serial -dates \
   -nameopt utf8,sep_comma_plus_space
 

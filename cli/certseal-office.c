@@ -546,28 +546,30 @@ cmd_order_material(Office *o, const char *order_id, const char *kind, const char
 #define MAKE_POLL_MS 200
 #define MAKE_DEFAULT_TIMEOUT_S 120
 
-/* What the last event of an order says: its note when it has one, else its kind. */
+/* Why the order is in @state: the note (else the kind) of the last event that took it
+ * there — office calls are in the history too, so the very last event may be one. */
 static char *
-last_history_note(JsonObject *order)
+last_history_note(JsonObject *order, const char *state)
 {
 	JsonArray *history = json_object_has_member(order, "history")
 				 ? json_object_get_array_member(order, "history")
 				 : NULL;
 	guint n = history != NULL ? json_array_get_length(history) : 0;
-	JsonObject *last;
-	const char *note;
 
-	if (n == 0)
-		return g_strdup("no history");
-	last = json_array_get_object_element(history, n - 1);
-	note = json_object_get_string_member_with_default(last, "note", "");
-	if (*note != '\0')
+	for (guint i = n; i > 0; i--) {
+		JsonObject *e = json_array_get_object_element(history, i - 1);
+		JsonNode *to = json_object_get_member(e, "to");
+		const char *note;
+
+		if (to == NULL || !JSON_NODE_HOLDS_VALUE(to) ||
+		    g_strcmp0(json_node_get_string(to), state) != 0)
+			continue;
+		note = json_object_get_string_member_with_default(e, "note", "");
+		if (*note == '\0')
+			note = json_object_get_string_member_with_default(e, "kind", "?");
 		return g_strdup(note);
-	note = json_object_get_string_member_with_default(order, "review_note", "");
-	if (*note != '\0')
-		return g_strdup_printf(
-		    "%s: %s", json_object_get_string_member_with_default(last, "kind", "?"), note);
-	return g_strdup(json_object_get_string_member_with_default(last, "kind", "?"));
+	}
+	return g_strdup("no history");
 }
 
 static int
@@ -632,8 +634,8 @@ cmd_make(Office *o, int argc, char **argv)
 			g_autofree char *msg = NULL;
 			if (g_strcmp0(state, "made") == 0)
 				return print_made(o, id, serial);
-			note = last_history_note(order);
-			msg = g_strdup_printf("making %s failed, the order is %s again: %s", id,
+			note = last_history_note(order, state);
+			msg = g_strdup_printf("%s: the order is %s again; its history says: %s", id,
 					      state, note);
 			return fail(o, "MakeFailed", msg);
 		}

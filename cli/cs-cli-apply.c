@@ -842,9 +842,7 @@ step_submit(Apply *a)
 		return fail_at(a, CS_EXIT_REFUSED, error);
 	state = current_state(a);
 	print_step(a, "submit", state,
-		   g_strcmp0(state, "sms_pending") == 0
-		       ? "a 6-digit code was sent by SMS to the handler's phone"
-		       : NULL);
+		   g_strcmp0(state, "sms_pending") == 0 ? "a 6-digit code was sent by SMS" : NULL);
 	return CS_EXIT_OK;
 }
 

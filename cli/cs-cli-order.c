@@ -363,8 +363,16 @@ save_pdf(CsCli *cli,
 		return cs_cli_fail(cli, CS_EXIT_USAGE, "file", msg);
 	}
 	reply = cs_cli_call(cli, path, iface, method, args, "(ay)", &error);
-	if (reply == NULL)
+	if (reply == NULL) {
+		g_autofree char *name = cs_cli_error_name(error);
+		/* The order exists (an unknown one is UnknownObject): what is not found is the
+		 * document, a refusal rather than exit 4's "no such order". */
+		if (g_strcmp0(name, "org.certseal.Error.NotFound") == 0) {
+			g_dbus_error_strip_remote_error(error);
+			return cs_cli_fail(cli, CS_EXIT_REFUSED, name, error->message);
+		}
 		return cs_cli_fail_error(cli, error);
+	}
 	bytes = g_variant_get_child_value(reply, 0);
 	data = g_variant_get_fixed_array(bytes, &len, 1);
 	if (!cs_cli_write_output(output, data, len, force, &error))

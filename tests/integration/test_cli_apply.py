@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import (CLI, DEV_CONF, ORG_FIELDS, PERSON_FIELDS, USCC_BAD_CHECK, Client, Daemon,
-                      run_cli, short_tmpdir, write_config)
+                      run_cli, short_tmpdir, vkey, write_config)
 from office_helpers import run_office, run_office_json
 from test_materials import JPEG, make_png
 
@@ -30,11 +30,11 @@ PHONE_DIGITS = ORG_FIELDS["handler_phone"]
 
 @pytest.fixture(scope="module")
 def daemon(bus):
-    """The development configuration with the SMS resend cooldown off, so that
-    send-code can be shown right after Submit."""
+    """The development configuration with the SMS resend cooldown off (send-code right
+    after Submit) and a daily cap that the many orders to one test phone stay under."""
     workdir = short_tmpdir("csapply-")
     config = write_config(os.path.join(workdir, "apply.conf"), DEV_CONF,
-                          sms={"resend_cooldown_s": "0"})
+                          sms={"resend_cooldown_s": "0", "daily_cap": "1000"})
     d = Daemon(bus, config=config)
     try:
         d.start()
@@ -414,6 +414,38 @@ def test_office_bank_outbox_shows_the_transfer_memo(bus, daemon, client, files):
     assert out and CODE_RE.search(out[-1]["text"]), out
     r = run_office(daemon.state_dir, "bank", "outbox")
     assert r.returncode == 0 and "code: " in r.stdout
+
+
+def wait_for_key(bus, serial, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cp = run_cli(bus, "--json", "keys")
+        if cp.returncode == 0 and any(k["Serial"] == serial for k in json.loads(cp.stdout)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"key {serial} never appeared")
+
+
+def test_office_make_waits_for_the_key_and_reports_a_failure_with_its_reason(bus, daemon, client,
+                                                                            files):
+    order_id = paid_order(bus, daemon, files)
+    assert run_office(daemon.state_dir, "review", "approve", order_id).returncode == 0
+    vkey(daemon.state_dir, "create", "--vendor", "demo-a", "--serial", "MKFAIL01", "--blank")
+    vkey(daemon.state_dir, "create", "--vendor", "demo-a", "--serial", "MKGOOD01", "--blank")
+    wait_for_key(bus, "MKFAIL01")
+    wait_for_key(bus, "MKGOOD01")
+    vkey(daemon.state_dir, "fault", "MKFAIL01", "C_GenerateKeyPair", "--after", "1", "--mode",
+         "fail")
+    r = run_office(daemon.state_dir, "make", order_id, "--key", "MKFAIL01", "--timeout", "60")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "MakeFailed" in r.stderr and "approved again" in r.stderr, r.stderr
+    assert "making on key MKFAIL01 failed" in r.stderr, r.stderr
+    assert client.order(order_id).state == "approved"
+    # On another blank key it is made; the office CLI returns once it is.
+    rc, out = run_office_json(daemon.state_dir, "make", order_id, "--key", "MKGOOD01")
+    assert rc == 0, out
+    assert out == {"id": order_id, "state": "made", "key": "MKGOOD01"}
+    assert client.order(order_id).state == "made"
 
 
 def test_office_make_fails_without_the_key_and_says_why(bus, daemon, client, files):
