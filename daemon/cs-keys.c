@@ -60,6 +60,7 @@ struct _CsKeys {
 	GPtrArray *watchers; /* Watcher* */
 	GHashTable *table;   /* id → Entry* */
 	GThreadPool *pool;
+	GHashTable *making; /* ids of keys with a making step running */
 	CsKeysFunc func;
 	gpointer user_data;
 	gboolean started;
@@ -510,6 +511,8 @@ request_finish(gpointer data)
 	if (e != NULL && r->error != NULL &&
 	    (r->kind == REQ_MAKE_BEGIN || r->kind == REQ_MAKE_FINISH))
 		g_atomic_int_inc(&e->watcher->refresh);
+	if (self != NULL && (r->kind == REQ_MAKE_BEGIN || r->kind == REQ_MAKE_FINISH))
+		g_hash_table_remove(self->making, r->id);
 	r->done(r->result, r->error, r->user_data);
 	request_free(r);
 	return G_SOURCE_REMOVE;
@@ -1048,6 +1051,17 @@ cs_keys_seal_document(CsKeys *self,
 	submit_full(self, REQ_SEAL_DOCUMENT, id, NULL, NULL, filename, fd, done, user_data);
 }
 
+/* One making step at a time on a key: a second one would interleave its token calls. */
+static gboolean
+check_not_making(CsKeys *self, const char *id, GError **error)
+{
+	if (!g_hash_table_contains(self->making, id))
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+		    "key: a making step is already running on %s", id);
+	return FALSE;
+}
+
 static gboolean
 check_make_begin(Entry *e,
 		 const char *label,
@@ -1094,11 +1108,12 @@ cs_keys_make_begin(CsKeys *self,
 	Entry *e = lookup_entry(self, id, &error);
 	Request *r;
 
-	if (e == NULL ||
+	if (e == NULL || !check_not_making(self, id, &error) ||
 	    !check_make_begin(e, label, user_pin, so_pin, algorithm, subject_cn, &error)) {
 		done(NULL, error, user_data);
 		return;
 	}
+	g_hash_table_add(self->making, g_strdup(id));
 	r = request_new(self, REQ_MAKE_BEGIN, e, done, user_data);
 	r->pin1 = g_strdup(user_pin);
 	r->pin3 = g_strdup(so_pin);
@@ -1151,11 +1166,13 @@ cs_keys_make_finish(CsKeys *self,
 	Entry *e = lookup_entry(self, id, &error);
 	Request *r;
 
-	if (e == NULL || !check_make_finish(cert_der, seal_der, &error) ||
+	if (e == NULL || !check_not_making(self, id, &error) ||
+	    !check_make_finish(cert_der, seal_der, &error) ||
 	    !check_pin_length(e->watcher, "user_pin", user_pin, &error)) {
 		done(NULL, error, user_data);
 		return;
 	}
+	g_hash_table_add(self->making, g_strdup(id));
 	r = request_new(self, REQ_MAKE_FINISH, e, done, user_data);
 	r->pin1 = g_strdup(user_pin);
 	r->cert_in = g_bytes_ref(cert_der);
@@ -1188,6 +1205,7 @@ cs_keys_new(void)
 	self->table =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)entry_free);
 	self->pool = g_thread_pool_new(request_run, self, 4, FALSE, NULL);
+	self->making = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	return self;
 }
 
@@ -1281,6 +1299,7 @@ cs_keys_free(CsKeys *self)
 	g_ptr_array_unref(self->watchers);
 	g_thread_pool_free(self->pool, TRUE, idle);
 	g_hash_table_unref(self->table);
+	g_hash_table_unref(self->making);
 	shared_unref(self->shared);
 	g_free(self);
 }

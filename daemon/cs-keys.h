@@ -4,10 +4,10 @@
  *
  * Threads: each vendor profile with a driver has a watcher thread that polls the driver
  * (enumerate + pin_status, woken early by wait_for_event where supported) and hands a
- * snapshot to the main loop; requests (login, change PIN, read seal, …) run on a small
- * pool of worker threads. Every result comes back to the main context with
- * g_main_context_invoke, so the key table and the listeners live on the main loop only,
- * and a slow or hung token never blocks it.
+ * snapshot to the main loop; requests (login, change PIN, read seal, sealing, the token
+ * side of key making, …) run on a small pool of worker threads. Every result comes back
+ * to the main context with g_main_context_invoke, so the key table and the listeners
+ * live on the main loop only, and a slow or hung token never blocks it.
  *
  * A key's id is "<driver>_<serial>", the stable id of DESIGN §3.1; when two vendor
  * profiles of the same driver both claim a token, the first profile (by id) keeps it.
@@ -127,19 +127,20 @@ void cs_keys_seal_document(CsKeys *keys,
  * cs_keys_make_begin: provision key @id and return (as @result) a DER PKCS#10 request:
  * - the key must be blank, or already initialised with @so_pin — the key that an earlier,
  *   interrupted making of the same order initialised: it is initialised again. A key that
- *   refuses @so_pin is refused with InvalidInput "key: not blank …";
+ *   refuses @so_pin is someone else's: InvalidInput "key: not blank …", and it is left
+ *   as it was;
  * - init_token(@label, @user_pin, @so_pin), then login with @user_pin;
  * - the certificate CS_KEY_OBJECT_LABEL and the seal CS_KEY_SEAL_LABEL are deleted if the
  *   re-initialisation left them, and a new key pair CS_KEY_PAIR_ID of @algorithm
  *   ("rsa-2048", "ec-p256" or "sm2", as in the vendor profile; InvalidInput naming
- *   "algorithm" otherwise) replaces any earlier one;
+ *   "algorithm" otherwise; a token that cannot generate it fails with the driver's
+ *   error) replaces any earlier one;
  * - the request (subject CN=@subject_cn, 1–64 characters, InvalidInput naming
  *   "subject_cn"; @label 1–32 bytes, InvalidInput naming "label") is assembled here and
  *   signed on the token with the key pair (cs_csr_build_signed); then logout.
- * Errors: the key absent or pulled at any step → CS_ERROR_KEY_REMOVED; a driver failure
- * (e.g. an algorithm the token cannot generate) → its mapped error with the driver's
- * message. A failed making leaves the key initialised with @so_pin, so making it again
- * with the same SO PIN works.
+ * Errors: the key absent or pulled at any step → CS_ERROR_KEY_REMOVED; any other driver
+ * failure → its mapped error with the driver's message. Whatever step fails, the key is
+ * left blank or initialised with @so_pin, so making it again with the same SO PIN works.
  *
  * cs_keys_make_finish: write what the CA and the seal maker made for it: @cert_der must
  * be a DER certificate and @seal_der a DER e-seal listing it (InvalidInput naming
@@ -147,6 +148,9 @@ void cs_keys_seal_document(CsKeys *keys,
  * certificate is for the key pair CS_KEY_PAIR_ID on the token (InvalidInput
  * "certificate: …"), put the certificate (CS_KEY_OBJECT_LABEL) and the seal
  * (CS_KEY_SEAL_LABEL), replacing earlier ones, logout. Errors as for make_begin.
+ *
+ * One making step runs at a time on a key: another one asked for meanwhile is refused
+ * with CS_ERROR_UNAVAILABLE "key: a making step is already running …".
  *
  * When either succeeds, the key's certificate, seal and PIN state (initialized, LoggedIn)
  * are read back before @done runs, so the Key's properties already show the result (a

@@ -36,7 +36,7 @@ so_pin_attr(const char *serial)
 static CsKey *
 find_key(CsKeys *keys, const char *serial)
 {
-	GPtrArray *list = cs_keys_list(keys);
+	g_autoptr(GPtrArray) list = cs_keys_list(keys);
 
 	for (guint i = 0; i < list->len; i++) {
 		CsKey *key = g_ptr_array_index(list, i);

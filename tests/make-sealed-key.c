@@ -50,52 +50,31 @@ typedef struct {
 	const char *serial;
 } Token;
 
+/* CsSignFunc: signed on the token with CS_KEY_PAIR_ID. */
+static GBytes *
+sign_on_token(const guint8 *tbs, gsize len, gpointer user_data, GError **error)
+{
+	Token *t = user_data;
+	g_autoptr(GBytes) data = g_bytes_new_static(tbs, len);
+
+	return cs_driver_run_sign(t->driver, t->ctx, t->serial, CS_KEY_PAIR_ID, "sha256", data,
+				  error);
+}
+
 /* A CSR for @pub whose signature is made on the token. */
 static GBytes *
 csr_signed_on_token(Token *t, EVP_PKEY *pub)
 {
-	X509_REQ *req = X509_REQ_new();
-	X509_NAME *name = X509_NAME_new();
-	X509_ALGOR *alg = X509_ALGOR_new();
-	ASN1_BIT_STRING *bits = ASN1_BIT_STRING_new();
-	gboolean rsa = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA;
-	unsigned char *tbs = NULL, *der = NULL;
-	int tbs_len, der_len;
-	g_autoptr(GBytes) tbs_bytes = NULL;
-	g_autoptr(GBytes) sig = NULL;
+	g_autoptr(X509_NAME) name = X509_NAME_new();
 	g_autoptr(GError) error = NULL;
-	GBytes *out;
+	GBytes *csr;
 
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"token key",
 				   -1, -1, 0);
-	X509_REQ_set_subject_name(req, name);
-	X509_REQ_set_pubkey(req, pub);
-	X509_ALGOR_set0(alg, OBJ_nid2obj(rsa ? NID_sha256WithRSAEncryption : NID_ecdsa_with_SHA256),
-			rsa ? V_ASN1_NULL : V_ASN1_UNDEF, NULL);
-	X509_REQ_set1_signature_algo(req, alg);
-	tbs_len = i2d_re_X509_REQ_tbs(req, &tbs);
-	if (tbs_len <= 0)
-		die("csr", NULL);
-	tbs_bytes = g_bytes_new(tbs, (gsize)tbs_len);
-	sig = cs_driver_run_sign(t->driver, t->ctx, t->serial, CS_KEY_PAIR_ID, "sha256", tbs_bytes,
-				 &error);
-	if (sig == NULL)
+	csr = cs_csr_build_signed(pub, name, sign_on_token, t, &error);
+	if (csr == NULL)
 		die("signing the CSR on the token", error);
-	ASN1_BIT_STRING_set(bits, (unsigned char *)g_bytes_get_data(sig, NULL),
-			    (int)g_bytes_get_size(sig));
-	bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
-	bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
-	X509_REQ_set0_signature(req, bits);
-	der_len = i2d_X509_REQ(req, &der);
-	if (der_len <= 0)
-		die("csr encoding", NULL);
-	out = g_bytes_new(der, (gsize)der_len);
-	OPENSSL_free(der);
-	OPENSSL_free(tbs);
-	X509_ALGOR_free(alg);
-	X509_NAME_free(name);
-	X509_REQ_free(req);
-	return out;
+	return csr;
 }
 
 static GBytes *

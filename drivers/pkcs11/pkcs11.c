@@ -162,6 +162,14 @@ rv_name(CK_RV rv)
 		return "CKR_TEMPLATE_INCOMPLETE";
 	case CKR_ATTRIBUTE_VALUE_INVALID:
 		return "CKR_ATTRIBUTE_VALUE_INVALID";
+	case CKR_OBJECT_HANDLE_INVALID:
+		return "CKR_OBJECT_HANDLE_INVALID";
+	case CKR_KEY_HANDLE_INVALID:
+		return "CKR_KEY_HANDLE_INVALID";
+	case CKR_SESSION_READ_ONLY_EXISTS:
+		return "CKR_SESSION_READ_ONLY_EXISTS";
+	case CKR_SESSION_EXISTS:
+		return "CKR_SESSION_EXISTS";
 	default:
 		return "CKR_?";
 	}
@@ -735,6 +743,14 @@ do_unblock(Job *job)
 	if ((job->status = mgmt_session(job, &t, &slot)) != CS_DRIVER_OK)
 		return;
 	f->C_Logout(t->mgmt);
+	/* An SO login is refused while a read-only session exists (CKR_SESSION_READ_ONLY_
+	 * EXISTS): close the signing session; the next signature opens a new one. */
+	g_mutex_lock(&t->sign_lock);
+	if (t->sign_session != 0)
+		f->C_CloseSession(t->sign_session);
+	t->sign_session = 0;
+	g_hash_table_remove_all(t->keys);
+	g_mutex_unlock(&t->sign_lock);
 	rv = f->C_Login(t->mgmt, CKU_SO, (CK_UTF8CHAR_PTR)so_pin, strlen(so_pin));
 	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED) {
 		job->status = fail(job->err,
@@ -1513,7 +1529,7 @@ p11_sign(CsDriverContext *ctx,
 	CK_MECHANISM mech = {0, NULL, 0};
 	CK_FUNCTION_LIST_PTR f = ctx->m->f;
 	CsDriverStatus status = CS_DRIVER_OK;
-	KeyRef key;
+	KeyRef key = {0, 0};
 	Tok *t;
 	CK_RV rv;
 
@@ -1527,16 +1543,25 @@ p11_sign(CsDriverContext *ctx,
 	t = tok_for(ctx, serial);
 	g_mutex_lock(&t->sign_lock);
 	rv = sign_session(ctx, t, slot);
-	if (rv == CKR_OK)
+	for (int attempt = 0; rv == CKR_OK && attempt < 2; attempt++) {
+		gboolean cached = g_hash_table_contains(t->keys, key_id);
+
 		rv = find_private_key(ctx, t, key_id, &key);
+		if (rv == CKR_OK) {
+			mech.mechanism = key.type == CKK_RSA ? CKM_RSA_PKCS : CKM_ECDSA;
+			rv = f->C_SignInit(t->sign_session, &mech, key.handle);
+		}
+		/* A handle cached before a logout is stale (the module drops the handles of
+		 * private objects at logout): look the key up again, once. */
+		if (!cached || (rv != CKR_OBJECT_HANDLE_INVALID && rv != CKR_KEY_HANDLE_INVALID))
+			break;
+		g_hash_table_remove(t->keys, key_id);
+		rv = CKR_OK;
+	}
 	if (rv == CKR_KEY_HANDLE_INVALID) {
 		status =
 		    fail(err, CS_DRIVER_ERR_NOT_FOUND, "no private key %s (logged in?)", key_id);
 		goto out;
-	}
-	if (rv == CKR_OK) {
-		mech.mechanism = key.type == CKK_RSA ? CKM_RSA_PKCS : CKM_ECDSA;
-		rv = f->C_SignInit(t->sign_session, &mech, key.handle);
 	}
 	if (rv == CKR_OK && key.type == CKK_RSA)
 		rv = f->C_Sign(t->sign_session, input, sizeof(input), raw, &raw_len);
