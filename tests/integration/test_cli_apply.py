@@ -446,6 +446,15 @@ def test_office_make_waits_for_the_key_and_reports_a_failure_with_its_reason(bus
     assert rc == 0, out
     assert out == {"id": order_id, "state": "made", "key": "MKGOOD01"}
     assert client.order(order_id).state == "made"
+    # The key now holds the organisation's e-seal: certseal seal read, then seal show.
+    seal = os.path.join(files["dir"], "MKGOOD01.seal")
+    cp = run_cli(bus, "seal", "read", "--key", "MKGOOD01", "--output", seal)
+    assert cp.returncode == 0, cp.stderr
+    cp = run_cli(bus, "--json", "seal", "show", seal)
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["name"] == ORG_FIELDS["org_name"]
+    cp = run_cli(bus, "seal", "read", "--key", "MKGOOD01", "--output", seal)
+    assert cp.returncode == 2 and "--force" in cp.stderr
 
 
 def test_office_make_fails_without_the_key_and_says_why(bus, daemon, client, files):
