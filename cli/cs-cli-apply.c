@@ -164,6 +164,18 @@ set_value(Apply *a, const char *name, const char *value)
 	g_hash_table_replace(a->values, g_strdup(name), g_strdup(value));
 }
 
+static void
+unset_value(Apply *a, const char *name)
+{
+	for (guint i = 0; i < a->names->len; i++) {
+		if (g_strcmp0(g_ptr_array_index(a->names, i), name) == 0) {
+			g_ptr_array_remove_index(a->names, i);
+			break;
+		}
+	}
+	g_hash_table_remove(a->values, name);
+}
+
 static guint
 subject_bit(const char *subject)
 {
@@ -337,7 +349,10 @@ ask_field(Apply *a, const char *name)
 	line = ask_line(prompt);
 	if (line == NULL)
 		return FALSE;
-	set_value(a, name, line);
+	if (*line == '\0')
+		unset_value(a, name); /* left out: the daemon says if it is required */
+	else
+		set_value(a, name, line);
 	return TRUE;
 }
 
@@ -611,6 +626,11 @@ edit_a_field(Apply *a)
 		return FALSE;
 	if (*name == '\0')
 		return TRUE;
+	if (!g_hash_table_contains(a->values, name) && find_prompt(name) == NULL &&
+	    g_strcmp0(name, "vendor") != 0 && g_strcmp0(name, "auth_method") != 0) {
+		g_printerr("certseal: %s: not a field of this application\n", name);
+		return TRUE;
+	}
 	if (!ask_field(a, name))
 		return FALSE;
 	one[0] = name;

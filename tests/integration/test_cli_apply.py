@@ -578,3 +578,30 @@ def test_apply_at_a_terminal_asks_each_step_and_asks_a_refused_field_again(bus, 
     t.expect(f"Order {order_id} is in_review.")
     assert t.wait() == 0
     assert client.order(order_id).get("Materials") == ["id_back", "id_front", "seal_form"]
+
+
+def test_apply_at_a_terminal_asks_only_what_the_file_lacks_edits_and_cancels(bus, client, files):
+    fields = {k: v for k, v in ORG_FIELDS.items() if k != "email"}
+    path = fields_file(files, "partial.json", fields)
+    t = Terminal(bus, "apply", "--subject", "org", "--fields", path)
+    seen = t.expect("  email: ")
+    assert "Who applies?" not in seen and "uscc" not in seen  # the file said those
+    t.send("ops@example.cn")
+    seen = t.expect("Confirm the order?")
+    order_id = order_id_of(seen)
+    t.send("e")
+    t.expect("Field to change (as shown under Fields): ")
+    t.send("postcode")
+    t.expect("  postcode: ")
+    t.send("12345")  # five digits: refused, asked again
+    seen = t.expect("  postcode: ")
+    assert "certseal: postcode:" in seen, seen
+    t.send("350001")
+    t.expect("Confirm the order?")
+    t.send("c")
+    t.expect("cancel   → cancelled")
+    t.expect(f"Order {order_id} is cancelled.")
+    assert t.wait() == 0
+    order = client.order(order_id)
+    assert order.state == "cancelled"
+    assert order.get("Fields")["postcode"] == "350001"
