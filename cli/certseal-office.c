@@ -46,6 +46,7 @@ static const char usage_text[] =
     "  order material ID KIND --output FILE   download a material, its SHA-256 checked\n"
     "  review next | review approve ID [--note T] | review reject ID --note T\n"
     "  make ID --key SERIAL [--timeout S]   waits until the key is made (default 120 s)\n"
+    "  make ID --key SERIAL --no-wait       returns once the making has started\n"
     "  ship ID --tracking NO | deliver ID\n"
     "  pay-notify ID --channel sandbox | --channel alipay --form FILE\n"
     "             | --channel wechat --headers FILE --body FILE\n"
@@ -590,10 +591,21 @@ print_made(Office *o, const char *id, const char *serial)
 	return 0;
 }
 
+/* A flag among the arguments after the positional ones. */
+static gboolean
+flag(int argc, char **argv, const char *name)
+{
+	for (int i = 0; i < argc; i++) {
+		if (g_strcmp0(argv[i], name) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 /*
- * `make ID --key SERIAL [--timeout S]`: hand the make task its key, then follow the order
- * (orders.get every 200 ms) until it leaves `making`: "made", or the failure — the order
- * went back to `approved`, and its last history note says why — with a non-zero exit.
+ * `make ID --key SERIAL [--timeout S | --no-wait]`: hand the make task its key, then follow the
+ * order (orders.get every 200 ms) until it leaves `making`: "made", or the failure — the order went
+ * back to `approved`, and its last history note says why — with a non-zero exit.
  */
 static int
 cmd_make(Office *o, int argc, char **argv)
@@ -615,6 +627,13 @@ cmd_make(Office *o, int argc, char **argv)
 	done = claim_and_done(o, id, "make", p, &code);
 	if (done == NULL)
 		return code;
+	if (flag(argc, argv, "--no-wait")) {
+		if (o->json)
+			print_node(o, done);
+		else
+			printf("%s: making on key %s started\n", id, serial);
+		return 0;
+	}
 	deadline = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (;;) {
