@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The embedded default, end to end on one machine: install what is missing, build, start a
-# private D-Bus and certseald with its state under .demo/, show what it serves, fill in and
-# confirm a person's new-certificate application, then stop everything it started.
+# private D-Bus and certseald with its state under .demo/, then walk one organisation's and
+# one person's new-certificate application (新办) through every step with the sandbox
+# gateways and virtual UKeys — apply, materials, submit, the SMS code, the payment QR
+# code, the invoice, review, making the key, shipping, delivery — and end with the key
+# made: its certificate, its e-seal, and a login with the certificate password that was
+# delivered by SMS. Then stop everything it started.
 #
 # CERTSEAL_SKIP_INSTALL=1 skips the package check; CERTSEAL_BUILD_DIR=DIR uses an
 # existing build instead of building into build/; CERTSEAL_DEMO_DIR=DIR keeps the demo's
-# state and log there instead of .demo/.
+# state, files and log there instead of .demo/.
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
@@ -22,19 +26,25 @@ fi
 if [ -z "${CERTSEAL_DEMO_INNER:-}" ]; then
   # A private session bus that dbus-run-session tears down when we are done.
   export CERTSEAL_DEMO_INNER=1 CERTSEAL_BUILD_DIR=$build CERTSEAL_SKIP_INSTALL=1
-  exec dbus-run-session -- "$0" "$@"
+  exec dbus-run-session -- bash "$top/$(basename "$0")" "$@"
 fi
 
 demo_dir=${CERTSEAL_DEMO_DIR:-$top/.demo}
 state=$demo_dir/state
-rm -rf "$state"
-mkdir -p "$state"
+files=$demo_dir/files
+rm -rf "$state" "$files"
+mkdir -p "$state" "$files"
 log=$demo_dir/certseald.log
+py=/usr/bin/python3
 
-# Two virtual UKeys of the two demo vendors (SoftHSM2 tokens behind drivers/vkey), as if a
-# user had one key of each vendor at hand.
-"$build/cli/certseal-vkey" --state-dir "$state" create --vendor demo-a --serial DEMOA0001 >/dev/null
-"$build/cli/certseal-vkey" --state-dir "$state" create --vendor demo-b --serial DEMOB0001 >/dev/null
+# Two blank virtual UKeys of demo vendor A (SoftHSM2 tokens behind drivers/vkey), as the
+# maker has them on the shelf: one for each application.
+org_key=DEMOORG01
+person_key=DEMOPER01
+for serial in "$org_key" "$person_key"; do
+  "$build/cli/certseal-vkey" --state-dir "$state" create --vendor demo-a --serial "$serial" \
+    --blank >/dev/null
+done
 
 "$build/daemon/certseald" --session --state-dir "$state" --config "$build/certseal-dev.conf" \
   >"$log" 2>&1 &
@@ -45,43 +55,163 @@ cleanup() {
 trap cleanup EXIT
 
 for _ in $(seq 100); do
-  busctl --user status org.certseal.CertSeal1 >/dev/null 2>&1 && break
+  busctl --user status org.certseal.CertSeal1 >/dev/null 2>&1 && [ -f "$state/office/info.json" ] && break
   kill -0 "$daemon" 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.1
 done
 
 certseal() { "$build/cli/certseal" --session "$@"; }
+office() { "$build/cli/certseal-office" --state-dir "$state" "$@"; }
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
+
+# The order's state now, and the rows of `certseal order show` named (Invoice, Password…).
+show_state() { # ORDER_ID [ROW…]
+  local id=$1 rows
+  shift
+  rows=$(IFS='|'; echo "State${*:+|$*}")
+  certseal order show "$id" | sed -n -E "s/^  ($rows): +/  \1: /p"
+}
+
+# The secret a sandbox SMS carries (its text ends with " code: SECRET"): the newest one sent
+# to PHONE with one of the TEMPLATES — where the handler or the legal representative would
+# read it on their phone.
+outbox_secret() { # PHONE TEMPLATE…
+  office --json sms outbox | "$py" -c '
+import json, re, sys
+phone, templates = sys.argv[1], sys.argv[2:]
+for m in reversed(json.load(sys.stdin)):
+    t = re.match(r"\[(\w+)\]", m["text"])
+    c = re.search(r"code: (\S+)$", m["text"])
+    if m["to"].endswith(phone) and t and t.group(1) in templates and c:
+        print(c.group(1))
+        break
+else:
+    sys.exit("no such message in the sandbox SMS outbox")' "$@"
+}
 
 step "certseal status"
 certseal status
 
-step "certseal keys (the USB keys inserted: vendor, serial, certificate, PIN tries)"
+step "certseal keys (two blank USB keys of vendor demo-a, waiting to be made)"
 for _ in $(seq 50); do
   [ "$(certseal --json keys | grep -o '"Serial"' | wc -l)" -ge 2 ] && break
   sleep 0.1
 done
 certseal keys
 
-step "A person applies for a new certificate (新办) with the demo vendor B"
-path=$(busctl --user call org.certseal.CertSeal1 /org/certseal/CertSeal1 \
-  org.certseal.CertSeal1.Manager CreateOrder 'ssa{sv}' new person 8 \
-  vendor s demo-b auth_method s phone name s 张三 id_number s 110105200002290021 \
-  phone s 13800138000 email s zhangsan@example.com address s "福州市鼓楼区五四路 1 号" \
-  postcode s 350001 | awk '{print $2}' | tr -d '"')
-id=${path##*/}
-certseal order show "$id"
+# The materials: a small PNG standing for each scan, and the daemon's own blank seal
+# sample forms (certseal form), as they would come back scanned.
+"$py" - "$files/scan.png" <<'EOF'
+import struct, sys, zlib
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+rows = b"".join(b"\x00" + bytes([200, 30, 30]) * 8 for _ in range(8))
+png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)) +
+       chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+open(sys.argv[1], "wb").write(png)
+EOF
+step "certseal form seal_form_org|seal_form_person (the blank seal sample forms)"
+certseal form seal_form_org --output "$files/seal_form_org.pdf"
+certseal form seal_form_person --output "$files/seal_form_person.pdf"
+
+# An organisation whose legal representative receives the certificate password by SMS,
+# and a person who receives it on their own phone.
+org_handler_phone=13800138000
+org_legal_rep_phone=13900139000
+person_phone=13700137000
+cat >"$files/org.json" <<EOF
+{"vendor": "demo-a", "auth_method": "legal_rep_phone", "email": "ops@example.cn",
+ "address": "福建省厦门市思明区软件园二期望海路 1 号", "postcode": "361000",
+ "org_name": "厦门示例科技有限公司", "uscc": "91350200776049653A",
+ "legal_rep_name": "张三", "legal_rep_id": "11010519491231002X",
+ "legal_rep_phone": "$org_legal_rep_phone", "handler_name": "李四",
+ "handler_id": "110105200002290021", "handler_phone": "$org_handler_phone",
+ "handler_auth_method": "handler_phone"}
+EOF
+cat >"$files/person.txt" <<EOF
+# key=value lines work as well as JSON
+vendor = demo-a
+auth_method = phone
+name = 王五
+id_number = 440524188001010014
+phone = $person_phone
+email = wangwu@example.cn
+address = 北京市西城区示例胡同 2 号
+postcode = 100032
+EOF
 
 step "A mistyped resident ID is refused, naming the field"
-busctl --user call org.certseal.CertSeal1 "$path" org.certseal.CertSeal1.Order Update \
-  'a{sv}' 1 id_number s 110105194912310021 2>&1 || true
+sed 's/440524188001010014/110105194912310021/' "$files/person.txt" >"$files/typo.txt"
+certseal apply --subject person --fields "$files/typo.txt" --yes 2>&1 || true
 
-step "certseal order confirm $id"
-certseal order confirm "$id"
+# One application through every step, printing each state the order reaches.
+walk() { # SUBJECT FIELDS KEY SMS_PHONE PIN_PHONE MATERIAL…
+  local subject=$1 fields=$2 key=$3 sms_phone=$4 id
+  shift 4
+  local materials=()
+  for m in "$@"; do materials+=(--material "$m"); done
 
-step "certseal orders"
-certseal orders
+  step "certseal apply --subject $subject --fields ${fields##*/} --material … --yes"
+  certseal apply --subject "$subject" --fields "$fields" "${materials[@]}" --yes |
+    tee "$files/apply-$subject.out"
+  id=$(sed -n -E 's/.*\(order (CS[0-9A-Za-z]+)\).*/\1/p' "$files/apply-$subject.out")
+
+  step "The handler types the SMS code (from the sandbox outbox): certseal order verify $id"
+  outbox_secret "$sms_phone" sms_code | certseal order verify "$id" >/dev/null
+  show_state "$id"
+
+  step "certseal order pay $id --channel sandbox"
+  certseal order pay "$id" --channel sandbox
+
+  step "The cashier confirms the sandbox payment: certseal-office pay-notify $id"
+  office pay-notify "$id" --channel sandbox >/dev/null
+  show_state "$id" Invoice "Due by"
+
+  step "certseal order invoice $id --output invoice-$subject.pdf"
+  certseal order invoice "$id" --output "$files/invoice-$subject.pdf"
+
+  step "The reviewer approves: certseal-office review approve $id"
+  office review approve "$id" --note "材料齐全 materials complete" >/dev/null
+  show_state "$id" Review Password
+
+  step "The maker makes the key: certseal-office make $id --key $key"
+  office make "$id" --key "$key"
+
+  step "The shipper ships and the key is delivered: certseal-office ship|deliver $id"
+  office ship "$id" --tracking "SF$(date +%s)${subject:0:1}" >/dev/null
+  show_state "$id" Tracking
+  office deliver "$id" >/dev/null
+  show_state "$id"
+}
+
+walk org "$files/org.json" "$org_key" "$org_handler_phone" \
+  "business_license=$files/scan.png" "handler_id_front=$files/scan.png" \
+  "handler_id_back=$files/scan.png" "seal_form=$files/seal_form_org.pdf"
+walk person "$files/person.txt" "$person_key" "$person_phone" \
+  "id_front=$files/scan.png" "id_back=$files/scan.png" "seal_form=$files/seal_form_person.pdf"
+
+step "certseal keys (the two keys, made)"
+certseal keys
+
+step "The certificate on $org_key (its Certificate property)"
+key_path=$(certseal --json keys | "$py" -c '
+import json, sys
+print(next(k["Path"] for k in json.load(sys.stdin) if k["Serial"] == sys.argv[1]))' "$org_key")
+busctl --user --json=short get-property org.certseal.CertSeal1 "$key_path" \
+  org.certseal.CertSeal1.Key Certificate |
+  "$py" -c 'import json, sys; sys.stdout.buffer.write(bytes(json.load(sys.stdin)["data"]))' \
+    >"$files/$org_key.der"
+openssl x509 -inform DER -in "$files/$org_key.der" -noout -subject -issuer -serial -dates \
+  -nameopt utf8,sep_comma_plus_space
+
+step "certseal seal show: the e-seal on $org_key (certseal seal read --key $org_key)"
+certseal seal read --key "$org_key" --output "$files/$org_key.seal" >/dev/null
+certseal seal show "$files/$org_key.seal"
+certseal seal verify "$files/$org_key.seal" --state-dir "$state"
+
+step "certseal login $org_key, with the certificate password the legal representative received"
+outbox_secret "$org_legal_rep_phone" password review_approved | certseal login "$org_key"
 
 step "Stopping"
 cleanup

@@ -45,14 +45,16 @@ static const char usage_text[] =
     "  order show ID                (with its materials listed)\n"
     "  order material ID KIND --output FILE   download a material, its SHA-256 checked\n"
     "  review next | review approve ID [--note T] | review reject ID --note T\n"
-    "  make ID --key SERIAL | ship ID --tracking NO | deliver ID\n"
+    "  make ID --key SERIAL [--timeout S]   waits until the key is made (default 120 s)\n"
+    "  make ID --key SERIAL --no-wait       returns once the making has started\n"
+    "  ship ID --tracking NO | deliver ID\n"
     "  pay-notify ID --channel sandbox | --channel alipay --form FILE\n"
     "             | --channel wechat --headers FILE --body FILE\n"
     "  refund ID\n"
     "  tasks [--state S] [--service S]\n"
     "  ledger verify\n"
     "  ca export|crl [--vendor ID]\n"
-    "  sms outbox | mail outbox\n"
+    "  sms outbox | mail outbox | bank outbox   (sandbox gateways)\n"
     "  work SERVICE [--result JSON] [--max N]   serve a service in a loop\n";
 
 static int
@@ -276,28 +278,42 @@ opt(int argc, char **argv, const char *name)
 	return NULL;
 }
 
-/* Claim the task of @service for @order_id and finish it with @result. */
-static int
-claim_and_finish(Office *o, const char *order_id, const char *service, JsonObject *result)
+/* Claim the task of @service for @order_id and finish it with @result: task.done's
+ * result, or NULL after printing the error into *code. */
+static JsonNode *
+claim_and_done(Office *o, const char *order_id, const char *service, JsonObject *result, int *code)
 {
 	g_autoptr(JsonObject) claim = json_object_new();
 	g_autoptr(JsonObject) done = json_object_new();
 	g_autoptr(JsonNode) task = NULL;
-	int code = 0;
 	const char *lease;
 
 	json_object_set_string_member(claim, "order_id", order_id);
 	json_object_set_string_member(claim, "service", service);
-	task = call(o, "task.claim", claim, &code);
+	task = call(o, "task.claim", claim, code);
 	if (task == NULL)
-		return code;
+		return NULL;
 	lease =
 	    json_object_get_string_member_with_default(json_node_get_object(task), "lease", NULL);
-	if (lease == NULL)
-		return fail(o, "Internal", "task.claim returned no lease");
+	if (lease == NULL) {
+		*code = fail(o, "Internal", "task.claim returned no lease");
+		return NULL;
+	}
 	json_object_set_string_member(done, "lease", lease);
 	json_object_set_object_member(done, "result", json_object_ref(result));
-	return call_print(o, "task.done", done);
+	return call(o, "task.done", done, code);
+}
+
+static int
+claim_and_finish(Office *o, const char *order_id, const char *service, JsonObject *result)
+{
+	int code = 0;
+	g_autoptr(JsonNode) done = claim_and_done(o, order_id, service, result, &code);
+
+	if (done == NULL)
+		return code;
+	print_node(o, done);
+	return 0;
 }
 
 static char *
@@ -526,6 +542,135 @@ cmd_order_material(Office *o, const char *order_id, const char *kind, const char
 	return 0;
 }
 
+/* ---- make: the token work is the daemon's; wait for its outcome ------------------------ */
+
+#define MAKE_POLL_MS 200
+#define MAKE_DEFAULT_TIMEOUT_S 120
+
+/* Why the order is in @state: the note (else the kind) of the last event that took it
+ * there — office calls are in the history too, so the very last event may be one. */
+static char *
+last_history_note(JsonObject *order, const char *state)
+{
+	JsonArray *history = json_object_has_member(order, "history")
+				 ? json_object_get_array_member(order, "history")
+				 : NULL;
+	guint n = history != NULL ? json_array_get_length(history) : 0;
+
+	for (guint i = n; i > 0; i--) {
+		JsonObject *e = json_array_get_object_element(history, i - 1);
+		JsonNode *to = json_object_get_member(e, "to");
+		const char *note;
+
+		if (to == NULL || !JSON_NODE_HOLDS_VALUE(to) ||
+		    g_strcmp0(json_node_get_string(to), state) != 0)
+			continue;
+		note = json_object_get_string_member_with_default(e, "note", "");
+		if (*note == '\0')
+			note = json_object_get_string_member_with_default(e, "kind", "?");
+		return g_strdup(note);
+	}
+	return g_strdup("no history");
+}
+
+static int
+print_made(Office *o, const char *id, const char *serial)
+{
+	g_autoptr(JsonObject) out = NULL;
+	g_autoptr(JsonNode) n = NULL;
+
+	if (!o->json) {
+		printf("%s: made (key %s)\n", id, serial);
+		return 0;
+	}
+	out = params1("id", id);
+	json_object_set_string_member(out, "state", "made");
+	json_object_set_string_member(out, "key", serial);
+	n = json_node_init_object(json_node_alloc(), out);
+	print_node(o, n);
+	return 0;
+}
+
+/* A flag among the arguments after the positional ones. */
+static gboolean
+flag(int argc, char **argv, const char *name)
+{
+	for (int i = 0; i < argc; i++) {
+		if (g_strcmp0(argv[i], name) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/*
+ * `make ID --key SERIAL [--timeout S | --no-wait]`: hand the make task its key, then follow the
+ * order (orders.get every 200 ms) until it leaves `making`: "made", or the failure — the order went
+ * back to `approved`, and its last history note says why — with a non-zero exit.
+ */
+static int
+cmd_make(Office *o, int argc, char **argv)
+{
+	const char *id = argv[1];
+	const char *serial = opt(argc, argv, "--key");
+	const char *timeout_text = opt(argc, argv, "--timeout");
+	guint64 timeout_s = MAKE_DEFAULT_TIMEOUT_S;
+	g_autoptr(JsonObject) p = NULL;
+	g_autoptr(JsonNode) done = NULL;
+	gint64 deadline;
+	gboolean said_making = FALSE;
+	int code = 0;
+
+	if (timeout_text != NULL &&
+	    !g_ascii_string_to_unsigned(timeout_text, 10, 1, 86400, &timeout_s, NULL))
+		return usage();
+	p = params1("key_serial", serial);
+	done = claim_and_done(o, id, "make", p, &code);
+	if (done == NULL)
+		return code;
+	if (flag(argc, argv, "--no-wait")) {
+		if (o->json)
+			print_node(o, done);
+		else
+			printf("%s: making on key %s started\n", id, serial);
+		return 0;
+	}
+	deadline = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (;;) {
+		g_autoptr(JsonObject) get = params1("id", id);
+		g_autoptr(JsonNode) r = call(o, "orders.get", get, &code);
+		JsonObject *order;
+		const char *state;
+
+		if (r == NULL)
+			return code;
+		if (!JSON_NODE_HOLDS_OBJECT(r))
+			return fail(o, "Internal", "orders.get: not an object");
+		order = json_node_get_object(r);
+		state = json_object_get_string_member_with_default(order, "state", "?");
+		if (g_strcmp0(state, "making") != 0) {
+			g_autofree char *note = NULL;
+			g_autofree char *msg = NULL;
+			if (g_strcmp0(state, "made") == 0)
+				return print_made(o, id, serial);
+			note = last_history_note(order, state);
+			msg = g_strdup_printf("%s: the order is %s again; its history says: %s", id,
+					      state, note);
+			return fail(o, "MakeFailed", msg);
+		}
+		if (!said_making && !o->json) {
+			printf("%s: making on key %s…\n", id, serial);
+			said_making = TRUE;
+		}
+		if (g_get_monotonic_time() >= deadline) {
+			g_autofree char *msg = g_strdup_printf(
+			    "%s is still making after %" G_GUINT64_FORMAT " s", id, timeout_s);
+			return fail(o, "Timeout", msg);
+		}
+		g_usleep(MAKE_POLL_MS * 1000);
+	}
+}
+
 static int
 run_command(Office *o, int argc, char **argv)
 {
@@ -581,10 +726,8 @@ run_command(Office *o, int argc, char **argv)
 			json_object_set_string_member(p, "note", note);
 		return claim_and_finish(o, argv[2], "review", p);
 	}
-	if (g_strcmp0(cmd, "make") == 0 && argc > 1 && opt(argc, argv, "--key") != NULL) {
-		p = params1("key_serial", opt(argc, argv, "--key"));
-		return claim_and_finish(o, argv[1], "make", p);
-	}
+	if (g_strcmp0(cmd, "make") == 0 && argc > 1 && opt(argc, argv, "--key") != NULL)
+		return cmd_make(o, argc, argv);
 	if (g_strcmp0(cmd, "ship") == 0 && argc > 1 && opt(argc, argv, "--tracking") != NULL) {
 		p = params1("tracking", opt(argc, argv, "--tracking"));
 		return claim_and_finish(o, argv[1], "ship", p);
@@ -639,7 +782,8 @@ run_command(Office *o, int argc, char **argv)
 		}
 		return 0;
 	}
-	if ((g_strcmp0(cmd, "sms") == 0 || g_strcmp0(cmd, "mail") == 0) &&
+	if ((g_strcmp0(cmd, "sms") == 0 || g_strcmp0(cmd, "mail") == 0 ||
+	     g_strcmp0(cmd, "bank") == 0) &&
 	    g_strcmp0(sub, "outbox") == 0) {
 		p = params1("service", cmd);
 		return call_print(o, "outbox.list", p);

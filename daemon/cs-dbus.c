@@ -677,29 +677,6 @@ ORDER_GETTER(prop_order_updated)
 	return sd_bus_message_append(reply, "t", (uint64_t)(order->updated / G_USEC_PER_SEC));
 }
 
-/* What happened: the step, with the reviewer's note, the tracking number or why a making
- * failed when the step recorded one ("reject: the licence scan is unreadable"). */
-static char *
-history_note(const CsEventRow *e)
-{
-	static const char *const keys[] = {"note", "tracking", "reason", "channel"};
-	g_autoptr(JsonParser) parser = json_parser_new();
-	JsonObject *o;
-
-	if (e->data == NULL || !json_parser_load_from_data(parser, e->data, -1, NULL) ||
-	    !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser)))
-		return g_strdup(e->kind);
-	o = json_node_get_object(json_parser_get_root(parser));
-	for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
-		const char *v = json_object_has_member(o, keys[i])
-				    ? json_object_get_string_member_with_default(o, keys[i], NULL)
-				    : NULL;
-		if (v != NULL && *v != '\0')
-			return g_strdup_printf("%s: %s", e->kind, v);
-	}
-	return g_strdup(e->kind);
-}
-
 ORDER_GETTER(prop_order_history)
 {
 	g_autoptr(GError) error = NULL;
@@ -711,7 +688,7 @@ ORDER_GETTER(prop_order_history)
 	r = sd_bus_message_open_container(reply, 'a', "(tss)");
 	for (guint i = 0; r >= 0 && i < events->len; i++) {
 		CsEventRow *e = g_ptr_array_index(events, i);
-		g_autofree char *note = history_note(e);
+		g_autofree char *note = cs_engine_event_note(e);
 		r = sd_bus_message_append(reply, "(tss)", (uint64_t)(e->time / G_USEC_PER_SEC),
 					  e->to != NULL ? e->to : "", note);
 	}

@@ -17,6 +17,7 @@
 
 #include <string.h>
 
+#include <json-glib/json-glib.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -1488,6 +1489,27 @@ GPtrArray *
 cs_engine_history(CsEngine *engine, CsOrder *order, GError **error)
 {
 	return cs_ledger_order_events(engine->ledger, order->id, error);
+}
+
+char *
+cs_engine_event_note(const CsEventRow *e)
+{
+	static const char *const keys[] = {"note", "tracking", "reason", "channel"};
+	g_autoptr(JsonParser) parser = json_parser_new();
+	JsonObject *o;
+
+	if (e->data == NULL || !json_parser_load_from_data(parser, e->data, -1, NULL) ||
+	    !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser)))
+		return g_strdup(e->kind);
+	o = json_node_get_object(json_parser_get_root(parser));
+	for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+		const char *v = json_object_has_member(o, keys[i])
+				    ? json_object_get_string_member_with_default(o, keys[i], NULL)
+				    : NULL;
+		if (v != NULL && *v != '\0')
+			return g_strdup_printf("%s: %s", e->kind, v);
+	}
+	return g_strdup(e->kind);
 }
 
 gboolean

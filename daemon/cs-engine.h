@@ -182,6 +182,10 @@ GStrv cs_engine_warnings(CsEngine *engine, CsOrder *order);
 guint64 cs_engine_amount_fen(CsEngine *engine, CsOrder *order);
 /* The order's events, oldest first (CsEventRow). */
 GPtrArray *cs_engine_history(CsEngine *engine, CsOrder *order, GError **error);
+/* What an event says in an order's history, the same for every front: its kind, with the
+ * reviewer's note, the tracking number, why a making failed or the payment channel when
+ * the step recorded one ("reject: the licence scan is unreadable"). */
+char *cs_engine_event_note(const CsEventRow *event);
 
 /* Record the order's subject in the registry (on approval; a change order replaces). */
 gboolean cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error);

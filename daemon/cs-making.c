@@ -323,9 +323,10 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 }
 
 /* A making cut short after its certificate was issued (the daemon stopped, or died) left a
- * valid certificate that no key holds: revoke it before making again. */
-static void
-revoke_unused_certificates(CsEngine *engine, CsOrder *order)
+ * valid certificate that no key holds: revoke it before making again, or when the order
+ * ends without a key. */
+void
+cs_engine_revoke_unused_certificates(CsEngine *engine, CsOrder *order)
 {
 	gboolean org = order->subject_type == CS_SUBJECT_ORG;
 	const char *id_number = cs_order_get_field(order, org ? "uscc" : "id_number");
@@ -380,7 +381,7 @@ cs_engine_start_making(CsEngine *engine, CsOrder *order)
 		job_fail(job, "the key is no longer inserted");
 		return;
 	}
-	revoke_unused_certificates(engine, order);
+	cs_engine_revoke_unused_certificates(engine, order);
 	attr = so_pin_attr(key->serial);
 	job->user_pin = cs_engine_open_order_secret(engine, order, "user_pin_ref", &error);
 	if (job->user_pin != NULL)

@@ -722,12 +722,14 @@ m_orders_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	for (guint i = 0; i < events->len; i++) {
 		CsEventRow *e = g_ptr_array_index(events, i);
 		JsonObject *h = json_object_new();
+		g_autofree char *note = cs_engine_event_note(e);
 		json_object_set_int_member(h, "seq", e->seq);
 		json_object_set_int_member(h, "time", e->time);
 		json_object_set_string_member(h, "kind", e->kind);
 		json_object_set_string_member(h, "from", e->from);
 		json_object_set_string_member(h, "to", e->to);
 		json_object_set_string_member(h, "actor", e->actor);
+		json_object_set_string_member(h, "note", note);
 		json_array_add_object_element(history, h);
 	}
 	json_object_set_array_member(o, "history", history);

@@ -326,6 +326,8 @@ new_after_transition(CsEngine *engine,
 {
 	if (g_strcmp0(transition->action, "make") == 0)
 		cs_engine_start_making(engine, order);
+	else if (g_strcmp0(transition->to, "refunded") == 0)
+		cs_engine_revoke_unused_certificates(engine, order);
 }
 
 static const CsPlugin plugin = {

@@ -318,7 +318,7 @@ class Application:
 
     def make(self, serial, timeout=30.0):
         """Make the key on blank vkey @serial (already plugged) and wait for made."""
-        self.office.ok("make", self.id, "--key", serial)
+        self.office.ok("make", self.id, "--key", serial, "--no-wait")
         self.wait_state("made", timeout)
 
     def wait_state(self, state, timeout=30.0):

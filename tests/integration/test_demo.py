@@ -1,33 +1,66 @@
 """
 The demo script from a checkout (DESIGN §4): it runs the daemon with the development
-configuration, shows its status, fills in and confirms an application (refusing a mistyped
-resident ID on the way) and stops everything it started.
+configuration and walks one organisation's and one person's new-certificate application
+through every step — apply, materials, submit, the SMS code, the payment QR code, the
+invoice, review, making the key on a blank virtual key, shipping, delivery — then shows
+the keys made, a certificate and its e-seal, logs in with the delivered password, and
+stops everything it started. It must stay short to run.
 """
 
 import os
+import re
 import subprocess
-
-import pytest
+import time
 
 from conftest import BUILD_DIR, SOURCE_DIR
 
 DEMO = os.path.join(SOURCE_DIR, "demo.sh")
 
 
-def test_demo_script_runs_and_shows_status(bus, tmp_dir):
+def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
     env = bus.env(CERTSEAL_SKIP_INSTALL="1", CERTSEAL_BUILD_DIR=BUILD_DIR, LC_ALL="C.UTF-8",
                   NO_COLOR="1", CERTSEAL_DEMO_DIR=tmp_dir)
+    start = time.monotonic()
     cp = subprocess.run(["bash", DEMO], capture_output=True, text=True, env=env,
                         stdin=subprocess.DEVNULL, timeout=120, cwd=SOURCE_DIR)
-    assert cp.returncode == 0, f"demo.sh exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}"
+    took = time.monotonic() - start
     out = cp.stdout + cp.stderr
+    assert cp.returncode == 0, f"demo.sh exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}"
+    assert took < 60, f"demo.sh took {took:.0f} s"
+    assert "\x1b[" not in cp.stdout  # no colours when not on a terminal
     assert "certseald" in cp.stdout and "Flows:    new" in cp.stdout, out
     assert "id_number: bad check character" in out, out
-    assert "State:     confirmed" in cp.stdout, out
-    assert "certseald stopped" in cp.stdout, out
     assert os.path.exists(os.path.join(tmp_dir, "state", "ledger.db"))
-    assert "\x1b[" not in cp.stdout  # no colours when not on a terminal
-    # certseal keys lists the two virtual keys with vendor, serial, certificate and PIN.
-    for serial, vendor in (("DEMOA0001", "demo-a"), ("DEMOB0001", "demo-b")):
-        line = next((l for l in cp.stdout.splitlines() if serial in l), "")
-        assert vendor in line and "none" in line and "6 tries left" in line, out
+
+    # Each application reaches every state in turn, in this order.
+    story = ["submit   → sms_pending", "State: unpaid", "Payload: certseal-sandbox://pay?order=",
+             "State: in_review", "The invoice saved to", "State: approved", ": made (key ",
+             "State: shipped", "State: completed"]
+    orders = re.findall(r"create   → draft  \(order (CS\w+)\)", cp.stdout)
+    assert len(orders) == 2, out
+    org_part, person_part = cp.stdout.split(f"(order {orders[1]})", 1)
+    for part, key in ((org_part, "DEMOORG01"), (person_part, "DEMOPER01")):
+        pos = 0
+        for mark in story:
+            found = part.find(mark, pos)
+            assert found >= 0, f"{mark!r} missing (after position {pos}):\n{part}"
+            pos = found
+        assert f"made (key {key})" in part
+        assert "█" in part  # the payment QR code, drawn
+    assert "Password: sms:139****9000" in org_part  # to the legal representative
+    assert "Password: sms:137****7000" in person_part
+    for subject in ("org", "person"):
+        with open(os.path.join(tmp_dir, "files", f"invoice-{subject}.pdf"), "rb") as f:
+            assert f.read(5) == b"%PDF-"
+
+    # The keys made: listed with their certificates, the org's certificate and e-seal shown,
+    # and a login with the password delivered by SMS.
+    ending = cp.stdout.split("certseal keys (the two keys, made)", 1)[1]
+    for serial in ("DEMOORG01", "DEMOPER01"):
+        line = next((l for l in ending.splitlines() if serial in l), "")
+        assert "demo-a" in line and "valid until" in line, ending
+    assert "厦门示例科技有限公司" in ending
+    assert "organizationIdentifier" in ending or "NTRCN-91350200776049653A" in ending, ending
+    assert "valid: seal" in ending, ending
+    assert "Logged in." in ending, ending
+    assert "certseald stopped" in cp.stdout, out

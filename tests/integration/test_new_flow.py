@@ -747,7 +747,7 @@ def test_cancel_after_payment_is_refunded(daemon, client, office, app):
         # Nobody reviews or makes a cancelled application.
         rc, _ = office.run("review", "approve", a.id)
         assert rc != 0
-        rc, _ = office.run("make", a.id, "--key", "NOSUCHKEY")
+        rc, _ = office.run("make", a.id, "--key", "NOSUCHKEY", "--no-wait")
         assert rc != 0
         assert a.state == "refunding"
     for state, a in paid.items():
@@ -877,7 +877,7 @@ def test_the_daemon_killed_in_every_state_loses_nothing(tmp_dir):
         vkey(d.state_dir, "fault", serial, "C_GenerateKeyPair", "--after", "1", "--mode", "hang",
              "--timeout", "30000")
         mark = d.log_size()
-        off.ok("make", main.id, "--key", serial)
+        off.ok("make", main.id, "--key", serial, "--no-wait")
         assert run_until(lambda: "fault on C_GenerateKeyPair" in d.log(mark), 15.0), \
             "the making never reached key generation"
         assert main.state == "making"
@@ -950,14 +950,14 @@ def test_a_key_pulled_during_making_goes_back_to_approved_and_another_key_is_mad
     assert a.prop("PasswordDelivery") == "transfer:****" + account[-4:]
 
     # A key that is not there makes nothing.
-    office.run("make", a.id, "--key", "NOSUCHKEY")
+    office.run("make", a.id, "--key", "NOSUCHKEY", "--no-wait")
     assert run_until(lambda: a.state == "approved", 10.0)
     # A key that is not blank is not wiped: the order stays approved (or comes back).
     used = f"PU{a.n:04d}X"
     vkey(daemon.state_dir, "create", "--vendor", "demo-a", "--serial", used)
     used_path = key_path(used)
     assert run_until(lambda: used_path in client.managed_objects(), 5.0)
-    office.run("make", a.id, "--key", used)
+    office.run("make", a.id, "--key", used, "--no-wait")
     assert run_until(lambda: a.state == "approved", 15.0)
     pump(0.5)
     assert a.state == "approved"
@@ -970,7 +970,7 @@ def test_a_key_pulled_during_making_goes_back_to_approved_and_another_key_is_mad
     blank_key(daemon.state_dir, client, first)
     vkey(daemon.state_dir, "fault", first, "C_GenerateKeyPair", "--after", "1", "--mode",
          "unplug")
-    office.ok("make", a.id, "--key", first)
+    office.ok("make", a.id, "--key", first, "--no-wait")
     a.wait_state("approved", 20.0)
     history = a.prop("History")
     assert "making" in states_of(history)
@@ -1027,7 +1027,7 @@ def test_a_key_pulled_while_written_is_made_again_once_plugged_back(daemon, clie
     serial = f"PW{a.n:04d}"
     blank_key(daemon.state_dir, client, serial)
     vkey(daemon.state_dir, "fault", serial, "C_CreateObject", "--after", "1", "--mode", "unplug")
-    office.ok("make", a.id, "--key", serial)
+    office.ok("make", a.id, "--key", serial, "--no-wait")
     a.wait_state("approved", 20.0)
     assert states_of(a.prop("History"))[-2:] == ["making", "approved"]
     # The certificate issued for the attempt never reached the key: it is revoked.
@@ -1080,7 +1080,7 @@ def crash_while_writing(d, c, off, serial):
     vkey(d.state_dir, "fault", serial, "C_CreateObject", "--after", "1", "--mode", "hang",
          "--timeout", "30000")
     mark = d.log_size()
-    off.ok("make", a.id, "--key", serial)
+    off.ok("make", a.id, "--key", serial, "--no-wait")
     assert run_until(lambda: "fault on C_CreateObject" in d.log(mark), 15.0), \
         "the making never reached writing the certificate"
     issued = certificates_of(d.state_dir, a.id)

@@ -269,6 +269,10 @@ cs_engine_prepare_making(CsEngine *engine, CsOrder *order, const char *key_seria
 /* After transition: make the key prepared above on driver threads; the order then takes
  * "made" (done) or "make_failed" (with a reason) as the system. */
 void cs_engine_start_making(CsEngine *engine, CsOrder *order);
+/* After transition: revoke (cessationOfOperation) the valid certificates issued for this
+ * order that no made key holds — left by a making the daemon's stop or crash cut short —
+ * when the order ends without a key (refunded). */
+void cs_engine_revoke_unused_certificates(CsEngine *engine, CsOrder *order);
 
 typedef const CsPlugin *(*CsPluginGetFunc)(void);
 

@@ -1,0 +1,182 @@
+/*
+ * cs-cli.c — the helpers the `certseal` commands share (cs-cli.h): errors and exit codes,
+ * synchronous calls on certseald, and secrets read from the terminal or stdin.
+ */
+#define G_LOG_DOMAIN "certseal"
+
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cs-cli.h"
+#include "cs-json.h"
+
+int
+cs_cli_fail(CsCli *cli, int code, const char *name, const char *message)
+{
+	if (cli->json) {
+		g_autoptr(GString) s = g_string_new("{\"error\":{\"code\":");
+		cs_json_append_string(s, name);
+		g_string_append(s, ",\"message\":");
+		cs_json_append_string(s, message);
+		g_string_append(s, "}}");
+		g_print("%s\n", s->str);
+	} else {
+		g_printerr("certseal: %s\n", message);
+	}
+	return code;
+}
+
+char *
+cs_cli_error_name(const GError *error)
+{
+	return error != NULL ? g_dbus_error_get_remote_error(error) : NULL;
+}
+
+int
+cs_cli_fail_error(CsCli *cli, GError *error)
+{
+	g_autofree char *remote = g_dbus_error_get_remote_error(error);
+	int code = CS_EXIT_REFUSED;
+
+	g_dbus_error_strip_remote_error(error);
+	if (remote == NULL)
+		remote = g_strdup("org.certseal.Error.Internal");
+	if (g_strcmp0(remote, "org.freedesktop.DBus.Error.ServiceUnknown") == 0 ||
+	    g_strcmp0(remote, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0 ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CLOSED)) {
+		code = CS_EXIT_UNREACHABLE;
+		g_autofree char *msg =
+		    g_strdup_printf("certseald is not running on the %s bus (%s)",
+				    cli->session ? "session" : "system", error->message);
+		return cs_cli_fail(cli, code, remote, msg);
+	}
+	if (g_strcmp0(remote, "org.freedesktop.DBus.Error.UnknownObject") == 0 ||
+	    g_strcmp0(remote, "org.freedesktop.DBus.Error.UnknownMethod") == 0 ||
+	    g_strcmp0(remote, "org.certseal.Error.NotFound") == 0)
+		code = CS_EXIT_NOT_FOUND;
+	return cs_cli_fail(cli, code, remote, error->message);
+}
+
+GVariant *
+cs_cli_call(CsCli *cli,
+	    const char *path,
+	    const char *iface,
+	    const char *method,
+	    GVariant *args,
+	    const char *reply_type,
+	    GError **error)
+{
+	return g_dbus_connection_call_sync(cli->bus, CS_CLI_BUS_NAME, path, iface, method, args,
+					   reply_type != NULL ? G_VARIANT_TYPE(reply_type) : NULL,
+					   G_DBUS_CALL_FLAGS_NONE, 30000, NULL, error);
+}
+
+GVariant *
+cs_cli_get_all(CsCli *cli, const char *path, const char *iface, GError **error)
+{
+	g_autoptr(GVariant) reply =
+	    cs_cli_call(cli, path, "org.freedesktop.DBus.Properties", "GetAll",
+			g_variant_new("(s)", iface), "(a{sv})", error);
+	if (reply == NULL)
+		return NULL;
+	return g_variant_get_child_value(reply, 0);
+}
+
+GVariant *
+cs_cli_get_property(
+    CsCli *cli, const char *path, const char *iface, const char *name, GError **error)
+{
+	g_autoptr(GVariant) reply = cs_cli_call(cli, path, "org.freedesktop.DBus.Properties", "Get",
+						g_variant_new("(ss)", iface, name), "(v)", error);
+	GVariant *value = NULL;
+
+	if (reply == NULL)
+		return NULL;
+	g_variant_get(reply, "(v)", &value);
+	return value;
+}
+
+void
+cs_cli_print_json(GVariant *value)
+{
+	g_autofree char *s = cs_json_from_variant(value);
+	g_print("%s\n", s);
+}
+
+char *
+cs_cli_join_strv(GVariant *dict, const char *key)
+{
+	g_autofree const char **strv = NULL;
+
+	if (!g_variant_lookup(dict, key, "^a&s", &strv) || strv[0] == NULL)
+		return g_strdup("—");
+	return g_strjoinv(", ", (char **)strv);
+}
+
+char *
+cs_cli_format_time(guint64 seconds)
+{
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local((gint64)seconds);
+	return dt != NULL ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
+}
+
+gboolean
+cs_cli_valid_order_id(const char *id)
+{
+	if (id == NULL || *id == '\0' || strlen(id) > 64)
+		return FALSE;
+	for (const char *p = id; *p != '\0'; p++) {
+		if (!g_ascii_isalnum(*p))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+char *
+cs_cli_order_path(CsCli *cli, const char *id, int *rc)
+{
+	if (!cs_cli_valid_order_id(id)) {
+		*rc = cs_cli_fail(cli, CS_EXIT_USAGE, "usage",
+				  "ORDER_ID: letters and digits only, e.g. CS20261124000001");
+		return NULL;
+	}
+	return g_strdup_printf("%s/%s", CS_CLI_ORDERS_PATH, id);
+}
+
+char *
+cs_cli_read_secret(CsCli *cli, const char *prompt)
+{
+	struct termios old, quiet;
+	gboolean tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	char buf[256];
+	char *line;
+
+	if (tty && !cli->json) {
+		g_printerr("%s: ", prompt);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	line = fgets(buf, sizeof(buf), stdin);
+	if (tty && !cli->json) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		g_printerr("\n");
+	}
+	if (line == NULL)
+		return NULL;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	line = g_strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return line;
+}
+
+void
+cs_cli_free_secret(char *secret)
+{
+	if (secret != NULL)
+		explicit_bzero(secret, strlen(secret));
+	g_free(secret);
+}
