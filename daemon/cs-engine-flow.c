@@ -450,8 +450,12 @@ on_precreate_timeout(gpointer data)
 	g_autoptr(GError) error = g_error_new_literal(
 	    CS_ERROR, CS_ERROR_UNAVAILABLE,
 	    "channel: the payment gateway did not answer within 10 s; try again");
+	g_autoptr(GError) local = NULL;
 
 	w->timeout = 0;
+	if (!cs_tasks_abandon(cs_engine_get_tasks(w->engine), w->task_id,
+			      "the payment was not set up in time", &local))
+		g_warning("cashier task %" G_GINT64_FORMAT ": %s", w->task_id, local->message);
 	waiter_finish(w, NULL, 0, error);
 	return G_SOURCE_REMOVE;
 }

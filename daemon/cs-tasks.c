@@ -904,6 +904,27 @@ cs_tasks_complete(
 }
 
 gboolean
+cs_tasks_abandon(CsTasks *tasks, gint64 task_id, const char *reason, GError **error)
+{
+	g_autoptr(JsonObject) o = json_object_new();
+	g_autofree char *text = NULL;
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	json_object_set_string_member(o, "error", reason);
+	text = json_object_to_text(o);
+	stmt = prepare(tasks,
+		       "UPDATE tasks SET state = 'failed', lease = NULL, result = ?2, updated = ?3 "
+		       "WHERE id = ?1 AND state IN ('queued', 'leased')",
+		       error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, task_id);
+	bind_str(stmt, 2, text);
+	sqlite3_bind_int64(stmt, 3, g_get_real_time());
+	return exec_stmt(tasks, stmt, "abandoning a task", error);
+}
+
+gboolean
 cs_tasks_fail(
     CsTasks *tasks, const CsRequest *request, const char *lease, const char *reason, GError **error)
 {

@@ -115,6 +115,10 @@ gboolean cs_tasks_fail(CsTasks *tasks,
 		       const char *reason,
 		       GError **error);
 
+/* Nobody waits for task @task_id any more (a StartPayment gave up): it ends as failed
+ * with @reason, so no worker takes it and a late DONE is refused. */
+gboolean cs_tasks_abandon(CsTasks *tasks, gint64 task_id, const char *reason, GError **error);
+
 /* Tasks (CsTask), oldest first; @state and @service may be NULL for all. */
 GPtrArray *cs_tasks_list(CsTasks *tasks, const char *state, const char *service, GError **error);
 
