@@ -681,16 +681,25 @@ ORDER_GETTER(prop_order_history)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) events = cs_engine_history(self->engine, order, &error);
+	const char *state = "";
 	int r;
 
 	if (events == NULL)
 		return reply_error(ret_error, error);
+	/* The applicant's view: the steps of the order and what was done to it, each with the
+	 * state it left the order in; the office's own audit trail (its calls, finished
+	 * gateway tasks) stays with the office (orders.get). */
 	r = sd_bus_message_open_container(reply, 'a', "(tss)");
 	for (guint i = 0; r >= 0 && i < events->len; i++) {
 		CsEventRow *e = g_ptr_array_index(events, i);
-		g_autofree char *note = cs_engine_event_note(e);
+		g_autofree char *note = NULL;
+		if (g_strcmp0(e->kind, "office.call") == 0 || g_strcmp0(e->kind, "task.done") == 0)
+			continue;
+		if (e->to != NULL)
+			state = e->to;
+		note = cs_engine_event_note(e);
 		r = sd_bus_message_append(reply, "(tss)", (uint64_t)(e->time / G_USEC_PER_SEC),
-					  e->to != NULL ? e->to : "", note);
+					  state, note);
 	}
 	if (r >= 0)
 		r = sd_bus_message_close_container(reply);

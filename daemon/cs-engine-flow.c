@@ -516,6 +516,7 @@ cs_engine_start_payment(CsEngine *engine,
 	guint64 amount = cs_engine_amount_fen(engine, order);
 	gint64 task_id = 0;
 	gboolean sandbox = g_strcmp0(channel, "sandbox") == 0;
+	gint64 now = g_get_real_time();
 	gboolean ok;
 	GVariantDict d;
 
@@ -549,9 +550,10 @@ cs_engine_start_payment(CsEngine *engine,
 	json_object_set_int_member(payload, "amount_fen", (gint64)amount);
 	if (!cs_ledger_begin(ledger, &error))
 		goto fail;
-	ok = cs_engine_set_attr(engine, order, "payment_channel", channel, &error) &&
+	ok = cs_ledger_update_order(ledger, order->id, NULL, NULL, now, &error) &&
+	     cs_engine_set_attr(engine, order, "payment_channel", channel, &error) &&
 	     cs_ledger_append_event(ledger, order->id, "payment_started", order->state,
-				    order->state, actor, data, g_get_real_time(), NULL, &error) &&
+				    order->state, actor, data, now, NULL, &error) &&
 	     (sandbox || cs_tasks_enqueue_in_txn(tasks, "cashier", order->id, order->state, payload,
 						 0, &task_id, &error)) &&
 	     cs_ledger_commit(ledger, &error);
@@ -559,7 +561,7 @@ cs_engine_start_payment(CsEngine *engine,
 		cs_ledger_rollback(ledger);
 		goto fail;
 	}
-	cs_engine_order_attrs_changed(engine, order);
+	cs_engine_order_attrs_changed(engine, order, now);
 	if (sandbox) {
 		g_autofree char *qr =
 		    g_strdup_printf("certseal-sandbox://pay?order=%s&amount_fen=%" G_GUINT64_FORMAT,

@@ -44,8 +44,9 @@ void cs_engine_payment_task_done(CsEngine *engine, gint64 task_id, const char *r
 /* Internal: the StartPayment calls waiting for a cashier (task id → waiter). */
 GHashTable *cs_engine_get_payment_waiters(CsEngine *engine);
 void cs_payment_waiter_free(gpointer waiter);
-/* An order's attributes changed outside a step (StartPayment): read them again and
- * announce the change. */
-void cs_engine_order_attrs_changed(CsEngine *engine, CsOrder *order);
+/* An order's attributes changed outside a step (StartPayment, making progress): read them
+ * again and announce the change. @updated: the UpdatedAt the same transaction stored with
+ * cs_ledger_update_order(), or 0 when it did not change. */
+void cs_engine_order_attrs_changed(CsEngine *engine, CsOrder *order, gint64 updated);
 
 G_END_DECLS

@@ -236,10 +236,11 @@ cs_engine_get_payment_waiters(CsEngine *engine)
 }
 
 void
-cs_engine_order_attrs_changed(CsEngine *engine, CsOrder *order)
+cs_engine_order_attrs_changed(CsEngine *engine, CsOrder *order, gint64 updated)
 {
 	forget_attrs(order);
-	order->updated = g_get_real_time();
+	if (updated > 0)
+		order->updated = updated;
 	announce(engine, order, CS_ORDER_CHANGED);
 }
 

@@ -166,7 +166,7 @@ set_progress(Job *job, CsOrder *order, guint percent)
 		cs_ledger_rollback(cs_engine_get_ledger(job->engine));
 		return;
 	}
-	cs_engine_order_attrs_changed(job->engine, order);
+	cs_engine_order_attrs_changed(job->engine, order, 0);
 }
 
 static GVariant *
