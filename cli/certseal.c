@@ -505,17 +505,7 @@ cmd_seal_read(CsCli *cli, int argc, char **argv)
 		return cs_cli_fail_error(cli, error);
 	seal = g_variant_get_child_value(reply, 0);
 	data = g_variant_get_fixed_array(seal, &len, 1);
-	if (!cs_cli_write_output(output, data, len, force, &error))
-		return cs_cli_fail(cli, CS_EXIT_USAGE, "file", error->message);
-	if (cli->json) {
-		g_autoptr(GString) s = g_string_new("{\"output\":");
-		cs_json_append_string(s, output);
-		g_string_append_printf(s, ",\"size\":%" G_GSIZE_FORMAT "}", len);
-		g_print("%s\n", s->str);
-	} else {
-		g_print("The key's seal saved to %s (%" G_GSIZE_FORMAT " bytes).\n", output, len);
-	}
-	return CS_EXIT_OK;
+	return cs_cli_save_output(cli, "The key's seal", output, data, len, force);
 }
 
 /* Connect to the bus, run @run, disconnect. */

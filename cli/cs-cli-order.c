@@ -298,6 +298,25 @@ order_pay(CsCli *cli, const char *path, const char *channel, gboolean light_back
 	return CS_EXIT_OK;
 }
 
+int
+cs_cli_save_output(
+    CsCli *cli, const char *what, const char *output, gconstpointer data, gsize len, gboolean force)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!cs_cli_write_output(output, data, len, force, &error))
+		return cs_cli_fail(cli, CS_EXIT_USAGE, "file", error->message);
+	if (cli->json) {
+		g_autoptr(GString) s = g_string_new("{\"output\":");
+		cs_json_append_string(s, output);
+		g_string_append_printf(s, ",\"size\":%" G_GSIZE_FORMAT "}", len);
+		g_print("%s\n", s->str);
+	} else {
+		g_print("%s saved to %s (%" G_GSIZE_FORMAT " bytes).\n", what, output, len);
+	}
+	return CS_EXIT_OK;
+}
+
 gboolean
 cs_cli_write_output(
     const char *output, gconstpointer data, gsize len, gboolean force, GError **error)
@@ -375,17 +394,7 @@ save_pdf(CsCli *cli,
 	}
 	bytes = g_variant_get_child_value(reply, 0);
 	data = g_variant_get_fixed_array(bytes, &len, 1);
-	if (!cs_cli_write_output(output, data, len, force, &error))
-		return cs_cli_fail(cli, CS_EXIT_USAGE, "file", error->message);
-	if (cli->json) {
-		g_autoptr(GString) s = g_string_new("{\"output\":");
-		cs_json_append_string(s, output);
-		g_string_append_printf(s, ",\"size\":%" G_GSIZE_FORMAT "}", len);
-		g_print("%s\n", s->str);
-	} else {
-		g_print("%s saved to %s (%" G_GSIZE_FORMAT " bytes).\n", what, output, len);
-	}
-	return CS_EXIT_OK;
+	return cs_cli_save_output(cli, what, output, data, len, force);
 }
 
 int

@@ -32,6 +32,14 @@ void cs_cli_print_payment(const char *channel,
 			  guint64 amount_fen,
 			  gboolean light_background);
 
+/* cs_cli_write_output(), then say what was saved ("<what> saved to …", or {output, size}
+ * with --json); the exit code. */
+int cs_cli_save_output(CsCli *cli,
+		       const char *what,
+		       const char *output,
+		       gconstpointer data,
+		       gsize len,
+		       gboolean force);
 /* Write @data to @output, refusing an existing file unless @force. */
 gboolean cs_cli_write_output(
     const char *output, gconstpointer data, gsize len, gboolean force, GError **error);

@@ -342,20 +342,14 @@ cs_tasks_enqueue(CsTasks *tasks,
 		 gint64 *id_out,
 		 GError **error)
 {
-	if (find_service(service) < 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "service: unknown '%s'",
-			    service);
-		return FALSE;
-	}
 	if (!cs_ledger_begin(tasks->ledger, error))
 		return FALSE;
-	if (!insert_task(tasks, service, order_id, expected_state, payload, secret_ref, id_out,
-			 error) ||
+	if (!cs_tasks_enqueue_in_txn(tasks, service, order_id, expected_state, payload, secret_ref,
+				     id_out, error) ||
 	    !cs_ledger_commit(tasks->ledger, error)) {
 		cs_ledger_rollback(tasks->ledger);
 		return FALSE;
 	}
-	notify_queued(tasks, service);
 	return TRUE;
 }
 

@@ -19,6 +19,7 @@ a second one has short-lived codes, holidays and a free price; the crash tests k
 daemons of their own.
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -47,6 +48,24 @@ from flow_helpers import (PERSON_MATERIALS, PRICE_FEN, REVIEW_WORKING_DAYS, SECR
 from office_helpers import office_info
 from test_crash import recompute_chain
 from test_materials import JPEG, make_png
+
+@contextlib.contextmanager
+def daemon_on_own_bus(**daemon_args):
+    """(daemon, client, office) of a daemon started on a bus of its own; all stopped after."""
+    bus = Bus()
+    d = Daemon(bus, **daemon_args)
+    c = None
+    try:
+        d.start()
+        office_info(d.state_dir)
+        c = Client(bus)
+        yield d, c, Office(d.state_dir)
+    finally:
+        if c is not None:
+            c.close()
+        d.cleanup()
+        bus.close()
+
 
 ERR_CODE_INVALID = "org.certseal.Error.CodeInvalid"
 ERR_CODE_EXPIRED = "org.certseal.Error.CodeExpired"
@@ -507,20 +526,12 @@ def quick():
                        daemon={"vendor_dir": vendors},
                        sms={"code_lifetime_s": "3", "resend_cooldown_s": "1"},
                        review={"holidays": ";".join(d.isoformat() for d in holidays)})
-    bus = Bus()  # the module's daemon owns the name on the shared bus
-    d = Daemon(bus, config=cfg)
-    d.holidays = holidays
-    c = None
     try:
-        d.start()
-        office_info(d.state_dir)
-        c = Client(bus)
-        yield d, c, Office(d.state_dir)
+        # the module's daemon owns the name on the shared bus: this one has its own
+        with daemon_on_own_bus(config=cfg) as (d, c, office):
+            d.holidays = holidays
+            yield d, c, office
     finally:
-        if c is not None:
-            c.close()
-        d.cleanup()
-        bus.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -1096,19 +1107,8 @@ def crash_while_writing(d, c, off, serial):
 @pytest.fixture
 def own_daemon():
     """A daemon on its own bus, for a test that kills it."""
-    bus = Bus()
-    d = Daemon(bus)
-    c = None
-    try:
-        d.start()
-        office_info(d.state_dir)
-        c = Client(bus)
-        yield d, c, Office(d.state_dir)
-    finally:
-        if c is not None:
-            c.close()
-        d.cleanup()
-        bus.close()
+    with daemon_on_own_bus() as running:
+        yield running
 
 
 def test_a_crash_while_the_certificate_is_written_and_making_again_revokes_it(own_daemon,
