@@ -905,6 +905,12 @@ m_task_secret(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	g_autofree char *text = NULL;
 	JsonObject *o;
 
+	/* The admin may call everything else, but not this: staff never see a secret. */
+	if ((peer->roles & CS_ACTOR_GATEWAY) == 0) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+				    "task.secret: only a gateway worker reads a secret");
+		return NULL;
+	}
 	if (lease == NULL || lookup_lease(self, peer, lease, error) == NULL) {
 		if (lease == NULL)
 			g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,

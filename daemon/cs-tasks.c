@@ -74,6 +74,10 @@ cs_tasks_may_serve(const CsRequest *request, const char *service)
 {
 	guint role = cs_tasks_service_role(service);
 
+	/* Gateway tasks carry secrets to deliver (codes, the certificate password): only a
+	 * gateway serves them, never a member of staff, whatever their roles. */
+	if (role == CS_ACTOR_GATEWAY)
+		return (request->roles & CS_ACTOR_GATEWAY) != 0;
 	return role != 0 && (request->roles & (role | CS_ACTOR_ADMIN)) != 0;
 }
 

@@ -67,7 +67,8 @@ void cs_tasks_set_done_func(CsTasks *tasks, CsTasksDoneFunc func, gpointer user_
 
 /* The services known and the role (CsActor bit) that serves each; 0 when unknown. */
 guint cs_tasks_service_role(const char *service);
-/* Does @request hold the role of @service (or admin)? */
+/* Does @request hold the role of @service (or admin, except for the gateway services,
+ * whose tasks carry secrets: those need the gateway role itself)? */
 gboolean cs_tasks_may_serve(const CsRequest *request, const char *service);
 
 /* Queue a task. @payload: a JSON object or NULL for {}. */

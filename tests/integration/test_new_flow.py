@@ -1221,3 +1221,27 @@ def test_the_password_and_the_codes_appear_nowhere_but_the_outbox(daemon, client
             assert sealed is None and wiped is not None, \
                 f"the secret of delivered task {task[0]} is still sealed in the ledger"
     assert pins <= checked, "a password reached no outbox through a task"
+
+
+def test_no_staff_key_reads_a_secret_a_gateway_task_carries(daemon, client, office, app):
+    """The admin key may do everything in the office but serve a gateway or open a secret:
+    the certificate password travels on sms/bank tasks and only a gateway delivers it."""
+    from office_helpers import Worker
+    a = app()
+    a.confirm()
+    a.attach_all()
+    a.submit()
+    a.verify()
+    a.pay()
+    admin = Worker(daemon.state_dir)
+    try:
+        for method, params in (("task.next", {"service": "sms"}),
+                               ("task.next", {"service": "bank"}),
+                               ("task.claim", {"order_id": a.id, "service": "sms"}),
+                               ("task.secret", {"lease": "0" * 36})):
+            verb, body = admin.call(method, params)
+            assert verb == "ERROR" and body["code"] == "AccessDenied", (method, body)
+        pin = a.approve()
+        assert pin and pin not in json.dumps(office.tasks(order_id=a.id))
+    finally:
+        admin.close()
