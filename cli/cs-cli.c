@@ -154,14 +154,15 @@ cs_cli_read_secret(CsCli *cli, const char *prompt)
 	char buf[256];
 	char *line;
 
-	if (tty && !cli->json) {
+	/* Never echoed on a terminal, --json or not (the prompt goes to stderr either way). */
+	if (tty) {
 		g_printerr("%s: ", prompt);
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
 	}
 	line = fgets(buf, sizeof(buf), stdin);
-	if (tty && !cli->json) {
+	if (tty) {
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
 		g_printerr("\n");
 	}

@@ -366,6 +366,9 @@ cs_daemon_free(CsDaemon *self)
 
 	if (self == NULL)
 		return;
+	/* From now on, token work still running hands nothing back to the engine. */
+	if (self->engine != NULL)
+		cs_engine_stop(self->engine);
 	g_clear_pointer(&self->dbus_keys, cs_dbus_keys_free);
 	g_clear_pointer(&self->dbus, cs_dbus_free);
 	g_clear_pointer(&self->office, cs_office_free);

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <sqlite3.h>
 #include <string.h>
 
 #include "cs-engine-flow.h"
@@ -24,6 +25,8 @@
 #include "cs-workdays.h"
 
 #define PAYMENT_TTL_S (15 * 60)
+
+static gboolean payment_step_from(const CsPlugin *plugin, const char *state);
 #define PRECREATE_TIMEOUT_MS 10000
 
 static gboolean
@@ -207,6 +210,17 @@ cs_engine_issue_password(CsEngine *engine, CsOrder *order, GError **error)
 }
 
 gboolean
+cs_engine_forget_password(CsEngine *engine, CsOrder *order, GError **error)
+{
+	gint64 ref = attr_int(order, "user_pin_ref");
+
+	if (ref <= 0)
+		return TRUE;
+	return cs_ledger_wipe_secret(cs_engine_get_ledger(engine), ref, g_get_real_time(), error) &&
+	       cs_engine_set_attr(engine, order, "user_pin_ref", NULL, error);
+}
+
+gboolean
 cs_engine_send_password_transfer(CsEngine *engine,
 				 CsOrder *order,
 				 const char *account_name,
@@ -299,6 +313,7 @@ cs_engine_issue_invoice(CsEngine *engine, CsOrder *order, const char *email, GEr
 	g_autoptr(JsonObject) payload = json_object_new();
 	JsonArray *attachments;
 	JsonObject *a;
+	g_autoptr(GError) render_error = NULL;
 	guint64 paid = 0;
 	gint64 count = 0;
 	gboolean org = order->subject_type == CS_SUBJECT_ORG;
@@ -325,9 +340,14 @@ cs_engine_issue_invoice(CsEngine *engine, CsOrder *order, const char *email, GEr
 	invoice.tax_rate_permille = config->invoice_tax_rate_permille;
 	invoice.seller_name = config->invoice_seller_name;
 	invoice.seller_tax_id = config->invoice_seller_tax_id;
-	pdf = cs_invoice_render(&invoice, error);
-	if (pdf == NULL)
-		return FALSE;
+	pdf = cs_invoice_render(&invoice, &render_error);
+	if (pdf == NULL) {
+		/* The payment is real whatever the renderer says: record it; GetInvoice issues
+		 * the invoice when it is first asked for. */
+		g_warning("order %s: the e-invoice could not be rendered: %s", order->id,
+			  render_error->message);
+		return TRUE;
+	}
 	if (!cs_ledger_insert_invoice(ledger, order->id, number, paid, pdf, g_get_real_time(),
 				      error) ||
 	    !cs_engine_set_attr(engine, order, "invoice_number", number, error))
@@ -355,9 +375,30 @@ cs_engine_issue_invoice(CsEngine *engine, CsOrder *order, const char *email, GEr
 GBytes *
 cs_engine_get_invoice(CsEngine *engine, const CsRequest *request, CsOrder *order, GError **error)
 {
+	CsLedger *ledger = cs_engine_get_ledger(engine);
+	g_autoptr(GError) local = NULL;
+	GBytes *pdf;
+
 	if (!cs_engine_check_access(engine, request, order, error))
 		return NULL;
-	return cs_ledger_load_invoice(cs_engine_get_ledger(engine), order->id, NULL, error);
+	pdf = cs_ledger_load_invoice(ledger, order->id, NULL, &local);
+	if (pdf != NULL || !g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND) ||
+	    !cs_engine_order_paid(engine, order)) {
+		if (pdf == NULL)
+			g_propagate_error(error, g_steal_pointer(&local));
+		return pdf;
+	}
+	/* Paid, but the invoice could not be rendered when the payment arrived: issue it now. */
+	if (!cs_ledger_begin(ledger, error))
+		return NULL;
+	if (!cs_engine_issue_invoice(engine, order, cs_order_get_field(order, "email"), error) ||
+	    !cs_ledger_commit(ledger, error)) {
+		cs_ledger_rollback(ledger);
+		cs_order_forget_attrs(order);
+		return NULL;
+	}
+	cs_engine_order_attrs_changed(engine, order, 0);
+	return cs_ledger_load_invoice(ledger, order->id, NULL, error);
 }
 
 gboolean
@@ -383,21 +424,69 @@ cs_engine_review_days(CsEngine *engine, CsOrder *order)
 						     : config->review_person_days;
 }
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3_stmt, sqlite3_finalize)
+
+/* What the cashier gives back: each payment received, on its own channel and trade. */
+static JsonArray *
+payments_of(
+    CsEngine *engine, CsOrder *order, guint64 *total, const char **channel_out, GError **error)
+{
+	sqlite3 *db = cs_ledger_get_db(cs_engine_get_ledger(engine));
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(JsonArray) out = json_array_new();
+	int rc;
+
+	*total = 0;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT channel, trade_no, amount_fen FROM payments "
+			       "WHERE order_id = ?1 ORDER BY time",
+			       -1, &stmt, NULL) != SQLITE_OK) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: %s", sqlite3_errmsg(db));
+		return NULL;
+	}
+	sqlite3_bind_text(stmt, 1, order->id, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		JsonObject *p = json_object_new();
+		json_object_set_string_member(p, "channel",
+					      (const char *)sqlite3_column_text(stmt, 0));
+		json_object_set_string_member(p, "trade_no",
+					      (const char *)sqlite3_column_text(stmt, 1));
+		json_object_set_int_member(p, "amount_fen", sqlite3_column_int64(stmt, 2));
+		*total += (guint64)sqlite3_column_int64(stmt, 2);
+		json_array_add_object_element(out, p);
+	}
+	if (rc != SQLITE_DONE) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: %s", sqlite3_errmsg(db));
+		return NULL;
+	}
+	if (channel_out != NULL) {
+		guint n = json_array_get_length(out);
+		*channel_out = n > 0 ? json_object_get_string_member(
+					   json_array_get_object_element(out, n - 1), "channel")
+				     : "";
+	}
+	return g_steal_pointer(&out);
+}
+
 gboolean
 cs_engine_queue_refund(CsEngine *engine, CsOrder *order, GError **error)
 {
 	CsTasks *tasks = cs_engine_get_tasks(engine);
 	g_autoptr(JsonObject) payload = json_object_new();
-	const char *channel = cs_order_get_attr(order, "payment_channel");
+	g_autoptr(JsonArray) payments = NULL;
+	const char *channel = "";
 	guint64 paid = 0;
 
-	if (!need(tasks, "the office", error) ||
-	    !cs_ledger_order_paid(cs_engine_get_ledger(engine), order->id, &paid, error))
+	if (!need(tasks, "the office", error))
+		return FALSE;
+	payments = payments_of(engine, order, &paid, &channel, error);
+	if (payments == NULL)
 		return FALSE;
 	json_object_set_string_member(payload, "kind", "refund");
 	json_object_set_string_member(payload, "order_id", order->id);
-	json_object_set_string_member(payload, "channel", channel != NULL ? channel : "");
+	json_object_set_string_member(payload, "channel", channel);
 	json_object_set_int_member(payload, "amount_fen", (gint64)paid);
+	json_object_set_array_member(payload, "payments", g_steal_pointer(&payments));
 	return cs_tasks_enqueue_in_txn(tasks, "cashier", order->id, order->state, payload, 0, NULL,
 				       error);
 }
@@ -485,6 +574,12 @@ cs_engine_payment_task_done(CsEngine *engine, gint64 task_id, const char *result
 		      NULL);
 }
 
+gboolean
+cs_engine_awaits_payment(CsEngine *engine, CsOrder *order)
+{
+	return payment_step_from(order->plugin, order->state);
+}
+
 static gboolean
 payment_step_from(const CsPlugin *plugin, const char *state)
 {
@@ -554,11 +649,15 @@ cs_engine_start_payment(CsEngine *engine,
 	     cs_engine_set_attr(engine, order, "payment_channel", channel, &error) &&
 	     cs_ledger_append_event(ledger, order->id, "payment_started", order->state,
 				    order->state, actor, data, now, NULL, &error) &&
+	     /* One payment being set up per order: a new StartPayment replaces the last. */
+	     cs_tasks_abandon_requests(tasks, order->id, "precreate",
+				       "replaced by a newer StartPayment", &error) &&
 	     (sandbox || cs_tasks_enqueue_in_txn(tasks, "cashier", order->id, order->state, payload,
 						 0, &task_id, &error)) &&
 	     cs_ledger_commit(ledger, &error);
 	if (!ok) {
 		cs_ledger_rollback(ledger);
+		cs_order_forget_attrs(order);
 		goto fail;
 	}
 	cs_engine_order_attrs_changed(engine, order, now);

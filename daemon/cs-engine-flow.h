@@ -39,6 +39,8 @@ void cs_engine_start_payment(CsEngine *engine,
 			     CsPaymentStartedFunc func,
 			     gpointer user_data,
 			     GDestroyNotify destroy);
+/* Does the order wait for a payment now (a gateway "pay" step from its state)? */
+gboolean cs_engine_awaits_payment(CsEngine *engine, CsOrder *order);
 /* A cashier task was done: answers the StartPayment waiting for it, if any. */
 void cs_engine_payment_task_done(CsEngine *engine, gint64 task_id, const char *result_json);
 /* Internal: the StartPayment calls waiting for a cashier (task id → waiter). */

@@ -45,6 +45,7 @@ struct _CsEngine {
 	CsTasks *tasks;
 	CsKeys *keys;
 	GHashTable *payment_waiters; /* gint64 task id → StartPayment waiting for a cashier */
+	gint *stopping;		     /* g_atomic_rc_box, shared with work on other threads */
 };
 
 static void announce(CsEngine *engine, CsOrder *order, CsOrderChange change);
@@ -118,9 +119,8 @@ cs_order_get_attr(CsOrder *order, const char *name)
 	return g_hash_table_lookup(order->attrs, name);
 }
 
-/* After a transaction that may have set attributes (committed or not): read again. */
-static void
-forget_attrs(CsOrder *order)
+void
+cs_order_forget_attrs(CsOrder *order)
 {
 	g_clear_pointer(&order->attrs, g_hash_table_unref);
 }
@@ -148,6 +148,7 @@ cs_engine_new(CsConfig *config, CsLedger *ledger)
 	engine->listeners = g_array_new(FALSE, TRUE, sizeof(Listener));
 	engine->payment_waiters =
 	    g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, cs_payment_waiter_free);
+	engine->stopping = g_atomic_rc_box_new0(gint);
 	return engine;
 }
 
@@ -156,6 +157,8 @@ cs_engine_free(CsEngine *engine)
 {
 	if (engine == NULL)
 		return;
+	g_atomic_int_set(engine->stopping, 1);
+	g_atomic_rc_box_release(engine->stopping);
 	g_hash_table_unref(engine->payment_waiters);
 	g_hash_table_unref(engine->orders);
 	g_hash_table_unref(engine->plugins);
@@ -229,6 +232,20 @@ cs_engine_set_services(CsEngine *engine, CsVault *vault, CsTasks *tasks, CsKeys 
 		cs_tasks_set_done_func(tasks, on_gateway_task_done, engine);
 }
 
+void
+cs_engine_stop(CsEngine *engine)
+{
+	g_atomic_int_set(engine->stopping, 1);
+	g_hash_table_remove_all(engine->payment_waiters);
+	cs_engine_set_services(engine, NULL, NULL, NULL);
+}
+
+gint *
+cs_engine_ref_stopping(CsEngine *engine)
+{
+	return g_atomic_rc_box_acquire(engine->stopping);
+}
+
 GHashTable *
 cs_engine_get_payment_waiters(CsEngine *engine)
 {
@@ -238,7 +255,7 @@ cs_engine_get_payment_waiters(CsEngine *engine)
 void
 cs_engine_order_attrs_changed(CsEngine *engine, CsOrder *order, gint64 updated)
 {
-	forget_attrs(order);
+	cs_order_forget_attrs(order);
 	if (updated > 0)
 		order->updated = updated;
 	announce(engine, order, CS_ORDER_CHANGED);
@@ -752,6 +769,14 @@ cs_engine_update_order(
 	merged = g_variant_ref_sink(g_steal_pointer(&m));
 	if (names->len == 0)
 		return TRUE; /* nothing changed: nothing to record */
+	/* The price follows the vendor: once money was received for this one, it stays. */
+	if (g_ptr_array_find_with_equal_func(names, "vendor", g_str_equal, NULL) &&
+	    cs_engine_order_paid(engine, order)) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "vendor: cannot change once the order is paid; cancel it for a "
+				    "refund instead");
+		return FALSE;
+	}
 	if (!check_registry(engine, plugin, order->subject_type, merged, error) ||
 	    !cs_plugin_run_check_fields(plugin, engine, order->subject_type, merged, error))
 		return FALSE;
@@ -972,14 +997,25 @@ check_code(CsEngine *engine, CsOrder *order, const char *code, gint64 *code_id, 
 
 /* ---- transitions --------------------------------------------------------------------- */
 
+/* What was paid for @order; FALSE (logged) when the ledger cannot say. */
+static gboolean
+paid_fen(CsEngine *engine, CsOrder *order, guint64 *paid)
+{
+	g_autoptr(GError) error = NULL;
+
+	*paid = 0;
+	if (cs_ledger_order_paid(engine->ledger, order->id, paid, &error))
+		return TRUE;
+	g_warning("order %s: %s", order->id, error->message);
+	return FALSE;
+}
+
 gboolean
 cs_engine_order_paid(CsEngine *engine, CsOrder *order)
 {
 	guint64 paid = 0;
-	g_autoptr(GError) error = NULL;
 
-	if (!cs_ledger_order_paid(engine->ledger, order->id, &paid, &error))
-		g_warning("order %s: %s", order->id, error->message);
+	paid_fen(engine, order, &paid);
 	return paid > 0;
 }
 
@@ -988,32 +1024,33 @@ cs_engine_order_settled(CsEngine *engine, CsOrder *order)
 {
 	guint64 due = cs_engine_amount_fen(engine, order);
 	guint64 paid = 0;
-	g_autoptr(GError) error = NULL;
 
 	if (due == 0)
 		return TRUE;
-	if (!cs_ledger_order_paid(engine->ledger, order->id, &paid, &error))
-		g_warning("order %s: %s", order->id, error->message);
+	paid_fen(engine, order, &paid);
 	return paid >= due;
 }
 
+/* A guard that cannot be read does not hold: no step is taken on a guess about money. */
 static gboolean
 guard_holds(CsEngine *engine, CsOrder *order, const CsTransition *t)
 {
-	if ((t->flags & (CS_TRANSITION_IF_SETTLED | CS_TRANSITION_UNLESS_SETTLED)) != 0) {
-		gboolean settled = cs_engine_order_settled(engine, order);
-		if ((t->flags & CS_TRANSITION_IF_SETTLED) && !settled)
-			return FALSE;
-		if ((t->flags & CS_TRANSITION_UNLESS_SETTLED) && settled)
-			return FALSE;
-	}
-	if ((t->flags & (CS_TRANSITION_IF_PAID | CS_TRANSITION_UNLESS_PAID)) != 0) {
-		gboolean paid = cs_engine_order_paid(engine, order);
-		if ((t->flags & CS_TRANSITION_IF_PAID) && !paid)
-			return FALSE;
-		if ((t->flags & CS_TRANSITION_UNLESS_PAID) && paid)
-			return FALSE;
-	}
+	guint64 due, paid = 0;
+
+	if ((t->flags & (CS_TRANSITION_IF_SETTLED | CS_TRANSITION_UNLESS_SETTLED |
+			 CS_TRANSITION_IF_PAID | CS_TRANSITION_UNLESS_PAID)) == 0)
+		return TRUE;
+	if (!paid_fen(engine, order, &paid))
+		return FALSE;
+	due = cs_engine_amount_fen(engine, order);
+	if ((t->flags & CS_TRANSITION_IF_SETTLED) && paid < due)
+		return FALSE;
+	if ((t->flags & CS_TRANSITION_UNLESS_SETTLED) && paid >= due)
+		return FALSE;
+	if ((t->flags & CS_TRANSITION_IF_PAID) && paid == 0)
+		return FALSE;
+	if ((t->flags & CS_TRANSITION_UNLESS_PAID) && paid > 0)
+		return FALSE;
 	return TRUE;
 }
 
@@ -1064,7 +1101,7 @@ record_step(CsEngine *engine,
 						       step->request, step->params, error)) &&
 	     cs_ledger_commit(engine->ledger, error);
 	order->state = (char *)from;
-	forget_attrs(order);
+	cs_order_forget_attrs(order);
 	if (!ok) {
 		cs_ledger_rollback(engine->ledger);
 		return FALSE;
@@ -1161,10 +1198,11 @@ cs_engine_act_with(CsEngine *engine,
 	g_autoptr(GVariant) owned_params = NULL;
 	Step step = {.request = request, .in_txn = in_txn, .in_txn_data = in_txn_data};
 	gboolean from_here = FALSE;
+	gboolean allowed_here = FALSE;
 
+	owned_params = params != NULL ? g_variant_ref_sink(params) : empty_params();
 	if (!require_plugin(order, error) || !cs_engine_check_access(engine, request, order, error))
 		return FALSE;
-	owned_params = params != NULL ? g_variant_ref_sink(params) : empty_params();
 	if (!check_params(owned_params, error))
 		return FALSE;
 	for (guint i = 0; i < plugin->n_transitions; i++) {
@@ -1176,7 +1214,10 @@ cs_engine_act_with(CsEngine *engine,
 		if (g_strcmp0(t->from, order->state) != 0)
 			continue;
 		from_here = TRUE;
-		if (actor_allowed(t, request) && guard_holds(engine, order, t)) {
+		if (!actor_allowed(t, request))
+			continue;
+		allowed_here = TRUE;
+		if (guard_holds(engine, order, t)) {
 			found = t;
 			break;
 		}
@@ -1185,6 +1226,10 @@ cs_engine_act_with(CsEngine *engine,
 		if (possible_in->len == 0) {
 			g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
 				    "a %s order has no step '%s'", plugin->kind, action);
+		} else if (allowed_here) {
+			g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+				    "order %s is %s: '%s' does not apply to it as paid so far",
+				    order->id, order->state, action);
 		} else if (from_here) {
 			g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
 				    "%s may not %s order %s", actor, action, order->id);

@@ -55,6 +55,9 @@ GStrv cs_engine_get_kinds(CsEngine *engine);
 CsConfig *cs_engine_get_config(CsEngine *engine);
 CsLedger *cs_engine_get_ledger(CsEngine *engine);
 
+/* After a transaction that may have set attributes (committed or not): read them again. */
+void cs_order_forget_attrs(CsOrder *order);
+
 /* The services the flows' steps use (all borrowed, may be NULL in unit tests: the steps
  * needing one then fail with CS_ERROR_UNAVAILABLE). Set by the daemon before serving. */
 struct _CsVault;
@@ -64,6 +67,12 @@ void cs_engine_set_services(CsEngine *engine,
 			    struct _CsVault *vault,
 			    struct _CsTasks *tasks,
 			    struct _CsKeys *keys);
+/* The daemon is stopping: work the engine started on other threads (making a key) must not
+ * touch the engine, which may be gone when it finishes. Drops the services too. */
+void cs_engine_stop(CsEngine *engine);
+/* A new reference (g_atomic_rc_box_release) to a flag that becomes non-zero at
+ * cs_engine_stop(), readable with g_atomic_int_get after the engine is freed. */
+gint *cs_engine_ref_stopping(CsEngine *engine);
 struct _CsVault *cs_engine_get_vault(CsEngine *engine);
 struct _CsTasks *cs_engine_get_tasks(CsEngine *engine);
 struct _CsKeys *cs_engine_get_keys(CsEngine *engine);

@@ -113,6 +113,7 @@ cs_engine_prepare_making(CsEngine *engine, CsOrder *order, const char *serial, G
 
 typedef struct {
 	CsEngine *engine;
+	gint *stopping; /* the engine's flag: once set, the engine may be gone */
 	char *order_id;
 	char *key_id;
 	char *serial;
@@ -123,6 +124,7 @@ typedef struct {
 static void
 job_free(Job *job)
 {
+	g_atomic_rc_box_release(job->stopping);
 	g_free(job->order_id);
 	g_free(job->key_id);
 	g_free(job->serial);
@@ -164,6 +166,7 @@ set_progress(Job *job, CsOrder *order, guint percent)
 	     cs_ledger_commit(cs_engine_get_ledger(job->engine), &error);
 	if (!ok) {
 		cs_ledger_rollback(cs_engine_get_ledger(job->engine));
+		cs_order_forget_attrs(order);
 		return;
 	}
 	cs_engine_order_attrs_changed(job->engine, order, 0);
@@ -181,14 +184,44 @@ reason_params(const char *name, const char *value, const char *name2, const char
 	return g_variant_builder_end(&b);
 }
 
+/* A result that arrives while the daemon stops is dropped: the order is still `making` in
+ * the ledger, and the next start takes it back to approved. */
+static gboolean
+job_dropped(Job *job)
+{
+	if (!g_atomic_int_get(job->stopping))
+		return FALSE;
+	job_free(job);
+	return TRUE;
+}
+
+/* A driver's message made fit for the ledger: valid UTF-8, no control characters, short. */
+static char *
+clean_reason(const char *text)
+{
+	g_autofree char *valid = g_utf8_make_valid(text != NULL ? text : "", -1);
+
+	for (char *p = valid; *p != '\0'; p++) {
+		if ((guchar)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	}
+	return g_utf8_substring(valid, 0, MIN(g_utf8_strlen(valid, -1), 400));
+}
+
 /* Back to approved, saying why; a certificate already issued for this attempt is revoked
  * (it never reached a key). */
 static void
 job_fail(Job *job, const char *reason)
 {
-	CsOrder *order = job_order(job);
+	CsOrder *order;
 	g_autoptr(GError) error = NULL;
-	g_autofree char *text = g_strdup_printf("making on key %s failed: %s", job->serial, reason);
+	g_autofree char *cleaned = clean_reason(reason);
+	g_autofree char *text = NULL;
+
+	if (job_dropped(job))
+		return;
+	order = job_order(job);
+	text = g_strdup_printf("making on key %s failed: %s", job->serial, cleaned);
 
 	g_message("order %s: %s", job->order_id, text);
 	if (order == NULL) {
@@ -204,8 +237,14 @@ job_fail(Job *job, const char *reason)
 	}
 	if (!cs_engine_act_with(job->engine, &system_request, order, "make_failed",
 				reason_params("reason", text, NULL, NULL), NULL, NULL, NULL,
-				&error))
+				&error)) {
+		/* Never leave the order in making with nothing behind it. */
 		g_warning("order %s: %s", order->id, error->message);
+		g_clear_error(&error);
+		if (!cs_engine_act_with(job->engine, &system_request, order, "make_failed", NULL,
+					NULL, NULL, NULL, &error))
+			g_warning("order %s: %s", order->id, error->message);
+	}
 	job_free(job);
 }
 
@@ -215,8 +254,9 @@ on_written(GBytes *result, const GError *error, gpointer user_data)
 	Job *job = user_data;
 	CsOrder *order;
 	g_autoptr(GError) local = NULL;
-	gint64 ref;
 
+	if (job_dropped(job))
+		return;
 	if (error != NULL) {
 		job_fail(job, error->message);
 		return;
@@ -226,26 +266,15 @@ on_written(GBytes *result, const GError *error, gpointer user_data)
 		job_free(job);
 		return;
 	}
-	ref = g_ascii_strtoll(cs_order_get_attr(order, "user_pin_ref"), NULL, 10);
 	if (!cs_engine_act_with(job->engine, &system_request, order, "made",
 				reason_params("key_serial", job->serial, "certificate_serial",
 					      job->certificate_serial),
 				NULL, NULL, NULL, &local)) {
-		g_warning("order %s: %s", order->id, local->message);
-		job_free(job);
+		g_autofree char *why =
+		    g_strdup_printf("the made key could not be recorded: %s", local->message);
+		job_fail(job, why);
 		return;
 	}
-	/* The password is on the key and was delivered: the vault's copy is no longer
-	 * needed. (The key's SO PIN stays sealed: unlocking needs it.) */
-	if (cs_ledger_begin(cs_engine_get_ledger(job->engine), &local)) {
-		if (!cs_ledger_wipe_secret(cs_engine_get_ledger(job->engine), ref,
-					   g_get_real_time(), &local) ||
-		    !cs_ledger_commit(cs_engine_get_ledger(job->engine), &local))
-			cs_ledger_rollback(cs_engine_get_ledger(job->engine));
-	}
-	if (local != NULL)
-		g_warning("order %s: cannot wipe the delivered password: %s", order->id,
-			  local->message);
 	job_free(job);
 }
 
@@ -282,6 +311,8 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 	gsize len = 0;
 	guint width = 0, height = 0;
 
+	if (job_dropped(job))
+		return;
 	if (error != NULL) {
 		job_fail(job, error->message);
 		return;
@@ -373,6 +404,7 @@ cs_engine_start_making(CsEngine *engine, CsOrder *order)
 	Job *job = g_new0(Job, 1);
 
 	job->engine = engine;
+	job->stopping = cs_engine_ref_stopping(engine);
 	job->order_id = g_strdup(order->id);
 	job->key_id = g_strdup(key_id);
 	key = key_id != NULL && keys != NULL ? cs_keys_lookup(keys, key_id) : NULL;

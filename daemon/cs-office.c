@@ -953,16 +953,19 @@ static JsonNode *
 m_payment_notify(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 {
 	gboolean applied = FALSE;
+	gboolean refunding = FALSE;
 	g_autofree char *order_id = NULL;
 	JsonObject *o;
 
-	if (!cs_payment_notify(self->engine, self->payment_keys, params, &applied, &order_id,
-			       error))
+	if (!cs_payment_notify(self->engine, self->payment_keys, params, &applied, &refunding,
+			       &order_id, error))
 		return NULL;
 	o = json_object_new();
 	json_object_set_string_member(o, "order_id", order_id);
 	json_object_set_boolean_member(o, "applied", applied);
-	json_object_set_boolean_member(o, "duplicate", !applied);
+	json_object_set_boolean_member(o, "duplicate", !applied && !refunding);
+	/* Money for an order that no longer waited for it: kept on record, to refund. */
+	json_object_set_boolean_member(o, "refunding", refunding);
 	/* What a relaying worker answers the platform: both want "success" once verified. */
 	json_object_set_string_member(o, "reply", "success");
 	return object_node(o);

@@ -17,7 +17,9 @@
 #include <sqlite3.h>
 #include <string.h>
 
+#include "cs-engine-flow.h"
 #include "cs-payment.h"
+#include "cs-tasks.h"
 
 #define WECHAT_MAX_SKEW_S 300
 
@@ -470,11 +472,60 @@ record_payment(CsEngine *engine, CsOrder *order, gpointer user_data, GError **er
 			    sqlite3_errmsg(db));
 		return FALSE;
 	}
+	/* PaymentChannel: the channel that was paid, not the last one tried. */
+	return cs_engine_set_attr(engine, order, "payment_channel", n->channel, error);
+}
+
+/*
+ * Money for an order that no longer waits for it — cancelled meanwhile, or paid twice
+ * through two QR codes: it was taken, so it is recorded (with an event) and a cashier
+ * refund task queued, in one transaction. The notification is acknowledged.
+ */
+static gboolean
+record_unexpected_payment(CsEngine *engine, CsOrder *order, CsPaymentNotice *n, GError **error)
+{
+	CsLedger *ledger = cs_engine_get_ledger(engine);
+	g_autoptr(JsonObject) payload = json_object_new();
+	g_autoptr(GVariant) data = NULL;
+	GVariantDict d;
+	gboolean ok;
+
+	g_variant_dict_init(&d, NULL);
+	g_variant_dict_insert(&d, "channel", "s", n->channel);
+	g_variant_dict_insert(&d, "amount_fen", "x", (gint64)n->amount_fen);
+	g_variant_dict_insert(&d, "reason", "s", "the order no longer waits for a payment");
+	data = g_variant_ref_sink(g_variant_dict_end(&d));
+	json_object_set_string_member(payload, "kind", "refund");
+	json_object_set_string_member(payload, "order_id", order->id);
+	json_object_set_string_member(payload, "channel", n->channel);
+	json_object_set_int_member(payload, "amount_fen", (gint64)n->amount_fen);
+	json_object_set_string_member(payload, "trade_no", n->trade_no);
+	if (!cs_ledger_begin(ledger, error))
+		return FALSE;
+	ok =
+	    record_payment(engine, order, n, error) &&
+	    cs_ledger_append_event(ledger, order->id, "payment_unexpected", order->state,
+				   order->state, "gateway", data, g_get_real_time(), NULL, error) &&
+	    cs_tasks_enqueue_in_txn(cs_engine_get_tasks(engine), "cashier", order->id, NULL,
+				    payload, 0, NULL, error) &&
+	    cs_ledger_commit(ledger, error);
+	cs_order_forget_attrs(order);
+	if (!ok) {
+		cs_ledger_rollback(ledger);
+		return FALSE;
+	}
+	g_message("order %s: %s payment of %" G_GUINT64_FORMAT
+		  " fen arrived while it is %s; a refund is queued for the cashier",
+		  order->id, n->channel, n->amount_fen, order->state);
 	return TRUE;
 }
 
 gboolean
-cs_payment_apply(CsEngine *engine, CsPaymentNotice *notice, gboolean *applied, GError **error)
+cs_payment_apply(CsEngine *engine,
+		 CsPaymentNotice *notice,
+		 gboolean *applied,
+		 gboolean *refunding,
+		 GError **error)
 {
 	CsRequest request = {.actor = CS_ACTOR_GATEWAY, .user_id = notice->channel};
 	gboolean found = FALSE;
@@ -482,6 +533,8 @@ cs_payment_apply(CsEngine *engine, CsPaymentNotice *notice, gboolean *applied, G
 	guint64 due;
 
 	*applied = FALSE;
+	if (refunding != NULL)
+		*refunding = FALSE;
 	if (!already_applied(cs_engine_get_ledger(engine), notice->notify_key, &found, error))
 		return FALSE;
 	if (found)
@@ -489,6 +542,19 @@ cs_payment_apply(CsEngine *engine, CsPaymentNotice *notice, gboolean *applied, G
 	order = cs_engine_get_order(engine, notice->order_id, error);
 	if (order == NULL)
 		return FALSE;
+	if (!cs_engine_awaits_payment(engine, order)) {
+		if (cs_engine_get_tasks(engine) == NULL) {
+			g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+				    "order %s is %s: it does not wait for a payment", order->id,
+				    order->state);
+			return FALSE;
+		}
+		if (!record_unexpected_payment(engine, order, notice, error))
+			return FALSE;
+		if (refunding != NULL)
+			*refunding = TRUE;
+		return TRUE;
+	}
 	due = cs_engine_amount_fen(engine, order);
 	if (notice->amount_fen != due) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
@@ -508,6 +574,7 @@ cs_payment_notify(CsEngine *engine,
 		  CsPaymentKeys *keys,
 		  JsonObject *params,
 		  gboolean *applied,
+		  gboolean *refunding,
 		  char **order_id_out,
 		  GError **error)
 {
@@ -547,5 +614,5 @@ cs_payment_notify(CsEngine *engine,
 		return FALSE;
 	if (order_id_out != NULL)
 		*order_id_out = g_strdup(notice->order_id);
-	return cs_payment_apply(engine, notice, applied, error);
+	return cs_payment_apply(engine, notice, applied, refunding, error);
 }

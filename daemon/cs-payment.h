@@ -44,15 +44,21 @@ CsPaymentNotice *cs_payment_verify_alipay(CsPaymentKeys *keys, const char *form,
 CsPaymentNotice *cs_payment_verify_wechat(
     CsPaymentKeys *keys, JsonObject *headers, const char *body, gint64 now_s, GError **error);
 
-/* Check @notice against its order and apply it. *applied is FALSE for a duplicate. */
-gboolean
-cs_payment_apply(CsEngine *engine, CsPaymentNotice *notice, gboolean *applied, GError **error);
+/* Check @notice against its order and apply it. *applied is FALSE for a duplicate, and
+ * for money that arrived when the order no longer waited for it: then it is recorded and a
+ * cashier refund queued, and *refunding (may be NULL) is TRUE. */
+gboolean cs_payment_apply(CsEngine *engine,
+			  CsPaymentNotice *notice,
+			  gboolean *applied,
+			  gboolean *refunding,
+			  GError **error);
 
 /* The payment.notify call: verify by channel, then apply. @params as in DESIGN §3.4. */
 gboolean cs_payment_notify(CsEngine *engine,
 			   CsPaymentKeys *keys,
 			   JsonObject *params,
 			   gboolean *applied,
+			   gboolean *refunding,
 			   char **order_id_out,
 			   GError **error);
 

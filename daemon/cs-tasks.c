@@ -521,6 +521,11 @@ cs_tasks_new(CsEngine *engine, CsVault *vault, GError **error)
 	if (revoked > 0)
 		g_message("office: %d lease(s) of the previous run revoked; their tasks are queued",
 			  revoked);
+	/* A payment being set up had a D-Bus caller waiting, who is gone with the previous
+	 * run: nobody would show the QR code a cashier made now. */
+	if (!cs_tasks_abandon_requests(tasks, NULL, "precreate",
+				       "the daemon restarted before the payment was set up", error))
+		return NULL;
 	if (!reconcile(tasks, error))
 		return NULL;
 	cs_engine_add_listener(engine, on_order_changed, tasks);
@@ -920,6 +925,31 @@ cs_tasks_abandon(CsTasks *tasks, gint64 task_id, const char *reason, GError **er
 	bind_str(stmt, 2, text);
 	sqlite3_bind_int64(stmt, 3, g_get_real_time());
 	return exec_stmt(tasks, stmt, "abandoning a task", error);
+}
+
+gboolean
+cs_tasks_abandon_requests(
+    CsTasks *tasks, const char *order_id, const char *kind, const char *reason, GError **error)
+{
+	g_autoptr(JsonObject) o = json_object_new();
+	g_autofree char *text = NULL;
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	json_object_set_string_member(o, "error", reason);
+	text = json_object_to_text(o);
+	stmt = prepare(tasks,
+		       "UPDATE tasks SET state = 'failed', lease = NULL, result = ?3, updated = ?4 "
+		       "WHERE service = 'cashier' AND state IN ('queued', 'leased') "
+		       "AND json_extract(payload, '$.kind') = ?2 "
+		       "AND (?1 IS NULL OR order_id = ?1)",
+		       error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_str(stmt, 1, order_id);
+	bind_str(stmt, 2, kind);
+	bind_str(stmt, 3, text);
+	sqlite3_bind_int64(stmt, 4, g_get_real_time());
+	return exec_stmt(tasks, stmt, "abandoning cashier requests", error);
 }
 
 gboolean

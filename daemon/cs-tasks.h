@@ -120,6 +120,11 @@ gboolean cs_tasks_fail(CsTasks *tasks,
  * with @reason, so no worker takes it and a late DONE is refused. */
 gboolean cs_tasks_abandon(CsTasks *tasks, gint64 task_id, const char *reason, GError **error);
 
+/* End the open cashier tasks of @kind ("precreate") of @order_id (NULL: of every order),
+ * as cs_tasks_abandon() does. Inside or outside a transaction. */
+gboolean cs_tasks_abandon_requests(
+    CsTasks *tasks, const char *order_id, const char *kind, const char *reason, GError **error);
+
 /* Tasks (CsTask), oldest first; @state and @service may be NULL for all. */
 GPtrArray *cs_tasks_list(CsTasks *tasks, const char *state, const char *service, GError **error);
 

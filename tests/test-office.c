@@ -473,7 +473,7 @@ test_alipay(Fixture *f, gconstpointer data)
 	notice = cs_payment_verify_alipay(f->keys, wrong_amount, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(notice->amount_fen, ==, PRICE_FEN + 1);
-	g_assert_false(cs_payment_apply(f->engine, notice, &applied, &error));
+	g_assert_false(cs_payment_apply(f->engine, notice, &applied, NULL, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 	g_assert_nonnull(strstr(error->message, "amount"));
 	g_clear_error(&error);
@@ -483,11 +483,11 @@ test_alipay(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	g_assert_cmpstr(notice->order_id, ==, order->id);
 	g_assert_cmpuint(notice->amount_fen, ==, PRICE_FEN);
-	g_assert_true(cs_payment_apply(f->engine, notice, &applied, &error));
+	g_assert_true(cs_payment_apply(f->engine, notice, &applied, NULL, &error));
 	g_assert_true(applied);
 	g_assert_cmpstr(order->state, ==, "in_review");
 	/* Replayed: acknowledged, applied nothing. */
-	g_assert_true(cs_payment_apply(f->engine, notice, &applied, &error));
+	g_assert_true(cs_payment_apply(f->engine, notice, &applied, NULL, &error));
 	g_assert_false(applied);
 	g_assert_cmpint(count(f, "SELECT count(*) FROM payments"), ==, 1);
 	g_assert_cmpint(count(f, "SELECT count(*) FROM events WHERE kind = 'pay'"), ==, 1);
@@ -561,9 +561,9 @@ test_wechat(Fixture *f, gconstpointer data)
 	notice = cs_payment_verify_wechat(f->keys, headers, body, now, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(notice->amount_fen, ==, PRICE_FEN);
-	g_assert_true(cs_payment_apply(f->engine, notice, &applied, &error));
+	g_assert_true(cs_payment_apply(f->engine, notice, &applied, NULL, &error));
 	g_assert_true(applied);
-	g_assert_true(cs_payment_apply(f->engine, notice, &applied, &error));
+	g_assert_true(cs_payment_apply(f->engine, notice, &applied, NULL, &error));
 	g_assert_false(applied);
 	g_assert_cmpstr(order->state, ==, "in_review");
 }

@@ -107,14 +107,15 @@ static const CsTransition transitions[] = {
     {"cancel", "sms_pending", "refunding", APPLICANT, PAID},
     {"cancel", "sms_pending", "cancelled", APPLICANT, UNPAID},
     {"cancel", "unpaid", "cancelled", APPLICANT, UNPAID},
+    {"cancel", "unpaid", "refunding", APPLICANT, PAID}, /* paid in part */
     {"cancel", "rejected", "refunding", APPLICANT, PAID},
     {"cancel", "rejected", "cancelled", APPLICANT, UNPAID},
     {"cancel", "in_review", "refunding", APPLICANT, PAID},
     {"cancel", "approved", "refunding", APPLICANT, PAID},
     {"refund", "refunding", "refunded", CS_ACTOR_CASHIER, 0},
-    {"refund", "in_review", "refunded", CS_ACTOR_CASHIER, 0},
-    {"refund", "rejected", "refunded", CS_ACTOR_CASHIER, 0},
-    {"refund", "approved", "refunded", CS_ACTOR_CASHIER, 0},
+    {"refund", "in_review", "refunded", CS_ACTOR_CASHIER, PAID},
+    {"refund", "rejected", "refunded", CS_ACTOR_CASHIER, PAID},
+    {"refund", "approved", "refunded", CS_ACTOR_CASHIER, PAID},
 };
 
 /* The details each identity method needs: a transfer needs the account it goes to, a
@@ -303,7 +304,8 @@ new_in_transition(CsEngine *engine,
 	if (g_strcmp0(action, "made") == 0)
 		return cs_engine_set_attr(engine, order, "certificate_serial",
 					  param(params, "certificate_serial"), error) &&
-		       cs_engine_set_attr(engine, order, "making_error", NULL, error);
+		       cs_engine_set_attr(engine, order, "making_error", NULL, error) &&
+		       cs_engine_forget_password(engine, order, error);
 	if (g_strcmp0(action, "make_failed") == 0)
 		return cs_engine_set_attr(engine, order, "making_error", param(params, "reason"),
 					  error);
@@ -315,6 +317,8 @@ new_in_transition(CsEngine *engine,
 	}
 	if (g_strcmp0(transition->to, "refunding") == 0)
 		return cs_engine_queue_refund(engine, order, error);
+	if (g_strcmp0(transition->to, "refunded") == 0)
+		return cs_engine_forget_password(engine, order, error);
 	return TRUE;
 }
 

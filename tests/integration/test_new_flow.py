@@ -728,12 +728,17 @@ def test_cancel_before_payment_cancels(daemon, client, office, app):
         assert a.state == "cancelled", state
         assert a.prop("NextActions") == []
         assert office.tasks("cashier", a.id) == [], "a refund for an unpaid order"
-    # A cancelled order takes no payment.
-    rc, out = office.run("pay-notify", orders["unpaid"].id, "--channel", "sandbox")
-    assert rc != 0, out
+    # Money that arrives for a cancelled order (its QR was still valid) is not lost: it is
+    # recorded and handed to the cashier to give back; the order stays cancelled.
+    out = office.ok("pay-notify", orders["unpaid"].id, "--channel", "sandbox")
+    assert out["applied"] is False and out["refunding"] is True and out["duplicate"] is False
     assert orders["unpaid"].state == "cancelled"
     assert count(daemon.state_dir, "SELECT count(*) FROM payments WHERE order_id = ?",
-                 orders["unpaid"].id) == 0
+                 orders["unpaid"].id) == 1
+    refunds = office.tasks("cashier", orders["unpaid"].id)
+    assert [t["payload"]["kind"] for t in refunds] == ["refund"], refunds
+    assert refunds[0]["payload"]["amount_fen"] == PRICE_FEN["person"]
+    assert any(h[2].startswith("payment_unexpected") for h in orders["unpaid"].prop("History"))
 
 
 def test_cancel_after_payment_is_refunded(daemon, client, office, app):

@@ -62,20 +62,20 @@ def start_payment_async(a, channel):
                        reply_handler=lambda qr, expires: outcome.update(qr=str(qr),
                                                                          expires=int(expires)),
                        error_handler=lambda e: outcome.update(error=e))
-    run_until(lambda: False, timeout=0.2)  # let the call leave
     return outcome
 
 
 def take_precreate(cashier, order_id):
-    """The cashier worker takes the order's precreate task (task.next)."""
+    """The cashier worker claims the order's precreate task."""
     deadline = time.time() + 10
     while time.time() < deadline:
-        task = cashier.ok("task.next", {"service": "cashier"})
-        if task:
-            assert task["payload"]["order_id"] == order_id, task
+        verb, body = cashier.call("task.claim", {"order_id": order_id, "service": "cashier"})
+        if verb == "RESULT" and body["result"]:
+            task = body["result"]
+            assert task["payload"]["kind"] == "precreate", task
             return task
-        time.sleep(0.1)
-    raise AssertionError("no cashier task")
+        run_until(lambda: False, timeout=0.1)  # the D-Bus call may still be on its way
+    raise AssertionError(f"no cashier task: {verb} {body}")
 
 
 @pytest.mark.parametrize("channel", ["alipay", "wechat"])
@@ -125,6 +125,20 @@ def test_no_cashier_answer_is_unavailable_after_10_s(daemon, client):
     assert a.state == "unpaid"
     qr, _ = a.start_payment("sandbox")
     assert qr.startswith("certseal-sandbox://pay?order=" + a.id)
+    # Paid through the sandbox after wechat was tried: the channel and the refund follow
+    # the payment, not the attempt.
+    start_payment_async(a, "wechat")  # queued again; nobody answers
+    out = a.notify_paid()
+    assert out["applied"] is True, out
+    assert a.prop("PaymentChannel") == "sandbox"
+    a.order.cancel()
+    assert a.state == "refunding"
+    refunds = [t for t in a.office.tasks("cashier", a.id) if t["payload"]["kind"] == "refund"]
+    assert len(refunds) == 1, refunds
+    assert refunds[0]["payload"]["channel"] == "sandbox"
+    assert refunds[0]["payload"]["payments"] == [
+        {"channel": "sandbox", "trade_no": refunds[0]["payload"]["payments"][0]["trade_no"],
+         "amount_fen": PRICE_FEN[a.subject]}]
 
 
 def test_a_late_cashier_answer_changes_nothing(daemon, client, cashier):
@@ -137,7 +151,8 @@ def test_a_late_cashier_answer_changes_nothing(daemon, client, cashier):
     verb, body = cashier.call("task.done", {"lease": task["lease"],
                                             "result": {"qr_payload": "late"}})
     assert verb == "ERROR" and body["code"] == "WrongState", body
-    assert cashier.ok("task.next", {"service": "cashier"}) is None
+    verb, body = cashier.call("task.claim", {"order_id": a.id, "service": "cashier"})
+    assert verb == "ERROR", body
     assert a.state == "unpaid"
 
 

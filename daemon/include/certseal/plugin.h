@@ -244,6 +244,9 @@ gboolean cs_engine_send_notice(CsEngine *engine,
  * vendor's PIN length) and seal it in the vault; kept until the key is made. Once per
  * order: later calls keep the first. */
 gboolean cs_engine_issue_password(CsEngine *engine, CsOrder *order, GError **error);
+/* In transition: wipe the sealed certificate password once it is no longer needed (the key
+ * holds it, or the order ended without a key). */
+gboolean cs_engine_forget_password(CsEngine *engine, CsOrder *order, GError **error);
 /* In transition: deliver the password as the memo of a 0.01 CNY transfer (bank service). */
 gboolean cs_engine_send_password_transfer(CsEngine *engine,
 					  CsOrder *order,
