@@ -153,6 +153,7 @@ cs_engine_send_notice(CsEngine *engine,
 		      GError **error)
 {
 	CsTasks *tasks = cs_engine_get_tasks(engine);
+	g_autoptr(GVariant) owned = params != NULL ? g_variant_ref_sink(params) : NULL;
 	g_autoptr(JsonObject) json = NULL;
 	char *secret = NULL;
 	gboolean ok;
@@ -165,12 +166,8 @@ cs_engine_send_notice(CsEngine *engine,
 			    template_name);
 		return FALSE;
 	}
-	if (params != NULL)
-		g_variant_ref_sink(params);
-	json = params_to_json(params);
+	json = params_to_json(owned);
 	json_object_set_string_member(json, "order", order->id);
-	if (params != NULL)
-		g_variant_unref(params);
 	if (with_password) {
 		secret = cs_engine_open_order_secret(engine, order, "user_pin_ref", error);
 		if (secret == NULL)
