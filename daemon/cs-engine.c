@@ -588,10 +588,9 @@ merge_fields(CsEngine *engine,
  * The subject registry: for a known subject, identity fields must equal the recorded ones
  * unless the plugin may change them (only a change order alters a registered identity).
  *
- * Nothing is copied from the registry into the order: knowing a USCC or a resident ID is
- * no proof of being that subject, so pre-filling would hand a stranger the registered
- * names, ID numbers and phones. Pre-filling belongs to the flows that first verify the
- * caller by an SMS code to the registered phone (reissue, order query).
+ * Pre-filling (prefill_from_registry) serves only a caller who applied for the subject
+ * before: knowing a USCC or a resident ID is no proof of being that subject, so a stranger
+ * is never handed the registered names and ID numbers — only held to them.
  */
 static gboolean
 check_registry(CsEngine *engine,
@@ -634,6 +633,89 @@ check_registry(CsEngine *engine,
 		}
 	}
 	return TRUE;
+}
+
+/* Has @request's uid applied for this subject before (an order of theirs names it)? */
+static gboolean
+applied_before(CsEngine *engine,
+	       const CsRequest *request,
+	       CsSubjectType subject_type,
+	       const char *id_number,
+	       GError **error)
+{
+	g_autoptr(GPtrArray) ids = NULL;
+
+	if (request->actor != CS_ACTOR_DESKTOP)
+		return FALSE;
+	ids = cs_ledger_list_orders_owned(engine->ledger, request->uid, error);
+	if (ids == NULL)
+		return FALSE;
+	for (guint i = 0; i < ids->len; i++) {
+		CsOrder *o = cs_engine_get_order(engine, g_ptr_array_index(ids, i), error);
+		if (o == NULL)
+			return FALSE;
+		if (o->subject_type == subject_type &&
+		    g_strcmp0(cs_order_get_field(o, subject_key_field(subject_type)), id_number) ==
+			0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/*
+ * The registry pre-fills a known subject's identity fields (DESIGN §1) that the caller left
+ * out — for a caller who applied for that subject before. Anyone else gets nothing copied
+ * (knowing a USCC or a resident ID is no proof of being that subject) but is still held to
+ * the registered values by check_registry(). Returns the fields to use (a new reference).
+ */
+static GVariant *
+prefill_from_registry(CsEngine *engine,
+		      const CsRequest *request,
+		      const CsPlugin *plugin,
+		      CsSubjectType subject_type,
+		      GVariant *fields,
+		      GPtrArray *names,
+		      GError **error)
+{
+	const char *id_number = NULL;
+	g_autoptr(GVariant) known = NULL;
+	g_autoptr(GVariant) changes = NULL;
+	g_autoptr(GError) local = NULL;
+	GVariantBuilder missing;
+	gboolean any = FALSE;
+	GVariant *merged;
+
+	if (plugin->may_change_identity ||
+	    !g_variant_lookup(fields, subject_key_field(subject_type), "&s", &id_number))
+		return g_variant_ref(fields);
+	known = cs_ledger_lookup_subject(engine->ledger, cs_subject_type_to_string(subject_type),
+					 id_number, &local);
+	if (local == NULL && known != NULL &&
+	    applied_before(engine, request, subject_type, id_number, &local)) {
+		g_variant_builder_init(&missing, G_VARIANT_TYPE("a{sv}"));
+		for (guint i = 0; i < plugin->n_fields; i++) {
+			const CsFieldSpec *f = &plugin->fields[i];
+			const char *v = NULL;
+			if (!f->identity || (f->subject_types & subject_type) == 0 ||
+			    g_variant_lookup(fields, f->name, "&s", NULL) ||
+			    !g_variant_lookup(known, f->name, "&s", &v))
+				continue;
+			g_variant_builder_add(&missing, "{sv}", f->name, g_variant_new_string(v));
+			any = TRUE;
+		}
+		if (!any) {
+			g_variant_builder_clear(&missing);
+			return g_variant_ref(fields);
+		}
+		changes = g_variant_ref_sink(g_variant_builder_end(&missing));
+		merged = merge_fields(engine, plugin, subject_type, fields, changes, names, error);
+		return merged != NULL ? g_variant_ref_sink(merged) : NULL;
+	}
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return NULL;
+	}
+	return g_variant_ref(fields);
 }
 
 static GVariant *
@@ -689,7 +771,10 @@ cs_engine_create_order(CsEngine *engine,
 	m = merge_fields(engine, plugin, subject_type, NULL, fields, names, error);
 	if (m == NULL)
 		return NULL;
-	merged = g_variant_ref_sink(g_steal_pointer(&m));
+	m = g_variant_ref_sink(m);
+	merged = prefill_from_registry(engine, request, plugin, subject_type, m, names, error);
+	if (merged == NULL)
+		return NULL;
 	if (!check_registry(engine, plugin, subject_type, merged, error) ||
 	    !cs_plugin_run_check_fields(plugin, engine, subject_type, merged, error))
 		return NULL;

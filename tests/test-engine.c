@@ -415,9 +415,23 @@ test_registry_identity_read_only(Fixture *f, gconstpointer data)
 	    "org_name: differs from the registered subject; change it through a change order");
 	g_clear_error(&error);
 
+	/* The applicant who applied for the subject before gets its identity pre-filled,
+	 * read-only as always. */
+	{
+		CsOrder *again = create_org(f, bare, &error);
+		g_assert_no_error(error);
+		g_assert_cmpstr(cs_order_get_field(again, "org_name"), ==, "厦门示例科技有限公司");
+		g_assert_cmpstr(cs_order_get_field(again, "legal_rep_name"), ==, "王五");
+		g_assert_cmpstr(cs_order_get_field(again, "legal_rep_id"), ==,
+				"11010519491231002X");
+	}
+
 	/* Knowing the USCC is no proof of being the subject: nothing registered is copied
 	 * into a stranger's draft, the fields stay missing. */
-	second = create_org(f, bare, &error);
+	{
+		g_autoptr(GVariant) fields = org_fields(bare);
+		second = cs_engine_create_order(f->engine, &stranger, "new", "org", fields, &error);
+	}
 	g_assert_no_error(error);
 	g_assert_null(cs_order_get_field(second, "org_name"));
 	g_assert_null(cs_order_get_field(second, "legal_rep_id"));
@@ -433,7 +447,7 @@ test_registry_identity_read_only(Fixture *f, gconstpointer data)
 		g_variant_dict_insert(d, "legal_rep_name", "s", "王五");
 		g_variant_dict_insert(d, "legal_rep_id", "s", "11010519491231002X");
 		same = g_variant_ref_sink(g_variant_dict_end(d));
-		g_assert_true(cs_engine_update_order(f->engine, &owner, second, same, &error));
+		g_assert_true(cs_engine_update_order(f->engine, &stranger, second, same, &error));
 		g_assert_no_error(error);
 	}
 
@@ -443,7 +457,8 @@ test_registry_identity_read_only(Fixture *f, gconstpointer data)
 		g_autoptr(GVariant) change = NULL;
 		g_variant_dict_insert(d, "legal_rep_name", "s", "赵六");
 		change = g_variant_ref_sink(g_variant_dict_end(d));
-		g_assert_false(cs_engine_update_order(f->engine, &owner, second, change, &error));
+		g_assert_false(
+		    cs_engine_update_order(f->engine, &stranger, second, change, &error));
 		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 		g_assert_true(g_str_has_prefix(error->message, "legal_rep_name: differs"));
 		g_assert_cmpstr(cs_order_get_field(second, "legal_rep_name"), ==, "王五");
