@@ -59,6 +59,22 @@ reply_error(sd_bus_error *ret_error, const GError *error)
 	return sd_bus_error_set(ret_error, name, error->message);
 }
 
+/* Reply to @call with @bytes as its one "ay" argument. */
+static int
+reply_bytes(sd_bus_message *call, GBytes *bytes)
+{
+	g_autoptr(sd_bus_message) reply = NULL;
+	gsize len = 0;
+	const void *data = g_bytes_get_data(bytes, &len);
+	int r = sd_bus_message_new_method_return(call, &reply);
+
+	if (r >= 0)
+		r = sd_bus_message_append_array(reply, 'y', data, len);
+	if (r >= 0)
+		r = sd_bus_send(NULL, reply, NULL);
+	return r;
+}
+
 static char *
 order_path(const char *id)
 {
@@ -430,7 +446,6 @@ form_rendered(GObject *source, GAsyncResult *result, gpointer user_data)
 	FormCall *fc = g_task_get_task_data(G_TASK(result));
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) pdf = g_task_propagate_pointer(G_TASK(result), &error);
-	g_autoptr(sd_bus_message) reply = NULL;
 	int r;
 
 	if (pdf == NULL) {
@@ -439,13 +454,7 @@ form_rendered(GObject *source, GAsyncResult *result, gpointer user_data)
 		r = sd_bus_reply_method_error(fc->call, &err);
 		sd_bus_error_free(&err);
 	} else {
-		gsize len = 0;
-		const void *data = g_bytes_get_data(pdf, &len);
-		r = sd_bus_message_new_method_return(fc->call, &reply);
-		if (r >= 0)
-			r = sd_bus_message_append_array(reply, 'y', data, len);
-		if (r >= 0)
-			r = sd_bus_send(NULL, reply, NULL);
+		r = reply_bytes(fc->call, pdf);
 	}
 	if (r < 0)
 		g_warning("DownloadForm %s: cannot reply: %s", fc->name, g_strerror(-r));
@@ -776,20 +785,36 @@ method_to_action(const char *member)
 	return g_string_free(s, FALSE);
 }
 
+/* The order a method call is addressed to and the caller's request. Negative (with
+ * @ret_error set for the reply) when either cannot be had. */
+static int
+order_call(
+    CsDbus *self, sd_bus_message *m, CsOrder **order, CsRequest *req, sd_bus_error *ret_error)
+{
+	g_autoptr(GError) error = NULL;
+
+	*order = order_at(self, sd_bus_message_get_path(m));
+	if (*order == NULL)
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
+					sd_bus_message_get_path(m));
+	if (!request_from_message(self, m, req, &error))
+		return reply_error(ret_error, error);
+	return 0;
+}
+
 static int
 method_order_act(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
-	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
 	g_autofree char *action = method_to_action(sd_bus_message_get_member(m));
 	g_autoptr(GError) error = NULL;
+	CsOrder *order;
 	CsRequest req;
+	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (order == NULL)
-		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
-					sd_bus_message_get_path(m));
-	if (!request_from_message(self, m, &req, &error) ||
-	    !cs_engine_act(self->engine, &req, order, action, &error))
+	if (r < 0)
+		return r;
+	if (!cs_engine_act(self->engine, &req, order, action, &error))
 		return reply_error(ret_error, error);
 	return sd_bus_reply_method_return(m, NULL);
 }
@@ -798,20 +823,18 @@ static int
 method_order_verify_sms_code(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
-	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
 	g_autoptr(GError) error = NULL;
 	const char *code = NULL;
+	CsOrder *order;
 	CsRequest req;
-	int r;
+	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (order == NULL)
-		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
-					sd_bus_message_get_path(m));
+	if (r < 0)
+		return r;
 	r = sd_bus_message_read(m, "s", &code);
 	if (r < 0)
 		return r;
-	if (!request_from_message(self, m, &req, &error) ||
-	    !cs_engine_act_with(self->engine, &req, order, "verify_sms_code", NULL, code, NULL,
+	if (!cs_engine_act_with(self->engine, &req, order, "verify_sms_code", NULL, code, NULL,
 				NULL, &error))
 		return reply_error(ret_error, error);
 	return sd_bus_reply_method_return(m, NULL);
@@ -821,16 +844,15 @@ static int
 method_order_send_sms_code(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
-	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
 	g_autoptr(GError) error = NULL;
 	g_autofree char *masked = NULL;
+	CsOrder *order;
 	CsRequest req;
+	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (order == NULL)
-		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
-					sd_bus_message_get_path(m));
-	if (!request_from_message(self, m, &req, &error) ||
-	    !cs_engine_send_code(self->engine, &req, order, &masked, &error))
+	if (r < 0)
+		return r;
+	if (!cs_engine_send_code(self->engine, &req, order, &masked, &error))
 		return reply_error(ret_error, error);
 	return sd_bus_reply_method_return(m, "s", masked);
 }
@@ -839,30 +861,18 @@ static int
 method_order_get_invoice(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
-	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) pdf = NULL;
-	g_autoptr(sd_bus_message) reply = NULL;
+	CsOrder *order;
 	CsRequest req;
-	gsize len = 0;
-	const void *data;
-	int r;
+	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (order == NULL)
-		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
-					sd_bus_message_get_path(m));
-	if (!request_from_message(self, m, &req, &error))
-		return reply_error(ret_error, error);
+	if (r < 0)
+		return r;
 	pdf = cs_engine_get_invoice(self->engine, &req, order, &error);
 	if (pdf == NULL)
 		return reply_error(ret_error, error);
-	data = g_bytes_get_data(pdf, &len);
-	r = sd_bus_message_new_method_return(m, &reply);
-	if (r >= 0)
-		r = sd_bus_message_append_array(reply, 'y', data, len);
-	if (r >= 0)
-		r = sd_bus_send(NULL, reply, NULL);
-	return r;
+	return reply_bytes(m, pdf);
 }
 
 /* StartPayment replies when the payment is set up: at once for the sandbox, when the
@@ -895,20 +905,16 @@ static int
 method_order_start_payment(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
-	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
-	g_autoptr(GError) error = NULL;
 	const char *channel = NULL;
+	CsOrder *order;
 	CsRequest req;
-	int r;
+	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (order == NULL)
-		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
-					sd_bus_message_get_path(m));
+	if (r < 0)
+		return r;
 	r = sd_bus_message_read(m, "s", &channel);
 	if (r < 0)
 		return r;
-	if (!request_from_message(self, m, &req, &error))
-		return reply_error(ret_error, error);
 	cs_engine_start_payment(self->engine, &req, order, channel, payment_started,
 				sd_bus_message_ref(m), unref_message);
 	return 1; /* replied by payment_started */
@@ -918,15 +924,15 @@ static int
 method_order_update(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
-	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
 	g_autoptr(GVariant) fields = NULL;
 	g_autoptr(GError) error = NULL;
+	CsOrder *order;
 	CsRequest req;
+	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (order == NULL)
-		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
-					sd_bus_message_get_path(m));
-	if (!read_fields(m, &fields, &error) || !request_from_message(self, m, &req, &error) ||
+	if (r < 0)
+		return r;
+	if (!read_fields(m, &fields, &error) ||
 	    !cs_engine_update_order(self->engine, &req, order, fields, &error))
 		return reply_error(ret_error, error);
 	return sd_bus_reply_method_return(m, NULL);
@@ -1059,7 +1065,7 @@ static int
 method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbus *self = userdata;
-	CsOrder *order = order_at(self, sd_bus_message_get_path(m));
+	CsOrder *order;
 	CsConfig *config = cs_engine_get_config(self->engine);
 	const char *kind = NULL;
 	const char *filename = NULL;
@@ -1070,16 +1076,14 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 	struct stat st;
 	CsRequest req;
 	int fd = -1;
-	int r;
+	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (order == NULL)
-		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
-					sd_bus_message_get_path(m));
+	if (r < 0)
+		return r;
 	r = sd_bus_message_read(m, "ssh", &kind, &filename, &fd);
 	if (r < 0)
 		return r;
-	if (!request_from_message(self, m, &req, &error) ||
-	    !cs_engine_check_material(self->engine, &req, order, kind, &error))
+	if (!cs_engine_check_material(self->engine, &req, order, kind, &error))
 		return reply_error(ret_error, error);
 	name = material_filename(filename, &error);
 	if (name == NULL)

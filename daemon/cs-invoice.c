@@ -117,19 +117,6 @@ cs_amount_format(guint64 fen)
 #define MARGIN 36.0
 
 static void
-text_at(cairo_t *cr,
-	const char *text,
-	double x,
-	double y,
-	double width,
-	double size,
-	gboolean bold,
-	PangoAlignment align)
-{
-	cs_pdf_text(cr, text, x, y, width, size, bold, align);
-}
-
-static void
 box(cairo_t *cr, double x, double y, double w, double h)
 {
 	cairo_set_line_width(cr, 0.8);
@@ -150,9 +137,9 @@ draw_party(cairo_t *cr,
 	g_autofree char *line2 = g_strdup_printf("纳税人识别号：%s", tax_id != NULL ? tax_id : "—");
 
 	box(cr, x, y, w, 58);
-	text_at(cr, role, x + 6, y + 6, w - 12, 9, TRUE, PANGO_ALIGN_LEFT);
-	text_at(cr, line1, x + 6, y + 22, w - 12, 9, FALSE, PANGO_ALIGN_LEFT);
-	text_at(cr, line2, x + 6, y + 38, w - 12, 9, FALSE, PANGO_ALIGN_LEFT);
+	cs_pdf_text(cr, role, x + 6, y + 6, w - 12, 9, TRUE, PANGO_ALIGN_LEFT);
+	cs_pdf_text(cr, line1, x + 6, y + 22, w - 12, 9, FALSE, PANGO_ALIGN_LEFT);
+	cs_pdf_text(cr, line2, x + 6, y + 38, w - 12, 9, FALSE, PANGO_ALIGN_LEFT);
 }
 
 static void
@@ -177,32 +164,32 @@ draw_invoice(cairo_t *cr, const CsInvoice *inv)
 	double y = MARGIN;
 
 	cairo_set_source_rgb(cr, 0.55, 0.1, 0.1);
-	text_at(cr, "电子发票（普通发票）", MARGIN, y, width, 18, TRUE, PANGO_ALIGN_CENTER);
+	cs_pdf_text(cr, "电子发票（普通发票）", MARGIN, y, width, 18, TRUE, PANGO_ALIGN_CENTER);
 	y += 30;
 	cairo_set_source_rgb(cr, 0, 0, 0);
-	text_at(cr, head, MARGIN, y, width, 8.5, FALSE, PANGO_ALIGN_CENTER);
+	cs_pdf_text(cr, head, MARGIN, y, width, 8.5, FALSE, PANGO_ALIGN_CENTER);
 	y += 22;
 	draw_party(cr, MARGIN, y, half, "购买方信息", inv->buyer_name, inv->buyer_tax_id);
 	draw_party(cr, MARGIN + half, y, half, "销售方信息", inv->seller_name, inv->seller_tax_id);
 	y += 66;
 
 	box(cr, MARGIN, y, width, 20);
-	text_at(cr, "项目名称", MARGIN + 6, y + 5, 200, 9, TRUE, PANGO_ALIGN_LEFT);
-	text_at(cr, "金额", MARGIN + 250, y + 5, 80, 9, TRUE, PANGO_ALIGN_RIGHT);
-	text_at(cr, "税率", MARGIN + 340, y + 5, 60, 9, TRUE, PANGO_ALIGN_RIGHT);
-	text_at(cr, "税额", MARGIN + 410, y + 5, 100, 9, TRUE, PANGO_ALIGN_RIGHT);
+	cs_pdf_text(cr, "项目名称", MARGIN + 6, y + 5, 200, 9, TRUE, PANGO_ALIGN_LEFT);
+	cs_pdf_text(cr, "金额", MARGIN + 250, y + 5, 80, 9, TRUE, PANGO_ALIGN_RIGHT);
+	cs_pdf_text(cr, "税率", MARGIN + 340, y + 5, 60, 9, TRUE, PANGO_ALIGN_RIGHT);
+	cs_pdf_text(cr, "税额", MARGIN + 410, y + 5, 100, 9, TRUE, PANGO_ALIGN_RIGHT);
 	y += 20;
 	box(cr, MARGIN, y, width, 60);
-	text_at(cr, inv->item, MARGIN + 6, y + 6, 240, 9, FALSE, PANGO_ALIGN_LEFT);
-	text_at(cr, net_s, MARGIN + 250, y + 6, 80, 9, FALSE, PANGO_ALIGN_RIGHT);
-	text_at(cr, rate, MARGIN + 340, y + 6, 60, 9, FALSE, PANGO_ALIGN_RIGHT);
-	text_at(cr, tax_s, MARGIN + 410, y + 6, 100, 9, FALSE, PANGO_ALIGN_RIGHT);
+	cs_pdf_text(cr, inv->item, MARGIN + 6, y + 6, 240, 9, FALSE, PANGO_ALIGN_LEFT);
+	cs_pdf_text(cr, net_s, MARGIN + 250, y + 6, 80, 9, FALSE, PANGO_ALIGN_RIGHT);
+	cs_pdf_text(cr, rate, MARGIN + 340, y + 6, 60, 9, FALSE, PANGO_ALIGN_RIGHT);
+	cs_pdf_text(cr, tax_s, MARGIN + 410, y + 6, 100, 9, FALSE, PANGO_ALIGN_RIGHT);
 	y += 60;
 	box(cr, MARGIN, y, width, 24);
-	text_at(cr, total_line, MARGIN + 6, y + 6, width - 12, 10, TRUE, PANGO_ALIGN_LEFT);
+	cs_pdf_text(cr, total_line, MARGIN + 6, y + 6, width - 12, 10, TRUE, PANGO_ALIGN_LEFT);
 	y += 34;
-	text_at(cr, "本发票由 CA 证书与电子签章共享平台开具，与纸质发票具有同等效力。", MARGIN, y,
-		width, 7.5, FALSE, PANGO_ALIGN_CENTER);
+	cs_pdf_text(cr, "本发票由 CA 证书与电子签章共享平台开具，与纸质发票具有同等效力。", MARGIN,
+		    y, width, 7.5, FALSE, PANGO_ALIGN_CENTER);
 }
 
 static void

@@ -248,6 +248,25 @@ job_fail(Job *job, const char *reason)
 	job_free(job);
 }
 
+/* Where a token step hands back: the job's order, still making, or NULL when the job ended
+ * here (the daemon stops, the step failed, or the order moved on). */
+static CsOrder *
+job_resume(Job *job, const GError *error)
+{
+	CsOrder *order;
+
+	if (job_dropped(job))
+		return NULL;
+	if (error != NULL) {
+		job_fail(job, error->message);
+		return NULL;
+	}
+	order = job_order(job);
+	if (order == NULL)
+		job_free(job);
+	return order;
+}
+
 static void
 on_written(GBytes *result, const GError *error, gpointer user_data)
 {
@@ -255,17 +274,9 @@ on_written(GBytes *result, const GError *error, gpointer user_data)
 	CsOrder *order;
 	g_autoptr(GError) local = NULL;
 
-	if (job_dropped(job))
+	order = job_resume(job, error);
+	if (order == NULL)
 		return;
-	if (error != NULL) {
-		job_fail(job, error->message);
-		return;
-	}
-	order = job_order(job);
-	if (order == NULL) {
-		job_free(job);
-		return;
-	}
 	if (!cs_engine_act_with(job->engine, &system_request, order, "made",
 				reason_params("key_serial", job->serial, "certificate_serial",
 					      job->certificate_serial),
@@ -311,17 +322,9 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 	gsize len = 0;
 	guint width = 0, height = 0;
 
-	if (job_dropped(job))
+	order = job_resume(job, error);
+	if (order == NULL)
 		return;
-	if (error != NULL) {
-		job_fail(job, error->message);
-		return;
-	}
-	order = job_order(job);
-	if (order == NULL) {
-		job_free(job);
-		return;
-	}
 	set_progress(job, order, 60);
 	p = g_bytes_get_data(csr, &len);
 	cert = cs_engine_issue_certificate(job->engine, &system_request, order, p, len, &local);

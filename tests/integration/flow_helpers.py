@@ -297,6 +297,14 @@ class Application:
         assert self.state == "in_review"
         return out
 
+    def to_review(self):
+        """Confirm, attach every material, submit, type the code and pay: in review."""
+        self.confirm()
+        self.attach_all()
+        self.submit()
+        self.verify()
+        self.pay()
+
     def approve(self, note=None):
         """Approve the review; returns the certificate password read from the outbox."""
         service, to, template = self.pin_route()

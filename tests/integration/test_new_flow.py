@@ -957,11 +957,7 @@ def test_a_key_pulled_during_making_goes_back_to_approved_and_another_key_is_mad
     account = "6217000010001234"
     a = app("person", auth_method="bank_account_transfer", bank_name="中国建设银行北京西城支行",
             bank_account=account)
-    a.confirm()
-    a.attach_all()
-    a.submit()
-    a.verify()
-    a.pay()
+    a.to_review()
     pin = a.approve()
     assert a.prop("PasswordDelivery") == "transfer:****" + account[-4:]
 
@@ -1034,11 +1030,7 @@ def crl_serials(office, tmp_dir):
 def test_a_key_pulled_while_written_is_made_again_once_plugged_back(daemon, client, office, app,
                                                                     tmp_dir):
     a = app("org", legal_rep_phone="handler")
-    a.confirm()
-    a.attach_all()
-    a.submit()
-    a.verify()
-    a.pay()
+    a.to_review()
     pin = a.approve()
     serial = f"PW{a.n:04d}"
     blank_key(daemon.state_dir, client, serial)
@@ -1086,11 +1078,7 @@ def crash_while_writing(d, c, off, serial):
     is written to blank key @serial; the daemon is started again. Returns (app, pin,
     serial of the certificate issued for the attempt)."""
     a = Application(c, off, "person")
-    a.confirm()
-    a.attach_all()
-    a.submit()
-    a.verify()
-    a.pay()
+    a.to_review()
     pin = a.approve()
     blank_key(d.state_dir, c, serial)
     vkey(d.state_dir, "fault", serial, "C_CreateObject", "--after", "1", "--mode", "hang",
@@ -1152,11 +1140,7 @@ def test_the_password_and_the_codes_appear_nowhere_but_the_outbox(daemon, client
     # One more application through making, so that the module has at least one made key
     # whatever tests ran before.
     a = app("org", legal_rep_phone="handler")
-    a.confirm()
-    a.attach_all()
-    a.submit()
-    a.verify()
-    a.pay()
+    a.to_review()
     a.approve()
     serial = f"SEC{a.n:04d}"
     blank_key(daemon.state_dir, client, serial)
@@ -1233,11 +1217,7 @@ def test_no_staff_key_reads_a_secret_a_gateway_task_carries(daemon, client, offi
     the certificate password travels on sms/bank tasks and only a gateway delivers it."""
     from office_helpers import Worker
     a = app()
-    a.confirm()
-    a.attach_all()
-    a.submit()
-    a.verify()
-    a.pay()
+    a.to_review()
     admin = Worker(daemon.state_dir)
     try:
         for method, params in (("task.next", {"service": "sms"}),
