@@ -1,7 +1,7 @@
 /*
  * cs-cli-seal.c — `certseal seal show|verify FILE [--document DOC]`: GB/T 38540 seals and
  * document signatures read and verified locally, with the same code the daemon runs
- * (daemon/cs-seal.c); no bus is needed.
+ * (daemon/pki/cs-seal.c); no bus is needed.
  *
  * Trust comes from --ca FILE (a PEM bundle, e.g. what `certseal-office ca export`
  * prints; repeatable), or from the CA files of a state directory (--state-dir DIR, by

@@ -1,5 +1,5 @@
 /*
- * test-config.c — unit tests of certseald.conf and vendor profile loading (daemon/cs-config.c).
+ * test-config.c — unit tests of certseald.conf and vendor profile loading (daemon/base/cs-config.c).
  *
  * Each test writes its files into a fresh temporary directory. Refusals are checked to
  * name the file and the line ("<path>:<line>: ") and the problem; the shipped files

@@ -1,5 +1,5 @@
 /*
- * test-json.c — the canonical JSON writer (daemon/cs-json.c).
+ * test-json.c — the canonical JSON writer (daemon/store/cs-json.c).
  *
  * The expected strings below were produced by Python's
  *   json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

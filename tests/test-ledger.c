@@ -1,5 +1,5 @@
 /*
- * test-ledger.c — the ledger (daemon/cs-ledger.c) and the vault (daemon/cs-vault.c).
+ * test-ledger.c — the ledger (daemon/store/cs-ledger.c) and the vault (daemon/store/cs-vault.c).
  *
  * Real SQLite files in a fresh temporary directory per test, removed afterwards. Tamper
  * tests go behind the ledger's back with a raw sqlite3 connection (drop the append-only
