@@ -30,6 +30,9 @@
 #include "cs-keys.h"
 #include "cs-loader.h"
 #include "cs-office.h"
+#include "cs-payments.h"
+#include "cs-queue.h"
+#include "cs-tasks.h"
 
 typedef struct {
 	const CsLoadedDriver *driver;
@@ -51,7 +54,10 @@ struct _CsDaemon {
 	CsDbus *dbus;
 	CsKeys *keys; /* the inserted USB keys, watched through the drivers */
 	CsDbusKeys *dbus_keys;
-	CsOffice *office; /* the office front (ZeroMQ), started with the engine */
+	CsTasks *tasks;	      /* the durable task queue, in the ledger */
+	CsQueue *queue;	      /* the office tasks the flows' states wait for */
+	CsPayments *payments; /* StartPayment calls waiting for a cashier */
+	CsOffice *office;     /* the office front (ZeroMQ), started with the engine */
 	GMainLoop *loop;
 	int lock_fd;
 };
@@ -118,6 +124,23 @@ add_plugins(CsDaemon *self)
 			continue;
 		}
 		i++;
+	}
+}
+
+/* A price for a kind no loaded flow provides is kept, but said: a typo in a vendor profile
+ * should not go unnoticed. */
+static void
+warn_unknown_prices(CsDaemon *self)
+{
+	for (guint i = 0; i < self->config->vendors->len; i++) {
+		const CsVendor *v = g_ptr_array_index(self->config->vendors, i);
+		g_auto(GStrv) kinds = cs_vendor_get_price_kinds(v);
+		for (guint j = 0; kinds[j] != NULL; j++) {
+			if (cs_engine_find_plugin(self->engine, kinds[j]) == NULL)
+				g_message(
+				    "vendor %s: a price for '%s', which no loaded flow provides",
+				    v->id, kinds[j]);
+		}
 	}
 }
 
@@ -262,11 +285,19 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	if (recovered > 0)
 		g_message("%u order(s) in a transient state went back to their last stable state",
 			  recovered);
-	self->office = cs_office_new(self->engine, self->vault, self->state_dir, error);
+	warn_unknown_prices(self);
+	self->tasks = cs_tasks_new(self->ledger, self->vault, self->config, error);
+	if (self->tasks == NULL)
+		return NULL;
+	self->queue = cs_queue_new(self->engine, self->tasks, error);
+	if (self->queue == NULL)
+		return NULL;
+	self->payments = cs_payments_new(self->engine, self->tasks);
+	self->office =
+	    cs_office_new(self->engine, self->tasks, self->vault, self->state_dir, error);
 	if (self->office == NULL)
 		return NULL;
-	cs_engine_set_services(self->engine, self->vault, cs_office_get_tasks(self->office),
-			       self->keys);
+	cs_engine_set_services(self->engine, self->vault, self->tasks, self->keys);
 	return g_steal_pointer(&self);
 }
 
@@ -316,8 +347,8 @@ cs_daemon_run(CsDaemon *self, GError **error)
 	self->loop = g_main_loop_new(NULL, FALSE);
 	sigterm = g_unix_signal_add(SIGTERM, on_signal, self);
 	sigint = g_unix_signal_add(SIGINT, on_signal, self);
-	self->dbus =
-	    cs_dbus_new(self->engine, (const char *const *)names->pdata, self->bus_type, error);
+	self->dbus = cs_dbus_new(self->engine, self->payments, (const char *const *)names->pdata,
+				 self->bus_type, error);
 	if (self->dbus == NULL) {
 		g_source_remove(sigterm);
 		g_source_remove(sigint);
@@ -369,9 +400,13 @@ cs_daemon_free(CsDaemon *self)
 	/* From now on, token work still running hands nothing back to the engine. */
 	if (self->engine != NULL)
 		cs_engine_stop(self->engine);
+	/* StartPayment calls still waiting hold D-Bus messages: drop them before the bus. */
+	g_clear_pointer(&self->payments, cs_payments_free);
 	g_clear_pointer(&self->dbus_keys, cs_dbus_keys_free);
 	g_clear_pointer(&self->dbus, cs_dbus_free);
 	g_clear_pointer(&self->office, cs_office_free);
+	g_clear_pointer(&self->queue, cs_queue_free);
+	g_clear_pointer(&self->tasks, cs_tasks_free);
 	/* A token call that hangs past half the shutdown deadline keeps its driver loaded:
 	 * shutting the driver down under it would crash, and the process is exiting anyway.
 	 * Half, so the rest of the teardown still ends before the watchdog. */

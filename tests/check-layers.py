@@ -6,8 +6,8 @@ Each folder of daemon/ is a layer; the layers are totally ordered, lowest first:
     base < store < pki < keys < core < services < dbus, office < daemon/ itself
 
 A file may include headers of its own layer and of the layers below it, never above; the
-two fronts (dbus, office) never include each other; and the modules (a .c with its .h)
-include each other in no circle. Headers of the SDK (certseal/*.h) and of the build
+two fronts (dbus, office) never include each other; and the modules (a .c with its .h,
+and its -private.h if any) include each other in no circle. Headers of the SDK (certseal/*.h) and of the build
 (cs-build-config.h) belong to no layer and may be included anywhere.
 
 It also checks that SQL stays in the store: no file outside daemon/store/ uses sqlite3.
@@ -48,7 +48,7 @@ def main():
     for layer, path in files:
         text = open(path, encoding="utf-8").read()
         rel = os.path.relpath(path, src)
-        module = os.path.splitext(os.path.basename(path))[0]
+        module = module_of(os.path.basename(path))
         graph.setdefault(module, set())
         if layer != "store" and re.search(r"\bsqlite3\w*", text):
             sql.append(rel)
@@ -59,7 +59,7 @@ def main():
             if target is None:
                 problems.append(f"{rel}: includes {inc}, which is in no layer")
                 continue
-            other = os.path.splitext(inc)[0]
+            other = module_of(inc)
             if other != module:
                 graph[module].add(other)
             if RANK[target] > RANK[layer]:
@@ -74,6 +74,12 @@ def main():
     report(3, "no circle of includes between modules", cycles)
     report(4, "only daemon/store/ speaks SQL", sql)
     return 0 if not (unknown_dirs or problems or cycles or sql) else 1
+
+
+def module_of(name):
+    """A module is a .c with its .h; a "-private.h" header belongs to its module."""
+    base = os.path.splitext(name)[0]
+    return base[:-len("-private")] if base.endswith("-private") else base
 
 
 def find_cycles(graph):

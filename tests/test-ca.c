@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "cs-ca.h"
+#include "cs-certs.h"
 #include "cs-engine.h"
 #include "cs-loader.h"
 #include "cs-seal.h"
@@ -977,33 +978,33 @@ test_engine_issue_from_order(Fixture *f, gconstpointer data)
 	fields = g_variant_ref_sink(g_variant_dict_end(d));
 	order = cs_engine_create_order(engine, &owner, "new", "org", fields, &error);
 	g_assert_no_error(error);
-	g_assert_null(cs_engine_issue_certificate(
-	    engine, &maker, order, g_bytes_get_data(csr, NULL), g_bytes_get_size(csr), &error));
+	g_assert_null(cs_certs_issue(engine, &maker, order, g_bytes_get_data(csr, NULL),
+				     g_bytes_get_size(csr), NULL, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE);
 	g_clear_error(&error);
 	cs_engine_set_cas(engine, f->cas);
 
 	/* A stranger cannot; a bad CSR stores nothing. */
 	seq = cs_ledger_last_seq(f->ledger);
-	g_assert_null(cs_engine_issue_certificate(
-	    engine, &stranger, order, g_bytes_get_data(csr, NULL), g_bytes_get_size(csr), &error));
+	g_assert_null(cs_certs_issue(engine, &stranger, order, g_bytes_get_data(csr, NULL),
+				     g_bytes_get_size(csr), NULL, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
 	g_clear_error(&error);
 	g_assert_null(
-	    cs_engine_issue_certificate(engine, &maker, order, (const guint8 *)"junk", 4, &error));
+	    cs_certs_issue(engine, &maker, order, (const guint8 *)"junk", 4, NULL, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 	g_clear_error(&error);
 	g_assert_cmpint(cs_ledger_last_seq(f->ledger), ==, seq);
 
-	cert = cs_engine_issue_certificate(engine, &maker, order, g_bytes_get_data(csr, NULL),
-					   g_bytes_get_size(csr), &error);
+	cert = cs_certs_issue(engine, &maker, order, g_bytes_get_data(csr, NULL),
+			      g_bytes_get_size(csr), NULL, &error);
 	g_assert_no_error(error);
 	x = cs_x509_from_der(cert);
 	g_assert_nonnull(x);
 	g_assert_true(cs_ca_verify_chain(cs_ca_set_get(f->cas, "v-ec", NULL), x,
 					 g_get_real_time() / G_USEC_PER_SEC + 1, &error));
 	/* The event is the order's, with the maker as actor, and names no personal data. */
-	events = cs_ledger_order_events(f->ledger, order->id, &error);
+	events = cs_ledger_order_events(f->ledger, cs_order_get_id(order), &error);
 	g_assert_no_error(error);
 	{
 		CsEventRow *last = g_ptr_array_index(events, events->len - 1);
@@ -1017,8 +1018,8 @@ test_engine_issue_from_order(Fixture *f, gconstpointer data)
 	/* The order's e-seal, signed by the vendor's seal maker, verifies. */
 	{
 		static const guint8 png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0};
-		g_autoptr(GBytes) seal = cs_engine_make_seal(engine, &maker, order, cert, png,
-							     sizeof(png), 40, 40, &error);
+		g_autoptr(GBytes) seal = cs_certs_make_seal(engine, &maker, order, cert, png,
+							    sizeof(png), 40, 40, &error);
 		g_autoptr(CsSealTrust) trust = cs_seal_trust_new();
 		g_autoptr(CsSealInfo) info = NULL;
 
@@ -1043,21 +1044,21 @@ test_engine_issue_from_order(Fixture *f, gconstpointer data)
 			int len = i2d_X509(ox, &der);
 			other = g_bytes_new(der, (gsize)len);
 			OPENSSL_free(der);
-			other_seal = cs_engine_make_seal(engine, &maker, order, other, png,
-							 sizeof(png), 40, 40, &error);
+			other_seal = cs_certs_make_seal(engine, &maker, order, other, png,
+							sizeof(png), 40, 40, &error);
 			g_assert_null(other_seal);
 			g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 			g_clear_error(&error);
 		}
 	}
-	found = cs_engine_find_certificates(engine, "v-ec", "org", USCC, &error);
+	found = cs_certs_find(engine, "v-ec", "org", USCC, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(found->len, ==, 1);
-	g_assert_cmpstr(((CsCertRow *)g_ptr_array_index(found, 0))->order_id, ==, order->id);
+	g_assert_cmpstr(((CsCertRow *)g_ptr_array_index(found, 0))->order_id, ==,
+			cs_order_get_id(order));
 	{
 		g_autofree char *serial = serial_of(x);
-		g_assert_true(cs_engine_revoke_certificate(engine, &maker, serial, "superseded",
-							   order, &error));
+		g_assert_true(cs_certs_revoke(engine, &maker, serial, "superseded", order, &error));
 		g_assert_no_error(error);
 	}
 	g_clear_pointer(&engine, cs_engine_free);

@@ -1,5 +1,6 @@
 /*
- * test-config.c — unit tests of certseald.conf and vendor profile loading (daemon/base/cs-config.c).
+ * test-config.c — unit tests of certseald.conf and vendor profile loading
+ * (daemon/base/cs-config.c).
  *
  * Each test writes its files into a fresh temporary directory. Refusals are checked to
  * name the file and the line ("<path>:<line>: ") and the problem; the shipped files
@@ -650,7 +651,7 @@ test_vendor_bad_price_names_line(Fixture *f, gconstpointer user_data)
 	assert_vendor_refused(f, "[prices]\nnew.company = 100\n", 7,
 			      "[prices] new.company: unknown key");
 	assert_vendor_refused(f, "[prices]\nnew = 100\n", 7, "[prices] new: unknown key");
-	assert_vendor_refused(f, "[prices]\nbuy.org = 100\n", 7, "[prices] buy.org: unknown key");
+	assert_vendor_refused(f, "[prices]\nNew.org = 100\n", 7, "[prices] New.org: unknown key");
 }
 
 static void

@@ -58,21 +58,15 @@ test_plugin_good_loads(void)
 }
 
 static void
-test_plugin_older_minor_upgraded(void)
+test_plugin_older_major_refused(void)
 {
-	g_autofree char *path = module_path("old-minor-plugin.so");
+	g_autofree char *path = module_path("old-major-plugin.so");
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CsLoadedPlugin) p = cs_loader_load_plugin(path, TRUE, &error);
 
-	g_assert_no_error(error);
-	g_assert_cmpstr(p->plugin->kind, ==, "oldminor");
-	g_assert_cmpint(p->abi_minor, ==, 0);
-	/* What lies past a 1.0 table was not read: no materials, whatever was there. */
-	g_assert_true(p->plugin == p->upgraded);
-	g_assert_null(p->plugin->materials);
-	g_assert_cmpuint(p->plugin->n_materials, ==, 0);
-	g_assert_null(p->plugin->material_states);
-	g_assert_cmpuint(p->plugin->n_transitions, ==, 1);
+	g_assert_null(p);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, "ABI major version 1, certseald speaks 2"));
 }
 
 static void
@@ -84,7 +78,7 @@ test_plugin_wrong_abi_refused(void)
 
 	g_assert_null(p);
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
-	g_assert_true(strstr(error->message, "ABI major version 2, certseald speaks 1") != NULL);
+	g_assert_true(strstr(error->message, "ABI major version 3, certseald speaks 2") != NULL);
 }
 
 static void
@@ -143,12 +137,13 @@ test_plugin_dir_skips_refused(void)
 		g_ptr_array_add(kinds, (gpointer)p->plugin->kind);
 	}
 	/* failing-init loads (its init runs in the engine), the broken ones do not. */
-	g_assert_cmpuint(kinds->len, ==, 3);
+	g_assert_cmpuint(kinds->len, ==, 2);
 	g_assert_cmpstr(g_ptr_array_index(kinds, 0), ==, "failing");
 	g_assert_cmpstr(g_ptr_array_index(kinds, 1), ==, "good");
-	g_assert_cmpstr(g_ptr_array_index(kinds, 2), ==, "oldminor");
 	g_assert_true(
-	    logged_matching("WARNING */bad-abi-plugin.so: refused: ABI major version 2*"));
+	    logged_matching("WARNING */bad-abi-plugin.so: refused: ABI major version 3*"));
+	g_assert_true(
+	    logged_matching("WARNING */old-major-plugin.so: refused: ABI major version 1*"));
 	g_assert_true(logged_matching(
 	    "WARNING */no-entry-plugin.so: refused: missing symbol certseal_plugin_get"));
 	g_assert_true(logged_matching(
@@ -269,8 +264,7 @@ main(int argc, char **argv)
 	g_log_set_writer_func(capture_writer, NULL, NULL);
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/loader/plugin/good-loads", test_plugin_good_loads);
-	g_test_add_func("/loader/plugin/older-minor-gets-a-zero-extended-table",
-			test_plugin_older_minor_upgraded);
+	g_test_add_func("/loader/plugin/older-major-refused", test_plugin_older_major_refused);
 	g_test_add_func("/loader/plugin/wrong-abi-refused", test_plugin_wrong_abi_refused);
 	g_test_add_func("/loader/plugin/missing-entry-refused", test_plugin_missing_entry_refused);
 	g_test_add_func("/loader/plugin/missing-version-refused",

@@ -4,9 +4,9 @@
  * the sandbox outbox, Alipay RSA2 and WeChat Pay v3 verification with gateway keys made
  * here, and the ZeroMQ GSource draining a flood.
  *
- * The flow plugin is a fixture declared below with the office steps the real flows get
- * later (pay by a gateway, review, make); it is registered under the kind "reissue" only
- * to use that kind's entry in the demo vendor's price table (30000 fen for an org).
+ * The flow plugin is a fixture declared below with office steps (pay by a gateway, review,
+ * make); it is registered under the kind "reissue" only to use that kind's entry in the
+ * demo vendor's price table (30000 fen for an org).
  */
 #include <glib/gstdio.h>
 #include <openssl/evp.h>
@@ -20,6 +20,7 @@
 #include "cs-office-msg.h"
 #include "cs-office.h"
 #include "cs-payment.h"
+#include "cs-queue.h"
 #include "cs-tasks.h"
 #include "cs-zmq-source.h"
 
@@ -30,12 +31,14 @@ static const char *const fx_editable[] = {"draft", NULL};
 static const CsFieldSpec fx_fields[] = {
     {"vendor", CS_FIELD_VENDOR, CS_SUBJECT_ANY, TRUE, FALSE, NULL, 32},
 };
+static const CsResultSpec fx_review_results[] = {{"note", FALSE, TRUE}, {NULL}};
+static const CsResultSpec fx_make_results[] = {{"key_serial", TRUE, FALSE}, {NULL}};
 static const CsTransition fx_transitions[] = {
     {"confirm", "draft", "unpaid", CS_ACTOR_DESKTOP, 0},
-    {"pay", "unpaid", "in_review", CS_ACTOR_GATEWAY, 0},
-    {"approve", "in_review", "approved", CS_ACTOR_REVIEWER, 0},
-    {"reject", "in_review", "draft", CS_ACTOR_REVIEWER, 0},
-    {"make", "approved", "made", CS_ACTOR_MAKER, 0},
+    {"pay", "unpaid", "in_review", CS_ACTOR_GATEWAY, CS_TRANSITION_PAYMENT},
+    {"approve", "in_review", "approved", CS_ACTOR_REVIEWER, 0, "review", fx_review_results},
+    {"reject", "in_review", "draft", CS_ACTOR_REVIEWER, 0, "review", fx_review_results},
+    {"make", "approved", "made", CS_ACTOR_MAKER, 0, "make", fx_make_results},
 };
 static const CsPlugin fx_plugin = {
     .kind = "reissue",
@@ -61,6 +64,7 @@ typedef struct {
 	CsLedger *ledger;
 	CsEngine *engine;
 	CsTasks *tasks;
+	CsQueue *queue;
 	EVP_PKEY *alipay;
 	EVP_PKEY *wechat;
 	CsPaymentKeys *keys;
@@ -81,6 +85,25 @@ write_public_pem(Fixture *f, EVP_PKEY *key, const char *name)
 	g_assert_cmpint(PEM_write_PUBKEY(fp, key), ==, 1);
 	fclose(fp);
 	return path;
+}
+
+/* The task queue and the order work over it, as the daemon opens them. */
+static void
+open_tasks(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+
+	f->tasks = cs_tasks_new(f->ledger, f->vault, f->config, &error);
+	g_assert_no_error(error);
+	f->queue = cs_queue_new(f->engine, f->tasks, &error);
+	g_assert_no_error(error);
+}
+
+static void
+close_tasks(Fixture *f)
+{
+	g_clear_pointer(&f->queue, cs_queue_free);
+	g_clear_pointer(&f->tasks, cs_tasks_free);
 }
 
 static void
@@ -119,8 +142,7 @@ fixture_set_up(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	f->engine = cs_engine_new(f->config, f->ledger);
 	g_assert_true(cs_engine_add_plugin(f->engine, &fx_plugin, &error));
-	f->tasks = cs_tasks_new(f->engine, f->vault, &error);
-	g_assert_no_error(error);
+	open_tasks(f);
 }
 
 static void
@@ -142,7 +164,7 @@ remove_tree(const char *dir)
 static void
 fixture_tear_down(Fixture *f, gconstpointer data)
 {
-	cs_tasks_free(f->tasks);
+	close_tasks(f);
 	cs_engine_free(f->engine);
 	cs_ledger_free(f->ledger);
 	cs_vault_free(f->vault);
@@ -260,7 +282,7 @@ test_review_task_done_once(Fixture *f, gconstpointer data)
 	g_autoptr(GPtrArray) history = NULL;
 	guint approvals = 0;
 
-	g_assert_cmpstr(queued->order_id, ==, order->id);
+	g_assert_cmpstr(queued->order_id, ==, cs_order_get_id(order));
 	g_assert_cmpstr(queued->expected_state, ==, "in_review");
 	json_object_set_string_member(approve, "decision", "approve");
 	/* A maker may not take a review. */
@@ -277,11 +299,11 @@ test_review_task_done_once(Fixture *f, gconstpointer data)
 	g_assert_false(cs_tasks_complete(f->tasks, &rita, first->lease, approve, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_WRONG_STATE);
 	g_clear_error(&error);
-	g_assert_cmpstr(order->state, ==, "in_review");
+	g_assert_cmpstr(cs_order_get_state(order), ==, "in_review");
 	/* The current lease commits once; a retry is refused. */
 	g_assert_true(cs_tasks_complete(f->tasks, &rita, second->lease, approve, &error));
 	g_assert_no_error(error);
-	g_assert_cmpstr(order->state, ==, "approved");
+	g_assert_cmpstr(cs_order_get_state(order), ==, "approved");
 	g_assert_false(cs_tasks_complete(f->tasks, &rita, second->lease, approve, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_WRONG_STATE);
 	history = cs_engine_history(f->engine, order, NULL);
@@ -314,7 +336,7 @@ test_done_refused_when_order_moved_on(Fixture *f, gconstpointer data)
 	g_assert_true(cs_engine_act(f->engine, &admin, order, "reject", &error));
 	g_assert_false(cs_tasks_complete(f->tasks, &rita, task->lease, approve, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_WRONG_STATE);
-	g_assert_cmpstr(order->state, ==, "draft");
+	g_assert_cmpstr(cs_order_get_state(order), ==, "draft");
 	/* The obsolete task was ended, not left for the next reviewer. */
 	g_assert_cmpint(count(f, "SELECT count(*) FROM tasks WHERE state IN ('queued', 'leased')"),
 			==, 0);
@@ -334,8 +356,8 @@ test_tasks_survive_reopen(Fixture *f, gconstpointer data)
 	order_in(f, "in_review");
 	order_in(f, "in_review");
 	leased = cs_tasks_lease_next(f->tasks, "review", "rita", &error);
-	cs_tasks_free(f->tasks);
-	f->tasks = cs_tasks_new(f->engine, f->vault, &error);
+	close_tasks(f);
+	open_tasks(f);
 	g_assert_no_error(error);
 	all = cs_tasks_list(f->tasks, "queued", "review", &error);
 	g_assert_cmpuint(all->len, ==, 2); /* the lease was revoked, nothing duplicated */
@@ -458,8 +480,8 @@ test_alipay(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
 	CsOrder *order = order_in(f, "unpaid");
-	g_autofree char *good = alipay_form(f, order->id, "300.00", "T1");
-	g_autofree char *wrong_amount = alipay_form(f, order->id, "300.01", "T2");
+	g_autofree char *good = alipay_form(f, cs_order_get_id(order), "300.00", "T1");
+	g_autofree char *wrong_amount = alipay_form(f, cs_order_get_id(order), "300.01", "T2");
 	g_autofree char *tampered = g_strdup(good);
 	g_autoptr(CsPaymentNotice) notice = NULL;
 	gboolean applied = FALSE;
@@ -481,11 +503,11 @@ test_alipay(Fixture *f, gconstpointer data)
 
 	notice = cs_payment_verify_alipay(f->keys, good, &error);
 	g_assert_no_error(error);
-	g_assert_cmpstr(notice->order_id, ==, order->id);
+	g_assert_cmpstr(notice->order_id, ==, cs_order_get_id(order));
 	g_assert_cmpuint(notice->amount_fen, ==, PRICE_FEN);
 	g_assert_true(cs_payment_apply(f->engine, notice, &applied, NULL, &error));
 	g_assert_true(applied);
-	g_assert_cmpstr(order->state, ==, "in_review");
+	g_assert_cmpstr(cs_order_get_state(order), ==, "in_review");
 	/* Replayed: acknowledged, applied nothing. */
 	g_assert_true(cs_payment_apply(f->engine, notice, &applied, NULL, &error));
 	g_assert_false(applied);
@@ -543,7 +565,7 @@ test_wechat(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	CsOrder *order = order_in(f, "unpaid");
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-	g_autofree char *body = wechat_body(order->id, PRICE_FEN, "W1");
+	g_autofree char *body = wechat_body(cs_order_get_id(order), PRICE_FEN, "W1");
 	g_autofree char *tampered = g_strdup(body);
 	g_autoptr(JsonObject) headers = wechat_headers(f, body, now);
 	g_autoptr(JsonObject) stale = wechat_headers(f, body, now - 301);
@@ -565,7 +587,7 @@ test_wechat(Fixture *f, gconstpointer data)
 	g_assert_true(applied);
 	g_assert_true(cs_payment_apply(f->engine, notice, &applied, NULL, &error));
 	g_assert_false(applied);
-	g_assert_cmpstr(order->state, ==, "in_review");
+	g_assert_cmpstr(cs_order_get_state(order), ==, "in_review");
 }
 
 /* ---- the GSource ------------------------------------------------------------------------ */
@@ -684,7 +706,7 @@ test_ready_worker_before_sandbox(Fixture *f, gconstpointer data)
 		    g_build_filename(f->config->office_dir, "gw.conf", NULL);
 		g_assert_true(g_file_set_contents(conf_path, conf, -1, &error));
 	}
-	office = cs_office_new(f->engine, f->vault, f->dir, &error);
+	office = cs_office_new(f->engine, f->tasks, f->vault, f->dir, &error);
 	g_assert_no_error(error);
 	tasks = cs_office_get_tasks(office);
 
@@ -779,13 +801,13 @@ test_claim_expires_unless_renewed(Fixture *f, gconstpointer data)
 	f->config->office_endpoint = g_strdup_printf("ipc://@certseal-test-claim-%d", getpid());
 	f->config->office_heartbeat_ms = 50;
 	f->config->office_claim_ms = 400;
-	office = cs_office_new(f->engine, f->vault, f->dir, &error);
+	office = cs_office_new(f->engine, f->tasks, f->vault, f->dir, &error);
 	g_assert_no_error(error);
 	order = order_in(f, "in_review");
 	sock = connect_admin(f, office, &ctx);
 	body = g_strdup_printf("{\"id\":1,\"method\":\"task.claim\",\"params\":"
 			       "{\"order_id\":\"%s\",\"service\":\"review\"}}",
-			       order->id);
+			       cs_order_get_id(order));
 	send3(sock, "CALL", body);
 	claim = recv_verb(sock, "RESULT", 3000);
 	g_assert_nonnull(claim);
@@ -811,7 +833,7 @@ test_claim_expires_unless_renewed(Fixture *f, gconstpointer data)
 	again = recv_verb(sock, "ERROR", 3000);
 	g_assert_nonnull(again);
 	g_assert_cmpstr(json_object_get_string_member(again, "code"), ==, "WrongState");
-	g_assert_cmpstr(order->state, ==, "in_review");
+	g_assert_cmpstr(cs_order_get_state(order), ==, "in_review");
 	zmq_close(sock);
 	zmq_ctx_term(ctx);
 }

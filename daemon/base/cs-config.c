@@ -41,7 +41,6 @@ typedef struct {
 } CsConfGroup;
 
 static const char *const algorithms[] = {"rsa-2048", "ec-p256", "sm2", NULL};
-static const char *const price_kinds[] = {"new", "renew", "unlock", "reissue", "change", NULL};
 static const char *const price_subjects[] = {"org", "person", NULL};
 
 static const char *const daemon_keys[] = {
@@ -896,7 +895,10 @@ price_key_ok(const char *key)
 {
 	g_auto(GStrv) parts = g_strsplit(key, ".", -1);
 
-	return g_strv_length(parts) == 2 && strv_has(price_kinds, parts[0]) &&
+	/* The kind is a flow's name; flows are plugins, so which ones exist is known only once
+	 * they are loaded (the daemon then says which prices name none). */
+	return g_strv_length(parts) == 2 &&
+	       g_regex_match_simple("^[a-z][a-z0-9_]{0,31}$", parts[0], 0, 0) &&
 	       strv_has(price_subjects, parts[1]);
 }
 
@@ -911,7 +913,7 @@ vendor_read_prices(CsVendor *vendor, CsConfFile *file, GError **error)
 		if (!price_key_ok(keys[i]))
 			return conf_file_refuse(file, error, "prices", keys[i],
 						"unknown key (expected <kind>.<org|person>, kind "
-						"one of new, renew, unlock, reissue, change)");
+						"the name of a flow such as new)");
 		/* Fen, kept below 2^63 so that sums stay exact in SQLite's signed integers. */
 		if (!conf_file_get_uint(file, "prices", keys[i], 0, G_MAXINT64, &fen, error))
 			return FALSE;
@@ -1054,6 +1056,27 @@ cs_config_find_vendor(CsConfig *config, const char *id)
 			return vendor;
 	}
 	return NULL;
+}
+
+GStrv
+cs_vendor_get_price_kinds(const CsVendor *vendor)
+{
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+	g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter iter;
+	gpointer key;
+
+	g_hash_table_iter_init(&iter, vendor->prices);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		char *kind = g_strndup(key, strcspn(key, "."));
+		if (g_ptr_array_find_with_equal_func(seen, kind, g_str_equal, NULL)) {
+			g_free(kind);
+			continue;
+		}
+		g_strv_builder_add(b, kind);
+		g_ptr_array_add(seen, kind);
+	}
+	return g_strv_builder_end(b);
 }
 
 guint64

@@ -88,6 +88,8 @@ CsVendor *cs_vendor_load(const char *path, GError **error);
 void cs_vendor_free(CsVendor *vendor);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsVendor, cs_vendor_free)
 const CsVendor *cs_config_find_vendor(CsConfig *config, const char *id);
+/* The kinds the price table names. */
+GStrv cs_vendor_get_price_kinds(const CsVendor *vendor);
 /* The price in fen of @kind for @subject_type; 0 when the table has no entry. */
 guint64 cs_vendor_get_price(const CsVendor *vendor, const char *kind, const char *subject_type);
 

@@ -9,7 +9,10 @@
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
+
+#include <string.h>
 
 #include "certseal/plugin.h"
 #include "cs-crypto.h"
@@ -262,4 +265,37 @@ cs_csr_build_signed(
 	out = g_bytes_new(der, (gsize)der_len);
 	OPENSSL_free(der);
 	return out;
+}
+
+/* A string of @len random decimal digits, from the OpenSSL generator without bias. */
+char *
+cs_random_digits(guint len, GError **error)
+{
+	char *out = g_malloc0(len + 1);
+
+	for (guint i = 0; i < len;) {
+		unsigned char b[16];
+		if (RAND_bytes(b, sizeof b) != 1) {
+			g_set_error_literal(error, CS_ERROR, CS_ERROR_INTERNAL,
+					    "the random generator failed");
+			OPENSSL_cleanse(out, len);
+			g_free(out);
+			return NULL;
+		}
+		for (guint j = 0; j < sizeof b && i < len; j++) {
+			if (b[j] < 250) /* 250 = 25 × 10: no modulo bias */
+				out[i++] = (char)('0' + b[j] % 10);
+		}
+		OPENSSL_cleanse(b, sizeof b);
+	}
+	return out;
+}
+
+void
+cs_secret_free(char *secret)
+{
+	if (secret == NULL)
+		return;
+	OPENSSL_cleanse(secret, strlen(secret));
+	g_free(secret);
 }

@@ -72,4 +72,10 @@ char *cs_ssl_reason(void);
 /* Set @error to "@what: <OpenSSL reason>" with @code (a CsErrorCode); returns FALSE. */
 gboolean cs_ssl_fail(GError **error, int code, const char *what);
 
+/* @len random decimal digits, without bias (free with cs_secret_free). */
+char *cs_random_digits(guint len, GError **error);
+/* Wipe and free a secret string; NULL is fine. */
+void cs_secret_free(char *secret);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(char, cs_secret_free)
+
 G_END_DECLS

@@ -1,7 +1,9 @@
 /*
- * cs-error.c — the error domain shared by every layer, and small enum helpers.
+ * cs-error.c — the error domain shared by every layer, and small helpers of the SDK's
+ * enums (subject types and the fields that name and number a subject).
  */
 #include "certseal/plugin.h"
+#include "cs-request.h"
 
 G_DEFINE_QUARK(certseal - error - quark, cs_error)
 
@@ -53,4 +55,32 @@ cs_subject_type_from_string(const char *s)
 	if (g_strcmp0(s, "person") == 0)
 		return CS_SUBJECT_PERSON;
 	return 0;
+}
+
+const char *
+cs_subject_name_field(CsSubjectType type)
+{
+	return type == CS_SUBJECT_ORG ? "org_name" : "name";
+}
+
+const char *
+cs_subject_number_field(CsSubjectType type)
+{
+	return type == CS_SUBJECT_ORG ? "uscc" : "id_number";
+}
+
+char *
+cs_request_to_actor(const CsRequest *request)
+{
+	switch (request->actor) {
+	case CS_ACTOR_DESKTOP:
+		return g_strdup_printf("uid:%u", request->uid);
+	case CS_ACTOR_GATEWAY:
+		return g_strdup("gateway");
+	case CS_ACTOR_SYSTEM:
+		return g_strdup("system");
+	default:
+		return g_strdup_printf("office:%s",
+				       request->user_id != NULL ? request->user_id : "?");
+	}
 }

@@ -128,6 +128,52 @@ strv_contains_nonnull(const char *const *strv, const char *s)
 	return strv != NULL && s != NULL && g_strv_contains(strv, s);
 }
 
+#define OFFICE_ROLES                                                                               \
+	(CS_ACTOR_REVIEWER | CS_ACTOR_MAKER | CS_ACTOR_SHIPPER | CS_ACTOR_CASHIER |                \
+	 CS_ACTOR_AUDITOR)
+
+/* A transition names known states and an actor; a service step is taken by exactly one
+ * office role, the payment step by the gateway, the refund step by the cashier. */
+static gboolean
+check_transition(const CsPlugin *p, guint i, GError **error)
+{
+	const CsTransition *t = &p->transitions[i];
+	const char *action = t->action != NULL ? t->action : "?";
+	guint roles = t->actors & OFFICE_ROLES;
+
+	if (t->action == NULL || !strv_contains_nonnull(p->states, t->from) ||
+	    !strv_contains_nonnull(p->states, t->to) || t->actors == 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "transition %u (%s) names an unknown state or no actor", i, action);
+		return FALSE;
+	}
+	if (t->service != NULL &&
+	    (!g_regex_match_simple("^[a-z][a-z0-9_]{0,31}$", t->service, 0, 0) || roles == 0 ||
+	     (roles & (roles - 1)) != 0)) {
+		g_set_error(
+		    error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+		    "transition %u (%s): service %s needs a name and exactly one office role", i,
+		    action, t->service);
+		return FALSE;
+	}
+	if (((t->flags & CS_TRANSITION_PAYMENT) && !(t->actors & CS_ACTOR_GATEWAY)) ||
+	    ((t->flags & CS_TRANSITION_REFUND) && !(t->actors & CS_ACTOR_CASHIER))) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "transition %u (%s): a payment step is the gateway's, a refund the "
+			    "cashier's",
+			    i, action);
+		return FALSE;
+	}
+	for (guint j = 0; t->results != NULL && t->results[j].name != NULL; j++) {
+		if (!g_regex_match_simple("^[a-z][a-z0-9_]{0,31}$", t->results[j].name, 0, 0)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "transition %u (%s): result %u is malformed", i, action, j);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 /* A plugin's declarations must be self-consistent before the engine relies on them. */
 static gboolean
 check_plugin_declarations(const CsPlugin *p, GError **error)
@@ -143,12 +189,40 @@ check_plugin_declarations(const CsPlugin *p, GError **error)
 		return FALSE;
 	}
 	for (guint i = 0; i < p->n_transitions; i++) {
-		const CsTransition *t = &p->transitions[i];
-		if (t->action == NULL || !strv_contains_nonnull(p->states, t->from) ||
-		    !strv_contains_nonnull(p->states, t->to) || t->actors == 0) {
+		if (!check_transition(p, i, error))
+			return FALSE;
+	}
+	for (guint i = 0; p->terminal_states != NULL && p->terminal_states[i] != NULL; i++) {
+		const char *state = p->terminal_states[i];
+		if (!g_strv_contains(p->states, state)) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "transition %u (%s) names an unknown state or no actor", i,
-				    t->action != NULL ? t->action : "?");
+				    "terminal state %s is not among its states", state);
+			return FALSE;
+		}
+		for (guint j = 0; j < p->n_transitions; j++) {
+			if (g_strcmp0(p->transitions[j].from, state) == 0) {
+				g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "terminal state %s is left by '%s'", state,
+					    p->transitions[j].action);
+				return FALSE;
+			}
+		}
+	}
+	for (guint i = 0; p->recoveries != NULL && p->recoveries[i].transient != NULL; i++) {
+		const CsRecovery *r = &p->recoveries[i];
+		if (!g_strv_contains(p->states, r->transient) ||
+		    !strv_contains_nonnull(p->states, r->stable)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "recovery %s → %s names an unknown state", r->transient,
+				    r->stable != NULL ? r->stable : "?");
+			return FALSE;
+		}
+	}
+	for (guint i = 0; p->attrs != NULL && p->attrs[i].name != NULL; i++) {
+		if (p->attrs[i].property == NULL ||
+		    !g_regex_match_simple("^[A-Z][A-Za-z]{0,63}$", p->attrs[i].property, 0, 0)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "attribute %s: no D-Bus property name", p->attrs[i].name);
 			return FALSE;
 		}
 	}
@@ -215,8 +289,8 @@ cs_loader_load_plugin(const char *path, gboolean test_mode, GError **error)
 	/* Minors only append members: copy what an older plugin's table has into a
 	 * zero-filled current one, never reading past its end. */
 	if (loaded->abi_minor < CS_PLUGIN_ABI_MINOR) {
-		static const gsize size_of_minor[] = {G_STRUCT_OFFSET(CsPlugin, materials),
-						      G_STRUCT_OFFSET(CsPlugin, in_transition)};
+		/* The size of the table at each older minor of this major. */
+		static const gsize size_of_minor[] = {sizeof(CsPlugin)};
 		loaded->upgraded = g_new0(CsPlugin, 1);
 		memcpy(loaded->upgraded, loaded->plugin, size_of_minor[loaded->abi_minor]);
 		loaded->plugin = loaded->upgraded;
@@ -381,7 +455,7 @@ plugin_result(const CsPlugin *plugin, const char *hook, gboolean ok, GError *loc
 }
 
 gboolean
-cs_plugin_run_init(const CsPlugin *plugin, CsEngine *engine, GError **error)
+cs_plugin_run_init(const CsPlugin *plugin, GError **error)
 {
 	GError *local = NULL;
 	gboolean ok;
@@ -389,13 +463,12 @@ cs_plugin_run_init(const CsPlugin *plugin, CsEngine *engine, GError **error)
 	if (plugin->init == NULL)
 		return TRUE;
 	g_debug("plugin %s: init", plugin->kind);
-	ok = plugin->init(engine, &local);
+	ok = plugin->init(&local);
 	return plugin_result(plugin, "init", ok, local, error);
 }
 
 gboolean
 cs_plugin_run_check_fields(const CsPlugin *plugin,
-			   CsEngine *engine,
 			   CsSubjectType subject_type,
 			   GVariant *fields,
 			   GError **error)
@@ -406,58 +479,33 @@ cs_plugin_run_check_fields(const CsPlugin *plugin,
 	if (plugin->check_fields == NULL)
 		return TRUE;
 	g_debug("plugin %s: check_fields", plugin->kind);
-	ok = plugin->check_fields(engine, subject_type, fields, &local);
+	ok = plugin->check_fields(subject_type, fields, &local);
 	return plugin_result(plugin, "check_fields", ok, local, error);
 }
 
 gboolean
-cs_plugin_run_before_transition(const CsPlugin *plugin,
-				CsEngine *engine,
-				CsOrder *order,
-				const CsTransition *transition,
-				const CsRequest *request,
-				GError **error)
+cs_plugin_run_step(
+    const CsPlugin *plugin, const char *hook, CsStepFunc func, CsStep *step, GError **error)
 {
 	GError *local = NULL;
+	g_autofree char *name = NULL;
 	gboolean ok;
 
-	if (plugin->before_transition == NULL)
+	if (func == NULL)
 		return TRUE;
-	g_debug("plugin %s: before_transition %s", plugin->kind, transition->action);
-	ok = plugin->before_transition(engine, order, transition, request, &local);
-	return plugin_result(plugin, "before_transition", ok, local, error);
-}
-
-gboolean
-cs_plugin_run_in_transition(const CsPlugin *plugin,
-			    CsEngine *engine,
-			    CsOrder *order,
-			    const CsTransition *transition,
-			    const CsRequest *request,
-			    GVariant *params,
-			    GError **error)
-{
-	GError *local = NULL;
-	gboolean ok;
-
-	if (plugin->in_transition == NULL)
-		return TRUE;
-	g_debug("plugin %s: in_transition %s", plugin->kind, transition->action);
-	ok = plugin->in_transition(engine, order, transition, request, params, &local);
-	return plugin_result(plugin, "in_transition", ok, local, error);
+	name = g_strdup_printf("%s %s", hook, cs_step_get_transition(step)->action);
+	g_debug("plugin %s: %s", plugin->kind, name);
+	ok = func(step, &local);
+	return plugin_result(plugin, name, ok, local, error);
 }
 
 void
-cs_plugin_run_after_transition(const CsPlugin *plugin,
-			       CsEngine *engine,
-			       CsOrder *order,
-			       const CsTransition *transition,
-			       const CsRequest *request)
+cs_plugin_run_after(const CsPlugin *plugin, CsStepAfterFunc func, CsStep *step)
 {
-	if (plugin->after_transition == NULL)
+	if (func == NULL)
 		return;
-	g_debug("plugin %s: after_transition %s", plugin->kind, transition->action);
-	plugin->after_transition(engine, order, transition, request);
+	g_debug("plugin %s: after %s", plugin->kind, cs_step_get_transition(step)->action);
+	func(step);
 }
 
 static CsErrorCode

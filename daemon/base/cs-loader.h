@@ -53,31 +53,15 @@ GPtrArray *cs_loader_load_plugins(const char *dir, gboolean test_mode);
 GPtrArray *cs_loader_load_drivers(const char *dir, gboolean test_mode);
 
 /* Runners around every plugin hook. */
-gboolean cs_plugin_run_init(const CsPlugin *plugin, CsEngine *engine, GError **error);
+gboolean cs_plugin_run_init(const CsPlugin *plugin, GError **error);
 gboolean cs_plugin_run_check_fields(const CsPlugin *plugin,
-				    CsEngine *engine,
 				    CsSubjectType subject_type,
 				    GVariant *fields,
 				    GError **error);
-gboolean cs_plugin_run_before_transition(const CsPlugin *plugin,
-					 CsEngine *engine,
-					 CsOrder *order,
-					 const CsTransition *transition,
-					 const CsRequest *request,
-					 GError **error);
-/* in_transition: like before_transition, inside the transition's transaction. */
-gboolean cs_plugin_run_in_transition(const CsPlugin *plugin,
-				     CsEngine *engine,
-				     CsOrder *order,
-				     const CsTransition *transition,
-				     const CsRequest *request,
-				     GVariant *params,
-				     GError **error);
-void cs_plugin_run_after_transition(const CsPlugin *plugin,
-				    CsEngine *engine,
-				    CsOrder *order,
-				    const CsTransition *transition,
-				    const CsRequest *request);
+/* A transition's check or run hook (@hook names it in logs and errors); TRUE when NULL. */
+gboolean cs_plugin_run_step(
+    const CsPlugin *plugin, const char *hook, CsStepFunc func, CsStep *step, GError **error);
+void cs_plugin_run_after(const CsPlugin *plugin, CsStepAfterFunc func, CsStep *step);
 
 /* Runners around driver operations. */
 gboolean cs_driver_run_init(const CsLoadedDriver *driver,

@@ -1,6 +1,10 @@
 /*
  * cs-engine.c — the order engine: fields, registry, transitions, ledger records.
  *
+ * Everything a flow is made of comes from its plugin's declarations (certseal/plugin.h):
+ * the engine knows no state, action or office service by name. It checks a step against
+ * the declarations and the actor, runs the transition's own hooks, and records the step.
+ *
  * Invariants:
  * - An order in memory always equals its ledger row: the cached order is changed only
  *   after the ledger transaction that records the change (event + state) committed.
@@ -21,10 +25,11 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "cs-engine-flow.h"
+#include "cs-codes.h"
 #include "cs-engine.h"
 #include "cs-keys.h"
 #include "cs-loader.h"
+#include "cs-order-private.h"
 #include "cs-tasks.h"
 #include "cs-validate.h"
 #include "cs-vault.h"
@@ -44,96 +49,10 @@ struct _CsEngine {
 	CsVault *vault;	     /* borrowed services, NULL until set */
 	CsTasks *tasks;
 	CsKeys *keys;
-	GHashTable *payment_waiters; /* gint64 task id → StartPayment waiting for a cashier */
-	gint *stopping;		     /* g_atomic_rc_box, shared with work on other threads */
+	gint *stopping; /* g_atomic_rc_box, shared with work on other threads */
 };
 
 static void announce(CsEngine *engine, CsOrder *order, CsOrderChange change);
-
-/* Transient states and where they fall back to after a restart (DESIGN §3.3). */
-static const struct {
-	const char *transient;
-	const char *stable;
-} transient_states[] = {
-    {"making", "approved"},
-    {"downloading", "downloadable"},
-};
-
-/* The field that identifies a subject in the registry (DESIGN §1). */
-static const char *
-subject_key_field(CsSubjectType type)
-{
-	return type == CS_SUBJECT_ORG ? "uscc" : "id_number";
-}
-
-static void
-order_free(CsOrder *order)
-{
-	if (order == NULL)
-		return;
-	g_free(order->id);
-	g_free(order->kind);
-	g_free(order->vendor);
-	g_free(order->state);
-	g_clear_pointer(&order->fields, g_variant_unref);
-	g_clear_pointer(&order->attrs, g_hash_table_unref);
-	g_free(order);
-}
-
-const char *
-cs_order_get_id(CsOrder *order)
-{
-	return order->id;
-}
-
-const char *
-cs_order_get_kind(CsOrder *order)
-{
-	return order->kind;
-}
-
-const char *
-cs_order_get_state(CsOrder *order)
-{
-	return order->state;
-}
-
-CsSubjectType
-cs_order_get_subject_type(CsOrder *order)
-{
-	return order->subject_type;
-}
-
-const char *
-cs_order_get_attr(CsOrder *order, const char *name)
-{
-	if (order->attrs == NULL) {
-		g_autoptr(GError) error = NULL;
-		order->attrs = cs_ledger_load_attrs(order->ledger, order->id, &error);
-		if (order->attrs == NULL) {
-			g_warning("order %s: cannot read its attributes: %s", order->id,
-				  error->message);
-			return NULL;
-		}
-	}
-	return g_hash_table_lookup(order->attrs, name);
-}
-
-void
-cs_order_forget_attrs(CsOrder *order)
-{
-	g_clear_pointer(&order->attrs, g_hash_table_unref);
-}
-
-const char *
-cs_order_get_field(CsOrder *order, const char *name)
-{
-	const char *value = NULL;
-
-	if (!g_variant_lookup(order->fields, name, "&s", &value))
-		return NULL;
-	return value;
-}
 
 CsEngine *
 cs_engine_new(CsConfig *config, CsLedger *ledger)
@@ -144,10 +63,8 @@ cs_engine_new(CsConfig *config, CsLedger *ledger)
 	engine->ledger = ledger;
 	engine->plugins = g_hash_table_new(g_str_hash, g_str_equal);
 	engine->orders =
-	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)order_free);
+	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)cs_order_free);
 	engine->listeners = g_array_new(FALSE, TRUE, sizeof(Listener));
-	engine->payment_waiters =
-	    g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, cs_payment_waiter_free);
 	engine->stopping = g_atomic_rc_box_new0(gint);
 	return engine;
 }
@@ -159,7 +76,6 @@ cs_engine_free(CsEngine *engine)
 		return;
 	g_atomic_int_set(engine->stopping, 1);
 	g_atomic_rc_box_release(engine->stopping);
-	g_hash_table_unref(engine->payment_waiters);
 	g_hash_table_unref(engine->orders);
 	g_hash_table_unref(engine->plugins);
 	g_array_unref(engine->listeners);
@@ -174,7 +90,7 @@ cs_engine_add_plugin(CsEngine *engine, const CsPlugin *plugin, GError **error)
 			    plugin->kind);
 		return FALSE;
 	}
-	if (!cs_plugin_run_init(plugin, engine, error))
+	if (!cs_plugin_run_init(plugin, error))
 		return FALSE;
 	g_hash_table_insert(engine->plugins, (gpointer)plugin->kind, (gpointer)plugin);
 	return TRUE;
@@ -215,28 +131,18 @@ cs_engine_get_cas(CsEngine *engine)
 	return engine->cas;
 }
 
-static void
-on_gateway_task_done(CsTasks *tasks, const CsTask *task, const char *result, gpointer user_data)
-{
-	if (g_strcmp0(task->service, "cashier") == 0)
-		cs_engine_payment_task_done(user_data, task->id, result);
-}
-
 void
 cs_engine_set_services(CsEngine *engine, CsVault *vault, CsTasks *tasks, CsKeys *keys)
 {
 	engine->vault = vault;
 	engine->tasks = tasks;
 	engine->keys = keys;
-	if (tasks != NULL)
-		cs_tasks_set_done_func(tasks, on_gateway_task_done, engine);
 }
 
 void
 cs_engine_stop(CsEngine *engine)
 {
 	g_atomic_int_set(engine->stopping, 1);
-	g_hash_table_remove_all(engine->payment_waiters);
 	cs_engine_set_services(engine, NULL, NULL, NULL);
 }
 
@@ -244,12 +150,6 @@ gint *
 cs_engine_ref_stopping(CsEngine *engine)
 {
 	return g_atomic_rc_box_acquire(engine->stopping);
-}
-
-GHashTable *
-cs_engine_get_payment_waiters(CsEngine *engine)
-{
-	return engine->payment_waiters;
 }
 
 void
@@ -320,22 +220,6 @@ announce(CsEngine *engine, CsOrder *order, CsOrderChange change)
 }
 
 char *
-cs_request_to_actor(const CsRequest *request)
-{
-	switch (request->actor) {
-	case CS_ACTOR_DESKTOP:
-		return g_strdup_printf("uid:%u", request->uid);
-	case CS_ACTOR_GATEWAY:
-		return g_strdup("gateway");
-	case CS_ACTOR_SYSTEM:
-		return g_strdup("system");
-	default:
-		return g_strdup_printf("office:%s",
-				       request->user_id != NULL ? request->user_id : "?");
-	}
-}
-
-char *
 cs_action_to_method(const char *action)
 {
 	GString *s = g_string_new(NULL);
@@ -352,25 +236,6 @@ cs_action_to_method(const char *action)
 	return g_string_free(s, FALSE);
 }
 
-static CsOrder *
-order_from_row(CsEngine *engine, CsOrderRow *row)
-{
-	CsOrder *order = g_new0(CsOrder, 1);
-
-	order->id = g_strdup(row->id);
-	order->kind = g_strdup(row->kind);
-	order->subject_type = cs_subject_type_from_string(row->subject_type);
-	order->vendor = g_strdup(row->vendor != NULL ? row->vendor : "");
-	order->state = g_strdup(row->state);
-	order->owner_uid = row->owner_uid;
-	order->fields = g_variant_ref_sink(row->fields);
-	order->created = row->created;
-	order->updated = row->updated;
-	order->plugin = cs_engine_find_plugin(engine, row->kind);
-	order->ledger = engine->ledger;
-	return order;
-}
-
 CsOrder *
 cs_engine_get_order(CsEngine *engine, const char *id, GError **error)
 {
@@ -382,7 +247,8 @@ cs_engine_get_order(CsEngine *engine, const char *id, GError **error)
 	row = cs_ledger_load_order(engine->ledger, id, error);
 	if (row == NULL)
 		return NULL;
-	order = order_from_row(engine, row);
+	order =
+	    cs_order_new_from_row(row, cs_engine_find_plugin(engine, row->kind), engine->ledger);
 	g_hash_table_insert(engine->orders, order->id, order);
 	return order;
 }
@@ -599,7 +465,7 @@ check_registry(CsEngine *engine,
 	       GVariant *fields,
 	       GError **error)
 {
-	const char *key = subject_key_field(subject_type);
+	const char *key = cs_subject_number_field(subject_type);
 	const char *id_number = NULL;
 	g_autoptr(GVariant) known = NULL;
 	g_autoptr(GError) local = NULL;
@@ -655,8 +521,8 @@ applied_before(CsEngine *engine,
 		if (o == NULL)
 			return FALSE;
 		if (o->subject_type == subject_type &&
-		    g_strcmp0(cs_order_get_field(o, subject_key_field(subject_type)), id_number) ==
-			0)
+		    g_strcmp0(cs_order_get_field(o, cs_subject_number_field(subject_type)),
+			      id_number) == 0)
 			return TRUE;
 	}
 	return FALSE;
@@ -686,7 +552,7 @@ prefill_from_registry(CsEngine *engine,
 	GVariant *merged;
 
 	if (plugin->may_change_identity ||
-	    !g_variant_lookup(fields, subject_key_field(subject_type), "&s", &id_number))
+	    !g_variant_lookup(fields, cs_subject_number_field(subject_type), "&s", &id_number))
 		return g_variant_ref(fields);
 	known = cs_ledger_lookup_subject(engine->ledger, cs_subject_type_to_string(subject_type),
 					 id_number, &local);
@@ -776,7 +642,7 @@ cs_engine_create_order(CsEngine *engine,
 	if (merged == NULL)
 		return NULL;
 	if (!check_registry(engine, plugin, subject_type, merged, error) ||
-	    !cs_plugin_run_check_fields(plugin, engine, subject_type, merged, error))
+	    !cs_plugin_run_check_fields(plugin, subject_type, merged, error))
 		return NULL;
 	g_variant_lookup(merged, "vendor", "&s", &vendor);
 	data = g_variant_ref_sink(names_data(names));
@@ -811,16 +677,6 @@ cs_engine_create_order(CsEngine *engine,
 	return order;
 }
 
-static gboolean
-require_plugin(CsOrder *order, GError **error)
-{
-	if (order->plugin != NULL)
-		return TRUE;
-	g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "order %s: the %s flow is not loaded",
-		    order->id, order->kind);
-	return FALSE;
-}
-
 gboolean
 cs_engine_update_order(
     CsEngine *engine, const CsRequest *request, CsOrder *order, GVariant *fields, GError **error)
@@ -834,7 +690,8 @@ cs_engine_update_order(
 	const char *vendor = NULL;
 	gint64 now = g_get_real_time();
 
-	if (!require_plugin(order, error) || !cs_engine_check_access(engine, request, order, error))
+	if (!cs_order_require_plugin(order, error) ||
+	    !cs_engine_check_access(engine, request, order, error))
 		return FALSE;
 	if (request->actor != CS_ACTOR_DESKTOP && request->actor != CS_ACTOR_SYSTEM) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
@@ -863,7 +720,7 @@ cs_engine_update_order(
 		return FALSE;
 	}
 	if (!check_registry(engine, plugin, order->subject_type, merged, error) ||
-	    !cs_plugin_run_check_fields(plugin, engine, order->subject_type, merged, error))
+	    !cs_plugin_run_check_fields(plugin, order->subject_type, merged, error))
 		return FALSE;
 	g_variant_lookup(merged, "vendor", "&s", &vendor);
 	data = g_variant_ref_sink(names_data(names));
@@ -898,67 +755,17 @@ actor_allowed(const CsTransition *t, const CsRequest *request)
 	return TRUE;
 }
 
-/* ---- one-time codes (DESIGN §6) -------------------------------------------------------- */
+/* ---- one-time codes ------------------------------------------------------------------ */
 
-static char *
-code_hash(CsEngine *engine, CsOrder *order, const char *code)
+static CsCodeServices
+code_services(CsEngine *engine)
 {
-	g_autofree char *data = g_strdup_printf("%s:%s", order->id, code);
-	return cs_vault_keyed_hash(engine->vault, "sms-code", data);
-}
-
-static gboolean
-require_services(CsEngine *engine, GError **error)
-{
-	if (engine->vault != NULL && engine->tasks != NULL)
-		return TRUE;
-	g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
-			    "the office services are not running");
-	return FALSE;
-}
-
-/* Inside a transaction: a new code for @order, sent by SMS to the flow's contact phone
- * (cooldown and daily cap enforced). Nothing of the code stays but its keyed hash and
- * the sealed copy the SMS task delivers. */
-static gboolean
-send_code_in_txn(CsEngine *engine, CsOrder *order, char **masked_phone, GError **error)
-{
-	const char *phone =
-	    order->plugin->contact_phone != NULL ? order->plugin->contact_phone(order) : NULL;
-	g_autofree char *hash = NULL;
-	g_autoptr(JsonObject) params = json_object_new();
-	char code[8];
-	guint32 r = 0;
-	gint64 now = g_get_real_time();
-	gboolean ok;
-
-	if (!require_services(engine, error))
-		return FALSE;
-	if (phone == NULL) {
-		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "phone: the order has no phone to send a code to");
-		return FALSE;
-	}
-	do {
-		if (RAND_bytes((unsigned char *)&r, sizeof r) != 1) {
-			g_set_error_literal(error, CS_ERROR, CS_ERROR_INTERNAL,
-					    "no random numbers for a code");
-			return FALSE;
-		}
-	} while (r >= 4294000000u); /* 4294000000 = 4294 × 10^6: no modulo bias */
-	g_snprintf(code, sizeof code, "%06u", r % 1000000u);
-	hash = code_hash(engine, order, code);
-	json_object_set_string_member(params, "order", order->id);
-	ok = cs_ledger_insert_code(
-		 engine->ledger, order->id, "sms", hash, now,
-		 now + (gint64)engine->config->sms_code_lifetime_s * G_USEC_PER_SEC, error) &&
-	     cs_tasks_send_sms_in_txn(engine->tasks, order->id, phone, "sms_code", params, code,
-				      TRUE, error);
-	OPENSSL_cleanse(code, sizeof code);
-	OPENSSL_cleanse(&r, sizeof r);
-	if (ok && masked_phone != NULL)
-		*masked_phone = cs_mask_phone(phone);
-	return ok;
+	return (CsCodeServices){
+	    .ledger = engine->ledger,
+	    .vault = engine->vault,
+	    .tasks = engine->tasks,
+	    .config = engine->config,
+	};
 }
 
 static gboolean
@@ -978,9 +785,11 @@ cs_engine_send_code(
     CsEngine *engine, const CsRequest *request, CsOrder *order, char **masked_phone, GError **error)
 {
 	g_autofree char *actor = cs_request_to_actor(request);
+	CsCodeServices codes = code_services(engine);
 	gboolean ok;
 
-	if (!require_plugin(order, error) || !cs_engine_check_access(engine, request, order, error))
+	if (!cs_order_require_plugin(order, error) ||
+	    !cs_engine_check_access(engine, request, order, error))
 		return FALSE;
 	if (request->actor != CS_ACTOR_DESKTOP) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
@@ -995,89 +804,13 @@ cs_engine_send_code(
 	}
 	if (!cs_ledger_begin(engine->ledger, error))
 		return FALSE;
-	ok = send_code_in_txn(engine, order, masked_phone, error) &&
+	ok = cs_codes_send_in_txn(&codes, order, masked_phone, error) &&
 	     cs_ledger_append_event(engine->ledger, order->id, "code_sent", order->state,
 				    order->state, actor, NULL, g_get_real_time(), NULL, error) &&
 	     cs_ledger_commit(engine->ledger, error);
 	if (!ok)
 		cs_ledger_rollback(engine->ledger);
 	return ok;
-}
-
-/* Check @code against the order's open code. A wrong code counts a try in its own
- * transaction (so refusing the step keeps the count); *code_id is the code to mark used
- * in the step's transaction. */
-static gboolean
-check_code(CsEngine *engine, CsOrder *order, const char *code, gint64 *code_id, GError **error)
-{
-	g_autoptr(CsCodeRow) row = NULL;
-	g_autoptr(GError) local = NULL;
-	g_autofree char *hash = NULL;
-	guint max_tries = engine->config->sms_code_max_tries;
-	const char *state = NULL;
-	gint64 tries;
-	gboolean ok;
-
-	if (!require_services(engine, error))
-		return FALSE;
-	if (code == NULL || *code == '\0') {
-		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "code: required (the SMS code)");
-		return FALSE;
-	}
-	row = cs_ledger_latest_code(engine->ledger, order->id, "sms", &local);
-	if (row == NULL) {
-		if (!g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND)) {
-			g_propagate_error(error, g_steal_pointer(&local));
-			return FALSE;
-		}
-		g_set_error_literal(error, CS_ERROR, CS_ERROR_CODE_INVALID,
-				    "code: none was sent; ask for one with SendSmsCode");
-		return FALSE;
-	}
-	if (g_strcmp0(row->state, "dead") == 0 || row->tries >= max_tries) {
-		g_set_error_literal(
-		    error, CS_ERROR, CS_ERROR_TOO_MANY_ATTEMPTS,
-		    "code: too many wrong tries; ask for a new one with SendSmsCode");
-		return FALSE;
-	}
-	if (g_strcmp0(row->state, "open") != 0) {
-		g_set_error_literal(error, CS_ERROR, CS_ERROR_CODE_INVALID,
-				    "code: already used; ask for a new one with SendSmsCode");
-		return FALSE;
-	}
-	if (g_get_real_time() >= row->expires) {
-		state = "dead";
-		tries = row->tries;
-	} else {
-		hash = code_hash(engine, order, code);
-		if (strlen(hash) == strlen(row->code_hash) &&
-		    CRYPTO_memcmp(hash, row->code_hash, strlen(hash)) == 0) {
-			*code_id = row->id;
-			return TRUE;
-		}
-		tries = row->tries + 1;
-		state = tries >= max_tries ? "dead" : "open";
-	}
-	if (!cs_ledger_begin(engine->ledger, error))
-		return FALSE;
-	ok = cs_ledger_update_code(engine->ledger, row->id, tries, state, error) &&
-	     cs_ledger_commit(engine->ledger, error);
-	if (!ok) {
-		cs_ledger_rollback(engine->ledger);
-		return FALSE;
-	}
-	if (g_get_real_time() >= row->expires && tries == row->tries)
-		g_set_error_literal(error, CS_ERROR, CS_ERROR_CODE_EXPIRED,
-				    "code: expired; ask for a new one with SendSmsCode");
-	else if (tries >= max_tries)
-		g_set_error_literal(
-		    error, CS_ERROR, CS_ERROR_TOO_MANY_ATTEMPTS,
-		    "code: too many wrong tries; ask for a new one with SendSmsCode");
-	else
-		g_set_error(error, CS_ERROR, CS_ERROR_CODE_INVALID,
-			    "code: wrong, %" G_GINT64_FORMAT " tries left", max_tries - tries);
-	return FALSE;
 }
 
 /* ---- transitions --------------------------------------------------------------------- */
@@ -1139,14 +872,132 @@ guard_holds(CsEngine *engine, CsOrder *order, const CsTransition *t)
 	return TRUE;
 }
 
-typedef struct {
-	const CsTransition *transition; /* NULL: a recovery or system step without one */
+const CsTransition *
+cs_engine_find_step(CsEngine *engine, CsOrder *order, CsTransitionFlags flag)
+{
+	const CsPlugin *plugin = order->plugin;
+
+	for (guint i = 0; plugin != NULL && i < plugin->n_transitions; i++) {
+		const CsTransition *t = &plugin->transitions[i];
+		if ((t->flags & flag) == flag && g_strcmp0(t->from, order->state) == 0 &&
+		    guard_holds(engine, order, t))
+			return t;
+	}
+	return NULL;
+}
+
+const char *
+cs_engine_step_action(CsOrder *order, CsTransitionFlags flag)
+{
+	const CsPlugin *plugin = order->plugin;
+
+	for (guint i = 0; plugin != NULL && i < plugin->n_transitions; i++) {
+		if ((plugin->transitions[i].flags & flag) == flag)
+			return plugin->transitions[i].action;
+	}
+	return NULL;
+}
+
+gboolean
+cs_engine_order_is_open(CsOrder *order)
+{
+	const CsPlugin *plugin = order->plugin;
+
+	return plugin == NULL || plugin->terminal_states == NULL ||
+	       !g_strv_contains(plugin->terminal_states, order->state);
+}
+
+struct _CsStep {
+	CsEngine *engine;
+	CsOrder *order;
+	const CsTransition *transition; /* NULL: a recovery, which has no hooks */
 	const CsRequest *request;
 	GVariant *params; /* a{sv}, never NULL */
 	gint64 code_id;	  /* the code to mark used, or 0 */
 	CsEngineTxnFunc in_txn;
 	gpointer in_txn_data;
-} Step;
+	gboolean in_transaction; /* the step's transaction is open: services may write */
+};
+
+CsOrder *
+cs_step_get_order(CsStep *step)
+{
+	return step->order;
+}
+
+const CsTransition *
+cs_step_get_transition(CsStep *step)
+{
+	return step->transition;
+}
+
+const CsRequest *
+cs_step_get_request(CsStep *step)
+{
+	return step->request;
+}
+
+const char *
+cs_step_get_param(CsStep *step, const char *name)
+{
+	const char *v = NULL;
+
+	if (!g_variant_lookup(step->params, name, "&s", &v))
+		return NULL;
+	return v;
+}
+
+CsEngine *
+cs_step_get_engine(CsStep *step)
+{
+	return step->engine;
+}
+
+gboolean
+cs_step_check_transaction(CsStep *step, const char *service, GError **error)
+{
+	if (step->in_transaction)
+		return TRUE;
+	g_critical("%s: called outside a step's run hook (order %s)", service, step->order->id);
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: only inside a step", service);
+	return FALSE;
+}
+
+gboolean
+cs_engine_set_attr(
+    CsEngine *engine, CsOrder *order, const char *name, const char *value, GError **error)
+{
+	if (!cs_ledger_set_attr(engine->ledger, order->id, name, value, g_get_real_time(), error))
+		return FALSE;
+	/* The rest of the transaction sees it; the cache is forgotten when the transaction
+	 * ends, committed or not. */
+	cs_order_cache_attr(order, name, value);
+	return TRUE;
+}
+
+gboolean
+cs_engine_set_attr_int(
+    CsEngine *engine, CsOrder *order, const char *name, gint64 value, GError **error)
+{
+	g_autofree char *text = g_strdup_printf("%" G_GINT64_FORMAT, value);
+	return cs_engine_set_attr(engine, order, name, text, error);
+}
+
+gboolean
+cs_engine_require(gconstpointer service, const char *what, GError **error)
+{
+	if (service != NULL)
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "%s is not running", what);
+	return FALSE;
+}
+
+gboolean
+cs_step_set_attr(CsStep *step, const char *name, const char *value, GError **error)
+{
+	return cs_step_check_transaction(step, "cs_step_set_attr", error) &&
+	       cs_engine_set_attr(step->engine, step->order, name, value, error);
+}
 
 static GVariant *
 empty_params(void)
@@ -1154,26 +1005,30 @@ empty_params(void)
 	return g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0));
 }
 
+/* One transaction: the order's new state, its event, the caller's own work, the code used,
+ * a code sent, and the transition's run hook — all or nothing. Then the change is
+ * announced and the after hook runs. */
 static gboolean
 record_step(CsEngine *engine,
-	    CsOrder *order,
+	    CsStep *step,
 	    const char *event_kind,
 	    const char *to,
 	    const char *actor,
-	    Step *step,
 	    GError **error)
 {
+	CsOrder *order = step->order;
 	gint64 now = g_get_real_time();
 	const char *from = order->state;
 	const CsTransition *t = step->transition;
-	GVariant *data =
-	    step->params != NULL && g_variant_n_children(step->params) > 0 ? step->params : NULL;
+	GVariant *data = g_variant_n_children(step->params) > 0 ? step->params : NULL;
+	CsCodeServices codes = code_services(engine);
 	gboolean ok;
 
 	if (!cs_ledger_begin(engine->ledger, error))
 		return FALSE;
-	/* The plugin's step sees the order in its new state. */
+	/* The step's work sees the order in its new state. */
 	order->state = (char *)to;
+	step->in_transaction = TRUE;
 	ok = cs_ledger_update_order(engine->ledger, order->id, to, order->fields, now, error) &&
 	     cs_ledger_append_event(engine->ledger, order->id, event_kind, from, to, actor, data,
 				    now, NULL, error) &&
@@ -1181,10 +1036,10 @@ record_step(CsEngine *engine,
 	     (step->code_id == 0 ||
 	      cs_ledger_update_code(engine->ledger, step->code_id, 0, "used", error)) &&
 	     (t == NULL || !(t->flags & CS_TRANSITION_SENDS_CODE) ||
-	      send_code_in_txn(engine, order, NULL, error)) &&
-	     (t == NULL || cs_plugin_run_in_transition(order->plugin, engine, order, t,
-						       step->request, step->params, error)) &&
+	      cs_codes_send_in_txn(&codes, order, NULL, error)) &&
+	     (t == NULL || cs_plugin_run_step(order->plugin, "run", t->run, step, error)) &&
 	     cs_ledger_commit(engine->ledger, error);
+	step->in_transaction = FALSE;
 	order->state = (char *)from;
 	cs_order_forget_attrs(order);
 	if (!ok) {
@@ -1197,22 +1052,8 @@ record_step(CsEngine *engine,
 	order->updated = now;
 	announce(engine, order, CS_ORDER_CHANGED);
 	if (t != NULL)
-		cs_plugin_run_after_transition(order->plugin, engine, order, t, step->request);
+		cs_plugin_run_after(order->plugin, t->after, step);
 	return TRUE;
-}
-
-static gboolean
-record_transition(CsEngine *engine,
-		  CsOrder *order,
-		  const char *event_kind,
-		  const char *to,
-		  const char *actor,
-		  GError **error)
-{
-	g_autoptr(GVariant) params = empty_params();
-	Step step = {.params = params};
-
-	return record_step(engine, order, event_kind, to, actor, &step, error);
 }
 
 gboolean
@@ -1265,31 +1106,18 @@ check_params(GVariant *params, GError **error)
 	return TRUE;
 }
 
-gboolean
-cs_engine_act_with(CsEngine *engine,
-		   const CsRequest *request,
-		   CsOrder *order,
-		   const char *action,
-		   GVariant *params,
-		   const char *code,
-		   CsEngineTxnFunc in_txn,
-		   gpointer in_txn_data,
-		   GError **error)
+/* The transition @action takes from the order's state for @request, or NULL with the
+ * error that says why none does. */
+static const CsTransition *
+find_transition(
+    CsEngine *engine, const CsRequest *request, CsOrder *order, const char *action, GError **error)
 {
 	const CsPlugin *plugin = order->plugin;
-	const CsTransition *found = NULL;
 	g_autoptr(GPtrArray) possible_in = g_ptr_array_new();
-	g_autofree char *actor = cs_request_to_actor(request);
-	g_autoptr(GVariant) owned_params = NULL;
-	Step step = {.request = request, .in_txn = in_txn, .in_txn_data = in_txn_data};
+	g_autofree char *actor = NULL;
 	gboolean from_here = FALSE;
 	gboolean allowed_here = FALSE;
 
-	owned_params = params != NULL ? g_variant_ref_sink(params) : empty_params();
-	if (!require_plugin(order, error) || !cs_engine_check_access(engine, request, order, error))
-		return FALSE;
-	if (!check_params(owned_params, error))
-		return FALSE;
 	for (guint i = 0; i < plugin->n_transitions; i++) {
 		const CsTransition *t = &plugin->transitions[i];
 		if (g_strcmp0(t->action, action) != 0)
@@ -1302,32 +1130,36 @@ cs_engine_act_with(CsEngine *engine,
 		if (!actor_allowed(t, request))
 			continue;
 		allowed_here = TRUE;
-		if (guard_holds(engine, order, t)) {
-			found = t;
-			break;
-		}
+		if (guard_holds(engine, order, t))
+			return t;
 	}
-	if (found == NULL) {
-		if (possible_in->len == 0) {
-			g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
-				    "a %s order has no step '%s'", plugin->kind, action);
-		} else if (allowed_here) {
-			g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
-				    "order %s is %s: '%s' does not apply to it as paid so far",
-				    order->id, order->state, action);
-		} else if (from_here) {
-			g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
-				    "%s may not %s order %s", actor, action, order->id);
-		} else {
-			g_ptr_array_add(possible_in, NULL);
-			g_autofree char *states = g_strjoinv(", ", (char **)possible_in->pdata);
-			g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
-				    "order %s is %s: '%s' is possible only when %s", order->id,
-				    order->state, action, states);
-		}
-		return FALSE;
+	if (possible_in->len == 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE, "a %s order has no step '%s'",
+			    plugin->kind, action);
+	} else if (allowed_here) {
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+			    "order %s is %s: '%s' does not apply to it as paid so far", order->id,
+			    order->state, action);
+	} else if (from_here) {
+		actor = cs_request_to_actor(request);
+		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED, "%s may not %s order %s",
+			    actor, action, order->id);
+	} else {
+		g_autofree char *states = NULL;
+		g_ptr_array_add(possible_in, NULL);
+		states = g_strjoinv(", ", (char **)possible_in->pdata);
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
+			    "order %s is %s: '%s' is possible only when %s", order->id,
+			    order->state, action, states);
 	}
-	if (found->flags & CS_TRANSITION_NEEDS_FIELDS) {
+	return NULL;
+}
+
+/* What the engine checks before any step: the fields and materials it needs. */
+static gboolean
+check_needs(CsEngine *engine, CsOrder *order, const CsTransition *t, GError **error)
+{
+	if (t->flags & CS_TRANSITION_NEEDS_FIELDS) {
 		g_auto(GStrv) missing = cs_engine_missing_fields(engine, order);
 		if (missing[0] != NULL) {
 			g_autofree char *list = g_strjoinv(", ", missing);
@@ -1336,7 +1168,7 @@ cs_engine_act_with(CsEngine *engine,
 			return FALSE;
 		}
 	}
-	if (found->flags & CS_TRANSITION_NEEDS_MATERIALS) {
+	if (t->flags & CS_TRANSITION_NEEDS_MATERIALS) {
 		g_auto(GStrv) missing = cs_engine_missing(engine, order);
 		if (missing[0] != NULL) {
 			g_autofree char *list = g_strjoinv(", ", missing);
@@ -1345,40 +1177,133 @@ cs_engine_act_with(CsEngine *engine,
 			return FALSE;
 		}
 	}
-	if (!cs_plugin_run_before_transition(plugin, engine, order, found, request, error))
-		return FALSE;
-	if ((found->flags & CS_TRANSITION_NEEDS_CODE) &&
-	    !check_code(engine, order, code, &step.code_id, error))
-		return FALSE;
-	step.transition = found;
+	return TRUE;
+}
+
+gboolean
+cs_engine_act_with(CsEngine *engine,
+		   const CsRequest *request,
+		   CsOrder *order,
+		   const char *action,
+		   GVariant *params,
+		   const char *code,
+		   CsEngineTxnFunc in_txn,
+		   gpointer in_txn_data,
+		   GError **error)
+{
+	g_autofree char *actor = cs_request_to_actor(request);
+	g_autoptr(GVariant) owned_params = NULL;
+	CsCodeServices codes = code_services(engine);
+	CsStep step = {
+	    .engine = engine,
+	    .order = order,
+	    .request = request,
+	    .in_txn = in_txn,
+	    .in_txn_data = in_txn_data,
+	};
+
+	owned_params = params != NULL ? g_variant_ref_sink(params) : empty_params();
 	step.params = owned_params;
-	return record_step(engine, order, found->action, found->to, actor, &step, error);
+	if (!cs_order_require_plugin(order, error) ||
+	    !cs_engine_check_access(engine, request, order, error))
+		return FALSE;
+	if (!check_params(owned_params, error))
+		return FALSE;
+	step.transition = find_transition(engine, request, order, action, error);
+	if (step.transition == NULL || !check_needs(engine, order, step.transition, error))
+		return FALSE;
+	if (!cs_plugin_run_step(order->plugin, "check", step.transition->check, &step, error))
+		return FALSE;
+	if ((step.transition->flags & CS_TRANSITION_NEEDS_CODE) &&
+	    !cs_codes_check(&codes, order, code, &step.code_id, error))
+		return FALSE;
+	return record_step(engine, &step, step.transition->action, step.transition->to, actor,
+			   error);
+}
+
+/* Orders of @plugin's kind in @state. */
+static GPtrArray *
+orders_in_state(CsEngine *engine, const CsPlugin *plugin, const char *state, GError **error)
+{
+	g_autoptr(GPtrArray) ids = cs_ledger_list_orders(engine->ledger, state, error);
+	g_autoptr(GPtrArray) out = g_ptr_array_new();
+
+	if (ids == NULL)
+		return NULL;
+	for (guint i = 0; i < ids->len; i++) {
+		CsOrder *order = cs_engine_get_order(engine, g_ptr_array_index(ids, i), error);
+		if (order == NULL)
+			return NULL;
+		if (order->plugin == plugin)
+			g_ptr_array_add(out, order);
+	}
+	return g_steal_pointer(&out);
 }
 
 gboolean
 cs_engine_recover(CsEngine *engine, guint *n_recovered, GError **error)
 {
+	GHashTableIter iter;
+	gpointer value;
 	guint n = 0;
 
-	for (guint i = 0; i < G_N_ELEMENTS(transient_states); i++) {
-		g_autoptr(GPtrArray) ids =
-		    cs_ledger_list_orders(engine->ledger, transient_states[i].transient, error);
-		if (ids == NULL)
-			return FALSE;
-		for (guint j = 0; j < ids->len; j++) {
-			CsOrder *order =
-			    cs_engine_get_order(engine, g_ptr_array_index(ids, j), error);
-			if (order == NULL)
+	g_hash_table_iter_init(&iter, engine->plugins);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		const CsPlugin *plugin = value;
+		for (guint i = 0;
+		     plugin->recoveries != NULL && plugin->recoveries[i].transient != NULL; i++) {
+			const CsRecovery *r = &plugin->recoveries[i];
+			g_autoptr(GPtrArray) orders =
+			    orders_in_state(engine, plugin, r->transient, error);
+			if (orders == NULL)
 				return FALSE;
-			if (!record_transition(engine, order, "recovered",
-					       transient_states[i].stable, "system", error))
-				return FALSE;
-			n++;
+			for (guint j = 0; j < orders->len; j++) {
+				g_autoptr(GVariant) params = empty_params();
+				CsStep step = {.engine = engine,
+					       .order = g_ptr_array_index(orders, j),
+					       .params = params};
+				if (!record_step(engine, &step, "recovered", r->stable, "system",
+						 error))
+					return FALSE;
+				n++;
+			}
 		}
 	}
 	if (n_recovered != NULL)
 		*n_recovered = n;
 	return TRUE;
+}
+
+GPtrArray *
+cs_engine_list_services(CsEngine *engine)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, engine->plugins);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		const CsPlugin *plugin = value;
+		for (guint i = 0; i < plugin->n_transitions; i++) {
+			const CsTransition *t = &plugin->transitions[i];
+			CsEngineService *s;
+			gboolean known = FALSE;
+			if (t->service == NULL)
+				continue;
+			for (guint j = 0; j < out->len && !known; j++)
+				known =
+				    g_strcmp0(((CsEngineService *)g_ptr_array_index(out, j))->name,
+					      t->service) == 0;
+			if (known)
+				continue;
+			s = g_new0(CsEngineService, 1);
+			s->name = t->service;
+			s->role = t->actors & ~(CS_ACTOR_DESKTOP | CS_ACTOR_GATEWAY |
+						CS_ACTOR_SYSTEM | CS_ACTOR_ADMIN);
+			g_ptr_array_add(out, s);
+		}
+	}
+	return out;
 }
 
 /* g_strv_builder_take() arrived after the GLib we build against. */
@@ -1411,7 +1336,7 @@ cs_engine_next_actions(CsEngine *engine, CsOrder *order)
 			continue;
 		if (t->actors & CS_ACTOR_DESKTOP)
 			method = cs_action_to_method(t->action);
-		else if ((t->actors & CS_ACTOR_GATEWAY) && g_strcmp0(t->action, "pay") == 0)
+		else if (t->flags & CS_TRANSITION_PAYMENT)
 			method = g_strdup("StartPayment");
 		if (method == NULL ||
 		    g_ptr_array_find_with_equal_func(seen, method, g_str_equal, NULL))
@@ -1494,7 +1419,8 @@ cs_engine_check_material(
 {
 	const CsPlugin *plugin = order->plugin;
 
-	if (!require_plugin(order, error) || !cs_engine_check_access(engine, request, order, error))
+	if (!cs_order_require_plugin(order, error) ||
+	    !cs_engine_check_access(engine, request, order, error))
 		return FALSE;
 	if (request->actor != CS_ACTOR_DESKTOP && request->actor != CS_ACTOR_SYSTEM) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
@@ -1622,11 +1548,30 @@ cs_engine_history(CsEngine *engine, CsOrder *order, GError **error)
 	return cs_ledger_order_events(engine->ledger, order->id, error);
 }
 
-char *
-cs_engine_event_note(const CsEventRow *e)
+/* Does the step recorded as @kind show its parameter @name in the History? */
+static gboolean
+result_shown(const CsPlugin *plugin, const char *kind, const char *name)
 {
-	static const char *const keys[] = {"note", "tracking", "reason", "channel"};
+	for (guint i = 0; plugin != NULL && i < plugin->n_transitions; i++) {
+		const CsTransition *t = &plugin->transitions[i];
+		if (g_strcmp0(t->action, kind) != 0)
+			continue;
+		for (guint j = 0; t->results != NULL && t->results[j].name != NULL; j++) {
+			if (t->results[j].shown && g_strcmp0(t->results[j].name, name) == 0)
+				return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+char *
+cs_engine_event_note(CsOrder *order, const CsEventRow *e)
+{
+	/* What every step may say (a note, the reason a step failed, the payment channel),
+	 * then what the flow's own steps show. */
+	static const char *const keys[] = {"note", "reason", "channel"};
 	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autoptr(GList) members = NULL;
 	JsonObject *o;
 
 	if (e->data == NULL || !json_parser_load_from_data(parser, e->data, -1, NULL) ||
@@ -1640,35 +1585,48 @@ cs_engine_event_note(const CsEventRow *e)
 		if (v != NULL && *v != '\0')
 			return g_strdup_printf("%s: %s", e->kind, v);
 	}
+	members = json_object_get_members(o);
+	for (GList *l = members; l != NULL && order != NULL; l = l->next) {
+		JsonNode *n = json_object_get_member(o, l->data);
+		const char *v =
+		    JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
+			? json_node_get_string(n)
+			: NULL;
+		if (v != NULL && *v != '\0' && result_shown(order->plugin, e->kind, l->data))
+			return g_strdup_printf("%s: %s", e->kind, v);
+	}
 	return g_strdup(e->kind);
 }
 
-gboolean
-cs_engine_register_subject(CsEngine *engine, CsOrder *order, GError **error)
+/* Inside a transaction: the subject's identity fields and contact phone (the registry
+ * keeps it as handler_phone: the handler's, or the person's own). */
+static gboolean
+register_subject(CsEngine *engine, CsOrder *order, GError **error)
 {
 	const CsPlugin *plugin = order->plugin;
-	const char *id_number = cs_order_get_field(order, subject_key_field(order->subject_type));
+	const char *id_number = cs_order_get_subject_number(order);
+	const char *phone = NULL;
 	g_autoptr(GVariant) identity = NULL;
 	GVariantDict dict;
 
-	if (!require_plugin(order, error))
+	if (!cs_order_require_plugin(order, error))
 		return FALSE;
 	if (id_number == NULL) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: required",
-			    subject_key_field(order->subject_type));
+			    cs_subject_number_field(order->subject_type));
 		return FALSE;
 	}
 	g_variant_dict_init(&dict, NULL);
 	for (guint i = 0; i < plugin->n_fields; i++) {
 		const CsFieldSpec *f = &plugin->fields[i];
 		const char *v = cs_order_get_field(order, f->name);
-		gboolean handler_phone =
-		    g_strcmp0(f->name, "handler_phone") == 0 ||
-		    (order->subject_type == CS_SUBJECT_PERSON && g_strcmp0(f->name, "phone") == 0);
-		if (v != NULL && (f->subject_types & order->subject_type) &&
-		    (f->identity || handler_phone))
+		if (v != NULL && (f->subject_types & order->subject_type) && f->identity)
 			g_variant_dict_insert(&dict, f->name, "s", v);
 	}
+	if (plugin->contact_phone != NULL)
+		phone = plugin->contact_phone(order);
+	if (phone != NULL)
+		g_variant_dict_insert(&dict, "handler_phone", "s", phone);
 	identity = g_variant_ref_sink(g_variant_dict_end(&dict));
 	return cs_ledger_record_subject(engine->ledger,
 					cs_subject_type_to_string(order->subject_type), id_number,
@@ -1676,12 +1634,18 @@ cs_engine_register_subject(CsEngine *engine, CsOrder *order, GError **error)
 }
 
 gboolean
+cs_step_register_subject(CsStep *step, GError **error)
+{
+	return cs_step_check_transaction(step, "cs_step_register_subject", error) &&
+	       register_subject(step->engine, step->order, error);
+}
+
+gboolean
 cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error)
 {
 	if (!cs_ledger_begin(engine->ledger, error))
 		return FALSE;
-	if (!cs_engine_register_subject(engine, order, error) ||
-	    !cs_ledger_commit(engine->ledger, error)) {
+	if (!register_subject(engine, order, error) || !cs_ledger_commit(engine->ledger, error)) {
 		cs_ledger_rollback(engine->ledger);
 		return FALSE;
 	}

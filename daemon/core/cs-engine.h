@@ -14,23 +14,10 @@
 #include "certseal/plugin.h"
 #include "cs-config.h"
 #include "cs-ledger.h"
+#include "cs-order.h"
+#include "cs-request.h"
 
 G_BEGIN_DECLS
-
-struct _CsOrder {
-	char *id;
-	char *kind;
-	CsSubjectType subject_type;
-	char *vendor; /* "" until chosen */
-	char *state;
-	guint32 owner_uid;
-	GVariant *fields; /* a{sv}: field name → string */
-	gint64 created;	  /* microseconds since the epoch */
-	gint64 updated;
-	const CsPlugin *plugin;
-	CsLedger *ledger;  /* borrowed: where the attributes are */
-	GHashTable *attrs; /* name → value; NULL until read (cs_order_get_attr) */
-};
 
 typedef enum {
 	CS_ORDER_CREATED,
@@ -55,11 +42,14 @@ GStrv cs_engine_get_kinds(CsEngine *engine);
 CsConfig *cs_engine_get_config(CsEngine *engine);
 CsLedger *cs_engine_get_ledger(CsEngine *engine);
 
-/* After a transaction that may have set attributes (committed or not): read them again. */
-void cs_order_forget_attrs(CsOrder *order);
+/* An order's attributes changed outside a step (StartPayment, key work's progress): read
+ * them again and announce the change. @updated: the UpdatedAt the same transaction stored
+ * with cs_ledger_update_order(), or 0 when it did not change. */
+void cs_engine_order_attrs_changed(CsEngine *engine, CsOrder *order, gint64 updated);
 
-/* The services the flows' steps use (all borrowed, may be NULL in unit tests: the steps
- * needing one then fail with CS_ERROR_UNAVAILABLE). Set by the daemon before serving. */
+/* The lower layers the flows' steps reach through the services (all borrowed, may be NULL
+ * in unit tests: the steps needing one then fail with CS_ERROR_UNAVAILABLE). Set by the
+ * daemon before serving. */
 struct _CsVault;
 struct _CsTasks;
 struct _CsKeys;
@@ -80,13 +70,10 @@ struct _CsKeys *cs_engine_get_keys(CsEngine *engine);
 void cs_engine_add_listener(CsEngine *engine, CsEngineOrderFunc func, gpointer user_data);
 void cs_engine_remove_listener(CsEngine *engine, CsEngineOrderFunc func, gpointer user_data);
 
-/* Transient states fall back to their last stable state after a restart
- * (making → approved, downloading → downloadable), each with a "recovered" event.
- * *n_recovered says how many orders moved. */
+/* Orders in a transient state fall back to the stable state their plugin declares
+ * (CsPlugin.recoveries), each with a "recovered" event. *n_recovered says how many
+ * orders moved. */
 gboolean cs_engine_recover(CsEngine *engine, guint *n_recovered, GError **error);
-
-/* "uid:1000", "office:alice", "gateway", "system". */
-char *cs_request_to_actor(const CsRequest *request);
 
 CsOrder *cs_engine_create_order(CsEngine *engine,
 				const CsRequest *request,
@@ -111,6 +98,38 @@ gboolean cs_engine_update_order(
 /* Perform the transition named @action from the order's state. */
 gboolean cs_engine_act(
     CsEngine *engine, const CsRequest *request, CsOrder *order, const char *action, GError **error);
+
+/* The step of the order's state carrying @flag (CS_TRANSITION_PAYMENT, …) whose guard
+ * holds, or NULL. */
+const CsTransition *cs_engine_find_step(CsEngine *engine, CsOrder *order, CsTransitionFlags flag);
+/* The action of the order's flow that carries @flag (from whatever state), or NULL: how a
+ * front names "the refund step" without knowing the flow. */
+const char *cs_engine_step_action(CsOrder *order, CsTransitionFlags flag);
+/* Is the order still under way (not in one of its flow's terminal states)? */
+gboolean cs_engine_order_is_open(CsOrder *order);
+
+/* An office service the loaded flows' transitions name, and the role that serves it. */
+typedef struct {
+	const char *name; /* owned by the plugin */
+	guint role;	  /* one CsActor office bit */
+} CsEngineService;
+/* The office services of every loaded flow (CsEngineService, free with the array). */
+GPtrArray *cs_engine_list_services(CsEngine *engine);
+
+/* The engine behind a step, for the services a step calls. */
+CsEngine *cs_step_get_engine(CsStep *step);
+/* A service that writes in the step's transaction refuses to run outside it
+ * (CS_ERROR_INTERNAL, logged as a programming error). */
+gboolean cs_step_check_transaction(CsStep *step, const char *service, GError **error);
+/* Inside a transaction: record an attribute of @order (@value NULL removes it). */
+gboolean cs_engine_set_attr(
+    CsEngine *engine, CsOrder *order, const char *name, const char *value, GError **error);
+
+gboolean cs_engine_set_attr_int(
+    CsEngine *engine, CsOrder *order, const char *name, gint64 value, GError **error);
+/* CS_ERROR_UNAVAILABLE ("@what is not running") when @service is NULL: a service a step
+ * needs is not running (unit tests run the engine without some). */
+gboolean cs_engine_require(gconstpointer service, const char *what, GError **error);
 
 /* Work done inside the transaction that records a transition (e.g. completing the office
  * task that asked for it), so both commit or neither does. Return FALSE with @error set to
@@ -192,58 +211,18 @@ guint64 cs_engine_amount_fen(CsEngine *engine, CsOrder *order);
 /* The order's events, oldest first (CsEventRow). */
 GPtrArray *cs_engine_history(CsEngine *engine, CsOrder *order, GError **error);
 /* What an event says in an order's history, the same for every front: its kind, with the
- * reviewer's note, the tracking number, why a making failed or the payment channel when
- * the step recorded one ("reject: the licence scan is unreadable"). */
-char *cs_engine_event_note(const CsEventRow *event);
+ * reviewer's note, why a step failed, the payment channel, or a result the flow's step
+ * shows (CsResultSpec.shown) when the step recorded one ("reject: the licence scan is
+ * unreadable"). @order may be NULL. */
+char *cs_engine_event_note(CsOrder *order, const CsEventRow *event);
 
-/* Record the order's subject in the registry (on approval; a change order replaces). */
+/* Record the order's subject in the registry in a transaction of its own. */
 gboolean cs_engine_record_subject(CsEngine *engine, CsOrder *order, GError **error);
 
-/* ---- certificates (cs-engine-certs.c) ----------------------------------------------------
- * The engine-level C API where CSRs enter (DESIGN §4, §8): the embedded CAs are set by
- * the daemon; every issuance and revocation is recorded in the ledger with the actor. */
+/* The embedded CAs (borrowed; must outlive the engine), set by the daemon. */
 typedef struct _CsCaSet CsCaSet;
-/* Borrowed; must outlive the engine. */
 void cs_engine_set_cas(CsEngine *engine, CsCaSet *cas);
 CsCaSet *cs_engine_get_cas(CsEngine *engine);
-/* Issue the certificate of @order from a DER CSR: the subject from the order's fields
- * (DESIGN §9), the vendor's CA, the profile's period — or for a renew order, the period
- * that follows the order's certificate_serial (DESIGN §1.2). The CSR is parsed and its
- * proof of possession verified here, once. Returns the DER certificate. */
-GBytes *cs_engine_issue_certificate(CsEngine *engine,
-				    const CsRequest *request,
-				    CsOrder *order,
-				    const guint8 *csr_der,
-				    gsize csr_len,
-				    GError **error);
-/* The e-seal (GB/T 38540 SESeal, DER) for @order's certificate @cert_der: the order's
- * name and subject type, the certificate's validity, the picture (PNG or JPEG, e.g. the
- * order's seal_image) with its size in mm, signed by the vendor's seal maker. The esID is
- * the certificate's serial. */
-GBytes *cs_engine_make_seal(CsEngine *engine,
-			    const CsRequest *request,
-			    CsOrder *order,
-			    GBytes *cert_der,
-			    const guint8 *picture,
-			    gsize picture_len,
-			    guint width_mm,
-			    guint height_mm,
-			    GError **error);
-/* Revoke with a reason (keyCompromise, superseded, affiliationChanged,
- * cessationOfOperation); @order may be NULL. The vendor's CRL is regenerated. */
-gboolean cs_engine_revoke_certificate(CsEngine *engine,
-				      const CsRequest *request,
-				      const char *serial,
-				      const char *reason,
-				      CsOrder *order,
-				      GError **error);
-/* A subject's certificates with their status (CsCertRow: valid, revoked, expired): what
- * FindCertificates answers once its SMS query code exists. */
-GPtrArray *cs_engine_find_certificates(CsEngine *engine,
-				       const char *vendor,
-				       const char *subject_type,
-				       const char *id_number,
-				       GError **error);
 
 /* "confirm" → "Confirm", "start_payment" → "StartPayment". */
 char *cs_action_to_method(const char *action);

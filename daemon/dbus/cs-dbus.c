@@ -29,7 +29,8 @@
 
 #include "cs-build-config.h"
 #include "cs-dbus.h"
-#include "cs-engine-flow.h"
+#include "cs-invoicing.h"
+#include "cs-payments.h"
 #include "cs-forms.h"
 #include "cs-material.h"
 #include "cs-validate.h"
@@ -37,6 +38,7 @@
 
 struct _CsDbus {
 	CsEngine *engine;
+	CsPayments *payments;
 	GStrv drivers;
 	sd_bus *bus;
 	sd_event *event;
@@ -408,7 +410,7 @@ method_create_order(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	order = cs_engine_create_order(self->engine, &req, kind, subject_type, fields, &error);
 	if (order == NULL)
 		return reply_error(ret_error, error);
-	path = order_path(order->id);
+	path = order_path(cs_order_get_id(order));
 	return sd_bus_reply_method_return(m, "o", path);
 }
 
@@ -601,32 +603,33 @@ order_at(CsDbus *self, const char *path)
 
 ORDER_GETTER(prop_order_id)
 {
-	return sd_bus_message_append(reply, "s", order->id);
+	return sd_bus_message_append(reply, "s", cs_order_get_id(order));
 }
 
 ORDER_GETTER(prop_order_kind)
 {
-	return sd_bus_message_append(reply, "s", order->kind);
+	return sd_bus_message_append(reply, "s", cs_order_get_kind(order));
 }
 
 ORDER_GETTER(prop_order_subject_type)
 {
-	return sd_bus_message_append(reply, "s", cs_subject_type_to_string(order->subject_type));
+	return sd_bus_message_append(reply, "s",
+				     cs_subject_type_to_string(cs_order_get_subject_type(order)));
 }
 
 ORDER_GETTER(prop_order_vendor)
 {
-	return sd_bus_message_append(reply, "s", order->vendor);
+	return sd_bus_message_append(reply, "s", cs_order_get_vendor(order));
 }
 
 ORDER_GETTER(prop_order_state)
 {
-	return sd_bus_message_append(reply, "s", order->state);
+	return sd_bus_message_append(reply, "s", cs_order_get_state(order));
 }
 
 ORDER_GETTER(prop_order_fields)
 {
-	return append_fields(reply, order->fields);
+	return append_fields(reply, cs_order_get_fields(order));
 }
 
 ORDER_GETTER(prop_order_auth_method)
@@ -678,12 +681,14 @@ ORDER_GETTER(prop_order_amount)
 
 ORDER_GETTER(prop_order_created)
 {
-	return sd_bus_message_append(reply, "t", (uint64_t)(order->created / G_USEC_PER_SEC));
+	return sd_bus_message_append(reply, "t",
+				     (uint64_t)(cs_order_get_created(order) / G_USEC_PER_SEC));
 }
 
 ORDER_GETTER(prop_order_updated)
 {
-	return sd_bus_message_append(reply, "t", (uint64_t)(order->updated / G_USEC_PER_SEC));
+	return sd_bus_message_append(reply, "t",
+				     (uint64_t)(cs_order_get_updated(order) / G_USEC_PER_SEC));
 }
 
 ORDER_GETTER(prop_order_history)
@@ -706,7 +711,7 @@ ORDER_GETTER(prop_order_history)
 			continue;
 		if (e->to != NULL)
 			state = e->to;
-		note = cs_engine_event_note(e);
+		note = cs_engine_event_note(order, e);
 		r = sd_bus_message_append(reply, "(tss)", (uint64_t)(e->time / G_USEC_PER_SEC),
 					  state, note);
 	}
@@ -715,60 +720,76 @@ ORDER_GETTER(prop_order_history)
 	return r;
 }
 
-static int
-append_attr(sd_bus_message *reply, CsOrder *order, const char *name)
-{
-	const char *v = cs_order_get_attr(order, name);
-	return sd_bus_message_append(reply, "s", v != NULL ? v : "");
-}
+/* The Order properties that show attributes: those the flow declares (CsPlugin.attrs),
+ * and those of the services (the payment channel, the review deadline, the invoice, the
+ * progress of key work). */
+static const struct {
+	const char *property;
+	char type;
+	const char *service_attr; /* NULL: only a flow's attribute */
+} attr_properties[] = {
+    {"PasswordDelivery", 's', NULL}, {"ReviewNote", 's', NULL},
+    {"TrackingNumber", 's', NULL},   {"PaymentChannel", 's', "payment_channel"},
+    {"DueBy", 't', "due_by"},	     {"InvoiceAvailable", 'b', "invoice_number"},
+    {"Progress", 'u', "progress"},
+};
 
-ORDER_GETTER(prop_order_password_delivery)
+/* The flow's attributes shown as @property, joined with "; "; else the service's. */
+static char *
+attr_text(CsOrder *order, const char *property, const char *service_attr)
 {
-	return append_attr(reply, order, "password_delivery");
-}
+	const CsPlugin *plugin = cs_order_get_plugin(order);
+	g_autoptr(GString) s = g_string_new(NULL);
+	const char *v;
 
-ORDER_GETTER(prop_order_payment_channel)
-{
-	return append_attr(reply, order, "payment_channel");
-}
-
-ORDER_GETTER(prop_order_review_note)
-{
-	const char *note = cs_order_get_attr(order, "review_note");
-	const char *making_error = cs_order_get_attr(order, "making_error");
-	/* A failed making is explained where the applicant and the office look. */
-	if (making_error != NULL && g_strcmp0(order->state, "approved") == 0) {
-		g_autofree char *text = g_strdup_printf("%s%s%s", note != NULL ? note : "",
-							note != NULL ? "; " : "", making_error);
-		return sd_bus_message_append(reply, "s", text);
+	for (guint i = 0; plugin != NULL && plugin->attrs != NULL && plugin->attrs[i].name != NULL;
+	     i++) {
+		if (g_strcmp0(plugin->attrs[i].property, property) != 0)
+			continue;
+		v = cs_order_get_attr(order, plugin->attrs[i].name);
+		if (v != NULL && *v != '\0')
+			g_string_append_printf(s, "%s%s", s->len > 0 ? "; " : "", v);
 	}
-	return sd_bus_message_append(reply, "s", note != NULL ? note : "");
+	if (s->len == 0 && service_attr != NULL &&
+	    (v = cs_order_get_attr(order, service_attr)) != NULL)
+		g_string_append(s, v);
+	return s->len > 0 ? g_string_free(g_steal_pointer(&s), FALSE) : NULL;
 }
 
-ORDER_GETTER(prop_order_tracking_number)
+static int
+prop_order_attr(sd_bus *bus,
+		const char *path,
+		const char *iface,
+		const char *prop,
+		sd_bus_message *reply,
+		void *userdata,
+		sd_bus_error *ret_error)
 {
-	return append_attr(reply, order, "tracking_number");
-}
+	CsOrder *order = order_at(userdata, path);
+	g_autofree char *text = NULL;
 
-ORDER_GETTER(prop_order_due_by)
-{
-	const char *v = cs_order_get_attr(order, "due_by");
-	return sd_bus_message_append(reply, "t", v != NULL ? g_ascii_strtoull(v, NULL, 10) : 0);
-}
-
-ORDER_GETTER(prop_order_invoice_available)
-{
-	return sd_bus_message_append(reply, "b",
-				     cs_order_get_attr(order, "invoice_number") != NULL);
-}
-
-ORDER_GETTER(prop_order_progress)
-{
-	const char *v = cs_order_get_attr(order, "progress");
-	guint32 p = v != NULL ? (guint32)g_ascii_strtoull(v, NULL, 10) : 0;
-	if (g_strcmp0(order->state, "made") == 0 || g_strcmp0(order->state, "completed") == 0)
-		p = 100;
-	return sd_bus_message_append(reply, "u", MIN(p, 100u));
+	if (order == NULL)
+		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT, path);
+	for (guint i = 0; i < G_N_ELEMENTS(attr_properties); i++) {
+		if (g_strcmp0(attr_properties[i].property, prop) != 0)
+			continue;
+		text = attr_text(order, prop, attr_properties[i].service_attr);
+		switch (attr_properties[i].type) {
+		case 't':
+			return sd_bus_message_append(
+			    reply, "t",
+			    (uint64_t)(text != NULL ? g_ascii_strtoull(text, NULL, 10) : 0));
+		case 'u':
+			return sd_bus_message_append(
+			    reply, "u",
+			    (uint32_t)(text != NULL ? g_ascii_strtoull(text, NULL, 10) : 0));
+		case 'b':
+			return sd_bus_message_append(reply, "b", text != NULL);
+		default:
+			return sd_bus_message_append(reply, "s", text != NULL ? text : "");
+		}
+	}
+	return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_PROPERTY, prop);
 }
 
 /* "Confirm" → "confirm", "StartPayment" → "start_payment". */
@@ -869,7 +890,7 @@ method_order_get_invoice(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 
 	if (r < 0)
 		return r;
-	pdf = cs_engine_get_invoice(self->engine, &req, order, &error);
+	pdf = cs_invoicing_get(self->engine, &req, order, &error);
 	if (pdf == NULL)
 		return reply_error(ret_error, error);
 	return reply_bytes(m, pdf);
@@ -915,8 +936,8 @@ method_order_start_payment(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 	r = sd_bus_message_read(m, "s", &channel);
 	if (r < 0)
 		return r;
-	cs_engine_start_payment(self->engine, &req, order, channel, payment_started,
-				sd_bus_message_ref(m), unref_message);
+	cs_payments_start(self->payments, &req, order, channel, payment_started,
+			  sd_bus_message_ref(m), unref_message);
 	return 1; /* replied by payment_started */
 }
 
@@ -1114,7 +1135,7 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 	mc = g_new0(MaterialCall, 1);
 	mc->self = self;
 	mc->call = sd_bus_message_ref(m);
-	mc->order_id = g_strdup(order->id);
+	mc->order_id = g_strdup(cs_order_get_id(order));
 	mc->kind = g_strdup(kind);
 	mc->filename = g_steal_pointer(&name);
 	mc->max_size = config->material_max_size;
@@ -1153,13 +1174,13 @@ static const sd_bus_vtable order_vtable[] = {
     SD_BUS_PROPERTY("CreatedAt", "t", prop_order_created, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("UpdatedAt", "t", prop_order_updated, 0, CHANGES),
     SD_BUS_PROPERTY("History", "a(tss)", prop_order_history, 0, CHANGES),
-    SD_BUS_PROPERTY("PasswordDelivery", "s", prop_order_password_delivery, 0, CHANGES),
-    SD_BUS_PROPERTY("PaymentChannel", "s", prop_order_payment_channel, 0, CHANGES),
-    SD_BUS_PROPERTY("ReviewNote", "s", prop_order_review_note, 0, CHANGES),
-    SD_BUS_PROPERTY("TrackingNumber", "s", prop_order_tracking_number, 0, CHANGES),
-    SD_BUS_PROPERTY("DueBy", "t", prop_order_due_by, 0, CHANGES),
-    SD_BUS_PROPERTY("InvoiceAvailable", "b", prop_order_invoice_available, 0, CHANGES),
-    SD_BUS_PROPERTY("Progress", "u", prop_order_progress, 0, CHANGES),
+    SD_BUS_PROPERTY("PasswordDelivery", "s", prop_order_attr, 0, CHANGES),
+    SD_BUS_PROPERTY("PaymentChannel", "s", prop_order_attr, 0, CHANGES),
+    SD_BUS_PROPERTY("ReviewNote", "s", prop_order_attr, 0, CHANGES),
+    SD_BUS_PROPERTY("TrackingNumber", "s", prop_order_attr, 0, CHANGES),
+    SD_BUS_PROPERTY("DueBy", "t", prop_order_attr, 0, CHANGES),
+    SD_BUS_PROPERTY("InvoiceAvailable", "b", prop_order_attr, 0, CHANGES),
+    SD_BUS_PROPERTY("Progress", "u", prop_order_attr, 0, CHANGES),
     SD_BUS_METHOD_WITH_ARGS("Update",
 			    SD_BUS_ARGS("a{sv}", fields),
 			    SD_BUS_NO_RESULT,
@@ -1217,7 +1238,7 @@ order_audience(CsDbus *self, CsOrder *order)
 	g_hash_table_iter_init(&iter, self->uids);
 	while (g_hash_table_iter_next(&iter, &name, &uid_plus_one)) {
 		guint uid = GPOINTER_TO_UINT(uid_plus_one) - 1;
-		if (uid == order->owner_uid || uid == 0)
+		if (uid == cs_order_get_owner_uid(order) || uid == 0)
 			g_ptr_array_add(names, g_strdup(name));
 	}
 	return names;
@@ -1320,7 +1341,7 @@ static void
 on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
 {
 	CsDbus *self = user_data;
-	g_autofree char *path = order_path(order->id);
+	g_autofree char *path = order_path(cs_order_get_id(order));
 	g_autoptr(GPtrArray) audience = order_audience(self, order);
 
 	for (guint i = 0; i < audience->len; i++) {
@@ -1332,7 +1353,7 @@ on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointe
 		if (r >= 0)
 			r = sd_bus_send(self->bus, m, NULL);
 		if (r < 0) {
-			g_warning("order %s: cannot signal %s: %s", order->id,
+			g_warning("order %s: cannot signal %s: %s", cs_order_get_id(order),
 				  (const char *)g_ptr_array_index(audience, i), g_strerror(-r));
 		}
 	}
@@ -1341,12 +1362,17 @@ on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointe
 /* --- Life cycle --------------------------------------------------------------------- */
 
 CsDbus *
-cs_dbus_new(CsEngine *engine, const char *const *drivers, CsBusType bus_type, GError **error)
+cs_dbus_new(CsEngine *engine,
+	    CsPayments *payments,
+	    const char *const *drivers,
+	    CsBusType bus_type,
+	    GError **error)
 {
 	g_autoptr(CsDbus) self = g_new0(CsDbus, 1);
 	int r;
 
 	self->engine = engine;
+	self->payments = payments;
 	self->drivers = g_strdupv((char **)drivers);
 	self->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 

@@ -10,6 +10,7 @@
 #include <glib.h>
 
 #include "cs-engine.h"
+#include "cs-payments.h"
 
 G_BEGIN_DECLS
 
@@ -30,8 +31,11 @@ typedef enum {
  * Connect, export the objects, attach to the GLib main context and own the bus name.
  * @drivers: names of the loaded drivers, for the Manager's Drivers property.
  */
-CsDbus *
-cs_dbus_new(CsEngine *engine, const char *const *drivers, CsBusType bus_type, GError **error);
+CsDbus *cs_dbus_new(CsEngine *engine,
+		    CsPayments *payments,
+		    const char *const *drivers,
+		    CsBusType bus_type,
+		    GError **error);
 /* Release the name, flush queued messages and disconnect. */
 void cs_dbus_free(CsDbus *dbus);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsDbus, cs_dbus_free)

@@ -295,14 +295,14 @@ static void
 on_order(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
 {
 	CsOffice *self = user_data;
-	g_autofree char *topic = g_strdup_printf("order.%s", order->state);
+	g_autofree char *topic = g_strdup_printf("order.%s", cs_order_get_state(order));
 	g_autoptr(JsonObject) body = json_object_new();
 	g_autofree char *text = NULL;
 
-	json_object_set_string_member(body, "order_id", order->id);
-	json_object_set_string_member(body, "kind", order->kind);
-	json_object_set_string_member(body, "state", order->state);
-	json_object_set_int_member(body, "time", order->updated);
+	json_object_set_string_member(body, "order_id", cs_order_get_id(order));
+	json_object_set_string_member(body, "kind", cs_order_get_kind(order));
+	json_object_set_string_member(body, "state", cs_order_get_state(order));
+	json_object_set_int_member(body, "time", cs_order_get_updated(order));
 	text = cs_office_body_to_string(body);
 	if (zmq_send(self->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 	    zmq_send(self->pub, text, strlen(text), ZMQ_DONTWAIT) < 0)
@@ -402,11 +402,10 @@ static gboolean
 dispatch_all(gpointer user_data)
 {
 	CsOffice *self = user_data;
-	static const char *const all[] = {"review", "make", "ship", "deliver", "cashier",
-					  "sms",    "mail", "idv",  "bank"};
+	g_auto(GStrv) all = cs_tasks_list_services(self->tasks);
 
 	self->dispatch_id = 0;
-	for (guint i = 0; i < G_N_ELEMENTS(all); i++)
+	for (guint i = 0; all[i] != NULL; i++)
 		dispatch_service(self, all[i]);
 	return G_SOURCE_REMOVE;
 }
@@ -569,7 +568,7 @@ handle_ready(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 	const char *service = cs_office_body_get_string(msg->body, "service");
 	CsRequest request = peer_request(peer);
 
-	if (!cs_tasks_may_serve(&request, service)) {
+	if (!cs_tasks_may_serve(self->tasks, &request, service)) {
 		g_autoptr(GError) error = g_error_new(CS_ERROR, CS_ERROR_ACCESS_DENIED,
 						      "%s may not serve '%s'", peer->user, service);
 		send_error(self, peer->identity, "service",
@@ -632,15 +631,15 @@ order_summary(CsEngine *engine, CsOrder *order)
 {
 	JsonObject *o = json_object_new();
 
-	json_object_set_string_member(o, "id", order->id);
-	json_object_set_string_member(o, "kind", order->kind);
+	json_object_set_string_member(o, "id", cs_order_get_id(order));
+	json_object_set_string_member(o, "kind", cs_order_get_kind(order));
 	json_object_set_string_member(o, "subject_type",
-				      cs_subject_type_to_string(order->subject_type));
-	json_object_set_string_member(o, "vendor", order->vendor);
-	json_object_set_string_member(o, "state", order->state);
+				      cs_subject_type_to_string(cs_order_get_subject_type(order)));
+	json_object_set_string_member(o, "vendor", cs_order_get_vendor(order));
+	json_object_set_string_member(o, "state", cs_order_get_state(order));
 	json_object_set_int_member(o, "amount_fen", (gint64)cs_engine_amount_fen(engine, order));
-	json_object_set_int_member(o, "created", order->created);
-	json_object_set_int_member(o, "updated", order->updated);
+	json_object_set_int_member(o, "created", cs_order_get_created(order));
+	json_object_set_int_member(o, "updated", cs_order_get_updated(order));
 	return o;
 }
 
@@ -659,7 +658,8 @@ m_orders_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	a = json_array_new();
 	for (guint i = 0; i < ids->len; i++) {
 		CsOrder *order = cs_engine_get_order(self->engine, g_ptr_array_index(ids, i), NULL);
-		if (order == NULL || (kind != NULL && g_strcmp0(kind, order->kind) != 0))
+		if (order == NULL ||
+		    (kind != NULL && g_strcmp0(kind, cs_order_get_kind(order)) != 0))
 			continue;
 		json_array_add_object_element(a, order_summary(self->engine, order));
 	}
@@ -710,7 +710,7 @@ m_orders_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 		return NULL;
 	o = order_summary(self->engine, order);
 	fields = json_object_new();
-	g_variant_iter_init(&iter, order->fields);
+	g_variant_iter_init(&iter, cs_order_get_fields(order));
 	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
 		if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
 			json_object_set_string_member(fields, name,
@@ -722,7 +722,7 @@ m_orders_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	for (guint i = 0; i < events->len; i++) {
 		CsEventRow *e = g_ptr_array_index(events, i);
 		JsonObject *h = json_object_new();
-		g_autofree char *note = cs_engine_event_note(e);
+		g_autofree char *note = cs_engine_event_note(order, e);
 		json_object_set_int_member(h, "seq", e->seq);
 		json_object_set_int_member(h, "time", e->time);
 		json_object_set_string_member(h, "kind", e->kind);
@@ -753,7 +753,7 @@ m_orders_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	for (guint i = 0; i < tasks->len; i++) {
 		CsTask *t = g_ptr_array_index(tasks, i);
 		JsonObject *tj;
-		if (g_strcmp0(t->order_id, order->id) != 0)
+		if (g_strcmp0(t->order_id, cs_order_get_id(order)) != 0)
 			continue;
 		tj = cs_task_to_json(t);
 		json_object_remove_member(tj, "lease");
@@ -784,7 +784,8 @@ m_materials_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	order = cs_engine_get_order(self->engine, order_id, error);
 	if (order == NULL)
 		return NULL;
-	m = cs_ledger_load_material(cs_engine_get_ledger(self->engine), order->id, kind, error);
+	m = cs_ledger_load_material(cs_engine_get_ledger(self->engine), cs_order_get_id(order),
+				    kind, error);
 	if (m == NULL)
 		return NULL;
 	data = g_bytes_get_data(m->data, &len);
@@ -795,16 +796,16 @@ m_materials_get(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 }
 
 static gboolean
-require_service_role(Peer *peer, const char *service, GError **error)
+require_service_role(CsOffice *self, Peer *peer, const char *service, GError **error)
 {
 	CsRequest request = peer_request(peer);
 
-	if (service == NULL || cs_tasks_service_role(service) == 0) {
+	if (service == NULL || cs_tasks_service_role(self->tasks, service) == 0) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "service: unknown '%s'",
 			    service != NULL ? service : "");
 		return FALSE;
 	}
-	if (!cs_tasks_may_serve(&request, service)) {
+	if (!cs_tasks_may_serve(self->tasks, &request, service)) {
 		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED, "%s may not serve '%s'",
 			    peer->user, service);
 		return FALSE;
@@ -833,7 +834,7 @@ m_task_next(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	g_autoptr(CsTask) task = NULL;
 	g_autoptr(GError) local = NULL;
 
-	if (!require_service_role(peer, service, error))
+	if (!require_service_role(self, peer, service, error))
 		return NULL;
 	task = cs_tasks_lease_next(self->tasks, service, peer->user, &local);
 	if (task == NULL) {
@@ -853,7 +854,7 @@ m_task_claim(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	const char *order_id = cs_office_body_get_string(params, "order_id");
 	g_autoptr(CsTask) task = NULL;
 
-	if (!require_service_role(peer, service, error))
+	if (!require_service_role(self, peer, service, error))
 		return NULL;
 	if (order_id == NULL) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "order_id: required");
@@ -976,6 +977,7 @@ m_payment_refund(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 {
 	const char *id = cs_office_body_get_string(params, "order_id");
 	CsRequest request = peer_request(peer);
+	const char *refund;
 	CsOrder *order;
 
 	request.actor = CS_ACTOR_CASHIER;
@@ -984,7 +986,15 @@ m_payment_refund(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 		return NULL;
 	}
 	order = cs_engine_get_order(self->engine, id, error);
-	if (order == NULL || !cs_engine_act(self->engine, &request, order, "refund", error))
+	if (order == NULL)
+		return NULL;
+	refund = cs_engine_step_action(order, CS_TRANSITION_REFUND);
+	if (refund == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE, "a %s order has no refund step",
+			    cs_order_get_kind(order));
+		return NULL;
+	}
+	if (!cs_engine_act(self->engine, &request, order, refund, error))
 		return NULL;
 	return object_node(order_summary(self->engine, order));
 }
@@ -1407,7 +1417,8 @@ check_endpoints(CsOffice *self, GError **error)
 }
 
 CsOffice *
-cs_office_new(CsEngine *engine, CsVault *vault, const char *state_dir, GError **error)
+cs_office_new(
+    CsEngine *engine, CsTasks *tasks, CsVault *vault, const char *state_dir, GError **error)
 {
 	g_autoptr(CsOffice) self = g_new0(CsOffice, 1);
 	g_autofree char *dir = g_build_filename(state_dir, "office", NULL);
@@ -1452,9 +1463,7 @@ cs_office_new(CsEngine *engine, CsVault *vault, const char *state_dir, GError **
 	self->payment_keys = cs_payment_keys_load(self->config, error);
 	if (self->payment_keys == NULL)
 		return NULL;
-	self->tasks = cs_tasks_new(engine, vault, error);
-	if (self->tasks == NULL)
-		return NULL;
+	self->tasks = tasks;
 	cs_tasks_set_queued_func(self->tasks, on_task_queued, self);
 
 	self->ctx = zmq_ctx_new();
@@ -1541,7 +1550,8 @@ cs_office_free(CsOffice *self)
 		zmq_close(self->zap);
 	if (self->ctx != NULL)
 		zmq_ctx_term(self->ctx);
-	g_clear_pointer(&self->tasks, cs_tasks_free);
+	if (self->tasks != NULL)
+		cs_tasks_set_queued_func(self->tasks, NULL, NULL);
 	g_clear_pointer(&self->payment_keys, cs_payment_keys_free);
 	g_hash_table_unref(self->workers);
 	g_hash_table_unref(self->peers);

@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "cs-engine.h"
+#include "cs-tasks.h"
 #include "cs-vault.h"
 
 G_BEGIN_DECLS
@@ -22,13 +23,15 @@ typedef struct _CsOffice CsOffice;
 /* Create keys on first start, load the allow-list, bind ZAP then the sockets, and attach
  * them to the default main context. Refuses (fatal at start-up) a non-loopback tcp://
  * endpoint without CURVE, CURVE off outside test_mode, and an endpoint that cannot bind. */
-CsOffice *cs_office_new(CsEngine *engine, CsVault *vault, const char *state_dir, GError **error);
+/* @tasks is borrowed: the queue the office dispatches. */
+CsOffice *cs_office_new(
+    CsEngine *engine, CsTasks *tasks, CsVault *vault, const char *state_dir, GError **error);
 void cs_office_free(CsOffice *office);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsOffice, cs_office_free)
 
 const char *cs_office_get_endpoint(CsOffice *office);
 const char *cs_office_get_events_endpoint(CsOffice *office);
-/* The task queue the office dispatches (an engine service; borrowed). */
-struct _CsTasks *cs_office_get_tasks(CsOffice *office);
+/* The task queue the office dispatches (borrowed). */
+CsTasks *cs_office_get_tasks(CsOffice *office);
 
 G_END_DECLS

@@ -1,12 +1,11 @@
 /*
- * cs-payment.c — Alipay and WeChat Pay v3 notification checks (DESIGN §9).
+ * cs-payment.c — Alipay and WeChat Pay v3 notification checks, at the office front.
  *
  * Invariants:
  * - Nothing from a notification is trusted before its signature verified with the
- *   configured platform key; after that, the order number, amount and merchant must
- *   match the order and the configuration exactly.
- * - The idempotency key is recorded in `payments` inside the transaction of the order's
- *   "pay" transition: the payment is applied once, and a duplicate is acknowledged as such.
+ *   configured platform key; after that, the merchant must match the configuration, and
+ *   the money service (services/cs-payments.c) checks the order and the amount and
+ *   applies the payment exactly once.
  * - Amounts are integers in fen; Alipay's "12.34" yuan is parsed as decimal text, never
  *   through a floating-point number.
  */
@@ -14,19 +13,15 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <sqlite3.h>
 #include <string.h>
 
-#include "cs-engine-flow.h"
 #include "cs-payment.h"
-#include "cs-tasks.h"
 
 #define WECHAT_MAX_SKEW_S 300
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY, EVP_PKEY_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MD_CTX, EVP_MD_CTX_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3_stmt, sqlite3_finalize)
 
 struct _CsPaymentKeys {
 	char *alipay_app_id;
@@ -38,18 +33,6 @@ struct _CsPaymentKeys {
 	gboolean has_apiv3_key;
 	gboolean sandbox; /* test_mode: the cashier-confirmed sandbox channel */
 };
-
-void
-cs_payment_notice_free(CsPaymentNotice *notice)
-{
-	if (notice == NULL)
-		return;
-	g_free(notice->channel);
-	g_free(notice->order_id);
-	g_free(notice->trade_no);
-	g_free(notice->notify_key);
-	g_free(notice);
-}
 
 static EVP_PKEY *
 load_public_key(const char *path, GError **error)
@@ -423,150 +406,6 @@ cs_payment_verify_wechat(
 	notice->trade_no = g_strdup(obj_string(inner, "transaction_id"));
 	notice->notify_key = g_strdup_printf("wechat:%s", notice->trade_no);
 	return g_steal_pointer(&notice);
-}
-
-/* ---- applying -------------------------------------------------------------------------- */
-
-static gboolean
-already_applied(CsLedger *ledger, const char *key, gboolean *found, GError **error)
-{
-	sqlite3 *db = cs_ledger_get_db(ledger);
-	g_autoptr(sqlite3_stmt) stmt = NULL;
-
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM payments WHERE notify_key = ?1", -1, &stmt,
-			       NULL) != SQLITE_OK) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: %s", sqlite3_errmsg(db));
-		return FALSE;
-	}
-	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(stmt) != SQLITE_ROW) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: %s", sqlite3_errmsg(db));
-		return FALSE;
-	}
-	*found = sqlite3_column_int64(stmt, 0) > 0;
-	return TRUE;
-}
-
-static gboolean
-record_payment(CsEngine *engine, CsOrder *order, gpointer user_data, GError **error)
-{
-	CsPaymentNotice *n = user_data;
-	sqlite3 *db = cs_ledger_get_db(cs_engine_get_ledger(engine));
-	g_autoptr(sqlite3_stmt) stmt = NULL;
-
-	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO payments (notify_key, channel, order_id, amount_fen, "
-			       "trade_no, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-			       -1, &stmt, NULL) != SQLITE_OK) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: %s", sqlite3_errmsg(db));
-		return FALSE;
-	}
-	sqlite3_bind_text(stmt, 1, n->notify_key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(stmt, 2, n->channel, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(stmt, 3, n->order_id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(stmt, 4, (gint64)n->amount_fen);
-	sqlite3_bind_text(stmt, 5, n->trade_no, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(stmt, 6, g_get_real_time());
-	if (sqlite3_step(stmt) != SQLITE_DONE) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger: recording a payment: %s",
-			    sqlite3_errmsg(db));
-		return FALSE;
-	}
-	/* PaymentChannel: the channel that was paid, not the last one tried. */
-	return cs_engine_set_attr(engine, order, "payment_channel", n->channel, error);
-}
-
-/*
- * Money for an order that no longer waits for it — cancelled meanwhile, or paid twice
- * through two QR codes: it was taken, so it is recorded (with an event) and a cashier
- * refund task queued, in one transaction. The notification is acknowledged.
- */
-static gboolean
-record_unexpected_payment(CsEngine *engine, CsOrder *order, CsPaymentNotice *n, GError **error)
-{
-	CsLedger *ledger = cs_engine_get_ledger(engine);
-	g_autoptr(JsonObject) payload = json_object_new();
-	g_autoptr(GVariant) data = NULL;
-	GVariantDict d;
-	gboolean ok;
-
-	g_variant_dict_init(&d, NULL);
-	g_variant_dict_insert(&d, "channel", "s", n->channel);
-	g_variant_dict_insert(&d, "amount_fen", "x", (gint64)n->amount_fen);
-	g_variant_dict_insert(&d, "reason", "s", "the order no longer waits for a payment");
-	data = g_variant_ref_sink(g_variant_dict_end(&d));
-	json_object_set_string_member(payload, "kind", "refund");
-	json_object_set_string_member(payload, "order_id", order->id);
-	json_object_set_string_member(payload, "channel", n->channel);
-	json_object_set_int_member(payload, "amount_fen", (gint64)n->amount_fen);
-	json_object_set_string_member(payload, "trade_no", n->trade_no);
-	if (!cs_ledger_begin(ledger, error))
-		return FALSE;
-	ok =
-	    record_payment(engine, order, n, error) &&
-	    cs_ledger_append_event(ledger, order->id, "payment_unexpected", order->state,
-				   order->state, "gateway", data, g_get_real_time(), NULL, error) &&
-	    cs_tasks_enqueue_in_txn(cs_engine_get_tasks(engine), "cashier", order->id, NULL,
-				    payload, 0, NULL, error) &&
-	    cs_ledger_commit(ledger, error);
-	cs_order_forget_attrs(order);
-	if (!ok) {
-		cs_ledger_rollback(ledger);
-		return FALSE;
-	}
-	g_message("order %s: %s payment of %" G_GUINT64_FORMAT
-		  " fen arrived while it is %s; a refund is queued for the cashier",
-		  order->id, n->channel, n->amount_fen, order->state);
-	return TRUE;
-}
-
-gboolean
-cs_payment_apply(CsEngine *engine,
-		 CsPaymentNotice *notice,
-		 gboolean *applied,
-		 gboolean *refunding,
-		 GError **error)
-{
-	CsRequest request = {.actor = CS_ACTOR_GATEWAY, .user_id = notice->channel};
-	gboolean found = FALSE;
-	CsOrder *order;
-	guint64 due;
-
-	*applied = FALSE;
-	if (refunding != NULL)
-		*refunding = FALSE;
-	if (!already_applied(cs_engine_get_ledger(engine), notice->notify_key, &found, error))
-		return FALSE;
-	if (found)
-		return TRUE; /* a duplicate: acknowledged, nothing changes */
-	order = cs_engine_get_order(engine, notice->order_id, error);
-	if (order == NULL)
-		return FALSE;
-	if (!cs_engine_awaits_payment(engine, order)) {
-		if (cs_engine_get_tasks(engine) == NULL) {
-			g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
-				    "order %s is %s: it does not wait for a payment", order->id,
-				    order->state);
-			return FALSE;
-		}
-		if (!record_unexpected_payment(engine, order, notice, error))
-			return FALSE;
-		if (refunding != NULL)
-			*refunding = TRUE;
-		return TRUE;
-	}
-	due = cs_engine_amount_fen(engine, order);
-	if (notice->amount_fen != due) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "amount: %" G_GUINT64_FORMAT
-			    " fen paid, the order costs %" G_GUINT64_FORMAT,
-			    notice->amount_fen, due);
-		return FALSE;
-	}
-	if (!cs_engine_act_full(engine, &request, order, "pay", record_payment, notice, error))
-		return FALSE;
-	*applied = TRUE;
-	return TRUE;
 }
 
 gboolean

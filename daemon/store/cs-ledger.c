@@ -2350,3 +2350,86 @@ cs_ledger_order_paid(CsLedger *ledger, const char *order_id, guint64 *paid_fen, 
 	*paid_fen = (guint64)sqlite3_column_int64(stmt, 0);
 	return TRUE;
 }
+
+gboolean
+cs_ledger_payment_known(CsLedger *ledger, const char *notify_key, gboolean *known, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt =
+	    stmt_prepare(ledger->db, "SELECT count(*) FROM payments WHERE notify_key = ?1", error);
+
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, notify_key);
+	if (sqlite3_step(stmt) != SQLITE_ROW) {
+		set_sqlite_error(ledger->db, "reading payments", error);
+		return FALSE;
+	}
+	*known = sqlite3_column_int64(stmt, 0) > 0;
+	return TRUE;
+}
+
+gboolean
+cs_ledger_insert_payment(CsLedger *ledger, const CsPaymentRow *row, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	if (!require_transaction(ledger, "recording a payment", error))
+		return FALSE;
+	stmt = stmt_prepare(ledger->db,
+			    "INSERT INTO payments (notify_key, channel, order_id, amount_fen, "
+			    "trade_no, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, row->notify_key);
+	bind_text(stmt, 2, row->channel);
+	bind_text(stmt, 3, row->order_id);
+	sqlite3_bind_int64(stmt, 4, (gint64)row->amount_fen);
+	bind_text(stmt, 5, row->trade_no);
+	sqlite3_bind_int64(stmt, 6, row->time);
+	return stmt_exec(ledger->db, stmt, "recording a payment", error);
+}
+
+void
+cs_payment_row_free(CsPaymentRow *row)
+{
+	if (row == NULL)
+		return;
+	g_free(row->notify_key);
+	g_free(row->channel);
+	g_free(row->order_id);
+	g_free(row->trade_no);
+	g_free(row);
+}
+
+GPtrArray *
+cs_ledger_list_payments(CsLedger *ledger, const char *order_id, GError **error)
+{
+	g_autoptr(GPtrArray) rows =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)cs_payment_row_free);
+	g_autoptr(sqlite3_stmt) stmt =
+	    stmt_prepare(ledger->db,
+			 "SELECT notify_key, channel, trade_no, amount_fen, time FROM payments "
+			 "WHERE order_id = ?1 ORDER BY time, rowid",
+			 error);
+	int rc;
+
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, order_id);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		CsPaymentRow *row = g_new0(CsPaymentRow, 1);
+		row->notify_key = g_strdup((const char *)sqlite3_column_text(stmt, 0));
+		row->channel = g_strdup((const char *)sqlite3_column_text(stmt, 1));
+		row->order_id = g_strdup(order_id);
+		row->trade_no = g_strdup((const char *)sqlite3_column_text(stmt, 2));
+		row->amount_fen = (guint64)sqlite3_column_int64(stmt, 3);
+		row->time = sqlite3_column_int64(stmt, 4);
+		g_ptr_array_add(rows, row);
+	}
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "listing payments", error);
+		return NULL;
+	}
+	return g_steal_pointer(&rows);
+}

@@ -309,6 +309,25 @@ gboolean cs_ledger_count_invoices(CsLedger *ledger, gint64 *count, GError **erro
 gboolean
 cs_ledger_order_paid(CsLedger *ledger, const char *order_id, guint64 *paid_fen, GError **error);
 
+/* Payments (schema 5): money a verified notification brought, keyed by the notification's
+ * idempotency key (channel:platform trade id), append-only. */
+typedef struct {
+	char *notify_key;
+	char *channel; /* alipay | wechat | sandbox */
+	char *order_id;
+	guint64 amount_fen;
+	char *trade_no; /* the platform's transaction id */
+	gint64 time;	/* microseconds */
+} CsPaymentRow;
+void cs_payment_row_free(CsPaymentRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsPaymentRow, cs_payment_row_free)
+gboolean
+cs_ledger_payment_known(CsLedger *ledger, const char *notify_key, gboolean *known, GError **error);
+/* Inside a transaction. */
+gboolean cs_ledger_insert_payment(CsLedger *ledger, const CsPaymentRow *row, GError **error);
+/* The payments of @order_id (CsPaymentRow), oldest first. */
+GPtrArray *cs_ledger_list_payments(CsLedger *ledger, const char *order_id, GError **error);
+
 /* For benchmarks and tests: the raw handle. */
 gpointer cs_ledger_get_db(CsLedger *ledger);
 

@@ -14,7 +14,9 @@
 #include <sqlite3.h>
 #include <string.h>
 
+#include "cs-request.h"
 #include "cs-tasks.h"
+#include "cs-vault.h"
 
 #define CS_TASKS_MAX_ATTEMPTS 5
 #define DAY_US (G_GINT64_CONSTANT(86400) * G_USEC_PER_SEC)
@@ -22,10 +24,13 @@
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3_stmt, sqlite3_finalize)
 
 struct _CsTasks {
-	CsEngine *engine;
 	CsLedger *ledger;
 	CsVault *vault;
+	CsConfig *config;
 	sqlite3 *db;
+	GHashTable *order_services; /* name → role (CsActor bit), from the loaded flows */
+	CsTasksOrderFunc order_func;
+	gpointer order_data;
 	CsTasksQueuedFunc queued_func;
 	gpointer queued_data;
 	CsTasksDoneFunc done_func;
@@ -34,45 +39,86 @@ struct _CsTasks {
 	guint deferred_source;
 };
 
-/* Services, the role that serves each, and for order services how a result becomes an
- * order action (NULL: the result's "decision" names it). */
+/* The platform's gateway services and the role that serves each. The order services
+ * (review, make, …) are the loaded flows' own: cs_tasks_add_order_service(). */
 static const struct {
 	const char *service;
 	guint role;
-	gboolean order_service;
-	const char *action;
-} services[] = {
-    {"review", CS_ACTOR_REVIEWER, TRUE, NULL},	{"make", CS_ACTOR_MAKER, TRUE, "make"},
-    {"ship", CS_ACTOR_SHIPPER, TRUE, "ship"},	{"deliver", CS_ACTOR_SHIPPER, TRUE, "deliver"},
-    {"cashier", CS_ACTOR_CASHIER, FALSE, NULL}, {"sms", CS_ACTOR_GATEWAY, FALSE, NULL},
-    {"mail", CS_ACTOR_GATEWAY, FALSE, NULL},	{"idv", CS_ACTOR_GATEWAY, FALSE, NULL},
-    {"bank", CS_ACTOR_GATEWAY, FALSE, NULL},
+} gateway_services[] = {
+    {"cashier", CS_ACTOR_CASHIER}, {"sms", CS_ACTOR_GATEWAY},  {"mail", CS_ACTOR_GATEWAY},
+    {"idv", CS_ACTOR_GATEWAY},	   {"bank", CS_ACTOR_GATEWAY},
 };
 
-static const char *const review_decisions[] = {"approve", "reject", NULL};
-
-static int
-find_service(const char *service)
+static guint
+gateway_role(const char *service)
 {
-	for (guint i = 0; i < G_N_ELEMENTS(services); i++) {
-		if (g_strcmp0(services[i].service, service) == 0)
-			return (int)i;
+	for (guint i = 0; i < G_N_ELEMENTS(gateway_services); i++) {
+		if (g_strcmp0(gateway_services[i].service, service) == 0)
+			return gateway_services[i].role;
 	}
-	return -1;
+	return 0;
+}
+
+static gboolean
+is_order_service(CsTasks *tasks, const char *service)
+{
+	return service != NULL && g_hash_table_contains(tasks->order_services, service);
 }
 
 guint
-cs_tasks_service_role(const char *service)
+cs_tasks_service_role(CsTasks *tasks, const char *service)
 {
-	int i = find_service(service);
-
-	return i < 0 ? 0 : services[i].role;
+	if (is_order_service(tasks, service))
+		return GPOINTER_TO_UINT(g_hash_table_lookup(tasks->order_services, service));
+	return gateway_role(service);
 }
 
 gboolean
-cs_tasks_may_serve(const CsRequest *request, const char *service)
+cs_tasks_add_order_service(CsTasks *tasks, const char *service, guint role, GError **error)
 {
-	guint role = cs_tasks_service_role(service);
+	guint known = cs_tasks_service_role(tasks, service);
+
+	if (known != 0 && (known != role || !is_order_service(tasks, service))) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "service %s: already served by another role", service);
+		return FALSE;
+	}
+	g_hash_table_insert(tasks->order_services, g_strdup(service), GUINT_TO_POINTER(role));
+	return TRUE;
+}
+
+GStrv
+cs_tasks_list_services(CsTasks *tasks)
+{
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+	g_autofree const char **names = NULL;
+	guint n = 0;
+
+	names = (const char **)g_hash_table_get_keys_as_array(tasks->order_services, &n);
+	for (guint i = 0; i < n; i++)
+		g_strv_builder_add(b, names[i]);
+	for (guint i = 0; i < G_N_ELEMENTS(gateway_services); i++)
+		g_strv_builder_add(b, gateway_services[i].service);
+	return g_strv_builder_end(b);
+}
+
+void
+cs_tasks_set_order_func(CsTasks *tasks, CsTasksOrderFunc func, gpointer user_data)
+{
+	tasks->order_func = func;
+	tasks->order_data = user_data;
+}
+
+gpointer
+cs_tasks_get_order_data(CsTasks *tasks)
+{
+	return tasks->order_data;
+}
+
+gboolean
+cs_tasks_may_serve(CsTasks *tasks, const CsRequest *request, const char *service)
+{
+	guint role = cs_tasks_service_role(tasks, service);
 
 	/* Gateway tasks carry secrets to deliver (codes, the certificate password): only a
 	 * gateway serves them, never a member of staff, whatever their roles. */
@@ -324,7 +370,7 @@ cs_tasks_enqueue_in_txn(CsTasks *tasks,
 			gint64 *id_out,
 			GError **error)
 {
-	if (find_service(service) < 0) {
+	if (cs_tasks_service_role(tasks, service) == 0) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "service: unknown '%s'",
 			    service);
 		return FALSE;
@@ -357,8 +403,8 @@ cs_tasks_enqueue(CsTasks *tasks,
 	return TRUE;
 }
 
-static gboolean
-has_open_task(
+gboolean
+cs_tasks_has_open(
     CsTasks *tasks, const char *order_id, const char *service, gboolean *found, GError **error)
 {
 	g_autoptr(sqlite3_stmt) stmt =
@@ -377,137 +423,37 @@ has_open_task(
 	return TRUE;
 }
 
-/* The office services an order in @state waits for, from its plugin's transitions. */
-static GPtrArray *
-services_waiting(CsOrder *order)
+gboolean
+cs_tasks_end_obsolete(CsTasks *tasks, const char *order_id, const char *state, GError **error)
 {
-	GPtrArray *out = g_ptr_array_new();
-	const CsPlugin *plugin = order->plugin;
-
-	for (guint i = 0; plugin != NULL && i < plugin->n_transitions; i++) {
-		const CsTransition *t = &plugin->transitions[i];
-		const char *service = NULL;
-
-		if (g_strcmp0(t->from, order->state) != 0)
-			continue;
-		if (t->actors & CS_ACTOR_REVIEWER)
-			service = "review";
-		else if (t->actors & CS_ACTOR_MAKER)
-			service = "make";
-		else if ((t->actors & CS_ACTOR_SHIPPER) && g_strcmp0(t->action, "deliver") == 0)
-			service = "deliver";
-		else if (t->actors & CS_ACTOR_SHIPPER)
-			service = "ship";
-		if (service != NULL &&
-		    !g_ptr_array_find_with_equal_func(out, service, g_str_equal, NULL))
-			g_ptr_array_add(out, (gpointer)service);
-	}
-	return out;
-}
-
-static JsonObject *
-order_payload(CsOrder *order)
-{
-	JsonObject *payload = json_object_new();
-	JsonObject *o = json_object_new();
-
-	json_object_set_string_member(o, "id", order->id);
-	json_object_set_string_member(o, "kind", order->kind);
-	json_object_set_string_member(o, "subject_type",
-				      cs_subject_type_to_string(order->subject_type));
-	json_object_set_string_member(o, "vendor", order->vendor);
-	json_object_set_string_member(o, "state", order->state);
-	json_object_set_object_member(payload, "order", o);
-	return payload;
-}
-
-/* Open tasks made for a state the order has left can never commit: end them, so that no
- * worker is handed a task whose DONE must be refused. Their leases become stale. */
-static void
-end_obsolete_tasks(CsTasks *tasks, CsOrder *order)
-{
-	g_autoptr(GError) error = NULL;
 	g_autoptr(sqlite3_stmt) stmt =
 	    prepare(tasks,
 		    "UPDATE tasks SET state = 'failed', lease = NULL, updated = ?3, "
 		    "result = '{\"error\":\"obsolete: the order moved on\"}' "
 		    "WHERE order_id = ?1 AND state IN ('queued', 'leased') "
 		    "AND expected_state IS NOT NULL AND expected_state != ?2",
-		    &error);
+		    error);
 
-	if (stmt == NULL) {
-		g_warning("order %s: %s", order->id, error->message);
-		return;
-	}
-	bind_str(stmt, 1, order->id);
-	bind_str(stmt, 2, order->state);
-	sqlite3_bind_int64(stmt, 3, g_get_real_time());
-	if (!exec_stmt(tasks, stmt, "ending obsolete tasks", &error))
-		g_warning("order %s: %s", order->id, error->message);
-}
-
-static void
-queue_order_tasks(CsTasks *tasks, CsOrder *order)
-{
-	g_autoptr(GPtrArray) wanted = services_waiting(order);
-
-	end_obsolete_tasks(tasks, order);
-
-	for (guint i = 0; i < wanted->len; i++) {
-		const char *service = g_ptr_array_index(wanted, i);
-		g_autoptr(GError) error = NULL;
-		g_autoptr(JsonObject) payload = NULL;
-		gboolean found = FALSE;
-
-		if (!has_open_task(tasks, order->id, service, &found, &error)) {
-			g_warning("order %s: %s", order->id, error->message);
-			continue;
-		}
-		if (found)
-			continue;
-		payload = order_payload(order);
-		if (!cs_tasks_enqueue(tasks, service, order->id, order->state, payload, 0, NULL,
-				      &error))
-			g_warning("order %s: cannot queue its %s task: %s", order->id, service,
-				  error->message);
-	}
-}
-
-static void
-on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
-{
-	queue_order_tasks(user_data, order);
-}
-
-/* Orders that entered an office state just before a crash have no task yet. */
-static gboolean
-reconcile(CsTasks *tasks, GError **error)
-{
-	g_autoptr(GPtrArray) ids = cs_engine_list_order_ids(tasks->engine, error);
-
-	if (ids == NULL)
+	if (stmt == NULL)
 		return FALSE;
-	for (guint i = 0; i < ids->len; i++) {
-		CsOrder *order =
-		    cs_engine_get_order(tasks->engine, g_ptr_array_index(ids, i), error);
-		if (order == NULL)
-			return FALSE;
-		queue_order_tasks(tasks, order);
-	}
-	return TRUE;
+	bind_str(stmt, 1, order_id);
+	bind_str(stmt, 2, state);
+	sqlite3_bind_int64(stmt, 3, g_get_real_time());
+	return exec_stmt(tasks, stmt, "ending obsolete tasks", error);
 }
 
 CsTasks *
-cs_tasks_new(CsEngine *engine, CsVault *vault, GError **error)
+cs_tasks_new(CsLedger *ledger, CsVault *vault, CsConfig *config, GError **error)
 {
 	g_autoptr(CsTasks) tasks = g_new0(CsTasks, 1);
 	g_autoptr(sqlite3_stmt) stmt = NULL;
 	int revoked;
 
-	tasks->engine = engine;
-	tasks->ledger = cs_engine_get_ledger(engine);
+	tasks->ledger = ledger;
 	tasks->vault = vault;
+	tasks->config = config;
 	tasks->db = cs_ledger_get_db(tasks->ledger);
+	tasks->order_services = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	tasks->deferred = g_ptr_array_new_with_free_func(g_free);
 	/* Leases do not outlive the daemon that granted them: their holders cannot prove
 	 * they are still alive, so the tasks are queued again (a late DONE is refused). */
@@ -526,9 +472,6 @@ cs_tasks_new(CsEngine *engine, CsVault *vault, GError **error)
 	if (!cs_tasks_abandon_requests(tasks, NULL, "precreate",
 				       "the daemon restarted before the payment was set up", error))
 		return NULL;
-	if (!reconcile(tasks, error))
-		return NULL;
-	cs_engine_add_listener(engine, on_order_changed, tasks);
 	return g_steal_pointer(&tasks);
 }
 
@@ -537,11 +480,10 @@ cs_tasks_free(CsTasks *tasks)
 {
 	if (tasks == NULL)
 		return;
-	if (tasks->db != NULL)
-		cs_engine_remove_listener(tasks->engine, on_order_changed, tasks);
 	if (tasks->deferred_source != 0)
 		g_source_remove(tasks->deferred_source);
 	g_clear_pointer(&tasks->deferred, g_ptr_array_unref);
+	g_clear_pointer(&tasks->order_services, g_hash_table_unref);
 	g_free(tasks);
 }
 
@@ -715,12 +657,6 @@ cs_tasks_release(CsTasks *tasks, const char *lease)
 	return TRUE;
 }
 
-typedef struct {
-	CsTasks *tasks;
-	const CsTask *task;
-	const char *result;
-} DoneTxn;
-
 /* The one UPDATE that proves the lease and ends the task (inside the transaction). */
 static gboolean
 mark_done(CsTasks *tasks, const CsTask *task, const char *state, const char *result, GError **error)
@@ -751,12 +687,10 @@ mark_done(CsTasks *tasks, const CsTask *task, const char *state, const char *res
 	return TRUE;
 }
 
-static gboolean
-done_in_txn(CsEngine *engine, CsOrder *order, gpointer user_data, GError **error)
+gboolean
+cs_tasks_finish_in_txn(CsTasks *tasks, const CsTask *task, const char *result, GError **error)
 {
-	DoneTxn *d = user_data;
-
-	return mark_done(d->tasks, d->task, "done", d->result, error);
+	return mark_done(tasks, task, "done", result, error);
 }
 
 static char *
@@ -767,95 +701,6 @@ json_object_to_text(JsonObject *o)
 
 	json_node_init_object(node, o != NULL ? o : empty);
 	return json_to_string(node, FALSE);
-}
-
-/* The order action a result asks for. */
-static const char *
-result_action(int svc, JsonObject *result, GError **error)
-{
-	const char *decision;
-
-	if (services[svc].action != NULL)
-		return services[svc].action;
-	decision = result != NULL && json_object_has_member(result, "decision")
-		       ? json_object_get_string_member_with_default(result, "decision", NULL)
-		       : NULL;
-	if (decision == NULL || !g_strv_contains(review_decisions, decision)) {
-		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "result.decision: must be \"approve\" or \"reject\"");
-		return NULL;
-	}
-	return decision;
-}
-
-static gboolean
-result_is_valid(int svc, JsonObject *result, GError **error)
-{
-	const char *service = services[svc].service;
-	const char *need = NULL;
-
-	if (g_strcmp0(service, "make") == 0)
-		need = "key_serial";
-	else if (g_strcmp0(service, "ship") == 0)
-		need = "tracking";
-	if (need == NULL)
-		return TRUE;
-	if (result == NULL || !json_object_has_member(result, need) ||
-	    json_object_get_string_member_with_default(result, need, NULL) == NULL) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "result.%s: required", need);
-		return FALSE;
-	}
-	return TRUE;
-}
-
-/* The parts of a result the step records and hands to the flow (all strings). */
-static GVariant *
-result_params(JsonObject *result)
-{
-	static const char *const names[] = {"note", "tracking", "key_serial"};
-	GVariantBuilder b;
-
-	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
-	for (guint i = 0; result != NULL && i < G_N_ELEMENTS(names); i++) {
-		const char *v =
-		    json_object_has_member(result, names[i])
-			? json_object_get_string_member_with_default(result, names[i], NULL)
-			: NULL;
-		if (v != NULL && *v != '\0')
-			g_variant_builder_add(&b, "{sv}", names[i], g_variant_new_string(v));
-	}
-	return g_variant_builder_end(&b);
-}
-
-static gboolean
-complete_order_task(CsTasks *tasks,
-		    const CsRequest *request,
-		    CsTask *task,
-		    int svc,
-		    JsonObject *result,
-		    const char *text,
-		    GError **error)
-{
-	CsOrder *order = cs_engine_get_order(tasks->engine, task->order_id, error);
-	const char *action;
-	DoneTxn d = {tasks, task, text};
-	CsRequest as_role = *request;
-
-	/* The transition is taken in the role of the service (an admin acts as that role). */
-	as_role.actor = services[svc].role;
-	if (order == NULL)
-		return FALSE;
-	if (g_strcmp0(order->state, task->expected_state) != 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
-			    "order %s is %s, no longer %s: the task is obsolete", order->id,
-			    order->state, task->expected_state);
-		return FALSE;
-	}
-	action = result_action(svc, result, error);
-	if (action == NULL || !result_is_valid(svc, result, error))
-		return FALSE;
-	return cs_engine_act_with(tasks->engine, &as_role, order, action, result_params(result),
-				  NULL, done_in_txn, &d, error);
 }
 
 static gboolean
@@ -890,19 +735,24 @@ cs_tasks_complete(
 {
 	g_autoptr(CsTask) task = cs_tasks_get_by_lease(tasks, lease, error);
 	g_autofree char *text = NULL;
-	int svc;
 
 	if (task == NULL)
 		return FALSE;
-	svc = find_service(task->service);
-	if (svc < 0 || !cs_tasks_may_serve(request, task->service)) {
+	if (!cs_tasks_may_serve(tasks, request, task->service)) {
 		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
 			    "the %s service needs another role", task->service);
 		return FALSE;
 	}
 	text = json_object_to_text(result);
-	if (services[svc].order_service && task->order_id != NULL)
-		return complete_order_task(tasks, request, task, svc, result, text, error);
+	if (is_order_service(tasks, task->service) && task->order_id != NULL) {
+		if (tasks->order_func == NULL) {
+			g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+				    "the %s service has no flow to complete it", task->service);
+			return FALSE;
+		}
+		return tasks->order_func(tasks, request, task, result, text, tasks->order_data,
+					 error);
+	}
 	return complete_gateway_task(tasks, request, task, text, error);
 }
 
@@ -964,7 +814,7 @@ cs_tasks_fail(
 
 	if (task == NULL)
 		return FALSE;
-	if (!cs_tasks_may_serve(request, task->service)) {
+	if (!cs_tasks_may_serve(tasks, request, task->service)) {
 		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
 			    "the %s service needs another role", task->service);
 		return FALSE;
@@ -1038,11 +888,15 @@ cs_tasks_record_call(CsTasks *tasks,
 {
 	g_autofree char *actor = cs_request_to_actor(request);
 	g_autoptr(GVariant) data = NULL;
+	g_autoptr(CsOrderRow) order = NULL;
 	GVariantDict d;
 
 	/* An event may only name an order that exists (foreign key). */
-	if (order_id != NULL && cs_engine_get_order(tasks->engine, order_id, NULL) == NULL)
-		order_id = NULL;
+	if (order_id != NULL) {
+		order = cs_ledger_load_order(tasks->ledger, order_id, NULL);
+		if (order == NULL)
+			order_id = NULL;
+	}
 	g_variant_dict_init(&d, NULL);
 	g_variant_dict_insert(&d, "method", "s", method);
 	data = g_variant_ref_sink(g_variant_dict_end(&d));
@@ -1062,7 +916,7 @@ cs_tasks_record_call(CsTasks *tasks,
 static gboolean
 check_sms_limits(CsTasks *tasks, const char *phone_hash, gint64 now, GError **error)
 {
-	CsConfig *config = cs_engine_get_config(tasks->engine);
+	CsConfig *config = tasks->config;
 	g_autoptr(sqlite3_stmt) stmt = prepare(
 	    tasks, "SELECT count(*), MAX(time) FROM sms_sends WHERE phone_hash = ?1 AND time > ?2",
 	    error);

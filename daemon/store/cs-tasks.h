@@ -1,5 +1,5 @@
 /*
- * cs-tasks.h — the office's durable task queue, an engine service (DESIGN §3.4, §3.5).
+ * cs-tasks.h — the office's durable task queue, in the ledger (dbus/office-protocol.md).
  *
  * Tasks live in the ledger's `tasks` table: queued → leased → done (or failed), and back
  * to queued when a lease is lost. A lease is a random id stored with the task; the office
@@ -8,12 +8,13 @@
  * committed at most once, in the same transaction as the order transition it causes,
  * and only while the order is still in the state the task was made for.
  *
- * Order tasks are created by the engine's rules, not by fronts: whenever an order enters
- * a state from which its plugin declares an office transition, a task of the matching
- * service is queued (reviewer → review; maker → make; shipper → ship or deliver). Gateway
- * tasks (sms, mail, idv, bank, cashier) are queued by engine services such as
- * cs_tasks_send_sms(), which also enforces the SMS limits of DESIGN §6. Task payloads
- * never carry a secret: they carry `secret_ref`, the id of a sealed secret.
+ * Order tasks are created from the flows' declarations, not by fronts: the order work
+ * queue (services/cs-queue.h) queues a task of a transition's service whenever an order
+ * enters the state it leaves, and completes it through the engine; it registers those
+ * services here (cs_tasks_add_order_service). Gateway tasks (sms, mail, idv, bank,
+ * cashier) are the platform's own, queued by services such as cs_tasks_send_sms(), which
+ * also enforces the SMS limits. Task payloads never carry a secret: they carry
+ * `secret_ref`, the id of a sealed secret.
  *
  * Every office CALL and every DONE is recorded as a ledger event with the worker's user
  * id (cs_tasks_record_call(), and the transition or "task.done" event of a DONE).
@@ -23,7 +24,10 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
-#include "cs-engine.h"
+#include "certseal/plugin.h"
+#include "cs-config.h"
+#include "cs-ledger.h"
+#include "cs-vault.h"
 
 G_BEGIN_DECLS
 
@@ -52,9 +56,9 @@ JsonObject *cs_task_to_json(const CsTask *task);
 /* Called (on the main loop) whenever a task may be waiting: after queueing or release. */
 typedef void (*CsTasksQueuedFunc)(CsTasks *tasks, const char *service, gpointer user_data);
 
-/* Revokes the leases left from a previous run (their tasks go back to the queue) and
- * queues the tasks of orders waiting for the office that have none. */
-CsTasks *cs_tasks_new(CsEngine *engine, CsVault *vault, GError **error);
+/* Revokes the leases left from a previous run (their tasks go back to the queue) and ends
+ * the payment requests nobody waits for any more. @config gives the SMS limits. */
+CsTasks *cs_tasks_new(CsLedger *ledger, CsVault *vault, CsConfig *config, GError **error);
 void cs_tasks_free(CsTasks *tasks);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsTasks, cs_tasks_free)
 void cs_tasks_set_queued_func(CsTasks *tasks, CsTasksQueuedFunc func, gpointer user_data);
@@ -66,10 +70,38 @@ typedef void (*CsTasksDoneFunc)(CsTasks *tasks,
 void cs_tasks_set_done_func(CsTasks *tasks, CsTasksDoneFunc func, gpointer user_data);
 
 /* The services known and the role (CsActor bit) that serves each; 0 when unknown. */
-guint cs_tasks_service_role(const char *service);
+guint cs_tasks_service_role(CsTasks *tasks, const char *service);
 /* Does @request hold the role of @service (or admin, except for the gateway services,
  * whose tasks carry secrets: those need the gateway role itself)? */
-gboolean cs_tasks_may_serve(const CsRequest *request, const char *service);
+gboolean cs_tasks_may_serve(CsTasks *tasks, const CsRequest *request, const char *service);
+/* A flow's office service, served by @role; refused when another role serves it. */
+gboolean
+cs_tasks_add_order_service(CsTasks *tasks, const char *service, guint role, GError **error);
+/* Every service known: the flows' order services, then the gateway services. */
+GStrv cs_tasks_list_services(CsTasks *tasks);
+
+/* Completes a leased task of an order service (the DONE of a review, a make, …): takes the
+ * order's step and, in its transaction, cs_tasks_finish_in_txn(). */
+typedef gboolean (*CsTasksOrderFunc)(CsTasks *tasks,
+				     const CsRequest *request,
+				     const CsTask *task,
+				     JsonObject *result,
+				     const char *result_text,
+				     gpointer user_data,
+				     GError **error);
+void cs_tasks_set_order_func(CsTasks *tasks, CsTasksOrderFunc func, gpointer user_data);
+gpointer cs_tasks_get_order_data(CsTasks *tasks);
+/* Inside the transaction of the step a task's DONE causes: the one UPDATE that proves the
+ * lease and ends the task (WrongState when the lease is no longer the task's). */
+gboolean
+cs_tasks_finish_in_txn(CsTasks *tasks, const CsTask *task, const char *result, GError **error);
+/* Is a task of @service open (queued or leased) for @order_id? */
+gboolean cs_tasks_has_open(
+    CsTasks *tasks, const char *order_id, const char *service, gboolean *found, GError **error);
+/* End the open tasks of @order_id made for a state other than @state: they can never
+ * commit, and no worker should be handed one. */
+gboolean
+cs_tasks_end_obsolete(CsTasks *tasks, const char *order_id, const char *state, GError **error);
 
 /* Queue a task. @payload: a JSON object or NULL for {}. */
 gboolean cs_tasks_enqueue(CsTasks *tasks,

@@ -1,5 +1,5 @@
 /*
- * new.c — the new-certificate flow (新办, DESIGN §1.1), kind "new".
+ * new.c — the new-certificate flow (新办, the manual's section 1), kind "new".
  *
  * fill (draft; Update = 返回修改) → Confirm → attach materials → Submit (SMS code to the
  * handler) → VerifySmsCode → pay (unpaid → in_review; e-invoice mailed, review due in 5
@@ -26,6 +26,9 @@ static const char *const states[] = {
     "draft", "confirmed", "sms_pending", "unpaid",    "in_review", "approved", "rejected", "making",
     "made",  "shipped",	  "completed",	 "cancelled", "refunding", "refunded", NULL,
 };
+static const char *const terminal_states[] = {"completed", "cancelled", "refunded", NULL};
+/* A making cut short by a crash starts over from approved (the key work is crash-safe). */
+static const CsRecovery recoveries[] = {{"making", "approved"}, {NULL}};
 /* 返回修改 before Confirm, and again after a rejection. */
 static const char *const editable_states[] = {"draft", "rejected", NULL};
 
@@ -69,7 +72,7 @@ static const CsFieldSpec fields[] = {
     {"phone", CS_FIELD_PHONE, PERSON, TRUE, FALSE, NULL, 20},
 };
 
-/* DESIGN §1.1; seal_image is optional (the seal form's scan is used otherwise). */
+/* seal_image is optional (the seal form's scan is used otherwise). */
 static const CsMaterialSpec materials[] = {
     {"business_license", ORG, TRUE}, {"handler_id_front", ORG, TRUE},
     {"handler_id_back", ORG, TRUE},  {"id_front", PERSON, TRUE},
@@ -85,39 +88,6 @@ static const char *const material_states[] = {"confirmed", "rejected", NULL};
 #define PAID CS_TRANSITION_IF_PAID
 #define UNPAID CS_TRANSITION_UNLESS_PAID
 
-static const CsTransition transitions[] = {
-    {"confirm", "draft", "confirmed", APPLICANT, CS_TRANSITION_NEEDS_FIELDS},
-    {"submit", "confirmed", "sms_pending", APPLICANT, SUBMIT},
-    {"submit", "rejected", "sms_pending", APPLICANT, SUBMIT},
-    /* Already paid (a resubmission) or free: straight to review. */
-    {"verify_sms_code", "sms_pending", "in_review", APPLICANT,
-     CS_TRANSITION_NEEDS_CODE | CS_TRANSITION_IF_SETTLED},
-    {"verify_sms_code", "sms_pending", "unpaid", APPLICANT,
-     CS_TRANSITION_NEEDS_CODE | CS_TRANSITION_UNLESS_SETTLED},
-    {"pay", "unpaid", "in_review", CS_ACTOR_GATEWAY, 0},
-    {"approve", "in_review", "approved", CS_ACTOR_REVIEWER, 0},
-    {"reject", "in_review", "rejected", CS_ACTOR_REVIEWER, 0},
-    {"make", "approved", "making", CS_ACTOR_MAKER, 0},
-    {"made", "making", "made", CS_ACTOR_SYSTEM, 0},
-    {"make_failed", "making", "approved", CS_ACTOR_SYSTEM, 0},
-    {"ship", "made", "shipped", CS_ACTOR_SHIPPER, 0},
-    {"deliver", "shipped", "completed", CS_ACTOR_SHIPPER, 0},
-    {"cancel", "draft", "cancelled", APPLICANT, 0},
-    {"cancel", "confirmed", "cancelled", APPLICANT, 0},
-    {"cancel", "sms_pending", "refunding", APPLICANT, PAID},
-    {"cancel", "sms_pending", "cancelled", APPLICANT, UNPAID},
-    {"cancel", "unpaid", "cancelled", APPLICANT, UNPAID},
-    {"cancel", "unpaid", "refunding", APPLICANT, PAID}, /* paid in part */
-    {"cancel", "rejected", "refunding", APPLICANT, PAID},
-    {"cancel", "rejected", "cancelled", APPLICANT, UNPAID},
-    {"cancel", "in_review", "refunding", APPLICANT, PAID},
-    {"cancel", "approved", "refunding", APPLICANT, PAID},
-    {"refund", "refunding", "refunded", CS_ACTOR_CASHIER, 0},
-    {"refund", "in_review", "refunded", CS_ACTOR_CASHIER, PAID},
-    {"refund", "rejected", "refunded", CS_ACTOR_CASHIER, PAID},
-    {"refund", "approved", "refunded", CS_ACTOR_CASHIER, PAID},
-};
-
 /* The details each identity method needs: a transfer needs the account it goes to, a
  * bank-card check needs the card. */
 static gboolean
@@ -132,13 +102,20 @@ require(
 }
 
 static gboolean
-check_auth_details(CsOrder *order, GError **error)
+by_transfer(const char *method)
 {
+	return g_strcmp0(method, "corporate_account") == 0 ||
+	       g_strcmp0(method, "bank_account_transfer") == 0;
+}
+
+static gboolean
+check_auth_details(CsStep *step, GError **error)
+{
+	CsOrder *order = cs_step_get_order(step);
 	const char *method = cs_order_get_field(order, "auth_method");
 	const char *handler = cs_order_get_field(order, "handler_auth_method");
 
-	if (g_strcmp0(method, "corporate_account") == 0 ||
-	    g_strcmp0(method, "bank_account_transfer") == 0) {
+	if (by_transfer(method)) {
 		if (!require(order, "bank_name", "auth_method", method, error) ||
 		    !require(order, "bank_account", "auth_method", method, error))
 			return FALSE;
@@ -154,19 +131,6 @@ check_auth_details(CsOrder *order, GError **error)
 }
 
 static gboolean
-new_before_transition(CsEngine *engine,
-		      CsOrder *order,
-		      const CsTransition *transition,
-		      const CsRequest *request,
-		      GError **error)
-{
-	if (g_strcmp0(transition->action, "confirm") == 0 ||
-	    g_strcmp0(transition->action, "submit") == 0)
-		return check_auth_details(order, error);
-	return TRUE;
-}
-
-static gboolean
 is_org(CsOrder *order)
 {
 	return cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
@@ -177,13 +141,6 @@ static const char *
 new_contact_phone(CsOrder *order)
 {
 	return cs_order_get_field(order, is_org(order) ? "handler_phone" : "phone");
-}
-
-static gboolean
-by_transfer(const char *method)
-{
-	return g_strcmp0(method, "corporate_account") == 0 ||
-	       g_strcmp0(method, "bank_account_transfer") == 0;
 }
 
 /* The phone the certificate password goes to when it goes by SMS: the legal
@@ -229,127 +186,200 @@ one_param(const char *name, const char *value)
 	return g_variant_builder_end(&b);
 }
 
-static const char *
-param(GVariant *params, const char *name)
+/* Confirmed: how the password will be delivered is known now, and shown. */
+static gboolean
+on_confirm(CsStep *step, GError **error)
 {
-	const char *v = NULL;
+	g_autofree char *delivery = password_delivery(cs_step_get_order(step));
+	return cs_step_set_attr(step, "password_delivery", delivery, error);
+}
 
-	if (!g_variant_lookup(params, name, "&s", &v))
-		return NULL;
-	return v;
+/* In review (back from a rejection, or free): the review is due in the subject type's
+ * working days. */
+static gboolean
+on_review(CsStep *step, GError **error)
+{
+	return cs_step_set_due_by(step, 0, error);
+}
+
+/* Paid: the e-invoice goes out, and the review is due. */
+static gboolean
+on_pay(CsStep *step, GError **error)
+{
+	return cs_step_issue_invoice(step, cs_order_get_field(cs_step_get_order(step), "email"),
+				     error) &&
+	       cs_step_set_due_by(step, 0, error);
 }
 
 /* Approved: the password is generated now and goes only the chosen way; the handler is
  * told by SMS, and when the password goes to the handler's own phone it rides along. */
 static gboolean
-on_approve(CsEngine *engine, CsOrder *order, const char *note, GError **error)
+on_approve(CsStep *step, GError **error)
 {
+	CsOrder *order = cs_step_get_order(step);
+	const char *note = cs_step_get_param(step, "note");
 	const char *method = cs_order_get_field(order, "auth_method");
 	const char *handler = new_contact_phone(order);
 	const char *pin_phone = password_phone(order);
 	gboolean same_phone = !by_transfer(method) && g_strcmp0(handler, pin_phone) == 0;
 	g_autofree char *delivery = password_delivery(order);
 
-	if (!cs_engine_issue_password(engine, order, error) ||
-	    !cs_engine_register_subject(engine, order, error) ||
-	    !cs_engine_set_attr(engine, order, "review_note", note, error) ||
-	    !cs_engine_set_attr(engine, order, "password_delivery", delivery, error) ||
-	    !cs_engine_send_notice(engine, order, handler, "review_approved",
-				   one_param("note", note), same_phone, error))
+	if (!cs_step_issue_password(step, error) || !cs_step_register_subject(step, error) ||
+	    !cs_step_set_attr(step, "review_note", note, error) ||
+	    !cs_step_set_attr(step, "password_delivery", delivery, error) ||
+	    !cs_step_send_notice(step, handler, "review_approved", one_param("note", note),
+				 same_phone, error))
 		return FALSE;
 	if (by_transfer(method))
-		return cs_engine_send_password_transfer(
-		    engine, order, cs_order_get_field(order, is_org(order) ? "org_name" : "name"),
-		    cs_order_get_field(order, "bank_name"),
+		return cs_step_send_password_transfer(
+		    step, cs_order_get_subject_name(order), cs_order_get_field(order, "bank_name"),
 		    cs_order_get_field(order, "bank_account"), error);
 	if (!same_phone)
-		return cs_engine_send_notice(engine, order, pin_phone, "password", NULL, TRUE,
-					     error);
+		return cs_step_send_notice(step, pin_phone, "password", NULL, TRUE, error);
 	return TRUE;
 }
 
 static gboolean
-new_in_transition(CsEngine *engine,
-		  CsOrder *order,
-		  const CsTransition *transition,
-		  const CsRequest *request,
-		  GVariant *params,
-		  GError **error)
+on_reject(CsStep *step, GError **error)
 {
-	const char *action = transition->action;
+	const char *note = cs_step_get_param(step, "note");
 
-	if (g_strcmp0(action, "confirm") == 0) {
-		g_autofree char *delivery = password_delivery(order);
-		return cs_engine_set_attr(engine, order, "password_delivery", delivery, error);
-	}
-	if (g_strcmp0(transition->to, "in_review") == 0) {
-		/* Paid now (the e-invoice goes out), or back from a rejection, or free. */
-		if (g_strcmp0(action, "pay") == 0 &&
-		    !cs_engine_issue_invoice(engine, order, cs_order_get_field(order, "email"),
-					     error))
-			return FALSE;
-		return cs_engine_set_due_by(engine, order, 0, error);
-	}
-	if (g_strcmp0(action, "approve") == 0)
-		return on_approve(engine, order, param(params, "note"), error);
-	if (g_strcmp0(action, "reject") == 0) {
-		const char *note = param(params, "note");
-		return cs_engine_set_attr(engine, order, "review_note", note, error) &&
-		       cs_engine_send_notice(engine, order, new_contact_phone(order),
-					     "review_rejected", one_param("note", note), FALSE,
-					     error);
-	}
-	if (g_strcmp0(action, "make") == 0)
-		return cs_engine_prepare_making(engine, order, param(params, "key_serial"), error);
-	if (g_strcmp0(action, "made") == 0)
-		return cs_engine_set_attr(engine, order, "certificate_serial",
-					  param(params, "certificate_serial"), error) &&
-		       cs_engine_set_attr(engine, order, "making_error", NULL, error) &&
-		       cs_engine_forget_password(engine, order, error);
-	if (g_strcmp0(action, "make_failed") == 0)
-		return cs_engine_set_attr(engine, order, "making_error", param(params, "reason"),
-					  error);
-	if (g_strcmp0(action, "ship") == 0) {
-		const char *tracking = param(params, "tracking");
-		return cs_engine_set_attr(engine, order, "tracking_number", tracking, error) &&
-		       cs_engine_send_notice(engine, order, new_contact_phone(order), "shipped",
-					     one_param("tracking", tracking), FALSE, error);
-	}
-	if (g_strcmp0(transition->to, "refunding") == 0)
-		return cs_engine_queue_refund(engine, order, error);
-	if (g_strcmp0(transition->to, "refunded") == 0)
-		return cs_engine_forget_password(engine, order, error);
-	return TRUE;
+	return cs_step_set_attr(step, "review_note", note, error) &&
+	       cs_step_send_notice(step, new_contact_phone(cs_step_get_order(step)),
+				   "review_rejected", one_param("note", note), FALSE, error);
+}
+
+/* Making (制证): a blank key initialised with a new SO PIN and the certificate password,
+ * then the key pair, the certificate and the e-seal; made or back to approved. */
+static const CsKeyWork making = {
+    .done_action = "made",
+    .failed_action = "make_failed",
+    .provision = TRUE,
+};
+
+static gboolean
+on_make(CsStep *step, GError **error)
+{
+	return cs_step_prepare_key_work(step, &making, cs_step_get_param(step, "key_serial"),
+					error);
 }
 
 static void
-new_after_transition(CsEngine *engine,
-		     CsOrder *order,
-		     const CsTransition *transition,
-		     const CsRequest *request)
+after_make(CsStep *step)
 {
-	if (g_strcmp0(transition->action, "make") == 0)
-		cs_engine_start_making(engine, order);
-	else if (g_strcmp0(transition->to, "refunded") == 0)
-		cs_engine_revoke_unused_certificates(engine, order);
+	cs_step_start_key_work(step, &making);
 }
+
+/* The key holds the password now: the sealed copy is no longer needed. */
+static gboolean
+on_made(CsStep *step, GError **error)
+{
+	return cs_step_forget_password(step, error);
+}
+
+static gboolean
+on_ship(CsStep *step, GError **error)
+{
+	const char *tracking = cs_step_get_param(step, "tracking");
+
+	return cs_step_set_attr(step, "tracking_number", tracking, error) &&
+	       cs_step_send_notice(step, new_contact_phone(cs_step_get_order(step)), "shipped",
+				   one_param("tracking", tracking), FALSE, error);
+}
+
+static gboolean
+on_cancel_paid(CsStep *step, GError **error)
+{
+	return cs_step_queue_refund(step, error);
+}
+
+/* Refunded: the order ends without a key. */
+static gboolean
+on_refunded(CsStep *step, GError **error)
+{
+	return cs_step_forget_password(step, error);
+}
+
+static void
+after_refunded(CsStep *step)
+{
+	cs_step_revoke_unused_certificates(step);
+}
+
+static const CsResultSpec review_results[] = {{"note", FALSE, TRUE}, {NULL}};
+static const CsResultSpec make_results[] = {{"key_serial", TRUE, FALSE}, {NULL}};
+static const CsResultSpec ship_results[] = {{"tracking", TRUE, TRUE}, {NULL}};
+
+static const CsTransition transitions[] = {
+    /* action, from, to, actors, flags, service, results, check, run, after */
+    {"confirm", "draft", "confirmed", APPLICANT, CS_TRANSITION_NEEDS_FIELDS, NULL, NULL,
+     check_auth_details, on_confirm},
+    {"submit", "confirmed", "sms_pending", APPLICANT, SUBMIT, NULL, NULL, check_auth_details},
+    {"submit", "rejected", "sms_pending", APPLICANT, SUBMIT, NULL, NULL, check_auth_details},
+    /* Already paid (a resubmission) or free: straight to review. */
+    {"verify_sms_code", "sms_pending", "in_review", APPLICANT,
+     CS_TRANSITION_NEEDS_CODE | CS_TRANSITION_IF_SETTLED, NULL, NULL, NULL, on_review},
+    {"verify_sms_code", "sms_pending", "unpaid", APPLICANT,
+     CS_TRANSITION_NEEDS_CODE | CS_TRANSITION_UNLESS_SETTLED},
+    {"pay", "unpaid", "in_review", CS_ACTOR_GATEWAY, CS_TRANSITION_PAYMENT, NULL, NULL, NULL,
+     on_pay},
+    {"approve", "in_review", "approved", CS_ACTOR_REVIEWER, 0, "review", review_results, NULL,
+     on_approve},
+    {"reject", "in_review", "rejected", CS_ACTOR_REVIEWER, 0, "review", review_results, NULL,
+     on_reject},
+    {"make", "approved", "making", CS_ACTOR_MAKER, 0, "make", make_results, NULL, on_make,
+     after_make},
+    {"made", "making", "made", CS_ACTOR_SYSTEM, 0, NULL, NULL, NULL, on_made},
+    {"make_failed", "making", "approved", CS_ACTOR_SYSTEM},
+    {"ship", "made", "shipped", CS_ACTOR_SHIPPER, 0, "ship", ship_results, NULL, on_ship},
+    {"deliver", "shipped", "completed", CS_ACTOR_SHIPPER, 0, "deliver"},
+    {"cancel", "draft", "cancelled", APPLICANT},
+    {"cancel", "confirmed", "cancelled", APPLICANT},
+    {"cancel", "sms_pending", "refunding", APPLICANT, PAID, NULL, NULL, NULL, on_cancel_paid},
+    {"cancel", "sms_pending", "cancelled", APPLICANT, UNPAID},
+    {"cancel", "unpaid", "cancelled", APPLICANT, UNPAID},
+    /* Paid in part. */
+    {"cancel", "unpaid", "refunding", APPLICANT, PAID, NULL, NULL, NULL, on_cancel_paid},
+    {"cancel", "rejected", "refunding", APPLICANT, PAID, NULL, NULL, NULL, on_cancel_paid},
+    {"cancel", "rejected", "cancelled", APPLICANT, UNPAID},
+    {"cancel", "in_review", "refunding", APPLICANT, PAID, NULL, NULL, NULL, on_cancel_paid},
+    {"cancel", "approved", "refunding", APPLICANT, PAID, NULL, NULL, NULL, on_cancel_paid},
+    {"refund", "refunding", "refunded", CS_ACTOR_CASHIER, CS_TRANSITION_REFUND, NULL, NULL, NULL,
+     on_refunded, after_refunded},
+    {"refund", "in_review", "refunded", CS_ACTOR_CASHIER, CS_TRANSITION_REFUND | PAID, NULL, NULL,
+     NULL, on_refunded, after_refunded},
+    {"refund", "rejected", "refunded", CS_ACTOR_CASHIER, CS_TRANSITION_REFUND | PAID, NULL, NULL,
+     NULL, on_refunded, after_refunded},
+    {"refund", "approved", "refunded", CS_ACTOR_CASHIER, CS_TRANSITION_REFUND | PAID, NULL, NULL,
+     NULL, on_refunded, after_refunded},
+};
+
+/* ReviewNote also says why a making failed, until the next attempt. */
+static const CsAttrSpec attrs[] = {
+    {"review_note", "ReviewNote"},
+    {"key_work_error", "ReviewNote"},
+    {"tracking_number", "TrackingNumber"},
+    {"password_delivery", "PasswordDelivery"},
+    {NULL},
+};
 
 static const CsPlugin plugin = {
     .kind = "new",
     .summary = "New certificate and e-seal on a UKey (新办)",
+    .title_zh = "新办",
     .initial_state = "draft",
     .states = states,
+    .terminal_states = terminal_states,
     .editable_states = editable_states,
+    .material_states = material_states,
+    .recoveries = recoveries,
     .transitions = transitions,
     .n_transitions = G_N_ELEMENTS(transitions),
     .fields = fields,
     .n_fields = G_N_ELEMENTS(fields),
-    .before_transition = new_before_transition,
     .materials = materials,
     .n_materials = G_N_ELEMENTS(materials),
-    .material_states = material_states,
-    .in_transition = new_in_transition,
-    .after_transition = new_after_transition,
+    .attrs = attrs,
     .contact_phone = new_contact_phone,
 };
 

@@ -286,13 +286,13 @@ measure_office(gboolean curve, int n, double *rate)
 		return FALSE;
 	}
 	engine = cs_engine_new(config, ledger);
-	office = cs_office_new(engine, vault, dir, &error);
+	tasks = cs_tasks_new(ledger, vault, config, &error);
+	office = tasks != NULL ? cs_office_new(engine, tasks, vault, dir, &error) : NULL;
 	if (office == NULL) {
 		g_printerr("bench-office: %s\n", error->message);
 		return FALSE;
 	}
 	/* The queue is filled before the worker arrives: the bench measures dispatch. */
-	tasks = cs_tasks_new(engine, vault, &error);
 	for (int i = 0; i < n; i++) {
 		g_autoptr(JsonObject) payload = json_object_new();
 		json_object_set_string_member(payload, "kind", "precreate");

@@ -8,7 +8,7 @@ CS_PLUGIN_DEFINE_ABI();
 static const char *const states[] = {"draft", NULL};
 
 static gboolean
-failing_init(CsEngine *engine, GError **error)
+failing_init(GError **error)
 {
 	g_set_error_literal(error, CS_ERROR, CS_ERROR_INTERNAL, "backend unreachable");
 	return FALSE;

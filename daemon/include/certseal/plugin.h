@@ -2,16 +2,21 @@
  * certseal/plugin.h — the flow-plugin API.
  *
  * A flow plugin is a shared object that implements one business flow (new, renew,
- * unlock, reissue, change, query). It exports exactly three symbols (see plugins/plugin.map):
+ * unlock, reissue, change). It exports exactly three symbols (see plugins/plugin.map):
  *
  *   const int certseal_plugin_abi_major;   equal to CS_PLUGIN_ABI_MAJOR
  *   const int certseal_plugin_abi_minor;   at most CS_PLUGIN_ABI_MINOR
  *   const CsPlugin *certseal_plugin_get (void);
  *
- * The plugin declares its kind, the states it uses, the transitions between them with
- * the actors allowed to trigger each, the order fields it accepts, and hooks. The engine
- * enforces the declarations and records every change in the ledger; a plugin never talks
- * to SQLite, sd-bus or ZeroMQ itself.
+ * The plugin declares everything the flow is made of: its kind and title, its states (and
+ * which are terminal, which fall back to which after a restart), its fields and
+ * materials, the attributes it shows on D-Bus, and its transitions — each naming the
+ * actors allowed to take it, what the engine checks first, the office service whose task
+ * asks for it and the results that task gives, and the step's own hooks. The engine
+ * enforces the declarations and records every step in the ledger; the hooks do the step's
+ * work through the services declared below. A plugin never talks to SQLite, sd-bus or
+ * ZeroMQ itself, and the daemon never names a flow's states, actions or services:
+ * adding a flow is one plugins/<kind>/ folder (docs/architecture.md, "Adding a flow").
  *
  * Unlike the vendor driver ABI (certseal/driver.h), this API is internal to certseal and
  * may change between releases: plugins are built with the daemon.
@@ -22,11 +27,11 @@
 
 G_BEGIN_DECLS
 
-#define CS_PLUGIN_ABI_MAJOR 1
-#define CS_PLUGIN_ABI_MINOR 2
-/* Minor 1: materials, n_materials, material_states.
- * Minor 2: transition guards and code flags, in_transition, after_transition, contact_phone,
- *          and the engine services below. */
+#define CS_PLUGIN_ABI_MAJOR 2
+#define CS_PLUGIN_ABI_MINOR 0
+/* Major 2: transitions carry their office service, results and step hooks; plugins declare
+ * terminal states, restart recoveries, a title and their D-Bus attributes; hooks get a
+ * CsStep. (Major 1 had one hook per kind of moment and a strcmp chain in every flow.) */
 
 /* Errors every layer reports; each maps to one org.certseal.Error.* name. */
 #define CS_ERROR (cs_error_quark())
@@ -55,7 +60,7 @@ typedef enum {
 /* The D-Bus error name of a code, e.g. "org.certseal.Error.WrongState". */
 const char *cs_error_code_to_dbus_name(CsErrorCode code);
 
-/* Subject types (DESIGN §1). */
+/* Subject types: an organisation is known by its USCC, a person by their resident ID. */
 typedef enum {
 	CS_SUBJECT_ORG = 1 << 0,    /* "org": 单位 */
 	CS_SUBJECT_PERSON = 1 << 1, /* "person": 个人 */
@@ -66,8 +71,12 @@ typedef enum {
 const char *cs_subject_type_to_string(CsSubjectType type);
 /* 0 when @s is not a subject type. */
 CsSubjectType cs_subject_type_from_string(const char *s);
+/* The field naming a subject ("org_name" or "name") and the one identifying it ("uscc" or
+ * "id_number"): the fields every flow of that subject type uses for them. */
+const char *cs_subject_name_field(CsSubjectType type);
+const char *cs_subject_number_field(CsSubjectType type);
 
-/* Who may trigger a transition. Office roles follow DESIGN §3.4. */
+/* Who may trigger a transition. Office roles are those of dbus/office-protocol.md. */
 typedef enum {
 	CS_ACTOR_DESKTOP = 1 << 0,  /* the D-Bus caller that owns the order */
 	CS_ACTOR_REVIEWER = 1 << 1, /* office roles */
@@ -93,7 +102,7 @@ typedef struct {
 	gboolean interactive; /* room for polkit: the caller allows interactive auth */
 } CsRequest;
 
-/* The field types the engine knows how to validate (DESIGN §6, §9). */
+/* The field types the engine knows how to validate (docs/architecture.md, "Input"). */
 typedef enum {
 	CS_FIELD_TEXT,	      /* printable UTF-8, no control characters */
 	CS_FIELD_NAME,	      /* a person's or organisation's name */
@@ -118,9 +127,16 @@ typedef struct {
 	guint max_length;	    /* in characters; 0 = the engine's default (256) */
 } CsFieldSpec;
 
+/* A material (an uploaded scan or photo) the flow asks for. The engine
+ * sniffs and bounds the content (PNG, JPEG or PDF); the plugin only names the kinds. */
+typedef struct {
+	const char *kind;    /* e.g. "business_license"; the AttachMaterial kind */
+	guint subject_types; /* CsSubjectType bits this material applies to */
+	gboolean required;   /* listed in Missing until attached */
+} CsMaterialSpec;
+
 typedef enum {
-	CS_TRANSITION_NEEDS_FIELDS = 1 << 0, /* refuse while a required field is missing */
-	/* Minor 2. */
+	CS_TRANSITION_NEEDS_FIELDS = 1 << 0,	/* refuse while a required field is missing */
 	CS_TRANSITION_NEEDS_MATERIALS = 1 << 1, /* refuse while a required material is missing */
 	CS_TRANSITION_SENDS_CODE = 1 << 2,	/* send a one-time SMS code to contact_phone() */
 	CS_TRANSITION_NEEDS_CODE = 1 << 3,	/* only with the right code (VerifySmsCode) */
@@ -130,7 +146,27 @@ typedef enum {
 	CS_TRANSITION_UNLESS_SETTLED = 1 << 5,
 	CS_TRANSITION_IF_PAID = 1 << 6,
 	CS_TRANSITION_UNLESS_PAID = 1 << 7,
+	/* The step a verified payment notification takes (actor CS_ACTOR_GATEWAY): the order
+	 * waits for money where one leaves its state; the applicant calls StartPayment. */
+	CS_TRANSITION_PAYMENT = 1 << 8,
+	/* The step a cashier's confirmed refund takes (the office's payment.refund). */
+	CS_TRANSITION_REFUND = 1 << 9,
 } CsTransitionFlags;
+
+typedef struct _CsEngine CsEngine;
+typedef struct _CsOrder CsOrder;
+/* One step being taken: the order, the transition, who asked and what came with it. */
+typedef struct _CsStep CsStep;
+
+/* A key of an office task's result that a step takes as a parameter. */
+typedef struct {
+	const char *name;  /* e.g. "tracking" */
+	gboolean required; /* a result without it is refused, naming result.<name> */
+	gboolean shown;	   /* the order's History shows it beside the step ("ship: SF123") */
+} CsResultSpec;
+
+typedef gboolean (*CsStepFunc)(CsStep *step, GError **error);
+typedef void (*CsStepAfterFunc)(CsStep *step);
 
 typedef struct {
 	const char *action; /* the verb, e.g. "confirm" for Order.Confirm() */
@@ -138,144 +174,162 @@ typedef struct {
 	const char *to;	    /* state it moves to */
 	guint actors;	    /* CsActor bits allowed to trigger it */
 	CsTransitionFlags flags;
+	/* The office service whose task asks for this step, e.g. "review": while an order is
+	 * in @from a task of it is queued for the role in @actors (exactly one office role).
+	 * Several transitions of one service from one state: the result's "decision" names
+	 * the action. NULL: no task. */
+	const char *service;
+	/* The result keys the step takes as its parameters, ended by {NULL}; may be NULL. */
+	const CsResultSpec *results;
+	/* Before the step is recorded: may refuse it (fields the step needs, …). */
+	CsStepFunc check;
+	/* Inside the ledger transaction that records the step, after the order's new state
+	 * and its event are written: the step's work through the services below, so that it
+	 * commits with the step or not at all. Returning FALSE rolls the step back. */
+	CsStepFunc run;
+	/* After the step committed and was announced: start work that outlives it (making
+	 * a key). Cannot refuse. */
+	CsStepAfterFunc after;
 } CsTransition;
 
-/* A material (an uploaded scan or photo, DESIGN §1.1) the flow asks for. The engine
- * sniffs and bounds the content (PNG, JPEG or PDF); the plugin only names the kinds. */
+/* A transient state and the stable one an order in it falls back to after a restart. */
 typedef struct {
-	const char *kind;    /* e.g. "business_license"; the AttachMaterial kind */
-	guint subject_types; /* CsSubjectType bits this material applies to */
-	gboolean required;   /* listed in Missing until attached */
-} CsMaterialSpec;
+	const char *transient;
+	const char *stable;
+} CsRecovery;
 
-typedef struct _CsEngine CsEngine;
-typedef struct _CsOrder CsOrder;
-
-/* What a plugin may read of an order. Strings are owned by the order. */
-const char *cs_order_get_id(CsOrder *order);
-const char *cs_order_get_kind(CsOrder *order);
-const char *cs_order_get_state(CsOrder *order);
-CsSubjectType cs_order_get_subject_type(CsOrder *order);
-/* The string value of a field, or NULL when unset. */
-const char *cs_order_get_field(CsOrder *order, const char *name);
+/* An order attribute the flow shows as a property of the Order object on D-Bus. Several
+ * attributes shown as one property are joined with "; " in the table's order. */
+typedef struct {
+	const char *name;     /* e.g. "tracking_number" */
+	const char *property; /* e.g. "TrackingNumber" */
+} CsAttrSpec;
 
 typedef struct {
 	const char *kind;		    /* e.g. "new" */
 	const char *summary;		    /* one line for logs and `certseal status` */
+	const char *title_zh;		    /* the manual's name of the flow, e.g. "新办" */
 	const char *initial_state;	    /* the state CreateOrder puts an order in */
 	const char *const *states;	    /* NULL-terminated: every state the flow uses */
+	const char *const *terminal_states; /* NULL-terminated: where an order ends */
 	const char *const *editable_states; /* NULL-terminated: where Update() is allowed */
+	const char *const *material_states; /* NULL-terminated: where AttachMaterial is */
+	const CsRecovery *recoveries;	    /* ended by {NULL}; may be NULL */
 	const CsTransition *transitions;
 	guint n_transitions;
 	const CsFieldSpec *fields;
 	guint n_fields;
-	/* Only a change order may alter a registered subject's identity fields (DESIGN §1);
-	 * every other kind has them pre-filled from the registry and read-only. */
+	const CsMaterialSpec *materials;
+	guint n_materials;
+	const CsAttrSpec *attrs; /* ended by {NULL}; may be NULL */
+	/* Only a change order may alter a registered subject's identity fields; every other
+	 * kind has them pre-filled from the registry and read-only. */
 	gboolean may_change_identity;
 
 	/* Hooks, each optional. "return FALSE ⇔ error set" is enforced by the runner. */
-	gboolean (*init)(CsEngine *engine, GError **error);
+	gboolean (*init)(GError **error);
 	/* Cross-field rules, run after each field was validated alone. @fields is the
 	 * whole a{sv} the order would have. */
-	gboolean (*check_fields)(CsEngine *engine,
-				 CsSubjectType subject_type,
-				 GVariant *fields,
-				 GError **error);
-	/* Called inside the engine before a transition is recorded; may refuse it. */
-	gboolean (*before_transition)(CsEngine *engine,
-				      CsOrder *order,
-				      const CsTransition *transition,
-				      const CsRequest *request,
-				      GError **error);
-
-	/* Minor 1. The loader gives a plugin built against minor 0 a zero-filled copy, so
-	 * the daemon never reads past an older plugin's table: it declares no materials. */
-	const CsMaterialSpec *materials;
-	guint n_materials;
-	const char *const *material_states; /* NULL-terminated: where AttachMaterial is allowed */
-
-	/* Minor 2. */
-	/* Inside the ledger transaction that records @transition (after the order's new state
-	 * and its event are written): the step's work through the engine services below, so
-	 * that it commits with the transition or not at all. Returning FALSE rolls it back.
-	 * @params: what came with the step (a{sv} of strings: a review's note, a tracking
-	 * number, …), never NULL. */
-	gboolean (*in_transition)(CsEngine *engine,
-				  CsOrder *order,
-				  const CsTransition *transition,
-				  const CsRequest *request,
-				  GVariant *params,
-				  GError **error);
-	/* After the transition committed and was announced: start work that outlives it
-	 * (making a key). Cannot refuse. */
-	void (*after_transition)(CsEngine *engine,
-				 CsOrder *order,
-				 const CsTransition *transition,
-				 const CsRequest *request);
+	gboolean (*check_fields)(CsSubjectType subject_type, GVariant *fields, GError **error);
 	/* The phone one-time codes and notices go to (the handler's), or NULL. */
 	const char *(*contact_phone)(CsOrder *order);
 } CsPlugin;
 
-/* ---- engine services for plugins (minor 2) ------------------------------------------------
- * Those marked "in transition" may only be called from in_transition; they write in its
- * transaction. Secrets (the certificate password, SO PINs, codes) never pass through a
- * plugin: the engine generates, seals and delivers them. */
+/* ---- what a hook may read ------------------------------------------------------------------
+ * Strings are owned by the order or the step and live as long as the call. */
+const char *cs_order_get_id(CsOrder *order);
+const char *cs_order_get_kind(CsOrder *order);
+const char *cs_order_get_state(CsOrder *order);
+const char *cs_order_get_vendor(CsOrder *order); /* "" until chosen */
+CsSubjectType cs_order_get_subject_type(CsOrder *order);
+/* The string value of a field, or NULL when unset. */
+const char *cs_order_get_field(CsOrder *order, const char *name);
+/* The subject's name and number (the fields cs_subject_name_field() and
+ * cs_subject_number_field() name), or NULL when unset. */
+const char *cs_order_get_subject_name(CsOrder *order);
+const char *cs_order_get_subject_number(CsOrder *order);
+/* An attribute the flow's steps recorded (review_note, tracking_number, …), or NULL. */
+const char *cs_order_get_attr(CsOrder *order, const char *name);
+
+CsOrder *cs_step_get_order(CsStep *step);
+const CsTransition *cs_step_get_transition(CsStep *step);
+const CsRequest *cs_step_get_request(CsStep *step);
+/* A parameter that came with the step (a review's note, a make's key_serial, …), or NULL. */
+const char *cs_step_get_param(CsStep *step, const char *name);
+
+/* ---- services a step may call --------------------------------------------------------------
+ * Those taking a CsStep and a GError may only be called from a transition's `run` hook:
+ * they write in its transaction. Secrets (the certificate password, SO PINs, codes) never
+ * pass through a plugin: the services generate, seal and deliver them. */
 
 /* "138****8000": a normalised phone number as messages and properties show it. */
 char *cs_mask_phone(const char *normalized);
 
-/* An attribute of the order, shown on D-Bus (review_note → ReviewNote, tracking_number →
- * TrackingNumber, password_delivery → PasswordDelivery, …); NULL when unset. */
-const char *cs_order_get_attr(CsOrder *order, const char *name);
-/* In transition. @value NULL removes it. */
-gboolean cs_engine_set_attr(
-    CsEngine *engine, CsOrder *order, const char *name, const char *value, GError **error);
-/* In transition: an SMS to @phone with @template_name and @params (a{ss}, may be NULL),
- * not subject to the resend cooldown (a notice, not a code). With @with_password the
- * order's sealed certificate password rides along (the outbox shows it; nothing else). */
-gboolean cs_engine_send_notice(CsEngine *engine,
-			       CsOrder *order,
-			       const char *phone,
-			       const char *template_name,
-			       GVariant *params,
-			       gboolean with_password,
-			       GError **error);
-/* In transition: generate the certificate password (the key's user PIN, digits, of the
- * vendor's PIN length) and seal it in the vault; kept until the key is made. Once per
- * order: later calls keep the first. */
-gboolean cs_engine_issue_password(CsEngine *engine, CsOrder *order, GError **error);
-/* In transition: wipe the sealed certificate password once it is no longer needed (the key
- * holds it, or the order ended without a key). */
-gboolean cs_engine_forget_password(CsEngine *engine, CsOrder *order, GError **error);
-/* In transition: deliver the password as the memo of a 0.01 CNY transfer (bank service). */
-gboolean cs_engine_send_password_transfer(CsEngine *engine,
-					  CsOrder *order,
-					  const char *account_name,
-					  const char *bank_name,
-					  const char *account,
-					  GError **error);
-/* In transition: issue the e-invoice PDF for what was paid and mail it to @email. */
-gboolean
-cs_engine_issue_invoice(CsEngine *engine, CsOrder *order, const char *email, GError **error);
-/* In transition: DueBy = the end of the @working_days-th working day from now; 0 = the
- * configured review time of the order's subject type ([review] org_days, person_days:
- * 5 and 3 working days by default, DESIGN §1.1). */
-gboolean cs_engine_set_due_by(CsEngine *engine, CsOrder *order, guint working_days, GError **error);
-/* In transition: record the subject's identity in the registry (on approval). */
-gboolean cs_engine_register_subject(CsEngine *engine, CsOrder *order, GError **error);
-/* In transition: queue a cashier task to refund what was paid. */
-gboolean cs_engine_queue_refund(CsEngine *engine, CsOrder *order, GError **error);
-/* In transition: prepare making on the key named by @key_serial (present, blank, or the
- * one an earlier making of this order initialised): seal its SO PIN first. */
-gboolean
-cs_engine_prepare_making(CsEngine *engine, CsOrder *order, const char *key_serial, GError **error);
-/* After transition: make the key prepared above on driver threads; the order then takes
- * "made" (done) or "make_failed" (with a reason) as the system. */
-void cs_engine_start_making(CsEngine *engine, CsOrder *order);
-/* After transition: revoke (cessationOfOperation) the valid certificates issued for this
- * order that no made key holds — left by a making the daemon's stop or crash cut short —
- * when the order ends without a key (refunded). */
-void cs_engine_revoke_unused_certificates(CsEngine *engine, CsOrder *order);
+/* Record an attribute of the order (@value NULL removes it). */
+gboolean cs_step_set_attr(CsStep *step, const char *name, const char *value, GError **error);
+/* An SMS to @phone with @template_name and @params (a{ss}, may be NULL; floating
+ * references are taken), not subject to the resend cooldown (a notice, not a code). With
+ * @with_password the order's sealed certificate password rides along (the outbox shows it;
+ * nothing else). */
+gboolean cs_step_send_notice(CsStep *step,
+			     const char *phone,
+			     const char *template_name,
+			     GVariant *params,
+			     gboolean with_password,
+			     GError **error);
+/* Generate the certificate password (the key's user PIN, digits, of the vendor's PIN
+ * length) and seal it in the vault; kept until the key is made. Once per order: later
+ * calls keep the first. */
+gboolean cs_step_issue_password(CsStep *step, GError **error);
+/* Wipe the sealed certificate password once it is no longer needed (the key holds it, or
+ * the order ended without a key). */
+gboolean cs_step_forget_password(CsStep *step, GError **error);
+/* Deliver the password as the memo of a 0.01 CNY transfer (bank service). */
+gboolean cs_step_send_password_transfer(CsStep *step,
+					const char *account_name,
+					const char *bank_name,
+					const char *account,
+					GError **error);
+/* Issue the e-invoice PDF for what was paid and mail it to @email (none when NULL). */
+gboolean cs_step_issue_invoice(CsStep *step, const char *email, GError **error);
+/* DueBy = the end of the @working_days-th working day from now; 0 = the configured review
+ * time of the order's subject type ([review] org_days, person_days). */
+gboolean cs_step_set_due_by(CsStep *step, guint working_days, GError **error);
+/* Record the subject's identity and contact phone in the registry (on approval). */
+gboolean cs_step_register_subject(CsStep *step, GError **error);
+/* Queue a cashier task to refund what was paid. */
+gboolean cs_step_queue_refund(CsStep *step, GError **error);
+
+/* Key work: putting a new key pair, certificate and e-seal on a UKey for the order. */
+typedef struct {
+	/* Taken as the system, with params key_serial and certificate_serial, once the key
+	 * holds the new certificate and seal; the service records certificate_serial and
+	 * progress 100 in the same step. */
+	const char *done_action;
+	/* Taken as the system, with param reason, when the work fails (the key pulled, the
+	 * driver failed, …); the reason is kept in the attribute key_work_error until the next
+	 * attempt. A certificate the failed attempt issued is revoked. */
+	const char *failed_action;
+	/* A blank key: initialise it with a new SO PIN and the order's certificate password
+	 * (cs_step_issue_password) before the key pair is generated. */
+	gboolean provision;
+} CsKeyWork;
+
+/* Prepare key work on the key named @key_serial (present, of the order's vendor, and
+ * blank — or the one an earlier attempt of this order initialised): with @work->provision
+ * its SO PIN is sealed first, in this transaction, so a crash never leaves a key whose SO
+ * PIN nobody knows. */
+gboolean cs_step_prepare_key_work(CsStep *step,
+				  const CsKeyWork *work,
+				  const char *key_serial,
+				  GError **error);
+/* From an `after` hook: do the work prepared above on driver threads; the order then takes
+ * work->done_action or work->failed_action. */
+void cs_step_start_key_work(CsStep *step, const CsKeyWork *work);
+/* From an `after` hook: revoke (cessationOfOperation) the valid certificates issued for
+ * this order that no key holds — left by key work the daemon's stop or crash cut short —
+ * when the order ends without a key. */
+void cs_step_revoke_unused_certificates(CsStep *step);
 
 typedef const CsPlugin *(*CsPluginGetFunc)(void);
 

@@ -1,6 +1,5 @@
 /*
- * cs-engine-certs.c — the engine's certificate services: where CSRs enter (DESIGN §4,
- * §8, §9, §1.2, §1.4).
+ * cs-certs.c — the certificate service: where CSRs enter and seals are made for an order.
  *
  * Invariants: the subject of a certificate is built from the order's validated fields,
  * never from the CSR; the CSR is parsed and its proof of possession checked exactly once,
@@ -12,7 +11,7 @@
 #include <time.h>
 
 #include "cs-ca.h"
-#include "cs-engine.h"
+#include "cs-certs.h"
 #include "cs-seal.h"
 
 static CsCaSet *
@@ -27,53 +26,45 @@ require_cas(CsEngine *engine, GError **error)
 }
 
 GBytes *
-cs_engine_issue_certificate(CsEngine *engine,
-			    const CsRequest *request,
-			    CsOrder *order,
-			    const guint8 *csr_der,
-			    gsize csr_len,
-			    GError **error)
+cs_certs_issue(CsEngine *engine,
+	       const CsRequest *request,
+	       CsOrder *order,
+	       const guint8 *csr_der,
+	       gsize csr_len,
+	       const char *follows_serial,
+	       GError **error)
 {
 	CsCaSet *cas = require_cas(engine, error);
-	gboolean org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
 	g_autofree char *actor = NULL;
 	g_autoptr(CsCsr) csr = NULL;
 	CsIssueRequest issue = {0};
 
 	if (cas == NULL || !cs_engine_check_access(engine, request, order, error))
 		return NULL;
-	if (g_strcmp0(cs_order_get_kind(order), "renew") == 0) {
-		issue.renew_serial = cs_order_get_field(order, "certificate_serial");
-		if (issue.renew_serial == NULL) {
-			g_set_error_literal(
-			    error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "certificate_serial: missing (the certificate renewed)");
-			return NULL;
-		}
-	}
+	issue.renew_serial = follows_serial;
 	csr = cs_csr_parse(csr_der, csr_len, error);
 	if (csr == NULL)
 		return NULL;
 	actor = cs_request_to_actor(request);
-	issue.vendor = order->vendor;
-	issue.order_id = order->id;
+	issue.vendor = cs_order_get_vendor(order);
+	issue.order_id = cs_order_get_id(order);
 	issue.actor = actor;
 	issue.subject.type = cs_order_get_subject_type(order);
-	issue.subject.name = cs_order_get_field(order, org ? "org_name" : "name");
-	issue.subject.id_number = cs_order_get_field(order, org ? "uscc" : "id_number");
+	issue.subject.name = cs_order_get_subject_name(order);
+	issue.subject.id_number = cs_order_get_subject_number(order);
 	return cs_ca_set_issue(cas, &issue, csr, g_get_real_time() / G_USEC_PER_SEC, error);
 }
 
 GBytes *
-cs_engine_make_seal(CsEngine *engine,
-		    const CsRequest *request,
-		    CsOrder *order,
-		    GBytes *cert_der,
-		    const guint8 *picture,
-		    gsize picture_len,
-		    guint width_mm,
-		    guint height_mm,
-		    GError **error)
+cs_certs_make_seal(CsEngine *engine,
+		   const CsRequest *request,
+		   CsOrder *order,
+		   GBytes *cert_der,
+		   const guint8 *picture,
+		   gsize picture_len,
+		   guint width_mm,
+		   guint height_mm,
+		   GError **error)
 {
 	CsCaSet *cas = require_cas(engine, error);
 	gboolean org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
@@ -85,7 +76,7 @@ cs_engine_make_seal(CsEngine *engine,
 
 	if (cas == NULL || !cs_engine_check_access(engine, request, order, error))
 		return NULL;
-	ca = cs_ca_set_get(cas, order->vendor, error);
+	ca = cs_ca_set_get(cas, cs_order_get_vendor(order), error);
 	if (ca == NULL)
 		return NULL;
 	holder = cs_x509_from_der(cert_der);
@@ -100,10 +91,10 @@ cs_engine_make_seal(CsEngine *engine,
 		return NULL;
 	}
 	serial = cs_serial_to_hex(X509_get0_serialNumber(holder));
-	spec.vendor_id = order->vendor;
+	spec.vendor_id = cs_order_get_vendor(order);
 	spec.es_id = serial;
 	spec.type = org ? CS_SEAL_ORG : CS_SEAL_PERSON;
-	spec.name = cs_order_get_field(order, org ? "org_name" : "name");
+	spec.name = cs_order_get_subject_name(order);
 	spec.holder = holder;
 	spec.created = g_get_real_time() / G_USEC_PER_SEC;
 	if (ASN1_TIME_to_tm(X509_get0_notBefore(holder), &tm) != 1)
@@ -120,12 +111,12 @@ cs_engine_make_seal(CsEngine *engine,
 }
 
 gboolean
-cs_engine_revoke_certificate(CsEngine *engine,
-			     const CsRequest *request,
-			     const char *serial,
-			     const char *reason,
-			     CsOrder *order,
-			     GError **error)
+cs_certs_revoke(CsEngine *engine,
+		const CsRequest *request,
+		const char *serial,
+		const char *reason,
+		CsOrder *order,
+		GError **error)
 {
 	CsCaSet *cas = require_cas(engine, error);
 	g_autofree char *actor = NULL;
@@ -135,16 +126,17 @@ cs_engine_revoke_certificate(CsEngine *engine,
 	if (order != NULL && !cs_engine_check_access(engine, request, order, error))
 		return FALSE;
 	actor = cs_request_to_actor(request);
-	return cs_ca_set_revoke(cas, serial, reason, actor, order != NULL ? order->id : NULL,
+	return cs_ca_set_revoke(cas, serial, reason, actor,
+				order != NULL ? cs_order_get_id(order) : NULL,
 				g_get_real_time() / G_USEC_PER_SEC, error);
 }
 
 GPtrArray *
-cs_engine_find_certificates(CsEngine *engine,
-			    const char *vendor,
-			    const char *subject_type,
-			    const char *id_number,
-			    GError **error)
+cs_certs_find(CsEngine *engine,
+	      const char *vendor,
+	      const char *subject_type,
+	      const char *id_number,
+	      GError **error)
 {
 	CsCaSet *cas = require_cas(engine, error);
 

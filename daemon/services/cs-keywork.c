@@ -1,16 +1,20 @@
 /*
- * cs-making.c — making a key (制证, DESIGN §1.1): approved → making → made.
+ * cs-keywork.c — key work: a new key pair, certificate and e-seal put on a UKey for an
+ * order (certseal/plugin.h, CsKeyWork). The flow says which steps start it and which ones
+ * it takes when it ends; this service knows no flow's states.
  *
- * The maker names a blank key inserted on the daemon's host. Before the token is touched,
- * the vault holds both PINs: the user PIN sealed at approval and an SO PIN sealed by
- * cs_engine_prepare_making() in the same transaction as approved → making. Then, on driver
- * threads, the token is initialised with both, the key pair is generated on it, and the
- * CSR is signed on it; back on the main loop the certificate is issued and the e-seal
- * made; the token gets both; the order takes "made". Any failure takes "make_failed"
- * (back to approved, with the reason); a crash leaves "making", which the engine's
- * recovery turns back into approved at the next start. Making again — on the same key or
- * another — uses the same user PIN; the same key keeps its SO PIN, because a key once
- * initialised only accepts its own SO PIN to be initialised again.
+ * Provisioning a blank key (制证): the maker names a blank key inserted on the daemon's
+ * host. Before the token is touched, the vault holds both PINs: the user PIN sealed by
+ * cs_step_issue_password() and an SO PIN sealed by cs_step_prepare_key_work() in the
+ * transaction of the step that starts the work. Then, on driver threads, the token is
+ * initialised with both, the key pair is generated on it, and the CSR is signed on it;
+ * back on the main loop the certificate is issued and the e-seal made; the token gets
+ * both; the order takes the flow's done step. Any failure takes its failed step (with the
+ * reason); a crash leaves the order in the state the work runs in, which the flow
+ * declares as transient, so the engine's recovery takes it back at the next start.
+ * Working again — on the same key or another — uses the same user PIN; the same key keeps
+ * its SO PIN, because a key once initialised only accepts its own SO PIN to be
+ * initialised again.
  */
 #define G_LOG_DOMAIN "certseald"
 
@@ -19,9 +23,10 @@
 #include <string.h>
 
 #include "cs-ca.h"
+#include "cs-certs.h"
 #include "cs-crypto.h"
-#include "cs-engine-flow.h"
 #include "cs-keys.h"
+#include "cs-notices.h"
 #include "cs-seal-picture.h"
 
 #define SO_PIN_LENGTH 12
@@ -47,10 +52,13 @@ find_key(CsKeys *keys, const char *serial)
 }
 
 gboolean
-cs_engine_prepare_making(CsEngine *engine, CsOrder *order, const char *serial, GError **error)
+cs_step_prepare_key_work(CsStep *step, const CsKeyWork *work, const char *serial, GError **error)
 {
+	CsEngine *engine = cs_step_get_engine(step);
+	CsOrder *order = cs_step_get_order(step);
 	CsKeys *keys = cs_engine_get_keys(engine);
-	const CsVendor *vendor = cs_config_find_vendor(cs_engine_get_config(engine), order->vendor);
+	const char *vendor_id = cs_order_get_vendor(order);
+	const CsVendor *vendor = cs_config_find_vendor(cs_engine_get_config(engine), vendor_id);
 	g_autofree char *attr = NULL;
 	g_autofree char *ref_text = NULL;
 	CsKey *key;
@@ -58,6 +66,8 @@ cs_engine_prepare_making(CsEngine *engine, CsOrder *order, const char *serial, G
 	gint64 ref = 0;
 	gboolean ok;
 
+	if (!cs_step_check_transaction(step, "cs_step_prepare_key_work", error))
+		return FALSE;
 	if (keys == NULL) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
 				    "key_serial: no key manager is running");
@@ -74,34 +84,35 @@ cs_engine_prepare_making(CsEngine *engine, CsOrder *order, const char *serial, G
 			    "key_serial: no key %s is inserted on this host", serial);
 		return FALSE;
 	}
-	if (vendor == NULL || g_strcmp0(key->vendor, order->vendor) != 0) {
+	if (vendor == NULL || g_strcmp0(key->vendor, vendor_id) != 0) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 			    "key_serial: key %s is a %s key; the order is for %s", serial,
-			    key->vendor, order->vendor);
+			    key->vendor, vendor_id);
 		return FALSE;
 	}
 	attr = so_pin_attr(serial);
-	if (key->initialized && cs_order_get_attr(order, attr) == NULL) {
+	if (work->provision && key->initialized && cs_order_get_attr(order, attr) == NULL) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 			    "key_serial: key %s is not blank", serial);
 		return FALSE;
 	}
 	if (cs_order_get_attr(order, "user_pin_ref") == NULL) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
-			    "order %s has no certificate password to put on the key", order->id);
+			    "order %s has no certificate password to put on the key",
+			    cs_order_get_id(order));
 		return FALSE;
 	}
-	if (!cs_engine_set_attr(engine, order, "making_key", key->id, error) ||
-	    !cs_engine_set_attr(engine, order, "making_error", NULL, error) ||
+	if (!cs_engine_set_attr(engine, order, "key_work_key", key->id, error) ||
+	    !cs_engine_set_attr(engine, order, "key_work_error", NULL, error) ||
 	    !cs_engine_set_attr(engine, order, "progress", "0", error))
 		return FALSE;
-	if (cs_order_get_attr(order, attr) != NULL)
-		return TRUE; /* the SO PIN this key already has */
+	if (!work->provision || cs_order_get_attr(order, attr) != NULL)
+		return TRUE; /* no SO PIN to set, or the one this key already has */
 	so_pin = cs_random_digits(
 	    CLAMP(SO_PIN_LENGTH, vendor->pin_min_length, vendor->pin_max_length), error);
 	if (so_pin == NULL)
 		return FALSE;
-	ok = cs_ledger_seal_secret(cs_engine_get_ledger(engine), "so_pin", order->id,
+	ok = cs_ledger_seal_secret(cs_engine_get_ledger(engine), "so_pin", cs_order_get_id(order),
 				   (const guint8 *)so_pin, strlen(so_pin), g_get_real_time(), &ref,
 				   error);
 	cs_secret_free(so_pin);
@@ -114,6 +125,8 @@ cs_engine_prepare_making(CsEngine *engine, CsOrder *order, const char *serial, G
 typedef struct {
 	CsEngine *engine;
 	gint *stopping; /* the engine's flag: once set, the engine may be gone */
+	const CsKeyWork *work;
+	char *state; /* the order's state while the work runs */
 	char *order_id;
 	char *key_id;
 	char *serial;
@@ -125,6 +138,7 @@ static void
 job_free(Job *job)
 {
 	g_atomic_rc_box_release(job->stopping);
+	g_free(job->state);
 	g_free(job->order_id);
 	g_free(job->key_id);
 	g_free(job->serial);
@@ -133,7 +147,7 @@ job_free(Job *job)
 	g_free(job);
 }
 
-static const CsRequest system_request = {.actor = CS_ACTOR_SYSTEM, .user_id = "making"};
+static const CsRequest system_request = {.actor = CS_ACTOR_SYSTEM, .user_id = "key work"};
 
 static CsOrder *
 job_order(Job *job)
@@ -142,12 +156,12 @@ job_order(Job *job)
 	CsOrder *order = cs_engine_get_order(job->engine, job->order_id, &error);
 
 	if (order == NULL) {
-		g_warning("making %s: %s", job->order_id, error->message);
+		g_warning("key work %s: %s", job->order_id, error->message);
 		return NULL;
 	}
-	if (g_strcmp0(order->state, "making") != 0) {
-		g_warning("making %s: the order is %s now; the result is dropped", order->id,
-			  order->state);
+	if (g_strcmp0(cs_order_get_state(order), job->state) != 0) {
+		g_warning("key work %s: the order is %s now; the result is dropped", job->order_id,
+			  cs_order_get_state(order));
 		return NULL;
 	}
 	return order;
@@ -184,8 +198,8 @@ reason_params(const char *name, const char *value, const char *name2, const char
 	return g_variant_builder_end(&b);
 }
 
-/* A result that arrives while the daemon stops is dropped: the order is still `making` in
- * the ledger, and the next start takes it back to approved. */
+/* A result that arrives while the daemon stops is dropped: the order is still in the
+ * work's state in the ledger, and the next start's recovery takes it back. */
 static gboolean
 job_dropped(Job *job)
 {
@@ -208,8 +222,24 @@ clean_reason(const char *text)
 	return g_utf8_substring(valid, 0, MIN(g_utf8_strlen(valid, -1), 400));
 }
 
-/* Back to approved, saying why; a certificate already issued for this attempt is revoked
- * (it never reached a key). */
+/* In the failed step: why, for the applicant and the office (ReviewNote). */
+static gboolean
+record_failure(CsEngine *engine, CsOrder *order, gpointer user_data, GError **error)
+{
+	return cs_engine_set_attr(engine, order, "key_work_error", user_data, error);
+}
+
+/* In the done step: the certificate the key holds now, the work finished. */
+static gboolean
+record_done(CsEngine *engine, CsOrder *order, gpointer user_data, GError **error)
+{
+	return cs_engine_set_attr(engine, order, "certificate_serial", user_data, error) &&
+	       cs_engine_set_attr(engine, order, "key_work_error", NULL, error) &&
+	       cs_engine_set_attr(engine, order, "progress", "100", error);
+}
+
+/* The flow's failed step, saying why; a certificate already issued for this attempt is
+ * revoked (it never reached a key). */
 static void
 job_fail(Job *job, const char *reason)
 {
@@ -229,27 +259,27 @@ job_fail(Job *job, const char *reason)
 		return;
 	}
 	if (job->certificate_serial != NULL &&
-	    !cs_engine_revoke_certificate(job->engine, &system_request, job->certificate_serial,
-					  "cessationOfOperation", order, &error)) {
-		g_warning("order %s: cannot revoke certificate %s: %s", order->id,
+	    !cs_certs_revoke(job->engine, &system_request, job->certificate_serial,
+			     "cessationOfOperation", order, &error)) {
+		g_warning("order %s: cannot revoke certificate %s: %s", job->order_id,
 			  job->certificate_serial, error->message);
 		g_clear_error(&error);
 	}
-	if (!cs_engine_act_with(job->engine, &system_request, order, "make_failed",
-				reason_params("reason", text, NULL, NULL), NULL, NULL, NULL,
-				&error)) {
-		/* Never leave the order in making with nothing behind it. */
-		g_warning("order %s: %s", order->id, error->message);
+	if (!cs_engine_act_with(job->engine, &system_request, order, job->work->failed_action,
+				reason_params("reason", text, NULL, NULL), NULL, record_failure,
+				text, &error)) {
+		/* Never leave the order in the work's state with nothing behind it. */
+		g_warning("order %s: %s", job->order_id, error->message);
 		g_clear_error(&error);
-		if (!cs_engine_act_with(job->engine, &system_request, order, "make_failed", NULL,
-					NULL, NULL, NULL, &error))
-			g_warning("order %s: %s", order->id, error->message);
+		if (!cs_engine_act_with(job->engine, &system_request, order,
+					job->work->failed_action, NULL, NULL, NULL, NULL, &error))
+			g_warning("order %s: %s", job->order_id, error->message);
 	}
 	job_free(job);
 }
 
-/* Where a token step hands back: the job's order, still making, or NULL when the job ended
- * here (the daemon stops, the step failed, or the order moved on). */
+/* Where a token step hands back: the job's order, still in the work's state, or NULL when the job
+ * ended here (the daemon stops, the step failed, or the order moved on). */
 static CsOrder *
 job_resume(Job *job, const GError *error)
 {
@@ -277,12 +307,12 @@ on_written(GBytes *result, const GError *error, gpointer user_data)
 	order = job_resume(job, error);
 	if (order == NULL)
 		return;
-	if (!cs_engine_act_with(job->engine, &system_request, order, "made",
+	if (!cs_engine_act_with(job->engine, &system_request, order, job->work->done_action,
 				reason_params("key_serial", job->serial, "certificate_serial",
 					      job->certificate_serial),
-				NULL, NULL, NULL, &local)) {
+				NULL, record_done, job->certificate_serial, &local)) {
 		g_autofree char *why =
-		    g_strdup_printf("the made key could not be recorded: %s", local->message);
+		    g_strdup_printf("the finished key could not be recorded: %s", local->message);
 		job_fail(job, why);
 		return;
 	}
@@ -293,10 +323,10 @@ on_written(GBytes *result, const GError *error, gpointer user_data)
 static GBytes *
 seal_picture(Job *job, CsOrder *order, guint *width_mm, guint *height_mm, GError **error)
 {
-	gboolean org = order->subject_type == CS_SUBJECT_ORG;
-	const char *name = cs_order_get_field(order, org ? "org_name" : "name");
-	g_autoptr(CsMaterialRow) image = cs_ledger_load_material(cs_engine_get_ledger(job->engine),
-								 order->id, "seal_image", NULL);
+	gboolean org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
+	const char *name = cs_order_get_subject_name(order);
+	g_autoptr(CsMaterialRow) image = cs_ledger_load_material(
+	    cs_engine_get_ledger(job->engine), cs_order_get_id(order), "seal_image", NULL);
 
 	if (image != NULL && (g_strcmp0(image->mime, "image/png") == 0 ||
 			      g_strcmp0(image->mime, "image/jpeg") == 0)) {
@@ -304,8 +334,8 @@ seal_picture(Job *job, CsOrder *order, guint *width_mm, guint *height_mm, GError
 		*height_mm = org ? 42 : 18;
 		return g_bytes_ref(image->data);
 	}
-	return cs_seal_picture_render(name != NULL ? name : order->id, org, width_mm, height_mm,
-				      error);
+	return cs_seal_picture_render(name != NULL ? name : cs_order_get_id(order), org, width_mm,
+				      height_mm, error);
 }
 
 static void
@@ -327,7 +357,7 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 		return;
 	set_progress(job, order, 60);
 	p = g_bytes_get_data(csr, &len);
-	cert = cs_engine_issue_certificate(job->engine, &system_request, order, p, len, &local);
+	cert = cs_certs_issue(job->engine, &system_request, order, p, len, NULL, &local);
 	if (cert == NULL) {
 		job_fail(job, local->message);
 		return;
@@ -344,9 +374,9 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 	}
 	picture = seal_picture(job, order, &width, &height, &local);
 	if (picture != NULL)
-		seal = cs_engine_make_seal(job->engine, &system_request, order, cert,
-					   g_bytes_get_data(picture, NULL),
-					   g_bytes_get_size(picture), width, height, &local);
+		seal = cs_certs_make_seal(job->engine, &system_request, order, cert,
+					  g_bytes_get_data(picture, NULL),
+					  g_bytes_get_size(picture), width, height, &local);
 	if (seal == NULL) {
 		job_fail(job, local->message);
 		return;
@@ -356,49 +386,56 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 			    on_written, job);
 }
 
-/* A making cut short after its certificate was issued (the daemon stopped, or died) left a
- * valid certificate that no key holds: revoke it before making again, or when the order
+/* Key work cut short after its certificate was issued (the daemon stopped, or died) left a
+ * valid certificate that no key holds: revoke it before working again, or when the order
  * ends without a key. */
-void
-cs_engine_revoke_unused_certificates(CsEngine *engine, CsOrder *order)
+static void
+revoke_unused_certificates(CsEngine *engine, CsOrder *order)
 {
-	gboolean org = order->subject_type == CS_SUBJECT_ORG;
-	const char *id_number = cs_order_get_field(order, org ? "uscc" : "id_number");
+	const char *id_number = cs_order_get_subject_number(order);
+	const char *order_id = cs_order_get_id(order);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) certs = NULL;
 
 	if (id_number == NULL)
 		return;
-	certs = cs_engine_find_certificates(engine, order->vendor,
-					    cs_subject_type_to_string(order->subject_type),
-					    id_number, &error);
+	certs = cs_certs_find(engine, cs_order_get_vendor(order),
+			      cs_subject_type_to_string(cs_order_get_subject_type(order)),
+			      id_number, &error);
 	if (certs == NULL) {
-		g_warning("order %s: %s", order->id, error->message);
+		g_warning("order %s: %s", order_id, error->message);
 		return;
 	}
 	for (guint i = 0; i < certs->len; i++) {
 		CsCertRow *row = g_ptr_array_index(certs, i);
-		if (g_strcmp0(row->order_id, order->id) != 0 ||
-		    g_strcmp0(row->status, "valid") != 0)
+		if (g_strcmp0(row->order_id, order_id) != 0 || g_strcmp0(row->status, "valid") != 0)
 			continue;
-		g_message("order %s: revoking certificate %s of an interrupted making", order->id,
+		g_message("order %s: revoking certificate %s of interrupted key work", order_id,
 			  row->serial);
-		if (!cs_engine_revoke_certificate(engine, &system_request, row->serial,
-						  "cessationOfOperation", order, &error)) {
-			g_warning("order %s: %s", order->id, error->message);
+		if (!cs_certs_revoke(engine, &system_request, row->serial, "cessationOfOperation",
+				     order, &error)) {
+			g_warning("order %s: %s", order_id, error->message);
 			g_clear_error(&error);
 		}
 	}
 }
 
 void
-cs_engine_start_making(CsEngine *engine, CsOrder *order)
+cs_step_revoke_unused_certificates(CsStep *step)
 {
+	revoke_unused_certificates(cs_step_get_engine(step), cs_step_get_order(step));
+}
+
+void
+cs_step_start_key_work(CsStep *step, const CsKeyWork *work)
+{
+	CsEngine *engine = cs_step_get_engine(step);
+	CsOrder *order = cs_step_get_order(step);
 	CsKeys *keys = cs_engine_get_keys(engine);
-	const CsVendor *vendor = cs_config_find_vendor(cs_engine_get_config(engine), order->vendor);
-	const char *key_id = cs_order_get_attr(order, "making_key");
-	gboolean org = order->subject_type == CS_SUBJECT_ORG;
-	const char *name = cs_order_get_field(order, org ? "org_name" : "name");
+	const CsVendor *vendor =
+	    cs_config_find_vendor(cs_engine_get_config(engine), cs_order_get_vendor(order));
+	const char *key_id = cs_order_get_attr(order, "key_work_key");
+	const char *name = cs_order_get_subject_name(order);
 	const char *algorithm = cs_order_get_field(order, "key_algorithm");
 	g_autoptr(GError) error = NULL;
 	g_autofree char *attr = NULL;
@@ -408,7 +445,9 @@ cs_engine_start_making(CsEngine *engine, CsOrder *order)
 
 	job->engine = engine;
 	job->stopping = cs_engine_ref_stopping(engine);
-	job->order_id = g_strdup(order->id);
+	job->work = work;
+	job->state = g_strdup(cs_order_get_state(order));
+	job->order_id = g_strdup(cs_order_get_id(order));
 	job->key_id = g_strdup(key_id);
 	key = key_id != NULL && keys != NULL ? cs_keys_lookup(keys, key_id) : NULL;
 	job->serial = g_strdup(key != NULL ? key->serial : (key_id != NULL ? key_id : "?"));
@@ -416,7 +455,7 @@ cs_engine_start_making(CsEngine *engine, CsOrder *order)
 		job_fail(job, "the key is no longer inserted");
 		return;
 	}
-	cs_engine_revoke_unused_certificates(engine, order);
+	revoke_unused_certificates(engine, order);
 	attr = so_pin_attr(key->serial);
 	job->user_pin = cs_engine_open_order_secret(engine, order, "user_pin_ref", &error);
 	if (job->user_pin != NULL)
@@ -425,9 +464,9 @@ cs_engine_start_making(CsEngine *engine, CsOrder *order)
 		job_fail(job, error->message);
 		return;
 	}
-	g_info("order %s: making on key %s", order->id, key->id);
+	g_info("order %s: key work on key %s", job->order_id, key->id);
 	cs_keys_make_begin(keys, key->id, "certseal", job->user_pin, so_pin,
 			   algorithm != NULL ? algorithm : vendor->key_algorithm,
-			   name != NULL ? name : order->id, on_csr, job);
+			   name != NULL ? name : job->order_id, on_csr, job);
 	cs_secret_free(so_pin);
 }
