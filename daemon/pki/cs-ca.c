@@ -234,8 +234,8 @@ cs_cert_subject_build(const CsCertSubject *subject, GError **error)
 {
 	g_autoptr(X509_NAME) name = X509_NAME_new();
 	gboolean org = subject->type == CS_SUBJECT_ORG;
-	const char *name_field = org ? "org_name" : "name";
-	const char *id_field = org ? "uscc" : "id_number";
+	const char *name_field = cs_subject_name_field(subject->type);
+	const char *id_field = cs_subject_number_field(subject->type);
 
 	if (subject->type != CS_SUBJECT_ORG && subject->type != CS_SUBJECT_PERSON) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
