@@ -1,19 +1,22 @@
 /*
  * cs-cli-apply.c — `certseal apply`: a new-certificate application (新办) from the first
- * field to the payment QR code, in the manual's order (DESIGN §1.1, manual section 1):
+ * field to the payment QR code, in the manual's order (docs/architecture.md §1.1, manual
+ * section 1):
  * fill in (draft) → 确认订单 Confirm (confirmed) → materials → 确认申请 Submit
  * (sms_pending) → the SMS code (unpaid) → pay (the QR code; in_review once paid).
  *
  * At a terminal it asks for the subject type, the vendor (Manager.Vendors), the identity
- * method and each field, showing what is expected; what the daemon refuses is asked
- * again, the field named by its InvalidInput. For scripts (--yes) nothing is asked: the
+ * method and each field the flow requires, as the daemon describes them
+ * (Manager.GetFlow: labels, choices), and checks each answer as it is typed
+ * (Manager.ValidateFields); what the daemon still refuses is asked again, the field named
+ * by its InvalidInput. For scripts (--yes) nothing is asked: the
  * fields come from a file, the materials from --material, the SMS code from stdin with
  * --code-from-stdin, and apply stops at the first step that needs a person. Every step
  * prints the state the order reached (on stderr with --json, whose stdout is one
  * document: {order, state, next_actions[, payment]}).
  *
- * The daemon holds the rules: which fields are required, what each must look like, which
- * step comes next (NextActions). The tables below are only how to ask.
+ * The daemon holds the rules: which fields there are and which are required, what each
+ * must look like, which step comes next (NextActions). Nothing here names a field.
  */
 #define G_LOG_DOMAIN "certseal"
 
@@ -33,9 +36,6 @@
 	"              [--code-from-stdin] --yes\n"                                                 \
 	"FILE: a JSON object or key=value lines of the order's fields."
 
-#define SUBJECT_ORG 1u
-#define SUBJECT_PERSON 2u
-#define SUBJECT_ANY 3u
 #define MAX_RETRIES 20
 #define PAYMENT_POLL_US (G_USEC_PER_SEC)
 
@@ -50,83 +50,11 @@ static const Choice subject_choices[] = {
     {NULL, NULL},
 };
 
-/* The manual's 认证方式: how the certificate password will be delivered. */
-static const Choice org_auth_choices[] = {
-    {"legal_rep_phone", "法定代表人手机实名认证: the password by SMS to the legal representative"},
-    {"corporate_account",
-     "企业对公账户认证: the password in the memo of a 0.01 CNY transfer to the corporate "
-     "account"},
-    {"legal_rep_bank_card",
-     "法定代表人银行卡信息认证: the password by SMS to the legal representative"},
-    {NULL, NULL},
-};
-static const Choice person_auth_choices[] = {
-    {"phone", "手机实名认证: the password by SMS to your phone"},
-    {"bank_card", "银行卡信息认证: the password by SMS to your phone"},
-    {"bank_account_transfer",
-     "银行账户打款认证: the password in the memo of a 0.01 CNY transfer to your account"},
-    {NULL, NULL},
-};
-static const Choice handler_auth_choices[] = {
-    {"handler_phone", "经办人手机实名认证: the handler's phone"},
-    {"handler_bank_card", "经办人银行卡认证: the handler's bank card"},
-    {NULL, NULL},
-};
 static const Choice channel_choices[] = {
     {"alipay", "支付宝 Alipay"},
     {"wechat", "微信支付 WeChat Pay"},
     {"sandbox", "the sandbox cashier (test installations)"},
     {NULL, NULL},
-};
-
-typedef struct {
-	const char *name;
-	guint subjects;
-	gboolean asked; /* up front; the others only when the daemon asks for them */
-	const char *hint;
-	const Choice *choices;
-} FieldPrompt;
-
-static const FieldPrompt field_prompts[] = {
-    {"org_name", SUBJECT_ORG, TRUE, "单位名称: the registered name (also the invoice title)", NULL},
-    {"uscc", SUBJECT_ORG, TRUE, "统一社会信用代码: 18 characters, digits and capitals", NULL},
-    {"legal_rep_name", SUBJECT_ORG, TRUE, "法定代表人姓名: the legal representative's name", NULL},
-    {"legal_rep_id", SUBJECT_ORG, TRUE, "法定代表人身份证号: 18-character resident ID", NULL},
-    {"legal_rep_phone", SUBJECT_ORG, TRUE, "法定代表人手机: 11-digit mobile number", NULL},
-    {"handler_name", SUBJECT_ORG, TRUE, "经办人姓名: who handles this application", NULL},
-    {"handler_id", SUBJECT_ORG, TRUE, "经办人身份证号: 18-character resident ID", NULL},
-    {"handler_phone", SUBJECT_ORG, TRUE,
-     "经办人手机: 11-digit mobile number; the SMS codes and the review result go there", NULL},
-    {"handler_auth_method", SUBJECT_ORG, TRUE, "经办人认证方式: how the handler is verified",
-     handler_auth_choices},
-    {"name", SUBJECT_PERSON, TRUE, "姓名: your name", NULL},
-    {"id_number", SUBJECT_PERSON, TRUE, "身份证号: 18-character resident ID", NULL},
-    {"phone", SUBJECT_PERSON, TRUE,
-     "手机: 11-digit mobile number; the SMS codes and the review result go there", NULL},
-    {"email", SUBJECT_ANY, TRUE, "电子邮箱: the e-invoice is mailed there", NULL},
-    {"address", SUBJECT_ANY, TRUE,
-     "通讯地址: a mailing address that receives express mail (the key is shipped there)", NULL},
-    {"postcode", SUBJECT_ANY, TRUE, "邮政编码: 6 digits", NULL},
-    {"bank_name", SUBJECT_ANY, FALSE, "开户银行: the bank of the account", NULL},
-    {"bank_account", SUBJECT_ANY, FALSE, "银行账号: the account the 0.01 CNY transfer goes to",
-     NULL},
-    {"bank_card", SUBJECT_ANY, FALSE, "银行卡号: the bank card's number", NULL},
-    {"handler_bank_card", SUBJECT_ORG, FALSE, "经办人银行卡号: the handler's bank card", NULL},
-    {"key_algorithm", SUBJECT_ANY, FALSE, "密钥算法: rsa-2048, ec-p256 or sm2", NULL},
-};
-
-static const struct {
-	const char *kind;
-	const char *hint;
-} material_prompts[] = {
-    {"business_license", "营业执照: the business licence (scan or photo; PNG, JPEG or PDF)"},
-    {"handler_id_front", "经办人身份证头像面: the handler's ID card, photo side"},
-    {"handler_id_back", "经办人身份证国徽面: the handler's ID card, emblem side"},
-    {"id_front", "身份证头像面: your ID card, photo side"},
-    {"id_back", "身份证国徽面: your ID card, emblem side"},
-    {"seal_form", "印章采样表: the seal sample form, filled in, signed/stamped and scanned"},
-    {"seal_image", "印章图片 (optional): the seal picture for the e-seal; the seal form's scan "
-		   "is used otherwise"},
 };
 
 typedef struct {
@@ -143,6 +71,8 @@ typedef struct {
 	char *id;
 	char *payload; /* the payment QR payload, once payment started */
 	guint64 expires;
+	GVariant *flow;	  /* Manager.GetFlow of the subject type, at a terminal */
+	GPtrArray *texts; /* strings the choices below point into */
 } Apply;
 
 static void
@@ -154,6 +84,8 @@ apply_clear(Apply *a)
 	g_clear_pointer(&a->path, g_free);
 	g_clear_pointer(&a->id, g_free);
 	g_clear_pointer(&a->payload, g_free);
+	g_clear_pointer(&a->flow, g_variant_unref);
+	g_clear_pointer(&a->texts, g_ptr_array_unref);
 }
 
 static void
@@ -174,12 +106,6 @@ unset_value(Apply *a, const char *name)
 		}
 	}
 	g_hash_table_remove(a->values, name);
-}
-
-static guint
-subject_bit(const char *subject)
-{
-	return g_strcmp0(subject, "org") == 0 ? SUBJECT_ORG : SUBJECT_PERSON;
 }
 
 /* --- output ------------------------------------------------------------------------------- */
@@ -271,20 +197,76 @@ ask_choice(const char *title, const Choice *choices)
 	}
 }
 
-static const FieldPrompt *
-find_prompt(const char *name)
+/* The flow's description of field @name (an a{sv}), or NULL when the flow has none. */
+static GVariant *
+flow_field(Apply *a, const char *name)
 {
-	for (guint i = 0; i < G_N_ELEMENTS(field_prompts); i++) {
-		if (g_strcmp0(field_prompts[i].name, name) == 0)
-			return &field_prompts[i];
+	g_autoptr(GVariant) fields = NULL;
+	GVariantIter iter;
+	GVariant *f;
+
+	if (a->flow == NULL ||
+	    (fields = g_variant_lookup_value(a->flow, "fields", G_VARIANT_TYPE("aa{sv}"))) == NULL)
+		return NULL;
+	g_variant_iter_init(&iter, fields);
+	while ((f = g_variant_iter_next_value(&iter)) != NULL) {
+		const char *n = NULL;
+		if (g_variant_lookup(f, "name", "&s", &n) && g_strcmp0(n, name) == 0)
+			return f;
+		g_variant_unref(f);
 	}
 	return NULL;
 }
 
-static const Choice *
-auth_choices(const char *subject)
+/* "label_zh: label_en" of a field or material description, or NULL without labels. */
+static char *
+labels_of(GVariant *desc)
 {
-	return g_strcmp0(subject, "org") == 0 ? org_auth_choices : person_auth_choices;
+	const char *zh = "", *en = "";
+
+	if (desc == NULL)
+		return NULL;
+	g_variant_lookup(desc, "label_zh", "&s", &zh);
+	g_variant_lookup(desc, "label_en", "&s", &en);
+	if (*zh == '\0' && *en == '\0')
+		return NULL;
+	return g_strdup_printf("%s%s%s", zh, *zh != '\0' && *en != '\0' ? ": " : "", en);
+}
+
+/* The choices of an enum field, labelled as the flow labels them. */
+static Choice *
+field_choices(Apply *a, GVariant *field)
+{
+	g_autofree const char **values = NULL;
+	g_autofree const char **zh = NULL;
+	g_autofree const char **en = NULL;
+	gsize n = 0, n_zh = 0, n_en = 0;
+	g_autoptr(GVariant) v = g_variant_lookup_value(field, "choices", G_VARIANT_TYPE("as"));
+	g_autoptr(GVariant) vz =
+	    g_variant_lookup_value(field, "choice_labels_zh", G_VARIANT_TYPE("as"));
+	g_autoptr(GVariant) ve =
+	    g_variant_lookup_value(field, "choice_labels_en", G_VARIANT_TYPE("as"));
+	Choice *choices;
+
+	if (v == NULL)
+		return NULL;
+	values = g_variant_get_strv(v, &n);
+	if (vz != NULL)
+		zh = g_variant_get_strv(vz, &n_zh);
+	if (ve != NULL)
+		en = g_variant_get_strv(ve, &n_en);
+	choices = g_new0(Choice, n + 1);
+	for (gsize i = 0; i < n; i++) {
+		char *label =
+		    g_strdup_printf("%s%s%s", i < n_zh ? zh[i] : "",
+				    i < n_zh && i < n_en ? ": " : "", i < n_en ? en[i] : "");
+		char *value = g_strdup(values[i]);
+		g_ptr_array_add(a->texts, label);
+		g_ptr_array_add(a->texts, value);
+		choices[i].value = value;
+		choices[i].label = label;
+	}
+	return choices;
 }
 
 /* The vendors the daemon offers (Manager.Vendors) as choices; @names keeps the strings. */
@@ -312,16 +294,48 @@ vendor_choices(Apply *a, GPtrArray *names, GError **error)
 	return (Choice *)g_array_free(choices, FALSE);
 }
 
-/* Ask for the field @name, showing what is expected; FALSE at end of input. */
+/* The daemon's objection to @value for field @name (Manager.ValidateFields), or NULL. */
+static char *
+objection(Apply *a, const char *name, const char *value)
+{
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GError) error = NULL;
+	GVariantBuilder b;
+	const char *field, *message;
+	GVariantIter *iter = NULL;
+	char *found = NULL;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	g_variant_builder_add(&b, "{sv}", name, g_variant_new_string(value));
+	reply = cs_cli_call(a->cli, CS_CLI_MANAGER_PATH, CS_CLI_MANAGER_IFACE, "ValidateFields",
+			    g_variant_new("(ssa{sv})", "new", a->subject, &b), "(a(ss))", &error);
+	if (reply == NULL)
+		return NULL; /* the step that sends it will say what is wrong */
+	g_variant_get(reply, "(a(ss))", &iter);
+	while (found == NULL && g_variant_iter_next(iter, "(&s&s)", &field, &message)) {
+		if (g_strcmp0(field, name) == 0)
+			found = g_strdup(message);
+	}
+	g_variant_iter_free(iter);
+	return found;
+}
+
+/* Ask for the field @name, showing what is expected and asking again what the daemon
+ * would refuse; FALSE at end of input. */
 static gboolean
 ask_field(Apply *a, const char *name)
 {
-	const FieldPrompt *p = find_prompt(name);
-	g_autofree char *line = NULL;
-	g_autofree char *prompt = NULL;
+	g_autoptr(GVariant) field = flow_field(a, name);
+	g_autofree char *labels = labels_of(field);
+	g_autofree char *title = g_strdup_printf("%s%s%s", name, labels != NULL ? " — " : "",
+						 labels != NULL ? labels : "");
+	g_autofree char *prompt = g_strdup_printf("  %s: ", name);
+	const char *type = "text";
 	const char *value;
 
-	if (g_strcmp0(name, "vendor") == 0) {
+	if (field != NULL)
+		g_variant_lookup(field, "type", "&s", &type);
+	if (g_strcmp0(type, "vendor") == 0) {
 		g_autoptr(GPtrArray) strings = g_ptr_array_new_with_free_func(g_free);
 		g_autoptr(GError) error = NULL;
 		g_autofree Choice *choices = vendor_choices(a, strings, &error);
@@ -329,31 +343,37 @@ ask_field(Apply *a, const char *name)
 			g_printerr("certseal: %s\n", error->message);
 			return FALSE;
 		}
-		value = ask_choice("vendor — 选择 ukey 所属厂商: the key's vendor", choices);
+		value = ask_choice(title, choices);
 		if (value != NULL)
 			set_value(a, name, value);
 		return value != NULL;
 	}
-	if (g_strcmp0(name, "auth_method") == 0 || (p != NULL && p->choices != NULL)) {
-		g_autofree char *title = g_strdup_printf(
-		    "%s — %s", name,
-		    p != NULL ? p->hint : "认证方式: how the certificate password is delivered");
-		value = ask_choice(title, p != NULL ? p->choices : auth_choices(a->subject));
+	if (g_strcmp0(type, "enum") == 0) {
+		g_autofree Choice *choices = field_choices(a, field);
+		value = choices != NULL ? ask_choice(title, choices) : NULL;
 		if (value != NULL)
 			set_value(a, name, value);
 		return value != NULL;
 	}
-	if (p != NULL)
-		g_printerr("%s — %s\n", name, p->hint);
-	prompt = g_strdup_printf("  %s: ", name);
-	line = ask_line(prompt);
-	if (line == NULL)
-		return FALSE;
-	if (*line == '\0')
-		unset_value(a, name); /* left out: the daemon says if it is required */
-	else
-		set_value(a, name, line);
-	return TRUE;
+	g_printerr("%s\n", title);
+	for (guint tries = 0; tries < MAX_RETRIES; tries++) {
+		g_autofree char *line = ask_line(prompt);
+		g_autofree char *why = NULL;
+
+		if (line == NULL)
+			return FALSE;
+		if (*line == '\0') {
+			unset_value(a, name); /* left out: the daemon says if it is required */
+			return TRUE;
+		}
+		why = objection(a, name, line);
+		if (why == NULL) {
+			set_value(a, name, line);
+			return TRUE;
+		}
+		g_printerr("certseal: %s: %s\n", name, why);
+	}
+	return FALSE;
 }
 
 /*
@@ -511,20 +531,30 @@ load_fields(Apply *a, GError **error)
 	return ok;
 }
 
-/* Ask what the fields file did not say: the vendor, the method, each field in turn. */
+/* Ask what the fields file did not say: each required field in the flow's order (the
+ * vendor and the identity method first); the others only when the daemon asks for them. */
 static gboolean
 ask_fields(Apply *a)
 {
-	if (!g_hash_table_contains(a->values, "vendor") && !ask_field(a, "vendor"))
-		return FALSE;
-	if (!g_hash_table_contains(a->values, "auth_method") && !ask_field(a, "auth_method"))
-		return FALSE;
-	for (guint i = 0; i < G_N_ELEMENTS(field_prompts); i++) {
-		const FieldPrompt *p = &field_prompts[i];
-		if (!p->asked || (p->subjects & subject_bit(a->subject)) == 0 ||
-		    g_hash_table_contains(a->values, p->name))
+	g_autoptr(GVariant) fields =
+	    a->flow != NULL ? g_variant_lookup_value(a->flow, "fields", G_VARIANT_TYPE("aa{sv}"))
+			    : NULL;
+	GVariantIter iter;
+	GVariant *f;
+
+	if (fields == NULL)
+		return TRUE;
+	g_variant_iter_init(&iter, fields);
+	while ((f = g_variant_iter_next_value(&iter)) != NULL) {
+		g_autoptr(GVariant) owned = f;
+		const char *name = NULL;
+		gboolean required = FALSE;
+
+		g_variant_lookup(f, "name", "&s", &name);
+		g_variant_lookup(f, "required", "b", &required);
+		if (!required || g_hash_table_contains(a->values, name))
 			continue;
-		if (!ask_field(a, p->name))
+		if (!ask_field(a, name))
 			return FALSE;
 	}
 	return TRUE;
@@ -621,13 +651,14 @@ edit_a_field(Apply *a)
 {
 	g_autofree char *name = ask_line("Field to change (as shown under Fields): ");
 	const char *one[2] = {NULL, NULL};
+	g_autoptr(GVariant) field = NULL;
 
 	if (name == NULL)
 		return FALSE;
 	if (*name == '\0')
 		return TRUE;
-	if (!g_hash_table_contains(a->values, name) && find_prompt(name) == NULL &&
-	    g_strcmp0(name, "vendor") != 0 && g_strcmp0(name, "auth_method") != 0) {
+	field = flow_field(a, name);
+	if (!g_hash_table_contains(a->values, name) && field == NULL) {
 		g_printerr("certseal: %s: not a field of this application\n", name);
 		return TRUE;
 	}
@@ -725,14 +756,55 @@ step_confirm(Apply *a, gboolean *go_on)
 	}
 }
 
-static const char *
-material_hint(const char *kind)
+/* What the flow says of material @kind, for the prompt. */
+static char *
+material_hint(Apply *a, const char *kind)
 {
-	for (guint i = 0; i < G_N_ELEMENTS(material_prompts); i++) {
-		if (g_strcmp0(material_prompts[i].kind, kind) == 0)
-			return material_prompts[i].hint;
+	g_autoptr(GVariant) materials =
+	    a->flow != NULL ? g_variant_lookup_value(a->flow, "materials", G_VARIANT_TYPE("aa{sv}"))
+			    : NULL;
+	GVariantIter iter;
+	GVariant *m;
+
+	if (materials != NULL) {
+		g_variant_iter_init(&iter, materials);
+		while ((m = g_variant_iter_next_value(&iter)) != NULL) {
+			g_autoptr(GVariant) owned = m;
+			const char *k = NULL;
+			if (g_variant_lookup(m, "kind", "&s", &k) && g_strcmp0(k, kind) == 0) {
+				char *labels = labels_of(m);
+				if (labels != NULL)
+					return labels;
+			}
+		}
 	}
-	return "a scan or photo (PNG, JPEG or PDF)";
+	return g_strdup("a scan or photo (PNG, JPEG or PDF)");
+}
+
+/* The optional materials of the flow, which Missing never lists. */
+static void
+add_optional_materials(Apply *a, GPtrArray *kinds, const char *const *attached)
+{
+	g_autoptr(GVariant) materials =
+	    a->flow != NULL ? g_variant_lookup_value(a->flow, "materials", G_VARIANT_TYPE("aa{sv}"))
+			    : NULL;
+	GVariantIter iter;
+	GVariant *m;
+
+	if (materials == NULL)
+		return;
+	g_variant_iter_init(&iter, materials);
+	while ((m = g_variant_iter_next_value(&iter)) != NULL) {
+		g_autoptr(GVariant) owned = m;
+		const char *k = NULL;
+		gboolean required = TRUE;
+		g_variant_lookup(m, "kind", "&s", &k);
+		g_variant_lookup(m, "required", "b", &required);
+		if (!required && !g_strv_contains(attached, k)) {
+			g_ptr_array_add(a->texts, g_strdup(k));
+			g_ptr_array_add(kinds, g_ptr_array_index(a->texts, a->texts->len - 1));
+		}
+	}
 }
 
 static int
@@ -793,14 +865,14 @@ ask_materials(Apply *a)
 
 	for (guint i = 0; missing[i] != NULL; i++)
 		g_ptr_array_add(kinds, missing[i]);
-	if (!g_strv_contains((const char *const *)attached, "seal_image"))
-		g_ptr_array_add(kinds, (char *)"seal_image");
+	add_optional_materials(a, kinds, (const char *const *)attached);
 	for (guint i = 0; i < kinds->len; i++) {
 		const char *kind = g_ptr_array_index(kinds, i);
+		g_autofree char *hint = material_hint(a, kind);
 
 		if (g_strcmp0(kind, "seal_form") == 0)
 			offer_blank_form(a);
-		g_printerr("%s — %s\n", kind, material_hint(kind));
+		g_printerr("%s — %s\n", kind, hint);
 		for (guint tries = 0; tries < MAX_RETRIES; tries++) {
 			g_autofree char *file = ask_line("  file (Enter to skip): ");
 			g_autoptr(GError) error = NULL;
@@ -1117,6 +1189,7 @@ cs_cli_apply(CsCli *cli, int argc, char **argv)
 	a.names = g_ptr_array_new_with_free_func(g_free);
 	a.values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	a.materials = g_ptr_array_new_with_free_func(g_free);
+	a.texts = g_ptr_array_new_with_free_func(g_free);
 	if (parse_args(&a, argc, argv) != CS_EXIT_OK) {
 		apply_clear(&a);
 		return cs_cli_fail(cli, CS_EXIT_USAGE, "usage", APPLY_USAGE);
@@ -1138,6 +1211,16 @@ cs_cli_apply(CsCli *cli, int argc, char **argv)
 			   "step; the order keeps its state.\n");
 		if (a.subject == NULL)
 			a.subject = ask_choice("Who applies?", subject_choices);
+		if (a.subject != NULL) {
+			a.flow =
+			    cs_cli_call(cli, CS_CLI_MANAGER_PATH, CS_CLI_MANAGER_IFACE, "GetFlow",
+					g_variant_new("(ss)", "new", a.subject), "(a{sv})", &error);
+			if (a.flow == NULL) {
+				apply_clear(&a);
+				return cs_cli_fail_error(cli, error);
+			}
+			g_variant_get(a.flow, "(@a{sv})", &a.flow);
+		}
 		if (a.subject == NULL || !ask_fields(&a)) {
 			apply_clear(&a);
 			return cs_cli_fail(cli, CS_EXIT_USAGE, "usage", "input ended");

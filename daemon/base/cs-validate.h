@@ -32,7 +32,10 @@ gboolean cs_validate_bank_account(const char *s, GError **error);
 gboolean cs_validate_email(const char *s, GError **error);
 gboolean cs_validate_postcode(const char *s, GError **error);
 
-/* Valid UTF-8, no control characters, 1 … @max_chars characters (0 = 256). */
+/* The length a text field may have when its flow sets none. */
+#define CS_TEXT_DEFAULT_MAX_CHARS 256
+
+/* Valid UTF-8, no control characters, 1 … @max_chars characters (0 = CS_TEXT_DEFAULT_MAX_CHARS). */
 gboolean cs_validate_text(const char *s, guint max_chars, GError **error);
 
 /* A phone number masked for display: 138****5678. */

@@ -27,6 +27,7 @@
 
 #include "cs-codes.h"
 #include "cs-engine.h"
+#include "cs-fields.h"
 #include "cs-keys.h"
 #include "cs-loader.h"
 #include "cs-order-private.h"
@@ -279,91 +280,6 @@ cs_engine_check_access(CsEngine *engine, const CsRequest *request, CsOrder *orde
 	return FALSE;
 }
 
-static const CsFieldSpec *
-find_field_spec(const CsPlugin *plugin, CsSubjectType subject_type, const char *name)
-{
-	for (guint i = 0; i < plugin->n_fields; i++) {
-		const CsFieldSpec *f = &plugin->fields[i];
-		if ((f->subject_types & subject_type) != 0 && g_strcmp0(f->name, name) == 0)
-			return f;
-	}
-	return NULL;
-}
-
-/* Validate one value; *normalized is the string to store (NULL: remove the field). */
-static gboolean
-validate_value(
-    CsEngine *engine, const CsFieldSpec *spec, const char *value, char **normalized, GError **error)
-{
-	g_autofree char *v = g_strdup(value);
-	gboolean ok = TRUE;
-
-	*normalized = NULL;
-	if (*value == '\0')
-		return TRUE; /* "" removes the field */
-
-	switch (spec->type) {
-	case CS_FIELD_TEXT:
-	case CS_FIELD_NAME:
-		ok = cs_validate_text(v, spec->max_length, error);
-		break;
-	case CS_FIELD_USCC: {
-		g_autofree char *up = g_ascii_strup(v, -1);
-		ok = cs_validate_uscc(up, (const char *const *)engine->config->legacy_uscc, error);
-		g_free(g_steal_pointer(&v));
-		v = g_steal_pointer(&up);
-		break;
-	}
-	case CS_FIELD_RESIDENT_ID: {
-		g_autofree char *up = g_ascii_strup(v, -1);
-		ok = cs_validate_resident_id(up, NULL, error);
-		g_free(g_steal_pointer(&v));
-		v = g_steal_pointer(&up);
-		break;
-	}
-	case CS_FIELD_PHONE: {
-		g_autofree char *norm = NULL;
-		ok = cs_validate_phone(v, &norm, error);
-		if (ok) {
-			g_free(v);
-			v = g_steal_pointer(&norm);
-		}
-		break;
-	}
-	case CS_FIELD_EMAIL:
-		ok = cs_validate_email(v, error);
-		break;
-	case CS_FIELD_POSTCODE:
-		ok = cs_validate_postcode(v, error);
-		break;
-	case CS_FIELD_BANK_CARD:
-		ok = cs_validate_bank_card(v, error);
-		break;
-	case CS_FIELD_BANK_ACCOUNT:
-		ok = cs_validate_bank_account(v, error);
-		break;
-	case CS_FIELD_ENUM:
-		if (!g_strv_contains(spec->choices, v)) {
-			g_autofree char *choices = g_strjoinv(", ", (char **)spec->choices);
-			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "must be one of %s",
-				    choices);
-			ok = FALSE;
-		}
-		break;
-	case CS_FIELD_VENDOR:
-		if (cs_config_find_vendor(engine->config, v) == NULL) {
-			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "no vendor profile named '%s'", v);
-			ok = FALSE;
-		}
-		break;
-	}
-	if (!ok)
-		return FALSE;
-	*normalized = g_steal_pointer(&v);
-	return TRUE;
-}
-
 /*
  * Merge @changes (a{sv}, strings) into @base (a{sv} or NULL) after validating each
  * change. Returns the merged a{sv} (floating) and the names that changed.
@@ -404,7 +320,7 @@ merge_fields(CsEngine *engine,
 	g_variant_iter_init(&iter, changes);
 	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
 		g_autoptr(GVariant) owned = value;
-		const CsFieldSpec *spec = find_field_spec(plugin, subject_type, name);
+		const CsFieldSpec *spec = cs_fields_find(plugin, subject_type, name);
 		g_autofree char *normalized = NULL;
 		const char *old;
 
@@ -420,8 +336,9 @@ merge_fields(CsEngine *engine,
 				    g_variant_get_type_string(value));
 			return NULL;
 		}
-		if (!validate_value(engine, spec, g_variant_get_string(value, NULL), &normalized,
-				    error)) {
+		if (!cs_fields_validate_value(engine->config, spec,
+					      g_variant_get_string(value, NULL), &normalized,
+					      error)) {
 			g_prefix_error(error, "%s: ", name);
 			return NULL;
 		}
@@ -597,6 +514,127 @@ names_data(GPtrArray *names)
 	return g_variant_builder_end(&b);
 }
 
+/* The plugin of @kind and the subject type named @subject_type_str, or an InvalidInput
+ * naming kind or subject_type. */
+static const CsPlugin *
+find_flow(CsEngine *engine,
+	  const char *kind,
+	  const char *subject_type_str,
+	  CsSubjectType *subject_type,
+	  GError **error)
+{
+	const CsPlugin *plugin = cs_engine_find_plugin(engine, kind);
+
+	*subject_type = cs_subject_type_from_string(subject_type_str);
+	if (plugin == NULL) {
+		g_auto(GStrv) kinds = cs_engine_get_kinds(engine);
+		g_autofree char *known = g_strjoinv(", ", kinds);
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "kind: no flow '%s' (available: %s)", kind, known);
+		return NULL;
+	}
+	if (*subject_type == 0) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "subject_type: must be 'org' or 'person'");
+		return NULL;
+	}
+	return plugin;
+}
+
+GVariant *
+cs_engine_describe_flow(CsEngine *engine,
+			const char *kind,
+			const char *subject_type_str,
+			GError **error)
+{
+	CsSubjectType subject_type;
+	const CsPlugin *plugin = find_flow(engine, kind, subject_type_str, &subject_type, error);
+
+	return plugin != NULL ? cs_fields_describe_flow(plugin, subject_type) : NULL;
+}
+
+/* Add (field, message) for @error, whose message starts with "field: " when it names one. */
+static void
+add_problem(GVariantBuilder *problems, const char *field, const GError *error)
+{
+	const char *msg = error->message;
+	const char *colon = strstr(msg, ": ");
+	g_autofree char *named = NULL;
+
+	if (field == NULL && colon != NULL && colon != msg &&
+	    strspn(msg, "abcdefghijklmnopqrstuvwxyz0123456789_") == (size_t)(colon - msg)) {
+		named = g_strndup(msg, colon - msg);
+		field = named;
+		msg = colon + 2;
+	}
+	g_variant_builder_add(problems, "(ss)", field != NULL ? field : "fields", msg);
+}
+
+GVariant *
+cs_engine_validate_fields(CsEngine *engine,
+			  const char *kind,
+			  const char *subject_type_str,
+			  GVariant *fields,
+			  GError **error)
+{
+	CsSubjectType subject_type;
+	const CsPlugin *plugin = find_flow(engine, kind, subject_type_str, &subject_type, error);
+	GVariantBuilder problems;
+	gboolean any = FALSE;
+	GVariantIter iter;
+	const char *name;
+	GVariant *value;
+
+	if (plugin == NULL)
+		return NULL;
+	g_variant_builder_init(&problems, G_VARIANT_TYPE("a(ss)"));
+	g_variant_iter_init(&iter, fields);
+	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
+		g_autoptr(GVariant) owned = value;
+		const CsFieldSpec *spec = cs_fields_find(plugin, subject_type, name);
+		g_autofree char *normalized = NULL;
+		g_autoptr(GError) local = NULL;
+
+		if (spec == NULL) {
+			g_set_error(&local, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "not a field of a %s %s order", plugin->kind,
+				    cs_subject_type_to_string(subject_type));
+		} else if (!g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
+			g_set_error(&local, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "must be a string, not '%s'", g_variant_get_type_string(value));
+		} else {
+			cs_fields_validate_value(engine->config, spec,
+						 g_variant_get_string(value, NULL), &normalized,
+						 &local);
+		}
+		if (local != NULL) {
+			add_problem(&problems, name, local);
+			any = TRUE;
+		}
+	}
+	if (!any) {
+		/* Every value is good alone: the rules across fields and the registry, as
+		 * CreateOrder applies them. */
+		g_autoptr(GVariant) merged = NULL;
+		g_autoptr(GError) local = NULL;
+
+		merged = merge_fields(engine, plugin, subject_type, NULL, fields, NULL, &local);
+		if (merged != NULL) {
+			g_variant_ref_sink(merged);
+			if (check_registry(engine, plugin, subject_type, merged, &local))
+				cs_plugin_run_check_fields(plugin, subject_type, merged, &local);
+		}
+		if (local != NULL && local->code != CS_ERROR_INVALID_INPUT) {
+			g_variant_builder_clear(&problems);
+			g_propagate_error(error, g_steal_pointer(&local));
+			return NULL;
+		}
+		if (local != NULL)
+			add_problem(&problems, NULL, local);
+	}
+	return g_variant_builder_end(&problems);
+}
+
 CsOrder *
 cs_engine_create_order(CsEngine *engine,
 		       const CsRequest *request,
@@ -605,8 +643,8 @@ cs_engine_create_order(CsEngine *engine,
 		       GVariant *fields,
 		       GError **error)
 {
-	const CsPlugin *plugin = cs_engine_find_plugin(engine, kind);
-	CsSubjectType subject_type = cs_subject_type_from_string(subject_type_str);
+	CsSubjectType subject_type;
+	const CsPlugin *plugin = find_flow(engine, kind, subject_type_str, &subject_type, error);
 	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GVariant) m = NULL;
 	g_autoptr(GVariant) merged = NULL;
@@ -617,18 +655,8 @@ cs_engine_create_order(CsEngine *engine,
 	gint64 now = g_get_real_time();
 	CsOrder *order;
 
-	if (plugin == NULL) {
-		g_auto(GStrv) kinds = cs_engine_get_kinds(engine);
-		g_autofree char *known = g_strjoinv(", ", kinds);
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "kind: no flow '%s' (available: %s)", kind, known);
+	if (plugin == NULL)
 		return NULL;
-	}
-	if (subject_type == 0) {
-		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "subject_type: must be 'org' or 'person'");
-		return NULL;
-	}
 	if (request->actor != CS_ACTOR_DESKTOP && request->actor != CS_ACTOR_SYSTEM) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
 				    "orders are created by their applicants");

@@ -75,6 +75,21 @@ void cs_engine_remove_listener(CsEngine *engine, CsEngineOrderFunc func, gpointe
  * orders moved. */
 gboolean cs_engine_recover(CsEngine *engine, guint *n_recovered, GError **error);
 
+/* Manager.GetFlow: the flow @kind for @subject_type described from its plugin's tables
+ * (cs_fields_describe_flow), as a floating a{sv}; InvalidInput for an unknown kind or
+ * subject type. */
+GVariant *cs_engine_describe_flow(CsEngine *engine,
+				  const char *kind,
+				  const char *subject_type,
+				  GError **error);
+/* Manager.ValidateFields: (field, reason) for each of @fields (a{sv}) CreateOrder would
+ * refuse, with the same validators; when each value is good alone, the registry and the
+ * plugin's rules across fields too. A floating a(ss), empty when all are good. */
+GVariant *cs_engine_validate_fields(CsEngine *engine,
+				    const char *kind,
+				    const char *subject_type,
+				    GVariant *fields,
+				    GError **error);
 CsOrder *cs_engine_create_order(CsEngine *engine,
 				const CsRequest *request,
 				const char *kind,

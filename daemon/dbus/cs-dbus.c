@@ -294,6 +294,49 @@ append_basic(sd_bus_message *m, GVariant *v)
 	}
 }
 
+/* Append any GVariant of basic types, arrays, dictionaries, tuples and variants. */
+static int
+append_value(sd_bus_message *m, GVariant *v)
+{
+	const char *type = g_variant_get_type_string(v);
+	g_autofree char *contents = NULL;
+	GVariantIter iter;
+	GVariant *child;
+	char container;
+	int r;
+
+	switch (type[0]) {
+	case 'a':
+		container = 'a';
+		contents = g_strdup(type + 1);
+		break;
+	case '{':
+		container = 'e';
+		contents = g_strndup(type + 1, strlen(type) - 2);
+		break;
+	case '(':
+		container = 'r';
+		contents = g_strndup(type + 1, strlen(type) - 2);
+		break;
+	case 'v': {
+		g_autoptr(GVariant) inner = g_variant_get_variant(v);
+		r = sd_bus_message_open_container(m, 'v', g_variant_get_type_string(inner));
+		if (r >= 0)
+			r = append_value(m, inner);
+		return r >= 0 ? sd_bus_message_close_container(m) : r;
+	}
+	default:
+		return append_basic(m, v);
+	}
+	r = sd_bus_message_open_container(m, container, contents);
+	g_variant_iter_init(&iter, v);
+	while (r >= 0 && (child = g_variant_iter_next_value(&iter)) != NULL) {
+		r = append_value(m, child);
+		g_variant_unref(child);
+	}
+	return r >= 0 ? sd_bus_message_close_container(m) : r;
+}
+
 /* Append an a{sv} whose values are basic types (what the engine stores). */
 static int
 append_fields(sd_bus_message *m, GVariant *dict)
@@ -414,6 +457,59 @@ method_create_order(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	return sd_bus_reply_method_return(m, "o", path);
 }
 
+static int
+method_get_flow(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	const char *kind = NULL;
+	const char *subject_type = NULL;
+	g_autoptr(GVariant) flow = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(sd_bus_message) reply = NULL;
+	int r = sd_bus_message_read(m, "ss", &kind, &subject_type);
+
+	if (r < 0)
+		return r;
+	flow = cs_engine_describe_flow(self->engine, kind, subject_type, &error);
+	if (flow == NULL)
+		return reply_error(ret_error, error);
+	g_variant_ref_sink(flow);
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = append_value(reply, flow);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int
+method_validate_fields(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	const char *kind = NULL;
+	const char *subject_type = NULL;
+	g_autoptr(GVariant) fields = NULL;
+	g_autoptr(GVariant) problems = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(sd_bus_message) reply = NULL;
+	int r = sd_bus_message_read(m, "ss", &kind, &subject_type);
+
+	if (r < 0)
+		return r;
+	if (!read_fields(m, &fields, &error))
+		return reply_error(ret_error, error);
+	problems = cs_engine_validate_fields(self->engine, kind, subject_type, fields, &error);
+	if (problems == NULL)
+		return reply_error(ret_error, error);
+	g_variant_ref_sink(problems);
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = append_value(reply, problems);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
 /* DownloadForm: the name is checked at once; the PDF is rendered (the first time) on a
  * worker thread and the reply sent from the main loop when it is ready. */
 typedef struct {
@@ -498,6 +594,16 @@ static const sd_bus_vtable manager_vtable[] = {
 			    SD_BUS_ARGS("s", kind, "s", subject_type, "a{sv}", fields),
 			    SD_BUS_RESULT("o", order),
 			    method_create_order,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("GetFlow",
+			    SD_BUS_ARGS("s", kind, "s", subject_type),
+			    SD_BUS_RESULT("a{sv}", flow),
+			    method_get_flow,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("ValidateFields",
+			    SD_BUS_ARGS("s", kind, "s", subject_type, "a{sv}", fields),
+			    SD_BUS_RESULT("a(ss)", problems),
+			    method_validate_fields,
 			    SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_ARGS("DownloadForm",
 			    SD_BUS_ARGS("s", name),

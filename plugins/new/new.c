@@ -32,11 +32,26 @@ static const CsRecovery recoveries[] = {{"making", "approved"}, {NULL}};
 /* 返回修改 before Confirm, and again after a rejection. */
 static const char *const editable_states[] = {"draft", "rejected", NULL};
 
+/* The manual's 认证方式: how the certificate password is delivered. */
 static const char *const org_auth_methods[] = {"legal_rep_phone", "corporate_account",
 					       "legal_rep_bank_card", NULL};
+static const char *const org_auth_zh[] = {"法定代表人手机实名认证", "企业对公账户认证",
+					  "法定代表人银行卡信息认证", NULL};
+static const char *const org_auth_en[] = {
+    "the password by SMS to the legal representative",
+    "the password in the memo of a 0.01 CNY transfer to the corporate account",
+    "the password by SMS to the legal representative", NULL};
 static const char *const person_auth_methods[] = {"phone", "bank_card", "bank_account_transfer",
 						  NULL};
+static const char *const person_auth_zh[] = {"手机实名认证", "银行卡信息认证", "银行账户打款认证",
+					     NULL};
+static const char *const person_auth_en[] = {
+    "the password by SMS to your phone", "the password by SMS to your phone",
+    "the password in the memo of a 0.01 CNY transfer to your account", NULL};
 static const char *const handler_auth_methods[] = {"handler_phone", "handler_bank_card", NULL};
+static const char *const handler_auth_zh[] = {"经办人手机实名认证", "经办人银行卡认证", NULL};
+static const char *const handler_auth_en[] = {"the handler's phone", "the handler's bank card",
+					      NULL};
 static const char *const key_algorithms[] = {"rsa-2048", "ec-p256", "sm2", NULL};
 
 #define ORG CS_SUBJECT_ORG
@@ -44,40 +59,68 @@ static const char *const key_algorithms[] = {"rsa-2048", "ec-p256", "sm2", NULL}
 #define ANY CS_SUBJECT_ANY
 
 static const CsFieldSpec fields[] = {
-    /* name, type, subject types, required, identity, choices, max length */
-    {"vendor", CS_FIELD_VENDOR, ANY, TRUE, FALSE, NULL, 32},
-    {"auth_method", CS_FIELD_ENUM, ORG, TRUE, FALSE, org_auth_methods, 0},
-    {"auth_method", CS_FIELD_ENUM, PERSON, TRUE, FALSE, person_auth_methods, 0},
-    {"email", CS_FIELD_EMAIL, ANY, TRUE, FALSE, NULL, 254},
-    {"address", CS_FIELD_TEXT, ANY, TRUE, FALSE, NULL, 200},
-    {"postcode", CS_FIELD_POSTCODE, ANY, TRUE, FALSE, NULL, 6},
-    {"key_algorithm", CS_FIELD_ENUM, ANY, FALSE, FALSE, key_algorithms, 0},
-    {"bank_name", CS_FIELD_TEXT, ANY, FALSE, FALSE, NULL, 100},
-    {"bank_account", CS_FIELD_BANK_ACCOUNT, ANY, FALSE, FALSE, NULL, 40},
-    {"bank_card", CS_FIELD_BANK_CARD, ANY, FALSE, FALSE, NULL, 19},
+    /* name, type, subject types, required, identity, choices, max length, labels */
+    {"vendor", CS_FIELD_VENDOR, ANY, TRUE, FALSE, NULL, 32, "选择 ukey 所属厂商",
+     "the key's vendor"},
+    {"auth_method", CS_FIELD_ENUM, ORG, TRUE, FALSE, org_auth_methods, 0, "认证方式",
+     "how the certificate password is delivered", org_auth_zh, org_auth_en},
+    {"auth_method", CS_FIELD_ENUM, PERSON, TRUE, FALSE, person_auth_methods, 0, "认证方式",
+     "how the certificate password is delivered", person_auth_zh, person_auth_en},
+    {"bank_name", CS_FIELD_TEXT, ANY, FALSE, FALSE, NULL, 100, "开户银行",
+     "the bank of the account"},
+    {"bank_account", CS_FIELD_BANK_ACCOUNT, ANY, FALSE, FALSE, NULL, 40, "银行账号",
+     "the account the 0.01 CNY transfer goes to"},
+    {"bank_card", CS_FIELD_BANK_CARD, ANY, FALSE, FALSE, NULL, 19, "银行卡号",
+     "the bank card's number"},
     /* 单位 */
-    {"org_name", CS_FIELD_NAME, ORG, TRUE, TRUE, NULL, 100},
-    {"uscc", CS_FIELD_USCC, ORG, TRUE, TRUE, NULL, 18},
-    {"legal_rep_name", CS_FIELD_NAME, ORG, TRUE, TRUE, NULL, 50},
-    {"legal_rep_id", CS_FIELD_RESIDENT_ID, ORG, TRUE, TRUE, NULL, 18},
-    {"legal_rep_phone", CS_FIELD_PHONE, ORG, TRUE, FALSE, NULL, 20},
-    {"handler_name", CS_FIELD_NAME, ORG, TRUE, FALSE, NULL, 50},
-    {"handler_id", CS_FIELD_RESIDENT_ID, ORG, TRUE, FALSE, NULL, 18},
-    {"handler_phone", CS_FIELD_PHONE, ORG, TRUE, FALSE, NULL, 20},
-    {"handler_auth_method", CS_FIELD_ENUM, ORG, TRUE, FALSE, handler_auth_methods, 0},
-    {"handler_bank_card", CS_FIELD_BANK_CARD, ORG, FALSE, FALSE, NULL, 19},
+    {"org_name", CS_FIELD_NAME, ORG, TRUE, TRUE, NULL, 100, "单位名称",
+     "the registered name (also the invoice title)"},
+    {"uscc", CS_FIELD_USCC, ORG, TRUE, TRUE, NULL, 18, "统一社会信用代码",
+     "18 characters, digits and capitals"},
+    {"legal_rep_name", CS_FIELD_NAME, ORG, TRUE, TRUE, NULL, 50, "法定代表人姓名",
+     "the legal representative's name"},
+    {"legal_rep_id", CS_FIELD_RESIDENT_ID, ORG, TRUE, TRUE, NULL, 18, "法定代表人身份证号",
+     "18-character resident ID"},
+    {"legal_rep_phone", CS_FIELD_PHONE, ORG, TRUE, FALSE, NULL, 20, "法定代表人手机",
+     "11-digit mobile number"},
+    {"handler_name", CS_FIELD_NAME, ORG, TRUE, FALSE, NULL, 50, "经办人姓名",
+     "who handles this application"},
+    {"handler_id", CS_FIELD_RESIDENT_ID, ORG, TRUE, FALSE, NULL, 18, "经办人身份证号",
+     "18-character resident ID"},
+    {"handler_phone", CS_FIELD_PHONE, ORG, TRUE, FALSE, NULL, 20, "经办人手机",
+     "11-digit mobile number; the SMS codes and the review result go there"},
+    {"handler_auth_method", CS_FIELD_ENUM, ORG, TRUE, FALSE, handler_auth_methods, 0,
+     "经办人认证方式", "how the handler is verified", handler_auth_zh, handler_auth_en},
+    {"handler_bank_card", CS_FIELD_BANK_CARD, ORG, FALSE, FALSE, NULL, 19, "经办人银行卡号",
+     "the handler's bank card"},
     /* 个人 */
-    {"name", CS_FIELD_NAME, PERSON, TRUE, TRUE, NULL, 50},
-    {"id_number", CS_FIELD_RESIDENT_ID, PERSON, TRUE, TRUE, NULL, 18},
-    {"phone", CS_FIELD_PHONE, PERSON, TRUE, FALSE, NULL, 20},
+    {"name", CS_FIELD_NAME, PERSON, TRUE, TRUE, NULL, 50, "姓名", "your name"},
+    {"id_number", CS_FIELD_RESIDENT_ID, PERSON, TRUE, TRUE, NULL, 18, "身份证号",
+     "18-character resident ID"},
+    {"phone", CS_FIELD_PHONE, PERSON, TRUE, FALSE, NULL, 20, "手机",
+     "11-digit mobile number; the SMS codes and the review result go there"},
+    /* both: the invoice and the shipping */
+    {"email", CS_FIELD_EMAIL, ANY, TRUE, FALSE, NULL, 254, "电子邮箱",
+     "the e-invoice is mailed there"},
+    {"address", CS_FIELD_TEXT, ANY, TRUE, FALSE, NULL, 200, "通讯地址",
+     "a mailing address that receives express mail (the key is shipped there)"},
+    {"postcode", CS_FIELD_POSTCODE, ANY, TRUE, FALSE, NULL, 6, "邮政编码", "6 digits"},
+    {"key_algorithm", CS_FIELD_ENUM, ANY, FALSE, FALSE, key_algorithms, 0, "密钥算法",
+     "rsa-2048, ec-p256 or sm2"},
 };
 
 /* seal_image is optional (the seal form's scan is used otherwise). */
 static const CsMaterialSpec materials[] = {
-    {"business_license", ORG, TRUE}, {"handler_id_front", ORG, TRUE},
-    {"handler_id_back", ORG, TRUE},  {"id_front", PERSON, TRUE},
-    {"id_back", PERSON, TRUE},	     {"seal_form", ANY, TRUE},
-    {"seal_image", ANY, FALSE},
+    {"business_license", ORG, TRUE, "营业执照",
+     "the business licence (scan or photo; PNG, JPEG or PDF)"},
+    {"handler_id_front", ORG, TRUE, "经办人身份证头像面", "the handler's ID card, photo side"},
+    {"handler_id_back", ORG, TRUE, "经办人身份证国徽面", "the handler's ID card, emblem side"},
+    {"id_front", PERSON, TRUE, "身份证头像面", "your ID card, photo side"},
+    {"id_back", PERSON, TRUE, "身份证国徽面", "your ID card, emblem side"},
+    {"seal_form", ANY, TRUE, "印章采样表",
+     "the seal sample form, filled in, signed/stamped and scanned"},
+    {"seal_image", ANY, FALSE, "印章图片",
+     "the seal picture for the e-seal; the seal form's scan is used otherwise"},
 };
 /* Where AttachMaterial is allowed. */
 static const char *const material_states[] = {"confirmed", "rejected", NULL};

@@ -30,8 +30,9 @@ G_BEGIN_DECLS
 #define CS_PLUGIN_ABI_MAJOR 2
 #define CS_PLUGIN_ABI_MINOR 0
 /* Major 2: transitions carry their office service, results and step hooks; plugins declare
- * terminal states, restart recoveries, a title and their D-Bus attributes; hooks get a
- * CsStep. (Major 1 had one hook per kind of moment and a strcmp chain in every flow.) */
+ * terminal states, restart recoveries, a title, their D-Bus attributes and the labels of
+ * their fields and materials; hooks get a CsStep. (Major 1 had one hook per kind of moment
+ * and a strcmp chain in every flow.) */
 
 /* Errors every layer reports; each maps to one org.certseal.Error.* name. */
 #define CS_ERROR (cs_error_quark())
@@ -125,6 +126,13 @@ typedef struct {
 	gboolean identity;	    /* kept in the subject registry; read-only once known */
 	const char *const *choices; /* CS_FIELD_ENUM: NULL-terminated */
 	guint max_length;	    /* in characters; 0 = the engine's default (256) */
+	/* What forms show (Manager.GetFlow): the manual's name of the field, and an English
+	 * label saying what goes in it. */
+	const char *label_zh;
+	const char *label_en;
+	/* CS_FIELD_ENUM: one label per choice, in the order of @choices; may be NULL. */
+	const char *const *choice_labels_zh;
+	const char *const *choice_labels_en;
 } CsFieldSpec;
 
 /* A material (an uploaded scan or photo) the flow asks for. The engine
@@ -133,6 +141,8 @@ typedef struct {
 	const char *kind;    /* e.g. "business_license"; the AttachMaterial kind */
 	guint subject_types; /* CsSubjectType bits this material applies to */
 	gboolean required;   /* listed in Missing until attached */
+	const char *label_zh; /* what forms show (Manager.GetFlow) */
+	const char *label_en;
 } CsMaterialSpec;
 
 typedef enum {
