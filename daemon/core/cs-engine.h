@@ -85,11 +85,8 @@ GVariant *cs_engine_describe_flow(CsEngine *engine,
 /* Manager.ValidateFields: (field, reason) for each of @fields (a{sv}) CreateOrder would
  * refuse, with the same validators; when each value is good alone, the registry and the
  * plugin's rules across fields too. A floating a(ss), empty when all are good. */
-GVariant *cs_engine_validate_fields(CsEngine *engine,
-				    const char *kind,
-				    const char *subject_type,
-				    GVariant *fields,
-				    GError **error);
+GVariant *cs_engine_validate_fields(
+    CsEngine *engine, const char *kind, const char *subject_type, GVariant *fields, GError **error);
 CsOrder *cs_engine_create_order(CsEngine *engine,
 				const CsRequest *request,
 				const char *kind,

@@ -138,9 +138,9 @@ typedef struct {
 /* A material (an uploaded scan or photo) the flow asks for. The engine
  * sniffs and bounds the content (PNG, JPEG or PDF); the plugin only names the kinds. */
 typedef struct {
-	const char *kind;    /* e.g. "business_license"; the AttachMaterial kind */
-	guint subject_types; /* CsSubjectType bits this material applies to */
-	gboolean required;   /* listed in Missing until attached */
+	const char *kind;     /* e.g. "business_license"; the AttachMaterial kind */
+	guint subject_types;  /* CsSubjectType bits this material applies to */
+	gboolean required;    /* listed in Missing until attached */
 	const char *label_zh; /* what forms show (Manager.GetFlow) */
 	const char *label_en;
 } CsMaterialSpec;
