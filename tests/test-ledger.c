@@ -22,7 +22,7 @@
 #include "cs-json.h"
 #include "cs-ledger.h"
 
-#define CS_LEDGER_SCHEMA_VERSION_NEXT 8 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
+#define CS_LEDGER_SCHEMA_VERSION_NEXT 9 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
 G_STATIC_ASSERT(CS_LEDGER_SCHEMA_VERSION_NEXT == CS_LEDGER_SCHEMA_VERSION + 1);
 #include "cs-vault.h"
 
@@ -1064,7 +1064,8 @@ check_migrated_fixture(Fixture *f, int old_version)
 	g_assert_cmpint(has_table(backup, "certificates"), ==, old_version >= 4);
 	g_assert_cmpint(has_table(backup, "tasks"), ==, old_version >= 5);
 	g_assert_cmpint(has_table(backup, "materials"), ==, old_version >= 6);
-	g_assert_false(has_table(backup, "order_attrs"));
+	g_assert_cmpint(has_table(backup, "order_attrs"), ==, old_version >= 7);
+	g_assert_false(has_table(backup, "query_codes"));
 	integrity = raw_text(backup, "PRAGMA integrity_check");
 	g_assert_cmpstr(integrity, ==, "ok");
 	sqlite3_close(backup);
@@ -1374,6 +1375,72 @@ test_migrate_from_v6(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(paid, ==, 0);
 	/* Outside a transaction a write is refused. */
 	g_assert_false(cs_ledger_set_attr(ledger, order, "x", "y", 1, &error));
+	g_assert_nonnull(error);
+}
+
+/* Schema 8: query codes, for a subject rather than an order; the v7 file's attributes
+ * and codes kept. */
+static void
+test_migrate_from_v7(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GHashTable) attrs = NULL;
+	g_autoptr(CsCodeRow) code = NULL;
+	g_autoptr(CsCodeRow) query = NULL;
+	const char *order = "CS20240301000001";
+	gint64 count = -1, latest = -1;
+	sqlite3 *db;
+
+	copy_fixture("ledger-v7.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 7);
+	check_migrated_fixture(f, 7);
+
+	ledger = open_ledger(f, 1000);
+	db = cs_ledger_get_db(ledger);
+	attrs = cs_ledger_load_attrs(ledger, order, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(g_hash_table_lookup(attrs, "review_note"), ==, "looks good");
+	code = cs_ledger_latest_code(ledger, order, "sms", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(code->state, ==, "used");
+
+	g_assert_null(cs_ledger_latest_query_code(ledger, "org", "91350100M000100Y43", &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_insert_query_code(ledger, "org", "91350100M000100Y43",
+						  "13800138000", 1000, "q1", 10, 20, &error));
+	g_assert_true(cs_ledger_insert_query_code(ledger, "org", "91350100M000100Y43",
+						  "13800138000", 1001, "q2", 30, 40, &error));
+	g_assert_true(cs_ledger_insert_query_code(ledger, "person", "11010519491231002X",
+						  "13900139000", 1000, "q3", 50, 60, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_assert_no_error(error);
+	query = cs_ledger_latest_query_code(ledger, "org", "91350100M000100Y43", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(query->code_hash, ==, "q2");
+	g_assert_cmpstr(query->phone, ==, "13800138000");
+	g_assert_cmpuint(query->caller_uid, ==, 1001);
+	g_assert_cmpstr(query->state, ==, "open");
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM query_codes WHERE state = 'replaced'"),
+			==, 1);
+	g_assert_true(
+	    cs_ledger_count_query_codes(ledger, 1000, NULL, NULL, 0, &count, &latest, &error));
+	g_assert_cmpint(count, ==, 2);
+	g_assert_cmpint(latest, ==, 50);
+	g_assert_true(cs_ledger_count_query_codes(ledger, -1, "org", "91350100M000100Y43", 10,
+						  &count, NULL, &error));
+	g_assert_cmpint(count, ==, 1); /* created after 10 */
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_update_query_code(ledger, query->id, 1, "used", &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_clear_pointer(&query, cs_code_row_free);
+	query = cs_ledger_latest_query_code(ledger, "org", "91350100M000100Y43", &error);
+	g_assert_cmpstr(query->state, ==, "used");
+	g_assert_cmpint(query->tries, ==, 1);
+	/* Outside a transaction a write is refused. */
+	g_assert_false(cs_ledger_update_query_code(ledger, query->id, 2, "dead", &error));
 	g_assert_nonnull(error);
 }
 
@@ -2000,6 +2067,7 @@ main(int argc, char **argv)
 	ADD("/ledger/migrate/from-v4", test_migrate_from_v4);
 	ADD("/ledger/migrate/from-v5", test_migrate_from_v5);
 	ADD("/ledger/migrate/from-v6", test_migrate_from_v6);
+	ADD("/ledger/migrate/from-v7", test_migrate_from_v7);
 	ADD("/ledger/migrate/v4-failed-step-rolls-back", test_migrate_v4_failed_step_rolls_back);
 	ADD("/ledger/migrate/backup-never-overwritten", test_migrate_backup_never_overwritten);
 	ADD("/ledger/migrate/failed-step-rolls-back", test_migrate_failed_step_rolls_back);

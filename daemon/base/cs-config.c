@@ -61,8 +61,14 @@ static const char *const payment_keys[] = {
     "wechat_apiv3_key_file",
     NULL,
 };
-static const char *const sms_keys[] = {"resend_cooldown_s", "daily_cap", "code_lifetime_s",
-				       "code_max_tries", NULL};
+static const char *const sms_keys[] = {"resend_cooldown_s",
+				       "daily_cap",
+				       "code_lifetime_s",
+				       "code_max_tries",
+				       "query_grant_s",
+				       "query_codes_per_uid_hour",
+				       "query_codes_per_subject_day",
+				       NULL};
 static const char *const review_keys[] = {"holidays", "extra_workdays", "org_days", "person_days",
 					  NULL};
 static const char *const invoice_keys[] = {"seller_name", "seller_tax_id", "tax_rate_permille",
@@ -549,6 +555,9 @@ config_new_defaults(void)
 	config->sms_daily_cap = 10;
 	config->sms_code_lifetime_s = 300;
 	config->sms_code_max_tries = 5;
+	config->query_grant_s = 30 * 60;
+	config->query_codes_per_uid_hour = 10;
+	config->query_codes_per_subject_day = 5;
 	config->review_holidays = g_new0(char *, 1);
 	config->review_extra_workdays = g_new0(char *, 1);
 	config->review_org_days = 5;
@@ -661,7 +670,13 @@ config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 	       conf_file_get_guint(file, "sms", "code_lifetime_s", 1, 86400,
 				   &config->sms_code_lifetime_s, error) &&
 	       conf_file_get_guint(file, "sms", "code_max_tries", 1, 100,
-				   &config->sms_code_max_tries, error);
+				   &config->sms_code_max_tries, error) &&
+	       conf_file_get_guint(file, "sms", "query_grant_s", 1, 86400, &config->query_grant_s,
+				   error) &&
+	       conf_file_get_guint(file, "sms", "query_codes_per_uid_hour", 1, 10000,
+				   &config->query_codes_per_uid_hour, error) &&
+	       conf_file_get_guint(file, "sms", "query_codes_per_subject_day", 1, 10000,
+				   &config->query_codes_per_subject_day, error);
 }
 
 /* A list of YYYY-MM-DD dates; each must exist. */

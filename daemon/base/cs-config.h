@@ -65,6 +65,12 @@ typedef struct {
 	guint sms_daily_cap;	     /* [sms] daily_cap per phone, default 10 */
 	guint sms_code_lifetime_s;   /* [sms] code_lifetime_s, default 300 */
 	guint sms_code_max_tries;    /* [sms] code_max_tries: wrong tries, default 5 */
+	/* Order query (订单查询): how long a verified query code opens a subject's orders to
+	 * the connection, and the codes one uid may ask for per hour and one subject may get
+	 * per day (against enumeration). */
+	guint query_grant_s;		   /* [sms] query_grant_s, default 1800 */
+	guint query_codes_per_uid_hour;	   /* [sms] query_codes_per_uid_hour, default 10 */
+	guint query_codes_per_subject_day; /* [sms] query_codes_per_subject_day, default 5 */
 	/* Review deadlines (DESIGN §1.1). */
 	char **review_holidays;	      /* [review] holidays: YYYY-MM-DD weekdays off */
 	char **review_extra_workdays; /* [review] extra_workdays: weekend days worked */

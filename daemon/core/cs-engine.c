@@ -28,6 +28,7 @@
 #include "cs-codes.h"
 #include "cs-engine.h"
 #include "cs-fields.h"
+#include "cs-grants.h"
 #include "cs-keys.h"
 #include "cs-loader.h"
 #include "cs-order-private.h"
@@ -50,7 +51,8 @@ struct _CsEngine {
 	CsVault *vault;	     /* borrowed services, NULL until set */
 	CsTasks *tasks;
 	CsKeys *keys;
-	gint *stopping; /* g_atomic_rc_box, shared with work on other threads */
+	gint *stopping;	  /* g_atomic_rc_box, shared with work on other threads */
+	CsGrants *grants; /* what verified query codes opened, per connection */
 };
 
 static void announce(CsEngine *engine, CsOrder *order, CsOrderChange change);
@@ -67,6 +69,7 @@ cs_engine_new(CsConfig *config, CsLedger *ledger)
 	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)cs_order_free);
 	engine->listeners = g_array_new(FALSE, TRUE, sizeof(Listener));
 	engine->stopping = g_atomic_rc_box_new0(gint);
+	engine->grants = cs_grants_new();
 	return engine;
 }
 
@@ -80,6 +83,7 @@ cs_engine_free(CsEngine *engine)
 	g_hash_table_unref(engine->orders);
 	g_hash_table_unref(engine->plugins);
 	g_array_unref(engine->listeners);
+	cs_grants_free(engine->grants);
 	g_free(engine);
 }
 
@@ -263,9 +267,30 @@ cs_engine_list_order_ids(CsEngine *engine, GError **error)
 GPtrArray *
 cs_engine_list_visible_order_ids(CsEngine *engine, const CsRequest *request, GError **error)
 {
-	if (request->actor == CS_ACTOR_DESKTOP && request->uid != 0)
+	g_autoptr(GPtrArray) all = NULL;
+	GPtrArray *visible;
+
+	if (request->actor != CS_ACTOR_DESKTOP || request->uid == 0)
+		return cs_ledger_list_orders(engine->ledger, NULL, error);
+	if (!cs_grants_any(engine->grants, request->sender))
 		return cs_ledger_list_orders_owned(engine->ledger, request->uid, error);
-	return cs_ledger_list_orders(engine->ledger, NULL, error);
+	/* The caller's own orders and those a query code opened to its connection. */
+	all = cs_ledger_list_orders(engine->ledger, NULL, error);
+	if (all == NULL)
+		return NULL;
+	visible = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; i < all->len; i++) {
+		CsOrder *o = cs_engine_get_order(engine, g_ptr_array_index(all, i), NULL);
+		if (o != NULL && cs_engine_check_access(engine, request, o, NULL))
+			g_ptr_array_add(visible, g_strdup(o->id));
+	}
+	return visible;
+}
+
+CsGrants *
+cs_engine_get_grants(CsEngine *engine)
+{
+	return engine->grants;
 }
 
 gboolean
@@ -274,6 +299,12 @@ cs_engine_check_access(CsEngine *engine, const CsRequest *request, CsOrder *orde
 	if (request->actor != CS_ACTOR_DESKTOP)
 		return TRUE;
 	if (request->uid == 0 || request->uid == order->owner_uid)
+		return TRUE;
+	if (request->sender != NULL &&
+	    cs_grants_allow(
+		engine->grants, request->sender, order->subject_type,
+		cs_order_get_subject_number(order),
+		order->plugin->contact_phone != NULL ? order->plugin->contact_phone(order) : NULL))
 		return TRUE;
 	g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED, "order %s belongs to another user",
 		    order->id);

@@ -87,6 +87,10 @@ GVariant *cs_engine_describe_flow(CsEngine *engine,
  * plugin's rules across fields too. A floating a(ss), empty when all are good. */
 GVariant *cs_engine_validate_fields(
     CsEngine *engine, const char *kind, const char *subject_type, GVariant *fields, GError **error);
+/* What verified query codes opened to D-Bus connections (cs_engine_check_access consults
+ * it; the query service adds to it; the D-Bus front drops a connection's grants when it
+ * leaves). */
+struct _CsGrants *cs_engine_get_grants(CsEngine *engine);
 CsOrder *cs_engine_create_order(CsEngine *engine,
 				const CsRequest *request,
 				const char *kind,

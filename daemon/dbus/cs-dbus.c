@@ -29,6 +29,8 @@
 
 #include "cs-build-config.h"
 #include "cs-dbus.h"
+#include "cs-grants.h"
+#include "cs-query.h"
 #include "cs-invoicing.h"
 #include "cs-payments.h"
 #include "cs-forms.h"
@@ -132,8 +134,10 @@ on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 
 	if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
 		return 0;
-	if (name[0] == ':' && new_owner[0] == '\0')
+	if (name[0] == ':' && new_owner[0] == '\0') {
 		g_hash_table_remove(self->uids, name);
+		cs_grants_drop(cs_engine_get_grants(self->engine), name); /* a query's grant */
+	}
 	return 0;
 }
 
@@ -510,6 +514,104 @@ method_validate_fields(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
 	return sd_bus_send(NULL, reply, NULL);
 }
 
+static int
+method_send_query_code(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	const char *vendor = NULL, *subject_type = NULL, *id_number = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *masked = NULL;
+	CsRequest req;
+	int r = sd_bus_message_read(m, "sss", &vendor, &subject_type, &id_number);
+
+	if (r < 0)
+		return r;
+	if (!request_from_message(self, m, &req, &error))
+		return reply_error(ret_error, error);
+	masked = cs_query_send_code(self->engine, &req, vendor, subject_type, id_number, &error);
+	if (masked == NULL)
+		return reply_error(ret_error, error);
+	return sd_bus_reply_method_return(m, "s", masked);
+}
+
+static int
+method_find_orders(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	const char *vendor = NULL, *subject_type = NULL, *id_number = NULL, *code = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) ids = NULL;
+	g_autoptr(sd_bus_message) reply = NULL;
+	CsRequest req;
+	int r = sd_bus_message_read(m, "ssss", &vendor, &subject_type, &id_number, &code);
+
+	if (r < 0)
+		return r;
+	if (!request_from_message(self, m, &req, &error))
+		return reply_error(ret_error, error);
+	ids =
+	    cs_query_find_orders(self->engine, &req, vendor, subject_type, id_number, code, &error);
+	if (ids == NULL)
+		return reply_error(ret_error, error);
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "o");
+	for (guint i = 0; r >= 0 && i < ids->len; i++) {
+		g_autofree char *path = order_path(g_ptr_array_index(ids, i));
+		r = sd_bus_message_append_basic(reply, 'o', path);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+/* valid | expired | revoked | superseded, as FindCertificates shows a certificate. */
+static const char *
+certificate_status(const CsCertRow *c, gint64 now_s)
+{
+	if (g_strcmp0(c->status, "revoked") == 0)
+		return g_strcmp0(c->reason, "superseded") == 0 ? "superseded" : "revoked";
+	return c->not_after < now_s ? "expired" : "valid";
+}
+
+static int
+method_find_certificates(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	const char *vendor = NULL, *subject_type = NULL, *id_number = NULL, *code = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) certs = NULL;
+	g_autoptr(sd_bus_message) reply = NULL;
+	gint64 now_s = g_get_real_time() / G_USEC_PER_SEC;
+	CsRequest req;
+	int r = sd_bus_message_read(m, "ssss", &vendor, &subject_type, &id_number, &code);
+
+	if (r < 0)
+		return r;
+	if (!request_from_message(self, m, &req, &error))
+		return reply_error(ret_error, error);
+	certs = cs_query_find_certificates(self->engine, &req, vendor, subject_type, id_number,
+					   code, &error);
+	if (certs == NULL)
+		return reply_error(ret_error, error);
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(sssstt)");
+	for (guint i = 0; r >= 0 && i < certs->len; i++) {
+		const CsCertRow *c = g_ptr_array_index(certs, i);
+		r = sd_bus_message_append(reply, "(sssstt)", c->serial, c->subject, c->vendor,
+					  certificate_status(c, now_s), (uint64_t)c->not_before,
+					  (uint64_t)c->not_after);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
 /* DownloadForm: the name is checked at once; the PDF is rendered (the first time) on a
  * worker thread and the reply sent from the main loop when it is ready. */
 typedef struct {
@@ -605,6 +707,21 @@ static const sd_bus_vtable manager_vtable[] = {
 			    SD_BUS_RESULT("a(ss)", problems),
 			    method_validate_fields,
 			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("SendQueryCode",
+			    SD_BUS_ARGS("s", vendor, "s", subject_type, "s", id_number),
+			    SD_BUS_RESULT("s", masked_phone),
+			    method_send_query_code,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("FindOrders",
+			    SD_BUS_ARGS("s", vendor, "s", subject_type, "s", id_number, "s", code),
+			    SD_BUS_RESULT("ao", orders),
+			    method_find_orders,
+			    SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
+    SD_BUS_METHOD_WITH_ARGS("FindCertificates",
+			    SD_BUS_ARGS("s", vendor, "s", subject_type, "s", id_number, "s", code),
+			    SD_BUS_RESULT("a(sssstt)", certificates),
+			    method_find_certificates,
+			    SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE),
     SD_BUS_METHOD_WITH_ARGS("DownloadForm",
 			    SD_BUS_ARGS("s", name),
 			    SD_BUS_RESULT("ay", form),

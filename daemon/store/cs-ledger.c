@@ -283,6 +283,22 @@ static const char *const migration_sql[] = {
 	  "  BEGIN SELECT RAISE(ABORT, 'invoices are issued once'); END;"
 	  "CREATE TRIGGER invoices_no_delete BEFORE DELETE ON invoices"
 	  "  BEGIN SELECT RAISE(ABORT, 'invoices are issued once'); END;",
+    /* Query codes (订单查询): one-time codes for a subject, not an order — to the phone on
+     * file, asked for by a caller uid (the rate limits count both). A keyed hash, never
+     * the code. */
+    [8] = "CREATE TABLE query_codes ("
+	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  "  subject_type TEXT NOT NULL,"
+	  "  id_number TEXT NOT NULL,"
+	  "  phone TEXT NOT NULL," /* where it went: the grant covers that phone's orders */
+	  "  caller_uid INTEGER NOT NULL,"
+	  "  code_hash TEXT NOT NULL,"
+	  "  created INTEGER NOT NULL,"
+	  "  expires INTEGER NOT NULL,"
+	  "  tries INTEGER NOT NULL DEFAULT 0,"
+	  "  state TEXT NOT NULL);" /* open | used | dead | replaced */
+	  "CREATE INDEX query_codes_subject ON query_codes(subject_type, id_number, id);"
+	  "CREATE INDEX query_codes_uid ON query_codes(caller_uid, created);",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migration_sql) == CS_LEDGER_SCHEMA_VERSION + 1);
@@ -2156,6 +2172,7 @@ cs_code_row_free(CsCodeRow *row)
 		return;
 	g_free(row->code_hash);
 	g_free(row->state);
+	g_free(row->phone);
 	g_free(row);
 }
 
@@ -2432,4 +2449,153 @@ cs_ledger_list_payments(CsLedger *ledger, const char *order_id, GError **error)
 		return NULL;
 	}
 	return g_steal_pointer(&rows);
+}
+
+/* ---- query codes (schema 8) --------------------------------------------------------------- */
+
+gboolean
+cs_ledger_insert_query_code(CsLedger *ledger,
+			    const char *subject_type,
+			    const char *id_number,
+			    const char *phone,
+			    guint32 caller_uid,
+			    const char *code_hash,
+			    gint64 created_us,
+			    gint64 expires_us,
+			    GError **error)
+{
+	g_autoptr(sqlite3_stmt) replace = NULL;
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	if (!require_transaction(ledger, "recording a query code", error))
+		return FALSE;
+	/* Only the subject's latest code works. */
+	replace = stmt_prepare(ledger->db,
+			       "UPDATE query_codes SET state = 'replaced' WHERE subject_type = ?1 "
+			       "AND id_number = ?2 AND state = 'open'",
+			       error);
+	if (replace == NULL)
+		return FALSE;
+	bind_text(replace, 1, subject_type);
+	bind_text(replace, 2, id_number);
+	if (!stmt_exec(ledger->db, replace, "replacing a query code", error))
+		return FALSE;
+	stmt = stmt_prepare(ledger->db,
+			    "INSERT INTO query_codes (subject_type, id_number, phone, caller_uid, "
+			    "code_hash, created, expires, tries, state) "
+			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 'open')",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, subject_type);
+	bind_text(stmt, 2, id_number);
+	bind_text(stmt, 3, phone);
+	sqlite3_bind_int64(stmt, 4, caller_uid);
+	bind_text(stmt, 5, code_hash);
+	sqlite3_bind_int64(stmt, 6, created_us);
+	sqlite3_bind_int64(stmt, 7, expires_us);
+	return stmt_exec(ledger->db, stmt, "recording a query code", error);
+}
+
+CsCodeRow *
+cs_ledger_latest_query_code(CsLedger *ledger,
+			    const char *subject_type,
+			    const char *id_number,
+			    GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	CsCodeRow *row;
+	int rc;
+
+	stmt =
+	    stmt_prepare(ledger->db,
+			 "SELECT id, code_hash, created, expires, tries, state, phone, caller_uid "
+			 "FROM query_codes WHERE subject_type = ?1 AND id_number = ?2 "
+			 "ORDER BY id DESC LIMIT 1",
+			 error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, subject_type);
+	bind_text(stmt, 2, id_number);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_NOT_FOUND,
+				    "no query code was sent for this subject");
+		return NULL;
+	}
+	if (rc != SQLITE_ROW) {
+		set_sqlite_error(ledger->db, "reading a query code", error);
+		return NULL;
+	}
+	row = g_new0(CsCodeRow, 1);
+	row->id = sqlite3_column_int64(stmt, 0);
+	row->code_hash = column_dup(stmt, 1);
+	row->created = sqlite3_column_int64(stmt, 2);
+	row->expires = sqlite3_column_int64(stmt, 3);
+	row->tries = sqlite3_column_int64(stmt, 4);
+	row->state = column_dup(stmt, 5);
+	row->phone = column_dup(stmt, 6);
+	row->caller_uid = (guint32)sqlite3_column_int64(stmt, 7);
+	return row;
+}
+
+gboolean
+cs_ledger_update_query_code(
+    CsLedger *ledger, gint64 id, gint64 tries, const char *state, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	if (!require_transaction(ledger, "updating a query code", error))
+		return FALSE;
+	stmt = stmt_prepare(ledger->db,
+			    "UPDATE query_codes SET tries = ?2, state = ?3 WHERE id = ?1", error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_int64(stmt, 2, tries);
+	bind_text(stmt, 3, state);
+	return stmt_exec(ledger->db, stmt, "updating a query code", error);
+}
+
+gboolean
+cs_ledger_count_query_codes(CsLedger *ledger,
+			    gint64 caller_uid,
+			    const char *subject_type,
+			    const char *id_number,
+			    gint64 since_us,
+			    gint64 *count,
+			    gint64 *latest_us,
+			    GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	if (subject_type != NULL) {
+		stmt = stmt_prepare(ledger->db,
+				    "SELECT count(*), COALESCE(MAX(created), 0) FROM query_codes "
+				    "WHERE subject_type = ?1 AND id_number = ?2 AND created > ?3",
+				    error);
+		if (stmt == NULL)
+			return FALSE;
+		bind_text(stmt, 1, subject_type);
+		bind_text(stmt, 2, id_number);
+	} else {
+		stmt = stmt_prepare(ledger->db,
+				    "SELECT count(*), COALESCE(MAX(created), 0) FROM query_codes "
+				    "WHERE caller_uid = ?1 AND created > ?3",
+				    error);
+		if (stmt == NULL)
+			return FALSE;
+		sqlite3_bind_int64(stmt, 1, caller_uid);
+	}
+	sqlite3_bind_int64(stmt, 3, since_us);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW) {
+		set_sqlite_error(ledger->db, "counting query codes", error);
+		return FALSE;
+	}
+	*count = sqlite3_column_int64(stmt, 0);
+	if (latest_us != NULL)
+		*latest_us = sqlite3_column_int64(stmt, 1);
+	return TRUE;
 }

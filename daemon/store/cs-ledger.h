@@ -32,7 +32,7 @@
 
 G_BEGIN_DECLS
 
-#define CS_LEDGER_SCHEMA_VERSION 7
+#define CS_LEDGER_SCHEMA_VERSION 8
 #define CS_LEDGER_APPLICATION_ID 0x43534c47 /* "CSLG" */
 /* DESIGN §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
 #define CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT 1000
@@ -272,10 +272,12 @@ GHashTable *cs_ledger_load_attrs(CsLedger *ledger, const char *order_id, GError 
 typedef struct {
 	gint64 id;
 	char *code_hash;
-	gint64 created; /* microseconds */
-	gint64 expires; /* microseconds */
-	gint64 tries;	/* wrong tries so far */
-	char *state;	/* open | used | dead | replaced */
+	gint64 created;	    /* microseconds */
+	gint64 expires;	    /* microseconds */
+	gint64 tries;	    /* wrong tries so far */
+	char *state;	    /* open | used | dead | replaced */
+	char *phone;	    /* query codes: the phone it went to */
+	guint32 caller_uid; /* query codes: who asked for it */
 } CsCodeRow;
 void cs_code_row_free(CsCodeRow *row);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsCodeRow, cs_code_row_free)
@@ -292,6 +294,36 @@ CsCodeRow *
 cs_ledger_latest_code(CsLedger *ledger, const char *order_id, const char *purpose, GError **error);
 gboolean
 cs_ledger_update_code(CsLedger *ledger, gint64 id, gint64 tries, const char *state, GError **error);
+
+/* Query codes (schema 8): codes for a subject (订单查询), inside a transaction for the
+ * writes. The subject's earlier open code becomes replaced. */
+gboolean cs_ledger_insert_query_code(CsLedger *ledger,
+				     const char *subject_type,
+				     const char *id_number,
+				     const char *phone,
+				     guint32 caller_uid,
+				     const char *code_hash,
+				     gint64 created_us,
+				     gint64 expires_us,
+				     GError **error);
+/* The subject's latest query code (with phone and caller_uid); CS_ERROR_NOT_FOUND when
+ * none. */
+CsCodeRow *cs_ledger_latest_query_code(CsLedger *ledger,
+				       const char *subject_type,
+				       const char *id_number,
+				       GError **error);
+gboolean cs_ledger_update_query_code(
+    CsLedger *ledger, gint64 id, gint64 tries, const char *state, GError **error);
+/* How many query codes were sent since @since_us, and when the latest was: for the
+ * subject when @subject_type is given, otherwise those @caller_uid asked for. */
+gboolean cs_ledger_count_query_codes(CsLedger *ledger,
+				     gint64 caller_uid,
+				     const char *subject_type,
+				     const char *id_number,
+				     gint64 since_us,
+				     gint64 *count,
+				     gint64 *latest_us,
+				     GError **error);
 
 /* E-invoices: one per order, issued once. */
 gboolean cs_ledger_insert_invoice(CsLedger *ledger,
