@@ -238,16 +238,27 @@ test_msg_parse(Fixture *f, gconstpointer data)
 	    {"CSO1", "FROB", "{}", "verb"},
 	    {"CSO1", "DONE", "{}", "\"lease\""},
 	    {"CSO1", "READY", "{\"service\":null}", "\"service\""},
+	    {"CSO1", "CALL", "{\"id\":1e999999,\"method\":\"info\"}", "not finite"},
+	    {"CSO1", "CALL", "{\"id\":1.5,\"method\":\"info\"}", "id: an integer or a string"},
+	    {"CSO1", "CALL", "{\"id\":[1],\"method\":\"info\"}", "id: an integer or a string"},
+	    {"CSO1", "CALL", "{\"id\":true,\"method\":\"info\"}", "id: an integer or a string"},
+	    {"CSO1", "CALL", "{\"id\":null,\"method\":\"info\"}", "id: an integer or a string"},
+	    {"CSO1", "CALL", "{\"id\":1,\"method\":\"info\\u0000evil\"}", "U+0000"},
 	};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CsOfficeMsg) msg =
 	    parse3("CSO1", "CALL", "{\"id\":7,\"method\":\"info\"}", &error);
 	g_autoptr(CsOfficeMsg) beat = parse3("CSO1", "HEARTBEAT", NULL, &error);
+	g_autoptr(CsOfficeMsg) named =
+	    parse3("CSO1", "CALL", "{\"id\":\"a-7\",\"method\":\"info\"}", &error);
+	g_autoptr(CsOfficeMsg) anonymous = parse3("CSO1", "CALL", "{\"method\":\"info\"}", &error);
 
 	g_assert_no_error(error);
 	g_assert_cmpint(msg->verb, ==, CS_OFFICE_CALL);
 	g_assert_cmpstr(cs_office_body_get_string(msg->body, "method"), ==, "info");
 	g_assert_cmpint(beat->verb, ==, CS_OFFICE_HEARTBEAT);
+	g_assert_nonnull(named);
+	g_assert_nonnull(anonymous);
 	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
 		g_autoptr(GError) e = NULL;
 		g_autoptr(CsOfficeMsg) m = parse3(bad[i].a, bad[i].b, bad[i].c, &e);

@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 #include <string.h>
 
+#include "cs-json.h"
 #include "cs-payment.h"
 
 #define WECHAT_MAX_SKEW_S 300
@@ -300,11 +301,19 @@ wechat_decrypt(
 static JsonObject *
 parse_object(const char *text, const char *what, GError **error)
 {
-	g_autoptr(JsonParser) parser = json_parser_new();
-	JsonNode *root;
+	g_autoptr(GError) local = NULL;
+	g_autoptr(JsonNode) root = NULL;
 
-	if (text == NULL || !json_parser_load_from_data(parser, text, -1, NULL) ||
-	    (root = json_parser_get_root(parser)) == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+	if (text == NULL) {
+		refuse(error, "%s: not a JSON object", what);
+		return NULL;
+	}
+	root = cs_json_parse_untrusted(text, -1, &local);
+	if (root == NULL) {
+		refuse(error, "%s: %s", what, local->message);
+		return NULL;
+	}
+	if (!JSON_NODE_HOLDS_OBJECT(root)) {
 		refuse(error, "%s: not a JSON object", what);
 		return NULL;
 	}

@@ -11,8 +11,12 @@ import subprocess
 import sys
 import time
 
+import base64
+
 import pytest
 import zmq
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from conftest import Daemon, short_tmpdir
 from office_helpers import (HEARTBEAT_MS, LIVENESS, OFFICE_CLI, OfficeEnv, Worker, office_info,
@@ -349,15 +353,52 @@ def test_tasks_survive_restart(office, client):
     [b"CSO1", b"TASK", b'{"lease":"x"}'],
     [b"CSO1", b"CALL", b'{"id":1}'],
     [b"CSO1", b"CALL", b'{"id":1,"method":"info"}', b"extra"],
+    [b"CSO1", b"CALL", b'{"id":1e999999,"method":"info"}'],
+    [b"CSO1", b"CALL", b'{"id":{"a":1},"method":"info"}'],
+    [b"CSO1", b"CALL", b'{"id":2.5,"method":"info"}'],
+    [b"CSO1", b"CALL", b'{"id":1,"method":"info\\u0000evil"}'],
 ], ids=["wrong-tag", "one-frame", "no-body", "invalid-json", "not-object", "not-utf8",
-        "unknown-verb", "daemon-verb", "no-method", "extra-frame"])
+        "unknown-verb", "daemon-verb", "no-method", "extra-frame", "id-not-finite", "id-object",
+        "id-fraction", "method-nul"])
 def test_malformed_traffic_gets_error(office, frames):
     w = Worker(office.state_dir)
     w.send(None, raw=frames)
-    got = w.recv(timeout=2)
+    raw = [b"CSO1", b"HEARTBEAT"]
+    while raw[1] == b"HEARTBEAT":
+        assert w.sock.poll(2000), "no answer"
+        raw = w.sock.recv_multipart(zmq.NOBLOCK)
+    assert raw[1] == b"ERROR", raw
+    got = ("ERROR", json.loads(raw[2], parse_constant=lambda c: pytest.fail(f"not JSON: {c}")))
+    assert got[1]["code"] == "InvalidInput"
+    assert got[1]["id"] is None
+    assert w.ok("info")["user"] == "admin"
+    w.close()
+
+
+def test_deeply_nested_body_refused_daemon_keeps_serving(office):
+    """100,000 arrays deep (200 KB, under the body limit) overflowed json-glib's stack."""
+    w = Worker(office.state_dir)
+    deep = b"[" * 100000 + b"]" * 100000
+    body = b'{"id":1,"method":"info","params":' + deep + b"}"
+    w.send(None, raw=[b"CSO1", b"CALL", body])
+    got = w.recv(timeout=5)
     assert got is not None and got[0] == "ERROR", got
     assert got[1]["code"] == "InvalidInput"
+    assert "nested deeper than 64" in got[1]["message"], got
     assert w.ok("info")["user"] == "admin"
+    w.close()
+    assert office.running
+
+
+def test_strings_with_nul_refused(office, client):
+    """An id "<id>\\u0000junk" once read as "<id>": a C string ends at the NUL."""
+    order = new_order(client)
+    w = Worker(office.state_dir)
+    assert w.ok("orders.get", {"id": order.id})["id"] == order.id
+    w.send("CALL", {"id": 99, "method": "orders.get", "params": {"id": order.id + "\u0000junk"}})
+    got = w.recv(timeout=5)
+    assert got is not None and got[0] == "ERROR", got
+    assert got[1]["code"] == "InvalidInput" and "U+0000" in got[1]["message"], got
     w.close()
 
 
@@ -433,6 +474,22 @@ def test_wechat_notifications(office, env, client):
     verb, body = notify(office.state_dir, cash, {"channel": "wechat", "headers": headers, "body": body_text})
     assert verb == "RESULT" and body["result"]["duplicate"] is True
     assert order.state == "in_review"
+
+
+def test_deeply_nested_signed_notification_refused(office, env):
+    """A body that verifies (the gateway's key signed it) still meets the depth limit."""
+    body = '{"id":"evt-deep","resource":' + "[" * 100000 + "]" * 100000 + "}"
+    ts = str(int(time.time()))
+    message = f"{ts}\nn0nce-deep\n{body}\n".encode()
+    sig = env.wechat_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    headers = {"Wechatpay-Timestamp": ts, "Wechatpay-Nonce": "n0nce-deep",
+               "Wechatpay-Signature": base64.b64encode(sig).decode(),
+               "Wechatpay-Serial": "TEST"}
+    verb, reply = notify(office.state_dir, env.keys["cash"],
+                         {"channel": "wechat", "headers": headers, "body": body})
+    assert verb == "ERROR" and reply["code"] == "InvalidInput", reply
+    assert "nested deeper than 64" in reply["message"], reply
+    assert office.running
 
 
 # --- sandbox gateways -----------------------------------------------------------------
