@@ -604,7 +604,7 @@ test_wechat(Fixture *f, gconstpointer data)
 /* ---- the GSource ------------------------------------------------------------------------ */
 
 static void
-on_message(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data)
+on_message(void *socket, GPtrArray *frames, guint n_frames, const char *user_id, gpointer user_data)
 {
 	(*(guint *)user_data)++;
 }

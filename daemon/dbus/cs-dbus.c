@@ -56,9 +56,12 @@ reply_error(sd_bus_error *ret_error, const GError *error)
 {
 	const char *name = "org.certseal.Error.Internal";
 
+	g_autofree char *message = cs_sanitize_message(error->message, 0);
+
 	if (error->domain == CS_ERROR)
 		name = cs_error_code_to_dbus_name(error->code);
-	return sd_bus_error_set(ret_error, name, error->message);
+	/* sd_bus_error_set() copies both strings. */
+	return sd_bus_error_set(ret_error, name, message);
 }
 
 /* Reply to @call with @bytes as its one "ay" argument. */
@@ -240,8 +243,10 @@ read_fields(sd_bus_message *m, GVariant **out, GError **error)
 			return FALSE;
 		}
 		if (!is_basic_type(contents)) {
+			g_autofree char *quoted = cs_quote_value(key);
+
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "%s: must be a string, not '%s'", key, contents);
+				    "%s: must be a string, not '%s'", quoted, contents);
 			g_variant_builder_clear(&b);
 			return FALSE;
 		}
@@ -265,11 +270,13 @@ read_fields(sd_bus_message *m, GVariant **out, GError **error)
 		r = sd_bus_message_exit_container(m);
 	if (r < 0) {
 		g_variant_builder_clear(&b);
+		g_autofree char *quoted_bad = cs_quote_value(bad_key);
+
 		if (bad_key != NULL && r == -EBADMSG)
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 				    "%s: must be valid UTF-8 without Unicode non-characters "
 				    "(U+FDD0…U+FDEF, U+FFFE, U+FFFF and the like)",
-				    bad_key);
+				    quoted_bad);
 		else
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 				    "fields: not a valid a{sv}: %s", g_strerror(-r));
@@ -495,8 +502,9 @@ method_download_form(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	if (!g_strv_contains(cs_forms_names(), name)) {
 		g_autoptr(GError) error = NULL;
 		g_autofree char *known = g_strjoinv(", ", (char **)cs_forms_names());
+		g_autofree char *quoted = cs_quote_value(name);
 		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "name: no form '%s' (available: %s)", name, known);
+			    "name: no form '%s' (available: %s)", quoted, known);
 		return reply_error(ret_error, error);
 	}
 	fc = g_new0(FormCall, 1);

@@ -27,6 +27,7 @@
 #include "cs-office-msg.h"
 #include "cs-payment.h"
 #include "cs-tasks.h"
+#include "cs-validate.h"
 #include "cs-zmq-source.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -281,11 +282,12 @@ static void
 send_error(CsOffice *self, GBytes *identity, const char *key, JsonNode *ref, const GError *error)
 {
 	g_autoptr(JsonObject) body = json_object_new();
+	g_autofree char *message = cs_sanitize_message(error->message, 0);
 
 	json_object_set_member(body, key,
 			       ref != NULL ? json_node_copy(ref) : json_node_new(JSON_NODE_NULL));
 	json_object_set_string_member(body, "code", error_code_name(error));
-	json_object_set_string_member(body, "message", error->message);
+	json_object_set_string_member(body, "message", message);
 	send_to(self, identity, CS_OFFICE_ERROR, body);
 }
 
@@ -569,8 +571,9 @@ handle_ready(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 	CsRequest request = peer_request(peer);
 
 	if (!cs_tasks_may_serve(self->tasks, &request, service)) {
+		g_autofree char *quoted = cs_quote_value(service);
 		g_autoptr(GError) error = g_error_new(CS_ERROR, CS_ERROR_ACCESS_DENIED,
-						      "%s may not serve '%s'", peer->user, service);
+						      "%s may not serve '%s'", peer->user, quoted);
 		send_error(self, peer->identity, "service",
 			   json_object_get_member(msg->body, "service"), error);
 		return;
@@ -1046,8 +1049,10 @@ ca_vendors(CsOffice *self, JsonObject *params, GError **error)
 	}
 	if (vendor != NULL) {
 		if (cs_config_find_vendor(self->config, vendor) == NULL) {
+			g_autofree char *quoted = cs_quote_value(vendor);
+
 			g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
-				    "vendor: no vendor profile named '%s'", vendor);
+				    "vendor: no vendor profile named '%s'", quoted);
 			g_ptr_array_unref(ids);
 			return NULL;
 		}
@@ -1191,8 +1196,10 @@ handle_call(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 			found = (int)i;
 	}
 	if (found < 0) {
+		g_autofree char *quoted = cs_quote_value(method);
+
 		error =
-		    g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT, "method: unknown '%s'", method);
+		    g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT, "method: unknown '%s'", quoted);
 	} else if (methods[found].roles != ANY_ROLE &&
 		   (peer->roles & (methods[found].roles | CS_ACTOR_ADMIN)) == 0) {
 		error = g_error_new(CS_ERROR, CS_ERROR_ACCESS_DENIED, "%s: %s lacks the role",
@@ -1249,7 +1256,7 @@ find_peer(CsOffice *self, GBytes *identity, const char *user_id)
 }
 
 static void
-on_router(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data)
+on_router(void *socket, GPtrArray *frames, guint n_frames, const char *user_id, gpointer user_data)
 {
 	CsOffice *self = user_data;
 	g_autoptr(GError) error = NULL;
@@ -1262,7 +1269,8 @@ on_router(void *socket, GPtrArray *frames, const char *user_id, gpointer user_da
 	if (peer == NULL)
 		return;
 	peer->last_seen = g_get_monotonic_time();
-	msg = cs_office_msg_parse((GBytes *const *)frames->pdata + 1, frames->len - 1, &error);
+	/* The message's own count: only the first frames were kept, and only 3 are read. */
+	msg = cs_office_msg_parse((GBytes *const *)frames->pdata + 1, n_frames - 1, &error);
 	if (msg == NULL) {
 		g_debug("office: malformed message from %s: %s", peer->user, error->message);
 		send_error(self, peer->identity, "id", NULL, error);
@@ -1311,7 +1319,7 @@ zap_reply(void *zap, GBytes *request_id, const char *status, const char *text, c
 }
 
 static void
-on_zap(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data)
+on_zap(void *socket, GPtrArray *frames, guint n_frames, const char *user_id, gpointer user_data)
 {
 	CsOffice *self = user_data;
 	GBytes *mechanism, *credentials;

@@ -4,14 +4,13 @@ CURVE, the real daemon. Orders are of the test flow "officeflow" (tests/plugins/
 whose steps wait for the office; the `new` flow gets its office steps in a later release.
 """
 
+import base64
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-
-import base64
 
 import pytest
 import zmq
@@ -399,6 +398,22 @@ def test_strings_with_nul_refused(office, client):
     got = w.recv(timeout=5)
     assert got is not None and got[0] == "ERROR", got
     assert got[1]["code"] == "InvalidInput" and "U+0000" in got[1]["message"], got
+    w.close()
+
+
+def test_errors_quote_little_of_a_bad_value_and_count_frames(office):
+    w = Worker(office.state_dir)
+    w.send(None, raw=[b"CSO1", b"CALL", b'{"id":1,"method":"info"}'] + [b"x"] * 97)
+    got = w.recv(timeout=5)
+    assert got is not None and got[0] == "ERROR", got
+    assert got[1]["message"].startswith("frames: 100, at most 3"), got
+    # A method name of 500 KB with a terminal escape and a newline in it.
+    method = "\x1b[31m" + "m" * 500000 + "\nforged log line"
+    verb, body = w.call("x" + method)
+    assert verb == "ERROR" and body["code"] == "InvalidInput", body
+    assert len(body["message"]) < 200, len(body["message"])
+    assert "\x1b" not in body["message"] and "\n" not in body["message"], body
+    assert "\\x1b[31m" in body["message"], body
     w.close()
 
 

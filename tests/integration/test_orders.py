@@ -205,6 +205,23 @@ def test_refusals_do_not_repeat_the_value(daemon, client):
     assert ID_BAD_CHECK not in info.value.get_dbus_message()
 
 
+@pytest.mark.parametrize("where", ["kind", "field", "vendor"])
+def test_refusals_quote_little_of_a_bad_value_escaped(daemon, client, where):
+    bad = "\x1b[31m" + "x" * 1000000 + "\nline"
+    with pytest.raises(dbus.exceptions.DBusException) as info:
+        if where == "kind":
+            client.create_order(bad, "org", ORG_FIELDS)
+        elif where == "field":
+            client.create_order("new", "org", with_fields(ORG_FIELDS, **{bad: "v"}))
+        else:
+            client.create_order("new", "org", with_fields(ORG_FIELDS, vendor=bad))
+    assert info.value.get_dbus_name() == ERR_INVALID_INPUT
+    msg = info.value.get_dbus_message()
+    assert len(msg) < 400, len(msg)
+    assert "\x1b" not in msg and "\n" not in msg, msg
+    assert "\\x1b[31mxxx" in msg, msg
+
+
 def test_create_refuses_an_unknown_kind(daemon, client):
     with dbus_error(ERR_INVALID_INPUT, "kind"):
         client.create_order("renewal-of-nothing", "org", ORG_FIELDS)
