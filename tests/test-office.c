@@ -849,11 +849,62 @@ test_claim_expires_unless_renewed(Fixture *f, gconstpointer data)
 	zmq_ctx_term(ctx);
 }
 
+/* ---- the audit of calls ---------------------------------------------------------------- */
+
+static guint
+call_events(Fixture *f, CsOrder *order, GPtrArray *data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) events =
+	    cs_ledger_order_events(f->ledger, cs_order_get_id(order), &error);
+	guint n = 0;
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < events->len; i++) {
+		CsEventRow *e = g_ptr_array_index(events, i);
+		if (g_strcmp0(e->kind, "office.call") != 0)
+			continue;
+		n++;
+		if (data != NULL)
+			g_ptr_array_add(data, g_strdup(e->data));
+	}
+	return n;
+}
+
+static void
+test_repeat_reads_folded(Fixture *f, gconstpointer unused)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) data = g_ptr_array_new_with_free_func(g_free);
+	CsOrder *order = order_in(f, "unpaid");
+	CsRequest rob = {.actor = CS_ACTOR_ADMIN, .user_id = "rob", .roles = CS_ACTOR_REVIEWER};
+	const char *id = cs_order_get_id(order);
+
+	for (guint i = 0; i < 20; i++)
+		g_assert_true(
+		    cs_tasks_record_call(f->tasks, &rita, "orders.get", id, TRUE, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(call_events(f, order, NULL), ==, 1);
+	/* Another worker's read, and an action, are recorded on their own. */
+	g_assert_true(cs_tasks_record_call(f->tasks, &rob, "orders.get", id, TRUE, &error));
+	g_assert_true(cs_tasks_record_call(f->tasks, &rita, "task.done", id, FALSE, &error));
+	g_assert_true(cs_tasks_record_call(f->tasks, &rita, "task.done", id, FALSE, &error));
+	g_assert_cmpuint(call_events(f, order, NULL), ==, 4);
+	/* The minute is not over: nothing more; at the end, the count is written. */
+	cs_tasks_flush_calls(f->tasks, FALSE);
+	g_assert_cmpuint(call_events(f, order, NULL), ==, 4);
+	cs_tasks_flush_calls(f->tasks, TRUE);
+	g_assert_cmpuint(call_events(f, order, data), ==, 5);
+	g_assert_cmpstr(g_ptr_array_index(data, 4), ==,
+			"{\"method\":\"orders.get\",\"repeats\":19}");
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
+	ADD("/office/audit/repeat-reads-folded", test_repeat_reads_folded);
 	ADD("/office/cso1/frames-parsed-or-refused", test_msg_parse);
 	ADD("/office/tasks/review-done-once-stale-lease-refused", test_review_task_done_once);
 	ADD("/office/tasks/done-refused-when-order-moved-on",

@@ -80,7 +80,13 @@ struct _CsOffice {
 	GHashTable *workers; /* public key (Z85) → Worker */
 	GHashTable *peers;   /* key → Peer */
 	GHashTable *leases;  /* lease → Lease */
+	/* Refused handshakes: the first of an interval is logged, the rest counted. */
+	gint64 refused_since; /* monotonic µs; 0 = none in this interval */
+	guint refused_more;
 };
+
+/* Handshakes anyone can attempt must not fill the log: one line per interval, then a count. */
+#define REFUSAL_LOG_INTERVAL_US (60 * G_USEC_PER_SEC)
 
 static const struct {
 	const char *name;
@@ -426,6 +432,35 @@ on_task_queued(CsTasks *tasks, const char *service, gpointer user_data)
 }
 
 /* Heartbeats out, silent workers and expired claims lose their leases. */
+/* ---- refused handshakes, logged at a bounded rate ----------------------------------------- */
+
+static void
+flush_refused(CsOffice *self)
+{
+	if (self->refused_more > 0)
+		g_message("office: refused %u more unknown worker key(s) at the handshake in the "
+			  "last %d s",
+			  self->refused_more, (int)(REFUSAL_LOG_INTERVAL_US / G_USEC_PER_SEC));
+	self->refused_more = 0;
+	self->refused_since = 0;
+}
+
+static void
+note_refused_key(CsOffice *self)
+{
+	gint64 now = g_get_monotonic_time();
+
+	if (self->refused_since != 0 && now - self->refused_since < REFUSAL_LOG_INTERVAL_US) {
+		self->refused_more++;
+		return;
+	}
+	flush_refused(self);
+	self->refused_since = now;
+	g_message("office: refused an unknown worker key at the handshake (more within %d s "
+		  "are counted, not logged one by one)",
+		  (int)(REFUSAL_LOG_INTERVAL_US / G_USEC_PER_SEC));
+}
+
 static gboolean
 on_tick(gpointer user_data)
 {
@@ -462,6 +497,10 @@ on_tick(gpointer user_data)
 	}
 	for (guint i = 0; i < expired->len; i++)
 		drop_lease(self, g_ptr_array_index(expired, i), TRUE);
+	if (self->refused_since != 0 && now - self->refused_since >= REFUSAL_LOG_INTERVAL_US)
+		flush_refused(self);
+	if (self->tasks != NULL)
+		cs_tasks_flush_calls(self->tasks, FALSE);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1152,28 +1191,38 @@ m_outbox_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	return n;
 }
 
+/* What a call leaves in the ledger: `info` nothing; a read of applicants' data one event,
+ * repeats within a minute folded into it (cs_tasks_record_call()); anything else one event
+ * a call. The reads are the audit of staff reading personal data. */
+typedef enum {
+	AUDIT_NONE,
+	AUDIT_FOLDED,
+	AUDIT_EACH,
+} CallAudit;
+
 /* DESIGN §3.4's table; task.* are checked against the service's role inside. */
 static const struct {
 	const char *method;
 	guint roles;
 	MethodFunc func;
+	CallAudit audit;
 } methods[] = {
-    {"info", ANY_ROLE, m_info},
-    {"orders.list", OFFICE_READ_ROLES, m_orders_list},
-    {"orders.get", OFFICE_READ_ROLES, m_orders_get},
-    {"materials.get", OFFICE_READ_ROLES, m_materials_get},
-    {"task.next", ANY_ROLE, m_task_next},
-    {"task.claim", ANY_ROLE, m_task_claim},
-    {"task.done", ANY_ROLE, m_task_done},
-    {"task.fail", ANY_ROLE, m_task_fail},
-    {"task.secret", CS_ACTOR_GATEWAY, m_task_secret},
-    {"tasks.list", CS_ACTOR_AUDITOR, m_tasks_list},
-    {"payment.notify", CS_ACTOR_CASHIER, m_payment_notify},
-    {"payment.refund", CS_ACTOR_CASHIER, m_payment_refund},
-    {"ledger.verify", CS_ACTOR_AUDITOR, m_ledger_verify},
-    {"ca.export", CS_ACTOR_AUDITOR, m_ca_export},
-    {"ca.crl", CS_ACTOR_AUDITOR, m_ca_crl},
-    {"outbox.list", CS_ACTOR_ADMIN, m_outbox_list},
+    {"info", ANY_ROLE, m_info, AUDIT_NONE},
+    {"orders.list", OFFICE_READ_ROLES, m_orders_list, AUDIT_FOLDED},
+    {"orders.get", OFFICE_READ_ROLES, m_orders_get, AUDIT_FOLDED},
+    {"materials.get", OFFICE_READ_ROLES, m_materials_get, AUDIT_FOLDED},
+    {"task.next", ANY_ROLE, m_task_next, AUDIT_EACH},
+    {"task.claim", ANY_ROLE, m_task_claim, AUDIT_EACH},
+    {"task.done", ANY_ROLE, m_task_done, AUDIT_EACH},
+    {"task.fail", ANY_ROLE, m_task_fail, AUDIT_EACH},
+    {"task.secret", CS_ACTOR_GATEWAY, m_task_secret, AUDIT_EACH},
+    {"tasks.list", CS_ACTOR_AUDITOR, m_tasks_list, AUDIT_EACH},
+    {"payment.notify", CS_ACTOR_CASHIER, m_payment_notify, AUDIT_EACH},
+    {"payment.refund", CS_ACTOR_CASHIER, m_payment_refund, AUDIT_EACH},
+    {"ledger.verify", CS_ACTOR_AUDITOR, m_ledger_verify, AUDIT_EACH},
+    {"ca.export", CS_ACTOR_AUDITOR, m_ca_export, AUDIT_EACH},
+    {"ca.crl", CS_ACTOR_AUDITOR, m_ca_crl, AUDIT_EACH},
+    {"outbox.list", CS_ACTOR_ADMIN, m_outbox_list, AUDIT_EACH},
 };
 
 static void
@@ -1209,7 +1258,9 @@ handle_call(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 		order_id = cs_office_body_get_string(params, "order_id");
 		if (order_id == NULL)
 			order_id = cs_office_body_get_string(params, "id");
-		if (cs_tasks_record_call(self->tasks, &request, method, order_id, &error))
+		if (methods[found].audit == AUDIT_NONE ||
+		    cs_tasks_record_call(self->tasks, &request, method, order_id,
+					 methods[found].audit == AUDIT_FOLDED, &error))
 			result = methods[found].func(self, peer, params, &error);
 	}
 	if (result == NULL) {
@@ -1341,7 +1392,7 @@ on_zap(void *socket, GPtrArray *frames, guint n_frames, const char *user_id, gpo
 			zap_reply(socket, g_ptr_array_index(frames, 1), "200", "OK", z85);
 			return;
 		}
-		g_message("office: refused an unknown worker key at the handshake");
+		note_refused_key(self);
 		zap_reply(socket, g_ptr_array_index(frames, 1), "400", "unknown key", "");
 		return;
 	}
@@ -1536,6 +1587,7 @@ cs_office_free(CsOffice *self)
 {
 	if (self == NULL)
 		return;
+	flush_refused(self);
 	if (self->tasks != NULL)
 		cs_engine_remove_listener(self->engine, on_order, self);
 	if (self->tick_id != 0)

@@ -7,7 +7,9 @@ whose steps wait for the office; the `new` flow gets its office steps in a later
 import base64
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ import zmq
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from conftest import Daemon, short_tmpdir
+from conftest import Bus, Daemon, short_tmpdir
 from office_helpers import (HEARTBEAT_MS, LIVENESS, OFFICE_CLI, OfficeEnv, Worker, office_info,
                             run_office, run_office_json)
 
@@ -98,6 +100,67 @@ def test_unknown_key_refused_at_handshake(office):
     admin = Worker(office.state_dir)
     assert admin.ok("info")["user"] == "admin"
     admin.close()
+
+
+def test_refused_handshakes_logged_as_a_summary(env):
+    """300 refused keys once gave 300 log lines; now the first one and a count."""
+    own_bus = Bus()  # the module's daemon owns the name on the shared one
+    d = Daemon(own_bus, config=env.config)
+    try:
+        d.start()
+        info = office_info(d.state_dir)
+        ctx = zmq.Context()
+        socks, monitors = [], []
+        for _ in range(300):
+            pub, sec = zmq.curve_keypair()
+            s = ctx.socket(zmq.DEALER)
+            s.linger = 0
+            s.curve_serverkey = info["server_public_key"].encode()
+            s.curve_publickey, s.curve_secretkey = pub, sec
+            monitors.append(s.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH))
+            s.connect(info["endpoint"])
+            socks.append(s)
+        for m in monitors:  # each socket hears its refusal (ZAP 400)
+            assert m.poll(20000), "a handshake was never refused"
+        for s in socks:
+            s.close(0)
+        for m in monitors:
+            m.close(0)
+        ctx.term()
+        admin = Worker(d.state_dir)
+        assert admin.ok("info")["user"] == "admin"
+        admin.close()
+        d.stop()
+        lines = [l for l in d.log().splitlines() if "unknown worker key" in l]
+        assert 1 <= len(lines) <= 3, lines
+        counts = [int(m) for l in lines for m in re.findall(r"refused (\d+) more", l)]
+        assert counts and sum(counts) + 1 >= 300, lines
+    finally:
+        d.cleanup()
+        own_bus.close()
+
+
+def ledger_events(state_dir, kind):
+    con = sqlite3.connect(f"file:{os.path.join(state_dir, 'ledger.db')}?mode=ro", uri=True)
+    try:
+        return [json.loads(r[0]) for r in
+                con.execute("SELECT data FROM events WHERE kind = ? ORDER BY seq", (kind,))]
+    finally:
+        con.close()
+
+
+def test_info_writes_no_event_and_repeat_reads_fold(office, client):
+    order = new_order(client)
+    before = ledger_events(office.state_dir, "office.call")
+    w = Worker(office.state_dir)
+    for _ in range(50):
+        assert w.ok("info")["user"] == "admin"
+    for _ in range(20):
+        assert w.ok("orders.get", {"id": order.id})["id"] == order.id
+    after = ledger_events(office.state_dir, "office.call")
+    new = after[len(before):]
+    assert [e["method"] for e in new] == ["orders.get"], new  # no info; 20 reads, one event
+    w.close()
 
 
 def test_reviewer_cannot_ship_or_make(office, env, client):
