@@ -476,14 +476,15 @@ sign_b64(EVP_PKEY *key, const char *data, gsize len)
 static char *
 alipay_form(Fixture *f, const char *order_id, const char *amount, const char *trade_no)
 {
-	g_autofree char *content =
-	    g_strdup_printf("app_id=2021000000000001&notify_id=n%s&out_trade_no=%s&total_amount=%s&"
-			    "trade_no=%s&trade_status=TRADE_SUCCESS",
-			    trade_no, order_id, amount, trade_no);
+	/* As Alipay signs: every parameter but sign and sign_type, empty ones too. */
+	g_autofree char *content = g_strdup_printf(
+	    "app_id=2021000000000001&buyer_logon_id=&notify_id=n%s&out_trade_no=%s&total_amount=%s&"
+	    "trade_no=%s&trade_status=TRADE_SUCCESS",
+	    trade_no, order_id, amount, trade_no);
 	g_autofree char *sig = sign_b64(f->alipay, content, strlen(content));
 	g_autofree char *escaped = g_uri_escape_string(sig, NULL, FALSE);
 
-	return g_strdup_printf("%s&sign_type=RSA2&sign=%s&buyer_logon_id=", content, escaped);
+	return g_strdup_printf("%s&sign_type=RSA2&sign=%s", content, escaped);
 }
 
 static void
@@ -524,6 +525,56 @@ test_alipay(Fixture *f, gconstpointer data)
 	g_assert_false(applied);
 	g_assert_cmpint(count(f, "SELECT count(*) FROM payments"), ==, 1);
 	g_assert_cmpint(count(f, "SELECT count(*) FROM events WHERE kind = 'pay'"), ==, 1);
+}
+
+static char *
+read_vector(const char *name)
+{
+	g_autofree char *path =
+	    g_build_filename(g_getenv("CS_TEST_DATA"), "alipay-notify", name, NULL);
+	g_autoptr(GError) error = NULL;
+	char *text = NULL;
+
+	g_assert_true(g_file_get_contents(path, &text, NULL, &error));
+	g_assert_no_error(error);
+	g_strchomp(text);
+	return text;
+}
+
+/* Vectors signed and checked as the official SDK's notify check (tests/data/alipay-notify). */
+static void
+test_alipay_sdk_vectors(Fixture *f, gconstpointer data)
+{
+	static const char *const verify[] = {"sdk.form", "no-sign-type.form", "fallback.form"};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsPaymentKeys) keys = NULL;
+	g_autofree char *dropped = read_vector("empty-dropped.form");
+	g_autofree char *rsa = NULL;
+
+	g_free(f->config->alipay_public_key);
+	f->config->alipay_public_key =
+	    g_build_filename(g_getenv("CS_TEST_DATA"), "alipay-notify", "public.pem", NULL);
+	keys = cs_payment_keys_load(f->config, &error);
+	g_assert_no_error(error);
+	for (guint i = 0; i < G_N_ELEMENTS(verify); i++) {
+		g_autofree char *form = read_vector(verify[i]);
+		g_autoptr(CsPaymentNotice) notice = cs_payment_verify_alipay(keys, form, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpstr(notice->order_id, ==, "ORDER-VECTOR-1");
+		g_assert_cmpuint(notice->amount_fen, ==, 30000);
+	}
+	/* Empty values left out of the signed content: the SDK refuses it, and so do we. */
+	g_assert_null(cs_payment_verify_alipay(keys, dropped, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, "signature"));
+	g_clear_error(&error);
+	/* Only RSA2 is accepted. */
+	rsa = read_vector("sdk.form");
+	memcpy(strstr(rsa, "sign_type=RSA2"), "sign_type=RSA1", 14);
+	g_assert_null(cs_payment_verify_alipay(keys, rsa, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, "sign_type"));
 }
 
 static char *
@@ -912,6 +963,7 @@ main(int argc, char **argv)
 	ADD("/office/tasks/survive-reopen-leases-revoked", test_tasks_survive_reopen);
 	ADD("/office/sms/rate-limits-and-sandbox-outbox", test_sms_limits_and_sandbox_outbox);
 	ADD("/office/payment/alipay-rsa2", test_alipay);
+	ADD("/office/payment/alipay-sdk-vectors", test_alipay_sdk_vectors);
 	ADD("/office/payment/wechat-v3", test_wechat);
 	ADD("/office/zmq-source/drains-behind-one-edge", test_zmq_source_drains);
 	ADD("/office/gateways/ready-worker-before-sandbox", test_ready_worker_before_sandbox);

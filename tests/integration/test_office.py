@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from conftest import Bus, Daemon, short_tmpdir
-from office_helpers import (HEARTBEAT_MS, LIVENESS, OFFICE_CLI, OfficeEnv, Worker, office_info,
-                            run_office, run_office_json)
+from office_helpers import (HEARTBEAT_MS, LIVENESS, OFFICE_CLI, WECHAT_SERIALS, OfficeEnv, Worker,
+                            office_info, run_office, run_office_json)
 
 ROLES = {"rita": "reviewer", "mark": "maker", "sam": "shipper", "cash": "cashier",
          "audrey": "auditor", "gw": "gateway", "rob": "reviewer", "ray": "reviewer"}
@@ -554,6 +554,46 @@ def test_wechat_notifications(office, env, client):
     assert order.state == "in_review"
 
 
+def test_wechat_platform_certificates_picked_by_serial(office, env, client):
+    """A platform key rotation: both certificates held, each notification names its own."""
+    cash = env.keys["cash"]
+    old, new = WECHAT_SERIALS
+    order = new_order(client)
+    # Signed by the new key but naming the old serial: the old key does not verify it.
+    headers, body_text = env.wechat_notification(order.id, transaction_id="WS1", serial=new)
+    headers["Wechatpay-Serial"] = old
+    verb, body = notify(office.state_dir, cash,
+                        {"channel": "wechat", "headers": headers, "body": body_text})
+    assert verb == "ERROR" and body["code"] == "InvalidInput", body
+    assert "signature" in body["message"], body
+    # An unknown serial is refused naming it.
+    headers["Wechatpay-Serial"] = "0123456789ABCDEF"
+    verb, body = notify(office.state_dir, cash,
+                        {"channel": "wechat", "headers": headers, "body": body_text})
+    assert verb == "ERROR" and body["code"] == "InvalidInput", body
+    assert "0123456789ABCDEF" in body["message"], body
+    del headers["Wechatpay-Serial"]
+    verb, body = notify(office.state_dir, cash,
+                        {"channel": "wechat", "headers": headers, "body": body_text})
+    assert verb == "ERROR" and "Wechatpay-Serial" in body["message"], body
+    assert order.state == "unpaid"
+    # The new key with its own serial verifies.
+    headers, body_text = env.wechat_notification(order.id, transaction_id="WS1", serial=new)
+    verb, body = notify(office.state_dir, cash,
+                        {"channel": "wechat", "headers": headers, "body": body_text})
+    assert verb == "RESULT" and body["result"]["applied"] is True, body
+    assert order.state == "in_review"
+
+
+def test_alipay_empty_values_are_signed(office, env, client):
+    """passback_params= and buyer_id= are part of what Alipay signs (its SDK keeps them)."""
+    order = new_order(client)
+    form = env.alipay_form(order.id, trade_no="AE1")
+    assert "buyer_id=&" in form or form.endswith("buyer_id=")
+    verb, body = notify(office.state_dir, env.keys["cash"], {"channel": "alipay", "form": form})
+    assert verb == "RESULT" and body["result"]["applied"] is True, body
+
+
 def test_deeply_nested_signed_notification_refused(office, env):
     """A body that verifies (the gateway's key signed it) still meets the depth limit."""
     body = '{"id":"evt-deep","resource":' + "[" * 100000 + "]" * 100000 + "}"
@@ -562,7 +602,7 @@ def test_deeply_nested_signed_notification_refused(office, env):
     sig = env.wechat_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
     headers = {"Wechatpay-Timestamp": ts, "Wechatpay-Nonce": "n0nce-deep",
                "Wechatpay-Signature": base64.b64encode(sig).decode(),
-               "Wechatpay-Serial": "TEST"}
+               "Wechatpay-Serial": env.wechat_serial}
     verb, reply = notify(office.state_dir, env.keys["cash"],
                          {"channel": "wechat", "headers": headers, "body": body})
     assert verb == "ERROR" and reply["code"] == "InvalidInput", reply
