@@ -458,16 +458,14 @@ ask_again(Apply *a, GError *error, GStrv *asked)
 static gboolean
 load_json_fields(Apply *a, const char *text, GError **error)
 {
-	g_autoptr(JsonParser) parser = json_parser_new();
-	JsonNode *root;
+	g_autoptr(JsonNode) root = cs_json_parse_untrusted(text, -1, error);
 	JsonObjectIter iter;
 	const char *name;
 	JsonNode *value;
 
-	if (!json_parser_load_from_data(parser, text, -1, error))
+	if (root == NULL)
 		return FALSE;
-	root = json_parser_get_root(parser);
-	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+	if (!JSON_NODE_HOLDS_OBJECT(root)) {
 		g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
 				    "not a JSON object of fields");
 		return FALSE;

@@ -11,6 +11,7 @@
 
 #include <gio/gio.h>
 
+#include "certseal/plugin.h"
 #include "cs-json.h"
 
 static void
@@ -320,6 +321,104 @@ test_python_roundtrip_identical(void)
 	}
 }
 
+/* --- reading JSON from outside (cs_json_parse_untrusted) ----------------------------------- */
+
+static char *
+nested(guint depth, const char *inner)
+{
+	GString *s = g_string_new(NULL);
+
+	/* objects and arrays alternating: {"k":[{"k":[ … ]}]} */
+	for (guint i = 0; i < depth; i++)
+		g_string_append(s, i % 2 == 0 ? "{\"k\":" : "[");
+	g_string_append(s, inner);
+	for (guint i = depth; i > 0; i--)
+		g_string_append_c(s, (i - 1) % 2 == 0 ? '}' : ']');
+	return g_string_free(s, FALSE);
+}
+
+static void
+test_untrusted_depth(void)
+{
+	g_autofree char *ok = nested(CS_JSON_MAX_DEPTH, "1");
+	g_autofree char *over = nested(CS_JSON_MAX_DEPTH + 1, "1");
+	g_autoptr(JsonNode) node = NULL;
+	g_autoptr(GError) error = NULL;
+	GString *deep = g_string_new(NULL);
+
+	node = cs_json_parse_untrusted(ok, -1, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(node);
+	g_assert_null(cs_json_parse_untrusted(over, -1, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, "nested deeper than 64"));
+	g_clear_error(&error);
+	/* The probe's body: 100,000 arrays deep, which json-glib alone overflows the stack on. */
+	for (guint i = 0; i < 100000; i++)
+		g_string_append_c(deep, '[');
+	for (guint i = 0; i < 100000; i++)
+		g_string_append_c(deep, ']');
+	g_assert_null(cs_json_parse_untrusted(deep->str, (gssize)deep->len, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_string_free(deep, TRUE);
+}
+
+static void
+test_untrusted_brackets_in_strings(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GString) text = g_string_new("{\"a\":\"");
+	g_autoptr(JsonNode) node = NULL;
+
+	for (guint i = 0; i < 200; i++)
+		g_string_append(text, "[{\\\"");
+	g_string_append(text, "\"}");
+	node = cs_json_parse_untrusted(text->str, (gssize)text->len, &error);
+	g_assert_no_error(error);
+	g_assert_true(JSON_NODE_HOLDS_OBJECT(node));
+}
+
+static void
+test_untrusted_nul_refused(void)
+{
+	static const char *const refused[] = {
+	    "{\"method\":\"info\\u0000evil\"}",
+	    "{\"id\\u0000x\":1}",
+	    "[\"\\u0000\"]",
+	};
+	static const char raw[] = "{\"a\":\"b\0c\"}";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) fine = NULL;
+
+	for (guint i = 0; i < G_N_ELEMENTS(refused); i++) {
+		g_assert_null(cs_json_parse_untrusted(refused[i], -1, &error));
+		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+		g_assert_nonnull(strstr(error->message, "U+0000"));
+		g_clear_error(&error);
+	}
+	g_assert_null(cs_json_parse_untrusted(raw, sizeof(raw) - 1, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_clear_error(&error);
+	/* \u0000 only as an escape of its own: an escaped backslash before "u0000" is text. */
+	fine = cs_json_parse_untrusted("{\"a\":\"\\\\u0000\"}", -1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(fine), "a"), ==,
+			"\\u0000");
+}
+
+static void
+test_untrusted_non_finite_refused(void)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_null(cs_json_parse_untrusted("{\"id\":1e999999}", -1, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, "number"));
+	g_clear_error(&error);
+	g_assert_null(cs_json_parse_untrusted("[[-1e400]]", -1, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -336,5 +435,9 @@ main(int argc, char **argv)
 	g_test_add_func("/json/types/doubles", test_types_doubles);
 	g_test_add_func("/json/types/containers", test_types_containers);
 	g_test_add_func("/json/python/roundtrip-identical", test_python_roundtrip_identical);
+	g_test_add_func("/json/untrusted/depth-refused", test_untrusted_depth);
+	g_test_add_func("/json/untrusted/brackets-in-strings", test_untrusted_brackets_in_strings);
+	g_test_add_func("/json/untrusted/nul-refused", test_untrusted_nul_refused);
+	g_test_add_func("/json/untrusted/non-finite-refused", test_untrusted_non_finite_refused);
 	return g_test_run();
 }

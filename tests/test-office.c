@@ -238,16 +238,27 @@ test_msg_parse(Fixture *f, gconstpointer data)
 	    {"CSO1", "FROB", "{}", "verb"},
 	    {"CSO1", "DONE", "{}", "\"lease\""},
 	    {"CSO1", "READY", "{\"service\":null}", "\"service\""},
+	    {"CSO1", "CALL", "{\"id\":1e999999,\"method\":\"info\"}", "not finite"},
+	    {"CSO1", "CALL", "{\"id\":1.5,\"method\":\"info\"}", "id: an integer or a string"},
+	    {"CSO1", "CALL", "{\"id\":[1],\"method\":\"info\"}", "id: an integer or a string"},
+	    {"CSO1", "CALL", "{\"id\":true,\"method\":\"info\"}", "id: an integer or a string"},
+	    {"CSO1", "CALL", "{\"id\":null,\"method\":\"info\"}", "id: an integer or a string"},
+	    {"CSO1", "CALL", "{\"id\":1,\"method\":\"info\\u0000evil\"}", "U+0000"},
 	};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CsOfficeMsg) msg =
 	    parse3("CSO1", "CALL", "{\"id\":7,\"method\":\"info\"}", &error);
 	g_autoptr(CsOfficeMsg) beat = parse3("CSO1", "HEARTBEAT", NULL, &error);
+	g_autoptr(CsOfficeMsg) named =
+	    parse3("CSO1", "CALL", "{\"id\":\"a-7\",\"method\":\"info\"}", &error);
+	g_autoptr(CsOfficeMsg) anonymous = parse3("CSO1", "CALL", "{\"method\":\"info\"}", &error);
 
 	g_assert_no_error(error);
 	g_assert_cmpint(msg->verb, ==, CS_OFFICE_CALL);
 	g_assert_cmpstr(cs_office_body_get_string(msg->body, "method"), ==, "info");
 	g_assert_cmpint(beat->verb, ==, CS_OFFICE_HEARTBEAT);
+	g_assert_nonnull(named);
+	g_assert_nonnull(anonymous);
 	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
 		g_autoptr(GError) e = NULL;
 		g_autoptr(CsOfficeMsg) m = parse3(bad[i].a, bad[i].b, bad[i].c, &e);
@@ -465,14 +476,15 @@ sign_b64(EVP_PKEY *key, const char *data, gsize len)
 static char *
 alipay_form(Fixture *f, const char *order_id, const char *amount, const char *trade_no)
 {
-	g_autofree char *content =
-	    g_strdup_printf("app_id=2021000000000001&notify_id=n%s&out_trade_no=%s&total_amount=%s&"
-			    "trade_no=%s&trade_status=TRADE_SUCCESS",
-			    trade_no, order_id, amount, trade_no);
+	/* As Alipay signs: every parameter but sign and sign_type, empty ones too. */
+	g_autofree char *content = g_strdup_printf(
+	    "app_id=2021000000000001&buyer_logon_id=&notify_id=n%s&out_trade_no=%s&total_amount=%s&"
+	    "trade_no=%s&trade_status=TRADE_SUCCESS",
+	    trade_no, order_id, amount, trade_no);
 	g_autofree char *sig = sign_b64(f->alipay, content, strlen(content));
 	g_autofree char *escaped = g_uri_escape_string(sig, NULL, FALSE);
 
-	return g_strdup_printf("%s&sign_type=RSA2&sign=%s&buyer_logon_id=", content, escaped);
+	return g_strdup_printf("%s&sign_type=RSA2&sign=%s", content, escaped);
 }
 
 static void
@@ -513,6 +525,56 @@ test_alipay(Fixture *f, gconstpointer data)
 	g_assert_false(applied);
 	g_assert_cmpint(count(f, "SELECT count(*) FROM payments"), ==, 1);
 	g_assert_cmpint(count(f, "SELECT count(*) FROM events WHERE kind = 'pay'"), ==, 1);
+}
+
+static char *
+read_vector(const char *name)
+{
+	g_autofree char *path =
+	    g_build_filename(g_getenv("CS_TEST_DATA"), "alipay-notify", name, NULL);
+	g_autoptr(GError) error = NULL;
+	char *text = NULL;
+
+	g_assert_true(g_file_get_contents(path, &text, NULL, &error));
+	g_assert_no_error(error);
+	g_strchomp(text);
+	return text;
+}
+
+/* Vectors signed and checked as the official SDK's notify check (tests/data/alipay-notify). */
+static void
+test_alipay_sdk_vectors(Fixture *f, gconstpointer data)
+{
+	static const char *const verify[] = {"sdk.form", "no-sign-type.form", "fallback.form"};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsPaymentKeys) keys = NULL;
+	g_autofree char *dropped = read_vector("empty-dropped.form");
+	g_autofree char *rsa = NULL;
+
+	g_free(f->config->alipay_public_key);
+	f->config->alipay_public_key =
+	    g_build_filename(g_getenv("CS_TEST_DATA"), "alipay-notify", "public.pem", NULL);
+	keys = cs_payment_keys_load(f->config, &error);
+	g_assert_no_error(error);
+	for (guint i = 0; i < G_N_ELEMENTS(verify); i++) {
+		g_autofree char *form = read_vector(verify[i]);
+		g_autoptr(CsPaymentNotice) notice = cs_payment_verify_alipay(keys, form, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpstr(notice->order_id, ==, "ORDER-VECTOR-1");
+		g_assert_cmpuint(notice->amount_fen, ==, 30000);
+	}
+	/* Empty values left out of the signed content: the SDK refuses it, and so do we. */
+	g_assert_null(cs_payment_verify_alipay(keys, dropped, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, "signature"));
+	g_clear_error(&error);
+	/* Only RSA2 is accepted. */
+	rsa = read_vector("sdk.form");
+	memcpy(strstr(rsa, "sign_type=RSA2"), "sign_type=RSA1", 14);
+	g_assert_null(cs_payment_verify_alipay(keys, rsa, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, "sign_type"));
 }
 
 static char *
@@ -593,7 +655,7 @@ test_wechat(Fixture *f, gconstpointer data)
 /* ---- the GSource ------------------------------------------------------------------------ */
 
 static void
-on_message(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data)
+on_message(void *socket, GPtrArray *frames, guint n_frames, const char *user_id, gpointer user_data)
 {
 	(*(guint *)user_data)++;
 }
@@ -838,11 +900,62 @@ test_claim_expires_unless_renewed(Fixture *f, gconstpointer data)
 	zmq_ctx_term(ctx);
 }
 
+/* ---- the audit of calls ---------------------------------------------------------------- */
+
+static guint
+call_events(Fixture *f, CsOrder *order, GPtrArray *data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) events =
+	    cs_ledger_order_events(f->ledger, cs_order_get_id(order), &error);
+	guint n = 0;
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < events->len; i++) {
+		CsEventRow *e = g_ptr_array_index(events, i);
+		if (g_strcmp0(e->kind, "office.call") != 0)
+			continue;
+		n++;
+		if (data != NULL)
+			g_ptr_array_add(data, g_strdup(e->data));
+	}
+	return n;
+}
+
+static void
+test_repeat_reads_folded(Fixture *f, gconstpointer unused)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) data = g_ptr_array_new_with_free_func(g_free);
+	CsOrder *order = order_in(f, "unpaid");
+	CsRequest rob = {.actor = CS_ACTOR_ADMIN, .user_id = "rob", .roles = CS_ACTOR_REVIEWER};
+	const char *id = cs_order_get_id(order);
+
+	for (guint i = 0; i < 20; i++)
+		g_assert_true(
+		    cs_tasks_record_call(f->tasks, &rita, "orders.get", id, TRUE, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(call_events(f, order, NULL), ==, 1);
+	/* Another worker's read, and an action, are recorded on their own. */
+	g_assert_true(cs_tasks_record_call(f->tasks, &rob, "orders.get", id, TRUE, &error));
+	g_assert_true(cs_tasks_record_call(f->tasks, &rita, "task.done", id, FALSE, &error));
+	g_assert_true(cs_tasks_record_call(f->tasks, &rita, "task.done", id, FALSE, &error));
+	g_assert_cmpuint(call_events(f, order, NULL), ==, 4);
+	/* The minute is not over: nothing more; at the end, the count is written. */
+	cs_tasks_flush_calls(f->tasks, FALSE);
+	g_assert_cmpuint(call_events(f, order, NULL), ==, 4);
+	cs_tasks_flush_calls(f->tasks, TRUE);
+	g_assert_cmpuint(call_events(f, order, data), ==, 5);
+	g_assert_cmpstr(g_ptr_array_index(data, 4), ==,
+			"{\"method\":\"orders.get\",\"repeats\":19}");
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
+	ADD("/office/audit/repeat-reads-folded", test_repeat_reads_folded);
 	ADD("/office/cso1/frames-parsed-or-refused", test_msg_parse);
 	ADD("/office/tasks/review-done-once-stale-lease-refused", test_review_task_done_once);
 	ADD("/office/tasks/done-refused-when-order-moved-on",
@@ -850,6 +963,7 @@ main(int argc, char **argv)
 	ADD("/office/tasks/survive-reopen-leases-revoked", test_tasks_survive_reopen);
 	ADD("/office/sms/rate-limits-and-sandbox-outbox", test_sms_limits_and_sandbox_outbox);
 	ADD("/office/payment/alipay-rsa2", test_alipay);
+	ADD("/office/payment/alipay-sdk-vectors", test_alipay_sdk_vectors);
 	ADD("/office/payment/wechat-v3", test_wechat);
 	ADD("/office/zmq-source/drains-behind-one-edge", test_zmq_source_drains);
 	ADD("/office/gateways/ready-worker-before-sandbox", test_ready_worker_before_sandbox);

@@ -636,6 +636,74 @@ test_cli_show_verify(Fixture *f, gconstpointer data)
 	}
 }
 
+/* DER of @depth SEQUENCEs one inside the other (definite lengths), around nothing. */
+static GByteArray *
+nested_der(guint depth)
+{
+	GByteArray *der = g_byte_array_new();
+
+	for (guint i = 0; i < depth; i++) {
+		guint8 head[6] = {0x30};
+		guint len = der->len;
+		guint n;
+
+		if (len < 0x80) {
+			head[1] = (guint8)len;
+			n = 2;
+		} else if (len < 0x10000) {
+			head[1] = 0x82, head[2] = (guint8)(len >> 8), head[3] = (guint8)len;
+			n = 4;
+		} else {
+			head[1] = 0x83, head[2] = (guint8)(len >> 16), head[3] = (guint8)(len >> 8);
+			head[4] = (guint8)len;
+			n = 5;
+		}
+		g_byte_array_prepend(der, head, n);
+	}
+	return der;
+}
+
+/* OpenSSL's templates bound constructed nesting (ASN1_MAX_CONSTRUCTED_NEST): a hostile seal,
+ * SES_Signature or CSR nested thousands deep is refused with an error, not a crash. */
+static void
+test_deep_asn1_refused(void)
+{
+	static const guint depths[] = {40, 3000, 100000};
+
+	for (guint i = 0; i < G_N_ELEMENTS(depths); i++) {
+		g_autoptr(GByteArray) der = nested_der(depths[i]);
+		GByteArray *indefinite = g_byte_array_new();
+		g_autoptr(GError) error = NULL;
+
+		g_assert_null(cs_seal_parse(der->data, der->len, &error));
+		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+		g_clear_error(&error);
+		g_assert_null(cs_signature_parse(der->data, der->len, &error));
+		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+		g_clear_error(&error);
+		g_assert_cmpint(cs_seal_sniff(der->data, der->len), ==, 0);
+		if (der->len <= CS_CSR_MAX_SIZE) {
+			g_assert_null(cs_csr_parse(der->data, der->len, &error));
+			g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+			g_clear_error(&error);
+		}
+		/* The same with BER's indefinite lengths: 30 80 … 00 00. */
+		for (guint d = 0; d < depths[i]; d++)
+			g_byte_array_append(indefinite, (const guint8 *)"\x30\x80", 2);
+		for (guint d = 0; d < depths[i]; d++)
+			g_byte_array_append(indefinite, (const guint8 *)"\x00\x00", 2);
+		g_assert_null(cs_seal_parse(indefinite->data, indefinite->len, &error));
+		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+		g_clear_error(&error);
+		if (indefinite->len <= CS_CSR_MAX_SIZE) {
+			g_assert_null(cs_csr_parse(indefinite->data, indefinite->len, &error));
+			g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+			g_clear_error(&error);
+		}
+		g_byte_array_free(indefinite, TRUE);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -655,5 +723,6 @@ main(int argc, char **argv)
 	ADD("/seal/cli/show-and-verify", test_cli_show_verify, "ec-p256");
 	ADD("/seal/cli/sm2/show-and-verify", test_cli_show_verify, "sm2");
 #undef ADD
+	g_test_add_func("/seal/asn1/deep-nesting-refused", test_deep_asn1_refused);
 	return g_test_run();
 }

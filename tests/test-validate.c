@@ -460,6 +460,65 @@ test_text_length_counts_characters(void)
 	assert_refused(ok, error, "at most 4 characters", NULL);
 }
 
+/* Names that print as nothing: a certificate would carry a blank subject. */
+static void
+test_text_blank_refused(void)
+{
+	static const char *const blank[] = {
+	    "\u3000", "\u3000\u3000", "\u3164",	  "\u3164\u3164", "\u034F",
+	    "\u2800", "\u0301\u0308", " \u3000 ", "\u115F\u1160", "\uFFA0",
+	};
+	g_autoptr(GError) error = NULL;
+
+	for (guint i = 0; i < G_N_ELEMENTS(blank); i++) {
+		g_assert_false(cs_validate_text(blank[i], 0, &error));
+		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+		g_assert_nonnull(strstr(error->message, "visible"));
+		g_clear_error(&error);
+	}
+	/* Marks on a letter and spaces between words stay fine. */
+	g_assert_true(cs_validate_text("Zoe\u0308 Li", 0, &error));
+	g_assert_true(cs_validate_text("\u5f20\u3000\u4e09", 0, &error));
+	g_assert_no_error(error);
+}
+
+static void
+test_email_invisible_refused(void)
+{
+	static const char *const bad[] = {
+	    "ops\u202E@example.cn", "ops@exa\u2066mple.cn", "o\u200Bps@example.cn",
+	    "ops@example.cn\u200F", "o\u3164ps@example.cn", "ops@\uE000.cn",
+	};
+	g_autoptr(GError) error = NULL;
+
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_assert_false(cs_validate_email(bad[i], &error));
+		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+		g_clear_error(&error);
+	}
+	g_assert_true(cs_validate_email("运维@例子.中国", &error));
+	g_assert_no_error(error);
+}
+
+static void
+test_quote_value(void)
+{
+	g_autofree char *big = g_strnfill(1 << 20, 'a');
+	g_autofree char *q_big = cs_quote_value(big);
+	g_autofree char *q_ctl = cs_quote_value("\x1b[31mred\nline\u202e\\x");
+	g_autofree char *q_bad = cs_quote_value("ab\xff");
+	g_autofree char *q_cjk = cs_quote_value("示例公司");
+	g_autofree char *m = cs_sanitize_message("name: 'a\x1b[2J' \\ ok", 0);
+
+	g_assert_cmpuint(g_utf8_strlen(q_big, -1), <, CS_QUOTE_MAX_CHARS + 20);
+	g_assert_true(g_str_has_prefix(q_big, "aaaa"));
+	g_assert_true(g_str_has_suffix(q_big, "… (1048576 bytes)"));
+	g_assert_cmpstr(q_ctl, ==, "\\x1b[31mred\\x0aline\\u202e\\\\x");
+	g_assert_cmpstr(q_bad, ==, "ab\\xff");
+	g_assert_cmpstr(q_cjk, ==, "示例公司");
+	g_assert_cmpstr(m, ==, "name: 'a\\x1b[2J' \\ ok");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -492,6 +551,9 @@ main(int argc, char **argv)
 	g_test_add_func("/validate/text/invisible-chars-refused",
 			test_text_invisible_chars_refused);
 	g_test_add_func("/validate/text/invalid-utf8-refused", test_text_invalid_utf8_refused);
+	g_test_add_func("/validate/text/blank-or-invisible-refused", test_text_blank_refused);
+	g_test_add_func("/validate/email/invisible-refused", test_email_invisible_refused);
+	g_test_add_func("/validate/quote/short-and-escaped", test_quote_value);
 	g_test_add_func("/validate/text/length-counts-characters",
 			test_text_length_counts_characters);
 	return g_test_run();

@@ -58,6 +58,8 @@ static const char *const payment_keys[] = {
     "wechat_mchid",
     "wechat_appid",
     "wechat_platform_public_key",
+    "wechat_platform_serial",
+    "wechat_platform_certificates",
     "wechat_apiv3_key_file",
     NULL,
 };
@@ -641,6 +643,8 @@ config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 		return FALSE;
 	if (!conf_file_get_string(file, "payment", "alipay_app_id", &config->alipay_app_id,
 				  error) ||
+	    !conf_file_get_string(file, "payment", "wechat_platform_serial",
+				  &config->wechat_platform_serial, error) ||
 	    !conf_file_get_string(file, "payment", "wechat_mchid", &config->wechat_mchid, error) ||
 	    !conf_file_get_string(file, "payment", "wechat_appid", &config->wechat_appid, error))
 		return FALSE;
@@ -654,10 +658,26 @@ config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 			*path_fields[i] = g_canonicalize_filename(raw, file->dir);
 		}
 	}
+	if (conf_file_has_key(file, "payment", "wechat_platform_certificates")) {
+		g_auto(GStrv) list = g_key_file_get_string_list(
+		    file->keyfile, "payment", "wechat_platform_certificates", NULL, NULL);
+		g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+		for (guint i = 0; list != NULL && list[i] != NULL; i++) {
+			g_autofree char *path = NULL;
+
+			if (*g_strstrip(list[i]) == '\0')
+				continue;
+			path = g_canonicalize_filename(list[i], file->dir);
+			g_strv_builder_add(b, path);
+		}
+		g_strfreev(config->wechat_platform_certificates);
+		config->wechat_platform_certificates = g_strv_builder_end(b);
+	}
 	{
 		char **optional[] = {&config->office_endpoint, &config->office_events_endpoint,
-				     &config->alipay_app_id, &config->wechat_mchid,
-				     &config->wechat_appid};
+				     &config->alipay_app_id,   &config->wechat_mchid,
+				     &config->wechat_appid,    &config->wechat_platform_serial};
 		for (guint i = 0; i < G_N_ELEMENTS(optional); i++) {
 			if (*optional[i] != NULL && **optional[i] == '\0')
 				g_clear_pointer(optional[i], g_free);
@@ -774,6 +794,8 @@ cs_config_free(CsConfig *config)
 	g_free(config->wechat_mchid);
 	g_free(config->wechat_appid);
 	g_free(config->wechat_platform_public_key);
+	g_free(config->wechat_platform_serial);
+	g_strfreev(config->wechat_platform_certificates);
 	g_free(config->wechat_apiv3_key_file);
 	if (config->vendors != NULL)
 		g_ptr_array_unref(config->vendors);

@@ -59,7 +59,9 @@ typedef struct {
 	char *wechat_mchid;		  /* [payment] wechat_mchid */
 	char *wechat_appid;		  /* [payment] wechat_appid */
 	char *wechat_platform_public_key; /* [payment] wechat_platform_public_key: PEM file */
-	char *wechat_apiv3_key_file;	  /* [payment] wechat_apiv3_key_file: 32 bytes, 0600 */
+	char *wechat_platform_serial;	  /* [payment] wechat_platform_serial: that key's serial */
+	char **wechat_platform_certificates; /* [payment] wechat_platform_certificates: PEM files */
+	char *wechat_apiv3_key_file;	     /* [payment] wechat_apiv3_key_file: 32 bytes, 0600 */
 	/* SMS limits (DESIGN §6). */
 	guint sms_resend_cooldown_s; /* [sms] resend_cooldown_s, default 60 */
 	guint sms_daily_cap;	     /* [sms] daily_cap per phone, default 10 */

@@ -287,6 +287,38 @@ cs_validate_bank_account(const char *s, GError **error)
 	return TRUE;
 }
 
+/* Characters that print as nothing although Unicode does not class them as spaces or format
+ * characters: the Hangul fillers, the braille blank, the combining grapheme joiner. A name
+ * made only of these (or of spaces, or of combining marks with nothing to combine with)
+ * reads as blank on a certificate. */
+static gboolean
+is_filler_char(gunichar c)
+{
+	return c == 0x115F || c == 0x1160 || c == 0x3164 || c == 0xFFA0 || c == 0x2800 ||
+	       c == 0x034F || g_unichar_isspace(c) ||
+	       g_unichar_type(c) == G_UNICODE_SPACE_SEPARATOR;
+}
+
+static gboolean
+is_blank_char(gunichar c)
+{
+	GUnicodeType type = g_unichar_type(c);
+
+	return is_filler_char(c) || type == G_UNICODE_NON_SPACING_MARK ||
+	       type == G_UNICODE_SPACING_MARK || type == G_UNICODE_ENCLOSING_MARK;
+}
+
+/* Bidi controls and zero-width characters make a value display as another one;
+ * private-use and unassigned characters cannot be printed reliably. */
+static gboolean
+is_invisible_char(gunichar c)
+{
+	GUnicodeType type = g_unichar_type(c);
+
+	return type == G_UNICODE_FORMAT || type == G_UNICODE_PRIVATE_USE ||
+	       type == G_UNICODE_UNASSIGNED || type == G_UNICODE_SURROGATE;
+}
+
 static gboolean
 email_domain_ok(const char *domain)
 {
@@ -317,6 +349,9 @@ cs_validate_email(const char *s, GError **error)
 
 		if (g_unichar_isspace(c) || g_unichar_iscntrl(c))
 			return refuse(error, "must not contain spaces or control characters");
+		if (is_invisible_char(c) || is_filler_char(c))
+			return refuse(error,
+				      "must not contain invisible or bidi control characters");
 	}
 	at = strchr(s, '@');
 	if (at == NULL || strchr(at + 1, '@') != NULL)
@@ -341,6 +376,7 @@ cs_validate_text(const char *s, guint max_chars, GError **error)
 {
 	g_autofree char *reason = NULL;
 	guint n_chars = 0;
+	gboolean visible = FALSE;
 
 	if (max_chars == 0)
 		max_chars = CS_TEXT_DEFAULT_MAX_CHARS;
@@ -357,15 +393,16 @@ cs_validate_text(const char *s, guint max_chars, GError **error)
 		if (g_unichar_iscntrl(c) || type == G_UNICODE_LINE_SEPARATOR ||
 		    type == G_UNICODE_PARAGRAPH_SEPARATOR)
 			return refuse(error, "must not contain control characters or line breaks");
-		/* Bidi overrides and zero-width characters make a name display as another
-		 * one; private-use and unassigned characters cannot be printed reliably. */
-		if (type == G_UNICODE_FORMAT || type == G_UNICODE_PRIVATE_USE ||
-		    type == G_UNICODE_UNASSIGNED || type == G_UNICODE_SURROGATE)
+		if (is_invisible_char(c))
 			return refuse(
 			    error,
 			    "must not contain invisible, private-use or unassigned characters");
+		if (!is_blank_char(c))
+			visible = TRUE;
 		n_chars++;
 	}
+	if (!visible)
+		return refuse(error, "must contain a visible character, not only blanks");
 	if (n_chars > max_chars) {
 		reason = g_strdup_printf("must be at most %u characters", max_chars);
 		return refuse(error, reason);
@@ -391,4 +428,69 @@ cs_mask_phone(const char *normalized)
 		g_string_append_c(masked, '*');
 	g_string_append(masked, normalized + len - 4);
 	return g_string_free(masked, FALSE);
+}
+
+static void
+append_escaped_char(GString *out, const char *p, gunichar c, gboolean quoting)
+{
+	GUnicodeType type = g_unichar_type(c);
+
+	if (c == (gunichar)-1 || c == (gunichar)-2)
+		g_string_append_printf(out, "\\x%02x", (guint8)*p);
+	else if (c < 0x80 && (g_ascii_iscntrl((char)c)))
+		g_string_append_printf(out, "\\x%02x", c);
+	else if (g_unichar_iscntrl(c) || type == G_UNICODE_FORMAT ||
+		 type == G_UNICODE_LINE_SEPARATOR || type == G_UNICODE_PARAGRAPH_SEPARATOR ||
+		 type == G_UNICODE_SURROGATE || type == G_UNICODE_PRIVATE_USE ||
+		 type == G_UNICODE_UNASSIGNED)
+		g_string_append_printf(out, "\\u%04x", c);
+	else if (c == '\\' && quoting)
+		g_string_append(out, "\\\\");
+	else
+		g_string_append_unichar(out, c);
+}
+
+/* Escape @s, at most @max_chars characters of it; TRUE when all of it fitted. A quoted
+ * value escapes its backslashes too, so that an escape in it reads as one; a whole message
+ * (which may hold quoted values already) does not. */
+static gboolean
+append_escaped_text(GString *out, const char *s, guint max_chars, gboolean quoting)
+{
+	guint n = 0;
+
+	for (const char *p = s; *p != '\0'; n++) {
+		gunichar c = g_utf8_get_char_validated(p, -1);
+
+		if (n == max_chars)
+			return FALSE;
+		append_escaped_char(out, p, c, quoting);
+		p = c == (gunichar)-1 || c == (gunichar)-2 ? p + 1 : g_utf8_next_char(p);
+	}
+	return TRUE;
+}
+
+char *
+cs_quote_value(const char *s)
+{
+	GString *out;
+
+	if (s == NULL)
+		return g_strdup("(null)");
+	out = g_string_new(NULL);
+	if (!append_escaped_text(out, s, CS_QUOTE_MAX_CHARS, TRUE))
+		g_string_append_printf(out, "… (%" G_GSIZE_FORMAT " bytes)", strlen(s));
+	return g_string_free(out, FALSE);
+}
+
+char *
+cs_sanitize_message(const char *message, guint max_chars)
+{
+	GString *out;
+
+	if (message == NULL)
+		return g_strdup("");
+	out = g_string_new(NULL);
+	if (!append_escaped_text(out, message, max_chars != 0 ? max_chars : 1024, FALSE))
+		g_string_append(out, "…");
+	return g_string_free(out, FALSE);
 }

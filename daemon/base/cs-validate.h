@@ -38,6 +38,22 @@ gboolean cs_validate_postcode(const char *s, GError **error);
 /* Valid UTF-8, no control characters, 1 … @max_chars characters (0 = CS_TEXT_DEFAULT_MAX_CHARS). */
 gboolean cs_validate_text(const char *s, guint max_chars, GError **error);
 
+/* How many characters of a bad value an error quotes. */
+#define CS_QUOTE_MAX_CHARS 64
+
+/*
+ * A value from outside made fit to quote in an error or a log line: at most
+ * CS_QUOTE_MAX_CHARS characters, then "…" and the length in bytes; control characters,
+ * line breaks, bidi and other format characters written as \x1b or \u202e, bytes that are
+ * not UTF-8 as \xff. NULL gives "(null)". An error must never hand back a megabyte of
+ * input or an escape sequence a terminal would obey.
+ */
+char *cs_quote_value(const char *s);
+
+/* @message with cs_quote_value()'s escaping, cut at @max_chars characters (0 = 1024): the
+ * last guard of the fronts before an error leaves the daemon. */
+char *cs_sanitize_message(const char *message, guint max_chars);
+
 /* A phone number masked for display: 138****5678. */
 char *cs_mask_phone(const char *normalized);
 

@@ -353,17 +353,18 @@ merge_fields(CsEngine *engine,
 		g_autoptr(GVariant) owned = value;
 		const CsFieldSpec *spec = cs_fields_find(plugin, subject_type, name);
 		g_autofree char *normalized = NULL;
+		g_autofree char *quoted = cs_quote_value(name);
 		const char *old;
 
 		if (spec == NULL) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "%s: not a field of a %s %s order", name, plugin->kind,
+				    "%s: not a field of a %s %s order", quoted, plugin->kind,
 				    cs_subject_type_to_string(subject_type));
 			return NULL;
 		}
 		if (!g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "%s: must be a string, not '%s'", name,
+				    "%s: must be a string, not '%s'", quoted,
 				    g_variant_get_type_string(value));
 			return NULL;
 		}
@@ -560,8 +561,9 @@ find_flow(CsEngine *engine,
 	if (plugin == NULL) {
 		g_auto(GStrv) kinds = cs_engine_get_kinds(engine);
 		g_autofree char *known = g_strjoinv(", ", kinds);
+		g_autofree char *quoted = cs_quote_value(kind);
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "kind: no flow '%s' (available: %s)", kind, known);
+			    "kind: no flow '%s' (available: %s)", quoted, known);
 		return NULL;
 	}
 	if (*subject_type == 0) {
@@ -1151,13 +1153,14 @@ check_params(GVariant *params, GError **error)
 	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
 		g_autoptr(GVariant) owned = value;
 		g_autoptr(GError) local = NULL;
+		g_autofree char *quoted = cs_quote_value(name);
 		if (!g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: must be a string",
-				    name);
+				    quoted);
 			return FALSE;
 		}
 		if (!cs_validate_text(g_variant_get_string(value, NULL), 500, &local)) {
-			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: %s", name,
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: %s", quoted,
 				    local->message);
 			return FALSE;
 		}
@@ -1193,8 +1196,9 @@ find_transition(
 			return t;
 	}
 	if (possible_in->len == 0) {
+		g_autofree char *quoted = cs_quote_value(action);
 		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE, "a %s order has no step '%s'",
-			    plugin->kind, action);
+			    plugin->kind, quoted);
 	} else if (allowed_here) {
 		g_set_error(error, CS_ERROR, CS_ERROR_WRONG_STATE,
 			    "order %s is %s: '%s' does not apply to it as paid so far", order->id,
@@ -1490,15 +1494,17 @@ cs_engine_check_material(
 		g_autoptr(GStrvBuilder) b = g_strv_builder_new();
 		g_auto(GStrv) kinds = NULL;
 		g_autofree char *list = NULL;
+		g_autofree char *quoted = NULL;
 		for (guint i = 0; i < plugin->n_materials; i++) {
 			if (plugin->materials[i].subject_types & order->subject_type)
 				g_strv_builder_add(b, plugin->materials[i].kind);
 		}
 		kinds = g_strv_builder_end(b);
 		list = g_strjoinv(", ", kinds);
+		quoted = cs_quote_value(kind);
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 			    "kind: a %s %s order has no material '%s' (it takes: %s)", plugin->kind,
-			    cs_subject_type_to_string(order->subject_type), kind,
+			    cs_subject_type_to_string(order->subject_type), quoted,
 			    list[0] != '\0' ? list : "none");
 		return FALSE;
 	}

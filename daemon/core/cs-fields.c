@@ -81,8 +81,9 @@ cs_fields_validate_value(const CsConfig *config,
 		break;
 	case CS_FIELD_VENDOR:
 		if (cs_config_find_vendor((CsConfig *)config, v) == NULL) {
+			g_autofree char *quoted = cs_quote_value(v);
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "no vendor profile named '%s'", v);
+				    "no vendor profile named '%s'", quoted);
 			ok = FALSE;
 		}
 		break;

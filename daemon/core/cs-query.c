@@ -58,9 +58,9 @@ read_subject(CsEngine *engine,
 	const char *field;
 
 	if (vendor == NULL || (*vendor != '\0' && cs_config_find_vendor(config, vendor) == NULL)) {
+		g_autofree char *quoted = cs_quote_value(vendor != NULL ? vendor : "");
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "vendor: no vendor profile named '%s' (\"\" for every vendor)",
-			    vendor != NULL ? vendor : "");
+			    "vendor: no vendor profile named '%s' (\"\" for every vendor)", quoted);
 		return FALSE;
 	}
 	out->type = cs_subject_type_from_string(subject_type);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cs-dbus-keys.h"
+#include "cs-validate.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_bus_message, sd_bus_message_unref)
 
@@ -175,7 +176,9 @@ on_done(GBytes *result, const GError *error, gpointer user_data)
 		const char *name = error->domain == CS_ERROR
 				       ? cs_error_code_to_dbus_name(error->code)
 				       : "org.certseal.Error.Internal";
-		r = sd_bus_reply_method_errorf(m, name, "%s", error->message);
+		g_autofree char *message = cs_sanitize_message(error->message, 0);
+
+		r = sd_bus_reply_method_errorf(m, name, "%s", message);
 	} else if (result != NULL) {
 		g_autoptr(sd_bus_message) reply = NULL;
 		gsize len = 0;

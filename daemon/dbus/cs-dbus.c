@@ -58,9 +58,12 @@ reply_error(sd_bus_error *ret_error, const GError *error)
 {
 	const char *name = "org.certseal.Error.Internal";
 
+	g_autofree char *message = cs_sanitize_message(error->message, 0);
+
 	if (error->domain == CS_ERROR)
 		name = cs_error_code_to_dbus_name(error->code);
-	return sd_bus_error_set(ret_error, name, error->message);
+	/* sd_bus_error_set() copies both strings. */
+	return sd_bus_error_set(ret_error, name, message);
 }
 
 /* Reply to @call with @bytes as its one "ay" argument. */
@@ -212,10 +215,14 @@ read_basic(sd_bus_message *m, char type, GVariant **out)
 }
 
 /* Read an a{sv} of basic values (the engine then insists on strings). A value of another
- * type is refused naming the field. */
+ * type, a key given twice (which one would win is not the caller's to guess) and a value
+ * sd-bus cannot read (not UTF-8, or a Unicode non-character such as U+FFFF, which sd-bus
+ * refuses) are refused naming the field. */
 static gboolean
 read_fields(sd_bus_message *m, GVariant **out, GError **error)
 {
+	g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autofree char *bad_key = NULL;
 	GVariantBuilder b;
 	int r;
 
@@ -231,15 +238,27 @@ read_fields(sd_bus_message *m, GVariant **out, GError **error)
 			r = sd_bus_message_peek_type(m, NULL, &contents);
 		if (r < 0)
 			break;
-		if (!is_basic_type(contents)) {
+		if (!g_hash_table_add(seen, g_strdup(key))) {
+			g_autofree char *quoted = cs_quote_value(key);
+
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "%s: must be a string, not '%s'", key, contents);
+				    "%s: given twice in one call", quoted);
+			g_variant_builder_clear(&b);
+			return FALSE;
+		}
+		if (!is_basic_type(contents)) {
+			g_autofree char *quoted = cs_quote_value(key);
+
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: must be a string, not '%s'", quoted, contents);
 			g_variant_builder_clear(&b);
 			return FALSE;
 		}
 		r = sd_bus_message_enter_container(m, 'v', contents);
 		if (r >= 0)
 			r = read_basic(m, contents[0], &value);
+		if (r < 0)
+			bad_key = g_strdup(key);
 		if (r >= 0)
 			r = sd_bus_message_exit_container(m);
 		if (r >= 0)
@@ -255,8 +274,16 @@ read_fields(sd_bus_message *m, GVariant **out, GError **error)
 		r = sd_bus_message_exit_container(m);
 	if (r < 0) {
 		g_variant_builder_clear(&b);
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "fields: not a valid a{sv}: %s", g_strerror(-r));
+		g_autofree char *quoted_bad = cs_quote_value(bad_key);
+
+		if (bad_key != NULL && r == -EBADMSG)
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: must be valid UTF-8 without Unicode non-characters "
+				    "(U+FDD0…U+FDEF, U+FFFE, U+FFFF and the like)",
+				    quoted_bad);
+		else
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "fields: not a valid a{sv}: %s", g_strerror(-r));
 		return FALSE;
 	}
 	*out = g_variant_ref_sink(g_variant_builder_end(&b));
@@ -673,8 +700,9 @@ method_download_form(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	if (!g_strv_contains(cs_forms_names(), name)) {
 		g_autoptr(GError) error = NULL;
 		g_autofree char *known = g_strjoinv(", ", (char **)cs_forms_names());
+		g_autofree char *quoted = cs_quote_value(name);
 		g_set_error(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "name: no form '%s' (available: %s)", name, known);
+			    "name: no form '%s' (available: %s)", quoted, known);
 		return reply_error(ret_error, error);
 	}
 	fc = g_new0(FormCall, 1);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "certseal/plugin.h"
+#include "cs-json.h"
 #include "cs-office-msg.h"
 
 static const char *const verb_names[CS_OFFICE_N_VERBS] = {
@@ -72,11 +73,10 @@ parse_verb(GBytes *frame, CsOfficeVerb *verb)
 static JsonNode *
 parse_body(GBytes *frame, GError **error)
 {
-	g_autoptr(JsonParser) parser = json_parser_new_immutable();
 	g_autoptr(GError) local = NULL;
 	gsize len = 0;
 	const char *data = g_bytes_get_data(frame, &len);
-	JsonNode *root;
+	g_autoptr(JsonNode) root = NULL;
 
 	if (len > CS_OFFICE_MAX_BODY) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
@@ -89,18 +89,17 @@ parse_body(GBytes *frame, GError **error)
 				    len == 0 ? "body: empty" : "body: not UTF-8");
 		return NULL;
 	}
-	if (!json_parser_load_from_data(parser, data, (gssize)len, &local)) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "body: not JSON: %s",
-			    local->message);
+	root = cs_json_parse_untrusted(data, (gssize)len, &local);
+	if (root == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "body: %s", local->message);
 		return NULL;
 	}
-	root = json_parser_get_root(parser);
-	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+	if (!JSON_NODE_HOLDS_OBJECT(root)) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 				    "body: must be a JSON object");
 		return NULL;
 	}
-	return json_node_ref(root);
+	return g_steal_pointer(&root);
 }
 
 const char *
@@ -112,6 +111,23 @@ cs_office_body_get_string(JsonObject *body, const char *name)
 	    json_node_get_value_type(node) != G_TYPE_STRING)
 		return NULL;
 	return json_node_get_string(node);
+}
+
+/* A CALL's id comes back in the reply as it came: only an integer or a string can (a number
+ * like 1e999999 reads as infinity, which JSON cannot write; a fraction may not round-trip). */
+static gboolean
+check_call_id(JsonObject *body, GError **error)
+{
+	JsonNode *id = json_object_get_member(body, "id");
+
+	if (id == NULL)
+		return TRUE;
+	if (JSON_NODE_HOLDS_VALUE(id) && (json_node_get_value_type(id) == G_TYPE_INT64 ||
+					  json_node_get_value_type(id) == G_TYPE_STRING))
+		return TRUE;
+	g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "id: an integer or a string, when given");
+	return FALSE;
 }
 
 CsOfficeMsg *
@@ -161,6 +177,8 @@ cs_office_msg_parse(GBytes *const *frames, guint n, GError **error)
 			return NULL;
 		}
 	}
+	if (msg->verb == CS_OFFICE_CALL && !check_call_id(msg->body, error))
+		return NULL;
 	return g_steal_pointer(&msg);
 }
 

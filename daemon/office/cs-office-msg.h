@@ -42,9 +42,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsOfficeMsg, cs_office_msg_free)
 
 const char *cs_office_verb_to_string(CsOfficeVerb verb);
 
-/* Parse @n frames (GBytes). CS_ERROR_INVALID_INPUT names what is wrong: the protocol tag,
- * a missing frame, an unknown verb, a body that is too large, not UTF-8, not JSON or not
- * an object, or a body without the members its verb requires. */
+/* Parse a message of @n frames (GBytes); @frames holds at least the first three of them
+ * (or all when fewer), the rest are counted, not read. CS_ERROR_INVALID_INPUT names what is wrong:
+ * the protocol tag, a missing frame, an unknown verb, a body that is too large, not UTF-8, not JSON
+ * or not an object, or a body without the members its verb requires. */
 CsOfficeMsg *cs_office_msg_parse(GBytes *const *frames, guint n, GError **error);
 
 /* A body's string member, or NULL when absent or not a string. */

@@ -27,6 +27,7 @@
 #include "cs-office-msg.h"
 #include "cs-payment.h"
 #include "cs-tasks.h"
+#include "cs-validate.h"
 #include "cs-zmq-source.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -79,7 +80,13 @@ struct _CsOffice {
 	GHashTable *workers; /* public key (Z85) → Worker */
 	GHashTable *peers;   /* key → Peer */
 	GHashTable *leases;  /* lease → Lease */
+	/* Refused handshakes: the first of an interval is logged, the rest counted. */
+	gint64 refused_since; /* monotonic µs; 0 = none in this interval */
+	guint refused_more;
 };
+
+/* Handshakes anyone can attempt must not fill the log: one line per interval, then a count. */
+#define REFUSAL_LOG_INTERVAL_US (60 * G_USEC_PER_SEC)
 
 static const struct {
 	const char *name;
@@ -281,11 +288,12 @@ static void
 send_error(CsOffice *self, GBytes *identity, const char *key, JsonNode *ref, const GError *error)
 {
 	g_autoptr(JsonObject) body = json_object_new();
+	g_autofree char *message = cs_sanitize_message(error->message, 0);
 
 	json_object_set_member(body, key,
 			       ref != NULL ? json_node_copy(ref) : json_node_new(JSON_NODE_NULL));
 	json_object_set_string_member(body, "code", error_code_name(error));
-	json_object_set_string_member(body, "message", error->message);
+	json_object_set_string_member(body, "message", message);
 	send_to(self, identity, CS_OFFICE_ERROR, body);
 }
 
@@ -424,6 +432,35 @@ on_task_queued(CsTasks *tasks, const char *service, gpointer user_data)
 }
 
 /* Heartbeats out, silent workers and expired claims lose their leases. */
+/* ---- refused handshakes, logged at a bounded rate ----------------------------------------- */
+
+static void
+flush_refused(CsOffice *self)
+{
+	if (self->refused_more > 0)
+		g_message("office: refused %u more unknown worker key(s) at the handshake in the "
+			  "last %d s",
+			  self->refused_more, (int)(REFUSAL_LOG_INTERVAL_US / G_USEC_PER_SEC));
+	self->refused_more = 0;
+	self->refused_since = 0;
+}
+
+static void
+note_refused_key(CsOffice *self)
+{
+	gint64 now = g_get_monotonic_time();
+
+	if (self->refused_since != 0 && now - self->refused_since < REFUSAL_LOG_INTERVAL_US) {
+		self->refused_more++;
+		return;
+	}
+	flush_refused(self);
+	self->refused_since = now;
+	g_message("office: refused an unknown worker key at the handshake (more within %d s "
+		  "are counted, not logged one by one)",
+		  (int)(REFUSAL_LOG_INTERVAL_US / G_USEC_PER_SEC));
+}
+
 static gboolean
 on_tick(gpointer user_data)
 {
@@ -460,6 +497,10 @@ on_tick(gpointer user_data)
 	}
 	for (guint i = 0; i < expired->len; i++)
 		drop_lease(self, g_ptr_array_index(expired, i), TRUE);
+	if (self->refused_since != 0 && now - self->refused_since >= REFUSAL_LOG_INTERVAL_US)
+		flush_refused(self);
+	if (self->tasks != NULL)
+		cs_tasks_flush_calls(self->tasks, FALSE);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -569,8 +610,9 @@ handle_ready(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 	CsRequest request = peer_request(peer);
 
 	if (!cs_tasks_may_serve(self->tasks, &request, service)) {
+		g_autofree char *quoted = cs_quote_value(service);
 		g_autoptr(GError) error = g_error_new(CS_ERROR, CS_ERROR_ACCESS_DENIED,
-						      "%s may not serve '%s'", peer->user, service);
+						      "%s may not serve '%s'", peer->user, quoted);
 		send_error(self, peer->identity, "service",
 			   json_object_get_member(msg->body, "service"), error);
 		return;
@@ -1046,8 +1088,10 @@ ca_vendors(CsOffice *self, JsonObject *params, GError **error)
 	}
 	if (vendor != NULL) {
 		if (cs_config_find_vendor(self->config, vendor) == NULL) {
+			g_autofree char *quoted = cs_quote_value(vendor);
+
 			g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
-				    "vendor: no vendor profile named '%s'", vendor);
+				    "vendor: no vendor profile named '%s'", quoted);
 			g_ptr_array_unref(ids);
 			return NULL;
 		}
@@ -1147,28 +1191,38 @@ m_outbox_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	return n;
 }
 
+/* What a call leaves in the ledger: `info` nothing; a read of applicants' data one event,
+ * repeats within a minute folded into it (cs_tasks_record_call()); anything else one event
+ * a call. The reads are the audit of staff reading personal data. */
+typedef enum {
+	AUDIT_NONE,
+	AUDIT_FOLDED,
+	AUDIT_EACH,
+} CallAudit;
+
 /* DESIGN §3.4's table; task.* are checked against the service's role inside. */
 static const struct {
 	const char *method;
 	guint roles;
 	MethodFunc func;
+	CallAudit audit;
 } methods[] = {
-    {"info", ANY_ROLE, m_info},
-    {"orders.list", OFFICE_READ_ROLES, m_orders_list},
-    {"orders.get", OFFICE_READ_ROLES, m_orders_get},
-    {"materials.get", OFFICE_READ_ROLES, m_materials_get},
-    {"task.next", ANY_ROLE, m_task_next},
-    {"task.claim", ANY_ROLE, m_task_claim},
-    {"task.done", ANY_ROLE, m_task_done},
-    {"task.fail", ANY_ROLE, m_task_fail},
-    {"task.secret", CS_ACTOR_GATEWAY, m_task_secret},
-    {"tasks.list", CS_ACTOR_AUDITOR, m_tasks_list},
-    {"payment.notify", CS_ACTOR_CASHIER, m_payment_notify},
-    {"payment.refund", CS_ACTOR_CASHIER, m_payment_refund},
-    {"ledger.verify", CS_ACTOR_AUDITOR, m_ledger_verify},
-    {"ca.export", CS_ACTOR_AUDITOR, m_ca_export},
-    {"ca.crl", CS_ACTOR_AUDITOR, m_ca_crl},
-    {"outbox.list", CS_ACTOR_ADMIN, m_outbox_list},
+    {"info", ANY_ROLE, m_info, AUDIT_NONE},
+    {"orders.list", OFFICE_READ_ROLES, m_orders_list, AUDIT_FOLDED},
+    {"orders.get", OFFICE_READ_ROLES, m_orders_get, AUDIT_FOLDED},
+    {"materials.get", OFFICE_READ_ROLES, m_materials_get, AUDIT_FOLDED},
+    {"task.next", ANY_ROLE, m_task_next, AUDIT_EACH},
+    {"task.claim", ANY_ROLE, m_task_claim, AUDIT_EACH},
+    {"task.done", ANY_ROLE, m_task_done, AUDIT_EACH},
+    {"task.fail", ANY_ROLE, m_task_fail, AUDIT_EACH},
+    {"task.secret", CS_ACTOR_GATEWAY, m_task_secret, AUDIT_EACH},
+    {"tasks.list", CS_ACTOR_AUDITOR, m_tasks_list, AUDIT_EACH},
+    {"payment.notify", CS_ACTOR_CASHIER, m_payment_notify, AUDIT_EACH},
+    {"payment.refund", CS_ACTOR_CASHIER, m_payment_refund, AUDIT_EACH},
+    {"ledger.verify", CS_ACTOR_AUDITOR, m_ledger_verify, AUDIT_EACH},
+    {"ca.export", CS_ACTOR_AUDITOR, m_ca_export, AUDIT_EACH},
+    {"ca.crl", CS_ACTOR_AUDITOR, m_ca_crl, AUDIT_EACH},
+    {"outbox.list", CS_ACTOR_ADMIN, m_outbox_list, AUDIT_EACH},
 };
 
 static void
@@ -1191,8 +1245,10 @@ handle_call(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 			found = (int)i;
 	}
 	if (found < 0) {
+		g_autofree char *quoted = cs_quote_value(method);
+
 		error =
-		    g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT, "method: unknown '%s'", method);
+		    g_error_new(CS_ERROR, CS_ERROR_INVALID_INPUT, "method: unknown '%s'", quoted);
 	} else if (methods[found].roles != ANY_ROLE &&
 		   (peer->roles & (methods[found].roles | CS_ACTOR_ADMIN)) == 0) {
 		error = g_error_new(CS_ERROR, CS_ERROR_ACCESS_DENIED, "%s: %s lacks the role",
@@ -1202,7 +1258,9 @@ handle_call(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 		order_id = cs_office_body_get_string(params, "order_id");
 		if (order_id == NULL)
 			order_id = cs_office_body_get_string(params, "id");
-		if (cs_tasks_record_call(self->tasks, &request, method, order_id, &error))
+		if (methods[found].audit == AUDIT_NONE ||
+		    cs_tasks_record_call(self->tasks, &request, method, order_id,
+					 methods[found].audit == AUDIT_FOLDED, &error))
 			result = methods[found].func(self, peer, params, &error);
 	}
 	if (result == NULL) {
@@ -1249,7 +1307,7 @@ find_peer(CsOffice *self, GBytes *identity, const char *user_id)
 }
 
 static void
-on_router(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data)
+on_router(void *socket, GPtrArray *frames, guint n_frames, const char *user_id, gpointer user_data)
 {
 	CsOffice *self = user_data;
 	g_autoptr(GError) error = NULL;
@@ -1262,7 +1320,8 @@ on_router(void *socket, GPtrArray *frames, const char *user_id, gpointer user_da
 	if (peer == NULL)
 		return;
 	peer->last_seen = g_get_monotonic_time();
-	msg = cs_office_msg_parse((GBytes *const *)frames->pdata + 1, frames->len - 1, &error);
+	/* The message's own count: only the first frames were kept, and only 3 are read. */
+	msg = cs_office_msg_parse((GBytes *const *)frames->pdata + 1, n_frames - 1, &error);
 	if (msg == NULL) {
 		g_debug("office: malformed message from %s: %s", peer->user, error->message);
 		send_error(self, peer->identity, "id", NULL, error);
@@ -1311,7 +1370,7 @@ zap_reply(void *zap, GBytes *request_id, const char *status, const char *text, c
 }
 
 static void
-on_zap(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data)
+on_zap(void *socket, GPtrArray *frames, guint n_frames, const char *user_id, gpointer user_data)
 {
 	CsOffice *self = user_data;
 	GBytes *mechanism, *credentials;
@@ -1333,7 +1392,7 @@ on_zap(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data)
 			zap_reply(socket, g_ptr_array_index(frames, 1), "200", "OK", z85);
 			return;
 		}
-		g_message("office: refused an unknown worker key at the handshake");
+		note_refused_key(self);
 		zap_reply(socket, g_ptr_array_index(frames, 1), "400", "unknown key", "");
 		return;
 	}
@@ -1528,6 +1587,7 @@ cs_office_free(CsOffice *self)
 {
 	if (self == NULL)
 		return;
+	flush_refused(self);
 	if (self->tasks != NULL)
 		cs_engine_remove_listener(self->engine, on_order, self);
 	if (self->tick_id != 0)

@@ -11,11 +11,15 @@
  */
 #define G_LOG_DOMAIN "certseald"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <string.h>
 
+#include "cs-json.h"
 #include "cs-payment.h"
+#include "cs-validate.h"
 
 #define WECHAT_MAX_SKEW_S 300
 
@@ -28,7 +32,8 @@ struct _CsPaymentKeys {
 	EVP_PKEY *alipay_key;
 	char *wechat_mchid;
 	char *wechat_appid;
-	EVP_PKEY *wechat_key;
+	GHashTable *wechat_keys;  /* serial (normalised) → EVP_PKEY, the platform certificates */
+	EVP_PKEY *wechat_any_key; /* a public key without a serial: whatever the header says */
 	guint8 apiv3_key[32];
 	gboolean has_apiv3_key;
 	gboolean sandbox; /* test_mode: the cashier-confirmed sandbox channel */
@@ -56,12 +61,105 @@ load_public_key(const char *path, GError **error)
 	return key;
 }
 
+/* Serials compare as hex numbers: upper case, no leading zeros. */
+static char *
+normalize_serial(const char *serial)
+{
+	while (*serial == '0' && serial[1] != '\0')
+		serial++;
+	return g_ascii_strup(serial, -1);
+}
+
+static char *
+certificate_serial(X509 *cert)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+	char *serial = hex != NULL ? normalize_serial(hex) : NULL;
+
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return serial;
+}
+
+/* Every certificate in the PEM file @path, keyed by its serial. */
+static gboolean
+load_platform_certificates(CsPaymentKeys *keys, const char *path, GError **error)
+{
+	g_autofree char *pem = NULL;
+	gsize len = 0;
+	BIO *bio;
+	X509 *cert;
+	guint n = 0;
+
+	if (!g_file_get_contents(path, &pem, &len, error))
+		return FALSE;
+	bio = BIO_new_mem_buf(pem, (int)len);
+	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		g_autofree char *serial = certificate_serial(cert);
+		EVP_PKEY *key = X509_get_pubkey(cert);
+
+		X509_free(cert);
+		if (serial == NULL || key == NULL || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
+			EVP_PKEY_free(key);
+			BIO_free(bio);
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: certificate %u has no RSA public key", path, n + 1);
+			return FALSE;
+		}
+		g_hash_table_replace(keys->wechat_keys, g_steal_pointer(&serial), key);
+		n++;
+	}
+	BIO_free(bio);
+	ERR_clear_error();
+	if (n == 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: no certificate in PEM",
+			    path);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+load_wechat_keys(CsPaymentKeys *keys, CsConfig *config, GError **error)
+{
+	EVP_PKEY *key;
+
+	for (guint i = 0; config->wechat_platform_certificates != NULL &&
+			  config->wechat_platform_certificates[i] != NULL;
+	     i++) {
+		if (!load_platform_certificates(keys, config->wechat_platform_certificates[i],
+						error))
+			return FALSE;
+	}
+	if (config->wechat_platform_public_key == NULL)
+		return TRUE;
+	if (config->wechat_platform_serial == NULL && g_hash_table_size(keys->wechat_keys) > 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "[payment] wechat_platform_serial: required for %s when "
+			    "wechat_platform_certificates are given too",
+			    config->wechat_platform_public_key);
+		return FALSE;
+	}
+	key = load_public_key(config->wechat_platform_public_key, error);
+	if (key == NULL)
+		return FALSE;
+	if (config->wechat_platform_serial == NULL)
+		keys->wechat_any_key = key;
+	else
+		g_hash_table_replace(keys->wechat_keys,
+				     normalize_serial(config->wechat_platform_serial), key);
+	return TRUE;
+}
+
 CsPaymentKeys *
 cs_payment_keys_load(CsConfig *config, GError **error)
 {
 	g_autoptr(CsPaymentKeys) keys = g_new0(CsPaymentKeys, 1);
 
 	keys->sandbox = config->test_mode;
+	keys->wechat_keys =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)EVP_PKEY_free);
 	keys->alipay_app_id = g_strdup(config->alipay_app_id);
 	keys->wechat_mchid = g_strdup(config->wechat_mchid);
 	keys->wechat_appid = g_strdup(config->wechat_appid);
@@ -70,11 +168,8 @@ cs_payment_keys_load(CsConfig *config, GError **error)
 		if (keys->alipay_key == NULL)
 			return NULL;
 	}
-	if (config->wechat_platform_public_key != NULL) {
-		keys->wechat_key = load_public_key(config->wechat_platform_public_key, error);
-		if (keys->wechat_key == NULL)
-			return NULL;
-	}
+	if (!load_wechat_keys(keys, config, error))
+		return NULL;
 	if (config->wechat_apiv3_key_file != NULL) {
 		g_autofree char *data = NULL;
 		gsize len = 0;
@@ -105,7 +200,8 @@ cs_payment_keys_free(CsPaymentKeys *keys)
 	g_free(keys->wechat_mchid);
 	g_free(keys->wechat_appid);
 	EVP_PKEY_free(keys->alipay_key);
-	EVP_PKEY_free(keys->wechat_key);
+	g_clear_pointer(&keys->wechat_keys, g_hash_table_unref);
+	EVP_PKEY_free(keys->wechat_any_key);
 	memset(keys->apiv3_key, 0, sizeof(keys->apiv3_key));
 	g_free(keys);
 }
@@ -173,17 +269,40 @@ compare_keys(gconstpointer a, gconstpointer b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The text Alipay signs: the parameters sorted by name as "name=value" joined by '&',
+ * without sign (and without sign_type unless @with_sign_type), empty values included. */
+static char *
+alipay_sign_content(GHashTable *params, gboolean with_sign_type)
+{
+	g_autoptr(GPtrArray) names = g_ptr_array_new();
+	GString *content = g_string_new(NULL);
+	GHashTableIter iter;
+	gpointer k;
+
+	g_hash_table_iter_init(&iter, params);
+	while (g_hash_table_iter_next(&iter, &k, NULL)) {
+		if (*(const char *)k == '\0' || g_strcmp0(k, "sign") == 0 ||
+		    (!with_sign_type && g_strcmp0(k, "sign_type") == 0))
+			continue;
+		g_ptr_array_add(names, k);
+	}
+	g_ptr_array_sort(names, compare_keys);
+	for (guint i = 0; i < names->len; i++) {
+		const char *name = g_ptr_array_index(names, i);
+		g_string_append_printf(content, "%s%s=%s", i > 0 ? "&" : "", name,
+				       (const char *)g_hash_table_lookup(params, name));
+	}
+	return g_string_free(content, FALSE);
+}
+
 CsPaymentNotice *
 cs_payment_verify_alipay(CsPaymentKeys *keys, const char *form, GError **error)
 {
 	g_autoptr(GHashTable) params = NULL;
-	g_autoptr(GPtrArray) names = g_ptr_array_new();
-	g_autoptr(GString) content = g_string_new(NULL);
+	g_autofree char *content = NULL;
 	g_autoptr(CsPaymentNotice) notice = g_new0(CsPaymentNotice, 1);
 	g_autoptr(GError) local = NULL;
-	GHashTableIter iter;
-	gpointer k, v;
-	const char *status, *trade_no, *notify_id;
+	const char *status, *trade_no, *notify_id, *sign_type;
 
 	if (keys->alipay_key == NULL || keys->alipay_app_id == NULL) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
@@ -199,26 +318,25 @@ cs_payment_verify_alipay(CsPaymentKeys *keys, const char *form, GError **error)
 		refuse(error, "form: %s", local->message);
 		return NULL;
 	}
-	g_hash_table_iter_init(&iter, params);
-	while (g_hash_table_iter_next(&iter, &k, &v)) {
-		if (g_strcmp0(k, "sign") == 0 || g_strcmp0(k, "sign_type") == 0 ||
-		    *(char *)v == '\0')
-			continue;
-		g_ptr_array_add(names, k);
-	}
-	g_ptr_array_sort(names, compare_keys);
-	for (guint i = 0; i < names->len; i++) {
-		const char *name = g_ptr_array_index(names, i);
-		g_string_append_printf(content, "%s%s=%s", i > 0 ? "&" : "", name,
-				       (const char *)g_hash_table_lookup(params, name));
-	}
-	if (g_strcmp0(g_hash_table_lookup(params, "sign_type"), "RSA2") != 0) {
+	sign_type = g_hash_table_lookup(params, "sign_type");
+	if (sign_type == NULL) /* the SDK's default, and what its fallback then signs */
+		g_hash_table_insert(params, g_strdup("sign_type"), g_strdup("RSA2"));
+	sign_type = g_hash_table_lookup(params, "sign_type");
+	if (strcmp(sign_type, "RSA2") != 0) {
 		refuse(error, "sign_type: must be RSA2");
 		return NULL;
 	}
-	if (!verify_rsa_sha256(keys->alipay_key, content->str, content->len,
-			       g_hash_table_lookup(params, "sign"), error))
-		return NULL;
+	/* As the official SDKs' notify check: every parameter but sign and sign_type, empty
+	 * values kept; if that does not verify, the same with sign_type included. */
+	content = alipay_sign_content(params, FALSE);
+	if (!verify_rsa_sha256(keys->alipay_key, content, strlen(content),
+			       g_hash_table_lookup(params, "sign"), NULL)) {
+		g_autofree char *with_type = alipay_sign_content(params, TRUE);
+
+		if (!verify_rsa_sha256(keys->alipay_key, with_type, strlen(with_type),
+				       g_hash_table_lookup(params, "sign"), error))
+			return NULL;
+	}
 	if (g_strcmp0(g_hash_table_lookup(params, "app_id"), keys->alipay_app_id) != 0) {
 		refuse(error, "app_id: not this platform's application");
 		return NULL;
@@ -300,11 +418,19 @@ wechat_decrypt(
 static JsonObject *
 parse_object(const char *text, const char *what, GError **error)
 {
-	g_autoptr(JsonParser) parser = json_parser_new();
-	JsonNode *root;
+	g_autoptr(GError) local = NULL;
+	g_autoptr(JsonNode) root = NULL;
 
-	if (text == NULL || !json_parser_load_from_data(parser, text, -1, NULL) ||
-	    (root = json_parser_get_root(parser)) == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+	if (text == NULL) {
+		refuse(error, "%s: not a JSON object", what);
+		return NULL;
+	}
+	root = cs_json_parse_untrusted(text, -1, &local);
+	if (root == NULL) {
+		refuse(error, "%s: %s", what, local->message);
+		return NULL;
+	}
+	if (!JSON_NODE_HOLDS_OBJECT(root)) {
 		refuse(error, "%s: not a JSON object", what);
 		return NULL;
 	}
@@ -329,6 +455,29 @@ obj_object(JsonObject *o, const char *name)
 	return n != NULL && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
 }
 
+/* The platform key a notification names by its Wechatpay-Serial. */
+static EVP_PKEY *
+wechat_platform_key(CsPaymentKeys *keys, const char *serial, GError **error)
+{
+	g_autofree char *normalized = NULL;
+	g_autofree char *quoted = NULL;
+	EVP_PKEY *key;
+
+	if (g_hash_table_size(keys->wechat_keys) == 0)
+		return keys->wechat_any_key;
+	if (serial == NULL || *serial == '\0') {
+		refuse(error, "headers: Wechatpay-Serial is required");
+		return NULL;
+	}
+	normalized = normalize_serial(serial);
+	key = g_hash_table_lookup(keys->wechat_keys, normalized);
+	if (key == NULL) {
+		quoted = cs_quote_value(serial);
+		refuse(error, "Wechatpay-Serial: no platform certificate with serial %s", quoted);
+	}
+	return key;
+}
+
 CsPaymentNotice *
 cs_payment_verify_wechat(
     CsPaymentKeys *keys, JsonObject *headers, const char *body, gint64 now_s, GError **error)
@@ -343,9 +492,10 @@ cs_payment_verify_wechat(
 	JsonObject *resource, *amount;
 	gint64 ts_value = 0;
 	JsonNode *total;
+	EVP_PKEY *platform_key;
 
-	if (keys->wechat_key == NULL || !keys->has_apiv3_key || keys->wechat_mchid == NULL ||
-	    keys->wechat_appid == NULL) {
+	if ((g_hash_table_size(keys->wechat_keys) == 0 && keys->wechat_any_key == NULL) ||
+	    !keys->has_apiv3_key || keys->wechat_mchid == NULL || keys->wechat_appid == NULL) {
 		g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
 				    "channel: wechat is not configured");
 		return NULL;
@@ -356,8 +506,11 @@ cs_payment_verify_wechat(
 		       "headers: Wechatpay-Timestamp, Wechatpay-Nonce and a body are required");
 		return NULL;
 	}
+	platform_key = wechat_platform_key(keys, header_get(headers, "Wechatpay-Serial"), error);
+	if (platform_key == NULL)
+		return NULL;
 	g_string_append_printf(message, "%s\n%s\n%s\n", ts, nonce, body);
-	if (!verify_rsa_sha256(keys->wechat_key, message->str, message->len,
+	if (!verify_rsa_sha256(platform_key, message->str, message->len,
 			       header_get(headers, "Wechatpay-Signature"), error))
 		return NULL;
 	if (ts_value <= now_s - WECHAT_MAX_SKEW_S || ts_value >= now_s + WECHAT_MAX_SKEW_S) {

@@ -53,7 +53,7 @@ zmq_source_check(GSource *source)
 
 /* One whole message, or NULL when none is waiting. */
 static GPtrArray *
-receive_message(void *socket, char **user_id)
+receive_message(void *socket, char **user_id, guint *n_frames)
 {
 	g_autoptr(GPtrArray) frames = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 	int more = 1;
@@ -72,6 +72,8 @@ receive_message(void *socket, char **user_id)
 			if (uid != NULL)
 				*user_id = g_strdup(uid);
 		}
+		if (*n_frames < G_MAXUINT)
+			(*n_frames)++;
 		if (frames->len < CS_ZMQ_SOURCE_MAX_FRAMES)
 			g_ptr_array_add(frames,
 					g_bytes_new(zmq_msg_data(&msg), zmq_msg_size(&msg)));
@@ -90,11 +92,12 @@ zmq_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 
 	for (guint i = 0; i < CS_ZMQ_SOURCE_BATCH; i++) {
 		g_autofree char *user_id = NULL;
-		g_autoptr(GPtrArray) frames = receive_message(self->socket, &user_id);
+		guint n_frames = 0;
+		g_autoptr(GPtrArray) frames = receive_message(self->socket, &user_id, &n_frames);
 		if (frames == NULL)
 			break;
 		if (func != NULL)
-			func(self->socket, frames, user_id, user_data);
+			func(self->socket, frames, n_frames, user_id, user_data);
 	}
 	return G_SOURCE_CONTINUE;
 }

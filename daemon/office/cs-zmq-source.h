@@ -11,10 +11,12 @@
 
 G_BEGIN_DECLS
 
-/* Called once per message received (all its frames); the frames array holds GBytes and
- * is owned by the source (valid only during the call). @user_id is the "User-Id" the ZAP
- * handler gave the peer (NULL without ZAP). */
-typedef void (*CsZmqFunc)(void *socket, GPtrArray *frames, const char *user_id, gpointer user_data);
+/* Called once per message received; the frames array holds GBytes (at most
+ * CS_ZMQ_SOURCE_MAX_FRAMES of them) and is owned by the source (valid only during the call);
+ * @n_frames is how many the message had, so that an error can say so. @user_id is the
+ * "User-Id" the ZAP handler gave the peer (NULL without ZAP). */
+typedef void (*CsZmqFunc)(
+    void *socket, GPtrArray *frames, guint n_frames, const char *user_id, gpointer user_data);
 
 /* Messages handled per dispatch before giving other sources their turn. */
 #define CS_ZMQ_SOURCE_BATCH 64

@@ -15,6 +15,7 @@
 
 #include <json-glib/json-glib.h>
 
+#include "cs-json.h"
 #include "cs-payments.h"
 
 #define PAYMENT_TTL_S (15 * 60)
@@ -158,15 +159,16 @@ on_task_done(CsTasks *tasks, const CsTask *task, const char *result_json, gpoint
 {
 	CsPayments *payments = user_data;
 	PaymentWaiter *w = g_hash_table_lookup(payments->waiters, &task->id);
-	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autoptr(JsonNode) root = NULL;
 	g_autoptr(GError) error = NULL;
 	const char *payload = NULL;
 
 	if (w == NULL)
 		return;
-	if (result_json != NULL && json_parser_load_from_data(parser, result_json, -1, NULL) &&
-	    JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
-		JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+	if (result_json != NULL)
+		root = cs_json_parse_untrusted(result_json, -1, NULL);
+	if (root != NULL && JSON_NODE_HOLDS_OBJECT(root)) {
+		JsonObject *o = json_node_get_object(root);
 		payload = json_object_get_string_member_with_default(o, "qr_payload", NULL);
 	}
 	if (payload == NULL || *payload == '\0') {

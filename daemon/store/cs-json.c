@@ -1,5 +1,6 @@
 /*
- * cs-json.c — canonical JSON writing (DESIGN §3.5).
+ * cs-json.c — canonical JSON writing (DESIGN §3.5), and the checks JSON from outside
+ * passes before json-glib parses it (at the end of the file).
  *
  * The ledger hashes the JSON of every event, so these bytes are a contract: an auditor
  * must be able to recompute them with Python's
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "certseal/plugin.h"
 #include "cs-json.h"
 
 static void
@@ -346,4 +348,114 @@ cs_json_from_variant(GVariant *value)
 
 	cs_json_append_variant(out, value);
 	return g_string_free(out, FALSE);
+}
+
+/* ---- reading JSON from outside ------------------------------------------------------------ */
+
+gboolean
+cs_json_check_untrusted(const char *data, gsize len, GError **error)
+{
+	gboolean in_string = FALSE;
+	guint depth = 0;
+
+	for (gsize i = 0; i < len; i++) {
+		char c = data[i];
+
+		if (c == '\0') {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "a NUL byte (U+0000) at byte %" G_GSIZE_FORMAT, i);
+			return FALSE;
+		}
+		if (in_string) {
+			if (c == '"') {
+				in_string = FALSE;
+			} else if (c == '\\' && i + 1 < len) {
+				if (data[i + 1] == 'u' && i + 5 < len &&
+				    memcmp(data + i + 2, "0000", 4) == 0) {
+					g_set_error(
+					    error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "a string holds U+0000 (NUL) at byte %" G_GSIZE_FORMAT,
+					    i);
+					return FALSE;
+				}
+				i++; /* the escaped character, '"' and '\\' included */
+			}
+		} else if (c == '"') {
+			in_string = TRUE;
+		} else if (c == '[' || c == '{') {
+			if (++depth > CS_JSON_MAX_DEPTH) {
+				g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "arrays and objects nested deeper than %d at byte "
+					    "%" G_GSIZE_FORMAT,
+					    CS_JSON_MAX_DEPTH, i);
+				return FALSE;
+			}
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return TRUE;
+}
+
+/* Depth is bounded by CS_JSON_MAX_DEPTH once checked, so recursion is safe here. */
+static gboolean
+check_numbers(JsonNode *node, GError **error)
+{
+	switch (JSON_NODE_TYPE(node)) {
+	case JSON_NODE_VALUE:
+		if (json_node_get_value_type(node) == G_TYPE_DOUBLE &&
+		    !isfinite(json_node_get_double(node))) {
+			g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "a number out of range (not finite)");
+			return FALSE;
+		}
+		return TRUE;
+	case JSON_NODE_ARRAY: {
+		JsonArray *a = json_node_get_array(node);
+
+		for (guint i = 0; i < json_array_get_length(a); i++) {
+			if (!check_numbers(json_array_get_element(a, i), error))
+				return FALSE;
+		}
+		return TRUE;
+	}
+	case JSON_NODE_OBJECT: {
+		JsonObjectIter iter;
+		JsonNode *member;
+
+		json_object_iter_init(&iter, json_node_get_object(node));
+		while (json_object_iter_next(&iter, NULL, &member)) {
+			if (!check_numbers(member, error))
+				return FALSE;
+		}
+		return TRUE;
+	}
+	default:
+		return TRUE;
+	}
+}
+
+JsonNode *
+cs_json_parse_untrusted(const char *data, gssize len, GError **error)
+{
+	g_autoptr(JsonParser) parser = json_parser_new_immutable();
+	g_autoptr(GError) local = NULL;
+	gsize n = len < 0 ? strlen(data) : (gsize)len;
+	JsonNode *root;
+
+	if (!cs_json_check_untrusted(data, n, error))
+		return NULL;
+	if (!json_parser_load_from_data(parser, data, (gssize)n, &local)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "not JSON: %s",
+			    local->message);
+		return NULL;
+	}
+	root = json_parser_get_root(parser);
+	if (root == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "not JSON: empty");
+		return NULL;
+	}
+	if (!check_numbers(root, error))
+		return NULL;
+	return json_node_ref(root);
 }

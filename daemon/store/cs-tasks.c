@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cs-request.h"
+#include "cs-json.h"
 #include "cs-tasks.h"
 #include "cs-vault.h"
 
@@ -37,7 +38,25 @@ struct _CsTasks {
 	gpointer done_data;
 	GPtrArray *deferred; /* services queued inside a transaction, told on idle */
 	guint deferred_source;
+	GHashTable *recent_calls; /* "actor\nmethod\norder" → RecentCall, folded reads */
 };
+
+typedef struct {
+	char *actor;
+	char *method;
+	char *order_id; /* NULL for calls on no order */
+	gint64 since;	/* real time of the recorded call */
+	guint repeats;	/* folded since, not yet written */
+} RecentCall;
+
+static void
+recent_call_free(RecentCall *c)
+{
+	g_free(c->actor);
+	g_free(c->method);
+	g_free(c->order_id);
+	g_free(c);
+}
 
 /* The platform's gateway services and the role that serves each. The order services
  * (review, make, …) are the loaded flows' own: cs_tasks_add_order_service(). */
@@ -153,12 +172,8 @@ cs_task_free(CsTask *task)
 static JsonNode *
 parse_json(const char *text)
 {
-	g_autoptr(JsonParser) parser = json_parser_new_immutable();
-
-	if (text == NULL || !json_parser_load_from_data(parser, text, -1, NULL) ||
-	    json_parser_get_root(parser) == NULL)
-		return NULL;
-	return json_node_ref(json_parser_get_root(parser));
+	/* Results and parameters came from workers: read back as JSON from outside. */
+	return text != NULL ? cs_json_parse_untrusted(text, -1, NULL) : NULL;
 }
 
 JsonObject *
@@ -480,6 +495,10 @@ cs_tasks_free(CsTasks *tasks)
 {
 	if (tasks == NULL)
 		return;
+	if (tasks->recent_calls != NULL) {
+		cs_tasks_flush_calls(tasks, TRUE);
+		g_hash_table_unref(tasks->recent_calls);
+	}
 	if (tasks->deferred_source != 0)
 		g_source_remove(tasks->deferred_source);
 	g_clear_pointer(&tasks->deferred, g_ptr_array_unref);
@@ -879,14 +898,14 @@ cs_tasks_open_secret(CsTasks *tasks, const char *lease, GError **error)
 	return cs_ledger_open_secret(tasks->ledger, task->secret_ref, error);
 }
 
-gboolean
-cs_tasks_record_call(CsTasks *tasks,
-		     const CsRequest *request,
-		     const char *method,
-		     const char *order_id,
-		     GError **error)
+static gboolean
+append_call_event(CsTasks *tasks,
+		  const char *actor,
+		  const char *method,
+		  const char *order_id,
+		  guint repeats,
+		  GError **error)
 {
-	g_autofree char *actor = cs_request_to_actor(request);
 	g_autoptr(GVariant) data = NULL;
 	g_autoptr(CsOrderRow) order = NULL;
 	GVariantDict d;
@@ -899,6 +918,8 @@ cs_tasks_record_call(CsTasks *tasks,
 	}
 	g_variant_dict_init(&d, NULL);
 	g_variant_dict_insert(&d, "method", "s", method);
+	if (repeats > 0)
+		g_variant_dict_insert(&d, "repeats", "u", repeats);
 	data = g_variant_ref_sink(g_variant_dict_end(&d));
 	if (!cs_ledger_begin(tasks->ledger, error))
 		return FALSE;
@@ -909,6 +930,78 @@ cs_tasks_record_call(CsTasks *tasks,
 		return FALSE;
 	}
 	return TRUE;
+}
+
+static void
+write_repeats(CsTasks *tasks, RecentCall *c)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (c->repeats == 0)
+		return;
+	if (!append_call_event(tasks, c->actor, c->method, c->order_id, c->repeats, &error))
+		g_warning("office: cannot record %u repeated %s call(s) by %s: %s", c->repeats,
+			  c->method, c->actor, error->message);
+	c->repeats = 0;
+}
+
+gboolean
+cs_tasks_record_call(CsTasks *tasks,
+		     const CsRequest *request,
+		     const char *method,
+		     const char *order_id,
+		     gboolean fold,
+		     GError **error)
+{
+	g_autofree char *actor = cs_request_to_actor(request);
+	g_autofree char *key = NULL;
+	gint64 now = g_get_real_time();
+	RecentCall *c;
+
+	if (!fold)
+		return append_call_event(tasks, actor, method, order_id, 0, error);
+	if (tasks->recent_calls == NULL)
+		tasks->recent_calls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+							    (GDestroyNotify)recent_call_free);
+	key = g_strdup_printf("%s\n%s\n%s", actor, method, order_id != NULL ? order_id : "");
+	c = g_hash_table_lookup(tasks->recent_calls, key);
+	if (c != NULL && now - c->since < CS_TASKS_CALL_FOLD_US && now >= c->since) {
+		c->repeats++;
+		return TRUE;
+	}
+	if (c != NULL)
+		write_repeats(tasks, c);
+	if (!append_call_event(tasks, actor, method, order_id, 0, error))
+		return FALSE;
+	if (c == NULL) {
+		c = g_new0(RecentCall, 1);
+		c->actor = g_strdup(actor);
+		c->method = g_strdup(method);
+		c->order_id = g_strdup(order_id);
+		g_hash_table_insert(tasks->recent_calls, g_steal_pointer(&key), c);
+	}
+	c->since = now;
+	return TRUE;
+}
+
+void
+cs_tasks_flush_calls(CsTasks *tasks, gboolean all)
+{
+	gint64 now = g_get_real_time();
+	GHashTableIter iter;
+	gpointer value;
+
+	if (tasks->recent_calls == NULL)
+		return;
+	g_hash_table_iter_init(&iter, tasks->recent_calls);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		RecentCall *c = value;
+
+		if (!all && now - c->since < CS_TASKS_CALL_FOLD_US && now >= c->since)
+			continue;
+		write_repeats(tasks, c);
+		g_hash_table_iter_remove(&iter);
+	}
 }
 
 /* ---- SMS limits (DESIGN §6) ------------------------------------------------------------ */

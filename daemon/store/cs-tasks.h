@@ -16,8 +16,10 @@
  * also enforces the SMS limits. Task payloads never carry a secret: they carry
  * `secret_ref`, the id of a sealed secret.
  *
- * Every office CALL and every DONE is recorded as a ledger event with the worker's user
- * id (cs_tasks_record_call(), and the transition or "task.done" event of a DONE).
+ * Every office CALL that reads or acts (not `info`) and every DONE is recorded as a ledger
+ * event with the worker's user id (cs_tasks_record_call(), and the transition or
+ * "task.done" event of a DONE); repeats of one read by one worker within a minute are
+ * folded into one event with their count.
  */
 #pragma once
 
@@ -163,12 +165,26 @@ GPtrArray *cs_tasks_list(CsTasks *tasks, const char *state, const char *service,
 /* The plaintext of a leased task's secret, for the worker holding @lease only. */
 GBytes *cs_tasks_open_secret(CsTasks *tasks, const char *lease, GError **error);
 
-/* Record an office CALL (method and order, never parameters) as a ledger event. */
+/* How long repeats of one read by one worker are folded into one event. */
+#define CS_TASKS_CALL_FOLD_US (60 * G_USEC_PER_SEC)
+
+/*
+ * Record an office CALL (method and order, never parameters) as a ledger event
+ * {"method"}. With @fold (calls that only read), a repeat of the same method on the same
+ * order by the same worker within CS_TASKS_CALL_FOLD_US of the recorded one writes
+ * nothing at once: the repeats are counted and written as one event {"method", "repeats"}
+ * when the minute is over (cs_tasks_flush_calls()), or before the next recorded one.
+ */
 gboolean cs_tasks_record_call(CsTasks *tasks,
 			      const CsRequest *request,
 			      const char *method,
 			      const char *order_id,
+			      gboolean fold,
 			      GError **error);
+
+/* Write the counts of folded calls whose minute is over (all of them with @all, as the
+ * daemon stops). */
+void cs_tasks_flush_calls(CsTasks *tasks, gboolean all);
 
 /*
  * Queue an SMS to @phone: enforces the resend cooldown and the per-phone daily cap

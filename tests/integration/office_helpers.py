@@ -14,6 +14,9 @@ import time
 import urllib.parse
 
 import zmq
+import datetime
+
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -29,6 +32,8 @@ ALIPAY_APP_ID = "2021000000000001"
 WECHAT_MCHID = "1900000001"
 WECHAT_APPID = "wx0000000000000001"
 APIV3_KEY = b"0123456789abcdef0123456789abcdef"
+# Platform certificate serials as WeChat Pay writes them (hex, upper case).
+WECHAT_SERIALS = ("5157F09EFDC096DE15EBE81A47057A72", "7132D72A03E93CDDF8C03BBD1F37EEDF")
 
 
 def read_key_file(path):
@@ -48,9 +53,17 @@ class OfficeEnv:
         for user, roles in (roles_by_user or {}).items():
             self.add_worker(user, roles)
         self.alipay_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.wechat_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        # Two WeChat Pay platform certificates, as during a rotation: notifications name
+        # theirs by serial (Wechatpay-Serial).
+        self.wechat_keys = {}
+        cert_files = []
+        for serial in WECHAT_SERIALS:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.wechat_keys[serial] = key
+            cert_files.append(self._write_cert(key, serial, f"wechat-{serial[-4:]}.pem"))
+        self.wechat_serial = WECHAT_SERIALS[0]
+        self.wechat_key = self.wechat_keys[self.wechat_serial]
         self._write_pub(self.alipay_key, "alipay.pem")
-        self._write_pub(self.wechat_key, "wechat.pem")
         apiv3 = os.path.join(workdir, "apiv3.key")
         with open(apiv3, "wb") as f:
             f.write(APIV3_KEY)
@@ -65,13 +78,26 @@ class OfficeEnv:
             payment={"alipay_app_id": ALIPAY_APP_ID,
                      "alipay_public_key": os.path.join(workdir, "alipay.pem"),
                      "wechat_mchid": WECHAT_MCHID, "wechat_appid": WECHAT_APPID,
-                     "wechat_platform_public_key": os.path.join(workdir, "wechat.pem"),
+                     "wechat_platform_certificates": ";".join(cert_files),
                      "wechat_apiv3_key_file": apiv3})
 
     def _write_pub(self, key, name):
         with open(os.path.join(self.workdir, name), "wb") as f:
             f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+
+    def _write_cert(self, key, serial, name):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Tenpay.com Root CA")])
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                .public_key(key.public_key()).serial_number(int(serial, 16))
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=365))
+                .sign(key, hashes.SHA256()))
+        path = os.path.join(self.workdir, name)
+        with open(path, "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        return path
 
     def add_worker(self, user, roles):
         key_path = os.path.join(self.workdir, f"{user}.key")
@@ -90,7 +116,8 @@ class OfficeEnv:
         params = {"app_id": ALIPAY_APP_ID, "out_trade_no": order_id, "total_amount": total,
                   "trade_status": status, "trade_no": trade_no, "notify_id": "n" + trade_no,
                   "subject": "证书新办", "charset": "utf-8", "buyer_id": ""}
-        content = "&".join(f"{k}={params[k]}" for k in sorted(params) if params[k] != "")
+        # As Alipay signs (and its SDK checks): all but sign and sign_type, empty values kept.
+        content = "&".join(f"{k}={params[k]}" for k in sorted(params))
         sig = self.alipay_key.sign(content.encode(), padding.PKCS1v15(), hashes.SHA256())
         params["sign"] = base64.b64encode(sig).decode()
         params["sign_type"] = "RSA2"
@@ -99,7 +126,7 @@ class OfficeEnv:
         return urllib.parse.urlencode(params)
 
     def wechat_notification(self, order_id, total=0, transaction_id="4200000001", ts=None,
-                            tamper_body=False, state="SUCCESS"):
+                            tamper_body=False, state="SUCCESS", serial=None):
         resource = {"mchid": WECHAT_MCHID, "appid": WECHAT_APPID, "out_trade_no": order_id,
                     "transaction_id": transaction_id, "trade_state": state,
                     "amount": {"total": total, "payer_total": total, "currency": "CNY"}}
@@ -114,12 +141,14 @@ class OfficeEnv:
         ts = str(int(time.time()) if ts is None else ts)
         hdr_nonce = "n0nce" + transaction_id
         message = f"{ts}\n{hdr_nonce}\n{body}\n".encode()
-        sig = self.wechat_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        serial = serial or self.wechat_serial
+        sig = self.wechat_keys.get(serial, self.wechat_key).sign(message, padding.PKCS1v15(),
+                                                                 hashes.SHA256())
         if tamper_body:
             body = body.replace('"TRANSACTION.SUCCESS"', '"TRANSACTION.SUCCESS "')
         headers = {"Wechatpay-Timestamp": ts, "Wechatpay-Nonce": hdr_nonce,
                    "Wechatpay-Signature": base64.b64encode(sig).decode(),
-                   "Wechatpay-Serial": "TEST"}
+                   "Wechatpay-Serial": serial}
         return headers, body
 
 

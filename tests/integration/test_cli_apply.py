@@ -249,6 +249,25 @@ def test_apply_names_uscc_when_the_fields_file_has_a_bad_one(bus, client, files)
     assert {o for o in client.managed_objects()} == before  # no order was created
 
 
+def test_apply_refuses_a_deeply_nested_or_nul_fields_file(bus, client, files):
+    """json-glib has no depth limit: a fields file of 100,000 '[' crashed the CLI."""
+    before = {o for o in client.managed_objects()}
+    deep = os.path.join(files["dir"], "deep.json")
+    with open(deep, "w") as f:
+        f.write('{"vendor":' + "[" * 100000 + "]" * 100000 + "}")
+    cp = run_cli(bus, "--json", "apply", "--subject", "org", "--fields", deep, "--yes")
+    assert cp.returncode == 2, (cp.returncode, cp.stdout, cp.stderr)  # a bad file, as others
+    assert "nested deeper than 64" in json.loads(cp.stdout)["error"]["message"]
+    nul = os.path.join(files["dir"], "nul.json")
+    with open(nul, "w") as f:
+        f.write(json.dumps(dict(ORG_FIELDS, email="ops@example.cn\u0000x"),
+                           ensure_ascii=True))
+    cp = run_cli(bus, "--json", "apply", "--subject", "org", "--fields", nul, "--yes")
+    assert cp.returncode == 2, (cp.returncode, cp.stdout, cp.stderr)  # a bad file, as others
+    assert "U+0000" in json.loads(cp.stdout)["error"]["message"]
+    assert {o for o in client.managed_objects()} == before
+
+
 def test_apply_refuses_without_a_terminal_unless_told_yes(bus, files):
     path = fields_file(files, "org4.json", ORG_FIELDS)
     cp = run_cli(bus, "apply", "--subject", "org", "--fields", path)

@@ -4,19 +4,24 @@ CURVE, the real daemon. Orders are of the test flow "officeflow" (tests/plugins/
 whose steps wait for the office; the `new` flow gets its office steps in a later release.
 """
 
+import base64
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 import zmq
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
-from conftest import Daemon, short_tmpdir
-from office_helpers import (HEARTBEAT_MS, LIVENESS, OFFICE_CLI, OfficeEnv, Worker, office_info,
-                            run_office, run_office_json)
+from conftest import Bus, Daemon, short_tmpdir
+from office_helpers import (HEARTBEAT_MS, LIVENESS, OFFICE_CLI, WECHAT_SERIALS, OfficeEnv, Worker,
+                            office_info, run_office, run_office_json)
 
 ROLES = {"rita": "reviewer", "mark": "maker", "sam": "shipper", "cash": "cashier",
          "audrey": "auditor", "gw": "gateway", "rob": "reviewer", "ray": "reviewer"}
@@ -95,6 +100,67 @@ def test_unknown_key_refused_at_handshake(office):
     admin = Worker(office.state_dir)
     assert admin.ok("info")["user"] == "admin"
     admin.close()
+
+
+def test_refused_handshakes_logged_as_a_summary(env):
+    """300 refused keys once gave 300 log lines; now the first one and a count."""
+    own_bus = Bus()  # the module's daemon owns the name on the shared one
+    d = Daemon(own_bus, config=env.config)
+    try:
+        d.start()
+        info = office_info(d.state_dir)
+        ctx = zmq.Context()
+        socks, monitors = [], []
+        for _ in range(300):
+            pub, sec = zmq.curve_keypair()
+            s = ctx.socket(zmq.DEALER)
+            s.linger = 0
+            s.curve_serverkey = info["server_public_key"].encode()
+            s.curve_publickey, s.curve_secretkey = pub, sec
+            monitors.append(s.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH))
+            s.connect(info["endpoint"])
+            socks.append(s)
+        for m in monitors:  # each socket hears its refusal (ZAP 400)
+            assert m.poll(20000), "a handshake was never refused"
+        for s in socks:
+            s.close(0)
+        for m in monitors:
+            m.close(0)
+        ctx.term()
+        admin = Worker(d.state_dir)
+        assert admin.ok("info")["user"] == "admin"
+        admin.close()
+        d.stop()
+        lines = [l for l in d.log().splitlines() if "unknown worker key" in l]
+        assert 1 <= len(lines) <= 3, lines
+        counts = [int(m) for l in lines for m in re.findall(r"refused (\d+) more", l)]
+        assert counts and sum(counts) + 1 >= 300, lines
+    finally:
+        d.cleanup()
+        own_bus.close()
+
+
+def ledger_events(state_dir, kind):
+    con = sqlite3.connect(f"file:{os.path.join(state_dir, 'ledger.db')}?mode=ro", uri=True)
+    try:
+        return [json.loads(r[0]) for r in
+                con.execute("SELECT data FROM events WHERE kind = ? ORDER BY seq", (kind,))]
+    finally:
+        con.close()
+
+
+def test_info_writes_no_event_and_repeat_reads_fold(office, client):
+    order = new_order(client)
+    before = ledger_events(office.state_dir, "office.call")
+    w = Worker(office.state_dir)
+    for _ in range(50):
+        assert w.ok("info")["user"] == "admin"
+    for _ in range(20):
+        assert w.ok("orders.get", {"id": order.id})["id"] == order.id
+    after = ledger_events(office.state_dir, "office.call")
+    new = after[len(before):]
+    assert [e["method"] for e in new] == ["orders.get"], new  # no info; 20 reads, one event
+    w.close()
 
 
 def test_reviewer_cannot_ship_or_make(office, env, client):
@@ -349,15 +415,68 @@ def test_tasks_survive_restart(office, client):
     [b"CSO1", b"TASK", b'{"lease":"x"}'],
     [b"CSO1", b"CALL", b'{"id":1}'],
     [b"CSO1", b"CALL", b'{"id":1,"method":"info"}', b"extra"],
+    [b"CSO1", b"CALL", b'{"id":1e999999,"method":"info"}'],
+    [b"CSO1", b"CALL", b'{"id":{"a":1},"method":"info"}'],
+    [b"CSO1", b"CALL", b'{"id":2.5,"method":"info"}'],
+    [b"CSO1", b"CALL", b'{"id":1,"method":"info\\u0000evil"}'],
 ], ids=["wrong-tag", "one-frame", "no-body", "invalid-json", "not-object", "not-utf8",
-        "unknown-verb", "daemon-verb", "no-method", "extra-frame"])
+        "unknown-verb", "daemon-verb", "no-method", "extra-frame", "id-not-finite", "id-object",
+        "id-fraction", "method-nul"])
 def test_malformed_traffic_gets_error(office, frames):
     w = Worker(office.state_dir)
     w.send(None, raw=frames)
-    got = w.recv(timeout=2)
+    raw = [b"CSO1", b"HEARTBEAT"]
+    while raw[1] == b"HEARTBEAT":
+        assert w.sock.poll(2000), "no answer"
+        raw = w.sock.recv_multipart(zmq.NOBLOCK)
+    assert raw[1] == b"ERROR", raw
+    got = ("ERROR", json.loads(raw[2], parse_constant=lambda c: pytest.fail(f"not JSON: {c}")))
+    assert got[1]["code"] == "InvalidInput"
+    assert got[1]["id"] is None
+    assert w.ok("info")["user"] == "admin"
+    w.close()
+
+
+def test_deeply_nested_body_refused_daemon_keeps_serving(office):
+    """100,000 arrays deep (200 KB, under the body limit) overflowed json-glib's stack."""
+    w = Worker(office.state_dir)
+    deep = b"[" * 100000 + b"]" * 100000
+    body = b'{"id":1,"method":"info","params":' + deep + b"}"
+    w.send(None, raw=[b"CSO1", b"CALL", body])
+    got = w.recv(timeout=5)
     assert got is not None and got[0] == "ERROR", got
     assert got[1]["code"] == "InvalidInput"
+    assert "nested deeper than 64" in got[1]["message"], got
     assert w.ok("info")["user"] == "admin"
+    w.close()
+    assert office.running
+
+
+def test_strings_with_nul_refused(office, client):
+    """An id "<id>\\u0000junk" once read as "<id>": a C string ends at the NUL."""
+    order = new_order(client)
+    w = Worker(office.state_dir)
+    assert w.ok("orders.get", {"id": order.id})["id"] == order.id
+    w.send("CALL", {"id": 99, "method": "orders.get", "params": {"id": order.id + "\u0000junk"}})
+    got = w.recv(timeout=5)
+    assert got is not None and got[0] == "ERROR", got
+    assert got[1]["code"] == "InvalidInput" and "U+0000" in got[1]["message"], got
+    w.close()
+
+
+def test_errors_quote_little_of_a_bad_value_and_count_frames(office):
+    w = Worker(office.state_dir)
+    w.send(None, raw=[b"CSO1", b"CALL", b'{"id":1,"method":"info"}'] + [b"x"] * 97)
+    got = w.recv(timeout=5)
+    assert got is not None and got[0] == "ERROR", got
+    assert got[1]["message"].startswith("frames: 100, at most 3"), got
+    # A method name of 500 KB with a terminal escape and a newline in it.
+    method = "\x1b[31m" + "m" * 500000 + "\nforged log line"
+    verb, body = w.call("x" + method)
+    assert verb == "ERROR" and body["code"] == "InvalidInput", body
+    assert len(body["message"]) < 200, len(body["message"])
+    assert "\x1b" not in body["message"] and "\n" not in body["message"], body
+    assert "\\x1b[31m" in body["message"], body
     w.close()
 
 
@@ -433,6 +552,62 @@ def test_wechat_notifications(office, env, client):
     verb, body = notify(office.state_dir, cash, {"channel": "wechat", "headers": headers, "body": body_text})
     assert verb == "RESULT" and body["result"]["duplicate"] is True
     assert order.state == "in_review"
+
+
+def test_wechat_platform_certificates_picked_by_serial(office, env, client):
+    """A platform key rotation: both certificates held, each notification names its own."""
+    cash = env.keys["cash"]
+    old, new = WECHAT_SERIALS
+    order = new_order(client)
+    # Signed by the new key but naming the old serial: the old key does not verify it.
+    headers, body_text = env.wechat_notification(order.id, transaction_id="WS1", serial=new)
+    headers["Wechatpay-Serial"] = old
+    verb, body = notify(office.state_dir, cash,
+                        {"channel": "wechat", "headers": headers, "body": body_text})
+    assert verb == "ERROR" and body["code"] == "InvalidInput", body
+    assert "signature" in body["message"], body
+    # An unknown serial is refused naming it.
+    headers["Wechatpay-Serial"] = "0123456789ABCDEF"
+    verb, body = notify(office.state_dir, cash,
+                        {"channel": "wechat", "headers": headers, "body": body_text})
+    assert verb == "ERROR" and body["code"] == "InvalidInput", body
+    assert "0123456789ABCDEF" in body["message"], body
+    del headers["Wechatpay-Serial"]
+    verb, body = notify(office.state_dir, cash,
+                        {"channel": "wechat", "headers": headers, "body": body_text})
+    assert verb == "ERROR" and "Wechatpay-Serial" in body["message"], body
+    assert order.state == "unpaid"
+    # The new key with its own serial verifies.
+    headers, body_text = env.wechat_notification(order.id, transaction_id="WS1", serial=new)
+    verb, body = notify(office.state_dir, cash,
+                        {"channel": "wechat", "headers": headers, "body": body_text})
+    assert verb == "RESULT" and body["result"]["applied"] is True, body
+    assert order.state == "in_review"
+
+
+def test_alipay_empty_values_are_signed(office, env, client):
+    """passback_params= and buyer_id= are part of what Alipay signs (its SDK keeps them)."""
+    order = new_order(client)
+    form = env.alipay_form(order.id, trade_no="AE1")
+    assert "buyer_id=&" in form or form.endswith("buyer_id=")
+    verb, body = notify(office.state_dir, env.keys["cash"], {"channel": "alipay", "form": form})
+    assert verb == "RESULT" and body["result"]["applied"] is True, body
+
+
+def test_deeply_nested_signed_notification_refused(office, env):
+    """A body that verifies (the gateway's key signed it) still meets the depth limit."""
+    body = '{"id":"evt-deep","resource":' + "[" * 100000 + "]" * 100000 + "}"
+    ts = str(int(time.time()))
+    message = f"{ts}\nn0nce-deep\n{body}\n".encode()
+    sig = env.wechat_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    headers = {"Wechatpay-Timestamp": ts, "Wechatpay-Nonce": "n0nce-deep",
+               "Wechatpay-Signature": base64.b64encode(sig).decode(),
+               "Wechatpay-Serial": env.wechat_serial}
+    verb, reply = notify(office.state_dir, env.keys["cash"],
+                         {"channel": "wechat", "headers": headers, "body": body})
+    assert verb == "ERROR" and reply["code"] == "InvalidInput", reply
+    assert "nested deeper than 64" in reply["message"], reply
+    assert office.running
 
 
 # --- sandbox gateways -----------------------------------------------------------------

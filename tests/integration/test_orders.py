@@ -134,6 +134,66 @@ def test_create_refuses_an_invalid_field_naming_it(daemon, client, field, value)
         client.create_order("new", "org", with_fields(ORG_FIELDS, **{field: value}))
 
 
+@pytest.mark.parametrize("value", [
+    "\u3000", "\u3000\u3000", "\u3164", "\u3164\u3164", "\u034f", "\u2800",
+    "\u0301\u0308", " \u3000 ",
+], ids=["ideographic-space", "ideographic-spaces", "hangul-filler", "hangul-fillers",
+        "grapheme-joiner", "braille-blank", "only-combining-marks", "spaces"])
+def test_create_refuses_a_blank_or_invisible_name_naming_it(daemon, client, value):
+    with dbus_error(ERR_INVALID_INPUT, "org_name"):
+        client.create_order("new", "org", with_fields(ORG_FIELDS, org_name=value))
+
+
+@pytest.mark.parametrize("value", ["ops\u202e@example.cn", "ops@exa\u2066mple.cn",
+                                   "o\u200bps@example.cn"],
+                         ids=["rlo", "lri", "zero-width-space"])
+def test_create_refuses_bidi_controls_in_email(daemon, client, value):
+    with dbus_error(ERR_INVALID_INPUT, "email"):
+        client.create_order("new", "org", with_fields(ORG_FIELDS, email=value))
+
+
+def raw_create_order(bus, entries):
+    """CreateOrder with an a{sv} built entry by entry (GDBus, not dbus-python, so that a key
+    may repeat and a string may hold what libdbus would refuse to send)."""
+    from gi.repository import Gio, GLib
+    conn = Gio.DBusConnection.new_for_address_sync(
+        bus.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+        Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+    b = GLib.VariantBuilder.new(GLib.VariantType.new("a{sv}"))
+    for k, v in entries:
+        b.add_value(GLib.Variant("{sv}", (k, GLib.Variant("s", v))))
+    try:
+        conn.call_sync("org.certseal.CertSeal1", "/org/certseal/CertSeal1",
+                       "org.certseal.CertSeal1.Manager", "CreateOrder",
+                       GLib.Variant.new_tuple(GLib.Variant("s", "new"), GLib.Variant("s", "org"),
+                                              b.end()),
+                       None, Gio.DBusCallFlags.NONE, 10000, None)
+        return None
+    except GLib.Error as e:
+        name = Gio.DBusError.get_remote_error(e)
+        return name, e.message.split(f"GDBus.Error:{name}: ", 1)[-1]
+    finally:
+        conn.close_sync(None)
+
+
+def test_create_refuses_a_field_given_twice_naming_it(daemon, bus, client):
+    before = set(client.managed_objects())
+    entries = list(ORG_FIELDS.items()) + [("org_name", "另一个公司")]
+    got = raw_create_order(bus, entries)
+    assert got is not None and got[0] == ERR_INVALID_INPUT, got
+    assert "org_name" in got[1] and "twice" in got[1], got
+    assert set(client.managed_objects()) == before
+
+
+@pytest.mark.parametrize("char", ["\uffff", "\ufdd0", "\ufffe"])
+def test_create_names_the_field_holding_a_non_character(daemon, bus, char):
+    got = raw_create_order(bus, [(k, v + char if k == "address" else v)
+                                 for k, v in ORG_FIELDS.items()])
+    assert got is not None and got[0] == ERR_INVALID_INPUT, got
+    assert got[1].startswith("address:"), got
+    assert "Bad message" not in got[1]
+
+
 def test_create_refuses_a_bad_resident_id_of_a_person(daemon, client):
     with dbus_error(ERR_INVALID_INPUT, "id_number"):
         client.create_order("new", "person", with_fields(PERSON_FIELDS, id_number=ID_29_FEB_1949))
@@ -143,6 +203,23 @@ def test_refusals_do_not_repeat_the_value(daemon, client):
     with dbus_error(ERR_INVALID_INPUT, "legal_rep_id") as info:
         client.create_order("new", "org", with_fields(ORG_FIELDS, legal_rep_id=ID_BAD_CHECK))
     assert ID_BAD_CHECK not in info.value.get_dbus_message()
+
+
+@pytest.mark.parametrize("where", ["kind", "field", "vendor"])
+def test_refusals_quote_little_of_a_bad_value_escaped(daemon, client, where):
+    bad = "\x1b[31m" + "x" * 1000000 + "\nline"
+    with pytest.raises(dbus.exceptions.DBusException) as info:
+        if where == "kind":
+            client.create_order(bad, "org", ORG_FIELDS)
+        elif where == "field":
+            client.create_order("new", "org", with_fields(ORG_FIELDS, **{bad: "v"}))
+        else:
+            client.create_order("new", "org", with_fields(ORG_FIELDS, vendor=bad))
+    assert info.value.get_dbus_name() == ERR_INVALID_INPUT
+    msg = info.value.get_dbus_message()
+    assert len(msg) < 400, len(msg)
+    assert "\x1b" not in msg and "\n" not in msg, msg
+    assert "\\x1b[31mxxx" in msg, msg
 
 
 def test_create_refuses_an_unknown_kind(daemon, client):
