@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cs-cli-apply.h"
+#include "cs-cli-query.h"
 #include "cs-cli-order.h"
 #include "cs-cli-seal.h"
 #include "cs-cli.h"
@@ -533,6 +534,9 @@ static const Command commands[] = {
     {"status", cmd_status, "the daemon's version, flows, drivers and vendors"},
     {"apply", cs_cli_apply, "apply for a new certificate (新办), step by step"},
     {"orders", cmd_orders, "your orders [--state STATE]"},
+    {"query", cs_cli_query,
+     "订单查询: a subject's orders by a code to its phone --subject org|person --id NUMBER "
+     "[--vendor ID] [--certificates]"},
     {"order", cs_cli_order, "show|confirm|cancel|submit|send-code|verify ORDER_ID"},
     {"form", cs_cli_form, "a blank form: seal_form_org|seal_form_person --output FILE"},
     {"keys", cmd_keys, "the USB keys inserted [--json]"},

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import MANAGER_IFACE, MANAGER_PATH, Daemon, dbus_error, short_tmpdir, write_config
+from conftest import (CLI, MANAGER_IFACE, MANAGER_PATH, Daemon, dbus_error, short_tmpdir,
+                      write_config)
 from flow_helpers import Application, Office, masked, resident_id, secret_of
 from office_helpers import office_info
 from test_access import spawn_nobody
@@ -319,3 +320,33 @@ def test_the_resend_cooldown_holds_between_codes():
         client.call(MANAGER_PATH, MANAGER_IFACE, "SendQueryCode", "sss", args)
         with dbus_error(ERR_RATE_LIMITED, "wait"):
             client.call(MANAGER_PATH, MANAGER_IFACE, "SendQueryCode", "sss", args)
+
+
+def test_certseal_query_lists_the_orders_and_certificates(bus, qdaemon, client, office):
+    a = submitted(client, office)
+    mark = office.mark("sms")
+    p = subprocess.Popen([CLI, "--session", "--json", "query", "--subject", "person", "--id",
+                          a.fields["id_number"], "--certificates"], env=bus.env(),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    code = query_code(office, a.handler_phone, mark)
+    out, err = p.communicate(code + "\n", timeout=30)
+    assert p.returncode == 0, out + err
+    assert masked(a.handler_phone) in err
+    assert code not in out and code not in err
+    doc = json.loads(out)
+    assert [o["id"] for o in doc["orders"]] == [a.id]
+    assert doc["orders"][0]["state"] == "unpaid"
+    assert doc["orders"][0]["next_action"]
+    assert doc["certificates"] == []
+    # A wrong code: refused, exit 1, the reason on stderr.
+    mark = office.mark("sms")
+    p = subprocess.Popen([CLI, "--session", "query", "--subject", "person", "--id",
+                          a.fields["id_number"]], env=bus.env(), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code = query_code(office, a.handler_phone, mark)
+    out, err = p.communicate(f"{(int(code) + 1) % 1000000:06d}\n", timeout=30)
+    assert p.returncode == 1 and "tries left" in err, out + err
+    r = subprocess.run([CLI, "--session", "query", "--subject", "person"], env=bus.env(),
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "usage" in r.stderr
