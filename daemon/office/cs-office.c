@@ -690,6 +690,9 @@ m_orders_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 {
 	const char *state = cs_office_body_get_string(params, "state");
 	const char *kind = cs_office_body_get_string(params, "kind");
+	/* One subject's orders, as the applicant's order query finds them: its USCC or
+	 * resident ID (either subject type). */
+	const char *subject = cs_office_body_get_string(params, "subject");
 	g_autoptr(GPtrArray) ids =
 	    cs_ledger_list_orders(cs_engine_get_ledger(self->engine), state, error);
 	JsonArray *a;
@@ -701,7 +704,11 @@ m_orders_list(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	for (guint i = 0; i < ids->len; i++) {
 		CsOrder *order = cs_engine_get_order(self->engine, g_ptr_array_index(ids, i), NULL);
 		if (order == NULL ||
-		    (kind != NULL && g_strcmp0(kind, cs_order_get_kind(order)) != 0))
+		    (kind != NULL && g_strcmp0(kind, cs_order_get_kind(order)) != 0) ||
+		    (subject != NULL &&
+		     g_ascii_strcasecmp(subject, cs_order_get_subject_number(order) != NULL
+						     ? cs_order_get_subject_number(order)
+						     : "") != 0))
 			continue;
 		json_array_add_object_element(a, order_summary(self->engine, order));
 	}

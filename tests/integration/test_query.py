@@ -350,3 +350,11 @@ def test_certseal_query_lists_the_orders_and_certificates(bus, qdaemon, client, 
     r = subprocess.run([CLI, "--session", "query", "--subject", "person"], env=bus.env(),
                        capture_output=True, text=True)
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_the_office_lists_one_subjects_orders_without_a_code(qdaemon, client, office):
+    a = submitted(client, office)
+    b = submitted(client, office)
+    listed = office.call("orders.list", {"subject": a.fields["id_number"].lower()})
+    assert [o["id"] for o in listed] == [a.id]
+    assert b.id in [o["id"] for o in office.call("orders.list")]
