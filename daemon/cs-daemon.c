@@ -26,6 +26,7 @@
 #include "cs-daemon.h"
 #include "cs-build-config.h"
 #include "cs-ca.h"
+#include "cs-clock.h"
 #include "cs-dbus-keys.h"
 #include "cs-keys.h"
 #include "cs-loader.h"
@@ -244,6 +245,9 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	self->vendor_drivers = g_array_new(FALSE, TRUE, sizeof(VendorDriver));
 	self->config = cs_config_load(options->config_path, error);
 	if (self->config == NULL || !cs_config_load_vendors(self->config, error))
+		return NULL;
+	/* Business dates (a test may move them; never timeouts): before anything dates. */
+	if (!cs_clock_init(self->config->test_mode, g_getenv(CS_CLOCK_ENV), error))
 		return NULL;
 	self->state_dir =
 	    g_strdup(options->state_dir != NULL ? options->state_dir : self->config->state_dir);

@@ -21,6 +21,7 @@
 
 #include "cs-ca.h"
 #include "cs-crypto.h"
+#include "cs-clock.h"
 #include "cs-keys.h"
 #include "cs-seal.h"
 #include "cs-validate.h"
@@ -639,8 +640,7 @@ seal_document(Request *r, GError **error)
 	if (doc == NULL)
 		return NULL;
 	return cs_seal_sign_document(seal, cert, g_bytes_get_data(doc, NULL), g_bytes_get_size(doc),
-				     r->filename, g_get_real_time() / G_USEC_PER_SEC, sign_on_token,
-				     &ts, error);
+				     r->filename, cs_clock_now(), sign_on_token, &ts, error);
 }
 
 /* --- making a key (worker thread) ---------------------------------------------------- */

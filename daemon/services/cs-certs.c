@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cs-ca.h"
+#include "cs-clock.h"
 #include "cs-certs.h"
 #include "cs-seal.h"
 
@@ -52,7 +53,7 @@ cs_certs_issue(CsEngine *engine,
 	issue.subject.type = cs_order_get_subject_type(order);
 	issue.subject.name = cs_order_get_subject_name(order);
 	issue.subject.id_number = cs_order_get_subject_number(order);
-	return cs_ca_set_issue(cas, &issue, csr, g_get_real_time() / G_USEC_PER_SEC, error);
+	return cs_ca_set_issue(cas, &issue, csr, cs_clock_now(), error);
 }
 
 GBytes *
@@ -86,7 +87,7 @@ cs_certs_make_seal(CsEngine *engine,
 		return NULL;
 	}
 	/* Only a certificate this vendor's CA issued gets this vendor's seal. */
-	if (!cs_ca_verify_chain(ca, holder, g_get_real_time() / G_USEC_PER_SEC, error)) {
+	if (!cs_ca_verify_chain(ca, holder, cs_clock_now(), error)) {
 		g_prefix_error(error, "certificate: ");
 		return NULL;
 	}
@@ -96,7 +97,7 @@ cs_certs_make_seal(CsEngine *engine,
 	spec.type = org ? CS_SEAL_ORG : CS_SEAL_PERSON;
 	spec.name = cs_order_get_subject_name(order);
 	spec.holder = holder;
-	spec.created = g_get_real_time() / G_USEC_PER_SEC;
+	spec.created = cs_clock_now();
 	if (ASN1_TIME_to_tm(X509_get0_notBefore(holder), &tm) != 1)
 		return NULL;
 	spec.valid_start = (gint64)timegm(&tm);
@@ -127,8 +128,8 @@ cs_certs_revoke(CsEngine *engine,
 		return FALSE;
 	actor = cs_request_to_actor(request);
 	return cs_ca_set_revoke(cas, serial, reason, actor,
-				order != NULL ? cs_order_get_id(order) : NULL,
-				g_get_real_time() / G_USEC_PER_SEC, error);
+				order != NULL ? cs_order_get_id(order) : NULL, cs_clock_now(),
+				error);
 }
 
 GPtrArray *
@@ -142,6 +143,6 @@ cs_certs_find(CsEngine *engine,
 
 	if (cas == NULL)
 		return NULL;
-	return cs_ca_set_find_certificates(cas, vendor, subject_type, id_number,
-					   g_get_real_time() / G_USEC_PER_SEC, error);
+	return cs_ca_set_find_certificates(cas, vendor, subject_type, id_number, cs_clock_now(),
+					   error);
 }
