@@ -1313,7 +1313,12 @@ issue_dates(CsCaSet *set,
 			    request->renew_serial, old->reason);
 		return FALSE;
 	}
-	return cs_validity_renewal(old->not_after, now, ca->validity_days, nb, na, error);
+	/* The window as of when the flow checked it (before the key was touched), the dates
+	 * as of now. */
+	if (!cs_validity_renewal_eligible(
+		old->not_after, request->eligible_at != 0 ? request->eligible_at : now, error))
+		return FALSE;
+	return cs_validity_renewed_period(old->not_after, now, ca->validity_days, nb, na, error);
 }
 
 static gboolean

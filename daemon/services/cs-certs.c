@@ -33,6 +33,7 @@ cs_certs_issue(CsEngine *engine,
 	       const guint8 *csr_der,
 	       gsize csr_len,
 	       const char *follows_serial,
+	       gint64 eligible_at,
 	       GError **error)
 {
 	CsCaSet *cas = require_cas(engine, error);
@@ -43,6 +44,7 @@ cs_certs_issue(CsEngine *engine,
 	if (cas == NULL || !cs_engine_check_access(engine, request, order, error))
 		return NULL;
 	issue.renew_serial = follows_serial;
+	issue.eligible_at = eligible_at;
 	csr = cs_csr_parse(csr_der, csr_len, error);
 	if (csr == NULL)
 		return NULL;

@@ -357,7 +357,7 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 		return;
 	set_progress(job, order, 60);
 	p = g_bytes_get_data(csr, &len);
-	cert = cs_certs_issue(job->engine, &system_request, order, p, len, NULL, &local);
+	cert = cs_certs_issue(job->engine, &system_request, order, p, len, NULL, 0, &local);
 	if (cert == NULL) {
 		job_fail(job, local->message);
 		return;
