@@ -885,6 +885,21 @@ cs_driver_run_delete_object(const CsLoadedDriver *driver,
 }
 
 gboolean
+cs_driver_run_delete_key(const CsLoadedDriver *driver,
+			 CsDriverContext *ctx,
+			 const char *serial,
+			 const char *key_id,
+			 GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+
+	if (!cs_driver_has_op(driver, delete_key))
+		return not_supported(driver, "delete_key", error);
+	return driver_result(driver, "delete_key",
+			     driver->ops->delete_key(ctx, serial, key_id, &err), &err, error);
+}
+
+gboolean
 cs_driver_probe_init(const CsLoadedDriver *driver,
 		     const CsDriverConfig *config,
 		     guint timeout_ms,

@@ -171,5 +171,11 @@ gboolean cs_driver_run_delete_object(const CsLoadedDriver *driver,
 				     gboolean is_certificate,
 				     const char *label,
 				     GError **error);
+/* Minor 1: a driver of minor 0 lacks it (CS_ERROR_UNAVAILABLE "not supported"). */
+gboolean cs_driver_run_delete_key(const CsLoadedDriver *driver,
+				  CsDriverContext *ctx,
+				  const char *serial,
+				  const char *key_id,
+				  GError **error);
 
 G_END_DECLS
