@@ -148,3 +148,25 @@ cs_certs_find(CsEngine *engine,
 	return cs_ca_set_find_certificates(cas, vendor, subject_type, id_number, cs_clock_now(),
 					   error);
 }
+
+char *
+cs_certs_subject_name(GBytes *der)
+{
+	g_autoptr(X509) x = der != NULL ? cs_x509_from_der(der) : NULL;
+	X509_NAME *name = x != NULL ? X509_get_subject_name(x) : NULL;
+	int i = name != NULL ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+	ASN1_STRING *data;
+	unsigned char *utf8 = NULL;
+	char *out;
+	int len;
+
+	if (i < 0)
+		return NULL;
+	data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+	len = ASN1_STRING_to_UTF8(&utf8, data);
+	if (len < 0)
+		return NULL;
+	out = g_strndup((const char *)utf8, len);
+	OPENSSL_free(utf8);
+	return out;
+}

@@ -52,4 +52,7 @@ GPtrArray *cs_certs_find(CsEngine *engine,
 			 const char *id_number,
 			 GError **error);
 
+/* The subject's name (its CN) in DER certificate @der, or NULL. */
+char *cs_certs_subject_name(GBytes *der);
+
 G_END_DECLS
