@@ -11,13 +11,14 @@ import datetime
 import json
 import os
 import sqlite3
+import subprocess
 import tempfile
 
 import dbus
 import pytest
 from cryptography import x509
 
-from conftest import (KEY_IFACE, Bus, Client, Daemon, dbus_error, key_path, run_cli, run_until,
+from conftest import (BUILD_DIR, DEV_CONF, KEY_IFACE, Bus, Client, Daemon, dbus_error, key_path, run_cli, run_until,
                       vkey)
 from flow_helpers import Application, Office, blank_key, key_certificate, key_seal
 from office_helpers import office_info
@@ -29,6 +30,7 @@ ERR_NOT_ELIGIBLE = "org.certseal.Error.NotEligible"
 ERR_ACCESS_DENIED = "org.certseal.Error.AccessDenied"
 ERR_INVALID_INPUT = "org.certseal.Error.InvalidInput"
 DAY = 86400
+MAKE_SEALED_KEY = os.path.join(BUILD_DIR, "tests", "make-sealed-key")
 RENEW_PRICE_FEN = {"org": 20000, "person": 8000}  # demo-a's [prices] renew.*
 
 
@@ -331,12 +333,38 @@ def test_preconditions_each_have_their_error(world):
     assert run_until(lambda: key_path("RNP001") not in w.client.managed_objects(), 5.0)
     with dbus_error(ERR_NO_KEY):
         create_renewal(w, a, "RNP001")
-    # A key whose certificate another CA issued: NotEligible.
+    # A key without a certificate: NotEligible.
     vkey(w.daemon.state_dir, "create", "--vendor", "demo-a", "--serial", "RNP003")
     login(w, "RNP003", "123456")
     with dbus_error(ERR_NOT_ELIGIBLE, "no certificate"):
         create_renewal(w, a, "RNP003")
+    vkey(w.daemon.state_dir, "unplug", "RNP003")
+    # A key whose certificate another platform's CA issued (the same vendor profile, another
+    # state directory's CA and ledger): NotEligible.
+    foreign_key(w, "RNP004")
+    login(w, "RNP004", "123456")
+    with dbus_error(ERR_NOT_ELIGIBLE, "not issued by this platform"):
+        create_renewal(w, a, "RNP004")
     check_ledger(w)
+
+
+def foreign_key(w, serial):
+    """A demo-a key of this daemon holding a certificate and seal of another platform's CA
+    (made by tests/make-sealed-key against another state directory sharing the keys)."""
+    other = tempfile.mkdtemp(prefix="cs-other-", dir="/tmp")
+    os.makedirs(os.path.join(other, "drivers"))
+    os.symlink(os.path.join(w.daemon.state_dir, "drivers", "vkey"),
+               os.path.join(other, "drivers", "vkey"))
+    w.client.close()
+    assert w.daemon.stop() == 0
+    vkey(w.daemon.state_dir, "create", "--vendor", "demo-a", "--serial", serial)
+    cp = subprocess.run([MAKE_SEALED_KEY, "--config", DEV_CONF, "--state-dir", other,
+                         "--vendor", "demo-a", "--serial", serial], input="123456\n",
+                        capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    w.daemon.start()
+    w.client = Client(w.bus)
+    wait_key(w, serial)
 
 
 def test_a_key_pulled_mid_download_returns_to_downloadable_and_finishes(world, tmp_dir):
@@ -357,6 +385,14 @@ def test_a_key_pulled_mid_download_returns_to_downloadable_and_finishes(world, t
     assert "failed" in order.get("ReviewNote"), order.get("ReviewNote")
     # The old certificate still works: still valid, still on the key.
     assert cert_rows(w.daemon.state_dir, {hexserial(old)})[hexserial(old)][0] == "valid"
+    # Another key in its place: refused, naming the key expected.
+    vkey(w.daemon.state_dir, "create", "--vendor", "demo-b", "--serial", "RNF002")
+    login(w, "RNF002", "123456")
+    with dbus_error(ERR_INVALID_INPUT, "insert key RNF001"):
+        download(w, order, "RNF002")
+    assert order.state == "downloadable"
+    vkey(w.daemon.state_dir, "unplug", "RNF002")
+    assert run_until(lambda: key_path("RNF002") not in w.client.managed_objects(), 5.0)
     vkey(w.daemon.state_dir, "plug", "RNF001")
     login(w, "RNF001", a.pin)
     download(w, order, "RNF001")
