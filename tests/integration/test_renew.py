@@ -236,7 +236,10 @@ def test_renewed_with_60_days_left_carries_the_end_on(world, subject, tmp_dir):
     # 60 days left.
     now_real = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
     w.move_clock(f"+{(old_end - now_real) // DAY - 60}d")
-    login(w, serial, a.pin)
+    path = login(w, serial, a.pin)
+    # The key says so: renewable since 90 days before the end.
+    assert w.client.get(path, KEY_IFACE, "Renewable") is True
+    assert w.client.get(path, KEY_IFACE, "RenewableFrom") == old_end - 90 * DAY + 1
     order = create_renewal(w, a, serial)
     assert order.state == "draft"
     fields = order.get("Fields")
@@ -255,6 +258,8 @@ def test_renewed_with_60_days_left_carries_the_end_on(world, subject, tmp_dir):
         order.get("ReviewNote")
     assert order.get("Progress") == 100
     check_renewed(w, a, serial, old, tmp_dir, old_end + 365 * DAY)
+    assert w.client.get(path, KEY_IFACE, "Renewable") is False
+    assert w.client.get(path, KEY_IFACE, "RenewableFrom") == old_end + 275 * DAY + 1
     check_ledger(w)
 
 
@@ -288,7 +293,8 @@ def test_outside_the_window_is_not_eligible_naming_the_dates(world):
     a, old = made_key(w, "person", "RNW001")
     old_end = epoch(old.not_valid_after)
     end_day = datetime.datetime.utcfromtimestamp(old_end).strftime("%Y-%m-%d")
-    login(w, "RNW001", a.pin)
+    path = login(w, "RNW001", a.pin)
+    assert w.client.get(path, KEY_IFACE, "Renewable") is False
     # 365 days left (the real clock): too early, naming the end and the opening day.
     with dbus_error(ERR_NOT_ELIGIBLE, f"valid until {end_day}", "renewal opens on"):
         create_renewal(w, a, "RNW001")
