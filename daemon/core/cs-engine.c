@@ -1366,6 +1366,18 @@ orders_in_state(CsEngine *engine, const CsPlugin *plugin, const char *state, GEr
 	return g_steal_pointer(&out);
 }
 
+/* In the recovery's transaction: why the order is back (a flow may show "recovery_note",
+ * e.g. as ReviewNote; the next attempt of its work clears it). */
+static gboolean
+note_recovery(CsEngine *engine, CsOrder *order, gpointer user_data, GError **error)
+{
+	g_autofree char *note = g_strdup_printf(
+	    "interrupted: the daemon stopped while the order was %s; take the step again",
+	    (const char *)user_data);
+
+	return cs_engine_set_attr(engine, order, "recovery_note", note, error);
+}
+
 gboolean
 cs_engine_recover(CsEngine *engine, guint *n_recovered, GError **error)
 {
@@ -1387,7 +1399,9 @@ cs_engine_recover(CsEngine *engine, guint *n_recovered, GError **error)
 				g_autoptr(GVariant) params = empty_params();
 				CsStep step = {.engine = engine,
 					       .order = g_ptr_array_index(orders, j),
-					       .params = params};
+					       .params = params,
+					       .in_txn = note_recovery,
+					       .in_txn_data = (gpointer)r->transient};
 				if (!record_step(engine, &step, "recovered", r->stable, "system",
 						 error))
 					return FALSE;

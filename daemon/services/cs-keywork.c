@@ -106,6 +106,7 @@ cs_step_prepare_key_work(CsStep *step, const CsKeyWork *work, const char *serial
 	if (work->follows_field != NULL)
 		return cs_engine_set_attr(engine, order, "key_work_key", key->id, error) &&
 		       cs_engine_set_attr(engine, order, "key_work_error", NULL, error) &&
+		       cs_engine_set_attr(engine, order, "recovery_note", NULL, error) &&
 		       cs_engine_set_attr(engine, order, "progress", "0", error);
 	attr = so_pin_attr(serial);
 	if (work->provision && key->initialized && cs_order_get_attr(order, attr) == NULL) {

@@ -269,9 +269,11 @@ static const CsTransition transitions[] = {
      NULL, NULL, NULL, after_refunded},
 };
 
-/* ReviewNote says why a download failed, until the next attempt. */
+/* ReviewNote says why a download failed or was cut short by a restart, until the next
+ * attempt. */
 static const CsAttrSpec attrs[] = {
     {"key_work_error", "ReviewNote"},
+    {"recovery_note", "ReviewNote"},
     {NULL},
 };
 

@@ -435,10 +435,12 @@ def test_sigkill_while_downloading_is_finished_after_the_restart(world, tmp_dir)
     w.client = Client(w.bus)
     order = w.client.order(order.id)
     assert order.state == "downloadable"
+    assert "interrupted" in order.get("ReviewNote"), order.get("ReviewNote")
     login(w, "RNK001", a.pin)
     download(w, order, "RNK001")
     assert wait_state(order, {"completed", "downloadable"}) == "completed", \
         order.get("ReviewNote")
+    assert order.get("ReviewNote") == ""
     check_renewed(w, a, "RNK001", old, tmp_dir, old_end + 365 * DAY)
     check_ledger(w)
 
