@@ -466,3 +466,32 @@ def test_a_window_that_closed_while_the_order_waited_is_refused_at_download(worl
     order.cancel()
     assert order.state == "refunding"
     check_ledger(w)
+
+
+def test_the_cli_renews_and_resumes_a_download(world, tmp_dir):
+    """certseal renew (PIN on stdin, fields from a file) up to the payment; certseal order
+    download after it."""
+    w = world
+    a, old = made_key(w, "person", "RNL001")
+    old_end = epoch(old.not_valid_after)
+    now_real = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
+    w.move_clock(f"+{(old_end - now_real) // DAY - 20}d")
+    wait_key(w, "RNL001")
+    fields = os.path.join(tmp_dir, "renew.fields")
+    with open(fields, "w") as f:
+        f.write("\n".join(f"{k} = {v}" for k, v in renew_fields(a).items()) + "\n")
+    cp = run_cli(w.bus, "--json", "renew", "--key", "RNL001", "--fields", fields, "--yes",
+                 input=a.pin + "\n")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    out = json.loads(cp.stdout)
+    assert out["state"] == "unpaid", out
+    assert a.pin not in cp.stdout + cp.stderr
+    order = w.client.order(out["order"])
+    assert order.get("Fields")["certificate_serial"] == hexserial(old)
+    pay(w, order)
+    cp = run_cli(w.bus, "--json", "order", "download", order.id, "--key", "RNL001",
+                 timeout=60)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert json.loads(cp.stdout)["State"] == "completed", cp.stdout
+    check_renewed(w, a, "RNL001", old, tmp_dir, old_end + 365 * DAY)
+    check_ledger(w)
