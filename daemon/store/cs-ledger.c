@@ -1891,6 +1891,22 @@ cs_ledger_find_certificates(CsLedger *ledger,
 }
 
 GPtrArray *
+cs_ledger_list_valid_subscribers(CsLedger *ledger, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT " CERT_COLUMNS " FROM certificates WHERE role = 'subscriber' "
+			    "AND status = 'valid' ORDER BY not_after, serial",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	return cert_rows(ledger, stmt, error);
+}
+
+GPtrArray *
 cs_ledger_list_revoked(CsLedger *ledger, const char *vendor, GError **error)
 {
 	g_autoptr(sqlite3_stmt) stmt = NULL;

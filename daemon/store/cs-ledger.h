@@ -221,6 +221,8 @@ GPtrArray *cs_ledger_find_certificates(CsLedger *ledger,
 				       GError **error);
 /* Revoked subscriber certificates of @vendor (CsCertRow), for its CRL. */
 GPtrArray *cs_ledger_list_revoked(CsLedger *ledger, const char *vendor, GError **error);
+/* Every subscriber certificate neither revoked nor superseded, soonest end first. */
+GPtrArray *cs_ledger_list_valid_subscribers(CsLedger *ledger, GError **error);
 /* valid → revoked; CS_ERROR_WRONG_STATE when unknown or already revoked. */
 gboolean cs_ledger_revoke_certificate(
     CsLedger *ledger, const char *serial, const char *reason, gint64 revoked_at, GError **error);

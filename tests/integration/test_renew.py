@@ -495,3 +495,46 @@ def test_the_cli_renews_and_resumes_a_download(world, tmp_dir):
     assert json.loads(cp.stdout)["State"] == "completed", cp.stdout
     check_renewed(w, a, "RNL001", old, tmp_dir, old_end + 365 * DAY)
     check_ledger(w)
+
+
+def reminder_events(state_dir, order_id):
+    with ledger(state_dir) as db:
+        return [json.loads(r[0]) for r in db.execute(
+            "SELECT data FROM events WHERE order_id = ? AND kind = 'expiry_reminder' "
+            "ORDER BY seq", (order_id,))]
+
+
+def test_expiry_reminders_go_once_at_each_threshold_across_restarts(world):
+    w = world
+    a, old = made_key(w, "org", "RNR001")
+    old_end = epoch(old.not_valid_after)
+    now_real = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
+    base = (old_end - now_real) // DAY
+    phone = a.fields["handler_phone"]
+    assert reminder_events(w.daemon.state_dir, a.id) == []  # 365 days left: none due
+
+    def moved(days, threshold):
+        mark = w.office.mark("sms")
+        w.move_clock(f"+{base + days}d")
+        msg = w.office.wait_message("sms", to=phone, template="expiry_reminder", after=mark)
+        assert msg is not None, f"no reminder at {days} days"
+        assert hexserial(old) in msg["text"] or threshold in msg["text"], msg
+        sent = [e for e in reminder_events(w.daemon.state_dir, a.id) if e["sms"]]
+        assert sent[-1]["threshold"] == threshold, sent
+        return len(w.office.messages("sms", to=phone, template="expiry_reminder"))
+
+    n = moved(-89, "before_90")  # 89 days left
+    # A restart on the same day repeats nothing.
+    events = reminder_events(w.daemon.state_dir, a.id)
+    w.move_clock(w.daemon.test_now)
+    assert reminder_events(w.daemon.state_dir, a.id) == events
+    assert len(w.office.messages("sms", to=phone, template="expiry_reminder")) == n
+    assert moved(-29, "before_30") == n + 1  # 29 days left
+    # Expired 30 days: 7 and 1 days before passed while the daemon was off — recorded,
+    # and one SMS for the latest.
+    assert moved(30, "after_30") == n + 2
+    thresholds = [e["threshold"] for e in reminder_events(w.daemon.state_dir, a.id)]
+    assert sorted(thresholds) == sorted(["before_90", "before_30", "before_7", "before_1",
+                                         "after_30"]), thresholds
+    assert len(set(thresholds)) == len(thresholds)
+    check_ledger(w)
