@@ -334,6 +334,18 @@ def test_preconditions_each_have_their_error(world):
     assert run_until(lambda: key_path("RNP002") not in w.client.managed_objects(), 5.0)
     with dbus_error(ERR_INVALID_INPUT, "vendor"):
         create_renewal(w, a, "RNP001", vendor="demo-b")
+    with dbus_error(ERR_INVALID_INPUT, "subject_type"):
+        w.client.create_order("renew", "person", dict(renew_fields(a), phone=a.fields[
+            "handler_phone"], key=dbus.ObjectPath(key_path("RNP001"))))
+    # Cancel before payment: cancelled, from the draft and from unpaid.
+    order = create_renewal(w, a, "RNP001")
+    order.cancel()
+    assert order.state == "cancelled"
+    order = create_renewal(w, a, "RNP001")
+    order.confirm()
+    assert order.state == "unpaid"
+    order.cancel()
+    assert order.state == "cancelled"
     # No key at all: NoKey.
     vkey(w.daemon.state_dir, "unplug", "RNP001")
     assert run_until(lambda: key_path("RNP001") not in w.client.managed_objects(), 5.0)
