@@ -33,32 +33,37 @@ day_of(gint64 t)
 	return dt != NULL ? g_date_time_format(dt, "%Y-%m-%d") : g_strdup("?");
 }
 
-/* The thresholds of @row recorded already. */
+/* serial → set of thresholds recorded, for the certificates ending in [@from, @to]: one
+ * query for the whole check. */
 static GHashTable *
-recorded_thresholds(CsEngine *engine, CsCertRow *row, GError **error)
+recorded_thresholds(CsEngine *engine, gint64 from, gint64 to, GError **error)
 {
-	g_autoptr(GHashTable) done = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	g_autoptr(GPtrArray) events =
-	    cs_ledger_order_events(cs_engine_get_ledger(engine), row->order_id, error);
+	g_autoptr(GHashTable) done = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+							   (GDestroyNotify)g_hash_table_unref);
+	g_autoptr(GPtrArray) events = cs_ledger_certificate_order_events(
+	    cs_engine_get_ledger(engine), REMINDER_EVENT, from, to, error);
 
 	if (events == NULL)
 		return NULL;
 	for (guint i = 0; i < events->len; i++) {
 		CsEventRow *e = g_ptr_array_index(events, i);
-		g_autoptr(JsonParser) parser = NULL;
+		g_autoptr(JsonParser) parser = json_parser_new();
+		GHashTable *set;
 		JsonObject *o;
+		const char *serial;
 
-		if (g_strcmp0(e->kind, REMINDER_EVENT) != 0 || e->data == NULL)
-			continue;
-		parser = json_parser_new();
-		if (!json_parser_load_from_data(parser, e->data, -1, NULL) ||
+		if (e->data == NULL || !json_parser_load_from_data(parser, e->data, -1, NULL) ||
 		    !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser)))
 			continue;
 		o = json_node_get_object(json_parser_get_root(parser));
-		if (g_strcmp0(json_object_get_string_member_with_default(o, "serial", ""),
-			      row->serial) == 0)
-			g_hash_table_add(done, g_strdup(json_object_get_string_member_with_default(
-						   o, "threshold", "")));
+		serial = json_object_get_string_member_with_default(o, "serial", "");
+		set = g_hash_table_lookup(done, serial);
+		if (set == NULL) {
+			set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+			g_hash_table_insert(done, g_strdup(serial), set);
+		}
+		g_hash_table_add(
+		    set, g_strdup(json_object_get_string_member_with_default(o, "threshold", "")));
 	}
 	return g_steal_pointer(&done);
 }
@@ -108,13 +113,13 @@ event_data(CsCertRow *row, const char *threshold, gboolean sent)
 /* Record the due thresholds of @row not recorded yet, and queue one SMS for the latest;
  * TRUE with *sent when one went. */
 static gboolean
-remind_one(CsEngine *engine, CsCertRow *row, gint64 now, gboolean *sent, GError **error)
+remind_one(
+    CsEngine *engine, CsCertRow *row, GHashTable *done, gint64 now, gboolean *sent, GError **error)
 {
 	CsConfig *config = cs_engine_get_config(engine);
 	CsLedger *ledger = cs_engine_get_ledger(engine);
 	CsTasks *tasks = cs_engine_get_tasks(engine);
 	g_autoptr(GArray) all = g_array_new(FALSE, TRUE, sizeof(Threshold));
-	g_autoptr(GHashTable) done = NULL;
 	g_autofree char *phone = NULL;
 	g_autofree char *end = day_of(row->not_after);
 	g_autofree char *from = day_of(cs_validity_renewable_from(row->not_after));
@@ -128,12 +133,9 @@ remind_one(CsEngine *engine, CsCertRow *row, gint64 now, gboolean *sent, GError 
 		return TRUE;
 	add_thresholds(all, config->reminder_before_days, "before", row->not_after, -1);
 	add_thresholds(all, config->reminder_after_days, "after", row->not_after, 1);
-	done = recorded_thresholds(engine, row, error);
-	if (done == NULL)
-		return FALSE;
 	for (guint i = 0; i < all->len; i++) {
 		const Threshold *t = &g_array_index(all, Threshold, i);
-		if (t->due <= now && !g_hash_table_contains(done, t->name) &&
+		if (t->due <= now && (done == NULL || !g_hash_table_contains(done, t->name)) &&
 		    (latest == NULL || t->due > latest->due))
 			latest = t;
 	}
@@ -145,7 +147,7 @@ remind_one(CsEngine *engine, CsCertRow *row, gint64 now, gboolean *sent, GError 
 	for (guint i = 0; ok && i < all->len; i++) {
 		const Threshold *t = &g_array_index(all, Threshold, i);
 		gboolean this_one = t == latest && phone != NULL && tasks != NULL;
-		if (t->due > now || g_hash_table_contains(done, t->name))
+		if (t->due > now || (done != NULL && g_hash_table_contains(done, t->name)))
 			continue;
 		ok = cs_ledger_append_event(ledger, row->order_id, REMINDER_EVENT, NULL, NULL,
 					    "system", event_data(row, t->name, this_one),
@@ -176,15 +178,38 @@ remind_one(CsEngine *engine, CsCertRow *row, gint64 now, gboolean *sent, GError 
 	return TRUE;
 }
 
+static guint
+max_days(GArray *days)
+{
+	guint max = 0;
+
+	for (guint i = 0; days != NULL && i < days->len; i++)
+		max = MAX(max, g_array_index(days, guint, i));
+	return max;
+}
+
 gint
 cs_reminders_check(CsEngine *engine, GError **error)
 {
-	g_autoptr(GPtrArray) rows =
-	    cs_ledger_list_valid_subscribers(cs_engine_get_ledger(engine), error);
+	CsConfig *config = cs_engine_get_config(engine);
 	gint64 now = cs_clock_now();
+	/* Only certificates some threshold can be due for: ending from the last "after" day
+	 * (at least the renewal window's 365 days) ago to the first "before" day ahead. */
+	gint64 from =
+	    now - (gint64)MAX(max_days(config->reminder_after_days), CS_VALIDITY_RENEW_AFTER_DAYS) *
+		      CS_VALIDITY_DAY_SECONDS;
+	gint64 to = now + (gint64)max_days(config->reminder_before_days) * CS_VALIDITY_DAY_SECONDS;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GHashTable) done = NULL;
 	gint n = 0;
 
+	/* A certificate that ended before the window's start can no longer be renewed: no
+	 * message is worth sending for it. */
+	rows = cs_ledger_list_valid_subscribers(cs_engine_get_ledger(engine), from, to, error);
 	if (rows == NULL)
+		return -1;
+	done = recorded_thresholds(engine, from, to, error);
+	if (done == NULL)
 		return -1;
 	for (guint i = 0; i < rows->len; i++) {
 		CsCertRow *row = g_ptr_array_index(rows, i);
@@ -192,7 +217,8 @@ cs_reminders_check(CsEngine *engine, GError **error)
 		gboolean sent = FALSE;
 
 		/* One certificate that cannot be reminded does not stop the others. */
-		if (!remind_one(engine, row, now, &sent, &local))
+		if (!remind_one(engine, row, g_hash_table_lookup(done, row->serial), now, &sent,
+				&local))
 			g_warning("certificate %s: reminder: %s", row->serial, local->message);
 		n += sent ? 1 : 0;
 	}

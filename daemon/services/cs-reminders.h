@@ -10,7 +10,9 @@
  * passed.
  *
  * Dates are the business clock's (cs_clock_now); the check runs at start and every
- * check_interval_s on the main loop's monotonic clock.
+ * check_interval_s on the main loop's monotonic clock, over the certificates ending from
+ * 365 days (or the last after_days) ago to before_days ahead only, with the reminders
+ * already recorded read in one query.
  */
 #pragma once
 
