@@ -57,6 +57,21 @@ test_plugin_good_loads(void)
 	g_assert_cmpint(p->abi_minor, ==, CS_PLUGIN_ABI_MINOR);
 }
 
+/* A plugin built against an older minor loads, without the hooks it could not know. */
+static void
+test_plugin_older_minor_loads(void)
+{
+	g_autofree char *path = module_path("old-minor-plugin.so");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLoadedPlugin) p = cs_loader_load_plugin(path, TRUE, &error);
+
+	g_assert_no_error(error);
+	g_assert_nonnull(p);
+	g_assert_cmpstr(p->plugin->kind, ==, "oldminor");
+	g_assert_cmpint(p->abi_minor, ==, 0);
+	g_assert_null(p->plugin->prepare_order);
+}
+
 static void
 test_plugin_older_major_refused(void)
 {
@@ -136,10 +151,12 @@ test_plugin_dir_skips_refused(void)
 		CsLoadedPlugin *p = g_ptr_array_index(plugins, i);
 		g_ptr_array_add(kinds, (gpointer)p->plugin->kind);
 	}
-	/* failing-init loads (its init runs in the engine), the broken ones do not. */
-	g_assert_cmpuint(kinds->len, ==, 2);
+	/* failing-init loads (its init runs in the engine), the broken ones do not; an older
+	 * minor does. */
+	g_assert_cmpuint(kinds->len, ==, 3);
 	g_assert_cmpstr(g_ptr_array_index(kinds, 0), ==, "failing");
 	g_assert_cmpstr(g_ptr_array_index(kinds, 1), ==, "good");
+	g_assert_cmpstr(g_ptr_array_index(kinds, 2), ==, "oldminor");
 	g_assert_true(
 	    logged_matching("WARNING */bad-abi-plugin.so: refused: ABI major version 3*"));
 	g_assert_true(
@@ -290,6 +307,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/loader/plugin/good-loads", test_plugin_good_loads);
 	g_test_add_func("/loader/plugin/older-major-refused", test_plugin_older_major_refused);
+	g_test_add_func("/loader/plugin/older-minor-loads", test_plugin_older_minor_loads);
 	g_test_add_func("/loader/plugin/wrong-abi-refused", test_plugin_wrong_abi_refused);
 	g_test_add_func("/loader/plugin/missing-entry-refused", test_plugin_missing_entry_refused);
 	g_test_add_func("/loader/plugin/missing-version-refused",
