@@ -332,11 +332,11 @@ typedef struct {
 	const char *follows_field;
 } CsKeyWork;
 
-/* Prepare key work on the key named @key_serial (present, of the order's vendor, and
- * blank — or the one an earlier attempt of this order initialised; with
- * @work->follows_field, the key's id or serial and the key need not be blank): with
- * @work->provision its SO PIN is sealed first, in this transaction, so a crash never leaves a key
- * whose SO PIN nobody knows. */
+/* Prepare key work on the key named @key_serial (its serial, or its id): present, of the
+ * order's vendor, and blank — or the one an earlier attempt of this order initialised;
+ * for a renewal (@work->follows_field) the applicant's own key. With @work->provision its
+ * SO PIN is sealed first, in this transaction, so a crash never leaves a key whose SO PIN
+ * nobody knows. */
 gboolean cs_step_prepare_key_work(CsStep *step,
 				  const CsKeyWork *work,
 				  const char *key_serial,
