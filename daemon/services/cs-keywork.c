@@ -512,38 +512,6 @@ cs_step_revoke_unused_certificates(CsStep *step)
 	revoke_unused_certificates(cs_step_get_engine(step), cs_step_get_order(step));
 }
 
-static void
-on_old_seal(GBytes *seal, const GError *error, gpointer user_data)
-{
-	Job *job = user_data;
-	CsOrder *order = job_resume(job, NULL);
-	const CsVendor *vendor;
-	const char *name;
-	g_autoptr(CsSealInfo) info = NULL;
-
-	if (order == NULL)
-		return;
-	/* No readable old seal: the new one is drawn, as for a new key. */
-	info = seal != NULL
-		   ? cs_seal_parse(g_bytes_get_data(seal, NULL), g_bytes_get_size(seal), NULL)
-		   : NULL;
-	if (info != NULL && info->picture != NULL) {
-		job->old_picture = g_bytes_ref(info->picture);
-		job->old_width_mm = (guint)info->width_mm;
-		job->old_height_mm = (guint)info->height_mm;
-	} else if (error != NULL) {
-		g_message("order %s: the old seal is not readable (%s); a new picture is drawn",
-			  job->order_id, error->message);
-	}
-	vendor =
-	    cs_config_find_vendor(cs_engine_get_config(job->engine), cs_order_get_vendor(order));
-	name = cs_order_get_subject_name(order);
-	set_progress(job, order, 20);
-	cs_keys_renew_begin(cs_engine_get_keys(job->engine), job->key_id, job->old_serial,
-			    vendor != NULL ? vendor->key_algorithm : "ec-p256",
-			    name != NULL ? name : job->order_id, on_csr, job);
-}
-
 /* A renewal whose earlier attempt already put this order's certificate on the key: finish
  * the writing (the seal again, the old key pair deleted) and complete. */
 static gboolean
@@ -580,8 +548,34 @@ finish_written(Job *job, CsOrder *order, CsKey *key)
 }
 
 static void
-start_renewal(Job *job, CsOrder *order, CsKey *key)
+on_old_seal(GBytes *seal, const GError *error, gpointer user_data)
 {
+	Job *job = user_data;
+	CsOrder *order = job_resume(job, NULL);
+	const CsVendor *vendor;
+	const char *name;
+	CsKey *key;
+	g_autoptr(CsSealInfo) info = NULL;
+
+	if (order == NULL)
+		return;
+	/* No readable old seal: the new one is drawn, as for a new key. */
+	info = seal != NULL
+		   ? cs_seal_parse(g_bytes_get_data(seal, NULL), g_bytes_get_size(seal), NULL)
+		   : NULL;
+	if (info != NULL && info->picture != NULL) {
+		job->old_picture = g_bytes_ref(info->picture);
+		job->old_width_mm = (guint)info->width_mm;
+		job->old_height_mm = (guint)info->height_mm;
+	} else if (error != NULL) {
+		g_message("order %s: the old seal is not readable (%s); a new picture is drawn",
+			  job->order_id, error->message);
+	}
+	key = cs_keys_lookup(cs_engine_get_keys(job->engine), job->key_id);
+	if (key == NULL) {
+		job_fail(job, "the key is no longer inserted");
+		return;
+	}
 	if (finish_written(job, order, key))
 		return;
 	/* The key still holds the old certificate: whatever an interrupted attempt issued is
@@ -589,6 +583,20 @@ start_renewal(Job *job, CsOrder *order, CsKey *key)
 	revoke_unused_certificates(job->engine, order);
 	g_info("order %s: renewing certificate %s on key %s", job->order_id, job->old_serial,
 	       key->id);
+	vendor =
+	    cs_config_find_vendor(cs_engine_get_config(job->engine), cs_order_get_vendor(order));
+	name = cs_order_get_subject_name(order);
+	set_progress(job, order, 20);
+	cs_keys_renew_begin(cs_engine_get_keys(job->engine), job->key_id, job->old_serial,
+			    vendor != NULL ? vendor->key_algorithm : "ec-p256",
+			    name != NULL ? name : job->order_id, on_csr, job);
+}
+
+/* The seal on the key first, for its picture (the old seal's, or already the new one's
+ * when an earlier attempt wrote it); then on_old_seal decides. */
+static void
+start_renewal(Job *job, CsKey *key)
+{
 	cs_keys_read_seal(cs_engine_get_keys(job->engine), key->id, on_old_seal, job);
 }
 
@@ -627,7 +635,7 @@ cs_step_start_key_work(CsStep *step, const CsKeyWork *work)
 			job_fail(job, "the order names no certificate to renew");
 			return;
 		}
-		start_renewal(job, order, key);
+		start_renewal(job, key);
 		return;
 	}
 	revoke_unused_certificates(engine, order);

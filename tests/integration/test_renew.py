@@ -550,3 +550,46 @@ def test_expiry_reminders_go_once_at_each_threshold_across_restarts(world):
                                          "after_30"]), thresholds
     assert len(set(thresholds)) == len(thresholds)
     check_ledger(w)
+
+
+def test_pulled_after_the_old_certificate_went_finishes_with_the_new_one(world, tmp_dir):
+    """Pulled while the old key pair is deleted (the new certificate and seal written, the
+    old certificate gone): Download again finishes the writing and completes, the new
+    certificate kept (not revoked), the old seal's picture on the new seal."""
+    w = world
+    a, old = made_key(w, "org", "RNG001")
+    old_seal = json.loads(run_cli(w.bus, "--json", "seal", "show", seal_file(
+        w, "RNG001", tmp_dir, "old")).stdout)
+    old_end = epoch(old.not_valid_after)
+    now_real = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
+    w.move_clock(f"+{(old_end - now_real) // DAY - 5}d")
+    login(w, "RNG001", a.pin)
+    order = create_renewal(w, a, "RNG001")
+    order.confirm()
+    pay(w, order)
+    # C_DestroyObject: 1 the old seal (replaced), 2 the old certificate, 3 the old public key.
+    vkey(w.daemon.state_dir, "fault", "RNG001", "C_DestroyObject", "--after", "3", "--mode",
+         "unplug")
+    download(w, order, "RNG001")
+    assert wait_state(order, {"downloadable", "completed"}) == "downloadable"
+    vkey(w.daemon.state_dir, "plug", "RNG001")
+    login(w, "RNG001", a.pin)
+    new_serial = w.client.get(key_path("RNG001"), KEY_IFACE, "CertificateSerial")
+    assert new_serial.upper().lstrip("0") != f"{old.serial_number:X}"
+    download(w, order, "RNG001")
+    assert wait_state(order, {"completed", "downloadable"}) == "completed", \
+        order.get("ReviewNote")
+    new = check_renewed(w, a, "RNG001", old, tmp_dir, old_end + 365 * DAY)
+    assert f"{new.serial_number:X}" == new_serial.upper().lstrip("0")
+    new_seal = json.loads(run_cli(w.bus, "--json", "seal", "show", seal_file(
+        w, "RNG001", tmp_dir, "new")).stdout)
+    assert new_seal["picture_size"] == old_seal["picture_size"]
+    assert new_seal["valid_end"] != old_seal["valid_end"]
+    check_ledger(w)
+
+
+def seal_file(w, serial, tmp_dir, name):
+    path = os.path.join(tmp_dir, f"{serial}-{name}.seal")
+    with open(path, "wb") as f:
+        f.write(key_seal(w.client, key_path(serial)))
+    return path
