@@ -5,7 +5,10 @@
 # gateways and virtual UKeys — apply, materials, submit, the SMS code, the payment QR
 # code, the invoice, review, making the key, shipping, delivery — and end with the key
 # made: its certificate, its e-seal, and a login with the certificate password that was
-# delivered by SMS. Then stop everything it started.
+# delivered by SMS. Then the clock moves (a restart with CERTSEAL_TEST_NOW, test mode): the
+# expiry reminder SMS, the organisation's key renewed (更新) from the desktop — the new
+# validity, the new seal, and a login with the unchanged PIN. Then stop everything it
+# started.
 #
 # CERTSEAL_SKIP_INSTALL=1 skips the package check; CERTSEAL_BUILD_DIR=DIR uses an
 # existing build instead of building into build/; CERTSEAL_DEMO_DIR=DIR keeps the demo's
@@ -46,19 +49,26 @@ for serial in "$org_key" "$person_key"; do
     --blank >/dev/null
 done
 
-"$build/daemon/certseald" --session --state-dir "$state" --config "$build/certseal-dev.conf" \
-  >"$log" 2>&1 &
-daemon=$!
+daemon=
 cleanup() {
-  kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+  if [ -n "$daemon" ]; then
+    kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+  fi
+  daemon=
 }
 trap cleanup EXIT
-
-for _ in $(seq 100); do
-  busctl --user status org.certseal.CertSeal1 >/dev/null 2>&1 && [ -f "$state/office/info.json" ] && break
-  kill -0 "$daemon" 2>/dev/null || { cat "$log"; exit 1; }
-  sleep 0.1
-done
+start_daemon() {
+  "$build/daemon/certseald" --session --state-dir "$state" --config "$build/certseal-dev.conf" \
+    >>"$log" 2>&1 &
+  daemon=$!
+  for _ in $(seq 100); do
+    busctl --user status org.certseal.CertSeal1 >/dev/null 2>&1 && [ -f "$state/office/info.json" ] && break
+    kill -0 "$daemon" 2>/dev/null || { cat "$log"; exit 1; }
+    sleep 0.1
+  done
+}
+: >"$log"
+start_daemon
 
 certseal() { "$build/cli/certseal" --session "$@"; }
 office() { "$build/cli/certseal-office" --state-dir "$state" "$@"; }
@@ -211,6 +221,71 @@ certseal seal show "$files/$org_key.seal"
 certseal seal verify "$files/$org_key.seal" --state-dir "$state"
 
 step "certseal login $org_key, with the certificate password the legal representative received"
+outbox_secret "$org_legal_rep_phone" password review_approved | certseal login "$org_key"
+
+step "certseal logout: the key is put away; a year goes by"
+busctl --user call org.certseal.CertSeal1 "$key_path" org.certseal.CertSeal1.Key Logout
+
+# 60 days before the end: the business clock moves (test mode only), time runs on from there.
+not_after=$(openssl x509 -inform DER -in "$files/$org_key.der" -noout -enddate | cut -d= -f2)
+days=$(( ($(date -d "$not_after" +%s) - $(date +%s)) / 86400 - 60 ))
+step "The clock moves: certseald restarted with CERTSEAL_TEST_NOW=+${days}d (60 days left)"
+cleanup
+# The office front's endpoint file is written again by the new daemon.
+rm -f "$state/office/info.json"
+CERTSEAL_TEST_NOW=+${days}d start_daemon
+grep -o 'test mode: CERTSEAL_TEST_NOW=[^;]*' "$log" | tail -1
+
+step "The expiry reminder the handler received (sandbox SMS outbox)"
+for _ in $(seq 50); do
+  office --json sms outbox | grep -q expiry_reminder && break
+  sleep 0.1
+done
+office --json sms outbox | "$py" -c '
+import json, sys
+for m in json.load(sys.stdin):
+    if m["text"].startswith("[expiry_reminder]") and m["to"].endswith(sys.argv[1]):
+        print(m["to"], m["text"])' "$org_handler_phone"
+
+step "Only the key to renew is inserted (只插一枚): the person's key is pulled"
+"$build/cli/certseal-vkey" --state-dir "$state" unplug "$person_key"
+for _ in $(seq 50); do
+  [ "$(certseal --json keys | grep -o '"Serial"' | wc -l)" -eq 1 ] && break
+  sleep 0.1
+done
+certseal keys
+
+printf '%s\n' "email = ops@example.cn" "address = 福建省厦门市思明区软件园二期望海路 1 号" \
+  "postcode = 361000" "handler_name = 李四" "handler_phone = $org_handler_phone" \
+  >"$files/renew.txt"
+step "certseal renew --key $org_key (login with the certificate password, confirm)"
+renew_out=$(outbox_secret "$org_legal_rep_phone" password review_approved |
+  certseal --json renew --key "$org_key" --fields "$files/renew.txt" --yes)
+echo "$renew_out"
+renew_id=$("$py" -c 'import json, sys; print(json.loads(sys.argv[1])["order"])' "$renew_out")
+show_state "$renew_id" Amount
+step "The cashier confirms the sandbox payment: certseal-office pay-notify $renew_id"
+certseal order pay "$renew_id" --channel sandbox >/dev/null
+office pay-notify "$renew_id" --channel sandbox >/dev/null
+show_state "$renew_id"
+
+step "certseal order download $renew_id --key $org_key (下载证书及印章)"
+certseal order download "$renew_id" --key "$org_key" | sed -n -E 's/^  (State|Progress): +/  \1: /p'
+
+step "The renewed certificate on $org_key: valid from now, its end carried on (顺延)"
+busctl --user --json=short get-property org.certseal.CertSeal1 "$key_path" \
+  org.certseal.CertSeal1.Key Certificate |
+  "$py" -c 'import json, sys; sys.stdout.buffer.write(bytes(json.load(sys.stdin)["data"]))' \
+    >"$files/$org_key-renewed.der"
+openssl x509 -inform DER -in "$files/$org_key-renewed.der" -noout -serial -dates
+
+step "The new e-seal (the old picture, the new certificate), checked at the moved date"
+certseal seal read --key "$org_key" --output "$files/$org_key-renewed.seal" >/dev/null
+certseal seal show "$files/$org_key-renewed.seal"
+certseal seal verify "$files/$org_key-renewed.seal" --state-dir "$state" --at "+${days}d"
+
+step "certseal login $org_key again: the PIN did not change (证书密码不变)"
+busctl --user call org.certseal.CertSeal1 "$key_path" org.certseal.CertSeal1.Key Logout
 outbox_secret "$org_legal_rep_phone" password review_approved | certseal login "$org_key"
 
 step "Stopping"

@@ -89,6 +89,7 @@ make_certificate(void)
 }
 
 typedef struct {
+	const CsLoadedDriver *driver;
 	const CsDriverOps *ops;
 	CsDriverContext *ctx;
 	const char *serial;
@@ -149,6 +150,53 @@ check_keys(Check *c)
 		report(s == CS_DRIVER_OK && verify(spki, spki_len, tbs, sizeof(tbs), sig, sig_len),
 		       name, s == CS_DRIVER_OK ? NULL : msg(&err));
 	}
+}
+
+/* Minor 1: a key pair deleted by its id is gone, and a key pair beside it is untouched (a
+ * renewal deletes the old key pair once the new one holds the certificate). */
+static void
+check_delete_key(Check *c)
+{
+	static const unsigned char tbs[] = "to be signed after a delete";
+	const char *alg = "ec-p256";
+	unsigned char spki[2048], sig[1024];
+	size_t spki_len = sizeof(spki), sig_len = sizeof(sig);
+	CsDriverError err = {.tries_left = -1};
+	CsDriverStatus s;
+
+	if (!cs_driver_has_op(c->driver, delete_key)) {
+		g_print("ok %d - delete_key # SKIP not in this driver (ABI minor %d)\n", ++n_checks,
+			c->driver->abi_minor);
+		return;
+	}
+	s = c->ops->generate_key(c->ctx, c->serial, "check-old", alg, spki, &spki_len, &err);
+	if (s == CS_DRIVER_OK) {
+		spki_len = sizeof(spki);
+		s = c->ops->generate_key(c->ctx, c->serial, "check-new", alg, spki, &spki_len,
+					 &err);
+	}
+	report(s == CS_DRIVER_OK, "two key pairs side by side",
+	       s == CS_DRIVER_OK ? NULL : msg(&err));
+	if (s != CS_DRIVER_OK)
+		return;
+	s = c->ops->delete_key(c->ctx, c->serial, "check-old", &err);
+	report(s == CS_DRIVER_OK, "delete_key deletes a key pair",
+	       s == CS_DRIVER_OK ? NULL : msg(&err));
+	s = c->ops->sign(c->ctx, c->serial, "check-old", "sha256", tbs, sizeof(tbs), sig, &sig_len,
+			 &err);
+	report(s == CS_DRIVER_ERR_NOT_FOUND, "a deleted key pair no longer signs (NOT_FOUND)",
+	       msg(&err));
+	spki_len = sizeof(spki);
+	s = c->ops->get_public_key(c->ctx, c->serial, "check-old", spki, &spki_len, &err);
+	report(s == CS_DRIVER_ERR_NOT_FOUND, "a deleted key pair has no public key", msg(&err));
+	sig_len = sizeof(sig);
+	s = c->ops->sign(c->ctx, c->serial, "check-new", "sha256", tbs, sizeof(tbs), sig, &sig_len,
+			 &err);
+	report(s == CS_DRIVER_OK, "the key pair beside it still signs",
+	       s == CS_DRIVER_OK ? NULL : msg(&err));
+	s = c->ops->delete_key(c->ctx, c->serial, "check-old", &err);
+	report(s == CS_DRIVER_ERR_NOT_FOUND, "deleting it again is NOT_FOUND", msg(&err));
+	c->ops->delete_key(c->ctx, c->serial, "check-new", &err);
 }
 
 static void
@@ -289,6 +337,7 @@ main(int argc, char **argv)
 	    .state_dir = driver_state,
 	    .init_args = vendor->init_args,
 	};
+	c.driver = driver;
 	c.ops = driver->ops;
 	if (!cs_driver_run_init(driver, &cfg, &c.ctx, &error)) {
 		report(FALSE, "init with the profile", error->message);
@@ -312,6 +361,7 @@ main(int argc, char **argv)
 	if (c.serial != NULL) {
 		check_pin(&c);
 		check_keys(&c);
+		check_delete_key(&c);
 		check_objects(&c);
 		check_removal(&c, remove_cmd);
 	}

@@ -27,6 +27,7 @@
 #include "cs-cli-apply.h"
 #include "cs-cli-query.h"
 #include "cs-cli-order.h"
+#include "cs-cli-renew.h"
 #include "cs-cli-seal.h"
 #include "cs-cli.h"
 #include "cs-json.h"
@@ -260,8 +261,8 @@ cmd_keys(CsCli *cli, int argc, char **argv)
 }
 
 /* The path of the key named by serial, or of the only key when @serial is NULL. */
-static char *
-find_key(CsCli *cli, const char *serial, int *rc)
+char *
+cs_cli_find_key(CsCli *cli, const char *serial, int *rc)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) keys = list_keys(cli, &error);
@@ -307,7 +308,7 @@ cmd_login(CsCli *cli, int argc, char **argv)
 		return cs_cli_fail(
 		    cli, CS_EXIT_USAGE, "usage",
 		    "usage: certseal login [SERIAL]  (PIN from the terminal or stdin)");
-	path = find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
+	path = cs_cli_find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
 	if (path == NULL)
 		return rc;
 	pin = cs_cli_read_secret(cli, "PIN");
@@ -338,7 +339,7 @@ cmd_change_pin(CsCli *cli, int argc, char **argv)
 		return cs_cli_fail(
 		    cli, CS_EXIT_USAGE, "usage",
 		    "usage: certseal change-pin [SERIAL]  (PINs from the terminal or stdin)");
-	path = find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
+	path = cs_cli_find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
 	if (path == NULL)
 		return rc;
 	old_pin = cs_cli_read_secret(cli, "Current PIN");
@@ -498,7 +499,7 @@ cmd_seal_read(CsCli *cli, int argc, char **argv)
 	}
 	if (output == NULL)
 		return cs_cli_fail(cli, CS_EXIT_USAGE, "usage", SEAL_READ_USAGE);
-	path = find_key(cli, serial, &rc);
+	path = cs_cli_find_key(cli, serial, &rc);
 	if (path == NULL)
 		return rc;
 	reply = cs_cli_call(cli, path, CS_CLI_KEY_IFACE, "ReadSeal", NULL, "(ay)", &error);
@@ -533,6 +534,7 @@ with_bus(CsCli *cli, int (*run)(CsCli *cli, int argc, char **argv), int argc, ch
 static const Command commands[] = {
     {"status", cmd_status, "the daemon's version, flows, drivers and vendors"},
     {"apply", cs_cli_apply, "apply for a new certificate (新办), step by step"},
+    {"renew", cs_cli_renew, "renew the certificate on the key inserted (更新) [--key SERIAL]"},
     {"orders", cmd_orders, "your orders [--state STATE]"},
     {"query", cs_cli_query,
      "订单查询: a subject's orders by a code to its phone --subject org|person --id NUMBER "
@@ -553,6 +555,9 @@ usage(void)
 	g_printerr("  %-10s %s\n", "order", "attach ORDER_ID KIND FILE");
 	g_printerr("  %-10s %s\n", "order", "pay ORDER_ID --channel sandbox|alipay|wechat");
 	g_printerr("  %-10s %s\n", "order", "invoice ORDER_ID --output FILE [--force]");
+	g_printerr("  %-10s %s\n", "order", "download ORDER_ID --key SERIAL (resume a renewal)");
+	g_printerr("  %-10s %s\n", "renew",
+		   "[--key SERIAL] [--subject org|person] [--fields FILE] [--channel C] [--yes]");
 	g_printerr("  %-10s %s\n", "apply",
 		   "--subject org|person --fields FILE [--material KIND=PATH]… [--channel C] "
 		   "[--no-submit] [--code-from-stdin] --yes");

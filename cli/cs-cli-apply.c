@@ -455,8 +455,10 @@ ask_again(Apply *a, GError *error, GStrv *asked)
 
 /* --- the fields ---------------------------------------------------------------------------- */
 
+typedef void (*FieldFunc)(gpointer user_data, const char *name, const char *value);
+
 static gboolean
-load_json_fields(Apply *a, const char *text, GError **error)
+load_json_fields(FieldFunc func, gpointer user_data, const char *text, GError **error)
 {
 	g_autoptr(JsonNode) root = cs_json_parse_untrusted(text, -1, error);
 	JsonObjectIter iter;
@@ -478,13 +480,13 @@ load_json_fields(Apply *a, const char *text, GError **error)
 				    name);
 			return FALSE;
 		}
-		set_value(a, name, json_node_get_string(value));
+		func(user_data, name, json_node_get_string(value));
 	}
 	return TRUE;
 }
 
 static gboolean
-load_line_fields(Apply *a, const char *text, GError **error)
+load_line_fields(FieldFunc func, gpointer user_data, const char *text, GError **error)
 {
 	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
 
@@ -501,32 +503,56 @@ load_line_fields(Apply *a, const char *text, GError **error)
 			return FALSE;
 		}
 		*eq = '\0';
-		set_value(a, g_strstrip(line), g_strstrip(eq + 1));
+		func(user_data, g_strstrip(line), g_strstrip(eq + 1));
 	}
 	return TRUE;
 }
 
 /* A JSON object, or key=value lines ('#' starts a comment line). */
 static gboolean
-load_fields(Apply *a, GError **error)
+load_fields_file(const char *file, FieldFunc func, gpointer user_data, GError **error)
 {
 	g_autofree char *text = NULL;
 	const char *start;
 	gboolean ok;
 
-	if (!g_file_get_contents(a->fields_file, &text, NULL, error))
+	if (!g_file_get_contents(file, &text, NULL, error))
 		return FALSE;
 	if (!g_utf8_validate(text, -1, NULL)) {
-		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: not UTF-8 text",
-			    a->fields_file);
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: not UTF-8 text", file);
 		return FALSE;
 	}
 	for (start = text; g_ascii_isspace(*start); start++)
 		;
-	ok = *start == '{' ? load_json_fields(a, start, error) : load_line_fields(a, text, error);
+	ok = *start == '{' ? load_json_fields(func, user_data, start, error)
+			   : load_line_fields(func, user_data, text, error);
 	if (!ok)
-		g_prefix_error(error, "%s: ", a->fields_file);
+		g_prefix_error(error, "%s: ", file);
 	return ok;
+}
+
+static void
+apply_set_value(gpointer user_data, const char *name, const char *value)
+{
+	set_value(user_data, name, value);
+}
+
+static void
+table_set_value(gpointer user_data, const char *name, const char *value)
+{
+	g_hash_table_replace(user_data, g_strdup(name), g_strdup(value));
+}
+
+gboolean
+cs_cli_load_fields(const char *file, GHashTable *values, GError **error)
+{
+	return load_fields_file(file, table_set_value, values, error);
+}
+
+static gboolean
+load_fields(Apply *a, GError **error)
+{
+	return load_fields_file(a->fields_file, apply_set_value, a, error);
 }
 
 /* Ask what the fields file did not say: each required field in the flow's order (the

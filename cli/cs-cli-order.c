@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cs-cli-order.h"
+#include "cs-cli-renew.h"
 #include "cs-json.h"
 #include "cs-qr-term.h"
 
@@ -24,7 +25,8 @@
 	"       certseal order attach ORDER_ID KIND FILE\n"                                        \
 	"       certseal order pay ORDER_ID --channel sandbox|alipay|wechat "                      \
 	"[--light-background]\n"                                                                   \
-	"       certseal order invoice ORDER_ID --output FILE [--force]"
+	"       certseal order invoice ORDER_ID --output FILE [--force]\n"                         \
+	"       certseal order download ORDER_ID --key SERIAL"
 #define FORM_USAGE "usage: certseal form seal_form_org|seal_form_person --output FILE [--force]"
 
 /* --- show ----------------------------------------------------------------------------- */
@@ -509,6 +511,8 @@ cs_cli_order(CsCli *cli, int argc, char **argv)
 			return cs_cli_fail(cli, CS_EXIT_USAGE, "usage", ORDER_USAGE);
 		return order_pay(cli, path, values[0], set[0]);
 	}
+	if (g_strcmp0(verb, "download") == 0)
+		return cs_cli_order_download(cli, path, argc, argv);
 	if (g_strcmp0(verb, "invoice") == 0) {
 		static const char *const with_value[] = {"--output", NULL};
 		static const char *const flags[] = {"--force", NULL};

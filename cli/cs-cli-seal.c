@@ -22,12 +22,13 @@
 #include "certseal/plugin.h"
 #include "cs-build-config.h"
 #include "cs-cli-seal.h"
+#include "cs-clock.h"
 #include "cs-json.h"
 #include "cs-seal.h"
 
 #define SEAL_USAGE                                                                                 \
 	"usage: certseal seal show FILE | certseal seal verify FILE [--document DOC] "             \
-	"[--ca PEM]… [--state-dir DIR]"
+	"[--ca PEM]… [--state-dir DIR] [--at TIME]"
 
 static int
 seal_fail(gboolean json, int code, const char *name, const char *message)
@@ -289,7 +290,8 @@ seal_verify(gboolean json,
 	    const char *path,
 	    const char *document,
 	    GPtrArray *ca_files,
-	    const char *state_dir)
+	    const char *state_dir,
+	    gint64 at)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) der = NULL;
@@ -320,7 +322,7 @@ seal_verify(gboolean json,
 					    ? g_strdup_printf("%s (%s, vendor %s)", info->es_id,
 							      info->name, info->vendor_id)
 					    : NULL;
-		cs_seal_verify(data, len, trust, g_get_real_time() / G_USEC_PER_SEC, &error);
+		cs_seal_verify(data, len, trust, at, &error);
 		return report(json, "seal", what, error);
 	}
 	if (kind == 2) {
@@ -348,6 +350,9 @@ cs_cli_seal(gboolean json, int argc, char **argv)
 	const char *document = NULL;
 	const char *state_dir = NULL;
 	const char *file = NULL;
+	const char *at_text = NULL;
+	gint64 at_offset = 0;
+	g_autoptr(GError) error = NULL;
 
 	if (argc < 2)
 		return seal_fail(json, 2, "usage", SEAL_USAGE);
@@ -358,13 +363,22 @@ cs_cli_seal(gboolean json, int argc, char **argv)
 			g_ptr_array_add(ca_files, argv[++i]);
 		else if (g_strcmp0(argv[i], "--state-dir") == 0 && i + 1 < argc)
 			state_dir = argv[++i];
+		else if (g_strcmp0(argv[i], "--at") == 0 && i + 1 < argc)
+			at_text = argv[++i];
 		else
 			return seal_fail(json, 2, "usage", SEAL_USAGE);
+	}
+	/* --at: the instant the seal is checked at, in CERTSEAL_TEST_NOW's syntax (an
+	 * ISO-8601 date-time or +Nd/-Nd from now), for seals made under a moved clock. */
+	if (!cs_clock_parse_offset(at_text, g_get_real_time(), &at_offset, &error)) {
+		g_autofree char *msg = g_strdup_printf("--at: %s", error->message);
+		return seal_fail(json, 2, "usage", msg);
 	}
 	file = argv[1];
 	if (g_strcmp0(argv[0], "show") == 0 && document == NULL && ca_files->len == 0)
 		return seal_show(json, file);
 	if (g_strcmp0(argv[0], "verify") == 0)
-		return seal_verify(json, file, document, ca_files, state_dir);
+		return seal_verify(json, file, document, ca_files, state_dir,
+				   (g_get_real_time() + at_offset) / G_USEC_PER_SEC);
 	return seal_fail(json, 2, "usage", SEAL_USAGE);
 }

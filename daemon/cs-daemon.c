@@ -26,12 +26,14 @@
 #include "cs-daemon.h"
 #include "cs-build-config.h"
 #include "cs-ca.h"
+#include "cs-clock.h"
 #include "cs-dbus-keys.h"
 #include "cs-keys.h"
 #include "cs-loader.h"
 #include "cs-office.h"
 #include "cs-payments.h"
 #include "cs-queue.h"
+#include "cs-reminders.h"
 #include "cs-tasks.h"
 
 typedef struct {
@@ -54,10 +56,11 @@ struct _CsDaemon {
 	CsDbus *dbus;
 	CsKeys *keys; /* the inserted USB keys, watched through the drivers */
 	CsDbusKeys *dbus_keys;
-	CsTasks *tasks;	      /* the durable task queue, in the ledger */
-	CsQueue *queue;	      /* the office tasks the flows' states wait for */
-	CsPayments *payments; /* StartPayment calls waiting for a cashier */
-	CsOffice *office;     /* the office front (ZeroMQ), started with the engine */
+	CsTasks *tasks;		/* the durable task queue, in the ledger */
+	CsQueue *queue;		/* the office tasks the flows' states wait for */
+	CsPayments *payments;	/* StartPayment calls waiting for a cashier */
+	CsReminders *reminders; /* expiry reminders, checked on the main loop */
+	CsOffice *office;	/* the office front (ZeroMQ), started with the engine */
 	GMainLoop *loop;
 	int lock_fd;
 };
@@ -245,6 +248,9 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	self->config = cs_config_load(options->config_path, error);
 	if (self->config == NULL || !cs_config_load_vendors(self->config, error))
 		return NULL;
+	/* Business dates (a test may move them; never timeouts): before anything dates. */
+	if (!cs_clock_init(self->config->test_mode, g_getenv(CS_CLOCK_ENV), error))
+		return NULL;
 	self->state_dir =
 	    g_strdup(options->state_dir != NULL ? options->state_dir : self->config->state_dir);
 	if (!ensure_state_dir(self->state_dir, error) || !lock_state_dir(self, error) ||
@@ -298,6 +304,7 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	if (self->office == NULL)
 		return NULL;
 	cs_engine_set_services(self->engine, self->vault, self->tasks, self->keys);
+	self->reminders = cs_reminders_start(self->engine);
 	return g_steal_pointer(&self);
 }
 
@@ -401,6 +408,7 @@ cs_daemon_free(CsDaemon *self)
 	if (self->engine != NULL)
 		cs_engine_stop(self->engine);
 	/* StartPayment calls still waiting hold D-Bus messages: drop them before the bus. */
+	g_clear_pointer(&self->reminders, cs_reminders_free);
 	g_clear_pointer(&self->payments, cs_payments_free);
 	g_clear_pointer(&self->dbus_keys, cs_dbus_keys_free);
 	g_clear_pointer(&self->dbus, cs_dbus_free);

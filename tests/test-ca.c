@@ -27,6 +27,7 @@ typedef struct {
 	CsVault *vault;
 	CsLedger *ledger;
 	CsCaSet *cas;
+	gint64 eligible_at; /* renewals: the window checked at this instant (0: now) */
 } Fixture;
 
 static const char *const profiles[][2] = {
@@ -193,6 +194,7 @@ issue_full(Fixture *f,
 	    .actor = "office:test",
 	    .subject = {type, name, id},
 	    .renew_serial = renew,
+	    .eligible_at = f->eligible_at,
 	};
 	g_autoptr(GBytes) der_out = cs_ca_set_issue(f->cas, &request, csr, now, error);
 	X509 *x = der_out != NULL ? cs_x509_from_der(der_out) : NULL;
@@ -526,11 +528,13 @@ test_renewal_dates(Fixture *f, gconstpointer data)
 	g_assert_null(early);
 	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE);
 	g_clear_error(&error);
-	/* 89 days left: the new certificate continues from the old end date. */
+	/* 89 days left: valid from its issuance, the end continues from the old end date. */
 	renewed = issue_full(f, "v-ec", CS_SUBJECT_ORG, ORG_NAME, USCC, serial, old_end - 89 * DAY,
 			     NULL, &error);
 	g_assert_no_error(error);
-	g_assert_cmpint(ASN1_TIME_cmp_time_t(X509_get0_notBefore(renewed), (time_t)old_end), ==, 0);
+	g_assert_cmpint(
+	    ASN1_TIME_cmp_time_t(X509_get0_notBefore(renewed), (time_t)(old_end - 89 * DAY)), ==,
+	    0);
 	g_assert_cmpint(
 	    ASN1_TIME_cmp_time_t(X509_get0_notAfter(renewed), (time_t)(old_end + 365 * DAY)), ==,
 	    0);
@@ -547,6 +551,17 @@ test_renewal_dates(Fixture *f, gconstpointer data)
 	g_assert_cmpint(
 	    ASN1_TIME_cmp_time_t(X509_get0_notBefore(renewed), (time_t)(old_end + 10 * DAY)), ==,
 	    0);
+	/* A resumed download whose window closed meanwhile: checked as of when the flow
+	 * checked it, dated from now. */
+	g_clear_pointer(&renewed, X509_free);
+	f->eligible_at = old_end + 10 * DAY;
+	renewed = issue_full(f, "v-ec", CS_SUBJECT_ORG, ORG_NAME, USCC, serial, old_end + 366 * DAY,
+			     NULL, &error);
+	f->eligible_at = 0;
+	g_assert_no_error(error);
+	g_assert_cmpint(
+	    ASN1_TIME_cmp_time_t(X509_get0_notAfter(renewed), (time_t)(old_end + 731 * DAY)), ==,
+	    0);
 	/* Another subject cannot renew this certificate. */
 	g_clear_pointer(&renewed, X509_free);
 	renewed = issue_full(f, "v-ec", CS_SUBJECT_ORG, "另一家公司", "91440101MA5CJQ4N59", serial,
@@ -554,7 +569,7 @@ test_renewal_dates(Fixture *f, gconstpointer data)
 	g_assert_null(renewed);
 	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE);
 	g_assert_cmpint(
-	    count_rows(f, "SELECT count(*) FROM certificates WHERE role = 'subscriber'"), ==, 3);
+	    count_rows(f, "SELECT count(*) FROM certificates WHERE role = 'subscriber'"), ==, 4);
 }
 
 /* ---- bad input ------------------------------------------------------------------------ */
@@ -979,7 +994,7 @@ test_engine_issue_from_order(Fixture *f, gconstpointer data)
 	order = cs_engine_create_order(engine, &owner, "new", "org", fields, &error);
 	g_assert_no_error(error);
 	g_assert_null(cs_certs_issue(engine, &maker, order, g_bytes_get_data(csr, NULL),
-				     g_bytes_get_size(csr), NULL, &error));
+				     g_bytes_get_size(csr), NULL, 0, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE);
 	g_clear_error(&error);
 	cs_engine_set_cas(engine, f->cas);
@@ -987,17 +1002,17 @@ test_engine_issue_from_order(Fixture *f, gconstpointer data)
 	/* A stranger cannot; a bad CSR stores nothing. */
 	seq = cs_ledger_last_seq(f->ledger);
 	g_assert_null(cs_certs_issue(engine, &stranger, order, g_bytes_get_data(csr, NULL),
-				     g_bytes_get_size(csr), NULL, &error));
+				     g_bytes_get_size(csr), NULL, 0, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
 	g_clear_error(&error);
 	g_assert_null(
-	    cs_certs_issue(engine, &maker, order, (const guint8 *)"junk", 4, NULL, &error));
+	    cs_certs_issue(engine, &maker, order, (const guint8 *)"junk", 4, NULL, 0, &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
 	g_clear_error(&error);
 	g_assert_cmpint(cs_ledger_last_seq(f->ledger), ==, seq);
 
 	cert = cs_certs_issue(engine, &maker, order, g_bytes_get_data(csr, NULL),
-			      g_bytes_get_size(csr), NULL, &error);
+			      g_bytes_get_size(csr), NULL, 0, &error);
 	g_assert_no_error(error);
 	x = cs_x509_from_der(cert);
 	g_assert_nonnull(x);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cs-engine.h"
+#include "cs-keys.h"
 #include "cs-loader.h"
 
 typedef struct {
@@ -630,6 +631,49 @@ test_materials(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(f->announced->len, ==, 5);
 }
 
+/* The renew flow's preconditions at CreateOrder, before anything else: no key, several keys
+ * (whatever their vendors), the key not logged in; each its own error, nothing recorded. */
+static void
+test_renew_preconditions(Fixture *f, gconstpointer data)
+{
+	g_autofree char *path =
+	    g_build_filename(g_getenv("CS_BUILD_DIR"), "plugins", "certseal-plugin-renew.so", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLoadedPlugin) renew = cs_loader_load_plugin(path, TRUE, &error);
+	g_autoptr(GVariantDict) d = g_variant_dict_new(NULL);
+	g_autoptr(GVariant) fields = NULL;
+	g_autoptr(GPtrArray) ids = NULL;
+	CsKeys *keys = cs_keys_new();
+
+	g_assert_no_error(error);
+	g_assert_true(cs_engine_add_plugin(f->engine, renew->plugin, &error));
+	g_variant_dict_insert(d, "email", "s", "ops@example.cn");
+	fields = g_variant_ref_sink(g_variant_dict_end(d));
+	/* No key manager at all: Unavailable, naming the key. */
+	g_assert_null(cs_engine_create_order(f->engine, &owner, "renew", "org", fields, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE);
+	g_clear_error(&error);
+	cs_engine_set_services(f->engine, f->vault, NULL, keys);
+	g_assert_null(cs_engine_create_order(f->engine, &owner, "renew", "org", fields, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_NO_KEY);
+	g_clear_error(&error);
+	cs_keys_update_for_test(keys, "demo-a", "S1");
+	g_assert_null(cs_engine_create_order(f->engine, &owner, "renew", "org", fields, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
+	g_assert_nonnull(strstr(error->message, "Login"));
+	g_clear_error(&error);
+	cs_keys_update_for_test(keys, "demo-b", "S2");
+	g_assert_null(cs_engine_create_order(f->engine, &owner, "renew", "org", fields, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_MULTIPLE_KEYS);
+	g_clear_error(&error);
+	ids = cs_engine_list_order_ids(f->engine, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(ids->len, ==, 0);
+	cs_engine_set_services(f->engine, NULL, NULL, NULL);
+	cs_keys_free(keys);
+	close_engine(f); /* before the plugin it holds goes */
+}
+
 int
 main(int argc, char **argv)
 {
@@ -650,5 +694,6 @@ main(int argc, char **argv)
 	    test_registry_identity_read_only);
 	ADD("/engine/restart/orders-and-history-kept", test_restart_keeps_orders);
 	ADD("/engine/restart/transient-states-fall-back", test_transient_states_fall_back);
+	ADD("/renew/preconditions-refused-each-with-its-error", test_renew_preconditions);
 	return g_test_run();
 }

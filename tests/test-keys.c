@@ -957,6 +957,90 @@ test_make_pulled_key(Fixture *f, gconstpointer data)
 	outcome_clear(&o);
 }
 
+/* A made key, then renewed (twice: the two places alternate): each renewal's key pair is
+ * generated beside the old one, which keeps its certificate until the new one is written;
+ * then the old certificate and key pair are gone and the key seals with the new pair. No
+ * PIN passes: the user's login is what allows it. */
+static void
+renew_once(Fixture *f, const char *old_place, const char *new_place)
+{
+	g_autofree char *id = key_id_of(f->blank);
+	g_autofree char *old_serial = g_strdup(cs_keys_lookup(f->keys, id)->certificate_serial);
+	g_autoptr(GBytes) old_cert = g_bytes_ref(cs_keys_lookup(f->keys, id)->certificate);
+	g_autoptr(GBytes) cert = NULL;
+	g_autoptr(GBytes) seal = NULL;
+	g_autoptr(GBytes) gone = NULL;
+	g_autoptr(GError) error = NULL;
+	Outcome o = {0};
+
+	cs_keys_renew_begin(f->keys, id, old_serial, "ec-p256", ORG_NAME, on_done, &o);
+	wait_done(&o, 60);
+	g_assert_no_error(o.error);
+	/* Both key pairs now; the old certificate still the key's. */
+	g_autoptr(GBytes) spki_new =
+	    cs_driver_run_get_public_key(f->driver, f->ctx, f->blank, new_place, &error);
+	g_assert_no_error(error);
+	g_autoptr(GBytes) spki_old =
+	    cs_driver_run_get_public_key(f->driver, f->ctx, f->blank, old_place, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_bytes_equal(cs_keys_lookup(f->keys, id)->certificate, old_cert));
+	issue_and_seal(f, o.result, &cert, &seal);
+	outcome_clear(&o);
+	cs_keys_renew_finish(f->keys, id, cert, seal, on_done, &o);
+	wait_done(&o, 60);
+	g_assert_no_error(o.error);
+	g_assert_true(g_bytes_equal(cs_keys_lookup(f->keys, id)->certificate, cert));
+	g_assert_true(cs_keys_lookup(f->keys, id)->logged_in);
+	gone = cs_driver_run_get_object(f->driver, f->ctx, f->blank, TRUE, old_place, &error);
+	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_null(cs_driver_run_get_public_key(f->driver, f->ctx, f->blank, old_place, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_NO_KEY);
+	g_clear_error(&error);
+	/* The certificate renewed must be the one on the key. */
+	outcome_clear(&o);
+	cs_keys_renew_begin(f->keys, id, old_serial, "ec-p256", ORG_NAME, on_done, &o);
+	wait_done(&o, 60);
+	g_assert_error(o.error, CS_ERROR, CS_ERROR_NOT_FOUND);
+	outcome_clear(&o);
+	/* It seals with the new key pair. */
+	cs_keys_logout(f->keys, id, on_done, &o);
+	wait_done(&o, 30);
+	outcome_clear(&o);
+	check_made_key_seals(f, f->blank);
+}
+
+static void
+test_renew_beside_the_old(Fixture *f, gconstpointer data)
+{
+	g_autofree char *id = key_id_of(f->blank);
+	g_autoptr(GBytes) cert = NULL;
+	g_autoptr(GBytes) seal = NULL;
+	Outcome o = {0};
+
+	wait_key(f, f->blank, TRUE);
+	make_begin(f, f->blank, SO_PIN, "ec-p256", &o);
+	g_assert_no_error(o.error);
+	issue_and_seal(f, o.result, &cert, &seal);
+	make_finish(f, f->blank, cert, seal, &o);
+	g_assert_no_error(o.error);
+	/* Not logged in: refused, naming Login, the key untouched. */
+	outcome_clear(&o);
+	cs_keys_renew_begin(f->keys, id, cs_keys_lookup(f->keys, id)->certificate_serial, "ec-p256",
+			    ORG_NAME, on_done, &o);
+	wait_done(&o, 30);
+	g_assert_error(o.error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
+	g_assert_nonnull(strstr(o.error->message, "Login"));
+	outcome_clear(&o);
+	cs_keys_login(f->keys, id, USER_PIN, on_done, &o);
+	wait_done(&o, 30);
+	g_assert_no_error(o.error);
+	outcome_clear(&o);
+	renew_once(f, CS_KEY_PAIR_ID, CS_KEY_PAIR_ID_NEXT);
+	/* check_made_key_seals logged in again: the next renewal goes back to the first place. */
+	renew_once(f, CS_KEY_PAIR_ID_NEXT, CS_KEY_PAIR_ID);
+}
+
 /* The CSR helper with a signer kept elsewhere, for the algorithm SoftHSM2 cannot hold. */
 static void
 test_csr_sm2_signed_elsewhere(void)
@@ -1031,5 +1115,7 @@ main(int argc, char **argv)
 		   make_setup, test_make_again_with_the_same_so_pin, make_teardown);
 	g_test_add("/keys/make/pulled-or-hung-mid-way-is-key-removed-then-made-again", Fixture,
 		   NULL, make_setup, test_make_pulled_key, make_teardown);
+	g_test_add("/keys/renew/new-key-pair-beside-the-old-then-the-old-deleted", Fixture, NULL,
+		   make_setup, test_renew_beside_the_old, make_teardown);
 	return g_test_run();
 }

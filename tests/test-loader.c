@@ -57,6 +57,21 @@ test_plugin_good_loads(void)
 	g_assert_cmpint(p->abi_minor, ==, CS_PLUGIN_ABI_MINOR);
 }
 
+/* A plugin built against an older minor loads, without the hooks it could not know. */
+static void
+test_plugin_older_minor_loads(void)
+{
+	g_autofree char *path = module_path("old-minor-plugin.so");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLoadedPlugin) p = cs_loader_load_plugin(path, TRUE, &error);
+
+	g_assert_no_error(error);
+	g_assert_nonnull(p);
+	g_assert_cmpstr(p->plugin->kind, ==, "oldminor");
+	g_assert_cmpint(p->abi_minor, ==, 0);
+	g_assert_null(p->plugin->prepare_order);
+}
+
 static void
 test_plugin_older_major_refused(void)
 {
@@ -136,10 +151,12 @@ test_plugin_dir_skips_refused(void)
 		CsLoadedPlugin *p = g_ptr_array_index(plugins, i);
 		g_ptr_array_add(kinds, (gpointer)p->plugin->kind);
 	}
-	/* failing-init loads (its init runs in the engine), the broken ones do not. */
-	g_assert_cmpuint(kinds->len, ==, 2);
+	/* failing-init loads (its init runs in the engine), the broken ones do not; an older
+	 * minor does. */
+	g_assert_cmpuint(kinds->len, ==, 3);
 	g_assert_cmpstr(g_ptr_array_index(kinds, 0), ==, "failing");
 	g_assert_cmpstr(g_ptr_array_index(kinds, 1), ==, "good");
+	g_assert_cmpstr(g_ptr_array_index(kinds, 2), ==, "oldminor");
 	g_assert_true(
 	    logged_matching("WARNING */bad-abi-plugin.so: refused: ABI major version 3*"));
 	g_assert_true(
@@ -175,6 +192,28 @@ test_driver_good_loads(void)
 	cs_driver_run_shutdown(d, ctx);
 }
 
+/* A driver built against minor 0 loads; delete_key (minor 1), which its table does not
+ * hold, is "not supported" and never called. */
+static void
+test_driver_older_minor_loads(void)
+{
+	g_autofree char *path = module_path("old-minor-driver.so");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLoadedDriver) d = cs_loader_load_driver(path, TRUE, &error);
+	CsDriverConfig cfg = {.vendor_id = "demo"};
+	CsDriverContext *ctx = NULL;
+
+	g_assert_no_error(error);
+	g_assert_nonnull(d);
+	g_assert_cmpstr(d->ops->name, ==, "oldminor");
+	g_assert_false(cs_driver_has_op(d, delete_key));
+	g_assert_true(cs_driver_run_init(d, &cfg, &ctx, &error));
+	g_assert_false(cs_driver_run_delete_key(d, ctx, "S1", "certseal", &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE);
+	g_assert_nonnull(strstr(error->message, "delete_key"));
+	cs_driver_run_shutdown(d, ctx);
+}
+
 static void
 test_driver_newer_minor_refused(void)
 {
@@ -182,9 +221,12 @@ test_driver_newer_minor_refused(void)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CsLoadedDriver) d = cs_loader_load_driver(path, TRUE, &error);
 
+	g_autofree char *expected = g_strdup_printf(
+	    "ABI version %d.%d is newer than certseald's %d.%d", CS_DRIVER_ABI_MAJOR,
+	    CS_DRIVER_ABI_MINOR + 1, CS_DRIVER_ABI_MAJOR, CS_DRIVER_ABI_MINOR);
+
 	g_assert_null(d);
-	g_assert_true(strstr(error->message, "ABI version 1.1 is newer than certseald's 1.0") !=
-		      NULL);
+	g_assert_true(strstr(error->message, expected) != NULL);
 }
 
 static void
@@ -265,6 +307,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/loader/plugin/good-loads", test_plugin_good_loads);
 	g_test_add_func("/loader/plugin/older-major-refused", test_plugin_older_major_refused);
+	g_test_add_func("/loader/plugin/older-minor-loads", test_plugin_older_minor_loads);
 	g_test_add_func("/loader/plugin/wrong-abi-refused", test_plugin_wrong_abi_refused);
 	g_test_add_func("/loader/plugin/missing-entry-refused", test_plugin_missing_entry_refused);
 	g_test_add_func("/loader/plugin/missing-version-refused",
@@ -275,6 +318,7 @@ main(int argc, char **argv)
 			test_plugin_missing_dir_loads_nothing);
 	g_test_add_func("/loader/driver/good-loads-and-inits", test_driver_good_loads);
 	g_test_add_func("/loader/driver/newer-minor-refused", test_driver_newer_minor_refused);
+	g_test_add_func("/loader/driver/older-minor-loads", test_driver_older_minor_loads);
 	g_test_add_func("/loader/driver/missing-entry-refused", test_driver_missing_entry_refused);
 	g_test_add_func("/loader/driver/failing-init-reports-reason",
 			test_driver_failing_init_reports);

@@ -92,10 +92,10 @@ test_renewal_continues_or_restarts(void)
 	gint64 now = utc(2026, 11, 24);
 	gint64 nb = 0, na = 0;
 
-	/* 89 days left: the new period continues from the old end date. */
+	/* 89 days left: valid from now, the end continues from the old end date. */
 	g_assert_true(cs_validity_renewal(now + 89 * DAY, now, 365, &nb, &na, &error));
 	g_assert_no_error(error);
-	g_assert_cmpint(nb, ==, now + 89 * DAY);
+	g_assert_cmpint(nb, ==, now);
 	g_assert_cmpint(na, ==, now + 89 * DAY + 365 * DAY);
 
 	/* Expired 365 days ago: starts the day of the download. */
@@ -126,7 +126,7 @@ test_leap_day(void)
 	g_assert_true(
 	    cs_validity_renewal(utc(2028, 2, 29), utc(2027, 12, 31), 365, &nb, &na, &error));
 	g_assert_no_error(error);
-	assert_day(nb, "2028-02-29");
+	assert_day(nb, "2027-12-31");
 	assert_day(na, "2029-02-28");
 
 	/* A period that crosses 29 Feb 2028 is 365 days, ending a calendar day earlier. */
@@ -142,6 +142,41 @@ test_leap_day(void)
 	assert_eligible(utc(2028, 6, 1), utc(2028, 3, 4), TRUE, NULL);
 }
 
+static void
+test_messages_name_dates(void)
+{
+	gint64 now = utc(2027, 5, 16);
+
+	/* 200 days left: the end date and the day renewal opens. */
+	assert_eligible(utc(2027, 12, 2), now, FALSE, "valid until 2027-12-02");
+	assert_eligible(utc(2027, 12, 2), now, FALSE, "renewal opens on 2027-09-03");
+	g_assert_cmpint(cs_validity_renewable_from(utc(2027, 12, 2)), ==, utc(2027, 9, 3) + 1);
+	assert_eligible(utc(2027, 12, 2), utc(2027, 9, 3), FALSE, "opens on 2027-09-03");
+	assert_eligible(utc(2027, 12, 2), utc(2027, 9, 3) + 1, TRUE, NULL);
+	/* 400 days expired: the end date, and what to do instead. */
+	assert_eligible(utc(2025, 1, 10), utc(2026, 2, 14), FALSE, "expired on 2025-01-10");
+	assert_eligible(utc(2025, 1, 10), utc(2026, 2, 14), FALSE,
+			"more than 365 days ago: apply for a new certificate");
+}
+
+static void
+test_renewed_period_unchecked(void)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 now = utc(2026, 11, 24);
+	gint64 nb = 0, na = 0;
+
+	/* A resumed download past the window still gets its dates (the flow checked it
+	 * before touching the key); the rule for the dates is the same. */
+	g_assert_true(cs_validity_renewed_period(now + 200 * DAY, now, 365, &nb, &na, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(nb, ==, now);
+	g_assert_cmpint(na, ==, now + 565 * DAY);
+	g_assert_true(cs_validity_renewed_period(now - 400 * DAY, now, 365, &nb, &na, &error));
+	g_assert_cmpint(nb, ==, now);
+	g_assert_cmpint(na, ==, now + 365 * DAY);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -152,5 +187,8 @@ main(int argc, char **argv)
 	g_test_add_func("/validity/renew/continues-or-restarts",
 			test_renewal_continues_or_restarts);
 	g_test_add_func("/validity/renew/leap-day", test_leap_day);
+	g_test_add_func("/validity/renew/messages-name-dates", test_messages_name_dates);
+	g_test_add_func("/validity/renew/period-valid-from-issuance",
+			test_renewed_period_unchecked);
 	return g_test_run();
 }

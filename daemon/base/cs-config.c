@@ -75,10 +75,13 @@ static const char *const review_keys[] = {"holidays", "extra_workdays", "org_day
 					  NULL};
 static const char *const invoice_keys[] = {"seller_name", "seller_tax_id", "tax_rate_permille",
 					   NULL};
+static const char *const reminder_keys[] = {"before_days", "after_days", "check_interval_s", NULL};
 static const CsConfGroup config_schema[] = {
-    {"daemon", daemon_keys}, {"office", office_keys},	      {"payment", payment_keys},
-    {"sms", sms_keys},	     {"review", review_keys},	      {"invoice", invoice_keys},
-    {"ledger", ledger_keys}, {"validation", validation_keys}, {NULL, NULL},
+    {"daemon", daemon_keys},	  {"office", office_keys},
+    {"payment", payment_keys},	  {"sms", sms_keys},
+    {"review", review_keys},	  {"invoice", invoice_keys},
+    {"ledger", ledger_keys},	  {"validation", validation_keys},
+    {"reminders", reminder_keys}, {NULL, NULL},
 };
 
 static const char *const vendor_keys[] = {"name", "driver", NULL};
@@ -567,6 +570,14 @@ config_new_defaults(void)
 	config->invoice_seller_name = g_strdup("数字证书及电子签章共享平台");
 	config->invoice_seller_tax_id = g_strdup("91350200776049653A");
 	config->invoice_tax_rate_permille = 60;
+	{
+		static const guint before[] = {90, 30, 7, 1}, after[] = {30, 180, 330};
+		config->reminder_before_days = g_array_new(FALSE, FALSE, sizeof(guint));
+		config->reminder_after_days = g_array_new(FALSE, FALSE, sizeof(guint));
+		g_array_append_vals(config->reminder_before_days, before, G_N_ELEMENTS(before));
+		g_array_append_vals(config->reminder_after_days, after, G_N_ELEMENTS(after));
+	}
+	config->reminder_check_interval_s = 3600;
 	config->vendors = g_ptr_array_new_with_free_func((GDestroyNotify)cs_vendor_free);
 	return config;
 }
@@ -724,6 +735,47 @@ config_read_dates(CsConfFile *file, const char *group, const char *key, char ***
 	return TRUE;
 }
 
+/* A list of day counts, each 1..@max ("90;30;7;1"; empty: none). */
+static gboolean
+config_read_days(
+    CsConfFile *file, const char *group, const char *key, guint max, GArray **out, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_auto(GStrv) items = NULL;
+	g_autoptr(GArray) days = NULL;
+
+	if (!conf_file_has_key(file, group, key))
+		return TRUE;
+	items = g_key_file_get_string_list(file->keyfile, group, key, NULL, &error_local);
+	days = g_array_new(FALSE, FALSE, sizeof(guint));
+	for (guint i = 0; items != NULL && items[i] != NULL; i++) {
+		guint64 v = 0;
+		const char *text = g_strstrip(items[i]);
+		if (*text == '\0')
+			continue;
+		if (!g_ascii_string_to_unsigned(text, 10, 1, max, &v, NULL))
+			return conf_file_refuse(file, error, group, key,
+						"entry %u: not a number of days from 1 to %u",
+						i + 1, max);
+		g_array_append_val(days, (guint){(guint)v});
+	}
+	g_array_unref(*out);
+	*out = g_steal_pointer(&days);
+	return TRUE;
+}
+
+/* Expiry reminders (DESIGN §1.2). */
+static gboolean
+config_read_reminders(CsConfig *config, CsConfFile *file, GError **error)
+{
+	return config_read_days(file, "reminders", "before_days", 3650,
+				&config->reminder_before_days, error) &&
+	       config_read_days(file, "reminders", "after_days", 365, &config->reminder_after_days,
+				error) &&
+	       conf_file_get_guint(file, "reminders", "check_interval_s", 1, 86400,
+				   &config->reminder_check_interval_s, error);
+}
+
 /* Review deadlines (DESIGN §1.1) and the e-invoice's seller. */
 static gboolean
 config_read_review(CsConfig *config, CsConfFile *file, GError **error)
@@ -766,7 +818,7 @@ cs_config_load(const char *path, GError **error)
 		return NULL;
 	if (!config_read_office(config, file, error))
 		return NULL;
-	if (!config_read_review(config, file, error))
+	if (!config_read_review(config, file, error) || !config_read_reminders(config, file, error))
 		return NULL;
 	return g_steal_pointer(&config);
 }
@@ -784,6 +836,8 @@ cs_config_free(CsConfig *config)
 	g_strfreev(config->legacy_uscc);
 	g_strfreev(config->review_holidays);
 	g_strfreev(config->review_extra_workdays);
+	g_clear_pointer(&config->reminder_before_days, g_array_unref);
+	g_clear_pointer(&config->reminder_after_days, g_array_unref);
 	g_free(config->invoice_seller_name);
 	g_free(config->invoice_seller_tax_id);
 	g_free(config->office_dir);

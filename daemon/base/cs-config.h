@@ -82,6 +82,10 @@ typedef struct {
 	char *invoice_seller_name;	 /* [invoice] seller_name */
 	char *invoice_seller_tax_id;	 /* [invoice] seller_tax_id */
 	guint invoice_tax_rate_permille; /* [invoice] tax_rate_permille, default 60 */
+	/* Expiry reminders (DESIGN §1.2): days before and after a certificate's end. */
+	GArray *reminder_before_days;	 /* [reminders] before_days (guint), 90;30;7;1 */
+	GArray *reminder_after_days;	 /* [reminders] after_days (guint), 30;180;330 */
+	guint reminder_check_interval_s; /* [reminders] check_interval_s, default 3600 */
 } CsConfig;
 
 /* Defaults, then @path when non-NULL. */

@@ -290,7 +290,8 @@ cs_loader_load_plugin(const char *path, gboolean test_mode, GError **error)
 	 * zero-filled current one, never reading past its end. */
 	if (loaded->abi_minor < CS_PLUGIN_ABI_MINOR) {
 		/* The size of the table at each older minor of this major. */
-		static const gsize size_of_minor[] = {sizeof(CsPlugin)};
+		static const gsize size_of_minor[] = {G_STRUCT_OFFSET(CsPlugin, prepare_order),
+						      sizeof(CsPlugin)};
 		loaded->upgraded = g_new0(CsPlugin, 1);
 		memcpy(loaded->upgraded, loaded->plugin, size_of_minor[loaded->abi_minor]);
 		loaded->plugin = loaded->upgraded;
@@ -481,6 +482,19 @@ cs_plugin_run_check_fields(const CsPlugin *plugin,
 	g_debug("plugin %s: check_fields", plugin->kind);
 	ok = plugin->check_fields(subject_type, fields, &local);
 	return plugin_result(plugin, "check_fields", ok, local, error);
+}
+
+gboolean
+cs_plugin_run_prepare_order(const CsPlugin *plugin, CsCreate *create, GError **error)
+{
+	GError *local = NULL;
+	gboolean ok;
+
+	if (plugin->prepare_order == NULL)
+		return TRUE;
+	g_debug("plugin %s: prepare_order", plugin->kind);
+	ok = plugin->prepare_order(create, &local);
+	return plugin_result(plugin, "prepare_order", ok, local, error);
 }
 
 gboolean
@@ -882,6 +896,21 @@ cs_driver_run_delete_object(const CsLoadedDriver *driver,
 	return driver_result(driver, "delete_object",
 			     driver->ops->delete_object(ctx, serial, is_certificate, label, &err),
 			     &err, error);
+}
+
+gboolean
+cs_driver_run_delete_key(const CsLoadedDriver *driver,
+			 CsDriverContext *ctx,
+			 const char *serial,
+			 const char *key_id,
+			 GError **error)
+{
+	CsDriverError err = DRIVER_ERR_INIT;
+
+	if (!cs_driver_has_op(driver, delete_key))
+		return not_supported(driver, "delete_key", error);
+	return driver_result(driver, "delete_key",
+			     driver->ops->delete_key(ctx, serial, key_id, &err), &err, error);
 }
 
 gboolean

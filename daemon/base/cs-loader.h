@@ -59,6 +59,7 @@ gboolean cs_plugin_run_check_fields(const CsPlugin *plugin,
 				    GVariant *fields,
 				    GError **error);
 /* A transition's check or run hook (@hook names it in logs and errors); TRUE when NULL. */
+gboolean cs_plugin_run_prepare_order(const CsPlugin *plugin, CsCreate *create, GError **error);
 gboolean cs_plugin_run_step(
     const CsPlugin *plugin, const char *hook, CsStepFunc func, CsStep *step, GError **error);
 void cs_plugin_run_after(const CsPlugin *plugin, CsStepAfterFunc func, CsStep *step);
@@ -171,5 +172,11 @@ gboolean cs_driver_run_delete_object(const CsLoadedDriver *driver,
 				     gboolean is_certificate,
 				     const char *label,
 				     GError **error);
+/* Minor 1: a driver of minor 0 lacks it (CS_ERROR_UNAVAILABLE "not supported"). */
+gboolean cs_driver_run_delete_key(const CsLoadedDriver *driver,
+				  CsDriverContext *ctx,
+				  const char *serial,
+				  const char *key_id,
+				  GError **error);
 
 G_END_DECLS

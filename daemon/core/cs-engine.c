@@ -668,6 +668,128 @@ cs_engine_validate_fields(CsEngine *engine,
 	return g_variant_builder_end(&problems);
 }
 
+/* An order being created (certseal/plugin.h, prepare_order). */
+struct _CsCreate {
+	CsEngine *engine;
+	const CsRequest *request;
+	const CsPlugin *plugin;
+	CsSubjectType subject_type;
+	GHashTable *fields; /* name → string value */
+};
+
+CsEngine *
+cs_create_get_engine(CsCreate *create)
+{
+	return create->engine;
+}
+
+const CsRequest *
+cs_create_get_request(CsCreate *create)
+{
+	return create->request;
+}
+
+CsSubjectType
+cs_create_get_subject_type(CsCreate *create)
+{
+	return create->subject_type;
+}
+
+const char *
+cs_create_get_field(CsCreate *create, const char *name)
+{
+	return g_hash_table_lookup(create->fields, name);
+}
+
+void
+cs_create_set_field(CsCreate *create, const char *name, const char *value)
+{
+	if (value == NULL)
+		g_hash_table_remove(create->fields, name);
+	else
+		g_hash_table_insert(create->fields, g_strdup(name), g_strdup(value));
+}
+
+gboolean
+cs_create_prefill_from_registry(CsCreate *create, const char *id_number, GError **error)
+{
+	g_autoptr(GVariant) known = NULL;
+	g_autoptr(GError) local = NULL;
+	const CsPlugin *plugin = create->plugin;
+
+	known = cs_ledger_lookup_subject(create->engine->ledger,
+					 cs_subject_type_to_string(create->subject_type), id_number,
+					 &local);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	if (known == NULL)
+		return TRUE;
+	for (guint i = 0; i < plugin->n_fields; i++) {
+		const CsFieldSpec *f = &plugin->fields[i];
+		const char *v = NULL;
+		if ((f->subject_types & create->subject_type) == 0 ||
+		    g_hash_table_contains(create->fields, f->name) ||
+		    !g_variant_lookup(known, f->name, "&s", &v))
+			continue;
+		cs_create_set_field(create, f->name, v);
+	}
+	return TRUE;
+}
+
+/* The flow's preconditions and pre-filled fields (prepare_order): @fields as the flow
+ * leaves them (a new reference), or NULL refused. */
+static GVariant *
+prepare_order(CsEngine *engine,
+	      const CsRequest *request,
+	      const CsPlugin *plugin,
+	      CsSubjectType subject_type,
+	      GVariant *fields,
+	      GError **error)
+{
+	CsCreate create = {engine, request, plugin, subject_type, NULL};
+	g_autoptr(GHashTable) values =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	GVariantBuilder b;
+	GHashTableIter hiter;
+	gpointer k, v;
+	GVariantIter iter;
+	const char *name;
+	GVariant *value;
+
+	if (plugin->prepare_order == NULL)
+		return g_variant_ref(fields);
+	if (fields == NULL || !g_variant_is_of_type(fields, G_VARIANT_TYPE("a{sv}"))) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "fields: must be a dictionary of strings (a{sv})");
+		return NULL;
+	}
+	g_variant_iter_init(&iter, fields);
+	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
+		if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
+			g_hash_table_insert(values, g_strdup(name),
+					    g_variant_dup_string(value, NULL));
+		g_variant_unref(value);
+	}
+	create.fields = values;
+	if (!cs_plugin_run_prepare_order(plugin, &create, error))
+		return NULL;
+	/* What the flow set replaces what came; values of other types stay for merge_fields
+	 * to refuse by name. */
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	g_variant_iter_init(&iter, fields);
+	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
+		if (!g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
+			g_variant_builder_add(&b, "{sv}", name, value);
+		g_variant_unref(value);
+	}
+	g_hash_table_iter_init(&hiter, values);
+	while (g_hash_table_iter_next(&hiter, &k, &v))
+		g_variant_builder_add(&b, "{sv}", (const char *)k, g_variant_new_string(v));
+	return g_variant_ref_sink(g_variant_builder_end(&b));
+}
+
 CsOrder *
 cs_engine_create_order(CsEngine *engine,
 		       const CsRequest *request,
@@ -682,6 +804,7 @@ cs_engine_create_order(CsEngine *engine,
 	g_autoptr(GVariant) m = NULL;
 	g_autoptr(GVariant) merged = NULL;
 	g_autoptr(GVariant) data = NULL;
+	g_autoptr(GVariant) prepared = NULL;
 	g_autofree char *actor = cs_request_to_actor(request);
 	g_autofree char *id = NULL;
 	const char *vendor = NULL;
@@ -695,7 +818,10 @@ cs_engine_create_order(CsEngine *engine,
 				    "orders are created by their applicants");
 		return NULL;
 	}
-	m = merge_fields(engine, plugin, subject_type, NULL, fields, names, error);
+	prepared = prepare_order(engine, request, plugin, subject_type, fields, error);
+	if (prepared == NULL)
+		return NULL;
+	m = merge_fields(engine, plugin, subject_type, NULL, prepared, names, error);
 	if (m == NULL)
 		return NULL;
 	m = g_variant_ref_sink(m);
@@ -1303,6 +1429,18 @@ orders_in_state(CsEngine *engine, const CsPlugin *plugin, const char *state, GEr
 	return g_steal_pointer(&out);
 }
 
+/* In the recovery's transaction: why the order is back (a flow may show "recovery_note",
+ * e.g. as ReviewNote; the next attempt of its work clears it). */
+static gboolean
+note_recovery(CsEngine *engine, CsOrder *order, gpointer user_data, GError **error)
+{
+	g_autofree char *note = g_strdup_printf(
+	    "interrupted: the daemon stopped while the order was %s; take the step again",
+	    (const char *)user_data);
+
+	return cs_engine_set_attr(engine, order, "recovery_note", note, error);
+}
+
 gboolean
 cs_engine_recover(CsEngine *engine, guint *n_recovered, GError **error)
 {
@@ -1324,7 +1462,9 @@ cs_engine_recover(CsEngine *engine, guint *n_recovered, GError **error)
 				g_autoptr(GVariant) params = empty_params();
 				CsStep step = {.engine = engine,
 					       .order = g_ptr_array_index(orders, j),
-					       .params = params};
+					       .params = params,
+					       .in_txn = note_recovery,
+					       .in_txn_data = (gpointer)r->transient};
 				if (!record_step(engine, &step, "recovered", r->stable, "system",
 						 error))
 					return FALSE;

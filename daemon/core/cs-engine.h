@@ -132,6 +132,8 @@ typedef struct {
 /* The office services of every loaded flow (CsEngineService, free with the array). */
 GPtrArray *cs_engine_list_services(CsEngine *engine);
 
+/* The engine behind an order being created (prepare_order), for the services it calls. */
+CsEngine *cs_create_get_engine(CsCreate *create);
 /* The engine behind a step, for the services a step calls. */
 CsEngine *cs_step_get_engine(CsStep *step);
 /* A service that writes in the step's transaction refuses to run outside it

@@ -22,8 +22,10 @@
 #include <fcntl.h>
 #include <string.h>
 
+#include "cs-clock.h"
 #include "cs-dbus-keys.h"
 #include "cs-validate.h"
+#include "cs-validity.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_bus_message, sd_bus_message_unref)
 
@@ -104,6 +106,20 @@ str_or_empty(const char *s)
 	return s != NULL ? s : "";
 }
 
+/* The first instant the key's certificate may be renewed (DESIGN §1.2), 0 without one. */
+KEY_GETTER(prop_renewable_from)
+{
+	uint64_t from =
+	    key->not_after != 0 ? (uint64_t)cs_validity_renewable_from((gint64)key->not_after) : 0;
+	return sd_bus_message_append(reply, "t", from);
+}
+/* Whether the renewal window is open now, on the business clock. */
+KEY_GETTER(prop_renewable)
+{
+	int open = key->not_after != 0 &&
+		   cs_validity_renewal_eligible((gint64)key->not_after, cs_clock_now(), NULL);
+	return sd_bus_message_append(reply, "b", open);
+}
 KEY_GETTER(prop_vendor)
 {
 	return sd_bus_message_append(reply, "s", str_or_empty(key->vendor));
@@ -310,6 +326,8 @@ static const sd_bus_vtable key_vtable[] = {
     SD_BUS_PROPERTY("CertificateSerial", "s", prop_cert_serial, 0, CHANGES),
     SD_BUS_PROPERTY("NotBefore", "t", prop_not_before, 0, CHANGES),
     SD_BUS_PROPERTY("NotAfter", "t", prop_not_after, 0, CHANGES),
+    SD_BUS_PROPERTY("RenewableFrom", "t", prop_renewable_from, 0, CHANGES),
+    SD_BUS_PROPERTY("Renewable", "b", prop_renewable, 0, 0),
     SD_BUS_PROPERTY("Certificate",
 		    "ay",
 		    prop_certificate,

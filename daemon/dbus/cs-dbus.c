@@ -29,6 +29,7 @@
 
 #include "cs-build-config.h"
 #include "cs-dbus.h"
+#include "cs-dbus-keys.h"
 #include "cs-grants.h"
 #include "cs-query.h"
 #include "cs-invoicing.h"
@@ -199,9 +200,18 @@ read_basic(sd_bus_message *m, char type, GVariant **out)
 	case 'd':
 		*out = g_variant_new_double(v.d);
 		break;
-	case 'o':
-		*out = g_variant_new_object_path(v.s);
+	case 'o': {
+		/* A Key's object path (a flow's `key` field) reaches the engine as the key's
+		 * id; any other path stays a path, which the engine refuses by name. */
+		char *id = NULL;
+		if (sd_bus_path_decode(v.s, CS_DBUS_KEYS_PATH, &id) > 0 && id[0] != '\0')
+			*out = g_variant_new_take_string(id);
+		else {
+			free(id);
+			*out = g_variant_new_object_path(v.s);
+		}
 		break;
+	}
 	case 'g':
 		*out = g_variant_new_signature(v.s);
 		break;
@@ -1112,6 +1122,37 @@ method_order_verify_sms_code(sd_bus_message *m, void *userdata, sd_bus_error *re
 	return sd_bus_reply_method_return(m, NULL);
 }
 
+/* Download(o key) and the like: the step named after the method, taken with the key it
+ * names (as the key's id, param "key"). */
+static int
+method_order_act_on_key(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	g_autofree char *action = method_to_action(sd_bus_message_get_member(m));
+	g_autofree char *id = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *path = NULL;
+	GVariantBuilder b;
+	CsOrder *order;
+	CsRequest req;
+	int r = order_call(self, m, &order, &req, ret_error);
+
+	if (r < 0)
+		return r;
+	r = sd_bus_message_read(m, "o", &path);
+	if (r < 0)
+		return r;
+	if (sd_bus_path_decode(path, CS_DBUS_KEYS_PATH, &id) <= 0 || id == NULL || id[0] == '\0')
+		return sd_bus_error_setf(ret_error, "org.certseal.Error.InvalidInput",
+					 "key: %s is not a Key object", path);
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	g_variant_builder_add(&b, "{sv}", "key", g_variant_new_string(id));
+	if (!cs_engine_act_with(self->engine, &req, order, action, g_variant_builder_end(&b), NULL,
+				NULL, NULL, &error))
+		return reply_error(ret_error, error);
+	return sd_bus_reply_method_return(m, NULL);
+}
+
 static int
 method_order_send_sms_code(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
@@ -1465,6 +1506,11 @@ static const sd_bus_vtable order_vtable[] = {
 			    SD_BUS_NO_ARGS,
 			    SD_BUS_RESULT("ay", invoice),
 			    method_order_get_invoice,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("Download",
+			    SD_BUS_ARGS("o", key),
+			    SD_BUS_NO_RESULT,
+			    method_order_act_on_key,
 			    SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_ARGS(
 	"Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_order_act, SD_BUS_VTABLE_UNPRIVILEGED),

@@ -21,6 +21,7 @@
 
 #include "cs-ca.h"
 #include "cs-crypto.h"
+#include "cs-clock.h"
 #include "cs-keys.h"
 #include "cs-seal.h"
 #include "cs-validate.h"
@@ -336,6 +337,78 @@ watcher_should_stop(Watcher *w, guint wait_ms)
 	return stop;
 }
 
+/*
+ * The two places of a key pair and its certificate on a key (the key pair's id is the
+ * certificate's label): making uses the first; a renewal generates the new key pair in
+ * the place the current certificate does not use, so the old one keeps working until the
+ * new certificate is written beside it.
+ */
+static const char *const key_slots[] = {CS_KEY_PAIR_ID, CS_KEY_PAIR_ID_NEXT};
+
+static const char *
+other_slot(const char *slot)
+{
+	return g_strcmp0(slot, key_slots[0]) == 0 ? key_slots[1] : key_slots[0];
+}
+
+static gint64
+der_not_after(GBytes *der)
+{
+	g_autoptr(X509) x = cs_x509_from_der(der);
+	struct tm tm;
+
+	if (x == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		return G_MAXINT64;
+	return (gint64)timegm(&tm);
+}
+
+static char *
+der_serial(GBytes *der)
+{
+	g_autoptr(X509) x = cs_x509_from_der(der);
+
+	return x != NULL ? cs_serial_to_hex(X509_get0_serialNumber(x)) : NULL;
+}
+
+/*
+ * The certificate the key shows and its place (*slot, may be NULL): while a renewal runs
+ * both places may hold one, and the older (the earlier end) is the key's until the renewal
+ * deleted it. CS_ERROR_NOT_FOUND when the key holds none.
+ */
+static GBytes *
+read_certificate(const CsLoadedDriver *d,
+		 CsDriverContext *ctx,
+		 const char *serial,
+		 const char **slot,
+		 GError **error)
+{
+	GBytes *found[G_N_ELEMENTS(key_slots)] = {NULL};
+	guint pick = 0;
+
+	for (guint i = 0; i < G_N_ELEMENTS(key_slots); i++) {
+		g_autoptr(GError) local = NULL;
+
+		found[i] = cs_driver_run_get_object(d, ctx, serial, TRUE, key_slots[i], &local);
+		if (found[i] == NULL && !g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND)) {
+			g_clear_pointer(&found[0], g_bytes_unref);
+			g_propagate_error(error, g_steal_pointer(&local));
+			return NULL;
+		}
+	}
+	if (found[0] == NULL && found[1] == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_NOT_FOUND,
+				    "certificate: the key holds no certificate");
+		return NULL;
+	}
+	if (found[0] == NULL ||
+	    (found[1] != NULL && der_not_after(found[1]) < der_not_after(found[0])))
+		pick = 1;
+	if (slot != NULL)
+		*slot = key_slots[pick];
+	g_clear_pointer(&found[1 - pick], g_bytes_unref);
+	return found[pick];
+}
+
 /* The certificate on key @serial (NULL when none or unreadable) and whether it holds a
  * seal (worker or watcher thread). */
 static void
@@ -344,8 +417,7 @@ read_objects(Watcher *w, const char *serial, GBytes **certificate, gboolean *has
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) seal = NULL;
 
-	*certificate =
-	    cs_driver_run_get_object(w->driver, w->ctx, serial, TRUE, CS_KEY_OBJECT_LABEL, &error);
+	*certificate = read_certificate(w->driver, w->ctx, serial, NULL, &error);
 	if (*certificate == NULL && !g_error_matches(error, CS_ERROR, CS_ERROR_NOT_FOUND))
 		g_debug("vendor %s: key %s: %s", w->vendor_id, serial, error->message);
 	g_clear_error(&error);
@@ -439,7 +511,8 @@ typedef struct {
 	Watcher *watcher;
 	char *pin1;
 	char *pin2;
-	char *pin3; /* REQ_MAKE_BEGIN: the SO PIN */
+	char *pin3;	  /* REQ_MAKE_BEGIN: the SO PIN */
+	char *old_serial; /* a renewal (no PIN: the key is logged in): the certificate renewed */
 	CsKeysDoneFunc done;
 	gpointer user_data;
 	GBytes *result;
@@ -481,6 +554,7 @@ request_free(Request *r)
 	g_free(r->label);
 	g_free(r->algorithm);
 	g_free(r->subject_cn);
+	g_free(r->old_serial);
 	g_clear_pointer(&r->cert_in, g_bytes_unref);
 	g_clear_pointer(&r->seal_in, g_bytes_unref);
 	g_clear_pointer(&r->certificate, g_bytes_unref);
@@ -525,17 +599,18 @@ typedef struct {
 	CsDriverContext *ctx;
 	const char *serial;
 	const char *digest;
+	const char *key_pair; /* the key pair's id on the token */
 } TokenSigner;
 
-/* CsSignFunc: DER(TBS_Sign) or a CSR's request info signed on the token with
- * CS_KEY_PAIR_ID; the private key stays there. */
+/* CsSignFunc: DER(TBS_Sign) or a CSR's request info signed on the token with the key
+ * pair @key_pair; the private key stays there. */
 static GBytes *
 sign_on_token(const guint8 *tbs, gsize len, gpointer user_data, GError **error)
 {
 	TokenSigner *ts = user_data;
 	g_autoptr(GBytes) data = g_bytes_new_static(tbs, len);
 
-	return cs_driver_run_sign(ts->driver, ts->ctx, ts->serial, CS_KEY_PAIR_ID, ts->digest, data,
+	return cs_driver_run_sign(ts->driver, ts->ctx, ts->serial, ts->key_pair, ts->digest, data,
 				  error);
 }
 
@@ -588,7 +663,7 @@ seal_document(Request *r, GError **error)
 	g_autoptr(GBytes) doc = NULL;
 	g_autoptr(X509) cert = NULL;
 	gboolean listed = FALSE;
-	TokenSigner ts = {d, ctx, r->serial, NULL};
+	TokenSigner ts = {d, ctx, r->serial, NULL, CS_KEY_PAIR_ID};
 
 	if (!cs_driver_run_pin_status(d, ctx, r->serial, &pin, error))
 		return NULL;
@@ -612,7 +687,7 @@ seal_document(Request *r, GError **error)
 			    "seal: the e-seal on the key does not parse: %s", local->message);
 		return NULL;
 	}
-	cert_der = cs_driver_run_get_object(d, ctx, r->serial, TRUE, CS_KEY_OBJECT_LABEL, &local);
+	cert_der = read_certificate(d, ctx, r->serial, &ts.key_pair, &local);
 	if (cert_der == NULL) {
 		if (g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND))
 			g_set_error_literal(error, CS_ERROR, CS_ERROR_NOT_FOUND,
@@ -639,8 +714,7 @@ seal_document(Request *r, GError **error)
 	if (doc == NULL)
 		return NULL;
 	return cs_seal_sign_document(seal, cert, g_bytes_get_data(doc, NULL), g_bytes_get_size(doc),
-				     r->filename, g_get_real_time() / G_USEC_PER_SEC, sign_on_token,
-				     &ts, error);
+				     r->filename, cs_clock_now(), sign_on_token, &ts, error);
 }
 
 /* --- making a key (worker thread) ---------------------------------------------------- */
@@ -714,9 +788,9 @@ make_delete_leftovers(Request *r, GError **error)
 	return TRUE;
 }
 
-/* Logged in: a new key pair and the CSR signed with it on the token. */
+/* Logged in: a new key pair @key_pair and the CSR signed with it on the token. */
 static GBytes *
-make_key_pair_and_csr(Request *r, GError **error)
+make_key_pair_and_csr(Request *r, const char *key_pair, GError **error)
 {
 	const CsLoadedDriver *d = r->watcher->driver;
 	CsDriverContext *ctx = r->watcher->ctx;
@@ -724,11 +798,9 @@ make_key_pair_and_csr(Request *r, GError **error)
 	g_autoptr(GBytes) spki = NULL;
 	g_autoptr(EVP_PKEY) pub = NULL;
 	g_autoptr(X509_NAME) subject = X509_NAME_new();
-	TokenSigner ts = {d, ctx, r->serial, cs_key_algorithm_digest(wanted)};
+	TokenSigner ts = {d, ctx, r->serial, cs_key_algorithm_digest(wanted), key_pair};
 
-	if (!make_delete_leftovers(r, error))
-		return NULL;
-	spki = cs_driver_run_generate_key(d, ctx, r->serial, CS_KEY_PAIR_ID, r->algorithm, error);
+	spki = cs_driver_run_generate_key(d, ctx, r->serial, key_pair, r->algorithm, error);
 	if (spki == NULL)
 		return NULL;
 	pub = public_key_from_spki(spki, error);
@@ -769,17 +841,18 @@ make_begin(Request *r, GError **error)
 	g_autoptr(GBytes) csr = NULL;
 
 	if (!make_init_token(r, error) ||
-	    !cs_driver_run_login(r->watcher->driver, r->watcher->ctx, r->serial, r->pin1, error))
+	    !cs_driver_run_login(r->watcher->driver, r->watcher->ctx, r->serial, r->pin1, error) ||
+	    !make_delete_leftovers(r, error))
 		return NULL;
-	csr = make_key_pair_and_csr(r, error);
+	csr = make_key_pair_and_csr(r, CS_KEY_PAIR_ID, error);
 	if (!make_logout(r, csr != NULL, error))
 		return NULL;
 	return g_steal_pointer(&csr);
 }
 
-/* Is @cert for the key pair CS_KEY_PAIR_ID on the token? */
+/* Is @cert for the key pair @key_pair on the token? */
 static gboolean
-make_check_certificate(Request *r, X509 *cert, GError **error)
+make_check_certificate(Request *r, X509 *cert, const char *key_pair, GError **error)
 {
 	const CsLoadedDriver *d = r->watcher->driver;
 	CsDriverContext *ctx = r->watcher->ctx;
@@ -788,14 +861,14 @@ make_check_certificate(Request *r, X509 *cert, GError **error)
 	g_autoptr(EVP_PKEY) pub = NULL;
 	CsDriverPinStatus pin;
 
-	spki = cs_driver_run_get_public_key(d, ctx, r->serial, CS_KEY_PAIR_ID, &local);
+	spki = cs_driver_run_get_public_key(d, ctx, r->serial, key_pair, &local);
 	if (spki == NULL) {
 		/* "Not found" is a missing key pair when the key itself still answers. */
 		if (g_error_matches(local, CS_ERROR, CS_ERROR_NO_KEY) &&
 		    cs_driver_run_pin_status(d, ctx, r->serial, &pin, NULL)) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 				    "key: %s holds no key pair %s; begin the making first", r->id,
-				    CS_KEY_PAIR_ID);
+				    key_pair);
 			return FALSE;
 		}
 		g_propagate_error(error, g_steal_pointer(&local));
@@ -822,12 +895,129 @@ make_finish(Request *r, GError **error)
 
 	if (!cs_driver_run_login(d, ctx, r->serial, r->pin1, error))
 		return FALSE;
-	ok = make_check_certificate(r, cert, error) &&
+	ok = make_check_certificate(r, cert, CS_KEY_PAIR_ID, error) &&
 	     cs_driver_run_put_object(d, ctx, r->serial, TRUE, CS_KEY_OBJECT_LABEL, r->cert_in,
 				      error) &&
 	     cs_driver_run_put_object(d, ctx, r->serial, FALSE, CS_KEY_SEAL_LABEL, r->seal_in,
 				      error);
 	return make_logout(r, ok, error);
+}
+
+/* --- renewing a key (worker thread) --------------------------------------------------- */
+
+/* The user logged in on the key (Key.Login): renewal passes no PIN. */
+static gboolean
+renew_check_login(Request *r, GError **error)
+{
+	CsDriverPinStatus pin = {0};
+
+	if (!cs_driver_run_pin_status(r->watcher->driver, r->watcher->ctx, r->serial, &pin, error))
+		return FALSE;
+	if (pin.logged_in)
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+		    "key: %s is not logged in: Login with the key's PIN first", r->id);
+	return FALSE;
+}
+
+/* Ignore "nothing to delete" (reported like a missing key). */
+static gboolean
+delete_if_present(gboolean ok, GError *local, GError **error)
+{
+	if (ok || g_error_matches(local, CS_ERROR, CS_ERROR_NO_KEY) ||
+	    g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND)) {
+		g_clear_error(&local);
+		return TRUE;
+	}
+	g_propagate_error(error, local);
+	return FALSE;
+}
+
+/* The place whose certificate is @cert_serial, or NULL. */
+static const char *
+find_slot_of(Request *r, const char *cert_serial, GError **error)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(key_slots); i++) {
+		g_autoptr(GError) local = NULL;
+		g_autoptr(GBytes) der = cs_driver_run_get_object(
+		    r->watcher->driver, r->watcher->ctx, r->serial, TRUE, key_slots[i], &local);
+		g_autofree char *hex = der != NULL ? der_serial(der) : NULL;
+
+		if (der == NULL && !g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND)) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return NULL;
+		}
+		if (hex != NULL && g_ascii_strcasecmp(hex, cert_serial) == 0)
+			return key_slots[i];
+	}
+	g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
+		    "certificate: key %s no longer holds certificate %s", r->id, cert_serial);
+	return NULL;
+}
+
+/* Beside the key pair of the certificate renewed: a new key pair (replacing what an
+ * interrupted renewal left there) and the CSR signed with it. */
+static GBytes *
+renew_begin(Request *r, GError **error)
+{
+	GError *local = NULL;
+	const char *old_slot;
+	const char *new_slot;
+	gboolean ok;
+
+	if (!renew_check_login(r, error))
+		return NULL;
+	old_slot = find_slot_of(r, r->old_serial, error);
+	if (old_slot == NULL)
+		return NULL;
+	new_slot = other_slot(old_slot);
+	ok = cs_driver_run_delete_object(r->watcher->driver, r->watcher->ctx, r->serial, TRUE,
+					 new_slot, &local);
+	if (!delete_if_present(ok, local, error))
+		return NULL;
+	return make_key_pair_and_csr(r, new_slot, error);
+}
+
+/* Write the new certificate where its key pair is, and the new seal; only then delete the
+ * other place's certificate and key pair. Run again after an interruption, it finishes the
+ * same way. */
+static gboolean
+renew_finish(Request *r, GError **error)
+{
+	const CsLoadedDriver *d = r->watcher->driver;
+	CsDriverContext *ctx = r->watcher->ctx;
+	g_autoptr(X509) cert = cs_x509_from_der(r->cert_in);
+	const char *slot = NULL;
+	GError *local = NULL;
+	gboolean ok;
+
+	if (!renew_check_login(r, error))
+		return FALSE;
+	for (guint i = 0; i < G_N_ELEMENTS(key_slots) && slot == NULL; i++) {
+		g_autoptr(GError) mismatch = NULL;
+		if (make_check_certificate(r, cert, key_slots[i], &mismatch))
+			slot = key_slots[i];
+		else if (g_error_matches(mismatch, CS_ERROR, CS_ERROR_KEY_REMOVED) ||
+			 g_error_matches(mismatch, CS_ERROR, CS_ERROR_NO_KEY)) {
+			g_propagate_error(error, g_steal_pointer(&mismatch));
+			return FALSE;
+		}
+	}
+	if (slot == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "certificate: not for a key pair on key %s", r->id);
+		return FALSE;
+	}
+	if (!cs_driver_run_put_object(d, ctx, r->serial, TRUE, slot, r->cert_in, error) ||
+	    !cs_driver_run_put_object(d, ctx, r->serial, FALSE, CS_KEY_SEAL_LABEL, r->seal_in,
+				      error))
+		return FALSE;
+	ok = cs_driver_run_delete_object(d, ctx, r->serial, TRUE, other_slot(slot), &local);
+	if (!delete_if_present(ok, local, error))
+		return FALSE;
+	local = NULL;
+	ok = cs_driver_run_delete_key(d, ctx, r->serial, other_slot(slot), &local);
+	return delete_if_present(ok, local, error);
 }
 
 static void
@@ -859,10 +1049,14 @@ request_run(gpointer data, gpointer pool_data)
 		       r->error != NULL ? r->error->message : "done");
 		break;
 	case REQ_MAKE_BEGIN:
-		r->result = make_begin(r, &r->error);
+		r->result =
+		    r->old_serial != NULL ? renew_begin(r, &r->error) : make_begin(r, &r->error);
 		break;
 	case REQ_MAKE_FINISH:
-		make_finish(r, &r->error);
+		if (r->old_serial != NULL)
+			renew_finish(r, &r->error);
+		else
+			make_finish(r, &r->error);
 		break;
 	}
 	wipe(&r->pin1);
@@ -1063,13 +1257,7 @@ check_not_making(CsKeys *self, const char *id, GError **error)
 }
 
 static gboolean
-check_make_begin(Entry *e,
-		 const char *label,
-		 const char *user_pin,
-		 const char *so_pin,
-		 const char *algorithm,
-		 const char *subject_cn,
-		 GError **error)
+check_make_begin(const char *label, const char *algorithm, const char *subject_cn, GError **error)
 {
 	if (label == NULL || !cs_validate_text(label, TOKEN_LABEL_MAX, error) ||
 	    strlen(label) > TOKEN_LABEL_MAX) {
@@ -1089,8 +1277,7 @@ check_make_begin(Entry *e,
 		g_prefix_error(error, "subject_cn: ");
 		return FALSE;
 	}
-	return check_pin_length(e->watcher, "user_pin", user_pin, error) &&
-	       check_pin_length(e->watcher, "so_pin", so_pin, error);
+	return TRUE;
 }
 
 void
@@ -1109,7 +1296,9 @@ cs_keys_make_begin(CsKeys *self,
 	Request *r;
 
 	if (e == NULL || !check_not_making(self, id, &error) ||
-	    !check_make_begin(e, label, user_pin, so_pin, algorithm, subject_cn, &error)) {
+	    !check_make_begin(label, algorithm, subject_cn, &error) ||
+	    !check_pin_length(e->watcher, "user_pin", user_pin, &error) ||
+	    !check_pin_length(e->watcher, "so_pin", so_pin, &error)) {
 		done(NULL, error, user_data);
 		return;
 	}
@@ -1175,6 +1364,63 @@ cs_keys_make_finish(CsKeys *self,
 	g_hash_table_add(self->making, g_strdup(id));
 	r = request_new(self, REQ_MAKE_FINISH, e, done, user_data);
 	r->pin1 = g_strdup(user_pin);
+	r->cert_in = g_bytes_ref(cert_der);
+	r->seal_in = g_bytes_ref(seal_der);
+	request_push(self, r);
+}
+
+void
+cs_keys_renew_begin(CsKeys *self,
+		    const char *id,
+		    const char *old_serial,
+		    const char *algorithm,
+		    const char *subject_cn,
+		    CsKeysDoneFunc done,
+		    gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	Entry *e = lookup_entry(self, id, &error);
+	Request *r;
+
+	if (e == NULL || !check_not_making(self, id, &error) ||
+	    !check_make_begin(CS_KEY_OBJECT_LABEL, algorithm, subject_cn, &error)) {
+		done(NULL, error, user_data);
+		return;
+	}
+	if (old_serial == NULL || *old_serial == '\0') {
+		g_set_error_literal(&error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "certificate_serial: missing");
+		done(NULL, error, user_data);
+		return;
+	}
+	g_hash_table_add(self->making, g_strdup(id));
+	r = request_new(self, REQ_MAKE_BEGIN, e, done, user_data);
+	r->old_serial = g_strdup(old_serial);
+	r->algorithm = g_strdup(algorithm);
+	r->subject_cn = g_strdup(subject_cn);
+	request_push(self, r);
+}
+
+void
+cs_keys_renew_finish(CsKeys *self,
+		     const char *id,
+		     GBytes *cert_der,
+		     GBytes *seal_der,
+		     CsKeysDoneFunc done,
+		     gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	Entry *e = lookup_entry(self, id, &error);
+	Request *r;
+
+	if (e == NULL || !check_not_making(self, id, &error) ||
+	    !check_make_finish(cert_der, seal_der, &error)) {
+		done(NULL, error, user_data);
+		return;
+	}
+	g_hash_table_add(self->making, g_strdup(id));
+	r = request_new(self, REQ_MAKE_FINISH, e, done, user_data);
+	r->old_serial = g_strdup("-"); /* a renewal: no PIN, the other place cleared */
 	r->cert_in = g_bytes_ref(cert_der);
 	r->seal_in = g_bytes_ref(seal_der);
 	request_push(self, r);

@@ -26,6 +26,11 @@ G_BEGIN_DECLS
 #define CS_KEY_SEAL_LABEL "certseal-seal"
 /* The key pair on the token whose certificate is CS_KEY_OBJECT_LABEL (its CKA_ID/label). */
 #define CS_KEY_PAIR_ID "certseal"
+/* The other place of a key pair and its certificate (same id and label): a renewal puts
+ * the new ones where the current certificate is not, and deletes the old ones once the new
+ * certificate and seal are written. The key shows the older certificate while both are
+ * there. */
+#define CS_KEY_PAIR_ID_NEXT "certseal-2"
 /* The largest document SealDocument reads (bytes). */
 #define CS_KEYS_DOCUMENT_MAX_SIZE (64 * 1024 * 1024)
 
@@ -172,6 +177,37 @@ void cs_keys_make_finish(CsKeys *keys,
 			 GBytes *seal_der,
 			 CsKeysDoneFunc done,
 			 gpointer user_data);
+
+/*
+ * Renewal, the token side (DESIGN §1.2). No PIN passes: the user logged in on the key
+ * (AccessDenied "key: … is not logged in: Login …" otherwise), and the PIN does not change.
+ *
+ * cs_keys_renew_begin: the key must hold the certificate @old_serial (hex; NotFound
+ * "certificate: key … no longer holds certificate …" otherwise). In the other place
+ * (CS_KEY_PAIR_ID / CS_KEY_PAIR_ID_NEXT) what an interrupted renewal left is deleted and
+ * a new key pair of @algorithm generated; the result is the CSR (CN=@subject_cn) signed on
+ * the token with it. The old certificate and key pair are untouched.
+ *
+ * cs_keys_renew_finish: @cert_der must be for one of the key pairs on the key; it is
+ * written in that key pair's place, then the seal (replacing the old one), then the other
+ * place's certificate and key pair are deleted (driver ABI 1.1 delete_key). Running it again
+ * after an interruption finishes the same way.
+ *
+ * Errors, the one-at-a-time rule and the read-back are those of key making.
+ */
+void cs_keys_renew_begin(CsKeys *keys,
+			 const char *id,
+			 const char *old_serial,
+			 const char *algorithm,
+			 const char *subject_cn,
+			 CsKeysDoneFunc done,
+			 gpointer user_data);
+void cs_keys_renew_finish(CsKeys *keys,
+			  const char *id,
+			  GBytes *cert_der,
+			  GBytes *seal_der,
+			  CsKeysDoneFunc done,
+			  gpointer user_data);
 
 /* For tests and the watchers: put a key into the table as a watcher would (main loop). */
 void cs_keys_update_for_test(CsKeys *keys, const char *vendor_id, const char *serial);

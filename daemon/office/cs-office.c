@@ -22,6 +22,7 @@
 #include <zmq.h>
 
 #include "cs-ca.h"
+#include "cs-clock.h"
 #include "cs-office.h"
 #include "cs-office-keys.h"
 #include "cs-office-msg.h"
@@ -1129,7 +1130,7 @@ static char *
 ca_crl_pem(CsOffice *self, const char *vendor, GError **error)
 {
 	g_autoptr(GBytes) der = cs_ca_set_regenerate_crl(cs_engine_get_cas(self->engine), vendor,
-							 g_get_real_time() / G_USEC_PER_SEC, error);
+							 cs_clock_now(), error);
 
 	return der != NULL ? pem_armor(der, "X509 CRL") : NULL;
 }

@@ -32,6 +32,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
+#include "cs-clock.h"
 #include "cs-ca.h"
 #include "cs-validate.h"
 #include "cs-validity.h"
@@ -760,8 +761,7 @@ cs_ca_open(const CsVendor *vendor, const char *ca_dir, gboolean *created, GError
 		if (!load_ca_dir(ca, error))
 			return NULL;
 	} else {
-		if (!generate_ca(ca, g_get_real_time() / G_USEC_PER_SEC, error) ||
-		    !create_ca_dir(ca, error))
+		if (!generate_ca(ca, cs_clock_now(), error) || !create_ca_dir(ca, error))
 			return NULL;
 		fresh = TRUE;
 	}
@@ -1260,8 +1260,8 @@ cs_ca_set_new(CsConfig *config, const char *state_dir, CsLedger *ledger, GError 
 			return NULL;
 		}
 		if (!g_file_test(crl_path, G_FILE_TEST_EXISTS)) {
-			g_autoptr(GBytes) crl = cs_ca_set_regenerate_crl(
-			    set, v->id, g_get_real_time() / G_USEC_PER_SEC, error);
+			g_autoptr(GBytes) crl =
+			    cs_ca_set_regenerate_crl(set, v->id, cs_clock_now(), error);
 			if (crl == NULL) {
 				g_prefix_error(error, "vendor %s: CRL: ", v->id);
 				return NULL;
@@ -1313,7 +1313,12 @@ issue_dates(CsCaSet *set,
 			    request->renew_serial, old->reason);
 		return FALSE;
 	}
-	return cs_validity_renewal(old->not_after, now, ca->validity_days, nb, na, error);
+	/* The window as of when the flow checked it (before the key was touched), the dates
+	 * as of now. */
+	if (!cs_validity_renewal_eligible(
+		old->not_after, request->eligible_at != 0 ? request->eligible_at : now, error))
+		return FALSE;
+	return cs_validity_renewed_period(old->not_after, now, ca->validity_days, nb, na, error);
 }
 
 static gboolean

@@ -121,6 +121,9 @@ typedef struct {
 	CsCertSubject subject;
 	const char *renew_serial; /* NULL: new (profile period from now); otherwise the
 				   * certificate renewed (DESIGN §1.2 eligibility and dates) */
+	gint64 eligible_at;	  /* renewal: the instant the window is checked at, when the flow
+				   * checked it before touching the key (a resumed download keeps
+				   * that instant); 0: now */
 } CsIssueRequest;
 
 /* Sign and durably record one certificate from a verified CSR; its DER. The CSR's key

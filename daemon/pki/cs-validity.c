@@ -1,7 +1,8 @@
 /*
  * cs-validity.c — the date arithmetic of new and renewed certificates (DESIGN §1.2).
  *
- * Invariants: every result satisfies not_before < not_after; the renewal window is
+ * Invariants: every result satisfies not_before < not_after, and not_before is the time of
+ * issuance (a renewed certificate is valid at once); the renewal window is
  * decided in whole seconds against the exact day counts of the manual ("< 90 days left",
  * "expired ≤ 365 days"), so 90 days left exactly is not eligible and 365 days expired
  * exactly still is. No time zone enters: all values are UTC epoch seconds.
@@ -25,27 +26,72 @@ cs_validity_new(
 	return TRUE;
 }
 
+static char *
+format_day(gint64 t)
+{
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
+	return dt != NULL ? g_date_time_format(dt, "%Y-%m-%d") : g_strdup("?");
+}
+
+gint64
+cs_validity_renewable_from(gint64 not_after)
+{
+	/* Eligible once fewer than 90 days are left: one second past the 90-day mark. */
+	return not_after - CS_VALIDITY_RENEW_BEFORE_DAYS * CS_VALIDITY_DAY_SECONDS + 1;
+}
+
+gint64
+cs_validity_renewable_until(gint64 not_after)
+{
+	return not_after + CS_VALIDITY_RENEW_AFTER_DAYS * CS_VALIDITY_DAY_SECONDS;
+}
+
 gboolean
 cs_validity_renewal_eligible(gint64 old_not_after, gint64 now, GError **error)
 {
+	g_autofree char *end = format_day(old_not_after);
+
 	if (old_not_after > now) {
 		gint64 left = old_not_after - now;
+		g_autofree char *opens = NULL;
 
 		if (left < CS_VALIDITY_RENEW_BEFORE_DAYS * CS_VALIDITY_DAY_SECONDS)
 			return TRUE;
+		opens = format_day(cs_validity_renewable_from(old_not_after));
 		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
-			    "certificate: %" G_GINT64_FORMAT " days left; renewal opens when fewer "
-			    "than %d days are left",
-			    left / CS_VALIDITY_DAY_SECONDS, CS_VALIDITY_RENEW_BEFORE_DAYS);
+			    "certificate: valid until %s (%" G_GINT64_FORMAT " days left); renewal "
+			    "opens on %s, when fewer than %d days are left",
+			    end, left / CS_VALIDITY_DAY_SECONDS, opens,
+			    CS_VALIDITY_RENEW_BEFORE_DAYS);
 		return FALSE;
 	}
-	if (now - old_not_after <= CS_VALIDITY_RENEW_AFTER_DAYS * CS_VALIDITY_DAY_SECONDS)
+	if (now <= cs_validity_renewable_until(old_not_after))
 		return TRUE;
 	g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
-		    "certificate: expired %" G_GINT64_FORMAT " days ago; renewal is possible only "
-		    "within %d days of expiry (apply for a new certificate)",
-		    (now - old_not_after) / CS_VALIDITY_DAY_SECONDS, CS_VALIDITY_RENEW_AFTER_DAYS);
+		    "certificate: expired on %s (expired %" G_GINT64_FORMAT " days ago), more than "
+		    "%d days ago: apply for a new certificate",
+		    end, (now - old_not_after) / CS_VALIDITY_DAY_SECONDS,
+		    CS_VALIDITY_RENEW_AFTER_DAYS);
 	return FALSE;
+}
+
+gboolean
+cs_validity_renewed_period(gint64 old_not_after,
+			   gint64 now,
+			   guint validity_days,
+			   gint64 *not_before,
+			   gint64 *not_after,
+			   GError **error)
+{
+	/* Valid from the issuance, always: a certificate not valid yet would fail every chain
+	 * check (the seal's included) until its old one ran out. Not expired: the new end
+	 * continues from the old one (顺延); expired: one period from the download. */
+	gint64 from = old_not_after > now ? old_not_after : now;
+
+	if (!cs_validity_new(from, validity_days, not_before, not_after, error))
+		return FALSE;
+	*not_before = now;
+	return TRUE;
 }
 
 gboolean
@@ -56,9 +102,7 @@ cs_validity_renewal(gint64 old_not_after,
 		    gint64 *not_after,
 		    GError **error)
 {
-	if (!cs_validity_renewal_eligible(old_not_after, now, error))
-		return FALSE;
-	/* Not expired: continue from the old end. Expired: from the day of the download. */
-	return cs_validity_new(old_not_after > now ? old_not_after : now, validity_days, not_before,
-			       not_after, error);
+	return cs_validity_renewal_eligible(old_not_after, now, error) &&
+	       cs_validity_renewed_period(old_not_after, now, validity_days, not_before, not_after,
+					  error);
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cs-ca.h"
+#include "cs-clock.h"
 #include "cs-certs.h"
 #include "cs-seal.h"
 
@@ -32,6 +33,7 @@ cs_certs_issue(CsEngine *engine,
 	       const guint8 *csr_der,
 	       gsize csr_len,
 	       const char *follows_serial,
+	       gint64 eligible_at,
 	       GError **error)
 {
 	CsCaSet *cas = require_cas(engine, error);
@@ -42,6 +44,7 @@ cs_certs_issue(CsEngine *engine,
 	if (cas == NULL || !cs_engine_check_access(engine, request, order, error))
 		return NULL;
 	issue.renew_serial = follows_serial;
+	issue.eligible_at = eligible_at;
 	csr = cs_csr_parse(csr_der, csr_len, error);
 	if (csr == NULL)
 		return NULL;
@@ -52,7 +55,7 @@ cs_certs_issue(CsEngine *engine,
 	issue.subject.type = cs_order_get_subject_type(order);
 	issue.subject.name = cs_order_get_subject_name(order);
 	issue.subject.id_number = cs_order_get_subject_number(order);
-	return cs_ca_set_issue(cas, &issue, csr, g_get_real_time() / G_USEC_PER_SEC, error);
+	return cs_ca_set_issue(cas, &issue, csr, cs_clock_now(), error);
 }
 
 GBytes *
@@ -86,7 +89,7 @@ cs_certs_make_seal(CsEngine *engine,
 		return NULL;
 	}
 	/* Only a certificate this vendor's CA issued gets this vendor's seal. */
-	if (!cs_ca_verify_chain(ca, holder, g_get_real_time() / G_USEC_PER_SEC, error)) {
+	if (!cs_ca_verify_chain(ca, holder, cs_clock_now(), error)) {
 		g_prefix_error(error, "certificate: ");
 		return NULL;
 	}
@@ -96,7 +99,7 @@ cs_certs_make_seal(CsEngine *engine,
 	spec.type = org ? CS_SEAL_ORG : CS_SEAL_PERSON;
 	spec.name = cs_order_get_subject_name(order);
 	spec.holder = holder;
-	spec.created = g_get_real_time() / G_USEC_PER_SEC;
+	spec.created = cs_clock_now();
 	if (ASN1_TIME_to_tm(X509_get0_notBefore(holder), &tm) != 1)
 		return NULL;
 	spec.valid_start = (gint64)timegm(&tm);
@@ -127,8 +130,8 @@ cs_certs_revoke(CsEngine *engine,
 		return FALSE;
 	actor = cs_request_to_actor(request);
 	return cs_ca_set_revoke(cas, serial, reason, actor,
-				order != NULL ? cs_order_get_id(order) : NULL,
-				g_get_real_time() / G_USEC_PER_SEC, error);
+				order != NULL ? cs_order_get_id(order) : NULL, cs_clock_now(),
+				error);
 }
 
 GPtrArray *
@@ -142,6 +145,28 @@ cs_certs_find(CsEngine *engine,
 
 	if (cas == NULL)
 		return NULL;
-	return cs_ca_set_find_certificates(cas, vendor, subject_type, id_number,
-					   g_get_real_time() / G_USEC_PER_SEC, error);
+	return cs_ca_set_find_certificates(cas, vendor, subject_type, id_number, cs_clock_now(),
+					   error);
+}
+
+char *
+cs_certs_subject_name(GBytes *der)
+{
+	g_autoptr(X509) x = der != NULL ? cs_x509_from_der(der) : NULL;
+	X509_NAME *name = x != NULL ? X509_get_subject_name(x) : NULL;
+	int i = name != NULL ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+	ASN1_STRING *data;
+	unsigned char *utf8 = NULL;
+	char *out;
+	int len;
+
+	if (i < 0)
+		return NULL;
+	data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+	len = ASN1_STRING_to_UTF8(&utf8, data);
+	if (len < 0)
+		return NULL;
+	out = g_strndup((const char *)utf8, len);
+	OPENSSL_free(utf8);
+	return out;
 }

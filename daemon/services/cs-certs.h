@@ -13,7 +13,8 @@ G_BEGIN_DECLS
 
 /* Issue the certificate of @order from a DER CSR: the subject from the order's name and
  * number, the vendor's CA, the profile's period — or, with @follows_serial, the period that
- * follows that certificate (a renewal carries the old validity on). The CSR is parsed and
+ * follows that certificate (a renewal carries the old validity on; its window checked at
+ * @eligible_at, 0 = now). The CSR is parsed and
  * its proof of possession verified here, once. Returns the DER certificate. */
 GBytes *cs_certs_issue(CsEngine *engine,
 		       const CsRequest *request,
@@ -21,6 +22,7 @@ GBytes *cs_certs_issue(CsEngine *engine,
 		       const guint8 *csr_der,
 		       gsize csr_len,
 		       const char *follows_serial,
+		       gint64 eligible_at,
 		       GError **error);
 /* The e-seal (GB/T 38540 SESeal, DER) for @order's certificate @cert_der: the order's
  * name and subject type, the certificate's validity, the picture (PNG or JPEG, e.g. the
@@ -49,5 +51,8 @@ GPtrArray *cs_certs_find(CsEngine *engine,
 			 const char *subject_type,
 			 const char *id_number,
 			 GError **error);
+
+/* The subject's name (its CN) in DER certificate @der, or NULL. */
+char *cs_certs_subject_name(GBytes *der);
 
 G_END_DECLS

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "cs-invoice.h"
+#include "cs-clock.h"
 #include "cs-invoicing.h"
 #include "cs-tasks.h"
 #include "cs-workdays.h"
@@ -46,7 +47,7 @@ cs_invoicing_issue_in_txn(CsEngine *engine, CsOrder *order, const char *email, G
 	CsLedger *ledger = cs_engine_get_ledger(engine);
 	CsConfig *config = cs_engine_get_config(engine);
 	CsTasks *tasks = cs_engine_get_tasks(engine);
-	g_autoptr(GDateTime) now = g_date_time_new_now_local();
+	g_autoptr(GDateTime) now = cs_clock_now_local();
 	g_autofree char *day = g_date_time_format(now, "%Y%m%d");
 	g_autofree char *number = NULL;
 	g_autofree char *item = NULL;
@@ -161,7 +162,7 @@ cs_step_set_due_by(CsStep *step, guint working_days, GError **error)
 	    .holidays = (const char *const *)config->review_holidays,
 	    .extra_workdays = (const char *const *)config->review_extra_workdays,
 	};
-	g_autoptr(GDateTime) now = g_date_time_new_now_local();
+	g_autoptr(GDateTime) now = cs_clock_now_local();
 	g_autoptr(GDateTime) due = cs_calendar_due_by(
 	    &calendar, now,
 	    working_days > 0 ? working_days : cs_invoicing_review_days(engine, order));

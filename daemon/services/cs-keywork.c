@@ -15,6 +15,17 @@
  * Working again — on the same key or another — uses the same user PIN; the same key keeps
  * its SO PIN, because a key once initialised only accepts its own SO PIN to be
  * initialised again.
+ *
+ * Renewing the applicant's own key (CsKeyWork.follows_field): the key is logged in by its
+ * user, so no PIN passes and none changes. Its old seal is read (for its picture), a new
+ * key pair is generated beside the old one and the CSR signed with it, the certificate is
+ * issued following the old one and the new seal made, and the key gets both before the
+ * old certificate and key pair are deleted; then the old certificate is revoked as
+ * superseded and the flow's done step taken. A failure before the writing starts revokes
+ * the attempt's certificate at once; one during the writing leaves the decision to the
+ * next attempt, which looks at what the key holds: still the old certificate — every
+ * certificate of this order is revoked and the work starts over; already this order's new
+ * one — the writing is finished (it can run twice) and the order completes.
  */
 #define G_LOG_DOMAIN "certseald"
 
@@ -27,6 +38,7 @@
 #include "cs-crypto.h"
 #include "cs-keys.h"
 #include "cs-notices.h"
+#include "cs-seal.h"
 #include "cs-seal-picture.h"
 
 #define SO_PIN_LENGTH 12
@@ -38,6 +50,7 @@ so_pin_attr(const char *serial)
 	return g_strdup_printf("so_pin_ref.%s", serial);
 }
 
+/* The key of serial (or id) @serial. */
 static CsKey *
 find_key(CsKeys *keys, const char *serial)
 {
@@ -45,7 +58,7 @@ find_key(CsKeys *keys, const char *serial)
 
 	for (guint i = 0; i < list->len; i++) {
 		CsKey *key = g_ptr_array_index(list, i);
-		if (g_strcmp0(key->serial, serial) == 0)
+		if (g_strcmp0(key->serial, serial) == 0 || g_strcmp0(key->id, serial) == 0)
 			return key;
 	}
 	return NULL;
@@ -90,6 +103,11 @@ cs_step_prepare_key_work(CsStep *step, const CsKeyWork *work, const char *serial
 			    key->vendor, vendor_id);
 		return FALSE;
 	}
+	if (work->follows_field != NULL)
+		return cs_engine_set_attr(engine, order, "key_work_key", key->id, error) &&
+		       cs_engine_set_attr(engine, order, "key_work_error", NULL, error) &&
+		       cs_engine_set_attr(engine, order, "recovery_note", NULL, error) &&
+		       cs_engine_set_attr(engine, order, "progress", "0", error);
 	attr = so_pin_attr(serial);
 	if (work->provision && key->initialized && cs_order_get_attr(order, attr) == NULL) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
@@ -132,6 +150,13 @@ typedef struct {
 	char *serial;
 	char *user_pin;
 	char *certificate_serial;
+	/* A renewal (work->follows_field): the certificate renewed, the old seal's picture, and
+	 * whether the key is being written (a failure then is not known to be before it). */
+	char *old_serial;
+	GBytes *old_picture;
+	guint old_width_mm, old_height_mm;
+	GBytes *cert_der;
+	gboolean writing;
 } Job;
 
 static void
@@ -144,6 +169,9 @@ job_free(Job *job)
 	g_free(job->serial);
 	cs_secret_free(job->user_pin);
 	g_free(job->certificate_serial);
+	g_free(job->old_serial);
+	g_clear_pointer(&job->old_picture, g_bytes_unref);
+	g_clear_pointer(&job->cert_der, g_bytes_unref);
 	g_free(job);
 }
 
@@ -251,14 +279,19 @@ job_fail(Job *job, const char *reason)
 	if (job_dropped(job))
 		return;
 	order = job_order(job);
-	text = g_strdup_printf("making on key %s failed: %s", job->serial, cleaned);
+	text = job->old_serial != NULL
+		   ? g_strdup_printf("writing the renewed certificate on key %s failed: %s",
+				     job->serial, cleaned)
+		   : g_strdup_printf("making on key %s failed: %s", job->serial, cleaned);
 
 	g_message("order %s: %s", job->order_id, text);
 	if (order == NULL) {
 		job_free(job);
 		return;
 	}
-	if (job->certificate_serial != NULL &&
+	/* While the key was being written the new certificate may be on it: the next attempt
+	 * decides (see the top of this file). */
+	if (job->certificate_serial != NULL && !(job->old_serial != NULL && job->writing) &&
 	    !cs_certs_revoke(job->engine, &system_request, job->certificate_serial,
 			     "cessationOfOperation", order, &error)) {
 		g_warning("order %s: cannot revoke certificate %s: %s", job->order_id,
@@ -297,6 +330,49 @@ job_resume(Job *job, const GError *error)
 	return order;
 }
 
+static gint64
+attr_int(CsOrder *order, const char *name)
+{
+	const char *text = cs_order_get_attr(order, name);
+
+	return text != NULL ? g_ascii_strtoll(text, NULL, 10) : 0;
+}
+
+static void on_written(GBytes *result, const GError *error, gpointer user_data);
+
+/* Put the certificate and seal on the key: making logs in with the certificate password; a
+ * renewal writes beside the old ones on the logged-in key, then deletes those. */
+static void
+write_key(Job *job, GBytes *cert, GBytes *seal)
+{
+	CsKeys *keys = cs_engine_get_keys(job->engine);
+
+	if (job->old_serial == NULL) {
+		cs_keys_make_finish(keys, job->key_id, job->user_pin, cert, seal, on_written, job);
+		return;
+	}
+	job->writing = TRUE;
+	cs_keys_renew_finish(keys, job->key_id, cert, seal, on_written, job);
+}
+
+/* The renewed certificate is superseded once the key holds the new one (it may already be,
+ * when an earlier attempt got that far). */
+static gboolean
+revoke_superseded(Job *job, CsOrder *order, GError **error)
+{
+	g_autoptr(CsCertRow) old =
+	    cs_ledger_load_certificate(cs_engine_get_ledger(job->engine), job->old_serial, error);
+
+	if (old == NULL)
+		return FALSE;
+	if (g_strcmp0(old->status, "valid") != 0)
+		return TRUE;
+	g_message("order %s: certificate %s superseded by %s", job->order_id, job->old_serial,
+		  job->certificate_serial != NULL ? job->certificate_serial : "?");
+	return cs_certs_revoke(job->engine, &system_request, job->old_serial, "superseded", order,
+			       error);
+}
+
 static void
 on_written(GBytes *result, const GError *error, gpointer user_data)
 {
@@ -307,6 +383,10 @@ on_written(GBytes *result, const GError *error, gpointer user_data)
 	order = job_resume(job, error);
 	if (order == NULL)
 		return;
+	if (job->old_serial != NULL && !revoke_superseded(job, order, &local)) {
+		job_fail(job, local->message);
+		return;
+	}
 	if (!cs_engine_act_with(job->engine, &system_request, order, job->work->done_action,
 				reason_params("key_serial", job->serial, "certificate_serial",
 					      job->certificate_serial),
@@ -319,7 +399,8 @@ on_written(GBytes *result, const GError *error, gpointer user_data)
 	job_free(job);
 }
 
-/* The seal's picture: the uploaded seal_image, else a drawn seal with the name. */
+/* The seal's picture: the old seal's (a renewal), the uploaded seal_image, else a drawn
+ * seal with the name. */
 static GBytes *
 seal_picture(Job *job, CsOrder *order, guint *width_mm, guint *height_mm, GError **error)
 {
@@ -328,6 +409,11 @@ seal_picture(Job *job, CsOrder *order, guint *width_mm, guint *height_mm, GError
 	g_autoptr(CsMaterialRow) image = cs_ledger_load_material(
 	    cs_engine_get_ledger(job->engine), cs_order_get_id(order), "seal_image", NULL);
 
+	if (job->old_picture != NULL) {
+		*width_mm = job->old_width_mm;
+		*height_mm = job->old_height_mm;
+		return g_bytes_ref(job->old_picture);
+	}
 	if (image != NULL && (g_strcmp0(image->mime, "image/png") == 0 ||
 			      g_strcmp0(image->mime, "image/jpeg") == 0)) {
 		*width_mm = org ? 42 : 18;
@@ -357,7 +443,8 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 		return;
 	set_progress(job, order, 60);
 	p = g_bytes_get_data(csr, &len);
-	cert = cs_certs_issue(job->engine, &system_request, order, p, len, NULL, &local);
+	cert = cs_certs_issue(job->engine, &system_request, order, p, len, job->old_serial,
+			      job->old_serial != NULL ? attr_int(order, "eligible_at") : 0, &local);
 	if (cert == NULL) {
 		job_fail(job, local->message);
 		return;
@@ -382,8 +469,7 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 		return;
 	}
 	set_progress(job, order, 80);
-	cs_keys_make_finish(cs_engine_get_keys(job->engine), job->key_id, job->user_pin, cert, seal,
-			    on_written, job);
+	write_key(job, cert, seal);
 }
 
 /* Key work cut short after its certificate was issued (the daemon stopped, or died) left a
@@ -426,6 +512,94 @@ cs_step_revoke_unused_certificates(CsStep *step)
 	revoke_unused_certificates(cs_step_get_engine(step), cs_step_get_order(step));
 }
 
+/* A renewal whose earlier attempt already put this order's certificate on the key: finish
+ * the writing (the seal again, the old key pair deleted) and complete. */
+static gboolean
+finish_written(Job *job, CsOrder *order, CsKey *key)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsCertRow) row = NULL;
+	g_autoptr(GBytes) picture = NULL;
+	g_autoptr(GBytes) seal = NULL;
+	guint width = 0, height = 0;
+
+	if (key->certificate_serial == NULL ||
+	    g_ascii_strcasecmp(key->certificate_serial, job->old_serial) == 0)
+		return FALSE;
+	row = cs_ledger_load_certificate(cs_engine_get_ledger(job->engine), key->certificate_serial,
+					 NULL);
+	if (row == NULL || g_strcmp0(row->order_id, job->order_id) != 0 ||
+	    g_strcmp0(row->status, "valid") != 0)
+		return FALSE;
+	g_message("order %s: key %s already holds certificate %s: finishing", job->order_id,
+		  key->id, row->serial);
+	job->certificate_serial = g_strdup(row->serial);
+	picture = seal_picture(job, order, &width, &height, &error);
+	if (picture != NULL)
+		seal = cs_certs_make_seal(job->engine, &system_request, order, row->der,
+					  g_bytes_get_data(picture, NULL),
+					  g_bytes_get_size(picture), width, height, &error);
+	if (seal == NULL) {
+		job_fail(job, error->message);
+		return TRUE;
+	}
+	write_key(job, row->der, seal);
+	return TRUE;
+}
+
+static void
+on_old_seal(GBytes *seal, const GError *error, gpointer user_data)
+{
+	Job *job = user_data;
+	CsOrder *order = job_resume(job, NULL);
+	const CsVendor *vendor;
+	const char *name;
+	CsKey *key;
+	g_autoptr(CsSealInfo) info = NULL;
+
+	if (order == NULL)
+		return;
+	/* No readable old seal: the new one is drawn, as for a new key. */
+	info = seal != NULL
+		   ? cs_seal_parse(g_bytes_get_data(seal, NULL), g_bytes_get_size(seal), NULL)
+		   : NULL;
+	if (info != NULL && info->picture != NULL) {
+		job->old_picture = g_bytes_ref(info->picture);
+		job->old_width_mm = (guint)info->width_mm;
+		job->old_height_mm = (guint)info->height_mm;
+	} else if (error != NULL) {
+		g_message("order %s: the old seal is not readable (%s); a new picture is drawn",
+			  job->order_id, error->message);
+	}
+	key = cs_keys_lookup(cs_engine_get_keys(job->engine), job->key_id);
+	if (key == NULL) {
+		job_fail(job, "the key is no longer inserted");
+		return;
+	}
+	if (finish_written(job, order, key))
+		return;
+	/* The key still holds the old certificate: whatever an interrupted attempt issued is
+	 * revoked, and the work starts over. */
+	revoke_unused_certificates(job->engine, order);
+	g_info("order %s: renewing certificate %s on key %s", job->order_id, job->old_serial,
+	       key->id);
+	vendor =
+	    cs_config_find_vendor(cs_engine_get_config(job->engine), cs_order_get_vendor(order));
+	name = cs_order_get_subject_name(order);
+	set_progress(job, order, 20);
+	cs_keys_renew_begin(cs_engine_get_keys(job->engine), job->key_id, job->old_serial,
+			    vendor != NULL ? vendor->key_algorithm : "ec-p256",
+			    name != NULL ? name : job->order_id, on_csr, job);
+}
+
+/* The seal on the key first, for its picture (the old seal's, or already the new one's
+ * when an earlier attempt wrote it); then on_old_seal decides. */
+static void
+start_renewal(Job *job, CsKey *key)
+{
+	cs_keys_read_seal(cs_engine_get_keys(job->engine), key->id, on_old_seal, job);
+}
+
 void
 cs_step_start_key_work(CsStep *step, const CsKeyWork *work)
 {
@@ -453,6 +627,15 @@ cs_step_start_key_work(CsStep *step, const CsKeyWork *work)
 	job->serial = g_strdup(key != NULL ? key->serial : (key_id != NULL ? key_id : "?"));
 	if (key == NULL || vendor == NULL) {
 		job_fail(job, "the key is no longer inserted");
+		return;
+	}
+	if (work->follows_field != NULL) {
+		job->old_serial = g_strdup(cs_order_get_field(order, work->follows_field));
+		if (job->old_serial == NULL) {
+			job_fail(job, "the order names no certificate to renew");
+			return;
+		}
+		start_renewal(job, key);
 		return;
 	}
 	revoke_unused_certificates(engine, order);

@@ -1907,6 +1907,71 @@ cs_ledger_find_certificates(CsLedger *ledger,
 }
 
 GPtrArray *
+cs_ledger_list_valid_subscribers(CsLedger *ledger,
+				 gint64 not_after_from,
+				 gint64 not_after_to,
+				 GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+
+	g_return_val_if_fail(ledger != NULL, NULL);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT " CERT_COLUMNS " FROM certificates WHERE role = 'subscriber' "
+			    "AND status = 'valid' AND not_after BETWEEN ?1 AND ?2 "
+			    "ORDER BY not_after, serial",
+			    error);
+	if (stmt == NULL)
+		return NULL;
+	sqlite3_bind_int64(stmt, 1, not_after_from);
+	sqlite3_bind_int64(stmt, 2, not_after_to);
+	return cert_rows(ledger, stmt, error);
+}
+
+GPtrArray *
+cs_ledger_certificate_order_events(
+    CsLedger *ledger, const char *kind, gint64 not_after_from, gint64 not_after_to, GError **error)
+{
+	g_autoptr(GPtrArray) rows =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)cs_event_row_free);
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL && kind != NULL, NULL);
+
+	/* Through events_order_id: only the events of the orders of those certificates. */
+	stmt = stmt_prepare(
+	    ledger->db,
+	    "SELECT DISTINCT e.seq, e.time, e.kind, e.from_state, e.to_state, e.actor, e.data "
+	    "FROM certificates c JOIN events e ON e.order_id = c.order_id "
+	    "WHERE c.role = 'subscriber' AND c.status = 'valid' AND c.not_after BETWEEN ?2 AND ?3 "
+	    "AND e.kind = ?1 ORDER BY e.seq",
+	    error);
+	if (stmt == NULL)
+		return NULL;
+	bind_text(stmt, 1, kind);
+	sqlite3_bind_int64(stmt, 2, not_after_from);
+	sqlite3_bind_int64(stmt, 3, not_after_to);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		CsEventRow *row = g_new0(CsEventRow, 1);
+
+		row->seq = sqlite3_column_int64(stmt, 0);
+		row->time = sqlite3_column_int64(stmt, 1);
+		row->kind = column_dup(stmt, 2);
+		row->from = column_dup(stmt, 3);
+		row->to = column_dup(stmt, 4);
+		row->actor = column_dup(stmt, 5);
+		row->data = column_dup(stmt, 6);
+		g_ptr_array_add(rows, row);
+	}
+	if (rc != SQLITE_DONE) {
+		set_sqlite_error(ledger->db, "reading events", error);
+		return NULL;
+	}
+	return g_steal_pointer(&rows);
+}
+
+GPtrArray *
 cs_ledger_list_revoked(CsLedger *ledger, const char *vendor, GError **error)
 {
 	g_autoptr(sqlite3_stmt) stmt = NULL;

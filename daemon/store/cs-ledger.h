@@ -221,6 +221,16 @@ GPtrArray *cs_ledger_find_certificates(CsLedger *ledger,
 				       GError **error);
 /* Revoked subscriber certificates of @vendor (CsCertRow), for its CRL. */
 GPtrArray *cs_ledger_list_revoked(CsLedger *ledger, const char *vendor, GError **error);
+/* Every subscriber certificate neither revoked nor superseded whose end is in
+ * [@not_after_from, @not_after_to] (seconds), soonest end first. */
+GPtrArray *cs_ledger_list_valid_subscribers(CsLedger *ledger,
+					    gint64 not_after_from,
+					    gint64 not_after_to,
+					    GError **error);
+/* The events of @kind (CsEventRow, oldest first) of the orders that issued those
+ * certificates, in one query. */
+GPtrArray *cs_ledger_certificate_order_events(
+    CsLedger *ledger, const char *kind, gint64 not_after_from, gint64 not_after_to, GError **error);
 /* valid → revoked; CS_ERROR_WRONG_STATE when unknown or already revoked. */
 gboolean cs_ledger_revoke_certificate(
     CsLedger *ledger, const char *serial, const char *reason, gint64 revoked_at, GError **error);

@@ -1138,6 +1138,33 @@ do_delete_object(Job *job)
 		    fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no object labelled %s", label);
 }
 
+/* Both halves of key pair @key_id; the signing cache forgets it. */
+static void
+do_delete_key(Job *job)
+{
+	const char *key_id = job->in[0];
+	CK_FUNCTION_LIST_PTR f = job->ctx->m->f;
+	CK_OBJECT_HANDLE found[8];
+	CK_ULONG n = 0, total = 0;
+	Tok *t = NULL;
+	CK_RV rv = CKR_OK;
+
+	if ((job->status = mgmt_session(job, &t, NULL)) != CS_DRIVER_OK)
+		return;
+	for (CK_OBJECT_CLASS k = CKO_PUBLIC_KEY; rv == CKR_OK && k <= CKO_PRIVATE_KEY; k++) {
+		rv = find_objects(f, t->mgmt, k, key_id, found, G_N_ELEMENTS(found), &n);
+		for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++, total++)
+			rv = f->C_DestroyObject(t->mgmt, found[i]);
+	}
+	g_mutex_lock(&t->sign_lock);
+	g_hash_table_remove(t->keys, key_id);
+	g_mutex_unlock(&t->sign_lock);
+	if (rv != CKR_OK)
+		job->status = job_fail_rv(job, t, "deleting the key pair", rv);
+	else if (total == 0)
+		job->status = fail(job->err, CS_DRIVER_ERR_NOT_FOUND, "no key %s", key_id);
+}
+
 /* --- the ops table ------------------------------------------------------------------ */
 
 static char *
@@ -1422,6 +1449,14 @@ p11_delete_object(CsDriverContext *ctx,
 	return run_job(ctx, &job);
 }
 
+static CsDriverStatus
+p11_delete_key(CsDriverContext *ctx, const char *serial, const char *key_id, CsDriverError *err)
+{
+	Job job = {.func = do_delete_key, .serial = serial, .in = {key_id}, .err = err};
+
+	return run_job(ctx, &job);
+}
+
 /* --- signing (calling thread, per-token lock) --------------------------------------- */
 
 /* The signing session of @t for the current presence generation. Call with sign_lock. */
@@ -1612,6 +1647,7 @@ static const CsDriverOps ops = {
     .put_object = p11_put_object,
     .get_object = p11_get_object,
     .delete_object = p11_delete_object,
+    .delete_key = p11_delete_key,
 };
 
 CS_DRIVER_EXPORT const CsDriverOps *certseal_driver_get_ops(void);

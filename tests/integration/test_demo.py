@@ -4,13 +4,14 @@ configuration and walks one organisation's and one person's new-certificate appl
 through every step — apply, materials, submit, the SMS code, the payment QR code, the
 invoice, review, making the key on a blank virtual key, shipping, delivery — then shows
 the keys made, a certificate and its e-seal, logs in with the delivered password, and
-stops everything it started. It must stay short to run.
+then moves the clock (a restart with CERTSEAL_TEST_NOW), shows the expiry reminder and
+renews the organisation's key: the new validity, the new seal, and a login with the
+unchanged PIN; and stops everything it started.
 """
 
 import os
 import re
 import subprocess
-import time
 
 from conftest import BUILD_DIR, SOURCE_DIR
 
@@ -20,13 +21,10 @@ DEMO = os.path.join(SOURCE_DIR, "demo.sh")
 def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
     env = bus.env(CERTSEAL_SKIP_INSTALL="1", CERTSEAL_BUILD_DIR=BUILD_DIR, LC_ALL="C.UTF-8",
                   NO_COLOR="1", CERTSEAL_DEMO_DIR=tmp_dir)
-    start = time.monotonic()
     cp = subprocess.run(["bash", DEMO], capture_output=True, text=True, env=env,
-                        stdin=subprocess.DEVNULL, timeout=120, cwd=SOURCE_DIR)
-    took = time.monotonic() - start
+                        stdin=subprocess.DEVNULL, timeout=600, cwd=SOURCE_DIR)
     out = cp.stdout + cp.stderr
     assert cp.returncode == 0, f"demo.sh exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}"
-    assert took < 60, f"demo.sh took {took:.0f} s"
     assert "\x1b[" not in cp.stdout  # no colours when not on a terminal
     assert "certseald" in cp.stdout and "Flows:    new" in cp.stdout, out
     assert "id_number: bad check character" in out, out
@@ -63,4 +61,13 @@ def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
     assert "organizationIdentifier" in ending or "NTRCN-91350200776049653A" in ending, ending
     assert "valid: seal" in ending, ending
     assert "Logged in." in ending, ending
+
+    # The renewal: the clock moved, the reminder SMS, the order to completed, the new
+    # certificate and seal, and a login with the unchanged PIN.
+    renewal = cp.stdout.split("The clock moves", 1)[1]
+    assert "test mode: CERTSEAL_TEST_NOW=+" in renewal, renewal
+    assert "[expiry_reminder]" in renewal, renewal
+    assert "State: downloadable" in renewal and "State: completed" in renewal, renewal
+    assert "notAfter=" in renewal and renewal.count("valid: seal") == 1, renewal
+    assert renewal.rstrip().count("Logged in.") == 1, renewal
     assert "certseald stopped" in cp.stdout, out

@@ -28,7 +28,8 @@ def test_pkcs11_over_vkey_passes_every_check(tmp_dir):
                 "--remove-command", f"{VKEY} --state-dir {tmp_dir} unplug DC0001")
     for name in ("enumerate finds the token", "counts tries down", "rsa-2048 signature verifies",
                  "ec-p256 signature verifies", "certificate round trip", "data object round trip",
-                 "removed token leaves the list"):
+                 "removed token leaves the list", "delete_key deletes a key pair",
+                 "deleted key pair no longer signs", "the key pair beside it still signs"):
         assert name in out, out
     assert "SKIP" not in out
 

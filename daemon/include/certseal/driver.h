@@ -37,7 +37,9 @@ extern "C" {
 #endif
 
 #define CS_DRIVER_ABI_MAJOR 1
-#define CS_DRIVER_ABI_MINOR 0
+#define CS_DRIVER_ABI_MINOR 1
+/* Minor 1: delete_key (renewal puts a new key pair beside the old one, then removes the
+ * old). A minor-0 table ends with delete_object; the daemon never calls past it. */
 
 typedef enum {
 	CS_DRIVER_OK = 0,
@@ -187,6 +189,16 @@ typedef struct {
 					int is_certificate,
 					const char *label,
 					CsDriverError *err);
+
+	/* ---- minor 1 ---- */
+	/* Delete the key pair @key_id (both halves; the id given to generate_key). Needs a
+	 * login. CS_DRIVER_ERR_NOT_FOUND when the token has no key of that id. Keys of other
+	 * ids are untouched: the daemon keeps the old key pair until the new one holds a
+	 * certificate. */
+	CsDriverStatus (*delete_key)(CsDriverContext *ctx,
+				     const char *serial,
+				     const char *key_id,
+				     CsDriverError *err);
 } CsDriverOps;
 
 typedef const CsDriverOps *(*CsDriverGetOpsFunc)(void);

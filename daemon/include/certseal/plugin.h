@@ -28,11 +28,13 @@
 G_BEGIN_DECLS
 
 #define CS_PLUGIN_ABI_MAJOR 2
-#define CS_PLUGIN_ABI_MINOR 0
+#define CS_PLUGIN_ABI_MINOR 1
 /* Major 2: transitions carry their office service, results and step hooks; plugins declare
  * terminal states, restart recoveries, a title, their D-Bus attributes and the labels of
  * their fields and materials; hooks get a CsStep. (Major 1 had one hook per kind of moment
- * and a strcmp chain in every flow.) */
+ * and a strcmp chain in every flow.) Minor 1: prepare_order (CreateOrder's preconditions
+ * and pre-filled fields, CsCreate) and the key and certificate services a flow working on
+ * the applicant's own key needs. */
 
 /* Errors every layer reports; each maps to one org.certseal.Error.* name. */
 #define CS_ERROR (cs_error_quark())
@@ -165,6 +167,8 @@ typedef enum {
 
 typedef struct _CsEngine CsEngine;
 typedef struct _CsOrder CsOrder;
+/* An order being created: what CreateOrder brought, before the fields are validated. */
+typedef struct _CsCreate CsCreate;
 /* One step being taken: the order, the transition, who asked and what came with it. */
 typedef struct _CsStep CsStep;
 
@@ -243,6 +247,11 @@ typedef struct {
 	gboolean (*check_fields)(CsSubjectType subject_type, GVariant *fields, GError **error);
 	/* The phone one-time codes and notices go to (the handler's), or NULL. */
 	const char *(*contact_phone)(CsOrder *order);
+
+	/* ---- minor 1 ---- */
+	/* CreateOrder, before the fields are validated: the flow's preconditions (a key
+	 * inserted, …), which may refuse, and fields pre-filled (cs_create_* below). */
+	gboolean (*prepare_order)(CsCreate *create, GError **error);
 } CsPlugin;
 
 /* ---- what a hook may read ------------------------------------------------------------------
@@ -323,12 +332,21 @@ typedef struct {
 	/* A blank key: initialise it with a new SO PIN and the order's certificate password
 	 * (cs_step_issue_password) before the key pair is generated. */
 	gboolean provision;
+	/* Minor 1. The applicant's own key, logged in, holding the certificate whose serial
+	 * is the order's field @follows_field: a new key pair is generated beside the old one,
+	 * the certificate issued follows the old one (its validity carried on; the window
+	 * checked as of the order's attribute eligible_at, when set), the new e-seal keeps the
+	 * old seal's picture; only once the key holds the new certificate and seal are the old
+	 * certificate and key pair deleted, and the old certificate revoked (superseded). No
+	 * PIN passes: the key's PIN does not change. */
+	const char *follows_field;
 } CsKeyWork;
 
-/* Prepare key work on the key named @key_serial (present, of the order's vendor, and
- * blank — or the one an earlier attempt of this order initialised): with @work->provision
- * its SO PIN is sealed first, in this transaction, so a crash never leaves a key whose SO
- * PIN nobody knows. */
+/* Prepare key work on the key named @key_serial (its serial, or its id): present, of the
+ * order's vendor, and blank — or the one an earlier attempt of this order initialised;
+ * for a renewal (@work->follows_field) the applicant's own key. With @work->provision its
+ * SO PIN is sealed first, in this transaction, so a crash never leaves a key whose SO PIN
+ * nobody knows. */
 gboolean cs_step_prepare_key_work(CsStep *step,
 				  const CsKeyWork *work,
 				  const char *key_serial,
@@ -340,6 +358,52 @@ void cs_step_start_key_work(CsStep *step, const CsKeyWork *work);
  * this order that no key holds — left by key work the daemon's stop or crash cut short —
  * when the order ends without a key. */
 void cs_step_revoke_unused_certificates(CsStep *step);
+
+/* ---- creating an order (prepare_order, minor 1) ------------------------------------------ */
+const CsRequest *cs_create_get_request(CsCreate *create);
+CsSubjectType cs_create_get_subject_type(CsCreate *create);
+/* A string field as CreateOrder brought it (or as pre-filled), or NULL. */
+const char *cs_create_get_field(CsCreate *create, const char *name);
+/* Pre-fill a field (validated like any other afterwards); replaces what the caller sent. */
+void cs_create_set_field(CsCreate *create, const char *name, const char *value);
+/* Pre-fill, where not set, the flow's fields the subject registry knows for the subject
+ * @id_number of the order's subject type (identity fields and contact phone). For flows
+ * whose applicant proved to be the subject (logged in on the subject's key). */
+gboolean cs_create_prefill_from_registry(CsCreate *create, const char *id_number, GError **error);
+
+/* ---- the applicant's key and its certificate (minor 1) -------------------------------------
+ * What the daemon knows of the one key inserted on this host and of the certificate it
+ * holds, for flows on a key the applicant already has. */
+typedef struct {
+	char *key;		  /* the key's id, as CreateOrder's `key` field names it */
+	char *serial;		  /* the key's serial */
+	char *vendor;		  /* the vendor profile the key belongs to */
+	gboolean logged_in;	  /* the user logged in (Key.Login) */
+	char *certificate_serial; /* upper-case hex; NULL when the key holds no certificate */
+	gint64 not_before, not_after;
+	/* From this platform's ledger; issued_here FALSE for a certificate another CA issued
+	 * (or one of another vendor's CA) — the fields below are then unset. */
+	gboolean issued_here;
+	char *status; /* "valid" or "revoked" */
+	char *revocation_reason;
+	char *subject_type; /* "org" / "person" */
+	char *id_number;
+	char *subject_name;
+	char *order_id; /* the order the certificate was issued for */
+} CsKeyCertificate;
+
+void cs_key_certificate_clear(CsKeyCertificate *info);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CsKeyCertificate, cs_key_certificate_clear)
+/* The single key inserted (CS_ERROR_NO_KEY when none, CS_ERROR_MULTIPLE_KEYS when more than
+ * one, whatever their vendors) and its certificate. */
+gboolean cs_create_inspect_key(CsCreate *create, CsKeyCertificate *info, GError **error);
+gboolean cs_step_inspect_key(CsStep *step, CsKeyCertificate *info, GError **error);
+
+/* The business clock (seconds since the epoch; test mode may move it, DESIGN §1.2). */
+gint64 cs_clock_now(void);
+/* The renewal window (fewer than 90 days left, or expired at most 365 days): FALSE with
+ * CS_ERROR_NOT_ELIGIBLE naming the dates otherwise. */
+gboolean cs_validity_renewal_eligible(gint64 old_not_after, gint64 now, GError **error);
 
 typedef const CsPlugin *(*CsPluginGetFunc)(void);
 
