@@ -17,13 +17,14 @@ typedef enum {
 
 const char *cs_material_type_to_mime(CsMaterialType type);
 
-/* The type @data really is, or CS_MATERIAL_UNKNOWN. Reads at most the first and last
- * kilobytes; never trusts lengths inside the data beyond @len. */
+/* The type @data really is, or CS_MATERIAL_UNKNOWN when its whole structure does not hold
+ * (cs-material.c says what is checked). One pass over the chunks or segments, no pixel
+ * decoded; never trusts lengths inside the data beyond @len. */
 CsMaterialType cs_material_sniff(const guint8 *data, gsize len);
 
 /*
- * Check an upload of @len bytes: not empty, at most @max_size, and a PNG (with a sane
- * IHDR), a JPEG or a PDF. Errors are CS_ERROR_INVALID_INPUT naming @field:
+ * Check an upload of @len bytes: not empty, at most @max_size, and a PNG, a JPEG or a PDF
+ * whose structure holds (cs_material_sniff()). Errors are CS_ERROR_INVALID_INPUT naming @field:
  * "business_license: 52428800 bytes is larger than the 10 MiB limit".
  */
 gboolean cs_material_check(const char *field,

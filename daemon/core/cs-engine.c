@@ -246,12 +246,22 @@ cs_engine_get_order(CsEngine *engine, const char *id, GError **error)
 {
 	CsOrder *order = g_hash_table_lookup(engine->orders, id);
 	g_autoptr(CsOrderRow) row = NULL;
+	g_autoptr(GError) local = NULL;
 
 	if (order != NULL)
 		return order;
-	row = cs_ledger_load_order(engine->ledger, id, error);
-	if (row == NULL)
+	row = cs_ledger_load_order(engine->ledger, id, &local);
+	if (row == NULL) {
+		g_autofree char *quoted = cs_quote_value(id);
+
+		/* The id came from outside: the error quotes it short and escaped. */
+		if (g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND))
+			g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "order %s: not found",
+				    quoted);
+		else
+			g_propagate_error(error, g_steal_pointer(&local));
 		return NULL;
+	}
 	order =
 	    cs_order_new_from_row(row, cs_engine_find_plugin(engine, row->kind), engine->ledger);
 	g_hash_table_insert(engine->orders, order->id, order);

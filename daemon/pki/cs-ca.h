@@ -31,25 +31,13 @@
 #include "certseal/plugin.h"
 #include "cs-config.h"
 #include "cs-crypto.h"
+#include "cs-csr.h"
 #include "cs-ledger.h"
 
 G_BEGIN_DECLS
 
 #define CS_SERIAL_SIZE 16      /* bytes: 128-bit serial numbers */
-#define CS_CSR_MAX_SIZE 16384  /* bytes of DER */
 #define CS_SUBJECT_NAME_MAX 64 /* characters: RFC 5280 ub-common-name */
-
-/* ---- CSRs ---------------------------------------------------------------------------- */
-
-typedef struct _CsCsr CsCsr;
-
-/* Parse DER (at most CS_CSR_MAX_SIZE bytes, nothing after it), check the key is one we
- * issue for (RSA-2048, EC P-256, SM2) and verify the proof of possession. Every refusal
- * is CS_ERROR_INVALID_INPUT "csr: …". */
-CsCsr *cs_csr_parse(const guint8 *der, gsize len, GError **error);
-CsKeyAlgorithm cs_csr_get_algorithm(const CsCsr *csr);
-void cs_csr_free(CsCsr *csr);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsCsr, cs_csr_free)
 
 /* ---- subjects (DESIGN §9) --------------------------------------------------------------- */
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import struct
 import subprocess
@@ -31,11 +32,12 @@ ROLES = {"rita": "reviewer", "gw": "gateway", "audrey": "auditor"}
 ORG_MATERIALS = ["business_license", "handler_id_front", "handler_id_back", "seal_form"]
 MARKER = b"CERTSEAL-MATERIAL-MARKER-7f3a9c"
 
-# A 1x1 baseline JPEG (JFIF APP0, quantisation and Huffman tables, one scan).
+# A real 1x1 baseline JPEG: JFIF, a quantisation table, a frame header (SOF0), DC and AC
+# Huffman tables, one scan, EOI (libjpeg decodes it).
 JPEG = base64.b64decode(
-    "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP////////////////////////////////////////////////"
-    "//////////////////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/a"
-    "AAgBAQABPxA=")
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB"
+    "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQH/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAAAP/EABQQAQAA"
+    "AAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AP//Z")
 
 
 def make_png(width=4, height=3, text=b""):
@@ -63,7 +65,11 @@ def seal_form_pdf(client, marker=b""):
                                           "DownloadForm", "s", ["seal_form_org"], timeout=30))
     assert pdf.startswith(b"%PDF-")
     if marker:
-        pdf += b"\n%" + marker + b"\n%%EOF\n"
+        # A comment after the file's end, then its trailer again (startxref pointing at the
+        # same cross-reference table): a reader takes the last trailer, so the file stays
+        # one a viewer opens.
+        xref = re.findall(rb"startxref\s+(\d+)\s+%%EOF", pdf)[-1]
+        pdf += b"%" + marker + b"\nstartxref\n" + xref + b"\n%%EOF\n"
     return pdf
 
 
@@ -186,6 +192,30 @@ def test_a_file_of_another_type_is_refused_naming_the_kind(daemon, client, files
         attach_file(order, "business_license", files("empty.png", b""))
     assert order.get("Materials") == []
     assert material_events(daemon, order.id) == []
+
+
+def test_files_whose_structure_does_not_hold_are_refused(daemon, client, files):
+    """What a hostile probe got stored: a reviewer should only ever open real files."""
+    order = confirmed_org_order(client)
+    png = make_png()
+    with open("/bin/true", "rb") as f:
+        elf = f.read()
+    pdf = seal_form_pdf(client)
+    cases = [
+        ("png-random", "x.png", png[:33] + os.urandom(600)),
+        ("pdf-14-bytes", "x.pdf", b"%PDF-1.7\n%%EOF"),
+        ("jpeg-4-bytes", "x.jpg", b"\xff\xd8\xff\xe0"),
+        ("html-pdf", "x.pdf", b"<html><body>hello</body></html>\n" + pdf),
+        ("pdf-html", "x.pdf", pdf + b"<html><script>alert(1)</script></html>"),
+        ("png-zip", "x.png", png + b"PK\x03\x04" + b"\x00" * 26 + b"PK\x05\x06" + b"\x00" * 18),
+        ("elf-pdf-at-900", "x.pdf", elf[:900] + pdf),
+        ("jpeg-truncated", "x.jpg", JPEG[:-2]),
+    ]
+    for label, name, data in cases:
+        with dbus_error(ERR_INVALID_INPUT, "business_license:", "not a PNG, JPEG or PDF"):
+            attach_file(order, "business_license", files(name, data))
+    assert order.get("Materials") == [], label
+    attach_file(order, "business_license", files("ok.jpg", JPEG))
 
 
 def test_a_file_over_the_limit_is_refused_by_its_size_unread(daemon, client, tmp_dir):

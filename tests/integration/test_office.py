@@ -477,6 +477,9 @@ def test_errors_quote_little_of_a_bad_value_and_count_frames(office):
     assert len(body["message"]) < 200, len(body["message"])
     assert "\x1b" not in body["message"] and "\n" not in body["message"], body
     assert "\\x1b[31m" in body["message"], body
+    verb, body = w.call("orders.get", {"id": method})
+    assert verb == "ERROR" and body["code"] == "NotFound", body
+    assert len(body["message"]) < 200 and "\x1b" not in body["message"], body
     w.close()
 
 
