@@ -480,8 +480,8 @@ test_vault_key_created_private(Fixture *f, gconstpointer data)
 	g_assert_true(S_ISREG(st.st_mode));
 	g_assert_cmpint(st.st_mode & 07777, ==, 0600);
 	g_assert_cmpint(st.st_size, ==, CS_VAULT_KEY_SIZE);
-	/* Only the key: the temporary file it was written through is gone. */
-	g_assert_cmpuint(count_dir_entries(f->dir), ==, 1);
+	/* Only the key and its check value: the temporary files are gone. */
+	g_assert_cmpuint(count_dir_entries(f->dir), ==, 2);
 
 	/* The same key next time: what one instance sealed, the next one opens. */
 	sealed = cs_vault_seal(f->vault, "a", (const guint8 *)"persist", 7, &error);
@@ -491,6 +491,68 @@ test_vault_key_created_private(Fixture *f, gconstpointer data)
 	plain = cs_vault_unseal(again, "a", sealed, &error);
 	g_assert_no_error(error);
 	g_assert_cmpmem(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), "persist", 7);
+}
+
+/* 32 other bytes in vault.key are refused, naming the file, and nothing is rewritten. */
+static void
+test_vault_key_replaced_refused(Fixture *f, gconstpointer data)
+{
+	g_autofree char *key_path = g_build_filename(f->dir, "vault.key", NULL);
+	g_autofree char *check_path = g_build_filename(f->dir, "vault.check", NULL);
+	g_autofree char *check_before = NULL;
+	g_autofree char *check_after = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsVault) vault = NULL;
+	guint8 other[CS_VAULT_KEY_SIZE];
+
+	g_assert_true(g_file_get_contents(check_path, &check_before, NULL, NULL));
+	for (guint i = 0; i < sizeof(other); i++)
+		other[i] = (guint8)(i * 7 + 1);
+	g_assert_no_errno(g_unlink(key_path));
+	g_assert_true(g_file_set_contents_full(key_path, (const char *)other, sizeof(other),
+					       G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+	vault = cs_vault_open(f->dir, &error);
+	g_assert_null(vault);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_nonnull(strstr(error->message, key_path));
+	g_assert_nonnull(strstr(error->message, "not the key"));
+	g_assert_true(g_file_get_contents(check_path, &check_after, NULL, NULL));
+	g_assert_cmpstr(check_before, ==, check_after);
+}
+
+/* A state directory from before check values: the first open writes one, and from then on
+ * a replaced key is refused. */
+static void
+test_vault_check_value_migrated(Fixture *f, gconstpointer data)
+{
+	g_autofree char *key_path = g_build_filename(f->dir, "vault.key", NULL);
+	g_autofree char *check_path = g_build_filename(f->dir, "vault.check", NULL);
+	g_autoptr(GBytes) sealed = NULL;
+	g_autoptr(GBytes) plain = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsVault) again = NULL;
+	g_autoptr(CsVault) refused = NULL;
+	guint8 other[CS_VAULT_KEY_SIZE] = {0x42};
+	struct stat st;
+
+	sealed = cs_vault_seal(f->vault, "a", (const guint8 *)"kept", 4, &error);
+	g_assert_no_error(error);
+	g_assert_no_errno(g_unlink(check_path));
+	again = cs_vault_open(f->dir, &error);
+	g_assert_no_error(error);
+	g_assert_no_errno(stat(check_path, &st));
+	g_assert_cmpint(st.st_mode & 07777, ==, 0600);
+	plain = cs_vault_unseal(again, "a", sealed, &error);
+	g_assert_no_error(error);
+	g_assert_cmpmem(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), "kept", 4);
+
+	g_assert_no_errno(g_unlink(key_path));
+	g_assert_true(g_file_set_contents_full(key_path, (const char *)other, sizeof(other),
+					       G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+	refused = cs_vault_open(f->dir, &error);
+	g_assert_null(refused);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_nonnull(strstr(error->message, key_path));
 }
 
 static void
@@ -999,10 +1061,9 @@ test_migrate_from_empty(Fixture *f, gconstpointer data)
 	/* The ledger holds personal data: private like the vault key. */
 	g_assert_no_errno(stat(f->path, &st));
 	g_assert_cmpint(st.st_mode & 07777, ==, 0600);
-
-	/* Closing folds the WAL back: one file (and the vault key) remain. */
+	/* Closing folds the WAL back: one file (and the vault key and its check value) remain. */
 	g_clear_pointer(&ledger, cs_ledger_free);
-	g_assert_cmpuint(count_dir_entries(f->dir), ==, 2);
+	g_assert_cmpuint(count_dir_entries(f->dir), ==, 3);
 	ledger = open_ledger(f, 1000);
 	g_assert_null(cs_ledger_get_backup_path(ledger)); /* current already: no backup */
 }
@@ -1118,7 +1179,7 @@ check_migrated_fixture(Fixture *f, int old_version)
 	ledger = open_ledger(f, 1000);
 	g_assert_null(cs_ledger_get_backup_path(ledger));
 	g_clear_pointer(&ledger, cs_ledger_free);
-	g_assert_cmpuint(count_dir_entries(f->dir), ==, 3); /* key, ledger, backup */
+	g_assert_cmpuint(count_dir_entries(f->dir), ==, 4); /* key, check, ledger, backup */
 }
 
 static void
@@ -1977,6 +2038,8 @@ main(int argc, char **argv)
 	ADD("/vault/key/created-private", test_vault_key_created_private);
 	ADD("/vault/key/perms-refused", test_vault_key_perms_refused);
 	ADD("/vault/key/wrong-size-refused", test_vault_key_wrong_size_refused);
+	ADD("/vault/key/replaced-refused", test_vault_key_replaced_refused);
+	ADD("/vault/key/check-value-migrated", test_vault_check_value_migrated);
 	ADD("/vault/keyed-hash/derived-per-label", test_vault_keyed_hash);
 
 	ADD("/ledger/chain/canonical-bytes", test_chain_canonical_bytes);

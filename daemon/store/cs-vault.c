@@ -12,6 +12,10 @@
  *     than replace a key another process created meanwhile.
  *   - Key material lives only in the CsVault, in buffers wiped with OPENSSL_cleanse when
  *     released (the vault key, derived keys, unsealed plaintext).
+ *   - <state_dir>/vault.check holds a key check value (an HMAC under a key derived from the
+ *     vault key for that purpose only). A key that does not match it is refused: 32 other
+ *     bytes would otherwise be accepted and every sealed secret would silently fail to open.
+ *     A state directory from before the check value gets one written on its first start.
  *   - A sealed blob is nonce ‖ ciphertext ‖ tag with a fresh random nonce each time; the
  *     associated data is authenticated, so a blob moved to another row fails to open.
  */
@@ -35,6 +39,10 @@
 #include "cs-vault.h"
 
 #define CS_VAULT_KEY_FILE "vault.key"
+/* The key check value: an HMAC under a key derived for its own label, never the key. */
+#define CS_VAULT_CHECK_FILE "vault.check"
+#define CS_VAULT_CHECK_LABEL "vault key check"
+#define CS_VAULT_CHECK_PREFIX "certseal vault check v1 "
 /* Fixed HKDF salt: domain separation from any other use of the same key bytes. */
 #define CS_VAULT_HKDF_SALT "certseal vault hkdf v1"
 
@@ -260,6 +268,71 @@ load_key_file(CsVault *vault, const char *path, GError **error)
 	return TRUE;
 }
 
+static char *
+check_value_line(CsVault *vault)
+{
+	g_autofree char *mac = cs_vault_keyed_hash(vault, CS_VAULT_CHECK_LABEL, "certseal");
+
+	return g_strconcat(CS_VAULT_CHECK_PREFIX, mac, "\n", NULL);
+}
+
+/* Write the check value through a private temporary file renamed into place. */
+static gboolean
+write_check_file(CsVault *vault, const char *check_path, GError **error)
+{
+	g_autofree char *line = check_value_line(vault);
+	g_autoptr(GError) local_error = NULL;
+
+	if (!g_file_set_contents_full(check_path, line, -1,
+				      G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+				      0600, &local_error)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot write: %s", check_path,
+			    local_error->message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* The key must match the check value written with it; a state directory without one
+ * (from before it existed) gets one now. */
+static gboolean
+check_key(CsVault *vault, const char *state_dir, const char *key_path, GError **error)
+{
+	g_autofree char *check_path = g_build_filename(state_dir, CS_VAULT_CHECK_FILE, NULL);
+	g_autofree char *expected = check_value_line(vault);
+	g_autofree char *stored = NULL;
+	g_autoptr(GError) local_error = NULL;
+	gsize len = 0;
+
+	if (!g_file_get_contents(check_path, &stored, &len, &local_error)) {
+		if (!g_error_matches(local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot read: %s",
+				    check_path, local_error->message);
+			return FALSE;
+		}
+		if (!write_check_file(vault, check_path, error))
+			return FALSE;
+		g_message("wrote the vault key check value %s", check_path);
+		return TRUE;
+	}
+	if (!g_str_has_prefix(stored, CS_VAULT_CHECK_PREFIX) || strlen(stored) != len) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s: not a vault key check value; restore it from a backup",
+			    check_path);
+		return FALSE;
+	}
+	if (CRYPTO_memcmp(stored, expected, MIN(len, strlen(expected))) != 0 ||
+	    len != strlen(expected)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s: not the key this state directory's secrets were sealed with (it "
+			    "does not match the check value in %s); restore the right key from a "
+			    "backup",
+			    key_path, check_path);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 CsVault *
 cs_vault_open(const char *state_dir, GError **error)
 {
@@ -271,7 +344,7 @@ cs_vault_open(const char *state_dir, GError **error)
 			return NULL;
 		g_info("created vault key %s", path);
 	}
-	if (!load_key_file(vault, path, error))
+	if (!load_key_file(vault, path, error) || !check_key(vault, state_dir, path, error))
 		return NULL;
 	return g_steal_pointer(&vault);
 }

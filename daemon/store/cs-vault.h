@@ -21,7 +21,9 @@ typedef struct _CsVault CsVault;
 #define CS_VAULT_TAG_SIZE 16
 
 /* Load <state_dir>/vault.key, creating it (0600) when absent. Refuses a key file of the
- * wrong size or readable by group/others. */
+ * wrong size or readable by group/others, and a key that does not match the key check
+ * value in <state_dir>/vault.check (naming the key file); writes the check value when it
+ * is absent (a new key, or a state directory from before check values). */
 CsVault *cs_vault_open(const char *state_dir, GError **error);
 void cs_vault_free(CsVault *vault);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsVault, cs_vault_free)

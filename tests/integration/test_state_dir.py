@@ -2,7 +2,8 @@
 One daemon per state directory, and nothing sealed is ever orphaned: a second certseald on
 the same state directory (even on another bus) is refused before it touches anything; a
 ledger whose vault key went missing is refused instead of getting a fresh key that could
-never open its secrets; --verify-ledger does not run beside a live daemon.
+never open its secrets, and a vault key replaced by other bytes is refused by its check value;
+--verify-ledger does not run beside a live daemon.
 """
 
 import hashlib
@@ -67,3 +68,40 @@ def test_verify_ledger_refuses_beside_a_running_daemon(make_daemon, bus):
     assert d.stop() == 0
     cp = d.run("--verify-ledger")
     assert cp.returncode == 0, cp.stderr
+
+
+def test_replaced_vault_key_is_refused_naming_the_file(make_daemon, bus):
+    d = make_daemon().start()
+    c = Client(bus)
+    c.create_order("new", "org", ORG_FIELDS)
+    c.close()
+    assert d.stop() == 0
+    key = os.path.join(d.state_dir, "vault.key")
+    with open(key, "rb") as f:
+        good = f.read()
+    os.unlink(key)
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, bytes(b ^ 0x5A for b in good))
+    os.close(fd)
+    cp = d.run()
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert key in cp.stderr and "not the key" in cp.stderr, cp.stderr
+    # The right key back: it starts and serves its orders.
+    os.unlink(key)
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, good)
+    os.close(fd)
+    d.start()
+    assert len(Client(bus).managed_objects()) == 1
+    assert d.stop() == 0
+
+
+def test_state_dir_without_a_key_check_value_gets_one(make_daemon, bus):
+    d = make_daemon().start()
+    assert d.stop() == 0
+    check = os.path.join(d.state_dir, "vault.check")
+    assert os.path.exists(check)
+    os.unlink(check)
+    d.start()
+    assert d.stop() == 0
+    assert os.path.exists(check) and os.stat(check).st_mode & 0o777 == 0o600
