@@ -4,10 +4,12 @@
  * Start-up order: configuration → state directory and its lock → vault → ledger (migrated
  * and verified from the last checkpoint) → each vendor's CA (created on first start) →
  * engine → flow plugins → drivers → recovery of transient states → D-Bus objects → bus
- * name → READY=1. Shutdown runs it backwards after the main loop ends: the bus name is
- * released first so no new call arrives while the ledger closes, under a deadline
- * (shutdown_timeout_ms) so a hung module never blocks exit. Refusals before the loop starts are
- * fatal; a module that fails to load or initialise is not: the daemon runs on without it.
+ * name → READY=1 → the whole ledger verified in the background (a failure makes the daemon
+ * read-only: every write is refused as Unavailable). Shutdown runs it backwards after the main loop
+ * ends: the bus name is released first so no new call arrives while the ledger closes, under a
+ * deadline (shutdown_timeout_ms) so a hung module never blocks exit. Refusals before the loop
+ * starts are fatal; a module that fails to load or initialise is not: the daemon runs on without
+ * it.
  *
  * One daemon per state directory: an exclusive lock on <state_dir>/lock, taken before the
  * vault or the ledger is touched, because two daemons would each cache orders and could
@@ -59,6 +61,7 @@ struct _CsDaemon {
 	CsPayments *payments; /* StartPayment calls waiting for a cashier */
 	CsOffice *office;     /* the office front (ZeroMQ), started with the engine */
 	GMainLoop *loop;
+	GCancellable *verifying; /* the background verification of the whole ledger */
 	int lock_fd;
 };
 
@@ -314,6 +317,35 @@ shutdown_watchdog(gpointer data)
 	return NULL;
 }
 
+static void
+on_ledger_verified(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 bad_seq = 0;
+	gint64 n_checked = 0;
+	CsDaemon *self;
+
+	if (cs_ledger_verify_in_background_finish(result, &bad_seq, &n_checked, &error)) {
+		g_message("ledger verified in the background: %" G_GINT64_FORMAT " events",
+			  n_checked);
+		return;
+	}
+	/* Cancelled: the daemon is going away (and user_data with it). */
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	self = user_data;
+	if (bad_seq <= 0) {
+		/* Not a verdict on the ledger (it could not be read): said, but not read-only. */
+		g_warning("the background verification of the ledger did not finish: %s",
+			  error->message);
+		return;
+	}
+	cs_ledger_refuse_writes(self->ledger, bad_seq);
+	g_critical("ledger failed verification at event %" G_GINT64_FORMAT
+		   ": %s; certseald is read-only from now on (every writing call is refused)",
+		   bad_seq, error->message);
+}
+
 static gboolean
 on_signal(gpointer user_data)
 {
@@ -366,6 +398,9 @@ cs_daemon_run(CsDaemon *self, GError **error)
 		  self->bus_type == CS_BUS_SESSION ? "session" : "system",
 		  cs_dbus_get_unique_name(self->dbus), self->state_dir);
 	sd_notify(0, "READY=1");
+	/* Start-up checked the chain from its last checkpoint; now everything, off the loop. */
+	self->verifying = g_cancellable_new();
+	cs_ledger_verify_in_background(self->ledger, self->verifying, on_ledger_verified, self);
 	g_main_loop_run(self->loop);
 
 	g_source_remove(sigterm);
@@ -397,6 +432,10 @@ cs_daemon_free(CsDaemon *self)
 
 	if (self == NULL)
 		return;
+	if (self->verifying != NULL) {
+		g_cancellable_cancel(self->verifying);
+		g_clear_object(&self->verifying);
+	}
 	/* From now on, token work still running hands nothing back to the engine. */
 	if (self->engine != NULL)
 		cs_engine_stop(self->engine);

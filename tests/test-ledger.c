@@ -22,7 +22,7 @@
 #include "cs-json.h"
 #include "cs-ledger.h"
 
-#define CS_LEDGER_SCHEMA_VERSION_NEXT 8 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
+#define CS_LEDGER_SCHEMA_VERSION_NEXT 9 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
 G_STATIC_ASSERT(CS_LEDGER_SCHEMA_VERSION_NEXT == CS_LEDGER_SCHEMA_VERSION + 1);
 #include "cs-vault.h"
 
@@ -98,6 +98,18 @@ insert_order(CsLedger *ledger, const char *state, GVariant *fields, gint64 now)
 					     now, &id, &error));
 	g_assert_no_error(error);
 	return id;
+}
+
+/* An event about @id after it changed: the ledger keys the order's new state with it (a
+ * change without one is not committed). */
+static void
+record_change(CsLedger *ledger, const char *id)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(cs_ledger_append_event(ledger, id, "updated", NULL, NULL, "uid:1000", NULL,
+					     T0, NULL, &error));
+	g_assert_no_error(error);
 }
 
 /* One order and @n events on it (a "created" and transitions), committed together. */
@@ -1622,6 +1634,250 @@ test_open_verifies_from_last_checkpoint(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(error->message, "ledger event 7: hash mismatch"));
 }
 
+/* ---- keyed tamper evidence (schema 8) ---------------------------------------------------- */
+
+/* The open refusal of @f's ledger, which must name @seq and @problem. */
+static void
+assert_open_refused(Fixture *f, guint checkpoint_interval, gint64 seq, const char *problem)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLedger) ledger = cs_ledger_open(f->path, f->vault, checkpoint_interval, &error);
+	g_autofree char *at = g_strdup_printf("ledger event %" G_GINT64_FORMAT ": ", seq);
+
+	g_assert_null(ledger);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	if (strstr(error->message, at) == NULL || strstr(error->message, problem) == NULL)
+		g_error("expected \"%s…%s\" in \"%s\"", at, problem, error->message);
+}
+
+static void
+on_verified(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	*(GAsyncResult **)user_data = g_object_ref(result);
+}
+
+/* The background verification's verdict: TRUE, or FALSE with the event it names. */
+static gboolean
+verify_in_background(CsLedger *ledger, gint64 *bad_seq, gint64 *n_checked, GError **error)
+{
+	GAsyncResult *result = NULL;
+	gboolean ok;
+
+	cs_ledger_verify_in_background(ledger, NULL, on_verified, &result);
+	while (result == NULL)
+		g_main_context_iteration(NULL, TRUE);
+	ok = cs_ledger_verify_in_background_finish(result, bad_seq, n_checked, error);
+	g_object_unref(result);
+	return ok;
+}
+
+static void
+test_keyed_good_ledger_verifies(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 3);
+	g_autofree char *id = append_events(ledger, 7);
+	g_autoptr(GError) error = NULL;
+	gint64 bad = -1, n = 0;
+
+	g_assert_cmpint(raw_int(cs_ledger_get_db(ledger), "SELECT count(*) FROM checkpoint_macs"),
+			==, 2);
+	g_assert_cmpint(raw_int(cs_ledger_get_db(ledger), "SELECT seq FROM chain_head"), ==, 7);
+	g_assert_cmpint(raw_int(cs_ledger_get_db(ledger),
+				"SELECT count(*) FROM events WHERE state_mac IS NULL"),
+			==, 0);
+	assert_verifies(ledger, 7);
+	g_assert_true(verify_in_background(ledger, &bad, &n, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(n, ==, 7);
+	g_clear_pointer(&ledger, cs_ledger_free);
+	ledger = open_ledger(f, 3);
+	assert_verifies(ledger, 7);
+}
+
+/* The last events deleted: the keyed head still says where the chain ended. */
+static void
+test_keyed_truncated_tail_caught(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autofree char *id = append_events(ledger, 5);
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	raw_exec_file(f->path, "DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq >= 4;");
+	assert_open_refused(f, 1000, 4, "missing (the keyed chain head ends at 5)");
+	/* Moving the head back by hand does not help: its MAC is keyed. */
+	raw_exec_file(f->path, "UPDATE chain_head SET seq = 3, "
+			       "hash = (SELECT hash FROM events WHERE seq = 3)");
+	assert_open_refused(f, 1000, 3, "the chain head fails its keyed MAC");
+	/* Nor does deleting it. */
+	raw_exec_file(f->path, "DELETE FROM chain_head");
+	assert_open_refused(f, 1000, 3, "the keyed chain head is missing");
+}
+
+/* An edited event with every later hash recomputed: the chain is consistent again, but the
+ * keyed head (and checkpoints) hold the original. */
+static void
+test_keyed_rechained_caught(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autofree char *id = append_events(ledger, 6);
+	sqlite3 *db;
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	db = raw_open(f->path);
+	raw_exec(db, "DROP TRIGGER events_no_update;"
+		     "UPDATE events SET data = '{\"step\":42}' WHERE seq = 3;");
+	rechain_from(db, 3);
+	sqlite3_close(db);
+	assert_open_refused(f, 1000, 6, "does not match the keyed chain head");
+	/* The head made to match without the key: its MAC fails. */
+	raw_exec_file(f->path,
+		      "UPDATE chain_head SET hash = (SELECT hash FROM events WHERE seq = 6)");
+	assert_open_refused(f, 1000, 6, "the chain head fails its keyed MAC");
+}
+
+/* A checkpoint rewritten with the rechained hash is refused by its keyed MAC. */
+static void
+test_keyed_checkpoint_forged_caught(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 2);
+	g_autofree char *id = append_events(ledger, 5);
+	g_autoptr(GError) error = NULL;
+	gint64 bad = 0;
+	sqlite3 *db;
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	db = raw_open(f->path);
+	raw_exec(db, "DROP TRIGGER events_no_update;"
+		     "UPDATE events SET data = '{\"step\":42}' WHERE seq = 1;");
+	rechain_from(db, 1);
+	raw_exec(db, "DROP TRIGGER checkpoints_no_update; "
+		     "UPDATE checkpoints SET hash = (SELECT hash FROM events e "
+		     "WHERE e.seq = checkpoints.seq);"
+		     "UPDATE chain_head SET hash = (SELECT hash FROM events WHERE seq = 5)");
+	sqlite3_close(db);
+	/* The last checkpoint (4) is where opening starts: its MAC is checked first. */
+	assert_open_refused(f, 2, 4, "its checkpoint fails its keyed MAC");
+	(void)bad;
+	(void)error;
+}
+
+/* An event changed before the last checkpoint: opening (which starts at the checkpoint)
+ * does not see it, the background verification does. */
+static void
+test_keyed_old_event_caught_in_background(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 3);
+	g_autofree char *id = append_events(ledger, 7);
+	g_autoptr(GError) error = NULL;
+	gint64 bad = 0, n = 0;
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	raw_exec_file(f->path, "DROP TRIGGER events_no_update;"
+			       "UPDATE events SET actor = 'forged' WHERE seq = 2;");
+	ledger = open_ledger(f, 3);
+	g_assert_false(verify_in_background(ledger, &bad, &n, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_cmpint(bad, ==, 2);
+	g_assert_true(g_str_has_prefix(error->message, "ledger event 2: hash mismatch"));
+}
+
+/* The orders table changed directly: the row no longer matches its last event's keyed
+ * state. After the last checkpoint: refused at open; before it: found by a full
+ * verification and in the background. */
+static void
+test_keyed_order_row_changed_caught(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 3);
+	g_autofree char *id = append_events(ledger, 5); /* checkpoint at 3; events 1…5 */
+	g_autofree char *sql = NULL;
+	g_autoptr(GError) error = NULL;
+	gint64 bad = 0;
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	sql = g_strdup_printf("UPDATE orders SET state = 'approved' WHERE id = '%s'", id);
+	raw_exec_file(f->path, sql);
+	assert_open_refused(f, 3, 5, "does not match its keyed state");
+	g_free(sql);
+	sql = g_strdup_printf("UPDATE orders SET state = 'draft', fields = "
+			      "'{''org_name'': <''forged''>}' WHERE id = '%s'",
+			      id);
+	raw_exec_file(f->path, sql);
+	assert_open_refused(f, 3, 5, "does not match its keyed state");
+
+	/* Behind the checkpoint: a second order, untouched since, changed. */
+	g_unlink(f->path);
+	{
+		g_autofree char *first = NULL;
+		g_autofree char *second = NULL;
+
+		ledger = open_ledger(f, 3);
+		first = append_events(ledger, 3); /* events 1…3, checkpoint at 3 */
+		second = append_events(ledger, 2);
+		g_clear_pointer(&ledger, cs_ledger_free);
+		g_free(sql);
+		sql = g_strdup_printf("UPDATE orders SET owner_uid = 0 WHERE id = '%s'", first);
+		raw_exec_file(f->path, sql);
+		ledger = open_ledger(f, 3);
+		assert_verify_names(ledger, 1, 3, "order");
+		g_assert_false(verify_in_background(ledger, &bad, NULL, &error));
+		g_assert_cmpint(bad, ==, 3);
+		g_assert_nonnull(strstr(error->message, first));
+	}
+}
+
+/* After a failed verification every write is refused, naming the event. */
+static void
+test_keyed_failed_ledger_refuses_writes(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autofree char *id = append_events(ledger, 2);
+	g_autoptr(GError) error = NULL;
+
+	cs_ledger_refuse_writes(ledger, 2);
+	g_assert_cmpint(cs_ledger_get_failed_seq(ledger), ==, 2);
+	g_assert_false(cs_ledger_begin(ledger, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE);
+	g_assert_true(g_str_has_prefix(error->message, "ledger failed verification at event 2"));
+	/* Reading goes on. */
+	g_assert_nonnull(cs_ledger_load_order(ledger, id, NULL));
+}
+
+/* A ledger from before keying (schema 7, checked in) is keyed by its migration, not
+ * refused; from then on a changed order row is found. */
+static void
+test_migrate_from_v7_keyed(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(GError) error = NULL;
+	gint64 bad = 0, n = 0;
+	sqlite3 *db;
+
+	copy_fixture("ledger-v7.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 7);
+	ledger = open_ledger(f, 1000);
+	db = cs_ledger_get_db(ledger);
+	g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, CS_LEDGER_SCHEMA_VERSION);
+	g_assert_cmpint(raw_int(db, "SELECT seq FROM chain_head"), ==, 6);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM checkpoint_macs"), ==, 1);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM order_macs"), ==, 3);
+	assert_verifies(ledger, 6);
+	g_assert_true(verify_in_background(ledger, &bad, &n, &error));
+	g_assert_cmpint(n, ==, 6);
+
+	/* New events are keyed as they come. */
+	{
+		g_autofree char *id = append_events(ledger, 2);
+
+		assert_verifies(ledger, 8);
+	}
+	g_clear_pointer(&ledger, cs_ledger_free);
+	ledger = open_ledger(f, 1000);
+	assert_verifies(ledger, 8);
+	raw_exec(cs_ledger_get_db(ledger),
+		 "UPDATE orders SET state = 'made' WHERE id = 'CS20240301000002'");
+	assert_verify_names(ledger, 1, 4, "order CS20240301000002 does not match its keyed state");
+}
+
 /* ---- checkpoints ---------------------------------------------------------------------- */
 
 static void
@@ -1684,6 +1940,8 @@ test_orders_insert_load_update(Fixture *f, gconstpointer data)
 	id1 = insert_order(ledger, "draft", fields, T0);
 	g_assert_true(cs_ledger_insert_order(ledger, "renew", "person", NULL, "draft", 1001, NULL,
 					     T0 + 1, &id2, &error));
+	record_change(ledger, id1);
+	record_change(ledger, id2);
 	g_assert_true(cs_ledger_commit(ledger, &error));
 	g_assert_no_error(error);
 
@@ -1718,6 +1976,7 @@ test_orders_insert_load_update(Fixture *f, gconstpointer data)
 	fields2 = g_variant_ref_sink(g_variant_new_parsed("{'org_name': <'新名称'>}"));
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	g_assert_true(cs_ledger_update_order(ledger, id1, "review", NULL, T0 + 10, &error));
+	record_change(ledger, id1);
 	g_assert_true(cs_ledger_commit(ledger, &error));
 	row = cs_ledger_load_order(ledger, id1, &error);
 	g_assert_cmpstr(row->state, ==, "review");
@@ -1727,6 +1986,7 @@ test_orders_insert_load_update(Fixture *f, gconstpointer data)
 	g_clear_pointer(&row, cs_order_row_free);
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	g_assert_true(cs_ledger_update_order(ledger, id1, "review", fields2, T0 + 11, &error));
+	record_change(ledger, id1);
 	g_assert_true(cs_ledger_commit(ledger, &error));
 	row = cs_ledger_load_order(ledger, id1, &error);
 	g_assert_true(g_variant_equal(row->fields, fields2));
@@ -1764,12 +2024,14 @@ test_orders_numbers_sequential(Fixture *f, gconstpointer data)
 
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	id1 = insert_order(ledger, "draft", NULL, T0);
+	record_change(ledger, id1);
 	g_assert_true(cs_ledger_commit(ledger, &error));
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	rolled_back = insert_order(ledger, "draft", NULL, T0);
 	cs_ledger_rollback(ledger);
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	id2 = insert_order(ledger, "draft", NULL, T0);
+	record_change(ledger, id2);
 	g_assert_true(cs_ledger_commit(ledger, &error));
 	g_assert_no_error(error);
 	g_assert_true(g_str_has_suffix(id1, "000001"));
@@ -1836,6 +2098,7 @@ test_secrets_sealed_not_in_clear(Fixture *f, gconstpointer data)
 	fields = g_variant_ref_sink(g_variant_new_parsed("{'note': <%s>}", marker));
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	id = insert_order(ledger, "draft", fields, T0);
+	record_change(ledger, id);
 	g_assert_true(cs_ledger_seal_secret(ledger, "user_pin", id, (const guint8 *)plaintext,
 					    strlen(plaintext), T0, &secret_id, &error));
 	g_assert_true(cs_ledger_commit(ledger, &error));
@@ -2063,6 +2326,15 @@ main(int argc, char **argv)
 	ADD("/ledger/migrate/from-v4", test_migrate_from_v4);
 	ADD("/ledger/migrate/from-v5", test_migrate_from_v5);
 	ADD("/ledger/migrate/from-v6", test_migrate_from_v6);
+	ADD("/ledger/migrate/from-v7-keyed", test_migrate_from_v7_keyed);
+	ADD("/ledger/keyed/good-ledger-verifies", test_keyed_good_ledger_verifies);
+	ADD("/ledger/keyed/truncated-tail-caught", test_keyed_truncated_tail_caught);
+	ADD("/ledger/keyed/rechained-caught", test_keyed_rechained_caught);
+	ADD("/ledger/keyed/checkpoint-forged-caught", test_keyed_checkpoint_forged_caught);
+	ADD("/ledger/keyed/old-event-caught-in-background",
+	    test_keyed_old_event_caught_in_background);
+	ADD("/ledger/keyed/order-row-changed-caught", test_keyed_order_row_changed_caught);
+	ADD("/ledger/keyed/failed-ledger-refuses-writes", test_keyed_failed_ledger_refuses_writes);
 	ADD("/ledger/migrate/v4-failed-step-rolls-back", test_migrate_v4_failed_step_rolls_back);
 	ADD("/ledger/migrate/backup-never-overwritten", test_migrate_backup_never_overwritten);
 	ADD("/ledger/migrate/failed-step-rolls-back", test_migrate_failed_step_rolls_back);

@@ -17,6 +17,16 @@
  * checkpoint_interval events a (seq, hash) checkpoint is stored in the same transaction;
  * opening verifies the chain from the last checkpoint, cs_ledger_verify() from the start.
  *
+ * Schema 8 keys the chain with MACs derived from the vault key: the chain head (last seq
+ * and hash) and every checkpoint, so a cut-off tail or a chain rewritten from an edited
+ * event on is found; and each event about an order carries the keyed state of the order's
+ * row after it (state_mac), so a row changed in the orders table is found. Opening checks
+ * the checkpoint, the events after it, the head and the orders those events are about
+ * (time grows with the events since the checkpoint, not with the ledger);
+ * cs_ledger_verify_in_background() checks everything off the main loop. A ledger from
+ * before schema 8 is verified whole and keyed by its migration. Replacing the whole file
+ * by an older genuine copy (with its own, genuine head) is not detected.
+ *
  * Secrets (PINs to deliver, SO PINs, codes inside outgoing messages) never enter events:
  * they are sealed with the vault into the separate `secrets` table, outside the chain,
  * and referred to by id.
@@ -26,13 +36,13 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include "cs-vault.h"
 
 G_BEGIN_DECLS
 
-#define CS_LEDGER_SCHEMA_VERSION 7
+#define CS_LEDGER_SCHEMA_VERSION 8
 #define CS_LEDGER_APPLICATION_ID 0x43534c47 /* "CSLG" */
 /* DESIGN §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
 #define CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT 1000
@@ -118,11 +128,33 @@ char *cs_ledger_event_canonical(gint64 seq,
 
 /*
  * Recompute the chain from @from_seq (1 = the first event; a checkpointed seq is trusted
- * as the starting hash). On a mismatch, returns FALSE with CS_ERROR_INTERNAL, a message
- * "ledger event N: …" and *bad_seq = N. *n_checked counts events recomputed.
+ * as the starting hash when its keyed MAC holds) to the keyed chain head, and check the
+ * orders named by the events from @from_seq (1: every order) against their keyed state.
+ * On a mismatch, returns FALSE with CS_ERROR_INTERNAL, a message "ledger event N: …" and
+ * *bad_seq = N. *n_checked counts events recomputed.
  */
 gboolean cs_ledger_verify(
     CsLedger *ledger, gint64 from_seq, gint64 *bad_seq, gint64 *n_checked, GError **error);
+
+/*
+ * cs_ledger_verify() from the start, in a worker thread with its own read-only connection
+ * (the main loop and its writes go on); @callback runs in the calling thread's main
+ * context. Cancelling makes the result G_IO_ERROR_CANCELLED.
+ */
+void cs_ledger_verify_in_background(CsLedger *ledger,
+				    GCancellable *cancellable,
+				    GAsyncReadyCallback callback,
+				    gpointer user_data);
+gboolean cs_ledger_verify_in_background_finish(GAsyncResult *result,
+					       gint64 *bad_seq,
+					       gint64 *n_checked,
+					       GError **error);
+/* From now on every write transaction is refused with CS_ERROR_UNAVAILABLE "ledger failed
+ * verification at event @bad_seq" (a verification failed: nothing more is recorded onto a
+ * ledger that may have been tampered with). */
+void cs_ledger_refuse_writes(CsLedger *ledger, gint64 bad_seq);
+/* The event named by cs_ledger_refuse_writes(), 0 when writes are allowed. */
+gint64 cs_ledger_get_failed_seq(CsLedger *ledger);
 /* The seq of the last stored checkpoint, 0 when none. */
 gint64 cs_ledger_last_checkpoint(CsLedger *ledger);
 gint64 cs_ledger_last_seq(CsLedger *ledger);

@@ -358,6 +358,15 @@ cs_vault_free(CsVault *vault)
 	g_free(vault);
 }
 
+CsVault *
+cs_vault_copy(CsVault *vault)
+{
+	CsVault *copy = g_new0(CsVault, 1);
+
+	memcpy(copy->key, vault->key, sizeof(copy->key));
+	return copy;
+}
+
 GBytes *
 cs_vault_seal(CsVault *vault, const char *aad, const guint8 *plaintext, gsize len, GError **error)
 {

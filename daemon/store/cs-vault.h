@@ -26,6 +26,8 @@ typedef struct _CsVault CsVault;
  * is absent (a new key, or a state directory from before check values). */
 CsVault *cs_vault_open(const char *state_dir, GError **error);
 void cs_vault_free(CsVault *vault);
+/* An independent copy (for a worker thread that may outlive the original). */
+CsVault *cs_vault_copy(CsVault *vault);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsVault, cs_vault_free)
 
 /* nonce ‖ ciphertext ‖ tag */
