@@ -22,7 +22,7 @@
 #include "cs-json.h"
 #include "cs-ledger.h"
 
-#define CS_LEDGER_SCHEMA_VERSION_NEXT 9 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
+#define CS_LEDGER_SCHEMA_VERSION_NEXT 10 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
 G_STATIC_ASSERT(CS_LEDGER_SCHEMA_VERSION_NEXT == CS_LEDGER_SCHEMA_VERSION + 1);
 #include "cs-vault.h"
 
@@ -1191,7 +1191,8 @@ check_migrated_fixture(Fixture *f, int old_version)
 	ledger = open_ledger(f, 1000);
 	g_assert_null(cs_ledger_get_backup_path(ledger));
 	g_clear_pointer(&ledger, cs_ledger_free);
-	g_assert_cmpuint(count_dir_entries(f->dir), ==, 4); /* key, check, ledger, backup */
+	/* key, check, ledger, backup; and the material files moved out of a v6 or v7 ledger */
+	g_assert_cmpuint(count_dir_entries(f->dir), ==, old_version >= 6 ? 5 : 4);
 }
 
 static void
@@ -1314,14 +1315,13 @@ test_migrate_from_v5(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) list = NULL;
 	g_autoptr(CsMaterialRow) loaded = NULL;
-	g_autoptr(GBytes) png1 = g_bytes_new_static("first", 5);
-	g_autoptr(GBytes) png2 = g_bytes_new_static("second upload", 13);
+	g_autofree char *sha1 = NULL;
+	g_autofree char *sha2 = NULL;
 	CsMaterialRow row = {.order_id = (char *)"CS20240301000001",
 			     .kind = (char *)"business_license",
 			     .filename = (char *)"license.png",
 			     .mime = (char *)"image/png",
-			     .sha256 = (char *)"aa",
-			     .data = png1,
+			     .size = 5,
 			     .created = 1,
 			     .actor = (char *)"uid:1000"};
 	sqlite3 *db;
@@ -1340,10 +1340,21 @@ test_migrate_from_v5(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	g_assert_cmpuint(list->len, ==, 0);
 	g_clear_pointer(&list, g_ptr_array_unref);
+	/* The bytes go to the material store first; the row names them by hash. */
+	g_assert_true(
+	    cs_blobs_put(cs_ledger_get_blobs(ledger), (const guint8 *)"first", 5, &sha1, &error));
+	g_assert_true(cs_blobs_put(cs_ledger_get_blobs(ledger), (const guint8 *)"second upload", 13,
+				   &sha2, &error));
+	row.sha256 = (char *)"0000000000000000000000000000000000000000000000000000000000000000";
 	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_false(cs_ledger_insert_material(ledger, &row, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_nonnull(strstr(error->message, "not in the material store"));
+	g_clear_error(&error);
+	row.sha256 = sha1;
 	g_assert_true(cs_ledger_insert_material(ledger, &row, &error));
-	row.data = png2;
-	row.sha256 = (char *)"bb";
+	row.sha256 = sha2;
+	row.size = 13;
 	row.filename = (char *)"license2.png";
 	g_assert_true(cs_ledger_insert_material(ledger, &row, &error));
 	g_assert_true(cs_ledger_commit(ledger, &error));
@@ -1351,7 +1362,7 @@ test_migrate_from_v5(Fixture *f, gconstpointer data)
 	list = cs_ledger_list_materials(ledger, row.order_id, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(list->len, ==, 1);
-	g_assert_cmpstr(((CsMaterialRow *)g_ptr_array_index(list, 0))->sha256, ==, "bb");
+	g_assert_cmpstr(((CsMaterialRow *)g_ptr_array_index(list, 0))->sha256, ==, sha2);
 	g_assert_cmpint(((CsMaterialRow *)g_ptr_array_index(list, 0))->size, ==, 13);
 	g_assert_null(((CsMaterialRow *)g_ptr_array_index(list, 0))->data);
 	loaded = cs_ledger_load_material(ledger, row.order_id, "business_license", &error);
@@ -1365,8 +1376,7 @@ test_migrate_from_v5(Fixture *f, gconstpointer data)
 	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM materials"), ==, 2);
 	g_assert_cmpint(0xff & sqlite3_exec(db, "DELETE FROM materials", NULL, NULL, NULL), ==,
 			SQLITE_CONSTRAINT);
-	g_assert_cmpint(0xff &
-			    sqlite3_exec(db, "UPDATE materials SET data = x'00'", NULL, NULL, NULL),
+	g_assert_cmpint(0xff & sqlite3_exec(db, "UPDATE materials SET size = 0", NULL, NULL, NULL),
 			==, SQLITE_CONSTRAINT);
 	/* Outside a transaction a write is refused. */
 	g_assert_false(cs_ledger_insert_material(ledger, &row, &error));
@@ -1632,6 +1642,63 @@ test_open_verifies_from_last_checkpoint(Fixture *f, gconstpointer data)
 	ledger = cs_ledger_open(f->path, f->vault, 3, &error);
 	g_assert_null(ledger);
 	g_assert_nonnull(strstr(error->message, "ledger event 7: hash mismatch"));
+}
+
+/* Schema 9: material bytes leave the database. The checked-in schema-7 ledger's two blob
+ * rows become content-addressed files <dir>/materials/<2 hex>/<sha256>, read back
+ * identical; the table keeps only the reference, and a new upload is stored the same way. */
+static void
+test_migrate_v7_materials_moved_out(Fixture *f, gconstpointer data)
+{
+	const char *pdf_sha = "e16fa5d9b51928755db85b917f0297babaf22c7a47e97d9212adab56e61ba04e";
+	const char *png_sha = "02a3e298f1533f62558c58e4c70edcab9af5a50d62d925fd5390942020fb0fb8";
+	g_autofree char *pdf_path = g_build_filename(f->dir, "materials", "e1", pdf_sha, NULL);
+	g_autofree char *png_path = g_build_filename(f->dir, "materials", "02", png_sha, NULL);
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(CsMaterialRow) pdf = NULL;
+	g_autoptr(CsMaterialRow) png = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *content = NULL;
+	gsize len = 0;
+	sqlite3 *db;
+
+	copy_fixture("ledger-v7.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "SELECT count(*) FROM materials"), ==, 2);
+	ledger = open_ledger(f, 1000);
+	db = cs_ledger_get_db(ledger);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM pragma_table_info('materials') "
+				    "WHERE name = 'data'"),
+			==, 0);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM materials"), ==, 2);
+	g_assert_true(g_file_get_contents(pdf_path, &content, &len, NULL));
+	g_assert_cmpmem(content, len, "%PDF-1.4", 8);
+	g_assert_true(g_file_test(png_path, G_FILE_TEST_IS_REGULAR));
+
+	pdf = cs_ledger_load_material(ledger, "CS20240301000001", "seal_form", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(pdf->sha256, ==, pdf_sha);
+	g_assert_cmpint(pdf->size, ==, 8);
+	g_assert_cmpmem(g_bytes_get_data(pdf->data, NULL), g_bytes_get_size(pdf->data), "%PDF-1.4",
+			8);
+	png = cs_ledger_load_material(ledger, "CS20240301000001", "business_license", &error);
+	g_assert_no_error(error);
+	g_assert_cmpmem(g_bytes_get_data(png->data, NULL), g_bytes_get_size(png->data),
+			"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR", 16);
+	/* Still append-only, and the chain (with its material events) still verifies. */
+	g_assert_cmpint(0xff & sqlite3_exec(db, "DELETE FROM materials", NULL, NULL, NULL), ==,
+			SQLITE_CONSTRAINT);
+	g_assert_cmpint(0xff & sqlite3_exec(db, "UPDATE materials SET size = 1", NULL, NULL, NULL),
+			==, SQLITE_CONSTRAINT);
+	assert_verifies(ledger, 6);
+
+	/* A stored file whose bytes were changed is not served. */
+	g_clear_pointer(&pdf, cs_material_row_free);
+	g_assert_no_errno(g_chmod(pdf_path, 0600));
+	g_assert_true(g_file_set_contents(pdf_path, "%PDF-1.5", 8, NULL));
+	pdf = cs_ledger_load_material(ledger, "CS20240301000001", "seal_form", &error);
+	g_assert_null(pdf);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_nonnull(strstr(error->message, pdf_sha));
 }
 
 /* ---- keyed tamper evidence (schema 8) ---------------------------------------------------- */
@@ -2327,6 +2394,7 @@ main(int argc, char **argv)
 	ADD("/ledger/migrate/from-v5", test_migrate_from_v5);
 	ADD("/ledger/migrate/from-v6", test_migrate_from_v6);
 	ADD("/ledger/migrate/from-v7-keyed", test_migrate_from_v7_keyed);
+	ADD("/ledger/migrate/v7-materials-moved-out", test_migrate_v7_materials_moved_out);
 	ADD("/ledger/keyed/good-ledger-verifies", test_keyed_good_ledger_verifies);
 	ADD("/ledger/keyed/truncated-tail-caught", test_keyed_truncated_tail_caught);
 	ADD("/ledger/keyed/rechained-caught", test_keyed_rechained_caught);

@@ -31,6 +31,9 @@
  *   - Every statement is prepared with numbered ?N parameters; no SQL text is built from
  *     data. Cached statements are reset when their user's scope ends, so none keeps a read
  *     transaction (and thus a WAL checkpoint) pinned.
+ *   - Material bytes are not in the file (schema 9): they are content-addressed files in
+ *     <ledger's directory>/materials (cs-blobs.c), written and synced before the row that
+ *     names them by SHA-256 commits; reading one checks it against that hash.
  *   - A CsLedger is one SQLite connection, used from one thread (the main loop's). The
  *     background verification opens its own read-only connection in its own thread and
  *     shares nothing with it but a copy of the vault key.
@@ -47,6 +50,7 @@
 #include <sqlite3.h>
 
 #include "certseal/plugin.h"
+#include "cs-blobs.h"
 #include "cs-json.h"
 #include "cs-ledger.h"
 
@@ -334,6 +338,29 @@ static const char *const migration_sql[] = {
 	  "  mac TEXT NOT NULL);"
 	  "CREATE TRIGGER order_macs_no_update BEFORE UPDATE ON order_macs"
 	  "  BEGIN SELECT RAISE(ABORT, 'order_macs are written once, when keying'); END;",
+    /* Material bytes leave the database: each upload is a content-addressed file in the
+     * state directory, named here by its SHA-256 (move_material_blobs() writes the files
+     * of the existing rows first, in the same transaction). The history stays as it was. */
+    [9] = "CREATE TABLE materials_v9 ("
+	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  "  order_id TEXT NOT NULL REFERENCES orders(id),"
+	  "  kind TEXT NOT NULL,"
+	  "  filename TEXT NOT NULL,"
+	  "  mime TEXT NOT NULL,"
+	  "  size INTEGER NOT NULL,"
+	  "  sha256 TEXT NOT NULL," /* the file <state>/materials/<2 hex>/<sha256> */
+	  "  created INTEGER NOT NULL,"
+	  "  actor TEXT NOT NULL);"
+	  "INSERT INTO materials_v9 (id, order_id, kind, filename, mime, size, sha256, created, "
+	  "  actor) SELECT id, order_id, kind, filename, mime, size, sha256, created, actor "
+	  "  FROM materials ORDER BY id;"
+	  "DROP TABLE materials;"
+	  "ALTER TABLE materials_v9 RENAME TO materials;"
+	  "CREATE INDEX materials_order ON materials(order_id, kind, id);"
+	  "CREATE TRIGGER materials_no_update BEFORE UPDATE ON materials"
+	  "  BEGIN SELECT RAISE(ABORT, 'materials are replaced by a new upload, not edited'); END;"
+	  "CREATE TRIGGER materials_no_delete BEFORE DELETE ON materials"
+	  "  BEGIN SELECT RAISE(ABORT, 'materials are append-only'); END;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migration_sql) == CS_LEDGER_SCHEMA_VERSION + 1);
@@ -353,6 +380,7 @@ struct _CsLedger {
 	/* Orders inserted or updated in the open transaction and not yet followed by an
 	 * event about them (their state would go unkeyed). */
 	GHashTable *unkeyed_orders;
+	CsBlobs *blobs; /* the material files */
 	/* > 0 once a verification failed: every write is refused from then on. */
 	gint64 failed_seq;
 };
@@ -1332,10 +1360,48 @@ key_existing_ledger(sqlite3 *db, CsVault *vault, GError **error)
 	return TRUE;
 }
 
-/* One step: its DDL and the version bump commit together or not at all. @vault: keys the
- * existing chain when the step introduces keying (NULL: only for fixtures). */
+/* Before schema 9 drops the data column: every row's bytes into the content-addressed
+ * store, checked against the hash the row already holds. */
 static gboolean
-migrate_step(sqlite3 *db, int version, CsVault *vault, GError **error)
+move_material_blobs(sqlite3 *db, CsBlobs *blobs, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt =
+	    stmt_prepare(db, "SELECT id, sha256, data FROM materials ORDER BY id", error);
+	guint moved = 0;
+	int rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *expected = (const char *)sqlite3_column_text(stmt, 1);
+		const guint8 *data = sqlite3_column_blob(stmt, 2);
+		gsize len = (gsize)sqlite3_column_bytes(stmt, 2);
+		g_autofree char *sha256 = NULL;
+
+		if (!cs_blobs_put(blobs, data != NULL ? data : (const guint8 *)"", len, &sha256,
+				  error))
+			return FALSE;
+		if (g_strcmp0(sha256, expected) != 0) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+				    "materials row %" G_GINT64_FORMAT
+				    ": its bytes do not match its sha256 %s",
+				    (gint64)sqlite3_column_int64(stmt, 0), expected);
+			return FALSE;
+		}
+		moved++;
+	}
+	if (rc != SQLITE_DONE)
+		return set_sqlite_error(db, "reading materials", error);
+	if (moved > 0)
+		g_message("moved %u material(s) out of the ledger into files", moved);
+	return TRUE;
+}
+
+/* One step: its DDL and the version bump commit together or not at all. @vault: keys the
+ * existing chain when the step introduces keying (NULL: only for fixtures); @blobs takes
+ * the material bytes out. */
+static gboolean
+migrate_step(sqlite3 *db, int version, CsVault *vault, CsBlobs *blobs, GError **error)
 {
 	g_autofree char *set_version = g_strdup_printf("PRAGMA user_version = %d", version);
 	g_autofree char *set_app_id =
@@ -1343,7 +1409,8 @@ migrate_step(sqlite3 *db, int version, CsVault *vault, GError **error)
 
 	if (!db_exec(db, "BEGIN IMMEDIATE", "starting the migration", error))
 		return FALSE;
-	if (!db_exec(db, migration_sql[version], "migration", error) ||
+	if ((version == 9 && !move_material_blobs(db, blobs, error)) ||
+	    !db_exec(db, migration_sql[version], "migration", error) ||
 	    (version == 1 && !db_exec(db, set_app_id, "setting application_id", error)) ||
 	    (version == CS_LEDGER_KEYED_SCHEMA && vault != NULL &&
 	     !key_existing_ledger(db, vault, error)) ||
@@ -1357,10 +1424,11 @@ migrate_step(sqlite3 *db, int version, CsVault *vault, GError **error)
 }
 
 static gboolean
-migrate(sqlite3 *db, const char *path, int from, int to, CsVault *vault, GError **error)
+migrate(
+    sqlite3 *db, const char *path, int from, int to, CsVault *vault, CsBlobs *blobs, GError **error)
 {
 	for (int version = from + 1; version <= to; version++) {
-		if (!migrate_step(db, version, vault, error)) {
+		if (!migrate_step(db, version, vault, blobs, error)) {
 			g_prefix_error(error, "%s: migrating to schema version %d: ", path,
 				       version);
 			return FALSE;
@@ -1477,6 +1545,15 @@ verify_at_open(CsLedger *ledger, gboolean whole, GError **error)
 	return TRUE;
 }
 
+static CsBlobs *
+open_blobs_beside(const char *path)
+{
+	g_autofree char *dir = g_path_get_dirname(path);
+	g_autofree char *materials = g_build_filename(dir, "materials", NULL);
+
+	return cs_blobs_open(materials);
+}
+
 CsLedger *
 cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GError **error)
 {
@@ -1488,6 +1565,7 @@ cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GErr
 	ledger->path = g_strdup(path);
 	ledger->vault = vault;
 	ledger->unkeyed_orders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	ledger->blobs = open_blobs_beside(path);
 	ledger->checkpoint_interval =
 	    checkpoint_interval > 0 ? checkpoint_interval : CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT;
 	if (!db_open(path, &ledger->db, error))
@@ -1509,7 +1587,8 @@ cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GErr
 		return NULL;
 	if (!set_pragmas(ledger, error))
 		return NULL;
-	if (!migrate(ledger->db, path, version, CS_LEDGER_SCHEMA_VERSION, vault, error))
+	if (!migrate(ledger->db, path, version, CS_LEDGER_SCHEMA_VERSION, vault, ledger->blobs,
+		     error))
 		return NULL;
 	ledger->schema_version = CS_LEDGER_SCHEMA_VERSION;
 	if (!load_head(ledger, error) || !read_data_version(ledger, &ledger->data_version, error))
@@ -1521,6 +1600,7 @@ cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GErr
 gboolean
 cs_ledger_migrate_file_to(const char *path, int version, GError **error)
 {
+	g_autoptr(CsBlobs) blobs = open_blobs_beside(path);
 	sqlite3 *db = NULL;
 	int current = 0;
 	gboolean ok;
@@ -1543,7 +1623,7 @@ cs_ledger_migrate_file_to(const char *path, int version, GError **error)
 	}
 	/* Journal mode left as it is, so a fixture stays one self-contained file. */
 	ok = ok && db_exec(db, "PRAGMA foreign_keys = ON", "setting foreign_keys", error) &&
-	     migrate(db, path, current, version, NULL, error);
+	     migrate(db, path, current, version, NULL, blobs, error);
 	sqlite3_close(db);
 	return ok;
 }
@@ -1572,6 +1652,7 @@ cs_ledger_free(CsLedger *ledger)
 	}
 	OPENSSL_cleanse(ledger->last_hash, sizeof(ledger->last_hash));
 	g_clear_pointer(&ledger->unkeyed_orders, g_hash_table_unref);
+	g_clear_pointer(&ledger->blobs, cs_blobs_free);
 	g_free(ledger->path);
 	g_free(ledger->backup_path);
 	g_free(ledger);
@@ -1589,6 +1670,13 @@ cs_ledger_get_backup_path(CsLedger *ledger)
 {
 	g_return_val_if_fail(ledger != NULL, NULL);
 	return ledger->backup_path;
+}
+
+CsBlobs *
+cs_ledger_get_blobs(CsLedger *ledger)
+{
+	g_return_val_if_fail(ledger != NULL, NULL);
+	return ledger->blobs;
 }
 
 gpointer
@@ -2549,36 +2637,38 @@ gboolean
 cs_ledger_insert_material(CsLedger *ledger, const CsMaterialRow *row, GError **error)
 {
 	g_autoptr(sqlite3_stmt) stmt = NULL;
-	gsize len = 0;
-	gconstpointer data;
 
 	g_return_val_if_fail(ledger != NULL && row != NULL, FALSE);
-	g_return_val_if_fail(row->order_id != NULL && row->kind != NULL && row->data != NULL,
+	g_return_val_if_fail(row->order_id != NULL && row->kind != NULL && row->sha256 != NULL,
 			     FALSE);
 
 	if (!require_transaction(ledger, "recording a material", error))
 		return FALSE;
+	/* The bytes are stored (and synced) first: a row never names a missing file. */
+	if (!cs_blobs_contains(ledger->blobs, row->sha256)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "material %s: not in the material store", row->sha256);
+		return FALSE;
+	}
 	stmt = stmt_prepare(ledger->db,
 			    "INSERT INTO materials (order_id, kind, filename, mime, size, sha256, "
-			    "data, created, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			    "created, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 			    error);
 	if (stmt == NULL)
 		return FALSE;
-	data = g_bytes_get_data(row->data, &len);
 	bind_text(stmt, 1, row->order_id);
 	bind_text(stmt, 2, row->kind);
 	bind_text(stmt, 3, row->filename);
 	bind_text(stmt, 4, row->mime);
-	sqlite3_bind_int64(stmt, 5, (sqlite3_int64)len);
+	sqlite3_bind_int64(stmt, 5, row->size);
 	bind_text(stmt, 6, row->sha256);
-	sqlite3_bind_blob64(stmt, 7, len > 0 ? data : "", len, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 8, row->created);
-	bind_text(stmt, 9, row->actor);
+	sqlite3_bind_int64(stmt, 7, row->created);
+	bind_text(stmt, 8, row->actor);
 	return stmt_exec(ledger->db, stmt, "recording a material", error);
 }
 
 static CsMaterialRow *
-material_row_from_stmt(sqlite3_stmt *stmt, gboolean with_data)
+material_row_from_stmt(sqlite3_stmt *stmt)
 {
 	CsMaterialRow *row = g_new0(CsMaterialRow, 1);
 
@@ -2590,9 +2680,6 @@ material_row_from_stmt(sqlite3_stmt *stmt, gboolean with_data)
 	row->sha256 = column_dup(stmt, 5);
 	row->created = sqlite3_column_int64(stmt, 6);
 	row->actor = column_dup(stmt, 7);
-	if (with_data)
-		row->data =
-		    g_bytes_new(sqlite3_column_blob(stmt, 8), (gsize)sqlite3_column_bytes(stmt, 8));
 	return row;
 }
 
@@ -2616,7 +2703,7 @@ cs_ledger_list_materials(CsLedger *ledger, const char *order_id, GError **error)
 		return NULL;
 	bind_text(stmt, 1, order_id);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		g_ptr_array_add(rows, material_row_from_stmt(stmt, FALSE));
+		g_ptr_array_add(rows, material_row_from_stmt(stmt));
 	if (rc != SQLITE_DONE) {
 		set_sqlite_error(ledger->db, "listing materials", error);
 		return NULL;
@@ -2633,8 +2720,8 @@ cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind
 	g_return_val_if_fail(ledger != NULL && order_id != NULL && kind != NULL, NULL);
 
 	stmt = stmt_prepare(ledger->db,
-			    "SELECT order_id, kind, filename, mime, size, sha256, created, actor, "
-			    "data FROM materials WHERE order_id = ?1 AND kind = ?2 "
+			    "SELECT order_id, kind, filename, mime, size, sha256, created, actor "
+			    "FROM materials WHERE order_id = ?1 AND kind = ?2 "
 			    "ORDER BY id DESC LIMIT 1",
 			    error);
 	if (stmt == NULL)
@@ -2642,8 +2729,19 @@ cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind
 	bind_text(stmt, 1, order_id);
 	bind_text(stmt, 2, kind);
 	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		return material_row_from_stmt(stmt, TRUE);
+	if (rc == SQLITE_ROW) {
+		g_autoptr(CsMaterialRow) row = material_row_from_stmt(stmt);
+		g_autoptr(GError) local = NULL;
+
+		row->data = cs_blobs_load(ledger->blobs, row->sha256, &local);
+		if (row->data == NULL) {
+			/* Named by the row it belongs to; a missing file is damage, not absence. */
+			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s of order %s: %s", kind,
+				    order_id, local->message);
+			return NULL;
+		}
+		return g_steal_pointer(&row);
+	}
 	if (rc == SQLITE_DONE)
 		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
 			    "%s: order %s has no such material", kind, order_id);

@@ -38,11 +38,12 @@
 
 #include <gio/gio.h>
 
+#include "cs-blobs.h"
 #include "cs-vault.h"
 
 G_BEGIN_DECLS
 
-#define CS_LEDGER_SCHEMA_VERSION 8
+#define CS_LEDGER_SCHEMA_VERSION 9
 #define CS_LEDGER_APPLICATION_ID 0x43534c47 /* "CSLG" */
 /* DESIGN §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
 #define CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT 1000
@@ -264,6 +265,8 @@ cs_ledger_next_crl_number(CsLedger *ledger, const char *vendor, gint64 *number, 
  * Materials (schema 6): uploaded scans and photos. A history: each upload is a new row,
  * rows are never updated or deleted (triggers), and the latest row of a (order_id, kind)
  * is the order's material. Writes inside a transaction, with the "material" event.
+ * Since schema 9 the bytes are not in the database: a row names a content-addressed file
+ * of cs_ledger_get_blobs() by its SHA-256, stored before the row is inserted.
  */
 typedef struct {
 	char *order_id;
@@ -272,17 +275,22 @@ typedef struct {
 	char *mime;
 	gint64 size;
 	char *sha256;	/* lower-case hex */
-	GBytes *data;	/* NULL in listings */
+	GBytes *data;	/* the file's bytes, from cs_ledger_load_material() only */
 	gint64 created; /* microseconds */
 	char *actor;
 } CsMaterialRow;
 void cs_material_row_free(CsMaterialRow *row);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsMaterialRow, cs_material_row_free)
-/* size is taken from data; created and actor as given. */
+/* data is ignored: the content must already be in cs_ledger_get_blobs() under sha256
+ * (CS_ERROR_INTERNAL otherwise); size, created and actor as given. */
 gboolean cs_ledger_insert_material(CsLedger *ledger, const CsMaterialRow *row, GError **error);
+/* The store of material bytes, <ledger's directory>/materials. */
+CsBlobs *cs_ledger_get_blobs(CsLedger *ledger);
 /* The latest material of each kind of @order_id, by kind, without their data. */
 GPtrArray *cs_ledger_list_materials(CsLedger *ledger, const char *order_id, GError **error);
-/* The latest @kind of @order_id with its data; CS_ERROR_NOT_FOUND when none. */
+/* The latest @kind of @order_id with its data (read from its file and checked against its
+ * hash: CS_ERROR_INTERNAL when the file is missing or changed); CS_ERROR_NOT_FOUND when
+ * none. */
 CsMaterialRow *
 cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind, GError **error);
 
