@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
@@ -259,8 +260,22 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	ledger_path = g_build_filename(self->state_dir, "ledger.db", NULL);
 	self->ledger =
 	    cs_ledger_open(ledger_path, self->vault, self->config->checkpoint_interval, error);
-	if (self->ledger == NULL)
+	if (self->ledger == NULL) {
+		/* A check value written by this start was never proven: not kept for a key
+		 * that may be the wrong one. */
+		if (cs_vault_check_value_is_new(self->vault)) {
+			cs_vault_forget_check_value(self->vault);
+			if (error != NULL && *error != NULL &&
+			    strstr((*error)->message, "vault.key") == NULL) {
+				char *msg = g_strdup_printf("%s (%s/vault.key had no check value "
+							    "yet: is it the right key?)",
+							    (*error)->message, self->state_dir);
+				g_free((*error)->message);
+				(*error)->message = msg;
+			}
+		}
 		return NULL;
+	}
 	if (cs_ledger_get_backup_path(self->ledger) != NULL)
 		g_message("ledger migrated to schema %d; the previous file is kept at %s",
 			  cs_ledger_get_schema_version(self->ledger),

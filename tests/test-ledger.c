@@ -567,6 +567,58 @@ test_vault_check_value_migrated(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(error->message, key_path));
 }
 
+/* A state directory from before check values whose key was replaced: the check value
+ * written for it is proven by a sealed secret before anything else, and removed again when
+ * the key does not open it; the right key restored is checked and accepted. */
+static void
+test_vault_check_value_proven_by_a_secret(Fixture *f, gconstpointer data)
+{
+	g_autofree char *key_path = g_build_filename(f->dir, "vault.key", NULL);
+	g_autofree char *check_path = g_build_filename(f->dir, "vault.check", NULL);
+	g_autofree char *good = NULL;
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(CsVault) other = NULL;
+	g_autoptr(CsVault) right = NULL;
+	g_autoptr(GError) error = NULL;
+	guint8 other_key[CS_VAULT_KEY_SIZE] = {0x42, 0x17};
+	gsize len = 0;
+	gint64 id = 0;
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_seal_secret(ledger, "so_pin", NULL, (const guint8 *)"1234", 4, T0,
+					    &id, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_clear_pointer(&ledger, cs_ledger_free);
+	g_assert_true(g_file_get_contents(key_path, &good, &len, NULL));
+
+	/* As before check values existed, with the key replaced. */
+	g_assert_no_errno(g_unlink(check_path));
+	g_assert_no_errno(g_unlink(key_path));
+	g_assert_true(g_file_set_contents_full(key_path, (const char *)other_key, sizeof(other_key),
+					       G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+	other = cs_vault_open(f->dir, &error);
+	g_assert_no_error(error);
+	g_assert_true(cs_vault_check_value_is_new(other));
+	ledger = cs_ledger_open(f->path, other, 1000, &error);
+	g_assert_null(ledger);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_true(g_str_has_prefix(error->message, key_path));
+	g_assert_nonnull(strstr(error->message, "not the key"));
+	g_assert_false(g_file_test(check_path, G_FILE_TEST_EXISTS));
+	g_clear_error(&error);
+
+	/* The right key back: proven, kept. */
+	g_assert_no_errno(g_unlink(key_path));
+	g_assert_true(g_file_set_contents_full(key_path, good, (gssize)len,
+					       G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+	right = cs_vault_open(f->dir, &error);
+	g_assert_no_error(error);
+	ledger = cs_ledger_open(f->path, right, 1000, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(ledger);
+	g_assert_true(g_file_test(check_path, G_FILE_TEST_IS_REGULAR));
+}
+
 static void
 test_vault_key_perms_refused(Fixture *f, gconstpointer data)
 {
@@ -2370,6 +2422,7 @@ main(int argc, char **argv)
 	ADD("/vault/key/wrong-size-refused", test_vault_key_wrong_size_refused);
 	ADD("/vault/key/replaced-refused", test_vault_key_replaced_refused);
 	ADD("/vault/key/check-value-migrated", test_vault_check_value_migrated);
+	ADD("/vault/key/check-value-proven-by-a-secret", test_vault_check_value_proven_by_a_secret);
 	ADD("/vault/keyed-hash/derived-per-label", test_vault_keyed_hash);
 
 	ADD("/ledger/chain/canonical-bytes", test_chain_canonical_bytes);

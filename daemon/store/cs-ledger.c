@@ -1580,6 +1580,15 @@ cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GErr
 			    CS_LEDGER_KEYED_SCHEMA);
 		return NULL;
 	}
+	/* A vault key check value written just now for an older state directory proves
+	 * nothing yet: the key must open what was sealed with it, before the chain is checked
+	 * or keyed with it. Refused, the check value goes again, for the right key to be restored.
+	 */
+	if (version >= 2 && vault != NULL && cs_vault_check_value_is_new(vault) &&
+	    !cs_ledger_check_vault_key(ledger, error)) {
+		cs_vault_forget_check_value(vault);
+		return NULL;
+	}
 	if (version >= 1 && !verify_at_open(ledger, version < CS_LEDGER_KEYED_SCHEMA, error))
 		return NULL;
 	if (version >= 1 && version < CS_LEDGER_SCHEMA_VERSION &&
@@ -2337,6 +2346,33 @@ cs_ledger_open_secret(CsLedger *ledger, gint64 id, GError **error)
 	aad = secret_aad(id, (const char *)sqlite3_column_text(stmt, 0));
 	sealed = g_bytes_new(sqlite3_column_blob(stmt, 1), (gsize)sqlite3_column_bytes(stmt, 1));
 	return cs_vault_unseal(ledger->vault, aad, sealed, error);
+}
+
+gboolean
+cs_ledger_check_vault_key(CsLedger *ledger, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_autoptr(GBytes) plain = NULL;
+	gint64 id = 0;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+
+	if (!db_query_int(ledger->db,
+			  "SELECT COALESCE(MAX(id), 0) FROM secrets "
+			  "WHERE wiped IS NULL AND sealed IS NOT NULL",
+			  &id, error))
+		return FALSE;
+	if (id == 0)
+		return TRUE;
+	plain = cs_ledger_open_secret(ledger, id, &local);
+	if (plain != NULL)
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+		    "%s: not the key this state directory's secrets were sealed with (secret "
+		    "%" G_GINT64_FORMAT " of %s does not open with it: %s); restore the right key "
+		    "from a backup",
+		    cs_vault_get_key_path(ledger->vault), id, ledger->path, local->message);
+	return FALSE;
 }
 
 gboolean

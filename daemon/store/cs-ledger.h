@@ -212,6 +212,9 @@ gboolean cs_ledger_seal_secret(CsLedger *ledger,
 			       GError **error);
 /* CS_ERROR_NOT_FOUND when unknown or already wiped. */
 GBytes *cs_ledger_open_secret(CsLedger *ledger, gint64 id, GError **error);
+/* The vault key opens the latest secret still sealed (TRUE when there is none); otherwise
+ * CS_ERROR_INTERNAL naming the secret. */
+gboolean cs_ledger_check_vault_key(CsLedger *ledger, GError **error);
 /* Overwrite the sealed bytes with nothing and mark the row wiped. */
 gboolean cs_ledger_wipe_secret(CsLedger *ledger, gint64 id, gint64 now_us, GError **error);
 

@@ -54,6 +54,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MAC_CTX, EVP_MAC_CTX_free)
 
 struct _CsVault {
 	guint8 key[CS_VAULT_KEY_SIZE];
+	/* The check value was first written by this open, for a key that existed before
+	 * (a state directory from before check values): still to be proven by a secret. */
+	char *new_check_path;
+	char *key_path;
 };
 
 /* A buffer whose bytes are wiped before they are freed; carries its own length so that
@@ -296,7 +300,11 @@ write_check_file(CsVault *vault, const char *check_path, GError **error)
 /* The key must match the check value written with it; a state directory without one
  * (from before it existed) gets one now. */
 static gboolean
-check_key(CsVault *vault, const char *state_dir, const char *key_path, GError **error)
+check_key(CsVault *vault,
+	  const char *state_dir,
+	  const char *key_path,
+	  gboolean key_created,
+	  GError **error)
 {
 	g_autofree char *check_path = g_build_filename(state_dir, CS_VAULT_CHECK_FILE, NULL);
 	g_autofree char *expected = check_value_line(vault);
@@ -313,6 +321,8 @@ check_key(CsVault *vault, const char *state_dir, const char *key_path, GError **
 		if (!write_check_file(vault, check_path, error))
 			return FALSE;
 		g_message("wrote the vault key check value %s", check_path);
+		if (!key_created)
+			vault->new_check_path = g_steal_pointer(&check_path);
 		return TRUE;
 	}
 	if (!g_str_has_prefix(stored, CS_VAULT_CHECK_PREFIX) || strlen(stored) != len) {
@@ -338,14 +348,18 @@ cs_vault_open(const char *state_dir, GError **error)
 {
 	g_autofree char *path = g_build_filename(state_dir, CS_VAULT_KEY_FILE, NULL);
 	g_autoptr(CsVault) vault = g_new0(CsVault, 1);
+	gboolean created = FALSE;
 
 	if (!g_file_test(path, G_FILE_TEST_EXISTS) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK)) {
 		if (!create_key_file(state_dir, path, error))
 			return NULL;
 		g_info("created vault key %s", path);
+		created = TRUE;
 	}
-	if (!load_key_file(vault, path, error) || !check_key(vault, state_dir, path, error))
+	if (!load_key_file(vault, path, error) ||
+	    !check_key(vault, state_dir, path, created, error))
 		return NULL;
+	vault->key_path = g_strdup(path);
 	return g_steal_pointer(&vault);
 }
 
@@ -355,7 +369,31 @@ cs_vault_free(CsVault *vault)
 	if (vault == NULL)
 		return;
 	OPENSSL_cleanse(vault->key, sizeof(vault->key));
+	g_free(vault->new_check_path);
+	g_free(vault->key_path);
 	g_free(vault);
+}
+
+const char *
+cs_vault_get_key_path(CsVault *vault)
+{
+	return vault->key_path != NULL ? vault->key_path : CS_VAULT_KEY_FILE;
+}
+
+gboolean
+cs_vault_check_value_is_new(CsVault *vault)
+{
+	return vault->new_check_path != NULL;
+}
+
+void
+cs_vault_forget_check_value(CsVault *vault)
+{
+	if (vault->new_check_path == NULL)
+		return;
+	if (g_unlink(vault->new_check_path) != 0)
+		g_warning("%s: cannot remove: %s", vault->new_check_path, g_strerror(errno));
+	g_clear_pointer(&vault->new_check_path, g_free);
 }
 
 CsVault *

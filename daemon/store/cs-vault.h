@@ -26,6 +26,14 @@ typedef struct _CsVault CsVault;
  * is absent (a new key, or a state directory from before check values). */
 CsVault *cs_vault_open(const char *state_dir, GError **error);
 void cs_vault_free(CsVault *vault);
+/* TRUE when this open wrote the check value for a key that existed before it (a state
+ * directory from before check values): the key is not proven yet, so the caller opens a
+ * sealed secret with it, and on failure calls cs_vault_forget_check_value(), which removes
+ * the check value just written so that the right key can be restored and checked. */
+gboolean cs_vault_check_value_is_new(CsVault *vault);
+/* <state_dir>/vault.key, for messages. */
+const char *cs_vault_get_key_path(CsVault *vault);
+void cs_vault_forget_check_value(CsVault *vault);
 /* An independent copy (for a worker thread that may outlive the original). */
 CsVault *cs_vault_copy(CsVault *vault);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsVault, cs_vault_free)
