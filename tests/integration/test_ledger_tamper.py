@@ -116,6 +116,10 @@ def test_changed_event_before_checkpoint_makes_the_daemon_read_only(make_daemon,
         order.update({"postcode": "361001"})
     with dbus_error(UNAVAILABLE, "ledger failed verification at event 2"):
         c.create_order("new", "org", ORG_FIELDS)
+    # The auditor's verification (in the background too) still answers, naming the event.
+    code, r = run_office_json(d.state_dir, "ledger", "verify")
+    assert code != 0 and r["ok"] is False and r["bad_seq"] == 2, r
+    assert "ledger event 2: hash mismatch" in r["message"], r
     c.close()
     assert d.stop() == 0
     cp = d.run("--verify-ledger")
