@@ -1722,6 +1722,8 @@ test_migrate_v7_materials_moved_out(Fixture *f, gconstpointer data)
 				    "WHERE name = 'data'"),
 			==, 0);
 	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM materials"), ==, 2);
+	/* The space the bytes took is given back, not only freed. */
+	g_assert_cmpint(raw_int(db, "PRAGMA freelist_count"), ==, 0);
 	g_assert_true(g_file_get_contents(pdf_path, &content, &len, NULL));
 	g_assert_cmpmem(content, len, "%PDF-1.4", 8);
 	g_assert_true(g_file_test(png_path, G_FILE_TEST_IS_REGULAR));

@@ -64,6 +64,36 @@
 #define CS_LEDGER_MAC_CHECKPOINT "ledger checkpoint"
 #define CS_LEDGER_MAC_ORDER "ledger order state"
 
+/* The MAC keys, derived from the vault once per connection. */
+typedef enum { MAC_HEAD, MAC_CHECKPOINT, MAC_ORDER, MAC_LAST } CsLedgerMac;
+typedef struct {
+	guint8 key[MAC_LAST][CS_VAULT_KEY_SIZE];
+} MacKeys;
+
+static MacKeys *
+mac_keys_new(CsVault *vault)
+{
+	MacKeys *keys;
+
+	if (vault == NULL)
+		return NULL;
+	keys = g_new0(MacKeys, 1);
+	cs_vault_derive_key(vault, CS_LEDGER_MAC_HEAD, keys->key[MAC_HEAD]);
+	cs_vault_derive_key(vault, CS_LEDGER_MAC_CHECKPOINT, keys->key[MAC_CHECKPOINT]);
+	cs_vault_derive_key(vault, CS_LEDGER_MAC_ORDER, keys->key[MAC_ORDER]);
+	return keys;
+}
+
+static void
+mac_keys_free(MacKeys *keys)
+{
+	if (keys == NULL)
+		return;
+	OPENSSL_cleanse(keys, sizeof(*keys));
+	g_free(keys);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MacKeys, mac_keys_free)
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3_stmt, sqlite3_finalize)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MD_CTX, EVP_MD_CTX_free)
 
@@ -381,6 +411,7 @@ struct _CsLedger {
 	 * event about them (their state would go unkeyed). */
 	GHashTable *unkeyed_orders;
 	CsBlobs *blobs; /* the material files */
+	MacKeys *keys;	/* NULL exactly when vault is */
 	/* > 0 once a verification failed: every write is refused from then on. */
 	gint64 failed_seq;
 };
@@ -592,12 +623,15 @@ hash_hex(const guint8 hash[CS_LEDGER_HASH_SIZE])
 
 /* The keyed MAC of a (seq, hash) pair: the chain head or a checkpoint. */
 static char *
-position_mac(CsVault *vault, const char *label, gint64 seq, const guint8 hash[CS_LEDGER_HASH_SIZE])
+position_mac(const MacKeys *keys,
+	     CsLedgerMac which,
+	     gint64 seq,
+	     const guint8 hash[CS_LEDGER_HASH_SIZE])
 {
 	g_autofree char *hex = hash_hex(hash);
 	g_autofree char *data = g_strdup_printf("%" G_GINT64_FORMAT ":%s", seq, hex);
 
-	return cs_vault_keyed_hash(vault, label, data);
+	return cs_vault_hmac_hex(keys->key[which], data);
 }
 
 static void
@@ -613,7 +647,7 @@ append_part(GString *s, const char *part)
  * subject_type, vendor, owner_uid, state, fields — hashed as stored.
  */
 static char *
-order_state_mac(CsVault *vault, gint64 seq, sqlite3_stmt *stmt, int col)
+order_state_mac(const MacKeys *keys, gint64 seq, sqlite3_stmt *stmt, int col)
 {
 	g_autoptr(GString) s = g_string_new(NULL);
 	g_autofree char *owner =
@@ -626,7 +660,7 @@ order_state_mac(CsVault *vault, gint64 seq, sqlite3_stmt *stmt, int col)
 	append_part(s, owner);
 	append_part(s, (const char *)sqlite3_column_text(stmt, col + 5));
 	append_part(s, (const char *)sqlite3_column_text(stmt, col + 6));
-	return cs_vault_keyed_hash(vault, CS_LEDGER_MAC_ORDER, s->str);
+	return cs_vault_hmac_hex(keys->key[MAC_ORDER], s->str);
 }
 
 /* Equal MACs, compared in constant time. */
@@ -768,7 +802,7 @@ check_checkpoint_mac(CsLedger *ledger,
 	rc = sqlite3_step(stmt);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return set_sqlite_error(ledger->db, "reading a checkpoint", error);
-	expected = position_mac(ledger->vault, CS_LEDGER_MAC_CHECKPOINT, seq, hash);
+	expected = position_mac(ledger->keys, MAC_CHECKPOINT, seq, hash);
 	if (rc == SQLITE_ROW && mac_equal((const char *)sqlite3_column_text(stmt, 0), expected))
 		return TRUE;
 	return fail_at(seq, bad_seq, error, "its checkpoint fails its keyed MAC");
@@ -815,7 +849,7 @@ check_head(CsLedger *ledger,
 		return fail_at(last_seq, bad_seq, error, "does not match the keyed chain head");
 	if (ledger->vault == NULL)
 		return TRUE;
-	expected = position_mac(ledger->vault, CS_LEDGER_MAC_HEAD, head_seq, last_hash);
+	expected = position_mac(ledger->keys, MAC_HEAD, head_seq, last_hash);
 	if (!mac_equal((const char *)sqlite3_column_text(stmt, 2), expected))
 		return fail_at(last_seq, bad_seq, error, "the chain head fails its keyed MAC");
 	return TRUE;
@@ -970,19 +1004,25 @@ verify_orders(CsLedger *ledger, gint64 since_seq, gint64 *bad_seq, GError **erro
 			return fail_at(sqlite3_column_int64(orphans, 0), bad_seq, error,
 				       "its order is missing from the orders table");
 	}
+	/* From the events since @since_seq (or every order), each order's last event through
+	 * the events_order_id index: opening costs the events since the checkpoint, not the
+	 * ledger. */
 	stmt = stmt_prepare(
 	    ledger->db,
-	    /* Per order through the events_order_id index, so that opening costs the
-	     * events since the checkpoint, not the ledger. */
-	    "SELECT o.id, o.kind, o.subject_type, o.vendor, o.owner_uid, o.state, o.fields, "
-	    "  l.seq, (SELECT state_mac FROM events WHERE seq = l.seq), m.seq, m.mac "
-	    "FROM (SELECT id AS order_id, "
-	    "        COALESCE((SELECT MAX(seq) FROM events e WHERE e.order_id = orders.id), 0) "
-	    "        AS seq FROM orders "
-	    "      WHERE ?1 <= 1 OR id IN (SELECT order_id FROM events WHERE seq >= ?1)) l "
-	    "JOIN orders o ON o.id = l.order_id "
-	    "LEFT JOIN order_macs m ON m.order_id = o.id "
-	    "ORDER BY o.num",
+	    since_seq <= 1
+		? "SELECT o.id, o.kind, o.subject_type, o.vendor, o.owner_uid, o.state, o.fields, "
+		  "  COALESCE((SELECT MAX(seq) FROM events e WHERE e.order_id = o.id), 0) AS last, "
+		  "  (SELECT state_mac FROM events WHERE seq = "
+		  "    (SELECT MAX(seq) FROM events e WHERE e.order_id = o.id)), m.seq, m.mac "
+		  "FROM orders o LEFT JOIN order_macs m ON m.order_id = o.id ORDER BY o.num"
+		: "SELECT o.id, o.kind, o.subject_type, o.vendor, o.owner_uid, o.state, o.fields, "
+		  "  COALESCE((SELECT MAX(seq) FROM events e WHERE e.order_id = o.id), 0) AS last, "
+		  "  (SELECT state_mac FROM events WHERE seq = "
+		  "    (SELECT MAX(seq) FROM events e WHERE e.order_id = o.id)), m.seq, m.mac "
+		  "FROM (SELECT DISTINCT order_id FROM events WHERE seq >= ?1 "
+		  "      AND order_id IS NOT NULL) x "
+		  "JOIN orders o ON o.id = x.order_id "
+		  "LEFT JOIN order_macs m ON m.order_id = o.id ORDER BY o.num",
 	    error);
 	if (stmt == NULL)
 		return FALSE;
@@ -991,7 +1031,7 @@ verify_orders(CsLedger *ledger, gint64 since_seq, gint64 *bad_seq, GError **erro
 		const char *id = (const char *)sqlite3_column_text(stmt, 0);
 		gint64 last = sqlite3_column_int64(stmt, 7); /* 0 when no event names it */
 		const char *expected = (const char *)sqlite3_column_text(stmt, 8);
-		g_autofree char *actual = order_state_mac(ledger->vault, last, stmt, 0);
+		g_autofree char *actual = order_state_mac(ledger->keys, last, stmt, 0);
 		g_autofree char *msg = NULL;
 
 		/* Before schema 8 the last event carries no MAC: the one keyed at migration. */
@@ -1100,8 +1140,11 @@ verify_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *ca
 {
 	VerifyJob *job = task_data;
 	VerifyOutcome *outcome = g_new0(VerifyOutcome, 1);
-	CsLedger shadow = {
-	    .path = job->path, .vault = job->vault, .schema_version = job->schema_version};
+	g_autoptr(MacKeys) keys = mac_keys_new(job->vault);
+	CsLedger shadow = {.path = job->path,
+			   .vault = job->vault,
+			   .keys = keys,
+			   .schema_version = job->schema_version};
 
 	if (sqlite3_open_v2(job->path, &shadow.db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		g_set_error(&outcome->error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot open: %s",
@@ -1281,6 +1324,7 @@ check_header(sqlite3 *db, const char *path, int *version_out, GError **error)
 static gboolean
 key_existing_ledger(sqlite3 *db, CsVault *vault, GError **error)
 {
+	g_autoptr(MacKeys) keys = mac_keys_new(vault);
 	g_autoptr(sqlite3_stmt) checkpoints = NULL;
 	g_autoptr(sqlite3_stmt) head = NULL;
 	g_autoptr(sqlite3_stmt) orders = NULL;
@@ -1296,8 +1340,7 @@ key_existing_ledger(sqlite3 *db, CsVault *vault, GError **error)
 
 		if (sqlite3_column_bytes(checkpoints, 1) != CS_LEDGER_HASH_SIZE)
 			continue; /* verification already refused such a file */
-		mac = position_mac(vault, CS_LEDGER_MAC_CHECKPOINT,
-				   sqlite3_column_int64(checkpoints, 0),
+		mac = position_mac(keys, MAC_CHECKPOINT, sqlite3_column_int64(checkpoints, 0),
 				   sqlite3_column_blob(checkpoints, 1));
 		sqlite3_bind_int64(insert, 1, sqlite3_column_int64(checkpoints, 0));
 		bind_text(insert, 2, mac);
@@ -1314,9 +1357,8 @@ key_existing_ledger(sqlite3 *db, CsVault *vault, GError **error)
 		return FALSE;
 	rc = sqlite3_step(head);
 	if (rc == SQLITE_ROW && sqlite3_column_bytes(head, 1) == CS_LEDGER_HASH_SIZE) {
-		g_autofree char *mac =
-		    position_mac(vault, CS_LEDGER_MAC_HEAD, sqlite3_column_int64(head, 0),
-				 sqlite3_column_blob(head, 1));
+		g_autofree char *mac = position_mac(keys, MAC_HEAD, sqlite3_column_int64(head, 0),
+						    sqlite3_column_blob(head, 1));
 
 		insert = stmt_prepare(
 		    db, "INSERT INTO chain_head (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)",
@@ -1346,7 +1388,7 @@ key_existing_ledger(sqlite3 *db, CsVault *vault, GError **error)
 		return FALSE;
 	while ((rc = sqlite3_step(orders)) == SQLITE_ROW) {
 		gint64 seq = sqlite3_column_int64(orders, 7);
-		g_autofree char *mac = order_state_mac(vault, seq, orders, 0);
+		g_autofree char *mac = order_state_mac(keys, seq, orders, 0);
 
 		bind_text(insert, 1, (const char *)sqlite3_column_text(orders, 0));
 		sqlite3_bind_int64(insert, 2, seq);
@@ -1545,6 +1587,25 @@ verify_at_open(CsLedger *ledger, gboolean whole, GError **error)
 	return TRUE;
 }
 
+/* After schema 9 moved the material bytes out, their pages are free but the file keeps
+ * its size: give the space back once (best effort; VACUUM is itself transactional). */
+static void
+reclaim_material_pages(CsLedger *ledger)
+{
+	gint64 free_pages = 0, page_size = 0;
+
+	if (!db_query_int(ledger->db, "PRAGMA freelist_count", &free_pages, NULL) ||
+	    !db_query_int(ledger->db, "PRAGMA page_size", &page_size, NULL) || free_pages == 0)
+		return;
+	if (sqlite3_exec(ledger->db, "VACUUM", NULL, NULL, NULL) != SQLITE_OK) {
+		g_warning("%s: cannot reclaim the space the materials left: %s", ledger->path,
+			  sqlite3_errmsg(ledger->db));
+		return;
+	}
+	g_message("%s: reclaimed %" G_GINT64_FORMAT " KiB the materials left in the file",
+		  ledger->path, free_pages * page_size / 1024);
+}
+
 static CsBlobs *
 open_blobs_beside(const char *path)
 {
@@ -1564,6 +1625,7 @@ cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GErr
 
 	ledger->path = g_strdup(path);
 	ledger->vault = vault;
+	ledger->keys = mac_keys_new(vault);
 	ledger->unkeyed_orders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	ledger->blobs = open_blobs_beside(path);
 	ledger->checkpoint_interval =
@@ -1600,6 +1662,8 @@ cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GErr
 		     error))
 		return NULL;
 	ledger->schema_version = CS_LEDGER_SCHEMA_VERSION;
+	if (version >= 6 && version < 9)
+		reclaim_material_pages(ledger);
 	if (!load_head(ledger, error) || !read_data_version(ledger, &ledger->data_version, error))
 		return NULL;
 	ledger->opened = TRUE;
@@ -1662,6 +1726,7 @@ cs_ledger_free(CsLedger *ledger)
 	OPENSSL_cleanse(ledger->last_hash, sizeof(ledger->last_hash));
 	g_clear_pointer(&ledger->unkeyed_orders, g_hash_table_unref);
 	g_clear_pointer(&ledger->blobs, cs_blobs_free);
+	g_clear_pointer(&ledger->keys, mac_keys_free);
 	g_free(ledger->path);
 	g_free(ledger->backup_path);
 	g_free(ledger);
@@ -1800,7 +1865,7 @@ insert_checkpoint(CsLedger *ledger, gint64 seq, const guint8 *hash, GError **err
 	mac_stmt = stmt_cached(ledger, STMT_INSERT_CHECKPOINT_MAC, error);
 	if (mac_stmt == NULL)
 		return FALSE;
-	mac = position_mac(ledger->vault, CS_LEDGER_MAC_CHECKPOINT, seq, hash);
+	mac = position_mac(ledger->keys, MAC_CHECKPOINT, seq, hash);
 	sqlite3_bind_int64(mac_stmt, 1, seq);
 	bind_text(mac_stmt, 2, mac);
 	return stmt_exec(ledger->db, mac_stmt, "writing a checkpoint", error);
@@ -1815,7 +1880,7 @@ set_head(CsLedger *ledger, gint64 seq, const guint8 *hash, GError **error)
 
 	if (stmt == NULL)
 		return FALSE;
-	mac = position_mac(ledger->vault, CS_LEDGER_MAC_HEAD, seq, hash);
+	mac = position_mac(ledger->keys, MAC_HEAD, seq, hash);
 	sqlite3_bind_int64(stmt, 1, seq);
 	sqlite3_bind_blob(stmt, 2, hash, CS_LEDGER_HASH_SIZE, SQLITE_TRANSIENT);
 	bind_text(stmt, 3, mac);
@@ -1836,7 +1901,7 @@ event_state_mac(CsLedger *ledger, const char *order_id, gint64 seq, char **mac_o
 	bind_text(stmt, 1, order_id);
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW)
-		*mac_out = order_state_mac(ledger->vault, seq, stmt, 0);
+		*mac_out = order_state_mac(ledger->keys, seq, stmt, 0);
 	else if (rc != SQLITE_DONE)
 		return set_sqlite_error(ledger->db, "keying an event", error);
 	return TRUE;

@@ -54,5 +54,8 @@ void cs_vault_derive_key(CsVault *vault, const char *label, guint8 out[CS_VAULT_
 
 /* HMAC-SHA256 of @data under the key derived for @label, as lowercase hex. */
 char *cs_vault_keyed_hash(CsVault *vault, const char *label, const char *data);
+/* HMAC-SHA256 of @data under @key (from cs_vault_derive_key(), for callers that key many
+ * values with one label), as lowercase hex. */
+char *cs_vault_hmac_hex(const guint8 key[CS_VAULT_KEY_SIZE], const char *data);
 
 G_END_DECLS
