@@ -4,10 +4,12 @@
  * Start-up order: configuration → state directory and its lock → vault → ledger (migrated
  * and verified from the last checkpoint) → each vendor's CA (created on first start) →
  * engine → flow plugins → drivers → recovery of transient states → D-Bus objects → bus
- * name → READY=1. Shutdown runs it backwards after the main loop ends: the bus name is
- * released first so no new call arrives while the ledger closes, under a deadline
- * (shutdown_timeout_ms) so a hung module never blocks exit. Refusals before the loop starts are
- * fatal; a module that fails to load or initialise is not: the daemon runs on without it.
+ * name → READY=1 → the whole ledger verified in the background (a failure makes the daemon
+ * read-only: every write is refused as Unavailable). Shutdown runs it backwards after the main loop
+ * ends: the bus name is released first so no new call arrives while the ledger closes, under a
+ * deadline (shutdown_timeout_ms) so a hung module never blocks exit. Refusals before the loop
+ * starts are fatal; a module that fails to load or initialise is not: the daemon runs on without
+ * it.
  *
  * One daemon per state directory: an exclusive lock on <state_dir>/lock, taken before the
  * vault or the ledger is touched, because two daemons would each cache orders and could
@@ -18,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
@@ -62,6 +65,7 @@ struct _CsDaemon {
 	CsReminders *reminders; /* expiry reminders, checked on the main loop */
 	CsOffice *office;	/* the office front (ZeroMQ), started with the engine */
 	GMainLoop *loop;
+	GCancellable *verifying; /* the background verification of the whole ledger */
 	int lock_fd;
 };
 
@@ -262,8 +266,22 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	ledger_path = g_build_filename(self->state_dir, "ledger.db", NULL);
 	self->ledger =
 	    cs_ledger_open(ledger_path, self->vault, self->config->checkpoint_interval, error);
-	if (self->ledger == NULL)
+	if (self->ledger == NULL) {
+		/* A check value written by this start was never proven: not kept for a key
+		 * that may be the wrong one. */
+		if (cs_vault_check_value_is_new(self->vault)) {
+			cs_vault_forget_check_value(self->vault);
+			if (error != NULL && *error != NULL &&
+			    strstr((*error)->message, "vault.key") == NULL) {
+				char *msg = g_strdup_printf("%s (%s/vault.key had no check value "
+							    "yet: is it the right key?)",
+							    (*error)->message, self->state_dir);
+				g_free((*error)->message);
+				(*error)->message = msg;
+			}
+		}
 		return NULL;
+	}
 	if (cs_ledger_get_backup_path(self->ledger) != NULL)
 		g_message("ledger migrated to schema %d; the previous file is kept at %s",
 			  cs_ledger_get_schema_version(self->ledger),
@@ -321,6 +339,35 @@ shutdown_watchdog(gpointer data)
 	return NULL;
 }
 
+static void
+on_ledger_verified(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 bad_seq = 0;
+	gint64 n_checked = 0;
+	CsDaemon *self;
+
+	if (cs_ledger_verify_in_background_finish(result, &bad_seq, &n_checked, &error)) {
+		g_message("ledger verified in the background: %" G_GINT64_FORMAT " events",
+			  n_checked);
+		return;
+	}
+	/* Cancelled: the daemon is going away (and user_data with it). */
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	self = user_data;
+	if (bad_seq <= 0) {
+		/* Not a verdict on the ledger (it could not be read): said, but not read-only. */
+		g_warning("the background verification of the ledger did not finish: %s",
+			  error->message);
+		return;
+	}
+	cs_ledger_refuse_writes(self->ledger, bad_seq);
+	g_critical("ledger failed verification at event %" G_GINT64_FORMAT
+		   ": %s; certseald is read-only from now on (every writing call is refused)",
+		   bad_seq, error->message);
+}
+
 static gboolean
 on_signal(gpointer user_data)
 {
@@ -373,6 +420,9 @@ cs_daemon_run(CsDaemon *self, GError **error)
 		  self->bus_type == CS_BUS_SESSION ? "session" : "system",
 		  cs_dbus_get_unique_name(self->dbus), self->state_dir);
 	sd_notify(0, "READY=1");
+	/* Start-up checked the chain from its last checkpoint; now everything, off the loop. */
+	self->verifying = g_cancellable_new();
+	cs_ledger_verify_in_background(self->ledger, self->verifying, on_ledger_verified, self);
 	g_main_loop_run(self->loop);
 
 	g_source_remove(sigterm);
@@ -404,6 +454,10 @@ cs_daemon_free(CsDaemon *self)
 
 	if (self == NULL)
 		return;
+	if (self->verifying != NULL) {
+		g_cancellable_cancel(self->verifying);
+		g_clear_object(&self->verifying);
+	}
 	/* From now on, token work still running hands nothing back to the engine. */
 	if (self->engine != NULL)
 		cs_engine_stop(self->engine);

@@ -25,7 +25,9 @@ verify_ledger(const char *config_path, const char *state_dir)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CsConfig) config = cs_config_load(config_path, &error);
+	g_autoptr(CsVault) vault = NULL; /* declared first: freed after the ledger */
 	g_autoptr(CsLedger) ledger = NULL;
+	g_autofree char *key_path = NULL;
 	g_autofree char *path = NULL;
 	g_autofree char *lock_path = NULL;
 	gint64 bad = 0, checked = 0;
@@ -51,7 +53,17 @@ verify_ledger(const char *config_path, const char *state_dir)
 			close(lock_fd);
 		return 1;
 	}
-	ledger = cs_ledger_open(path, NULL, config->checkpoint_interval, &error);
+	/* The vault key checks the chain's keyed MACs; it is never created here. */
+	key_path = g_build_filename(state_dir, "vault.key", NULL);
+	if (!g_file_test(key_path, G_FILE_TEST_EXISTS)) {
+		g_printerr("certseald: %s is missing: the ledger's keyed MACs cannot be checked\n",
+			   key_path);
+		close(lock_fd);
+		return 1;
+	}
+	vault = cs_vault_open(state_dir, &error);
+	ledger =
+	    vault != NULL ? cs_ledger_open(path, vault, config->checkpoint_interval, &error) : NULL;
 	if (ledger == NULL || !cs_ledger_verify(ledger, 1, &bad, &checked, &error)) {
 		close(lock_fd);
 		goto fail;

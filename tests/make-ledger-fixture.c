@@ -20,8 +20,8 @@
  * migrations create), then, through raw SQL, 3 orders and 6 events whose hashes chain
  * correctly (computed with cs_ledger_event_canonical() and SHA-256, as the ledger does);
  * v2 and later also hold a checkpoint at seq 4; v3 and later one registered subject;
- * v5 and later one queued review task; v6 and later one material; v7 and later one order
- * attribute and one used SMS code.
+ * v5 and later one queued review task; v6 and later one material; v7 a second material
+ * (a re-upload of another kind) and an order attribute.
  * Rollback journal, not WAL, so each is one file.
  */
 #include <stdio.h>
@@ -226,14 +226,15 @@ make_fixture(const char *dir, int version)
 		check(db,
 		      sqlite3_exec(
 			  db,
+			  "INSERT INTO materials (order_id, kind, filename, mime, size, "
+			  "sha256, data, created, actor) VALUES ('CS20240301000001', "
+			  "'business_license', 'license.png', 'image/png', 16, "
+			  "'02a3e298f1533f62558c58e4c70edcab9af5a50d62d925fd5390942020fb0fb8', "
+			  "x'89504e470d0a1a0a0000000d49484452', 1709251280000000, 'uid:1000');"
 			  "INSERT INTO order_attrs (order_id, name, value, updated) VALUES "
-			  "('CS20240301000001', 'review_note', 'looks good', "
-			  "1709251280000000);"
-			  "INSERT INTO codes (order_id, purpose, code_hash, created, expires, "
-			  "tries, state) VALUES ('CS20240301000001', 'sms', 'h0', "
-			  "1709251290000000, 1709251590000000, 1, 'used')",
+			  "('CS20240301000001', 'ReviewNote', '请补充材料', 1709251290000000)",
 			  NULL, NULL, NULL),
-		      "insert attribute and code");
+		      "insert v7 rows");
 	check(db, sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), "commit");
 	/* One self-contained file: no WAL, nothing left to fold back. */
 	check(db, sqlite3_exec(db, "PRAGMA journal_mode = DELETE; VACUUM", NULL, NULL, NULL),

@@ -192,8 +192,9 @@ test_config_example_uncommented_loads(Fixture *f, gconstpointer user_data)
 			g_string_append_printf(uncommented, "%s\n", lines[i]);
 		}
 	}
-	/* 8 of the foundation, 17 of the office, 1 materials, 9 of the new flow */
-	g_assert_cmpuint(n_keys, ==, 38);
+	/* 8 of the foundation, 17 of the office, 3 materials, 9 of the new flow, 3 of the
+	 * order query */
+	g_assert_cmpuint(n_keys, ==, 40);
 	config = load_config_text(f, uncommented->str, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(config->sms_code_lifetime_s, ==, 300);

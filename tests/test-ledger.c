@@ -22,7 +22,7 @@
 #include "cs-json.h"
 #include "cs-ledger.h"
 
-#define CS_LEDGER_SCHEMA_VERSION_NEXT 9 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
+#define CS_LEDGER_SCHEMA_VERSION_NEXT 11 /* CS_LEDGER_SCHEMA_VERSION + 1, as a literal */
 G_STATIC_ASSERT(CS_LEDGER_SCHEMA_VERSION_NEXT == CS_LEDGER_SCHEMA_VERSION + 1);
 #include "cs-vault.h"
 
@@ -98,6 +98,18 @@ insert_order(CsLedger *ledger, const char *state, GVariant *fields, gint64 now)
 					     now, &id, &error));
 	g_assert_no_error(error);
 	return id;
+}
+
+/* An event about @id after it changed: the ledger keys the order's new state with it (a
+ * change without one is not committed). */
+static void
+record_change(CsLedger *ledger, const char *id)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(cs_ledger_append_event(ledger, id, "updated", NULL, NULL, "uid:1000", NULL,
+					     T0, NULL, &error));
+	g_assert_no_error(error);
 }
 
 /* One order and @n events on it (a "created" and transitions), committed together. */
@@ -480,8 +492,8 @@ test_vault_key_created_private(Fixture *f, gconstpointer data)
 	g_assert_true(S_ISREG(st.st_mode));
 	g_assert_cmpint(st.st_mode & 07777, ==, 0600);
 	g_assert_cmpint(st.st_size, ==, CS_VAULT_KEY_SIZE);
-	/* Only the key: the temporary file it was written through is gone. */
-	g_assert_cmpuint(count_dir_entries(f->dir), ==, 1);
+	/* Only the key and its check value: the temporary files are gone. */
+	g_assert_cmpuint(count_dir_entries(f->dir), ==, 2);
 
 	/* The same key next time: what one instance sealed, the next one opens. */
 	sealed = cs_vault_seal(f->vault, "a", (const guint8 *)"persist", 7, &error);
@@ -491,6 +503,120 @@ test_vault_key_created_private(Fixture *f, gconstpointer data)
 	plain = cs_vault_unseal(again, "a", sealed, &error);
 	g_assert_no_error(error);
 	g_assert_cmpmem(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), "persist", 7);
+}
+
+/* 32 other bytes in vault.key are refused, naming the file, and nothing is rewritten. */
+static void
+test_vault_key_replaced_refused(Fixture *f, gconstpointer data)
+{
+	g_autofree char *key_path = g_build_filename(f->dir, "vault.key", NULL);
+	g_autofree char *check_path = g_build_filename(f->dir, "vault.check", NULL);
+	g_autofree char *check_before = NULL;
+	g_autofree char *check_after = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsVault) vault = NULL;
+	guint8 other[CS_VAULT_KEY_SIZE];
+
+	g_assert_true(g_file_get_contents(check_path, &check_before, NULL, NULL));
+	for (guint i = 0; i < sizeof(other); i++)
+		other[i] = (guint8)(i * 7 + 1);
+	g_assert_no_errno(g_unlink(key_path));
+	g_assert_true(g_file_set_contents_full(key_path, (const char *)other, sizeof(other),
+					       G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+	vault = cs_vault_open(f->dir, &error);
+	g_assert_null(vault);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_nonnull(strstr(error->message, key_path));
+	g_assert_nonnull(strstr(error->message, "not the key"));
+	g_assert_true(g_file_get_contents(check_path, &check_after, NULL, NULL));
+	g_assert_cmpstr(check_before, ==, check_after);
+}
+
+/* A state directory from before check values: the first open writes one, and from then on
+ * a replaced key is refused. */
+static void
+test_vault_check_value_migrated(Fixture *f, gconstpointer data)
+{
+	g_autofree char *key_path = g_build_filename(f->dir, "vault.key", NULL);
+	g_autofree char *check_path = g_build_filename(f->dir, "vault.check", NULL);
+	g_autoptr(GBytes) sealed = NULL;
+	g_autoptr(GBytes) plain = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsVault) again = NULL;
+	g_autoptr(CsVault) refused = NULL;
+	guint8 other[CS_VAULT_KEY_SIZE] = {0x42};
+	struct stat st;
+
+	sealed = cs_vault_seal(f->vault, "a", (const guint8 *)"kept", 4, &error);
+	g_assert_no_error(error);
+	g_assert_no_errno(g_unlink(check_path));
+	again = cs_vault_open(f->dir, &error);
+	g_assert_no_error(error);
+	g_assert_no_errno(stat(check_path, &st));
+	g_assert_cmpint(st.st_mode & 07777, ==, 0600);
+	plain = cs_vault_unseal(again, "a", sealed, &error);
+	g_assert_no_error(error);
+	g_assert_cmpmem(g_bytes_get_data(plain, NULL), g_bytes_get_size(plain), "kept", 4);
+
+	g_assert_no_errno(g_unlink(key_path));
+	g_assert_true(g_file_set_contents_full(key_path, (const char *)other, sizeof(other),
+					       G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+	refused = cs_vault_open(f->dir, &error);
+	g_assert_null(refused);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_nonnull(strstr(error->message, key_path));
+}
+
+/* A state directory from before check values whose key was replaced: the check value
+ * written for it is proven by a sealed secret before anything else, and removed again when
+ * the key does not open it; the right key restored is checked and accepted. */
+static void
+test_vault_check_value_proven_by_a_secret(Fixture *f, gconstpointer data)
+{
+	g_autofree char *key_path = g_build_filename(f->dir, "vault.key", NULL);
+	g_autofree char *check_path = g_build_filename(f->dir, "vault.check", NULL);
+	g_autofree char *good = NULL;
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(CsVault) other = NULL;
+	g_autoptr(CsVault) right = NULL;
+	g_autoptr(GError) error = NULL;
+	guint8 other_key[CS_VAULT_KEY_SIZE] = {0x42, 0x17};
+	gsize len = 0;
+	gint64 id = 0;
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_seal_secret(ledger, "so_pin", NULL, (const guint8 *)"1234", 4, T0,
+					    &id, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+	g_clear_pointer(&ledger, cs_ledger_free);
+	g_assert_true(g_file_get_contents(key_path, &good, &len, NULL));
+
+	/* As before check values existed, with the key replaced. */
+	g_assert_no_errno(g_unlink(check_path));
+	g_assert_no_errno(g_unlink(key_path));
+	g_assert_true(g_file_set_contents_full(key_path, (const char *)other_key, sizeof(other_key),
+					       G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+	other = cs_vault_open(f->dir, &error);
+	g_assert_no_error(error);
+	g_assert_true(cs_vault_check_value_is_new(other));
+	ledger = cs_ledger_open(f->path, other, 1000, &error);
+	g_assert_null(ledger);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_true(g_str_has_prefix(error->message, key_path));
+	g_assert_nonnull(strstr(error->message, "not the key"));
+	g_assert_false(g_file_test(check_path, G_FILE_TEST_EXISTS));
+	g_clear_error(&error);
+
+	/* The right key back: proven, kept. */
+	g_assert_no_errno(g_unlink(key_path));
+	g_assert_true(g_file_set_contents_full(key_path, good, (gssize)len,
+					       G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+	right = cs_vault_open(f->dir, &error);
+	g_assert_no_error(error);
+	ledger = cs_ledger_open(f->path, right, 1000, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(ledger);
+	g_assert_true(g_file_test(check_path, G_FILE_TEST_IS_REGULAR));
 }
 
 static void
@@ -999,10 +1125,9 @@ test_migrate_from_empty(Fixture *f, gconstpointer data)
 	/* The ledger holds personal data: private like the vault key. */
 	g_assert_no_errno(stat(f->path, &st));
 	g_assert_cmpint(st.st_mode & 07777, ==, 0600);
-
-	/* Closing folds the WAL back: one file (and the vault key) remain. */
+	/* Closing folds the WAL back: one file (and the vault key and its check value) remain. */
 	g_clear_pointer(&ledger, cs_ledger_free);
-	g_assert_cmpuint(count_dir_entries(f->dir), ==, 2);
+	g_assert_cmpuint(count_dir_entries(f->dir), ==, 3);
 	ledger = open_ledger(f, 1000);
 	g_assert_null(cs_ledger_get_backup_path(ledger)); /* current already: no backup */
 }
@@ -1119,7 +1244,8 @@ check_migrated_fixture(Fixture *f, int old_version)
 	ledger = open_ledger(f, 1000);
 	g_assert_null(cs_ledger_get_backup_path(ledger));
 	g_clear_pointer(&ledger, cs_ledger_free);
-	g_assert_cmpuint(count_dir_entries(f->dir), ==, 3); /* key, ledger, backup */
+	/* key, check, ledger, backup; and the material files moved out of a v6 or v7 ledger */
+	g_assert_cmpuint(count_dir_entries(f->dir), ==, old_version >= 6 ? 5 : 4);
 }
 
 static void
@@ -1242,14 +1368,13 @@ test_migrate_from_v5(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) list = NULL;
 	g_autoptr(CsMaterialRow) loaded = NULL;
-	g_autoptr(GBytes) png1 = g_bytes_new_static("first", 5);
-	g_autoptr(GBytes) png2 = g_bytes_new_static("second upload", 13);
+	g_autofree char *sha1 = NULL;
+	g_autofree char *sha2 = NULL;
 	CsMaterialRow row = {.order_id = (char *)"CS20240301000001",
 			     .kind = (char *)"business_license",
 			     .filename = (char *)"license.png",
 			     .mime = (char *)"image/png",
-			     .sha256 = (char *)"aa",
-			     .data = png1,
+			     .size = 5,
 			     .created = 1,
 			     .actor = (char *)"uid:1000"};
 	sqlite3 *db;
@@ -1268,10 +1393,21 @@ test_migrate_from_v5(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	g_assert_cmpuint(list->len, ==, 0);
 	g_clear_pointer(&list, g_ptr_array_unref);
+	/* The bytes go to the material store first; the row names them by hash. */
+	g_assert_true(
+	    cs_blobs_put(cs_ledger_get_blobs(ledger), (const guint8 *)"first", 5, &sha1, &error));
+	g_assert_true(cs_blobs_put(cs_ledger_get_blobs(ledger), (const guint8 *)"second upload", 13,
+				   &sha2, &error));
+	row.sha256 = (char *)"0000000000000000000000000000000000000000000000000000000000000000";
 	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_false(cs_ledger_insert_material(ledger, &row, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_nonnull(strstr(error->message, "not in the material store"));
+	g_clear_error(&error);
+	row.sha256 = sha1;
 	g_assert_true(cs_ledger_insert_material(ledger, &row, &error));
-	row.data = png2;
-	row.sha256 = (char *)"bb";
+	row.sha256 = sha2;
+	row.size = 13;
 	row.filename = (char *)"license2.png";
 	g_assert_true(cs_ledger_insert_material(ledger, &row, &error));
 	g_assert_true(cs_ledger_commit(ledger, &error));
@@ -1279,7 +1415,7 @@ test_migrate_from_v5(Fixture *f, gconstpointer data)
 	list = cs_ledger_list_materials(ledger, row.order_id, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(list->len, ==, 1);
-	g_assert_cmpstr(((CsMaterialRow *)g_ptr_array_index(list, 0))->sha256, ==, "bb");
+	g_assert_cmpstr(((CsMaterialRow *)g_ptr_array_index(list, 0))->sha256, ==, sha2);
 	g_assert_cmpint(((CsMaterialRow *)g_ptr_array_index(list, 0))->size, ==, 13);
 	g_assert_null(((CsMaterialRow *)g_ptr_array_index(list, 0))->data);
 	loaded = cs_ledger_load_material(ledger, row.order_id, "business_license", &error);
@@ -1293,8 +1429,7 @@ test_migrate_from_v5(Fixture *f, gconstpointer data)
 	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM materials"), ==, 2);
 	g_assert_cmpint(0xff & sqlite3_exec(db, "DELETE FROM materials", NULL, NULL, NULL), ==,
 			SQLITE_CONSTRAINT);
-	g_assert_cmpint(0xff &
-			    sqlite3_exec(db, "UPDATE materials SET data = x'00'", NULL, NULL, NULL),
+	g_assert_cmpint(0xff & sqlite3_exec(db, "UPDATE materials SET size = 0", NULL, NULL, NULL),
 			==, SQLITE_CONSTRAINT);
 	/* Outside a transaction a write is refused. */
 	g_assert_false(cs_ledger_insert_material(ledger, &row, &error));
@@ -1378,33 +1513,19 @@ test_migrate_from_v6(Fixture *f, gconstpointer data)
 	g_assert_nonnull(error);
 }
 
-/* Schema 8: query codes, for a subject rather than an order; the v7 file's attributes
- * and codes kept. */
+/* Query codes (schema 10), for a subject rather than an order: the latest replaces the
+ * open one, the counts behind the rate limits, writes only inside a transaction. */
 static void
-test_migrate_from_v7(Fixture *f, gconstpointer data)
+test_query_codes(Fixture *f, gconstpointer data)
 {
 	g_autoptr(CsLedger) ledger = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GHashTable) attrs = NULL;
-	g_autoptr(CsCodeRow) code = NULL;
 	g_autoptr(CsCodeRow) query = NULL;
-	const char *order = "CS20240301000001";
 	gint64 count = -1, latest = -1;
 	sqlite3 *db;
 
-	copy_fixture("ledger-v7.db", f->path);
-	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 7);
-	check_migrated_fixture(f, 7);
-
 	ledger = open_ledger(f, 1000);
 	db = cs_ledger_get_db(ledger);
-	attrs = cs_ledger_load_attrs(ledger, order, &error);
-	g_assert_no_error(error);
-	g_assert_cmpstr(g_hash_table_lookup(attrs, "review_note"), ==, "looks good");
-	code = cs_ledger_latest_code(ledger, order, "sms", &error);
-	g_assert_no_error(error);
-	g_assert_cmpstr(code->state, ==, "used");
-
 	g_assert_null(cs_ledger_latest_query_code(ledger, "org", "91350100M000100Y43", &error));
 	g_assert_error(error, CS_ERROR, CS_ERROR_NOT_FOUND);
 	g_clear_error(&error);
@@ -1628,6 +1749,309 @@ test_open_verifies_from_last_checkpoint(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(error->message, "ledger event 7: hash mismatch"));
 }
 
+/* Schema 9: material bytes leave the database. The checked-in schema-7 ledger's two blob
+ * rows become content-addressed files <dir>/materials/<2 hex>/<sha256>, read back
+ * identical; the table keeps only the reference, and a new upload is stored the same way. */
+static void
+test_migrate_v7_materials_moved_out(Fixture *f, gconstpointer data)
+{
+	const char *pdf_sha = "e16fa5d9b51928755db85b917f0297babaf22c7a47e97d9212adab56e61ba04e";
+	const char *png_sha = "02a3e298f1533f62558c58e4c70edcab9af5a50d62d925fd5390942020fb0fb8";
+	g_autofree char *pdf_path = g_build_filename(f->dir, "materials", "e1", pdf_sha, NULL);
+	g_autofree char *png_path = g_build_filename(f->dir, "materials", "02", png_sha, NULL);
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(CsMaterialRow) pdf = NULL;
+	g_autoptr(CsMaterialRow) png = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *content = NULL;
+	gsize len = 0;
+	sqlite3 *db;
+
+	copy_fixture("ledger-v7.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "SELECT count(*) FROM materials"), ==, 2);
+	ledger = open_ledger(f, 1000);
+	db = cs_ledger_get_db(ledger);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM pragma_table_info('materials') "
+				    "WHERE name = 'data'"),
+			==, 0);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM materials"), ==, 2);
+	/* The space the bytes took is given back, not only freed. */
+	g_assert_cmpint(raw_int(db, "PRAGMA freelist_count"), ==, 0);
+	g_assert_true(g_file_get_contents(pdf_path, &content, &len, NULL));
+	g_assert_cmpmem(content, len, "%PDF-1.4", 8);
+	g_assert_true(g_file_test(png_path, G_FILE_TEST_IS_REGULAR));
+
+	pdf = cs_ledger_load_material(ledger, "CS20240301000001", "seal_form", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(pdf->sha256, ==, pdf_sha);
+	g_assert_cmpint(pdf->size, ==, 8);
+	g_assert_cmpmem(g_bytes_get_data(pdf->data, NULL), g_bytes_get_size(pdf->data), "%PDF-1.4",
+			8);
+	png = cs_ledger_load_material(ledger, "CS20240301000001", "business_license", &error);
+	g_assert_no_error(error);
+	g_assert_cmpmem(g_bytes_get_data(png->data, NULL), g_bytes_get_size(png->data),
+			"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR", 16);
+	/* Still append-only, and the chain (with its material events) still verifies. */
+	g_assert_cmpint(0xff & sqlite3_exec(db, "DELETE FROM materials", NULL, NULL, NULL), ==,
+			SQLITE_CONSTRAINT);
+	g_assert_cmpint(0xff & sqlite3_exec(db, "UPDATE materials SET size = 1", NULL, NULL, NULL),
+			==, SQLITE_CONSTRAINT);
+	assert_verifies(ledger, 6);
+
+	/* A stored file whose bytes were changed is not served. */
+	g_clear_pointer(&pdf, cs_material_row_free);
+	g_assert_no_errno(g_chmod(pdf_path, 0600));
+	g_assert_true(g_file_set_contents(pdf_path, "%PDF-1.5", 8, NULL));
+	pdf = cs_ledger_load_material(ledger, "CS20240301000001", "seal_form", &error);
+	g_assert_null(pdf);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_nonnull(strstr(error->message, pdf_sha));
+}
+
+/* ---- keyed tamper evidence (schema 8) ---------------------------------------------------- */
+
+/* The open refusal of @f's ledger, which must name @seq and @problem. */
+static void
+assert_open_refused(Fixture *f, guint checkpoint_interval, gint64 seq, const char *problem)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsLedger) ledger = cs_ledger_open(f->path, f->vault, checkpoint_interval, &error);
+	g_autofree char *at = g_strdup_printf("ledger event %" G_GINT64_FORMAT ": ", seq);
+
+	g_assert_null(ledger);
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	if (strstr(error->message, at) == NULL || strstr(error->message, problem) == NULL)
+		g_error("expected \"%s…%s\" in \"%s\"", at, problem, error->message);
+}
+
+static void
+on_verified(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	*(GAsyncResult **)user_data = g_object_ref(result);
+}
+
+/* The background verification's verdict: TRUE, or FALSE with the event it names. */
+static gboolean
+verify_in_background(CsLedger *ledger, gint64 *bad_seq, gint64 *n_checked, GError **error)
+{
+	GAsyncResult *result = NULL;
+	gboolean ok;
+
+	cs_ledger_verify_in_background(ledger, NULL, on_verified, &result);
+	while (result == NULL)
+		g_main_context_iteration(NULL, TRUE);
+	ok = cs_ledger_verify_in_background_finish(result, bad_seq, n_checked, error);
+	g_object_unref(result);
+	return ok;
+}
+
+static void
+test_keyed_good_ledger_verifies(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 3);
+	g_autofree char *id = append_events(ledger, 7);
+	g_autoptr(GError) error = NULL;
+	gint64 bad = -1, n = 0;
+
+	g_assert_cmpint(raw_int(cs_ledger_get_db(ledger), "SELECT count(*) FROM checkpoint_macs"),
+			==, 2);
+	g_assert_cmpint(raw_int(cs_ledger_get_db(ledger), "SELECT seq FROM chain_head"), ==, 7);
+	g_assert_cmpint(raw_int(cs_ledger_get_db(ledger),
+				"SELECT count(*) FROM events WHERE state_mac IS NULL"),
+			==, 0);
+	assert_verifies(ledger, 7);
+	g_assert_true(verify_in_background(ledger, &bad, &n, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(n, ==, 7);
+	g_clear_pointer(&ledger, cs_ledger_free);
+	ledger = open_ledger(f, 3);
+	assert_verifies(ledger, 7);
+}
+
+/* The last events deleted: the keyed head still says where the chain ended. */
+static void
+test_keyed_truncated_tail_caught(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autofree char *id = append_events(ledger, 5);
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	raw_exec_file(f->path, "DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq >= 4;");
+	assert_open_refused(f, 1000, 4, "missing (the keyed chain head ends at 5)");
+	/* Moving the head back by hand does not help: its MAC is keyed. */
+	raw_exec_file(f->path, "UPDATE chain_head SET seq = 3, "
+			       "hash = (SELECT hash FROM events WHERE seq = 3)");
+	assert_open_refused(f, 1000, 3, "the chain head fails its keyed MAC");
+	/* Nor does deleting it. */
+	raw_exec_file(f->path, "DELETE FROM chain_head");
+	assert_open_refused(f, 1000, 3, "the keyed chain head is missing");
+}
+
+/* An edited event with every later hash recomputed: the chain is consistent again, but the
+ * keyed head (and checkpoints) hold the original. */
+static void
+test_keyed_rechained_caught(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autofree char *id = append_events(ledger, 6);
+	sqlite3 *db;
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	db = raw_open(f->path);
+	raw_exec(db, "DROP TRIGGER events_no_update;"
+		     "UPDATE events SET data = '{\"step\":42}' WHERE seq = 3;");
+	rechain_from(db, 3);
+	sqlite3_close(db);
+	assert_open_refused(f, 1000, 6, "does not match the keyed chain head");
+	/* The head made to match without the key: its MAC fails. */
+	raw_exec_file(f->path,
+		      "UPDATE chain_head SET hash = (SELECT hash FROM events WHERE seq = 6)");
+	assert_open_refused(f, 1000, 6, "the chain head fails its keyed MAC");
+}
+
+/* A checkpoint rewritten with the rechained hash is refused by its keyed MAC. */
+static void
+test_keyed_checkpoint_forged_caught(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 2);
+	g_autofree char *id = append_events(ledger, 5);
+	g_autoptr(GError) error = NULL;
+	gint64 bad = 0;
+	sqlite3 *db;
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	db = raw_open(f->path);
+	raw_exec(db, "DROP TRIGGER events_no_update;"
+		     "UPDATE events SET data = '{\"step\":42}' WHERE seq = 1;");
+	rechain_from(db, 1);
+	raw_exec(db, "DROP TRIGGER checkpoints_no_update; "
+		     "UPDATE checkpoints SET hash = (SELECT hash FROM events e "
+		     "WHERE e.seq = checkpoints.seq);"
+		     "UPDATE chain_head SET hash = (SELECT hash FROM events WHERE seq = 5)");
+	sqlite3_close(db);
+	/* The last checkpoint (4) is where opening starts: its MAC is checked first. */
+	assert_open_refused(f, 2, 4, "its checkpoint fails its keyed MAC");
+	(void)bad;
+	(void)error;
+}
+
+/* An event changed before the last checkpoint: opening (which starts at the checkpoint)
+ * does not see it, the background verification does. */
+static void
+test_keyed_old_event_caught_in_background(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 3);
+	g_autofree char *id = append_events(ledger, 7);
+	g_autoptr(GError) error = NULL;
+	gint64 bad = 0, n = 0;
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	raw_exec_file(f->path, "DROP TRIGGER events_no_update;"
+			       "UPDATE events SET actor = 'forged' WHERE seq = 2;");
+	ledger = open_ledger(f, 3);
+	g_assert_false(verify_in_background(ledger, &bad, &n, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INTERNAL);
+	g_assert_cmpint(bad, ==, 2);
+	g_assert_true(g_str_has_prefix(error->message, "ledger event 2: hash mismatch"));
+}
+
+/* The orders table changed directly: the row no longer matches its last event's keyed
+ * state. After the last checkpoint: refused at open; before it: found by a full
+ * verification and in the background. */
+static void
+test_keyed_order_row_changed_caught(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 3);
+	g_autofree char *id = append_events(ledger, 5); /* checkpoint at 3; events 1…5 */
+	g_autofree char *sql = NULL;
+	g_autoptr(GError) error = NULL;
+	gint64 bad = 0;
+
+	g_clear_pointer(&ledger, cs_ledger_free);
+	sql = g_strdup_printf("UPDATE orders SET state = 'approved' WHERE id = '%s'", id);
+	raw_exec_file(f->path, sql);
+	assert_open_refused(f, 3, 5, "does not match its keyed state");
+	g_free(sql);
+	sql = g_strdup_printf("UPDATE orders SET state = 'draft', fields = "
+			      "'{''org_name'': <''forged''>}' WHERE id = '%s'",
+			      id);
+	raw_exec_file(f->path, sql);
+	assert_open_refused(f, 3, 5, "does not match its keyed state");
+
+	/* Behind the checkpoint: a second order, untouched since, changed. */
+	g_unlink(f->path);
+	{
+		g_autofree char *first = NULL;
+		g_autofree char *second = NULL;
+
+		ledger = open_ledger(f, 3);
+		first = append_events(ledger, 3); /* events 1…3, checkpoint at 3 */
+		second = append_events(ledger, 2);
+		g_clear_pointer(&ledger, cs_ledger_free);
+		g_free(sql);
+		sql = g_strdup_printf("UPDATE orders SET owner_uid = 0 WHERE id = '%s'", first);
+		raw_exec_file(f->path, sql);
+		ledger = open_ledger(f, 3);
+		assert_verify_names(ledger, 1, 3, "order");
+		g_assert_false(verify_in_background(ledger, &bad, NULL, &error));
+		g_assert_cmpint(bad, ==, 3);
+		g_assert_nonnull(strstr(error->message, first));
+	}
+}
+
+/* After a failed verification every write is refused, naming the event. */
+static void
+test_keyed_failed_ledger_refuses_writes(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autofree char *id = append_events(ledger, 2);
+	g_autoptr(GError) error = NULL;
+
+	cs_ledger_refuse_writes(ledger, 2);
+	g_assert_cmpint(cs_ledger_get_failed_seq(ledger), ==, 2);
+	g_assert_false(cs_ledger_begin(ledger, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE);
+	g_assert_true(g_str_has_prefix(error->message, "ledger failed verification at event 2"));
+	/* Reading goes on. */
+	g_assert_nonnull(cs_ledger_load_order(ledger, id, NULL));
+}
+
+/* A ledger from before keying (schema 7, checked in) is keyed by its migration, not
+ * refused; from then on a changed order row is found. */
+static void
+test_migrate_from_v7_keyed(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autoptr(GError) error = NULL;
+	gint64 bad = 0, n = 0;
+	sqlite3 *db;
+
+	copy_fixture("ledger-v7.db", f->path);
+	g_assert_cmpint(raw_int_file(f->path, "PRAGMA user_version"), ==, 7);
+	ledger = open_ledger(f, 1000);
+	db = cs_ledger_get_db(ledger);
+	g_assert_cmpint(raw_int(db, "PRAGMA user_version"), ==, CS_LEDGER_SCHEMA_VERSION);
+	g_assert_cmpint(raw_int(db, "SELECT seq FROM chain_head"), ==, 6);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM checkpoint_macs"), ==, 1);
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM order_macs"), ==, 3);
+	assert_verifies(ledger, 6);
+	g_assert_true(verify_in_background(ledger, &bad, &n, &error));
+	g_assert_cmpint(n, ==, 6);
+
+	/* New events are keyed as they come. */
+	{
+		g_autofree char *id = append_events(ledger, 2);
+
+		assert_verifies(ledger, 8);
+	}
+	g_clear_pointer(&ledger, cs_ledger_free);
+	ledger = open_ledger(f, 1000);
+	assert_verifies(ledger, 8);
+	raw_exec(cs_ledger_get_db(ledger),
+		 "UPDATE orders SET state = 'made' WHERE id = 'CS20240301000002'");
+	assert_verify_names(ledger, 1, 4, "order CS20240301000002 does not match its keyed state");
+}
+
 /* ---- checkpoints ---------------------------------------------------------------------- */
 
 static void
@@ -1690,6 +2114,8 @@ test_orders_insert_load_update(Fixture *f, gconstpointer data)
 	id1 = insert_order(ledger, "draft", fields, T0);
 	g_assert_true(cs_ledger_insert_order(ledger, "renew", "person", NULL, "draft", 1001, NULL,
 					     T0 + 1, &id2, &error));
+	record_change(ledger, id1);
+	record_change(ledger, id2);
 	g_assert_true(cs_ledger_commit(ledger, &error));
 	g_assert_no_error(error);
 
@@ -1724,6 +2150,7 @@ test_orders_insert_load_update(Fixture *f, gconstpointer data)
 	fields2 = g_variant_ref_sink(g_variant_new_parsed("{'org_name': <'新名称'>}"));
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	g_assert_true(cs_ledger_update_order(ledger, id1, "review", NULL, T0 + 10, &error));
+	record_change(ledger, id1);
 	g_assert_true(cs_ledger_commit(ledger, &error));
 	row = cs_ledger_load_order(ledger, id1, &error);
 	g_assert_cmpstr(row->state, ==, "review");
@@ -1733,6 +2160,7 @@ test_orders_insert_load_update(Fixture *f, gconstpointer data)
 	g_clear_pointer(&row, cs_order_row_free);
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	g_assert_true(cs_ledger_update_order(ledger, id1, "review", fields2, T0 + 11, &error));
+	record_change(ledger, id1);
 	g_assert_true(cs_ledger_commit(ledger, &error));
 	row = cs_ledger_load_order(ledger, id1, &error);
 	g_assert_true(g_variant_equal(row->fields, fields2));
@@ -1770,12 +2198,14 @@ test_orders_numbers_sequential(Fixture *f, gconstpointer data)
 
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	id1 = insert_order(ledger, "draft", NULL, T0);
+	record_change(ledger, id1);
 	g_assert_true(cs_ledger_commit(ledger, &error));
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	rolled_back = insert_order(ledger, "draft", NULL, T0);
 	cs_ledger_rollback(ledger);
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	id2 = insert_order(ledger, "draft", NULL, T0);
+	record_change(ledger, id2);
 	g_assert_true(cs_ledger_commit(ledger, &error));
 	g_assert_no_error(error);
 	g_assert_true(g_str_has_suffix(id1, "000001"));
@@ -1842,6 +2272,7 @@ test_secrets_sealed_not_in_clear(Fixture *f, gconstpointer data)
 	fields = g_variant_ref_sink(g_variant_new_parsed("{'note': <%s>}", marker));
 	g_assert_true(cs_ledger_begin(ledger, &error));
 	id = insert_order(ledger, "draft", fields, T0);
+	record_change(ledger, id);
 	g_assert_true(cs_ledger_seal_secret(ledger, "user_pin", id, (const guint8 *)plaintext,
 					    strlen(plaintext), T0, &secret_id, &error));
 	g_assert_true(cs_ledger_commit(ledger, &error));
@@ -2044,6 +2475,9 @@ main(int argc, char **argv)
 	ADD("/vault/key/created-private", test_vault_key_created_private);
 	ADD("/vault/key/perms-refused", test_vault_key_perms_refused);
 	ADD("/vault/key/wrong-size-refused", test_vault_key_wrong_size_refused);
+	ADD("/vault/key/replaced-refused", test_vault_key_replaced_refused);
+	ADD("/vault/key/check-value-migrated", test_vault_check_value_migrated);
+	ADD("/vault/key/check-value-proven-by-a-secret", test_vault_check_value_proven_by_a_secret);
 	ADD("/vault/keyed-hash/derived-per-label", test_vault_keyed_hash);
 
 	ADD("/ledger/chain/canonical-bytes", test_chain_canonical_bytes);
@@ -2067,7 +2501,17 @@ main(int argc, char **argv)
 	ADD("/ledger/migrate/from-v4", test_migrate_from_v4);
 	ADD("/ledger/migrate/from-v5", test_migrate_from_v5);
 	ADD("/ledger/migrate/from-v6", test_migrate_from_v6);
-	ADD("/ledger/migrate/from-v7", test_migrate_from_v7);
+	ADD("/ledger/migrate/from-v7-keyed", test_migrate_from_v7_keyed);
+	ADD("/ledger/migrate/v7-materials-moved-out", test_migrate_v7_materials_moved_out);
+	ADD("/ledger/keyed/good-ledger-verifies", test_keyed_good_ledger_verifies);
+	ADD("/ledger/keyed/truncated-tail-caught", test_keyed_truncated_tail_caught);
+	ADD("/ledger/keyed/rechained-caught", test_keyed_rechained_caught);
+	ADD("/ledger/keyed/checkpoint-forged-caught", test_keyed_checkpoint_forged_caught);
+	ADD("/ledger/keyed/old-event-caught-in-background",
+	    test_keyed_old_event_caught_in_background);
+	ADD("/ledger/keyed/order-row-changed-caught", test_keyed_order_row_changed_caught);
+	ADD("/ledger/keyed/failed-ledger-refuses-writes", test_keyed_failed_ledger_refuses_writes);
+	ADD("/ledger/query-codes", test_query_codes);
 	ADD("/ledger/migrate/v4-failed-step-rolls-back", test_migrate_v4_failed_step_rolls_back);
 	ADD("/ledger/migrate/backup-never-overwritten", test_migrate_backup_never_overwritten);
 	ADD("/ledger/migrate/failed-step-rolls-back", test_migrate_failed_step_rolls_back);

@@ -44,8 +44,17 @@ static const char *const algorithms[] = {"rsa-2048", "ec-p256", "sm2", NULL};
 static const char *const price_subjects[] = {"org", "person", NULL};
 
 static const char *const daemon_keys[] = {
-    "state_dir",	   "plugin_dir", "driver_dir",	      "vendor_dir", "test_mode",
-    "shutdown_timeout_ms", "office_dir", "material_max_size", NULL,
+    "state_dir",
+    "plugin_dir",
+    "driver_dir",
+    "vendor_dir",
+    "test_mode",
+    "shutdown_timeout_ms",
+    "office_dir",
+    "material_max_size",
+    "material_uploads_per_user",
+    "material_uploads_max",
+    NULL,
 };
 static const char *const ledger_keys[] = {"checkpoint_interval", NULL};
 static const char *const validation_keys[] = {"legacy_uscc", NULL};
@@ -550,6 +559,8 @@ config_new_defaults(void)
 	config->shutdown_timeout_ms = 5000;
 	config->checkpoint_interval = 1000;
 	config->material_max_size = 10 * 1024 * 1024;
+	config->material_uploads_per_user = 2;
+	config->material_uploads_max = 8;
 	config->legacy_uscc = g_new0(char *, 1);
 	config->office_dir = g_strdup(CS_OFFICE_DIR);
 	config->office_curve = TRUE;
@@ -599,6 +610,11 @@ config_read_daemon(CsConfig *config, CsConfFile *file, GError **error)
 		return FALSE;
 	if (!conf_file_get_guint(file, "daemon", "material_max_size", 1024, 512 * 1024 * 1024,
 				 &config->material_max_size, error))
+		return FALSE;
+	if (!conf_file_get_guint(file, "daemon", "material_uploads_per_user", 1, 256,
+				 &config->material_uploads_per_user, error) ||
+	    !conf_file_get_guint(file, "daemon", "material_uploads_max", 1, 256,
+				 &config->material_uploads_max, error))
 		return FALSE;
 	return conf_file_get_guint(file, "daemon", "shutdown_timeout_ms", 0, 600000,
 				   &config->shutdown_timeout_ms, error);

@@ -42,6 +42,11 @@ typedef struct {
 	gboolean test_mode;	   /* [daemon] test_mode, default false */
 	guint shutdown_timeout_ms; /* [daemon] shutdown_timeout_ms, default 5000 */
 	guint material_max_size; /* [daemon] material_max_size: bytes per upload, default 10 MiB */
+	/* [daemon] material_uploads_per_user, material_uploads_max: AttachMaterial calls read
+	 * and stored at once, per caller uid (default 2) and in all (default 8); beyond:
+	 * RateLimited */
+	guint material_uploads_per_user;
+	guint material_uploads_max;
 	guint checkpoint_interval; /* [ledger] checkpoint_interval, default 1000 */
 	char **legacy_uscc;	   /* [validation] legacy_uscc, list, default empty */
 	GPtrArray *vendors;	   /* CsVendor*, sorted by id; filled by cs_config_load_vendors() */

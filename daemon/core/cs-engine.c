@@ -15,7 +15,8 @@
  * - Events carry the names of changed fields, never their values: personal data stays in
  *   the orders table, where it can be corrected, not in the append-only chain.
  * - Likewise a "material" event carries {kind, sha256, size, mime}; the content is only in
- *   the materials table, written in the same transaction.
+ *   the ledger's material store (a file named by its SHA-256, synced before the row that
+ *   names it is written in the same transaction as the event).
  */
 #define G_LOG_DOMAIN "certseald"
 
@@ -1675,8 +1676,8 @@ cs_engine_attach_material(CsEngine *engine,
 			  const char *kind,
 			  const char *filename,
 			  const char *mime,
-			  GBytes *data,
 			  const char *sha256,
+			  gint64 size,
 			  GError **error)
 {
 	g_autofree char *actor = cs_request_to_actor(request);
@@ -1689,7 +1690,7 @@ cs_engine_attach_material(CsEngine *engine,
 	    .filename = (char *)filename,
 	    .mime = (char *)mime,
 	    .sha256 = (char *)sha256,
-	    .data = data,
+	    .size = size,
 	    .created = now,
 	    .actor = actor,
 	};
@@ -1699,7 +1700,7 @@ cs_engine_attach_material(CsEngine *engine,
 	g_variant_dict_init(&dict, NULL);
 	g_variant_dict_insert(&dict, "kind", "s", kind);
 	g_variant_dict_insert(&dict, "sha256", "s", sha256);
-	g_variant_dict_insert(&dict, "size", "x", (gint64)g_bytes_get_size(data));
+	g_variant_dict_insert(&dict, "size", "x", size);
 	g_variant_dict_insert(&dict, "mime", "s", mime);
 	event_data = g_variant_ref_sink(g_variant_dict_end(&dict));
 
@@ -1713,8 +1714,8 @@ cs_engine_attach_material(CsEngine *engine,
 		cs_ledger_rollback(engine->ledger);
 		return FALSE;
 	}
-	g_info("order %s: material %s attached (%s, %" G_GSIZE_FORMAT " bytes) by %s", order->id,
-	       kind, mime, g_bytes_get_size(data), actor);
+	g_info("order %s: material %s attached (%s, %" G_GINT64_FORMAT " bytes) by %s", order->id,
+	       kind, mime, size, actor);
 	order->updated = now;
 	announce(engine, order, CS_ORDER_CHANGED);
 	return TRUE;

@@ -210,15 +210,17 @@ gboolean cs_engine_check_material(
     CsEngine *engine, const CsRequest *request, CsOrder *order, const char *kind, GError **error);
 /* cs_engine_check_material(), then one transaction: the material row (replacing the kind's
  * earlier upload) and a "material" event holding {kind, sha256, size, mime}, never the
- * content. @data was checked; @sha256 is its lower-case hex digest. Announces a change. */
+ * content. The content was checked and is already stored in the ledger's material store
+ * (cs_ledger_get_blobs()) under @sha256, its lower-case hex digest, @size bytes long.
+ * Announces a change. */
 gboolean cs_engine_attach_material(CsEngine *engine,
 				   const CsRequest *request,
 				   CsOrder *order,
 				   const char *kind,
 				   const char *filename,
 				   const char *mime,
-				   GBytes *data,
 				   const char *sha256,
+				   gint64 size,
 				   GError **error);
 /* The order's current materials (CsMaterialRow without data), by kind. */
 GPtrArray *cs_engine_list_materials(CsEngine *engine, CsOrder *order, GError **error);

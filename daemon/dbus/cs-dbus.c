@@ -33,6 +33,7 @@
 #include "cs-grants.h"
 #include "cs-query.h"
 #include "cs-invoicing.h"
+#include "cs-ledger.h"
 #include "cs-payments.h"
 #include "cs-forms.h"
 #include "cs-material.h"
@@ -49,6 +50,10 @@ struct _CsDbus {
 	GHashTable *uids; /* unique name → uid + 1 */
 	sd_bus_slot *name_owner_slot;
 	gboolean name_owned;
+	/* AttachMaterial uploads being read and stored: by caller uid (uid → count) and in
+	 * all, bounded by material_uploads_per_user and material_uploads_max. */
+	GHashTable *uploads_by_uid;
+	guint uploads;
 };
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_bus_creds, sd_bus_creds_unref)
@@ -1254,21 +1259,27 @@ method_order_update(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 /*
  * AttachMaterial: everything that can be decided without the content is decided at once
  * (kind, access, state, file name, fd type, size from fstat — a 50 MB file is refused
- * unread); the content is read, hashed and sniffed on a worker thread; the engine records
- * it back on the main loop, where access and state are checked again (they may have
- * changed meanwhile), and the reply follows.
+ * unread — and a free upload slot: RateLimited beyond material_uploads_per_user for the
+ * caller's uid or material_uploads_max in all). The content is then read, hashed, sniffed
+ * and stored on a worker thread, streamed in 64 KiB chunks to a content-addressed file of
+ * the ledger's material store (never held in memory whole; checked through a read-only
+ * mapping of that file), so the main loop never waits for it. The engine records the
+ * reference back on the main loop, where access and state are checked again (they may
+ * have changed meanwhile), and the reply follows.
  */
 typedef struct {
 	CsDbus *self;
 	sd_bus_message *call;
+	guint32 uid; /* whose upload slot this holds */
 	char *order_id;
 	char *kind;
 	char *filename;
 	int fd; /* our duplicate, read from offset 0 with pread */
 	gsize max_size;
+	CsBlobWriter *writer;
 	/* the worker's results */
-	GBytes *data;
 	char *sha256;
+	gsize size;
 	CsMaterialType type;
 } MaterialCall;
 
@@ -1281,47 +1292,101 @@ material_call_free(MaterialCall *mc)
 	g_free(mc->filename);
 	if (mc->fd >= 0)
 		close(mc->fd);
-	g_clear_pointer(&mc->data, g_bytes_unref);
+	g_clear_pointer(&mc->writer, cs_blob_writer_free);
 	g_free(mc->sha256);
 	g_free(mc);
+}
+
+static gboolean
+upload_slot_take(CsDbus *self, guint32 uid, GError **error)
+{
+	CsConfig *config = cs_engine_get_config(self->engine);
+	guint mine =
+	    GPOINTER_TO_UINT(g_hash_table_lookup(self->uploads_by_uid, GUINT_TO_POINTER(uid)));
+
+	if (mine >= config->material_uploads_per_user) {
+		g_set_error(error, CS_ERROR, CS_ERROR_RATE_LIMITED,
+			    "AttachMaterial: %u uploads of uid %u are running (at most %u at a "
+			    "time); send this one when one of them has finished",
+			    mine, (guint)uid, config->material_uploads_per_user);
+		return FALSE;
+	}
+	if (self->uploads >= config->material_uploads_max) {
+		g_set_error(error, CS_ERROR, CS_ERROR_RATE_LIMITED,
+			    "AttachMaterial: %u uploads are running (at most %u at a time); send "
+			    "this one when one of them has finished",
+			    self->uploads, config->material_uploads_max);
+		return FALSE;
+	}
+	g_hash_table_insert(self->uploads_by_uid, GUINT_TO_POINTER(uid),
+			    GUINT_TO_POINTER(mine + 1));
+	self->uploads++;
+	return TRUE;
+}
+
+static void
+upload_slot_give_back(CsDbus *self, guint32 uid)
+{
+	guint mine =
+	    GPOINTER_TO_UINT(g_hash_table_lookup(self->uploads_by_uid, GUINT_TO_POINTER(uid)));
+
+	if (mine <= 1)
+		g_hash_table_remove(self->uploads_by_uid, GUINT_TO_POINTER(uid));
+	else
+		g_hash_table_insert(self->uploads_by_uid, GUINT_TO_POINTER(uid),
+				    GUINT_TO_POINTER(mine - 1));
+	if (self->uploads > 0)
+		self->uploads--;
+}
+
+/* Copy up to one byte past the limit from the fd into the writer (a file that grew since
+ * fstat is still bounded, and the check below then refuses it by its size). */
+static gboolean
+material_stream(MaterialCall *mc, GError **error)
+{
+	guint8 chunk[65536];
+	off_t offset = 0;
+
+	for (;;) {
+		gsize want = MIN(sizeof(chunk), mc->max_size + 1 - (gsize)offset);
+		ssize_t n = want > 0 ? pread(mc->fd, chunk, want, offset) : 0;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: cannot read the file: %s", mc->kind, g_strerror(e));
+			return FALSE;
+		}
+		if (n == 0)
+			return TRUE;
+		if (!cs_blob_writer_write(mc->writer, chunk, (gsize)n, error))
+			return FALSE;
+		offset += n;
+	}
 }
 
 static void
 material_read_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
 {
 	MaterialCall *mc = data;
-	g_autoptr(GByteArray) buf = g_byte_array_new();
-	g_autoptr(GBytes) bytes = NULL;
+	g_autoptr(GBytes) mapped = NULL;
 	GError *error = NULL;
-	guint8 chunk[65536];
-	off_t offset = 0;
 
-	/* Up to one byte past the limit: a file that grew since fstat is still bounded. */
-	for (;;) {
-		gsize want = MIN(sizeof(chunk), mc->max_size + 1 - buf->len);
-		ssize_t n = want > 0 ? pread(mc->fd, chunk, want, offset) : 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			g_task_return_new_error(task, CS_ERROR, CS_ERROR_INVALID_INPUT,
-						"%s: cannot read the file: %s", mc->kind,
-						g_strerror(e));
-			return;
-		}
-		if (n == 0)
-			break;
-		g_byte_array_append(buf, chunk, (guint)n);
-		offset += n;
-	}
-	bytes = g_byte_array_free_to_bytes(g_steal_pointer(&buf));
-	if (!cs_material_check(mc->kind, g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes),
+	if (!material_stream(mc, &error) ||
+	    (mapped = cs_blob_writer_map(mc->writer, &error)) == NULL ||
+	    !cs_material_check(mc->kind, g_bytes_get_data(mapped, NULL), g_bytes_get_size(mapped),
 			       mc->max_size, &mc->type, &error)) {
 		g_task_return_error(task, error);
 		return;
 	}
-	mc->sha256 = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, bytes);
-	mc->data = g_steal_pointer(&bytes);
+	g_clear_pointer(&mapped, g_bytes_unref);
+	mc->size = cs_blob_writer_get_size(mc->writer);
+	if (!cs_blob_writer_commit(mc->writer, &mc->sha256, &error)) {
+		g_task_return_error(task, error);
+		return;
+	}
 	g_task_return_boolean(task, TRUE);
 }
 
@@ -1335,12 +1400,13 @@ material_read(GObject *source, GAsyncResult *result, gpointer user_data)
 	CsRequest req;
 	int r;
 
+	upload_slot_give_back(self, mc->uid);
 	if (g_task_propagate_boolean(G_TASK(result), &error) &&
 	    (order = cs_engine_get_order(self->engine, mc->order_id, &error)) != NULL &&
 	    request_from_message(self, mc->call, &req, &error))
 		cs_engine_attach_material(self->engine, &req, order, mc->kind, mc->filename,
-					  cs_material_type_to_mime(mc->type), mc->data, mc->sha256,
-					  &error);
+					  cs_material_type_to_mime(mc->type), mc->sha256,
+					  (gint64)mc->size, &error);
 	if (error != NULL) {
 		sd_bus_error err = SD_BUS_ERROR_NULL;
 		reply_error(&err, error);
@@ -1424,8 +1490,11 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 			    (guint64)st.st_size, limit);
 		return reply_error(ret_error, error);
 	}
+	if (!upload_slot_take(self, req.uid, &error))
+		return reply_error(ret_error, error);
 	mc = g_new0(MaterialCall, 1);
 	mc->self = self;
+	mc->uid = req.uid;
 	mc->call = sd_bus_message_ref(m);
 	mc->order_id = g_strdup(cs_order_get_id(order));
 	mc->kind = g_strdup(kind);
@@ -1437,6 +1506,12 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 	if (mc->fd < 0) {
 		g_task_return_new_error(task, CS_ERROR, CS_ERROR_INTERNAL,
 					"%s: cannot keep the fd: %s", kind, g_strerror(errno));
+		return 1;
+	}
+	mc->writer =
+	    cs_blob_writer_new(cs_ledger_get_blobs(cs_engine_get_ledger(self->engine)), &error);
+	if (mc->writer == NULL) {
+		g_task_return_error(task, g_steal_pointer(&error));
 		return 1;
 	}
 	g_task_run_in_thread(task, material_read_thread);
@@ -1672,6 +1747,7 @@ cs_dbus_new(CsEngine *engine,
 	self->payments = payments;
 	self->drivers = g_strdupv((char **)drivers);
 	self->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	self->uploads_by_uid = g_hash_table_new(g_direct_hash, g_direct_equal);
 
 	r = bus_type == CS_BUS_SESSION
 		? sd_bus_open_user_with_description(&self->bus, "certseald")
@@ -1759,6 +1835,7 @@ cs_dbus_free(CsDbus *self)
 	if (self->event != NULL)
 		sd_event_unref(self->event);
 	g_hash_table_unref(self->uids);
+	g_hash_table_unref(self->uploads_by_uid);
 	g_strfreev(self->drivers);
 	g_free(self);
 }

@@ -84,6 +84,7 @@ struct _CsOffice {
 	/* Refused handshakes: the first of an interval is logged, the rest counted. */
 	gint64 refused_since; /* monotonic µs; 0 = none in this interval */
 	guint refused_more;
+	GCancellable *verifying; /* ledger.verify calls running in the background */
 };
 
 /* Handshakes anyone can attempt must not fill the log: one line per interval, then a count. */
@@ -1049,22 +1050,81 @@ m_payment_refund(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	return object_node(order_summary(self->engine, order));
 }
 
+/*
+ * ledger.verify: the whole ledger (chain, checkpoints, keyed head, every order) is
+ * verified in a worker thread with its own read-only connection, so the office and the
+ * bus go on meanwhile; the RESULT follows when it is done. A failure makes the daemon
+ * read-only, as the verification after start does.
+ */
+typedef struct {
+	CsOffice *self;
+	GBytes *identity;
+	JsonNode *id;
+} VerifyCall;
+
+static void
+verify_call_free(VerifyCall *vc)
+{
+	g_bytes_unref(vc->identity);
+	if (vc->id != NULL)
+		json_node_unref(vc->id);
+	g_free(vc);
+}
+
+static void
+on_ledger_verified(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	VerifyCall *vc = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonObject) reply = NULL;
+	JsonObject *o;
+	gint64 bad = 0, checked = 0;
+	gboolean ok = cs_ledger_verify_in_background_finish(result, &bad, &checked, &error);
+
+	/* Cancelled: the office is going away. */
+	if (!ok && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		verify_call_free(vc);
+		return;
+	}
+	o = json_object_new();
+	json_object_set_boolean_member(o, "ok", ok);
+	if (!ok) {
+		json_object_set_int_member(o, "bad_seq", bad);
+		json_object_set_string_member(o, "message", error->message);
+		if (bad > 0) {
+			cs_ledger_refuse_writes(cs_engine_get_ledger(vc->self->engine), bad);
+			g_critical("ledger failed verification at event %" G_GINT64_FORMAT
+				   ": %s; certseald is read-only from now on",
+				   bad, error->message);
+		}
+	}
+	json_object_set_int_member(o, "checked", checked);
+	reply = json_object_new();
+	json_object_set_member(
+	    reply, "id", vc->id != NULL ? json_node_copy(vc->id) : json_node_new(JSON_NODE_NULL));
+	json_object_set_object_member(reply, "result", o);
+	send_to(vc->self, vc->identity, CS_OFFICE_RESULT, reply);
+	verify_call_free(vc);
+}
+
+static void
+start_ledger_verify(CsOffice *self, Peer *peer, JsonNode *id)
+{
+	VerifyCall *vc = g_new0(VerifyCall, 1);
+
+	vc->self = self;
+	vc->identity = g_bytes_ref(peer->identity);
+	vc->id = id != NULL ? json_node_copy(id) : NULL;
+	cs_ledger_verify_in_background(cs_engine_get_ledger(self->engine), self->verifying,
+				       on_ledger_verified, vc);
+}
+
+/* Only its place in the method table (roles); start_ledger_verify() does the work. */
 static JsonNode *
 m_ledger_verify(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 {
-	g_autoptr(GError) local = NULL;
-	gint64 bad = 0, checked = 0;
-	JsonObject *o = json_object_new();
-
-	if (cs_ledger_verify(cs_engine_get_ledger(self->engine), 1, &bad, &checked, &local)) {
-		json_object_set_boolean_member(o, "ok", TRUE);
-	} else {
-		json_object_set_boolean_member(o, "ok", FALSE);
-		json_object_set_int_member(o, "bad_seq", bad);
-		json_object_set_string_member(o, "message", local->message);
-	}
-	json_object_set_int_member(o, "checked", checked);
-	return object_node(o);
+	g_set_error_literal(error, CS_ERROR, CS_ERROR_INTERNAL, "ledger.verify: not dispatched");
+	return NULL;
 }
 
 /* DER → PEM text with @label ("X509 CRL"), 64 columns as RFC 7468 wants. */
@@ -1266,10 +1326,24 @@ handle_call(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 		order_id = cs_office_body_get_string(params, "order_id");
 		if (order_id == NULL)
 			order_id = cs_office_body_get_string(params, "id");
-		if (methods[found].audit == AUDIT_NONE ||
-		    cs_tasks_record_call(self->tasks, &request, method, order_id,
-					 methods[found].audit == AUDIT_FOLDED, &error))
+		gboolean recorded = methods[found].audit == AUDIT_NONE ||
+				    cs_tasks_record_call(self->tasks, &request, method, order_id,
+							 methods[found].audit == AUDIT_FOLDED, &error);
+
+		/* A ledger that failed verification records nothing more; the auditor may
+		 * still verify it. */
+		if (!recorded && methods[found].func == m_ledger_verify &&
+		    cs_ledger_get_failed_seq(cs_engine_get_ledger(self->engine)) > 0) {
+			g_clear_error(&error);
+			recorded = TRUE;
+		}
+		if (recorded) {
+			if (methods[found].func == m_ledger_verify) {
+				start_ledger_verify(self, peer, id);
+				return; /* replied when done */
+			}
 			result = methods[found].func(self, peer, params, &error);
+		}
 	}
 	if (result == NULL) {
 		send_error(self, peer->identity, "id", id, error);
@@ -1495,6 +1569,7 @@ cs_office_new(
 	self->engine = engine;
 	self->config = cs_engine_get_config(engine);
 	self->curve = self->config->office_curve;
+	self->verifying = g_cancellable_new();
 	self->workers =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)worker_free);
 	self->peers =
@@ -1596,6 +1671,10 @@ cs_office_free(CsOffice *self)
 	if (self == NULL)
 		return;
 	flush_refused(self);
+	if (self->verifying != NULL) {
+		g_cancellable_cancel(self->verifying);
+		g_clear_object(&self->verifying);
+	}
 	if (self->tasks != NULL)
 		cs_engine_remove_listener(self->engine, on_order, self);
 	if (self->tick_id != 0)

@@ -13,6 +13,16 @@
  *   - events (and checkpoints) are append-only: triggers refuse UPDATE and DELETE, and
  *     every event carries SHA-256(previous hash ‖ canonical bytes), so an edit made behind
  *     the triggers' back is found and named by seq.
+ *   - Tamper evidence as a whole (schema 8), with keys derived from the vault: the chain
+ *     head (last seq and hash, table chain_head) and every checkpoint (checkpoint_macs)
+ *     carry a keyed MAC, so a cut-off tail or a chain rewritten and rehashed is found; every
+ *     event about an order carries state_mac, a keyed MAC of the order's row (kind, subject,
+ *     vendor, owner, state, fields) after the step, bound to the event's seq, so the orders
+ *     table can be checked against its events: the row must match the MAC of its order's
+ *     last event (or, for an order whose last event predates schema 8, order_macs, written
+ *     when the ledger was migrated). An order row changed after its last event in a
+ *     transaction would break that, so such a commit is refused. Replacing the whole file
+ *     by an older genuine copy is not detected (docs/development.md).
  *   - The head of the chain (last seq and hash) is cached here and is exact whenever a
  *     write transaction is open: it is reloaded after a rollback, and at cs_ledger_begin()
  *     when PRAGMA data_version says another connection wrote meanwhile.
@@ -21,7 +31,12 @@
  *   - Every statement is prepared with numbered ?N parameters; no SQL text is built from
  *     data. Cached statements are reset when their user's scope ends, so none keeps a read
  *     transaction (and thus a WAL checkpoint) pinned.
- *   - A CsLedger is one SQLite connection, used from one thread (the main loop's).
+ *   - Material bytes are not in the file (schema 9): they are content-addressed files in
+ *     <ledger's directory>/materials (cs-blobs.c), written and synced before the row that
+ *     names them by SHA-256 commits; reading one checks it against that hash.
+ *   - A CsLedger is one SQLite connection, used from one thread (the main loop's). The
+ *     background verification opens its own read-only connection in its own thread and
+ *     shares nothing with it but a copy of the vault key.
  */
 #define G_LOG_DOMAIN "certseald"
 
@@ -35,12 +50,49 @@
 #include <sqlite3.h>
 
 #include "certseal/plugin.h"
+#include "cs-blobs.h"
 #include "cs-json.h"
 #include "cs-ledger.h"
 
 #define CS_LEDGER_HASH_SIZE 32
 #define CS_LEDGER_BUSY_TIMEOUT_MS 5000
 #define CS_LEDGER_BACKUP_MAX_SUFFIX 1000
+/* The first schema whose chain is keyed (chain_head, checkpoint_macs, state_mac). */
+#define CS_LEDGER_KEYED_SCHEMA 8
+/* Labels of the keys derived from the vault for the MACs. */
+#define CS_LEDGER_MAC_HEAD "ledger chain head"
+#define CS_LEDGER_MAC_CHECKPOINT "ledger checkpoint"
+#define CS_LEDGER_MAC_ORDER "ledger order state"
+
+/* The MAC keys, derived from the vault once per connection. */
+typedef enum { MAC_HEAD, MAC_CHECKPOINT, MAC_ORDER, MAC_LAST } CsLedgerMac;
+typedef struct {
+	guint8 key[MAC_LAST][CS_VAULT_KEY_SIZE];
+} MacKeys;
+
+static MacKeys *
+mac_keys_new(CsVault *vault)
+{
+	MacKeys *keys;
+
+	if (vault == NULL)
+		return NULL;
+	keys = g_new0(MacKeys, 1);
+	cs_vault_derive_key(vault, CS_LEDGER_MAC_HEAD, keys->key[MAC_HEAD]);
+	cs_vault_derive_key(vault, CS_LEDGER_MAC_CHECKPOINT, keys->key[MAC_CHECKPOINT]);
+	cs_vault_derive_key(vault, CS_LEDGER_MAC_ORDER, keys->key[MAC_ORDER]);
+	return keys;
+}
+
+static void
+mac_keys_free(MacKeys *keys)
+{
+	if (keys == NULL)
+		return;
+	OPENSSL_cleanse(keys, sizeof(*keys));
+	g_free(keys);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MacKeys, mac_keys_free)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3_stmt, sqlite3_finalize)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MD_CTX, EVP_MD_CTX_free)
@@ -72,6 +124,9 @@ typedef enum {
 	STMT_UPDATE_ORDER,
 	STMT_LOAD_ORDER,
 	STMT_INSERT_CERTIFICATE,
+	STMT_SET_HEAD,
+	STMT_INSERT_CHECKPOINT_MAC,
+	STMT_LOAD_ORDER_KEYED,
 	STMT_LAST
 } CsLedgerStmt;
 
@@ -82,7 +137,8 @@ static const char *const stmt_sql[STMT_LAST] = {
     [STMT_DATA_VERSION] = "PRAGMA data_version",
     [STMT_HEAD] = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
     [STMT_APPEND_EVENT] = "INSERT INTO events (seq, time, order_id, kind, from_state, to_state, "
-			  "actor, data, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			  "actor, data, hash, state_mac) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [STMT_INSERT_CHECKPOINT] = "INSERT INTO checkpoints (seq, hash) VALUES (?1, ?2)",
     /* AUTOINCREMENT's high-water mark, so a number is never handed out twice. */
     [STMT_NEXT_ORDER_NUM] = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence "
@@ -99,6 +155,12 @@ static const char *const stmt_sql[STMT_LAST] = {
 				"subject_type, id_number, order_id, not_before, not_after, "
 				"status, revoked_at, reason, der, created) VALUES (?1, ?2, ?3, "
 				"?4, ?5, ?6, ?7, ?8, ?9, 'valid', NULL, NULL, ?10, ?11)",
+    [STMT_SET_HEAD] = "INSERT OR REPLACE INTO chain_head (id, seq, hash, mac) "
+		      "VALUES (1, ?1, ?2, ?3)",
+    [STMT_INSERT_CHECKPOINT_MAC] = "INSERT INTO checkpoint_macs (seq, mac) VALUES (?1, ?2)",
+    /* The columns order_state_mac() keys. */
+    [STMT_LOAD_ORDER_KEYED] = "SELECT id, kind, subject_type, vendor, owner_uid, state, fields "
+			      "FROM orders WHERE id = ?1",
 };
 
 /*
@@ -283,10 +345,56 @@ static const char *const migration_sql[] = {
 	  "  BEGIN SELECT RAISE(ABORT, 'invoices are issued once'); END;"
 	  "CREATE TRIGGER invoices_no_delete BEFORE DELETE ON invoices"
 	  "  BEGIN SELECT RAISE(ABORT, 'invoices are issued once'); END;",
+    /* Tamper evidence as a whole (see the top of this file): the keyed chain head, a keyed
+     * MAC for every checkpoint, the keyed state of an order after each event about it, and
+     * the keyed state of the orders whose last event came before this schema (filled in
+     * the same transaction by key_existing_ledger()). */
+    [8] = "ALTER TABLE events ADD COLUMN state_mac TEXT NULL;"
+	  "CREATE TABLE chain_head ("
+	  "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	  "  seq INTEGER NOT NULL,"
+	  "  hash BLOB NOT NULL,"
+	  "  mac TEXT NOT NULL);"
+	  "CREATE TABLE checkpoint_macs ("
+	  "  seq INTEGER PRIMARY KEY REFERENCES checkpoints(seq),"
+	  "  mac TEXT NOT NULL);"
+	  "CREATE TRIGGER checkpoint_macs_no_update BEFORE UPDATE ON checkpoint_macs"
+	  "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+	  "CREATE TRIGGER checkpoint_macs_no_delete BEFORE DELETE ON checkpoint_macs"
+	  "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+	  "CREATE TABLE order_macs ("
+	  "  order_id TEXT PRIMARY KEY REFERENCES orders(id),"
+	  "  seq INTEGER NOT NULL," /* the order's last event when the ledger was keyed */
+	  "  mac TEXT NOT NULL);"
+	  "CREATE TRIGGER order_macs_no_update BEFORE UPDATE ON order_macs"
+	  "  BEGIN SELECT RAISE(ABORT, 'order_macs are written once, when keying'); END;",
+    /* Material bytes leave the database: each upload is a content-addressed file in the
+     * state directory, named here by its SHA-256 (move_material_blobs() writes the files
+     * of the existing rows first, in the same transaction). The history stays as it was. */
+    [9] = "CREATE TABLE materials_v9 ("
+	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  "  order_id TEXT NOT NULL REFERENCES orders(id),"
+	  "  kind TEXT NOT NULL,"
+	  "  filename TEXT NOT NULL,"
+	  "  mime TEXT NOT NULL,"
+	  "  size INTEGER NOT NULL,"
+	  "  sha256 TEXT NOT NULL," /* the file <state>/materials/<2 hex>/<sha256> */
+	  "  created INTEGER NOT NULL,"
+	  "  actor TEXT NOT NULL);"
+	  "INSERT INTO materials_v9 (id, order_id, kind, filename, mime, size, sha256, created, "
+	  "  actor) SELECT id, order_id, kind, filename, mime, size, sha256, created, actor "
+	  "  FROM materials ORDER BY id;"
+	  "DROP TABLE materials;"
+	  "ALTER TABLE materials_v9 RENAME TO materials;"
+	  "CREATE INDEX materials_order ON materials(order_id, kind, id);"
+	  "CREATE TRIGGER materials_no_update BEFORE UPDATE ON materials"
+	  "  BEGIN SELECT RAISE(ABORT, 'materials are replaced by a new upload, not edited'); END;"
+	  "CREATE TRIGGER materials_no_delete BEFORE DELETE ON materials"
+	  "  BEGIN SELECT RAISE(ABORT, 'materials are append-only'); END;",
     /* Query codes (订单查询): one-time codes for a subject, not an order — to the phone on
      * file, asked for by a caller uid (the rate limits count both). A keyed hash, never
      * the code. */
-    [8] = "CREATE TABLE query_codes ("
+    [10] = "CREATE TABLE query_codes ("
 	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	  "  subject_type TEXT NOT NULL,"
 	  "  id_number TEXT NOT NULL,"
@@ -315,6 +423,13 @@ struct _CsLedger {
 	gint64 last_seq;
 	guint8 last_hash[CS_LEDGER_HASH_SIZE];
 	sqlite3_stmt *stmts[STMT_LAST];
+	/* Orders inserted or updated in the open transaction and not yet followed by an
+	 * event about them (their state would go unkeyed). */
+	GHashTable *unkeyed_orders;
+	CsBlobs *blobs; /* the material files */
+	MacKeys *keys;	/* NULL exactly when vault is */
+	/* > 0 once a verification failed: every write is refused from then on. */
+	gint64 failed_seq;
 };
 
 /* ---- SQLite plumbing ------------------------------------------------------------------ */
@@ -511,6 +626,71 @@ chain_hash(const guint8 prev[CS_LEDGER_HASH_SIZE],
 	return TRUE;
 }
 
+/* Lowercase hex of a hash. */
+static char *
+hash_hex(const guint8 hash[CS_LEDGER_HASH_SIZE])
+{
+	GString *s = g_string_sized_new(CS_LEDGER_HASH_SIZE * 2);
+
+	for (guint i = 0; i < CS_LEDGER_HASH_SIZE; i++)
+		g_string_append_printf(s, "%02x", hash[i]);
+	return g_string_free(s, FALSE);
+}
+
+/* The keyed MAC of a (seq, hash) pair: the chain head or a checkpoint. */
+static char *
+position_mac(const MacKeys *keys,
+	     CsLedgerMac which,
+	     gint64 seq,
+	     const guint8 hash[CS_LEDGER_HASH_SIZE])
+{
+	g_autofree char *hex = hash_hex(hash);
+	g_autofree char *data = g_strdup_printf("%" G_GINT64_FORMAT ":%s", seq, hex);
+
+	return cs_vault_hmac_hex(keys->key[which], data);
+}
+
+static void
+append_part(GString *s, const char *part)
+{
+	/* Length-prefixed, so no two rows can give the same bytes. */
+	g_string_append_printf(s, "%zu:%s;", part != NULL ? strlen(part) : 0,
+			       part != NULL ? part : "");
+}
+
+/*
+ * The keyed MAC of an order's row as of event @seq. @stmt's columns from @col: id, kind,
+ * subject_type, vendor, owner_uid, state, fields — hashed as stored.
+ */
+static char *
+order_state_mac(const MacKeys *keys, gint64 seq, sqlite3_stmt *stmt, int col)
+{
+	g_autoptr(GString) s = g_string_new(NULL);
+	g_autofree char *owner =
+	    g_strdup_printf("%" G_GINT64_FORMAT, (gint64)sqlite3_column_int64(stmt, col + 4));
+	g_autofree char *seq_text = g_strdup_printf("%" G_GINT64_FORMAT, seq);
+
+	append_part(s, seq_text);
+	for (int i = 0; i < 4; i++)
+		append_part(s, (const char *)sqlite3_column_text(stmt, col + i));
+	append_part(s, owner);
+	append_part(s, (const char *)sqlite3_column_text(stmt, col + 5));
+	append_part(s, (const char *)sqlite3_column_text(stmt, col + 6));
+	return cs_vault_hmac_hex(keys->key[MAC_ORDER], s->str);
+}
+
+/* Equal MACs, compared in constant time. */
+static gboolean
+mac_equal(const char *a, const char *b)
+{
+	gsize len;
+
+	if (a == NULL || b == NULL)
+		return FALSE;
+	len = strlen(a);
+	return len == strlen(b) && CRYPTO_memcmp(a, b, len) == 0;
+}
+
 /* Reload the cached head of the chain from the file. */
 static gboolean
 load_head(CsLedger *ledger, GError **error)
@@ -616,6 +796,81 @@ load_checkpoints(CsLedger *ledger, gint64 from_seq, GError **error)
 	return g_steal_pointer(&out);
 }
 
+/* The checkpoint at @seq carries the keyed MAC of @hash. Not checked before schema 8 or
+ * without a vault (nothing to check with). */
+static gboolean
+check_checkpoint_mac(CsLedger *ledger,
+		     gint64 seq,
+		     const guint8 hash[CS_LEDGER_HASH_SIZE],
+		     gint64 *bad_seq,
+		     GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autofree char *expected = NULL;
+	int rc;
+
+	if (ledger->schema_version < CS_LEDGER_KEYED_SCHEMA || ledger->vault == NULL)
+		return TRUE;
+	stmt = stmt_prepare(ledger->db, "SELECT mac FROM checkpoint_macs WHERE seq = ?1", error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, seq);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return set_sqlite_error(ledger->db, "reading a checkpoint", error);
+	expected = position_mac(ledger->keys, MAC_CHECKPOINT, seq, hash);
+	if (rc == SQLITE_ROW && mac_equal((const char *)sqlite3_column_text(stmt, 0), expected))
+		return TRUE;
+	return fail_at(seq, bad_seq, error, "its checkpoint fails its keyed MAC");
+}
+
+/* The chain ends where its keyed head says: after @last_seq with @last_hash. */
+static gboolean
+check_head(CsLedger *ledger,
+	   gint64 last_seq,
+	   const guint8 last_hash[CS_LEDGER_HASH_SIZE],
+	   gint64 *bad_seq,
+	   GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autofree char *expected = NULL;
+	gint64 head_seq;
+	int rc;
+
+	if (ledger->schema_version < CS_LEDGER_KEYED_SCHEMA)
+		return TRUE;
+	stmt =
+	    stmt_prepare(ledger->db, "SELECT seq, hash, mac FROM chain_head WHERE id = 1", error);
+	if (stmt == NULL)
+		return FALSE;
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return set_sqlite_error(ledger->db, "reading the chain head", error);
+	if (rc == SQLITE_DONE) {
+		if (last_seq == 0)
+			return TRUE;
+		return fail_at(last_seq, bad_seq, error, "the keyed chain head is missing");
+	}
+	head_seq = sqlite3_column_int64(stmt, 0);
+	if (head_seq > last_seq) {
+		g_autofree char *msg = g_strdup_printf(
+		    "missing (the keyed chain head ends at %" G_GINT64_FORMAT ")", head_seq);
+		return fail_at(last_seq + 1, bad_seq, error, msg);
+	}
+	if (head_seq < last_seq)
+		return fail_at(head_seq + 1, bad_seq, error,
+			       "after the end of the keyed chain head");
+	if (sqlite3_column_bytes(stmt, 1) != CS_LEDGER_HASH_SIZE ||
+	    memcmp(sqlite3_column_blob(stmt, 1), last_hash, CS_LEDGER_HASH_SIZE) != 0)
+		return fail_at(last_seq, bad_seq, error, "does not match the keyed chain head");
+	if (ledger->vault == NULL)
+		return TRUE;
+	expected = position_mac(ledger->keys, MAC_HEAD, head_seq, last_hash);
+	if (!mac_equal((const char *)sqlite3_column_text(stmt, 2), expected))
+		return fail_at(last_seq, bad_seq, error, "the chain head fails its keyed MAC");
+	return TRUE;
+}
+
 /*
  * Where verification from @from_seq may start: after a checkpoint at @from_seq - 1 whose
  * event still carries the checkpointed hash, or else at the beginning.
@@ -653,12 +908,19 @@ find_start(CsLedger *ledger,
 		   CS_LEDGER_HASH_SIZE) != 0)
 		return fail_at(from_seq - 1, bad_seq, error, "does not match its checkpoint");
 	memcpy(prev, sqlite3_column_blob(stmt, 0), CS_LEDGER_HASH_SIZE);
+	if (!check_checkpoint_mac(ledger, from_seq - 1, prev, bad_seq, error))
+		return FALSE;
 	*start = from_seq;
 	return TRUE;
 }
 
 static gboolean
-verify_chain(CsLedger *ledger, gint64 from_seq, gint64 *bad_seq, gint64 *n_checked, GError **error)
+verify_chain(CsLedger *ledger,
+	     gint64 from_seq,
+	     gint64 *bad_seq,
+	     gint64 *n_checked,
+	     GCancellable *cancellable,
+	     GError **error)
 {
 	g_autoptr(sqlite3_stmt) stmt = NULL;
 	g_autoptr(GArray) checkpoints = NULL;
@@ -712,6 +974,8 @@ verify_chain(CsLedger *ledger, gint64 from_seq, gint64 *bad_seq, gint64 *n_check
 				if (!c->well_formed || memcmp(c->hash, hash, sizeof(hash)) != 0)
 					return fail_at(seq, bad_seq, error,
 						       "does not match its checkpoint");
+				if (!check_checkpoint_mac(ledger, seq, hash, bad_seq, error))
+					return FALSE;
 				next_checkpoint++;
 			}
 		}
@@ -719,6 +983,9 @@ verify_chain(CsLedger *ledger, gint64 from_seq, gint64 *bad_seq, gint64 *n_check
 		expected++;
 		if (n_checked != NULL)
 			(*n_checked)++;
+		if (cancellable != NULL && expected % 1024 == 0 &&
+		    g_cancellable_set_error_if_cancelled(cancellable, error))
+			return FALSE;
 	}
 	if (rc != SQLITE_DONE)
 		return set_sqlite_error(ledger->db, "reading events", error);
@@ -727,6 +994,75 @@ verify_chain(CsLedger *ledger, gint64 from_seq, gint64 *bad_seq, gint64 *n_check
 		return fail_at(g_array_index(checkpoints, CsCheckpoint, next_checkpoint).seq,
 			       bad_seq, error, "checkpointed but missing");
 	}
+	return check_head(ledger, expected - 1, prev, bad_seq, error);
+}
+
+/* Orders whose row does not match the keyed state of their last event. @since_seq: only
+ * orders with an event at or after it (1: every order, and every order an event names). */
+static gboolean
+verify_orders(CsLedger *ledger, gint64 since_seq, gint64 *bad_seq, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	if (ledger->schema_version < CS_LEDGER_KEYED_SCHEMA || ledger->vault == NULL)
+		return TRUE;
+	if (since_seq <= 1) {
+		g_autoptr(sqlite3_stmt) orphans =
+		    stmt_prepare(ledger->db,
+				 "SELECT MIN(seq) FROM events WHERE order_id IS NOT NULL AND "
+				 "order_id NOT IN (SELECT id FROM orders)",
+				 error);
+
+		if (orphans == NULL || !stmt_step_row(ledger->db, orphans, "reading events", error))
+			return FALSE;
+		if (sqlite3_column_type(orphans, 0) != SQLITE_NULL)
+			return fail_at(sqlite3_column_int64(orphans, 0), bad_seq, error,
+				       "its order is missing from the orders table");
+	}
+	/* From the events since @since_seq (or every order), each order's last event through
+	 * the events_order_id index: opening costs the events since the checkpoint, not the
+	 * ledger. */
+	stmt = stmt_prepare(
+	    ledger->db,
+	    since_seq <= 1
+		? "SELECT o.id, o.kind, o.subject_type, o.vendor, o.owner_uid, o.state, o.fields, "
+		  "  COALESCE((SELECT MAX(seq) FROM events e WHERE e.order_id = o.id), 0) AS last, "
+		  "  (SELECT state_mac FROM events WHERE seq = "
+		  "    (SELECT MAX(seq) FROM events e WHERE e.order_id = o.id)), m.seq, m.mac "
+		  "FROM orders o LEFT JOIN order_macs m ON m.order_id = o.id ORDER BY o.num"
+		: "SELECT o.id, o.kind, o.subject_type, o.vendor, o.owner_uid, o.state, o.fields, "
+		  "  COALESCE((SELECT MAX(seq) FROM events e WHERE e.order_id = o.id), 0) AS last, "
+		  "  (SELECT state_mac FROM events WHERE seq = "
+		  "    (SELECT MAX(seq) FROM events e WHERE e.order_id = o.id)), m.seq, m.mac "
+		  "FROM (SELECT DISTINCT order_id FROM events WHERE seq >= ?1 "
+		  "      AND order_id IS NOT NULL) x "
+		  "JOIN orders o ON o.id = x.order_id "
+		  "LEFT JOIN order_macs m ON m.order_id = o.id ORDER BY o.num",
+	    error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, since_seq);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(stmt, 0);
+		gint64 last = sqlite3_column_int64(stmt, 7); /* 0 when no event names it */
+		const char *expected = (const char *)sqlite3_column_text(stmt, 8);
+		g_autofree char *actual = order_state_mac(ledger->keys, last, stmt, 0);
+		g_autofree char *msg = NULL;
+
+		/* Before schema 8 the last event carries no MAC: the one keyed at migration. */
+		if (expected == NULL && sqlite3_column_type(stmt, 9) != SQLITE_NULL &&
+		    sqlite3_column_int64(stmt, 9) == last)
+			expected = (const char *)sqlite3_column_text(stmt, 10);
+		if (mac_equal(actual, expected))
+			continue;
+		msg = g_strdup_printf("order %s does not match its keyed state (its state or "
+				      "fields were changed outside the ledger)",
+				      id);
+		return fail_at(last > 0 ? last : ledger->last_seq, bad_seq, error, msg);
+	}
+	if (rc != SQLITE_DONE)
+		return set_sqlite_error(ledger->db, "reading orders", error);
 	return TRUE;
 }
 
@@ -747,7 +1083,8 @@ cs_ledger_verify(
 	own_transaction = sqlite3_get_autocommit(ledger->db);
 	if (own_transaction && !db_exec(ledger->db, "BEGIN", "starting to verify", error))
 		return FALSE;
-	ok = verify_chain(ledger, from_seq, bad_seq, n_checked, error);
+	ok = verify_chain(ledger, from_seq, bad_seq, n_checked, NULL, error) &&
+	     verify_orders(ledger, from_seq, bad_seq, error);
 	if (own_transaction)
 		(void)sqlite3_exec(ledger->db, "COMMIT", NULL, NULL, NULL);
 	return ok;
@@ -781,6 +1118,120 @@ cs_ledger_last_seq(CsLedger *ledger)
 {
 	g_return_val_if_fail(ledger != NULL, 0);
 	return ledger->last_seq;
+}
+
+/* ---- verification in the background --------------------------------------------------- */
+
+typedef struct {
+	char *path;
+	CsVault *vault; /* a copy: the thread may outlive the daemon's */
+	int schema_version;
+} VerifyJob;
+
+typedef struct {
+	gint64 bad_seq;
+	gint64 n_checked;
+	GError *error; /* NULL when the ledger verified */
+} VerifyOutcome;
+
+static void
+verify_job_free(VerifyJob *job)
+{
+	cs_vault_free(job->vault);
+	g_free(job->path);
+	g_free(job);
+}
+
+static void
+verify_outcome_free(VerifyOutcome *outcome)
+{
+	g_clear_error(&outcome->error);
+	g_free(outcome);
+}
+
+/* In the worker thread: the whole chain and every order, through a read-only connection of
+ * its own, in one read snapshot (the main loop's writes go on beside it). */
+static void
+verify_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+	VerifyJob *job = task_data;
+	VerifyOutcome *outcome = g_new0(VerifyOutcome, 1);
+	g_autoptr(MacKeys) keys = mac_keys_new(job->vault);
+	CsLedger shadow = {.path = job->path,
+			   .vault = job->vault,
+			   .keys = keys,
+			   .schema_version = job->schema_version};
+
+	if (sqlite3_open_v2(job->path, &shadow.db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		g_set_error(&outcome->error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot open: %s",
+			    job->path,
+			    shadow.db != NULL ? sqlite3_errmsg(shadow.db) : "out of memory");
+	} else {
+		sqlite3_busy_timeout(shadow.db, CS_LEDGER_BUSY_TIMEOUT_MS);
+		if (db_exec(shadow.db, "BEGIN", "starting to verify", &outcome->error) &&
+		    db_query_int(shadow.db, "SELECT COALESCE(MAX(seq), 0) FROM events",
+				 &shadow.last_seq, &outcome->error) &&
+		    verify_chain(&shadow, 1, &outcome->bad_seq, &outcome->n_checked, cancellable,
+				 &outcome->error))
+			verify_orders(&shadow, 1, &outcome->bad_seq, &outcome->error);
+	}
+	sqlite3_close(shadow.db);
+	g_task_return_pointer(task, outcome, (GDestroyNotify)verify_outcome_free);
+}
+
+void
+cs_ledger_verify_in_background(CsLedger *ledger,
+			       GCancellable *cancellable,
+			       GAsyncReadyCallback callback,
+			       gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
+	VerifyJob *job = g_new0(VerifyJob, 1);
+
+	g_return_if_fail(ledger != NULL);
+
+	job->path = g_strdup(ledger->path);
+	job->vault = ledger->vault != NULL ? cs_vault_copy(ledger->vault) : NULL;
+	job->schema_version = ledger->schema_version;
+	g_task_set_source_tag(task, cs_ledger_verify_in_background);
+	g_task_set_task_data(task, job, (GDestroyNotify)verify_job_free);
+	g_task_run_in_thread(task, verify_thread);
+}
+
+gboolean
+cs_ledger_verify_in_background_finish(GAsyncResult *result,
+				      gint64 *bad_seq,
+				      gint64 *n_checked,
+				      GError **error)
+{
+	VerifyOutcome *outcome = g_task_propagate_pointer(G_TASK(result), error);
+	gboolean ok;
+
+	if (outcome == NULL)
+		return FALSE; /* cancelled */
+	if (bad_seq != NULL)
+		*bad_seq = outcome->bad_seq;
+	if (n_checked != NULL)
+		*n_checked = outcome->n_checked;
+	ok = outcome->error == NULL;
+	if (!ok)
+		g_propagate_error(error, g_steal_pointer(&outcome->error));
+	verify_outcome_free(outcome);
+	return ok;
+}
+
+void
+cs_ledger_refuse_writes(CsLedger *ledger, gint64 bad_seq)
+{
+	g_return_if_fail(ledger != NULL);
+	ledger->failed_seq = MAX(bad_seq, 1);
+}
+
+gint64
+cs_ledger_get_failed_seq(CsLedger *ledger)
+{
+	g_return_val_if_fail(ledger != NULL, 0);
+	return ledger->failed_seq;
 }
 
 /* ---- opening, migrating, closing ------------------------------------------------------ */
@@ -881,9 +1332,134 @@ check_header(sqlite3 *db, const char *path, int *version_out, GError **error)
 	return TRUE;
 }
 
-/* One step: its DDL and the version bump commit together or not at all. */
+/*
+ * Key a ledger from before schema 8, in the migration's transaction (after its whole
+ * chain verified at open): a MAC for every checkpoint, the keyed chain head, and the keyed
+ * state of every order as of its last event.
+ */
 static gboolean
-migrate_step(sqlite3 *db, int version, GError **error)
+key_existing_ledger(sqlite3 *db, CsVault *vault, GError **error)
+{
+	g_autoptr(MacKeys) keys = mac_keys_new(vault);
+	g_autoptr(sqlite3_stmt) checkpoints = NULL;
+	g_autoptr(sqlite3_stmt) head = NULL;
+	g_autoptr(sqlite3_stmt) orders = NULL;
+	g_autoptr(sqlite3_stmt) insert = NULL;
+	int rc;
+
+	checkpoints = stmt_prepare(db, "SELECT seq, hash FROM checkpoints ORDER BY seq", error);
+	insert = stmt_prepare(db, "INSERT INTO checkpoint_macs (seq, mac) VALUES (?1, ?2)", error);
+	if (checkpoints == NULL || insert == NULL)
+		return FALSE;
+	while ((rc = sqlite3_step(checkpoints)) == SQLITE_ROW) {
+		g_autofree char *mac = NULL;
+
+		if (sqlite3_column_bytes(checkpoints, 1) != CS_LEDGER_HASH_SIZE)
+			continue; /* verification already refused such a file */
+		mac = position_mac(keys, MAC_CHECKPOINT, sqlite3_column_int64(checkpoints, 0),
+				   sqlite3_column_blob(checkpoints, 1));
+		sqlite3_bind_int64(insert, 1, sqlite3_column_int64(checkpoints, 0));
+		bind_text(insert, 2, mac);
+		if (!stmt_exec(db, insert, "keying a checkpoint", error))
+			return FALSE;
+		sqlite3_reset(insert);
+	}
+	if (rc != SQLITE_DONE)
+		return set_sqlite_error(db, "reading checkpoints", error);
+	g_clear_pointer(&insert, sqlite3_finalize);
+
+	head = stmt_prepare(db, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", error);
+	if (head == NULL)
+		return FALSE;
+	rc = sqlite3_step(head);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(head, 1) == CS_LEDGER_HASH_SIZE) {
+		g_autofree char *mac = position_mac(keys, MAC_HEAD, sqlite3_column_int64(head, 0),
+						    sqlite3_column_blob(head, 1));
+
+		insert = stmt_prepare(
+		    db, "INSERT INTO chain_head (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)",
+		    error);
+		if (insert == NULL)
+			return FALSE;
+		sqlite3_bind_int64(insert, 1, sqlite3_column_int64(head, 0));
+		sqlite3_bind_blob(insert, 2, sqlite3_column_blob(head, 1), CS_LEDGER_HASH_SIZE,
+				  SQLITE_TRANSIENT);
+		bind_text(insert, 3, mac);
+		if (!stmt_exec(db, insert, "keying the chain head", error))
+			return FALSE;
+		g_clear_pointer(&insert, sqlite3_finalize);
+	} else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		return set_sqlite_error(db, "reading the last event", error);
+	}
+
+	orders =
+	    stmt_prepare(db,
+			 "SELECT id, kind, subject_type, vendor, owner_uid, state, fields, "
+			 "COALESCE((SELECT MAX(seq) FROM events WHERE order_id = orders.id), 0) "
+			 "FROM orders",
+			 error);
+	insert = stmt_prepare(db, "INSERT INTO order_macs (order_id, seq, mac) VALUES (?1, ?2, ?3)",
+			      error);
+	if (orders == NULL || insert == NULL)
+		return FALSE;
+	while ((rc = sqlite3_step(orders)) == SQLITE_ROW) {
+		gint64 seq = sqlite3_column_int64(orders, 7);
+		g_autofree char *mac = order_state_mac(keys, seq, orders, 0);
+
+		bind_text(insert, 1, (const char *)sqlite3_column_text(orders, 0));
+		sqlite3_bind_int64(insert, 2, seq);
+		bind_text(insert, 3, mac);
+		if (!stmt_exec(db, insert, "keying an order", error))
+			return FALSE;
+		sqlite3_reset(insert);
+	}
+	if (rc != SQLITE_DONE)
+		return set_sqlite_error(db, "reading orders", error);
+	return TRUE;
+}
+
+/* Before schema 9 drops the data column: every row's bytes into the content-addressed
+ * store, checked against the hash the row already holds. */
+static gboolean
+move_material_blobs(sqlite3 *db, CsBlobs *blobs, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt =
+	    stmt_prepare(db, "SELECT id, sha256, data FROM materials ORDER BY id", error);
+	guint moved = 0;
+	int rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *expected = (const char *)sqlite3_column_text(stmt, 1);
+		const guint8 *data = sqlite3_column_blob(stmt, 2);
+		gsize len = (gsize)sqlite3_column_bytes(stmt, 2);
+		g_autofree char *sha256 = NULL;
+
+		if (!cs_blobs_put(blobs, data != NULL ? data : (const guint8 *)"", len, &sha256,
+				  error))
+			return FALSE;
+		if (g_strcmp0(sha256, expected) != 0) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+				    "materials row %" G_GINT64_FORMAT
+				    ": its bytes do not match its sha256 %s",
+				    (gint64)sqlite3_column_int64(stmt, 0), expected);
+			return FALSE;
+		}
+		moved++;
+	}
+	if (rc != SQLITE_DONE)
+		return set_sqlite_error(db, "reading materials", error);
+	if (moved > 0)
+		g_message("moved %u material(s) out of the ledger into files", moved);
+	return TRUE;
+}
+
+/* One step: its DDL and the version bump commit together or not at all. @vault: keys the
+ * existing chain when the step introduces keying (NULL: only for fixtures); @blobs takes
+ * the material bytes out. */
+static gboolean
+migrate_step(sqlite3 *db, int version, CsVault *vault, CsBlobs *blobs, GError **error)
 {
 	g_autofree char *set_version = g_strdup_printf("PRAGMA user_version = %d", version);
 	g_autofree char *set_app_id =
@@ -891,8 +1467,11 @@ migrate_step(sqlite3 *db, int version, GError **error)
 
 	if (!db_exec(db, "BEGIN IMMEDIATE", "starting the migration", error))
 		return FALSE;
-	if (!db_exec(db, migration_sql[version], "migration", error) ||
+	if ((version == 9 && !move_material_blobs(db, blobs, error)) ||
+	    !db_exec(db, migration_sql[version], "migration", error) ||
 	    (version == 1 && !db_exec(db, set_app_id, "setting application_id", error)) ||
+	    (version == CS_LEDGER_KEYED_SCHEMA && vault != NULL &&
+	     !key_existing_ledger(db, vault, error)) ||
 	    !db_exec(db, set_version, "setting user_version", error) ||
 	    !db_exec(db, "COMMIT", "committing the migration", error)) {
 		if (!sqlite3_get_autocommit(db))
@@ -903,10 +1482,11 @@ migrate_step(sqlite3 *db, int version, GError **error)
 }
 
 static gboolean
-migrate(sqlite3 *db, const char *path, int from, int to, GError **error)
+migrate(
+    sqlite3 *db, const char *path, int from, int to, CsVault *vault, CsBlobs *blobs, GError **error)
 {
 	for (int version = from + 1; version <= to; version++) {
-		if (!migrate_step(db, version, error)) {
+		if (!migrate_step(db, version, vault, blobs, error)) {
 			g_prefix_error(error, "%s: migrating to schema version %d: ", path,
 				       version);
 			return FALSE;
@@ -1000,14 +1580,16 @@ set_pragmas(CsLedger *ledger, GError **error)
 	       db_exec(ledger->db, "PRAGMA secure_delete = ON", "setting secure_delete", error);
 }
 
-/* Verify the chain from the last checkpoint, before anything may write to the file. */
+/* Verify the chain from the last checkpoint (its keyed MAC, every event after it, the
+ * keyed head, the orders those events are about), before anything may write to the file;
+ * the whole chain when @whole (a ledger about to be keyed by its migration). */
 static gboolean
-verify_at_open(CsLedger *ledger, GError **error)
+verify_at_open(CsLedger *ledger, gboolean whole, GError **error)
 {
 	gint64 from_seq = 0;
 	gint64 n_checked = 0;
 
-	if (!query_last_checkpoint(ledger, &from_seq, error)) {
+	if (!whole && !query_last_checkpoint(ledger, &from_seq, error)) {
 		g_prefix_error(error, "%s: ", ledger->path);
 		return FALSE;
 	}
@@ -1021,6 +1603,34 @@ verify_at_open(CsLedger *ledger, GError **error)
 	return TRUE;
 }
 
+/* After schema 9 moved the material bytes out, their pages are free but the file keeps
+ * its size: give the space back once (best effort; VACUUM is itself transactional). */
+static void
+reclaim_material_pages(CsLedger *ledger)
+{
+	gint64 free_pages = 0, page_size = 0;
+
+	if (!db_query_int(ledger->db, "PRAGMA freelist_count", &free_pages, NULL) ||
+	    !db_query_int(ledger->db, "PRAGMA page_size", &page_size, NULL) || free_pages == 0)
+		return;
+	if (sqlite3_exec(ledger->db, "VACUUM", NULL, NULL, NULL) != SQLITE_OK) {
+		g_warning("%s: cannot reclaim the space the materials left: %s", ledger->path,
+			  sqlite3_errmsg(ledger->db));
+		return;
+	}
+	g_message("%s: reclaimed %" G_GINT64_FORMAT " KiB the materials left in the file",
+		  ledger->path, free_pages * page_size / 1024);
+}
+
+static CsBlobs *
+open_blobs_beside(const char *path)
+{
+	g_autofree char *dir = g_path_get_dirname(path);
+	g_autofree char *materials = g_build_filename(dir, "materials", NULL);
+
+	return cs_blobs_open(materials);
+}
+
 CsLedger *
 cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GError **error)
 {
@@ -1031,6 +1641,9 @@ cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GErr
 
 	ledger->path = g_strdup(path);
 	ledger->vault = vault;
+	ledger->keys = mac_keys_new(vault);
+	ledger->unkeyed_orders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	ledger->blobs = open_blobs_beside(path);
 	ledger->checkpoint_interval =
 	    checkpoint_interval > 0 ? checkpoint_interval : CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT;
 	if (!db_open(path, &ledger->db, error))
@@ -1039,16 +1652,34 @@ cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GErr
 	if (!check_header(ledger->db, path, &version, error))
 		return NULL;
 	ledger->schema_version = version;
-	if (version >= 1 && !verify_at_open(ledger, error))
+	if (version >= 1 && version < CS_LEDGER_KEYED_SCHEMA && vault == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s: migrating to schema version %d needs the vault key", path,
+			    CS_LEDGER_KEYED_SCHEMA);
+		return NULL;
+	}
+	/* A vault key check value written just now for an older state directory proves
+	 * nothing yet: the key must open what was sealed with it, before the chain is checked
+	 * or keyed with it. Refused, the check value goes again, for the right key to be restored.
+	 */
+	if (version >= 2 && vault != NULL && cs_vault_check_value_is_new(vault) &&
+	    !cs_ledger_check_vault_key(ledger, error)) {
+		cs_vault_forget_check_value(vault);
+		return NULL;
+	}
+	if (version >= 1 && !verify_at_open(ledger, version < CS_LEDGER_KEYED_SCHEMA, error))
 		return NULL;
 	if (version >= 1 && version < CS_LEDGER_SCHEMA_VERSION &&
 	    !backup_before_migrating(ledger, version, error))
 		return NULL;
 	if (!set_pragmas(ledger, error))
 		return NULL;
-	if (!migrate(ledger->db, path, version, CS_LEDGER_SCHEMA_VERSION, error))
+	if (!migrate(ledger->db, path, version, CS_LEDGER_SCHEMA_VERSION, vault, ledger->blobs,
+		     error))
 		return NULL;
 	ledger->schema_version = CS_LEDGER_SCHEMA_VERSION;
+	if (version >= 6 && version < 9)
+		reclaim_material_pages(ledger);
 	if (!load_head(ledger, error) || !read_data_version(ledger, &ledger->data_version, error))
 		return NULL;
 	ledger->opened = TRUE;
@@ -1058,6 +1689,7 @@ cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GErr
 gboolean
 cs_ledger_migrate_file_to(const char *path, int version, GError **error)
 {
+	g_autoptr(CsBlobs) blobs = open_blobs_beside(path);
 	sqlite3 *db = NULL;
 	int current = 0;
 	gboolean ok;
@@ -1080,7 +1712,7 @@ cs_ledger_migrate_file_to(const char *path, int version, GError **error)
 	}
 	/* Journal mode left as it is, so a fixture stays one self-contained file. */
 	ok = ok && db_exec(db, "PRAGMA foreign_keys = ON", "setting foreign_keys", error) &&
-	     migrate(db, path, current, version, error);
+	     migrate(db, path, current, version, NULL, blobs, error);
 	sqlite3_close(db);
 	return ok;
 }
@@ -1108,6 +1740,9 @@ cs_ledger_free(CsLedger *ledger)
 		}
 	}
 	OPENSSL_cleanse(ledger->last_hash, sizeof(ledger->last_hash));
+	g_clear_pointer(&ledger->unkeyed_orders, g_hash_table_unref);
+	g_clear_pointer(&ledger->blobs, cs_blobs_free);
+	g_clear_pointer(&ledger->keys, mac_keys_free);
 	g_free(ledger->path);
 	g_free(ledger->backup_path);
 	g_free(ledger);
@@ -1125,6 +1760,13 @@ cs_ledger_get_backup_path(CsLedger *ledger)
 {
 	g_return_val_if_fail(ledger != NULL, NULL);
 	return ledger->backup_path;
+}
+
+CsBlobs *
+cs_ledger_get_blobs(CsLedger *ledger)
+{
+	g_return_val_if_fail(ledger != NULL, NULL);
+	return ledger->blobs;
 }
 
 gpointer
@@ -1149,6 +1791,14 @@ cs_ledger_begin(CsLedger *ledger, GError **error)
 				    "ledger: a transaction is already open");
 		return FALSE;
 	}
+	if (ledger->failed_seq > 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+			    "ledger failed verification at event %" G_GINT64_FORMAT
+			    "; nothing can be recorded until it is examined",
+			    ledger->failed_seq);
+		return FALSE;
+	}
+	g_hash_table_remove_all(ledger->unkeyed_orders);
 	stmt = stmt_cached(ledger, STMT_BEGIN, error);
 	if (stmt == NULL || !stmt_exec(ledger->db, stmt, "beginning a transaction", error))
 		return FALSE;
@@ -1170,6 +1820,19 @@ cs_ledger_commit(CsLedger *ledger, GError **error)
 
 	g_return_val_if_fail(ledger != NULL, FALSE);
 
+	if (g_hash_table_size(ledger->unkeyed_orders) > 0) {
+		GHashTableIter iter;
+		gpointer id = NULL;
+
+		g_hash_table_iter_init(&iter, ledger->unkeyed_orders);
+		g_hash_table_iter_next(&iter, &id, NULL);
+		/* A bug in the caller: the row would not match its events at the next check. */
+		g_critical("order %s: changed without an event after the change; not committed",
+			   (const char *)id);
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "ledger: order %s changed without an event", (const char *)id);
+		return FALSE;
+	}
 	stmt = stmt_cached(ledger, STMT_COMMIT, error);
 	if (stmt != NULL && stmt_exec(ledger->db, stmt, "committing", error))
 		return TRUE;
@@ -1194,6 +1857,7 @@ cs_ledger_rollback(CsLedger *ledger)
 			g_clear_error(&error);
 		}
 	}
+	g_hash_table_remove_all(ledger->unkeyed_orders);
 	/* Events appended in the rolled-back transaction moved the cached head. */
 	if (!load_head(ledger, &error))
 		g_warning("%s: %s", ledger->path, error->message);
@@ -1205,12 +1869,58 @@ static gboolean
 insert_checkpoint(CsLedger *ledger, gint64 seq, const guint8 *hash, GError **error)
 {
 	g_autoptr(CsLedgerStmtUse) stmt = stmt_cached(ledger, STMT_INSERT_CHECKPOINT, error);
+	g_autoptr(CsLedgerStmtUse) mac_stmt = NULL;
+	g_autofree char *mac = NULL;
 
 	if (stmt == NULL)
 		return FALSE;
 	sqlite3_bind_int64(stmt, 1, seq);
 	sqlite3_bind_blob(stmt, 2, hash, CS_LEDGER_HASH_SIZE, SQLITE_TRANSIENT);
-	return stmt_exec(ledger->db, stmt, "writing a checkpoint", error);
+	if (!stmt_exec(ledger->db, stmt, "writing a checkpoint", error))
+		return FALSE;
+	mac_stmt = stmt_cached(ledger, STMT_INSERT_CHECKPOINT_MAC, error);
+	if (mac_stmt == NULL)
+		return FALSE;
+	mac = position_mac(ledger->keys, MAC_CHECKPOINT, seq, hash);
+	sqlite3_bind_int64(mac_stmt, 1, seq);
+	bind_text(mac_stmt, 2, mac);
+	return stmt_exec(ledger->db, mac_stmt, "writing a checkpoint", error);
+}
+
+/* The keyed chain head moves with every event, in the same transaction. */
+static gboolean
+set_head(CsLedger *ledger, gint64 seq, const guint8 *hash, GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = stmt_cached(ledger, STMT_SET_HEAD, error);
+	g_autofree char *mac = NULL;
+
+	if (stmt == NULL)
+		return FALSE;
+	mac = position_mac(ledger->keys, MAC_HEAD, seq, hash);
+	sqlite3_bind_int64(stmt, 1, seq);
+	sqlite3_bind_blob(stmt, 2, hash, CS_LEDGER_HASH_SIZE, SQLITE_TRANSIENT);
+	bind_text(stmt, 3, mac);
+	return stmt_exec(ledger->db, stmt, "moving the chain head", error);
+}
+
+/* The keyed state of @order_id's row as of event @seq; NULL in @mac_out when there is no
+ * such order (the event's foreign key then refuses it). */
+static gboolean
+event_state_mac(CsLedger *ledger, const char *order_id, gint64 seq, char **mac_out, GError **error)
+{
+	g_autoptr(CsLedgerStmtUse) stmt = stmt_cached(ledger, STMT_LOAD_ORDER_KEYED, error);
+	int rc;
+
+	*mac_out = NULL;
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, order_id);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*mac_out = order_state_mac(ledger->keys, seq, stmt, 0);
+	else if (rc != SQLITE_DONE)
+		return set_sqlite_error(ledger->db, "keying an event", error);
+	return TRUE;
 }
 
 gboolean
@@ -1228,6 +1938,7 @@ cs_ledger_append_event(CsLedger *ledger,
 	g_autoptr(CsLedgerStmtUse) stmt = NULL;
 	g_autofree char *data_json = NULL;
 	g_autofree char *canonical = NULL;
+	g_autofree char *state_mac = NULL;
 	guint8 hash[CS_LEDGER_HASH_SIZE];
 	gint64 seq;
 
@@ -1238,11 +1949,18 @@ cs_ledger_append_event(CsLedger *ledger,
 	if (!require_transaction(ledger, "appending an event", error) ||
 	    !check_vardict(data, "event data", error))
 		return FALSE;
+	if (ledger->vault == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_UNAVAILABLE,
+				    "ledger: no vault key to key the chain with");
+		return FALSE;
+	}
 	seq = ledger->last_seq + 1;
 	data_json = data != NULL ? cs_json_from_variant(data) : g_strdup("{}");
 	canonical =
 	    cs_ledger_event_canonical(seq, time_us, order_id, kind, from, to, actor, data_json);
 	if (!chain_hash(ledger->last_hash, canonical, hash, error))
+		return FALSE;
+	if (order_id != NULL && !event_state_mac(ledger, order_id, seq, &state_mac, error))
 		return FALSE;
 
 	stmt = stmt_cached(ledger, STMT_APPEND_EVENT, error);
@@ -1257,10 +1975,15 @@ cs_ledger_append_event(CsLedger *ledger,
 	bind_text(stmt, 7, actor);
 	bind_text(stmt, 8, data_json);
 	sqlite3_bind_blob(stmt, 9, hash, sizeof(hash), SQLITE_TRANSIENT);
+	bind_text(stmt, 10, state_mac);
 	if (!stmt_exec(ledger->db, stmt, "appending an event", error))
 		return FALSE;
 	if (seq % ledger->checkpoint_interval == 0 && !insert_checkpoint(ledger, seq, hash, error))
 		return FALSE;
+	if (!set_head(ledger, seq, hash, error))
+		return FALSE;
+	if (order_id != NULL)
+		g_hash_table_remove(ledger->unkeyed_orders, order_id);
 
 	ledger->last_seq = seq;
 	memcpy(ledger->last_hash, hash, sizeof(hash));
@@ -1397,6 +2120,7 @@ cs_ledger_insert_order(CsLedger *ledger,
 	sqlite3_bind_int64(stmt, 9, now_us);
 	if (!stmt_exec(ledger->db, stmt, "inserting an order", error))
 		return FALSE;
+	g_hash_table_add(ledger->unkeyed_orders, g_strdup(id));
 	if (id_out != NULL)
 		*id_out = g_steal_pointer(&id);
 	return TRUE;
@@ -1435,6 +2159,9 @@ cs_ledger_update_order(CsLedger *ledger,
 		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "order %s: not found", id);
 		return FALSE;
 	}
+	/* Only the timestamp: the keyed state is unchanged. */
+	if (state != NULL || fields != NULL)
+		g_hash_table_add(ledger->unkeyed_orders, g_strdup(id));
 	return TRUE;
 }
 
@@ -1700,6 +2427,33 @@ cs_ledger_open_secret(CsLedger *ledger, gint64 id, GError **error)
 	aad = secret_aad(id, (const char *)sqlite3_column_text(stmt, 0));
 	sealed = g_bytes_new(sqlite3_column_blob(stmt, 1), (gsize)sqlite3_column_bytes(stmt, 1));
 	return cs_vault_unseal(ledger->vault, aad, sealed, error);
+}
+
+gboolean
+cs_ledger_check_vault_key(CsLedger *ledger, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_autoptr(GBytes) plain = NULL;
+	gint64 id = 0;
+
+	g_return_val_if_fail(ledger != NULL, FALSE);
+
+	if (!db_query_int(ledger->db,
+			  "SELECT COALESCE(MAX(id), 0) FROM secrets "
+			  "WHERE wiped IS NULL AND sealed IS NOT NULL",
+			  &id, error))
+		return FALSE;
+	if (id == 0)
+		return TRUE;
+	plain = cs_ledger_open_secret(ledger, id, &local);
+	if (plain != NULL)
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+		    "%s: not the key this state directory's secrets were sealed with (secret "
+		    "%" G_GINT64_FORMAT " of %s does not open with it: %s); restore the right key "
+		    "from a backup",
+		    cs_vault_get_key_path(ledger->vault), id, ledger->path, local->message);
+	return FALSE;
 }
 
 gboolean
@@ -2065,36 +2819,38 @@ gboolean
 cs_ledger_insert_material(CsLedger *ledger, const CsMaterialRow *row, GError **error)
 {
 	g_autoptr(sqlite3_stmt) stmt = NULL;
-	gsize len = 0;
-	gconstpointer data;
 
 	g_return_val_if_fail(ledger != NULL && row != NULL, FALSE);
-	g_return_val_if_fail(row->order_id != NULL && row->kind != NULL && row->data != NULL,
+	g_return_val_if_fail(row->order_id != NULL && row->kind != NULL && row->sha256 != NULL,
 			     FALSE);
 
 	if (!require_transaction(ledger, "recording a material", error))
 		return FALSE;
+	/* The bytes are stored (and synced) first: a row never names a missing file. */
+	if (!cs_blobs_contains(ledger->blobs, row->sha256)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "material %s: not in the material store", row->sha256);
+		return FALSE;
+	}
 	stmt = stmt_prepare(ledger->db,
 			    "INSERT INTO materials (order_id, kind, filename, mime, size, sha256, "
-			    "data, created, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			    "created, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 			    error);
 	if (stmt == NULL)
 		return FALSE;
-	data = g_bytes_get_data(row->data, &len);
 	bind_text(stmt, 1, row->order_id);
 	bind_text(stmt, 2, row->kind);
 	bind_text(stmt, 3, row->filename);
 	bind_text(stmt, 4, row->mime);
-	sqlite3_bind_int64(stmt, 5, (sqlite3_int64)len);
+	sqlite3_bind_int64(stmt, 5, row->size);
 	bind_text(stmt, 6, row->sha256);
-	sqlite3_bind_blob64(stmt, 7, len > 0 ? data : "", len, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 8, row->created);
-	bind_text(stmt, 9, row->actor);
+	sqlite3_bind_int64(stmt, 7, row->created);
+	bind_text(stmt, 8, row->actor);
 	return stmt_exec(ledger->db, stmt, "recording a material", error);
 }
 
 static CsMaterialRow *
-material_row_from_stmt(sqlite3_stmt *stmt, gboolean with_data)
+material_row_from_stmt(sqlite3_stmt *stmt)
 {
 	CsMaterialRow *row = g_new0(CsMaterialRow, 1);
 
@@ -2106,9 +2862,6 @@ material_row_from_stmt(sqlite3_stmt *stmt, gboolean with_data)
 	row->sha256 = column_dup(stmt, 5);
 	row->created = sqlite3_column_int64(stmt, 6);
 	row->actor = column_dup(stmt, 7);
-	if (with_data)
-		row->data =
-		    g_bytes_new(sqlite3_column_blob(stmt, 8), (gsize)sqlite3_column_bytes(stmt, 8));
 	return row;
 }
 
@@ -2132,7 +2885,7 @@ cs_ledger_list_materials(CsLedger *ledger, const char *order_id, GError **error)
 		return NULL;
 	bind_text(stmt, 1, order_id);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-		g_ptr_array_add(rows, material_row_from_stmt(stmt, FALSE));
+		g_ptr_array_add(rows, material_row_from_stmt(stmt));
 	if (rc != SQLITE_DONE) {
 		set_sqlite_error(ledger->db, "listing materials", error);
 		return NULL;
@@ -2149,8 +2902,8 @@ cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind
 	g_return_val_if_fail(ledger != NULL && order_id != NULL && kind != NULL, NULL);
 
 	stmt = stmt_prepare(ledger->db,
-			    "SELECT order_id, kind, filename, mime, size, sha256, created, actor, "
-			    "data FROM materials WHERE order_id = ?1 AND kind = ?2 "
+			    "SELECT order_id, kind, filename, mime, size, sha256, created, actor "
+			    "FROM materials WHERE order_id = ?1 AND kind = ?2 "
 			    "ORDER BY id DESC LIMIT 1",
 			    error);
 	if (stmt == NULL)
@@ -2158,8 +2911,19 @@ cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind
 	bind_text(stmt, 1, order_id);
 	bind_text(stmt, 2, kind);
 	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		return material_row_from_stmt(stmt, TRUE);
+	if (rc == SQLITE_ROW) {
+		g_autoptr(CsMaterialRow) row = material_row_from_stmt(stmt);
+		g_autoptr(GError) local = NULL;
+
+		row->data = cs_blobs_load(ledger->blobs, row->sha256, &local);
+		if (row->data == NULL) {
+			/* Named by the row it belongs to; a missing file is damage, not absence. */
+			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s of order %s: %s", kind,
+				    order_id, local->message);
+			return NULL;
+		}
+		return g_steal_pointer(&row);
+	}
 	if (rc == SQLITE_DONE)
 		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
 			    "%s: order %s has no such material", kind, order_id);

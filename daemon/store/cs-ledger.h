@@ -17,6 +17,16 @@
  * checkpoint_interval events a (seq, hash) checkpoint is stored in the same transaction;
  * opening verifies the chain from the last checkpoint, cs_ledger_verify() from the start.
  *
+ * Schema 8 keys the chain with MACs derived from the vault key: the chain head (last seq
+ * and hash) and every checkpoint, so a cut-off tail or a chain rewritten from an edited
+ * event on is found; and each event about an order carries the keyed state of the order's
+ * row after it (state_mac), so a row changed in the orders table is found. Opening checks
+ * the checkpoint, the events after it, the head and the orders those events are about
+ * (time grows with the events since the checkpoint, not with the ledger);
+ * cs_ledger_verify_in_background() checks everything off the main loop. A ledger from
+ * before schema 8 is verified whole and keyed by its migration. Replacing the whole file
+ * by an older genuine copy (with its own, genuine head) is not detected.
+ *
  * Secrets (PINs to deliver, SO PINs, codes inside outgoing messages) never enter events:
  * they are sealed with the vault into the separate `secrets` table, outside the chain,
  * and referred to by id.
@@ -26,13 +36,14 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
+#include "cs-blobs.h"
 #include "cs-vault.h"
 
 G_BEGIN_DECLS
 
-#define CS_LEDGER_SCHEMA_VERSION 8
+#define CS_LEDGER_SCHEMA_VERSION 10
 #define CS_LEDGER_APPLICATION_ID 0x43534c47 /* "CSLG" */
 /* DESIGN §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
 #define CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT 1000
@@ -118,11 +129,33 @@ char *cs_ledger_event_canonical(gint64 seq,
 
 /*
  * Recompute the chain from @from_seq (1 = the first event; a checkpointed seq is trusted
- * as the starting hash). On a mismatch, returns FALSE with CS_ERROR_INTERNAL, a message
- * "ledger event N: …" and *bad_seq = N. *n_checked counts events recomputed.
+ * as the starting hash when its keyed MAC holds) to the keyed chain head, and check the
+ * orders named by the events from @from_seq (1: every order) against their keyed state.
+ * On a mismatch, returns FALSE with CS_ERROR_INTERNAL, a message "ledger event N: …" and
+ * *bad_seq = N. *n_checked counts events recomputed.
  */
 gboolean cs_ledger_verify(
     CsLedger *ledger, gint64 from_seq, gint64 *bad_seq, gint64 *n_checked, GError **error);
+
+/*
+ * cs_ledger_verify() from the start, in a worker thread with its own read-only connection
+ * (the main loop and its writes go on); @callback runs in the calling thread's main
+ * context. Cancelling makes the result G_IO_ERROR_CANCELLED.
+ */
+void cs_ledger_verify_in_background(CsLedger *ledger,
+				    GCancellable *cancellable,
+				    GAsyncReadyCallback callback,
+				    gpointer user_data);
+gboolean cs_ledger_verify_in_background_finish(GAsyncResult *result,
+					       gint64 *bad_seq,
+					       gint64 *n_checked,
+					       GError **error);
+/* From now on every write transaction is refused with CS_ERROR_UNAVAILABLE "ledger failed
+ * verification at event @bad_seq" (a verification failed: nothing more is recorded onto a
+ * ledger that may have been tampered with). */
+void cs_ledger_refuse_writes(CsLedger *ledger, gint64 bad_seq);
+/* The event named by cs_ledger_refuse_writes(), 0 when writes are allowed. */
+gint64 cs_ledger_get_failed_seq(CsLedger *ledger);
 /* The seq of the last stored checkpoint, 0 when none. */
 gint64 cs_ledger_last_checkpoint(CsLedger *ledger);
 gint64 cs_ledger_last_seq(CsLedger *ledger);
@@ -179,6 +212,9 @@ gboolean cs_ledger_seal_secret(CsLedger *ledger,
 			       GError **error);
 /* CS_ERROR_NOT_FOUND when unknown or already wiped. */
 GBytes *cs_ledger_open_secret(CsLedger *ledger, gint64 id, GError **error);
+/* The vault key opens the latest secret still sealed (TRUE when there is none); otherwise
+ * CS_ERROR_INTERNAL naming the secret. */
+gboolean cs_ledger_check_vault_key(CsLedger *ledger, GError **error);
 /* Overwrite the sealed bytes with nothing and mark the row wiped. */
 gboolean cs_ledger_wipe_secret(CsLedger *ledger, gint64 id, gint64 now_us, GError **error);
 
@@ -242,6 +278,8 @@ cs_ledger_next_crl_number(CsLedger *ledger, const char *vendor, gint64 *number, 
  * Materials (schema 6): uploaded scans and photos. A history: each upload is a new row,
  * rows are never updated or deleted (triggers), and the latest row of a (order_id, kind)
  * is the order's material. Writes inside a transaction, with the "material" event.
+ * Since schema 9 the bytes are not in the database: a row names a content-addressed file
+ * of cs_ledger_get_blobs() by its SHA-256, stored before the row is inserted.
  */
 typedef struct {
 	char *order_id;
@@ -250,17 +288,22 @@ typedef struct {
 	char *mime;
 	gint64 size;
 	char *sha256;	/* lower-case hex */
-	GBytes *data;	/* NULL in listings */
+	GBytes *data;	/* the file's bytes, from cs_ledger_load_material() only */
 	gint64 created; /* microseconds */
 	char *actor;
 } CsMaterialRow;
 void cs_material_row_free(CsMaterialRow *row);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsMaterialRow, cs_material_row_free)
-/* size is taken from data; created and actor as given. */
+/* data is ignored: the content must already be in cs_ledger_get_blobs() under sha256
+ * (CS_ERROR_INTERNAL otherwise); size, created and actor as given. */
 gboolean cs_ledger_insert_material(CsLedger *ledger, const CsMaterialRow *row, GError **error);
+/* The store of material bytes, <ledger's directory>/materials. */
+CsBlobs *cs_ledger_get_blobs(CsLedger *ledger);
 /* The latest material of each kind of @order_id, by kind, without their data. */
 GPtrArray *cs_ledger_list_materials(CsLedger *ledger, const char *order_id, GError **error);
-/* The latest @kind of @order_id with its data; CS_ERROR_NOT_FOUND when none. */
+/* The latest @kind of @order_id with its data (read from its file and checked against its
+ * hash: CS_ERROR_INTERNAL when the file is missing or changed); CS_ERROR_NOT_FOUND when
+ * none. */
 CsMaterialRow *
 cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind, GError **error);
 

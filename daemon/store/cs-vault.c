@@ -12,6 +12,10 @@
  *     than replace a key another process created meanwhile.
  *   - Key material lives only in the CsVault, in buffers wiped with OPENSSL_cleanse when
  *     released (the vault key, derived keys, unsealed plaintext).
+ *   - <state_dir>/vault.check holds a key check value (an HMAC under a key derived from the
+ *     vault key for that purpose only). A key that does not match it is refused: 32 other
+ *     bytes would otherwise be accepted and every sealed secret would silently fail to open.
+ *     A state directory from before the check value gets one written on its first start.
  *   - A sealed blob is nonce ‖ ciphertext ‖ tag with a fresh random nonce each time; the
  *     associated data is authenticated, so a blob moved to another row fails to open.
  */
@@ -27,6 +31,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
@@ -35,6 +40,10 @@
 #include "cs-vault.h"
 
 #define CS_VAULT_KEY_FILE "vault.key"
+/* The key check value: an HMAC under a key derived for its own label, never the key. */
+#define CS_VAULT_CHECK_FILE "vault.check"
+#define CS_VAULT_CHECK_LABEL "vault key check"
+#define CS_VAULT_CHECK_PREFIX "certseal vault check v1 "
 /* Fixed HKDF salt: domain separation from any other use of the same key bytes. */
 #define CS_VAULT_HKDF_SALT "certseal vault hkdf v1"
 
@@ -46,6 +55,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MAC_CTX, EVP_MAC_CTX_free)
 
 struct _CsVault {
 	guint8 key[CS_VAULT_KEY_SIZE];
+	/* The check value was first written by this open, for a key that existed before
+	 * (a state directory from before check values): still to be proven by a secret. */
+	char *new_check_path;
+	char *key_path;
 };
 
 /* A buffer whose bytes are wiped before they are freed; carries its own length so that
@@ -260,19 +273,94 @@ load_key_file(CsVault *vault, const char *path, GError **error)
 	return TRUE;
 }
 
+static char *
+check_value_line(CsVault *vault)
+{
+	g_autofree char *mac = cs_vault_keyed_hash(vault, CS_VAULT_CHECK_LABEL, "certseal");
+
+	return g_strconcat(CS_VAULT_CHECK_PREFIX, mac, "\n", NULL);
+}
+
+/* Write the check value through a private temporary file renamed into place. */
+static gboolean
+write_check_file(CsVault *vault, const char *check_path, GError **error)
+{
+	g_autofree char *line = check_value_line(vault);
+	g_autoptr(GError) local_error = NULL;
+
+	if (!g_file_set_contents_full(check_path, line, -1,
+				      G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+				      0600, &local_error)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot write: %s", check_path,
+			    local_error->message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* The key must match the check value written with it; a state directory without one
+ * (from before it existed) gets one now. */
+static gboolean
+check_key(CsVault *vault,
+	  const char *state_dir,
+	  const char *key_path,
+	  gboolean key_created,
+	  GError **error)
+{
+	g_autofree char *check_path = g_build_filename(state_dir, CS_VAULT_CHECK_FILE, NULL);
+	g_autofree char *expected = check_value_line(vault);
+	g_autofree char *stored = NULL;
+	g_autoptr(GError) local_error = NULL;
+	gsize len = 0;
+
+	if (!g_file_get_contents(check_path, &stored, &len, &local_error)) {
+		if (!g_error_matches(local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot read: %s",
+				    check_path, local_error->message);
+			return FALSE;
+		}
+		if (!write_check_file(vault, check_path, error))
+			return FALSE;
+		g_message("wrote the vault key check value %s", check_path);
+		if (!key_created)
+			vault->new_check_path = g_steal_pointer(&check_path);
+		return TRUE;
+	}
+	if (!g_str_has_prefix(stored, CS_VAULT_CHECK_PREFIX) || strlen(stored) != len) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s: not a vault key check value; restore it from a backup",
+			    check_path);
+		return FALSE;
+	}
+	if (CRYPTO_memcmp(stored, expected, MIN(len, strlen(expected))) != 0 ||
+	    len != strlen(expected)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+			    "%s: not the key this state directory's secrets were sealed with (it "
+			    "does not match the check value in %s); restore the right key from a "
+			    "backup",
+			    key_path, check_path);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 CsVault *
 cs_vault_open(const char *state_dir, GError **error)
 {
 	g_autofree char *path = g_build_filename(state_dir, CS_VAULT_KEY_FILE, NULL);
 	g_autoptr(CsVault) vault = g_new0(CsVault, 1);
+	gboolean created = FALSE;
 
 	if (!g_file_test(path, G_FILE_TEST_EXISTS) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK)) {
 		if (!create_key_file(state_dir, path, error))
 			return NULL;
 		g_info("created vault key %s", path);
+		created = TRUE;
 	}
-	if (!load_key_file(vault, path, error))
+	if (!load_key_file(vault, path, error) ||
+	    !check_key(vault, state_dir, path, created, error))
 		return NULL;
+	vault->key_path = g_strdup(path);
 	return g_steal_pointer(&vault);
 }
 
@@ -282,7 +370,40 @@ cs_vault_free(CsVault *vault)
 	if (vault == NULL)
 		return;
 	OPENSSL_cleanse(vault->key, sizeof(vault->key));
+	g_free(vault->new_check_path);
+	g_free(vault->key_path);
 	g_free(vault);
+}
+
+const char *
+cs_vault_get_key_path(CsVault *vault)
+{
+	return vault->key_path != NULL ? vault->key_path : CS_VAULT_KEY_FILE;
+}
+
+gboolean
+cs_vault_check_value_is_new(CsVault *vault)
+{
+	return vault->new_check_path != NULL;
+}
+
+void
+cs_vault_forget_check_value(CsVault *vault)
+{
+	if (vault->new_check_path == NULL)
+		return;
+	if (g_unlink(vault->new_check_path) != 0)
+		g_warning("%s: cannot remove: %s", vault->new_check_path, g_strerror(errno));
+	g_clear_pointer(&vault->new_check_path, g_free);
+}
+
+CsVault *
+cs_vault_copy(CsVault *vault)
+{
+	CsVault *copy = g_new0(CsVault, 1);
+
+	memcpy(copy->key, vault->key, sizeof(copy->key));
+	return copy;
 }
 
 GBytes *
@@ -394,33 +515,35 @@ cs_vault_derive_key(CsVault *vault, const char *label, guint8 out[CS_VAULT_KEY_S
 }
 
 char *
-cs_vault_keyed_hash(CsVault *vault, const char *label, const char *data)
+cs_vault_hmac_hex(const guint8 key[CS_VAULT_KEY_SIZE], const char *data)
 {
-	g_autoptr(EVP_MAC) mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	g_autoptr(EVP_MAC_CTX) ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
-	guint8 key[CS_VAULT_KEY_SIZE];
 	guint8 digest[EVP_MAX_MD_SIZE];
-	char digest_name[] = "SHA256";
-	OSSL_PARAM params[2];
-	gsize digest_len = 0;
-	gboolean ok;
+	unsigned int digest_len = 0;
 
-	cs_vault_derive_key(vault, label, key);
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	ok = ctx != NULL && EVP_MAC_init(ctx, key, sizeof(key), params) == 1 &&
-	     EVP_MAC_update(ctx, (const guint8 *)data, strlen(data)) == 1 &&
-	     EVP_MAC_final(ctx, digest, &digest_len, sizeof(digest)) == 1;
-	OPENSSL_cleanse(key, sizeof(key));
-	if (!ok) {
+	/* The one-shot HMAC(): no per-call fetch of the MAC implementation, which matters
+	 * for the ledger keying every event and verifying every order. */
+	if (HMAC(EVP_sha256(), key, CS_VAULT_KEY_SIZE, (const guint8 *)data, strlen(data), digest,
+		 &digest_len) == NULL) {
 		g_autofree char *random_hex = NULL;
 
 		/* Fail closed: a random value, marked so that no stored hash can equal it. */
-		g_critical("vault: HMAC failed for '%s'", label);
+		g_critical("vault: HMAC failed");
 		if (RAND_bytes(digest, 32) != 1)
 			return g_strdup("!");
 		random_hex = hex_string(digest, 32);
 		return g_strconcat("!", random_hex, NULL);
 	}
 	return hex_string(digest, digest_len);
+}
+
+char *
+cs_vault_keyed_hash(CsVault *vault, const char *label, const char *data)
+{
+	guint8 key[CS_VAULT_KEY_SIZE];
+	char *out;
+
+	cs_vault_derive_key(vault, label, key);
+	out = cs_vault_hmac_hex(key, data);
+	OPENSSL_cleanse(key, sizeof(key));
+	return out;
 }
