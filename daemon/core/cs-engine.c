@@ -722,7 +722,10 @@ cs_create_set_field(CsCreate *create, const char *name, const char *value)
 }
 
 gboolean
-cs_create_prefill_from_registry(CsCreate *create, const char *id_number, GError **error)
+cs_create_prefill_from_registry(CsCreate *create,
+				const char *id_number,
+				const char *contact_field,
+				GError **error)
 {
 	g_autoptr(GVariant) known = NULL;
 	g_autoptr(GError) local = NULL;
@@ -745,6 +748,12 @@ cs_create_prefill_from_registry(CsCreate *create, const char *id_number, GError 
 		    !g_variant_lookup(known, f->name, "&s", &v))
 			continue;
 		cs_create_set_field(create, f->name, v);
+	}
+	/* The registry keeps the contact phone as handler_phone, whatever the flow calls it. */
+	if (contact_field != NULL && !g_hash_table_contains(create->fields, contact_field)) {
+		const char *phone = NULL;
+		if (g_variant_lookup(known, "handler_phone", "&s", &phone))
+			cs_create_set_field(create, contact_field, phone);
 	}
 	return TRUE;
 }

@@ -151,7 +151,8 @@ renew_prepare_order(CsCreate *create, GError **error)
 	cs_create_set_field(create, cs_subject_number_field(type), key.id_number);
 	if (key.subject_name != NULL)
 		cs_create_set_field(create, cs_subject_name_field(type), key.subject_name);
-	return cs_create_prefill_from_registry(create, key.id_number, error);
+	return cs_create_prefill_from_registry(
+	    create, key.id_number, type == CS_SUBJECT_ORG ? "handler_phone" : "phone", error);
 }
 
 /* Download: on the key this order renews, inserted alone and logged in. The first time,

@@ -367,9 +367,13 @@ const char *cs_create_get_field(CsCreate *create, const char *name);
 /* Pre-fill a field (validated like any other afterwards); replaces what the caller sent. */
 void cs_create_set_field(CsCreate *create, const char *name, const char *value);
 /* Pre-fill, where not set, the flow's fields the subject registry knows for the subject
- * @id_number of the order's subject type (identity fields and contact phone). For flows
- * whose applicant proved to be the subject (logged in on the subject's key). */
-gboolean cs_create_prefill_from_registry(CsCreate *create, const char *id_number, GError **error);
+ * @id_number of the order's subject type (its identity fields), and @contact_field (may
+ * be NULL) with the contact phone the registry holds. For flows whose applicant proved to
+ * be the subject (logged in on the subject's key). */
+gboolean cs_create_prefill_from_registry(CsCreate *create,
+					 const char *id_number,
+					 const char *contact_field,
+					 GError **error);
 
 /* ---- the applicant's key and its certificate (minor 1) -------------------------------------
  * What the daemon knows of the one key inserted on this host and of the certificate it
