@@ -1326,9 +1326,10 @@ handle_call(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 		order_id = cs_office_body_get_string(params, "order_id");
 		if (order_id == NULL)
 			order_id = cs_office_body_get_string(params, "id");
-		gboolean recorded = methods[found].audit == AUDIT_NONE ||
-				    cs_tasks_record_call(self->tasks, &request, method, order_id,
-							 methods[found].audit == AUDIT_FOLDED, &error);
+		gboolean recorded =
+		    methods[found].audit == AUDIT_NONE ||
+		    cs_tasks_record_call(self->tasks, &request, method, order_id,
+					 methods[found].audit == AUDIT_FOLDED, &error);
 
 		/* A ledger that failed verification records nothing more; the auditor may
 		 * still verify it. */

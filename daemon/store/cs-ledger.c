@@ -395,18 +395,18 @@ static const char *const migration_sql[] = {
      * file, asked for by a caller uid (the rate limits count both). A keyed hash, never
      * the code. */
     [10] = "CREATE TABLE query_codes ("
-	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	  "  subject_type TEXT NOT NULL,"
-	  "  id_number TEXT NOT NULL,"
-	  "  phone TEXT NOT NULL," /* where it went: the grant covers that phone's orders */
-	  "  caller_uid INTEGER NOT NULL,"
-	  "  code_hash TEXT NOT NULL,"
-	  "  created INTEGER NOT NULL,"
-	  "  expires INTEGER NOT NULL,"
-	  "  tries INTEGER NOT NULL DEFAULT 0,"
-	  "  state TEXT NOT NULL);" /* open | used | dead | replaced */
-	  "CREATE INDEX query_codes_subject ON query_codes(subject_type, id_number, id);"
-	  "CREATE INDEX query_codes_uid ON query_codes(caller_uid, created);",
+	   "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	   "  subject_type TEXT NOT NULL,"
+	   "  id_number TEXT NOT NULL,"
+	   "  phone TEXT NOT NULL," /* where it went: the grant covers that phone's orders */
+	   "  caller_uid INTEGER NOT NULL,"
+	   "  code_hash TEXT NOT NULL,"
+	   "  created INTEGER NOT NULL,"
+	   "  expires INTEGER NOT NULL,"
+	   "  tries INTEGER NOT NULL DEFAULT 0,"
+	   "  state TEXT NOT NULL);" /* open | used | dead | replaced */
+	   "CREATE INDEX query_codes_subject ON query_codes(subject_type, id_number, id);"
+	   "CREATE INDEX query_codes_uid ON query_codes(caller_uid, created);",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migration_sql) == CS_LEDGER_SCHEMA_VERSION + 1);
