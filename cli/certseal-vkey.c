@@ -9,8 +9,9 @@
  *                 [--timeout MS]
  *
  * DIR is certseald's state directory; the keys live in DIR/drivers/vkey (vkey-store.h).
- * A vendor's manufacturer, model and PIN tries come from its profile in the vendor
- * directory (default: the build tree's generated demo profiles). This is a development
+ * A vendor's manufacturer, model, PIN tries (user and SO) and PIN length come from its
+ * profile in the vendor directory (default: the build tree's generated demo profiles;
+ * [pin] so_pin_max_tries, default 10). This is a development
  * tool for virtual keys only: it may take PINs in argv; the real tools never do.
  * Exit codes: 0 done, 1 failed, 2 usage.
  */
@@ -130,6 +131,13 @@ read_profile(const char *vendor_dir, VkeyTokenConf *conf)
 	conf->model = g_key_file_get_string(kf, "token", "model", NULL);
 	if (g_key_file_has_key(kf, "pin", "max_tries", NULL))
 		conf->max_tries = (guint)g_key_file_get_integer(kf, "pin", "max_tries", NULL);
+	if (g_key_file_has_key(kf, "pin", "so_pin_max_tries", NULL))
+		conf->so_max_tries =
+		    (guint)g_key_file_get_integer(kf, "pin", "so_pin_max_tries", NULL);
+	if (g_key_file_has_key(kf, "pin", "min_length", NULL))
+		conf->min_pin_length = (guint)g_key_file_get_integer(kf, "pin", "min_length", NULL);
+	if (g_key_file_has_key(kf, "pin", "max_length", NULL))
+		conf->max_pin_length = (guint)g_key_file_get_integer(kf, "pin", "max_length", NULL);
 }
 
 static int
@@ -173,6 +181,9 @@ cmd_create(int argc, char **argv)
 	conf->manufacturer = g_strdup("certseal vkey");
 	conf->model = g_strdup("vkey");
 	conf->max_tries = 6;
+	conf->so_max_tries = 10;
+	conf->min_pin_length = 6;
+	conf->max_pin_length = 16;
 	read_profile(vendor_dir != NULL ? vendor_dir : CS_VKEY_VENDOR_DIR, conf);
 	conf->dir = g_build_filename(root, serial, NULL);
 	if (g_file_test(conf->dir, G_FILE_TEST_EXISTS)) {

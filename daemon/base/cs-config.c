@@ -75,7 +75,8 @@ static const CsConfGroup config_schema[] = {
 
 static const char *const vendor_keys[] = {"name", "driver", NULL};
 static const char *const token_keys[] = {"module", "manufacturer", "model", "init_args", NULL};
-static const char *const pin_keys[] = {"min_length", "max_length", "max_tries", NULL};
+static const char *const pin_keys[] = {"min_length",	   "max_length",  "max_tries",
+				       "so_pin_max_tries", "digits_only", NULL};
 static const char *const key_keys[] = {"algorithm", NULL};
 static const char *const ca_keys[] = {"algorithm", "validity_days", "crl_url", NULL};
 static const CsConfGroup vendor_schema[] = {
@@ -841,6 +842,11 @@ vendor_read_pin(CsVendor *vendor, CsConfFile *file, GError **error)
 		return FALSE;
 	if (!conf_file_get_guint(file, "pin", "max_tries", 1, 15, &vendor->pin_max_tries, error))
 		return FALSE;
+	if (!conf_file_get_guint(file, "pin", "so_pin_max_tries", 1, 15, &vendor->so_pin_max_tries,
+				 error))
+		return FALSE;
+	if (!conf_file_get_boolean(file, "pin", "digits_only", &vendor->pin_digits_only, error))
+		return FALSE;
 	if (vendor->pin_min_length > vendor->pin_max_length) {
 		/* Point at whichever of the two the file sets (min_length when both are). */
 		const char *key =
@@ -940,6 +946,7 @@ cs_vendor_load(const char *path, GError **error)
 	vendor->pin_min_length = 6;
 	vendor->pin_max_length = 16;
 	vendor->pin_max_tries = 6;
+	vendor->so_pin_max_tries = 10;
 	vendor->key_algorithm = g_strdup("ec-p256");
 	vendor->validity_days = 365;
 	vendor->prices = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
