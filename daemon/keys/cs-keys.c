@@ -22,6 +22,7 @@
 #include "cs-ca.h"
 #include "cs-crypto.h"
 #include "cs-keys.h"
+#include "cs-pin-policy.h"
 #include "cs-seal.h"
 #include "cs-validate.h"
 
@@ -41,8 +42,7 @@ typedef struct {
 typedef struct {
 	Shared *shared;
 	char *vendor_id;
-	guint pin_min_length;
-	guint pin_max_length;
+	CsPinPolicy pin_policy; /* the vendor's [pin] rule for every PIN set on its keys */
 	const CsLoadedDriver *driver;
 	CsDriverContext *ctx;
 	GThread *thread;
@@ -904,17 +904,11 @@ lookup_entry(CsKeys *self, const char *id, GError **error)
 	return e;
 }
 
-/* A PIN for the key must fit its vendor profile's [pin] lengths. */
+/* A PIN set on the key must follow its vendor profile's [pin] policy. */
 static gboolean
-check_pin_length(const Watcher *w, const char *field, const char *pin, GError **error)
+check_pin_policy(const Watcher *w, const char *field, const char *pin, GError **error)
 {
-	gsize len = pin != NULL ? strlen(pin) : 0;
-
-	if (len >= w->pin_min_length && len <= w->pin_max_length && len > 0)
-		return TRUE;
-	g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: must be %u to %u characters",
-		    field, w->pin_min_length, w->pin_max_length);
-	return FALSE;
+	return cs_pin_policy_check(&w->pin_policy, field, pin, error);
 }
 
 static Request *
@@ -957,7 +951,7 @@ submit_full(CsKeys *self,
 	Entry *e = lookup_entry(self, id, &error);
 	Request *r;
 
-	if (e == NULL || (pin2 != NULL && !check_pin_length(e->watcher, "new_pin", pin2, &error))) {
+	if (e == NULL || (pin2 != NULL && !check_pin_policy(e->watcher, "new_pin", pin2, &error))) {
 		if (fd >= 0)
 			close(fd);
 		done(NULL, error, user_data);
@@ -1089,8 +1083,8 @@ check_make_begin(Entry *e,
 		g_prefix_error(error, "subject_cn: ");
 		return FALSE;
 	}
-	return check_pin_length(e->watcher, "user_pin", user_pin, error) &&
-	       check_pin_length(e->watcher, "so_pin", so_pin, error);
+	return check_pin_policy(e->watcher, "user_pin", user_pin, error) &&
+	       check_pin_policy(e->watcher, "so_pin", so_pin, error);
 }
 
 void
@@ -1168,7 +1162,7 @@ cs_keys_make_finish(CsKeys *self,
 
 	if (e == NULL || !check_not_making(self, id, &error) ||
 	    !check_make_finish(cert_der, seal_der, &error) ||
-	    !check_pin_length(e->watcher, "user_pin", user_pin, &error)) {
+	    !check_pin_policy(e->watcher, "user_pin", user_pin, &error)) {
 		done(NULL, error, user_data);
 		return;
 	}
@@ -1219,8 +1213,7 @@ cs_keys_add_vendor(CsKeys *self,
 
 	w->shared = self->shared;
 	w->vendor_id = g_strdup(vendor->id);
-	w->pin_min_length = vendor->pin_min_length;
-	w->pin_max_length = vendor->pin_max_length;
+	w->pin_policy = cs_pin_policy_for_vendor(vendor);
 	w->driver = driver;
 	w->ctx = ctx;
 	g_ptr_array_add(self->watchers, w);
