@@ -192,12 +192,15 @@ test_config_example_uncommented_loads(Fixture *f, gconstpointer user_data)
 			g_string_append_printf(uncommented, "%s\n", lines[i]);
 		}
 	}
-	/* 8 of the foundation, 15 of the office, 1 materials, 9 of the new flow */
-	g_assert_cmpuint(n_keys, ==, 33);
+	/* 8 of the foundation, 15 of the office, 1 materials, 9 of the new flow, 2 of the
+	 * authorization code */
+	g_assert_cmpuint(n_keys, ==, 35);
 	config = load_config_text(f, uncommented->str, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(config->sms_code_lifetime_s, ==, 300);
 	g_assert_cmpuint(config->sms_code_max_tries, ==, 5);
+	g_assert_cmpuint(config->auth_code_lifetime_s, ==, 600);
+	g_assert_cmpuint(config->auth_code_max_tries, ==, 5);
 	g_assert_cmpuint(g_strv_length(config->review_holidays), ==, 3);
 	g_assert_cmpstr(config->review_holidays[0], ==, "2026-10-01");
 	g_assert_cmpstr(config->review_extra_workdays[1], ==, "2026-10-10");

@@ -63,14 +63,17 @@ static const char *const payment_keys[] = {
 };
 static const char *const sms_keys[] = {"resend_cooldown_s", "daily_cap", "code_lifetime_s",
 				       "code_max_tries", NULL};
+static const char *const auth_code_keys[] = {"lifetime_s", "max_tries", NULL};
 static const char *const review_keys[] = {"holidays", "extra_workdays", "org_days", "person_days",
 					  NULL};
 static const char *const invoice_keys[] = {"seller_name", "seller_tax_id", "tax_rate_permille",
 					   NULL};
 static const CsConfGroup config_schema[] = {
-    {"daemon", daemon_keys}, {"office", office_keys},	      {"payment", payment_keys},
-    {"sms", sms_keys},	     {"review", review_keys},	      {"invoice", invoice_keys},
-    {"ledger", ledger_keys}, {"validation", validation_keys}, {NULL, NULL},
+    {"daemon", daemon_keys},	   {"office", office_keys},
+    {"payment", payment_keys},	   {"sms", sms_keys},
+    {"review", review_keys},	   {"invoice", invoice_keys},
+    {"ledger", ledger_keys},	   {"validation", validation_keys},
+    {"auth_code", auth_code_keys}, {NULL, NULL},
 };
 
 static const char *const vendor_keys[] = {"name", "driver", NULL};
@@ -550,6 +553,8 @@ config_new_defaults(void)
 	config->sms_daily_cap = 10;
 	config->sms_code_lifetime_s = 300;
 	config->sms_code_max_tries = 5;
+	config->auth_code_lifetime_s = 600;
+	config->auth_code_max_tries = 5;
 	config->review_holidays = g_new0(char *, 1);
 	config->review_extra_workdays = g_new0(char *, 1);
 	config->review_org_days = 5;
@@ -662,7 +667,11 @@ config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 	       conf_file_get_guint(file, "sms", "code_lifetime_s", 1, 86400,
 				   &config->sms_code_lifetime_s, error) &&
 	       conf_file_get_guint(file, "sms", "code_max_tries", 1, 100,
-				   &config->sms_code_max_tries, error);
+				   &config->sms_code_max_tries, error) &&
+	       conf_file_get_guint(file, "auth_code", "lifetime_s", 1, 86400,
+				   &config->auth_code_lifetime_s, error) &&
+	       conf_file_get_guint(file, "auth_code", "max_tries", 1, 100,
+				   &config->auth_code_max_tries, error);
 }
 
 /* A list of YYYY-MM-DD dates; each must exist. */

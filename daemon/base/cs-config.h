@@ -67,6 +67,8 @@ typedef struct {
 	guint sms_daily_cap;	     /* [sms] daily_cap per phone, default 10 */
 	guint sms_code_lifetime_s;   /* [sms] code_lifetime_s, default 300 */
 	guint sms_code_max_tries;    /* [sms] code_max_tries: wrong tries, default 5 */
+	guint auth_code_lifetime_s; /* [auth_code] lifetime_s: an unlock's 授权码, default 600 */
+	guint auth_code_max_tries;  /* [auth_code] max_tries: wrong tries, default 5 */
 	/* Review deadlines (DESIGN §1.1). */
 	char **review_holidays;	      /* [review] holidays: YYYY-MM-DD weekdays off */
 	char **review_extra_workdays; /* [review] extra_workdays: weekend days worked */

@@ -425,6 +425,7 @@ typedef enum {
 	REQ_LOGIN,
 	REQ_LOGOUT,
 	REQ_CHANGE_PIN,
+	REQ_UNBLOCK,
 	REQ_READ_SEAL,
 	REQ_SEAL_DOCUMENT,
 	REQ_MAKE_BEGIN,
@@ -849,6 +850,11 @@ request_run(gpointer data, gpointer pool_data)
 	case REQ_CHANGE_PIN:
 		cs_driver_run_change_pin(d, ctx, r->serial, r->pin1, r->pin2, &r->error);
 		break;
+	case REQ_UNBLOCK:
+		cs_driver_run_unblock(d, ctx, r->serial, r->pin1, r->pin2, &r->error);
+		g_info("key %s: user PIN reset with the SO PIN: %s", r->id,
+		       r->error != NULL ? r->error->message : "done");
+		break;
 	case REQ_READ_SEAL:
 		r->result = cs_driver_run_get_object(d, ctx, r->serial, FALSE, CS_KEY_SEAL_LABEL,
 						     &r->error);
@@ -999,6 +1005,44 @@ cs_keys_change_pin(CsKeys *self,
 		   gpointer user_data)
 {
 	submit(self, REQ_CHANGE_PIN, id, old_pin, new_pin, done, user_data);
+}
+
+void
+cs_keys_unblock(CsKeys *self,
+		const char *id,
+		const char *so_pin,
+		const char *new_pin,
+		CsKeysDoneFunc done,
+		gpointer user_data)
+{
+	submit(self, REQ_UNBLOCK, id, so_pin, new_pin, done, user_data);
+}
+
+char *
+cs_keys_id_from_path(const char *path)
+{
+	const char *last = path != NULL ? strrchr(path, '/') : NULL;
+	GString *id;
+
+	if (last == NULL || last[1] == '\0')
+		return NULL;
+	id = g_string_new(NULL);
+	/* sd_bus_path_encode: every byte but [A-Za-z0-9] is "_" and two hex digits. */
+	for (const char *p = last + 1; *p != '\0'; p++) {
+		int hi, lo;
+		if (g_ascii_isalnum(*p)) {
+			g_string_append_c(id, *p);
+			continue;
+		}
+		if (*p != '_' || (hi = g_ascii_xdigit_value(p[1])) < 0 ||
+		    (lo = g_ascii_xdigit_value(p[2])) < 0) {
+			g_string_free(id, TRUE);
+			return NULL;
+		}
+		g_string_append_c(id, (char)(hi * 16 + lo));
+		p += 2;
+	}
+	return g_string_free(id, FALSE);
 }
 
 void
