@@ -1,6 +1,6 @@
 /*
  * certseal.c — the desktop user's command line, a client of org.certseal.CertSeal1. It
- * mirrors the manual's menus (DESIGN §3.6): status, keys, login, change-pin, apply,
+ * mirrors the manual's menus (DESIGN §3.6): status, keys, login, change-pin, unlock, apply,
  * orders, order …, form, seal ….
  *
  * Rules every command keeps (cs-cli.h): with --json, stdout carries exactly one JSON
@@ -27,6 +27,7 @@
 #include "cs-cli-apply.h"
 #include "cs-cli-order.h"
 #include "cs-cli-seal.h"
+#include "cs-cli-unlock.h"
 #include "cs-cli.h"
 #include "cs-json.h"
 
@@ -259,8 +260,8 @@ cmd_keys(CsCli *cli, int argc, char **argv)
 }
 
 /* The path of the key named by serial, or of the only key when @serial is NULL. */
-static char *
-find_key(CsCli *cli, const char *serial, int *rc)
+char *
+cs_cli_find_key(CsCli *cli, const char *serial, int *rc)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) keys = list_keys(cli, &error);
@@ -306,7 +307,7 @@ cmd_login(CsCli *cli, int argc, char **argv)
 		return cs_cli_fail(
 		    cli, CS_EXIT_USAGE, "usage",
 		    "usage: certseal login [SERIAL]  (PIN from the terminal or stdin)");
-	path = find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
+	path = cs_cli_find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
 	if (path == NULL)
 		return rc;
 	pin = cs_cli_read_secret(cli, "PIN");
@@ -337,7 +338,7 @@ cmd_change_pin(CsCli *cli, int argc, char **argv)
 		return cs_cli_fail(
 		    cli, CS_EXIT_USAGE, "usage",
 		    "usage: certseal change-pin [SERIAL]  (PINs from the terminal or stdin)");
-	path = find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
+	path = cs_cli_find_key(cli, argc == 1 ? argv[0] : NULL, &rc);
 	if (path == NULL)
 		return rc;
 	old_pin = cs_cli_read_secret(cli, "Current PIN");
@@ -497,7 +498,7 @@ cmd_seal_read(CsCli *cli, int argc, char **argv)
 	}
 	if (output == NULL)
 		return cs_cli_fail(cli, CS_EXIT_USAGE, "usage", SEAL_READ_USAGE);
-	path = find_key(cli, serial, &rc);
+	path = cs_cli_find_key(cli, serial, &rc);
 	if (path == NULL)
 		return rc;
 	reply = cs_cli_call(cli, path, CS_CLI_KEY_IFACE, "ReadSeal", NULL, "(ay)", &error);
@@ -538,6 +539,7 @@ static const Command commands[] = {
     {"keys", cmd_keys, "the USB keys inserted [--json]"},
     {"login", cmd_login, "log in to a key [SERIAL] (PIN from the terminal or stdin)"},
     {"change-pin", cmd_change_pin, "change a key's PIN [SERIAL] (old, new, new again)"},
+    {"unlock", cs_cli_unlock, "reset a forgotten or locked PIN (解锁) [--key SERIAL]"},
 };
 
 static void

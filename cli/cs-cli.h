@@ -64,6 +64,10 @@ gboolean cs_cli_valid_order_id(const char *id);
 /* An order's object path; NULL (after printing a usage error into *rc) for a bad id. */
 char *cs_cli_order_path(CsCli *cli, const char *id, int *rc);
 
+/* The object path of the inserted key with @serial, or of the only key when @serial is
+ * NULL; NULL (after printing NoKey / MultipleKeys into *rc) otherwise. */
+char *cs_cli_find_key(CsCli *cli, const char *serial, int *rc);
+
 /* A secret from the terminal without echo (the prompt on stderr), or a line of stdin for
  * scripts; NULL at end of input. Free with cs_cli_free_secret(). */
 char *cs_cli_read_secret(CsCli *cli, const char *prompt);

@@ -512,3 +512,44 @@ def test_the_code_the_so_pin_and_the_new_pin_appear_nowhere():
         assert not pin_like(blob, new_pin)
         # The SO PIN the making sealed is 12 digits: no such number is anywhere.
         assert re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", blob) is None
+
+
+# --- the command line ---------------------------------------------------------------------
+
+def test_certseal_unlock_from_a_script(env, plugged, tmp_dir):
+    """`certseal unlock`: fields from a file, the code and the new PIN twice on stdin (never
+    argv), --json; the key locked by wrong PINs opens with the new PIN."""
+    d, client, office = env
+    app, pin, path, serial = made_key(env, plugged, "person")
+    lock(client, path)
+    fields = os.path.join(tmp_dir, "unlock.txt")
+    with open(fields, "w") as f:
+        f.write(f"# key=value lines\nname = {app.fields['name']}\n"
+                f"id_number = {app.fields['id_number']}\nphone = {app.fields['phone']}\n")
+    mark = office.mark("sms")
+    cli = subprocess.Popen([os.path.join(BUILD_DIR, "cli", "certseal"), "--session", "--json",
+                            "unlock", "--key", serial, "--subject", "person", "--method",
+                            "phone", "--fields", fields],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=d.bus.env())
+    try:
+        msg = office.wait_message("sms", to=app.fields["phone"], template="auth_code",
+                                  after=mark, timeout=20)
+        out, err = cli.communicate(f"{secret_of(msg)}\n246810\n246810\n", timeout=30)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 0, f"{out}\n{err}"
+    doc = json.loads(out)
+    assert doc["unlocked"] is True and doc["state"] == "completed"
+    assert client.get(path, KEY_IFACE, "PinTriesLeft") == MAX_TRIES
+    login(client, path, "246810")
+    # A wrong code (the second unlock of the key: the code goes at once): the daemon's
+    # refusal as JSON, exit 1.
+    cp = subprocess.run([os.path.join(BUILD_DIR, "cli", "certseal"), "--session", "--json",
+                         "unlock", "--subject", "person", "--method", "phone", "--fields",
+                         fields], input="2345678A\n135790\n135790\n", capture_output=True,
+                        text=True, env=d.bus.env(), timeout=60)
+    assert cp.returncode == 1, cp
+    assert json.loads(cp.stdout)["error"]["code"] == ERR + "CodeInvalid"
+    login(client, path, "246810")
