@@ -63,4 +63,10 @@ def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
     assert "organizationIdentifier" in ending or "NTRCN-91350200776049653A" in ending, ending
     assert "valid: seal" in ending, ending
     assert "Logged in." in ending, ending
+    # Then the person's key, locked by wrong PINs, is unlocked and opens with the new PIN.
+    unlock = ending.split("locked by wrong PINs", 1)[1]
+    assert re.search(r"DEMOPER01 .* locked", unlock), unlock
+    assert "Unlocked: the key's PIN is the new one" in unlock, unlock
+    assert re.search(r"DEMOPER01 .* 6 tries left", unlock), unlock
+    assert unlock.rstrip().count("Logged in.") == 1, unlock
     assert "certseald stopped" in cp.stdout, out
