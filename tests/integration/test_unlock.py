@@ -406,6 +406,38 @@ def test_three_failed_identity_checks_a_day_rate_limit_the_key(tmp_dir):
             w.close()
 
 
+def test_sigkill_while_verifying_keeps_the_check_queued(tmp_dir):
+    """An identity check nobody answered yet survives a SIGKILL: after the restart its idv
+    task is queued again (no gateway is READY now, so the sandbox takes it) and the code
+    goes out."""
+    office_env = OfficeEnv(tmp_dir, {"gw": "gateway"},
+                           plugin_dir=os.path.join(BUILD_DIR, "plugins"))
+    with own_daemon(config=office_env.config) as env:
+        d, client, office = env
+        app, pin, path, _ = made_key(env, [], "person")
+        w = Worker(d.state_dir, key_file=office_env.keys["gw"])
+        try:
+            w.send("READY", {"service": "idv"})
+            w.ok("info")
+            u = Unlock(env, app, path, "phone")
+            u.order.confirm()
+            u.call("Submit")
+            assert next_task(w)["payload"]["order"]["id"] == u.id  # leased, never answered
+        finally:
+            w.close()
+        mark = office.mark("sms")
+        assert u.state == "verifying"
+        d.kill()
+        d.start()
+        u.wait_state("authorized")
+        msg = office.wait_message("sms", to=app.fields["phone"], template="auth_code",
+                                  after=mark)
+        assert [t["state"] for t in idv_tasks(office, u.id)] == ["done"]
+        assert run_until(lambda: path in client.managed_objects(), 5.0)
+        u.unlock(secret_of(msg), "246810")
+        assert u.state == "completed"
+
+
 # --- faults -------------------------------------------------------------------------------
 
 def test_the_key_pulled_during_unlock_keeps_the_order_authorized(env, plugged):

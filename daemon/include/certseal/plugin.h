@@ -341,10 +341,11 @@ void cs_step_revoke_unused_certificates(CsStep *step);
 /* ---- a key across orders (DESIGN §1.3) ----------------------------------------------------
  * The order's `key` field names an inserted Key by its D-Bus object path. */
 
-/* From a check hook: the key the order's `key` field names is inserted, of the order's
- * vendor, was made by this platform (its SO PIN is sealed in the vault: NotEligible
- * otherwise, saying so) and holds a certificate of the order's subject (InvalidInput
- * naming `key` otherwise). */
+/* From a check hook: exactly one key is inserted (NoKey, MultipleKeys: the manual's "只插一枚
+ * UK"), the one the order's `key` field names when it is set; it is of the order's vendor,
+ * was made by this platform (its SO PIN is sealed in the vault: NotEligible otherwise,
+ * saying so) and holds a certificate of the order's subject (InvalidInput naming `key`
+ * otherwise). */
 gboolean cs_step_check_key_made_here(CsStep *step, GError **error);
 /* From a run hook: record the key's stable id ("<driver>_<serial>") as the order's
  * attribute @attr, so later steps and later orders can name it. */
