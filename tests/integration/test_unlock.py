@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -26,7 +27,7 @@ import time
 import dbus
 import pytest
 
-from conftest import (BUILD_DIR, KEY_IFACE, ORDER_IFACE, Bus, Client, Daemon, dbus_error,
+from conftest import (BUILD_DIR, DEV_VENDORS_D, KEY_IFACE, ORDER_IFACE, Bus, Client, Daemon, dbus_error,
                       key_path, run_until, vkey, write_config)
 from flow_helpers import Application, Office, blank_key, pin_like, secret_of
 from office_helpers import OfficeEnv, Worker
@@ -238,6 +239,38 @@ def test_a_forgotten_pin_on_an_unlocked_key_and_the_shorter_second_time(env, plu
     second.unlock(secret_of(msg), "975310")
     assert second.state == "completed"
     login(client, path, "975310")
+
+
+def test_a_priced_unlock_is_paid_before_the_check(tmp_dir):
+    """With a price in the vendor's table, Submit waits for the payment (unpaid); the
+    cashier's confirmation starts the identity check, and the code follows."""
+    vendors = os.path.join(tmp_dir, "vendors.d")
+    shutil.copytree(DEV_VENDORS_D, vendors)
+    profile = os.path.join(vendors, "demo-a.conf")
+    with open(profile) as f:
+        text = f.read()
+    with open(profile, "w") as f:
+        f.write(text.replace("unlock.person = 0", "unlock.person = 500"))
+    conf = write_config(os.path.join(tmp_dir, "priced.conf"), daemon={"vendor_dir": vendors})
+    with own_daemon(config=conf) as env:
+        d, client, office = env
+        app, pin, path, _ = made_key(env, [], "person")
+        lock(client, path)
+        u = Unlock(env, app, path, "phone")
+        assert u.prop("AmountFen") == 500
+        u.order.confirm()
+        u.call("Submit")
+        assert u.state == "unpaid"
+        mark = office.mark("sms")
+        u.call("StartPayment", "s", ("sandbox",))
+        assert office.ok("pay-notify", u.id, "--channel", "sandbox")["applied"] is True
+        u.wait_state("authorized")
+        assert len(idv_tasks(office, u.id)) == 1
+        msg = office.wait_message("sms", to=app.fields["phone"], template="auth_code",
+                                  after=mark)
+        u.unlock(secret_of(msg), "246810")
+        assert u.state == "completed"
+        login(client, path, "246810")
 
 
 # --- the code -----------------------------------------------------------------------------
