@@ -17,22 +17,25 @@ G_BEGIN_DECLS
 typedef struct {
 	char *id;
 	char *path;
-	char *name;		/* [vendor] name, shown to users */
-	char *driver;		/* [vendor] driver: the driver's name, e.g. "pkcs11" */
-	char *module;		/* [token] module: PKCS#11/SKF module path (may be NULL) */
-	char *manufacturer;	/* [token] manufacturer match rule (may be NULL) */
-	char *model;		/* [token] model match rule (may be NULL) */
-	char *init_args;	/* [token] init_args: module initialisation string (may be NULL) */
-	guint pin_min_length;	/* [pin] min_length, default 6 */
-	guint pin_max_length;	/* [pin] max_length, default 16 */
-	guint pin_max_tries;	/* [pin] max_tries, default 6 */
-	guint so_pin_max_tries; /* [pin] so_pin_max_tries: the SO PIN's tries, default 10 */
-	gboolean pin_digits_only; /* [pin] digits_only: PINs of digits only, default false */
-	char *key_algorithm;	  /* [key] algorithm: rsa-2048 | ec-p256 | sm2, default ec-p256 */
-	char *ca_algorithm;	  /* [ca] algorithm, same set, default = key algorithm */
-	guint validity_days;	  /* [ca] validity_days, default 365 */
-	char *crl_url;		  /* [ca] crl_url, required, http(s):// */
-	GHashTable *prices;	  /* [prices] "<kind>.<subject_type>" → guint64 fen (boxed) */
+	char *name;	      /* [vendor] name, shown to users */
+	char *driver;	      /* [vendor] driver: the driver's name, e.g. "pkcs11" */
+	char *module;	      /* [token] module: PKCS#11/SKF module path (may be NULL) */
+	char *manufacturer;   /* [token] manufacturer match rule (may be NULL) */
+	char *model;	      /* [token] model match rule (may be NULL) */
+	char *init_args;      /* [token] init_args: module initialisation string (may be NULL) */
+	guint pin_min_length; /* [pin] min_length, default 6 */
+	guint pin_max_length; /* [pin] max_length, default 16 */
+	guint pin_max_tries;  /* [pin] max_tries, default 6 */
+	char *key_algorithm;  /* [key] algorithm: rsa-2048 | ec-p256 | sm2, default ec-p256 */
+	char *ca_algorithm;   /* [ca] algorithm, same set, default = key algorithm */
+	guint validity_days;  /* [ca] validity_days, default 365 */
+	char *crl_url;	      /* [ca] crl_url, required, http(s):// */
+	GHashTable *prices;   /* [prices] "<kind>.<subject_type>" → guint64 fen (boxed) */
+
+	/* [pin] so_pin_max_tries: the tries of the key's SO PIN, default 10 */
+	guint so_pin_max_tries;
+	/* [pin] digits_only: PINs of digits only, default false */
+	gboolean pin_digits_only;
 } CsVendor;
 
 typedef struct {
