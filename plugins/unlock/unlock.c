@@ -378,6 +378,8 @@ static const CsTransition transitions[] = {
     {"cancel", "confirmed", "refunding", APPLICANT, PAID, NULL, NULL, NULL, on_cancel_paid},
     {"cancel", "unpaid", "cancelled", APPLICANT, UNPAID},
     {"cancel", "unpaid", "refunding", APPLICANT, PAID, NULL, NULL, NULL, on_cancel_paid},
+    {"cancel", "verifying", "cancelled", APPLICANT, UNPAID},
+    {"cancel", "verifying", "refunding", APPLICANT, PAID, NULL, NULL, NULL, on_cancel_paid},
     {"cancel", "authorized", "cancelled", APPLICANT, UNPAID},
     {"cancel", "authorized", "refunding", APPLICANT, PAID, NULL, NULL, NULL, on_cancel_paid},
     {"refund", "refunding", "refunded", CS_ACTOR_CASHIER, CS_TRANSITION_REFUND},

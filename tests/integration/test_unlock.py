@@ -435,6 +435,8 @@ def test_three_failed_identity_checks_a_day_rate_limit_the_key(tmp_dir):
             again.order.confirm()
             with dbus_error(ERR + "RateLimited"):
                 again.call("Submit")
+            u.call("Cancel")
+            assert u.state == "cancelled"
         finally:
             w.close()
 
