@@ -247,15 +247,22 @@ cmd_plug(int argc, char **argv, gboolean plug)
 	return 0;
 }
 
+/* The module's counter in @file ("pin" or "so_pin"), or @max before the first try. */
 static guint
-tries_left(VkeyTokenConf *conf)
+counter(VkeyTokenConf *conf, const char *file, guint max)
 {
-	g_autofree char *path = g_build_filename(conf->dir, "pin", NULL);
+	g_autofree char *path = g_build_filename(conf->dir, file, NULL);
 	g_autofree char *text = NULL;
 
 	if (!g_file_get_contents(path, &text, NULL, NULL))
-		return conf->max_tries;
+		return max;
 	return (guint)g_ascii_strtoull(text, NULL, 10);
+}
+
+static guint
+tries_left(VkeyTokenConf *conf)
+{
+	return counter(conf, "pin", conf->max_tries);
 }
 
 static int
@@ -292,9 +299,10 @@ cmd_list(int argc, char **argv)
 		cs_json_append_string(s, c->model);
 		g_string_append_printf(s,
 				       ",\"slot\":%u,\"plugged\":%s,\"tries_left\":%u,"
-				       "\"max_tries\":%u}",
+				       "\"max_tries\":%u,\"so_tries_left\":%u,\"so_max_tries\":%u}",
 				       c->slot, plugged ? "true" : "false", tries_left(c),
-				       c->max_tries);
+				       c->max_tries, counter(c, "so_pin", c->so_max_tries),
+				       c->so_max_tries);
 	}
 	if (json) {
 		g_string_append_c(s, ']');

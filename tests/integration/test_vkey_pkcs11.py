@@ -12,6 +12,7 @@ PIN 10 tries); no daemon runs. PINs on the command line are fine here: virtual k
 """
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -121,6 +122,8 @@ def test_the_so_pin_locks_after_its_tries(key):
                for _ in range(10)]
     assert answers == ["CKR_PIN_INCORRECT"] * 9 + ["CKR_PIN_LOCKED"]
     assert "SO PIN locked" in token_flags(env)
+    listed = json.loads(vkey(key[0], "list", "--json"))
+    assert (listed[0]["so_tries_left"], listed[0]["so_max_tries"]) == (0, 10)
     out = tool(env, "--login", "--login-type", "so", "--so-pin", SO_PIN, "--init-pin",
                "--new-pin", "246810", check=False)
     assert rv_of(out) == "CKR_PIN_LOCKED", out
