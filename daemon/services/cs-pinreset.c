@@ -17,6 +17,7 @@
  */
 #define G_LOG_DOMAIN "certseald"
 
+#include <openssl/crypto.h>
 #include <string.h>
 
 #include "cs-crypto.h"
@@ -343,8 +344,13 @@ cs_step_start_pin_reset(CsStep *step, const char *key_attr, const CsPinReset *re
 		error = g_error_new(CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
 				    "key: %s was not made by this platform", key->serial);
 	}
-	if (sealed != NULL)
-		so_pin = g_strndup(g_bytes_get_data(sealed, NULL), g_bytes_get_size(sealed));
+	if (sealed != NULL) {
+		gsize len = 0;
+		guint8 *raw = g_bytes_unref_to_data(g_steal_pointer(&sealed), &len);
+		so_pin = g_strndup((const char *)raw, len);
+		OPENSSL_cleanse(raw, len);
+		g_free(raw);
+	}
 	if (so_pin == NULL || new_pin == NULL) {
 		if (error == NULL)
 			error = g_error_new_literal(CS_ERROR, CS_ERROR_INVALID_INPUT,
