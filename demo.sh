@@ -7,8 +7,9 @@
 # made: its certificate, its e-seal, and a login with the certificate password that was
 # delivered by SMS. Then the clock moves (a restart with CERTSEAL_TEST_NOW, test mode): the
 # expiry reminder SMS, the organisation's key renewed (更新) from the desktop — the new
-# validity, the new seal, and a login with the unchanged PIN. Then stop everything it
-# started.
+# validity, the new seal, and a login with the unchanged PIN; then the person's key, locked
+# by wrong PINs, is unlocked (解锁) with the authorization code sent to the verified phone.
+# Then stop everything it started.
 #
 # CERTSEAL_SKIP_INSTALL=1 skips the package check; CERTSEAL_BUILD_DIR=DIR uses an
 # existing build instead of building into build/; CERTSEAL_DEMO_DIR=DIR keeps the demo's
@@ -287,6 +288,54 @@ certseal seal verify "$files/$org_key-renewed.seal" --state-dir "$state" --at "+
 step "certseal login $org_key again: the PIN did not change (证书密码不变)"
 busctl --user call org.certseal.CertSeal1 "$key_path" org.certseal.CertSeal1.Key Logout
 outbox_secret "$org_legal_rep_phone" password review_approved | certseal login "$org_key"
+
+step "The person's key is inserted again"
+"$build/cli/certseal-vkey" --state-dir "$state" plug "$person_key"
+for _ in $(seq 50); do
+  [ "$(certseal --json keys | grep -o '"Serial"' | wc -l)" -eq 2 ] && break
+  sleep 0.1
+done
+
+# Unlock (解锁, the manual's section 3): the person forgets the PIN and locks the key with
+# wrong ones; the identity check (sandbox) verifies their phone, the authorization code
+# arrives there by SMS, and the PIN is reset with the key's SO PIN from the vault.
+step "The person's key $person_key locked by wrong PINs"
+for _ in $(seq 6); do
+  echo 000000 | certseal login "$person_key" >/dev/null 2>&1 || true
+done
+certseal keys | sed -n -E "1p;/$person_key/p"
+
+step "Only the key to unlock stays inserted (the manual: 只插一枚 UK): $org_key pulled out"
+"$build/cli/certseal-vkey" --state-dir "$state" unplug "$org_key"
+for _ in $(seq 50); do
+  [ "$(certseal --json keys | grep -o '"Serial"' | wc -l)" -eq 1 ] && break
+  sleep 0.1
+done
+
+printf 'name = 王五\nid_number = 440524188001010014\nphone = %s\n' "$person_phone" \
+  >"$files/unlock.txt"
+step "certseal unlock --key $person_key --subject person --method phone --fields unlock.txt"
+rm -f "$files/unlock.in"
+mkfifo "$files/unlock.in"
+certseal unlock --key "$person_key" --subject person --method phone --fields "$files/unlock.txt" \
+  <"$files/unlock.in" >"$files/unlock.out" 2>&1 &
+unlock_pid=$!
+exec 3>"$files/unlock.in"
+code=""
+for _ in $(seq 100); do
+  code=$(outbox_secret "$person_phone" auth_code 2>/dev/null) && break
+  sleep 0.1
+done
+[ -n "$code" ] || { exec 3>&-; wait "$unlock_pid" || true; cat "$files/unlock.out"; exit 1; }
+echo "(the authorization code $code arrived by SMS at $person_phone; the new PIN is 246810)"
+printf '%s\n246810\n246810\n' "$code" >&3
+exec 3>&-
+wait "$unlock_pid"
+cat "$files/unlock.out"
+certseal keys | sed -n -E "1p;/$person_key/p"
+
+step "certseal login $person_key, with the new PIN"
+echo 246810 | certseal login "$person_key"
 
 step "Stopping"
 cleanup

@@ -9,8 +9,9 @@
  *                 [--timeout MS]
  *
  * DIR is certseald's state directory; the keys live in DIR/drivers/vkey (vkey-store.h).
- * A vendor's manufacturer, model and PIN tries come from its profile in the vendor
- * directory (default: the build tree's generated demo profiles). This is a development
+ * A vendor's manufacturer, model, PIN tries (user and SO) and PIN length come from its
+ * profile in the vendor directory (default: the build tree's generated demo profiles;
+ * [pin] so_pin_max_tries, default 10). This is a development
  * tool for virtual keys only: it may take PINs in argv; the real tools never do.
  * Exit codes: 0 done, 1 failed, 2 usage.
  */
@@ -130,6 +131,13 @@ read_profile(const char *vendor_dir, VkeyTokenConf *conf)
 	conf->model = g_key_file_get_string(kf, "token", "model", NULL);
 	if (g_key_file_has_key(kf, "pin", "max_tries", NULL))
 		conf->max_tries = (guint)g_key_file_get_integer(kf, "pin", "max_tries", NULL);
+	if (g_key_file_has_key(kf, "pin", "so_pin_max_tries", NULL))
+		conf->so_max_tries =
+		    (guint)g_key_file_get_integer(kf, "pin", "so_pin_max_tries", NULL);
+	if (g_key_file_has_key(kf, "pin", "min_length", NULL))
+		conf->min_pin_length = (guint)g_key_file_get_integer(kf, "pin", "min_length", NULL);
+	if (g_key_file_has_key(kf, "pin", "max_length", NULL))
+		conf->max_pin_length = (guint)g_key_file_get_integer(kf, "pin", "max_length", NULL);
 }
 
 static int
@@ -173,6 +181,9 @@ cmd_create(int argc, char **argv)
 	conf->manufacturer = g_strdup("certseal vkey");
 	conf->model = g_strdup("vkey");
 	conf->max_tries = 6;
+	conf->so_max_tries = 10;
+	conf->min_pin_length = 6;
+	conf->max_pin_length = 16;
 	read_profile(vendor_dir != NULL ? vendor_dir : CS_VKEY_VENDOR_DIR, conf);
 	conf->dir = g_build_filename(root, serial, NULL);
 	if (g_file_test(conf->dir, G_FILE_TEST_EXISTS)) {
@@ -236,15 +247,22 @@ cmd_plug(int argc, char **argv, gboolean plug)
 	return 0;
 }
 
+/* The module's counter in @file ("pin" or "so_pin"), or @max before the first try. */
 static guint
-tries_left(VkeyTokenConf *conf)
+counter(VkeyTokenConf *conf, const char *file, guint max)
 {
-	g_autofree char *path = g_build_filename(conf->dir, "pin", NULL);
+	g_autofree char *path = g_build_filename(conf->dir, file, NULL);
 	g_autofree char *text = NULL;
 
 	if (!g_file_get_contents(path, &text, NULL, NULL))
-		return conf->max_tries;
+		return max;
 	return (guint)g_ascii_strtoull(text, NULL, 10);
+}
+
+static guint
+tries_left(VkeyTokenConf *conf)
+{
+	return counter(conf, "pin", conf->max_tries);
 }
 
 static int
@@ -281,9 +299,10 @@ cmd_list(int argc, char **argv)
 		cs_json_append_string(s, c->model);
 		g_string_append_printf(s,
 				       ",\"slot\":%u,\"plugged\":%s,\"tries_left\":%u,"
-				       "\"max_tries\":%u}",
+				       "\"max_tries\":%u,\"so_tries_left\":%u,\"so_max_tries\":%u}",
 				       c->slot, plugged ? "true" : "false", tries_left(c),
-				       c->max_tries);
+				       c->max_tries, counter(c, "so_pin", c->so_max_tries),
+				       c->so_max_tries);
 	}
 	if (json) {
 		g_string_append_c(s, ']');

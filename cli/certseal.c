@@ -1,6 +1,6 @@
 /*
  * certseal.c — the desktop user's command line, a client of org.certseal.CertSeal1. It
- * mirrors the manual's menus (DESIGN §3.6): status, keys, login, change-pin, apply,
+ * mirrors the manual's menus (DESIGN §3.6): status, keys, login, change-pin, unlock, apply,
  * orders, order …, form, seal ….
  *
  * Rules every command keeps (cs-cli.h): with --json, stdout carries exactly one JSON
@@ -29,6 +29,7 @@
 #include "cs-cli-order.h"
 #include "cs-cli-renew.h"
 #include "cs-cli-seal.h"
+#include "cs-cli-unlock.h"
 #include "cs-cli.h"
 #include "cs-json.h"
 
@@ -544,6 +545,7 @@ static const Command commands[] = {
     {"keys", cmd_keys, "the USB keys inserted [--json]"},
     {"login", cmd_login, "log in to a key [SERIAL] (PIN from the terminal or stdin)"},
     {"change-pin", cmd_change_pin, "change a key's PIN [SERIAL] (old, new, new again)"},
+    {"unlock", cs_cli_unlock, "reset a forgotten or locked PIN (解锁) [--key SERIAL]"},
 };
 
 static void

@@ -193,8 +193,8 @@ test_config_example_uncommented_loads(Fixture *f, gconstpointer user_data)
 		}
 	}
 	/* 8 of the foundation, 17 of the office, 3 materials, 9 of the new flow, 3 of the
-	 * order query */
-	g_assert_cmpuint(n_keys, ==, 40);
+	 * order query, 2 of the authorization code */
+	g_assert_cmpuint(n_keys, ==, 42);
 	config = load_config_text(f, uncommented->str, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(config->sms_code_lifetime_s, ==, 300);
@@ -202,6 +202,8 @@ test_config_example_uncommented_loads(Fixture *f, gconstpointer user_data)
 	g_assert_cmpuint(config->query_grant_s, ==, 1800);
 	g_assert_cmpuint(config->query_codes_per_uid_hour, ==, 10);
 	g_assert_cmpuint(config->query_codes_per_subject_day, ==, 5);
+	g_assert_cmpuint(config->auth_code_lifetime_s, ==, 600);
+	g_assert_cmpuint(config->auth_code_max_tries, ==, 5);
 	g_assert_cmpuint(g_strv_length(config->review_holidays), ==, 3);
 	g_assert_cmpstr(config->review_holidays[0], ==, "2026-10-01");
 	g_assert_cmpstr(config->review_extra_workdays[1], ==, "2026-10-10");

@@ -676,6 +676,108 @@ test_renew_preconditions(Fixture *f, gconstpointer data)
 	close_engine(f); /* before the plugin it holds goes */
 }
 
+/* --- a flow's own guard, and a step carrying secrets ----------------------------------- */
+
+static gboolean
+flagged(CsOrder *order)
+{
+	return g_strcmp0(cs_order_get_field(order, "flag"), "yes") == 0;
+}
+
+static gboolean
+check_secret(CsStep *step, GError **error)
+{
+	if (g_strcmp0(cs_step_get_secret(step, "pin"), "246810") == 0)
+		return TRUE;
+	g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "pin: wrong");
+	return FALSE;
+}
+
+static const char *const guard_states[] = {"start", "flagged", "plain", "done", NULL};
+static const char *const guard_terminal[] = {"done", NULL};
+static const CsFieldSpec guard_fields[] = {{"flag", CS_FIELD_TEXT, CS_SUBJECT_ANY}};
+static const CsTransition guard_transitions[] = {
+    {"go", "start", "flagged", CS_ACTOR_DESKTOP, 0, NULL, NULL, NULL, NULL, NULL, flagged},
+    {"go", "start", "plain", CS_ACTOR_DESKTOP},
+    {"finish", "flagged", "done", CS_ACTOR_DESKTOP, 0, NULL, NULL, check_secret},
+};
+static const CsPlugin guard_plugin = {
+    .kind = "guarded",
+    .summary = "a test flow",
+    .initial_state = "start",
+    .states = guard_states,
+    .terminal_states = guard_terminal,
+    .transitions = guard_transitions,
+    .n_transitions = G_N_ELEMENTS(guard_transitions),
+    .fields = guard_fields,
+    .n_fields = G_N_ELEMENTS(guard_fields),
+};
+
+static void
+count_reply(const GError *error, gpointer user_data)
+{
+	guint *replies = user_data;
+
+	g_assert_no_error(error);
+	(*replies)++;
+}
+
+static CsOrder *
+guarded_order(Fixture *f, const char *flag)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariantDict) d = g_variant_dict_new(NULL);
+	CsOrder *order;
+
+	if (flag != NULL)
+		g_variant_dict_insert(d, "flag", "s", flag);
+	order = cs_engine_create_order(f->engine, &owner, "guarded", "person",
+				       g_variant_dict_end(d), &error);
+	g_assert_no_error(error);
+	return order;
+}
+
+static void
+test_guard_and_secrets(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GHashTable) secrets = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GPtrArray) history = NULL;
+	CsOrder *plain, *order;
+	guint replies = 0;
+
+	g_assert_true(cs_engine_add_plugin(f->engine, &guard_plugin, &error));
+	g_assert_no_error(error);
+	/* The flow's guard passes over the first "go" unless the order is flagged. */
+	plain = guarded_order(f, NULL);
+	g_assert_true(cs_engine_act(f->engine, &owner, plain, "go", &error));
+	g_assert_cmpstr(cs_order_get_state(plain), ==, "plain");
+	order = guarded_order(f, "yes");
+	g_assert_true(cs_engine_act(f->engine, &owner, order, "go", &error));
+	g_assert_cmpstr(cs_order_get_state(order), ==, "flagged");
+	/* A refused step with secrets answers nobody; a taken one answers once. */
+	g_hash_table_insert(secrets, "pin", "135790");
+	g_assert_false(cs_engine_act_with_secrets(f->engine, &owner, order, "finish", NULL, secrets,
+						  count_reply, &replies, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_clear_error(&error);
+	g_assert_cmpuint(replies, ==, 0);
+	g_hash_table_insert(secrets, "pin", "246810");
+	g_assert_true(cs_engine_act_with_secrets(f->engine, &owner, order, "finish", NULL, secrets,
+						 count_reply, &replies, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(replies, ==, 1);
+	g_assert_cmpstr(cs_order_get_state(order), ==, "done");
+	/* The secrets are in no event. */
+	history = cs_engine_history(f->engine, order, &error);
+	g_assert_no_error(error);
+	for (guint i = 0; i < history->len; i++) {
+		const CsEventRow *e = g_ptr_array_index(history, i);
+		g_assert_null(strstr(e->data, "246810"));
+		g_assert_null(strstr(e->data, "135790"));
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -697,5 +799,6 @@ main(int argc, char **argv)
 	ADD("/engine/restart/orders-and-history-kept", test_restart_keeps_orders);
 	ADD("/engine/restart/transient-states-fall-back", test_transient_states_fall_back);
 	ADD("/renew/preconditions-refused-each-with-its-error", test_renew_preconditions);
+	ADD("/engine/steps/a-flow-guard-and-secrets-never-recorded", test_guard_and_secrets);
 	return g_test_run();
 }

@@ -870,7 +870,7 @@ test_make_again_with_the_same_so_pin(Fixture *f, gconstpointer data)
 	g_assert_true(g_str_has_prefix(o.error->message, "seal: "));
 	/* A wrong user PIN is the token's answer. */
 	outcome_clear(&o);
-	cs_keys_make_finish(f->keys, id, "999999", cert2, seal2, on_done, &o);
+	cs_keys_make_finish(f->keys, id, "999998", cert2, seal2, on_done, &o);
 	wait_done(&o, 30);
 	g_assert_error(o.error, CS_ERROR, CS_ERROR_PIN_INCORRECT);
 	make_finish(f, f->blank, cert2, seal2, &o);

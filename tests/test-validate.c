@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "certseal/plugin.h"
+#include "cs-crypto.h"
+#include "cs-pin-policy.h"
 #include "cs-validate.h"
 
 #define TODAY "2026-11-24"
@@ -519,6 +521,51 @@ test_quote_value(void)
 	g_assert_cmpstr(m, ==, "name: 'a\\x1b[2J' \\ ok");
 }
 
+static void
+assert_pin_refused(const CsPinPolicy *policy, const char *pin, const char *reason)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_false(cs_pin_policy_check(policy, "new_pin", pin, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_true(g_str_has_prefix(error->message, "new_pin: "));
+	g_assert_nonnull(strstr(error->message, reason));
+	if (*pin != '\0')
+		g_assert_null(strstr(error->message, pin)); /* the PIN is never echoed */
+}
+
+static void
+test_pin_policy(void)
+{
+	CsPinPolicy digits = {.min_length = 6, .max_length = 16, .digits_only = TRUE};
+	CsPinPolicy any = {.min_length = 6, .max_length = 8, .digits_only = FALSE};
+
+	g_assert_true(cs_pin_policy_check(&digits, "new_pin", "246810", NULL));
+	g_assert_true(cs_pin_policy_check(&any, "new_pin", "abc246", NULL));
+	assert_pin_refused(&digits, "24681", "6 to 16 characters");
+	assert_pin_refused(&digits, "24681024681024681", "6 to 16 characters");
+	assert_pin_refused(&digits, "abc246", "digits only");
+	assert_pin_refused(&digits, "888888", "one digit repeated");
+	assert_pin_refused(&any, "000000", "one digit repeated");
+	assert_pin_refused(&any, "", "6 to 8 characters");
+	g_assert_true(cs_pin_policy_check(&any, "new_pin", "aaaaaa", NULL));
+}
+
+static void
+test_pin_policy_generates_what_it_accepts(void)
+{
+	CsPinPolicy p = {.min_length = 6, .max_length = 10, .digits_only = TRUE};
+
+	for (guint i = 0; i < 200; i++) {
+		g_autoptr(GError) error = NULL;
+		char *pin = cs_pin_policy_generate(&p, i % 2 == 0 ? 4 : 12, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(strlen(pin), ==, i % 2 == 0 ? 6 : 10);
+		g_assert_true(cs_pin_policy_check(&p, "pin", pin, NULL));
+		cs_secret_free(pin);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -547,6 +594,9 @@ main(int argc, char **argv)
 	g_test_add_func("/validate/bank-account/format", test_bank_account);
 	g_test_add_func("/validate/email/format", test_email);
 	g_test_add_func("/validate/postcode/format", test_postcode);
+	g_test_add_func("/validate/pin/vendor-policy", test_pin_policy);
+	g_test_add_func("/validate/pin/generated-follow-the-policy",
+			test_pin_policy_generates_what_it_accepts);
 	g_test_add_func("/validate/text/control-chars-refused", test_text_control_chars_refused);
 	g_test_add_func("/validate/text/invisible-chars-refused",
 			test_text_invisible_chars_refused);

@@ -80,22 +80,30 @@ static const char *const sms_keys[] = {"resend_cooldown_s",
 				       "query_codes_per_uid_hour",
 				       "query_codes_per_subject_day",
 				       NULL};
+static const char *const auth_code_keys[] = {"lifetime_s", "max_tries", NULL};
 static const char *const review_keys[] = {"holidays", "extra_workdays", "org_days", "person_days",
 					  NULL};
 static const char *const invoice_keys[] = {"seller_name", "seller_tax_id", "tax_rate_permille",
 					   NULL};
 static const char *const reminder_keys[] = {"before_days", "after_days", "check_interval_s", NULL};
 static const CsConfGroup config_schema[] = {
-    {"daemon", daemon_keys},	  {"office", office_keys},
-    {"payment", payment_keys},	  {"sms", sms_keys},
-    {"review", review_keys},	  {"invoice", invoice_keys},
-    {"ledger", ledger_keys},	  {"validation", validation_keys},
-    {"reminders", reminder_keys}, {NULL, NULL},
+    {"daemon", daemon_keys},
+    {"office", office_keys},
+    {"payment", payment_keys},
+    {"sms", sms_keys},
+    {"review", review_keys},
+    {"invoice", invoice_keys},
+    {"ledger", ledger_keys},
+    {"validation", validation_keys},
+    {"reminders", reminder_keys},
+    {"auth_code", auth_code_keys},
+    {NULL, NULL},
 };
 
 static const char *const vendor_keys[] = {"name", "driver", NULL};
 static const char *const token_keys[] = {"module", "manufacturer", "model", "init_args", NULL};
-static const char *const pin_keys[] = {"min_length", "max_length", "max_tries", NULL};
+static const char *const pin_keys[] = {"min_length",	   "max_length",  "max_tries",
+				       "so_pin_max_tries", "digits_only", NULL};
 static const char *const key_keys[] = {"algorithm", NULL};
 static const char *const ca_keys[] = {"algorithm", "validity_days", "crl_url", NULL};
 static const CsConfGroup vendor_schema[] = {
@@ -574,6 +582,8 @@ config_new_defaults(void)
 	config->query_grant_s = 30 * 60;
 	config->query_codes_per_uid_hour = 10;
 	config->query_codes_per_subject_day = 5;
+	config->auth_code_lifetime_s = 600;
+	config->auth_code_max_tries = 5;
 	config->review_holidays = g_new0(char *, 1);
 	config->review_extra_workdays = g_new0(char *, 1);
 	config->review_org_days = 5;
@@ -723,7 +733,12 @@ config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 	       conf_file_get_guint(file, "sms", "query_codes_per_uid_hour", 1, 10000,
 				   &config->query_codes_per_uid_hour, error) &&
 	       conf_file_get_guint(file, "sms", "query_codes_per_subject_day", 1, 10000,
-				   &config->query_codes_per_subject_day, error);
+				   &config->query_codes_per_subject_day, error) &&
+
+	       conf_file_get_guint(file, "auth_code", "lifetime_s", 1, 86400,
+				   &config->auth_code_lifetime_s, error) &&
+	       conf_file_get_guint(file, "auth_code", "max_tries", 1, 100,
+				   &config->auth_code_max_tries, error);
 }
 
 /* A list of YYYY-MM-DD dates; each must exist. */
@@ -948,6 +963,11 @@ vendor_read_pin(CsVendor *vendor, CsConfFile *file, GError **error)
 		return FALSE;
 	if (!conf_file_get_guint(file, "pin", "max_tries", 1, 15, &vendor->pin_max_tries, error))
 		return FALSE;
+	if (!conf_file_get_guint(file, "pin", "so_pin_max_tries", 1, 15, &vendor->so_pin_max_tries,
+				 error))
+		return FALSE;
+	if (!conf_file_get_boolean(file, "pin", "digits_only", &vendor->pin_digits_only, error))
+		return FALSE;
 	if (vendor->pin_min_length > vendor->pin_max_length) {
 		/* Point at whichever of the two the file sets (min_length when both are). */
 		const char *key =
@@ -1047,6 +1067,7 @@ cs_vendor_load(const char *path, GError **error)
 	vendor->pin_min_length = 6;
 	vendor->pin_max_length = 16;
 	vendor->pin_max_tries = 6;
+	vendor->so_pin_max_tries = 10;
 	vendor->key_algorithm = g_strdup("ec-p256");
 	vendor->validity_days = 365;
 	vendor->prices = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);

@@ -31,6 +31,11 @@ typedef struct {
 	guint validity_days;  /* [ca] validity_days, default 365 */
 	char *crl_url;	      /* [ca] crl_url, required, http(s):// */
 	GHashTable *prices;   /* [prices] "<kind>.<subject_type>" → guint64 fen (boxed) */
+
+	/* [pin] so_pin_max_tries: the tries of the key's SO PIN, default 10 */
+	guint so_pin_max_tries;
+	/* [pin] digits_only: PINs of digits only, default false */
+	gboolean pin_digits_only;
 } CsVendor;
 
 typedef struct {
@@ -78,6 +83,8 @@ typedef struct {
 	guint query_grant_s;		   /* [sms] query_grant_s, default 1800 */
 	guint query_codes_per_uid_hour;	   /* [sms] query_codes_per_uid_hour, default 10 */
 	guint query_codes_per_subject_day; /* [sms] query_codes_per_subject_day, default 5 */
+	guint auth_code_lifetime_s; /* [auth_code] lifetime_s: an unlock's 授权码, default 600 */
+	guint auth_code_max_tries;  /* [auth_code] max_tries: wrong tries, default 5 */
 	/* Review deadlines (DESIGN §1.1). */
 	char **review_holidays;	      /* [review] holidays: YYYY-MM-DD weekdays off */
 	char **review_extra_workdays; /* [review] extra_workdays: weekend days worked */

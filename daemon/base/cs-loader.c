@@ -139,7 +139,9 @@ check_transition(const CsPlugin *p, guint i, GError **error)
 {
 	const CsTransition *t = &p->transitions[i];
 	const char *action = t->action != NULL ? t->action : "?";
-	guint roles = t->actors & OFFICE_ROLES;
+	/* A step only a gateway takes (an identity check) is served by the gateway role. */
+	guint roles = (t->actors & OFFICE_ROLES) != 0 ? t->actors & OFFICE_ROLES
+						      : t->actors & CS_ACTOR_GATEWAY;
 
 	if (t->action == NULL || !strv_contains_nonnull(p->states, t->from) ||
 	    !strv_contains_nonnull(p->states, t->to) || t->actors == 0) {
@@ -152,8 +154,9 @@ check_transition(const CsPlugin *p, guint i, GError **error)
 	     (roles & (roles - 1)) != 0)) {
 		g_set_error(
 		    error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-		    "transition %u (%s): service %s needs a name and exactly one office role", i,
-		    action, t->service);
+		    "transition %u (%s): service %s needs a name and exactly one office role "
+		    "(or the gateway)",
+		    i, action, t->service);
 		return FALSE;
 	}
 	if (((t->flags & CS_TRANSITION_PAYMENT) && !(t->actors & CS_ACTOR_GATEWAY)) ||

@@ -1062,6 +1062,8 @@ guard_holds(CsEngine *engine, CsOrder *order, const CsTransition *t)
 {
 	guint64 due, paid = 0;
 
+	if (t->guard != NULL && !t->guard(order))
+		return FALSE;
 	if ((t->flags & (CS_TRANSITION_IF_SETTLED | CS_TRANSITION_UNLESS_SETTLED |
 			 CS_TRANSITION_IF_PAID | CS_TRANSITION_UNLESS_PAID)) == 0)
 		return TRUE;
@@ -1124,7 +1126,27 @@ struct _CsStep {
 	CsEngineTxnFunc in_txn;
 	gpointer in_txn_data;
 	gboolean in_transaction; /* the step's transaction is open: services may write */
+	GHashTable *secrets;	 /* name → value, never recorded; may be NULL */
+	CsEngineReplyFunc reply; /* who waits for the step's outcome, or NULL */
+	gpointer reply_data;
 };
+
+const char *
+cs_step_get_secret(CsStep *step, const char *name)
+{
+	return step->secrets != NULL ? g_hash_table_lookup(step->secrets, name) : NULL;
+}
+
+CsEngineReplyFunc
+cs_step_steal_reply(CsStep *step, gpointer *reply_data)
+{
+	CsEngineReplyFunc reply = step->reply;
+
+	*reply_data = step->reply_data;
+	step->reply = NULL;
+	step->reply_data = NULL;
+	return reply;
+}
 
 CsOrder *
 cs_step_get_order(CsStep *step)
@@ -1260,6 +1282,10 @@ record_step(CsEngine *engine,
 	announce(engine, order, CS_ORDER_CHANGED);
 	if (t != NULL)
 		cs_plugin_run_after(order->plugin, t->after, step);
+	/* Work the after hook started answers when it ends (it took the reply); else now. */
+	if (step->reply != NULL)
+		step->reply(NULL, step->reply_data);
+	step->reply = NULL;
 	return TRUE;
 }
 
@@ -1389,6 +1415,13 @@ check_needs(CsEngine *engine, CsOrder *order, const CsTransition *t, GError **er
 	return TRUE;
 }
 
+static gboolean act_step(CsEngine *engine,
+			 CsStep *step,
+			 const char *action,
+			 GVariant *params,
+			 const char *code,
+			 GError **error);
+
 gboolean
 cs_engine_act_with(CsEngine *engine,
 		   const CsRequest *request,
@@ -1400,9 +1433,6 @@ cs_engine_act_with(CsEngine *engine,
 		   gpointer in_txn_data,
 		   GError **error)
 {
-	g_autofree char *actor = cs_request_to_actor(request);
-	g_autoptr(GVariant) owned_params = NULL;
-	CsCodeServices codes = code_services(engine);
 	CsStep step = {
 	    .engine = engine,
 	    .order = order,
@@ -1411,22 +1441,61 @@ cs_engine_act_with(CsEngine *engine,
 	    .in_txn_data = in_txn_data,
 	};
 
+	return act_step(engine, &step, action, params, code, error);
+}
+
+gboolean
+cs_engine_act_with_secrets(CsEngine *engine,
+			   const CsRequest *request,
+			   CsOrder *order,
+			   const char *action,
+			   GVariant *params,
+			   GHashTable *secrets,
+			   CsEngineReplyFunc reply,
+			   gpointer reply_data,
+			   GError **error)
+{
+	CsStep step = {
+	    .engine = engine,
+	    .order = order,
+	    .request = request,
+	    .secrets = secrets,
+	    .reply = reply,
+	    .reply_data = reply_data,
+	};
+	/* Refused: nobody was answered (the caller answers with @error). */
+	return act_step(engine, &step, action, params, NULL, error);
+}
+
+static gboolean
+act_step(CsEngine *engine,
+	 CsStep *step,
+	 const char *action,
+	 GVariant *params,
+	 const char *code,
+	 GError **error)
+{
+	CsOrder *order = step->order;
+	const CsRequest *request = step->request;
+	g_autofree char *actor = cs_request_to_actor(request);
+	g_autoptr(GVariant) owned_params = NULL;
+	CsCodeServices codes = code_services(engine);
 	owned_params = params != NULL ? g_variant_ref_sink(params) : empty_params();
-	step.params = owned_params;
+	step->params = owned_params;
 	if (!cs_order_require_plugin(order, error) ||
 	    !cs_engine_check_access(engine, request, order, error))
 		return FALSE;
 	if (!check_params(owned_params, error))
 		return FALSE;
-	step.transition = find_transition(engine, request, order, action, error);
-	if (step.transition == NULL || !check_needs(engine, order, step.transition, error))
+	step->transition = find_transition(engine, request, order, action, error);
+	if (step->transition == NULL || !check_needs(engine, order, step->transition, error))
 		return FALSE;
-	if (!cs_plugin_run_step(order->plugin, "check", step.transition->check, &step, error))
+	if (!cs_plugin_run_step(order->plugin, "check", step->transition->check, step, error))
 		return FALSE;
-	if ((step.transition->flags & CS_TRANSITION_NEEDS_CODE) &&
-	    !cs_codes_check(&codes, order, code, &step.code_id, error))
+	if ((step->transition->flags & CS_TRANSITION_NEEDS_CODE) &&
+	    !cs_codes_check(&codes, order, code, &step->code_id, error))
 		return FALSE;
-	return record_step(engine, &step, step.transition->action, step.transition->to, actor,
+	return record_step(engine, step, step->transition->action, step->transition->to, actor,
 			   error);
 }
 
@@ -1523,6 +1592,9 @@ cs_engine_list_services(CsEngine *engine)
 			s->name = t->service;
 			s->role = t->actors & ~(CS_ACTOR_DESKTOP | CS_ACTOR_GATEWAY |
 						CS_ACTOR_SYSTEM | CS_ACTOR_ADMIN);
+			/* A step only a gateway takes (an identity check): a gateway service. */
+			if (s->role == 0 && (t->actors & CS_ACTOR_GATEWAY))
+				s->role = CS_ACTOR_GATEWAY;
 			g_ptr_array_add(out, s);
 		}
 	}

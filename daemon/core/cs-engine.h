@@ -181,6 +181,29 @@ gboolean cs_engine_act_with(CsEngine *engine,
 			    gpointer in_txn_data,
 			    GError **error);
 
+/* The outcome of a step for whoever asked for it: @error NULL when it was done. */
+typedef void (*CsEngineReplyFunc)(const GError *error, gpointer user_data);
+/*
+ * A step that carries @secrets (name → value: an authorization code, a new PIN), which are
+ * never recorded — not in the event, the order, a task or a log — and only the services
+ * read (cs_step_get_secret). @reply is called once with the step's outcome: right after the
+ * step when it was taken, or when the work its after hook started ends (the hook took it
+ * with cs_step_steal_reply). When the step is refused (FALSE) @reply is not called.
+ */
+gboolean cs_engine_act_with_secrets(CsEngine *engine,
+				    const CsRequest *request,
+				    CsOrder *order,
+				    const char *action,
+				    GVariant *params,
+				    GHashTable *secrets,
+				    CsEngineReplyFunc reply,
+				    gpointer reply_data,
+				    GError **error);
+/* A secret that came with the step, or NULL (for the services only). */
+const char *cs_step_get_secret(CsStep *step, const char *name);
+/* From an after hook: take over answering the step (called once the work ends). */
+CsEngineReplyFunc cs_step_steal_reply(CsStep *step, gpointer *reply_data);
+
 /* SendSmsCode: a new one-time code to the flow's contact phone, where a step needs one.
  * *masked_phone: e.g. "138****8000". RateLimited inside the cooldown. */
 gboolean cs_engine_send_code(CsEngine *engine,

@@ -28,6 +28,7 @@
 #include <systemd/sd-event.h>
 
 #include "cs-build-config.h"
+#include "cs-crypto.h"
 #include "cs-dbus.h"
 #include "cs-dbus-keys.h"
 #include "cs-grants.h"
@@ -1158,6 +1159,67 @@ method_order_act_on_key(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 	return sd_bus_reply_method_return(m, NULL);
 }
 
+/* Unlock(o key, s code, s new_pin): the code and the new PIN travel to the engine as the
+ * step's secrets (never recorded); the call is answered when the key's PIN was reset, or
+ * with why it was not. */
+static void
+unlock_replied(const GError *error, gpointer user_data)
+{
+	sd_bus_message *m = user_data;
+	int r;
+
+	if (error != NULL) {
+		sd_bus_error err = SD_BUS_ERROR_NULL;
+		reply_error(&err, error);
+		r = sd_bus_reply_method_error(m, &err);
+		sd_bus_error_free(&err);
+	} else {
+		r = sd_bus_reply_method_return(m, NULL);
+	}
+	if (r < 0)
+		g_warning("Unlock: cannot reply: %s", g_strerror(-r));
+	sd_bus_message_unref(m);
+}
+
+static void
+wipe_secret(gpointer secret)
+{
+	cs_secret_free(secret);
+}
+
+static int
+method_order_unlock(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GHashTable) secrets =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, wipe_secret);
+	g_autofree char *action = method_to_action(sd_bus_message_get_member(m));
+	const char *key = NULL, *code = NULL, *new_pin = NULL;
+	GVariantBuilder params;
+	CsOrder *order;
+	CsRequest req;
+	int r = order_call(self, m, &order, &req, ret_error);
+
+	if (r < 0)
+		return r;
+	r = sd_bus_message_read(m, "oss", &key, &code, &new_pin);
+	if (r < 0)
+		return r;
+	g_variant_builder_init(&params, G_VARIANT_TYPE("a{sv}"));
+	g_variant_builder_add(&params, "{sv}", "key", g_variant_new_string(key));
+	g_hash_table_insert(secrets, "code", g_strdup(code));
+	g_hash_table_insert(secrets, "new_pin", g_strdup(new_pin));
+	sd_bus_message_ref(m);
+	if (!cs_engine_act_with_secrets(self->engine, &req, order, action,
+					g_variant_builder_end(&params), secrets, unlock_replied, m,
+					&error)) {
+		sd_bus_message_unref(m);
+		return reply_error(ret_error, error);
+	}
+	return 1; /* answered by unlock_replied */
+}
+
 static int
 method_order_send_sms_code(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
@@ -1576,6 +1638,11 @@ static const sd_bus_vtable order_vtable[] = {
 			    SD_BUS_ARGS("s", channel),
 			    SD_BUS_RESULT("s", qr_payload, "t", expires),
 			    method_order_start_payment,
+			    SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("Unlock",
+			    SD_BUS_ARGS("o", key, "s", code, "s", new_pin),
+			    SD_BUS_NO_RESULT,
+			    method_order_unlock,
 			    SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_ARGS("GetInvoice",
 			    SD_BUS_NO_ARGS,

@@ -23,6 +23,7 @@
 #include "cs-crypto.h"
 #include "cs-clock.h"
 #include "cs-keys.h"
+#include "cs-pin-policy.h"
 #include "cs-seal.h"
 #include "cs-validate.h"
 
@@ -42,8 +43,7 @@ typedef struct {
 typedef struct {
 	Shared *shared;
 	char *vendor_id;
-	guint pin_min_length;
-	guint pin_max_length;
+	CsPinPolicy pin_policy; /* the vendor's [pin] rule for every PIN set on its keys */
 	const CsLoadedDriver *driver;
 	CsDriverContext *ctx;
 	GThread *thread;
@@ -497,6 +497,7 @@ typedef enum {
 	REQ_LOGIN,
 	REQ_LOGOUT,
 	REQ_CHANGE_PIN,
+	REQ_UNBLOCK,
 	REQ_READ_SEAL,
 	REQ_SEAL_DOCUMENT,
 	REQ_MAKE_BEGIN,
@@ -1039,6 +1040,11 @@ request_run(gpointer data, gpointer pool_data)
 	case REQ_CHANGE_PIN:
 		cs_driver_run_change_pin(d, ctx, r->serial, r->pin1, r->pin2, &r->error);
 		break;
+	case REQ_UNBLOCK:
+		cs_driver_run_unblock(d, ctx, r->serial, r->pin1, r->pin2, &r->error);
+		g_info("key %s: user PIN reset with the SO PIN: %s", r->id,
+		       r->error != NULL ? r->error->message : "done");
+		break;
 	case REQ_READ_SEAL:
 		r->result = cs_driver_run_get_object(d, ctx, r->serial, FALSE, CS_KEY_SEAL_LABEL,
 						     &r->error);
@@ -1098,17 +1104,11 @@ lookup_entry(CsKeys *self, const char *id, GError **error)
 	return e;
 }
 
-/* A PIN for the key must fit its vendor profile's [pin] lengths. */
+/* A PIN set on the key must follow its vendor profile's [pin] policy. */
 static gboolean
-check_pin_length(const Watcher *w, const char *field, const char *pin, GError **error)
+check_pin_policy(const Watcher *w, const char *field, const char *pin, GError **error)
 {
-	gsize len = pin != NULL ? strlen(pin) : 0;
-
-	if (len >= w->pin_min_length && len <= w->pin_max_length && len > 0)
-		return TRUE;
-	g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: must be %u to %u characters",
-		    field, w->pin_min_length, w->pin_max_length);
-	return FALSE;
+	return cs_pin_policy_check(&w->pin_policy, field, pin, error);
 }
 
 static Request *
@@ -1151,7 +1151,7 @@ submit_full(CsKeys *self,
 	Entry *e = lookup_entry(self, id, &error);
 	Request *r;
 
-	if (e == NULL || (pin2 != NULL && !check_pin_length(e->watcher, "new_pin", pin2, &error))) {
+	if (e == NULL || (pin2 != NULL && !check_pin_policy(e->watcher, "new_pin", pin2, &error))) {
 		if (fd >= 0)
 			close(fd);
 		done(NULL, error, user_data);
@@ -1199,6 +1199,44 @@ cs_keys_change_pin(CsKeys *self,
 		   gpointer user_data)
 {
 	submit(self, REQ_CHANGE_PIN, id, old_pin, new_pin, done, user_data);
+}
+
+void
+cs_keys_unblock(CsKeys *self,
+		const char *id,
+		const char *so_pin,
+		const char *new_pin,
+		CsKeysDoneFunc done,
+		gpointer user_data)
+{
+	submit(self, REQ_UNBLOCK, id, so_pin, new_pin, done, user_data);
+}
+
+char *
+cs_keys_id_from_path(const char *path)
+{
+	const char *last = path != NULL ? strrchr(path, '/') : NULL;
+	GString *id;
+
+	if (last == NULL || last[1] == '\0')
+		return NULL;
+	id = g_string_new(NULL);
+	/* sd_bus_path_encode: every byte but [A-Za-z0-9] is "_" and two hex digits. */
+	for (const char *p = last + 1; *p != '\0'; p++) {
+		int hi, lo;
+		if (g_ascii_isalnum(*p)) {
+			g_string_append_c(id, *p);
+			continue;
+		}
+		if (*p != '_' || (hi = g_ascii_xdigit_value(p[1])) < 0 ||
+		    (lo = g_ascii_xdigit_value(p[2])) < 0) {
+			g_string_free(id, TRUE);
+			return NULL;
+		}
+		g_string_append_c(id, (char)(hi * 16 + lo));
+		p += 2;
+	}
+	return g_string_free(id, FALSE);
 }
 
 void
@@ -1297,8 +1335,8 @@ cs_keys_make_begin(CsKeys *self,
 
 	if (e == NULL || !check_not_making(self, id, &error) ||
 	    !check_make_begin(label, algorithm, subject_cn, &error) ||
-	    !check_pin_length(e->watcher, "user_pin", user_pin, &error) ||
-	    !check_pin_length(e->watcher, "so_pin", so_pin, &error)) {
+	    !check_pin_policy(e->watcher, "user_pin", user_pin, &error) ||
+	    !check_pin_policy(e->watcher, "so_pin", so_pin, &error)) {
 		done(NULL, error, user_data);
 		return;
 	}
@@ -1357,7 +1395,7 @@ cs_keys_make_finish(CsKeys *self,
 
 	if (e == NULL || !check_not_making(self, id, &error) ||
 	    !check_make_finish(cert_der, seal_der, &error) ||
-	    !check_pin_length(e->watcher, "user_pin", user_pin, &error)) {
+	    !check_pin_policy(e->watcher, "user_pin", user_pin, &error)) {
 		done(NULL, error, user_data);
 		return;
 	}
@@ -1465,8 +1503,7 @@ cs_keys_add_vendor(CsKeys *self,
 
 	w->shared = self->shared;
 	w->vendor_id = g_strdup(vendor->id);
-	w->pin_min_length = vendor->pin_min_length;
-	w->pin_max_length = vendor->pin_max_length;
+	w->pin_policy = cs_pin_policy_for_vendor(vendor);
 	w->driver = driver;
 	w->ctx = ctx;
 	g_ptr_array_add(self->watchers, w);

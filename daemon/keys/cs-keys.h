@@ -106,6 +106,17 @@ void cs_keys_change_pin(CsKeys *keys,
 			const char *new_pin,
 			CsKeysDoneFunc done,
 			gpointer user_data);
+/* Reset the user PIN of key @id to @new_pin with its SO PIN (the driver's unblock: SO
+ * login + C_InitPIN); the key's tries are restored and PinTriesLeft read again at once. */
+void cs_keys_unblock(CsKeys *keys,
+		     const char *id,
+		     const char *so_pin,
+		     const char *new_pin,
+		     CsKeysDoneFunc done,
+		     gpointer user_data);
+/* The key id a Key's D-Bus object path ends with (…/keys/pkcs11_5fKA0001 → "pkcs11_KA0001"),
+ * or NULL when @path is not one. */
+char *cs_keys_id_from_path(const char *path);
 void cs_keys_read_seal(CsKeys *keys, const char *id, CsKeysDoneFunc done, gpointer user_data);
 /*
  * Seal a document (DESIGN §3.3 SealDocument, §9): @fd must be a regular file or a memfd

@@ -39,6 +39,7 @@
 #include "cs-keys.h"
 #include "cs-notices.h"
 #include "cs-seal.h"
+#include "cs-pin-policy.h"
 #include "cs-seal-picture.h"
 
 #define SO_PIN_LENGTH 12
@@ -75,6 +76,7 @@ cs_step_prepare_key_work(CsStep *step, const CsKeyWork *work, const char *serial
 	g_autofree char *attr = NULL;
 	g_autofree char *ref_text = NULL;
 	CsKey *key;
+	CsPinPolicy policy;
 	char *so_pin;
 	gint64 ref = 0;
 	gboolean ok;
@@ -126,8 +128,8 @@ cs_step_prepare_key_work(CsStep *step, const CsKeyWork *work, const char *serial
 		return FALSE;
 	if (!work->provision || cs_order_get_attr(order, attr) != NULL)
 		return TRUE; /* no SO PIN to set, or the one this key already has */
-	so_pin = cs_random_digits(
-	    CLAMP(SO_PIN_LENGTH, vendor->pin_min_length, vendor->pin_max_length), error);
+	policy = cs_pin_policy_for_vendor(vendor);
+	so_pin = cs_pin_policy_generate(&policy, SO_PIN_LENGTH, error);
 	if (so_pin == NULL)
 		return FALSE;
 	ok = cs_ledger_seal_secret(cs_engine_get_ledger(engine), "so_pin", cs_order_get_id(order),

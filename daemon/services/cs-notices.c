@@ -15,6 +15,7 @@
 
 #include "cs-crypto.h"
 #include "cs-notices.h"
+#include "cs-pin-policy.h"
 #include "cs-tasks.h"
 
 /* The plaintext of a sealed secret the order refers to by attribute @name. */
@@ -103,6 +104,7 @@ cs_step_issue_password(CsStep *step, GError **error)
 	const CsVendor *vendor =
 	    cs_config_find_vendor(cs_engine_get_config(engine), cs_order_get_vendor(order));
 	guint len = 8;
+	CsPinPolicy policy;
 	char *pin;
 	gint64 ref = 0;
 	gboolean ok;
@@ -116,12 +118,13 @@ cs_step_issue_password(CsStep *step, GError **error)
 			    cs_order_get_vendor(order));
 		return FALSE;
 	}
-	len = CLAMP(len, vendor->pin_min_length, vendor->pin_max_length);
-	pin = cs_random_digits(len, error);
+	policy = cs_pin_policy_for_vendor(vendor);
+	pin = cs_pin_policy_generate(&policy, len, error);
 	if (pin == NULL)
 		return FALSE;
 	ok = cs_ledger_seal_secret(cs_engine_get_ledger(engine), "user_pin", cs_order_get_id(order),
-				   (const guint8 *)pin, len, g_get_real_time(), &ref, error) &&
+				   (const guint8 *)pin, strlen(pin), g_get_real_time(), &ref,
+				   error) &&
 	     cs_engine_set_attr_int(engine, order, "user_pin_ref", ref, error);
 	cs_secret_free(pin);
 	return ok;

@@ -34,8 +34,26 @@ services_waiting(CsOrder *order)
 }
 
 static JsonObject *
+order_fields(CsOrder *order)
+{
+	JsonObject *o = json_object_new();
+	GVariantIter iter;
+	const char *name;
+	GVariant *value;
+
+	g_variant_iter_init(&iter, cs_order_get_fields(order));
+	while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
+		if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING))
+			json_object_set_string_member(o, name, g_variant_get_string(value, NULL));
+		g_variant_unref(value);
+	}
+	return o;
+}
+
+static JsonObject *
 order_payload(CsOrder *order)
 {
+	const char *auth_method = cs_order_get_field(order, "auth_method");
 	JsonObject *payload = json_object_new();
 	JsonObject *o = json_object_new();
 
@@ -46,6 +64,10 @@ order_payload(CsOrder *order)
 	json_object_set_string_member(o, "vendor", cs_order_get_vendor(order));
 	json_object_set_string_member(o, "state", cs_order_get_state(order));
 	json_object_set_object_member(payload, "order", o);
+	/* What a gateway needs to check (an identity check's method and details). */
+	if (auth_method != NULL)
+		json_object_set_string_member(payload, "method", auth_method);
+	json_object_set_object_member(payload, "fields", order_fields(order));
 	return payload;
 }
 
@@ -122,7 +144,10 @@ static const CsTransition *
 result_transition(CsOrder *order, const char *service, JsonObject *result, GError **error)
 {
 	const CsPlugin *plugin = cs_order_get_plugin(order);
-	const char *decision = result_string(result, "decision");
+	/* A gateway's result says "result" (an identity check's pass or fail). */
+	const char *decision = result_string(result, "decision") != NULL
+				   ? result_string(result, "decision")
+				   : result_string(result, "result");
 	g_autoptr(GPtrArray) actions = g_ptr_array_new();
 	const CsTransition *only = NULL;
 

@@ -2994,6 +2994,68 @@ cs_ledger_load_attrs(CsLedger *ledger, const char *order_id, GError **error)
 	return g_steal_pointer(&attrs);
 }
 
+gboolean
+cs_ledger_find_attr(
+    CsLedger *ledger, const char *name, char **order_id, char **value, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL && name != NULL, FALSE);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT order_id, value FROM order_attrs WHERE name = ?1 "
+			    "ORDER BY updated DESC, rowid DESC LIMIT 1",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, name);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		if (order_id != NULL)
+			*order_id = column_dup(stmt, 0);
+		if (value != NULL)
+			*value = column_dup(stmt, 1);
+		return TRUE;
+	}
+	if (rc != SQLITE_DONE)
+		return set_sqlite_error(ledger->db, "finding an order attribute", error);
+	g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "no order has the attribute %s", name);
+	return FALSE;
+}
+
+gboolean
+cs_ledger_count_events_with_attr(CsLedger *ledger,
+				 const char *event_kind,
+				 const char *attr,
+				 const char *value,
+				 gint64 since_us,
+				 guint *count,
+				 GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	int rc;
+
+	g_return_val_if_fail(ledger != NULL && event_kind != NULL && attr != NULL, FALSE);
+
+	stmt = stmt_prepare(ledger->db,
+			    "SELECT count(*) FROM events e JOIN order_attrs a "
+			    "ON a.order_id = e.order_id AND a.name = ?2 AND a.value = ?3 "
+			    "WHERE e.kind = ?1 AND e.time >= ?4",
+			    error);
+	if (stmt == NULL)
+		return FALSE;
+	bind_text(stmt, 1, event_kind);
+	bind_text(stmt, 2, attr);
+	bind_text(stmt, 3, value);
+	sqlite3_bind_int64(stmt, 4, since_us);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW)
+		return set_sqlite_error(ledger->db, "counting events", error);
+	*count = (guint)sqlite3_column_int64(stmt, 0);
+	return TRUE;
+}
+
 void
 cs_code_row_free(CsCodeRow *row)
 {

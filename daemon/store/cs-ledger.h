@@ -321,6 +321,20 @@ gboolean cs_ledger_set_attr(CsLedger *ledger,
 /* name → value (both strings). */
 GHashTable *cs_ledger_load_attrs(CsLedger *ledger, const char *order_id, GError **error);
 
+/* The latest value of attribute @name over all orders, and its order (either out may be
+ * NULL); CS_ERROR_NOT_FOUND when no order has it. */
+gboolean cs_ledger_find_attr(
+    CsLedger *ledger, const char *name, char **order_id, char **value, GError **error);
+/* How many events of kind @event_kind, at or after @since_us, belong to orders whose
+ * attribute @attr is @value. */
+gboolean cs_ledger_count_events_with_attr(CsLedger *ledger,
+					  const char *event_kind,
+					  const char *attr,
+					  const char *value,
+					  gint64 since_us,
+					  guint *count,
+					  GError **error);
+
 /* One-time codes sent by SMS (DESIGN §6): a keyed hash, never the code. */
 typedef struct {
 	gint64 id;

@@ -97,7 +97,9 @@ cs_tasks_add_order_service(CsTasks *tasks, const char *service, guint role, GErr
 {
 	guint known = cs_tasks_service_role(tasks, service);
 
-	if (known != 0 && (known != role || !is_order_service(tasks, service))) {
+	/* A flow may serve a gateway service's tasks for its orders (an identity check), in
+	 * the same role; never another role's. */
+	if (known != 0 && known != role) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 			    "service %s: already served by another role", service);
 		return FALSE;

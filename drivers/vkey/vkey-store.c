@@ -45,6 +45,15 @@ vkey_token_conf_load(const char *dir, GError **error)
 	conf->max_tries = (guint)g_key_file_get_integer(kf, "token", "max_tries", NULL);
 	if (conf->max_tries == 0)
 		conf->max_tries = 6;
+	conf->so_max_tries = (guint)g_key_file_get_integer(kf, "token", "so_max_tries", NULL);
+	if (conf->so_max_tries == 0)
+		conf->so_max_tries = 10;
+	conf->min_pin_length = (guint)g_key_file_get_integer(kf, "token", "min_pin_length", NULL);
+	if (conf->min_pin_length == 0)
+		conf->min_pin_length = 6;
+	conf->max_pin_length = (guint)g_key_file_get_integer(kf, "token", "max_pin_length", NULL);
+	if (conf->max_pin_length < conf->min_pin_length)
+		conf->max_pin_length = MAX(16, conf->min_pin_length);
 	conf->slot = (guint)g_key_file_get_integer(kf, "token", "slot", NULL);
 	return g_steal_pointer(&conf);
 }
@@ -61,6 +70,9 @@ vkey_token_conf_save(const VkeyTokenConf *conf, GError **error)
 			      conf->manufacturer != NULL ? conf->manufacturer : "");
 	g_key_file_set_string(kf, "token", "model", conf->model != NULL ? conf->model : "");
 	g_key_file_set_integer(kf, "token", "max_tries", (gint)conf->max_tries);
+	g_key_file_set_integer(kf, "token", "so_max_tries", (gint)conf->so_max_tries);
+	g_key_file_set_integer(kf, "token", "min_pin_length", (gint)conf->min_pin_length);
+	g_key_file_set_integer(kf, "token", "max_pin_length", (gint)conf->max_pin_length);
 	g_key_file_set_integer(kf, "token", "slot", (gint)conf->slot);
 	return g_key_file_save_to_file(kf, path, error);
 }

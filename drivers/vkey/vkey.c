@@ -5,7 +5,10 @@
  * What it adds to SoftHSM2: removable tokens (plug/unplug while the daemon runs), tokens
  * created by another process appearing without a restart, C_WaitForSlotEvent, a user PIN
  * that locks after max_tries wrong tries (COUNT_LOW / FINAL_TRY / LOCKED flags, and
- * CKR_PIN_LOCKED even for the right PIN until the SO resets it with C_InitPIN), the
+ * CKR_PIN_LOCKED even for the right PIN until the SO resets it with C_InitPIN; a wrong PIN
+ * given for CKU_CONTEXT_SPECIFIC counts as well), an SO PIN that locks the same way after
+ * so_max_tries (then nothing can reset the user PIN: the key must be replaced), the
+ * vendor's PIN length (ulMinPinLen / ulMaxPinLen, enforced by C_InitPIN and C_SetPIN), the
  * manufacturer / model / serial of a vendor's keys, and fault injection.
  *
  * Design — one SoftHSM2 instance per virtual token, and why. SoftHSM2 2.6.1 fixes its slot
@@ -33,10 +36,16 @@
  * compares the plugged file's identity with the last one seen; when it went away or was
  * replaced, every session of the instance is closed (a re-plugged key is a fresh key, as
  * with real hardware), and calls answer CKR_DEVICE_REMOVED / CKR_TOKEN_NOT_PRESENT.
+ * Every call into the instance holds the token's `calls` lock as a reader; closing the
+ * sessions takes it as the writer, so a removal waits for the calls already inside
+ * SoftHSM2 (which would otherwise use a freed session) and the calls that start after it
+ * see the key gone.
  *
  * Faults (<dir>/fault, see vkey-store.h): the Nth call of the named function on that
  * token fails (CKR_DEVICE_ERROR), hangs (until the key is unplugged or the timeout passes
- * — never forever), or pulls the key (CKR_DEVICE_REMOVED). A fault fires once.
+ * — never forever), or pulls the key (CKR_DEVICE_REMOVED). A fault fires once. A failed
+ * call that ends an operation (C_Sign, C_SignUpdate, C_Verify, C_Digest, …) ends it at the
+ * instance as well, as PKCS#11 says, so the next *Init works.
  */
 #define G_LOG_DOMAIN "vkey"
 
@@ -56,7 +65,9 @@
 
 typedef struct {
 	VkeyTokenConf *conf;
-	GMutex lock; /* instance loading, plugged identity, PIN counter, faults */
+	GMutex lock;	/* instance loading, plugged identity, PIN counters, faults */
+	GRWLock calls;	/* readers: calls inside the instance; writer: closing its sessions */
+	gboolean stale; /* pulled or re-plugged: the sessions are to be closed */
 	void *dl;
 	CK_FUNCTION_LIST_PTR f;
 	CK_SLOT_ID inner_slot;
@@ -90,6 +101,7 @@ token_free(Token *t)
 	 * process exit buys nothing and has crashed SoftHSM2 builds before. */
 	vkey_token_conf_free(t->conf);
 	g_mutex_clear(&t->lock);
+	g_rw_lock_clear(&t->calls);
 	g_free(t);
 }
 
@@ -130,6 +142,7 @@ rescan_locked(void)
 			continue;
 		Token *t = g_new0(Token, 1);
 		g_mutex_init(&t->lock);
+		g_rw_lock_init(&t->calls);
 		t->conf = g_ptr_array_steal_index(list, i);
 		i--;
 		g_ptr_array_add(tokens, t);
@@ -208,8 +221,9 @@ load_instance_locked(Token *t)
 	return CKR_OK;
 }
 
-/* Is the key inserted? Closes the instance's sessions when it was pulled or re-plugged
- * since the last look. Call with t->lock held. */
+/* Is the key inserted? Marks the instance's sessions stale when it was pulled or
+ * re-plugged since the last look (enter_slot closes them once no call is inside). Call
+ * with t->lock held. */
 static gboolean
 check_present_locked(Token *t)
 {
@@ -220,8 +234,9 @@ check_present_locked(Token *t)
 			st.st_mtim.tv_sec == t->plug_mtime.tv_sec &&
 			st.st_mtim.tv_nsec == t->plug_mtime.tv_nsec;
 
-	if (!same && t->loaded)
-		t->f->C_CloseAllSessions(t->inner_slot);
+	/* Closed once, when the change is first seen (an absent key has no sessions). */
+	if (!same && t->loaded && t->present)
+		t->stale = TRUE;
 	if (now) {
 		t->plug_dev = st.st_dev;
 		t->plug_ino = st.st_ino;
@@ -231,32 +246,77 @@ check_present_locked(Token *t)
 	return now;
 }
 
-/* --- PIN counter -------------------------------------------------------------------- */
+/* --- PIN counters ------------------------------------------------------------------- */
+
+typedef enum { PIN_USER, PIN_SO } PinKind;
 
 static guint
-tries_left_locked(Token *t)
+pin_max_tries(Token *t, PinKind kind)
 {
-	g_autofree char *path = g_build_filename(t->conf->dir, "pin", NULL);
+	return kind == PIN_SO ? t->conf->so_max_tries : t->conf->max_tries;
+}
+
+static guint
+tries_left_locked(Token *t, PinKind kind)
+{
+	g_autofree char *path =
+	    g_build_filename(t->conf->dir, kind == PIN_SO ? "so_pin" : "pin", NULL);
 	g_autofree char *text = NULL;
 	guint64 v;
 
 	if (!g_file_get_contents(path, &text, NULL, NULL) ||
-	    !g_ascii_string_to_unsigned(g_strstrip(text), 10, 0, t->conf->max_tries, &v, NULL))
-		return t->conf->max_tries;
+	    !g_ascii_string_to_unsigned(g_strstrip(text), 10, 0, pin_max_tries(t, kind), &v, NULL))
+		return pin_max_tries(t, kind);
 	return (guint)v;
 }
 
 static void
-set_tries_left_locked(Token *t, guint tries)
+set_tries_left_locked(Token *t, PinKind kind, guint tries)
 {
-	g_autofree char *path = g_build_filename(t->conf->dir, "pin", NULL);
+	g_autofree char *path =
+	    g_build_filename(t->conf->dir, kind == PIN_SO ? "so_pin" : "pin", NULL);
 	g_autofree char *text = g_strdup_printf("%u\n", tries);
 	g_autoptr(GError) error = NULL;
 
-	if (tries_left_locked(t) == tries)
+	if (tries_left_locked(t, kind) == tries)
 		return;
 	if (!g_file_set_contents(path, text, -1, &error))
 		g_warning("%s: %s", path, error->message);
+}
+
+/* A PIN check through the instance, counted: a locked PIN is refused without asking it; a
+ * wrong one uses a try (the last one locks it); the right one restores the tries. Holds
+ * t->lock across @check so two threads cannot both spend the last try. */
+typedef CK_RV (*PinCheck)(Token *t, gpointer data);
+
+static CK_RV
+counted_pin_check(Token *t, PinKind kind, PinCheck check, gpointer data)
+{
+	guint tries;
+	CK_RV rv;
+
+	g_mutex_lock(&t->lock);
+	tries = tries_left_locked(t, kind);
+	if (tries == 0) {
+		g_mutex_unlock(&t->lock);
+		return CKR_PIN_LOCKED;
+	}
+	rv = check(t, data);
+	if (rv == CKR_PIN_INCORRECT) {
+		set_tries_left_locked(t, kind, tries - 1);
+		if (tries - 1 == 0)
+			rv = CKR_PIN_LOCKED;
+	} else if (rv == CKR_OK) {
+		set_tries_left_locked(t, kind, pin_max_tries(t, kind));
+	}
+	g_mutex_unlock(&t->lock);
+	return rv;
+}
+
+static gboolean
+pin_length_ok(Token *t, CK_ULONG len)
+{
+	return len >= t->conf->min_pin_length && len <= t->conf->max_pin_length;
 }
 
 /* --- faults ------------------------------------------------------------------------- */
@@ -312,46 +372,100 @@ apply_fault_locked(Token *t, const char *function)
 	return CKR_DEVICE_ERROR;
 }
 
-/* Enter a call on the token of @slot: present, loaded, fault checked. On CKR_OK, t->lock
- * is NOT held (SoftHSM2 does its own locking) and *out is the token. */
+/* Close the sessions of a pulled or re-plugged key once no call is inside the instance.
+ * Call with nothing held. */
+static void
+close_stale_sessions(Token *t)
+{
+	g_rw_lock_writer_lock(&t->calls);
+	g_mutex_lock(&t->lock);
+	if (t->stale && t->loaded)
+		t->f->C_CloseAllSessions(t->inner_slot);
+	t->stale = FALSE;
+	g_mutex_unlock(&t->lock);
+	g_rw_lock_writer_unlock(&t->calls);
+}
+
+static void
+leave(Token *t)
+{
+	g_rw_lock_reader_unlock(&t->calls);
+}
+
+/* Enter a call on the token of @slot: present, loaded, fault checked. On CKR_OK the call
+ * holds t->calls as a reader (release it with leave()) and t->lock is NOT held (SoftHSM2
+ * does its own locking); *out is the token. When a fault fired and @faulted is not NULL,
+ * *faulted is set and the reader lock is held as well, so the caller can end the
+ * operation the failed call would have ended. */
 static CK_RV
-enter_slot(CK_SLOT_ID slot, const char *function, gboolean need_present, Token **out)
+enter_slot(
+    CK_SLOT_ID slot, const char *function, gboolean need_present, Token **out, gboolean *faulted)
 {
 	Token *t;
 	CK_RV rv = CKR_OK;
+	gboolean present;
 
+	if (faulted != NULL)
+		*faulted = FALSE;
 	if (!g_atomic_int_get(&initialized))
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	t = find_token(slot);
 	if (t == NULL)
 		return CKR_SLOT_ID_INVALID;
-	g_mutex_lock(&t->lock);
-	if (!check_present_locked(t)) {
+	*out = t;
+	for (;;) {
+		g_rw_lock_reader_lock(&t->calls);
+		g_mutex_lock(&t->lock);
+		present = check_present_locked(t);
+		if (!t->stale)
+			break;
+		g_mutex_unlock(&t->lock);
+		g_rw_lock_reader_unlock(&t->calls);
+		close_stale_sessions(t);
+	}
+	if (!present) {
 		rv = need_present ? CKR_TOKEN_NOT_PRESENT : CKR_OK;
 	} else {
 		rv = load_instance_locked(t);
-		if (rv == CKR_OK)
+		if (rv == CKR_OK) {
 			rv = apply_fault_locked(t, function);
+			if (rv != CKR_OK && faulted != NULL && !t->stale) {
+				*faulted = TRUE;
+				g_mutex_unlock(&t->lock);
+				return rv;
+			}
+		}
 	}
 	g_mutex_unlock(&t->lock);
-	*out = t;
+	if (rv != CKR_OK)
+		g_rw_lock_reader_unlock(&t->calls);
 	return rv;
 }
 
 static CK_RV
-enter_session(CK_SESSION_HANDLE h, const char *function, Token **out, CK_SESSION_HANDLE *inner)
+enter_session_faulted(CK_SESSION_HANDLE h,
+		      const char *function,
+		      Token **out,
+		      CK_SESSION_HANDLE *inner,
+		      gboolean *faulted)
 {
 	CK_RV rv;
 
 	if ((h >> SESSION_SHIFT) == 0)
 		return CKR_SESSION_HANDLE_INVALID;
-	rv = enter_slot((h >> SESSION_SHIFT) - 1, function, TRUE, out);
+	rv = enter_slot((h >> SESSION_SHIFT) - 1, function, TRUE, out, faulted);
 	if (rv == CKR_TOKEN_NOT_PRESENT)
 		return CKR_DEVICE_REMOVED;
 	if (rv == CKR_SLOT_ID_INVALID)
 		return CKR_SESSION_HANDLE_INVALID;
 	*inner = h & SESSION_MASK;
 	return rv;
+}
+
+static CK_RV
+enter_session(CK_SESSION_HANDLE h, const char *function, Token **out, CK_SESSION_HANDLE *inner)
+{
+	return enter_session_faulted(h, function, out, inner, NULL);
 }
 
 /* --- general ------------------------------------------------------------------------ */
@@ -486,10 +600,11 @@ vkey_get_slot_info(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
 {
 	Token *t = NULL;
 	g_autofree char *desc = NULL;
-	CK_RV rv = enter_slot(slot, "C_GetSlotInfo", FALSE, &t);
+	CK_RV rv = enter_slot(slot, "C_GetSlotInfo", FALSE, &t, NULL);
 
 	if (rv != CKR_OK)
 		return rv;
+	leave(t);
 	if (info == NULL)
 		return CKR_ARGUMENTS_BAD;
 	memset(info, 0, sizeof(*info));
@@ -502,34 +617,53 @@ vkey_get_slot_info(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
 	return CKR_OK;
 }
 
+/* The COUNT_LOW / FINAL_TRY / LOCKED flags of one PIN from its counter. */
+static CK_FLAGS
+pin_flags_locked(Token *t, PinKind kind, CK_FLAGS low, CK_FLAGS final, CK_FLAGS locked)
+{
+	guint tries = tries_left_locked(t, kind);
+	CK_FLAGS flags = 0;
+
+	if (tries < pin_max_tries(t, kind))
+		flags |= low;
+	if (tries == 1)
+		flags |= final;
+	if (tries == 0)
+		flags |= locked;
+	return flags;
+}
+
 static CK_RV
 vkey_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 {
 	Token *t = NULL;
-	CK_RV rv = enter_slot(slot, "C_GetTokenInfo", TRUE, &t);
-	guint tries;
+	CK_RV rv = enter_slot(slot, "C_GetTokenInfo", TRUE, &t, NULL);
 
 	if (rv != CKR_OK)
 		return rv;
-	if (info == NULL)
+	if (info == NULL) {
+		leave(t);
 		return CKR_ARGUMENTS_BAD;
+	}
 	rv = t->f->C_GetTokenInfo(t->inner_slot, info);
+	leave(t);
 	if (rv != CKR_OK)
 		return rv;
 	pad(info->manufacturerID, sizeof(info->manufacturerID), t->conf->manufacturer);
 	pad(info->model, sizeof(info->model), t->conf->model);
 	pad(info->serialNumber, sizeof(info->serialNumber), t->conf->serial);
-	info->flags &= ~(CK_FLAGS)(CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY |
-				   CKF_USER_PIN_LOCKED | CKF_USER_PIN_TO_BE_CHANGED);
+	info->ulMinPinLen = t->conf->min_pin_length;
+	info->ulMaxPinLen = t->conf->max_pin_length;
+	info->flags &=
+	    ~(CK_FLAGS)(CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED |
+			CKF_USER_PIN_TO_BE_CHANGED | CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_FINAL_TRY |
+			CKF_SO_PIN_LOCKED | CKF_SO_PIN_TO_BE_CHANGED);
 	g_mutex_lock(&t->lock);
-	tries = tries_left_locked(t);
+	info->flags |= pin_flags_locked(t, PIN_USER, CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY,
+					CKF_USER_PIN_LOCKED);
+	info->flags |= pin_flags_locked(t, PIN_SO, CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY,
+					CKF_SO_PIN_LOCKED);
 	g_mutex_unlock(&t->lock);
-	if (tries < t->conf->max_tries)
-		info->flags |= CKF_USER_PIN_COUNT_LOW;
-	if (tries == 1)
-		info->flags |= CKF_USER_PIN_FINAL_TRY;
-	if (tries == 0)
-		info->flags |= CKF_USER_PIN_LOCKED;
 	return CKR_OK;
 }
 
@@ -566,34 +700,67 @@ static CK_RV
 vkey_get_mechanism_list(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count)
 {
 	Token *t = NULL;
-	CK_RV rv = enter_slot(slot, "C_GetMechanismList", TRUE, &t);
+	CK_RV rv = enter_slot(slot, "C_GetMechanismList", TRUE, &t, NULL);
 
-	return rv != CKR_OK ? rv : t->f->C_GetMechanismList(t->inner_slot, list, count);
+	if (rv != CKR_OK)
+		return rv;
+	rv = t->f->C_GetMechanismList(t->inner_slot, list, count);
+	leave(t);
+	return rv;
 }
 
 static CK_RV
 vkey_get_mechanism_info(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR info)
 {
 	Token *t = NULL;
-	CK_RV rv = enter_slot(slot, "C_GetMechanismInfo", TRUE, &t);
+	CK_RV rv = enter_slot(slot, "C_GetMechanismInfo", TRUE, &t, NULL);
 
-	return rv != CKR_OK ? rv : t->f->C_GetMechanismInfo(t->inner_slot, type, info);
+	if (rv != CKR_OK)
+		return rv;
+	rv = t->f->C_GetMechanismInfo(t->inner_slot, type, info);
+	leave(t);
+	return rv;
+}
+
+typedef struct {
+	CK_SESSION_HANDLE inner;
+	CK_USER_TYPE user;
+	CK_UTF8CHAR_PTR pin;
+	CK_ULONG len;
+	CK_UTF8CHAR_PTR new_pin;
+	CK_ULONG new_len;
+	CK_UTF8CHAR_PTR label;
+} PinCall;
+
+static CK_RV
+init_token_check(Token *t, gpointer data)
+{
+	PinCall *c = data;
+
+	return t->f->C_InitToken(t->inner_slot, c->pin, c->len, c->label);
 }
 
 static CK_RV
 vkey_init_token(CK_SLOT_ID slot, CK_UTF8CHAR_PTR so_pin, CK_ULONG len, CK_UTF8CHAR_PTR label)
 {
 	Token *t = NULL;
-	CK_RV rv = enter_slot(slot, "C_InitToken", TRUE, &t);
+	PinCall c = {.pin = so_pin, .len = len, .label = label};
+	CK_RV rv = enter_slot(slot, "C_InitToken", TRUE, &t, NULL);
 
 	if (rv != CKR_OK)
 		return rv;
-	rv = t->f->C_InitToken(t->inner_slot, so_pin, len, label);
+	if (!pin_length_ok(t, len)) {
+		leave(t);
+		return CKR_PIN_LEN_RANGE;
+	}
+	/* Re-initialising a token asks its SO PIN: counted, and refused once that is locked. */
+	rv = counted_pin_check(t, PIN_SO, init_token_check, &c);
 	if (rv == CKR_OK) {
 		g_mutex_lock(&t->lock);
-		set_tries_left_locked(t, t->conf->max_tries);
+		set_tries_left_locked(t, PIN_USER, t->conf->max_tries);
 		g_mutex_unlock(&t->lock);
 	}
+	leave(t);
 	return rv;
 }
 
@@ -608,32 +775,40 @@ vkey_open_session(CK_SLOT_ID slot,
 {
 	Token *t = NULL;
 	CK_SESSION_HANDLE inner = 0;
-	CK_RV rv = enter_slot(slot, "C_OpenSession", TRUE, &t);
+	CK_RV rv = enter_slot(slot, "C_OpenSession", TRUE, &t, NULL);
 
 	if (rv != CKR_OK)
 		return rv;
-	if (session == NULL)
+	if (session == NULL) {
+		leave(t);
 		return CKR_ARGUMENTS_BAD;
-	rv = t->f->C_OpenSession(t->inner_slot, flags, NULL, NULL, &inner);
-	if (rv != CKR_OK)
-		return rv;
-	if (inner > SESSION_MASK) {
-		t->f->C_CloseSession(inner);
-		return CKR_SESSION_COUNT;
 	}
-	*session = ((CK_SESSION_HANDLE)(t->conf->slot + 1) << SESSION_SHIFT) | inner;
-	return CKR_OK;
+	rv = t->f->C_OpenSession(t->inner_slot, flags, NULL, NULL, &inner);
+	if (rv == CKR_OK && inner > SESSION_MASK) {
+		t->f->C_CloseSession(inner);
+		rv = CKR_SESSION_COUNT;
+	}
+	leave(t);
+	if (rv == CKR_OK)
+		*session = ((CK_SESSION_HANDLE)(t->conf->slot + 1) << SESSION_SHIFT) | inner;
+	return rv;
 }
 
 static CK_RV
 vkey_close_all_sessions(CK_SLOT_ID slot)
 {
 	Token *t = NULL;
-	CK_RV rv = enter_slot(slot, "C_CloseAllSessions", FALSE, &t);
+	CK_RV rv = enter_slot(slot, "C_CloseAllSessions", FALSE, &t, NULL);
 
-	if (rv != CKR_OK || !t->loaded)
+	if (rv != CKR_OK)
 		return rv;
-	return t->f->C_CloseAllSessions(t->inner_slot);
+	leave(t);
+	/* As a removal: wait for the calls inside the instance, then close. */
+	g_rw_lock_writer_lock(&t->calls);
+	if (t->loaded)
+		rv = t->f->C_CloseAllSessions(t->inner_slot);
+	g_rw_lock_writer_unlock(&t->calls);
+	return rv;
 }
 
 static CK_RV
@@ -646,39 +821,46 @@ vkey_get_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info)
 	if (rv != CKR_OK)
 		return rv;
 	rv = t->f->C_GetSessionInfo(inner, info);
+	leave(t);
 	if (rv == CKR_OK)
 		info->slotID = t->conf->slot;
 	return rv;
 }
 
 static CK_RV
+login_check(Token *t, gpointer data)
+{
+	PinCall *c = data;
+
+	return t->f->C_Login(c->inner, c->user, c->pin, c->len);
+}
+
+static CK_RV
 vkey_login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len)
 {
 	Token *t = NULL;
-	CK_SESSION_HANDLE inner = 0;
-	CK_RV rv = enter_session(h, "C_Login", &t, &inner);
-	guint tries;
+	PinCall c = {.user = user, .pin = pin, .len = len};
+	CK_RV rv = enter_session(h, "C_Login", &t, &c.inner);
 
 	if (rv != CKR_OK)
 		return rv;
-	if (user != CKU_USER)
-		return t->f->C_Login(inner, user, pin, len);
-	g_mutex_lock(&t->lock);
-	tries = tries_left_locked(t);
-	if (tries == 0) {
-		g_mutex_unlock(&t->lock);
-		return CKR_PIN_LOCKED;
-	}
-	rv = t->f->C_Login(inner, user, pin, len);
-	if (rv == CKR_PIN_INCORRECT) {
-		set_tries_left_locked(t, tries - 1);
-		if (tries - 1 == 0)
-			rv = CKR_PIN_LOCKED;
-	} else if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
-		set_tries_left_locked(t, t->conf->max_tries);
-	}
-	g_mutex_unlock(&t->lock);
+	/* CKU_CONTEXT_SPECIFIC asks the user PIN again: a wrong one counts as at CKU_USER. */
+	if (user == CKU_USER || user == CKU_CONTEXT_SPECIFIC)
+		rv = counted_pin_check(t, PIN_USER, login_check, &c);
+	else if (user == CKU_SO)
+		rv = counted_pin_check(t, PIN_SO, login_check, &c);
+	else
+		rv = login_check(t, &c);
+	leave(t);
 	return rv;
+}
+
+static CK_RV
+set_pin_check(Token *t, gpointer data)
+{
+	PinCall *c = data;
+
+	return t->f->C_SetPIN(c->inner, c->pin, c->len, c->new_pin, c->new_len);
 }
 
 static CK_RV
@@ -689,33 +871,19 @@ vkey_set_pin(CK_SESSION_HANDLE h,
 	     CK_ULONG new_len)
 {
 	Token *t = NULL;
-	CK_SESSION_HANDLE inner = 0;
+	PinCall c = {.pin = old_pin, .len = old_len, .new_pin = new_pin, .new_len = new_len};
 	CK_SESSION_INFO info;
-	CK_RV rv = enter_session(h, "C_SetPIN", &t, &inner);
-	gboolean user;
-	guint tries;
+	CK_RV rv = enter_session(h, "C_SetPIN", &t, &c.inner);
 
 	if (rv != CKR_OK)
 		return rv;
-	rv = t->f->C_GetSessionInfo(inner, &info);
-	if (rv != CKR_OK)
-		return rv;
-	user = info.state != CKS_RW_SO_FUNCTIONS;
-	g_mutex_lock(&t->lock);
-	tries = tries_left_locked(t);
-	if (user && tries == 0) {
-		g_mutex_unlock(&t->lock);
-		return CKR_PIN_LOCKED;
-	}
-	rv = t->f->C_SetPIN(inner, old_pin, old_len, new_pin, new_len);
-	if (user && rv == CKR_PIN_INCORRECT) {
-		set_tries_left_locked(t, tries - 1);
-		if (tries - 1 == 0)
-			rv = CKR_PIN_LOCKED;
-	} else if (user && rv == CKR_OK) {
-		set_tries_left_locked(t, t->conf->max_tries);
-	}
-	g_mutex_unlock(&t->lock);
+	rv = t->f->C_GetSessionInfo(c.inner, &info);
+	if (rv == CKR_OK && !pin_length_ok(t, new_len))
+		rv = CKR_PIN_LEN_RANGE;
+	if (rv == CKR_OK)
+		rv = counted_pin_check(t, info.state == CKS_RW_SO_FUNCTIONS ? PIN_SO : PIN_USER,
+				       set_pin_check, &c);
+	leave(t);
 	return rv;
 }
 
@@ -728,12 +896,13 @@ vkey_init_pin(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR pin, CK_ULONG len)
 
 	if (rv != CKR_OK)
 		return rv;
-	rv = t->f->C_InitPIN(inner, pin, len);
+	rv = pin_length_ok(t, len) ? t->f->C_InitPIN(inner, pin, len) : CKR_PIN_LEN_RANGE;
 	if (rv == CKR_OK) {
 		g_mutex_lock(&t->lock);
-		set_tries_left_locked(t, t->conf->max_tries);
+		set_tries_left_locked(t, PIN_USER, t->conf->max_tries);
 		g_mutex_unlock(&t->lock);
 	}
+	leave(t);
 	return rv;
 }
 
@@ -746,7 +915,66 @@ vkey_init_pin(CK_SESSION_HANDLE h, CK_UTF8CHAR_PTR pin, CK_ULONG len)
 		CK_RV rv = enter_session(h, "C_" #field, &t, &inner);                              \
 		if (rv != CKR_OK)                                                                  \
 			return rv;                                                                 \
-		return t->f->C_##field args;                                                       \
+		rv = t->f->C_##field args;                                                         \
+		leave(t);                                                                          \
+		return rv;                                                                         \
+	}
+
+/* Calls whose failure ends the active operation of kind @op (PKCS#11 §5.2: every failed
+ * call of an operation but a size query or a too small buffer ends it): when a fault
+ * makes one fail, end the operation at the instance too. */
+typedef enum { OP_SIGN, OP_VERIFY, OP_DIGEST, OP_ENCRYPT, OP_DECRYPT } OpKind;
+
+static void
+end_operation(Token *t, CK_SESSION_HANDLE inner, OpKind op)
+{
+	CK_BYTE scratch[8192];
+	CK_ULONG len = sizeof(scratch);
+	CK_BYTE none = 0;
+
+	/* Each *Final ends its operation whatever it answers; a single-part operation that
+	 * refuses *Final is ended by its one-part call on no data. */
+	switch (op) {
+	case OP_SIGN:
+		if (t->f->C_SignFinal(inner, scratch, &len) != CKR_OK)
+			t->f->C_Sign(inner, &none, 0, scratch, &(CK_ULONG){sizeof(scratch)});
+		break;
+	case OP_VERIFY:
+		if (t->f->C_VerifyFinal(inner, scratch, 1) != CKR_OK)
+			t->f->C_Verify(inner, &none, 0, scratch, 1);
+		break;
+	case OP_DIGEST:
+		if (t->f->C_DigestFinal(inner, scratch, &len) != CKR_OK)
+			t->f->C_Digest(inner, &none, 0, scratch, &(CK_ULONG){sizeof(scratch)});
+		break;
+	case OP_ENCRYPT:
+		if (t->f->C_EncryptFinal(inner, scratch, &len) != CKR_OK)
+			t->f->C_Encrypt(inner, &none, 0, scratch, &(CK_ULONG){sizeof(scratch)});
+		break;
+	case OP_DECRYPT:
+		if (t->f->C_DecryptFinal(inner, scratch, &len) != CKR_OK)
+			t->f->C_Decrypt(inner, &none, 0, scratch, &(CK_ULONG){sizeof(scratch)});
+		break;
+	}
+}
+
+#define FORWARD_OP(name, field, op, params, args)                                                  \
+	static CK_RV name params                                                                   \
+	{                                                                                          \
+		Token *t = NULL;                                                                   \
+		CK_SESSION_HANDLE inner = 0;                                                       \
+		gboolean faulted = FALSE;                                                          \
+		CK_RV rv = enter_session_faulted(h, "C_" #field, &t, &inner, &faulted);            \
+		if (faulted) {                                                                     \
+			end_operation(t, inner, op);                                               \
+			leave(t);                                                                  \
+			return rv;                                                                 \
+		}                                                                                  \
+		if (rv != CKR_OK)                                                                  \
+			return rv;                                                                 \
+		rv = t->f->C_##field args;                                                         \
+		leave(t);                                                                          \
+		return rv;                                                                         \
 	}
 
 FORWARD(vkey_close_session, CloseSession, (CK_SESSION_HANDLE h), (inner))
@@ -755,7 +983,19 @@ FORWARD(vkey_create_object,
 	CreateObject,
 	(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR a, CK_ULONG n, CK_OBJECT_HANDLE_PTR o),
 	(inner, a, n, o))
+FORWARD(vkey_copy_object,
+	CopyObject,
+	(CK_SESSION_HANDLE h,
+	 CK_OBJECT_HANDLE o,
+	 CK_ATTRIBUTE_PTR a,
+	 CK_ULONG n,
+	 CK_OBJECT_HANDLE_PTR no),
+	(inner, o, a, n, no))
 FORWARD(vkey_destroy_object, DestroyObject, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o), (inner, o))
+FORWARD(vkey_get_object_size,
+	GetObjectSize,
+	(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ULONG_PTR n),
+	(inner, o, n))
 FORWARD(vkey_get_attribute_value,
 	GetAttributeValue,
 	(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR a, CK_ULONG n),
@@ -777,31 +1017,104 @@ FORWARD(vkey_sign_init,
 	SignInit,
 	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
 	(inner, m, k))
-FORWARD(vkey_sign,
-	Sign,
-	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG_PTR sl),
-	(inner, d, dl, s, sl))
-FORWARD(vkey_sign_update,
-	SignUpdate,
-	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl),
-	(inner, d, dl))
-FORWARD(vkey_sign_final,
-	SignFinal,
-	(CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR sl),
-	(inner, s, sl))
+FORWARD_OP(vkey_sign,
+	   Sign,
+	   OP_SIGN,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG_PTR sl),
+	   (inner, d, dl, s, sl))
+FORWARD_OP(vkey_sign_update,
+	   SignUpdate,
+	   OP_SIGN,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl),
+	   (inner, d, dl))
+FORWARD_OP(vkey_sign_final,
+	   SignFinal,
+	   OP_SIGN,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG_PTR sl),
+	   (inner, s, sl))
 FORWARD(vkey_verify_init,
 	VerifyInit,
 	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
 	(inner, m, k))
-FORWARD(vkey_verify,
-	Verify,
-	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG sl),
-	(inner, d, dl, s, sl))
+FORWARD_OP(vkey_verify,
+	   Verify,
+	   OP_VERIFY,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR s, CK_ULONG sl),
+	   (inner, d, dl, s, sl))
+FORWARD_OP(vkey_verify_update,
+	   VerifyUpdate,
+	   OP_VERIFY,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl),
+	   (inner, d, dl))
+FORWARD_OP(vkey_verify_final,
+	   VerifyFinal,
+	   OP_VERIFY,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR s, CK_ULONG sl),
+	   (inner, s, sl))
 FORWARD(vkey_digest_init, DigestInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m), (inner, m))
-FORWARD(vkey_digest,
-	Digest,
-	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
-	(inner, d, dl, o, ol))
+FORWARD_OP(vkey_digest,
+	   Digest,
+	   OP_DIGEST,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
+	   (inner, d, dl, o, ol))
+FORWARD_OP(vkey_digest_update,
+	   DigestUpdate,
+	   OP_DIGEST,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl),
+	   (inner, d, dl))
+FORWARD_OP(
+    vkey_digest_key, DigestKey, OP_DIGEST, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE k), (inner, k))
+FORWARD_OP(vkey_digest_final,
+	   DigestFinal,
+	   OP_DIGEST,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR o, CK_ULONG_PTR ol),
+	   (inner, o, ol))
+FORWARD(vkey_encrypt_init,
+	EncryptInit,
+	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
+	(inner, m, k))
+FORWARD_OP(vkey_encrypt,
+	   Encrypt,
+	   OP_ENCRYPT,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
+	   (inner, d, dl, o, ol))
+FORWARD_OP(vkey_encrypt_update,
+	   EncryptUpdate,
+	   OP_ENCRYPT,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
+	   (inner, d, dl, o, ol))
+FORWARD_OP(vkey_encrypt_final,
+	   EncryptFinal,
+	   OP_ENCRYPT,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR o, CK_ULONG_PTR ol),
+	   (inner, o, ol))
+FORWARD(vkey_decrypt_init,
+	DecryptInit,
+	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
+	(inner, m, k))
+FORWARD_OP(vkey_decrypt,
+	   Decrypt,
+	   OP_DECRYPT,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
+	   (inner, d, dl, o, ol))
+FORWARD_OP(vkey_decrypt_update,
+	   DecryptUpdate,
+	   OP_DECRYPT,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
+	   (inner, d, dl, o, ol))
+FORWARD_OP(vkey_decrypt_final,
+	   DecryptFinal,
+	   OP_DECRYPT,
+	   (CK_SESSION_HANDLE h, CK_BYTE_PTR o, CK_ULONG_PTR ol),
+	   (inner, o, ol))
+FORWARD(vkey_generate_key,
+	GenerateKey,
+	(CK_SESSION_HANDLE h,
+	 CK_MECHANISM_PTR m,
+	 CK_ATTRIBUTE_PTR a,
+	 CK_ULONG n,
+	 CK_OBJECT_HANDLE_PTR k),
+	(inner, m, a, n, k))
 FORWARD(vkey_generate_key_pair,
 	GenerateKeyPair,
 	(CK_SESSION_HANDLE h,
@@ -821,14 +1134,6 @@ FORWARD(vkey_seed_random,
 	SeedRandom,
 	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG n),
 	(inner, d, n))
-FORWARD(vkey_decrypt_init,
-	DecryptInit,
-	(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),
-	(inner, m, k))
-FORWARD(vkey_decrypt,
-	Decrypt,
-	(CK_SESSION_HANDLE h, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR o, CK_ULONG_PTR ol),
-	(inner, d, dl, o, ol))
 
 static CK_RV
 vkey_not_supported(void)
@@ -861,27 +1166,27 @@ static CK_FUNCTION_LIST function_list = {
     .C_Login = vkey_login,
     .C_Logout = vkey_logout,
     .C_CreateObject = vkey_create_object,
-    .C_CopyObject = NS(CK_C_CopyObject),
+    .C_CopyObject = vkey_copy_object,
     .C_DestroyObject = vkey_destroy_object,
-    .C_GetObjectSize = NS(CK_C_GetObjectSize),
+    .C_GetObjectSize = vkey_get_object_size,
     .C_GetAttributeValue = vkey_get_attribute_value,
     .C_SetAttributeValue = vkey_set_attribute_value,
     .C_FindObjectsInit = vkey_find_objects_init,
     .C_FindObjects = vkey_find_objects,
     .C_FindObjectsFinal = vkey_find_objects_final,
-    .C_EncryptInit = NS(CK_C_EncryptInit),
-    .C_Encrypt = NS(CK_C_Encrypt),
-    .C_EncryptUpdate = NS(CK_C_EncryptUpdate),
-    .C_EncryptFinal = NS(CK_C_EncryptFinal),
+    .C_EncryptInit = vkey_encrypt_init,
+    .C_Encrypt = vkey_encrypt,
+    .C_EncryptUpdate = vkey_encrypt_update,
+    .C_EncryptFinal = vkey_encrypt_final,
     .C_DecryptInit = vkey_decrypt_init,
     .C_Decrypt = vkey_decrypt,
-    .C_DecryptUpdate = NS(CK_C_DecryptUpdate),
-    .C_DecryptFinal = NS(CK_C_DecryptFinal),
+    .C_DecryptUpdate = vkey_decrypt_update,
+    .C_DecryptFinal = vkey_decrypt_final,
     .C_DigestInit = vkey_digest_init,
     .C_Digest = vkey_digest,
-    .C_DigestUpdate = NS(CK_C_DigestUpdate),
-    .C_DigestKey = NS(CK_C_DigestKey),
-    .C_DigestFinal = NS(CK_C_DigestFinal),
+    .C_DigestUpdate = vkey_digest_update,
+    .C_DigestKey = vkey_digest_key,
+    .C_DigestFinal = vkey_digest_final,
     .C_SignInit = vkey_sign_init,
     .C_Sign = vkey_sign,
     .C_SignUpdate = vkey_sign_update,
@@ -890,15 +1195,15 @@ static CK_FUNCTION_LIST function_list = {
     .C_SignRecover = NS(CK_C_SignRecover),
     .C_VerifyInit = vkey_verify_init,
     .C_Verify = vkey_verify,
-    .C_VerifyUpdate = NS(CK_C_VerifyUpdate),
-    .C_VerifyFinal = NS(CK_C_VerifyFinal),
+    .C_VerifyUpdate = vkey_verify_update,
+    .C_VerifyFinal = vkey_verify_final,
     .C_VerifyRecoverInit = NS(CK_C_VerifyRecoverInit),
     .C_VerifyRecover = NS(CK_C_VerifyRecover),
     .C_DigestEncryptUpdate = NS(CK_C_DigestEncryptUpdate),
     .C_DecryptDigestUpdate = NS(CK_C_DecryptDigestUpdate),
     .C_SignEncryptUpdate = NS(CK_C_SignEncryptUpdate),
     .C_DecryptVerifyUpdate = NS(CK_C_DecryptVerifyUpdate),
-    .C_GenerateKey = NS(CK_C_GenerateKey),
+    .C_GenerateKey = vkey_generate_key,
     .C_GenerateKeyPair = vkey_generate_key_pair,
     .C_WrapKey = NS(CK_C_WrapKey),
     .C_UnwrapKey = NS(CK_C_UnwrapKey),

@@ -64,10 +64,16 @@ def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
 
     # The renewal: the clock moved, the reminder SMS, the order to completed, the new
     # certificate and seal, and a login with the unchanged PIN.
-    renewal = cp.stdout.split("The clock moves", 1)[1]
+    renewal = cp.stdout.split("The clock moves", 1)[1].split("locked by wrong PINs", 1)[0]
     assert "test mode: CERTSEAL_TEST_NOW=+" in renewal, renewal
     assert "[expiry_reminder]" in renewal, renewal
     assert "State: downloadable" in renewal and "State: completed" in renewal, renewal
     assert "notAfter=" in renewal and renewal.count("valid: seal") == 1, renewal
     assert renewal.rstrip().count("Logged in.") == 1, renewal
+    # Then the person's key, locked by wrong PINs, is unlocked and opens with the new PIN.
+    unlock = ending.split("locked by wrong PINs", 1)[1]
+    assert re.search(r"DEMOPER01 .* locked", unlock), unlock
+    assert "Unlocked: the key's PIN is the new one" in unlock, unlock
+    assert re.search(r"DEMOPER01 .* 6 tries left", unlock), unlock
+    assert unlock.rstrip().count("Logged in.") == 1, unlock
     assert "certseald stopped" in cp.stdout, out

@@ -217,6 +217,14 @@ def test_a_new_pin_outside_the_vendor_rule_is_refused(keyd, client):
     with dbus_error("org.certseal.Error.InvalidInput", "new_pin", "6 to 16"):
         client.call(path, KEY_IFACE, "ChangePin", "ss", ("123456", "12"))
     assert key_prop(client, path, "PinTriesLeft") == 6
+    # Never one digit repeated; demo-a's [pin] policy also wants digits only.
+    with dbus_error("org.certseal.Error.InvalidInput", "new_pin", "one digit repeated"):
+        client.call(path, KEY_IFACE, "ChangePin", "ss", ("123456", "777777"))
+    a = wait_key(client, "KA0001")
+    with dbus_error("org.certseal.Error.InvalidInput", "new_pin", "digits only"):
+        client.call(a, KEY_IFACE, "ChangePin", "ss", ("123456", "abc12345"))
+    assert key_prop(client, path, "PinTriesLeft") == 6
+    assert key_prop(client, a, "PinTriesLeft") == 6
 
 
 def test_shutdown_has_a_deadline_while_a_token_call_hangs():

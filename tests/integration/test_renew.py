@@ -467,7 +467,9 @@ def test_a_window_that_closed_while_the_order_waited_is_refused_at_download(worl
     a, old = made_key(w, "org", "RNC001")
     old_end = epoch(old.not_valid_after)
     now_real = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
-    base = (old_end - now_real) // DAY
+    # Whole days from now to the end, rounded up: moving by base + N days lands N days (and
+    # a fraction) past the end, whatever the time of day the certificate was issued.
+    base = -((now_real - old_end) // DAY)
     w.move_clock(f"+{base + 360}d")  # expired 360 days: still eligible
     login(w, "RNC001", a.pin)
     order = create_renewal(w, a, "RNC001")
@@ -526,7 +528,9 @@ def test_expiry_reminders_go_once_at_each_threshold_across_restarts(world):
     a, old = made_key(w, "org", "RNR001")
     old_end = epoch(old.not_valid_after)
     now_real = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
-    base = (old_end - now_real) // DAY
+    # Whole days from now to the end, rounded up: moving by base + N days lands N days (and
+    # a fraction) past the end, whatever the time of day the certificate was issued.
+    base = -((now_real - old_end) // DAY)
     phone = a.fields["handler_phone"]
     assert reminder_events(w.daemon.state_dir, a.id) == []  # 365 days left: none due
 

@@ -34,7 +34,10 @@ G_BEGIN_DECLS
  * their fields and materials; hooks get a CsStep. (Major 1 had one hook per kind of moment
  * and a strcmp chain in every flow.) Minor 1: prepare_order (CreateOrder's preconditions
  * and pre-filled fields, CsCreate) and the key and certificate services a flow working on
- * the applicant's own key needs. */
+ * the applicant's own key needs; a transition may carry a guard of its own
+ * (CsTransition.guard); steps may carry secrets (an authorization code, a new PIN) that
+ * only the services read; authorization codes, PIN resets with the SO PIN and records
+ * about a key across orders. */
 
 /* Errors every layer reports; each maps to one org.certseal.Error.* name. */
 #define CS_ERROR (cs_error_quark())
@@ -204,6 +207,10 @@ typedef struct {
 	/* After the step committed and was announced: start work that outlives it (making
 	 * a key). Cannot refuse. */
 	CsStepAfterFunc after;
+	/* A guard of the flow's own, beside the flags' (may be NULL): among transitions of
+	 * one action from one state, one whose guard returns FALSE is passed over. It only
+	 * reads the order (its fields and attributes). */
+	gboolean (*guard)(CsOrder *order);
 } CsTransition;
 
 /* A transient state and the stable one an order in it falls back to after a restart. */
@@ -408,6 +415,72 @@ gint64 cs_clock_now(void);
 /* The renewal window (fewer than 90 days left, or expired at most 365 days): FALSE with
  * CS_ERROR_NOT_ELIGIBLE naming the dates otherwise. */
 gboolean cs_validity_renewal_eligible(gint64 old_not_after, gint64 now, GError **error);
+/* ---- a key across orders (DESIGN §1.3) ----------------------------------------------------
+ * The order's `key` field names an inserted Key by its D-Bus object path. */
+
+/* From a check hook: exactly one key is inserted (NoKey, MultipleKeys: the manual's "只插一枚
+ * UK"), the one the order's `key` field names when it is set; it is of the order's vendor,
+ * was made by this platform (its SO PIN is sealed in the vault: NotEligible otherwise,
+ * saying so) and holds a certificate of the order's subject (InvalidInput naming `key`
+ * otherwise). */
+gboolean cs_step_check_key_made_here(CsStep *step, GError **error);
+/* From a run hook: record the key's stable id ("<driver>_<serial>") as the order's
+ * attribute @attr, so later steps and later orders can name it. */
+gboolean cs_step_record_key(CsStep *step, const char *attr, GError **error);
+/* The value the latest order recorded for attribute @name (any order, this one included),
+ * or NULL when none did (free it). For records named after a key ("verified.<key id>"). */
+char *cs_step_find_record(CsStep *step, const char *name, GError **error);
+/* How many steps @action were taken since @since_us (microseconds, real time) by orders
+ * whose attribute @attr is @value. */
+gboolean cs_step_count_steps(CsStep *step,
+			     const char *action,
+			     const char *attr,
+			     const char *value,
+			     gint64 since_us,
+			     guint *count,
+			     GError **error);
+
+/* ---- the authorization code (授权码, DESIGN §1.3 and §6) -------------------------------------
+ * 8 characters of digits and upper-case letters without look-alikes (no 0 O 1 I), bound to
+ * the order and the key of attribute @key_attr, valid for [auth_code] lifetime_s (600),
+ * single use, at most [auth_code] max_tries (5) wrong tries; only its keyed hash is kept. */
+
+/* From a run hook: a new code (the order's earlier one is replaced), delivered by SMS to
+ * @phone, or when @phone is NULL as the memo of a 0.01 CNY transfer to @account. */
+gboolean cs_step_send_auth_code(CsStep *step,
+				const char *key_attr,
+				const char *phone,
+				const char *account_name,
+				const char *bank_name,
+				const char *account,
+				GError **error);
+/* From a check hook: the secret "code" that came with the step is the order's open code
+ * for that key. A wrong one counts a try in its own transaction (CodeInvalid with the
+ * tries left, TooManyAttempts, CodeExpired). The code is not used up. */
+gboolean cs_step_check_auth_code(CsStep *step, const char *key_attr, GError **error);
+/* From a run hook: the order's open code is used up. */
+gboolean cs_step_use_auth_code(CsStep *step, GError **error);
+
+/* ---- resetting a key's user PIN with its SO PIN -----------------------------------------------
+ */
+typedef struct {
+	/* Taken as the system once the key's user PIN is the new one and its tries restored. */
+	const char *done_action;
+	/* Taken as the system, with param reason, when the reset fails (the key pulled, the
+	 * driver failed, the SO PIN locked); the reason is kept in the attribute
+	 * key_work_error until the next attempt. */
+	const char *failed_action;
+} CsPinReset;
+
+/* From a check hook: the secret "new_pin" that came with the step follows the vendor's PIN
+ * policy (the profile's [pin] group; InvalidInput naming new_pin). */
+gboolean cs_step_check_new_pin(CsStep *step, GError **error);
+/* From an `after` hook: reset the user PIN of the key of attribute @key_attr to the step's
+ * "new_pin" with the key's SO PIN from the vault (SO login + C_InitPIN, or the vendor's
+ * unblock) on driver threads; then the order takes reset->done_action or
+ * reset->failed_action. The D-Bus call that asked for the step is answered then: done, or
+ * the failure (KeyRemoved, NotEligible for a locked SO PIN, …). */
+void cs_step_start_pin_reset(CsStep *step, const char *key_attr, const CsPinReset *reset);
 
 typedef const CsPlugin *(*CsPluginGetFunc)(void);
 

@@ -1,0 +1,13 @@
+/*
+ * cs-cli-unlock.h — `certseal unlock`: a key's forgotten or locked PIN reset (解锁, DESIGN
+ * §1.3), walked through at a terminal or from a script.
+ */
+#pragma once
+
+#include "cs-cli.h"
+
+G_BEGIN_DECLS
+
+int cs_cli_unlock(CsCli *cli, int argc, char **argv);
+
+G_END_DECLS
