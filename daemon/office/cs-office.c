@@ -56,6 +56,9 @@ typedef struct {
 	char *lease;   /* the task pushed to it, or NULL */
 	gint64 last_seen;
 	gint64 idle_since;
+	gboolean spoke;	 /* sent something other than HEARTBEAT */
+	gboolean timed;	 /* was sent the first HEARTBEAT, the one with the timing */
+	gboolean hinted; /* was told to send READY */
 } Peer;
 
 typedef struct {
@@ -143,6 +146,14 @@ roles_to_json(guint roles)
 			json_array_add_string_element(a, role_names[i].name);
 	}
 	return a;
+}
+
+/* {heartbeat_ms, liveness}: what a worker needs to know to keep its leases. */
+static void
+set_timing(CsOffice *self, JsonObject *o)
+{
+	json_object_set_int_member(o, "heartbeat_ms", self->config->office_heartbeat_ms);
+	json_object_set_int_member(o, "liveness", self->config->office_liveness);
 }
 
 /* ---- keys and the allow-list ----------------------------------------------------------- */
@@ -417,6 +428,21 @@ send_to(CsOffice *self, GBytes *identity, CsOfficeVerb verb, JsonObject *body)
 		g_debug("office: dropped a %s to a peer: %s", v, zmq_strerror(zmq_errno()));
 }
 
+/* A HEARTBEAT to a READY worker; the first one to a connection carries {heartbeat_ms,
+ * liveness}, the others no body. */
+static void
+send_heartbeat(CsOffice *self, Peer *peer)
+{
+	g_autoptr(JsonObject) timing = NULL;
+
+	if (!peer->timed) {
+		timing = json_object_new();
+		set_timing(self, timing);
+		peer->timed = TRUE;
+	}
+	send_to(self, peer->identity, CS_OFFICE_HEARTBEAT, timing);
+}
+
 static const char *
 error_code_name(const GError *error)
 {
@@ -624,7 +650,7 @@ on_tick(gpointer user_data)
 		if (now - p->last_seen > silence)
 			g_ptr_array_add(dead, g_strdup(key));
 		else if (p->service != NULL)
-			send_to(self, p->identity, CS_OFFICE_HEARTBEAT, NULL);
+			send_heartbeat(self, p);
 	}
 	for (guint i = 0; i < dead->len; i++) {
 		Peer *p = g_hash_table_lookup(self->peers, g_ptr_array_index(dead, i));
@@ -874,6 +900,9 @@ handle_ready(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 	peer->service = g_strdup(service);
 	if (peer->lease == NULL)
 		peer->idle_since = g_get_monotonic_time();
+	/* The timing at once, before any TASK: a worker learns how often to beat. */
+	if (!peer->timed)
+		send_heartbeat(self, peer);
 	schedule_dispatch(self);
 }
 
@@ -883,6 +912,17 @@ handle_heartbeat(CsOffice *self, Peer *peer)
 	GHashTableIter iter;
 	gpointer value;
 	gint64 until = g_get_monotonic_time() + (gint64)self->config->office_claim_ms * 1000;
+
+	/* Only heartbeats on this connection, no READY: a worker reconnected (after a daemon
+	 * restart, or a refused handshake) that thinks it is still READY. Told once. */
+	if (!peer->spoke && !peer->hinted) {
+		g_autoptr(GError) e = g_error_new_literal(
+		    CS_ERROR, CS_ERROR_WRONG_STATE,
+		    "READY: this connection never sent READY, so it is given no tasks; send "
+		    "READY {\"service\": S} (again after every reconnect)");
+		peer->hinted = TRUE;
+		send_error(self, peer->identity, "service", NULL, e);
+	}
 
 	/* A person's claims are renewed by the heartbeats of that person's connections. */
 	g_hash_table_iter_init(&iter, self->leases);
@@ -918,6 +958,7 @@ m_info(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	json_object_set_string_member(o, "user", peer->user);
 	json_object_set_array_member(o, "roles", roles_to_json(peer->roles));
 	json_object_set_boolean_member(o, "sandbox", self->config->test_mode);
+	set_timing(self, o);
 	return object_node(o);
 }
 
@@ -1586,6 +1627,8 @@ on_router(void *socket, GPtrArray *frames, guint n_frames, const char *user_id, 
 		send_error(self, peer->identity, "id", NULL, error);
 		return;
 	}
+	if (msg->verb != CS_OFFICE_HEARTBEAT)
+		peer->spoke = TRUE;
 	switch (msg->verb) {
 	case CS_OFFICE_READY:
 		handle_ready(self, peer, msg);

@@ -189,3 +189,54 @@ def test_removed_key_loses_its_lease(office, env, client):
             break
     assert order.state == "approved"
     rita.close()
+
+
+# --- the worker's life: timing announced, a reconnected worker told to send READY ---------
+
+def raw_recv(w, timeout_ms=5000):
+    import json
+    assert w.sock.poll(timeout_ms), "no message"
+    frames = w.sock.recv_multipart()
+    return frames[1].decode(), (json.loads(frames[2]) if len(frames) > 2 else None)
+
+
+def test_info_announces_heartbeat_and_liveness(office, env):
+    rita = Worker(office.state_dir, env.keys["rita"])
+    info = rita.ok("info")
+    assert info["heartbeat_ms"] == HEARTBEAT_MS and info["liveness"] == LIVENESS
+    rita.close()
+
+
+def test_first_heartbeat_carries_the_timing(office, env):
+    audrey = Worker(office.state_dir, env.keys["audrey"])
+    audrey.send("READY", {"service": "review"})  # an auditor may not serve review
+    verb, body = raw_recv(audrey)
+    assert verb == "ERROR" and body["code"] == "AccessDenied"
+    audrey.close()
+    rita = Worker(office.state_dir, env.keys["rita"])
+    rita.send("READY", {"service": "review"})
+    verb, body = raw_recv(rita)
+    assert verb == "HEARTBEAT" and body == {"heartbeat_ms": HEARTBEAT_MS, "liveness": LIVENESS}
+    # Later heartbeats carry an empty body.
+    while True:
+        verb, body = raw_recv(rita)
+        if verb == "TASK":  # a queued review from another test: give it back
+            rita.send("FAIL", {"lease": body["lease"], "error": "not mine"})
+            continue
+        if verb == "HEARTBEAT":
+            assert body == {}
+            break
+    rita.close()
+
+
+def test_heartbeat_without_ready_is_told_to_send_ready(office, env):
+    rita = Worker(office.state_dir, env.keys["rita"])
+    rita.send("HEARTBEAT")
+    verb, body = raw_recv(rita)
+    assert verb == "ERROR" and body["code"] == "WrongState" and body["service"] is None
+    assert "send READY" in body["message"]
+    rita.send("HEARTBEAT")  # told once per connection
+    rita.send("READY", {"service": "review"})
+    verb, body = raw_recv(rita)
+    assert verb == "HEARTBEAT" and body["heartbeat_ms"] == HEARTBEAT_MS
+    rita.close()
