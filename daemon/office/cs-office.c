@@ -91,6 +91,10 @@ struct _CsOffice {
 	GHashTable *workers; /* public key (Z85) → Worker */
 	GHashTable *peers;   /* key → Peer */
 	GHashTable *leases;  /* lease → Lease */
+	/* The built-in sandbox gateways serve (test_mode and [office] sandbox_gateways)… */
+	gboolean sandbox;
+	/* …but never a service a worker has been READY for since the daemon started. */
+	GHashTable *worked_services;
 	/* Refused handshakes: the first of an interval is logged, the rest counted. */
 	gint64 refused_since; /* monotonic µs; 0 = none in this interval */
 	guint refused_more;
@@ -572,8 +576,11 @@ dispatch_service(CsOffice *self, const char *service)
 		body = cs_task_to_json(task);
 		send_to(self, peer->identity, CS_OFFICE_TASK, body);
 	}
-	/* External workers take precedence: the sandbox serves only when none is READY. */
-	if (!any_ready && self->config->test_mode && cs_tasks_sandbox_serves(service))
+	/* External workers take precedence: the sandbox serves only while none is READY, and
+	 * never again once one has been — a worker restarting, or losing its lease by
+	 * silence, must not make the sandbox send the same message a second time. */
+	if (!any_ready && self->sandbox && cs_tasks_sandbox_serves(service) &&
+	    !g_hash_table_contains(self->worked_services, service))
 		dispatch_sandbox(self, service);
 }
 
@@ -898,6 +905,13 @@ handle_ready(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 	}
 	g_free(peer->service);
 	peer->service = g_strdup(service);
+	if (!g_hash_table_contains(self->worked_services, service)) {
+		g_hash_table_add(self->worked_services, g_strdup(service));
+		if (self->sandbox && cs_tasks_sandbox_serves(service))
+			g_message("office: %s is READY for %s: the sandbox gateway no longer takes "
+				  "%s tasks until the daemon restarts",
+				  peer->user, service, service);
+	}
 	if (peer->lease == NULL)
 		peer->idle_since = g_get_monotonic_time();
 	/* The timing at once, before any TASK: a worker learns how often to beat. */
@@ -957,7 +971,7 @@ m_info(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	json_object_set_string_member(o, "server_public_key", self->server_public);
 	json_object_set_string_member(o, "user", peer->user);
 	json_object_set_array_member(o, "roles", roles_to_json(peer->roles));
-	json_object_set_boolean_member(o, "sandbox", self->config->test_mode);
+	json_object_set_boolean_member(o, "sandbox", self->sandbox);
 	set_timing(self, o);
 	return object_node(o);
 }
@@ -1800,6 +1814,11 @@ cs_office_new(
 	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)peer_free);
 	self->leases =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)lease_free);
+	self->worked_services = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	self->sandbox = self->config->test_mode && self->config->office_sandbox_gateways;
+	if (self->config->office_sandbox_gateways && !self->config->test_mode)
+		g_warning("office: [office] sandbox_gateways = true is ignored outside test_mode: "
+			  "sms, mail, idv and bank wait for real gateway workers");
 	self->endpoint =
 	    self->config->office_endpoint != NULL && *self->config->office_endpoint != '\0'
 		? g_strdup(self->config->office_endpoint)
@@ -1930,6 +1949,7 @@ cs_office_free(CsOffice *self)
 		g_hash_table_unref(self->workers);
 	g_hash_table_unref(self->peers);
 	g_hash_table_unref(self->leases);
+	g_hash_table_unref(self->worked_services);
 	g_free(self->endpoint);
 	g_free(self->events_endpoint);
 	g_free(self);

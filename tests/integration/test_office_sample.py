@@ -160,3 +160,45 @@ def test_an_sms_task_and_its_secret_match_the_schemas(daemon, env, bus):
     finally:
         gw.close()
         client.close()
+
+
+def test_a_gateway_restarting_mid_task_sends_no_message_twice(daemon, env, bus):
+    """The sandbox once took a task whenever no worker was READY — after a worker restart
+    the same code went out twice, once from each. Now a service a worker has been READY for
+    waits for a worker until the daemon restarts."""
+    import time
+    client = Client(bus)
+    first = Worker(daemon.state_dir, env.keys["gw"])
+    try:
+        first.send("READY", {"service": "sms"})
+        assert first.recv(skip_heartbeats=False)[0] == "HEARTBEAT"
+        app = Application(client, Office(daemon.state_dir), "org")
+        app.confirm()
+        app.attach_all()
+        app.call("Submit")
+        verb, task = first.recv()
+        assert verb == "TASK" and task["payload"]["params"]["order"] == app.id
+        first.close()  # the gateway dies before delivering
+        audrey = Worker(daemon.state_dir, env.keys["audrey"])
+
+        def state():
+            return [t["state"] for t in audrey.ok("tasks.list", {"service": "sms"})
+                    if t["task_id"] == task["task_id"]][0]
+        while state() == "leased":  # until the daemon gives up on the silent connection
+            time.sleep(0.05)
+        assert state() == "queued"
+        again = Worker(daemon.state_dir, env.keys["gw"])
+        again.send("READY", {"service": "sms"})
+        verb, retry = again.recv()
+        assert verb == "TASK" and retry["task_id"] == task["task_id"], retry
+        code = again.ok("task.secret", {"lease": retry["lease"]})["secret"]
+        again.send("DONE", {"lease": retry["lease"], "result": {}})
+        assert again.recv()[0] == "RESULT"
+        again.close()
+        app.verify(code)
+        rc, outbox = run_office_json(daemon.state_dir, "sms", "outbox")
+        assert rc == 0 and not [m for m in outbox if app.id in m.get("text", "")], outbox
+        assert state() == "done"
+        audrey.close()
+    finally:
+        client.close()

@@ -240,3 +240,32 @@ def test_heartbeat_without_ready_is_told_to_send_ready(office, env):
     verb, body = raw_recv(rita)
     assert verb == "HEARTBEAT" and body["heartbeat_ms"] == HEARTBEAT_MS
     rita.close()
+
+
+def test_sandbox_gateways_false_keeps_gateway_tasks_for_workers(env, tmp_dir):
+    from conftest import Bus, write_config
+    cfg = write_config(os.path.join(tmp_dir, "nosandbox.conf"), env.config,
+                       office={"sandbox_gateways": "false"})
+    own_bus = Bus()  # the module's daemon owns the name on the shared one
+    d = Daemon(own_bus, config=cfg)
+    try:
+        d.start()
+        office_info(d.state_dir)
+        admin = Worker(d.state_dir)
+        assert admin.ok("info")["sandbox"] is False
+        admin.close()
+    finally:
+        d.cleanup()
+        own_bus.close()
+
+
+def test_dev_config_has_the_sandbox_and_an_existing_office_dir(office):
+    from conftest import DEV_CONF
+    import configparser
+    conf = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None)
+    conf.read(DEV_CONF)
+    assert conf["office"]["sandbox_gateways"] == "true"
+    assert os.path.isdir(conf["daemon"]["office_dir"])
+    admin = Worker(office.state_dir)
+    assert admin.ok("info")["sandbox"] is True
+    admin.close()
