@@ -19,12 +19,13 @@ from office_helpers import (LIVENESS, HEARTBEAT_MS, OfficeEnv, Worker, office_in
 ROLES = {"rita": "reviewer", "audrey": "auditor", "rob": "reviewer"}
 LEASE_LOSS_S = HEARTBEAT_MS * (LIVENESS + 2) / 1000.0
 
-# The document's own example (dbus/office-protocol.md §1), comments after values included.
-DOC_EXAMPLE = """[worker]
-key = {key}
-user = alice            # recorded in the ledger as the actor "office:alice"
-roles = reviewer;maker  # reviewer maker shipper cashier auditor admin gateway
-"""
+def doc_example_key_file(public_key):
+    """The document's own example (dbus/office-protocol.md §1, its ```ini block), comments
+    after values included, with a real key in place of the placeholder."""
+    from conftest import SOURCE_DIR
+    with open(os.path.join(SOURCE_DIR, "dbus", "office-protocol.md"), encoding="utf-8") as f:
+        text = re.search(r"```ini\n(.*?)```", f.read(), re.S).group(1)
+    return re.sub(r"<40 characters[^>]*>", public_key, text)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def env():
     rc, out = run_office_json(e.workdir, "keygen", "--output", e.alice_key)
     assert rc == 0
     with open(os.path.join(e.office_d, "alice.conf"), "w") as f:
-        f.write(DOC_EXAMPLE.format(key=out["public_key"]))
+        f.write(doc_example_key_file(out["public_key"]))
     return e
 
 
