@@ -13,7 +13,9 @@
  */
 #define G_LOG_DOMAIN "certseal-office"
 
+#include <errno.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +43,9 @@ static const char usage_text[] =
     "commands:\n"
     "  info                         endpoints and the daemon's public key\n"
     "  keygen --output FILE [--user U --roles R]   a worker key pair (secret 0600)\n"
+    "  keygen --output FILE --user U --roles R --install [--office-dir DIR]\n"
+    "                               and allow it: writes DIR/U.conf (default: the office_dir\n"
+    "                               the running daemon reads, from its info.json)\n"
     "  orders [--state S] [--kind K]\n"
     "  order show ID                (with its materials listed)\n"
     "  order material ID KIND --output FILE   download a material, its SHA-256 checked\n"
@@ -371,28 +376,161 @@ cmd_pay_notify(Office *o, int argc, char **argv)
 	return call_print(o, "payment.notify", p);
 }
 
+/* A flag among the arguments after the positional ones. */
+static gboolean
+flag(int argc, char **argv, const char *name)
+{
+	for (int i = 0; i < argc; i++) {
+		if (g_strcmp0(argv[i], name) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* The office_dir the daemon of --state-dir reads (its info.json says). */
+static char *
+daemon_office_dir(Office *o, GError **error)
+{
+	g_autofree char *path = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new();
+	JsonNode *root;
+	const char *dir;
+
+	if (o->state_dir == NULL) {
+		g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+				    "--install: --state-dir (or --office-dir) is required");
+		return NULL;
+	}
+	path = g_build_filename(o->state_dir, "office", "info.json", NULL);
+	if (!json_parser_load_from_file(parser, path, error)) {
+		g_prefix_error(error,
+			       "%s (is certseald running with this state directory?): ", path);
+		return NULL;
+	}
+	root = json_parser_get_root(parser);
+	dir = root != NULL && JSON_NODE_HOLDS_OBJECT(root)
+		  ? json_object_get_string_member_with_default(json_node_get_object(root),
+							       "office_dir", NULL)
+		  : NULL;
+	if (dir == NULL) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+			    "%s: names no office_dir (a daemon older than --install); give "
+			    "--office-dir",
+			    path);
+		return NULL;
+	}
+	return g_strdup(dir);
+}
+
+static gboolean
+user_is_file_name(const char *user)
+{
+	if (user == NULL || *user == '\0' || *user == '.' || strlen(user) > 64)
+		return FALSE;
+	for (const char *p = user; *p != '\0'; p++) {
+		if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.')
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Write DIR/<user>.conf (0644, atomically: a hidden temporary the daemon ignores, then a
+ * rename, so the daemon never reads half a file). Refuses to replace an existing one. */
+static gboolean
+install_worker(const char *dir,
+	       const char *user,
+	       const char *roles,
+	       const char *pub,
+	       char **installed,
+	       GError **error)
+{
+	g_autofree char *name = g_strdup_printf("%s.conf", user);
+	g_autofree char *tmp_name = g_strdup_printf(".%s.conf.tmp", user);
+	g_autofree char *path = g_build_filename(dir, name, NULL);
+	g_autofree char *tmp = g_build_filename(dir, tmp_name, NULL);
+	g_autofree char *text = g_strdup_printf(
+	    "# Written by certseal-office keygen --install.\n[worker]\nkey = %s\nuser = %s\n"
+	    "roles = %s\n",
+	    pub, user, roles);
+
+	if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_EXIST,
+			    "%s: exists; remove it first to replace the worker's key", path);
+		return FALSE;
+	}
+	if (!g_file_set_contents_full(tmp, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644, error))
+		return FALSE;
+	if (g_rename(tmp, path) != 0) {
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "%s: %s", path,
+			    g_strerror(errno));
+		(void)g_unlink(tmp);
+		return FALSE;
+	}
+	*installed = g_steal_pointer(&path);
+	return TRUE;
+}
+
 static int
 cmd_keygen(Office *o, int argc, char **argv)
 {
 	const char *output = opt(argc, argv, "--output");
 	const char *user = opt(argc, argv, "--user");
 	const char *roles = opt(argc, argv, "--roles");
+	const char *office_dir_opt = opt(argc, argv, "--office-dir");
+	gboolean install = flag(argc, argv, "--install");
+	g_autofree char *office_dir = NULL;
+	g_autofree char *installed = NULL;
 	char pub[41], sec[41];
 	g_autoptr(GError) error = NULL;
 
 	if (output == NULL)
 		return usage();
+	if (install) {
+		if (!user_is_file_name(user) || roles == NULL)
+			return fail(o, "InvalidInput",
+				    "--install: --user (letters, digits, '-', '_', '.'; it names "
+				    "the file USER.conf) and --roles are required");
+		office_dir = office_dir_opt != NULL ? g_strdup(office_dir_opt)
+						    : daemon_office_dir(o, &error);
+		if (office_dir == NULL)
+			return fail(o, "InvalidInput", error->message);
+	}
 	if (!cs_office_keys_generate(pub, sec, &error) ||
 	    !cs_office_key_file_write(output, pub, sec, &error)) {
 		memset(sec, 0, sizeof(sec));
 		return fail(o, "Internal", error->message);
 	}
 	memset(sec, 0, sizeof(sec));
+	if (install && !install_worker(office_dir, user, roles, pub, &installed, &error))
+		return fail(o, "Internal", error->message);
 	if (o->json) {
-		printf("{\"public_key\":\"%s\",\"key_file\":\"%s\"}\n", pub, output);
+		g_autoptr(JsonBuilder) b = json_builder_new();
+		g_autoptr(JsonGenerator) gen = json_generator_new();
+		g_autoptr(JsonNode) root = NULL;
+		g_autofree char *text = NULL;
+
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "public_key");
+		json_builder_add_string_value(b, pub);
+		json_builder_set_member_name(b, "key_file");
+		json_builder_add_string_value(b, output);
+		if (installed != NULL) {
+			json_builder_set_member_name(b, "installed");
+			json_builder_add_string_value(b, installed);
+		}
+		json_builder_end_object(b);
+		root = json_builder_get_root(b);
+		json_generator_set_root(gen, root);
+		text = json_generator_to_data(gen, NULL);
+		printf("%s\n", text);
+	} else if (installed != NULL) {
+		printf("# Key pair written to %s (keep it secret); allowed by %s (the daemon "
+		       "reads it at once).\n",
+		       output, installed);
 	} else {
 		printf("# Key pair written to %s (keep it secret). Allow it with "
-		       "office.d/<name>.conf:\n",
+		       "office_dir/<name>.conf (the name must end in .conf; the daemon re-reads "
+		       "office_dir when it changes):\n",
 		       output);
 		printf("[worker]\nkey = %s\nuser = %s\nroles = %s\n", pub,
 		       user != NULL ? user : "NAME", roles != NULL ? roles : "reviewer");
@@ -589,17 +727,6 @@ print_made(Office *o, const char *id, const char *serial)
 	n = json_node_init_object(json_node_alloc(), out);
 	print_node(o, n);
 	return 0;
-}
-
-/* A flag among the arguments after the positional ones. */
-static gboolean
-flag(int argc, char **argv, const char *name)
-{
-	for (int i = 0; i < argc; i++) {
-		if (g_strcmp0(argv[i], name) == 0)
-			return TRUE;
-	}
-	return FALSE;
 }
 
 /*

@@ -133,6 +133,7 @@ assert_defaults(const CsConfig *config)
 	g_assert_cmpstr(config->driver_dir, ==, CS_DRIVER_DIR);
 	g_assert_cmpstr(config->vendor_dir, ==, CS_VENDOR_DIR);
 	g_assert_false(config->test_mode);
+	g_assert_false(config->office_sandbox_gateways);
 	g_assert_cmpuint(config->shutdown_timeout_ms, ==, 5000);
 	g_assert_cmpuint(config->checkpoint_interval, ==, 1000);
 	g_assert_nonnull(config->legacy_uscc);
@@ -192,9 +193,9 @@ test_config_example_uncommented_loads(Fixture *f, gconstpointer user_data)
 			g_string_append_printf(uncommented, "%s\n", lines[i]);
 		}
 	}
-	/* 8 of the foundation, 17 of the office, 3 materials, 9 of the new flow, 3 of the
+	/* 8 of the foundation, 18 of the office, 3 materials, 9 of the new flow, 3 of the
 	 * order query, 2 of the authorization code */
-	g_assert_cmpuint(n_keys, ==, 42);
+	g_assert_cmpuint(n_keys, ==, 43);
 	config = load_config_text(f, uncommented->str, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(config->sms_code_lifetime_s, ==, 300);

@@ -118,6 +118,7 @@ fixture_set_up(Fixture *f, gconstpointer data)
 	f->config = cs_config_load(NULL, &error);
 	g_assert_no_error(error);
 	f->config->test_mode = TRUE;
+	f->config->office_sandbox_gateways = TRUE;
 	g_free(f->config->vendor_dir);
 	f->config->vendor_dir =
 	    g_build_filename(g_getenv("CS_SOURCE_DIR"), "daemon", "vendors.d", NULL);

@@ -59,7 +59,8 @@ static const char *const daemon_keys[] = {
 static const char *const ledger_keys[] = {"checkpoint_interval", NULL};
 static const char *const validation_keys[] = {"legacy_uscc", NULL};
 static const char *const office_keys[] = {
-    "endpoint", "events_endpoint", "curve", "heartbeat_ms", "liveness", "claim_ms", NULL,
+    "endpoint", "events_endpoint",  "curve", "heartbeat_ms", "liveness",
+    "claim_ms", "sandbox_gateways", NULL,
 };
 static const char *const payment_keys[] = {
     "alipay_app_id",
@@ -572,6 +573,7 @@ config_new_defaults(void)
 	config->legacy_uscc = g_new0(char *, 1);
 	config->office_dir = g_strdup(CS_OFFICE_DIR);
 	config->office_curve = TRUE;
+	config->office_sandbox_gateways = FALSE;
 	config->office_heartbeat_ms = 2500;
 	config->office_liveness = 3;
 	config->office_claim_ms = 15 * 60 * 1000;
@@ -671,6 +673,8 @@ config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 	    !conf_file_get_string(file, "office", "events_endpoint",
 				  &config->office_events_endpoint, error) ||
 	    !conf_file_get_boolean(file, "office", "curve", &config->office_curve, error) ||
+	    !conf_file_get_boolean(file, "office", "sandbox_gateways",
+				   &config->office_sandbox_gateways, error) ||
 	    !conf_file_get_guint(file, "office", "heartbeat_ms", 10, 600000,
 				 &config->office_heartbeat_ms, error) ||
 	    !conf_file_get_guint(file, "office", "liveness", 1, 100, &config->office_liveness,

@@ -60,9 +60,12 @@ typedef struct {
 	char *office_endpoint; /* [office] endpoint, NULL: ipc://@certseal-<hash of state dir> */
 	char *office_events_endpoint; /* [office] events_endpoint, NULL: <endpoint>-events */
 	gboolean office_curve;	      /* [office] curve, default true */
-	guint office_heartbeat_ms;    /* [office] heartbeat_ms, default 2500 */
-	guint office_liveness; /* [office] liveness: silent beats before a lease is lost, 3 */
-	guint office_claim_ms; /* [office] claim_ms: a person's claim, default 15 minutes */
+	/* [office] sandbox_gateways: the built-in sms/mail/idv/bank sandbox serves tasks no
+	 * worker is READY for (test_mode only), default false */
+	gboolean office_sandbox_gateways;
+	guint office_heartbeat_ms; /* [office] heartbeat_ms, default 2500 */
+	guint office_liveness;	   /* [office] liveness: silent beats before a lease is lost, 3 */
+	guint office_claim_ms;	   /* [office] claim_ms: a person's claim, default 15 minutes */
 	/* Payment notifications (DESIGN §9); unset: that channel is refused. */
 	char *alipay_app_id;		  /* [payment] alipay_app_id */
 	char *alipay_public_key;	  /* [payment] alipay_public_key: PEM file */

@@ -17,6 +17,8 @@
 #define G_LOG_DOMAIN "certseald"
 
 #include <errno.h>
+#include <gio/gio.h>
+#include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <zmq.h>
@@ -42,17 +44,22 @@
 typedef struct {
 	char *user;
 	guint roles;
+	char *path; /* the office_dir file that allows it; NULL for the admin key */
 } Worker;
 
 typedef struct {
 	char *key; /* hex of the routing id */
 	GBytes *identity;
+	char *public_key; /* the CURVE key it authenticated with (Z85); NULL without CURVE */
 	char *user;
 	guint roles;
 	char *service; /* READY for this service, or NULL */
 	char *lease;   /* the task pushed to it, or NULL */
 	gint64 last_seen;
 	gint64 idle_since;
+	gboolean spoke;	 /* sent something other than HEARTBEAT */
+	gboolean timed;	 /* was sent the first HEARTBEAT, the one with the timing */
+	gboolean hinted; /* was told to send READY */
 } Peer;
 
 typedef struct {
@@ -69,6 +76,7 @@ struct _CsOffice {
 	char *endpoint;
 	char *events_endpoint;
 	char server_public[41];
+	char admin_public[41];
 	gboolean curve;
 	void *ctx;
 	void *zap;
@@ -78,9 +86,16 @@ struct _CsOffice {
 	GSource *router_source;
 	guint tick_id;
 	guint dispatch_id;
+	guint sighup_id;
+	guint reload_id;
+	GFileMonitor *dir_monitor;
 	GHashTable *workers; /* public key (Z85) → Worker */
 	GHashTable *peers;   /* key → Peer */
 	GHashTable *leases;  /* lease → Lease */
+	/* The built-in sandbox gateways serve (test_mode and [office] sandbox_gateways)… */
+	gboolean sandbox;
+	/* …but never a service a worker has been READY for since the daemon started. */
+	GHashTable *worked_services;
 	/* Refused handshakes: the first of an interval is logged, the rest counted. */
 	gint64 refused_since; /* monotonic µs; 0 = none in this interval */
 	guint refused_more;
@@ -103,6 +118,7 @@ static void
 worker_free(Worker *w)
 {
 	g_free(w->user);
+	g_free(w->path);
 	g_free(w);
 }
 
@@ -111,6 +127,7 @@ peer_free(Peer *p)
 {
 	g_bytes_unref(p->identity);
 	g_free(p->key);
+	g_free(p->public_key);
 	g_free(p->user);
 	g_free(p->service);
 	g_free(p->lease);
@@ -137,6 +154,14 @@ roles_to_json(guint roles)
 	return a;
 }
 
+/* {heartbeat_ms, liveness}: what a worker needs to know to keep its leases. */
+static void
+set_timing(CsOffice *self, JsonObject *o)
+{
+	json_object_set_int_member(o, "heartbeat_ms", self->config->office_heartbeat_ms);
+	json_object_set_int_member(o, "liveness", self->config->office_liveness);
+}
+
 /* ---- keys and the allow-list ----------------------------------------------------------- */
 
 static gboolean
@@ -160,11 +185,13 @@ ensure_key(const char *dir, const char *name, char pub[41], char sec[41], GError
 }
 
 static gboolean
-parse_roles(const char *path, char **list, guint *roles, GError **error)
+parse_roles(const char *where, const char *value, guint *roles, GError **error)
 {
+	g_auto(GStrv) list = g_strsplit_set(value, ";, \t", -1);
+
 	*roles = 0;
-	for (guint i = 0; list != NULL && list[i] != NULL; i++) {
-		const char *r = g_strstrip(list[i]);
+	for (guint i = 0; list[i] != NULL; i++) {
+		const char *r = list[i];
 		gboolean known = FALSE;
 
 		if (*r == '\0')
@@ -176,85 +203,218 @@ parse_roles(const char *path, char **list, guint *roles, GError **error)
 			}
 		}
 		if (!known) {
+			g_autofree char *quoted = cs_quote_value(r);
+
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "%s: [worker] roles: unknown role '%s'", path, r);
+				    "%s: [worker] roles: unknown role '%s' (known: reviewer maker "
+				    "shipper cashier auditor admin gateway, separated by ';')",
+				    where, quoted);
 			return FALSE;
 		}
 	}
 	return TRUE;
 }
 
-static gboolean
-load_worker(CsOffice *self, const char *path, GError **error)
+/* A value without its trailing comment: `#` after white space starts one (a Z85 key holds
+ * `#` but no white space). */
+static char *
+strip_value(const char *raw)
 {
-	g_autoptr(GKeyFile) kf = g_key_file_new();
-	g_autofree char *key = NULL;
-	g_autofree char *user = NULL;
-	g_auto(GStrv) roles = NULL;
-	g_auto(GStrv) groups = NULL;
-	Worker *w;
-	guint bits = 0;
+	char *v = g_strdup(raw);
 
-	if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error)) {
-		g_prefix_error(error, "%s: ", path);
-		return FALSE;
+	for (char *p = v; *p != '\0'; p++) {
+		if (*p == '#' && p > v && g_ascii_isspace(p[-1])) {
+			*p = '\0';
+			break;
+		}
 	}
-	groups = g_key_file_get_groups(kf, NULL);
-	if (g_strv_length(groups) != 1 || g_strcmp0(groups[0], "worker") != 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "%s: must hold exactly one group, [worker]", path);
-		return FALSE;
-	}
-	key = g_key_file_get_string(kf, "worker", "key", NULL);
-	user = g_key_file_get_string(kf, "worker", "user", NULL);
-	roles = g_key_file_get_string_list(kf, "worker", "roles", NULL, NULL);
-	if (key != NULL)
-		g_strstrip(key);
-	if (!cs_office_key_is_valid(key)) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "%s: [worker] key: missing or not a Z85 CURVE public key", path);
-		return FALSE;
-	}
-	if (user == NULL || *g_strstrip(user) == '\0' || strlen(user) > 64 ||
-	    !g_utf8_validate(user, -1, NULL)) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "%s: [worker] user: required, at most 64 characters", path);
-		return FALSE;
-	}
-	if (!parse_roles(path, roles, &bits, error))
-		return FALSE;
-	w = g_new0(Worker, 1);
-	w->user = g_steal_pointer(&user);
-	w->roles = bits;
-	g_hash_table_replace(self->workers, g_steal_pointer(&key), w);
-	return TRUE;
+	return g_strstrip(v);
 }
 
-/* A broken file in office_dir is fatal at start-up: a worker silently missing from the
- * allow-list would look like an outage, one with the wrong roles like a breach. */
-static gboolean
-load_workers(CsOffice *self, GError **error)
-{
-	g_autoptr(GDir) dir = NULL;
-	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
-	const char *name;
+#define WORKER_FILE_MAX (64 * 1024)
 
-	if (self->config->office_dir == NULL ||
-	    !g_file_test(self->config->office_dir, G_FILE_TEST_IS_DIR))
-		return TRUE;
-	dir = g_dir_open(self->config->office_dir, 0, error);
-	if (dir == NULL)
-		return FALSE;
-	while ((name = g_dir_read_name(dir)) != NULL) {
-		if (g_str_has_suffix(name, ".conf"))
-			g_ptr_array_add(names,
-					g_build_filename(self->config->office_dir, name, NULL));
+/*
+ * One worker file of office_dir:
+ *   [worker]
+ *   key = <Z85 public key>
+ *   user = <ledger user id>
+ *   roles = reviewer;maker
+ * `#` starts a comment on its own line or after a value. Every refusal names the file and
+ * the line. Returns the public key in @key_out.
+ */
+static Worker *
+parse_worker_file(const char *path, char **key_out, GError **error)
+{
+	g_autofree char *text = NULL;
+	g_auto(GStrv) lines = NULL;
+	g_autofree char *key = NULL;
+	g_autofree char *user = NULL;
+	gboolean in_worker = FALSE, seen_group = FALSE, seen_roles = FALSE;
+	guint roles = 0;
+	gsize len = 0;
+	Worker *w;
+
+	if (!g_file_get_contents(path, &text, &len, error)) {
+		g_prefix_error(error, "%s: ", path);
+		return NULL;
 	}
+	if (len > WORKER_FILE_MAX || memchr(text, '\0', len) != NULL ||
+	    !g_utf8_validate(text, (gssize)len, NULL)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: not a worker file (UTF-8 text of at most %d bytes)", path,
+			    WORKER_FILE_MAX);
+		return NULL;
+	}
+	lines = g_strsplit(text, "\n", -1);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		g_autofree char *where = g_strdup_printf("%s:%u", path, i + 1);
+		g_autofree char *name = NULL;
+		g_autofree char *value = NULL;
+		char *line = g_strstrip(lines[i]);
+		char *eq;
+
+		if (*line == '\0' || *line == '#')
+			continue;
+		if (*line == '[') {
+			if (g_strcmp0(line, "[worker]") != 0 || seen_group) {
+				g_autofree char *quoted = cs_quote_value(line);
+
+				g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "%s: '%s': a worker file holds exactly one group, "
+					    "[worker]",
+					    where, quoted);
+				return NULL;
+			}
+			in_worker = seen_group = TRUE;
+			continue;
+		}
+		eq = strchr(line, '=');
+		if (eq == NULL || !in_worker) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: %s", where,
+				    eq == NULL ? "not `name = value` or a `# comment`"
+					       : "a setting before the [worker] line");
+			return NULL;
+		}
+		name = g_strstrip(g_strndup(line, (gsize)(eq - line)));
+		value = strip_value(eq + 1);
+		if (g_strcmp0(name, "key") == 0) {
+			if (key != NULL || !cs_office_key_is_valid(value)) {
+				g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "%s: [worker] key: %s", where,
+					    key != NULL ? "given twice"
+							: "not a CURVE public key (40 characters "
+							  "of Z85, as keygen prints it)");
+				return NULL;
+			}
+			key = g_steal_pointer(&value);
+		} else if (g_strcmp0(name, "user") == 0) {
+			if (user != NULL || *value == '\0' || g_utf8_strlen(value, -1) > 64) {
+				g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "%s: [worker] user: %s", where,
+					    user != NULL ? "given twice"
+							 : "required, 1 to 64 characters");
+				return NULL;
+			}
+			user = g_steal_pointer(&value);
+		} else if (g_strcmp0(name, "roles") == 0) {
+			if (seen_roles) {
+				g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "%s: [worker] roles: given twice", where);
+				return NULL;
+			}
+			if (!parse_roles(where, value, &roles, error))
+				return NULL;
+			seen_roles = TRUE;
+		} else {
+			g_autofree char *quoted = cs_quote_value(name);
+
+			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: [worker] '%s': unknown setting (key, user, roles)", where,
+				    quoted);
+			return NULL;
+		}
+	}
+	if (key == NULL || user == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: [worker] %s: missing",
+			    path, key == NULL ? "key" : "user");
+		return NULL;
+	}
+	w = g_new0(Worker, 1);
+	w->user = g_steal_pointer(&user);
+	w->roles = roles;
+	w->path = g_strdup(path);
+	*key_out = g_steal_pointer(&key);
+	return w;
+}
+
+static int
+compare_names(gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The allow-list from office_dir plus the admin key. A broken file is refused — logged with
+ * its file, line and reason — and the others are loaded: one typo must not lock every
+ * worker out (at start-up or on a re-read). Only files ending in .conf are read.
+ */
+static GHashTable *
+load_workers(CsOffice *self, guint *refused)
+{
+	GHashTable *workers =
+	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)worker_free);
+	const char *dir_path = self->config->office_dir;
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GDir) dir = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *name;
+	Worker *admin;
+
+	*refused = 0;
+	if (dir_path != NULL && g_file_test(dir_path, G_FILE_TEST_IS_DIR)) {
+		dir = g_dir_open(dir_path, 0, &error);
+		if (dir == NULL) {
+			g_warning("office: office_dir %s: %s; no worker key from it is allowed",
+				  dir_path, error->message);
+			(*refused)++;
+		}
+	}
+	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+		if (g_str_has_suffix(name, ".conf")) {
+			g_ptr_array_add(names, g_build_filename(dir_path, name, NULL));
+		} else if (name[0] != '.' && !g_str_has_suffix(name, "~")) {
+			g_autofree char *path = g_build_filename(dir_path, name, NULL);
+			g_message("office: %s: ignored: worker files in office_dir must end in "
+				  ".conf",
+				  path);
+		}
+	}
+	g_ptr_array_sort(names, compare_names);
 	for (guint i = 0; i < names->len; i++) {
-		if (!load_worker(self, g_ptr_array_index(names, i), error))
-			return FALSE;
+		g_autoptr(GError) local = NULL;
+		g_autofree char *key = NULL;
+		const char *path = g_ptr_array_index(names, i);
+		Worker *w = parse_worker_file(path, &key, &local);
+		const Worker *other = w != NULL ? g_hash_table_lookup(workers, key) : NULL;
+
+		if (other != NULL) {
+			g_set_error(&local, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "%s: [worker] key: already allowed by %s", path, other->path);
+			g_clear_pointer(&w, worker_free);
+		}
+		if (w == NULL) {
+			g_warning("office: %s; this worker key is refused until the file is fixed",
+				  local->message);
+			(*refused)++;
+			continue;
+		}
+		g_hash_table_replace(workers, g_steal_pointer(&key), w);
 	}
-	return TRUE;
+	admin = g_new0(Worker, 1);
+	admin->user = g_strdup("admin");
+	admin->roles = CS_ACTOR_ADMIN;
+	g_hash_table_replace(workers, g_strdup(self->admin_public), admin);
+	return workers;
 }
 
 /* ---- sending --------------------------------------------------------------------------- */
@@ -272,6 +432,21 @@ send_to(CsOffice *self, GBytes *identity, CsOfficeVerb verb, JsonObject *body)
 	    zmq_send(self->router, v, strlen(v), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 	    zmq_send(self->router, text, strlen(text), ZMQ_DONTWAIT) < 0)
 		g_debug("office: dropped a %s to a peer: %s", v, zmq_strerror(zmq_errno()));
+}
+
+/* A HEARTBEAT to a READY worker; the first one to a connection carries {heartbeat_ms,
+ * liveness}, the others no body. */
+static void
+send_heartbeat(CsOffice *self, Peer *peer)
+{
+	g_autoptr(JsonObject) timing = NULL;
+
+	if (!peer->timed) {
+		timing = json_object_new();
+		set_timing(self, timing);
+		peer->timed = TRUE;
+	}
+	send_to(self, peer->identity, CS_OFFICE_HEARTBEAT, timing);
 }
 
 static const char *
@@ -403,8 +578,11 @@ dispatch_service(CsOffice *self, const char *service)
 		body = cs_task_to_json(task);
 		send_to(self, peer->identity, CS_OFFICE_TASK, body);
 	}
-	/* External workers take precedence: the sandbox serves only when none is READY. */
-	if (!any_ready && self->config->test_mode && cs_tasks_sandbox_serves(service))
+	/* External workers take precedence: the sandbox serves only while none is READY, and
+	 * never again once one has been — a worker restarting, or losing its lease by
+	 * silence, must not make the sandbox send the same message a second time. */
+	if (!any_ready && self->sandbox && cs_tasks_sandbox_serves(service) &&
+	    !g_hash_table_contains(self->worked_services, service))
 		dispatch_sandbox(self, service);
 }
 
@@ -481,7 +659,7 @@ on_tick(gpointer user_data)
 		if (now - p->last_seen > silence)
 			g_ptr_array_add(dead, g_strdup(key));
 		else if (p->service != NULL)
-			send_to(self, p->identity, CS_OFFICE_HEARTBEAT, NULL);
+			send_heartbeat(self, p);
 	}
 	for (guint i = 0; i < dead->len; i++) {
 		Peer *p = g_hash_table_lookup(self->peers, g_ptr_array_index(dead, i));
@@ -504,6 +682,114 @@ on_tick(gpointer user_data)
 	if (self->tasks != NULL)
 		cs_tasks_flush_calls(self->tasks, FALSE);
 	return G_SOURCE_CONTINUE;
+}
+
+/* ---- re-reading office_dir (SIGHUP, or its files changed) -------------------------------- */
+
+/* Let an editor or an installer finish writing before the files are read. */
+#define RELOAD_DELAY_MS 200
+
+/* The new allow-list applies to the next handshake at once; a connection whose key is gone
+ * (or now names another user) is forgotten and its lease lost, a person's claims end when no
+ * key names that person any more, and the roles of the others follow their files. */
+static void
+reload_workers(CsOffice *self, const char *why)
+{
+	guint refused = 0;
+	GHashTable *workers = load_workers(self, &refused);
+	g_autoptr(GHashTable) users = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) ended = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter iter;
+	gpointer key, value;
+
+	g_hash_table_unref(self->workers);
+	self->workers = workers;
+	g_hash_table_iter_init(&iter, workers);
+	while (g_hash_table_iter_next(&iter, NULL, &value))
+		g_hash_table_add(users, ((Worker *)value)->user);
+	g_hash_table_iter_init(&iter, self->peers);
+	while (g_hash_table_iter_next(&iter, &key, &value)) {
+		Peer *p = value;
+		const Worker *w;
+
+		if (p->public_key == NULL)
+			continue;
+		w = g_hash_table_lookup(workers, p->public_key);
+		if (w == NULL || g_strcmp0(w->user, p->user) != 0)
+			g_ptr_array_add(gone, g_strdup(key));
+		else
+			p->roles = w->roles;
+	}
+	for (guint i = 0; i < gone->len; i++) {
+		Peer *p = g_hash_table_lookup(self->peers, g_ptr_array_index(gone, i));
+
+		g_message("office: the key of worker %s is no longer allowed by office_dir; its "
+			  "connection is forgotten%s",
+			  p->user, p->lease != NULL ? " and its lease lost" : "");
+		if (p->lease != NULL)
+			drop_lease(self, p->lease, TRUE);
+		g_hash_table_remove(self->peers, g_ptr_array_index(gone, i));
+	}
+	g_hash_table_iter_init(&iter, self->leases);
+	while (g_hash_table_iter_next(&iter, &key, &value)) {
+		Lease *l = value;
+		if (l->peer_key == NULL && !g_hash_table_contains(users, l->user))
+			g_ptr_array_add(ended, g_strdup(key));
+	}
+	for (guint i = 0; i < ended->len; i++)
+		drop_lease(self, g_ptr_array_index(ended, i), TRUE);
+	g_message("office: office_dir %s re-read (%s): %u worker key(s) allowed, %u file(s) "
+		  "refused",
+		  self->config->office_dir != NULL ? self->config->office_dir : "(none)", why,
+		  g_hash_table_size(workers), refused);
+	schedule_dispatch(self);
+}
+
+static gboolean
+on_reload_timeout(gpointer user_data)
+{
+	CsOffice *self = user_data;
+
+	self->reload_id = 0;
+	reload_workers(self, "its files changed");
+	return G_SOURCE_REMOVE;
+}
+
+static void
+on_office_dir_changed(
+    GFileMonitor *monitor, GFile *file, GFile *other, GFileMonitorEvent event, gpointer user_data)
+{
+	CsOffice *self = user_data;
+
+	if (self->reload_id == 0)
+		self->reload_id = g_timeout_add(RELOAD_DELAY_MS, on_reload_timeout, self);
+}
+
+static gboolean
+on_sighup(gpointer user_data)
+{
+	reload_workers(user_data, "SIGHUP");
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+watch_office_dir(CsOffice *self)
+{
+	g_autoptr(GFile) dir = NULL;
+	g_autoptr(GError) error = NULL;
+
+	self->sighup_id = g_unix_signal_add(SIGHUP, on_sighup, self);
+	if (self->config->office_dir == NULL)
+		return;
+	dir = g_file_new_for_path(self->config->office_dir);
+	self->dir_monitor = g_file_monitor_directory(dir, G_FILE_MONITOR_NONE, NULL, &error);
+	if (self->dir_monitor == NULL) {
+		g_warning("office: office_dir %s: cannot watch it (%s); send SIGHUP after a change",
+			  self->config->office_dir, error->message);
+		return;
+	}
+	g_signal_connect(self->dir_monitor, "changed", G_CALLBACK(on_office_dir_changed), self);
 }
 
 /* ---- the verbs ------------------------------------------------------------------------- */
@@ -621,8 +907,18 @@ handle_ready(CsOffice *self, Peer *peer, CsOfficeMsg *msg)
 	}
 	g_free(peer->service);
 	peer->service = g_strdup(service);
+	if (!g_hash_table_contains(self->worked_services, service)) {
+		g_hash_table_add(self->worked_services, g_strdup(service));
+		if (self->sandbox && cs_tasks_sandbox_serves(service))
+			g_message("office: %s is READY for %s: the sandbox gateway no longer takes "
+				  "%s tasks until the daemon restarts",
+				  peer->user, service, service);
+	}
 	if (peer->lease == NULL)
 		peer->idle_since = g_get_monotonic_time();
+	/* The timing at once, before any TASK: a worker learns how often to beat. */
+	if (!peer->timed)
+		send_heartbeat(self, peer);
 	schedule_dispatch(self);
 }
 
@@ -632,6 +928,17 @@ handle_heartbeat(CsOffice *self, Peer *peer)
 	GHashTableIter iter;
 	gpointer value;
 	gint64 until = g_get_monotonic_time() + (gint64)self->config->office_claim_ms * 1000;
+
+	/* Only heartbeats on this connection, no READY: a worker reconnected (after a daemon
+	 * restart, or a refused handshake) that thinks it is still READY. Told once. */
+	if (!peer->spoke && !peer->hinted) {
+		g_autoptr(GError) e = g_error_new_literal(
+		    CS_ERROR, CS_ERROR_WRONG_STATE,
+		    "READY: this connection never sent READY, so it is given no tasks; send "
+		    "READY {\"service\": S} (again after every reconnect)");
+		peer->hinted = TRUE;
+		send_error(self, peer->identity, "service", NULL, e);
+	}
 
 	/* A person's claims are renewed by the heartbeats of that person's connections. */
 	g_hash_table_iter_init(&iter, self->leases);
@@ -666,7 +973,8 @@ m_info(CsOffice *self, Peer *peer, JsonObject *params, GError **error)
 	json_object_set_string_member(o, "server_public_key", self->server_public);
 	json_object_set_string_member(o, "user", peer->user);
 	json_object_set_array_member(o, "roles", roles_to_json(peer->roles));
-	json_object_set_boolean_member(o, "sandbox", self->config->test_mode);
+	json_object_set_boolean_member(o, "sandbox", self->sandbox);
+	set_timing(self, o);
 	return object_node(o);
 }
 
@@ -1383,6 +1691,7 @@ find_peer(CsOffice *self, GBytes *identity, const char *user_id)
 	peer = g_new0(Peer, 1);
 	peer->key = g_strdup(key);
 	peer->identity = g_bytes_ref(identity);
+	peer->public_key = self->curve ? g_strdup(user_id) : NULL;
 	peer->user = g_strdup(w != NULL ? w->user : "local");
 	peer->roles = w != NULL ? w->roles : CS_ACTOR_ADMIN;
 	g_hash_table_replace(self->peers, g_steal_pointer(&key), peer);
@@ -1400,8 +1709,13 @@ on_router(void *socket, GPtrArray *frames, guint n_frames, const char *user_id, 
 	if (frames->len < 1)
 		return;
 	peer = find_peer(self, g_ptr_array_index(frames, 0), user_id);
-	if (peer == NULL)
+	if (peer == NULL) {
+		g_autoptr(GError) e = g_error_new_literal(
+		    CS_ERROR, CS_ERROR_ACCESS_DENIED,
+		    "key: no longer allowed (removed from the daemon's office_dir)");
+		send_error(self, g_ptr_array_index(frames, 0), "id", NULL, e);
 		return;
+	}
 	peer->last_seen = g_get_monotonic_time();
 	/* The message's own count: only the first frames were kept, and only 3 are read. */
 	msg = cs_office_msg_parse((GBytes *const *)frames->pdata + 1, n_frames - 1, &error);
@@ -1410,6 +1724,8 @@ on_router(void *socket, GPtrArray *frames, guint n_frames, const char *user_id, 
 		send_error(self, peer->identity, "id", NULL, error);
 		return;
 	}
+	if (msg->verb != CS_OFFICE_HEARTBEAT)
+		peer->spoke = TRUE;
 	switch (msg->verb) {
 	case CS_OFFICE_READY:
 		handle_ready(self, peer, msg);
@@ -1525,6 +1841,13 @@ write_info(CsOffice *self, const char *dir, GError **error)
 	json_object_set_string_member(o, "events_endpoint", self->events_endpoint);
 	json_object_set_string_member(o, "server_public_key", self->server_public);
 	json_object_set_boolean_member(o, "curve", self->curve);
+	if (self->config->office_dir != NULL) {
+		g_autofree char *office_dir =
+		    g_canonicalize_filename(self->config->office_dir, NULL);
+
+		/* Where `certseal-office keygen --install` puts a new worker's file. */
+		json_object_set_string_member(o, "office_dir", office_dir);
+	}
 	text = cs_office_body_to_string(o);
 	return g_file_set_contents_full(path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644,
 					error);
@@ -1564,19 +1887,22 @@ cs_office_new(
 {
 	g_autoptr(CsOffice) self = g_new0(CsOffice, 1);
 	g_autofree char *dir = g_build_filename(state_dir, "office", NULL);
-	char server_secret[41], admin_public[41], admin_secret[41];
-	Worker *admin;
+	char server_secret[41], admin_secret[41];
+	guint refused = 0;
 
 	self->engine = engine;
 	self->config = cs_engine_get_config(engine);
 	self->curve = self->config->office_curve;
 	self->verifying = g_cancellable_new();
-	self->workers =
-	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)worker_free);
 	self->peers =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)peer_free);
 	self->leases =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)lease_free);
+	self->worked_services = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	self->sandbox = self->config->test_mode && self->config->office_sandbox_gateways;
+	if (self->config->office_sandbox_gateways && !self->config->test_mode)
+		g_warning("office: [office] sandbox_gateways = true is ignored outside test_mode: "
+			  "sms, mail, idv and bank wait for real gateway workers");
 	self->endpoint =
 	    self->config->office_endpoint != NULL && *self->config->office_endpoint != '\0'
 		? g_strdup(self->config->office_endpoint)
@@ -1593,15 +1919,10 @@ cs_office_new(
 		return NULL;
 	}
 	if (!ensure_key(dir, "server.key", self->server_public, server_secret, error) ||
-	    !ensure_key(dir, "admin.key", admin_public, admin_secret, error))
+	    !ensure_key(dir, "admin.key", self->admin_public, admin_secret, error))
 		return NULL;
 	memset(admin_secret, 0, sizeof(admin_secret));
-	if (!load_workers(self, error))
-		return NULL;
-	admin = g_new0(Worker, 1);
-	admin->user = g_strdup("admin");
-	admin->roles = CS_ACTOR_ADMIN;
-	g_hash_table_replace(self->workers, g_strdup(admin_public), admin);
+	self->workers = load_workers(self, &refused);
 
 	self->payment_keys = cs_payment_keys_load(self->config, error);
 	if (self->payment_keys == NULL)
@@ -1641,9 +1962,11 @@ cs_office_new(
 	cs_engine_add_listener(engine, on_order, self);
 	if (!write_info(self, dir, error))
 		return NULL;
-	g_message("office: workers connect to %s (events on %s, CURVE %s, %u allowed key(s))",
+	watch_office_dir(self);
+	g_message("office: workers connect to %s (events on %s, CURVE %s, %u allowed key(s), "
+		  "%u file(s) of office_dir refused)",
 		  self->endpoint, self->events_endpoint, self->curve ? "on" : "off",
-		  g_hash_table_size(self->workers));
+		  g_hash_table_size(self->workers), refused);
 	schedule_dispatch(self);
 	return g_steal_pointer(&self);
 }
@@ -1680,6 +2003,15 @@ cs_office_free(CsOffice *self)
 		cs_engine_remove_listener(self->engine, on_order, self);
 	if (self->tick_id != 0)
 		g_source_remove(self->tick_id);
+	if (self->sighup_id != 0)
+		g_source_remove(self->sighup_id);
+	if (self->reload_id != 0)
+		g_source_remove(self->reload_id);
+	if (self->dir_monitor != NULL) {
+		g_signal_handlers_disconnect_by_data(self->dir_monitor, self);
+		g_file_monitor_cancel(self->dir_monitor);
+		g_object_unref(self->dir_monitor);
+	}
 	if (self->dispatch_id != 0)
 		g_source_remove(self->dispatch_id);
 	if (self->router_source != NULL) {
@@ -1701,9 +2033,11 @@ cs_office_free(CsOffice *self)
 	if (self->tasks != NULL)
 		cs_tasks_set_queued_func(self->tasks, NULL, NULL);
 	g_clear_pointer(&self->payment_keys, cs_payment_keys_free);
-	g_hash_table_unref(self->workers);
+	if (self->workers != NULL)
+		g_hash_table_unref(self->workers);
 	g_hash_table_unref(self->peers);
 	g_hash_table_unref(self->leases);
+	g_hash_table_unref(self->worked_services);
 	g_free(self->endpoint);
 	g_free(self->events_endpoint);
 	g_free(self);

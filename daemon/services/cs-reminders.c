@@ -160,8 +160,8 @@ remind_one(
 		json_object_set_string_member(params, "not_after", end);
 		json_object_set_string_member(params, "renewable_from", from);
 		json_object_set_string_member(params, "threshold", latest->name);
-		ok = cs_tasks_send_sms_in_txn(tasks, row->order_id, phone, REMINDER_EVENT, params,
-					      NULL, FALSE, error);
+		ok = cs_tasks_send_sms_in_txn(tasks, row->order_id, phone, "expiry_reminder",
+					      params, NULL, FALSE, error);
 		*sent = ok;
 	}
 	if (!ok || !cs_ledger_commit(ledger, error)) {

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+import office_schema
 from conftest import BUILD_DIR, DEV_CONF, TEST_MODULES, write_config
 
 OFFICE_CLI = os.path.join(BUILD_DIR, "cli", "certseal-office")
@@ -164,7 +165,9 @@ def office_info(state_dir, timeout=10):
 
 
 class Worker:
-    """A DEALER with a CURVE key pair, speaking CSO1."""
+    """A DEALER with a CURVE key pair, speaking CSO1. Every message it sends (but raw
+    frames, which tests use to send broken ones) and receives is checked against the
+    JSON Schemas of dbus/office-schema/ (office_schema.py)."""
 
     def __init__(self, state_dir, key_file=None, keypair=None, ctx=None):
         info = office_info(state_dir)
@@ -183,6 +186,7 @@ class Worker:
         if raw is not None:
             self.sock.send_multipart(raw)
             return
+        office_schema.check_sent(verb, body)
         frames = [b"CSO1", verb.encode()]
         if body is not None:
             frames.append(json.dumps(body).encode())
@@ -204,9 +208,11 @@ class Worker:
                 continue
             frames = self.sock.recv_multipart()
             verb = frames[1].decode()
+            assert frames[0] == b"CSO1" and len(frames) == 3, frames
+            body = json.loads(frames[2])
+            office_schema.check_received(verb, body)
             if skip_heartbeats and verb == "HEARTBEAT":
                 continue
-            body = json.loads(frames[2]) if len(frames) > 2 else {}
             return verb, body
 
     def call(self, method, params=None, timeout=5.0):
@@ -218,6 +224,8 @@ class Worker:
             assert got is not None, f"no answer to {method}"
             verb, body = got
             if body.get("id") == cid:
+                if verb == "RESULT":
+                    office_schema.check_result(method, body["result"])
                 return verb, body
 
     def ok(self, method, params=None):
