@@ -1,6 +1,6 @@
 /*
  * certseal-office.c — the back-office tool: a CSO1 client of certseald's office bus
- * (DESIGN §3.4, §3.6; dbus/office-protocol.md).
+ * (docs/architecture.md §3.4, §3.6; dbus/office-protocol.md).
  *
  * Every command is a CALL (or, for `work`, the READY/TASK/DONE loop of an automated
  * worker) over a CURVE-authenticated DEALER. By default it uses the admin key the daemon

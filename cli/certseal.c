@@ -1,7 +1,7 @@
 /*
  * certseal.c — the desktop user's command line, a client of org.certseal.CertSeal1. It
- * mirrors the manual's menus (DESIGN §3.6): status, keys, login, change-pin, unlock, apply,
- * orders, order …, form, seal ….
+ * mirrors the manual's menus (docs/architecture.md §3.6): status, keys, login, change-pin, unlock,
+ * apply, orders, order …, form, seal ….
  *
  * Rules every command keeps (cs-cli.h): with --json, stdout carries exactly one JSON
  * document and nothing ever prompts; errors go to stderr, in --json mode as
@@ -376,7 +376,7 @@ typedef struct {
 #define SEAL_SIGN_USAGE "usage: certseal seal sign DOC [--key SERIAL] [--output FILE]"
 
 /*
- * `certseal seal sign DOC --key SERIAL [--output FILE]` (DESIGN §3.6): the key's
+ * `certseal seal sign DOC --key SERIAL [--output FILE]` (docs/architecture.md §3.6): the key's
  * SealDocument, the document passed as an fd (the daemon reads it; the name sent is its
  * basename). --key may be left out when exactly one key is inserted. Writes the DER
  * SES_Signature to FILE, by default DOC.ses.

@@ -1,6 +1,6 @@
 /*
- * cs-cli-apply.h — `certseal apply`: a new-certificate application (新办, DESIGN §1.1)
- * walked through step by step, at a terminal or from a script.
+ * cs-cli-apply.h — `certseal apply`: a new-certificate application (新办, docs/architecture.md
+ * §1.1) walked through step by step, at a terminal or from a script.
  */
 #pragma once
 

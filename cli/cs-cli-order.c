@@ -1,6 +1,7 @@
 /*
  * cs-cli-order.c — `certseal order show|confirm|cancel|attach|submit|send-code|verify|pay|
- * invoice` and `certseal form`: the applicant's side of an order (DESIGN §1.1, §3.3, §3.6).
+ * invoice` and `certseal form`: the applicant's side of an order (docs/architecture.md §1.1, §3.3,
+ * §3.6).
  *
  * Each verb is one method of org.certseal.CertSeal1.Order; the daemon decides whether it
  * is allowed now and says why not. The SMS code is a secret: `order verify` reads it from

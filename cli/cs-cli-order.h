@@ -1,6 +1,6 @@
 /*
  * cs-cli-order.h — `certseal order …` and `certseal form …`: one order followed and acted
- * on (DESIGN §1.1, §1.6, §3.6), and the pieces `certseal apply` reuses.
+ * on (docs/architecture.md §1.1, §1.6, §3.6), and the pieces `certseal apply` reuses.
  */
 #pragma once
 

@@ -1,6 +1,6 @@
 /*
  * cs-cli-renew.c — `certseal renew` and `certseal order download`: the renewal (证书更新,
- * DESIGN §1.2, the manual's 2.1/2.2) from the desktop, with the key in the slot.
+ * docs/architecture.md §1.2, the manual's 2.1/2.2) from the desktop, with the key in the slot.
  *
  *   certseal [--json] renew [--key SERIAL] [--subject org|person] [--fields FILE]
  *                           [--channel sandbox|alipay|wechat] [--yes]

@@ -1,5 +1,6 @@
 /*
- * cs-cli-renew.h — `certseal renew` and `certseal order download` (DESIGN §1.2, §3.6).
+ * cs-cli-renew.h — `certseal renew` and `certseal order download` (docs/architecture.md §1.2,
+ * §3.6).
  */
 #pragma once
 

@@ -1,6 +1,6 @@
 /*
  * cs-cli-unlock.c — `certseal unlock`: a forgotten or locked PIN reset (解锁 / 找回密码,
- * DESIGN §1.3), at a terminal or from a script.
+ * docs/architecture.md §1.3), at a terminal or from a script.
  *
  *   certseal unlock [--key SERIAL] [--subject org|person] [--method METHOD]
  *                   [--fields FILE] [--vendor ID]

@@ -1,6 +1,6 @@
 /*
- * cs-cli-unlock.h — `certseal unlock`: a key's forgotten or locked PIN reset (解锁, DESIGN
- * §1.3), walked through at a terminal or from a script.
+ * cs-cli-unlock.h — `certseal unlock`: a key's forgotten or locked PIN reset (解锁,
+ * docs/architecture.md §1.3), walked through at a terminal or from a script.
  */
 #pragma once
 

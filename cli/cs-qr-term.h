@@ -1,6 +1,6 @@
 /*
  * cs-qr-term.h — a QR code drawn with Unicode half blocks, for payment codes in the
- * terminal (DESIGN §3.6).
+ * terminal (docs/architecture.md §3.6).
  */
 #pragma once
 

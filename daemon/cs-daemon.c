@@ -51,7 +51,7 @@ struct _CsDaemon {
 	CsBusType bus_type;
 	CsVault *vault;
 	CsLedger *ledger;
-	CsCaSet *cas; /* the embedded CA of every vendor (DESIGN §4) */
+	CsCaSet *cas; /* the embedded CA of every vendor (docs/architecture.md §4) */
 	CsEngine *engine;
 	GPtrArray *plugins;	/* CsLoadedPlugin */
 	GPtrArray *drivers;	/* CsLoadedDriver */

@@ -1,7 +1,7 @@
 /*
  * make-sealed-key.c — test helper: make a vkey token ready to seal documents, the way
- * key making will (DESIGN §3.1, §9), with the daemon's own code and a state directory's
- * own CA.
+ * key making will (docs/architecture.md §3.1, §9), with the daemon's own code and a state
+ * directory's own CA.
  *
  *   make-sealed-key --config CONF --state-dir DIR --vendor ID --serial SERIAL [--no-seal]
  *                   [--other-holder]

@@ -1,5 +1,5 @@
 /*
- * test-ca.c — the embedded CA of each vendor (DESIGN §4, §8, §9) with a real ledger
+ * test-ca.c — the embedded CA of each vendor (docs/architecture.md §4, §8, §9) with a real ledger
  * file: CA creation, issuance from CSRs at the C API where CSRs enter, chains and CRLs
  * checked by the real `openssl` command (RSA, EC, and SM2 with its distinguishing ID),
  * renewal dates, revocation, and every bad CSR or subject refused with nothing stored.
@@ -463,7 +463,7 @@ test_issue_and_openssl_verify(Fixture *f, gconstpointer data)
 		g_assert_cmpint(days, ==, 365);
 		g_assert_cmpint(secs, ==, 0);
 	}
-	/* Subject per DESIGN §9, from the order. */
+	/* Subject per docs/architecture.md §9, from the order. */
 	subject = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
 	g_assert_nonnull(strstr(subject, "/C=CN/O="));
 	g_assert_nonnull(strstr(subject, "organizationIdentifier=NTRCN-91350200776049653A"));

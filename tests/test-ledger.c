@@ -841,7 +841,7 @@ static void
 test_chain_python_auditor_agrees(Fixture *f, gconstpointer data)
 {
 	const char *python = "/usr/bin/python3";
-	/* An auditor's recomputation, written only from DESIGN §3.5. */
+	/* An auditor's recomputation, written only from docs/architecture.md §3.5. */
 	const char *script =
 	    "import json, sqlite3, hashlib, sys\n"
 	    "db = sqlite3.connect(sys.argv[1])\n"

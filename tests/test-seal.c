@@ -1,8 +1,8 @@
 /*
- * test-seal.c — GB/T 38540 seals and document signatures (DESIGN §9) made by the real CA
- * of each vendor (RSA, EC, SM2): a seal that round-trips and verifies, every kind of
- * tampering detected and named, an expired seal refused, a document sealed and verified,
- * and the same checks through the `certseal seal show|verify` command line.
+ * test-seal.c — GB/T 38540 seals and document signatures (docs/architecture.md §9) made by the real
+ * CA of each vendor (RSA, EC, SM2): a seal that round-trips and verifies, every kind of tampering
+ * detected and named, an expired seal refused, a document sealed and verified, and the same checks
+ * through the `certseal seal show|verify` command line.
  */
 #include <glib/gstdio.h>
 #include <openssl/err.h>

@@ -1,8 +1,8 @@
 /*
  * test-validate.c — unit tests of the field validators (daemon/base/cs-validate.c).
  *
- * The vectors come from DESIGN §9. Besides accepting and refusing, every refusal is checked
- * to be CS_ERROR_INVALID_INPUT with the expected reason, and the reason is checked not to
+ * The vectors come from docs/architecture.md §9. Besides accepting and refusing, every refusal is
+ * checked to be CS_ERROR_INVALID_INPUT with the expected reason, and the reason is checked not to
  * repeat the value, because the values are personal data.
  */
 #include <string.h>

@@ -1,6 +1,6 @@
 /*
- * test-validity.c — the renewal date rules of DESIGN §1.2 at every edge: 89, 90 and 91
- * days left, expired 365 and 366 days, and periods that cross or start on a leap day.
+ * test-validity.c — the renewal date rules of docs/architecture.md §1.2 at every edge: 89, 90 and
+ * 91 days left, expired 365 and 366 days, and periods that cross or start on a leap day.
  */
 #include <string.h>
 

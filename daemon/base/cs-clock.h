@@ -1,5 +1,5 @@
 /*
- * cs-clock.h — the one clock of business dates (DESIGN §1.2: eligibility, validity,
+ * cs-clock.h — the one clock of business dates (docs/architecture.md §1.2: eligibility, validity,
  * reminders, DueBy, certificate and CRL dates, seals, invoices).
  *
  * In production it is the wall clock. With [daemon] test_mode=true, CERTSEAL_TEST_NOW in

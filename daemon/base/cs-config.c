@@ -1,5 +1,6 @@
 /*
- * cs-config.c — reading certseald.conf and the vendor profiles in vendors.d (DESIGN §1.7, §4).
+ * cs-config.c — reading certseald.conf and the vendor profiles in vendors.d (docs/architecture.md
+ * §1.7, §4).
  *
  * Both are GKeyFiles read through one small layer (CsConfFile) that adds what GKeyFile
  * lacks: it remembers the line of every group and key, so that every refusal names the
@@ -660,7 +661,8 @@ config_read_legacy_uscc(CsConfig *config, CsConfFile *file, GError **error)
 	return TRUE;
 }
 
-/* The office bus (DESIGN §3.4), payment notification keys (§9) and SMS limits (§6). */
+/* The office bus (docs/architecture.md §3.4), payment notification keys (§9) and SMS limits (§6).
+ */
 static gboolean
 config_read_office(CsConfig *config, CsConfFile *file, GError **error)
 {
@@ -799,7 +801,7 @@ config_read_days(
 	return TRUE;
 }
 
-/* Expiry reminders (DESIGN §1.2). */
+/* Expiry reminders (docs/architecture.md §1.2). */
 static gboolean
 config_read_reminders(CsConfig *config, CsConfFile *file, GError **error)
 {
@@ -811,7 +813,7 @@ config_read_reminders(CsConfig *config, CsConfFile *file, GError **error)
 				   &config->reminder_check_interval_s, error);
 }
 
-/* Review deadlines (DESIGN §1.1) and the e-invoice's seller. */
+/* Review deadlines (docs/architecture.md §1.1) and the e-invoice's seller. */
 static gboolean
 config_read_review(CsConfig *config, CsConfFile *file, GError **error)
 {

@@ -1,5 +1,5 @@
 /*
- * cs-config.h — the daemon's configuration and the vendor profiles (DESIGN §1.7, §4).
+ * cs-config.h — the daemon's configuration and the vendor profiles (docs/architecture.md §1.7, §4).
  *
  * certseald.conf is a GKeyFile; daemon/certseald.conf documents every key and its
  * default. Unknown groups or keys are refused (a typo should not silently fall back to a
@@ -55,7 +55,7 @@ typedef struct {
 	guint checkpoint_interval; /* [ledger] checkpoint_interval, default 1000 */
 	char **legacy_uscc;	   /* [validation] legacy_uscc, list, default empty */
 	GPtrArray *vendors;	   /* CsVendor*, sorted by id; filled by cs_config_load_vendors() */
-	/* The office bus (DESIGN §3.4). */
+	/* The office bus (docs/architecture.md §3.4). */
 	char *office_dir;      /* [daemon] office_dir: worker allow-list, default CS_OFFICE_DIR */
 	char *office_endpoint; /* [office] endpoint, NULL: ipc://@certseal-<hash of state dir> */
 	char *office_events_endpoint; /* [office] events_endpoint, NULL: <endpoint>-events */
@@ -66,7 +66,7 @@ typedef struct {
 	guint office_heartbeat_ms; /* [office] heartbeat_ms, default 2500 */
 	guint office_liveness;	   /* [office] liveness: silent beats before a lease is lost, 3 */
 	guint office_claim_ms;	   /* [office] claim_ms: a person's claim, default 15 minutes */
-	/* Payment notifications (DESIGN §9); unset: that channel is refused. */
+	/* Payment notifications (docs/architecture.md §9); unset: that channel is refused. */
 	char *alipay_app_id;		  /* [payment] alipay_app_id */
 	char *alipay_public_key;	  /* [payment] alipay_public_key: PEM file */
 	char *wechat_mchid;		  /* [payment] wechat_mchid */
@@ -75,7 +75,7 @@ typedef struct {
 	char *wechat_platform_serial;	  /* [payment] wechat_platform_serial: that key's serial */
 	char **wechat_platform_certificates; /* [payment] wechat_platform_certificates: PEM files */
 	char *wechat_apiv3_key_file;	     /* [payment] wechat_apiv3_key_file: 32 bytes, 0600 */
-	/* SMS limits (DESIGN §6). */
+	/* SMS limits (docs/architecture.md §6). */
 	guint sms_resend_cooldown_s; /* [sms] resend_cooldown_s, default 60 */
 	guint sms_daily_cap;	     /* [sms] daily_cap per phone, default 10 */
 	guint sms_code_lifetime_s;   /* [sms] code_lifetime_s, default 300 */
@@ -88,7 +88,7 @@ typedef struct {
 	guint query_codes_per_subject_day; /* [sms] query_codes_per_subject_day, default 5 */
 	guint auth_code_lifetime_s; /* [auth_code] lifetime_s: an unlock's 授权码, default 600 */
 	guint auth_code_max_tries;  /* [auth_code] max_tries: wrong tries, default 5 */
-	/* Review deadlines (DESIGN §1.1). */
+	/* Review deadlines (docs/architecture.md §1.1). */
 	char **review_holidays;	      /* [review] holidays: YYYY-MM-DD weekdays off */
 	char **review_extra_workdays; /* [review] extra_workdays: weekend days worked */
 	guint review_org_days;	      /* [review] org_days, default 5 */
@@ -97,7 +97,8 @@ typedef struct {
 	char *invoice_seller_name;	 /* [invoice] seller_name */
 	char *invoice_seller_tax_id;	 /* [invoice] seller_tax_id */
 	guint invoice_tax_rate_permille; /* [invoice] tax_rate_permille, default 60 */
-	/* Expiry reminders (DESIGN §1.2): days before and after a certificate's end. */
+	/* Expiry reminders (docs/architecture.md §1.2): days before and after a certificate's end.
+	 */
 	GArray *reminder_before_days;	 /* [reminders] before_days (guint), 90;30;7;1 */
 	GArray *reminder_after_days;	 /* [reminders] after_days (guint), 30;180;330 */
 	guint reminder_check_interval_s; /* [reminders] check_interval_s, default 3600 */

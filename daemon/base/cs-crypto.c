@@ -3,7 +3,7 @@
  * share: key algorithms, signing contexts, the SM2 distinguishing ID, error text.
  *
  * Invariant: every SM2 signing or verifying context made here carries SM3 and the ID
- * 1234567812345678 (DESIGN §8); RSA signs PKCS#1 v1.5 with SHA-256, EC ECDSA-SHA-256.
+ * 1234567812345678 (docs/architecture.md §8); RSA signs PKCS#1 v1.5 with SHA-256, EC ECDSA-SHA-256.
  */
 #define G_LOG_DOMAIN "certseald"
 

@@ -47,8 +47,8 @@ typedef GBytes *(*CsSignFunc)(const guint8 *tbs, gsize len, gpointer user_data, 
 
 /*
  * A DER PKCS#10 request for the public key @pub with @subject, whose private key signs
- * through @sign — the external-signing pattern of DESIGN §3.1: the request is assembled
- * here, DER(CertificationRequestInfo) (i2d_re_X509_REQ_tbs) is handed to @sign, and the
+ * through @sign — the external-signing pattern of docs/architecture.md §3.1: the request is
+ * assembled here, DER(CertificationRequestInfo) (i2d_re_X509_REQ_tbs) is handed to @sign, and the
  * signature is put in with X509_REQ_set0_signature. The signature algorithm follows @pub:
  * sha256WithRSAEncryption, ecdsa-with-SHA256 or SM2-with-SM3. The finished request is
  * verified against @pub before it is returned, so a signer that used another key (or

@@ -1,5 +1,5 @@
 /*
- * cs-loader.h — loading flow plugins and vendor drivers (DESIGN §3.1, §3.2).
+ * cs-loader.h — loading flow plugins and vendor drivers (docs/architecture.md §3.1, §3.2).
  *
  * A module is refused, with one log line naming the file and the reason, when: its file
  * is not owned by root or is writable by group or others (unless test_mode), it cannot be
@@ -86,7 +86,7 @@ gboolean cs_driver_probe_init(const CsLoadedDriver *driver,
 	((driver)->ops->size >= G_STRUCT_OFFSET(CsDriverOps, op) + sizeof(gpointer) &&             \
 	 (driver)->ops->op != NULL)
 
-/* Runners around the token operations (DESIGN §3.1). Each refuses an operation the
+/* Runners around the token operations (docs/architecture.md §3.1). Each refuses an operation the
  * driver does not have (CS_ERROR_UNAVAILABLE "not supported"), maps the driver's status
  * to CS_ERROR_* (PIN_INCORRECT with the tries left in the message, PIN_LOCKED,
  * KEY_REMOVED, NO_KEY …) and prefixes messages with the driver's name. Object reads map

@@ -1,5 +1,5 @@
 /*
- * cs-material.h — uploaded materials (DESIGN §3.5, §6): the type is sniffed from the
+ * cs-material.h — uploaded materials (docs/architecture.md §3.5, §6): the type is sniffed from the
  * content, never taken from the file name, and the size is bounded.
  */
 #pragma once

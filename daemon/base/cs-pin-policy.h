@@ -1,5 +1,5 @@
 /*
- * cs-pin-policy.h — a vendor's PIN policy (its profile's [pin] group, DESIGN §1.3 and
+ * cs-pin-policy.h — a vendor's PIN policy (its profile's [pin] group, docs/architecture.md §1.3 and
  * §1.7), the one rule for every PIN the platform accepts or makes: a new PIN given to
  * Key.ChangePin or Order.Unlock, and the certificate passwords and SO PINs it generates.
  *

@@ -1,6 +1,6 @@
 /*
  * cs-validate.c — field validators for everything a user or an office worker types in
- * (DESIGN §6, §9).
+ * (docs/architecture.md §6, §9).
  *
  * Invariants: every refusal is CS_ERROR_INVALID_INPUT with a short reason that never
  * repeats the value, because the value is often personal data (an ID number, a phone

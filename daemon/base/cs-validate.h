@@ -1,5 +1,5 @@
 /*
- * cs-validate.h — field validators (DESIGN §6, §9).
+ * cs-validate.h — field validators (docs/architecture.md §6, §9).
  *
  * Each returns FALSE with CS_ERROR_INVALID_INPUT and a reason that does not repeat the
  * value (it may be personal data): "bad check character", "birth date 1949-02-29 does not

@@ -1,5 +1,5 @@
 /*
- * cs-workdays.h — review deadlines counted in working days (DESIGN §1.1: 5 for an
+ * cs-workdays.h — review deadlines counted in working days (docs/architecture.md §1.1: 5 for an
  * organisation, 3 for a person).
  */
 #pragma once

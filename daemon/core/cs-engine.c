@@ -489,9 +489,9 @@ applied_before(CsEngine *engine,
 }
 
 /*
- * The registry pre-fills a known subject's identity fields (DESIGN §1) that the caller left
- * out — for a caller who applied for that subject before. Anyone else gets nothing copied
- * (knowing a USCC or a resident ID is no proof of being that subject) but is still held to
+ * The registry pre-fills a known subject's identity fields (docs/architecture.md §1) that the
+ * caller left out — for a caller who applied for that subject before. Anyone else gets nothing
+ * copied (knowing a USCC or a resident ID is no proof of being that subject) but is still held to
  * the registered values by check_registry(). Returns the fields to use (a new reference).
  */
 static GVariant *

@@ -223,9 +223,10 @@ GStrv cs_engine_missing_fields(CsEngine *engine, CsOrder *order);
  * (of the order's subject type) not attached yet. What Submit will check. */
 GStrv cs_engine_missing(CsEngine *engine, CsOrder *order);
 
-/* ---- materials (DESIGN §1.1, §3.3) ---------------------------------------------------------
- * The front reads and checks the content (cs_material_check) off the main loop; the engine
- * decides whether @request may attach @kind to @order now, and records it. */
+/* ---- materials (docs/architecture.md §1.1, §3.3)
+ * --------------------------------------------------------- The front reads and checks the content
+ * (cs_material_check) off the main loop; the engine decides whether @request may attach @kind to
+ * @order now, and records it. */
 /* May @request attach @kind to @order now? Access (owner), actor (the applicant), kind (one
  * the flow declares for the order's subject type: CS_ERROR_INVALID_INPUT naming "kind"),
  * state (the flow's material_states: CS_ERROR_WRONG_STATE). */

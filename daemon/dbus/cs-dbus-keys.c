@@ -14,7 +14,8 @@
  *
  * ReadSeal returns the e-seal bytes stored on the key. SealDocument takes the document as
  * an fd: the message's fd is duplicated and handed to the key manager, which checks it
- * with fstat here and reads, hashes and signs it on a worker thread (DESIGN §3.3, §9).
+ * with fstat here and reads, hashes and signs it on a worker thread (docs/architecture.md §3.3,
+ * §9).
  */
 #define G_LOG_DOMAIN "certseald"
 
@@ -106,7 +107,8 @@ str_or_empty(const char *s)
 	return s != NULL ? s : "";
 }
 
-/* The first instant the key's certificate may be renewed (DESIGN §1.2), 0 without one. */
+/* The first instant the key's certificate may be renewed (docs/architecture.md §1.2), 0 without
+ * one. */
 KEY_GETTER(prop_renewable_from)
 {
 	uint64_t from =

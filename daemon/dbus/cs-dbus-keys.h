@@ -1,6 +1,6 @@
 /*
  * cs-dbus-keys.h — Key objects on D-Bus: /org/certseal/CertSeal1/keys/<id>,
- * org.certseal.CertSeal1.Key (DESIGN §3.3), backed by the key manager.
+ * org.certseal.CertSeal1.Key (docs/architecture.md §3.3), backed by the key manager.
  */
 #pragma once
 

@@ -1,6 +1,6 @@
 /*
  * cs-keys.h — the key manager: which USB keys are inserted, their PIN state and their
- * certificate, and the token work the fronts ask for (DESIGN §1.7, §3.1, §3.3).
+ * certificate, and the token work the fronts ask for (docs/architecture.md §1.7, §3.1, §3.3).
  *
  * Threads: each vendor profile with a driver has a watcher thread that polls the driver
  * (enumerate + pin_status, woken early by wait_for_event where supported) and hands a
@@ -9,7 +9,7 @@
  * to the main context with g_main_context_invoke, so the key table and the listeners
  * live on the main loop only, and a slow or hung token never blocks it.
  *
- * A key's id is "<driver>_<serial>", the stable id of DESIGN §3.1; when two vendor
+ * A key's id is "<driver>_<serial>", the stable id of docs/architecture.md §3.1; when two vendor
  * profiles of the same driver both claim a token, the first profile (by id) keeps it.
  */
 #pragma once
@@ -119,13 +119,12 @@ void cs_keys_unblock(CsKeys *keys,
 char *cs_keys_id_from_path(const char *path);
 void cs_keys_read_seal(CsKeys *keys, const char *id, CsKeysDoneFunc done, gpointer user_data);
 /*
- * Seal a document (DESIGN §3.3 SealDocument, §9): @fd must be a regular file or a memfd
- * of at most CS_KEYS_DOCUMENT_MAX_SIZE bytes (checked with fstat before anything is
- * read; InvalidInput naming "fd" otherwise) and is taken over (closed when done). On a
- * worker thread: the key must be logged in (AccessDenied), its seal is read and parsed,
- * its certificate must be in the seal's certList, the document is read and hashed, and
- * DER(TBS_Sign) is signed on the token with CS_KEY_PAIR_ID. @filename becomes the
- * signature's propertyInfo. Result: DER SES_Signature.
+ * Seal a document (docs/architecture.md §3.3 SealDocument, §9): @fd must be a regular file or a
+ * memfd of at most CS_KEYS_DOCUMENT_MAX_SIZE bytes (checked with fstat before anything is read;
+ * InvalidInput naming "fd" otherwise) and is taken over (closed when done). On a worker thread: the
+ * key must be logged in (AccessDenied), its seal is read and parsed, its certificate must be in the
+ * seal's certList, the document is read and hashed, and DER(TBS_Sign) is signed on the token with
+ * CS_KEY_PAIR_ID. @filename becomes the signature's propertyInfo. Result: DER SES_Signature.
  */
 void cs_keys_seal_document(CsKeys *keys,
 			   const char *id,
@@ -135,7 +134,7 @@ void cs_keys_seal_document(CsKeys *keys,
 			   gpointer user_data);
 
 /*
- * Key making, the token side of approved → making → made (DESIGN §1.1). Both run on a
+ * Key making, the token side of approved → making → made (docs/architecture.md §1.1). Both run on a
  * worker thread like the requests above; PINs are copied, wiped after use and never
  * logged or put into errors. Both PINs must fit the vendor profile's [pin]
  * min_length..max_length (InvalidInput naming "user_pin" / "so_pin" otherwise).
@@ -190,7 +189,7 @@ void cs_keys_make_finish(CsKeys *keys,
 			 gpointer user_data);
 
 /*
- * Renewal, the token side (DESIGN §1.2). No PIN passes: the user logged in on the key
+ * Renewal, the token side (docs/architecture.md §1.2). No PIN passes: the user logged in on the key
  * (AccessDenied "key: … is not logged in: Login …" otherwise), and the PIN does not change.
  *
  * cs_keys_renew_begin: the key must hold the certificate @old_serial (hex; NotFound

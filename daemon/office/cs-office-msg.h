@@ -1,5 +1,5 @@
 /*
- * cs-office-msg.h — the frames of the CSO1 office protocol (DESIGN §3.4,
+ * cs-office-msg.h — the frames of the CSO1 office protocol (docs/architecture.md §3.4,
  * dbus/office-protocol.md).
  *
  * A message between a worker's DEALER and the daemon's ROUTER is three frames:

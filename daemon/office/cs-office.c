@@ -1,5 +1,5 @@
 /*
- * cs-office.c — the office front over ZeroMQ (see cs-office.h, DESIGN §3.4).
+ * cs-office.c — the office front over ZeroMQ (see cs-office.h, docs/architecture.md §3.4).
  *
  * Invariants:
  * - The ZAP handler is bound before any CURVE socket, so no handshake ever completes
@@ -1576,7 +1576,7 @@ typedef enum {
 	AUDIT_EACH,
 } CallAudit;
 
-/* DESIGN §3.4's table; task.* are checked against the service's role inside. */
+/* docs/architecture.md §3.4's table; task.* are checked against the service's role inside. */
 static const struct {
 	const char *method;
 	guint roles;

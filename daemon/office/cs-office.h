@@ -1,5 +1,6 @@
 /*
- * cs-office.h — the office front: CSO1 over ZeroMQ (DESIGN §3.4, dbus/office-protocol.md).
+ * cs-office.h — the office front: CSO1 over ZeroMQ (docs/architecture.md §3.4,
+ * dbus/office-protocol.md).
  *
  * A ROUTER for workers (people through certseal-office, automated gateways) and a PUB for
  * order events, both CURVE servers authenticated by a ZAP handler that allow-lists the

@@ -33,7 +33,8 @@ CsPaymentNotice *cs_payment_verify_alipay(CsPaymentKeys *keys, const char *form,
 CsPaymentNotice *cs_payment_verify_wechat(
     CsPaymentKeys *keys, JsonObject *headers, const char *body, gint64 now_s, GError **error);
 
-/* The payment.notify call: verify by channel, then apply. @params as in DESIGN §3.4. */
+/* The payment.notify call: verify by channel, then apply. @params as in docs/architecture.md §3.4.
+ */
 gboolean cs_payment_notify(CsEngine *engine,
 			   CsPaymentKeys *keys,
 			   JsonObject *params,

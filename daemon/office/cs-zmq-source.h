@@ -2,8 +2,8 @@
  * cs-zmq-source.h — a GSource for one ZeroMQ socket on the GLib main loop.
  *
  * ZMQ_FD is edge-triggered and a send can consume the edge, so prepare and check both
- * re-read ZMQ_EVENTS and dispatch drains with ZMQ_DONTWAIT up to a batch limit (DESIGN
- * §8). Sockets and their sources stay on the main thread.
+ * re-read ZMQ_EVENTS and dispatch drains with ZMQ_DONTWAIT up to a batch limit
+ * (docs/architecture.md §8). Sockets and their sources stay on the main thread.
  */
 #pragma once
 

@@ -1,6 +1,6 @@
 /*
  * cs-ca.c — the embedded CA of each vendor: keys, CA certificates, CSRs, issuance,
- * revocation and CRLs (DESIGN §4, §8, §9).
+ * revocation and CRLs (docs/architecture.md §4, §8, §9).
  *
  * Invariants:
  * - A CA directory is created whole or not at all: everything is written to a private
@@ -13,7 +13,7 @@
  *   2^-128 — is retried with a fresh serial).
  * - The subject always comes from the order (validated here), never from the CSR.
  * - Signing never re-initialises a key: each thread copies its own template context,
- *   made once per CA and thread (DESIGN §8), into a scratch context per signature.
+ *   made once per CA and thread (docs/architecture.md §8), into a scratch context per signature.
  * - SM2 signs and verifies with SM3 and the ID 1234567812345678, always.
  */
 #define G_LOG_DOMAIN "certseald"
@@ -763,7 +763,7 @@ cs_ca_sign_certificate(CsCa *ca,
 		cs_ssl_fail(error, CS_ERROR_INTERNAL, "certificate fields");
 		return NULL;
 	}
-	/* Copy the key's encoding, not the key (DESIGN §8: no X509_set_pubkey). */
+	/* Copy the key's encoding, not the key (docs/architecture.md §8: no X509_set_pubkey). */
 	if (X509_PUBKEY_get0_param(&alg_obj, &bits, &bits_len, &alg, cs_csr_get_public_key(csr)) !=
 	    1) {
 		cs_ssl_fail(error, CS_ERROR_INTERNAL, "certificate public key");

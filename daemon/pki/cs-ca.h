@@ -1,5 +1,6 @@
 /*
- * cs-ca.h — the embedded certificate authority of each vendor (DESIGN §1.7, §4, §8, §9).
+ * cs-ca.h — the embedded certificate authority of each vendor (docs/architecture.md §1.7, §4, §8,
+ * §9).
  *
  * Each vendor profile gets, on first start, in <state_dir>/ca/<vendor>/:
  *   root.crt / root.key           self-signed root CA
@@ -14,10 +15,10 @@
  * Subscriber certificates are X.509 v3 with a 128-bit random serial (never reused: the
  * serial is the ledger's primary key), basicConstraints CA:FALSE, keyUsage
  * digitalSignature + nonRepudiation, SKI/AKI, the profile's CRL distribution point and
- * the subject of DESIGN §9 built from the order (never from the CSR). CSRs are parsed and
- * their proof of possession verified once (cs_csr_parse); signing copies a per-thread
- * template EVP_MD_CTX (DESIGN §8). SM2 uses SM3 and the distinguishing ID
- * 1234567812345678 for CSR verification, certificate, CRL and seal signatures.
+ * the subject of docs/architecture.md §9 built from the order (never from the CSR). CSRs are parsed
+ * and their proof of possession verified once (cs_csr_parse); signing copies a per-thread template
+ * EVP_MD_CTX (docs/architecture.md §8). SM2 uses SM3 and the distinguishing ID 1234567812345678 for
+ * CSR verification, certificate, CRL and seal signatures.
  *
  * CsCaSet ties the CAs to the ledger: issuance and revocation are recorded durably
  * (a certificates row and a chained event in one transaction) before they are reported.
@@ -39,7 +40,8 @@ G_BEGIN_DECLS
 #define CS_SERIAL_SIZE 16      /* bytes: 128-bit serial numbers */
 #define CS_SUBJECT_NAME_MAX 64 /* characters: RFC 5280 ub-common-name */
 
-/* ---- subjects (DESIGN §9) --------------------------------------------------------------- */
+/* ---- subjects (docs/architecture.md §9)
+ * --------------------------------------------------------------- */
 
 typedef struct {
 	CsSubjectType type;
@@ -108,7 +110,8 @@ typedef struct {
 	const char *actor;    /* recorded in the event, e.g. "office:alice" */
 	CsCertSubject subject;
 	const char *renew_serial; /* NULL: new (profile period from now); otherwise the
-				   * certificate renewed (DESIGN §1.2 eligibility and dates) */
+				   * certificate renewed (docs/architecture.md §1.2 eligibility and
+				   * dates) */
 	gint64 eligible_at;	  /* renewal: the instant the window is checked at, when the flow
 				   * checked it before touching the key (a resumed download keeps
 				   * that instant); 0: now */

@@ -1,7 +1,7 @@
 /*
  * cs-seal-picture.h — the picture of an e-seal drawn by the platform, for an order that
- * attached no seal_image (DESIGN §1.1): a red official seal on a transparent background,
- * as a PNG for SES_ESPictrueInfo (DESIGN §9).
+ * attached no seal_image (docs/architecture.md §1.1): a red official seal on a transparent
+ * background, as a PNG for SES_ESPictrueInfo (docs/architecture.md §9).
  */
 #pragma once
 

@@ -1,6 +1,6 @@
 /*
  * cs-seal.c — GB/T 38540-2020 seals (SESeal) and document signatures (SES_Signature):
- * OpenSSL ASN.1 templates, building, parsing and verification (DESIGN §9).
+ * OpenSSL ASN.1 templates, building, parsing and verification (docs/architecture.md §9).
  *
  * Invariants:
  * - Input is parsed only if it is at most CS_SEAL_MAX_SIZE bytes, one DER structure with

@@ -1,5 +1,5 @@
 /*
- * cs-seal.h — GB/T 38540-2020 electronic seals and document signatures (DESIGN §9).
+ * cs-seal.h — GB/T 38540-2020 electronic seals and document signatures (docs/architecture.md §9).
  *
  * A seal (SESeal) binds a holder's certificate, a name and a picture (PNG or JPEG, size
  * in mm) for a period; the vendor's seal maker signs DER(SES_SealInfo) and puts its own

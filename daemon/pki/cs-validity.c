@@ -1,5 +1,5 @@
 /*
- * cs-validity.c — the date arithmetic of new and renewed certificates (DESIGN §1.2).
+ * cs-validity.c — the date arithmetic of new and renewed certificates (docs/architecture.md §1.2).
  *
  * Invariants: every result satisfies not_before < not_after, and not_before is the time of
  * issuance (a renewed certificate is valid at once); the renewal window is

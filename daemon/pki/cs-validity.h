@@ -1,5 +1,5 @@
 /*
- * cs-validity.h — the validity periods of issued certificates (DESIGN §1.1, §1.2).
+ * cs-validity.h — the validity periods of issued certificates (docs/architecture.md §1.1, §1.2).
  *
  * All times are seconds since the Unix epoch (UTC); a day is 86,400 seconds, so a leap
  * day counts as one more day like any other. The rules, from the manual:

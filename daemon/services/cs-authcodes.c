@@ -1,6 +1,6 @@
 /*
- * cs-authcodes.c — authorization codes (授权码, DESIGN §1.3 and §6): the step services
- * cs_step_send_auth_code, cs_step_check_auth_code and cs_step_use_auth_code of
+ * cs-authcodes.c — authorization codes (授权码, docs/architecture.md §1.3 and §6): the step
+ * services cs_step_send_auth_code, cs_step_check_auth_code and cs_step_use_auth_code of
  * certseal/plugin.h.
  *
  * A code is 8 characters of "23456789ABCDEFGHJKLMNPQRSTUVWXYZ" (no 0 O 1 I: read aloud or

@@ -2,8 +2,8 @@
  * cs-forms.c — the blank seal-sample forms as PDF (pango + cairo, a Debian CJK font).
  *
  * The applicant prints the form, stamps or signs inside the boxes, has it sealed and
- * uploads the scan as the `seal_form` material (DESIGN §1.1). The forms are A4, drawn in
- * points; seal boxes are 45 mm square because an official seal is at most 42 mm across.
+ * uploads the scan as the `seal_form` material (docs/architecture.md §1.1). The forms are A4, drawn
+ * in points; seal boxes are 45 mm square because an official seal is at most 42 mm across.
  *
  * Invariants: a form's bytes never change while the daemon runs (rendered once under a
  * lock, then shared read-only); text is laid out by pango so Chinese and Latin mix with

@@ -1,5 +1,5 @@
 /*
- * cs-forms.h — the printable blank forms the applicant downloads (DESIGN §1.1):
+ * cs-forms.h — the printable blank forms the applicant downloads (docs/architecture.md §1.1):
  * 印章采样表 for organisations ("seal_form_org") and 个人签章采样表 for individuals
  * ("seal_form_person"), as PDF.
  */

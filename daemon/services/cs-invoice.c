@@ -1,8 +1,8 @@
 /*
  * cs-invoice.c — e-invoices as PDF, and money in words.
  *
- * The invoice title is the buyer's registered name, never free text (DESIGN §1.1: "发票抬头
- * 默认为证书使用单位名称，不支持修改"). Amounts are integers in fen throughout; the tax
+ * The invoice title is the buyer's registered name, never free text (docs/architecture.md §1.1:
+ * "发票抬头 默认为证书使用单位名称，不支持修改"). Amounts are integers in fen throughout; the tax
  * share is computed from the tax-included amount and rounded half up to the fen, so the
  * net and tax lines always add up to the total printed.
  *

@@ -1,5 +1,5 @@
 /*
- * cs-pinreset.c — a key across orders and its user PIN reset with the SO PIN (DESIGN
+ * cs-pinreset.c — a key across orders and its user PIN reset with the SO PIN (docs/architecture.md
  * §1.3): the step services cs_step_check_key_made_here, cs_step_record_key,
  * cs_step_find_record, cs_step_count_steps, cs_step_check_new_pin and
  * cs_step_start_pin_reset of certseal/plugin.h.

@@ -1,6 +1,6 @@
 /*
- * cs-reminders.h — expiry reminders (DESIGN §1.2; what certmonger does for servers, done
- * for people): for every certificate the platform issued that is neither revoked nor
+ * cs-reminders.h — expiry reminders (docs/architecture.md §1.2; what certmonger does for servers,
+ * done for people): for every certificate the platform issued that is neither revoked nor
  * superseded, an SMS to the subject's contact phone at [reminders] before_days before its
  * end (90, 30, 7, 1) and after_days after it (30, 180, 330: before the renewal window
  * closes). Each reminder is recorded as an "expiry_reminder" event of the order that

@@ -1,6 +1,6 @@
 /*
  * cs-blobs.h — content-addressed files in the state directory: the bytes of uploaded
- * materials, kept out of the ledger (DESIGN §3.5). The ledger refers to each by its
+ * materials, kept out of the ledger (docs/architecture.md §3.5). The ledger refers to each by its
  * SHA-256; the file is <dir>/<first 2 hex digits>/<64 hex digits>, 0600, never rewritten.
  *
  * A CsBlobWriter streams an upload into a private temporary file in <dir>/tmp while

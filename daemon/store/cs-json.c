@@ -1,5 +1,5 @@
 /*
- * cs-json.c — canonical JSON writing (DESIGN §3.5), and the checks JSON from outside
+ * cs-json.c — canonical JSON writing (docs/architecture.md §3.5), and the checks JSON from outside
  * passes before json-glib parses it (at the end of the file).
  *
  * The ledger hashes the JSON of every event, so these bytes are a contract: an auditor

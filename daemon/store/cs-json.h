@@ -1,7 +1,7 @@
 /*
  * cs-json.h — canonical JSON writing, and reading JSON that comes from outside.
  *
- * One writer serves the ledger's event encoding (DESIGN §3.5: compact, keys sorted by
+ * One writer serves the ledger's event encoding (docs/architecture.md §3.5: compact, keys sorted by
  * byte order, UTF-8 as is, no insignificant whitespace) and the CLIs' --json output, so
  * both speak the same bytes. Strings escape only '"', '\\' and control characters
  * (\b \f \n \r \t, others as \u00xx with lowercase hex) — the same bytes as Python's

@@ -1,5 +1,5 @@
 /*
- * cs-ledger.c — the order ledger in SQLite (DESIGN §3.5).
+ * cs-ledger.c — the order ledger in SQLite (docs/architecture.md §3.5).
  *
  * What this file keeps true:
  *   - The file is only ever moved forward. Opening refuses, without writing a byte, a file
@@ -221,10 +221,10 @@ static const char *const migration_sql[] = {
 	  "  PRIMARY KEY (subject_type, id_number));"
 	  "CREATE INDEX events_order_id ON events(order_id);"
 	  "CREATE INDEX orders_state ON orders(state);",
-    /* Issued certificates (DESIGN §1.4, §4): public data only — the DER certificate, never
-     * a private key. A serial is the primary key, so none is ever used twice; rows are
-     * never deleted, and once written only the revocation columns may change, and only
-     * from valid to revoked. crl_numbers keeps each vendor's CRL number increasing. */
+    /* Issued certificates (docs/architecture.md §1.4, §4): public data only — the DER certificate,
+     * never a private key. A serial is the primary key, so none is ever used twice; rows are never
+     * deleted, and once written only the revocation columns may change, and only from valid to
+     * revoked. crl_numbers keeps each vendor's CRL number increasing. */
     [4] = "CREATE TABLE certificates ("
 	  "  serial TEXT PRIMARY KEY," /* 32 upper-case hex digits */
 	  "  vendor TEXT NOT NULL,"
@@ -256,8 +256,8 @@ static const char *const migration_sql[] = {
 	  "CREATE TABLE crl_numbers ("
 	  "  vendor TEXT PRIMARY KEY,"
 	  "  number INTEGER NOT NULL);",
-    /* The office (DESIGN §3.4): durable leased tasks, the sandbox gateways' outbox, the
-     * SMS sends counted for the rate limits of §6, and the payment notifications already
+    /* The office (docs/architecture.md §3.4): durable leased tasks, the sandbox gateways' outbox,
+     * the SMS sends counted for the rate limits of §6, and the payment notifications already
      * applied (their key makes a duplicate idempotent). Task payloads and outbox rows hold
      * no secret in clear: secrets are referred to by their id in `secrets`. */
     [5] = "CREATE TABLE tasks ("
@@ -295,8 +295,8 @@ static const char *const migration_sql[] = {
 	  "  time INTEGER NOT NULL);"
 	  "CREATE TRIGGER payments_no_delete BEFORE DELETE ON payments"
 	  "  BEGIN SELECT RAISE(ABORT, 'payments are append-only'); END;",
-    /* Materials (DESIGN §1.1, §3.5): a history, never edited. Re-uploading a kind inserts
-     * a new row and the latest (highest id) per (order_id, kind) is the order's material;
+    /* Materials (docs/architecture.md §1.1, §3.5): a history, never edited. Re-uploading a kind
+     * inserts a new row and the latest (highest id) per (order_id, kind) is the order's material;
      * older rows stay for the auditor. The content lives here only: the event recorded in
      * the same transaction holds {kind, sha256, size, mime}. */
     [6] = "CREATE TABLE materials ("
@@ -315,7 +315,7 @@ static const char *const migration_sql[] = {
 	  "  BEGIN SELECT RAISE(ABORT, 'materials are replaced by a new upload, not edited'); END;"
 	  "CREATE TRIGGER materials_no_delete BEFORE DELETE ON materials"
 	  "  BEGIN SELECT RAISE(ABORT, 'materials are append-only'); END;",
-    /* The new-certificate flow (DESIGN §1.1, §6): per-order attributes the steps set
+    /* The new-certificate flow (docs/architecture.md §1.1, §6): per-order attributes the steps set
      * (review note, tracking number, references to sealed secrets — never a secret),
      * one-time SMS codes kept as keyed hashes with their lifetime and tries, and the
      * e-invoices issued (one per order; the number is unique). */
@@ -1573,8 +1573,8 @@ set_pragmas(CsLedger *ledger, GError **error)
 			    mode != NULL ? mode : "unknown");
 		return FALSE;
 	}
-	/* FULL: a commit we acknowledged survives power loss (DESIGN §3.5). secure_delete:
-	 * bytes freed by a wipe are zeroed, not left in a free page. */
+	/* FULL: a commit we acknowledged survives power loss (docs/architecture.md §3.5).
+	 * secure_delete: bytes freed by a wipe are zeroed, not left in a free page. */
 	return db_exec(ledger->db, "PRAGMA synchronous = FULL", "setting synchronous", error) &&
 	       db_exec(ledger->db, "PRAGMA foreign_keys = ON", "setting foreign_keys", error) &&
 	       db_exec(ledger->db, "PRAGMA secure_delete = ON", "setting secure_delete", error);
@@ -2646,7 +2646,7 @@ cs_ledger_find_certificates(CsLedger *ledger,
 
 	g_return_val_if_fail(ledger != NULL && subject_type != NULL && id_number != NULL, NULL);
 
-	/* vendor "" = every vendor (DESIGN §1.6). */
+	/* vendor "" = every vendor (docs/architecture.md §1.6). */
 	stmt = stmt_prepare(ledger->db,
 			    "SELECT " CERT_COLUMNS " FROM certificates WHERE role = 'subscriber' "
 			    "AND (?1 = '' OR vendor = ?1) AND subject_type = ?2 AND id_number = ?3 "

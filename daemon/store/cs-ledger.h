@@ -1,5 +1,5 @@
 /*
- * cs-ledger.h — the order ledger in SQLite (DESIGN §3.5).
+ * cs-ledger.h — the order ledger in SQLite (docs/architecture.md §3.5).
  *
  * One file, <state_dir>/ledger.db: WAL, synchronous=FULL, foreign keys on. The schema
  * moves forward through numbered migrations recorded in PRAGMA user_version; each step
@@ -45,7 +45,7 @@ G_BEGIN_DECLS
 
 #define CS_LEDGER_SCHEMA_VERSION 10
 #define CS_LEDGER_APPLICATION_ID 0x43534c47 /* "CSLG" */
-/* DESIGN §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
+/* docs/architecture.md §3.5; cs_ledger_open() uses it when given a checkpoint_interval of 0. */
 #define CS_LEDGER_CHECKPOINT_INTERVAL_DEFAULT 1000
 
 typedef struct _CsLedger CsLedger;
@@ -83,7 +83,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsEventRow, cs_event_row_free)
  * file: a file that is not an SQLite database, an SQLite database that is not a certseal
  * ledger, a schema newer than CS_LEDGER_SCHEMA_VERSION, and a chain that fails
  * verification from the last checkpoint (naming the first bad event).
- * @checkpoint_interval: events between checkpoints (DESIGN: 1000).
+ * @checkpoint_interval: events between checkpoints (docs/architecture.md: 1000).
  */
 CsLedger *
 cs_ledger_open(const char *path, CsVault *vault, guint checkpoint_interval, GError **error);
@@ -187,7 +187,7 @@ GPtrArray *cs_ledger_list_orders_owned(CsLedger *ledger, guint32 owner_uid, GErr
 /* The events of one order, oldest first (CsEventRow). */
 GPtrArray *cs_ledger_order_events(CsLedger *ledger, const char *id, GError **error);
 
-/* The subject registry (DESIGN §1). lookup returns NULL without error when unknown;
+/* The subject registry (docs/architecture.md §1). lookup returns NULL without error when unknown;
  * otherwise an a{sv} of the identity fields plus "handler_phone". */
 GVariant *cs_ledger_lookup_subject(CsLedger *ledger,
 				   const char *subject_type,
@@ -335,7 +335,7 @@ gboolean cs_ledger_count_events_with_attr(CsLedger *ledger,
 					  guint *count,
 					  GError **error);
 
-/* One-time codes sent by SMS (DESIGN §6): a keyed hash, never the code. */
+/* One-time codes sent by SMS (docs/architecture.md §6): a keyed hash, never the code. */
 typedef struct {
 	gint64 id;
 	char *code_hash;

@@ -1006,7 +1006,9 @@ cs_tasks_flush_calls(CsTasks *tasks, gboolean all)
 	}
 }
 
-/* ---- SMS limits (DESIGN §6) ------------------------------------------------------------ */
+/* ---- SMS limits (docs/architecture.md §6)
+ * ------------------------------------------------------------
+ */
 
 static gboolean
 check_sms_limits(CsTasks *tasks, const char *phone_hash, gint64 now, GError **error)
@@ -1109,7 +1111,9 @@ cs_tasks_send_sms(CsTasks *tasks,
 	return TRUE;
 }
 
-/* ---- the built-in sandbox gateway (DESIGN §4) ----------------------------------------- */
+/* ---- the built-in sandbox gateway (docs/architecture.md §4)
+ * -----------------------------------------
+ */
 
 /* The text a sandbox message "delivers": the template, its parameters and the secret. */
 static char *

@@ -1,6 +1,6 @@
 /*
  * cs-vault.c — the secrets vault: one key file, AES-256-GCM sealing, derived keys for
- * keyed hashes (DESIGN §3.5, §6).
+ * keyed hashes (docs/architecture.md §3.5, §6).
  *
  * Invariants:
  *   - The key file <state_dir>/vault.key holds exactly CS_VAULT_KEY_SIZE random bytes,

@@ -1,5 +1,5 @@
 /*
- * cs-vault.h — the secrets vault (DESIGN §3.5, §6).
+ * cs-vault.h — the secrets vault (docs/architecture.md §3.5, §6).
  *
  * A 32-byte random key in <state_dir>/vault.key (mode 0600, created on first use, never
  * rewritten). Sealing is AES-256-GCM with a fresh 12-byte random nonce; the sealed form

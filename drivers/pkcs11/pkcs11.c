@@ -1,6 +1,6 @@
 /*
  * pkcs11.c — the generic PKCS#11 driver: libp11 plus raw PKCS#11 calls, one vendor profile
- * per context (DESIGN §3.1, §8).
+ * per context (docs/architecture.md §3.1, §8).
  *
  * What libp11 does and what we do raw. libp11 loads the module and owns its life
  * (PKCS11_CTX_load: dlopen + C_Initialize with the profile's init_args as pReserved;
@@ -12,15 +12,15 @@
  * raw side, treat CKR_CRYPTOKI_ALREADY_INITIALIZED as success, and open our own sessions
  * (login state is shared per application anyway).
  *
- * Threads (DESIGN §3.1). One Module per module path, shared by every vendor profile that
- * names it (one PKCS11_CTX per module). Its worker thread runs every management call
- * (login, keygen, object writes, …) one after another, and between calls polls presence
- * with raw C_GetSlotList / C_GetSlotInfo / C_GetTokenInfo every poll interval (1 s). A
- * waiter thread blocks in C_WaitForSlotEvent where the module supports it and asks the
- * worker for an immediate poll. enumerate answers from the last poll (never touches the
- * token); wait_for_event waits on the poll generation. sign runs on the calling thread
- * under a per-token lock with its own cached session, so signatures never queue behind
- * management calls. The main loop of the daemon never calls in here.
+ * Threads (docs/architecture.md §3.1). One Module per module path, shared by every vendor profile
+ * that names it (one PKCS11_CTX per module). Its worker thread runs every management call (login,
+ * keygen, object writes, …) one after another, and between calls polls presence with raw
+ * C_GetSlotList / C_GetSlotInfo / C_GetTokenInfo every poll interval (1 s). A waiter thread blocks
+ * in C_WaitForSlotEvent where the module supports it and asks the worker for an immediate poll.
+ * enumerate answers from the last poll (never touches the token); wait_for_event waits on the poll
+ * generation. sign runs on the calling thread under a per-token lock with its own cached session,
+ * so signatures never queue behind management calls. The main loop of the daemon never calls in
+ * here.
  *
  * Invariants: a token's management session is only touched by the worker; a token seen
  * absent has its sessions forgotten and its presence generation bumped, so a signing

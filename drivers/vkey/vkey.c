@@ -1,6 +1,6 @@
 /*
  * vkey.c — the virtual UKey: a PKCS#11 module over SoftHSM2 that behaves like the USB keys
- * of the vendors (DESIGN §2, §8).
+ * of the vendors (docs/architecture.md §2, §8).
  *
  * What it adds to SoftHSM2: removable tokens (plug/unplug while the daemon runs), tokens
  * created by another process appearing without a restart, C_WaitForSlotEvent, a user PIN

@@ -1,6 +1,6 @@
 /*
  * renew.c — the renewal flow (证书更新, the manual's section 2: 2.1 单位更新, 2.2 个人更新),
- * kind "renew", DESIGN §1.2.
+ * kind "renew", docs/architecture.md §1.2.
  *
  * The user is at home with the key in the slot — only that one, of any vendor (电脑只插一枚
  * 待更新的 UK) — and logged in on it with the certificate password. CreateOrder takes the

@@ -1,6 +1,6 @@
 /*
  * bench-ca.c — what issuing a certificate costs against the unavoidable work beneath it
- * (DESIGN §7), measured in the same run, for an EC P-256 and an RSA-2048 CA:
+ * (docs/architecture.md §7), measured in the same run, for an EC P-256 and an RSA-2048 CA:
  *
  *   (a) cs_ca_set_issue(): a certificate built, signed by the issuing CA and durably
  *       recorded (certificates row + chained event, one transaction), from a CSR already

@@ -1,6 +1,6 @@
 /*
  * bench-foundation.c — what certseal's foundation costs against the unavoidable work
- * beneath it (DESIGN §7), measured in the same run on the same machine:
+ * beneath it (docs/architecture.md §7), measured in the same run on the same machine:
  *
  *   (a) one ledger transition (cs_ledger_begin + cs_ledger_update_order +
  *       cs_ledger_append_event + cs_ledger_commit on a real ledger file) vs one raw SQLite

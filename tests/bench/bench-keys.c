@@ -3,11 +3,11 @@
  * directly as the engine's worker threads call it, against raw libp11 signing on the same
  * virtual UKey token in the same run (RSA-2048 and EC P-256). Both sides hash the same
  * to-be-signed bytes on the host; the token does the private-key operation. Prints the
- * ratios; asserts nothing about time (DESIGN §7).
+ * ratios; asserts nothing about time (docs/architecture.md §7).
  *
  * The two sides run one after the other, each with the module loaded once: the driver
  * first (its own PKCS11_CTX), then libp11 with a fresh context — never two contexts on
- * one module at the same time (DESIGN §8).
+ * one module at the same time (docs/architecture.md §8).
  */
 #include <glib/gstdio.h>
 #include <libp11.h>

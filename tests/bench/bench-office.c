@@ -1,6 +1,6 @@
 /*
  * bench-office.c — an office task round trip against the unavoidable work beneath it
- * (DESIGN §7, issue 5), measured in the same run, with CURVE on and off:
+ * (docs/architecture.md §7, issue 5), measured in the same run, with CURVE on and off:
  *
  *   office: a task queued in the ledger is leased and pushed (TASK) to a READY worker
  *           over the office ROUTER, the worker answers DONE, the daemon commits the result

@@ -1,6 +1,6 @@
 /*
- * fuzz-material.c — libFuzzer target for the sniffing of uploaded materials (DESIGN §6):
- * PNG chunks and CRCs, JPEG segments and scans, the PDF trailer. Whatever the bytes, the
+ * fuzz-material.c — libFuzzer target for the sniffing of uploaded materials (docs/architecture.md
+ * §6): PNG chunks and CRCs, JPEG segments and scans, the PDF trailer. Whatever the bytes, the
  * answer is a type or a refusal, with no read outside the input (ASan) and no overflow
  * in the length arithmetic (UBSan).
  */

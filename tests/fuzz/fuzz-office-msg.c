@@ -1,5 +1,5 @@
 /*
- * fuzz-office-msg.c — libFuzzer target for the CSO1 message parser (DESIGN §7).
+ * fuzz-office-msg.c — libFuzzer target for the CSO1 message parser (docs/architecture.md §7).
  *
  * The input is cut into frames at each 0x00 0xff pair (at most 8 frames), so the fuzzer
  * explores tags, verbs, missing and extra frames and bodies alike. Whatever the bytes,

@@ -1,8 +1,8 @@
 /*
  * fuzz-seal.c — libFuzzer target for GB/T 38540 seals and SES_Signatures as they come
- * from a USB key or a document (DESIGN §4): parse both ways and sniff. Whatever the DER,
- * the answer is a parsed structure or a refusal with an error; OpenSSL's ASN.1 templates
- * bound the nesting, and nothing is left in its error queue.
+ * from a USB key or a document (docs/architecture.md §4): parse both ways and sniff. Whatever the
+ * DER, the answer is a parsed structure or a refusal with an error; OpenSSL's ASN.1 templates bound
+ * the nesting, and nothing is left in its error queue.
  */
 #define G_LOG_DOMAIN "fuzz-seal"
 

@@ -1,6 +1,6 @@
 /*
  * fuzz-validate.c — libFuzzer target for the field validators the D-Bus front applies to
- * every a{sv} value (DESIGN §6), and for the quoting of bad values in errors.
+ * every a{sv} value (docs/architecture.md §6), and for the quoting of bad values in errors.
  *
  * The first byte picks the validator, the rest is the value (cut at its first NUL, as a
  * D-Bus string would be). Whatever the bytes, a validator answers yes or no with an error,

@@ -1,5 +1,5 @@
 """
-conftest.py — fixtures for certseal's integration tests (DESIGN §7, STYLE.md "Tests").
+conftest.py — fixtures for certseal's integration tests (docs/architecture.md §7, STYLE.md "Tests").
 
 Real components only: every test module gets its own private dbus-daemon (a short socket
 directory under /tmp, a policy that lets a client running as another uid connect), and
@@ -61,7 +61,7 @@ ERR_ACCESS_DENIED = "org.certseal.Error.AccessDenied"
 CALL_TIMEOUT = 10  # seconds, for every D-Bus call a test makes
 START_TIMEOUT = 10  # seconds for certseald to own its name
 
-# Valid test vectors (DESIGN §9).
+# Valid test vectors (docs/architecture.md §9).
 USCC = "91350200776049653A"
 USCC_BAD_CHECK = "91350200776049653B"
 USCC_LEGACY = "91350100M0001TGQXM"  # in the dev config's legacy_uscc list

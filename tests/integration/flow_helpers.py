@@ -1,5 +1,5 @@
 """
-flow_helpers.py — driving whole `new` applications (DESIGN §1.1) through the real daemon:
+flow_helpers.py — driving whole `new` applications (docs/architecture.md §1.1) through the real daemon:
 the applicant's D-Bus calls, the office's `certseal-office` commands, the sandbox outboxes
 (SMS, mail, bank) where codes and certificate passwords arrive, and virtual UKeys. Used by
 test_new_flow.py and by the end-to-end benchmark (tests/bench/bench-new-flow).

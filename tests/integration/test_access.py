@@ -1,5 +1,5 @@
 """
-Orders belong to the uid that created them (DESIGN §3.3): another user on the same bus
+Orders belong to the uid that created them (docs/architecture.md §3.3): another user on the same bus
 neither sees nor acts on them, root sees all, and the signals everyone can receive carry
 no personal data. The other user is a real client process running as uid 65534.
 """

@@ -1,5 +1,5 @@
 """
-The embedded CA of each vendor profile (DESIGN §4): certseald creates a root, an issuing
+The embedded CA of each vendor profile (docs/architecture.md §4): certseald creates a root, an issuing
 CA and a seal maker per vendor on first start in <state_dir>/ca/<vendor>/ (keys 0600),
 records their certificates in the ledger, writes each issuing CA's CRL, keeps the same CA
 across restarts, and the real `openssl` accepts the chains and the CRL.

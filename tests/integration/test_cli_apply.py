@@ -1,5 +1,5 @@
 """
-`certseal apply` and the order verbs of the new-certificate flow (DESIGN §1.1, §3.6):
+`certseal apply` and the order verbs of the new-certificate flow (docs/architecture.md §1.1, §3.6):
 order submit|send-code|verify|pay|invoice, the new properties in `order show`, a scripted
 application reaching sms_pending and unpaid, one asked at a terminal (a pty), and
 certseal-office make waiting for its outcome and bank outbox. SMS codes are secrets: the

@@ -1,6 +1,6 @@
 """
 The D-Bus contract: the running certseald's introspection equals
-dbus/org.certseal.CertSeal1.xml, the source of truth (DESIGN §3.3, STYLE.md "The XML is
+dbus/org.certseal.CertSeal1.xml, the source of truth (docs/architecture.md §3.3, STYLE.md "The XML is
 the source of truth").
 """
 

@@ -1,5 +1,5 @@
 """
-Nothing acknowledged is lost (DESIGN §3.5, §7): certseald SIGKILLed right after it
+Nothing acknowledged is lost (docs/architecture.md §3.5, §7): certseald SIGKILLed right after it
 acknowledged a change comes back on the same state directory with every order, state and
 history entry, and the event chain verifies — with `certseald --verify-ledger` and with an
 independent recomputation here from the SQLite file.

@@ -1,5 +1,5 @@
 """
-The demo script from a checkout (DESIGN §4): it runs the daemon with the development
+The demo script from a checkout (docs/architecture.md §4): it runs the daemon with the development
 configuration and walks one organisation's and one person's new-certificate application
 through every step — apply, materials, submit, the SMS code, the payment QR code, the
 invoice, review, making the key on a blank virtual key, shipping, delivery — then shows

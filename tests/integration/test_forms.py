@@ -1,5 +1,5 @@
 """
-DownloadForm (DESIGN §1.1, §3.3): the blank seal-sample forms come over D-Bus as PDF bytes
+DownloadForm (docs/architecture.md §1.1, §3.3): the blank seal-sample forms come over D-Bus as PDF bytes
 that poppler reads back; an unknown form name is refused naming the field.
 """
 

@@ -1,5 +1,5 @@
 """
-USB keys on D-Bus (DESIGN §3.3 Key, issue 3): real SoftHSM2 tokens behind the virtual UKey
+USB keys on D-Bus (docs/architecture.md §3.3 Key, issue 3): real SoftHSM2 tokens behind the virtual UKey
 (vkey), driven by the pkcs11 driver inside the real certseald. Keys of the two demo
 vendors are told apart by their manufacturer; plugging and unplugging shows on the
 ObjectManager within 2 s; wrong PINs count down to a lock that even the right PIN cannot

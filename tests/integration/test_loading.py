@@ -1,5 +1,5 @@
 """
-Loading vendor drivers and flow plugins (DESIGN §3.1, §3.2): a module with the wrong ABI,
+Loading vendor drivers and flow plugins (docs/architecture.md §3.1, §3.2): a module with the wrong ABI,
 without its entry symbol, whose init fails, or (outside test mode) writable by others is
 refused with one clear log line naming the file and the reason, and the daemon runs on
 without it.

@@ -1,5 +1,5 @@
 """
-Materials (DESIGN §1.1, §3.3, §3.5): Order.AttachMaterial takes a kind, a file name and an
+Materials (docs/architecture.md §1.1, §3.3, §3.5): Order.AttachMaterial takes a kind, a file name and an
 fd (a regular file or a memfd); the size is checked with fstat before a byte is read, the
 content is sniffed (PNG, JPEG, PDF), hashed and stored off the main loop in a
 content-addressed file the materials table names by SHA-256 (test_material_uploads.py) —

@@ -1,5 +1,5 @@
 """
-The new-certificate flow end to end (新办, DESIGN §1.1, §3.3–3.6, §6): real components only —
+The new-certificate flow end to end (新办, docs/architecture.md §1.1, §3.3–3.6, §6): real components only —
 the real certseald on a private bus, the office over ZeroMQ through `certseal-office`, the
 built-in sandbox gateways (SMS, mail and bank outboxes: the only place a code or a
 certificate password may be read in clear), and virtual UKeys over SoftHSM2.
@@ -196,7 +196,7 @@ def check_made_key(client, office, daemon, a, serial, tmp_dir, seal_image=None):
     v = openssl("verify", "-CAfile", chain, cert_pem)
     assert v.returncode == 0 and f"{cert_pem}: OK" in v.stdout, v.stdout + v.stderr
 
-    # The subject of DESIGN §9, the vendor's algorithm, CRL point and period.
+    # The subject of docs/architecture.md §9, the vendor's algorithm, CRL point and period.
     subj = cert.subject
     attr = lambda oid: [x.value for x in subj.get_attributes_for_oid(oid)]
     assert attr(NameOID.COUNTRY_NAME) == ["CN"]
@@ -1203,7 +1203,7 @@ def test_the_password_and_the_codes_appear_nowhere_but_the_outbox(daemon, client
             assert payload.get("secret_ref") == task[4], payload
             assert not pin_like(task[3], found.group(1))
             checked.add(found.group(1))
-            # Delivered: the task's sealed copy is wiped (DESIGN §3.5).
+            # Delivered: the task's sealed copy is wiped (docs/architecture.md §3.5).
             with ledger(daemon.state_dir) as db:
                 sealed, wiped = db.execute("SELECT sealed, wiped FROM secrets WHERE id = ?",
                                            (task[4],)).fetchone()

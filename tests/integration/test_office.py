@@ -1,5 +1,5 @@
 """
-test_office.py — the back office over ZeroMQ (DESIGN §3.4, issue 5): real sockets, real
+test_office.py — the back office over ZeroMQ (docs/architecture.md §3.4, issue 5): real sockets, real
 CURVE, the real daemon. Orders are of the test flow "officeflow" (tests/plugins/office),
 whose steps wait for the office; the `new` flow gets its office steps in a later release.
 """

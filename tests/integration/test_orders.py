@@ -1,7 +1,7 @@
 """
-Filling in a new-certificate application (新办, DESIGN §1.1) over D-Bus: create the order,
+Filling in a new-certificate application (新办, docs/architecture.md §1.1) over D-Bus: create the order,
 fill it, go back and change it (返回修改), confirm it, cancel it; every input checked at the
-front with an InvalidInput naming the field (DESIGN §6); every change announced.
+front with an InvalidInput naming the field (docs/architecture.md §6); every change announced.
 """
 
 import dbus
@@ -29,7 +29,7 @@ CARD_GOOD = CARD_BODY + luhn_check_digit(CARD_BODY)
 CARD_BAD = CARD_BODY + str((int(luhn_check_digit(CARD_BODY)) + 1) % 10)
 
 
-# The required materials of a new order (DESIGN §1.1), listed in Missing after the fields.
+# The required materials of a new order (docs/architecture.md §1.1), listed in Missing after the fields.
 ORG_MATERIALS = ["business_license", "handler_id_front", "handler_id_back", "seal_form"]
 PERSON_MATERIALS = ["id_front", "id_back", "seal_form"]
 

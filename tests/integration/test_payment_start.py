@@ -1,5 +1,5 @@
 """
-StartPayment on the real payment channels (DESIGN §3.3): `alipay` and `wechat` queue a
+StartPayment on the real payment channels (docs/architecture.md §3.3): `alipay` and `wechat` queue a
 `cashier` task (`precreate`) and the D-Bus call answers with the QR payload the cashier
 worker returns — a real worker on the office bus over CURVE — or Unavailable after 10 s
 when no worker answers. The payment then arrives as a notification signed with the

@@ -1,5 +1,5 @@
 """
-The renewal flow (证书更新, DESIGN §1.2, the manual's 2.1 and 2.2) against the real daemon,
+The renewal flow (证书更新, docs/architecture.md §1.2, the manual's 2.1 and 2.2) against the real daemon,
 virtual UKeys and the embedded CA. Keys are made through the new flow first (so the
 certificate, the registry and the certificate password are the platform's own); the
 business clock is then moved by restarting the daemon with CERTSEAL_TEST_NOW (test mode),

@@ -1,5 +1,5 @@
 """
-The driver SDK (DESIGN §3.1): `meson install` puts certseal/driver.h, certseal-driver.pc
+The driver SDK (docs/architecture.md §3.1): `meson install` puts certseal/driver.h, certseal-driver.pc
 and the linker version script into a prefix; an example driver is then compiled out of
 tree with nothing but pkg-config and a C compiler, exports only the three ABI symbols,
 and certseald loads it and shows its token as a Key — a vendor needs no source tree.

@@ -1,5 +1,5 @@
 """
-Sealing documents with a USB key (DESIGN §3.3 Key.SealDocument, §3.6 `certseal seal sign`,
+Sealing documents with a USB key (docs/architecture.md §3.3 Key.SealDocument, §3.6 `certseal seal sign`,
 §9; issue 4 "a document sealed and verified"): real SoftHSM2 tokens behind the virtual
 UKey, the pkcs11 driver inside the real certseald, the state directory's real CA.
 

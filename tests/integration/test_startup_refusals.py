@@ -1,5 +1,5 @@
 """
-Refusals before the main loop are fatal and clear (DESIGN §3.5, daemon/base/cs-config.h): a
+Refusals before the main loop are fatal and clear (docs/architecture.md §3.5, daemon/base/cs-config.h): a
 broken configuration or vendor profile names the file and the line; a ledger that is not
 a certseal ledger, or whose chain does not verify, is refused — and left byte for byte as
 it was (never deleted or silently repaired).

@@ -1,5 +1,5 @@
 """
-The unlock flow (解锁 / 找回密码, DESIGN §1.3, the manual's section 3) end to end, with real
+The unlock flow (解锁 / 找回密码, docs/architecture.md §1.3, the manual's section 3) end to end, with real
 components: keys made by the daemon itself through a `new` application on blank virtual
 UKeys (so their SO PIN is sealed in the vault), the sandbox identity gateway, the SMS and
 bank outboxes where the authorization code (授权码) arrives, and the keys' real PIN

@@ -410,13 +410,15 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CsKeyCertificate, cs_key_certificate_clear)
 gboolean cs_create_inspect_key(CsCreate *create, CsKeyCertificate *info, GError **error);
 gboolean cs_step_inspect_key(CsStep *step, CsKeyCertificate *info, GError **error);
 
-/* The business clock (seconds since the epoch; test mode may move it, DESIGN §1.2). */
+/* The business clock (seconds since the epoch; test mode may move it, docs/architecture.md §1.2).
+ */
 gint64 cs_clock_now(void);
 /* The renewal window (fewer than 90 days left, or expired at most 365 days): FALSE with
  * CS_ERROR_NOT_ELIGIBLE naming the dates otherwise. */
 gboolean cs_validity_renewal_eligible(gint64 old_not_after, gint64 now, GError **error);
-/* ---- a key across orders (DESIGN §1.3) ----------------------------------------------------
- * The order's `key` field names an inserted Key by its D-Bus object path. */
+/* ---- a key across orders (docs/architecture.md §1.3)
+ * ---------------------------------------------------- The order's `key` field names an inserted
+ * Key by its D-Bus object path. */
 
 /* From a check hook: exactly one key is inserted (NoKey, MultipleKeys: the manual's "只插一枚
  * UK"), the one the order's `key` field names when it is set; it is of the order's vendor,
@@ -440,10 +442,11 @@ gboolean cs_step_count_steps(CsStep *step,
 			     guint *count,
 			     GError **error);
 
-/* ---- the authorization code (授权码, DESIGN §1.3 and §6) -------------------------------------
- * 8 characters of digits and upper-case letters without look-alikes (no 0 O 1 I), bound to
- * the order and the key of attribute @key_attr, valid for [auth_code] lifetime_s (600),
- * single use, at most [auth_code] max_tries (5) wrong tries; only its keyed hash is kept. */
+/* ---- the authorization code (授权码, docs/architecture.md §1.3 and §6)
+ * ------------------------------------- 8 characters of digits and upper-case letters without
+ * look-alikes (no 0 O 1 I), bound to the order and the key of attribute @key_attr, valid for
+ * [auth_code] lifetime_s (600), single use, at most [auth_code] max_tries (5) wrong tries; only its
+ * keyed hash is kept. */
 
 /* From a run hook: a new code (the order's earlier one is replaced), delivered by SMS to
  * @phone, or when @phone is NULL as the memo of a 0.01 CNY transfer to @account. */
