@@ -47,8 +47,6 @@ password_entry(GtkWidget *box, const char *label_text)
 	GtkWidget *entry = gtk_password_entry_new();
 
 	gtk_password_entry_set_show_peek_icon(GTK_PASSWORD_ENTRY(entry), TRUE);
-	gtk_accessible_update_property(GTK_ACCESSIBLE(entry), GTK_ACCESSIBLE_PROPERTY_LABEL,
-				       label_text, -1);
 	gtk_accessible_update_relation(GTK_ACCESSIBLE(entry), GTK_ACCESSIBLE_RELATION_LABELLED_BY,
 				       label, NULL, -1);
 	gtk_box_append(GTK_BOX(box), label);

@@ -165,7 +165,9 @@ class Window:
 
     def wait_find(self, **kw):
         node = self.wait(lambda: self.find(**kw))
-        assert node is not None, f"nothing in the window matches {kw}"
+        if node is None:
+            seen = [(n.getRoleName(), n.name) for n in self.nodes() if n.name]
+            assert node is not None, f"nothing in the window matches {kw}; it shows {seen}"
         return node
 
     def texts(self, root=None):

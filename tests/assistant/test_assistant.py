@@ -82,3 +82,29 @@ def test_english_with_lang_en_us(daemon, window_factory):
     w.wait_find(role="push button", name="Apply for a certificate")
     w.wait_find(role="push button", name="Change the password")
     w.screenshot("home-english")
+
+
+def test_change_pin_with_a_wrong_old_pin_shows_the_tries_left(daemon, bus, window_factory):
+    vkey(daemon.state_dir, "create", "--vendor", "demo-a", "--serial", "HP0001")
+    path = wait_key_on_bus(bus, "HP0001")
+    w = window_factory()
+    w.wait_find(role="list item", name="UKey HP0001")
+    w.click(w.wait_find(role="push button", name="修改密码"))
+    old = w.wait_find(role="password text", name="原密码")
+    w.type_into(old, "999999")
+    w.type_into(w.find(role="password text", name="新密码"), "24681357")
+    w.type_into(w.find(role="password text", name="确认新密码"), "24681357")
+    w.screenshot("change-pin-filled")
+    w.click(w.find(role="push button", name="修改"))
+    c = Client(bus)
+    try:
+        assert run_until(lambda: c.get(path, KEY_IFACE, "PinTriesLeft") == 5, 5)
+    finally:
+        c.close()
+    w.wait_find(role="label", name="密码错误：还剩 5 次尝试机会，之后 UKey 将被锁定。")
+    # The home page follows the key: one try fewer.
+    w.wait(lambda: "密码剩余尝试次数：5" in w.texts(key_item(w, "HP0001")))
+    assert "密码剩余尝试次数：5" in w.texts(key_item(w, "HP0001"))
+    w.screenshot("change-pin-wrong-old-pin")
+    log = daemon.log()
+    assert "999999" not in log and "24681357" not in log
