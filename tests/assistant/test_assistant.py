@@ -108,3 +108,21 @@ def test_change_pin_with_a_wrong_old_pin_shows_the_tries_left(daemon, bus, windo
     w.screenshot("change-pin-wrong-old-pin")
     log = daemon.log()
     assert "999999" not in log and "24681357" not in log
+
+
+def test_the_application_form_flags_a_mistyped_resident_id_before_submitting(daemon, window_factory):
+    w = window_factory()
+    w.click(w.wait_find(role="push button", name="证书申请"))
+    w.click(w.wait_find(role="push button", name="个人"))
+    # The form is the flow's, as the daemon describes it (GetFlow): its Chinese labels.
+    entry = w.wait_find(role="text", name="身份证号 *")
+    w.screenshot("apply-person-form")
+    w.type_into(entry, "110105194912310021")  # a wrong check character
+    reason = w.wait_find(role="label", contains="check character")
+    assert w.wait(lambda: reason.getState().contains(w.pyatspi.STATE_VISIBLE))
+    w.screenshot("apply-bad-resident-id")
+    # Corrected, the daemon's objection goes.
+    w.type_into(entry, "11010519491231002X")
+    assert w.wait(lambda: w.find(role="label", contains="check character") is None or
+                  not w.find(role="label", contains="check character").getState().contains(
+                      w.pyatspi.STATE_VISIBLE))
