@@ -8,15 +8,20 @@
  *
  * Nothing here knows a field: the form is whatever the flow declares.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gunixfdlist.h>
+#include <qrencode.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cs-assistant.h"
 
 typedef struct {
 	char *name;
-	GtkWidget *entry;    /* GtkEntry, or NULL for a choice */
-	GtkWidget *dropdown; /* GtkDropDown for enum and vendor fields */
-	GStrv values;	     /* the choices' values, index 0 is "not chosen" */
+	GtkWidget *entry;  /* GtkEntry, or NULL for a choice */
+	GPtrArray *radios; /* GtkCheckButton in a group for enum and vendor fields */
+	GStrv values;	   /* the choices' values, as the radios */
 	GtkWidget *error;
 } Field;
 
@@ -29,11 +34,19 @@ typedef struct {
 	GtkWidget *form; /* the fields' box */
 	GtkWidget *status;
 	GtkWidget *next;
-	GtkWidget *confirm;
 	GPtrArray *fields; /* Field */
 	guint generation;  /* of the latest ValidateFields call: older replies are stale */
-	char *order;	   /* the order's object path, once created */
+	GVariant *flow;	   /* Manager.GetFlow's answer */
+	CsOrder *proxy;	   /* the order, once created */
+	/* the order's part of the page */
+	GtkWidget *order_box, *order_status, *materials, *sms, *sms_code, *payment, *qr, *expiry;
+	GtkWidget *confirm, *submit, *cancel;
+	guint64 expires; /* of the payment QR code */
+	char *amount;
+	guint tick;
 } Apply;
+
+static void on_choose_material(GtkButton *button, gpointer user_data);
 
 static void
 field_free(gpointer data)
@@ -42,18 +55,21 @@ field_free(gpointer data)
 
 	g_free(f->name);
 	g_strfreev(f->values);
+	if (f->radios != NULL)
+		g_ptr_array_unref(f->radios);
 	g_free(f);
 }
 
 static const char *
 field_value(Field *f)
 {
-	guint i;
-
 	if (f->entry != NULL)
 		return gtk_editable_get_text(GTK_EDITABLE(f->entry));
-	i = gtk_drop_down_get_selected(GTK_DROP_DOWN(f->dropdown));
-	return i != GTK_INVALID_LIST_POSITION && f->values[i] != NULL ? f->values[i] : "";
+	for (guint i = 0; i < f->radios->len; i++) {
+		if (gtk_check_button_get_active(g_ptr_array_index(f->radios, i)))
+			return f->values[i];
+	}
+	return "";
 }
 
 static GVariant *
@@ -175,12 +191,11 @@ add_field(Apply *p, GVariant *spec)
 
 	if (strcmp(type, "enum") == 0 || strcmp(type, "vendor") == 0) {
 		GPtrArray *values = g_ptr_array_new();
-		GtkStringList *labels = gtk_string_list_new(NULL);
+		GPtrArray *labels = g_ptr_array_new_with_free_func(g_free);
+		GtkWidget *group = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
 		g_autofree const char **choices = NULL;
 		g_autofree const char **names = NULL;
 
-		g_ptr_array_add(values, g_strdup(""));
-		gtk_string_list_append(labels, _("— choose —"));
 		if (strcmp(type, "vendor") == 0) {
 			GVariant *vendors = cs_manager_get_vendors(p->a->manager);
 			GVariantIter iter;
@@ -190,7 +205,7 @@ add_field(Apply *p, GVariant *spec)
 				while (
 				    g_variant_iter_next(&iter, "(&s&s&s)", &id, &name, &driver)) {
 					g_ptr_array_add(values, g_strdup(id));
-					gtk_string_list_append(labels, name);
+					g_ptr_array_add(labels, g_strdup(name));
 				}
 			}
 		} else {
@@ -205,17 +220,25 @@ add_field(Apply *p, GVariant *spec)
 				m = g_strv_length((char **)names);
 			for (gsize i = 0; i < n; i++) {
 				g_ptr_array_add(values, g_strdup(choices[i]));
-				gtk_string_list_append(labels, i < m ? names[i] : choices[i]);
+				g_ptr_array_add(labels, g_strdup(i < m ? names[i] : choices[i]));
 			}
 		}
+		f->radios = g_ptr_array_new();
+		for (guint i = 0; i < labels->len; i++) {
+			GtkWidget *radio = gtk_check_button_new_with_label(labels->pdata[i]);
+			if (f->radios->len > 0)
+				gtk_check_button_set_group(GTK_CHECK_BUTTON(radio),
+							   g_ptr_array_index(f->radios, 0));
+			g_signal_connect(radio, "toggled", G_CALLBACK(on_field_changed), p);
+			g_ptr_array_add(f->radios, radio);
+			gtk_box_append(GTK_BOX(group), radio);
+		}
+		g_ptr_array_unref(labels);
 		g_ptr_array_add(values, NULL);
 		f->values = (GStrv)g_ptr_array_free(values, FALSE);
-		f->dropdown = gtk_drop_down_new(G_LIST_MODEL(labels), NULL);
-		gtk_accessible_update_relation(GTK_ACCESSIBLE(f->dropdown),
-					       GTK_ACCESSIBLE_RELATION_LABELLED_BY, caption, NULL,
-					       -1);
-		g_signal_connect(f->dropdown, "notify::selected", G_CALLBACK(on_field_changed), p);
-		gtk_box_append(GTK_BOX(p->form), f->dropdown);
+		gtk_accessible_update_relation(
+		    GTK_ACCESSIBLE(group), GTK_ACCESSIBLE_RELATION_LABELLED_BY, caption, NULL, -1);
+		gtk_box_append(GTK_BOX(p->form), group);
 	} else {
 		f->entry = gtk_entry_new();
 		if (max_length > 0)
@@ -255,6 +278,8 @@ on_flow(GObject *source, GAsyncResult *result, gpointer user_data)
 	while ((child = gtk_widget_get_first_child(p->form)) != NULL)
 		gtk_box_remove(GTK_BOX(p->form), child);
 	g_ptr_array_set_size(p->fields, 0);
+	g_clear_pointer(&p->flow, g_variant_unref);
+	p->flow = g_variant_ref(flow);
 	if (p->a->chinese && *dict_string(flow, "title_zh") != '\0')
 		gtk_label_set_text(GTK_LABEL(p->title), dict_string(flow, "title_zh"));
 	fields = g_variant_lookup_value(flow, "fields", G_VARIANT_TYPE("aa{sv}"));
@@ -288,18 +313,84 @@ on_subject(GtkToggleButton *button, gpointer user_data)
 
 /* --- the order ------------------------------------------------------------------------- */
 
-static void
-show_order(Apply *p, CsOrder *order)
+static gboolean
+can(Apply *p, const char *action)
 {
+	const char *const *next = p->proxy != NULL ? cs_order_get_next_actions(p->proxy) : NULL;
+
+	return next != NULL && g_strv_contains(next, action);
+}
+
+/* The order's materials as the flow names them: attached or still needed. */
+static void
+show_materials(Apply *p)
+{
+	const char *const *attached = cs_order_get_materials(p->proxy);
+	g_autoptr(GVariant) materials = NULL;
+	GtkWidget *child;
+	GVariantIter iter;
+	GVariant *spec;
+
+	while ((child = gtk_widget_get_first_child(p->materials)) != NULL)
+		gtk_box_remove(GTK_BOX(p->materials), child);
+	if (p->flow == NULL || !can(p, "AttachMaterial"))
+		return;
+	materials = g_variant_lookup_value(p->flow, "materials", G_VARIANT_TYPE("aa{sv}"));
+	if (materials == NULL)
+		return;
+	gtk_box_append(GTK_BOX(p->materials), cs_label_new(_("Materials"), "title-4"));
+	g_variant_iter_init(&iter, materials);
+	while ((spec = g_variant_iter_next_value(&iter)) != NULL) {
+		const char *kind = dict_string(spec, "kind");
+		const char *label = dict_string(spec, p->a->chinese ? "label_zh" : "label_en");
+		gboolean required = FALSE, done;
+		GtkWidget *row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+		GtkWidget *button;
+		g_autofree char *text = NULL;
+		g_autofree char *button_name = NULL;
+
+		g_variant_lookup(spec, "required", "b", &required);
+		done = attached != NULL && g_strv_contains(attached, kind);
+		text = g_strdup_printf("%s%s — %s", *label ? label : kind, required ? " *" : "",
+				       done ? _("attached") : _("not attached yet"));
+		child = cs_label_new(text, NULL);
+		gtk_widget_set_hexpand(child, TRUE);
+		gtk_box_append(GTK_BOX(row), child);
+		button = gtk_button_new_with_label(done ? _("Replace…") : _("Choose a file…"));
+		button_name = g_strdup_printf(_("Choose the file for %s"), *label ? label : kind);
+		gtk_accessible_update_property(GTK_ACCESSIBLE(button),
+					       GTK_ACCESSIBLE_PROPERTY_LABEL, button_name, -1);
+		g_object_set_data_full(G_OBJECT(button), "cs-material", g_strdup(kind), g_free);
+		g_signal_connect(button, "clicked", G_CALLBACK(on_choose_material), p);
+		gtk_box_append(GTK_BOX(row), button);
+		gtk_box_append(GTK_BOX(p->materials), row);
+		g_variant_unref(spec);
+	}
+}
+
+static void
+show_order(Apply *p)
+{
+	CsOrder *order = p->proxy;
 	g_autofree char *next = g_strjoinv(", ", (char **)cs_order_get_next_actions(order));
 	g_autofree char *missing = g_strjoinv(", ", (char **)cs_order_get_missing(order));
 	g_autofree char *text = g_strdup_printf(_("Order %s: %s. Next: %s. Still needed: %s."),
 						cs_order_get_id(order), cs_order_get_state(order),
 						*next ? next : "—", *missing ? missing : "—");
 
-	set_status(p, text, FALSE);
-	gtk_widget_set_visible(p->confirm,
-			       g_strv_contains(cs_order_get_next_actions(order), "Confirm"));
+	gtk_label_set_text(GTK_LABEL(p->order_status), text);
+	gtk_widget_set_visible(p->confirm, can(p, "Confirm"));
+	gtk_widget_set_visible(p->submit, can(p, "Submit"));
+	gtk_widget_set_visible(p->cancel, can(p, "Cancel"));
+	gtk_widget_set_visible(p->sms, can(p, "VerifySmsCode"));
+	gtk_widget_set_visible(p->payment, can(p, "StartPayment"));
+	show_materials(p);
+}
+
+static void
+on_order_changed(GDBusProxy *proxy, GVariant *changed, GStrv invalidated, gpointer user_data)
+{
+	show_order(user_data);
 }
 
 static void
@@ -307,20 +398,45 @@ on_order_proxy(GObject *source, GAsyncResult *result, gpointer user_data)
 {
 	Apply *p = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(CsOrder) order = cs_order_proxy_new_finish(result, &error);
+	CsOrder *order = cs_order_proxy_new_finish(result, &error);
 
 	if (order == NULL) {
 		set_status(p, error->message, TRUE);
 		return;
 	}
-	show_order(p, order);
+	g_clear_object(&p->proxy);
+	p->proxy = order;
+	g_signal_connect(order, "g-properties-changed", G_CALLBACK(on_order_changed), p);
+	gtk_widget_set_visible(p->order_box, TRUE);
+	show_order(p);
+}
+
+/* The end of an Order call: the daemon's refusal shown, the order shown as it is now. */
+static void
+on_order_call(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Apply *p = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), result, &error);
+
+	if (reply == NULL) {
+		g_autofree char *text = cs_error_text(error);
+		g_autofree char *line = g_strdup_printf(_("Not accepted: %s"), text);
+		set_status(p, line, TRUE);
+		return;
+	}
+	set_status(p, NULL, FALSE);
+	if (p->proxy != NULL)
+		show_order(p);
 }
 
 static void
-refresh_order(Apply *p)
+order_call(Apply *p, const char *method, GVariant *args)
 {
-	cs_order_proxy_new_for_bus(p->a->bus_type, G_DBUS_PROXY_FLAGS_NONE, CS_BUS_NAME, p->order,
-				   NULL, on_order_proxy, p);
+	if (p->proxy == NULL)
+		return;
+	g_dbus_proxy_call(G_DBUS_PROXY(p->proxy), method, args, G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+			  on_order_call, p);
 }
 
 static void
@@ -338,10 +454,11 @@ on_created(GObject *source, GAsyncResult *result, gpointer user_data)
 		check_form(p);
 		return;
 	}
-	g_free(p->order);
-	p->order = g_steal_pointer(&path);
+	set_status(p, NULL, FALSE);
 	gtk_widget_set_visible(p->next, FALSE);
-	refresh_order(p);
+	gtk_widget_set_sensitive(p->form, FALSE);
+	cs_order_proxy_new_for_bus(p->a->bus_type, G_DBUS_PROXY_FLAGS_NONE, CS_BUS_NAME, path, NULL,
+				   on_order_proxy, p);
 }
 
 static void
@@ -355,40 +472,290 @@ on_next(GtkButton *button, gpointer user_data)
 }
 
 static void
-on_confirmed(GObject *source, GAsyncResult *result, gpointer user_data)
+on_confirm(GtkButton *button, gpointer user_data)
+{
+	order_call(user_data, "Confirm", NULL);
+}
+
+static void
+on_submit(GtkButton *button, gpointer user_data)
+{
+	order_call(user_data, "Submit", NULL);
+}
+
+static void
+on_cancel(GtkButton *button, gpointer user_data)
+{
+	order_call(user_data, "Cancel", NULL);
+}
+
+static void
+on_verify(GtkButton *button, gpointer user_data)
+{
+	Apply *p = user_data;
+
+	order_call(p, "VerifySmsCode",
+		   g_variant_new("(s)", gtk_editable_get_text(GTK_EDITABLE(p->sms_code))));
+	gtk_editable_set_text(GTK_EDITABLE(p->sms_code), "");
+}
+
+static void
+on_resent(GObject *source, GAsyncResult *result, gpointer user_data)
 {
 	Apply *p = user_data;
 	g_autoptr(GError) error = NULL;
+	g_autofree char *to = NULL;
+	g_autofree char *text = NULL;
 
-	if (!cs_order_call_confirm_finish(CS_ORDER(source), result, &error)) {
-		g_autofree char *text = cs_error_text(error);
+	if (!cs_order_call_send_sms_code_finish(CS_ORDER(source), &to, result, &error)) {
+		g_autofree char *why = cs_error_text(error);
+		text = g_strdup_printf(_("Not accepted: %s"), why);
 		set_status(p, text, TRUE);
 		return;
 	}
-	refresh_order(p);
+	text = g_strdup_printf(_("A new code was sent to %s."), to);
+	set_status(p, text, FALSE);
 }
 
 static void
-on_order_for_confirm(GObject *source, GAsyncResult *result, gpointer user_data)
+on_resend(GtkButton *button, gpointer user_data)
+{
+	Apply *p = user_data;
+
+	cs_order_call_send_sms_code(p->proxy, NULL, on_resent, p);
+}
+
+/* --- materials: a file chooser, the file sent as an fd -------------------------------- */
+
+static void
+on_material_chosen(GtkNativeDialog *dialog, int response, gpointer user_data)
+{
+	Apply *p = user_data;
+	const char *kind = g_object_get_data(G_OBJECT(dialog), "cs-material");
+	g_autoptr(GFile) file = NULL;
+	g_autofree char *path = NULL;
+	g_autofree char *base = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GError) error = NULL;
+	int fd;
+
+	if (response != GTK_RESPONSE_ACCEPT)
+		goto out;
+	file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
+	path = file != NULL ? g_file_get_path(file) : NULL;
+	if (path == NULL)
+		goto out;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		g_autofree char *text =
+		    g_strdup_printf(_("Cannot open %s: %s"), path, g_strerror(errno));
+		set_status(p, text, TRUE);
+		goto out;
+	}
+	fds = g_unix_fd_list_new();
+	if (g_unix_fd_list_append(fds, fd, &error) < 0) {
+		close(fd);
+		set_status(p, error->message, TRUE);
+		goto out;
+	}
+	close(fd);
+	base = g_path_get_basename(path);
+	g_dbus_proxy_call_with_unix_fd_list(
+	    G_DBUS_PROXY(p->proxy), "AttachMaterial", g_variant_new("(ssh)", kind, base, 0),
+	    G_DBUS_CALL_FLAGS_NONE, -1, fds, NULL, on_order_call, p);
+out:
+	gtk_native_dialog_destroy(dialog);
+	g_object_unref(dialog);
+}
+
+static void
+on_choose_material(GtkButton *button, gpointer user_data)
+{
+	Apply *p = user_data;
+	GtkFileChooserNative *chooser =
+	    gtk_file_chooser_native_new(_("Choose a scan or photo"), p->a->window,
+					GTK_FILE_CHOOSER_ACTION_OPEN, _("_Attach"), _("_Cancel"));
+	GtkFileFilter *filter = gtk_file_filter_new();
+
+	gtk_file_filter_set_name(filter, _("Scans and photos (PDF, PNG, JPEG)"));
+	gtk_file_filter_add_mime_type(filter, "application/pdf");
+	gtk_file_filter_add_mime_type(filter, "image/png");
+	gtk_file_filter_add_mime_type(filter, "image/jpeg");
+	gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(chooser), filter);
+	g_object_unref(filter);
+	g_object_set_data_full(G_OBJECT(chooser), "cs-material",
+			       g_strdup(g_object_get_data(G_OBJECT(button), "cs-material")),
+			       g_free);
+	gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(chooser), TRUE);
+	g_signal_connect(chooser, "response", G_CALLBACK(on_material_chosen), p);
+	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
+}
+
+/* --- payment: the QR code and its expiry ---------------------------------------------- */
+
+static gboolean
+tick_expiry(gpointer user_data)
+{
+	Apply *p = user_data;
+	gint64 left = (gint64)p->expires - g_get_real_time() / G_USEC_PER_SEC;
+	g_autofree char *text = NULL;
+
+	if (left <= 0) {
+		gtk_label_set_text(GTK_LABEL(p->expiry),
+				   _("The code has expired: choose a payment method again."));
+		gtk_widget_set_visible(p->qr, FALSE);
+		p->tick = 0;
+		return G_SOURCE_REMOVE;
+	}
+	text = g_strdup_printf(_("Scan the code to pay %s yuan; it expires in %d:%02d."), p->amount,
+			       (int)(left / 60), (int)(left % 60));
+	gtk_label_set_text(GTK_LABEL(p->expiry), text);
+	return G_SOURCE_CONTINUE;
+}
+
+static GdkTexture *
+qr_texture(const char *payload)
+{
+	QRcode *qr = QRcode_encodeString(payload, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+	const int scale = 6, margin = 4;
+	g_autoptr(GBytes) bytes = NULL;
+	guint8 *pixels;
+	gsize size, stride;
+
+	if (qr == NULL)
+		return NULL;
+	size = (gsize)(qr->width + 2 * margin) * (gsize)scale;
+	stride = size * 3; /* R8G8B8: GTK 4.8 has no grey format */
+	pixels = g_malloc(stride * size);
+	memset(pixels, 0xff, stride * size);
+	for (int y = 0; y < qr->width; y++) {
+		for (int x = 0; x < qr->width; x++) {
+			if (!(qr->data[y * qr->width + x] & 1))
+				continue;
+			for (int dy = 0; dy < scale; dy++)
+				memset(pixels + ((gsize)((y + margin) * scale + dy)) * stride +
+					   (gsize)((x + margin) * scale) * 3,
+				       0, (gsize)scale * 3);
+		}
+	}
+	QRcode_free(qr);
+	bytes = g_bytes_new_take(pixels, stride * size);
+	return gdk_memory_texture_new((int)size, (int)size, GDK_MEMORY_R8G8B8, bytes, stride);
+}
+
+static void
+on_payment(GObject *source, GAsyncResult *result, gpointer user_data)
 {
 	Apply *p = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(CsOrder) order = cs_order_proxy_new_finish(result, &error);
+	g_autofree char *payload = NULL;
+	g_autoptr(GdkTexture) texture = NULL;
 
-	if (order == NULL) {
-		set_status(p, error->message, TRUE);
+	if (!cs_order_call_start_payment_finish(CS_ORDER(source), &payload, &p->expires, result,
+						&error)) {
+		g_autofree char *why = cs_error_text(error);
+		g_autofree char *text = g_strdup_printf(_("Not accepted: %s"), why);
+		set_status(p, text, TRUE);
 		return;
 	}
-	cs_order_call_confirm(order, NULL, on_confirmed, p);
+	texture = qr_texture(payload);
+	gtk_picture_set_paintable(GTK_PICTURE(p->qr), GDK_PAINTABLE(texture));
+	gtk_widget_set_visible(p->qr, texture != NULL);
+	g_free(p->amount);
+	p->amount = g_strdup_printf("%" G_GUINT64_FORMAT ".%02" G_GUINT64_FORMAT,
+				    cs_order_get_amount_fen(p->proxy) / 100,
+				    cs_order_get_amount_fen(p->proxy) % 100);
+	if (p->tick == 0)
+		p->tick = g_timeout_add_seconds(1, tick_expiry, p);
+	tick_expiry(p);
 }
 
 static void
-on_confirm(GtkButton *button, gpointer user_data)
+on_pay(GtkButton *button, gpointer user_data)
 {
 	Apply *p = user_data;
 
-	cs_order_proxy_new_for_bus(p->a->bus_type, G_DBUS_PROXY_FLAGS_NONE, CS_BUS_NAME, p->order,
-				   NULL, on_order_for_confirm, p);
+	cs_order_call_start_payment(p->proxy, g_object_get_data(G_OBJECT(button), "cs-channel"),
+				    NULL, on_payment, p);
+}
+
+static GtkWidget *
+pay_button(Apply *p, const char *label, const char *channel)
+{
+	GtkWidget *button = gtk_button_new_with_label(label);
+
+	g_object_set_data(G_OBJECT(button), "cs-channel", (gpointer)channel);
+	g_signal_connect(button, "clicked", G_CALLBACK(on_pay), p);
+	return button;
+}
+
+/* The order's part of the page: materials, the SMS code, the payment, the actions. */
+static GtkWidget *
+order_box(Apply *p)
+{
+	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
+	GtkWidget *row, *label, *ok, *resend;
+
+	p->order_status = cs_label_new("", "heading");
+	gtk_box_append(GTK_BOX(box), p->order_status);
+	p->materials = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+	gtk_box_append(GTK_BOX(box), p->materials);
+
+	p->sms = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+	label = cs_label_new(_("SMS code"), "title-4");
+	gtk_box_append(GTK_BOX(p->sms), label);
+	gtk_box_append(GTK_BOX(p->sms),
+		       cs_label_new(_("Type the code the handler's phone received."), NULL));
+	row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+	p->sms_code = gtk_password_entry_new();
+	gtk_widget_set_hexpand(p->sms_code, TRUE);
+	gtk_accessible_update_relation(GTK_ACCESSIBLE(p->sms_code),
+				       GTK_ACCESSIBLE_RELATION_LABELLED_BY, label, NULL, -1);
+	ok = gtk_button_new_with_label(_("OK"));
+	resend = gtk_button_new_with_label(_("Send a new code"));
+	g_signal_connect(ok, "clicked", G_CALLBACK(on_verify), p);
+	g_signal_connect(resend, "clicked", G_CALLBACK(on_resend), p);
+	gtk_box_append(GTK_BOX(row), p->sms_code);
+	gtk_box_append(GTK_BOX(row), ok);
+	gtk_box_append(GTK_BOX(row), resend);
+	gtk_box_append(GTK_BOX(p->sms), row);
+	gtk_box_append(GTK_BOX(box), p->sms);
+
+	p->payment = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+	gtk_box_append(GTK_BOX(p->payment), cs_label_new(_("Payment"), "title-4"));
+	row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+	gtk_box_append(GTK_BOX(row), pay_button(p, _("Alipay"), "alipay"));
+	gtk_box_append(GTK_BOX(row), pay_button(p, _("WeChat Pay"), "wechat"));
+	gtk_box_append(GTK_BOX(row), pay_button(p, _("Test cashier"), "sandbox"));
+	gtk_box_append(GTK_BOX(p->payment), row);
+	p->qr = gtk_picture_new();
+	gtk_picture_set_can_shrink(GTK_PICTURE(p->qr), FALSE);
+	gtk_widget_set_halign(p->qr, GTK_ALIGN_START);
+	gtk_accessible_update_property(GTK_ACCESSIBLE(p->qr), GTK_ACCESSIBLE_PROPERTY_LABEL,
+				       _("Payment QR code"), -1);
+	gtk_widget_set_visible(p->qr, FALSE);
+	gtk_box_append(GTK_BOX(p->payment), p->qr);
+	p->expiry = cs_label_new("", NULL);
+	gtk_box_append(GTK_BOX(p->payment), p->expiry);
+	gtk_box_append(GTK_BOX(box), p->payment);
+
+	row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+	gtk_widget_set_halign(row, GTK_ALIGN_END);
+	p->cancel = gtk_button_new_with_label(_("Cancel the order"));
+	gtk_widget_add_css_class(p->cancel, "destructive-action");
+	p->confirm = gtk_button_new_with_label(_("Confirm the order"));
+	gtk_widget_add_css_class(p->confirm, "suggested-action");
+	p->submit = gtk_button_new_with_label(_("Confirm the application"));
+	gtk_widget_add_css_class(p->submit, "suggested-action");
+	g_signal_connect(p->cancel, "clicked", G_CALLBACK(on_cancel), p);
+	g_signal_connect(p->confirm, "clicked", G_CALLBACK(on_confirm), p);
+	g_signal_connect(p->submit, "clicked", G_CALLBACK(on_submit), p);
+	gtk_box_append(GTK_BOX(row), p->cancel);
+	gtk_box_append(GTK_BOX(row), p->confirm);
+	gtk_box_append(GTK_BOX(row), p->submit);
+	gtk_box_append(GTK_BOX(box), row);
+	gtk_widget_set_visible(box, FALSE);
+	return box;
 }
 
 static void
@@ -434,17 +801,14 @@ apply_page(CsAssistant *a)
 
 	p->next = gtk_button_new_with_label(_("Next"));
 	gtk_widget_add_css_class(p->next, "suggested-action");
-	p->confirm = gtk_button_new_with_label(_("Confirm the order"));
-	gtk_widget_add_css_class(p->confirm, "suggested-action");
-	gtk_widget_set_visible(p->confirm, FALSE);
 	g_signal_connect(p->next, "clicked", G_CALLBACK(on_next), p);
-	g_signal_connect(p->confirm, "clicked", G_CALLBACK(on_confirm), p);
 	g_signal_connect(back, "clicked", G_CALLBACK(on_back), p);
 	gtk_widget_set_halign(buttons, GTK_ALIGN_END);
 	gtk_box_append(GTK_BOX(buttons), back);
 	gtk_box_append(GTK_BOX(buttons), p->next);
-	gtk_box_append(GTK_BOX(buttons), p->confirm);
 	gtk_box_append(GTK_BOX(box), buttons);
+	p->order_box = order_box(p);
+	gtk_box_append(GTK_BOX(box), p->order_box);
 
 	gtk_widget_set_margin_top(box, 18);
 	gtk_widget_set_margin_bottom(box, 18);
@@ -470,10 +834,17 @@ cs_assistant_apply_start(CsAssistant *a, const char *kind)
 		a->apply = p = apply_page(a);
 	g_free(p->kind);
 	p->kind = g_strdup(kind);
-	g_clear_pointer(&p->order, g_free);
+	if (p->proxy != NULL)
+		g_signal_handlers_disconnect_by_data(p->proxy, p);
+	g_clear_object(&p->proxy);
+	if (p->tick != 0)
+		g_source_remove(p->tick);
+	p->tick = 0;
 	gtk_label_set_text(GTK_LABEL(p->title), kind);
 	gtk_widget_set_visible(p->next, TRUE);
-	gtk_widget_set_visible(p->confirm, FALSE);
+	gtk_widget_set_sensitive(p->form, TRUE);
+	gtk_widget_set_visible(p->order_box, FALSE);
+	set_status(p, NULL, FALSE);
 	gtk_stack_set_visible_child_name(a->stack, "apply");
 	org = g_object_get_data(G_OBJECT(p->page), "cs-apply-org");
 	if (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(org)))
