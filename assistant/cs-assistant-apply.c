@@ -32,6 +32,7 @@ typedef struct {
 	GtkWidget *page;
 	GtkWidget *title;
 	GtkWidget *form; /* the fields' box */
+	GtkWidget *subjects;
 	GtkWidget *status;
 	GtkWidget *next;
 	GPtrArray *fields; /* Field */
@@ -39,7 +40,8 @@ typedef struct {
 	GVariant *flow;	   /* Manager.GetFlow's answer */
 	CsOrder *proxy;	   /* the order, once created */
 	/* the order's part of the page */
-	GtkWidget *order_box, *order_status, *materials, *sms, *sms_code, *payment, *qr, *expiry;
+	GtkWidget *order_box, *order_status, *order_next, *order_missing, *materials, *sms,
+	    *sms_code, *payment, *qr, *expiry;
 	GtkWidget *confirm, *submit, *cancel;
 	guint64 expires; /* of the payment QR code */
 	char *amount;
@@ -357,7 +359,9 @@ show_materials(Apply *p)
 		gtk_widget_set_hexpand(child, TRUE);
 		gtk_box_append(GTK_BOX(row), child);
 		button = gtk_button_new_with_label(done ? _("Replace…") : _("Choose a file…"));
-		button_name = g_strdup_printf(_("Choose the file for %s"), *label ? label : kind);
+		button_name = g_strdup_printf(done ? _("Replace the file for %s")
+						   : _("Choose the file for %s"),
+					      *label ? label : kind);
 		gtk_accessible_update_property(GTK_ACCESSIBLE(button),
 					       GTK_ACCESSIBLE_PROPERTY_LABEL, button_name, -1);
 		g_object_set_data_full(G_OBJECT(button), "cs-material", g_strdup(kind), g_free);
@@ -374,11 +378,15 @@ show_order(Apply *p)
 	CsOrder *order = p->proxy;
 	g_autofree char *next = g_strjoinv(", ", (char **)cs_order_get_next_actions(order));
 	g_autofree char *missing = g_strjoinv(", ", (char **)cs_order_get_missing(order));
-	g_autofree char *text = g_strdup_printf(_("Order %s: %s. Next: %s. Still needed: %s."),
-						cs_order_get_id(order), cs_order_get_state(order),
-						*next ? next : "—", *missing ? missing : "—");
+	/* Three short lines: GTK 4.8 cuts a long accessible name inside a character. */
+	g_autofree char *state =
+	    g_strdup_printf(_("Order %s: %s"), cs_order_get_id(order), cs_order_get_state(order));
+	g_autofree char *then = g_strdup_printf(_("Next: %s"), *next ? next : "—");
+	g_autofree char *needed = g_strdup_printf(_("Still needed: %s"), *missing ? missing : "—");
 
-	gtk_label_set_text(GTK_LABEL(p->order_status), text);
+	gtk_label_set_text(GTK_LABEL(p->order_status), state);
+	gtk_label_set_text(GTK_LABEL(p->order_next), then);
+	gtk_label_set_text(GTK_LABEL(p->order_missing), needed);
 	gtk_widget_set_visible(p->confirm, can(p, "Confirm"));
 	gtk_widget_set_visible(p->submit, can(p, "Submit"));
 	gtk_widget_set_visible(p->cancel, can(p, "Cancel"));
@@ -406,7 +414,8 @@ on_order_proxy(GObject *source, GAsyncResult *result, gpointer user_data)
 	}
 	g_clear_object(&p->proxy);
 	p->proxy = order;
-	g_signal_connect(order, "g-properties-changed", G_CALLBACK(on_order_changed), p);
+	/* After the proxy's own handler, which drops the values the getters cached. */
+	g_signal_connect_after(order, "g-properties-changed", G_CALLBACK(on_order_changed), p);
 	gtk_widget_set_visible(p->order_box, TRUE);
 	show_order(p);
 }
@@ -455,8 +464,10 @@ on_created(GObject *source, GAsyncResult *result, gpointer user_data)
 		return;
 	}
 	set_status(p, NULL, FALSE);
+	/* The order from here on: its steps, not the form, fill the page. */
 	gtk_widget_set_visible(p->next, FALSE);
-	gtk_widget_set_sensitive(p->form, FALSE);
+	gtk_widget_set_visible(p->form, FALSE);
+	gtk_widget_set_visible(p->subjects, FALSE);
 	cs_order_proxy_new_for_bus(p->a->bus_type, G_DBUS_PROXY_FLAGS_NONE, CS_BUS_NAME, path, NULL,
 				   on_order_proxy, p);
 }
@@ -698,6 +709,10 @@ order_box(Apply *p)
 
 	p->order_status = cs_label_new("", "heading");
 	gtk_box_append(GTK_BOX(box), p->order_status);
+	p->order_next = cs_label_new("", NULL);
+	gtk_box_append(GTK_BOX(box), p->order_next);
+	p->order_missing = cs_label_new("", NULL);
+	gtk_box_append(GTK_BOX(box), p->order_missing);
 	p->materials = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
 	gtk_box_append(GTK_BOX(box), p->materials);
 
@@ -794,6 +809,7 @@ apply_page(CsAssistant *a)
 	gtk_box_append(GTK_BOX(subjects), org);
 	gtk_box_append(GTK_BOX(subjects), person);
 	gtk_box_append(GTK_BOX(box), subjects);
+	p->subjects = subjects;
 	p->form = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
 	gtk_box_append(GTK_BOX(box), p->form);
 	p->status = cs_label_new("", NULL);
@@ -842,7 +858,8 @@ cs_assistant_apply_start(CsAssistant *a, const char *kind)
 	p->tick = 0;
 	gtk_label_set_text(GTK_LABEL(p->title), kind);
 	gtk_widget_set_visible(p->next, TRUE);
-	gtk_widget_set_sensitive(p->form, TRUE);
+	gtk_widget_set_visible(p->form, TRUE);
+	gtk_widget_set_visible(p->subjects, TRUE);
 	gtk_widget_set_visible(p->order_box, FALSE);
 	set_status(p, NULL, FALSE);
 	gtk_stack_set_visible_child_name(a->stack, "apply");

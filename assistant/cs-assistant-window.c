@@ -124,7 +124,8 @@ add_key(CsAssistant *a, GDBusObject *object)
 	row = gtk_list_box_row_new();
 	g_object_set_data_full(G_OBJECT(row), "cs-key", g_object_ref(key), g_object_unref);
 	fill_key_row(a, row, key);
-	g_signal_connect(key, "g-properties-changed", G_CALLBACK(on_key_changed), a);
+	/* After the proxy's own handler, which drops the values the getters cached. */
+	g_signal_connect_after(key, "g-properties-changed", G_CALLBACK(on_key_changed), a);
 	g_hash_table_insert(a->rows, g_strdup(path), row);
 	gtk_list_box_append(a->key_list, row);
 }

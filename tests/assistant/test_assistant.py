@@ -126,3 +126,79 @@ def test_the_application_form_flags_a_mistyped_resident_id_before_submitting(dae
     assert w.wait(lambda: w.find(role="label", contains="check character") is None or
                   not w.find(role="label", contains="check character").getState().contains(
                       w.pyatspi.STATE_VISIBLE))
+
+
+def test_a_whole_application_by_a_person_up_to_the_payment_qr(daemon, window_factory, tmp_path):
+    from flow_helpers import PERSON_MATERIALS, Office, secret_of
+    from test_materials import make_png
+
+    from conftest import PERSON_FIELDS
+    # XTest types only what the keymap has: Latin letters for the name and address.
+    fields = dict(PERSON_FIELDS, name="Wang Wu", address="2 Shili Hutong, Xicheng, Beijing")
+    w = window_factory()
+    w.click(w.wait_find(role="push button", name="证书申请"))
+    w.click(w.wait_find(role="push button", name="个人"))
+    w.wait_find(role="text", name="身份证号 *")
+    # Choices as the flow offers them; the vendor by its profile's name.
+    w.choose(w.wait_find(role="check box", contains="Demo Vendor A"))
+    w.choose(w.wait_find(role="check box", name="手机实名认证"))
+    for label, field in (("姓名 *", "name"), ("身份证号 *", "id_number"), ("手机 *", "phone"),
+                         ("电子邮箱 *", "email"), ("通讯地址 *", "address"),
+                         ("邮政编码 *", "postcode")):
+        w.type_into(w.find(role="text", name=label), fields[field])
+    w.screenshot("apply-filled")
+    w.press(w.find(role="push button", name="下一步"))
+    w.click(w.wait_find(role="push button", name="确认订单"))
+    w.wait_find(role="label", contains="尚未上传")
+    w.screenshot("apply-materials")
+    # Each material through the file chooser: its location typed, as a person would.
+    for i, kind in enumerate(PERSON_MATERIALS):
+        path = tmp_path / f"{kind}.png"
+        path.write_bytes(make_png(3 + i, 2))
+        pending = [n for n in w.nodes() if n.getRoleName() == "push button"
+                   and (n.name or "").startswith("选择文件：")]
+        assert pending, "no material left to choose"
+        before = len([t for t in w.texts() if "已上传" in t])
+        w.click(pending[0])
+        visible = w.pyatspi.STATE_VISIBLE
+        chooser = w.wait(lambda: next((n for n in w.nodes() if n.name == "选择扫描件或照片"
+                                       and n.getState().contains(visible)), None))
+        assert chooser is not None, "no file chooser"
+        w.focus_window("选择扫描件或照片")
+        focused = w.pyatspi.STATE_FOCUSED
+        location = None
+        for _ in range(5):
+            w.keys("ctrl+l")
+            location = w.wait(lambda: next((n for n in w.nodes(chooser)
+                                            if n.getRoleName() == "text"
+                                            and n.getState().contains(focused)), None), 3)
+            if location is not None:
+                break
+        assert location is not None, "the file chooser shows no location entry"
+        w.type_keys(str(path))
+        if i == 0:
+            w.screenshot("apply-file-chooser")
+        # The first Return may only take the location's completion.
+        for _ in range(3):
+            w.keys("Return")
+            if w.wait(lambda: not chooser.getState().contains(visible), 3):
+                break
+        assert not chooser.getState().contains(visible), "the chooser stays"
+        assert w.wait(lambda: len([t for t in w.texts() if "已上传" in t]) > before), \
+            f"{kind} was not attached: {[t for t in w.texts() if '未被接受' in t]}"
+    office = Office(daemon.state_dir)
+    mark = office.mark("sms")
+    w.click(w.wait_find(role="push button", name="确认申请"))
+    code_entry = w.wait_find(role="password text", name="短信验证码")
+    msg = office.wait_message("sms", to=PERSON_FIELDS["phone"], template="sms_code", after=mark)
+    assert msg is not None, "no SMS code was sent"
+    w.screenshot("apply-sms-code")
+    w.type_into(code_entry, secret_of(msg))
+    w.press(w.find(role="push button", name="确定"))
+    w.click(w.wait_find(role="push button", name="测试收银台"))
+    w.wait_find(role="image", name="付款二维码")
+    w.wait_find(role="label", contains="请扫描二维码支付")
+    shot = w.screenshot("apply-payment-qr")
+    # The QR code on screen is one a phone can read.
+    cp = subprocess.run(["zbarimg", "-q", "--raw", shot], capture_output=True, text=True)
+    assert cp.returncode == 0 and cp.stdout.strip(), "no readable QR code on the payment page"
