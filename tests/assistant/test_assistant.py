@@ -202,3 +202,28 @@ def test_a_whole_application_by_a_person_up_to_the_payment_qr(daemon, window_fac
     # The QR code on screen is one a phone can read.
     cp = subprocess.run(["zbarimg", "-q", "--raw", shot], capture_output=True, text=True)
     assert cp.returncode == 0 and cp.stdout.strip(), "no readable QR code on the payment page"
+
+
+def test_change_pin_on_a_locked_key_points_to_unlocking(daemon, bus, window_factory):
+    vkey(daemon.state_dir, "create", "--vendor", "demo-a", "--serial", "HL0001")
+    path = wait_key_on_bus(bus, "HL0001")
+    c = Client(bus)
+    try:
+        for _ in range(6):  # the vendor's tries: the key locks
+            try:
+                c.call(path, KEY_IFACE, "Login", "s", ("999999",))
+            except Exception:
+                pass
+        assert c.get(path, KEY_IFACE, "PinLocked") is True
+    finally:
+        c.close()
+    w = window_factory()
+    item = w.wait_find(role="list item", name="UKey HL0001")
+    assert "已锁定" in w.texts(item)
+    w.click(w.wait_find(role="push button", name="修改密码"))
+    w.type_into(w.wait_find(role="password text", name="原密码"), "123456")
+    w.type_into(w.find(role="password text", name="新密码"), "24681357")
+    w.type_into(w.find(role="password text", name="确认新密码"), "24681357")
+    w.click(w.find(role="push button", name="修改"))
+    w.wait_find(role="label", contains="UKey 已锁定")
+    w.screenshot("change-pin-locked-key")
