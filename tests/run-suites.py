@@ -43,9 +43,12 @@ def count_junit(path):
 
 
 def run(build_dir):
-    junit = os.path.join(build_dir, "tests", "integration.xml")
-    if os.path.exists(junit):
-        os.remove(junit)
+    # The pytest suites, counted from their JUnit reports.
+    junits = {name: os.path.join(build_dir, "tests", name + ".xml")
+              for name in ("integration", "assistant")}
+    for junit in junits.values():
+        if os.path.exists(junit):
+            os.remove(junit)
     print(f"=== {build_dir}: meson test", flush=True)
     proc = subprocess.run(
         ["meson", "test", "-C", build_dir, "--no-rebuild", "--print-errorlogs"],
@@ -64,7 +67,8 @@ def run(build_dir):
                 seen += 1
                 result = entry.get("result")
                 short = (entry.get("name") or "").split(" / ")[-1]
-                if short == "integration":
+                if short in junits:
+                    junit = junits[short]
                     counts = count_junit(junit) if os.path.exists(junit) else (0, 0, 0)
                 else:
                     counts = count_tap(entry.get("stdout") or "")

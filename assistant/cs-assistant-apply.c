@@ -1,0 +1,871 @@
+/*
+ * cs-assistant-apply.c — an application form (证书申请 and the other flows' forms), built
+ * from the daemon's description of the flow (Manager.GetFlow: the fields, their labels,
+ * types, choices, required marks and lengths) and checked as it is typed
+ * (Manager.ValidateFields: the daemon's reason shown under the field it names). 下一步
+ * creates the order (CreateOrder); what the order needs next comes from its NextActions
+ * and Missing.
+ *
+ * Nothing here knows a field: the form is whatever the flow declares.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gunixfdlist.h>
+#include <qrencode.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cs-assistant.h"
+
+typedef struct {
+	char *name;
+	GtkWidget *entry;  /* GtkEntry, or NULL for a choice */
+	GPtrArray *radios; /* GtkCheckButton in a group for enum and vendor fields */
+	GStrv values;	   /* the choices' values, as the radios */
+	GtkWidget *error;
+} Field;
+
+typedef struct {
+	CsAssistant *a;
+	char *kind;
+	const char *subject; /* "org" or "person" */
+	GtkWidget *page;
+	GtkWidget *title;
+	GtkWidget *form; /* the fields' box */
+	GtkWidget *subjects;
+	GtkWidget *status;
+	GtkWidget *next;
+	GPtrArray *fields; /* Field */
+	guint generation;  /* of the latest ValidateFields call: older replies are stale */
+	GVariant *flow;	   /* Manager.GetFlow's answer */
+	CsOrder *proxy;	   /* the order, once created */
+	/* the order's part of the page */
+	GtkWidget *order_box, *order_status, *order_next, *order_missing, *materials, *sms,
+	    *sms_code, *payment, *qr, *expiry;
+	GtkWidget *confirm, *submit, *cancel;
+	guint64 expires; /* of the payment QR code */
+	char *amount;
+	guint tick;
+} Apply;
+
+static void on_choose_material(GtkButton *button, gpointer user_data);
+
+static void
+field_free(gpointer data)
+{
+	Field *f = data;
+
+	g_free(f->name);
+	g_strfreev(f->values);
+	if (f->radios != NULL)
+		g_ptr_array_unref(f->radios);
+	g_free(f);
+}
+
+static const char *
+field_value(Field *f)
+{
+	if (f->entry != NULL)
+		return gtk_editable_get_text(GTK_EDITABLE(f->entry));
+	for (guint i = 0; i < f->radios->len; i++) {
+		if (gtk_check_button_get_active(g_ptr_array_index(f->radios, i)))
+			return f->values[i];
+	}
+	return "";
+}
+
+static GVariant *
+form_values(Apply *p)
+{
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	for (guint i = 0; i < p->fields->len; i++) {
+		Field *f = g_ptr_array_index(p->fields, i);
+		const char *v = field_value(f);
+		if (*v != '\0')
+			g_variant_builder_add(&b, "{sv}", f->name, g_variant_new_string(v));
+	}
+	return g_variant_builder_end(&b);
+}
+
+static void
+set_status(Apply *p, const char *text, gboolean error)
+{
+	gtk_label_set_text(GTK_LABEL(p->status), text != NULL ? text : "");
+	if (error)
+		gtk_widget_add_css_class(p->status, "error");
+	else
+		gtk_widget_remove_css_class(p->status, "error");
+}
+
+/* --- checking as typed ------------------------------------------------------------------ */
+
+typedef struct {
+	Apply *p;
+	guint generation;
+} Check;
+
+static void
+on_validated(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Check *c = user_data;
+	Apply *p = c->p;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) problems = NULL;
+
+	if (!cs_manager_call_validate_fields_finish(CS_MANAGER(source), &problems, result,
+						    &error)) {
+		g_autofree char *text = cs_error_text(error);
+		if (c->generation == p->generation)
+			set_status(p, text, TRUE);
+		g_free(c);
+		return;
+	}
+	if (c->generation != p->generation) {
+		g_free(c);
+		return;
+	}
+	for (guint i = 0; i < p->fields->len; i++) {
+		Field *f = g_ptr_array_index(p->fields, i);
+		GVariantIter iter;
+		const char *name, *reason;
+		GString *why = g_string_new(NULL);
+
+		g_variant_iter_init(&iter, problems);
+		while (g_variant_iter_next(&iter, "(&s&s)", &name, &reason)) {
+			if (strcmp(name, f->name) == 0)
+				g_string_append_printf(why, "%s%s", why->len ? "; " : "", reason);
+		}
+		gtk_label_set_text(GTK_LABEL(f->error), why->str);
+		gtk_widget_set_visible(f->error, why->len > 0);
+		g_string_free(why, TRUE);
+	}
+	g_free(c);
+}
+
+static void
+check_form(Apply *p)
+{
+	Check *c = g_new0(Check, 1);
+
+	c->p = p;
+	c->generation = ++p->generation;
+	cs_manager_call_validate_fields(p->a->manager, p->kind, p->subject, form_values(p), NULL,
+					on_validated, c);
+}
+
+static void
+on_field_changed(GObject *widget, gpointer user_data)
+{
+	check_form(user_data);
+}
+
+/* --- the form from GetFlow ---------------------------------------------------------------- */
+
+static const char *
+dict_string(GVariant *dict, const char *key)
+{
+	const char *s = NULL;
+
+	if (!g_variant_lookup(dict, key, "&s", &s))
+		return "";
+	return s;
+}
+
+static void
+add_field(Apply *p, GVariant *spec)
+{
+	Field *f = g_new0(Field, 1);
+	const char *type = dict_string(spec, "type");
+	const char *label = dict_string(spec, p->a->chinese ? "label_zh" : "label_en");
+	gboolean required = FALSE;
+	guint32 max_length = 0;
+	g_autofree char *text = NULL;
+	GtkWidget *caption;
+
+	g_variant_lookup(spec, "required", "b", &required);
+	g_variant_lookup(spec, "max_length", "u", &max_length);
+	f->name = g_strdup(dict_string(spec, "name"));
+	text = g_strdup_printf("%s%s", *label ? label : f->name, required ? " *" : "");
+	caption = cs_label_new(text, required ? "heading" : NULL);
+	gtk_box_append(GTK_BOX(p->form), caption);
+
+	if (strcmp(type, "enum") == 0 || strcmp(type, "vendor") == 0) {
+		GPtrArray *values = g_ptr_array_new();
+		GPtrArray *labels = g_ptr_array_new_with_free_func(g_free);
+		GtkWidget *group = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
+		g_autofree const char **choices = NULL;
+		g_autofree const char **names = NULL;
+
+		if (strcmp(type, "vendor") == 0) {
+			GVariant *vendors = cs_manager_get_vendors(p->a->manager);
+			GVariantIter iter;
+			const char *id, *name, *driver;
+			if (vendors != NULL) {
+				g_variant_iter_init(&iter, vendors);
+				while (
+				    g_variant_iter_next(&iter, "(&s&s&s)", &id, &name, &driver)) {
+					g_ptr_array_add(values, g_strdup(id));
+					g_ptr_array_add(labels, g_strdup(name));
+				}
+			}
+		} else {
+			gsize n = 0, m = 0;
+			g_variant_lookup(spec, "choices", "^a&s", &choices);
+			g_variant_lookup(spec,
+					 p->a->chinese ? "choice_labels_zh" : "choice_labels_en",
+					 "^a&s", &names);
+			if (choices != NULL)
+				n = g_strv_length((char **)choices);
+			if (names != NULL)
+				m = g_strv_length((char **)names);
+			for (gsize i = 0; i < n; i++) {
+				g_ptr_array_add(values, g_strdup(choices[i]));
+				g_ptr_array_add(labels, g_strdup(i < m ? names[i] : choices[i]));
+			}
+		}
+		f->radios = g_ptr_array_new();
+		for (guint i = 0; i < labels->len; i++) {
+			GtkWidget *radio = gtk_check_button_new_with_label(labels->pdata[i]);
+			if (f->radios->len > 0)
+				gtk_check_button_set_group(GTK_CHECK_BUTTON(radio),
+							   g_ptr_array_index(f->radios, 0));
+			g_signal_connect(radio, "toggled", G_CALLBACK(on_field_changed), p);
+			g_ptr_array_add(f->radios, radio);
+			gtk_box_append(GTK_BOX(group), radio);
+		}
+		g_ptr_array_unref(labels);
+		g_ptr_array_add(values, NULL);
+		f->values = (GStrv)g_ptr_array_free(values, FALSE);
+		gtk_accessible_update_relation(
+		    GTK_ACCESSIBLE(group), GTK_ACCESSIBLE_RELATION_LABELLED_BY, caption, NULL, -1);
+		gtk_box_append(GTK_BOX(p->form), group);
+	} else {
+		f->entry = gtk_entry_new();
+		if (max_length > 0)
+			gtk_entry_set_max_length(GTK_ENTRY(f->entry), (int)max_length);
+		gtk_accessible_update_relation(GTK_ACCESSIBLE(f->entry),
+					       GTK_ACCESSIBLE_RELATION_LABELLED_BY, caption, NULL,
+					       -1);
+		g_signal_connect(f->entry, "changed", G_CALLBACK(on_field_changed), p);
+		gtk_box_append(GTK_BOX(p->form), f->entry);
+	}
+	f->error = cs_label_new("", "error");
+	gtk_widget_set_visible(f->error, FALSE);
+	if (f->entry != NULL)
+		gtk_accessible_update_relation(GTK_ACCESSIBLE(f->entry),
+					       GTK_ACCESSIBLE_RELATION_DESCRIBED_BY, f->error, NULL,
+					       -1);
+	gtk_box_append(GTK_BOX(p->form), f->error);
+	g_ptr_array_add(p->fields, f);
+}
+
+static void
+on_flow(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Apply *p = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) flow = NULL;
+	g_autoptr(GVariant) fields = NULL;
+	GtkWidget *child;
+	GVariantIter iter;
+	GVariant *spec;
+
+	if (!cs_manager_call_get_flow_finish(CS_MANAGER(source), &flow, result, &error)) {
+		g_autofree char *text = cs_error_text(error);
+		set_status(p, text, TRUE);
+		return;
+	}
+	while ((child = gtk_widget_get_first_child(p->form)) != NULL)
+		gtk_box_remove(GTK_BOX(p->form), child);
+	g_ptr_array_set_size(p->fields, 0);
+	g_clear_pointer(&p->flow, g_variant_unref);
+	p->flow = g_variant_ref(flow);
+	if (p->a->chinese && *dict_string(flow, "title_zh") != '\0')
+		gtk_label_set_text(GTK_LABEL(p->title), dict_string(flow, "title_zh"));
+	fields = g_variant_lookup_value(flow, "fields", G_VARIANT_TYPE("aa{sv}"));
+	if (fields != NULL) {
+		g_variant_iter_init(&iter, fields);
+		while ((spec = g_variant_iter_next_value(&iter)) != NULL) {
+			add_field(p, spec);
+			g_variant_unref(spec);
+		}
+	}
+	gtk_widget_set_sensitive(p->next, TRUE);
+	set_status(p, _("Fields marked * are required."), FALSE);
+}
+
+static void
+load_flow(Apply *p, const char *subject)
+{
+	p->subject = subject;
+	gtk_widget_set_sensitive(p->next, FALSE);
+	cs_manager_call_get_flow(p->a->manager, p->kind, subject, NULL, on_flow, p);
+}
+
+static void
+on_subject(GtkToggleButton *button, gpointer user_data)
+{
+	Apply *p = user_data;
+
+	if (gtk_toggle_button_get_active(button))
+		load_flow(p, g_object_get_data(G_OBJECT(button), "cs-subject"));
+}
+
+/* --- the order ------------------------------------------------------------------------- */
+
+static gboolean
+can(Apply *p, const char *action)
+{
+	const char *const *next = p->proxy != NULL ? cs_order_get_next_actions(p->proxy) : NULL;
+
+	return next != NULL && g_strv_contains(next, action);
+}
+
+/* The order's materials as the flow names them: attached or still needed. */
+static void
+show_materials(Apply *p)
+{
+	const char *const *attached = cs_order_get_materials(p->proxy);
+	g_autoptr(GVariant) materials = NULL;
+	GtkWidget *child;
+	GVariantIter iter;
+	GVariant *spec;
+
+	while ((child = gtk_widget_get_first_child(p->materials)) != NULL)
+		gtk_box_remove(GTK_BOX(p->materials), child);
+	if (p->flow == NULL || !can(p, "AttachMaterial"))
+		return;
+	materials = g_variant_lookup_value(p->flow, "materials", G_VARIANT_TYPE("aa{sv}"));
+	if (materials == NULL)
+		return;
+	gtk_box_append(GTK_BOX(p->materials), cs_label_new(_("Materials"), "title-4"));
+	g_variant_iter_init(&iter, materials);
+	while ((spec = g_variant_iter_next_value(&iter)) != NULL) {
+		const char *kind = dict_string(spec, "kind");
+		const char *label = dict_string(spec, p->a->chinese ? "label_zh" : "label_en");
+		gboolean required = FALSE, done;
+		GtkWidget *row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+		GtkWidget *button;
+		g_autofree char *text = NULL;
+		g_autofree char *button_name = NULL;
+
+		g_variant_lookup(spec, "required", "b", &required);
+		done = attached != NULL && g_strv_contains(attached, kind);
+		text = g_strdup_printf("%s%s — %s", *label ? label : kind, required ? " *" : "",
+				       done ? _("attached") : _("not attached yet"));
+		child = cs_label_new(text, NULL);
+		gtk_widget_set_hexpand(child, TRUE);
+		gtk_box_append(GTK_BOX(row), child);
+		button = gtk_button_new_with_label(done ? _("Replace…") : _("Choose a file…"));
+		button_name = g_strdup_printf(done ? _("Replace the file for %s")
+						   : _("Choose the file for %s"),
+					      *label ? label : kind);
+		gtk_accessible_update_property(GTK_ACCESSIBLE(button),
+					       GTK_ACCESSIBLE_PROPERTY_LABEL, button_name, -1);
+		g_object_set_data_full(G_OBJECT(button), "cs-material", g_strdup(kind), g_free);
+		g_signal_connect(button, "clicked", G_CALLBACK(on_choose_material), p);
+		gtk_box_append(GTK_BOX(row), button);
+		gtk_box_append(GTK_BOX(p->materials), row);
+		g_variant_unref(spec);
+	}
+}
+
+static void
+show_order(Apply *p)
+{
+	CsOrder *order = p->proxy;
+	g_autofree char *next = g_strjoinv(", ", (char **)cs_order_get_next_actions(order));
+	g_autofree char *missing = g_strjoinv(", ", (char **)cs_order_get_missing(order));
+	/* Three short lines: GTK 4.8 cuts a long accessible name inside a character. */
+	g_autofree char *state =
+	    g_strdup_printf(_("Order %s: %s"), cs_order_get_id(order), cs_order_get_state(order));
+	g_autofree char *then = g_strdup_printf(_("Next: %s"), *next ? next : "—");
+	g_autofree char *needed = g_strdup_printf(_("Still needed: %s"), *missing ? missing : "—");
+
+	gtk_label_set_text(GTK_LABEL(p->order_status), state);
+	gtk_label_set_text(GTK_LABEL(p->order_next), then);
+	gtk_label_set_text(GTK_LABEL(p->order_missing), needed);
+	gtk_widget_set_visible(p->confirm, can(p, "Confirm"));
+	gtk_widget_set_visible(p->submit, can(p, "Submit"));
+	gtk_widget_set_visible(p->cancel, can(p, "Cancel"));
+	gtk_widget_set_visible(p->sms, can(p, "VerifySmsCode"));
+	gtk_widget_set_visible(p->payment, can(p, "StartPayment"));
+	show_materials(p);
+}
+
+static void
+on_order_changed(GDBusProxy *proxy, GVariant *changed, GStrv invalidated, gpointer user_data)
+{
+	show_order(user_data);
+}
+
+static void
+on_order_proxy(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Apply *p = user_data;
+	g_autoptr(GError) error = NULL;
+	CsOrder *order = cs_order_proxy_new_finish(result, &error);
+
+	if (order == NULL) {
+		set_status(p, error->message, TRUE);
+		return;
+	}
+	g_clear_object(&p->proxy);
+	p->proxy = order;
+	/* After the proxy's own handler, which drops the values the getters cached. */
+	g_signal_connect_after(order, "g-properties-changed", G_CALLBACK(on_order_changed), p);
+	gtk_widget_set_visible(p->order_box, TRUE);
+	show_order(p);
+}
+
+/* The end of an Order call: the daemon's refusal shown, the order shown as it is now. */
+static void
+on_order_call(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Apply *p = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), result, &error);
+
+	if (reply == NULL) {
+		g_autofree char *text = cs_error_text(error);
+		g_autofree char *line = g_strdup_printf(_("Not accepted: %s"), text);
+		set_status(p, line, TRUE);
+		return;
+	}
+	set_status(p, NULL, FALSE);
+	if (p->proxy != NULL)
+		show_order(p);
+}
+
+static void
+order_call(Apply *p, const char *method, GVariant *args)
+{
+	if (p->proxy == NULL)
+		return;
+	g_dbus_proxy_call(G_DBUS_PROXY(p->proxy), method, args, G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+			  on_order_call, p);
+}
+
+static void
+on_created(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Apply *p = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = NULL;
+
+	gtk_widget_set_sensitive(p->next, TRUE);
+	if (!cs_manager_call_create_order_finish(CS_MANAGER(source), &path, result, &error)) {
+		g_autofree char *text = cs_error_text(error);
+		g_autofree char *line = g_strdup_printf(_("Not accepted: %s"), text);
+		set_status(p, line, TRUE);
+		check_form(p);
+		return;
+	}
+	set_status(p, NULL, FALSE);
+	/* The order from here on: its steps, not the form, fill the page. */
+	gtk_widget_set_visible(p->next, FALSE);
+	gtk_widget_set_visible(p->form, FALSE);
+	gtk_widget_set_visible(p->subjects, FALSE);
+	cs_order_proxy_new_for_bus(p->a->bus_type, G_DBUS_PROXY_FLAGS_NONE, CS_BUS_NAME, path, NULL,
+				   on_order_proxy, p);
+}
+
+static void
+on_next(GtkButton *button, gpointer user_data)
+{
+	Apply *p = user_data;
+
+	gtk_widget_set_sensitive(p->next, FALSE);
+	cs_manager_call_create_order(p->a->manager, p->kind, p->subject, form_values(p), NULL,
+				     on_created, p);
+}
+
+static void
+on_confirm(GtkButton *button, gpointer user_data)
+{
+	order_call(user_data, "Confirm", NULL);
+}
+
+static void
+on_submit(GtkButton *button, gpointer user_data)
+{
+	order_call(user_data, "Submit", NULL);
+}
+
+static void
+on_cancel(GtkButton *button, gpointer user_data)
+{
+	order_call(user_data, "Cancel", NULL);
+}
+
+static void
+on_verify(GtkButton *button, gpointer user_data)
+{
+	Apply *p = user_data;
+
+	order_call(p, "VerifySmsCode",
+		   g_variant_new("(s)", gtk_editable_get_text(GTK_EDITABLE(p->sms_code))));
+	gtk_editable_set_text(GTK_EDITABLE(p->sms_code), "");
+}
+
+static void
+on_resent(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Apply *p = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *to = NULL;
+	g_autofree char *text = NULL;
+
+	if (!cs_order_call_send_sms_code_finish(CS_ORDER(source), &to, result, &error)) {
+		g_autofree char *why = cs_error_text(error);
+		text = g_strdup_printf(_("Not accepted: %s"), why);
+		set_status(p, text, TRUE);
+		return;
+	}
+	text = g_strdup_printf(_("A new code was sent to %s."), to);
+	set_status(p, text, FALSE);
+}
+
+static void
+on_resend(GtkButton *button, gpointer user_data)
+{
+	Apply *p = user_data;
+
+	cs_order_call_send_sms_code(p->proxy, NULL, on_resent, p);
+}
+
+/* --- materials: a file chooser, the file sent as an fd -------------------------------- */
+
+static void
+on_material_chosen(GtkNativeDialog *dialog, int response, gpointer user_data)
+{
+	Apply *p = user_data;
+	const char *kind = g_object_get_data(G_OBJECT(dialog), "cs-material");
+	g_autoptr(GFile) file = NULL;
+	g_autofree char *path = NULL;
+	g_autofree char *base = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GError) error = NULL;
+	int fd;
+
+	if (response != GTK_RESPONSE_ACCEPT)
+		goto out;
+	file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
+	path = file != NULL ? g_file_get_path(file) : NULL;
+	if (path == NULL)
+		goto out;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		g_autofree char *text =
+		    g_strdup_printf(_("Cannot open %s: %s"), path, g_strerror(errno));
+		set_status(p, text, TRUE);
+		goto out;
+	}
+	fds = g_unix_fd_list_new();
+	if (g_unix_fd_list_append(fds, fd, &error) < 0) {
+		close(fd);
+		set_status(p, error->message, TRUE);
+		goto out;
+	}
+	close(fd);
+	base = g_path_get_basename(path);
+	g_dbus_proxy_call_with_unix_fd_list(
+	    G_DBUS_PROXY(p->proxy), "AttachMaterial", g_variant_new("(ssh)", kind, base, 0),
+	    G_DBUS_CALL_FLAGS_NONE, -1, fds, NULL, on_order_call, p);
+out:
+	gtk_native_dialog_destroy(dialog);
+	g_object_unref(dialog);
+}
+
+static void
+on_choose_material(GtkButton *button, gpointer user_data)
+{
+	Apply *p = user_data;
+	GtkFileChooserNative *chooser =
+	    gtk_file_chooser_native_new(_("Choose a scan or photo"), p->a->window,
+					GTK_FILE_CHOOSER_ACTION_OPEN, _("_Attach"), _("_Cancel"));
+	GtkFileFilter *filter = gtk_file_filter_new();
+
+	gtk_file_filter_set_name(filter, _("Scans and photos (PDF, PNG, JPEG)"));
+	gtk_file_filter_add_mime_type(filter, "application/pdf");
+	gtk_file_filter_add_mime_type(filter, "image/png");
+	gtk_file_filter_add_mime_type(filter, "image/jpeg");
+	gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(chooser), filter);
+	g_object_unref(filter);
+	g_object_set_data_full(G_OBJECT(chooser), "cs-material",
+			       g_strdup(g_object_get_data(G_OBJECT(button), "cs-material")),
+			       g_free);
+	gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(chooser), TRUE);
+	g_signal_connect(chooser, "response", G_CALLBACK(on_material_chosen), p);
+	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
+}
+
+/* --- payment: the QR code and its expiry ---------------------------------------------- */
+
+static gboolean
+tick_expiry(gpointer user_data)
+{
+	Apply *p = user_data;
+	gint64 left = (gint64)p->expires - g_get_real_time() / G_USEC_PER_SEC;
+	g_autofree char *text = NULL;
+
+	if (left <= 0) {
+		gtk_label_set_text(GTK_LABEL(p->expiry),
+				   _("The code has expired: choose a payment method again."));
+		gtk_widget_set_visible(p->qr, FALSE);
+		p->tick = 0;
+		return G_SOURCE_REMOVE;
+	}
+	text = g_strdup_printf(_("Scan the code to pay %s yuan; it expires in %d:%02d."), p->amount,
+			       (int)(left / 60), (int)(left % 60));
+	gtk_label_set_text(GTK_LABEL(p->expiry), text);
+	return G_SOURCE_CONTINUE;
+}
+
+static GdkTexture *
+qr_texture(const char *payload)
+{
+	QRcode *qr = QRcode_encodeString(payload, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+	const int scale = 6, margin = 4;
+	g_autoptr(GBytes) bytes = NULL;
+	guint8 *pixels;
+	gsize size, stride;
+
+	if (qr == NULL)
+		return NULL;
+	size = (gsize)(qr->width + 2 * margin) * (gsize)scale;
+	stride = size * 3; /* R8G8B8: GTK 4.8 has no grey format */
+	pixels = g_malloc(stride * size);
+	memset(pixels, 0xff, stride * size);
+	for (int y = 0; y < qr->width; y++) {
+		for (int x = 0; x < qr->width; x++) {
+			if (!(qr->data[y * qr->width + x] & 1))
+				continue;
+			for (int dy = 0; dy < scale; dy++)
+				memset(pixels + ((gsize)((y + margin) * scale + dy)) * stride +
+					   (gsize)((x + margin) * scale) * 3,
+				       0, (gsize)scale * 3);
+		}
+	}
+	QRcode_free(qr);
+	bytes = g_bytes_new_take(pixels, stride * size);
+	return gdk_memory_texture_new((int)size, (int)size, GDK_MEMORY_R8G8B8, bytes, stride);
+}
+
+static void
+on_payment(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Apply *p = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *payload = NULL;
+	g_autoptr(GdkTexture) texture = NULL;
+
+	if (!cs_order_call_start_payment_finish(CS_ORDER(source), &payload, &p->expires, result,
+						&error)) {
+		g_autofree char *why = cs_error_text(error);
+		g_autofree char *text = g_strdup_printf(_("Not accepted: %s"), why);
+		set_status(p, text, TRUE);
+		return;
+	}
+	texture = qr_texture(payload);
+	gtk_picture_set_paintable(GTK_PICTURE(p->qr), GDK_PAINTABLE(texture));
+	gtk_widget_set_visible(p->qr, texture != NULL);
+	g_free(p->amount);
+	p->amount = g_strdup_printf("%" G_GUINT64_FORMAT ".%02" G_GUINT64_FORMAT,
+				    cs_order_get_amount_fen(p->proxy) / 100,
+				    cs_order_get_amount_fen(p->proxy) % 100);
+	if (p->tick == 0)
+		p->tick = g_timeout_add_seconds(1, tick_expiry, p);
+	tick_expiry(p);
+}
+
+static void
+on_pay(GtkButton *button, gpointer user_data)
+{
+	Apply *p = user_data;
+
+	cs_order_call_start_payment(p->proxy, g_object_get_data(G_OBJECT(button), "cs-channel"),
+				    NULL, on_payment, p);
+}
+
+static GtkWidget *
+pay_button(Apply *p, const char *label, const char *channel)
+{
+	GtkWidget *button = gtk_button_new_with_label(label);
+
+	g_object_set_data(G_OBJECT(button), "cs-channel", (gpointer)channel);
+	g_signal_connect(button, "clicked", G_CALLBACK(on_pay), p);
+	return button;
+}
+
+/* The order's part of the page: materials, the SMS code, the payment, the actions. */
+static GtkWidget *
+order_box(Apply *p)
+{
+	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
+	GtkWidget *row, *label, *ok, *resend;
+
+	p->order_status = cs_label_new("", "heading");
+	gtk_box_append(GTK_BOX(box), p->order_status);
+	p->order_next = cs_label_new("", NULL);
+	gtk_box_append(GTK_BOX(box), p->order_next);
+	p->order_missing = cs_label_new("", NULL);
+	gtk_box_append(GTK_BOX(box), p->order_missing);
+	p->materials = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+	gtk_box_append(GTK_BOX(box), p->materials);
+
+	p->sms = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+	label = cs_label_new(_("SMS code"), "title-4");
+	gtk_box_append(GTK_BOX(p->sms), label);
+	gtk_box_append(GTK_BOX(p->sms),
+		       cs_label_new(_("Type the code the handler's phone received."), NULL));
+	row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+	p->sms_code = gtk_password_entry_new();
+	gtk_widget_set_hexpand(p->sms_code, TRUE);
+	gtk_accessible_update_relation(GTK_ACCESSIBLE(p->sms_code),
+				       GTK_ACCESSIBLE_RELATION_LABELLED_BY, label, NULL, -1);
+	ok = gtk_button_new_with_label(_("OK"));
+	resend = gtk_button_new_with_label(_("Send a new code"));
+	g_signal_connect(ok, "clicked", G_CALLBACK(on_verify), p);
+	g_signal_connect(resend, "clicked", G_CALLBACK(on_resend), p);
+	gtk_box_append(GTK_BOX(row), p->sms_code);
+	gtk_box_append(GTK_BOX(row), ok);
+	gtk_box_append(GTK_BOX(row), resend);
+	gtk_box_append(GTK_BOX(p->sms), row);
+	gtk_box_append(GTK_BOX(box), p->sms);
+
+	p->payment = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+	gtk_box_append(GTK_BOX(p->payment), cs_label_new(_("Payment"), "title-4"));
+	row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+	gtk_box_append(GTK_BOX(row), pay_button(p, _("Alipay"), "alipay"));
+	gtk_box_append(GTK_BOX(row), pay_button(p, _("WeChat Pay"), "wechat"));
+	gtk_box_append(GTK_BOX(row), pay_button(p, _("Test cashier"), "sandbox"));
+	gtk_box_append(GTK_BOX(p->payment), row);
+	p->qr = gtk_picture_new();
+	gtk_picture_set_can_shrink(GTK_PICTURE(p->qr), FALSE);
+	gtk_widget_set_halign(p->qr, GTK_ALIGN_START);
+	gtk_accessible_update_property(GTK_ACCESSIBLE(p->qr), GTK_ACCESSIBLE_PROPERTY_LABEL,
+				       _("Payment QR code"), -1);
+	gtk_widget_set_visible(p->qr, FALSE);
+	gtk_box_append(GTK_BOX(p->payment), p->qr);
+	p->expiry = cs_label_new("", NULL);
+	gtk_box_append(GTK_BOX(p->payment), p->expiry);
+	gtk_box_append(GTK_BOX(box), p->payment);
+
+	row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+	gtk_widget_set_halign(row, GTK_ALIGN_END);
+	p->cancel = gtk_button_new_with_label(_("Cancel the order"));
+	gtk_widget_add_css_class(p->cancel, "destructive-action");
+	p->confirm = gtk_button_new_with_label(_("Confirm the order"));
+	gtk_widget_add_css_class(p->confirm, "suggested-action");
+	p->submit = gtk_button_new_with_label(_("Confirm the application"));
+	gtk_widget_add_css_class(p->submit, "suggested-action");
+	g_signal_connect(p->cancel, "clicked", G_CALLBACK(on_cancel), p);
+	g_signal_connect(p->confirm, "clicked", G_CALLBACK(on_confirm), p);
+	g_signal_connect(p->submit, "clicked", G_CALLBACK(on_submit), p);
+	gtk_box_append(GTK_BOX(row), p->cancel);
+	gtk_box_append(GTK_BOX(row), p->confirm);
+	gtk_box_append(GTK_BOX(row), p->submit);
+	gtk_box_append(GTK_BOX(box), row);
+	gtk_widget_set_visible(box, FALSE);
+	return box;
+}
+
+static void
+on_back(GtkButton *button, gpointer user_data)
+{
+	Apply *p = user_data;
+
+	cs_assistant_go_home(p->a);
+}
+
+/* --- the page ------------------------------------------------------------------------- */
+
+static Apply *
+apply_page(CsAssistant *a)
+{
+	Apply *p = g_new0(Apply, 1);
+	GtkWidget *scroller = gtk_scrolled_window_new();
+	GtkWidget *clamp = adw_clamp_new();
+	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
+	GtkWidget *subjects = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 0);
+	GtkWidget *org = gtk_toggle_button_new_with_label(_("An organisation"));
+	GtkWidget *person = gtk_toggle_button_new_with_label(_("An individual"));
+	GtkWidget *buttons = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+	GtkWidget *back = gtk_button_new_with_label(_("Back"));
+
+	p->a = a;
+	p->fields = g_ptr_array_new_with_free_func(field_free);
+	p->title = cs_label_new("", "title-2");
+	gtk_box_append(GTK_BOX(box), p->title);
+	gtk_widget_add_css_class(subjects, "linked");
+	g_object_set_data(G_OBJECT(org), "cs-subject", (gpointer) "org");
+	g_object_set_data(G_OBJECT(person), "cs-subject", (gpointer) "person");
+	gtk_toggle_button_set_group(GTK_TOGGLE_BUTTON(person), GTK_TOGGLE_BUTTON(org));
+	g_signal_connect(org, "toggled", G_CALLBACK(on_subject), p);
+	g_signal_connect(person, "toggled", G_CALLBACK(on_subject), p);
+	gtk_box_append(GTK_BOX(subjects), org);
+	gtk_box_append(GTK_BOX(subjects), person);
+	gtk_box_append(GTK_BOX(box), subjects);
+	p->subjects = subjects;
+	p->form = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
+	gtk_box_append(GTK_BOX(box), p->form);
+	p->status = cs_label_new("", NULL);
+	gtk_box_append(GTK_BOX(box), p->status);
+
+	p->next = gtk_button_new_with_label(_("Next"));
+	gtk_widget_add_css_class(p->next, "suggested-action");
+	g_signal_connect(p->next, "clicked", G_CALLBACK(on_next), p);
+	g_signal_connect(back, "clicked", G_CALLBACK(on_back), p);
+	gtk_widget_set_halign(buttons, GTK_ALIGN_END);
+	gtk_box_append(GTK_BOX(buttons), back);
+	gtk_box_append(GTK_BOX(buttons), p->next);
+	gtk_box_append(GTK_BOX(box), buttons);
+	p->order_box = order_box(p);
+	gtk_box_append(GTK_BOX(box), p->order_box);
+
+	gtk_widget_set_margin_top(box, 18);
+	gtk_widget_set_margin_bottom(box, 18);
+	gtk_widget_set_margin_start(box, 12);
+	gtk_widget_set_margin_end(box, 12);
+	adw_clamp_set_maximum_size(ADW_CLAMP(clamp), 640);
+	adw_clamp_set_child(ADW_CLAMP(clamp), box);
+	gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroller), clamp);
+	p->page = scroller;
+	g_object_set_data(G_OBJECT(org), "cs-apply-person", person);
+	g_object_set_data(G_OBJECT(scroller), "cs-apply-org", org);
+	gtk_stack_add_named(a->stack, scroller, "apply");
+	return p;
+}
+
+void
+cs_assistant_apply_start(CsAssistant *a, const char *kind)
+{
+	Apply *p = a->apply;
+	GtkWidget *org;
+
+	if (p == NULL)
+		a->apply = p = apply_page(a);
+	g_free(p->kind);
+	p->kind = g_strdup(kind);
+	if (p->proxy != NULL)
+		g_signal_handlers_disconnect_by_data(p->proxy, p);
+	g_clear_object(&p->proxy);
+	if (p->tick != 0)
+		g_source_remove(p->tick);
+	p->tick = 0;
+	gtk_label_set_text(GTK_LABEL(p->title), kind);
+	gtk_widget_set_visible(p->next, TRUE);
+	gtk_widget_set_visible(p->form, TRUE);
+	gtk_widget_set_visible(p->subjects, TRUE);
+	gtk_widget_set_visible(p->order_box, FALSE);
+	set_status(p, NULL, FALSE);
+	gtk_stack_set_visible_child_name(a->stack, "apply");
+	org = g_object_get_data(G_OBJECT(p->page), "cs-apply-org");
+	if (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(org)))
+		load_flow(p, "org");
+	else
+		gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(org), TRUE);
+}

@@ -1,0 +1,91 @@
+/*
+ * cs-assistant-util.c — small helpers of the assistant: the daemon's errors, a key's
+ * holder, vendor names, dates, labels.
+ */
+#include <string.h>
+
+#include "cs-assistant.h"
+
+#define CS_ERROR_PREFIX "org.certseal.Error."
+
+/* The short name of a certseald error ("PinIncorrect"), or NULL for another error. */
+const char *
+cs_error_name(const GError *error)
+{
+	g_autofree char *remote = NULL;
+
+	if (error == NULL || !g_dbus_error_is_remote_error(error))
+		return NULL;
+	remote = g_dbus_error_get_remote_error(error);
+	if (remote == NULL || !g_str_has_prefix(remote, CS_ERROR_PREFIX))
+		return NULL;
+	return g_intern_string(remote + strlen(CS_ERROR_PREFIX));
+}
+
+/* The error's message without the D-Bus error name GDBus puts in front of it. */
+char *
+cs_error_text(const GError *error)
+{
+	g_autoptr(GError) copy = g_error_copy(error);
+
+	g_dbus_error_strip_remote_error(copy);
+	return g_strdup(copy->message);
+}
+
+/* The certificate's holder: the CN of CertificateSubject, else the whole subject; NULL
+ * when the key holds no certificate. */
+char *
+cs_key_holder(CsKey *key)
+{
+	const char *subject = cs_key_get_certificate_subject(key);
+	g_auto(GStrv) parts = NULL;
+
+	if (subject == NULL || *subject == '\0')
+		return NULL;
+	parts = g_strsplit_set(subject, ",/", -1);
+	for (guint i = 0; parts[i] != NULL; i++) {
+		const char *p = g_strstrip(parts[i]);
+		if (g_str_has_prefix(p, "CN="))
+			return g_strdup(p + 3);
+	}
+	return g_strdup(subject);
+}
+
+/* The vendor profile's name (Manager.Vendors) for @vendor_id, else the id itself. */
+const char *
+cs_vendor_name(CsAssistant *a, const char *vendor_id)
+{
+	GVariant *vendors = a->manager != NULL ? cs_manager_get_vendors(a->manager) : NULL;
+	GVariantIter iter;
+	const char *id, *name, *driver;
+
+	if (vendors == NULL || vendor_id == NULL)
+		return vendor_id != NULL ? vendor_id : "";
+	g_variant_iter_init(&iter, vendors);
+	while (g_variant_iter_next(&iter, "(&s&s&s)", &id, &name, &driver)) {
+		if (strcmp(id, vendor_id) == 0)
+			return name;
+	}
+	return vendor_id;
+}
+
+/* YYYY-MM-DD in local time. */
+char *
+cs_format_date(guint64 seconds)
+{
+	g_autoptr(GDateTime) t = g_date_time_new_from_unix_local((gint64)seconds);
+
+	return t != NULL ? g_date_time_format(t, "%Y-%m-%d") : g_strdup("?");
+}
+
+GtkWidget *
+cs_label_new(const char *text, const char *css_class)
+{
+	GtkWidget *label = gtk_label_new(text);
+
+	gtk_label_set_xalign(GTK_LABEL(label), 0);
+	gtk_label_set_wrap(GTK_LABEL(label), TRUE);
+	if (css_class != NULL)
+		gtk_widget_add_css_class(label, css_class);
+	return label;
+}
