@@ -1236,14 +1236,14 @@ cs_cli_apply(CsCli *cli, int argc, char **argv)
 		if (a.subject == NULL)
 			a.subject = ask_choice("Who applies?", subject_choices);
 		if (a.subject != NULL) {
-			a.flow =
+			g_autoptr(GVariant) reply =
 			    cs_cli_call(cli, CS_CLI_MANAGER_PATH, CS_CLI_MANAGER_IFACE, "GetFlow",
 					g_variant_new("(ss)", "new", a.subject), "(a{sv})", &error);
-			if (a.flow == NULL) {
+			if (reply == NULL) {
 				apply_clear(&a);
 				return cs_cli_fail_error(cli, error);
 			}
-			g_variant_get(a.flow, "(@a{sv})", &a.flow);
+			g_variant_get(reply, "(@a{sv})", &a.flow);
 		}
 		if (a.subject == NULL || !ask_fields(&a)) {
 			apply_clear(&a);

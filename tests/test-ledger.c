@@ -2006,6 +2006,7 @@ test_keyed_failed_ledger_refuses_writes(Fixture *f, gconstpointer data)
 	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
 	g_autofree char *id = append_events(ledger, 2);
 	g_autoptr(GError) error = NULL;
+	g_autoptr(CsOrderRow) order = NULL;
 
 	cs_ledger_refuse_writes(ledger, 2);
 	g_assert_cmpint(cs_ledger_get_failed_seq(ledger), ==, 2);
@@ -2013,7 +2014,8 @@ test_keyed_failed_ledger_refuses_writes(Fixture *f, gconstpointer data)
 	g_assert_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE);
 	g_assert_true(g_str_has_prefix(error->message, "ledger failed verification at event 2"));
 	/* Reading goes on. */
-	g_assert_nonnull(cs_ledger_load_order(ledger, id, NULL));
+	order = cs_ledger_load_order(ledger, id, NULL);
+	g_assert_nonnull(order);
 }
 
 /* A ledger from before keying (schema 7, checked in) is keyed by its migration, not

@@ -820,6 +820,8 @@ cs_engine_create_order(CsEngine *engine,
 {
 	CsSubjectType subject_type;
 	const CsPlugin *plugin = find_flow(engine, kind, subject_type_str, &subject_type, error);
+	/* A floating @fields is taken here, whichever way the call ends. */
+	g_autoptr(GVariant) owned = fields != NULL ? g_variant_ref_sink(fields) : NULL;
 	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GVariant) m = NULL;
 	g_autoptr(GVariant) merged = NULL;

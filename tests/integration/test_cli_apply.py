@@ -597,7 +597,7 @@ def test_apply_at_a_terminal_asks_each_step_and_asks_a_refused_field_again(bus, 
     assert r.returncode == 0, r.stdout + r.stderr
     t.expect("paid     → in_review")
     t.expect(f"Order {order_id} is in_review.")
-    assert t.wait() == 0
+    assert t.wait() == 0, t.text[-3000:]
     assert client.order(order_id).get("Materials") == ["id_back", "id_front", "seal_form"]
 
 
@@ -622,7 +622,7 @@ def test_apply_at_a_terminal_asks_only_what_the_file_lacks_edits_and_cancels(bus
     t.send("c")
     t.expect("cancel   → cancelled")
     t.expect(f"Order {order_id} is cancelled.")
-    assert t.wait() == 0
+    assert t.wait() == 0, t.text[-3000:]
     order = client.order(order_id)
     assert order.state == "cancelled"
     assert order.get("Fields")["postcode"] == "350001"
