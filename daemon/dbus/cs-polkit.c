@@ -158,7 +158,8 @@ on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
 		q->reason = g_strdup_printf("%s: polkit could not be asked (%s%s%s)", q->action,
 					    e->name, e->message != NULL ? ": " : "",
 					    e->message != NULL ? e->message : "");
-	} else if ((r = sd_bus_message_read(reply, "(bb", &authorized, &challenge)) < 0) {
+	} else if ((r = sd_bus_message_enter_container(reply, 'r', "bba{ss}")) < 0 ||
+		   (r = sd_bus_message_read(reply, "bb", &authorized, &challenge)) < 0) {
 		q->reason = g_strdup_printf("%s: polkit's answer cannot be read: %s", q->action,
 					    g_strerror(-r));
 	} else if (authorized) {
