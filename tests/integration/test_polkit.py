@@ -25,7 +25,7 @@ import time
 import pytest
 
 from conftest import (BUS_NAME, CERTSEALD, DEV_CONF, MANAGER_PATH, PERSON_FIELDS, SOURCE_DIR,
-                      Daemon, short_tmpdir)
+                      Daemon, key_path, short_tmpdir, vkey)
 
 POLKITD = "/usr/lib/polkit-1/polkitd"
 POLICY = os.path.join(SOURCE_DIR, "dbus", "org.certseal.CertSeal1.policy")
@@ -223,6 +223,7 @@ def system():
             time.sleep(0.05)
 
         daemon = SystemDaemon(bus, config=DEV_CONF)
+        vkey(daemon.state_dir, "create", "--vendor", "demo-a", "--serial", "KP0001")
         daemon.start()
         yield {"bus": bus, "polkitd": polkitd, "daemon": daemon}
     finally:
@@ -257,6 +258,36 @@ def test_polkit_decides_the_system_bus(system):
     # other uid is refused again (nothing learnt from the first caller serves the second).
     again = call_as(OTHER_UID, address, [create_order()])
     assert again[0]["error"] == "org.certseal.Error.AccessDenied", again
+
+
+def key_call(method, sig="", args=()):
+    return {"path": key_path("KP0001"), "iface": "org.certseal.CertSeal1.Key",
+            "method": method, "sig": sig, "args": list(args)}
+
+
+def key_prop(name):
+    return {"path": key_path("KP0001"), "iface": "org.freedesktop.DBus.Properties",
+            "method": "Get", "sig": "ss", "args": ["org.certseal.CertSeal1.Key", name]}
+
+
+def test_polkit_decides_key_login(system):
+    address = system["bus"].address
+
+    # Refused before the PIN reaches the key: no try is spent.
+    other = call_as(OTHER_UID, address, [key_call("Login", "s", ["123456"]),
+                                         key_prop("PinTriesLeft"), key_prop("LoggedIn")])
+    assert other[0]["ok"] is False, other
+    assert other[0]["error"] == "org.certseal.Error.AccessDenied"
+    assert "org.certseal.key-login" in other[0]["message"]
+    assert other[1]["ok"] and other[2]["ok"], other
+    tries = other[1]["value"]
+    assert other[2]["value"] == 0
+
+    ok = call_as(ALLOWED_UID, address, [key_call("Login", "s", ["123456"]), key_prop("LoggedIn"),
+                                        key_prop("PinTriesLeft"), key_call("Logout")])
+    assert [c["ok"] for c in ok] == [True, True, True, True], ok
+    assert ok[1]["value"] == 1
+    assert ok[2]["value"] == tries
 
 
 def test_polkit_gone_denies_and_the_daemon_keeps_answering(system):
