@@ -151,7 +151,11 @@ test_unknown_methods(void)
 	g_assert_cmpstr(cs_polkit_action_for("org.certseal.CertSeal1.Manager", "Anything"), ==,
 			CS_POLKIT_ORDER_CREATE);
 	g_assert_null(cs_polkit_action_for("org.freedesktop.DBus.Properties", "Get"));
-	g_assert_null(cs_polkit_action_for(NULL, "Login"));
+	/* A call that leaves out its interface is guarded by its member. */
+	g_assert_cmpstr(cs_polkit_action_for(NULL, "Login"), ==, CS_POLKIT_KEY_LOGIN);
+	g_assert_cmpstr(cs_polkit_action_for(NULL, "Download"), ==, CS_POLKIT_KEY_MANAGE);
+	g_assert_null(cs_polkit_action_for(NULL, "GetFlow"));
+	g_assert_null(cs_polkit_action_for("org.certseal.CertSeal1.Key", NULL));
 }
 
 /* On the session bus (no CsPolkit) nothing is asked: the check passes at once. */

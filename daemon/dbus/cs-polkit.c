@@ -94,8 +94,16 @@ static const Guard guards[] = {
 const char *
 cs_polkit_action_for(const char *interface, const char *member)
 {
-	if (interface == NULL || member == NULL)
+	if (member == NULL)
 		return NULL;
+	/* A call may leave out its interface: it is then guarded as the method of that name
+	 * (our method names are unique across our interfaces). */
+	if (interface == NULL) {
+		for (gsize i = 0; i < G_N_ELEMENTS(guards); i++)
+			if (strcmp(guards[i].member, member) == 0)
+				return guards[i].action;
+		return NULL;
+	}
 	for (gsize i = 0; i < G_N_ELEMENTS(guards); i++)
 		if (strcmp(guards[i].interface, interface) == 0 &&
 		    strcmp(guards[i].member, member) == 0)

@@ -254,6 +254,11 @@ def test_polkit_decides_the_system_bus(system):
     assert "polkit does not allow" in other[0]["message"]
     assert other[1]["ok"] is True, other
 
+    # A call that leaves out its interface gets no further (sd-bus refuses it before any
+    # handler; were it dispatched, it would be guarded by its member).
+    bare = call_as(OTHER_UID, address, [dict(create_order(), iface=None)])
+    assert bare[0]["ok"] is False, bare
+
     # polkit's answer is not kept: the allowed uid is asked about again per call, and the
     # other uid is refused again (nothing learnt from the first caller serves the second).
     again = call_as(OTHER_UID, address, [create_order()])
