@@ -295,6 +295,25 @@ def test_polkit_decides_key_login(system):
     assert ok[2]["value"] == tries
 
 
+def test_polkit_silent_denies_after_the_bound(system):
+    """polkitd stopped (SIGSTOP: it owns its name but never answers): the call is refused
+    when the 5 s bound passes, naming the action, and the daemon goes on answering."""
+    address = system["bus"].address
+    polkitd = system["polkitd"]
+    polkitd.send_signal(signal.SIGSTOP)
+    try:
+        calls = call_as(ALLOWED_UID, address, [create_order(), get_flow()])
+    finally:
+        polkitd.send_signal(signal.SIGCONT)
+    assert calls[0]["ok"] is False, calls
+    assert calls[0]["error"] == "org.certseal.Error.AccessDenied"
+    assert "org.certseal.order-create: polkit could not be asked" in calls[0]["message"]
+    assert calls[1]["ok"] is True, calls
+    # polkitd back: the same caller is allowed again (nothing was remembered meanwhile).
+    again = call_as(ALLOWED_UID, address, [create_order()])
+    assert again[0]["ok"] is True, again
+
+
 def test_polkit_gone_denies_and_the_daemon_keeps_answering(system):
     address = system["bus"].address
     polkitd = system["polkitd"]
