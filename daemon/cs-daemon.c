@@ -408,7 +408,8 @@ cs_daemon_run(CsDaemon *self, GError **error)
 		g_source_remove(sigint);
 		return FALSE;
 	}
-	self->dbus_keys = cs_dbus_keys_new(cs_dbus_get_bus(self->dbus), self->keys, error);
+	self->dbus_keys = cs_dbus_keys_new(cs_dbus_get_bus(self->dbus),
+					   cs_dbus_get_polkit(self->dbus), self->keys, error);
 	if (self->dbus_keys == NULL) {
 		g_source_remove(sigterm);
 		g_source_remove(sigint);

@@ -8,7 +8,7 @@ packages=(
   libglib2.0-dev libsystemd-dev libsqlite3-dev libssl-dev
   libpango1.0-dev libcairo2-dev fonts-wqy-microhei poppler-utils
   libqrencode-dev zbar-tools
-  dbus systemd sqlite3 valgrind
+  dbus systemd sqlite3 valgrind polkitd util-linux libxml2-utils
   python3 python3-dbus python3-gi python3-pytest python3-jsonschema
   softhsm2 libp11-dev libp11-kit-dev openssl binutils opensc
   libzmq3-dev libjson-glib-dev python3-zmq python3-cryptography clang libclang-rt-14-dev

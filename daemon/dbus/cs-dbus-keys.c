@@ -33,6 +33,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_bus_message, sd_bus_message_unref)
 struct _CsDbusKeys {
 	sd_bus *bus;
 	CsKeys *keys;
+	CsPolkit *polkit; /* NULL on the session bus */
 	sd_bus_slot *vtable_slot;
 	sd_bus_slot *enum_slot;
 };
@@ -233,7 +234,10 @@ method_login(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	CsDbusKeys *self = userdata;
 	const char *pin = NULL;
 	const char *id;
-	int r = sd_bus_message_read(m, "s", &pin);
+	int r;
+
+	CS_POLKIT_GATE(self->polkit, m, ret_error);
+	r = sd_bus_message_read(m, "s", &pin);
 
 	if (r < 0)
 		return r;
@@ -250,7 +254,10 @@ static int
 method_logout(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbusKeys *self = userdata;
-	const char *id = key_id_of(self, m, ret_error);
+	const char *id;
+
+	CS_POLKIT_GATE(self->polkit, m, ret_error);
+	id = key_id_of(self, m, ret_error);
 
 	if (id == NULL)
 		return -ENODEV;
@@ -264,7 +271,10 @@ method_change_pin(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	CsDbusKeys *self = userdata;
 	const char *old_pin = NULL, *new_pin = NULL;
 	const char *id;
-	int r = sd_bus_message_read(m, "ss", &old_pin, &new_pin);
+	int r;
+
+	CS_POLKIT_GATE(self->polkit, m, ret_error);
+	r = sd_bus_message_read(m, "ss", &old_pin, &new_pin);
 
 	if (r < 0)
 		return r;
@@ -281,7 +291,10 @@ static int
 method_read_seal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbusKeys *self = userdata;
-	const char *id = key_id_of(self, m, ret_error);
+	const char *id;
+
+	CS_POLKIT_GATE(self->polkit, m, ret_error);
+	id = key_id_of(self, m, ret_error);
 
 	if (id == NULL)
 		return -ENODEV;
@@ -296,7 +309,10 @@ method_seal_document(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	const char *filename = NULL;
 	const char *id;
 	int fd = -1;
-	int r = sd_bus_message_read(m, "sh", &filename, &fd);
+	int r;
+
+	CS_POLKIT_GATE(self->polkit, m, ret_error);
+	r = sd_bus_message_read(m, "sh", &filename, &fd);
 
 	if (r < 0)
 		return r;
@@ -382,12 +398,13 @@ on_key_changed(CsKeys *keys, CsKey *key, CsKeyChange change, gpointer user_data)
 }
 
 CsDbusKeys *
-cs_dbus_keys_new(sd_bus *bus, CsKeys *keys, GError **error)
+cs_dbus_keys_new(sd_bus *bus, CsPolkit *polkit, CsKeys *keys, GError **error)
 {
 	CsDbusKeys *self = g_new0(CsDbusKeys, 1);
 	int r;
 
 	self->bus = sd_bus_ref(bus);
+	self->polkit = polkit;
 	self->keys = keys;
 	r = sd_bus_add_fallback_vtable(bus, &self->vtable_slot, CS_DBUS_KEYS_PATH,
 				       CS_DBUS_KEY_IFACE, key_vtable, key_find, self);

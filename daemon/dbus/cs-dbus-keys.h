@@ -7,6 +7,7 @@
 #include <systemd/sd-bus.h>
 
 #include "cs-keys.h"
+#include "cs-polkit.h"
 
 G_BEGIN_DECLS
 
@@ -16,8 +17,9 @@ G_BEGIN_DECLS
 typedef struct _CsDbusKeys CsDbusKeys;
 
 /* Export the keys of @keys on @bus (whose ObjectManager at /org/certseal/CertSeal1 then
- * reports them) and announce arrivals and removals. Both are borrowed. */
-CsDbusKeys *cs_dbus_keys_new(sd_bus *bus, CsKeys *keys, GError **error);
+ * reports them) and announce arrivals and removals; every method asks @polkit first (NULL:
+ * nothing to ask, the session bus). All three are borrowed. */
+CsDbusKeys *cs_dbus_keys_new(sd_bus *bus, CsPolkit *polkit, CsKeys *keys, GError **error);
 void cs_dbus_keys_free(CsDbusKeys *front);
 
 G_END_DECLS

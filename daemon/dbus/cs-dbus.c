@@ -36,6 +36,7 @@
 #include "cs-invoicing.h"
 #include "cs-ledger.h"
 #include "cs-payments.h"
+#include "cs-polkit.h"
 #include "cs-forms.h"
 #include "cs-material.h"
 #include "cs-validate.h"
@@ -55,6 +56,8 @@ struct _CsDbus {
 	 * all, bounded by material_uploads_per_user and material_uploads_max. */
 	GHashTable *uploads_by_uid;
 	guint uploads;
+	/* Asked for every key and order method on the system bus; NULL on the session bus. */
+	CsPolkit *polkit;
 };
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_bus_creds, sd_bus_creds_unref)
@@ -492,6 +495,7 @@ method_create_order(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	CsOrder *order;
 	int r;
 
+	CS_POLKIT_GATE(self->polkit, m, ret_error);
 	r = sd_bus_message_read(m, "ss", &kind, &subject_type);
 	if (r < 0)
 		return r;
@@ -565,8 +569,10 @@ method_send_query_code(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
 	g_autoptr(GError) error = NULL;
 	g_autofree char *masked = NULL;
 	CsRequest req;
-	int r = sd_bus_message_read(m, "sss", &vendor, &subject_type, &id_number);
+	int r;
 
+	CS_POLKIT_GATE(self->polkit, m, ret_error);
+	r = sd_bus_message_read(m, "sss", &vendor, &subject_type, &id_number);
 	if (r < 0)
 		return r;
 	if (!request_from_message(self, m, &req, &error))
@@ -586,8 +592,10 @@ method_find_orders(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	g_autoptr(GPtrArray) ids = NULL;
 	g_autoptr(sd_bus_message) reply = NULL;
 	CsRequest req;
-	int r = sd_bus_message_read(m, "ssss", &vendor, &subject_type, &id_number, &code);
+	int r;
 
+	CS_POLKIT_GATE(self->polkit, m, ret_error);
+	r = sd_bus_message_read(m, "ssss", &vendor, &subject_type, &id_number, &code);
 	if (r < 0)
 		return r;
 	if (!request_from_message(self, m, &req, &error))
@@ -629,8 +637,10 @@ method_find_certificates(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 	g_autoptr(sd_bus_message) reply = NULL;
 	gint64 now_s = g_get_real_time() / G_USEC_PER_SEC;
 	CsRequest req;
-	int r = sd_bus_message_read(m, "ssss", &vendor, &subject_type, &id_number, &code);
+	int r;
 
+	CS_POLKIT_GATE(self->polkit, m, ret_error);
+	r = sd_bus_message_read(m, "ssss", &vendor, &subject_type, &id_number, &code);
 	if (r < 0)
 		return r;
 	if (!request_from_message(self, m, &req, &error))
@@ -1073,21 +1083,25 @@ method_to_action(const char *member)
 	return g_string_free(s, FALSE);
 }
 
-/* The order a method call is addressed to and the caller's request. Negative (with
- * @ret_error set for the reply) when either cannot be had. */
+/* The order a method call is addressed to and the caller's request: 1 when both are had,
+ * 0 while polkit is being asked (the handler returns 1 and runs again with the answer),
+ * negative (with @ret_error set for the reply) when either cannot be had. */
 static int
 order_call(
     CsDbus *self, sd_bus_message *m, CsOrder **order, CsRequest *req, sd_bus_error *ret_error)
 {
 	g_autoptr(GError) error = NULL;
+	int r = cs_polkit_check(self->polkit, m, ret_error);
 
+	if (r <= 0)
+		return r;
 	*order = order_at(self, sd_bus_message_get_path(m));
 	if (*order == NULL)
 		return sd_bus_error_set(ret_error, SD_BUS_ERROR_UNKNOWN_OBJECT,
 					sd_bus_message_get_path(m));
 	if (!request_from_message(self, m, req, &error))
 		return reply_error(ret_error, error);
-	return 0;
+	return 1;
 }
 
 static int
@@ -1100,8 +1114,8 @@ method_order_act(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	CsRequest req;
 	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (r < 0)
-		return r;
+	if (r <= 0)
+		return r < 0 ? r : 1; /* 0: polkit is being asked */
 	if (!cs_engine_act(self->engine, &req, order, action, &error))
 		return reply_error(ret_error, error);
 	return sd_bus_reply_method_return(m, NULL);
@@ -1117,8 +1131,8 @@ method_order_verify_sms_code(sd_bus_message *m, void *userdata, sd_bus_error *re
 	CsRequest req;
 	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (r < 0)
-		return r;
+	if (r <= 0)
+		return r < 0 ? r : 1; /* 0: polkit is being asked */
 	r = sd_bus_message_read(m, "s", &code);
 	if (r < 0)
 		return r;
@@ -1143,8 +1157,8 @@ method_order_act_on_key(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 	CsRequest req;
 	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (r < 0)
-		return r;
+	if (r <= 0)
+		return r < 0 ? r : 1; /* 0: polkit is being asked */
 	r = sd_bus_message_read(m, "o", &path);
 	if (r < 0)
 		return r;
@@ -1201,8 +1215,8 @@ method_order_unlock(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	CsRequest req;
 	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (r < 0)
-		return r;
+	if (r <= 0)
+		return r < 0 ? r : 1; /* 0: polkit is being asked */
 	r = sd_bus_message_read(m, "oss", &key, &code, &new_pin);
 	if (r < 0)
 		return r;
@@ -1230,8 +1244,8 @@ method_order_send_sms_code(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 	CsRequest req;
 	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (r < 0)
-		return r;
+	if (r <= 0)
+		return r < 0 ? r : 1; /* 0: polkit is being asked */
 	if (!cs_engine_send_code(self->engine, &req, order, &masked, &error))
 		return reply_error(ret_error, error);
 	return sd_bus_reply_method_return(m, "s", masked);
@@ -1247,8 +1261,8 @@ method_order_get_invoice(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 	CsRequest req;
 	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (r < 0)
-		return r;
+	if (r <= 0)
+		return r < 0 ? r : 1; /* 0: polkit is being asked */
 	pdf = cs_invoicing_get(self->engine, &req, order, &error);
 	if (pdf == NULL)
 		return reply_error(ret_error, error);
@@ -1290,8 +1304,8 @@ method_order_start_payment(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 	CsRequest req;
 	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (r < 0)
-		return r;
+	if (r <= 0)
+		return r < 0 ? r : 1; /* 0: polkit is being asked */
 	r = sd_bus_message_read(m, "s", &channel);
 	if (r < 0)
 		return r;
@@ -1310,8 +1324,8 @@ method_order_update(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	CsRequest req;
 	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (r < 0)
-		return r;
+	if (r <= 0)
+		return r < 0 ? r : 1; /* 0: polkit is being asked */
 	if (!read_fields(m, &fields, &error) ||
 	    !cs_engine_update_order(self->engine, &req, order, fields, &error))
 		return reply_error(ret_error, error);
@@ -1519,8 +1533,8 @@ method_order_attach_material(sd_bus_message *m, void *userdata, sd_bus_error *re
 	int fd = -1;
 	int r = order_call(self, m, &order, &req, ret_error);
 
-	if (r < 0)
-		return r;
+	if (r <= 0)
+		return r < 0 ? r : 1; /* 0: polkit is being asked */
 	r = sd_bus_message_read(m, "ssh", &kind, &filename, &fd);
 	if (r < 0)
 		return r;
@@ -1825,6 +1839,8 @@ cs_dbus_new(CsEngine *engine,
 			    bus_type == CS_BUS_SESSION ? "session" : "system", g_strerror(-r));
 		return NULL;
 	}
+	if (bus_type == CS_BUS_SYSTEM)
+		self->polkit = cs_polkit_new(self->bus);
 	r = sd_event_new(&self->event);
 	if (r >= 0)
 		r = sd_bus_attach_event(self->bus, self->event, SD_EVENT_PRIORITY_NORMAL);
@@ -1871,6 +1887,12 @@ cs_dbus_get_bus(CsDbus *self)
 	return self->bus;
 }
 
+CsPolkit *
+cs_dbus_get_polkit(CsDbus *self)
+{
+	return self->polkit;
+}
+
 const char *
 cs_dbus_get_unique_name(CsDbus *self)
 {
@@ -1894,6 +1916,7 @@ cs_dbus_free(CsDbus *self)
 		g_source_unref(self->source);
 	}
 	self->name_owner_slot = sd_bus_slot_unref(self->name_owner_slot);
+	cs_polkit_free(self->polkit);
 	if (self->bus != NULL) {
 		sd_bus_flush(self->bus);
 		sd_bus_detach_event(self->bus);

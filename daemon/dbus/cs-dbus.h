@@ -11,6 +11,7 @@
 
 #include "cs-engine.h"
 #include "cs-payments.h"
+#include "cs-polkit.h"
 
 G_BEGIN_DECLS
 
@@ -43,6 +44,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsDbus, cs_dbus_free)
 /* Our connection, for the other object families of the front (cs-dbus-keys.c). */
 struct sd_bus;
 struct sd_bus *cs_dbus_get_bus(CsDbus *dbus);
+
+/* Who asks polkit for the other object families; NULL on the session bus. */
+CsPolkit *cs_dbus_get_polkit(CsDbus *dbus);
 
 /* The unique name of our connection (for benchmarks and logs). */
 const char *cs_dbus_get_unique_name(CsDbus *dbus);
