@@ -147,11 +147,13 @@ remind_one(
 	for (guint i = 0; ok && i < all->len; i++) {
 		const Threshold *t = &g_array_index(all, Threshold, i);
 		gboolean this_one = t == latest && phone != NULL && tasks != NULL;
+		g_autoptr(GVariant) data = NULL;
+
 		if (t->due > now || (done != NULL && g_hash_table_contains(done, t->name)))
 			continue;
+		data = g_variant_ref_sink(event_data(row, t->name, this_one));
 		ok = cs_ledger_append_event(ledger, row->order_id, REMINDER_EVENT, NULL, NULL,
-					    "system", event_data(row, t->name, this_one),
-					    g_get_real_time(), NULL, error);
+					    "system", data, g_get_real_time(), NULL, error);
 	}
 	if (ok && phone != NULL && tasks != NULL) {
 		params = json_object_new();

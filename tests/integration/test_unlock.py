@@ -31,6 +31,7 @@ from conftest import (BUILD_DIR, DEV_VENDORS_D, KEY_IFACE, ORDER_IFACE, Bus, Cli
                       key_path, run_until, vkey, write_config)
 from flow_helpers import Application, Office, blank_key, pin_like, secret_of
 from office_helpers import OfficeEnv, Worker
+from test_vkey_pkcs11 import sanitizer_env
 
 MODULE = os.path.join(BUILD_DIR, "drivers", "vkey", "certseal-vkey-pkcs11.so")
 MAKE_SEALED_KEY = os.path.join(BUILD_DIR, "tests", "make-sealed-key")
@@ -390,7 +391,8 @@ def test_a_locked_so_pin_is_not_eligible(env, plugged):
     u = Unlock(env, app, path)
     code = u.to_authorized()
     # Lock the key's SO PIN with a peer's tool (as a user with a wrong admin PIN would).
-    tool_env = dict(os.environ, CERTSEAL_VKEY_DIR=os.path.join(d.state_dir, "drivers", "vkey"))
+    tool_env = sanitizer_env(
+        dict(os.environ, CERTSEAL_VKEY_DIR=os.path.join(d.state_dir, "drivers", "vkey")))
     for _ in range(10):
         subprocess.run(["pkcs11-tool", "--module", MODULE, "--login", "--login-type", "so",
                         "--so-pin", "99999999", "--init-pin", "--new-pin", "246810"],
