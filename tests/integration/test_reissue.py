@@ -1,0 +1,226 @@
+"""
+Replacement after loss or damage (丢失补办, docs/architecture.md §1.4): a certificate found by
+an order query on the caller's connection is reissued on a new blank key, exactly as a new
+order runs (materials, SMS, payment, review, making, shipping). A lost key's certificate is
+revoked keyCompromise in the step that verifies the order's SMS code and stays revoked if
+the order is cancelled; a damaged key's is revoked superseded when the new key is made. The
+new certificate keeps the old one's end date. Real daemon, real CA, real virtual keys.
+"""
+
+import datetime
+import os
+import tempfile
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from conftest import (KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, Bus, Client, Daemon, dbus_error,
+                      key_path, run_until, short_tmpdir, write_config)
+from flow_helpers import Application, Office, blank_key, key_certificate, openssl, secret_of
+from office_helpers import office_info
+from test_crash import recompute_chain
+from test_new_flow import ca_chain
+
+ERR_NOT_FOUND = "org.certseal.Error.NotFound"
+ERR_NOT_ELIGIBLE = "org.certseal.Error.NotEligible"
+
+
+class World:
+    def __init__(self):
+        self.bus = Bus()
+        workdir = short_tmpdir("csr-")
+        conf = write_config(os.path.join(workdir, "certseald.conf"),
+                            sms={"query_grant_s": 600, "resend_cooldown_s": 0,
+                                 "daily_cap": 1000, "query_codes_per_uid_hour": 1000,
+                                 "query_codes_per_subject_day": 1000})
+        self.daemon = Daemon(self.bus, config=conf)
+        self.daemon.start()
+        office_info(self.daemon.state_dir)
+        self.office = Office(self.daemon.state_dir)
+        self.client = Client(self.bus)
+        self.n = 900
+
+    def close(self):
+        self.client.close()
+        self.daemon.cleanup()
+        self.bus.close()
+
+
+@pytest.fixture
+def world():
+    w = World()
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def made_key(w, subject, serial):
+    """A key made and delivered through the new flow: (application, certificate)."""
+    w.n += 1
+    a = Application(w.client, w.office, subject, n=w.n)
+    a.to_review()
+    a.approve()
+    blank_key(w.daemon.state_dir, w.client, serial)
+    a.make(serial)
+    a.ship(f"SF{serial}")
+    a.deliver()
+    path = key_path(serial)
+    assert run_until(lambda: w.client.get(path, KEY_IFACE, "CertificateSerial") != "", 5.0)
+    return a, x509.load_der_x509_certificate(key_certificate(w.client, path))
+
+
+def id_of(a):
+    return a.fields["uscc" if a.subject == "org" else "id_number"]
+
+
+def hexserial(cert):
+    return f"{cert.serial_number:032X}"
+
+
+def query(w, client, a):
+    """SendQueryCode and FindCertificates on @client's connection: the certificates."""
+    mark = w.office.mark("sms")
+    client.call(MANAGER_PATH, MANAGER_IFACE, "SendQueryCode", "sss", ("", a.subject, id_of(a)))
+    msg = w.office.wait_message("sms", to=a.handler_phone, template="query_code", after=mark)
+    assert msg is not None, "no query code"
+    return find_certs(client, a, secret_of(msg))
+
+
+def find_certs(client, a, code=""):
+    rows = client.call(MANAGER_PATH, MANAGER_IFACE, "FindCertificates", "ssss",
+                       ("", a.subject, id_of(a), code))
+    return {str(r[0]).upper(): str(r[3]) for r in rows}
+
+
+class Reissue(Application):
+    """A `reissue` order driven with the new flow's steps."""
+
+    def __init__(self, old, client, serial, reason):
+        self.client = client
+        self.office = old.office
+        self.subject = old.subject
+        self.n = old.n
+        self.fields = dict(old.fields)
+        self.order = client.create_order("reissue", old.subject,
+                                         {"certificate_serial": serial, "reason": reason})
+        self.id = self.order.id
+        self.code = None
+        self.pin = None
+        self.paid_window = None
+        self.codes = []
+
+
+def crl_reason(w, cert):
+    pem = w.office.ok("ca", "crl", "--vendor", "demo-a")
+    text = pem[0]["pem"] if isinstance(pem, list) else pem
+    crl = x509.load_pem_x509_crl(text.encode())
+    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    if entry is None:
+        return None
+    return entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+
+
+def check_ledger(w):
+    with tempfile.TemporaryDirectory() as tmp:
+        assert recompute_chain(os.path.join(w.daemon.state_dir, "ledger.db"), tmp) > 0
+
+
+@pytest.mark.parametrize("subject,reason", [("org", "lost"), ("person", "lost"),
+                                            ("org", "damaged"), ("person", "damaged")])
+def test_a_reissue_makes_a_new_key_and_revokes_the_old_certificate(world, subject, reason,
+                                                                   tmp_dir):
+    w = world
+    old, cert = made_key(w, subject, f"RO{subject[0]}{reason[0]}1")
+    old_serial = hexserial(cert)
+    assert query(w, w.client, old) == {old_serial: "valid"}
+    r = Reissue(old, w.client, old_serial.lower(), reason)
+    assert r.state == "draft"
+    # Pre-filled from the old order and the registry.
+    fields = r.prop("Fields")
+    assert fields["certificate_serial"] == old_serial
+    assert fields["address"] == old.fields["address"]
+    assert fields["auth_method"] == old.fields["auth_method"]
+    r.confirm()
+    r.attach_all()
+    r.submit()
+    r.verify()
+    assert r.state == "unpaid"
+    status = find_certs(w.client, old)
+    if reason == "lost":
+        assert status[old_serial] == "revoked", status
+        assert crl_reason(w, cert) == x509.ReasonFlags.key_compromise
+    else:
+        assert status[old_serial] == "valid", status
+        assert crl_reason(w, cert) is None
+    r.pay()
+    r.approve()
+    serial = f"RN{subject[0]}{reason[0]}1"
+    blank_key(w.daemon.state_dir, w.client, serial)
+    r.make(serial)
+    path = key_path(serial)
+    assert run_until(lambda: w.client.get(path, KEY_IFACE, "CertificateSerial") != "", 5.0)
+    new = x509.load_der_x509_certificate(key_certificate(w.client, path))
+    assert new.serial_number != cert.serial_number
+    assert new.subject == cert.subject
+    # The old end date kept.
+    assert new.not_valid_after == cert.not_valid_after
+    assert new.not_valid_before >= cert.not_valid_before
+    chain = ca_chain(w.office, tmp_dir)
+    pem = os.path.join(tmp_dir, f"{serial}.pem")
+    with open(pem, "wb") as f:
+        f.write(new.public_bytes(Encoding.PEM))
+    v = openssl("verify", "-CAfile", chain, pem)
+    assert v.returncode == 0 and f"{pem}: OK" in v.stdout, v.stdout + v.stderr
+    status = find_certs(w.client, old)
+    expect = "revoked" if reason == "lost" else "superseded"
+    assert status[old_serial] == expect, status
+    assert crl_reason(w, cert) == (x509.ReasonFlags.key_compromise if reason == "lost"
+                                   else x509.ReasonFlags.superseded)
+    assert status[hexserial(new)] == "valid", status
+    r.ship("SF-R1")
+    r.deliver()
+    check_ledger(w)
+
+
+def test_refusals(world):
+    w = world
+    old, cert = made_key(w, "org", "RREF1")
+    old_serial = hexserial(cert)
+    # Not found on this connection: no query yet.
+    with dbus_error(ERR_NOT_FOUND, "FindCertificates"):
+        w.client.create_order("reissue", "org", {"certificate_serial": old_serial,
+                                                 "reason": "lost"})
+    # Another connection of the same user, without the grant.
+    query(w, w.client, old)
+    other = Client(w.bus)
+    try:
+        with dbus_error(ERR_NOT_FOUND):
+            other.create_order("reissue", "org", {"certificate_serial": old_serial,
+                                                  "reason": "damaged"})
+    finally:
+        other.close()
+    # A second open reissue of the same certificate.
+    first = Reissue(old, w.client, old_serial, "damaged")
+    with dbus_error(ERR_NOT_ELIGIBLE, first.id):
+        Reissue(old, w.client, old_serial, "lost")
+    # Cancelled before payment: a damaged key's certificate stays valid.
+    first.call("Cancel")
+    assert first.state == "cancelled"
+    assert find_certs(w.client, old)[old_serial] == "valid"
+    # A lost one stays revoked after a cancel.
+    lost = Reissue(old, w.client, old_serial, "lost")
+    lost.confirm()
+    lost.attach_all()
+    lost.submit()
+    lost.verify()
+    assert find_certs(w.client, old)[old_serial] == "revoked"
+    lost.call("Cancel")
+    assert lost.state == "cancelled"
+    assert find_certs(w.client, old)[old_serial] == "revoked"
+    assert crl_reason(w, cert) == x509.ReasonFlags.key_compromise
+    # A revoked certificate is not reissued.
+    with dbus_error(ERR_NOT_ELIGIBLE, "revoked (keyCompromise)"):
+        Reissue(old, w.client, old_serial, "lost")
+    check_ledger(w)
