@@ -540,6 +540,9 @@ static const Command commands[] = {
     {"query", cs_cli_query,
      "订单查询: a subject's orders by a code to its phone --subject org|person --id NUMBER "
      "[--vendor ID] [--certificates]"},
+    {"reissue", cs_cli_reissue,
+     "补办: replace a lost or damaged key --subject org|person --id NUMBER --serial S "
+     "--reason lost|damaged (queries first: the grant is per connection)"},
     {"order", cs_cli_order, "show|confirm|cancel|submit|send-code|verify ORDER_ID"},
     {"form", cs_cli_form, "a blank form: seal_form_org|seal_form_person --output FILE"},
     {"keys", cmd_keys, "the USB keys inserted [--json]"},

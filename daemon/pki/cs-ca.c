@@ -1133,6 +1133,22 @@ cs_ca_set_regenerate_crl(CsCaSet *set, const char *vendor, gint64 now, GError **
 	return publish_crl(ca, revoked, number, now, error);
 }
 
+void
+cs_ca_set_refresh_crls(CsCaSet *set, gint64 now)
+{
+	GHashTableIter iter;
+	gpointer vendor;
+
+	g_hash_table_iter_init(&iter, set->cas);
+	while (g_hash_table_iter_next(&iter, &vendor, NULL)) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GBytes) crl = cs_ca_set_regenerate_crl(set, vendor, now, &error);
+		if (crl == NULL)
+			g_warning("vendor %s: the CRL was not re-issued: %s", (const char *)vendor,
+				  error->message);
+	}
+}
+
 CsCaSet *
 cs_ca_set_new(CsConfig *config, const char *state_dir, CsLedger *ledger, GError **error)
 {

@@ -137,6 +137,11 @@ gboolean cs_ca_set_revoke(CsCaSet *set,
 			  GError **error);
 /* Regenerate the vendor's CRL now (a new number), write issuing.crl and return its DER. */
 GBytes *cs_ca_set_regenerate_crl(CsCaSet *set, const char *vendor, gint64 now, GError **error);
+/* How often the daemon re-issues every CRL, well before their nextUpdate (7 days on): a
+ * day. */
+#define CS_CA_CRL_REFRESH_S (24 * 3600)
+/* Re-issue the CRL of every vendor (failures are logged; the next round tries again). */
+void cs_ca_set_refresh_crls(CsCaSet *set, gint64 now);
 /* A subject's certificates (CsCertRow; status valid | revoked | expired at @now), what
  * FindCertificates returns once SMS query codes exist. */
 /* The revocation's checks and ledger writes only, in the caller's open transaction; the

@@ -7,15 +7,16 @@ the order is cancelled; a damaged key's is revoked superseded when the new key i
 new certificate keeps the old one's end date. Real daemon, real CA, real virtual keys.
 """
 
-import datetime
+import json
 import os
+import subprocess
 import tempfile
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from conftest import (KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, Bus, Client, Daemon, dbus_error,
+from conftest import (CLI, KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, Bus, Client, Daemon, dbus_error,
                       key_path, run_until, short_tmpdir, write_config)
 from flow_helpers import Application, Office, blank_key, key_certificate, openssl, secret_of
 from office_helpers import office_info
@@ -224,3 +225,29 @@ def test_refusals(world):
     with dbus_error(ERR_NOT_ELIGIBLE, "revoked (keyCompromise)"):
         Reissue(old, w.client, old_serial, "lost")
     check_ledger(w)
+
+
+def test_certseal_reissue_queries_then_creates_the_order_on_the_same_connection(world):
+    w = world
+    old, cert = made_key(w, "person", "RCLI1")
+    old_serial = hexserial(cert)
+    args = [CLI, "--session", "--json", "reissue", "--subject", "person", "--id", id_of(old),
+            "--serial", old_serial, "--reason", "damaged"]
+    mark = w.office.mark("sms")
+    p = subprocess.Popen(args, env=w.bus.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    msg = w.office.wait_message("sms", to=old.handler_phone, template="query_code", after=mark)
+    assert msg is not None
+    code = secret_of(msg)
+    out, err = p.communicate(code + "\n", timeout=30)
+    assert p.returncode == 0, out + err
+    assert code not in out and code not in err
+    doc = json.loads(out)
+    order = w.client.order(doc["order"])
+    assert order.get("Kind") == "reissue" and order.state == "draft"
+    assert order.get("Fields")["reason"] == "damaged"
+    assert [c["status"] for c in doc["certificates"] if c["serial"] == old_serial] == ["valid"]
+    # The help says why the query runs in the same process.
+    r = subprocess.run([CLI, "--session", "reissue"], env=w.bus.env(), capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "per connection" in r.stderr, r.stderr
