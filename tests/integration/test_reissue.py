@@ -251,3 +251,67 @@ def test_certseal_reissue_queries_then_creates_the_order_on_the_same_connection(
     r = subprocess.run([CLI, "--session", "reissue"], env=w.bus.env(), capture_output=True,
                        text=True)
     assert r.returncode == 2 and "per connection" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as uid 65534")
+def test_another_user_reissues_only_with_the_grant_of_its_own_connection(world):
+    """The subject's handler on another account (uid 65534, owning none of the orders): the
+    certificate is refused before the query and on another connection, taken after it."""
+    from test_query import Stranger
+
+    w = world
+    old, cert = made_key(w, "person", "RSTR1")
+    old_serial = hexserial(cert)
+    s = Stranger(w.bus)
+    try:
+        fields = {"certificate_serial": old_serial, "reason": "damaged"}
+        r = s.manager("A", "CreateOrder", "ssa{sv}", "reissue", "person", fields)
+        assert not r["ok"] and r["error"] == ERR_NOT_FOUND, r
+        mark = w.office.mark("sms")
+        r = s.manager("A", "SendQueryCode", "sss", "", "person", id_of(old))
+        assert r["ok"], r
+        msg = w.office.wait_message("sms", to=old.handler_phone, template="query_code",
+                                    after=mark)
+        code = secret_of(msg)
+        r = s.manager("A", "FindCertificates", "ssss", "", "person", id_of(old), code)
+        assert r["ok"] and [c[0] for c in r["value"]] == [old_serial], r
+        # Connection B of the same user holds no grant.
+        r = s.manager("B", "CreateOrder", "ssa{sv}", "reissue", "person", fields)
+        assert not r["ok"] and r["error"] == ERR_NOT_FOUND, r
+        r = s.manager("A", "CreateOrder", "ssa{sv}", "reissue", "person", fields)
+        assert r["ok"], r
+        path = r["value"]
+        r = s.state("A", path)
+        assert r["ok"] and r["value"] == "draft", r
+        # The order is the stranger's: it goes on from its other connection too.
+        r = s.call("B", path, "org.certseal.CertSeal1.Order", "Cancel")
+        assert r["ok"], r
+        assert s.state("B", path)["value"] == "cancelled"
+    finally:
+        s.stop()
+    # Cancelled before payment: the damaged key's certificate stays valid.
+    assert query(w, w.client, old)[old_serial] == "valid"
+
+
+def test_sigkill_after_a_lost_keys_sms_step_keeps_the_revocation(world):
+    w = world
+    old, cert = made_key(w, "org", "RKIL1")
+    old_serial = hexserial(cert)
+    query(w, w.client, old)
+    r = Reissue(old, w.client, old_serial, "lost")
+    r.confirm()
+    r.attach_all()
+    r.submit()
+    r.verify()
+    assert r.state == "unpaid"
+    w.client.close()
+    w.daemon.kill()
+    w.daemon.start()
+    w.client = Client(w.bus)
+    order = w.client.order(r.id)
+    assert order.state == "unpaid"
+    assert order.get("Fields")["certificate_serial"] == old_serial
+    assert crl_reason(w, cert) == x509.ReasonFlags.key_compromise
+    # The grant ended with the connection; a new query shows the certificate revoked.
+    assert query(w, w.client, old)[old_serial] == "revoked"
+    check_ledger(w)
