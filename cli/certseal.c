@@ -561,6 +561,9 @@ usage(void)
 	g_printerr("  %-10s %s\n", "order", "pay ORDER_ID --channel sandbox|alipay|wechat");
 	g_printerr("  %-10s %s\n", "order", "invoice ORDER_ID --output FILE [--force]");
 	g_printerr("  %-10s %s\n", "order", "download ORDER_ID --key SERIAL (resume a renewal)");
+	g_printerr("  %-10s %s\n", "order",
+		   "continue ORDER_ID (the order's next step: confirm, "
+		   "submit, verify, pay, download)");
 	g_printerr("  %-10s %s\n", "renew",
 		   "[--key SERIAL] [--subject org|person] [--fields FILE] [--channel C] [--yes]");
 	g_printerr("  %-10s %s\n", "apply",

@@ -315,3 +315,35 @@ def test_sigkill_after_a_lost_keys_sms_step_keeps_the_revocation(world):
     # The grant ended with the connection; a new query shows the certificate revoked.
     assert query(w, w.client, old)[old_serial] == "revoked"
     check_ledger(w)
+
+
+def test_certseal_order_continue_runs_the_next_step(world):
+    w = world
+    old, cert = made_key(w, "org", "RCON1")
+    old_serial = hexserial(cert)
+    query(w, w.client, old)
+    r = Reissue(old, w.client, old_serial, "damaged")
+
+    def cont(*extra, input=None):
+        return subprocess.run([CLI, "--session", "order", "continue", r.id, *extra],
+                              env=w.bus.env(LC_ALL="C.UTF-8"), capture_output=True, text=True,
+                              input=input, stdin=None if input is not None else
+                              subprocess.DEVNULL, timeout=30)
+
+    cp = cont()
+    assert cp.returncode == 0 and "Next step: confirm" in cp.stderr, cp.stdout + cp.stderr
+    assert r.state == "confirmed"
+    cp = cont()
+    assert cp.returncode == 1 and "business_license" in cp.stderr, cp.stdout + cp.stderr
+    r.attach_all()
+    mark = w.office.mark("sms")
+    cp = cont()
+    assert cp.returncode == 0 and "Next step: submit" in cp.stderr, cp.stdout + cp.stderr
+    assert r.state == "sms_pending"
+    msg = w.office.wait_message("sms", to=r.handler_phone, template="sms_code", after=mark)
+    cp = cont(input=secret_of(msg) + "\n")
+    assert cp.returncode == 0 and "Next step: verify" in cp.stderr, cp.stdout + cp.stderr
+    assert r.state == "unpaid"
+    # Paying needs its channel, as `order pay` does.
+    cp = cont()
+    assert cp.returncode == 2, cp.stdout + cp.stderr
