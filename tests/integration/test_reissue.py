@@ -7,6 +7,7 @@ the order is cancelled; a damaged key's is revoked superseded when the new key i
 new certificate keeps the old one's end date. Real daemon, real CA, real virtual keys.
 """
 
+import datetime
 import json
 import os
 import subprocess
@@ -16,12 +17,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from conftest import (CLI, KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, Bus, Client, Daemon, dbus_error,
+from conftest import (CLI, KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, Bus, Client, dbus_error,
                       key_path, run_until, short_tmpdir, write_config)
 from flow_helpers import Application, Office, blank_key, key_certificate, openssl, secret_of
 from office_helpers import office_info
 from test_crash import recompute_chain
 from test_new_flow import ca_chain
+from test_renew import ClockDaemon
 
 ERR_NOT_FOUND = "org.certseal.Error.NotFound"
 ERR_NOT_ELIGIBLE = "org.certseal.Error.NotEligible"
@@ -35,12 +37,19 @@ class World:
                             sms={"query_grant_s": 600, "resend_cooldown_s": 0,
                                  "daily_cap": 1000, "query_codes_per_uid_hour": 1000,
                                  "query_codes_per_subject_day": 1000})
-        self.daemon = Daemon(self.bus, config=conf)
+        self.daemon = ClockDaemon(self.bus, config=conf)
         self.daemon.start()
         office_info(self.daemon.state_dir)
         self.office = Office(self.daemon.state_dir)
         self.client = Client(self.bus)
         self.n = 900
+
+    def move_clock(self, value):
+        """Restart with the business clock at @value (the grants end with the restart)."""
+        self.client.close()
+        self.daemon.move_clock(value)
+        office_info(self.daemon.state_dir)
+        self.client = Client(self.bus)
 
     def close(self):
         self.client.close()
@@ -135,6 +144,10 @@ def test_a_reissue_makes_a_new_key_and_revokes_the_old_certificate(world, subjec
     w = world
     old, cert = made_key(w, subject, f"RO{subject[0]}{reason[0]}1")
     old_serial = hexserial(cert)
+    # A month later: the replacement still ends when the old certificate ends.
+    w.move_clock("+30d")
+    old.client = w.client
+    old.order = w.client.order(old.id)
     assert query(w, w.client, old) == {old_serial: "valid"}
     r = Reissue(old, w.client, old_serial.lower(), reason)
     assert r.state == "draft"
@@ -167,12 +180,14 @@ def test_a_reissue_makes_a_new_key_and_revokes_the_old_certificate(world, subjec
     assert new.subject == cert.subject
     # The old end date kept.
     assert new.not_valid_after == cert.not_valid_after
-    assert new.not_valid_before >= cert.not_valid_before
+    assert (new.not_valid_before - cert.not_valid_before).days >= 29
     chain = ca_chain(w.office, tmp_dir)
     pem = os.path.join(tmp_dir, f"{serial}.pem")
     with open(pem, "wb") as f:
         f.write(new.public_bytes(Encoding.PEM))
-    v = openssl("verify", "-CAfile", chain, pem)
+    # At the moved business clock: the new certificate starts a month from now.
+    at = int(new.not_valid_before.replace(tzinfo=datetime.timezone.utc).timestamp()) + 60
+    v = openssl("verify", "-attime", str(at), "-CAfile", chain, pem)
     assert v.returncode == 0 and f"{pem}: OK" in v.stdout, v.stdout + v.stderr
     status = find_certs(w.client, old)
     expect = "revoked" if reason == "lost" else "superseded"
