@@ -540,6 +540,9 @@ static const Command commands[] = {
     {"query", cs_cli_query,
      "订单查询: a subject's orders by a code to its phone --subject org|person --id NUMBER "
      "[--vendor ID] [--certificates]"},
+    {"reissue", cs_cli_reissue,
+     "补办: replace a lost or damaged key --subject org|person --id NUMBER --serial S "
+     "--reason lost|damaged (queries first: the grant is per connection)"},
     {"order", cs_cli_order, "show|confirm|cancel|submit|send-code|verify ORDER_ID"},
     {"form", cs_cli_form, "a blank form: seal_form_org|seal_form_person --output FILE"},
     {"keys", cmd_keys, "the USB keys inserted [--json]"},
@@ -558,6 +561,9 @@ usage(void)
 	g_printerr("  %-10s %s\n", "order", "pay ORDER_ID --channel sandbox|alipay|wechat");
 	g_printerr("  %-10s %s\n", "order", "invoice ORDER_ID --output FILE [--force]");
 	g_printerr("  %-10s %s\n", "order", "download ORDER_ID --key SERIAL (resume a renewal)");
+	g_printerr("  %-10s %s\n", "order",
+		   "continue ORDER_ID (the order's next step: confirm, "
+		   "submit, verify, pay, download)");
 	g_printerr("  %-10s %s\n", "renew",
 		   "[--key SERIAL] [--subject org|person] [--fields FILE] [--channel C] [--yes]");
 	g_printerr("  %-10s %s\n", "apply",

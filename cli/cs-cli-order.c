@@ -27,7 +27,8 @@
 	"       certseal order pay ORDER_ID --channel sandbox|alipay|wechat "                      \
 	"[--light-background]\n"                                                                   \
 	"       certseal order invoice ORDER_ID --output FILE [--force]\n"                         \
-	"       certseal order download ORDER_ID --key SERIAL"
+	"       certseal order download ORDER_ID --key SERIAL\n"                                   \
+	"       certseal order continue ORDER_ID [the next step's options]"
 #define FORM_USAGE "usage: certseal form seal_form_org|seal_form_person --output FILE [--force]"
 
 /* --- show ----------------------------------------------------------------------------- */
@@ -467,6 +468,51 @@ order_act(CsCli *cli, const char *path, const char *method)
 	return cs_cli_order_show(cli, path);
 }
 
+/* `order continue`: the verb of the order's next desktop step (NextActions), or NULL when
+ * the order waits for someone else (@why then says for what). */
+static const char *
+next_verb(CsCli *cli, const char *path, char **why, GError **error)
+{
+	static const struct {
+		const char *method;
+		const char *verb;
+	} steps[] = {
+	    {"Confirm", "confirm"},	 {"AttachMaterial", "attach"}, {"Submit", "submit"},
+	    {"VerifySmsCode", "verify"}, {"StartPayment", "pay"},      {"Download", "download"},
+	};
+	g_autoptr(GVariant) props = cs_cli_get_all(cli, path, CS_CLI_ORDER_IFACE, error);
+	g_autofree const char **next = NULL;
+	g_autofree const char **missing = NULL;
+	const char *state = "";
+
+	if (props == NULL)
+		return NULL;
+	g_variant_lookup(props, "State", "&s", &state);
+	g_variant_lookup(props, "NextActions", "^a&s", &next);
+	g_variant_lookup(props, "Missing", "^a&s", &missing);
+	for (guint i = 0; i < G_N_ELEMENTS(steps); i++) {
+		if (next == NULL || !g_strv_contains(next, steps[i].method))
+			continue;
+		/* Materials first while some are missing; otherwise on to the next step. */
+		if (g_strcmp0(steps[i].method, "AttachMaterial") == 0) {
+			g_autofree char *list = NULL;
+			if (missing == NULL || missing[0] == NULL)
+				continue;
+			list = g_strjoinv(", ", (char **)missing);
+			*why =
+			    g_strdup_printf("missing: %s; attach each with certseal order attach "
+					    "ID KIND FILE",
+					    list);
+			return NULL;
+		}
+		return steps[i].verb;
+	}
+	*why = g_strdup_printf("nothing for you to do now: the order is %s and waits for the "
+			       "office or the payment",
+			       state);
+	return NULL;
+}
+
 int
 cs_cli_order(CsCli *cli, int argc, char **argv)
 {
@@ -490,6 +536,25 @@ cs_cli_order(CsCli *cli, int argc, char **argv)
 		return rc;
 	argc -= 2;
 	argv += 2;
+	if (g_strcmp0(verb, "continue") == 0) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *why = NULL;
+		g_autofree char **args = g_new0(char *, argc + 3);
+
+		verb = next_verb(cli, path, &why, &error);
+		if (error != NULL)
+			return cs_cli_fail_error(cli, error);
+		if (verb == NULL)
+			return cs_cli_fail(cli, CS_EXIT_REFUSED, "org.certseal.Error.WrongState",
+					   why);
+		if (!cli->json)
+			g_printerr("Next step: %s.\n", verb);
+		args[0] = (char *)verb;
+		args[1] = argv[-1];
+		for (int i = 0; i < argc; i++)
+			args[i + 2] = argv[i];
+		return cs_cli_order(cli, argc + 2, args);
+	}
 	if (g_strcmp0(verb, "attach") == 0) {
 		if (argc != 2)
 			return cs_cli_fail(cli, CS_EXIT_USAGE, "usage", ORDER_USAGE);

@@ -5,7 +5,8 @@
  * The grant a code opens belongs to this process's D-Bus connection: the orders it lists
  * can be continued from this command's connection only while it runs, so `query` prints
  * what it found and how to continue (certseal order show ID, run by its owner, or a new
- * query).
+ * query). `certseal reissue` runs the query and, on the same connection, creates the reissue
+ * order (丢失补办) for one of the certificates it found.
  */
 #define G_LOG_DOMAIN "certseal"
 
@@ -230,5 +231,92 @@ cs_cli_query(CsCli *cli, int argc, char **argv)
 		g_print("\n");
 		print_certificates(certs);
 	}
+	return CS_EXIT_OK;
+}
+
+#define REISSUE_USAGE                                                                              \
+	"usage: certseal reissue --subject org|person --id NUMBER --serial SERIAL\n"               \
+	"                        --reason lost|damaged [--vendor ID]\n"                            \
+	"Replace a lost or damaged key (补办). A reissue is allowed only for a certificate an\n" \
+	"order query found on the same D-Bus connection, so this command queries first: the\n"     \
+	"code goes to the phone on file (type it when asked, or give it as a line of stdin),\n"    \
+	"then the order is created from the same process. The grant is per connection: a\n"        \
+	"query run by another command does not count. For a lost key the old certificate is\n"     \
+	"revoked as soon as the order's SMS code is verified; for a damaged one once the new\n"    \
+	"key is made. Continue with certseal order confirm|attach|submit|verify|pay ID."
+
+int
+cs_cli_reissue(CsCli *cli, int argc, char **argv)
+{
+	Query q = {.vendor = ""};
+	const char *serial = NULL, *reason = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) sent = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) created = NULL;
+	g_autoptr(GVariant) certs = NULL;
+	g_autoptr(GPtrArray) rest = g_ptr_array_new();
+	g_autofree char *id = NULL;
+	const char *masked = NULL, *path = NULL;
+	GVariantBuilder fields;
+	char *code;
+
+	for (int i = 0; i < argc; i++) {
+		if (i + 1 < argc && g_strcmp0(argv[i], "--serial") == 0)
+			serial = argv[++i];
+		else if (i + 1 < argc && g_strcmp0(argv[i], "--reason") == 0)
+			reason = argv[++i];
+		else
+			g_ptr_array_add(rest, argv[i]);
+	}
+	if (!parse_args(&q, (int)rest->len, (char **)rest->pdata) || q.certificates ||
+	    serial == NULL || (g_strcmp0(reason, "lost") != 0 && g_strcmp0(reason, "damaged") != 0))
+		return cs_cli_fail(cli, CS_EXIT_USAGE, "usage", REISSUE_USAGE);
+	sent = cs_cli_call(cli, CS_CLI_MANAGER_PATH, CS_CLI_MANAGER_IFACE, "SendQueryCode",
+			   g_variant_new("(sss)", q.vendor, q.subject, q.id_number), "(s)", &error);
+	if (sent == NULL)
+		return cs_cli_fail_error(cli, error);
+	g_variant_get(sent, "(&s)", &masked);
+	g_printerr("A query code was sent to %s.\n", masked);
+	code = cs_cli_read_secret(cli, "Query code (6 digits): ");
+	if (code == NULL)
+		return cs_cli_fail(cli, CS_EXIT_USAGE, "usage", "input ended before the code");
+	reply = cs_cli_call(cli, CS_CLI_MANAGER_PATH, CS_CLI_MANAGER_IFACE, "FindCertificates",
+			    g_variant_new("(ssss)", q.vendor, q.subject, q.id_number, code),
+			    "(a(sssstt))", &error);
+	cs_cli_free_secret(code);
+	if (reply == NULL)
+		return cs_cli_fail_error(cli, error);
+	certs = certificate_rows(reply);
+	g_variant_builder_init(&fields, G_VARIANT_TYPE("a{sv}"));
+	g_variant_builder_add(&fields, "{sv}", "certificate_serial", g_variant_new_string(serial));
+	g_variant_builder_add(&fields, "{sv}", "reason", g_variant_new_string(reason));
+	created =
+	    cs_cli_call(cli, CS_CLI_MANAGER_PATH, CS_CLI_MANAGER_IFACE, "CreateOrder",
+			g_variant_new("(ssa{sv})", "reissue", q.subject, &fields), "(o)", &error);
+	if (created == NULL) {
+		if (!cli->json)
+			print_certificates(certs);
+		return cs_cli_fail_error(cli, error);
+	}
+	g_variant_get(created, "(&o)", &path);
+	id = g_path_get_basename(path);
+	if (cli->json) {
+		GVariantBuilder b;
+		g_autoptr(GVariant) doc = NULL;
+
+		g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+		g_variant_builder_add(&b, "{sv}", "order", g_variant_new_string(id));
+		g_variant_builder_add(&b, "{sv}", "path", g_variant_new_object_path(path));
+		g_variant_builder_add(&b, "{sv}", "reason", g_variant_new_string(reason));
+		g_variant_builder_add(&b, "{sv}", "certificates", certs);
+		doc = g_variant_ref_sink(g_variant_builder_end(&b));
+		cs_cli_print_json(doc);
+		return CS_EXIT_OK;
+	}
+	g_print("Order %s created: reissue (%s) of certificate %s.\n", id, reason, serial);
+	g_print("Continue with: certseal order show %s, then confirm, attach, submit, verify and "
+		"pay.\n",
+		id);
 	return CS_EXIT_OK;
 }

@@ -9,5 +9,7 @@
 G_BEGIN_DECLS
 
 int cs_cli_query(CsCli *cli, int argc, char **argv);
+/* `certseal reissue`: a query, then CreateOrder("reissue") on the same connection. */
+int cs_cli_reissue(CsCli *cli, int argc, char **argv);
 
 G_END_DECLS

@@ -63,6 +63,7 @@ struct _CsDaemon {
 	CsQueue *queue;		/* the office tasks the flows' states wait for */
 	CsPayments *payments;	/* StartPayment calls waiting for a cashier */
 	CsReminders *reminders; /* expiry reminders, checked on the main loop */
+	guint crl_refresh;	/* the timer re-issuing the CRLs before their nextUpdate */
 	CsOffice *office;	/* the office front (ZeroMQ), started with the engine */
 	GMainLoop *loop;
 	GCancellable *verifying; /* the background verification of the whole ledger */
@@ -239,6 +240,16 @@ init_vendor_drivers(CsDaemon *self)
 	}
 }
 
+/* Every CRL re-issued well before its nextUpdate, revocations or not. */
+static gboolean
+refresh_crls(gpointer data)
+{
+	CsDaemon *self = data;
+
+	cs_ca_set_refresh_crls(self->cas, cs_clock_now());
+	return G_SOURCE_CONTINUE;
+}
+
 CsDaemon *
 cs_daemon_new(const CsDaemonOptions *options, GError **error)
 {
@@ -323,6 +334,7 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 		return NULL;
 	cs_engine_set_services(self->engine, self->vault, self->tasks, self->keys);
 	self->reminders = cs_reminders_start(self->engine);
+	self->crl_refresh = g_timeout_add_seconds(CS_CA_CRL_REFRESH_S, refresh_crls, self);
 	return g_steal_pointer(&self);
 }
 
@@ -464,6 +476,7 @@ cs_daemon_free(CsDaemon *self)
 		cs_engine_stop(self->engine);
 	/* StartPayment calls still waiting hold D-Bus messages: drop them before the bus. */
 	g_clear_pointer(&self->reminders, cs_reminders_free);
+	g_clear_handle_id(&self->crl_refresh, g_source_remove);
 	g_clear_pointer(&self->payments, cs_payments_free);
 	g_clear_pointer(&self->dbus_keys, cs_dbus_keys_free);
 	g_clear_pointer(&self->dbus, cs_dbus_free);

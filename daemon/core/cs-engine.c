@@ -758,6 +758,51 @@ cs_create_prefill_from_registry(CsCreate *create,
 	return TRUE;
 }
 
+gboolean
+cs_create_prefill_from_order(CsCreate *create, const char *order_id, GError **error)
+{
+	CsOrder *order = cs_engine_get_order(create->engine, order_id, error);
+	const CsPlugin *plugin = create->plugin;
+
+	if (order == NULL)
+		return FALSE;
+	for (guint i = 0; i < plugin->n_fields; i++) {
+		const CsFieldSpec *f = &plugin->fields[i];
+		const char *v = NULL;
+		if ((f->subject_types & create->subject_type) == 0 ||
+		    g_hash_table_contains(create->fields, f->name) ||
+		    !g_variant_lookup(order->fields, f->name, "&s", &v))
+			continue;
+		cs_create_set_field(create, f->name, v);
+	}
+	return TRUE;
+}
+
+gboolean
+cs_create_check_no_open_order(CsCreate *create,
+			      const char *field,
+			      const char *value,
+			      GError **error)
+{
+	g_autoptr(GPtrArray) ids = cs_ledger_list_orders(create->engine->ledger, NULL, error);
+
+	if (ids == NULL)
+		return FALSE;
+	for (guint i = 0; i < ids->len; i++) {
+		CsOrder *o = cs_engine_get_order(create->engine, g_ptr_array_index(ids, i), error);
+		if (o == NULL)
+			return FALSE;
+		if (g_strcmp0(o->kind, create->plugin->kind) != 0 || !cs_engine_order_is_open(o) ||
+		    g_strcmp0(cs_order_get_field(o, field), value) != 0)
+			continue;
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
+			    "%s: order %s (%s) for %s is still open; continue or cancel it", field,
+			    o->id, o->kind, value);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* The flow's preconditions and pre-filled fields (prepare_order): @fields as the flow
  * leaves them (a new reference), or NULL refused. */
 static GVariant *
@@ -1131,7 +1176,47 @@ struct _CsStep {
 	GHashTable *secrets;	 /* name → value, never recorded; may be NULL */
 	CsEngineReplyFunc reply; /* who waits for the step's outcome, or NULL */
 	gpointer reply_data;
+	GPtrArray *on_commit; /* OnCommit: work for once the step committed, or NULL */
 };
+
+typedef struct {
+	CsStepCommitFunc func;
+	gpointer data;
+	GDestroyNotify destroy;
+} OnCommit;
+
+static void
+on_commit_free(OnCommit *c)
+{
+	if (c->destroy != NULL)
+		c->destroy(c->data);
+	g_free(c);
+}
+
+void
+cs_step_on_commit(CsStep *step, CsStepCommitFunc func, gpointer data, GDestroyNotify destroy)
+{
+	OnCommit *c = g_new0(OnCommit, 1);
+
+	c->func = func;
+	c->data = data;
+	c->destroy = destroy;
+	if (step->on_commit == NULL)
+		step->on_commit = g_ptr_array_new_with_free_func((GDestroyNotify)on_commit_free);
+	g_ptr_array_add(step->on_commit, c);
+}
+
+/* The work registered for once the step committed: run when @committed, dropped either way. */
+static void
+run_on_commit(CsEngine *engine, CsStep *step, gboolean committed)
+{
+	g_autoptr(GPtrArray) list = g_steal_pointer(&step->on_commit);
+
+	for (guint i = 0; committed && list != NULL && i < list->len; i++) {
+		OnCommit *c = g_ptr_array_index(list, i);
+		c->func(engine, c->data);
+	}
+}
 
 const char *
 cs_step_get_secret(CsStep *step, const char *name)
@@ -1275,8 +1360,10 @@ record_step(CsEngine *engine,
 	cs_order_forget_attrs(order);
 	if (!ok) {
 		cs_ledger_rollback(engine->ledger);
+		run_on_commit(engine, step, FALSE);
 		return FALSE;
 	}
+	run_on_commit(engine, step, TRUE);
 	g_info("order %s: %s → %s (%s by %s)", order->id, order->state, to, event_kind, actor);
 	g_free(order->state);
 	order->state = g_strdup(to);

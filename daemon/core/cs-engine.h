@@ -139,6 +139,10 @@ CsEngine *cs_step_get_engine(CsStep *step);
 /* A service that writes in the step's transaction refuses to run outside it
  * (CS_ERROR_INTERNAL, logged as a programming error). */
 gboolean cs_step_check_transaction(CsStep *step, const char *service, GError **error);
+/* Work a service schedules for once the step's transaction committed (writing a file the
+ * ledger now describes); dropped, with @destroy, when the step rolls back. */
+typedef void (*CsStepCommitFunc)(CsEngine *engine, gpointer data);
+void cs_step_on_commit(CsStep *step, CsStepCommitFunc func, gpointer data, GDestroyNotify destroy);
 /* Inside a transaction: record an attribute of @order (@value NULL removes it). */
 gboolean cs_engine_set_attr(
     CsEngine *engine, CsOrder *order, const char *name, const char *value, GError **error);

@@ -18,6 +18,7 @@
 #include <json-glib/json-glib.h>
 #include <openssl/crypto.h>
 
+#include "cs-clock.h"
 #include "cs-crypto.h"
 #include "cs-grants.h"
 #include "cs-order-private.h"
@@ -420,4 +421,65 @@ cs_query_find_certificates(CsEngine *engine,
 		}
 	}
 	return visible;
+}
+
+gboolean
+cs_create_find_certificate(CsCreate *create,
+			   const char *serial,
+			   CsKeyCertificate *info,
+			   GError **error)
+{
+	CsEngine *engine = cs_create_get_engine(create);
+	const CsRequest *request = cs_create_get_request(create);
+	CsSubjectType type = cs_create_get_subject_type(create);
+	g_autoptr(CsCertRow) row = NULL;
+	g_autoptr(GError) local = NULL;
+	g_autofree char *up = NULL;
+	CsOrder *order = NULL;
+
+	if (serial == NULL || *serial == '\0') {
+		g_set_error_literal(
+		    error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+		    "certificate_serial: required (a serial FindCertificates listed)");
+		return FALSE;
+	}
+	if (request->sender == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+				    "certificate_serial: a certificate is found by an order query "
+				    "on a D-Bus connection only");
+		return FALSE;
+	}
+	up = g_ascii_strup(serial, -1);
+	row = cs_ledger_load_certificate(cs_engine_get_ledger(engine), up, &local);
+	if (row == NULL && !g_error_matches(local, CS_ERROR, CS_ERROR_NOT_FOUND)) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	if (row != NULL && g_strcmp0(row->role, "subscriber") == 0 && row->order_id != NULL &&
+	    g_strcmp0(row->subject_type, cs_subject_type_to_string(type)) == 0)
+		order = cs_engine_get_order(engine, row->order_id, NULL);
+	/* Whether the certificate exists is not told to a connection without the grant. */
+	if (order == NULL || !cs_grants_allow(cs_engine_get_grants(engine), request->sender, type,
+					      row->id_number, contact_phone(order))) {
+		g_set_error(
+		    error, CS_ERROR, CS_ERROR_NOT_FOUND,
+		    "certificate_serial: %s is not among the %s certificates FindCertificates "
+		    "found on this connection (query first, within the grant)",
+		    up, cs_subject_type_to_string(type));
+		return FALSE;
+	}
+	info->certificate_serial = g_strdup(row->serial);
+	info->vendor = g_strdup(row->vendor);
+	info->not_before = row->not_before;
+	info->not_after = row->not_after;
+	info->issued_here = TRUE;
+	info->status = g_strdup(
+	    g_strcmp0(row->status, "valid") == 0 && row->not_after <= cs_clock_now() ? "expired"
+										     : row->status);
+	info->revocation_reason = g_strdup(row->reason);
+	info->subject_type = g_strdup(row->subject_type);
+	info->id_number = g_strdup(row->id_number);
+	info->subject_name = g_strdup(cs_order_get_subject_name(order));
+	info->order_id = g_strdup(row->order_id);
+	return TRUE;
 }

@@ -1133,6 +1133,22 @@ cs_ca_set_regenerate_crl(CsCaSet *set, const char *vendor, gint64 now, GError **
 	return publish_crl(ca, revoked, number, now, error);
 }
 
+void
+cs_ca_set_refresh_crls(CsCaSet *set, gint64 now)
+{
+	GHashTableIter iter;
+	gpointer vendor;
+
+	g_hash_table_iter_init(&iter, set->cas);
+	while (g_hash_table_iter_next(&iter, &vendor, NULL)) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GBytes) crl = cs_ca_set_regenerate_crl(set, vendor, now, &error);
+		if (crl == NULL)
+			g_warning("vendor %s: the CRL was not re-issued: %s", (const char *)vendor,
+				  error->message);
+	}
+}
+
 CsCaSet *
 cs_ca_set_new(CsConfig *config, const char *state_dir, CsLedger *ledger, GError **error)
 {
@@ -1184,6 +1200,41 @@ cs_ca_set_get(CsCaSet *set, const char *vendor, GError **error)
 	return ca;
 }
 
+/* A replacement: from now to the end of the certificate it replaces. */
+static gboolean
+keep_end_dates(CsCaSet *set,
+	       CsCa *ca,
+	       const CsIssueRequest *request,
+	       gint64 now,
+	       gint64 *nb,
+	       gint64 *na,
+	       GError **error)
+{
+	g_autoptr(CsCertRow) old =
+	    cs_ledger_load_certificate(set->ledger, request->keep_end_serial, error);
+
+	if (old == NULL) {
+		g_prefix_error(error, "certificate_serial: ");
+		return FALSE;
+	}
+	if (g_strcmp0(old->role, "subscriber") != 0 || g_strcmp0(old->vendor, ca->vendor_id) != 0 ||
+	    g_strcmp0(old->id_number, request->subject.id_number) != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
+			    "certificate_serial: %s is not a %s certificate of this subject",
+			    request->keep_end_serial, ca->vendor_id);
+		return FALSE;
+	}
+	if (old->not_after <= now) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
+			    "certificate_serial: %s has expired; apply for a new certificate",
+			    request->keep_end_serial);
+		return FALSE;
+	}
+	*nb = now;
+	*na = old->not_after;
+	return TRUE;
+}
+
 static gboolean
 issue_dates(CsCaSet *set,
 	    CsCa *ca,
@@ -1195,6 +1246,8 @@ issue_dates(CsCaSet *set,
 {
 	g_autoptr(CsCertRow) old = NULL;
 
+	if (request->keep_end_serial != NULL)
+		return keep_end_dates(set, ca, request, now, nb, na, error);
 	if (request->renew_serial == NULL)
 		return cs_validity_new(now, ca->validity_days, nb, na, error);
 	old = cs_ledger_load_certificate(set->ledger, request->renew_serial, error);
@@ -1318,21 +1371,19 @@ cs_ca_set_issue(
 	return NULL;
 }
 
-gboolean
-cs_ca_set_revoke(CsCaSet *set,
-		 const char *serial,
-		 const char *reason,
-		 const char *actor,
-		 const char *order_id,
-		 gint64 now,
-		 GError **error)
+/* The checks and the ledger writes of a revocation, in the caller's transaction. */
+static gboolean
+revoke_in_txn(CsCaSet *set,
+	      const char *serial,
+	      const char *reason,
+	      const char *actor,
+	      const char *order_id,
+	      gint64 now,
+	      CsCertRow **out,
+	      GError **error)
 {
 	g_autoptr(CsCertRow) row = NULL;
 	g_autoptr(GVariant) data = NULL;
-	g_autoptr(GPtrArray) revoked = NULL;
-	g_autoptr(GBytes) crl = NULL;
-	gint64 number = 0;
-	CsCa *ca;
 
 	if (!cs_revocation_reason_ok(reason)) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
@@ -1349,16 +1400,35 @@ cs_ca_set_revoke(CsCaSet *set,
 			    "serial: %s is a CA certificate, not a subscriber's", serial);
 		return FALSE;
 	}
-	ca = cs_ca_set_get(set, row->vendor, error);
-	if (ca == NULL)
+	if (cs_ca_set_get(set, row->vendor, error) == NULL)
 		return FALSE;
 	data = event_data(serial, row->vendor, NULL, 0, 0, reason);
-	if (!cs_ledger_begin(set->ledger, error))
-		return FALSE;
 	if (!cs_ledger_revoke_certificate(set->ledger, serial, reason, now, error) ||
 	    !cs_ledger_append_event(set->ledger, order_id, "certificate_revoked", NULL, NULL,
 				    actor != NULL ? actor : "system", data, g_get_real_time(), NULL,
-				    error) ||
+				    error))
+		return FALSE;
+	*out = g_steal_pointer(&row);
+	return TRUE;
+}
+
+gboolean
+cs_ca_set_revoke(CsCaSet *set,
+		 const char *serial,
+		 const char *reason,
+		 const char *actor,
+		 const char *order_id,
+		 gint64 now,
+		 GError **error)
+{
+	g_autoptr(CsCertRow) row = NULL;
+	g_autoptr(GPtrArray) revoked = NULL;
+	g_autoptr(GBytes) crl = NULL;
+	gint64 number = 0;
+
+	if (!cs_ledger_begin(set->ledger, error))
+		return FALSE;
+	if (!revoke_in_txn(set, serial, reason, actor, order_id, now, &row, error) ||
 	    !cs_ledger_next_crl_number(set->ledger, row->vendor, &number, error) ||
 	    (revoked = cs_ledger_list_revoked(set->ledger, row->vendor, error)) == NULL ||
 	    !cs_ledger_commit(set->ledger, error)) {
@@ -1368,11 +1438,30 @@ cs_ca_set_revoke(CsCaSet *set,
 	g_info("vendor %s: revoked certificate %s (%s)", row->vendor, serial, reason);
 	/* Recorded: a failure to publish now is reported, and the next regeneration (on
 	 * demand or at the next change) includes this entry anyway. */
-	crl = publish_crl(ca, revoked, number, now, error);
+	crl = publish_crl(cs_ca_set_get(set, row->vendor, NULL), revoked, number, now, error);
 	if (crl == NULL) {
 		g_prefix_error(error, "revoked, but the CRL was not written: ");
 		return FALSE;
 	}
+	return TRUE;
+}
+
+gboolean
+cs_ca_set_revoke_in_transaction(CsCaSet *set,
+				const char *serial,
+				const char *reason,
+				const char *actor,
+				const char *order_id,
+				gint64 now,
+				char **vendor,
+				GError **error)
+{
+	g_autoptr(CsCertRow) row = NULL;
+
+	if (!revoke_in_txn(set, serial, reason, actor, order_id, now, &row, error))
+		return FALSE;
+	g_info("vendor %s: revoking certificate %s (%s)", row->vendor, serial, reason);
+	*vendor = g_strdup(row->vendor);
 	return TRUE;
 }
 

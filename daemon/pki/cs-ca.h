@@ -109,12 +109,14 @@ typedef struct {
 	const char *order_id; /* may be NULL; must name an order in the ledger otherwise */
 	const char *actor;    /* recorded in the event, e.g. "office:alice" */
 	CsCertSubject subject;
-	const char *renew_serial; /* NULL: new (profile period from now); otherwise the
-				   * certificate renewed (docs/architecture.md §1.2 eligibility and
-				   * dates) */
-	gint64 eligible_at;	  /* renewal: the instant the window is checked at, when the flow
-				   * checked it before touching the key (a resumed download keeps
-				   * that instant); 0: now */
+	const char *renew_serial;    /* NULL: new (profile period from now); otherwise the
+				      * certificate renewed (docs/architecture.md §1.2 eligibility and
+				      * dates) */
+	const char *keep_end_serial; /* NULL, or the certificate a replacement ends with (from now
+				      * to its not_after) */
+	gint64 eligible_at;	     /* renewal: the instant the window is checked at, when the flow
+				      * checked it before touching the key (a resumed download keeps
+				      * that instant); 0: now */
 } CsIssueRequest;
 
 /* Sign and durably record one certificate from a verified CSR; its DER. The CSR's key
@@ -135,8 +137,24 @@ gboolean cs_ca_set_revoke(CsCaSet *set,
 			  GError **error);
 /* Regenerate the vendor's CRL now (a new number), write issuing.crl and return its DER. */
 GBytes *cs_ca_set_regenerate_crl(CsCaSet *set, const char *vendor, gint64 now, GError **error);
+/* How often the daemon re-issues every CRL, well before their nextUpdate (7 days on): a
+ * day. */
+#define CS_CA_CRL_REFRESH_S (24 * 3600)
+/* Re-issue the CRL of every vendor (failures are logged; the next round tries again). */
+void cs_ca_set_refresh_crls(CsCaSet *set, gint64 now);
 /* A subject's certificates (CsCertRow; status valid | revoked | expired at @now), what
  * FindCertificates returns once SMS query codes exist. */
+/* The revocation's checks and ledger writes only, in the caller's open transaction; the
+ * caller regenerates the vendor's CRL (cs_ca_set_regenerate_crl) once it committed.
+ * @vendor: the certificate's vendor (free it). */
+gboolean cs_ca_set_revoke_in_transaction(CsCaSet *set,
+					 const char *serial,
+					 const char *reason,
+					 const char *actor,
+					 const char *order_id,
+					 gint64 now,
+					 char **vendor,
+					 GError **error);
 GPtrArray *cs_ca_set_find_certificates(CsCaSet *set,
 				       const char *vendor,
 				       const char *subject_type,

@@ -26,15 +26,16 @@ require_cas(CsEngine *engine, GError **error)
 	return cas;
 }
 
-GBytes *
-cs_certs_issue(CsEngine *engine,
-	       const CsRequest *request,
-	       CsOrder *order,
-	       const guint8 *csr_der,
-	       gsize csr_len,
-	       const char *follows_serial,
-	       gint64 eligible_at,
-	       GError **error)
+static GBytes *
+issue(CsEngine *engine,
+      const CsRequest *request,
+      CsOrder *order,
+      const guint8 *csr_der,
+      gsize csr_len,
+      const char *follows_serial,
+      const char *keep_end_serial,
+      gint64 eligible_at,
+      GError **error)
 {
 	CsCaSet *cas = require_cas(engine, error);
 	g_autofree char *actor = NULL;
@@ -44,6 +45,7 @@ cs_certs_issue(CsEngine *engine,
 	if (cas == NULL || !cs_engine_check_access(engine, request, order, error))
 		return NULL;
 	issue.renew_serial = follows_serial;
+	issue.keep_end_serial = keep_end_serial;
 	issue.eligible_at = eligible_at;
 	csr = cs_csr_parse(csr_der, csr_len, error);
 	if (csr == NULL)
@@ -56,6 +58,32 @@ cs_certs_issue(CsEngine *engine,
 	issue.subject.name = cs_order_get_subject_name(order);
 	issue.subject.id_number = cs_order_get_subject_number(order);
 	return cs_ca_set_issue(cas, &issue, csr, cs_clock_now(), error);
+}
+
+GBytes *
+cs_certs_issue(CsEngine *engine,
+	       const CsRequest *request,
+	       CsOrder *order,
+	       const guint8 *csr_der,
+	       gsize csr_len,
+	       const char *follows_serial,
+	       gint64 eligible_at,
+	       GError **error)
+{
+	return issue(engine, request, order, csr_der, csr_len, follows_serial, NULL, eligible_at,
+		     error);
+}
+
+GBytes *
+cs_certs_issue_keeping_end(CsEngine *engine,
+			   const CsRequest *request,
+			   CsOrder *order,
+			   const guint8 *csr_der,
+			   gsize csr_len,
+			   const char *keep_end_serial,
+			   GError **error)
+{
+	return issue(engine, request, order, csr_der, csr_len, NULL, keep_end_serial, 0, error);
 }
 
 GBytes *
@@ -132,6 +160,77 @@ cs_certs_revoke(CsEngine *engine,
 	return cs_ca_set_revoke(cas, serial, reason, actor,
 				order != NULL ? cs_order_get_id(order) : NULL, cs_clock_now(),
 				error);
+}
+
+typedef struct {
+	char *vendor;
+} CrlJob;
+
+static void
+crl_job_free(CrlJob *job)
+{
+	g_free(job->vendor);
+	g_free(job);
+}
+
+/* Once the revocation committed: the vendor's CRL lists it. */
+static void
+publish_after_revoke(CsEngine *engine, gpointer data)
+{
+	CrlJob *job = data;
+	CsCaSet *cas = cs_engine_get_cas(engine);
+	g_autoptr(GBytes) crl = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (cas == NULL)
+		return;
+	crl = cs_ca_set_regenerate_crl(cas, job->vendor, cs_clock_now(), &error);
+	/* Recorded: the next regeneration (the timer, on demand, the next change) lists it. */
+	if (crl == NULL)
+		g_warning("vendor %s: revoked, but the CRL was not written: %s", job->vendor,
+			  error->message);
+}
+
+gboolean
+cs_step_revoke_certificate(CsStep *step, const char *serial, const char *reason, GError **error)
+{
+	CsEngine *engine = cs_step_get_engine(step);
+	CsOrder *order = cs_step_get_order(step);
+	CsCaSet *cas = require_cas(engine, error);
+	g_autoptr(CsCertRow) row = NULL;
+	g_autofree char *actor = NULL;
+	CrlJob *job;
+
+	if (cas == NULL || !cs_step_check_transaction(step, "cs_step_revoke_certificate", error))
+		return FALSE;
+	if (serial == NULL) {
+		g_set_error_literal(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+				    "certificate_serial: required");
+		return FALSE;
+	}
+	row = cs_ledger_load_certificate(cs_engine_get_ledger(engine), serial, error);
+	if (row == NULL)
+		return FALSE;
+	if (g_strcmp0(row->subject_type,
+		      cs_subject_type_to_string(cs_order_get_subject_type(order))) != 0 ||
+	    g_strcmp0(row->id_number, cs_order_get_subject_number(order)) != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+			    "certificate_serial: %s is not a certificate of this order's subject",
+			    serial);
+		return FALSE;
+	}
+	/* Revoked already (a resubmission after a rejection): nothing more to do. */
+	if (g_strcmp0(row->status, "revoked") == 0)
+		return TRUE;
+	job = g_new0(CrlJob, 1);
+	actor = cs_request_to_actor(cs_step_get_request(step));
+	if (!cs_ca_set_revoke_in_transaction(cas, serial, reason, actor, cs_order_get_id(order),
+					     cs_clock_now(), &job->vendor, error)) {
+		crl_job_free(job);
+		return FALSE;
+	}
+	cs_step_on_commit(step, publish_after_revoke, job, (GDestroyNotify)crl_job_free);
+	return TRUE;
 }
 
 GPtrArray *

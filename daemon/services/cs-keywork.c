@@ -445,8 +445,14 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 		return;
 	set_progress(job, order, 60);
 	p = g_bytes_get_data(csr, &len);
-	cert = cs_certs_issue(job->engine, &system_request, order, p, len, job->old_serial,
-			      job->old_serial != NULL ? attr_int(order, "eligible_at") : 0, &local);
+	if (job->work->keeps_end_field != NULL)
+		cert = cs_certs_issue_keeping_end(
+		    job->engine, &system_request, order, p, len,
+		    cs_order_get_field(order, job->work->keeps_end_field), &local);
+	else
+		cert = cs_certs_issue(job->engine, &system_request, order, p, len, job->old_serial,
+				      job->old_serial != NULL ? attr_int(order, "eligible_at") : 0,
+				      &local);
 	if (cert == NULL) {
 		job_fail(job, local->message);
 		return;

@@ -28,7 +28,7 @@
 G_BEGIN_DECLS
 
 #define CS_PLUGIN_ABI_MAJOR 2
-#define CS_PLUGIN_ABI_MINOR 1
+#define CS_PLUGIN_ABI_MINOR 2
 /* Major 2: transitions carry their office service, results and step hooks; plugins declare
  * terminal states, restart recoveries, a title, their D-Bus attributes and the labels of
  * their fields and materials; hooks get a CsStep. (Major 1 had one hook per kind of moment
@@ -37,7 +37,10 @@ G_BEGIN_DECLS
  * the applicant's own key needs; a transition may carry a guard of its own
  * (CsTransition.guard); steps may carry secrets (an authorization code, a new PIN) that
  * only the services read; authorization codes, PIN resets with the SO PIN and records
- * about a key across orders. */
+ * about a key across orders. Minor 2: a certificate found by an order query
+ * (cs_create_find_certificate), orders pre-filled from an earlier order, a revocation inside
+ * the step's transaction (cs_step_revoke_certificate) and key work whose certificate keeps
+ * another's end (CsKeyWork.keeps_end_field). */
 
 /* Errors every layer reports; each maps to one org.certseal.Error.* name. */
 #define CS_ERROR (cs_error_quark())
@@ -347,6 +350,10 @@ typedef struct {
 	 * certificate and key pair deleted, and the old certificate revoked (superseded). No
 	 * PIN passes: the key's PIN does not change. */
 	const char *follows_field;
+	/* Minor 2. A replacement on a blank key (with @provision): the certificate issued runs
+	 * from now to the end of the certificate whose serial is the order's field
+	 * @keeps_end_field. */
+	const char *keeps_end_field;
 } CsKeyWork;
 
 /* Prepare key work on the key named @key_serial (its serial, or its id): present, of the
@@ -484,6 +491,31 @@ gboolean cs_step_check_new_pin(CsStep *step, GError **error);
  * reset->failed_action. The D-Bus call that asked for the step is answered then: done, or
  * the failure (KeyRemoved, NotEligible for a locked SO PIN, …). */
 void cs_step_start_pin_reset(CsStep *step, const char *key_attr, const CsPinReset *reset);
+
+/* ---- a certificate found by an order query (minor 2, docs/architecture.md §1.4, §1.6) ------
+ */
+/* The certificate @serial (hex, any case) of the order's subject type, as FindCertificates
+ * shows it — only when the calling D-Bus connection holds the query grant covering the
+ * order it was issued for (NotFound otherwise, whether it exists or not). @info gets the
+ * certificate's fields (status valid|expired|revoked; no key fields); clear it. */
+gboolean cs_create_find_certificate(CsCreate *create,
+				    const char *serial,
+				    CsKeyCertificate *info,
+				    GError **error);
+/* Refuse (NotEligible naming @field and the order) while an open order of this flow has
+ * @field equal to @value. */
+gboolean cs_create_check_no_open_order(CsCreate *create,
+				       const char *field,
+				       const char *value,
+				       GError **error);
+/* Pre-fill, where not set, the flow's fields that order @order_id has (its own or an
+ * earlier one's: the certificate a replacement replaces was issued for it). */
+gboolean cs_create_prefill_from_order(CsCreate *create, const char *order_id, GError **error);
+/* From a run hook: revoke the certificate @serial of the order's subject with CRL @reason,
+ * in the step's transaction (it is revoked if and only if the step commits); the vendor's
+ * CRL is written once it committed. A certificate revoked already is left as it is. */
+gboolean
+cs_step_revoke_certificate(CsStep *step, const char *serial, const char *reason, GError **error);
 
 typedef const CsPlugin *(*CsPluginGetFunc)(void);
 
