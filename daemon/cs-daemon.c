@@ -310,6 +310,7 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 	self->drivers = cs_loader_load_drivers(self->config->driver_dir, self->config->test_mode);
 	init_vendor_drivers(self);
 	self->keys = cs_keys_new();
+	cs_keys_set_login_idle(self->keys, self->config->key_login_idle_s);
 	for (guint i = 0; i < self->vendor_drivers->len; i++) {
 		VendorDriver *vd = &g_array_index(self->vendor_drivers, VendorDriver, i);
 		cs_keys_add_vendor(self->keys, vd->vendor, vd->driver, vd->ctx);

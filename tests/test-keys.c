@@ -671,7 +671,7 @@ check_made_key_seals(Fixture *f, const char *serial)
 
 	g_assert_cmpint(fd, >=, 0);
 	g_assert_cmpint(write(fd, doc, strlen(doc)), ==, (gssize)strlen(doc));
-	cs_keys_login(f->keys, id, USER_PIN, on_done, &o);
+	cs_keys_login(f->keys, id, getuid(), USER_PIN, on_done, &o);
 	wait_done(&o, 30);
 	g_assert_no_error(o.error);
 	g_assert_true(cs_keys_lookup(f->keys, id)->logged_in);
@@ -1032,7 +1032,7 @@ test_renew_beside_the_old(Fixture *f, gconstpointer data)
 	g_assert_error(o.error, CS_ERROR, CS_ERROR_ACCESS_DENIED);
 	g_assert_nonnull(strstr(o.error->message, "Login"));
 	outcome_clear(&o);
-	cs_keys_login(f->keys, id, USER_PIN, on_done, &o);
+	cs_keys_login(f->keys, id, getuid(), USER_PIN, on_done, &o);
 	wait_done(&o, 30);
 	g_assert_no_error(o.error);
 	outcome_clear(&o);

@@ -55,6 +55,7 @@ static const char *const daemon_keys[] = {
     "material_max_size",
     "material_uploads_per_user",
     "material_uploads_max",
+    "key_login_idle_s",
     NULL,
 };
 static const char *const ledger_keys[] = {"checkpoint_interval", NULL};
@@ -573,6 +574,7 @@ config_new_defaults(void)
 	config->material_uploads_max = 8;
 	config->legacy_uscc = g_new0(char *, 1);
 	config->office_dir = g_strdup(CS_OFFICE_DIR);
+	config->key_login_idle_s = 15 * 60;
 	config->office_curve = TRUE;
 	config->office_sandbox_gateways = FALSE;
 	config->office_heartbeat_ms = 2500;
@@ -628,6 +630,9 @@ config_read_daemon(CsConfig *config, CsConfFile *file, GError **error)
 				 &config->material_uploads_per_user, error) ||
 	    !conf_file_get_guint(file, "daemon", "material_uploads_max", 1, 256,
 				 &config->material_uploads_max, error))
+		return FALSE;
+	if (!conf_file_get_guint(file, "daemon", "key_login_idle_s", 1, 86400,
+				 &config->key_login_idle_s, error))
 		return FALSE;
 	return conf_file_get_guint(file, "daemon", "shutdown_timeout_ms", 0, 600000,
 				   &config->shutdown_timeout_ms, error);

@@ -46,6 +46,9 @@ typedef struct {
 	char *vendor_dir;	   /* [daemon] vendor_dir, default CS_VENDOR_DIR */
 	gboolean test_mode;	   /* [daemon] test_mode, default false */
 	guint shutdown_timeout_ms; /* [daemon] shutdown_timeout_ms, default 5000 */
+	/* [daemon] key_login_idle_s: a key's login, held by the uid that logged in, ends after
+	 * this many seconds without a call of that uid on it (monotonic clock), default 900 */
+	guint key_login_idle_s;
 	guint material_max_size; /* [daemon] material_max_size: bytes per upload, default 10 MiB */
 	/* [daemon] material_uploads_per_user, material_uploads_max: AttachMaterial calls read
 	 * and stored at once, per caller uid (default 2) and in all (default 8); beyond:

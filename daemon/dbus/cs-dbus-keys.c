@@ -29,6 +29,7 @@
 #include "cs-validity.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_bus_message, sd_bus_message_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_bus_creds, sd_bus_creds_unref)
 
 struct _CsDbusKeys {
 	sd_bus *bus;
@@ -215,14 +216,41 @@ on_done(GBytes *result, const GError *error, gpointer user_data)
 	sd_bus_message_unref(m);
 }
 
+/* The caller's effective uid (the bus driver's, from SO_PEERCRED at connect). */
+static gboolean
+caller_uid(sd_bus_message *m, uid_t *uid, sd_bus_error *ret_error)
+{
+	g_autoptr(sd_bus_creds) creds = NULL;
+	int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
+
+	if (r >= 0)
+		r = sd_bus_creds_get_euid(creds, uid);
+	if (r < 0) {
+		sd_bus_error_setf(ret_error, "org.certseal.Error.AccessDenied",
+				  "cannot tell who the caller is: %s", g_strerror(-r));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* The id of the key the call is for, when the caller may use it: a key logged in by
+ * another uid is theirs alone (cs_keys_check_user). @uid gets the caller's uid. */
 static const char *
-key_id_of(CsDbusKeys *self, sd_bus_message *m, sd_bus_error *ret_error)
+key_id_of(CsDbusKeys *self, sd_bus_message *m, uid_t *uid, sd_bus_error *ret_error)
 {
 	CsKey *key = key_at(self, sd_bus_message_get_path(m));
+	g_autoptr(GError) error = NULL;
 
 	if (key == NULL) {
 		sd_bus_error_setf(ret_error, "org.certseal.Error.KeyRemoved",
 				  "the key was removed");
+		return NULL;
+	}
+	if (!caller_uid(m, uid, ret_error))
+		return NULL;
+	if (!cs_keys_check_user(self->keys, key->id, (guint32)*uid, &error)) {
+		sd_bus_error_set(ret_error, cs_error_code_to_dbus_name(error->code),
+				 error->message);
 		return NULL;
 	}
 	return key->id;
@@ -232,6 +260,7 @@ static int
 method_login(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbusKeys *self = userdata;
+	uid_t uid = 0;
 	const char *pin = NULL;
 	const char *id;
 	int r;
@@ -241,12 +270,12 @@ method_login(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 
 	if (r < 0)
 		return r;
-	if ((id = key_id_of(self, m, ret_error)) == NULL)
+	if ((id = key_id_of(self, m, &uid, ret_error)) == NULL)
 		return -ENODEV;
 	if (pin[0] == '\0')
 		return sd_bus_error_set(ret_error, "org.certseal.Error.InvalidInput",
 					"pin: must not be empty");
-	cs_keys_login(self->keys, id, pin, on_done, sd_bus_message_ref(m));
+	cs_keys_login(self->keys, id, (guint32)uid, pin, on_done, sd_bus_message_ref(m));
 	return 1;
 }
 
@@ -254,10 +283,11 @@ static int
 method_logout(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbusKeys *self = userdata;
+	uid_t uid = 0;
 	const char *id;
 
 	CS_POLKIT_GATE(self->polkit, m, ret_error);
-	id = key_id_of(self, m, ret_error);
+	id = key_id_of(self, m, &uid, ret_error);
 
 	if (id == NULL)
 		return -ENODEV;
@@ -269,6 +299,7 @@ static int
 method_change_pin(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbusKeys *self = userdata;
+	uid_t uid = 0;
 	const char *old_pin = NULL, *new_pin = NULL;
 	const char *id;
 	int r;
@@ -278,7 +309,7 @@ method_change_pin(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 
 	if (r < 0)
 		return r;
-	if ((id = key_id_of(self, m, ret_error)) == NULL)
+	if ((id = key_id_of(self, m, &uid, ret_error)) == NULL)
 		return -ENODEV;
 	if (old_pin[0] == '\0')
 		return sd_bus_error_set(ret_error, "org.certseal.Error.InvalidInput",
@@ -291,10 +322,11 @@ static int
 method_read_seal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbusKeys *self = userdata;
+	uid_t uid = 0;
 	const char *id;
 
 	CS_POLKIT_GATE(self->polkit, m, ret_error);
-	id = key_id_of(self, m, ret_error);
+	id = key_id_of(self, m, &uid, ret_error);
 
 	if (id == NULL)
 		return -ENODEV;
@@ -306,6 +338,7 @@ static int
 method_seal_document(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
 	CsDbusKeys *self = userdata;
+	uid_t uid = 0;
 	const char *filename = NULL;
 	const char *id;
 	int fd = -1;
@@ -316,7 +349,7 @@ method_seal_document(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 
 	if (r < 0)
 		return r;
-	if ((id = key_id_of(self, m, ret_error)) == NULL)
+	if ((id = key_id_of(self, m, &uid, ret_error)) == NULL)
 		return -ENODEV;
 	/* The message owns @fd; the key manager gets its own copy. */
 	fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);

@@ -54,6 +54,7 @@ typedef struct {
 typedef struct {
 	CsKey key;
 	Watcher *watcher;
+	gint64 owner_used_us; /* key.owned: the owner's last call on it (monotonic clock) */
 } Entry;
 
 struct _CsKeys {
@@ -65,6 +66,8 @@ struct _CsKeys {
 	CsKeysFunc func;
 	gpointer user_data;
 	gboolean started;
+	guint login_idle_s; /* an owner's login ends after this long without a call */
+	guint idle_source;  /* the timer of the next idle logout, 0 when none */
 };
 
 static Shared *
@@ -228,6 +231,9 @@ apply_pin(CsKey *key, const CsDriverPinStatus *pin)
 		key->logged_in = pin->logged_in != 0;
 		changed = TRUE;
 	}
+	/* Logged out, however it happened: the key belongs to no one any more. */
+	if (!key->logged_in)
+		key->owned = FALSE;
 	if (key->initialized != (pin->initialized != 0)) {
 		key->initialized = pin->initialized != 0;
 		changed = TRUE;
@@ -514,6 +520,7 @@ typedef struct {
 	char *pin2;
 	char *pin3;	  /* REQ_MAKE_BEGIN: the SO PIN */
 	char *old_serial; /* a renewal (no PIN: the key is logged in): the certificate renewed */
+	guint32 uid;	  /* REQ_LOGIN: who logs in (the key's owner once it succeeds) */
 	CsKeysDoneFunc done;
 	gpointer user_data;
 	GBytes *result;
@@ -567,6 +574,8 @@ request_free(Request *r)
 	g_free(r);
 }
 
+static void schedule_idle_logout(CsKeys *self);
+
 static gboolean
 request_finish(gpointer data)
 {
@@ -579,6 +588,14 @@ request_finish(gpointer data)
 		changed |= apply_pin(&e->key, &r->pin);
 	if (e != NULL && r->objects_read)
 		changed |= apply_objects(&e->key, r->certificate, r->has_seal);
+	if (e != NULL && r->error == NULL && r->kind == REQ_LOGIN) {
+		e->key.owned = TRUE;
+		e->key.owner_uid = r->uid;
+		e->owner_used_us = g_get_monotonic_time();
+		schedule_idle_logout(self);
+	} else if (e != NULL && r->error == NULL && r->kind == REQ_LOGOUT) {
+		e->key.owned = FALSE;
+	}
 	if (changed)
 		emit(self, &e->key, CS_KEY_CHANGED);
 	/* A making step that failed half-way: what the key holds now is for the watcher to
@@ -1178,10 +1195,112 @@ submit(CsKeys *self,
 }
 
 void
-cs_keys_login(
-    CsKeys *self, const char *id, const char *pin, CsKeysDoneFunc done, gpointer user_data)
+cs_keys_login(CsKeys *self,
+	      const char *id,
+	      guint32 uid,
+	      const char *pin,
+	      CsKeysDoneFunc done,
+	      gpointer user_data)
 {
-	submit(self, REQ_LOGIN, id, pin, NULL, done, user_data);
+	g_autoptr(GError) error = NULL;
+	Entry *e = lookup_entry(self, id, &error);
+	Request *r;
+
+	if (e == NULL || !cs_keys_check_user(self, id, uid, &error)) {
+		done(NULL, error, user_data);
+		return;
+	}
+	r = request_new(self, REQ_LOGIN, e, done, user_data);
+	r->pin1 = g_strdup(pin);
+	r->uid = uid;
+	request_push(self, r);
+}
+
+gboolean
+cs_keys_check_user(CsKeys *self, const char *id, guint32 uid, GError **error)
+{
+	Entry *e = id != NULL ? g_hash_table_lookup(self->table, id) : NULL;
+
+	if (e == NULL || !e->key.owned)
+		return TRUE;
+	if (e->key.owner_uid != uid) {
+		g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+			    "key: %s is logged in by another user; it serves only them until "
+			    "they log out, it is removed or its login times out",
+			    e->key.serial);
+		return FALSE;
+	}
+	e->owner_used_us = g_get_monotonic_time();
+	return TRUE;
+}
+
+static void
+idle_logout_done(GBytes *result, const GError *error, gpointer user_data)
+{
+	g_autofree char *id = user_data;
+
+	if (error != NULL)
+		g_warning("key %s: logging out after the idle timeout: %s", id, error->message);
+}
+
+static gboolean
+idle_logout(gpointer data)
+{
+	CsKeys *self = data;
+	gint64 now = g_get_monotonic_time();
+	gint64 idle_us = (gint64)self->login_idle_s * G_USEC_PER_SEC;
+	g_autoptr(GPtrArray) expired = g_ptr_array_new();
+	GHashTableIter iter;
+	gpointer v;
+
+	self->idle_source = 0;
+	g_hash_table_iter_init(&iter, self->table);
+	while (g_hash_table_iter_next(&iter, NULL, &v)) {
+		Entry *e = v;
+		if (e->key.owned && now - e->owner_used_us >= idle_us)
+			g_ptr_array_add(expired, e);
+	}
+	for (guint i = 0; i < expired->len; i++) {
+		Entry *e = g_ptr_array_index(expired, i);
+		g_info("key %s: logged out after %u s without a call of its user", e->key.id,
+		       self->login_idle_s);
+		e->key.owned = FALSE;
+		submit(self, REQ_LOGOUT, e->key.id, NULL, NULL, idle_logout_done,
+		       g_strdup(e->key.id));
+	}
+	schedule_idle_logout(self);
+	return G_SOURCE_REMOVE;
+}
+
+/* A timer for the earliest idle deadline of an owned key; it looks again when it fires,
+ * so a call that pushed a deadline back needs no new timer. */
+static void
+schedule_idle_logout(CsKeys *self)
+{
+	gint64 now = g_get_monotonic_time();
+	gint64 first = G_MAXINT64;
+	GHashTableIter iter;
+	gpointer v;
+
+	if (self->idle_source != 0 || self->shared->stopping)
+		return;
+	g_hash_table_iter_init(&iter, self->table);
+	while (g_hash_table_iter_next(&iter, NULL, &v)) {
+		Entry *e = v;
+		if (e->key.owned)
+			first = MIN(first,
+				    e->owner_used_us + (gint64)self->login_idle_s * G_USEC_PER_SEC);
+	}
+	if (first == G_MAXINT64)
+		return;
+	self->idle_source = g_timeout_add(
+	    (guint)MIN(MAX(first - now, 0) / 1000 + 1, (gint64)G_MAXUINT), idle_logout, self);
+}
+
+void
+cs_keys_set_login_idle(CsKeys *self, guint seconds)
+{
+	self->login_idle_s = seconds > 0 ? seconds : 1;
 }
 
 void
@@ -1490,6 +1609,7 @@ cs_keys_new(void)
 	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)entry_free);
 	self->pool = g_thread_pool_new(request_run, self, 4, FALSE, NULL);
 	self->making = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	self->login_idle_s = 15 * 60;
 	return self;
 }
 
@@ -1561,6 +1681,8 @@ cs_keys_free(CsKeys *self)
 	if (self == NULL)
 		return;
 	idle = cs_keys_stop(self, 0);
+	if (self->idle_source != 0)
+		g_source_remove(self->idle_source);
 	self->shared->keys = NULL;
 	for (guint i = 0; i < self->watchers->len; i++) {
 		Watcher *w = g_ptr_array_index(self->watchers, i);

@@ -46,6 +46,9 @@ typedef struct {
 	int pin_tries_left; /* -1 when unknown */
 	gboolean pin_locked;
 	gboolean logged_in;
+	/* While logged in: the uid that logged in owns the key (cs_keys_check_user). */
+	gboolean owned;
+	guint32 owner_uid;
 	gboolean initialized; /* FALSE for a blank key waiting for making (or not yet known) */
 	gboolean has_seal;
 	GBytes *certificate; /* DER, NULL when none */
@@ -97,8 +100,13 @@ void cs_keys_refresh_objects(CsKeys *keys, const char *id);
 
 /* Requests; @done runs on the main loop. PINs are copied and wiped after use. A new PIN
  * must fit the vendor profile's [pin] min_length..max_length (InvalidInput otherwise). */
-void cs_keys_login(
-    CsKeys *keys, const char *id, const char *pin, CsKeysDoneFunc done, gpointer user_data);
+/* A successful login makes @uid the key's owner (see cs_keys_check_user). */
+void cs_keys_login(CsKeys *keys,
+		   const char *id,
+		   guint32 uid,
+		   const char *pin,
+		   CsKeysDoneFunc done,
+		   gpointer user_data);
 void cs_keys_logout(CsKeys *keys, const char *id, CsKeysDoneFunc done, gpointer user_data);
 void cs_keys_change_pin(CsKeys *keys,
 			const char *id,
@@ -218,6 +226,19 @@ void cs_keys_renew_finish(CsKeys *keys,
 			  GBytes *seal_der,
 			  CsKeysDoneFunc done,
 			  gpointer user_data);
+
+/*
+ * A key belongs to the uid that logged in to it: while it is logged in, every use of key
+ * @id on behalf of another uid (root included) is refused with AccessDenied — a PIN one
+ * person entered never serves another. The login lasts across the owner's connections
+ * until Logout, the key's removal, or cs_keys_set_login_idle seconds without a call the
+ * owner made (TRUE here counts as one), after which the key is logged out. TRUE for a key
+ * not logged in, logged in by @uid, logged in with no owner (from outside the daemon), or
+ * not inserted (the request itself then says so).
+ */
+gboolean cs_keys_check_user(CsKeys *keys, const char *id, guint32 uid, GError **error);
+/* The idle timeout of an owner's login ([daemon] key_login_idle_s), default 900 s. */
+void cs_keys_set_login_idle(CsKeys *keys, guint seconds);
 
 /* For tests and the watchers: put a key into the table as a watcher would (main loop). */
 void cs_keys_update_for_test(CsKeys *keys, const char *vendor_id, const char *serial);

@@ -65,6 +65,18 @@ find_key(CsKeys *keys, const char *serial)
 	return NULL;
 }
 
+/* A key logged in by one uid serves no other desktop caller (cs_keys_check_user); the
+ * daemon's own work (recovery, timeouts) acts for whoever started it. */
+static gboolean
+check_key_user(CsStep *step, CsKeys *keys, const CsKey *key, GError **error)
+{
+	const CsRequest *request = cs_step_get_request(step);
+
+	if (request == NULL || request->actor != CS_ACTOR_DESKTOP)
+		return TRUE;
+	return cs_keys_check_user(keys, key->id, request->uid, error);
+}
+
 gboolean
 cs_step_prepare_key_work(CsStep *step, const CsKeyWork *work, const char *serial, GError **error)
 {
@@ -105,6 +117,8 @@ cs_step_prepare_key_work(CsStep *step, const CsKeyWork *work, const char *serial
 			    key->vendor, vendor_id);
 		return FALSE;
 	}
+	if (!check_key_user(step, keys, key, error))
+		return FALSE;
 	if (work->follows_field != NULL)
 		return cs_engine_set_attr(engine, order, "key_work_key", key->id, error) &&
 		       cs_engine_set_attr(engine, order, "key_work_error", NULL, error) &&

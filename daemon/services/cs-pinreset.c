@@ -60,6 +60,18 @@ order_key(CsEngine *engine, CsOrder *order, GError **error)
 	return key;
 }
 
+/* A key logged in by one uid serves no other desktop caller (cs_keys_check_user); the
+ * daemon's own work (recovery, timeouts) acts for whoever started it. */
+static gboolean
+check_key_user(CsStep *step, CsKeys *keys, const CsKey *key, GError **error)
+{
+	const CsRequest *request = cs_step_get_request(step);
+
+	if (request == NULL || request->actor != CS_ACTOR_DESKTOP)
+		return TRUE;
+	return cs_keys_check_user(keys, key->id, request->uid, error);
+}
+
 /* The sealed SO PIN's secret id of @key, or 0 when this platform did not make it. */
 static gint64
 so_pin_ref(CsEngine *engine, const CsKey *key, GError **error)
@@ -88,7 +100,7 @@ cs_step_check_key_made_here(CsStep *step, GError **error)
 	CsKey *key = order_key(engine, order, error);
 	gint64 ref;
 
-	if (key == NULL)
+	if (key == NULL || !check_key_user(step, cs_engine_get_keys(engine), key, error))
 		return FALSE;
 	if (g_strcmp0(key->vendor, cs_order_get_vendor(order)) != 0) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
@@ -128,7 +140,9 @@ cs_step_record_key(CsStep *step, const char *attr, GError **error)
 {
 	CsKey *key = order_key(cs_step_get_engine(step), cs_step_get_order(step), error);
 
-	return key != NULL && cs_step_set_attr(step, attr, key->id, error);
+	return key != NULL &&
+	       check_key_user(step, cs_engine_get_keys(cs_step_get_engine(step)), key, error) &&
+	       cs_step_set_attr(step, attr, key->id, error);
 }
 
 char *
