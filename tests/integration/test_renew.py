@@ -602,3 +602,32 @@ def seal_file(w, serial, tmp_dir, name):
     with open(path, "wb") as f:
         f.write(key_seal(w.client, key_path(serial)))
     return path
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as uid 65534")
+def test_a_key_another_user_logged_in_to_is_not_downloaded_to(world):
+    """Order.Download reaches the key through the same rule as the Key methods: a key that
+    another uid logged in to serves neither root's order nor anyone else's."""
+    from test_key_owner import USER_A, calls_as
+    w = world
+    serial = "RNO001"
+    a, old = made_key(w, "org", serial)
+    now_real = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
+    w.move_clock(f"+{(epoch(old.not_valid_after) - now_real) // DAY - 60}d")
+    path = login(w, serial, a.pin)
+    order = create_renewal(w, a, serial)
+    order.confirm()
+    pay(w, order)
+    assert order.state == "downloadable"
+    w.client.call(path, KEY_IFACE, "Logout", "", ())
+    [r] = calls_as(USER_A, w.bus, path, [["Login", [a.pin]]])
+    assert r["ok"], r
+    with dbus_error(ERR_ACCESS_DENIED, "logged in by another user"):
+        download(w, order, serial)
+    assert order.state == "downloadable"
+    [r] = calls_as(USER_A, w.bus, path, [["Logout", []]])
+    assert r["ok"], r
+    login(w, serial, a.pin)
+    download(w, order, serial)
+    assert wait_state(order, {"completed", "downloadable"}) == "completed", \
+        order.get("ReviewNote")
