@@ -1254,6 +1254,8 @@ idle_logout(gpointer data)
 	gpointer v;
 
 	self->idle_source = 0;
+	if (self->shared->stopping)
+		return G_SOURCE_REMOVE; /* no driver call once the drivers may be going */
 	g_hash_table_iter_init(&iter, self->table);
 	while (g_hash_table_iter_next(&iter, NULL, &v)) {
 		Entry *e = v;
