@@ -26,15 +26,16 @@ require_cas(CsEngine *engine, GError **error)
 	return cas;
 }
 
-GBytes *
-cs_certs_issue(CsEngine *engine,
-	       const CsRequest *request,
-	       CsOrder *order,
-	       const guint8 *csr_der,
-	       gsize csr_len,
-	       const char *follows_serial,
-	       gint64 eligible_at,
-	       GError **error)
+static GBytes *
+issue(CsEngine *engine,
+      const CsRequest *request,
+      CsOrder *order,
+      const guint8 *csr_der,
+      gsize csr_len,
+      const char *follows_serial,
+      gint64 eligible_at,
+      gboolean keep_end,
+      GError **error)
 {
 	CsCaSet *cas = require_cas(engine, error);
 	g_autofree char *actor = NULL;
@@ -45,6 +46,7 @@ cs_certs_issue(CsEngine *engine,
 		return NULL;
 	issue.renew_serial = follows_serial;
 	issue.eligible_at = eligible_at;
+	issue.keep_end = keep_end;
 	csr = cs_csr_parse(csr_der, csr_len, error);
 	if (csr == NULL)
 		return NULL;
@@ -56,6 +58,32 @@ cs_certs_issue(CsEngine *engine,
 	issue.subject.name = cs_order_get_subject_name(order);
 	issue.subject.id_number = cs_order_get_subject_number(order);
 	return cs_ca_set_issue(cas, &issue, csr, cs_clock_now(), error);
+}
+
+GBytes *
+cs_certs_issue(CsEngine *engine,
+	       const CsRequest *request,
+	       CsOrder *order,
+	       const guint8 *csr_der,
+	       gsize csr_len,
+	       const char *follows_serial,
+	       gint64 eligible_at,
+	       GError **error)
+{
+	return issue(engine, request, order, csr_der, csr_len, follows_serial, eligible_at, FALSE,
+		     error);
+}
+
+GBytes *
+cs_certs_issue_replacing(CsEngine *engine,
+			 const CsRequest *request,
+			 CsOrder *order,
+			 const guint8 *csr_der,
+			 gsize csr_len,
+			 const char *replaced_serial,
+			 GError **error)
+{
+	return issue(engine, request, order, csr_der, csr_len, replaced_serial, 0, TRUE, error);
 }
 
 GBytes *
