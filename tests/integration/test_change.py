@@ -268,3 +268,52 @@ def test_a_key_pulled_mid_download_resumes(world, tmp_dir):
         order.get("ReviewNote")
     check_changed(w, a, "CHF001", old, new_name, tmp_dir)
     check_ledger(w)
+
+
+def test_the_cli_changes_the_name_and_downloads(world, tmp_dir):
+    """certseal change (fields from a file, the evidence with --material, the SMS code on
+    stdin) up to the review; certseal order download after the approval."""
+    import subprocess
+    from conftest import CLI
+    w = world
+    a, old = made_key(w, "org", "CHI001")
+    login(w, "CHI001", a.pin)
+    fields = os.path.join(tmp_dir, "change.fields")
+    with open(fields, "w") as f:
+        f.write("org_name = 厦门命令行科技有限公司\n")
+    licence = os.path.join(tmp_dir, "licence.png")
+    with open(licence, "wb") as f:
+        f.write(make_png(5, 3))
+    mark = w.office.mark("sms")
+    proc = subprocess.Popen(
+        [CLI, "--session", "change", "--key", "CHI001", "--fields", fields, "--material",
+         f"business_license={licence}", "--yes"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=w.bus.env(LC_ALL="C.UTF-8", NO_COLOR="1"))
+    try:
+        seen = []
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith("send-code"):
+                break
+        msg = w.office.wait_message("sms", to=a.fields["handler_phone"], template="sms_code",
+                                    after=mark)
+        out, err = proc.communicate(secret_of(msg) + "\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen) + out
+    assert proc.returncode == 0, (out, err)
+    assert "submit → in_review" in out, out
+    order_id = out.split("create → ", 1)[1].split()[0]
+    order = w.client.order(order_id)
+    review(w, order, "approve")
+    cp = run_cli(w.bus, "--json", "order", "download", order_id, "--key", "CHI001", timeout=60)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert json.loads(cp.stdout)["State"] == "completed", cp.stdout
+    check_changed(w, a, "CHI001", old, "厦门命令行科技有限公司", tmp_dir)
+    check_ledger(w)
