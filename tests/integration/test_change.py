@@ -317,3 +317,70 @@ def test_the_cli_changes_the_name_and_downloads(world, tmp_dir):
     assert json.loads(cp.stdout)["State"] == "completed", cp.stdout
     check_changed(w, a, "CHI001", old, "厦门命令行科技有限公司", tmp_dir)
     check_ledger(w)
+
+
+def changed_order(w, a, serial, new_name, upto):
+    """A change order of @a's key with @new_name, taken up to state @upto."""
+    order = create_change(w, a, serial)
+    order.update({name_field(a): new_name})
+    if upto == "draft":
+        return order
+    verify_phone(w, order, a.fields[contact_field(a)])
+    order.confirm()
+    if upto == "confirmed":
+        return order
+    evidence = ["business_license"] if a.subject == "org" else ["id_front", "id_back"]
+    for i, kind in enumerate(evidence):
+        attach_bytes(order, kind, f"{kind}.png", make_png(3 + i, 2))
+    call(w, order, "Submit")
+    if upto == "in_review":
+        return order
+    review(w, order, "reject", "请补充")
+    if upto == "rejected":
+        return order
+    call(w, order, "Submit")
+    review(w, order, "approve")
+    assert order.state == "downloadable"
+    return order
+
+
+def test_sigkill_in_every_state_leaves_the_orders_intact(world, tmp_dir):
+    """Orders in each stable state survive a SIGKILL as they were; one killed while
+    downloading is back in downloadable, says so, and finishes."""
+    w = world
+    a, old = made_key(w, "person", "CHK001")
+    login(w, "CHK001", a.pin)
+    orders = {state: changed_order(w, a, "CHK001", f"王{state}", state)
+              for state in ("draft", "confirmed", "in_review", "rejected")}
+    order = changed_order(w, a, "CHK001", "王断电", "downloadable")
+    vkey(w.daemon.state_dir, "fault", "CHK001", "C_GenerateKeyPair", "--after", "1", "--mode",
+         "hang", "--timeout", "20000")
+    download(w, order, "CHK001")
+    assert order.state == "downloading"
+    w.client.close()
+    w.daemon.kill()
+    for root, _, files in os.walk(os.path.join(w.daemon.state_dir, "drivers")):
+        if "fault" in files:
+            os.unlink(os.path.join(root, "fault"))
+    w.daemon.start()
+    office_info(w.daemon.state_dir)
+    w.client = Client(w.bus)
+    for state, o in orders.items():
+        o = w.client.order(o.id)
+        assert o.state == state
+        assert o.get("Fields")["name"] == f"王{state}"
+    order = w.client.order(order.id)
+    assert order.state == "downloadable"
+    assert "interrupted" in order.get("ReviewNote"), order.get("ReviewNote")
+    login(w, "CHK001", a.pin)
+    download(w, order, "CHK001")
+    assert wait_state(order, {"completed", "downloadable"}) == "completed", \
+        order.get("ReviewNote")
+    check_changed(w, a, "CHK001", old, "王断电", tmp_dir)
+    # Another order changes a certificate that is gone now: its download is refused.
+    other = w.client.order(orders["in_review"].id)
+    review(w, other, "approve")
+    with dbus_error(ERR_INVALID_INPUT, "holds certificate"):
+        download(w, other, "CHK001")
+    assert other.state == "downloadable"
+    check_ledger(w)
