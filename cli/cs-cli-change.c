@@ -26,6 +26,8 @@
 #include "cs-cli-order.h"
 #include "cs-cli-renew.h"
 
+#define RESEND_WAIT_S 5
+#define RESEND_MAX_WAIT_S 120
 #define CHANGE_USAGE                                                                               \
 	"usage: certseal change [--key SERIAL] [--subject org|person] [--fields FILE] "            \
 	"[--material KIND=FILE]… [--yes]  (PIN and SMS code from the terminal or stdin)"
@@ -91,14 +93,29 @@ static int
 verify_phone(CsCli *cli, const char *path)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply =
-	    cs_cli_call(cli, path, CS_CLI_ORDER_IFACE, "SendSmsCode", NULL, "(s)", &error);
+	g_autoptr(GVariant) reply = NULL;
 	g_autoptr(GVariant) verified = NULL;
 	const char *masked;
 	char *code;
 
-	if (reply == NULL)
-		return cs_cli_fail_error(cli, error);
+	/* A message to that phone moments ago (a notice, another order's code): the resend
+	 * interval is waited out, saying so. */
+	for (guint waited = 0;; waited += RESEND_WAIT_S) {
+		g_autofree char *name = NULL;
+		reply =
+		    cs_cli_call(cli, path, CS_CLI_ORDER_IFACE, "SendSmsCode", NULL, "(s)", &error);
+		if (reply != NULL)
+			break;
+		name = cs_cli_error_name(error);
+		if (g_strcmp0(name, "org.certseal.Error.RateLimited") != 0 ||
+		    waited >= RESEND_MAX_WAIT_S)
+			return cs_cli_fail_error(cli, error);
+		if (waited == 0)
+			g_printerr("the phone on file had a message moments ago; waiting to send "
+				   "the code…\n");
+		g_clear_error(&error);
+		g_usleep(RESEND_WAIT_S * G_USEC_PER_SEC);
+	}
 	g_variant_get(reply, "(&s)", &masked);
 	g_printerr("验证码已发送至 A code was sent by SMS to %s\n", masked);
 	step(cli, "send-code", masked);
