@@ -19,8 +19,8 @@ from flow_helpers import attach_bytes, key_certificate, make_png, secret_of
 from office_helpers import office_info
 from flow_helpers import Office
 from test_renew import (DAY, ERR_ACCESS_DENIED, ERR_INVALID_INPUT, ERR_NOT_ELIGIBLE, ClockDaemon,
-                        World, cert_rows, check_ledger, download, epoch, hexserial, login,
-                        made_key, seal_file, valid_certs_of, wait_key, wait_state)
+                        World, cert_rows, check_ledger, download, epoch, foreign_key, hexserial,
+                        login, made_key, seal_file, valid_certs_of, wait_key, wait_state)
 
 ORDER_IFACE = "org.certseal.CertSeal1.Order"
 
@@ -234,6 +234,21 @@ def test_refusals(world):
     login(w, "CHR001", a.pin)
     with dbus_error(ERR_INVALID_INPUT, "uscc", "apply anew"):
         create_change(w, a, "CHR001", uscc="91350200776049653A")
+    # A key without a certificate, and one whose certificate another platform issued.
+    vkey(w.daemon.state_dir, "unplug", "CHR001")
+    assert run_until(lambda: key_path("CHR001") not in w.client.managed_objects(), 5.0)
+    vkey(w.daemon.state_dir, "create", "--vendor", "demo-a", "--serial", "CHR002")
+    login(w, "CHR002", "123456")
+    with dbus_error(ERR_NOT_ELIGIBLE, "no certificate"):
+        create_change(w, a, "CHR002")
+    vkey(w.daemon.state_dir, "unplug", "CHR002")
+    foreign_key(w, "CHR003")
+    login(w, "CHR003", "123456")
+    with dbus_error(ERR_NOT_ELIGIBLE, "not issued by this platform"):
+        create_change(w, a, "CHR003")
+    vkey(w.daemon.state_dir, "unplug", "CHR003")
+    assert run_until(lambda: key_path("CHR003") not in w.client.managed_objects(), 5.0)
+    vkey(w.daemon.state_dir, "plug", "CHR001")
     # Expired: refused.
     now_real = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
     w.move_clock(f"+{(epoch(old.not_valid_after) - now_real) // DAY + 2}d")
