@@ -37,7 +37,10 @@ G_BEGIN_DECLS
  * the applicant's own key needs; a transition may carry a guard of its own
  * (CsTransition.guard); steps may carry secrets (an authorization code, a new PIN) that
  * only the services read; authorization codes, PIN resets with the SO PIN and records
- * about a key across orders. */
+ * about a key across orders. Added since, at the end of their structures: fields fixed at
+ * CreateOrder (CsFieldSpec.fixed), materials needed only while a hook says so
+ * (CsMaterialSpec.needed) and key work for a changed subject (CsKeyWork.changes_subject),
+ * for the change flow. */
 
 /* Errors every layer reports; each maps to one org.certseal.Error.* name. */
 #define CS_ERROR (cs_error_quark())
