@@ -72,8 +72,8 @@ cs_certs_issue(CsEngine *engine,
 	       gint64 eligible_at,
 	       GError **error)
 {
-	return issue(engine, request, order, csr_der, csr_len, follows_serial, NULL, eligible_at, FALSE,
-		     error);
+	return issue(engine, request, order, csr_der, csr_len, follows_serial, NULL, eligible_at,
+		     FALSE, error);
 }
 
 GBytes *
@@ -85,7 +85,8 @@ cs_certs_issue_keeping_end(CsEngine *engine,
 			   const char *keep_end_serial,
 			   GError **error)
 {
-	return issue(engine, request, order, csr_der, csr_len, NULL, keep_end_serial, 0, FALSE, error);
+	return issue(engine, request, order, csr_der, csr_len, NULL, keep_end_serial, 0, FALSE,
+		     error);
 }
 
 GBytes *
@@ -97,7 +98,8 @@ cs_certs_issue_replacing(CsEngine *engine,
 			 const char *replaced_serial,
 			 GError **error)
 {
-	return issue(engine, request, order, csr_der, csr_len, replaced_serial, NULL, 0, TRUE, error);
+	return issue(engine, request, order, csr_der, csr_len, replaced_serial, NULL, 0, TRUE,
+		     error);
 }
 
 GBytes *

@@ -40,8 +40,8 @@ G_BEGIN_DECLS
  * about a key across orders. Minor 2: a certificate found by an order query
  * (cs_create_find_certificate), orders pre-filled from an earlier order, a revocation inside
  * the step's transaction (cs_step_revoke_certificate) and key work whose certificate keeps
- * another's end (CsKeyWork.keeps_end_field). Added since, at the end of their structures: fields fixed
- * at CreateOrder (CsFieldSpec.fixed), materials needed only while a hook says so
+ * another's end (CsKeyWork.keeps_end_field). Added since, at the end of their structures: fields
+ * fixed at CreateOrder (CsFieldSpec.fixed), materials needed only while a hook says so
  * (CsMaterialSpec.needed) and key work for a changed subject (CsKeyWork.changes_subject),
  * for the change flow. */
 
