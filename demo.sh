@@ -9,6 +9,8 @@
 # expiry reminder SMS, the organisation's key renewed (更新) from the desktop — the new
 # validity, the new seal, and a login with the unchanged PIN; then the person's key, locked
 # by wrong PINs, is unlocked (解锁) with the authorization code sent to the verified phone.
+# Last, the organisation changes its name (信息变更): a new certificate and e-seal with the
+# new name on the same key (the seal's picture saved), the old certificate in the CRL.
 # Then stop everything it started.
 #
 # CERTSEAL_SKIP_INSTALL=1 skips the package check; CERTSEAL_BUILD_DIR=DIR uses an
@@ -336,6 +338,72 @@ certseal keys | sed -n -E "1p;/$person_key/p"
 
 step "certseal login $person_key, with the new PIN"
 echo 246810 | certseal login "$person_key"
+
+# Information change (信息变更, the manual's section 5): the organisation changes its name;
+# a new certificate and a new e-seal with the new name go on the same key, the old
+# certificate is revoked (affiliationChanged) and the registry holds the new name.
+step "Only the organisation's key is inserted for the change: $person_key pulled, $org_key back"
+"$build/cli/certseal-vkey" --state-dir "$state" unplug "$person_key"
+"$build/cli/certseal-vkey" --state-dir "$state" plug "$org_key"
+for _ in $(seq 50); do
+  [ "$(certseal --json keys | grep -o '"Serial"' | wc -l)" -eq 1 ] &&
+    certseal --json keys | grep -q "$org_key" && break
+  sleep 0.1
+done
+outbox_secret "$org_legal_rep_phone" password review_approved | certseal login "$org_key"
+old_serial=$(busctl --user get-property org.certseal.CertSeal1 "$key_path" \
+  org.certseal.CertSeal1.Key CertificateSerial | sed -E 's/^s "(.*)"$/\1/')
+
+printf 'org_name = 厦门示例新名科技有限公司\n' >"$files/change.txt"
+step "certseal change --key $org_key --fields change.txt --material business_license=scan.png"
+old_code=$(outbox_secret "$org_handler_phone" sms_code 2>/dev/null || true)
+rm -f "$files/change.in"
+mkfifo "$files/change.in"
+certseal change --key "$org_key" --fields "$files/change.txt" \
+  --material "business_license=$files/scan.png" --yes \
+  <"$files/change.in" >"$files/change.out" 2>&1 &
+change_pid=$!
+exec 3>"$files/change.in"
+code=""
+# (The handler's phone had a message moments ago: certseal change waits out the resend
+# interval before the code goes.)
+for _ in $(seq 1500); do
+  grep -q '^send-code' "$files/change.out" &&
+    code=$(outbox_secret "$org_handler_phone" sms_code 2>/dev/null) &&
+    [ "$code" != "$old_code" ] && break
+  code=""
+  sleep 0.1
+done
+[ -n "$code" ] || { exec 3>&-; wait "$change_pid" || true; cat "$files/change.out"; exit 1; }
+echo "(the SMS code $code arrived at the handler's phone on file, $org_handler_phone)"
+printf '%s\n' "$code" >&3
+exec 3>&-
+wait "$change_pid"
+cat "$files/change.out"
+change_id=$(sed -n -E 's/^create → (CS[0-9]+)$/\1/p' "$files/change.out")
+
+step "The reviewer approves the new business licence: certseal-office review approve $change_id"
+office review approve "$change_id" >/dev/null
+show_state "$change_id"
+
+step "certseal order download $change_id --key $org_key (the new certificate and e-seal)"
+certseal order download "$change_id" --key "$org_key" | sed -n -E 's/^  (State|Progress): +/  \1: /p'
+
+step "The new certificate on $org_key: the new name, the old end (not extended)"
+busctl --user --json=short get-property org.certseal.CertSeal1 "$key_path" \
+  org.certseal.CertSeal1.Key Certificate |
+  "$py" -c 'import json, sys; sys.stdout.buffer.write(bytes(json.load(sys.stdin)["data"]))' \
+    >"$files/$org_key-changed.der"
+openssl x509 -inform DER -in "$files/$org_key-changed.der" -noout -nameopt utf8 -subject -dates
+
+step "The new e-seal: the new name, its picture drawn with it"
+certseal seal read --key "$org_key" --output "$files/$org_key-changed.seal" >/dev/null
+certseal seal show "$files/$org_key-changed.seal" --picture "$files/$org_key-changed-seal.png"
+echo "the new seal's picture is saved in $files/$org_key-changed-seal.png"
+
+step "The old certificate $old_serial in the CRL (affiliationChanged)"
+office ca crl --vendor demo-a | openssl crl -noout -text |
+  grep -i -A4 "Serial Number: *0*$old_serial" || true
 
 step "Stopping"
 cleanup

@@ -28,6 +28,7 @@
 #include "cs-cli-query.h"
 #include "cs-cli-order.h"
 #include "cs-cli-renew.h"
+#include "cs-cli-change.h"
 #include "cs-cli-seal.h"
 #include "cs-cli-unlock.h"
 #include "cs-cli.h"
@@ -536,6 +537,8 @@ static const Command commands[] = {
     {"status", cmd_status, "the daemon's version, flows, drivers and vendors"},
     {"apply", cs_cli_apply, "apply for a new certificate (新办), step by step"},
     {"renew", cs_cli_renew, "renew the certificate on the key inserted (更新) [--key SERIAL]"},
+    {"change", cs_cli_change,
+     "change the name or contacts on the key's certificate (变更) [--key SERIAL]"},
     {"orders", cmd_orders, "your orders [--state STATE]"},
     {"query", cs_cli_query,
      "订单查询: a subject's orders by a code to its phone --subject org|person --id NUMBER "
@@ -566,6 +569,9 @@ usage(void)
 		   "submit, verify, pay, download)");
 	g_printerr("  %-10s %s\n", "renew",
 		   "[--key SERIAL] [--subject org|person] [--fields FILE] [--channel C] [--yes]");
+	g_printerr("  %-10s %s\n", "change",
+		   "[--key SERIAL] [--subject org|person] [--fields FILE] [--material KIND=PATH]… "
+		   "[--yes]");
 	g_printerr("  %-10s %s\n", "apply",
 		   "--subject org|person --fields FILE [--material KIND=PATH]… [--channel C] "
 		   "[--no-submit] [--code-from-stdin] --yes");

@@ -130,9 +130,8 @@ cs_cli_order_download(CsCli *cli, const char *path, int argc, char **argv)
 	return download(cli, path, key);
 }
 
-/* Log in unless the key already is. */
-static int
-login(CsCli *cli, const char *key)
+int
+cs_cli_key_login(CsCli *cli, const char *key)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant) logged =
@@ -153,9 +152,8 @@ login(CsCli *cli, const char *key)
 	return reply != NULL ? CS_EXIT_OK : cs_cli_fail_error(cli, error);
 }
 
-/* The subject type of the key's certificate: an organisation's names an O=. */
-static char *
-key_subject(CsCli *cli, const char *key)
+char *
+cs_cli_key_subject(CsCli *cli, const char *key)
 {
 	g_autoptr(GVariant) v =
 	    cs_cli_get_property(cli, key, CS_CLI_KEY_IFACE, "CertificateSubject", NULL);
@@ -285,13 +283,13 @@ cs_cli_renew(CsCli *cli, int argc, char **argv)
 	key = cs_cli_find_key(cli, serial, &rc);
 	if (key == NULL)
 		return rc;
-	rc = login(cli, key);
+	rc = cs_cli_key_login(cli, key);
 	if (rc != CS_EXIT_OK)
 		return rc;
 	subject = g_strdup(subject_opt != NULL ? subject_opt : "");
 	if (*subject == '\0') {
 		g_free(subject);
-		subject = key_subject(cli, key);
+		subject = cs_cli_key_subject(cli, key);
 	}
 	/* 录入信息 */
 	if (human)

@@ -27,8 +27,8 @@
 #include "cs-seal.h"
 
 #define SEAL_USAGE                                                                                 \
-	"usage: certseal seal show FILE | certseal seal verify FILE [--document DOC] "             \
-	"[--ca PEM]… [--state-dir DIR] [--at TIME]"
+	"usage: certseal seal show FILE [--picture OUT] | certseal seal verify FILE "              \
+	"[--document DOC] [--ca PEM]… [--state-dir DIR] [--at TIME]"
 
 static int
 seal_fail(gboolean json, int code, const char *name, const char *message)
@@ -231,8 +231,9 @@ add_state_dir(CsSealTrust *trust, const char *state_dir)
 	}
 }
 
+/* show --picture OUT: the seal's picture (PNG or JPEG, as the seal carries it) saved. */
 static int
-seal_show(gboolean json, const char *path)
+seal_show(gboolean json, const char *path, const char *picture)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) der = NULL;
@@ -246,6 +247,10 @@ seal_show(gboolean json, const char *path)
 	kind = cs_seal_sniff(data, len);
 	if (kind == 1) {
 		g_autoptr(CsSealInfo) info = cs_seal_parse(data, len, &error);
+		if (info != NULL && picture != NULL &&
+		    !g_file_set_contents(picture, g_bytes_get_data(info->picture, NULL),
+					 (gssize)g_bytes_get_size(info->picture), &error))
+			return seal_fail(json, 2, "file", error->message);
 		if (info != NULL) {
 			emit(json, seal_to_variant(info));
 			return 0;
@@ -351,6 +356,7 @@ cs_cli_seal(gboolean json, int argc, char **argv)
 	const char *state_dir = NULL;
 	const char *file = NULL;
 	const char *at_text = NULL;
+	const char *picture = NULL;
 	gint64 at_offset = 0;
 	g_autoptr(GError) error = NULL;
 
@@ -365,6 +371,9 @@ cs_cli_seal(gboolean json, int argc, char **argv)
 			state_dir = argv[++i];
 		else if (g_strcmp0(argv[i], "--at") == 0 && i + 1 < argc)
 			at_text = argv[++i];
+		else if (g_strcmp0(argv[i], "--picture") == 0 && i + 1 < argc &&
+			 g_strcmp0(argv[0], "show") == 0)
+			picture = argv[++i];
 		else
 			return seal_fail(json, 2, "usage", SEAL_USAGE);
 	}
@@ -376,7 +385,7 @@ cs_cli_seal(gboolean json, int argc, char **argv)
 	}
 	file = argv[1];
 	if (g_strcmp0(argv[0], "show") == 0 && document == NULL && ca_files->len == 0)
-		return seal_show(json, file);
+		return seal_show(json, file, picture);
 	if (g_strcmp0(argv[0], "verify") == 0)
 		return seal_verify(json, file, document, ca_files, state_dir,
 				   (g_get_real_time() + at_offset) / G_USEC_PER_SEC);

@@ -461,6 +461,39 @@ check_registry(CsEngine *engine,
 	return TRUE;
 }
 
+/* Update never changes a field the flow fixes at CreateOrder; and where an order may change
+ * a subject's identity, its number still names the same subject. */
+static gboolean
+check_fixed_fields(const CsPlugin *plugin, CsOrder *order, GPtrArray *names, GError **error)
+{
+	const char *number = cs_subject_number_field(order->subject_type);
+
+	for (guint i = 0; i < names->len; i++) {
+		const char *name = g_ptr_array_index(names, i);
+		for (guint j = 0; j < plugin->n_fields; j++) {
+			const CsFieldSpec *f = &plugin->fields[j];
+			if (g_strcmp0(f->name, name) != 0 ||
+			    (f->subject_types & order->subject_type) == 0)
+				continue;
+			if (plugin->may_change_identity && g_strcmp0(name, number) == 0) {
+				g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "%s: never changes: a different number is a different "
+					    "subject; apply anew for it (a new order)",
+					    name);
+				return FALSE;
+			}
+			if (f->fixed) {
+				g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+					    "%s: set when the order was created; it cannot be "
+					    "changed",
+					    name);
+				return FALSE;
+			}
+		}
+	}
+	return TRUE;
+}
+
 /* Has @request's uid applied for this subject before (an order of theirs names it)? */
 static gboolean
 applied_before(CsEngine *engine,
@@ -973,7 +1006,8 @@ cs_engine_update_order(
 				    "refund instead");
 		return FALSE;
 	}
-	if (!check_registry(engine, plugin, order->subject_type, merged, error) ||
+	if (!check_fixed_fields(plugin, order, names, error) ||
+	    !check_registry(engine, plugin, order->subject_type, merged, error) ||
 	    !cs_plugin_run_check_fields(plugin, order->subject_type, merged, error))
 		return FALSE;
 	g_variant_lookup(merged, "vendor", "&s", &vendor);
@@ -1775,7 +1809,8 @@ cs_engine_missing(CsEngine *engine, CsOrder *order)
 	for (guint i = 0; i < plugin->n_materials; i++) {
 		const CsMaterialSpec *m = &plugin->materials[i];
 		gboolean have = FALSE;
-		if (!m->required || !(m->subject_types & order->subject_type))
+		if (!(m->subject_types & order->subject_type) ||
+		    !(m->required || (m->needed != NULL && m->needed(order))))
 			continue;
 		for (guint j = 0; attached != NULL && j < attached->len; j++)
 			have |= g_strcmp0(((CsMaterialRow *)g_ptr_array_index(attached, j))->kind,

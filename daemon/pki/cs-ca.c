@@ -1268,6 +1268,18 @@ issue_dates(CsCaSet *set,
 			    request->renew_serial, old->reason);
 		return FALSE;
 	}
+	if (request->keep_end) {
+		if (old->not_after <= now) {
+			g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
+				    "certificate_serial: %s has expired; apply for a new "
+				    "certificate",
+				    request->renew_serial);
+			return FALSE;
+		}
+		*nb = now;
+		*na = old->not_after;
+		return TRUE;
+	}
 	/* The window as of when the flow checked it (before the key was touched), the dates
 	 * as of now. */
 	if (!cs_validity_renewal_eligible(

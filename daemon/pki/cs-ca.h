@@ -117,6 +117,9 @@ typedef struct {
 	gint64 eligible_at;	     /* renewal: the instant the window is checked at, when the flow
 				      * checked it before touching the key (a resumed download keeps
 				      * that instant); 0: now */
+	gboolean keep_end; /* with renew_serial: the certificate replaces the old one for a
+			    * changed subject (a change order): valid from now to the old one's
+			    * end, no renewal window; the old one still valid */
 } CsIssueRequest;
 
 /* Sign and durably record one certificate from a verified CSR; its DER. The CSR's key

@@ -35,6 +35,7 @@ issue(CsEngine *engine,
       const char *follows_serial,
       const char *keep_end_serial,
       gint64 eligible_at,
+      gboolean keep_end,
       GError **error)
 {
 	CsCaSet *cas = require_cas(engine, error);
@@ -47,6 +48,7 @@ issue(CsEngine *engine,
 	issue.renew_serial = follows_serial;
 	issue.keep_end_serial = keep_end_serial;
 	issue.eligible_at = eligible_at;
+	issue.keep_end = keep_end;
 	csr = cs_csr_parse(csr_der, csr_len, error);
 	if (csr == NULL)
 		return NULL;
@@ -71,7 +73,7 @@ cs_certs_issue(CsEngine *engine,
 	       GError **error)
 {
 	return issue(engine, request, order, csr_der, csr_len, follows_serial, NULL, eligible_at,
-		     error);
+		     FALSE, error);
 }
 
 GBytes *
@@ -83,7 +85,21 @@ cs_certs_issue_keeping_end(CsEngine *engine,
 			   const char *keep_end_serial,
 			   GError **error)
 {
-	return issue(engine, request, order, csr_der, csr_len, NULL, keep_end_serial, 0, error);
+	return issue(engine, request, order, csr_der, csr_len, NULL, keep_end_serial, 0, FALSE,
+		     error);
+}
+
+GBytes *
+cs_certs_issue_replacing(CsEngine *engine,
+			 const CsRequest *request,
+			 CsOrder *order,
+			 const guint8 *csr_der,
+			 gsize csr_len,
+			 const char *replaced_serial,
+			 GError **error)
+{
+	return issue(engine, request, order, csr_der, csr_len, replaced_serial, NULL, 0, TRUE,
+		     error);
 }
 
 GBytes *

@@ -33,6 +33,15 @@ GBytes *cs_certs_issue_keeping_end(CsEngine *engine,
 				   gsize csr_len,
 				   const char *keep_end_serial,
 				   GError **error);
+/* As cs_certs_issue() following @follows_serial, for the order's changed subject: valid
+ * from now to the old certificate's end (a change order). */
+GBytes *cs_certs_issue_replacing(CsEngine *engine,
+				 const CsRequest *request,
+				 CsOrder *order,
+				 const guint8 *csr_der,
+				 gsize csr_len,
+				 const char *replaced_serial,
+				 GError **error);
 /* The e-seal (GB/T 38540 SESeal, DER) for @order's certificate @cert_der: the order's
  * name and subject type, the certificate's validity, the picture (PNG or JPEG, e.g. the
  * order's seal_image) with its size in mm, signed by the vendor's seal maker. The esID is

@@ -26,6 +26,11 @@
  * next attempt, which looks at what the key holds: still the old certificate — every
  * certificate of this order is revoked and the work starts over; already this order's new
  * one — the writing is finished (it can run twice) and the order completes.
+ *
+ * A change of subject (CsKeyWork.changes_subject) works the same way on the applicant's
+ * key, but the certificate carries the order's new subject and keeps the old one's end, the
+ * seal's picture is drawn with the new name (or is the order's seal_image), and the old
+ * certificate is revoked affiliationChanged.
  */
 #define G_LOG_DOMAIN "certseald"
 
@@ -385,8 +390,9 @@ revoke_superseded(Job *job, CsOrder *order, GError **error)
 		return TRUE;
 	g_message("order %s: certificate %s superseded by %s", job->order_id, job->old_serial,
 		  job->certificate_serial != NULL ? job->certificate_serial : "?");
-	return cs_certs_revoke(job->engine, &system_request, job->old_serial, "superseded", order,
-			       error);
+	return cs_certs_revoke(job->engine, &system_request, job->old_serial,
+			       job->work->changes_subject ? "affiliationChanged" : "superseded",
+			       order, error);
 }
 
 static void
@@ -463,6 +469,9 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 		cert = cs_certs_issue_keeping_end(
 		    job->engine, &system_request, order, p, len,
 		    cs_order_get_field(order, job->work->keeps_end_field), &local);
+	else if (job->work->changes_subject)
+		cert = cs_certs_issue_replacing(job->engine, &system_request, order, p, len,
+						job->old_serial, &local);
 	else
 		cert = cs_certs_issue(job->engine, &system_request, order, p, len, job->old_serial,
 				      job->old_serial != NULL ? attr_int(order, "eligible_at") : 0,
@@ -585,7 +594,8 @@ on_old_seal(GBytes *seal, const GError *error, gpointer user_data)
 	info = seal != NULL
 		   ? cs_seal_parse(g_bytes_get_data(seal, NULL), g_bytes_get_size(seal), NULL)
 		   : NULL;
-	if (info != NULL && info->picture != NULL) {
+	/* A changed subject gets a new picture with its new name. */
+	if (info != NULL && info->picture != NULL && !job->work->changes_subject) {
 		job->old_picture = g_bytes_ref(info->picture);
 		job->old_width_mm = (guint)info->width_mm;
 		job->old_height_mm = (guint)info->height_mm;

@@ -98,11 +98,13 @@ def due_by(start, working_days, holidays=()):
 
 
 def pin_like(text, pin):
-    """Does @text (str or bytes) contain @pin as a whole number (not inside a longer run of
-    digits such as a timestamp)?"""
+    """Does @text (str or bytes) contain @pin as a whole number — not inside a longer run of
+    digits such as a timestamp, nor inside a hex digest or MAC (the keyed hashes the ledger
+    keeps are hex text, and any six digits turn up in enough of them)?"""
     if isinstance(text, (bytes, bytearray)):
-        return re.search(rb"(?<![0-9])" + re.escape(pin.encode()) + rb"(?![0-9])", text) is not None
-    return re.search(r"(?<![0-9])" + re.escape(pin) + r"(?![0-9])", text) is not None
+        return re.search(rb"(?<![0-9A-Fa-f])" + re.escape(pin.encode()) + rb"(?![0-9A-Fa-f])",
+                         text) is not None
+    return re.search(r"(?<![0-9A-Fa-f])" + re.escape(pin) + r"(?![0-9A-Fa-f])", text) is not None
 
 
 # --- materials ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
     out = cp.stdout + cp.stderr
     assert cp.returncode == 0, f"demo.sh exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}"
     assert "\x1b[" not in cp.stdout  # no colours when not on a terminal
-    assert "certseald" in cp.stdout and "Flows:    new" in cp.stdout, out
+    assert "certseald" in cp.stdout and re.search(r"Flows: .*\bnew\b", cp.stdout), out
     assert "id_number: bad check character" in out, out
     assert os.path.exists(os.path.join(tmp_dir, "state", "ledger.db"))
 
@@ -71,9 +71,21 @@ def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
     assert "notAfter=" in renewal and renewal.count("valid: seal") == 1, renewal
     assert renewal.rstrip().count("Logged in.") == 1, renewal
     # Then the person's key, locked by wrong PINs, is unlocked and opens with the new PIN.
-    unlock = ending.split("locked by wrong PINs", 1)[1]
+    unlock = ending.split("locked by wrong PINs", 1)[1].split(
+        "inserted for the change", 1)[0]
     assert re.search(r"DEMOPER01 .* locked", unlock), unlock
     assert "Unlocked: the key's PIN is the new one" in unlock, unlock
     assert re.search(r"DEMOPER01 .* 6 tries left", unlock), unlock
     assert unlock.rstrip().count("Logged in.") == 1, unlock
+    # Then the organisation changes its name: the new certificate and seal carry it, the
+    # seal's picture is saved, the old certificate is in the CRL as affiliationChanged.
+    change = cp.stdout.split("inserted for the change", 1)[1]
+    assert "submit → in_review" in change and "State: completed" in change, change
+    assert "O=厦门示例新名科技有限公司" in change, change
+    assert re.search(r"name +厦门示例新名科技有限公司", change), change
+    m = re.search(r"the new seal's picture is saved in (\S+)", change)
+    assert m is not None, change
+    with open(m.group(1), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "Affiliation Changed" in change, change
     assert "certseald stopped" in cp.stdout, out

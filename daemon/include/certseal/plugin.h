@@ -40,7 +40,10 @@ G_BEGIN_DECLS
  * about a key across orders. Minor 2: a certificate found by an order query
  * (cs_create_find_certificate), orders pre-filled from an earlier order, a revocation inside
  * the step's transaction (cs_step_revoke_certificate) and key work whose certificate keeps
- * another's end (CsKeyWork.keeps_end_field). */
+ * another's end (CsKeyWork.keeps_end_field). Added since, at the end of their structures: fields
+ * fixed at CreateOrder (CsFieldSpec.fixed), materials needed only while a hook says so
+ * (CsMaterialSpec.needed) and key work for a changed subject (CsKeyWork.changes_subject),
+ * for the change flow. */
 
 /* Errors every layer reports; each maps to one org.certseal.Error.* name. */
 #define CS_ERROR (cs_error_quark())
@@ -141,7 +144,12 @@ typedef struct {
 	/* CS_FIELD_ENUM: one label per choice, in the order of @choices; may be NULL. */
 	const char *const *choice_labels_zh;
 	const char *const *choice_labels_en;
+	/* Set when the order is created (pre-filled by prepare_order) and never changed by
+	 * Update: InvalidInput naming the field. */
+	gboolean fixed;
 } CsFieldSpec;
+
+typedef struct _CsOrder CsOrder;
 
 /* A material (an uploaded scan or photo) the flow asks for. The engine
  * sniffs and bounds the content (PNG, JPEG or PDF); the plugin only names the kinds. */
@@ -151,6 +159,10 @@ typedef struct {
 	gboolean required;    /* listed in Missing until attached */
 	const char *label_zh; /* what forms show (Manager.GetFlow) */
 	const char *label_en;
+	/* May be NULL. When set, the material is also required (listed in Missing, refused by
+	 * CS_TRANSITION_NEEDS_MATERIALS) while it returns TRUE for the order: evidence a
+	 * change order needs only for what it changes. */
+	gboolean (*needed)(CsOrder *order);
 } CsMaterialSpec;
 
 typedef enum {
@@ -172,7 +184,6 @@ typedef enum {
 } CsTransitionFlags;
 
 typedef struct _CsEngine CsEngine;
-typedef struct _CsOrder CsOrder;
 /* An order being created: what CreateOrder brought, before the fields are validated. */
 typedef struct _CsCreate CsCreate;
 /* One step being taken: the order, the transition, who asked and what came with it. */
@@ -354,6 +365,11 @@ typedef struct {
 	 * from now to the end of the certificate whose serial is the order's field
 	 * @keeps_end_field. */
 	const char *keeps_end_field;
+	/* With @follows_field: the new certificate carries the order's changed subject (a change
+	 * order), so its end is the old one's (not carried on), no renewal window applies, the
+	 * new e-seal's picture is drawn with the new name (or the order's seal_image), and the
+	 * old certificate is revoked affiliationChanged instead of superseded. */
+	gboolean changes_subject;
 } CsKeyWork;
 
 /* Prepare key work on the key named @key_serial (its serial, or its id): present, of the
