@@ -106,3 +106,40 @@ cs_step_inspect_key(CsStep *step, CsKeyCertificate *info, GError **error)
 {
 	return inspect_key(cs_step_get_engine(step), info, error);
 }
+
+gboolean
+cs_key_certificate_check_login(const CsKeyCertificate *info, GError **error)
+{
+	if (info->logged_in)
+		return TRUE;
+	g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
+		    "key %s is not logged in: Login with the certificate password first",
+		    info->serial);
+	return FALSE;
+}
+
+gboolean
+cs_key_certificate_check_ours(const CsKeyCertificate *info, const char *verb, GError **error)
+{
+	if (info->certificate_serial == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
+			    "certificate: key %s holds no certificate: apply for a new one",
+			    info->serial);
+		return FALSE;
+	}
+	if (!info->issued_here) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
+			    "certificate: %s on key %s was not issued by this platform; only "
+			    "its own certificates are %s here",
+			    info->certificate_serial, info->serial, verb);
+		return FALSE;
+	}
+	if (g_strcmp0(info->status, "valid") != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
+			    "certificate: %s is revoked (%s): apply for a new certificate",
+			    info->certificate_serial,
+			    info->revocation_reason != NULL ? info->revocation_reason : "revoked");
+		return FALSE;
+	}
+	return TRUE;
+}

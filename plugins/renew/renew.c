@@ -77,41 +77,10 @@ renew_contact_phone(CsOrder *order)
 }
 
 static gboolean
-check_logged_in(const CsKeyCertificate *key, GError **error)
-{
-	if (key->logged_in)
-		return TRUE;
-	g_set_error(error, CS_ERROR, CS_ERROR_ACCESS_DENIED,
-		    "key %s is not logged in: Login with the certificate password first",
-		    key->serial);
-	return FALSE;
-}
-
-/* A certificate this platform issued, not revoked, within the window at @now. */
-static gboolean
 check_certificate(const CsKeyCertificate *key, gint64 now, GError **error)
 {
-	if (key->certificate_serial == NULL) {
-		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
-			    "certificate: key %s holds no certificate: apply for a new one",
-			    key->serial);
-		return FALSE;
-	}
-	if (!key->issued_here) {
-		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
-			    "certificate: %s on key %s was not issued by this platform; only "
-			    "its own certificates are renewed here",
-			    key->certificate_serial, key->serial);
-		return FALSE;
-	}
-	if (g_strcmp0(key->status, "valid") != 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
-			    "certificate: %s is revoked (%s): apply for a new certificate",
-			    key->certificate_serial,
-			    key->revocation_reason != NULL ? key->revocation_reason : "revoked");
-		return FALSE;
-	}
-	return cs_validity_renewal_eligible(key->not_after, now, error);
+	return cs_key_certificate_check_ours(key, "renewed", error) &&
+	       cs_validity_renewal_eligible(key->not_after, now, error);
 }
 
 /* CreateOrder: the key inserted alone, logged in, with a certificate that may be renewed;
@@ -136,7 +105,8 @@ renew_prepare_order(CsCreate *create, GError **error)
 			    "vendor: key %s is a %s key, not %s", key.serial, key.vendor, vendor);
 		return FALSE;
 	}
-	if (!check_logged_in(&key, error) || !check_certificate(&key, cs_clock_now(), error))
+	if (!cs_key_certificate_check_login(&key, error) ||
+	    !check_certificate(&key, cs_clock_now(), error))
 		return FALSE;
 	if (g_strcmp0(key.subject_type, cs_subject_type_to_string(type)) != 0) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
@@ -180,7 +150,7 @@ check_download(CsStep *step, GError **error)
 			    "key: %s is not inserted; download to key %s", asked, key.serial);
 		return FALSE;
 	}
-	if (!check_logged_in(&key, error))
+	if (!cs_key_certificate_check_login(&key, error))
 		return FALSE;
 	if (cs_order_get_attr(order, "eligible_at") != NULL)
 		return TRUE;

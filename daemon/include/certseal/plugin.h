@@ -432,6 +432,13 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CsKeyCertificate, cs_key_certificate_clear)
  * one, whatever their vendors) and its certificate. */
 gboolean cs_create_inspect_key(CsCreate *create, CsKeyCertificate *info, GError **error);
 gboolean cs_step_inspect_key(CsStep *step, CsKeyCertificate *info, GError **error);
+/* The inspected key is logged in (AccessDenied, naming Login, otherwise). */
+gboolean cs_key_certificate_check_login(const CsKeyCertificate *info, GError **error);
+/* The inspected key holds a certificate this platform issued and did not revoke
+ * (NotEligible, saying which, otherwise); @verb ends "only its own certificates are … here"
+ * ("renewed", "changed"). */
+gboolean
+cs_key_certificate_check_ours(const CsKeyCertificate *info, const char *verb, GError **error);
 
 /* The business clock (seconds since the epoch; test mode may move it, docs/architecture.md §1.2).
  */
