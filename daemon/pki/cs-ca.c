@@ -1200,34 +1200,37 @@ cs_ca_set_get(CsCaSet *set, const char *vendor, GError **error)
 	return ca;
 }
 
-/* A replacement: from now to the end of the certificate it replaces. */
-static gboolean
-keep_end_dates(CsCaSet *set,
-	       CsCa *ca,
-	       const CsIssueRequest *request,
-	       gint64 now,
-	       gint64 *nb,
-	       gint64 *na,
-	       GError **error)
+/* The subscriber certificate @serial of the request's subject and of @ca's vendor that a
+ * new one follows or replaces, or NULL (NotEligible, naming certificate_serial). */
+static CsCertRow *
+load_subject_certificate(
+    CsCaSet *set, CsCa *ca, const CsIssueRequest *request, const char *serial, GError **error)
 {
-	g_autoptr(CsCertRow) old =
-	    cs_ledger_load_certificate(set->ledger, request->keep_end_serial, error);
+	g_autoptr(CsCertRow) old = cs_ledger_load_certificate(set->ledger, serial, error);
 
 	if (old == NULL) {
 		g_prefix_error(error, "certificate_serial: ");
-		return FALSE;
+		return NULL;
 	}
 	if (g_strcmp0(old->role, "subscriber") != 0 || g_strcmp0(old->vendor, ca->vendor_id) != 0 ||
 	    g_strcmp0(old->id_number, request->subject.id_number) != 0) {
 		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
 			    "certificate_serial: %s is not a %s certificate of this subject",
-			    request->keep_end_serial, ca->vendor_id);
-		return FALSE;
+			    serial, ca->vendor_id);
+		return NULL;
 	}
+	return g_steal_pointer(&old);
+}
+
+/* A replacement (reissue, change): from now to the end of @old, which must not have ended. */
+static gboolean
+keep_old_end(
+    const CsCertRow *old, const char *serial, gint64 now, gint64 *nb, gint64 *na, GError **error)
+{
 	if (old->not_after <= now) {
 		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
 			    "certificate_serial: %s has expired; apply for a new certificate",
-			    request->keep_end_serial);
+			    serial);
 		return FALSE;
 	}
 	*nb = now;
@@ -1246,40 +1249,24 @@ issue_dates(CsCaSet *set,
 {
 	g_autoptr(CsCertRow) old = NULL;
 
-	if (request->keep_end_serial != NULL)
-		return keep_end_dates(set, ca, request, now, nb, na, error);
+	if (request->keep_end_serial != NULL) {
+		old = load_subject_certificate(set, ca, request, request->keep_end_serial, error);
+		return old != NULL &&
+		       keep_old_end(old, request->keep_end_serial, now, nb, na, error);
+	}
 	if (request->renew_serial == NULL)
 		return cs_validity_new(now, ca->validity_days, nb, na, error);
-	old = cs_ledger_load_certificate(set->ledger, request->renew_serial, error);
-	if (old == NULL) {
-		g_prefix_error(error, "certificate_serial: ");
+	old = load_subject_certificate(set, ca, request, request->renew_serial, error);
+	if (old == NULL)
 		return FALSE;
-	}
-	if (g_strcmp0(old->role, "subscriber") != 0 || g_strcmp0(old->vendor, ca->vendor_id) != 0 ||
-	    g_strcmp0(old->id_number, request->subject.id_number) != 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
-			    "certificate_serial: %s is not a %s certificate of this subject",
-			    request->renew_serial, ca->vendor_id);
-		return FALSE;
-	}
 	if (g_strcmp0(old->status, "valid") != 0) {
 		g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
 			    "certificate_serial: %s is revoked (%s); apply for a new certificate",
 			    request->renew_serial, old->reason);
 		return FALSE;
 	}
-	if (request->keep_end) {
-		if (old->not_after <= now) {
-			g_set_error(error, CS_ERROR, CS_ERROR_NOT_ELIGIBLE,
-				    "certificate_serial: %s has expired; apply for a new "
-				    "certificate",
-				    request->renew_serial);
-			return FALSE;
-		}
-		*nb = now;
-		*na = old->not_after;
-		return TRUE;
-	}
+	if (request->keep_end)
+		return keep_old_end(old, request->renew_serial, now, nb, na, error);
 	/* The window as of when the flow checked it (before the key was touched), the dates
 	 * as of now. */
 	if (!cs_validity_renewal_eligible(
