@@ -387,6 +387,21 @@ append_value(sd_bus_message *m, GVariant *v)
 	return r >= 0 ? sd_bus_message_close_container(m) : r;
 }
 
+/* Reply to @call with @value (a floating reference is taken) as its one argument. */
+static int
+reply_variant(sd_bus_message *call, GVariant *value)
+{
+	g_autoptr(GVariant) owned = g_variant_ref_sink(value);
+	g_autoptr(sd_bus_message) reply = NULL;
+	int r = sd_bus_message_new_method_return(call, &reply);
+
+	if (r >= 0)
+		r = append_value(reply, owned);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
 /* Append an a{sv} whose values are basic types (what the engine stores). */
 static int
 append_fields(sd_bus_message *m, GVariant *dict)
@@ -514,9 +529,8 @@ method_get_flow(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	CsDbus *self = userdata;
 	const char *kind = NULL;
 	const char *subject_type = NULL;
-	g_autoptr(GVariant) flow = NULL;
+	GVariant *flow; /* floating, taken by reply_variant() */
 	g_autoptr(GError) error = NULL;
-	g_autoptr(sd_bus_message) reply = NULL;
 	int r = sd_bus_message_read(m, "ss", &kind, &subject_type);
 
 	if (r < 0)
@@ -524,13 +538,7 @@ method_get_flow(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	flow = cs_engine_describe_flow(self->engine, kind, subject_type, &error);
 	if (flow == NULL)
 		return reply_error(ret_error, error);
-	g_variant_ref_sink(flow);
-	r = sd_bus_message_new_method_return(m, &reply);
-	if (r >= 0)
-		r = append_value(reply, flow);
-	if (r < 0)
-		return r;
-	return sd_bus_send(NULL, reply, NULL);
+	return reply_variant(m, flow);
 }
 
 static int
@@ -540,9 +548,8 @@ method_validate_fields(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
 	const char *kind = NULL;
 	const char *subject_type = NULL;
 	g_autoptr(GVariant) fields = NULL;
-	g_autoptr(GVariant) problems = NULL;
+	GVariant *problems; /* floating, taken by reply_variant() */
 	g_autoptr(GError) error = NULL;
-	g_autoptr(sd_bus_message) reply = NULL;
 	int r = sd_bus_message_read(m, "ss", &kind, &subject_type);
 
 	if (r < 0)
@@ -552,13 +559,7 @@ method_validate_fields(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
 	problems = cs_engine_validate_fields(self->engine, kind, subject_type, fields, &error);
 	if (problems == NULL)
 		return reply_error(ret_error, error);
-	g_variant_ref_sink(problems);
-	r = sd_bus_message_new_method_return(m, &reply);
-	if (r >= 0)
-		r = append_value(reply, problems);
-	if (r < 0)
-		return r;
-	return sd_bus_send(NULL, reply, NULL);
+	return reply_variant(m, problems);
 }
 
 static int
