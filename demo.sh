@@ -9,9 +9,11 @@
 # expiry reminder SMS, the organisation's key renewed (更新) from the desktop — the new
 # validity, the new seal, and a login with the unchanged PIN; then the person's key, locked
 # by wrong PINs, is unlocked (解锁) with the authorization code sent to the verified phone.
-# Last, the organisation changes its name (信息变更): a new certificate and e-seal with the
+# Then the organisation changes its name (信息变更): a new certificate and e-seal with the
 # new name on the same key (the seal's picture saved), the old certificate in the CRL.
-# Then stop everything it started.
+# Last, the person's key is lost: an order query (订单查询) by a code sent to their phone
+# lists their orders and certificates, and a reissue (丢失补办) revokes the lost key's
+# certificate and makes a new key. Then stop everything it started.
 #
 # CERTSEAL_SKIP_INSTALL=1 skips the package check; CERTSEAL_BUILD_DIR=DIR uses an
 # existing build instead of building into build/; CERTSEAL_DEMO_DIR=DIR keeps the demo's
@@ -41,6 +43,10 @@ files=$demo_dir/files
 rm -rf "$state" "$files"
 mkdir -p "$state" "$files"
 log=$demo_dir/certseald.log
+# The development configuration, without the minute a phone must wait between two SMS:
+# one person receives several codes in a row here, which in real life are minutes apart.
+conf=$demo_dir/certseald.conf
+{ cat "$build/certseal-dev.conf"; printf '\n[sms]\nresend_cooldown_s = 0\n'; } >"$conf"
 py=/usr/bin/python3
 
 # Two blank virtual UKeys of demo vendor A (SoftHSM2 tokens behind drivers/vkey), as the
@@ -61,7 +67,7 @@ cleanup() {
 }
 trap cleanup EXIT
 start_daemon() {
-  "$build/daemon/certseald" --session --state-dir "$state" --config "$build/certseal-dev.conf" \
+  "$build/daemon/certseald" --session --state-dir "$state" --config "$conf" \
     >>"$log" 2>&1 &
   daemon=$!
   for _ in $(seq 100); do
@@ -101,6 +107,30 @@ for m in reversed(json.load(sys.stdin)):
         break
 else:
     sys.exit("no such message in the sandbox SMS outbox")' "$@"
+}
+
+# Run COMMAND… with its stdin fed the code of TEMPLATE that reaches PHONE while it runs
+# (the person reading the SMS and typing it); its output is shown, its exit status kept.
+with_code() { # PHONE TEMPLATE COMMAND…
+  local phone=$1 template=$2 before code pid rc=0
+  shift 2
+  before=$(outbox_secret "$phone" "$template" 2>/dev/null || true)
+  rm -f "$files/code.in"
+  mkfifo "$files/code.in"
+  "$@" <"$files/code.in" >"$files/code.out" 2>&1 &
+  pid=$!
+  exec 3>"$files/code.in"
+  for _ in $(seq 300); do
+    code=$(outbox_secret "$phone" "$template" 2>/dev/null) && [ "$code" != "$before" ] && break
+    code=""
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$code" ] && printf '%s\n' "$code" >&3
+  exec 3>&-
+  wait "$pid" || rc=$?
+  cat "$files/code.out"
+  return "$rc"
 }
 
 step "certseal status"
@@ -356,30 +386,9 @@ old_serial=$(busctl --user get-property org.certseal.CertSeal1 "$key_path" \
 
 printf 'org_name = 厦门示例新名科技有限公司\n' >"$files/change.txt"
 step "certseal change --key $org_key --fields change.txt --material business_license=scan.png"
-old_code=$(outbox_secret "$org_handler_phone" sms_code 2>/dev/null || true)
-rm -f "$files/change.in"
-mkfifo "$files/change.in"
-certseal change --key "$org_key" --fields "$files/change.txt" \
-  --material "business_license=$files/scan.png" --yes \
-  <"$files/change.in" >"$files/change.out" 2>&1 &
-change_pid=$!
-exec 3>"$files/change.in"
-code=""
-# (The handler's phone had a message moments ago: certseal change waits out the resend
-# interval before the code goes.)
-for _ in $(seq 1500); do
-  grep -q '^send-code' "$files/change.out" &&
-    code=$(outbox_secret "$org_handler_phone" sms_code 2>/dev/null) &&
-    [ "$code" != "$old_code" ] && break
-  code=""
-  sleep 0.1
-done
-[ -n "$code" ] || { exec 3>&-; wait "$change_pid" || true; cat "$files/change.out"; exit 1; }
-echo "(the SMS code $code arrived at the handler's phone on file, $org_handler_phone)"
-printf '%s\n' "$code" >&3
-exec 3>&-
-wait "$change_pid"
-cat "$files/change.out"
+with_code "$org_handler_phone" sms_code \
+  certseal change --key "$org_key" --fields "$files/change.txt" \
+  --material "business_license=$files/scan.png" --yes | tee "$files/change.out"
 change_id=$(sed -n -E 's/^create → (CS[0-9]+)$/\1/p' "$files/change.out")
 
 step "The reviewer approves the new business licence: certseal-office review approve $change_id"
@@ -404,6 +413,64 @@ echo "the new seal's picture is saved in $files/$org_key-changed-seal.png"
 step "The old certificate $old_serial in the CRL (affiliationChanged)"
 office ca crl --vendor demo-a | openssl crl -noout -text |
   grep -i -A4 "Serial Number: *0*$old_serial" || true
+
+# Order query (订单查询, the manual's section 4) and replacement after loss (丢失补办, section
+# 6): the person's key is lost. A code sent to the phone on file shows their orders and
+# certificates; a reissue is created from the same command, since what the code opens
+# belongs to that connection. The lost key's certificate is revoked (keyCompromise) as
+# soon as the order's SMS code is verified; a new key is made, shipped and opens with the
+# password sent to the person's phone.
+person_id=440524188001010014
+step "The person's key $person_key is lost: certseal query --subject person --id $person_id --certificates"
+with_code "$person_phone" query_code \
+  certseal query --subject person --id "$person_id" --certificates | tee "$files/query.out"
+lost_serial=$(sed -n -E 's/^([0-9A-F]{32}) +demo-a +valid .*/\1/p' "$files/query.out" | head -1)
+[ -n "$lost_serial" ] || { echo "no valid certificate found"; exit 1; }
+
+step "certseal reissue --subject person --id $person_id --serial $lost_serial --reason lost"
+with_code "$person_phone" query_code \
+  certseal reissue --subject person --id "$person_id" --serial "$lost_serial" --reason lost |
+  tee "$files/reissue.out"
+reissue_id=$(sed -n -E 's/^Order (CS[0-9A-Za-z]+) created.*/\1/p' "$files/reissue.out")
+
+step "certseal order continue $reissue_id: confirm the details on file"
+certseal order continue "$reissue_id" >/dev/null
+show_state "$reissue_id"
+step "certseal order attach $reissue_id …: the ID card scans and the seal sample form"
+for m in id_front id_back; do
+  certseal order attach "$reissue_id" "$m" "$files/scan.png" >/dev/null
+done
+certseal order attach "$reissue_id" seal_form "$files/seal_form_person.pdf" >/dev/null
+certseal order submit "$reissue_id" >/dev/null
+show_state "$reissue_id"
+step "The person types the SMS code: certseal order continue $reissue_id (the lost key stops working)"
+outbox_secret "$person_phone" sms_code | certseal order continue "$reissue_id" >/dev/null
+show_state "$reissue_id"
+office ca crl --vendor demo-a | openssl crl -noout -text |
+  grep -i -A4 "Serial Number: *0*$lost_serial" || true
+
+step "certseal order pay $reissue_id, confirmed by the cashier; the reviewer approves"
+certseal order pay "$reissue_id" --channel sandbox >/dev/null
+office pay-notify "$reissue_id" --channel sandbox >/dev/null
+office review approve "$reissue_id" >/dev/null
+show_state "$reissue_id" Password
+
+new_key=DEMOPER02
+step "The maker makes the new key $new_key, it is shipped and delivered"
+"$build/cli/certseal-vkey" --state-dir "$state" create --vendor demo-a --serial "$new_key" \
+  --blank >/dev/null
+for _ in $(seq 50); do
+  certseal --json keys | grep -q "$new_key" && break
+  sleep 0.1
+done
+office make "$reissue_id" --key "$new_key"
+office ship "$reissue_id" --tracking "SF$(date +%s)r" >/dev/null
+office deliver "$reissue_id" >/dev/null
+show_state "$reissue_id"
+certseal keys
+
+step "certseal login $new_key, with the password sent to the person's phone"
+outbox_secret "$person_phone" password review_approved | certseal login "$new_key"
 
 step "Stopping"
 cleanup

@@ -99,8 +99,12 @@ print_orders(GPtrArray *rows)
 		g_variant_lookup(r, "state", "&s", &state);
 		g_variant_lookup(r, "next_action", "&s", &next);
 		g_variant_lookup(r, "updated", "t", &updated);
+		const char *shown = *next != '\0' ? next : "—";
+		/* Padded by characters, not bytes: the dash is three bytes wide. */
+		int pad = 16 - (int)g_utf8_strlen(shown, -1);
+
 		when = cs_cli_format_time(updated);
-		g_print("%-18s %-8s %-14s %-16s %s\n", id, kind, state, *next != '\0' ? next : "—",
+		g_print("%-18s %-8s %-14s %s%*s %s\n", id, kind, state, shown, MAX(pad, 0), "",
 			when);
 	}
 }

@@ -13,14 +13,16 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from conftest import (DEV_CONF, KEY_IFACE, Bus, Client, dbus_error, key_path, run_cli,
+from conftest import (DEV_CONF, KEY_IFACE, ORDERS_PATH, Bus, Client, dbus_error, key_path, run_cli,
                       run_until, short_tmpdir, vkey, write_config)
 from flow_helpers import attach_bytes, key_certificate, make_png, secret_of
 from office_helpers import office_info
 from flow_helpers import Office
+from test_reissue import Reissue, query
 from test_renew import (DAY, ERR_ACCESS_DENIED, ERR_INVALID_INPUT, ERR_NOT_ELIGIBLE, ClockDaemon,
-                        World, cert_rows, check_ledger, download, epoch, foreign_key, hexserial,
-                        login, made_key, seal_file, valid_certs_of, wait_key, wait_state)
+                        World, cert_rows, check_ledger, create_renewal, download, epoch,
+                        foreign_key, hexserial, login, made_key, seal_file, valid_certs_of,
+                        wait_key, wait_state)
 
 ORDER_IFACE = "org.certseal.CertSeal1.Order"
 
@@ -398,4 +400,30 @@ def test_sigkill_in_every_state_leaves_the_orders_intact(world, tmp_dir):
     with dbus_error(ERR_INVALID_INPUT, "holds certificate"):
         download(w, other, "CHK001")
     assert other.state == "downloadable"
+    check_ledger(w)
+
+
+def test_a_key_whose_certificate_was_revoked_is_neither_changed_nor_renewed(world):
+    """A key reported lost and found again: its certificate was revoked (keyCompromise) by
+    the reissue; logged in, it is refused for a change and for a renewal, naming the
+    revocation, and no order is left behind."""
+    w = world
+    a, old = made_key(w, "org", "CHV001")
+    old_serial = hexserial(old)
+    assert query(w, w.client, a)[old_serial] == "valid"
+    lost = Reissue(a, w.client, old_serial, "lost")
+    lost.confirm()
+    lost.attach_all()
+    lost.submit()
+    lost.verify()
+    assert crl_reason(w, old.serial_number) == x509.ReasonFlags.key_compromise
+    def orders():
+        return sorted(p for p in w.client.managed_objects() if p.startswith(ORDERS_PATH))
+    before = orders()
+    login(w, "CHV001", a.pin)
+    with dbus_error(ERR_NOT_ELIGIBLE, "is revoked (keyCompromise)", "apply for a new"):
+        create_change(w, a, "CHV001", **{name_field(a): "厦门找回科技有限公司"})
+    with dbus_error(ERR_NOT_ELIGIBLE, "is revoked (keyCompromise)", "apply for a new"):
+        create_renewal(w, a, "CHV001")
+    assert orders() == before
     check_ledger(w)

@@ -6,7 +6,9 @@ invoice, review, making the key on a blank virtual key, shipping, delivery — t
 the keys made, a certificate and its e-seal, logs in with the delivered password, and
 then moves the clock (a restart with CERTSEAL_TEST_NOW), shows the expiry reminder and
 renews the organisation's key: the new validity, the new seal, and a login with the
-unchanged PIN; and stops everything it started.
+unchanged PIN; unlocks the person's locked key; changes the organisation's name; and, the
+person's key lost, finds their orders and certificates by an order query and reissues the
+key; and stops everything it started.
 """
 
 import os
@@ -79,7 +81,7 @@ def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
     assert unlock.rstrip().count("Logged in.") == 1, unlock
     # Then the organisation changes its name: the new certificate and seal carry it, the
     # seal's picture is saved, the old certificate is in the CRL as affiliationChanged.
-    change = cp.stdout.split("inserted for the change", 1)[1]
+    change = cp.stdout.split("inserted for the change", 1)[1].split("is lost: certseal query", 1)[0]
     assert "submit → in_review" in change and "State: completed" in change, change
     assert "O=厦门示例新名科技有限公司" in change, change
     assert re.search(r"name +厦门示例新名科技有限公司", change), change
@@ -88,4 +90,26 @@ def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
     with open(m.group(1), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "Affiliation Changed" in change, change
+    # Then the person's key is lost: the order query by a code lists the person's orders and
+    # their valid certificate; the reissue revokes it (keyCompromise) once the order's SMS
+    # code is verified, and the new key made opens with the password sent to the phone.
+    lost = cp.stdout.split("is lost: certseal query", 1)[1]
+    assert "A query code was sent to 137****7000." in lost, lost
+    assert re.search(r"CS\w+ +unlock +completed", lost), lost
+    assert re.search(r"CS\w+ +new +completed", lost), lost
+    m = re.search(r"^([0-9A-F]{32}) +demo-a +valid +\S+ .*CN=王五", lost, re.M)
+    assert m is not None, lost
+    serial = m.group(1)
+    assert re.search(rf"Order CS\w+ created: reissue \(lost\) of certificate {serial}", lost)
+    story = ["State: confirmed", "State: sms_pending", "State: unpaid",
+             "Serial Number: ", "Key Compromise", "State: approved",
+             "made (key DEMOPER02)", "State: completed"]
+    pos = 0
+    for mark in story:
+        found = lost.find(mark, pos)
+        assert found >= 0, f"{mark!r} missing (after position {pos}):\n{lost}"
+        pos = found
+    assert re.search(rf"Serial Number: 0*{serial.lstrip('0')}\n", lost), lost
+    assert re.search(r"DEMOPER02 .* valid until", lost), lost
+    assert lost.split("certseal login DEMOPER02", 1)[1].count("Logged in.") == 1, lost
     assert "certseald stopped" in cp.stdout, out

@@ -18,11 +18,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from conftest import (CLI, KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, Bus, Client, dbus_error,
-                      key_path, run_until, short_tmpdir, write_config)
+                      key_path, run_until, short_tmpdir, vkey, write_config)
 from flow_helpers import Application, Office, blank_key, key_certificate, openssl, secret_of
 from office_helpers import office_info
 from test_crash import recompute_chain
-from test_new_flow import ca_chain
+from test_new_flow import Crashes, ca_chain
+from test_renew import cert_rows
 from test_renew import ClockDaemon
 
 ERR_NOT_FOUND = "org.certseal.Error.NotFound"
@@ -329,6 +330,98 @@ def test_sigkill_after_a_lost_keys_sms_step_keeps_the_revocation(world):
     assert crl_reason(w, cert) == x509.ReasonFlags.key_compromise
     # The grant ended with the connection; a new query shows the certificate revoked.
     assert query(w, w.client, old)[old_serial] == "revoked"
+    check_ledger(w)
+
+
+def test_the_daemon_killed_in_every_state_of_a_reissue_loses_nothing(world):
+    """A lost key's and a damaged key's reissue, and the reissues resting in the other states,
+    are as they were after a SIGKILL in each state; a kill while the new key is being made
+    goes back to approved and the key is made again. The lost key's certificate is revoked
+    keyCompromise from the SMS step on, the damaged one's stays valid until the new key is
+    made and is then superseded; the ledger verifies."""
+    w = world
+    crash = Crashes(w.daemon, w.client)
+    olds = {serial: made_key(w, subject, serial)
+            for subject, serial in (("org", "RKEV1"), ("person", "RKEV2"), ("person", "RKEV3"),
+                                    ("org", "RKEV4"))}
+    serials = {serial: hexserial(cert) for serial, (_, cert) in olds.items()}
+    for a, _ in olds.values():
+        query(w, w.client, a)
+
+    def reissue(serial, reason):
+        r = Reissue(olds[serial][0], w.client, serials[serial], reason)
+        crash.watch(r)
+        return r
+
+    def status():
+        rows = cert_rows(w.daemon.state_dir, set(serials.values()))
+        return {serial: rows[hexserial] for serial, hexserial in serials.items()}
+
+    # Every order is created within the grants, which end with the daemon.
+    lost = reissue("RKEV1", "lost")
+    damaged = reissue("RKEV2", "damaged")
+    rejected = reissue("RKEV3", "damaged")
+    cancelled = reissue("RKEV4", "lost")
+    main = (lost, damaged)
+    crash.kill_restart()                                        # draft
+    for r in main:
+        r.confirm()
+    crash.kill_restart()                                        # confirmed
+    for r in main:
+        r.attach_all()
+        r.submit()
+    crash.kill_restart()                                        # sms_pending
+    for r in main:
+        r.verify()
+        assert r.state == "unpaid"
+    crash.kill_restart()                                        # unpaid
+    assert status()["RKEV1"] == ("revoked", "keyCompromise")
+    assert status()["RKEV2"][0] == "valid"
+    for r in main:
+        r.pay()
+    # Reissues resting in the other states while the daemon dies.
+    rejected.to_review()
+    rejected.reject("身份证反面不清晰")
+    cancelled.confirm()
+    cancelled.call("Cancel")
+    assert cancelled.state == "cancelled"
+    crash.kill_restart()                                        # in_review, rejected, cancelled
+    for r in main:
+        r.approve()
+    crash.kill_restart()                                        # approved
+    # making: held in key generation by a hanging token, then killed.
+    blank_key(w.daemon.state_dir, w.client, "RKNEW1")
+    vkey(w.daemon.state_dir, "fault", "RKNEW1", "C_GenerateKeyPair", "--after", "1", "--mode",
+         "hang", "--timeout", "30000")
+    mark = w.daemon.log_size()
+    w.office.ok("make", damaged.id, "--key", "RKNEW1", "--no-wait")
+    assert run_until(lambda: "fault on C_GenerateKeyPair" in w.daemon.log(mark), 15.0), \
+        "the making never reached key generation"
+    assert damaged.state == "making"
+    crash.kill_restart(making=damaged)                          # making → approved
+    assert status()["RKEV2"][0] == "valid"
+    assert run_until(lambda: key_path("RKNEW1") in w.client.managed_objects(), 5.0)
+    damaged.make("RKNEW1")
+    blank_key(w.daemon.state_dir, w.client, "RKNEW2")
+    lost.make("RKNEW2")
+    crash.kill_restart()                                        # made
+    assert status()["RKEV2"] == ("revoked", "superseded")
+    for r, tracking in ((lost, "SF0000000071"), (damaged, "SF0000000072")):
+        r.ship(tracking)
+    crash.kill_restart()                                        # shipped
+    for r in main:
+        r.deliver()
+    crash.kill_restart()                                        # completed
+    assert crash.seen_states >= {
+        "draft", "confirmed", "sms_pending", "unpaid", "in_review", "approved", "made",
+        "shipped", "completed", "cancelled", "rejected"}, crash.seen_states
+    assert status()["RKEV1"] == ("revoked", "keyCompromise")
+    assert status()["RKEV4"][0] == "valid"  # cancelled before its SMS step
+    assert status()["RKEV3"][0] == "valid"
+    # Each new key logs in with the password its approval delivered.
+    for r, serial in ((lost, "RKNEW2"), (damaged, "RKNEW1")):
+        w.client.call(key_path(serial), KEY_IFACE, "Login", "s", (r.pin,))
+        assert w.client.get(key_path(serial), KEY_IFACE, "HasSeal") is True
     check_ledger(w)
 
 
