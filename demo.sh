@@ -11,8 +11,8 @@
 # by wrong PINs, is unlocked (解锁) with the authorization code sent to the verified phone.
 # Then the organisation changes its name (信息变更): a new certificate and e-seal with the
 # new name on the same key (the seal's picture saved), the old certificate in the CRL.
-# Last, the person's key is lost: an order query (订单查询) by a code sent to their phone
-# lists their orders and certificates, and a reissue (丢失补办) revokes the lost key's
+# Last, the person follows their orders by a code sent to their phone (订单查询) and saves
+# an invoice again; the organisation's key is lost, and a reissue (丢失补办) revokes its
 # certificate and makes a new key. Then stop everything it started.
 #
 # CERTSEAL_SKIP_INSTALL=1 skips the package check; CERTSEAL_BUILD_DIR=DIR uses an
@@ -414,37 +414,47 @@ step "The old certificate $old_serial in the CRL (affiliationChanged)"
 office ca crl --vendor demo-a | openssl crl -noout -text |
   grep -i -A4 "Serial Number: *0*$old_serial" || true
 
-# Order query (订单查询, the manual's section 4) and replacement after loss (丢失补办, section
-# 6): the person's key is lost. A code sent to the phone on file shows their orders and
-# certificates; a reissue is created from the same command, since what the code opens
-# belongs to that connection. The lost key's certificate is revoked (keyCompromise) as
-# soon as the order's SMS code is verified; a new key is made, shipped and opens with the
-# password sent to the person's phone.
+# Order query (订单查询, the manual's section 4): the person follows their orders with a
+# code sent to the phone on file, and saves an invoice again.
 person_id=440524188001010014
-step "The person's key $person_key is lost: certseal query --subject person --id $person_id --certificates"
+step "certseal query --subject person --id $person_id (订单查询, the code to the phone on file)"
 with_code "$person_phone" query_code \
-  certseal query --subject person --id "$person_id" --certificates | tee "$files/query.out"
-lost_serial=$(sed -n -E 's/^([0-9A-F]{32}) +demo-a +valid .*/\1/p' "$files/query.out" | head -1)
+  certseal query --subject person --id "$person_id" | tee "$files/query.out"
+person_order=$(sed -n -E 's/^(CS[0-9A-Za-z]+) +new .*/\1/p' "$files/query.out" | head -1)
+step "certseal order invoice $person_order --output invoice-again.pdf"
+certseal order invoice "$person_order" --output "$files/invoice-again.pdf"
+
+# Replacement after loss (丢失补办, the manual's section 6): the organisation's key is lost.
+# A code to the handler's phone shows the subject's certificates; the reissue is created
+# from the same command, since what the code opens belongs to that connection. The lost
+# key's certificate is revoked (keyCompromise) as soon as the order's SMS code is verified;
+# a new key is made, shipped, and opens with the password sent to the legal representative.
+org_id=91350200776049653A
+step "The organisation's key $org_key is lost: certseal query --subject org --id $org_id --certificates"
+"$build/cli/certseal-vkey" --state-dir "$state" unplug "$org_key"
+with_code "$org_handler_phone" query_code \
+  certseal query --subject org --id "$org_id" --certificates | tee "$files/query-org.out"
+lost_serial=$(sed -n -E 's/^([0-9A-F]{32}) +demo-a +valid .*/\1/p' "$files/query-org.out" | head -1)
 [ -n "$lost_serial" ] || { echo "no valid certificate found"; exit 1; }
 
-step "certseal reissue --subject person --id $person_id --serial $lost_serial --reason lost"
-with_code "$person_phone" query_code \
-  certseal reissue --subject person --id "$person_id" --serial "$lost_serial" --reason lost |
+step "certseal reissue --subject org --id $org_id --serial $lost_serial --reason lost"
+with_code "$org_handler_phone" query_code \
+  certseal reissue --subject org --id "$org_id" --serial "$lost_serial" --reason lost |
   tee "$files/reissue.out"
 reissue_id=$(sed -n -E 's/^Order (CS[0-9A-Za-z]+) created.*/\1/p' "$files/reissue.out")
 
 step "certseal order continue $reissue_id: confirm the details on file"
 certseal order continue "$reissue_id" >/dev/null
 show_state "$reissue_id"
-step "certseal order attach $reissue_id …: the ID card scans and the seal sample form"
-for m in id_front id_back; do
+step "certseal order attach $reissue_id …: the licence, the handler's ID card, the seal form"
+for m in business_license handler_id_front handler_id_back; do
   certseal order attach "$reissue_id" "$m" "$files/scan.png" >/dev/null
 done
-certseal order attach "$reissue_id" seal_form "$files/seal_form_person.pdf" >/dev/null
+certseal order attach "$reissue_id" seal_form "$files/seal_form_org.pdf" >/dev/null
 certseal order submit "$reissue_id" >/dev/null
 show_state "$reissue_id"
-step "The person types the SMS code: certseal order continue $reissue_id (the lost key stops working)"
-outbox_secret "$person_phone" sms_code | certseal order continue "$reissue_id" >/dev/null
+step "The handler types the SMS code: certseal order continue $reissue_id (the lost key stops working)"
+outbox_secret "$org_handler_phone" sms_code | certseal order continue "$reissue_id" >/dev/null
 show_state "$reissue_id"
 office ca crl --vendor demo-a | openssl crl -noout -text |
   grep -i -A4 "Serial Number: *0*$lost_serial" || true
@@ -455,7 +465,7 @@ office pay-notify "$reissue_id" --channel sandbox >/dev/null
 office review approve "$reissue_id" >/dev/null
 show_state "$reissue_id" Password
 
-new_key=DEMOPER02
+new_key=DEMOORG02
 step "The maker makes the new key $new_key, it is shipped and delivered"
 "$build/cli/certseal-vkey" --state-dir "$state" create --vendor demo-a --serial "$new_key" \
   --blank >/dev/null
@@ -469,8 +479,8 @@ office deliver "$reissue_id" >/dev/null
 show_state "$reissue_id"
 certseal keys
 
-step "certseal login $new_key, with the password sent to the person's phone"
-outbox_secret "$person_phone" password review_approved | certseal login "$new_key"
+step "certseal login $new_key, with the password sent to the legal representative"
+outbox_secret "$org_legal_rep_phone" password review_approved | certseal login "$new_key"
 
 step "Stopping"
 cleanup

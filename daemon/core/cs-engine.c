@@ -791,22 +791,60 @@ cs_create_prefill_from_registry(CsCreate *create,
 	return TRUE;
 }
 
-gboolean
-cs_create_prefill_from_order(CsCreate *create, const char *order_id, GError **error)
+/* The flow's fields @order has, where not set yet; TRUE when none is left unset. */
+static gboolean
+prefill_from(CsCreate *create, CsOrder *order)
 {
-	CsOrder *order = cs_engine_get_order(create->engine, order_id, error);
 	const CsPlugin *plugin = create->plugin;
+	gboolean complete = TRUE;
 
-	if (order == NULL)
-		return FALSE;
 	for (guint i = 0; i < plugin->n_fields; i++) {
 		const CsFieldSpec *f = &plugin->fields[i];
 		const char *v = NULL;
 		if ((f->subject_types & create->subject_type) == 0 ||
-		    g_hash_table_contains(create->fields, f->name) ||
-		    !g_variant_lookup(order->fields, f->name, "&s", &v))
+		    g_hash_table_contains(create->fields, f->name))
 			continue;
-		cs_create_set_field(create, f->name, v);
+		if (g_variant_lookup(order->fields, f->name, "&s", &v))
+			cs_create_set_field(create, f->name, v);
+		else
+			complete = FALSE;
+	}
+	return complete;
+}
+
+gboolean
+cs_create_prefill_from_order(CsCreate *create, const char *order_id, GError **error)
+{
+	CsOrder *order = cs_engine_get_order(create->engine, order_id, error);
+	g_autoptr(GPtrArray) certs = NULL;
+	const char *number;
+
+	if (order == NULL)
+		return FALSE;
+	if (prefill_from(create, order))
+		return TRUE;
+	/* A renewal's or a change's order carries only what it asked for: the rest comes from
+	 * the orders of the subject's earlier certificates, newest first, back to the
+	 * application. */
+	number = cs_order_get_field(order, cs_subject_number_field(order->subject_type));
+	if (number == NULL)
+		return TRUE;
+	certs = cs_ledger_find_certificates(create->engine->ledger, order->vendor,
+					    cs_subject_type_to_string(order->subject_type), number,
+					    error);
+	if (certs == NULL)
+		return FALSE;
+	for (guint i = certs->len; i-- > 0;) {
+		CsCertRow *c = g_ptr_array_index(certs, i);
+		CsOrder *earlier;
+
+		if (c->order_id == NULL || g_strcmp0(c->order_id, order_id) == 0)
+			continue;
+		earlier = cs_engine_get_order(create->engine, c->order_id, error);
+		if (earlier == NULL)
+			return FALSE;
+		if (prefill_from(create, earlier))
+			break;
 	}
 	return TRUE;
 }

@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from conftest import (DEV_CONF, KEY_IFACE, ORDERS_PATH, Bus, Client, dbus_error, key_path, run_cli,
                       run_until, short_tmpdir, vkey, write_config)
-from flow_helpers import attach_bytes, key_certificate, make_png, secret_of
+from flow_helpers import attach_bytes, blank_key, key_certificate, make_png, secret_of
 from office_helpers import office_info
 from flow_helpers import Office
 from test_reissue import Reissue, query
@@ -426,4 +426,33 @@ def test_a_key_whose_certificate_was_revoked_is_neither_changed_nor_renewed(worl
     with dbus_error(ERR_NOT_ELIGIBLE, "is revoked (keyCompromise)", "apply for a new"):
         create_renewal(w, a, "CHV001")
     assert orders() == before
+    check_ledger(w)
+
+
+def test_a_changed_certificate_is_reissued_with_every_detail_on_file(world, tmp_dir):
+    """The change's order carries only what changed; a reissue of the certificate it gave
+    is pre-filled with the new name and, from the application before it, everything else
+    on file, and the new key's certificate carries the new name and the same end."""
+    w = world
+    a, old = made_key(w, "org", "CHI001")
+    login(w, "CHI001", a.pin)
+    new_name = "厦门补办新名科技有限公司"
+    order = changed_order(w, a, "CHI001", new_name, "downloadable")
+    download(w, order, "CHI001")
+    assert wait_state(order, {"completed", "downloadable"}) == "completed"
+    changed = check_changed(w, a, "CHI001", old, new_name, tmp_dir)
+    query(w, w.client, a)
+    r = Reissue(a, w.client, hexserial(changed), "damaged")
+    fields = r.prop("Fields")
+    assert fields["org_name"] == new_name, fields
+    for name in ("auth_method", "legal_rep_phone", "handler_name", "handler_id",
+                 "handler_auth_method", "email", "address", "postcode"):
+        assert fields.get(name) == a.fields[name], (name, fields)
+    r.to_review()
+    r.approve()
+    blank_key(w.daemon.state_dir, w.client, "CHI002")
+    r.make("CHI002")
+    cert = x509.load_der_x509_certificate(key_certificate(w.client, key_path("CHI002")))
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == new_name
+    assert epoch(cert.not_valid_after) == epoch(changed.not_valid_after)
     check_ledger(w)

@@ -7,8 +7,8 @@ the keys made, a certificate and its e-seal, logs in with the delivered password
 then moves the clock (a restart with CERTSEAL_TEST_NOW), shows the expiry reminder and
 renews the organisation's key: the new validity, the new seal, and a login with the
 unchanged PIN; unlocks the person's locked key; changes the organisation's name; and, the
-person's key lost, finds their orders and certificates by an order query and reissues the
-key; and stops everything it started.
+person follows their orders by an order query and saves an invoice again; the
+organisation's key is lost and reissued; and stops everything it started.
 """
 
 import os
@@ -81,7 +81,7 @@ def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
     assert unlock.rstrip().count("Logged in.") == 1, unlock
     # Then the organisation changes its name: the new certificate and seal carry it, the
     # seal's picture is saved, the old certificate is in the CRL as affiliationChanged.
-    change = cp.stdout.split("inserted for the change", 1)[1].split("is lost: certseal query", 1)[0]
+    change = cp.stdout.split("inserted for the change", 1)[1].split("(订单查询", 1)[0]
     assert "submit → in_review" in change and "State: completed" in change, change
     assert "O=厦门示例新名科技有限公司" in change, change
     assert re.search(r"name +厦门示例新名科技有限公司", change), change
@@ -90,26 +90,32 @@ def test_demo_script_walks_two_applications_to_made_keys(bus, tmp_dir):
     with open(m.group(1), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "Affiliation Changed" in change, change
-    # Then the person's key is lost: the order query by a code lists the person's orders and
-    # their valid certificate; the reissue revokes it (keyCompromise) once the order's SMS
-    # code is verified, and the new key made opens with the password sent to the phone.
-    lost = cp.stdout.split("is lost: certseal query", 1)[1]
-    assert "A query code was sent to 137****7000." in lost, lost
-    assert re.search(r"CS\w+ +unlock +completed", lost), lost
-    assert re.search(r"CS\w+ +new +completed", lost), lost
-    m = re.search(r"^([0-9A-F]{32}) +demo-a +valid +\S+ .*CN=王五", lost, re.M)
+    # Then the person's orders, found by a query code, and an invoice saved again.
+    query = cp.stdout.split("(订单查询", 1)[1].split("key DEMOORG01 is lost", 1)[0]
+    assert "A query code was sent to 137****7000." in query, query
+    assert re.search(r"CS\w+ +unlock +completed", query), query
+    assert re.search(r"CS\w+ +new +completed", query), query
+    with open(os.path.join(tmp_dir, "files", "invoice-again.pdf"), "rb") as f:
+        assert f.read(5) == b"%PDF-"
+    # The organisation's key is lost: the query shows its valid certificate, the reissue
+    # revokes it (keyCompromise) once the order's SMS code is verified, and the new key made
+    # opens with the password sent to the legal representative.
+    lost = cp.stdout.split("key DEMOORG01 is lost", 1)[1]
+    assert "A query code was sent to 138****8000." in lost, lost
+    m = re.search(r"^([0-9A-F]{32}) +demo-a +valid +\S+ .*厦门示例新名科技有限公司", lost, re.M)
     assert m is not None, lost
     serial = m.group(1)
+    assert re.search(r"^[0-9A-F]{32} +demo-a +revoked ", lost, re.M), lost  # the name change
     assert re.search(rf"Order CS\w+ created: reissue \(lost\) of certificate {serial}", lost)
-    story = ["State: confirmed", "State: sms_pending", "State: unpaid",
-             "Serial Number: ", "Key Compromise", "State: approved",
-             "made (key DEMOPER02)", "State: completed"]
+    story = ["State: confirmed", "State: sms_pending", "State: unpaid", "Serial Number: ",
+             "Key Compromise", "State: approved", "Password: sms:139****9000",
+             "made (key DEMOORG02)", "State: completed"]
     pos = 0
     for mark in story:
         found = lost.find(mark, pos)
         assert found >= 0, f"{mark!r} missing (after position {pos}):\n{lost}"
         pos = found
     assert re.search(rf"Serial Number: 0*{serial.lstrip('0')}\n", lost), lost
-    assert re.search(r"DEMOPER02 .* valid until", lost), lost
-    assert lost.split("certseal login DEMOPER02", 1)[1].count("Logged in.") == 1, lost
+    assert re.search(r"DEMOORG02 .* valid until", lost), lost
+    assert lost.split("certseal login DEMOORG02", 1)[1].count("Logged in.") == 1, lost
     assert "certseald stopped" in cp.stdout, out

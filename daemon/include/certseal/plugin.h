@@ -532,7 +532,9 @@ gboolean cs_create_check_no_open_order(CsCreate *create,
 				       const char *value,
 				       GError **error);
 /* Pre-fill, where not set, the flow's fields that order @order_id has (its own or an
- * earlier one's: the certificate a replacement replaces was issued for it). */
+ * earlier one's: the certificate a replacement replaces was issued for it), and those it
+ * lacks from the orders of the same subject's earlier certificates, newest first (a
+ * renewal or a change carries only what it asked for). */
 gboolean cs_create_prefill_from_order(CsCreate *create, const char *order_id, GError **error);
 /* From a run hook: revoke the certificate @serial of the order's subject with CRL @reason,
  * in the step's transaction (it is revoked if and only if the step commits); the vendor's
