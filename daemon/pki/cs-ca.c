@@ -1149,6 +1149,29 @@ cs_ca_set_refresh_crls(CsCaSet *set, gint64 now)
 	}
 }
 
+/* Whether the CRL in @path is to be issued again at @now: missing, unreadable, issued
+ * CS_CA_CRL_REFRESH_S ago or more (the daemon was down when its timer would have run), or
+ * dated after @now. */
+static gboolean
+crl_due(const char *path, gint64 now)
+{
+	g_autofree char *data = NULL;
+	g_autoptr(X509_CRL) crl = NULL;
+	const unsigned char *p;
+	struct tm tm = {0};
+	gsize len = 0;
+	gint64 last;
+
+	if (!g_file_get_contents(path, &data, &len, NULL) || len > G_MAXLONG)
+		return TRUE;
+	p = (const unsigned char *)data;
+	crl = d2i_X509_CRL(NULL, &p, (long)len);
+	if (crl == NULL || ASN1_TIME_to_tm(X509_CRL_get0_lastUpdate(crl), &tm) != 1)
+		return TRUE;
+	last = (gint64)timegm(&tm);
+	return now - last >= CS_CA_CRL_REFRESH_S || last > now;
+}
+
 CsCaSet *
 cs_ca_set_new(CsConfig *config, const char *state_dir, CsLedger *ledger, GError **error)
 {
@@ -1177,7 +1200,7 @@ cs_ca_set_new(CsConfig *config, const char *state_dir, CsLedger *ledger, GError 
 			g_prefix_error(error, "vendor %s: CA: ", v->id);
 			return NULL;
 		}
-		if (!g_file_test(crl_path, G_FILE_TEST_EXISTS)) {
+		if (crl_due(crl_path, cs_clock_now())) {
 			g_autoptr(GBytes) crl =
 			    cs_ca_set_regenerate_crl(set, v->id, cs_clock_now(), error);
 			if (crl == NULL) {

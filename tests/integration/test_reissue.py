@@ -425,6 +425,31 @@ def test_the_daemon_killed_in_every_state_of_a_reissue_loses_nothing(world):
     check_ledger(w)
 
 
+def served_crl(w):
+    """The CRL the daemon publishes (ca/VENDOR/issuing.crl; `ca crl` would issue a new one)."""
+    with open(os.path.join(w.daemon.state_dir, "ca", "demo-a", "issuing.crl"), "rb") as f:
+        crl = x509.load_der_x509_crl(f.read())
+    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    return crl, number
+
+
+def test_a_crl_is_issued_again_when_the_daemon_comes_back_after_its_refresh_time(world):
+    """The CRLs are re-issued daily, well before their 7-day nextUpdate; a daemon that was
+    down when that time came re-issues them as it starts, and a restart within the day
+    serves the same CRL."""
+    w = world
+    first, n1 = served_crl(w)
+    assert first.next_update - first.last_update == datetime.timedelta(days=7)
+    w.move_clock("+0d")
+    same, n2 = served_crl(w)
+    assert n2 == n1 and same.last_update == first.last_update
+    w.move_clock("+3d")
+    later, n3 = served_crl(w)
+    assert n3 > n1
+    assert later.last_update - first.last_update >= datetime.timedelta(days=3)
+    assert later.next_update - later.last_update == datetime.timedelta(days=7)
+
+
 def test_certseal_order_continue_runs_the_next_step(world):
     w = world
     old, cert = made_key(w, "org", "RCON1")
