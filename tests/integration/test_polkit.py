@@ -10,7 +10,7 @@ and callers running as non-root uids. polkitd 122 cannot be pointed at other dir
 the test installs our actions into /usr/share/polkit-1/actions and a rules file into
 /etc/polkit-1/rules.d, and removes both in a finally. There is no logind here, so no caller
 is in an active session: the rules file says YES for uid 65534 (nobody) and says nothing for
-the others, who therefore get the action's default for a session-less caller (allow_any=no).
+the others (but uid 2, bin, a second person polkit allows), who therefore get the action's default for a session-less caller (allow_any=no).
 The bus configuration lists no service directories, so a stopped polkitd stays stopped.
 """
 
@@ -37,6 +37,7 @@ INSTALLED_POLICY = os.path.join(ACTIONS_DIR, "org.certseal.CertSeal1.test.policy
 RULES_FILE = os.path.join(RULES_DIR, "10-certseal-test.rules")
 
 ALLOWED_UID = 65534  # nobody
+SECOND_UID = 2  # bin, allowed as well
 OTHER_UID = 1  # daemon
 
 pytestmark = [
@@ -75,7 +76,8 @@ SYSTEM_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus
 
 RULES = """// certseal integration test (tests/integration/test_polkit.py); removed by the test.
 polkit.addRule(function(action, subject) {
-    if (action.id.indexOf("org.certseal.") == 0 && subject.user == "nobody")
+    if (action.id.indexOf("org.certseal.") == 0 &&
+        (subject.user == "nobody" || subject.user == "bin"))
         return polkit.Result.YES;
 });
 """
@@ -293,6 +295,26 @@ def test_polkit_decides_key_login(system):
     assert [c["ok"] for c in ok] == [True, True, True, True], ok
     assert ok[1]["value"] == 1
     assert ok[2]["value"] == tries
+
+
+def test_a_key_logged_in_by_one_user_serves_no_other_on_the_system_bus(system):
+    """Two users polkit allows: while uid A is logged in to the key, uid B's Login, ReadSeal
+    and Logout are refused (a PIN entered by one person never serves another). A's login
+    outlives the process that made it — `certseal login` then `certseal seal sign` are two
+    processes — and ends with A's Logout, after which B logs in."""
+    address = system["bus"].address
+    a = call_as(ALLOWED_UID, address, [key_call("Login", "s", ["123456"]), key_prop("LoggedIn")])
+    assert [c["ok"] for c in a] == [True, True] and a[1]["value"] == 1, a
+    b = call_as(SECOND_UID, address, [key_call("Login", "s", ["123456"]), key_call("ReadSeal"),
+                                      key_call("Logout"), key_prop("LoggedIn")])
+    for c in b[:3]:
+        assert c["ok"] is False and c["error"] == "org.certseal.Error.AccessDenied", b
+        assert "logged in by another user" in c["message"], c
+    assert b[3]["ok"] and b[3]["value"] == 1, b
+    a = call_as(ALLOWED_UID, address, [key_call("Logout"), key_prop("LoggedIn")])
+    assert a[0]["ok"] and a[1]["value"] == 0, a
+    b = call_as(SECOND_UID, address, [key_call("Login", "s", ["123456"]), key_call("Logout")])
+    assert [c["ok"] for c in b] == [True, True], b
 
 
 def test_polkit_silent_denies_after_the_bound(system):
