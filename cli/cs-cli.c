@@ -53,6 +53,21 @@ cs_cli_fail_error(CsCli *cli, GError *error)
 				    cli->session ? "session" : "system", error->message);
 		return cs_cli_fail(cli, code, remote, msg);
 	}
+	if (g_strcmp0(remote, "org.freedesktop.DBus.Error.UnknownObject") == 0 &&
+	    strstr(error->message, CS_CLI_ORDERS_PATH "/") != NULL) {
+		/* An order this caller may not see is not told apart from one that does not
+		 * exist; say so in the words of an order rather than of an object path. */
+		g_autofree char *id = g_strdup(strstr(error->message, CS_CLI_ORDERS_PATH "/") +
+					       strlen(CS_CLI_ORDERS_PATH "/"));
+		g_autofree char *msg = NULL;
+
+		id[strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")] =
+		    '\0';
+		msg = g_strdup_printf("order %s: no such order, or not yours (an order found by "
+				      "certseal query is open to that command only)",
+				      id);
+		return cs_cli_fail(cli, CS_EXIT_NOT_FOUND, remote, msg);
+	}
 	if (g_strcmp0(remote, "org.freedesktop.DBus.Error.UnknownObject") == 0 ||
 	    g_strcmp0(remote, "org.freedesktop.DBus.Error.UnknownMethod") == 0 ||
 	    g_strcmp0(remote, "org.certseal.Error.NotFound") == 0)

@@ -75,7 +75,10 @@ read_subject(CsEngine *engine,
 	if (!(out->type == CS_SUBJECT_ORG
 		  ? cs_validate_uscc(up, (const char *const *)config->legacy_uscc, error)
 		  : cs_validate_resident_id(up, NULL, error))) {
-		g_prefix_error(error, "id_number (the %s): ", field);
+		if (g_strcmp0(field, "id_number") == 0)
+			g_prefix_error(error, "id_number: ");
+		else
+			g_prefix_error(error, "id_number (the %s): ", field);
 		return FALSE;
 	}
 	out->type_name = g_strdup(subject_type);

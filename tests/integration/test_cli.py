@@ -73,10 +73,14 @@ def test_order_show_json_has_fields(orders, bus):
 def test_order_show_of_an_unknown_order_exits_4(orders, bus):
     cp = run_cli(bus, "order", "show", "NOPE")
     assert cp.returncode == 4, (cp.stdout, cp.stderr)
-    cp = run_cli(bus, "--json", "order", "show", "NOPE")
+    # Said in an order's words, not an object path's.
+    assert "order NOPE: no such order, or not yours" in cp.stderr, cp.stderr
+    assert "/org/certseal" not in cp.stderr, cp.stderr
+    cp = run_cli(bus, "--json", "order", "continue", "NOPE")
     assert cp.returncode == 4, (cp.stdout, cp.stderr)
     err = json.loads(cp.stdout)["error"]
     assert set(err) == {"code", "message"}
+    assert err["message"].startswith("order NOPE: no such order"), err
 
 
 def test_order_id_with_a_slash_is_a_usage_error(orders, bus):
