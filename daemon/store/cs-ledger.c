@@ -57,6 +57,11 @@
 #define CS_LEDGER_HASH_SIZE 32
 #define CS_LEDGER_BUSY_TIMEOUT_MS 5000
 #define CS_LEDGER_BACKUP_MAX_SUFFIX 1000
+/* An online backup (cs_ledger_backup_file): pages copied per step, and how often and how
+ * long it waits when a writer holds the database (about 30 s in all). */
+#define CS_LEDGER_BACKUP_PAGES_PER_STEP 64
+#define CS_LEDGER_BACKUP_MAX_RETRIES 3000
+#define CS_LEDGER_BACKUP_RETRY_MS 10
 /* The first schema whose chain is keyed (chain_head, checkpoint_macs, state_mac). */
 #define CS_LEDGER_KEYED_SCHEMA 8
 /* Labels of the keys derived from the vault for the MACs. */
@@ -1760,6 +1765,106 @@ cs_ledger_get_backup_path(CsLedger *ledger)
 {
 	g_return_val_if_fail(ledger != NULL, NULL);
 	return ledger->backup_path;
+}
+
+/*
+ * An online copy of @src into a new file @path: a few pages per step, so a writer on
+ * another connection is held up for one step at a time, not the whole copy; BUSY and
+ * LOCKED (a writer holds the database) wait and retry. sqlite3_backup restarts by itself
+ * when another connection changes the source between steps, so what is written is one
+ * consistent state of the ledger. The copy is synced before it is reported written.
+ */
+static gboolean
+backup_to_file(sqlite3 *src, const char *src_path, const char *path, GError **error)
+{
+	sqlite3_backup *backup;
+	sqlite3 *dest = NULL;
+	guint retries = 0;
+	int fd, rc, finish_rc;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot create: %s", path,
+			    g_strerror(errno));
+		return FALSE;
+	}
+	close(fd);
+	rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK) {
+		backup = sqlite3_backup_init(dest, "main", src, "main");
+		if (backup == NULL) {
+			rc = sqlite3_errcode(dest);
+		} else {
+			do {
+				rc = sqlite3_backup_step(backup, CS_LEDGER_BACKUP_PAGES_PER_STEP);
+				if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) &&
+				    retries++ < CS_LEDGER_BACKUP_MAX_RETRIES)
+					sqlite3_sleep(CS_LEDGER_BACKUP_RETRY_MS);
+				else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+					break;
+			} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+			finish_rc = sqlite3_backup_finish(backup);
+			rc = rc == SQLITE_DONE ? finish_rc : rc;
+		}
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(dest, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot back up to %s: %s",
+			    src_path, path,
+			    dest != NULL ? sqlite3_errmsg(dest) : sqlite3_errstr(rc));
+		sqlite3_close(dest);
+		unlink(path);
+		return FALSE;
+	}
+	sqlite3_close(dest);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot sync: %s", path,
+			    g_strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(path);
+		return FALSE;
+	}
+	close(fd);
+	return TRUE;
+}
+
+gboolean
+cs_ledger_backup_file(CsLedger *ledger, const char *path, GError **error)
+{
+	g_return_val_if_fail(ledger != NULL, FALSE);
+	return backup_to_file(ledger->db, ledger->path, path, error);
+}
+
+gboolean
+cs_ledger_backup_path(const char *ledger_path, const char *path, GError **error)
+{
+	sqlite3 *src = NULL;
+	gint64 app_id = 0;
+	gboolean ok;
+
+	if (sqlite3_open_v2(ledger_path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot open: %s", ledger_path,
+			    src != NULL ? sqlite3_errmsg(src) : "out of memory");
+		sqlite3_close(src);
+		return FALSE;
+	}
+	sqlite3_busy_timeout(src, CS_LEDGER_BUSY_TIMEOUT_MS);
+	if (!db_query_int(src, "PRAGMA application_id", &app_id, error)) {
+		sqlite3_close(src);
+		return FALSE;
+	}
+	if (app_id != CS_LEDGER_APPLICATION_ID) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: not a certseal ledger",
+			    ledger_path);
+		sqlite3_close(src);
+		return FALSE;
+	}
+	ok = backup_to_file(src, ledger_path, path, error);
+	sqlite3_close(src);
+	return ok;
 }
 
 CsBlobs *

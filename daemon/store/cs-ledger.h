@@ -98,6 +98,18 @@ int cs_ledger_get_schema_version(CsLedger *ledger);
 /* The path of the backup taken before the last migration at open, or NULL. */
 const char *cs_ledger_get_backup_path(CsLedger *ledger);
 
+/*
+ * An online sqlite3_backup copy of the open ledger into the new file @path (created 0600,
+ * refused when it exists): one consistent state of the ledger while the daemon goes on
+ * writing, copied a few pages per step, waiting and retrying while a writer holds it;
+ * synced before TRUE is returned. The copy is in rollback-journal mode (a single file).
+ */
+gboolean cs_ledger_backup_file(CsLedger *ledger, const char *path, GError **error);
+/* The same from the ledger file at @ledger_path, through a read-only connection of its own
+ * (no vault needed; WAL lets it run beside the daemon's writes). Refuses a file that is
+ * not a certseal ledger. */
+gboolean cs_ledger_backup_path(const char *ledger_path, const char *path, GError **error);
+
 gboolean cs_ledger_begin(CsLedger *ledger, GError **error);
 gboolean cs_ledger_commit(CsLedger *ledger, GError **error);
 void cs_ledger_rollback(CsLedger *ledger);
