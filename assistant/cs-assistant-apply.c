@@ -46,11 +46,9 @@ typedef struct {
 	guint64 expires; /* of the payment QR code */
 	char *amount;
 	guint tick;
-	gboolean order_only; /* an existing order: no form */
 } Apply;
 
 static void on_choose_material(GtkButton *button, gpointer user_data);
-static void show_order(Apply *p);
 
 static void
 field_free(gpointer data)
@@ -293,11 +291,6 @@ on_flow(GObject *source, GAsyncResult *result, gpointer user_data)
 			add_field(p, spec);
 			g_variant_unref(spec);
 		}
-	}
-	if (p->order_only) {
-		if (p->proxy != NULL)
-			show_order(p); /* its materials' names */
-		return;
 	}
 	gtk_widget_set_sensitive(p->next, TRUE);
 	set_status(p, _("Fields marked * are required."), FALSE);
@@ -847,11 +840,11 @@ apply_page(CsAssistant *a)
 	return p;
 }
 
-/* The page, cleared of any earlier order, for an order of @kind. */
-static Apply *
-apply_reset(CsAssistant *a, const char *kind)
+void
+cs_assistant_apply_start(CsAssistant *a, const char *kind)
 {
 	Apply *p = a->apply;
+	GtkWidget *org;
 
 	if (p == NULL)
 		a->apply = p = apply_page(a);
@@ -863,48 +856,16 @@ apply_reset(CsAssistant *a, const char *kind)
 	if (p->tick != 0)
 		g_source_remove(p->tick);
 	p->tick = 0;
-	p->order_only = FALSE;
 	gtk_label_set_text(GTK_LABEL(p->title), kind);
-	gtk_widget_set_visible(p->order_box, FALSE);
-	set_status(p, NULL, FALSE);
-	return p;
-}
-
-void
-cs_assistant_apply_start(CsAssistant *a, const char *kind)
-{
-	Apply *p = apply_reset(a, kind);
-	GtkWidget *org;
-
 	gtk_widget_set_visible(p->next, TRUE);
 	gtk_widget_set_visible(p->form, TRUE);
 	gtk_widget_set_visible(p->subjects, TRUE);
+	gtk_widget_set_visible(p->order_box, FALSE);
+	set_status(p, NULL, FALSE);
 	gtk_stack_set_visible_child_name(a->stack, "apply");
 	org = g_object_get_data(G_OBJECT(p->page), "cs-apply-org");
 	if (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(org)))
 		load_flow(p, "org");
 	else
 		gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(org), TRUE);
-}
-
-/* An order that exists already (created by another page, or found by an order query):
- * its steps on the page, from its NextActions and Missing; the flow's description only
- * names its materials. */
-void
-cs_assistant_apply_order(CsAssistant *a,
-			 const char *kind,
-			 const char *subject,
-			 const char *order_path)
-{
-	Apply *p = apply_reset(a, kind);
-
-	p->order_only = TRUE;
-	gtk_widget_set_visible(p->next, FALSE);
-	gtk_widget_set_visible(p->form, FALSE);
-	gtk_widget_set_visible(p->subjects, FALSE);
-	gtk_stack_set_visible_child_name(a->stack, "apply");
-	p->subject = g_strcmp0(subject, "person") == 0 ? "person" : "org";
-	cs_manager_call_get_flow(a->manager, p->kind, p->subject, NULL, on_flow, p);
-	cs_order_proxy_new_for_bus(a->bus_type, G_DBUS_PROXY_FLAGS_NONE, CS_BUS_NAME, order_path,
-				   NULL, on_order_proxy, p);
 }

@@ -14,7 +14,6 @@
 typedef enum {
 	ACTION_FLOW,	   /* an order of @kind: the flow's pages */
 	ACTION_CHANGE_PIN, /* Key.ChangePin */
-	ACTION_PAGE,	   /* a page of Manager calls that is no order kind (@start) */
 	ACTION_LATER,	   /* not offered by this version */
 } ActionType;
 
@@ -22,24 +21,18 @@ typedef struct {
 	const char *label; /* the manual's name, translated */
 	const char *icon;
 	ActionType type;
-	const char *kind;				 /* ACTION_FLOW: the order kind it starts */
-	void (*start)(CsAssistant *a, const char *kind); /* ACTION_FLOW: its first page */
+	const char *kind; /* ACTION_FLOW: the order kind it starts */
 } HomeAction;
 
 static const HomeAction home_actions[] = {
-    {N_("Apply for a certificate"), "document-new-symbolic", ACTION_FLOW, "new",
-     cs_assistant_apply_start},
-    {N_("Renew the certificate"), "view-refresh-symbolic", ACTION_FLOW, "renew",
-     cs_assistant_apply_start},
-    {N_("Recover the password / unlock"), "changes-allow-symbolic", ACTION_FLOW, "unlock",
-     cs_assistant_apply_start},
-    {N_("Change the password"), "dialog-password-symbolic", ACTION_CHANGE_PIN, NULL, NULL},
-    {N_("Replace a lost key"), "edit-copy-symbolic", ACTION_FLOW, "reissue",
-     cs_assistant_apply_start},
-    {N_("Change the details"), "document-edit-symbolic", ACTION_FLOW, "change",
-     cs_assistant_apply_start},
-    {N_("Look up orders"), "system-search-symbolic", ACTION_LATER, NULL, NULL},
-    {N_("E-seal"), "emblem-documents-symbolic", ACTION_LATER, NULL, NULL},
+    {N_("Apply for a certificate"), "document-new-symbolic", ACTION_FLOW, "new"},
+    {N_("Renew the certificate"), "view-refresh-symbolic", ACTION_FLOW, "renew"},
+    {N_("Recover the password / unlock"), "changes-allow-symbolic", ACTION_FLOW, "unlock"},
+    {N_("Change the password"), "dialog-password-symbolic", ACTION_CHANGE_PIN, NULL},
+    {N_("Replace a lost key"), "edit-copy-symbolic", ACTION_FLOW, "reissue"},
+    {N_("Change the details"), "document-edit-symbolic", ACTION_FLOW, "change"},
+    {N_("Look up orders"), "system-search-symbolic", ACTION_LATER, NULL},
+    {N_("E-seal"), "emblem-documents-symbolic", ACTION_LATER, NULL},
 };
 
 void
@@ -215,15 +208,12 @@ on_action(GtkButton *button, gpointer user_data)
 
 	switch (action->type) {
 	case ACTION_FLOW:
-		action->start(a, action->kind);
+		cs_assistant_apply_start(a, action->kind);
 		break;
 	case ACTION_CHANGE_PIN:
 		key = cs_assistant_chosen_key(a);
 		if (key != NULL)
 			cs_assistant_change_pin(a, key);
-		break;
-	case ACTION_PAGE:
-		action->start(a, NULL);
 		break;
 	case ACTION_LATER:
 		break;
@@ -242,8 +232,7 @@ update_buttons(CsAssistant *a)
 	for (guint i = 0; i < a->flow_buttons->len; i++) {
 		GtkWidget *button = g_ptr_array_index(a->flow_buttons, i);
 		const HomeAction *action = g_object_get_data(G_OBJECT(button), "cs-action");
-		gboolean loaded = action->kind == NULL ||
-				  (plugins != NULL && g_strv_contains(plugins, action->kind));
+		gboolean loaded = plugins != NULL && g_strv_contains(plugins, action->kind);
 
 		gtk_widget_set_sensitive(button, running && loaded);
 		if (!running)
@@ -276,7 +265,7 @@ home_button(CsAssistant *a, const HomeAction *action)
 	gtk_widget_add_css_class(button, "pill");
 	g_object_set_data(G_OBJECT(button), "cs-action", (gpointer)action);
 	g_signal_connect(button, "clicked", G_CALLBACK(on_action), a);
-	if (action->type == ACTION_FLOW || action->type == ACTION_PAGE)
+	if (action->type == ACTION_FLOW)
 		g_ptr_array_add(a->flow_buttons, button);
 	if (action->type == ACTION_LATER) {
 		gtk_widget_set_sensitive(button, FALSE);

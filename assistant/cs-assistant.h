@@ -49,10 +49,6 @@ void cs_assistant_login(CsAssistant *a, CsKey *key, GCallback done, gpointer use
 
 /* cs-assistant-apply.c */
 void cs_assistant_apply_start(CsAssistant *a, const char *kind);
-void cs_assistant_apply_order(CsAssistant *a,
-			      const char *kind,
-			      const char *subject,
-			      const char *order_path);
 
 /* cs-assistant-util.c */
 const char *cs_error_name(const GError *error);
