@@ -1527,37 +1527,19 @@ create_backup_file(const char *path, int version, GError **error)
 	return NULL;
 }
 
+static gboolean copy_database(sqlite3 *src, const char *src_path, const char *path, GError **error);
+
 static gboolean
 backup_before_migrating(CsLedger *ledger, int version, GError **error)
 {
 	g_autofree char *backup_path = create_backup_file(ledger->path, version, error);
-	sqlite3_backup *backup;
-	sqlite3 *dest = NULL;
-	int rc;
 
 	if (backup_path == NULL)
 		return FALSE;
-	rc = sqlite3_open_v2(backup_path, &dest, SQLITE_OPEN_READWRITE, NULL);
-	if (rc == SQLITE_OK) {
-		backup = sqlite3_backup_init(dest, "main", ledger->db, "main");
-		if (backup != NULL) {
-			rc = sqlite3_backup_step(backup, -1);
-			sqlite3_backup_finish(backup);
-			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-		} else {
-			rc = sqlite3_errcode(dest);
-		}
-	}
-	if (rc != SQLITE_OK) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
-			    "%s: cannot back up before migrating: %s", ledger->path,
-			    dest != NULL ? sqlite3_errmsg(dest) : sqlite3_errstr(rc));
-		sqlite3_close(dest);
-		/* Our own unfinished copy, not the ledger: worthless and misleading to keep. */
-		unlink(backup_path);
+	if (!copy_database(ledger->db, ledger->path, backup_path, error)) {
+		g_prefix_error(error, "before migrating: ");
 		return FALSE;
 	}
-	sqlite3_close(dest);
 	g_info("%s: backed up schema version %d to %s", ledger->path, version, backup_path);
 	ledger->backup_path = g_steal_pointer(&backup_path);
 	return TRUE;
@@ -1768,27 +1750,21 @@ cs_ledger_get_backup_path(CsLedger *ledger)
 }
 
 /*
- * An online copy of @src into a new file @path: a few pages per step, so a writer on
+ * An online copy of @src into the empty file @path (removed again on failure): a few
+ * pages per step, so a writer on
  * another connection is held up for one step at a time, not the whole copy; BUSY and
  * LOCKED (a writer holds the database) wait and retry. sqlite3_backup restarts by itself
  * when another connection changes the source between steps, so what is written is one
  * consistent state of the ledger. The copy is synced before it is reported written.
  */
 static gboolean
-backup_to_file(sqlite3 *src, const char *src_path, const char *path, GError **error)
+copy_database(sqlite3 *src, const char *src_path, const char *path, GError **error)
 {
 	sqlite3_backup *backup;
 	sqlite3 *dest = NULL;
 	guint retries = 0;
 	int fd, rc, finish_rc;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot create: %s", path,
-			    g_strerror(errno));
-		return FALSE;
-	}
-	close(fd);
 	rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE, NULL);
 	if (rc == SQLITE_OK) {
 		backup = sqlite3_backup_init(dest, "main", src, "main");
@@ -1829,6 +1805,21 @@ backup_to_file(sqlite3 *src, const char *src_path, const char *path, GError **er
 	}
 	close(fd);
 	return TRUE;
+}
+
+/* A new file @path (refused when it exists), then the copy into it. */
+static gboolean
+backup_to_file(sqlite3 *src, const char *src_path, const char *path, GError **error)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot create: %s", path,
+			    g_strerror(errno));
+		return FALSE;
+	}
+	close(fd);
+	return copy_database(src, src_path, path, error);
 }
 
 gboolean
