@@ -2465,6 +2465,57 @@ test_subjects_record_lookup(Fixture *f, gconstpointer data)
 	g_assert_cmpint(raw_int(db, "SELECT updated FROM subjects"), ==, T0 + 100);
 }
 
+/* An online copy: one consistent ledger in a single file, never over an existing file, and
+ * the same through a read-only connection of its own. */
+static void
+test_ledger_online_backup(Fixture *f, gconstpointer data)
+{
+	g_autoptr(CsLedger) ledger = open_ledger(f, 1000);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *copy = g_build_filename(f->dir, "copy.db", NULL);
+	g_autofree char *again = g_build_filename(f->dir, "again.db", NULL);
+	g_autofree char *junk = g_build_filename(f->dir, "junk.db", NULL);
+	g_autofree char *junk_copy = g_build_filename(f->dir, "junk-copy.db", NULL);
+	g_autofree char *integrity = NULL;
+	g_autofree char *mode = NULL;
+	gint64 id = 0;
+	sqlite3 *db;
+
+	g_assert_true(cs_ledger_begin(ledger, &error));
+	g_assert_true(cs_ledger_seal_secret(ledger, "so_pin", NULL, (const guint8 *)"1234", 4, T0,
+					    &id, &error));
+	g_assert_true(cs_ledger_commit(ledger, &error));
+
+	g_assert_true(cs_ledger_backup_file(ledger, copy, &error));
+	g_assert_no_error(error);
+	db = raw_open(copy);
+	integrity = raw_text(db, "PRAGMA integrity_check");
+	g_assert_cmpstr(integrity, ==, "ok");
+	mode = raw_text(db, "PRAGMA journal_mode");
+	g_assert_cmpstr(mode, ==, "delete");
+	g_assert_cmpint(raw_int(db, "SELECT count(*) FROM secrets"), ==, 1);
+	sqlite3_close(db);
+
+	/* An existing file is never replaced. */
+	g_assert_false(cs_ledger_backup_file(ledger, copy, &error));
+	g_assert_nonnull(strstr(error->message, "cannot create"));
+	g_clear_error(&error);
+	g_assert_cmpint(raw_int_file(copy, "SELECT count(*) FROM secrets"), ==, 1);
+
+	g_assert_true(cs_ledger_backup_path(f->path, again, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(raw_int_file(again, "SELECT count(*) FROM secrets"), ==, 1);
+
+	/* A database that is no ledger is refused, and nothing is written. */
+	db = raw_open(junk);
+	g_assert_cmpint(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(db);
+	g_assert_false(cs_ledger_backup_path(junk, junk_copy, &error));
+	g_assert_nonnull(strstr(error->message, "not a certseal ledger"));
+	g_clear_error(&error);
+	g_assert_false(g_file_test(junk_copy, G_FILE_TEST_EXISTS));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2495,6 +2546,7 @@ main(int argc, char **argv)
 	    test_tamper_rechained_caught_by_checkpoint);
 	ADD("/ledger/append-only/update-refused", test_append_only_update_refused);
 	ADD("/ledger/append-only/delete-refused", test_append_only_delete_refused);
+	ADD("/ledger/backup/online", test_ledger_online_backup);
 	ADD("/ledger/migrate/from-empty", test_migrate_from_empty);
 	ADD("/ledger/migrate/file-to-version", test_migrate_file_to_version);
 	ADD("/ledger/migrate/from-v1", test_migrate_from_v1);
