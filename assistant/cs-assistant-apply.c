@@ -7,6 +7,11 @@
  * and Missing.
  *
  * Nothing here knows a field: the form is whatever the flow declares.
+ *
+ * An order that exists already (cs_assistant_apply_open_order: found by an order query, or
+ * made by another page) opens on the same page without the form: its state, next steps and
+ * what is still missing in words, the steps it offers, its materials named as its flow
+ * names them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,9 +51,11 @@ typedef struct {
 	guint64 expires; /* of the payment QR code */
 	char *amount;
 	guint tick;
+	gboolean order_only; /* an existing order: no form */
 } Apply;
 
 static void on_choose_material(GtkButton *button, gpointer user_data);
+static void show_order(Apply *p);
 
 static void
 field_free(gpointer data)
@@ -292,6 +299,11 @@ on_flow(GObject *source, GAsyncResult *result, gpointer user_data)
 			g_variant_unref(spec);
 		}
 	}
+	if (p->order_only) {
+		if (p->proxy != NULL)
+			show_order(p); /* what it misses, named as the flow names it */
+		return;
+	}
 	gtk_widget_set_sensitive(p->next, TRUE);
 	set_status(p, _("Fields marked * are required."), FALSE);
 }
@@ -372,17 +384,58 @@ show_materials(Apply *p)
 	}
 }
 
+/* A field's or material's label as the flow gives it, else its name. */
+static const char *
+flow_label(Apply *p, const char *name)
+{
+	static const char *const lists[] = {"fields", "materials"};
+	static const char *const keys[] = {"name", "kind"};
+
+	for (guint l = 0; p->flow != NULL && l < G_N_ELEMENTS(lists); l++) {
+		g_autoptr(GVariant) specs =
+		    g_variant_lookup_value(p->flow, lists[l], G_VARIANT_TYPE("aa{sv}"));
+		GVariantIter iter;
+		GVariant *spec;
+
+		if (specs == NULL)
+			continue;
+		g_variant_iter_init(&iter, specs);
+		while ((spec = g_variant_iter_next_value(&iter)) != NULL) {
+			const char *label =
+			    dict_string(spec, p->a->chinese ? "label_zh" : "label_en");
+			gboolean match = strcmp(dict_string(spec, keys[l]), name) == 0 && *label;
+
+			g_variant_unref(spec); /* the flow holds the string */
+			if (match)
+				return label;
+		}
+	}
+	return name;
+}
+
 static void
 show_order(Apply *p)
 {
 	CsOrder *order = p->proxy;
-	g_autofree char *next = g_strjoinv(", ", (char **)cs_order_get_next_actions(order));
-	g_autofree char *missing = g_strjoinv(", ", (char **)cs_order_get_missing(order));
+	const char *const *missing = cs_order_get_missing(order);
+	g_autofree char *next = cs_actions_text(cs_order_get_next_actions(order));
+	GString *needed_list = g_string_new(NULL);
+	g_autofree char *needed_text = NULL;
+	g_autofree char *state = NULL;
+	g_autofree char *then = NULL;
+	g_autofree char *needed = NULL;
+
+	for (guint i = 0; missing != NULL && missing[i] != NULL; i++) {
+		if (needed_list->len > 0)
+			g_string_append(needed_list, _(", "));
+		g_string_append(needed_list, flow_label(p, missing[i]));
+	}
+	needed_text = g_string_free(needed_list, FALSE);
 	/* Three short lines: GTK 4.8 cuts a long accessible name inside a character. */
-	g_autofree char *state =
-	    g_strdup_printf(_("Order %s: %s"), cs_order_get_id(order), cs_order_get_state(order));
-	g_autofree char *then = g_strdup_printf(_("Next: %s"), *next ? next : "—");
-	g_autofree char *needed = g_strdup_printf(_("Still needed: %s"), *missing ? missing : "—");
+	state = g_strdup_printf(_("Order %s: %s"), cs_order_get_id(order),
+				cs_state_text(cs_order_get_state(order)));
+	then = g_strdup_printf(_("Next: %s"), next);
+	needed = g_strdup_printf(_("Still needed: %s"), *needed_text ? needed_text : "—");
 
 	gtk_label_set_text(GTK_LABEL(p->order_status), state);
 	gtk_label_set_text(GTK_LABEL(p->order_next), then);
@@ -417,6 +470,15 @@ on_order_proxy(GObject *source, GAsyncResult *result, gpointer user_data)
 	/* After the proxy's own handler, which drops the values the getters cached. */
 	g_signal_connect_after(order, "g-properties-changed", G_CALLBACK(on_order_changed), p);
 	gtk_widget_set_visible(p->order_box, TRUE);
+	if (p->order_only) {
+		/* The flow it follows, for its materials' names. */
+		g_free(p->kind);
+		p->kind = g_strdup(cs_order_get_kind(order));
+		p->subject =
+		    g_strcmp0(cs_order_get_subject_type(order), "person") == 0 ? "person" : "org";
+		gtk_label_set_text(GTK_LABEL(p->title), cs_kind_text(p->kind));
+		cs_manager_call_get_flow(p->a->manager, p->kind, p->subject, NULL, on_flow, p);
+	}
 	show_order(p);
 }
 
@@ -840,11 +902,11 @@ apply_page(CsAssistant *a)
 	return p;
 }
 
-void
-cs_assistant_apply_start(CsAssistant *a, const char *kind)
+/* The page, cleared of any earlier order, for an order of @kind (NULL: not known yet). */
+static Apply *
+apply_reset(CsAssistant *a, const char *kind)
 {
 	Apply *p = a->apply;
-	GtkWidget *org;
 
 	if (p == NULL)
 		a->apply = p = apply_page(a);
@@ -856,16 +918,46 @@ cs_assistant_apply_start(CsAssistant *a, const char *kind)
 	if (p->tick != 0)
 		g_source_remove(p->tick);
 	p->tick = 0;
-	gtk_label_set_text(GTK_LABEL(p->title), kind);
+	p->order_only = FALSE;
+	gtk_label_set_text(GTK_LABEL(p->title), kind != NULL ? kind : "");
+	gtk_widget_set_visible(p->order_box, FALSE);
+	gtk_widget_set_visible(p->qr, FALSE);
+	gtk_label_set_text(GTK_LABEL(p->expiry), "");
+	set_status(p, NULL, FALSE);
+	return p;
+}
+
+void
+cs_assistant_apply_start(CsAssistant *a, const char *kind)
+{
+	Apply *p = apply_reset(a, kind);
+	GtkWidget *org;
+
 	gtk_widget_set_visible(p->next, TRUE);
 	gtk_widget_set_visible(p->form, TRUE);
 	gtk_widget_set_visible(p->subjects, TRUE);
-	gtk_widget_set_visible(p->order_box, FALSE);
-	set_status(p, NULL, FALSE);
 	gtk_stack_set_visible_child_name(a->stack, "apply");
 	org = g_object_get_data(G_OBJECT(p->page), "cs-apply-org");
 	if (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(org)))
 		load_flow(p, "org");
 	else
 		gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(org), TRUE);
+}
+
+/* An order that exists already, at @order_path (found by an order query, or made by
+ * another page): the order page without the form, carrying on from the order's State,
+ * NextActions and Missing. */
+void
+cs_assistant_apply_open_order(CsAssistant *a, const char *order_path)
+{
+	Apply *p = apply_reset(a, NULL);
+
+	p->order_only = TRUE;
+	gtk_widget_set_visible(p->next, FALSE);
+	gtk_widget_set_visible(p->form, FALSE);
+	gtk_widget_set_visible(p->subjects, FALSE);
+	g_clear_pointer(&p->flow, g_variant_unref);
+	gtk_stack_set_visible_child_name(a->stack, "apply");
+	cs_order_proxy_new_for_bus(a->bus_type, G_DBUS_PROXY_FLAGS_NONE, CS_BUS_NAME, order_path,
+				   NULL, on_order_proxy, p);
 }

@@ -49,6 +49,13 @@ void cs_assistant_login(CsAssistant *a, CsKey *key, GCallback done, gpointer use
 
 /* cs-assistant-apply.c */
 void cs_assistant_apply_start(CsAssistant *a, const char *kind);
+void cs_assistant_apply_open_order(CsAssistant *a, const char *order_path);
+
+/* cs-assistant-words.c */
+const char *cs_state_text(const char *state);
+const char *cs_action_text(const char *action);
+const char *cs_kind_text(const char *kind);
+char *cs_actions_text(const char *const *next);
 
 /* cs-assistant-util.c */
 const char *cs_error_name(const GError *error);
