@@ -9,7 +9,9 @@
  *
  * Rules: --json means stdout carries only JSON (errors as {"error": {"code", "message"}});
  * nothing prompts; exit codes: 0 success, 1 refused by the daemon or failed, 2 usage.
- * Secrets never come from argv; `keygen` writes the secret key only to a 0600 file.
+ * Secrets never come from argv; `keygen` writes the secret key only to a 0600 file;
+ * `backup` (local work, no office bus) reads its passphrase from the terminal without
+ * echo or a line of stdin (cs-backup.h).
  */
 #define G_LOG_DOMAIN "certseal-office"
 
@@ -21,7 +23,12 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "certseal/plugin.h"
+#include "cs-backup.h"
+#include "cs-build-config.h"
+#include "cs-config.h"
 #include "cs-office-keys.h"
+#include "cs-tty.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -60,7 +67,10 @@ static const char usage_text[] =
     "  ledger verify\n"
     "  ca export|crl [--vendor ID]\n"
     "  sms outbox | mail outbox | bank outbox   (sandbox gateways)\n"
-    "  work SERVICE [--result JSON] [--max N]   serve a service in a loop\n";
+    "  work SERVICE [--result JSON] [--max N]   serve a service in a loop\n"
+    "  backup --output FILE [--config FILE]   the state directory in one encrypted file\n"
+    "                               (the passphrase twice from the terminal, or a line of\n"
+    "                               stdin); restore with certseald --restore FILE\n";
 
 static int
 usage(void)
@@ -538,6 +548,77 @@ cmd_keygen(Office *o, int argc, char **argv)
 	return 0;
 }
 
+/* ---- backup: the state directory in one encrypted file ---------------------------------- */
+
+/* The short name of a certseal error ("InvalidInput"), for fail(). */
+static const char *
+error_code(const GError *error)
+{
+	const char *name =
+	    error->domain == CS_ERROR ? cs_error_code_to_dbus_name((CsErrorCode)error->code) : NULL;
+	const char *dot = name != NULL ? strrchr(name, '.') : NULL;
+
+	return dot != NULL ? dot + 1 : "Internal";
+}
+
+/* Local work on --state-dir (or the configuration's state_dir): no office bus involved,
+ * so it runs whether or not the daemon does. */
+static int
+cmd_backup(Office *o, int argc, char **argv)
+{
+	const char *output = opt(argc, argv, "--output");
+	const char *config_path = opt(argc, argv, "--config");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CsConfig) config = NULL;
+	const char *state_dir = o->state_dir;
+	CsBackupStats stats = {0};
+	char *passphrase;
+	gboolean ok;
+
+	for (int i = 0; i < argc; i++) {
+		if (g_strcmp0(argv[i], "--output") != 0 && g_strcmp0(argv[i], "--config") != 0)
+			return usage();
+		i++;
+	}
+	if (output == NULL)
+		return usage();
+	if (state_dir == NULL) {
+		if (config_path == NULL && g_file_test(CS_CONFIG_FILE, G_FILE_TEST_EXISTS))
+			config_path = CS_CONFIG_FILE;
+		config = cs_config_load(config_path, &error);
+		if (config == NULL)
+			return fail(o, "InvalidInput", error->message);
+		state_dir = config->state_dir;
+	}
+	if (g_file_test(output, G_FILE_TEST_EXISTS) || g_file_test(output, G_FILE_TEST_IS_SYMLINK))
+		return fail(o, "InvalidInput",
+			    "--output: the file exists; a backup never replaces a file");
+	passphrase = cs_backup_read_passphrase(TRUE, &error);
+	if (passphrase == NULL)
+		return fail(o, error_code(error), error->message);
+	ok = cs_backup_create(state_dir, output, passphrase, NULL, &stats, &error);
+	cs_tty_free_secret(passphrase);
+	if (!ok)
+		return fail(o, error_code(error), error->message);
+	if (o->json) {
+		g_autoptr(JsonObject) out = json_object_new();
+		g_autoptr(JsonNode) n = json_node_alloc();
+
+		json_object_set_string_member(out, "output", output);
+		json_object_set_string_member(out, "state_dir", state_dir);
+		json_object_set_int_member(out, "files", stats.entries);
+		json_object_set_int_member(out, "bytes", (gint64)stats.bytes);
+		json_node_init_object(n, out);
+		print_node(o, n);
+	} else {
+		printf("%s: %u files of %s (%" G_GUINT64_FORMAT
+		       " bytes), encrypted with the passphrase. Keep the file and the passphrase "
+		       "apart; restore with certseald --restore %s --state-dir NEW_DIR\n",
+		       output, stats.entries, state_dir, stats.bytes, output);
+	}
+	return 0;
+}
+
 /* ---- work: an automated worker -------------------------------------------------------- */
 
 static int
@@ -959,6 +1040,8 @@ main(int argc, char **argv)
 		return usage();
 	if (g_strcmp0(argv[i], "keygen") == 0) {
 		code = cmd_keygen(&o, argc - i - 1, argv + i + 1);
+	} else if (g_strcmp0(argv[i], "backup") == 0) {
+		code = cmd_backup(&o, argc - i - 1, argv + i + 1);
 	} else if (!connect_office(&o, &error)) {
 		code = fail(&o, "Unavailable", error->message);
 	} else {

@@ -6,11 +6,11 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "cs-cli.h"
 #include "cs-json.h"
+#include "cs-tty.h"
 
 int
 cs_cli_fail(CsCli *cli, int code, const char *name, const char *message)
@@ -164,35 +164,12 @@ cs_cli_order_path(CsCli *cli, const char *id, int *rc)
 char *
 cs_cli_read_secret(CsCli *cli, const char *prompt)
 {
-	struct termios old, quiet;
-	gboolean tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
-	char buf[256];
-	char *line;
-
-	/* Never echoed on a terminal, --json or not (the prompt goes to stderr either way). */
-	if (tty) {
-		g_printerr("%s: ", prompt);
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-	}
-	line = fgets(buf, sizeof(buf), stdin);
-	if (tty) {
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-		g_printerr("\n");
-	}
-	if (line == NULL)
-		return NULL;
-	buf[strcspn(buf, "\r\n")] = '\0';
-	line = g_strdup(buf);
-	explicit_bzero(buf, sizeof(buf));
-	return line;
+	(void)cli;
+	return cs_tty_read_secret(prompt);
 }
 
 void
 cs_cli_free_secret(char *secret)
 {
-	if (secret != NULL)
-		explicit_bzero(secret, strlen(secret));
-	g_free(secret);
+	cs_tty_free_secret(secret);
 }

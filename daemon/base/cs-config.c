@@ -900,8 +900,8 @@ cs_config_free(CsConfig *config)
 
 /* ---- vendor profiles ----------------------------------------------------------------- */
 
-static gboolean
-vendor_id_ok(const char *id)
+gboolean
+cs_config_vendor_id_ok(const char *id)
 {
 	gsize len = strlen(id);
 
@@ -924,7 +924,7 @@ vendor_id_from_path(const char *path)
 	if (!g_str_has_suffix(base, ".conf"))
 		return NULL;
 	base[strlen(base) - strlen(".conf")] = '\0';
-	if (!vendor_id_ok(base))
+	if (!cs_config_vendor_id_ok(base))
 		return NULL;
 	return g_steal_pointer(&base);
 }

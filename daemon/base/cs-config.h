@@ -114,6 +114,9 @@ gboolean cs_config_load_vendors(CsConfig *config, GError **error);
 void cs_config_free(CsConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsConfig, cs_config_free)
 
+/* A vendor id (the name of its profile, <id>.conf, and of its CA folder): 1 to
+ * 32 characters of a-z, 0-9, _ and -. */
+gboolean cs_config_vendor_id_ok(const char *id);
 /* Parse one vendor profile file. */
 CsVendor *cs_vendor_load(const char *path, GError **error);
 void cs_vendor_free(CsVendor *vendor);

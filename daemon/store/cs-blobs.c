@@ -85,6 +85,12 @@ remove_stale_temporaries(const char *tmp_dir)
 	}
 }
 
+gboolean
+cs_blobs_is_hash(const char *name)
+{
+	return is_sha256_hex(name);
+}
+
 CsBlobs *
 cs_blobs_open(const char *dir)
 {

@@ -23,6 +23,8 @@ CsBlobs *cs_blobs_open(const char *dir);
 void cs_blobs_free(CsBlobs *blobs);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsBlobs, cs_blobs_free)
 
+/* TRUE for a name a blob is stored under: 64 lower-case hex digits. */
+gboolean cs_blobs_is_hash(const char *name);
 /* The file a hash is stored in (whether or not it exists); NULL for a malformed hash. */
 char *cs_blobs_path(CsBlobs *blobs, const char *sha256);
 gboolean cs_blobs_contains(CsBlobs *blobs, const char *sha256);

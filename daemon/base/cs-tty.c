@@ -1,0 +1,82 @@
+/*
+ * cs-tty.c — secrets from the terminal without echo, or a line of stdin (cs-tty.h).
+ *
+ * The buffer a line passes through is wiped before it is released; echo is restored
+ * whatever was read.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cs-tty.h"
+
+#define CS_TTY_LINE_MAX 4096
+
+gboolean
+cs_tty_is_terminal(void)
+{
+	return isatty(STDIN_FILENO);
+}
+
+char *
+cs_tty_read_secret_max(const char *prompt, gsize max_chars, gboolean *too_long)
+{
+	struct termios old, quiet;
+	gboolean tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	char buf[CS_TTY_LINE_MAX + 2];
+	gboolean cut = FALSE;
+	char *line;
+	gsize len;
+	int c;
+
+	max_chars = MIN(max_chars, (gsize)CS_TTY_LINE_MAX);
+	if (too_long != NULL)
+		*too_long = FALSE;
+	/* Never echoed on a terminal, --json or not (the prompt goes to stderr either way). */
+	if (tty) {
+		g_printerr("%s: ", prompt);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	line = fgets(buf, (int)max_chars + 2, stdin);
+	len = line != NULL ? strcspn(buf, "\n") : 0;
+	if (line != NULL && buf[len] != '\n' && len > max_chars) {
+		/* More than max_chars before the line end: read the rest of the line away. */
+		cut = TRUE;
+		while ((c = getchar()) != EOF && c != '\n')
+			;
+	}
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		g_printerr("\n");
+	}
+	if (line == NULL) {
+		explicit_bzero(buf, sizeof(buf));
+		return NULL;
+	}
+	if (cut && too_long != NULL) {
+		*too_long = TRUE;
+		explicit_bzero(buf, sizeof(buf));
+		return NULL;
+	}
+	buf[MIN(strcspn(buf, "\r\n"), max_chars)] = '\0';
+	line = g_strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return line;
+}
+
+char *
+cs_tty_read_secret(const char *prompt)
+{
+	return cs_tty_read_secret_max(prompt, CS_TTY_SECRET_MAX, NULL);
+}
+
+void
+cs_tty_free_secret(char *secret)
+{
+	if (secret != NULL)
+		explicit_bzero(secret, strlen(secret));
+	g_free(secret);
+}
