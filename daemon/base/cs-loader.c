@@ -616,16 +616,26 @@ cs_driver_run_enumerate(const CsLoadedDriver *driver,
 			GError **error)
 {
 	CsDriverError err = DRIVER_ERR_INIT;
-	CsDriverTokenInfo found[64];
-	size_t n = 0;
+	g_autofree CsDriverTokenInfo *found = NULL;
+	size_t room = 64, n = 0;
 	CsDriverStatus status;
 
 	if (!cs_driver_has_op(driver, enumerate))
 		return not_supported(driver, "enumerate", error);
-	status = driver->ops->enumerate(ctx, found, G_N_ELEMENTS(found), &n, &err);
-	if (!driver_result(driver, "enumerate", status, &err, error))
-		return FALSE;
-	n = MIN(n, G_N_ELEMENTS(found));
+	/* A maker's desk may hold hundreds of keys: as much room as the driver says it
+	 * needs (asked again a few times while keys keep arriving, then what fits). */
+	for (int attempt = 0;; attempt++) {
+		found = g_renew(CsDriverTokenInfo, found, room);
+		memset(found, 0, room * sizeof(*found));
+		n = 0;
+		status = driver->ops->enumerate(ctx, found, room, &n, &err);
+		if (!driver_result(driver, "enumerate", status, &err, error))
+			return FALSE;
+		if (n <= room || attempt == 3)
+			break;
+		room = n + 16;
+	}
+	n = MIN(n, room);
 	for (size_t i = 0; i < n; i++) {
 		CsDriverTokenInfo *t = &found[i];
 		t->serial[sizeof(t->serial) - 1] = t->label[sizeof(t->label) - 1] = '\0';

@@ -46,7 +46,6 @@ CS_DRIVER_DEFINE_ABI();
 
 #define POLL_INTERVAL_US (G_USEC_PER_SEC)
 #define SHUTDOWN_WAIT_US (3 * G_USEC_PER_SEC)
-#define MAX_TOKENS 64
 
 /* A token as the last poll saw it. */
 typedef struct {
@@ -269,13 +268,25 @@ find_seen_locked(Module *m, const char *serial)
 static void
 poll_presence(Module *m)
 {
-	CK_SLOT_ID slots[MAX_TOKENS];
-	CK_ULONG n = G_N_ELEMENTS(slots);
+	g_autofree CK_SLOT_ID *slots = NULL;
+	CK_ULONG n = 0;
 	g_autoptr(GArray) now = g_array_new(FALSE, TRUE, sizeof(Seen));
 	gboolean changed;
+	CK_RV rv;
 
-	if (m->f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
-		n = 0;
+	/* As many slots as the module has (a maker's desk may hold hundreds of tokens); a
+	 * token inserted between the two calls makes the buffer too small: ask again. */
+	do {
+		if (m->f->C_GetSlotList(CK_TRUE, NULL, &n) != CKR_OK) {
+			n = 0;
+			break;
+		}
+		g_free(slots);
+		slots = g_new0(CK_SLOT_ID, n + 1);
+		rv = m->f->C_GetSlotList(CK_TRUE, slots, &n);
+		if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL)
+			n = 0;
+	} while (rv == CKR_BUFFER_TOO_SMALL);
 	for (CK_ULONG i = 0; i < n; i++) {
 		CK_SLOT_INFO si;
 		CK_TOKEN_INFO ti;
@@ -1267,10 +1278,7 @@ p11_enumerate(CsDriverContext *ctx,
 		(*n_found)++;
 	}
 	g_mutex_unlock(&m->state_lock);
-	if (*n_found > max) {
-		*n_found = max;
-		return fail(err, CS_DRIVER_ERR_BAD_ARGUMENT, "more than %zu keys", max);
-	}
+	/* More than @max: *n_found says how many, and the daemon asks again. */
 	return CS_DRIVER_OK;
 }
 

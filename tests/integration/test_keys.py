@@ -255,3 +255,27 @@ def test_shutdown_has_a_deadline_while_a_token_call_hangs():
         c.close()
         d.cleanup()
         bus.close()
+
+
+def test_a_desk_of_more_than_64_blank_keys_is_listed_whole():
+    """The driver asks the module how many slots it has: a maker's desk of 70 blank keys
+    is listed whole, and one more plugged while they are there is seen too."""
+    from conftest import Bus, Daemon
+    own_bus = Bus()
+    d = Daemon(own_bus)
+    c = None
+    try:
+        for i in range(70):
+            vkey(d.state_dir, "create", "--vendor", "demo-a", "--serial", f"DESK{i:03d}",
+                 "--blank")
+        d.start()
+        c = Client(own_bus)
+        wanted = {key_path(f"DESK{i:03d}") for i in range(70)}
+        assert run_until(lambda: wanted <= set(keys_on_bus(c)), 10.0), \
+            f"listed {len(wanted & set(keys_on_bus(c)))} of 70 keys"
+        new_key(d, c, "DESK070")
+    finally:
+        if c is not None:
+            c.close()
+        d.cleanup()
+        own_bus.close()

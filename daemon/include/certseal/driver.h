@@ -103,7 +103,9 @@ typedef struct {
 	/* Release everything; must return within the daemon's shutdown deadline. */
 	void (*shutdown)(CsDriverContext *ctx);
 
-	/* Tokens present now; fills up to @max entries and sets *n_found. */
+	/* Tokens present now; fills up to @max entries and sets *n_found to how many are
+	 * present — more than @max when they do not fit: the daemon asks again with room
+	 * for them all. */
 	CsDriverStatus (*enumerate)(CsDriverContext *ctx,
 				    CsDriverTokenInfo *tokens,
 				    size_t max,
