@@ -14,6 +14,8 @@
 typedef enum {
 	ACTION_FLOW,	   /* an order of @kind: the flow's pages */
 	ACTION_CHANGE_PIN, /* Key.ChangePin */
+	ACTION_QUERY,	   /* 订单查询 (cs-assistant-query.c) */
+	ACTION_SEAL,	   /* 电子印章 (cs-assistant-seal.c) */
 	ACTION_LATER,	   /* not offered by this version */
 } ActionType;
 
@@ -31,7 +33,7 @@ static const HomeAction home_actions[] = {
     {N_("Change the password"), "dialog-password-symbolic", ACTION_CHANGE_PIN, NULL},
     {N_("Replace a lost key"), "edit-copy-symbolic", ACTION_FLOW, "reissue"},
     {N_("Change the details"), "document-edit-symbolic", ACTION_FLOW, "change"},
-    {N_("Look up orders"), "system-search-symbolic", ACTION_LATER, NULL},
+    {N_("Look up orders"), "system-search-symbolic", ACTION_QUERY, NULL},
     {N_("E-seal"), "emblem-documents-symbolic", ACTION_LATER, NULL},
 };
 
@@ -215,6 +217,10 @@ on_action(GtkButton *button, gpointer user_data)
 		if (key != NULL)
 			cs_assistant_change_pin(a, key);
 		break;
+	case ACTION_QUERY:
+		cs_assistant_query_start(a);
+		break;
+	case ACTION_SEAL:
 	case ACTION_LATER:
 		break;
 	}
@@ -232,7 +238,8 @@ update_buttons(CsAssistant *a)
 	for (guint i = 0; i < a->flow_buttons->len; i++) {
 		GtkWidget *button = g_ptr_array_index(a->flow_buttons, i);
 		const HomeAction *action = g_object_get_data(G_OBJECT(button), "cs-action");
-		gboolean loaded = plugins != NULL && g_strv_contains(plugins, action->kind);
+		gboolean loaded = action->kind == NULL || /* a page of Manager and Key calls */
+				  (plugins != NULL && g_strv_contains(plugins, action->kind));
 
 		gtk_widget_set_sensitive(button, running && loaded);
 		if (!running)
@@ -265,7 +272,8 @@ home_button(CsAssistant *a, const HomeAction *action)
 	gtk_widget_add_css_class(button, "pill");
 	g_object_set_data(G_OBJECT(button), "cs-action", (gpointer)action);
 	g_signal_connect(button, "clicked", G_CALLBACK(on_action), a);
-	if (action->type == ACTION_FLOW)
+	if (action->type == ACTION_FLOW || action->type == ACTION_QUERY ||
+	    action->type == ACTION_SEAL)
 		g_ptr_array_add(a->flow_buttons, button);
 	if (action->type == ACTION_LATER) {
 		gtk_widget_set_sensitive(button, FALSE);

@@ -51,6 +51,9 @@ void cs_assistant_login(CsAssistant *a, CsKey *key, GCallback done, gpointer use
 void cs_assistant_apply_start(CsAssistant *a, const char *kind);
 void cs_assistant_apply_open_order(CsAssistant *a, const char *order_path);
 
+/* cs-assistant-query.c */
+void cs_assistant_query_start(CsAssistant *a);
+
 /* cs-assistant-words.c */
 const char *cs_state_text(const char *state);
 const char *cs_action_text(const char *action);

@@ -1,0 +1,168 @@
+"""
+The assistant's 订单查询 (order query) as a person uses it: the vendor, 单位/个人 and the
+number, the code sent to the phone on file typed into a password entry, the orders with
+their state and next steps in words, 继续办理 carrying an unpaid order on to the payment
+QR code, the invoice saved as a PDF; refusals shown next to the field they are about.
+A real window under Xvfb, driven through AT-SPI and XTest, against the real certseald.
+"""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import Daemon, short_tmpdir, write_config
+from flow_helpers import Application, Office, resident_id, secret_of
+
+N = 61000  # the subjects of this file (their resident IDs and phones)
+
+
+@pytest.fixture(scope="module")
+def daemon(bus):
+    """certseald whose query codes may follow an order's own SMS code at once."""
+    workdir = short_tmpdir("csaq-")
+    conf = write_config(os.path.join(workdir, "certseald.conf"),
+                        sms={"resend_cooldown_s": 0})
+    d = Daemon(bus, config=conf)
+    try:
+        d.start()
+        yield d
+    finally:
+        d.cleanup()
+
+
+def submitted(client, office, n):
+    """A person's new order submitted with its SMS code verified: unpaid."""
+    a = Application(client, office, "person", n=n)
+    a.confirm()
+    a.attach_all()
+    a.submit()
+    a.verify()
+    assert a.state == "unpaid"
+    return a
+
+
+def open_query(w):
+    w.click(w.wait_find(role="push button", name="订单查询"))
+    return w.wait_find(role="text", name="证件号码（统一社会信用代码或身份证号）")
+
+
+def send_code(w, office, number, phone):
+    """个人数字证书, the number, 发送验证码: the code the phone on file received."""
+    w.click(w.wait_find(name="个人数字证书"))
+    w.type_into(w.find(role="text", name="证件号码（统一社会信用代码或身份证号）"), number)
+    mark = office.mark("sms")
+    w.click(w.find(role="push button", name="发送验证码"))
+    w.wait_find(role="label", contains="验证码已发送至")
+    msg = office.wait_message("sms", to=phone, template="query_code", after=mark)
+    return secret_of(msg)
+
+
+def find_orders(w, code):
+    entry = w.wait_find(role="password text", name="短信中的验证码")
+    w.type_into(entry, code)
+    w.press(w.find(role="push button", name="确认"))
+
+
+def test_a_query_by_sms_code_continues_an_unpaid_order_to_the_payment_qr(
+        daemon, client, window_factory):
+    office = Office(daemon.state_dir)
+    a = submitted(client, office, N + 1)
+    w = window_factory()
+    open_query(w)
+    w.screenshot("query-form")
+    code = send_code(w, office, a.fields["id_number"], a.handler_phone)
+    w.screenshot("query-code-sent")
+
+    # A wrong code first: the daemon's refusal next to the code's field; the right one then.
+    find_orders(w, f"{(int(code) + 1) % 1000000:06d}")
+    w.wait_find(role="label", contains="验证码不正确")
+    w.screenshot("query-wrong-code")
+    find_orders(w, code)
+    row = w.wait_find(role="list item", name=f"订单 {a.id}")
+    assert w.wait(lambda: "状态：待支付" in w.texts(row))
+    texts = w.texts(row)
+    assert f"订单 {a.id}：证书申请" in texts, texts
+    assert any(t.startswith("下一步：") and "支付" in t for t in texts), texts
+    assert w.find(role="label", contains="验证码不正确") is None or not w.find(
+        role="label", contains="验证码不正确").getState().contains(w.pyatspi.STATE_VISIBLE)
+
+    # How the certificate password travels: masked, and shown only when asked.
+    delivery = a.prop("PasswordDelivery")
+    assert delivery.startswith("sms:") and "****" in delivery, delivery
+    assert "密码获取方式：••••••" in texts, texts
+    w.click(w.find(role="toggle button", name=f"显示订单 {a.id} 的密码获取方式") or
+            w.find(name=f"显示订单 {a.id} 的密码获取方式"))
+    w.wait(lambda: any(delivery[4:] in t for t in w.texts(row)))
+    assert f"密码获取方式：短信发送至 {delivery[4:]}" in w.texts(row), w.texts(row)
+    w.screenshot("query-orders")
+
+    # 继续办理: the order page, and on to the payment QR code.
+    w.click(w.find(role="push button", name=f"继续办理订单 {a.id}"))
+    w.wait_find(role="label", name=f"订单 {a.id}：待支付")
+    w.wait_find(role="label", contains="下一步：支付")
+    w.screenshot("query-continue-order")
+    w.click(w.wait_find(role="push button", name="测试收银台"))
+    w.wait_find(role="image", name="付款二维码")
+    w.wait_find(role="label", contains="请扫描二维码支付")
+    shot = w.screenshot("query-continue-payment-qr")
+    cp = subprocess.run(["zbarimg", "-q", "--raw", shot], capture_output=True, text=True)
+    assert cp.returncode == 0, "no readable QR code on the payment page"
+    payload, _expires = a.start_payment()
+    assert cp.stdout.strip() == payload, (cp.stdout, payload)
+    assert a.state == "unpaid"
+    assert code not in daemon.log()
+
+
+def test_an_unknown_number_is_named_next_to_the_field(daemon, window_factory):
+    w = window_factory()
+    entry = open_query(w)
+    number = resident_id(N + 500)
+    w.click(w.wait_find(name="个人数字证书"))
+    w.type_into(entry, number)
+    w.click(w.find(role="push button", name="发送验证码"))
+    w.wait_find(role="label", name=f"证件号码 {number} 没有证书业务记录。")
+    w.screenshot("query-unknown-number")
+    # A malformed number: the daemon's reason, at the same place.
+    w.type_into(entry, "110105194912310021")
+    w.click(w.find(role="push button", name="发送验证码"))
+    w.wait_find(role="label", contains="证件号码无效：")
+    assert w.find(role="label", contains="没有证书业务记录") is None
+
+
+def test_a_paid_orders_invoice_is_saved_as_the_pdf_the_daemon_gives(
+        daemon, client, window_factory, tmp_path):
+    office = Office(daemon.state_dir)
+    a = submitted(client, office, N + 2)
+    a.pay()
+    assert a.prop("InvoiceAvailable") is True
+    w = window_factory()
+    open_query(w)
+    code = send_code(w, office, a.fields["id_number"], a.handler_phone)
+    find_orders(w, code)
+    row = w.wait_find(role="list item", name=f"订单 {a.id}")
+    assert w.wait(lambda: "状态：审核中" in w.texts(row))
+    w.click(w.wait_find(role="push button", name=f"保存订单 {a.id} 的发票"))
+    visible = w.pyatspi.STATE_VISIBLE
+    chooser = w.wait(lambda: next((n for n in w.nodes() if n.name == "保存发票"
+                                   and n.getState().contains(visible)), None))
+    assert chooser is not None, "no file chooser"
+    w.focus_window("保存发票")
+    target = tmp_path / "invoice.pdf"
+    focused = w.pyatspi.STATE_FOCUSED
+    name = w.wait(lambda: next((n for n in w.nodes(chooser) if n.getRoleName() == "text"
+                                and n.getState().contains(focused)), None), 5)
+    assert name is not None, "the save dialog's name entry has no focus"
+    w.keys("ctrl+a", "BackSpace")
+    w.type_keys(str(target))
+    w.screenshot("query-invoice-chooser")
+    for _ in range(3):
+        w.keys("Return")
+        if w.wait(lambda: not chooser.getState().contains(visible), 3):
+            break
+    assert w.wait(lambda: target.exists() and target.stat().st_size > 0), \
+        f"no invoice at {target}: {w.texts()}"
+    w.wait_find(role="label", contains="发票已保存")
+    assert target.read_bytes() == a.invoice()
+    assert target.read_bytes().startswith(b"%PDF-")
+    w.screenshot("query-invoice-saved")
