@@ -68,7 +68,9 @@ def built_assistant():
         pytest.fail(f"{ASSISTANT} is missing: build first")
 
 
-@pytest.fixture(scope="module")
+# One test bus for the whole run: this process's AT-SPI client stays connected to the
+# accessibility bus it found first, which lives as long as that bus does.
+@pytest.fixture(scope="session")
 def bus():
     problem = display_problem()
     if problem:
