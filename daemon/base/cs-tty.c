@@ -34,11 +34,12 @@ cs_tty_read_secret_max(const char *prompt, gsize max_chars, gboolean *too_long)
 	if (too_long != NULL)
 		*too_long = FALSE;
 	/* Never echoed on a terminal, --json or not (the prompt goes to stderr either way). */
+	/* Echo goes off before the prompt shows, so nothing typed after it is echoed. */
 	if (tty) {
-		g_printerr("%s: ", prompt);
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+		g_printerr("%s: ", prompt);
 	}
 	line = fgets(buf, (int)max_chars + 2, stdin);
 	len = line != NULL ? strcspn(buf, "\n") : 0;
