@@ -575,10 +575,11 @@ cmd_backup(Office *o, int argc, char **argv)
 	char *passphrase;
 	gboolean ok;
 
-	for (int i = 0; i < argc; i++) {
-		if (g_strcmp0(argv[i], "--output") != 0 && g_strcmp0(argv[i], "--config") != 0)
+	/* Only these two options, each with its value: a passphrase is never an argument. */
+	for (int i = 0; i < argc; i += 2) {
+		if ((g_strcmp0(argv[i], "--output") != 0 && g_strcmp0(argv[i], "--config") != 0) ||
+		    i + 1 >= argc)
 			return usage();
-		i++;
 	}
 	if (output == NULL)
 		return usage();

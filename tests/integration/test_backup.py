@@ -27,7 +27,7 @@ import threading
 
 import pytest
 
-from conftest import CERTSEALD, DEV_CONF, KEY_IFACE, Client, Daemon, run_until
+from conftest import CERTSEALD, DEV_CONF, KEY_IFACE, Client, Daemon, run_until, write_config
 from flow_helpers import Application, Office, blank_key
 from office_helpers import OFFICE_CLI
 from test_unlock import Unlock, lock, login
@@ -280,10 +280,28 @@ def test_short_and_over_long_passphrases_are_refused(stopped_state, tmp_dir):
         assert not os.path.exists(out)
     cp = run(backup_cmd(stopped_state, out), "")
     assert cp.returncode == 1 and "none given" in cp.stdout, cp.stdout
-    # Never from argv.
+    # Never from argv; an option without its value is a usage error too.
     cp = run(backup_cmd(stopped_state, out, "--passphrase", PASSPHRASE), "")
     assert cp.returncode == 2
+    cp = run(backup_cmd(stopped_state, out, "--config"), PASSPHRASE + "\n")
+    assert cp.returncode == 2
     assert not os.path.exists(out)
+
+
+def test_without_state_dir_the_configuration_names_it(stopped_state, tmp_dir):
+    conf = write_config(os.path.join(tmp_dir, "c.conf"), daemon={"state_dir": stopped_state})
+    out = os.path.join(tmp_dir, "b")
+    cp = run([OFFICE_CLI, "--json", "backup", "--output", out, "--config", conf],
+             PASSPHRASE + "\n")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert json.loads(cp.stdout)["state_dir"] == stopped_state
+    target = os.path.join(tmp_dir, "new")
+    conf2 = write_config(os.path.join(tmp_dir, "c2.conf"), daemon={"state_dir": target})
+    cp = run([CERTSEALD, "--restore", out, "--config", conf2], PASSPHRASE + "\n")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert os.path.exists(os.path.join(target, "vault.key"))
+    assert open(os.path.join(target, "vault.key"), "rb").read() == \
+        open(os.path.join(stopped_state, "vault.key"), "rb").read()
 
 
 def test_an_existing_output_is_never_replaced(stopped_state, tmp_dir):
