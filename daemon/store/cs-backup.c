@@ -5,10 +5,9 @@
  * Invariants:
  *   - Which files a backup holds is decided in one place, cs_backup_entry_ok(): the backup
  *     takes exactly the files it accepts, and restoring refuses any other name.
- *   - No plaintext reaches the disk outside the state directories: the ledger's copy is
- *     made in a private (0700) folder beside the output and removed, the archive is
- *     written under a temporary name in the same folder and linked into place (never over
- *     a file).
+ *   - Plaintext leaves the state directory only into a private (0700) folder beside the
+ *     output: the ledger's online copy, removed once it is in the archive. The archive is
+ *     written in the same folder and linked into place (never over a file).
  *   - Restoring writes nothing until every entry has been checked and the whole file
  *     authenticated; then it writes into a private folder inside the target and renames
  *     into place, never replacing anything; on failure what it wrote is removed.
@@ -560,9 +559,15 @@ fsync_dir(const char *path)
 	}
 }
 
+/*
+ * The entries in an order that keeps them consistent: the vault, the CAs and the office
+ * keys first (a CRL copied before the ledger is never newer than the CRL numbers the
+ * ledger holds), then the ledger's online copy (made in @work), then the materials (each
+ * one a row of that copy names was written before the row committed).
+ */
 static gboolean
 write_archive(const char *state_dir,
-	      const char *ledger_copy,
+	      const char *work,
 	      int fd,
 	      const char *passphrase,
 	      const CsBackupKdf *kdf,
@@ -572,18 +577,23 @@ write_archive(const char *state_dir,
 	g_autoptr(CsBackupWriter) w = cs_backup_writer_new(fd, passphrase, kdf, error);
 	g_autofree char *key = g_build_filename(state_dir, "vault.key", NULL);
 	g_autofree char *check = g_build_filename(state_dir, "vault.check", NULL);
+	g_autofree char *ledger = g_build_filename(state_dir, "ledger.db", NULL);
+	g_autofree char *copy = g_build_filename(work, "ledger.db", NULL);
+	gboolean ok;
 
-	if (w == NULL || !writer_add_file(w, "ledger.db", ledger_copy, error) ||
-	    !writer_add_file(w, "vault.key", key, error))
+	if (w == NULL || !writer_add_file(w, "vault.key", key, error))
 		return FALSE;
 	if (g_file_test(check, G_FILE_TEST_EXISTS) &&
 	    !writer_add_file(w, "vault.check", check, error))
 		return FALSE;
-	for (guint i = 0; i < 3; i++) {
-		if (!add_tree(w, state_dir, top_names[i], error))
-			return FALSE;
-	}
-	if (!cs_backup_writer_finish(w, error))
+	if (!add_tree(w, state_dir, "ca", error) || !add_tree(w, state_dir, "office", error))
+		return FALSE;
+	if (!cs_ledger_backup_path(ledger, copy, error))
+		return FALSE;
+	ok = writer_add_file(w, "ledger.db", copy, error);
+	g_unlink(copy);
+	if (!ok || !add_tree(w, state_dir, "materials", error) ||
+	    !cs_backup_writer_finish(w, error))
 		return FALSE;
 	if (stats != NULL) {
 		stats->entries = w->entries;
@@ -606,7 +616,6 @@ cs_backup_create(const char *state_dir,
 	g_autofree char *out_base = g_path_get_basename(output);
 	g_autofree char *tmpl = g_strdup_printf(".%s.XXXXXX", out_base);
 	g_autofree char *work = g_build_filename(out_dir, tmpl, NULL);
-	g_autofree char *copy = NULL;
 	g_autofree char *archive = NULL;
 	struct stat st;
 	gboolean ok;
@@ -627,14 +636,11 @@ cs_backup_create(const char *state_dir,
 	}
 	if (g_mkdtemp_full(work, 0700) == NULL)
 		return set_errno(error, out_dir, "create a temporary folder in", errno);
-	copy = g_build_filename(work, "ledger.db", NULL);
 	archive = g_build_filename(work, "archive", NULL);
-	ok = cs_ledger_backup_path(ledger, copy, error);
-	fd = ok ? open(archive, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
-	if (ok && fd < 0)
-		ok = set_errno(error, archive, "create", errno);
+	fd = open(archive, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	ok = fd >= 0 || set_errno(error, archive, "create", errno);
 	if (ok) {
-		ok = write_archive(state_dir, copy, fd, passphrase, kdf, stats, error);
+		ok = write_archive(state_dir, work, fd, passphrase, kdf, stats, error);
 		close(fd);
 	}
 	/* link() fails rather than replace a file made meanwhile. */
@@ -898,10 +904,12 @@ read_entries(Reader *r, EntryFunc func, gpointer user_data, CsBackupStats *stats
 	}
 	if (!reader_finish(r, error))
 		return FALSE;
-	for (guint i = 4; i < G_N_ELEMENTS(top_names); i++) {
-		if (!g_hash_table_contains(seen, top_names[i])) {
+	/* What a state directory cannot be without. */
+	for (const char *const *need = (const char *const[]){"ledger.db", "vault.key", NULL};
+	     *need != NULL; need++) {
+		if (!g_hash_table_contains(seen, *need)) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s: holds no %s",
-				    r->path, top_names[i]);
+				    r->path, *need);
 			return FALSE;
 		}
 	}

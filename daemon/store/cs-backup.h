@@ -14,8 +14,9 @@
  * and nothing else: not the lock, the ledger's -wal/-shm/-journal or *.vN.bak migration
  * copies, hidden or temporary files, office/info.json (rewritten at every start),
  * materials/tmp/, nor drivers/ (the virtual keys of development; real keys are hardware).
- * The ledger is copied first: a material its rows name was written before the row
- * committed, so it is there when the materials are copied after it.
+ * The CA and office files are copied before the ledger (a CRL in the backup is never newer
+ * than the CRL numbers its ledger holds), the materials after it (a material its rows name
+ * was written before the row committed, so it is there when the materials are copied).
  *
  * The file ("CSBACKUP" version 1), big-endian:
  *   header  "CSBACKUP" | u32 version | u32 log2(N) | u32 r | u32 p | salt[16] | nonce[12]
