@@ -1791,21 +1791,49 @@ build_properties_changed(CsDbus *self, const char *path, sd_bus_message **ret)
 	return r;
 }
 
+/* @template, sealed, as a new signal addressed to @destination: the properties are read
+ * once per change, not once per connection. */
+static int
+send_copy(CsDbus *self, sd_bus_message *template, const char *destination)
+{
+	g_autoptr(sd_bus_message) m = NULL;
+	int r = sd_bus_message_new_signal(self->bus, &m, sd_bus_message_get_path(template),
+					  sd_bus_message_get_interface(template),
+					  sd_bus_message_get_member(template));
+
+	if (r >= 0)
+		r = sd_bus_message_set_destination(m, destination);
+	if (r >= 0)
+		r = sd_bus_message_rewind(template, TRUE);
+	if (r >= 0)
+		r = sd_bus_message_copy(m, template, TRUE);
+	if (r >= 0)
+		r = sd_bus_send(self->bus, m, NULL);
+	return r;
+}
+
 static void
 on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
 {
 	CsDbus *self = user_data;
 	g_autofree char *path = order_path(cs_order_get_id(order));
 	g_autoptr(GPtrArray) audience = order_audience(self, order);
+	g_autoptr(sd_bus_message) template = NULL;
+	int r;
 
+	if (audience->len == 0)
+		return;
+	r = change == CS_ORDER_CREATED ? build_interfaces_added(self, path, &template)
+				       : build_properties_changed(self, path, &template);
+	if (r >= 0)
+		r = sd_bus_message_seal(template, 1, 0);
+	if (r < 0) {
+		g_warning("order %s: cannot build its signal: %s", cs_order_get_id(order),
+			  g_strerror(-r));
+		return;
+	}
 	for (guint i = 0; i < audience->len; i++) {
-		g_autoptr(sd_bus_message) m = NULL;
-		int r = change == CS_ORDER_CREATED ? build_interfaces_added(self, path, &m)
-						   : build_properties_changed(self, path, &m);
-		if (r >= 0)
-			r = sd_bus_message_set_destination(m, g_ptr_array_index(audience, i));
-		if (r >= 0)
-			r = sd_bus_send(self->bus, m, NULL);
+		r = send_copy(self, template, g_ptr_array_index(audience, i));
 		if (r < 0) {
 			g_warning("order %s: cannot signal %s: %s", cs_order_get_id(order),
 				  (const char *)g_ptr_array_index(audience, i), g_strerror(-r));
