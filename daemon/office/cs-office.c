@@ -601,8 +601,11 @@ dispatch_all(gpointer user_data)
 static void
 schedule_dispatch(CsOffice *self)
 {
+	/* At the default priority, not idle: under load the D-Bus and ZeroMQ sources are
+	 * always ready, and an idle dispatch would leave queued tasks unpushed (and READY
+	 * workers waiting) until the rush is over. */
 	if (self->dispatch_id == 0)
-		self->dispatch_id = g_idle_add(dispatch_all, self);
+		self->dispatch_id = g_idle_add_full(G_PRIORITY_DEFAULT, dispatch_all, self, NULL);
 }
 
 static void
