@@ -212,25 +212,6 @@ add_ca_file(CsSealTrust *trust, const char *path, gboolean required, GError **er
 	return TRUE;
 }
 
-/* Every <dir>/ca/<vendor>/{root,issuing}.crt that can be read. */
-static void
-add_state_dir(CsSealTrust *trust, const char *state_dir)
-{
-	g_autofree char *ca_dir = g_build_filename(state_dir, "ca", NULL);
-	g_autoptr(GDir) dir = g_dir_open(ca_dir, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *root = g_build_filename(ca_dir, name, "root.crt", NULL);
-		g_autofree char *issuing = g_build_filename(ca_dir, name, "issuing.crt", NULL);
-
-		if (name[0] == '.')
-			continue;
-		(void)add_ca_file(trust, root, FALSE, NULL);
-		(void)add_ca_file(trust, issuing, FALSE, NULL);
-	}
-}
-
 /* show --picture OUT: the seal's picture (PNG or JPEG, as the seal carries it) saved. */
 static int
 seal_show(gboolean json, const char *path, const char *picture)
@@ -314,7 +295,8 @@ seal_verify(gboolean json,
 					 error->message);
 	}
 	if (ca_files->len == 0 || state_dir != NULL)
-		add_state_dir(trust, state_dir != NULL ? state_dir : CS_STATE_DIR);
+		(void)cs_seal_trust_add_state_dir(trust,
+						  state_dir != NULL ? state_dir : CS_STATE_DIR);
 	data = g_bytes_get_data(der, &len);
 	kind = cs_seal_sniff(data, len);
 	if (kind == 2 && document == NULL)

@@ -4,7 +4,7 @@
  * directory's own CA.
  *
  *   make-sealed-key --config CONF --state-dir DIR --vendor ID --serial SERIAL [--no-seal]
- *                   [--other-holder]
+ *                   [--other-holder] [--picture FILE]
  *
  * The user PIN comes on stdin (never argv). With the daemon stopped (the CA and ledger of
  * DIR are opened here): log in, generate the key pair CS_KEY_PAIR_ID on the token, build
@@ -12,7 +12,8 @@
  * ledger like any issuance), write it under CS_KEY_OBJECT_LABEL, and — unless --no-seal —
  * build an e-seal with the vendor's seal maker holding that certificate (or, with
  * --other-holder, a software key's certificate from the same CA) and write it under
- * CS_KEY_SEAL_LABEL. Prints the certificate's serial (hex).
+ * CS_KEY_SEAL_LABEL. --picture gives the seal's picture (a PNG file; by default the
+ * smallest PNG header). Prints the certificate's serial (hex).
  */
 #define G_LOG_DOMAIN "make-sealed-key"
 
@@ -127,6 +128,9 @@ int
 main(int argc, char **argv)
 {
 	const char *config_path = NULL, *state_dir = NULL, *vendor_id = NULL, *serial = NULL;
+	const char *picture_path = NULL;
+	g_autofree char *picture = NULL;
+	gsize picture_len = sizeof(png);
 	gboolean no_seal = FALSE, other_holder = FALSE;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CsConfig) config = NULL;
@@ -160,11 +164,16 @@ main(int argc, char **argv)
 			no_seal = TRUE;
 		else if (g_str_equal(argv[i], "--other-holder"))
 			other_holder = TRUE;
+		else if (g_str_equal(argv[i], "--picture") && i + 1 < argc)
+			picture_path = argv[++i];
 		else
 			die("usage", NULL);
 	}
 	if (config_path == NULL || state_dir == NULL || vendor_id == NULL || serial == NULL)
 		die("usage: --config, --state-dir, --vendor and --serial are needed", NULL);
+	if (picture_path != NULL &&
+	    !g_file_get_contents(picture_path, &picture, &picture_len, &error))
+		die("--picture", error);
 	if (fgets(pin, sizeof(pin), stdin) == NULL)
 		die("the PIN is read from stdin", NULL);
 	pin[strcspn(pin, "\r\n")] = '\0';
@@ -243,8 +252,8 @@ main(int argc, char **argv)
 		    .created = now - 60,
 		    .valid_start = now - 60,
 		    .valid_end = now + 365 * 86400,
-		    .picture = png,
-		    .picture_len = sizeof(png),
+		    .picture = picture != NULL ? (const guint8 *)picture : png,
+		    .picture_len = picture_len,
 		    .width_mm = 40,
 		    .height_mm = 40,
 		};

@@ -697,6 +697,33 @@ cs_seal_trust_add_pem(CsSealTrust *trust, const char *pem, gsize len, GError **e
 	return TRUE;
 }
 
+/* Every DIR/ca/<vendor>/root.crt and issuing.crt that can be read: the embedded CAs of a
+ * state directory. Returns how many files gave certificates. */
+guint
+cs_seal_trust_add_state_dir(CsSealTrust *trust, const char *state_dir)
+{
+	g_autofree char *ca_dir = g_build_filename(state_dir, "ca", NULL);
+	g_autoptr(GDir) dir = g_dir_open(ca_dir, 0, NULL);
+	static const char *const files[] = {"root.crt", "issuing.crt"};
+	const char *name;
+	guint n = 0;
+
+	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+		if (name[0] == '.')
+			continue;
+		for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+			g_autofree char *path = g_build_filename(ca_dir, name, files[i], NULL);
+			g_autofree char *pem = NULL;
+			gsize len = 0;
+
+			if (g_file_get_contents(path, &pem, &len, NULL) &&
+			    cs_seal_trust_add_pem(trust, pem, len, NULL))
+				n++;
+		}
+	}
+	return n;
+}
+
 /* Is @cert chained to a trusted root at @at? SM2 links are checked with the ID. */
 static gboolean
 verify_chain(CsSealTrust *trust, X509 *cert, gint64 at, const char *what, GError **error)

@@ -79,6 +79,9 @@ CsSealTrust *cs_seal_trust_new(void);
 /* Add every certificate of a PEM text (a bundle). */
 gboolean cs_seal_trust_add_pem(CsSealTrust *trust, const char *pem, gsize len, GError **error);
 void cs_seal_trust_add(CsSealTrust *trust, X509 *cert);
+/* The CA certificates of a state directory (DIR/ca/<vendor>/root.crt, issuing.crt) that can
+ * be read; returns how many files gave some. */
+guint cs_seal_trust_add_state_dir(CsSealTrust *trust, const char *state_dir);
 guint cs_seal_trust_count(CsSealTrust *trust);
 void cs_seal_trust_free(CsSealTrust *trust);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsSealTrust, cs_seal_trust_free)
