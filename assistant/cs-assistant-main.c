@@ -11,15 +11,20 @@
 
 #include "cs-assistant-config.h"
 #include "cs-assistant.h"
+#include "cs-build-config.h"
 
 static gboolean opt_session;
 static gboolean opt_system;
+static char *opt_state_dir;
 
 static const GOptionEntry options[] = {
     {"session", 0, 0, G_OPTION_ARG_NONE, &opt_session,
      N_("Talk to the certificate service on the session bus"), NULL},
     {"system", 0, 0, G_OPTION_ARG_NONE, &opt_system,
      N_("Talk to the certificate service on the system bus (the default)"), NULL},
+    {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_state_dir,
+     N_("The certificate service's state directory, whose CA certificates verify seals"),
+     N_("DIR")},
     {NULL},
 };
 
@@ -74,6 +79,7 @@ on_startup(GApplication *app, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 
 	a->bus_type = opt_session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM;
+	a->state_dir = g_strdup(opt_state_dir != NULL ? opt_state_dir : CS_STATE_DIR);
 	a->manager = cs_manager_proxy_new_for_bus_sync(a->bus_type, G_DBUS_PROXY_FLAGS_NONE,
 						       CS_BUS_NAME, CS_MANAGER_PATH, NULL, &error);
 	if (a->manager == NULL) {
@@ -110,6 +116,8 @@ main(int argc, char **argv)
 	g_clear_object(&a.manager);
 	g_clear_pointer(&a.rows, g_hash_table_unref);
 	g_clear_pointer(&a.flow_buttons, g_ptr_array_unref);
+	g_free(a.state_dir);
+	g_free(opt_state_dir);
 	g_object_unref(a.app);
 	return status;
 }

@@ -34,7 +34,7 @@ static const HomeAction home_actions[] = {
     {N_("Replace a lost key"), "edit-copy-symbolic", ACTION_FLOW, "reissue"},
     {N_("Change the details"), "document-edit-symbolic", ACTION_FLOW, "change"},
     {N_("Look up orders"), "system-search-symbolic", ACTION_QUERY, NULL},
-    {N_("E-seal"), "emblem-documents-symbolic", ACTION_LATER, NULL},
+    {N_("E-seal"), "emblem-documents-symbolic", ACTION_SEAL, NULL},
 };
 
 void
@@ -88,6 +88,8 @@ fill_key_row(CsAssistant *a, GtkWidget *row, CsKey *key)
 	line = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 18);
 	gtk_box_append(GTK_BOX(line), cs_label_new(until, NULL));
 	gtk_box_append(GTK_BOX(line), cs_label_new(tries, NULL));
+	if (cs_key_get_renewable(key))
+		gtk_box_append(GTK_BOX(line), cs_label_new(_("Renewable"), "warning"));
 	if (cs_key_get_pin_locked(key))
 		gtk_box_append(GTK_BOX(line), cs_label_new(_("Locked"), "error"));
 	else if (cs_key_get_logged_in(key))
@@ -130,6 +132,7 @@ add_key(CsAssistant *a, GDBusObject *object)
 	g_signal_connect_after(key, "g-properties-changed", G_CALLBACK(on_key_changed), a);
 	g_hash_table_insert(a->rows, g_strdup(path), row);
 	gtk_list_box_append(a->key_list, row);
+	cs_assistant_remind_renewal(a, key);
 }
 
 static void
@@ -221,6 +224,8 @@ on_action(GtkButton *button, gpointer user_data)
 		cs_assistant_query_start(a);
 		break;
 	case ACTION_SEAL:
+		cs_assistant_seal_start(a);
+		break;
 	case ACTION_LATER:
 		break;
 	}

@@ -35,6 +35,7 @@ struct _CsAssistant {
 	GPtrArray *flow_buttons;   /* the home page's buttons that front a flow */
 	gboolean chinese;	   /* labels from the daemon: _zh or _en */
 	gpointer apply;		   /* the application form's state (cs-assistant-apply.c) */
+	char *state_dir;	   /* the daemon's, for its CA certificates (seals) */
 };
 
 /* cs-assistant-window.c */
@@ -53,6 +54,12 @@ void cs_assistant_apply_open_order(CsAssistant *a, const char *order_path);
 
 /* cs-assistant-query.c */
 void cs_assistant_query_start(CsAssistant *a);
+
+/* cs-assistant-seal.c */
+void cs_assistant_seal_start(CsAssistant *a);
+
+/* cs-assistant-remind.c */
+void cs_assistant_remind_renewal(CsAssistant *a, CsKey *key);
 
 /* cs-assistant-words.c */
 const char *cs_state_text(const char *state);

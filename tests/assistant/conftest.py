@@ -102,7 +102,7 @@ def client(bus):
 class Window:
     """A running certseal-assistant, seen through AT-SPI."""
 
-    def __init__(self, bus, out_dir, lang="C"):
+    def __init__(self, bus, out_dir, lang="C", args=()):
         import pyatspi
         self.pyatspi = pyatspi
         self.out_dir = out_dir
@@ -116,8 +116,9 @@ class Window:
         self.wrapped = bool(prefix)
         if prefix:
             env["G_DEBUG"] = "fatal-criticals"
-        self.proc = subprocess.Popen([*prefix, ASSISTANT, "--session"], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([*prefix, ASSISTANT, "--session", *args], env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
         self.app = None
         self.title = "证书助手" if not lang.startswith("en") else "Certificate Assistant"
         assert self.wait(lambda: self._find_app() is not None), "no assistant in the AT-SPI tree"
@@ -323,8 +324,8 @@ class Window:
 def window_factory(bus, daemon, request):
     made = []
 
-    def make(lang="C"):
-        w = Window(bus, os.path.join(SCREENSHOT_DIR, request.node.name), lang=lang)
+    def make(lang="C", args=()):
+        w = Window(bus, os.path.join(SCREENSHOT_DIR, request.node.name), lang=lang, args=args)
         made.append(w)
         return w
 

@@ -1,9 +1,12 @@
 """
-The assistant's 订单查询 (order query) as a person uses it: the vendor, 单位/个人 and the
-number, the code sent to the phone on file typed into a password entry, the orders with
-their state and next steps in words, 继续办理 carrying an unpaid order on to the payment
-QR code, the invoice saved as a PDF; refusals shown next to the field they are about.
-A real window under Xvfb, driven through AT-SPI and XTest, against the real certseald.
+The assistant's 订单查询 (order query), 电子印章 (e-seal) and renewal reminder as a person
+uses them: the vendor, 单位/个人 and the number, the code sent to the phone on file typed
+into a password entry, the orders with their state and next steps in words, 继续办理
+carrying an unpaid order on to the payment QR code, the invoice saved as a PDF, refusals
+shown next to the field they are about; the key's seal shown and a document sealed with
+it; a toast when the key's certificate is Renewable. A real window under Xvfb, driven
+through AT-SPI and XTest, against the real certseald and a virtual key that
+tests/make-sealed-key prepared with a certificate and an e-seal from the daemon's CA.
 """
 
 import os
@@ -11,20 +14,48 @@ import subprocess
 
 import pytest
 
-from conftest import Daemon, short_tmpdir, write_config
+from conftest import BUILD_DIR, CLI, Client, Daemon, key_path, run_until, short_tmpdir, vkey, \
+    write_config
 from flow_helpers import Application, Office, resident_id, secret_of
 
 N = 61000  # the subjects of this file (their resident IDs and phones)
+MAKE_SEALED_KEY = os.path.join(BUILD_DIR, "tests", "make-sealed-key")
+SEALED = "AS0001"  # a key with a certificate and an e-seal
+PIN = "123456"
+SEAL_NAME = "厦门示例科技有限公司"  # what make-sealed-key puts in the seal
+
+
+class ClockDaemon(Daemon):
+    """certseald whose business clock a test moves: CERTSEAL_TEST_NOW at its start."""
+
+    test_now = None
+
+    def env(self):
+        env = super().env()
+        if self.test_now is not None:
+            env["CERTSEAL_TEST_NOW"] = self.test_now
+        return env
 
 
 @pytest.fixture(scope="module")
 def daemon(bus):
-    """certseald whose query codes may follow an order's own SMS code at once."""
+    """certseald whose query codes may follow an order's own SMS code at once, with the
+    key SEALED inserted."""
     workdir = short_tmpdir("csaq-")
     conf = write_config(os.path.join(workdir, "certseald.conf"),
                         sms={"resend_cooldown_s": 0})
-    d = Daemon(bus, config=conf)
+    d = ClockDaemon(bus, config=conf)
     try:
+        picture = os.path.join(d.workdir, "seal.png")
+        subprocess.run(["convert", "-size", "160x160", "xc:white", "-fill", "none", "-stroke",
+                        "red", "-strokewidth", "8", "-draw", "circle 80,80 80,12", "-fill",
+                        "red", "-stroke", "none", "-draw", "circle 80,80 80,56", picture],
+                       check=True, timeout=30)
+        vkey(d.state_dir, "create", "--vendor", "demo-a", "--serial", SEALED)
+        cp = subprocess.run([MAKE_SEALED_KEY, "--config", conf, "--state-dir", d.state_dir,
+                             "--vendor", "demo-a", "--serial", SEALED, "--picture", picture],
+                            input=PIN + "\n", capture_output=True, text=True, timeout=60)
+        assert cp.returncode == 0, cp.stderr
         d.start()
         yield d
     finally:
@@ -166,3 +197,112 @@ def test_a_paid_orders_invoice_is_saved_as_the_pdf_the_daemon_gives(
     assert target.read_bytes() == a.invoice()
     assert target.read_bytes().startswith(b"%PDF-")
     w.screenshot("query-invoice-saved")
+
+
+def choose_file(w, title, path=None):
+    """Answer the file chooser titled @title: the location @path typed (Ctrl+L), or what it
+    proposes; Return until it closes."""
+    visible = w.pyatspi.STATE_VISIBLE
+    chooser = w.wait(lambda: next((n for n in w.nodes() if n.name == title
+                                   and n.getState().contains(visible)), None))
+    assert chooser is not None, f"no file chooser {title}"
+    w.focus_window(title)
+    focused = w.pyatspi.STATE_FOCUSED
+    if path is not None:
+        location = None
+        for _ in range(5):
+            w.keys("ctrl+l")
+            location = w.wait(lambda: next((n for n in w.nodes(chooser)
+                                            if n.getRoleName() == "text"
+                                            and n.getState().contains(focused)), None), 3)
+            if location is not None:
+                break
+        assert location is not None, "the file chooser shows no location entry"
+        w.type_keys(str(path))
+    else:
+        assert w.wait(lambda: next((n for n in w.nodes(chooser) if n.getRoleName() == "text"
+                                    and n.getState().contains(focused)), None), 5), \
+            "the save dialog's name entry has no focus"
+    for _ in range(3):
+        w.keys("Return")
+        if w.wait(lambda: not chooser.getState().contains(visible), 3):
+            break
+    assert not chooser.getState().contains(visible), f"{title} stays open"
+
+
+def test_the_seal_page_shows_the_keys_seal_and_seals_a_document(daemon, window_factory,
+                                                               tmp_path):
+    w = window_factory(args=("--state-dir", daemon.state_dir))
+    w.wait_find(role="list item", name=f"UKey {SEALED}")
+    w.click(w.wait_find(role="push button", name="电子印章"))
+    # Logged in first (the key's password), then the seal read from the key.
+    w.type_into(w.wait_find(role="password text", name="证书密码"), PIN)
+    w.screenshot("seal-login")
+    w.click(w.find(role="push button", name="登录"))
+    w.wait_find(role="label", name=f"印章名称：{SEAL_NAME}")
+    texts = w.texts()
+    assert f"持有人：{SEAL_NAME}" in texts, texts
+    assert f"印章编码：{SEALED}" in texts, texts
+    assert any(t.startswith("有效期：") and " 至 " in t for t in texts), texts
+    assert "验证通过：印章有效。" in texts, texts
+    picture = w.find(role="image", name="印章图片")
+    assert picture is not None
+    ext = picture.queryComponent().getExtents(w.pyatspi.WINDOW_COORDS)
+    assert ext.width >= 100 and ext.height >= 100, (ext.width, ext.height)
+    shot = w.screenshot("seal-shown")
+    # The picture on screen is the seal's: its red among the window's greys.
+    red = subprocess.run(["convert", shot, "-fill", "black", "+opaque", "rgb(255,0,0)",
+                          "-fill", "white", "-opaque", "rgb(255,0,0)", "-format", "%[fx:mean]",
+                          "info:"], capture_output=True, text=True, check=True).stdout
+    assert float(red) > 0.001, "no red seal picture on the screen"
+
+    # 文件盖章: a document chosen, sealed on the key, the signature saved beside it.
+    doc = tmp_path / "contract.txt"
+    doc.write_bytes(b"The parties agree to the terms below.\n" * 40)
+    w.click(w.find(role="push button", name="选择文件并盖章…"))
+    choose_file(w, "选择要盖章的文件", doc)
+    w.wait_find(role="label", contains="请选择签名文件的保存位置")
+    choose_file(w, "保存签名文件")
+    sig = tmp_path / "contract.txt.ses"
+    w.wait_find(role="label", name=f"签名文件已保存为 {sig}。")
+    w.wait_find(role="label", name="验证通过：签名与文件一致。")
+    w.screenshot("seal-document-sealed")
+    cp = subprocess.run([CLI, "--json", "seal", "verify", str(sig), "--document", str(doc),
+                         "--state-dir", daemon.state_dir], capture_output=True, text=True,
+                        timeout=30)
+    assert cp.returncode == 0 and '"valid":true' in cp.stdout.replace(" ", ""), \
+        cp.stdout + cp.stderr
+    # The signature is of this document: another one fails.
+    other = tmp_path / "other.txt"
+    other.write_bytes(doc.read_bytes() + b"!")
+    cp = subprocess.run([CLI, "seal", "verify", str(sig), "--document", str(other),
+                         "--state-dir", daemon.state_dir], capture_output=True, text=True,
+                        timeout=30)
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert PIN not in daemon.log()
+
+
+def test_a_renewable_key_is_announced_by_a_toast_on_the_home_page(daemon, bus, window_factory):
+    # Before the window: the certificate (365 days) is new, nothing to announce.
+    w = window_factory()
+    item = w.wait_find(role="list item", name=f"UKey {SEALED}")
+    assert "可更新" not in w.texts(item)
+    assert w.find(role="label", contains="现在可以更新") is None
+    w.close()
+    # 300 days on, fewer than 90 are left: the daemon says Renewable.
+    daemon.test_now = "+300d"
+    daemon.restart()
+    c = Client(bus)
+    try:
+        path = key_path(SEALED)
+        assert run_until(lambda: path in c.managed_objects(), 10)
+        assert c.get(path, "org.certseal.CertSeal1.Key", "Renewable") is True
+    finally:
+        c.close()
+    w = window_factory()
+    item = w.wait_find(role="list item", name=f"UKey {SEALED}")
+    toast = w.wait_find(role="label", contains=f"UKey {SEALED} 上的证书现在可以更新")
+    assert w.find(role="push button", contains="立即更新") is not None
+    assert "可更新" in w.texts(item)
+    w.screenshot("home-renewal-reminder")
+    assert toast is not None
