@@ -6,10 +6,10 @@
  * in the engine when called, not registered one by one.
  *
  * Who sees what: an order is found only for its owner's uid or root (the find callback
- * checks the caller of the call being processed), and its signals are addressed to those
- * connections only, never broadcast. Fields, the personal data, is moreover an explicit
- * property (not part of GetAll or InterfacesAdded) announced by invalidation. Callers'
- * uids come from the bus driver once per connection and are cached until
+ * checks the caller of the call being processed), and its signals are addressed to the
+ * connections that asked about it (order_audience()), never broadcast. Fields, the personal data,
+ * is moreover an explicit property (not part of GetAll or InterfacesAdded) announced by
+ * invalidation. Callers' uids come from the bus driver once per connection and are cached until
  * NameOwnerChanged says the connection left.
  *
  * Handlers follow one order: read arguments → build the request → ask the engine (which
@@ -50,6 +50,13 @@ struct _CsDbus {
 	sd_event *event;
 	GSource *source;
 	GHashTable *uids; /* unique name → uid + 1 */
+	/* Who hears an order's changes (see order_audience()): order id → set of unique
+	 * names, the reverse (to forget a connection that left), and the connections that
+	 * asked for every object (GetManagedObjects). */
+	GHashTable *watchers;
+	GHashTable *watching;
+	GHashTable *managers;
+	sd_bus_slot *filter_slot;
 	sd_bus_slot *name_owner_slot;
 	gboolean name_owned;
 	/* AttachMaterial uploads being read and stored: by caller uid (uid → count) and in
@@ -139,6 +146,78 @@ request_from_message(CsDbus *self, sd_bus_message *m, CsRequest *req, GError **e
 	return TRUE;
 }
 
+/* @name hears the changes of order @id from now on (until it leaves the bus). */
+static void
+watch_order(CsDbus *self, const char *id, const char *name)
+{
+	GHashTable *names = g_hash_table_lookup(self->watchers, id);
+	GHashTable *ids;
+
+	if (names == NULL) {
+		names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		g_hash_table_insert(self->watchers, g_strdup(id), names);
+	} else if (g_hash_table_contains(names, name)) {
+		return;
+	}
+	g_hash_table_add(names, g_strdup(name));
+	ids = g_hash_table_lookup(self->watching, name);
+	if (ids == NULL) {
+		ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		g_hash_table_insert(self->watching, g_strdup(name), ids);
+	}
+	g_hash_table_add(ids, g_strdup(id));
+}
+
+/* The sender of the method call being processed, if there is one. */
+static const char *
+current_caller(CsDbus *self)
+{
+	sd_bus_message *current = sd_bus_get_current_message(self->bus);
+	uint8_t type = 0;
+
+	if (current == NULL || sd_bus_message_get_type(current, &type) < 0 ||
+	    type != SD_BUS_MESSAGE_METHOD_CALL)
+		return NULL;
+	return sd_bus_message_get_sender(current);
+}
+
+static void
+forget_connection(CsDbus *self, const char *name)
+{
+	GHashTable *ids = g_hash_table_lookup(self->watching, name);
+	GHashTableIter iter;
+	gpointer id;
+
+	g_hash_table_remove(self->managers, name);
+	if (ids == NULL)
+		return;
+	g_hash_table_iter_init(&iter, ids);
+	while (g_hash_table_iter_next(&iter, &id, NULL)) {
+		GHashTable *names = g_hash_table_lookup(self->watchers, id);
+		if (names != NULL && g_hash_table_remove(names, name) &&
+		    g_hash_table_size(names) == 0)
+			g_hash_table_remove(self->watchers, id);
+	}
+	g_hash_table_remove(self->watching, name);
+}
+
+/* Every incoming message passes here first: a GetManagedObjects on the root asks for
+ * every object the caller may see, orders created later included. */
+static int
+on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	CsDbus *self = userdata;
+	const char *sender = sd_bus_message_get_sender(m);
+
+	if (sender != NULL &&
+	    sd_bus_message_is_method_call(m, "org.freedesktop.DBus.ObjectManager",
+					  "GetManagedObjects") > 0 &&
+	    g_strcmp0(sd_bus_message_get_path(m), CS_DBUS_PATH) == 0 &&
+	    !g_hash_table_contains(self->managers, sender))
+		g_hash_table_add(self->managers, g_strdup(sender));
+	return 0;
+}
+
 static int
 on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
@@ -148,6 +227,7 @@ on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 	if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
 		return 0;
 	if (name[0] == ':' && new_owner[0] == '\0') {
+		forget_connection(self, name);
 		g_hash_table_remove(self->uids, name);
 		cs_grants_drop(cs_engine_get_grants(self->engine), name); /* a query's grant */
 	}
@@ -611,6 +691,8 @@ method_find_orders(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 	for (guint i = 0; r >= 0 && i < ids->len; i++) {
 		g_autofree char *path = order_path(g_ptr_array_index(ids, i));
 		r = sd_bus_message_append_basic(reply, 'o', path);
+		/* Granted by the query code: this connection hears the order's changes. */
+		watch_order(self, g_ptr_array_index(ids, i), req.sender);
 	}
 	if (r >= 0)
 		r = sd_bus_message_close_container(reply);
@@ -821,6 +903,9 @@ order_find(sd_bus *bus,
 	order = cs_engine_get_order(self->engine, id, NULL);
 	if (order == NULL || !caller_may_see(self, order))
 		return 0;
+	/* A connection that calls an order (or lists it) hears its changes from now on. */
+	if (current_caller(self) != NULL)
+		watch_order(self, id, current_caller(self));
 	*found = self;
 	return 1;
 }
@@ -1677,24 +1762,52 @@ static const sd_bus_vtable order_vtable[] = {
 /* --- Engine announcements → signals ------------------------------------------------- */
 
 /*
- * Order signals are addressed, not broadcast: an order is personal, so its InterfacesAdded
- * and PropertiesChanged go only to the connections of its owner's uid and of root that the
- * daemon knows (every connection that called it; a watcher calls GetManagedObjects first).
- * The values come from the vtable's own getters, so a signal and a Get never disagree.
+ * Order signals are addressed, not broadcast: an order is personal, and a rush of
+ * applicants (all root on a test bus, or one platform user) must not make every change
+ * go to every connection. An order's InterfacesAdded and PropertiesChanged go to the
+ * connections that created it, called it (a Get, GetAll or method on it, or listed it
+ * with GetManagedObjects), or were granted it by a query code (FindOrders), and to the
+ * connections that asked for every object with GetManagedObjects — each only while it
+ * may still see the order (its owner's uid, root, or a grant not yet expired). The values
+ * come from the vtable's own getters, so a signal and a Get never disagree.
  */
-static GPtrArray *
-order_audience(CsDbus *self, CsOrder *order)
+static gboolean
+may_hear(CsDbus *self, const char *name, CsOrder *order)
 {
-	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-	GHashTableIter iter;
-	gpointer name, uid_plus_one;
+	gpointer uid_plus_one = g_hash_table_lookup(self->uids, name);
+	CsRequest req = {.actor = CS_ACTOR_DESKTOP, .sender = name};
 
-	g_hash_table_iter_init(&iter, self->uids);
-	while (g_hash_table_iter_next(&iter, &name, &uid_plus_one)) {
-		guint uid = GPOINTER_TO_UINT(uid_plus_one) - 1;
-		if (uid == cs_order_get_owner_uid(order) || uid == 0)
-			g_ptr_array_add(names, g_strdup(name));
+	if (uid_plus_one == NULL)
+		return FALSE;
+	req.uid = GPOINTER_TO_UINT(uid_plus_one) - 1;
+	return cs_engine_check_access(self->engine, &req, order, NULL);
+}
+
+static GPtrArray *
+order_audience(CsDbus *self, CsOrder *order, CsOrderChange change)
+{
+	GPtrArray *names = g_ptr_array_new();
+	const char *id = cs_order_get_id(order);
+	const char *caller = current_caller(self);
+	GHashTable *watchers;
+	GHashTableIter iter;
+	gpointer name;
+
+	/* The connection whose call created the order watches it. */
+	if (change == CS_ORDER_CREATED && caller != NULL)
+		watch_order(self, id, caller);
+	watchers = g_hash_table_lookup(self->watchers, id);
+	if (watchers != NULL) {
+		g_hash_table_iter_init(&iter, watchers);
+		while (g_hash_table_iter_next(&iter, &name, NULL))
+			if (may_hear(self, name, order))
+				g_ptr_array_add(names, name);
 	}
+	g_hash_table_iter_init(&iter, self->managers);
+	while (g_hash_table_iter_next(&iter, &name, NULL))
+		if ((watchers == NULL || !g_hash_table_contains(watchers, name)) &&
+		    may_hear(self, name, order))
+			g_ptr_array_add(names, name);
 	return names;
 }
 
@@ -1817,7 +1930,7 @@ on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointe
 {
 	CsDbus *self = user_data;
 	g_autofree char *path = order_path(cs_order_get_id(order));
-	g_autoptr(GPtrArray) audience = order_audience(self, order);
+	g_autoptr(GPtrArray) audience = order_audience(self, order, change);
 	g_autoptr(sd_bus_message) template = NULL;
 	int r;
 
@@ -1857,6 +1970,11 @@ cs_dbus_new(CsEngine *engine,
 	self->payments = payments;
 	self->drivers = g_strdupv((char **)drivers);
 	self->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	self->watchers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					       (GDestroyNotify)g_hash_table_unref);
+	self->watching = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					       (GDestroyNotify)g_hash_table_unref);
+	self->managers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	self->uploads_by_uid = g_hash_table_new(g_direct_hash, g_direct_equal);
 
 	r = bus_type == CS_BUS_SESSION
@@ -1873,6 +1991,8 @@ cs_dbus_new(CsEngine *engine,
 	r = sd_event_new(&self->event);
 	if (r >= 0)
 		r = sd_bus_attach_event(self->bus, self->event, SD_EVENT_PRIORITY_NORMAL);
+	if (r >= 0)
+		r = sd_bus_add_filter(self->bus, &self->filter_slot, on_incoming, self);
 	if (r >= 0)
 		r = sd_bus_add_object_manager(self->bus, NULL, CS_DBUS_PATH);
 	if (r >= 0)
@@ -1945,6 +2065,7 @@ cs_dbus_free(CsDbus *self)
 		g_source_unref(self->source);
 	}
 	self->name_owner_slot = sd_bus_slot_unref(self->name_owner_slot);
+	self->filter_slot = sd_bus_slot_unref(self->filter_slot);
 	cs_polkit_free(self->polkit);
 	if (self->bus != NULL) {
 		sd_bus_flush(self->bus);
@@ -1954,6 +2075,9 @@ cs_dbus_free(CsDbus *self)
 	if (self->event != NULL)
 		sd_event_unref(self->event);
 	g_hash_table_unref(self->uids);
+	g_hash_table_unref(self->watchers);
+	g_hash_table_unref(self->watching);
+	g_hash_table_unref(self->managers);
 	g_hash_table_unref(self->uploads_by_uid);
 	g_strfreev(self->drivers);
 	g_free(self);

@@ -359,3 +359,38 @@ def test_a_bank_card_failing_luhn_is_a_warning_not_a_refusal(daemon, client):
     assert order.get("Warnings") == []
     order.confirm()
     assert order.state == "confirmed"
+
+
+def test_changes_go_to_the_connections_that_created_called_or_listed_the_order(daemon, bus,
+                                                                                client):
+    """Root's connections do not all hear every order: the creator, a connection that
+    called the order and one that asked for every object (GetManagedObjects) do; another
+    root connection busy with an order of its own hears nothing about it."""
+    from conftest import MANAGER_PATH, OBJMGR_IFACE, Client, pump
+    others = {name: Client(bus) for name in ("caller", "lister", "bystander")}
+    recs = {name: SignalRecorder(c) for name, c in others.items()}
+    creator = SignalRecorder(client)
+    try:
+        others["bystander"].create_order("new", "person", PERSON_FIELDS)
+        others["lister"].call(MANAGER_PATH, OBJMGR_IFACE, "GetManagedObjects", "", ())
+        order = client.create_order("new", "org", ORG_FIELDS)
+        others["caller"].get(order.path, ORDER_IFACE, "State")
+        order.update({"address": "厦门市湖里区示例路 9 号"})
+        changed = properties_changed_on(order.path)
+        for name, rec in [("creator", creator), ("caller", recs["caller"]),
+                          ("lister", recs["lister"])]:
+            assert rec.wait_for(changed) is not None, f"the {name} heard no change"
+        added = recs["lister"].wait_for(lambda m, p, i, a: m == "InterfacesAdded" and
+                                        a[0] == order.path)
+        assert added is not None, "GetManagedObjects' caller was not told of the new order"
+        # A round trip of the bystander's own comes after anything sent to it before.
+        others["bystander"].call(MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", "", ())
+        pump(0.2)
+        heard = [s for s in recs["bystander"].signals
+                 if s[1] == order.path or (s[3] and s[3][0] == order.path)]
+        assert heard == [], f"a root connection that never asked heard {heard}"
+    finally:
+        creator.remove()
+        for name, c in others.items():
+            recs[name].remove()
+            c.close()
