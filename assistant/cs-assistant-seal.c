@@ -54,13 +54,20 @@ set_verdict(GtkWidget *label, const char *text, gboolean good)
 	gtk_widget_add_css_class(label, good ? "success" : "error");
 }
 
-/* The trusted roots: the CA certificates of the daemon's state directory. */
+/* The trusted roots: the CA certificates of the daemon's state directory; NULL, and @why
+ * set, when none can be read there. */
 static CsSealTrust *
-trust_new(Seal *s)
+trust_new(Seal *s, char **why)
 {
 	CsSealTrust *trust = cs_seal_trust_new();
 
-	(void)cs_seal_trust_add_state_dir(trust, s->a->state_dir);
+	if (cs_seal_trust_add_state_dir(trust, s->a->state_dir) == 0) {
+		*why = g_strdup_printf(_("Cannot verify: no CA certificate can be read in %s "
+					 "(start the assistant with --state-dir DIR)."),
+				       s->a->state_dir);
+		cs_seal_trust_free(trust);
+		return NULL;
+	}
 	return trust;
 }
 
@@ -141,8 +148,10 @@ show_seal(Seal *s)
 	gtk_label_set_text(GTK_LABEL(s->es_id), text);
 	g_clear_pointer(&text, g_free);
 
-	trust = trust_new(s);
-	if (cs_seal_verify(der, len, trust, g_get_real_time() / G_USEC_PER_SEC, &error)) {
+	trust = trust_new(s, &text);
+	if (trust == NULL) {
+		set_verdict(s->verdict, text, FALSE);
+	} else if (cs_seal_verify(der, len, trust, g_get_real_time() / G_USEC_PER_SEC, &error)) {
 		set_verdict(s->verdict, _("Verified: the seal is valid."), TRUE);
 	} else {
 		text = g_strdup_printf(_("Not valid: %s"), error->message);
@@ -254,11 +263,13 @@ on_signature_chosen(GtkNativeDialog *dialog, int response, gpointer user_data)
 	gtk_label_set_text(GTK_LABEL(s->sign_status), text);
 	g_clear_pointer(&text, g_free);
 	/* The signature checked against the document, as a reader of both would. */
-	trust = trust_new(s);
-	doc = g_mapped_file_new(s->document, FALSE, &error);
-	if (doc != NULL &&
-	    cs_signature_verify(sig, len, (const guint8 *)g_mapped_file_get_contents(doc),
-				g_mapped_file_get_length(doc), trust, &error)) {
+	trust = trust_new(s, &text);
+	doc = trust != NULL ? g_mapped_file_new(s->document, FALSE, &error) : NULL;
+	if (trust == NULL) {
+		set_verdict(s->sign_verdict, text, FALSE);
+	} else if (doc != NULL &&
+		   cs_signature_verify(sig, len, (const guint8 *)g_mapped_file_get_contents(doc),
+				       g_mapped_file_get_length(doc), trust, &error)) {
 		set_verdict(s->sign_verdict, _("Verified: the signature matches the document."),
 			    TRUE);
 	} else {

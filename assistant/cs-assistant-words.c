@@ -17,7 +17,7 @@ typedef struct {
 
 static const Word states[] = {
     {"draft", N_("Being filled in")},
-    {"confirmed", N_("Confirmed, materials to upload")},
+    {"confirmed", N_("Confirmed")},
     {"sms_pending", N_("Waiting for the SMS code")},
     {"unpaid", N_("Waiting for payment")},
     {"in_review", N_("In review")},

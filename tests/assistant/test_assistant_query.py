@@ -282,6 +282,24 @@ def test_the_seal_page_shows_the_keys_seal_and_seals_a_document(daemon, window_f
     assert PIN not in daemon.log()
 
 
+def test_a_seal_is_not_called_valid_without_the_ca_to_check_it(daemon, bus, window_factory):
+    c = Client(bus)
+    try:
+        logged_in = c.get(key_path(SEALED), "org.certseal.CertSeal1.Key", "LoggedIn")
+    finally:
+        c.close()
+    w = window_factory(args=("--state-dir", os.path.join(daemon.workdir, "no-such-dir")))
+    w.wait_find(role="list item", name=f"UKey {SEALED}")
+    w.click(w.wait_find(role="push button", name="电子印章"))
+    if not logged_in:  # a login lasts across connections: the test before may have made it
+        w.type_into(w.wait_find(role="password text", name="证书密码"), PIN)
+        w.click(w.find(role="push button", name="登录"))
+    w.wait_find(role="label", name=f"印章名称：{SEAL_NAME}")
+    w.wait_find(role="label", contains="无法验证：在 ")
+    assert "验证通过：印章有效。" not in w.texts()
+    w.screenshot("seal-without-ca")
+
+
 def test_a_renewable_key_is_announced_by_a_toast_on_the_home_page(daemon, bus, window_factory):
     # Before the window: the certificate (365 days) is new, nothing to announce.
     w = window_factory()
