@@ -8,7 +8,12 @@
  *       (journal_mode=WAL, synchronous=FULL);
  *   (b) a D-Bus org.freedesktop.DBus.Properties.Get(Order, "State") on a real certseald vs
  *       an org.freedesktop.DBus.Peer.Ping sent to certseald's own unique name through the
- *       same private dbus-daemon.
+ *       same private dbus-daemon;
+ *   (c) a lean idle daemon: certseald restarted on the state directory (c) left (two vendors,
+ *       no key), start → READY=1 (sd_notify, on a socket of ours) and → the bus name owned,
+ *       best and median of several starts; then VmRSS, Pss and threads 5 s after READY=1,
+ *       beside a bare process that maps the same shared libraries and does nothing (the
+ *       floor of loading them).
  *
  * Blocks of the two sides alternate so that a slow moment of the disk or the scheduler
  * hurts both. It prints rates and ratios and never judges them: the exit status is
@@ -29,8 +34,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
@@ -49,6 +57,8 @@
 #define N_BLOCKS 4
 #define START_TIMEOUT_US (10 * G_USEC_PER_SEC)
 #define STOP_TIMEOUT_US (10 * G_USEC_PER_SEC)
+#define N_STARTS 5
+#define IDLE_WAIT_US (5 * G_USEC_PER_SEC)
 
 static int opt_iterations = 2000;
 static int opt_calls = 20000;
@@ -392,12 +402,30 @@ fail:
 	return NULL;
 }
 
+static gboolean spawn_daemon_notify(const char *build_dir,
+				    const char *address,
+				    const char *dir,
+				    const char *log_path,
+				    const char *notify_socket,
+				    GError **error);
+
 static gboolean
 spawn_daemon(const char *build_dir,
 	     const char *address,
 	     const char *dir,
 	     const char *log_path,
 	     GError **error)
+{
+	return spawn_daemon_notify(build_dir, address, dir, log_path, NULL, error);
+}
+
+static gboolean
+spawn_daemon_notify(const char *build_dir,
+		    const char *address,
+		    const char *dir,
+		    const char *log_path,
+		    const char *notify_socket,
+		    GError **error)
 {
 	g_autofree char *certseald = g_build_filename(build_dir, "daemon", "certseald", NULL);
 	g_autofree char *config = g_build_filename(build_dir, "certseal-dev.conf", NULL);
@@ -409,7 +437,7 @@ spawn_daemon(const char *build_dir,
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s is not built", certseald);
 		return FALSE;
 	}
-	log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (log_fd < 0) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", log_path,
 			    g_strerror(errno));
@@ -421,6 +449,8 @@ spawn_daemon(const char *build_dir,
 				      "--config", config,      NULL};
 		setenv("DBUS_SESSION_BUS_ADDRESS", address, 1);
 		setenv("G_SLICE", "always-malloc", 1);
+		if (notify_socket != NULL)
+			setenv("NOTIFY_SOCKET", notify_socket, 1);
 		exec_child(argv, log_fd);
 	}
 	close(log_fd);
@@ -610,6 +640,7 @@ bench_dbus(const char *build_dir, const char *dir, GError **error)
 	address = spawn_bus(dir, error);
 	if (address == NULL || !spawn_daemon(build_dir, address, dir, log_path, error))
 		return FALSE;
+	g_setenv("CS_BENCH_BUS_ADDRESS", address, TRUE); /* for bench_idle() */
 	bus = connect_bus(address, error);
 	if (bus == NULL)
 		return FALSE;
@@ -649,6 +680,251 @@ bench_dbus(const char *build_dir, const char *dir, GError **error)
 			g, p, p > 0 ? g / p : 0.0, n_get);
 	}
 	return stop_daemon(error);
+}
+
+/* "Field:  N kB" of /proc/@pid/@file, in kB; -1 when absent. */
+static gint64
+proc_kb(pid_t pid, const char *file, const char *field)
+{
+	g_autofree char *path = g_strdup_printf("/proc/%d/%s", (int)pid, file);
+	g_autofree char *text = NULL;
+	g_autofree char *key = g_strdup_printf("\n%s:", field);
+	const char *at;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return -1;
+	at = strstr(text, key);
+	return at != NULL ? g_ascii_strtoll(at + strlen(key), NULL, 10) : -1;
+}
+
+/* Wait for "READY=1" on @fd (a datagram socket); FALSE after @deadline. */
+static gboolean
+wait_ready_notify(int fd, gint64 deadline)
+{
+	char buf[4096];
+
+	while (g_get_monotonic_time() < deadline) {
+		struct pollfd p = {fd, POLLIN, 0};
+		ssize_t n;
+		if (poll(&p, 1, (int)MAX(1, (deadline - g_get_monotonic_time()) / 1000)) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (g_str_has_prefix(buf, "READY=1") || strstr(buf, "\nREADY=1") != NULL)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static gboolean
+name_owned(sd_bus *bus)
+{
+	sd_bus_error e = SD_BUS_ERROR_NULL;
+	g_autoptr(sd_bus_message) reply = NULL;
+	int owned = 0;
+	int r =
+	    sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+			       "org.freedesktop.DBus", "NameHasOwner", &e, &reply, "s", BUS_NAME);
+
+	if (r >= 0)
+		r = sd_bus_message_read(reply, "b", &owned);
+	sd_bus_error_free(&e);
+	return r >= 0 && owned;
+}
+
+static int
+cmp_gint64(gconstpointer a, gconstpointer b)
+{
+	gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The shared libraries @pid maps, one path each. */
+static GPtrArray *
+mapped_libraries(pid_t pid)
+{
+	g_autofree char *path = g_strdup_printf("/proc/%d/maps", (int)pid);
+	g_autofree char *text = NULL;
+	g_auto(GStrv) lines = NULL;
+	GPtrArray *libs = g_ptr_array_new_with_free_func(g_free);
+
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return libs;
+	lines = g_strsplit(text, "\n", -1);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		const char *file = strchr(lines[i], '/');
+		gboolean seen = FALSE;
+		if (file == NULL || strstr(file, ".so") == NULL)
+			continue;
+		for (guint j = 0; j < libs->len && !seen; j++)
+			seen = g_str_equal(g_ptr_array_index(libs, j), file);
+		if (!seen)
+			g_ptr_array_add(libs, g_strdup(file));
+	}
+	return libs;
+}
+
+/* A child that loads @libs and waits: its VmRSS and Pss (kB) once loaded. */
+static gboolean
+bare_process(GPtrArray *libs, gint64 *rss, gint64 *pss)
+{
+	int fds[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return FALSE;
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (guint i = 0; i < libs->len; i++)
+			dlopen(g_ptr_array_index(libs, i), RTLD_NOW | RTLD_GLOBAL);
+		if (write(fds[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(fds[1]);
+	if (pid < 0 || read(fds[0], &c, 1) != 1) {
+		close(fds[0]);
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		return FALSE;
+	}
+	close(fds[0]);
+	*rss = proc_kb(pid, "status", "VmRSS");
+	*pss = proc_kb(pid, "smaps_rollup", "Pss");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return TRUE;
+}
+
+/* (c): certseald restarted on the state directory bench_dbus() left. */
+static gboolean
+bench_idle(const char *build_dir, const char *dir, GError **error)
+{
+	g_autofree char *log_path = g_build_filename(dir, "certseald-idle.log", NULL);
+	g_autofree char *sock_path = g_build_filename(dir, "notify", NULL);
+	g_autofree char *address = NULL;
+	g_autoptr(sd_bus) bus = NULL;
+	g_autoptr(GPtrArray) libs = NULL;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	gint64 ready_us[N_STARTS], name_us[N_STARTS];
+	gint64 rss = -1, pss = -1, threads = -1, bare_rss = -1, bare_pss = -1;
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	g_strlcpy(sa.sun_path, sock_path, sizeof(sa.sun_path));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "notify socket: %s",
+			    g_strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return FALSE;
+	}
+	/* The bus of (b) is still up; certseald was stopped. */
+	address = g_strdup(g_getenv("CS_BENCH_BUS_ADDRESS"));
+	bus = connect_bus(address, error);
+	if (bus == NULL ||
+	    sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+				"org.freedesktop.DBus", "NameOwnerChanged", NULL, NULL) < 0) {
+		if (bus != NULL)
+			bus_error(error, "watching NameOwnerChanged", -EIO, NULL);
+		close(fd);
+		return FALSE;
+	}
+	for (int i = 0; i < N_STARTS; i++) {
+		gint64 t0 = g_get_monotonic_time(), deadline = t0 + START_TIMEOUT_US;
+		gboolean last = i == N_STARTS - 1;
+
+		name_us[i] = -1;
+		while (recv(fd, &(char){0}, 1, MSG_DONTWAIT) >= 0)
+			; /* the last start's STOPPING=1 */
+		if (!spawn_daemon_notify(build_dir, address, dir, log_path, sock_path, error))
+			goto fail;
+		/* NameOwnerChanged tells when the name is taken (before READY=1 is sent). */
+		for (;;) {
+			struct pollfd p[2] = {{fd, POLLIN, 0}, {sd_bus_get_fd(bus), POLLIN, 0}};
+			sd_bus_message *m = NULL;
+			int r;
+			while ((r = sd_bus_process(bus, &m)) > 0) {
+				const char *name = NULL, *old = NULL, *new_owner = NULL;
+				if (m != NULL &&
+				    sd_bus_message_is_signal(m, "org.freedesktop.DBus",
+							     "NameOwnerChanged") > 0 &&
+				    sd_bus_message_read(m, "sss", &name, &old, &new_owner) >= 0 &&
+				    g_strcmp0(name, BUS_NAME) == 0 && new_owner[0] != '\0' &&
+				    name_us[i] < 0)
+					name_us[i] = g_get_monotonic_time() - t0;
+				sd_bus_message_unref(m);
+				m = NULL;
+			}
+			if (g_get_monotonic_time() > deadline) {
+				print_log(log_path);
+				g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+						    "certseald never sent READY=1");
+				goto fail;
+			}
+			if (poll(p, 2, 100) > 0 && (p[0].revents & POLLIN) &&
+			    wait_ready_notify(fd, g_get_monotonic_time() + 1000))
+				break;
+		}
+		ready_us[i] = g_get_monotonic_time() - t0;
+		while (name_us[i] < 0 && g_get_monotonic_time() < deadline) {
+			sd_bus_message *m = NULL; /* the signal may come after READY=1 arrived */
+			const char *name = NULL, *old = NULL, *new_owner = NULL;
+			if (sd_bus_process(bus, &m) <= 0) {
+				sd_bus_wait(bus, 100 * 1000);
+				continue;
+			}
+			if (m != NULL &&
+			    sd_bus_message_is_signal(m, "org.freedesktop.DBus",
+						     "NameOwnerChanged") > 0 &&
+			    sd_bus_message_read(m, "sss", &name, &old, &new_owner) >= 0 &&
+			    g_strcmp0(name, BUS_NAME) == 0 && new_owner[0] != '\0')
+				name_us[i] = g_get_monotonic_time() - t0;
+			sd_bus_message_unref(m);
+		}
+		if (last) {
+			g_usleep(IDLE_WAIT_US);
+			rss = proc_kb(child_daemon, "status", "VmRSS");
+			pss = proc_kb(child_daemon, "smaps_rollup", "Pss");
+			threads = proc_kb(child_daemon, "status", "Threads");
+			libs = mapped_libraries(child_daemon);
+		}
+		if (!stop_daemon(error))
+			goto fail;
+		while (name_owned(bus))
+			g_usleep(2000);
+	}
+	close(fd);
+	if (libs == NULL || !bare_process(libs, &bare_rss, &bare_pss)) {
+		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+				    "the bare process with certseald's libraries did not start");
+		return FALSE;
+	}
+	qsort(ready_us, N_STARTS, sizeof(gint64), cmp_gint64);
+	qsort(name_us, N_STARTS, sizeof(gint64), cmp_gint64);
+	g_print("start on an existing state directory (two vendors, no key), %d starts: "
+		"to READY=1 best %.1f ms, median %.1f ms (target <= 100 ms); to the bus name owned "
+		"best "
+		"%.1f ms, median %.1f ms\n",
+		N_STARTS, ready_us[0] / 1000.0, ready_us[N_STARTS / 2] / 1000.0,
+		name_us[0] / 1000.0, name_us[N_STARTS / 2] / 1000.0);
+	g_print("idle 5 s after READY=1: VmRSS %.1f MB (target <= 10 MB), Pss %.1f MB, "
+		"%" G_GINT64_FORMAT
+		" threads; a bare process mapping the same %u libraries: VmRSS %.1f MB, Pss %.1f "
+		"MB (ratio RSS %.2f)\n",
+		rss / 1024.0, pss / 1024.0, threads, libs->len, bare_rss / 1024.0,
+		bare_pss / 1024.0, bare_rss > 0 ? (double)rss / (double)bare_rss : 0.0);
+	return TRUE;
+fail:
+	close(fd);
+	return FALSE;
 }
 
 static char *
@@ -720,6 +996,11 @@ main(int argc, char **argv)
 	}
 	if (!bench_dbus(build_dir, dbus_dir, &error)) {
 		g_printerr("bench-foundation: dbus: %s\n", error->message);
+		cleanup();
+		return 1;
+	}
+	if (!bench_idle(build_dir, dbus_dir, &error)) {
+		g_printerr("bench-foundation: idle: %s\n", error->message);
 		cleanup();
 		return 1;
 	}
