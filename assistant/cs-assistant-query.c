@@ -11,6 +11,7 @@
  * What an order offers comes from its NextActions; nothing here decides it. The code
  * stays in its password entry and the call's arguments, never in a log or a label.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "cs-assistant.h"
@@ -417,7 +418,18 @@ on_found(GObject *source, GAsyncResult *result, gpointer user_data)
 		g_autofree char *message = cs_error_text(error);
 		g_autofree char *text = NULL;
 
-		if (g_strcmp0(name, "CodeInvalid") == 0)
+		int left = -1;
+
+		/* The tries left as CodeInvalid gives them ("code: wrong, 4 tries left"). */
+		if (g_strcmp0(name, "CodeInvalid") == 0 &&
+		    sscanf(reason_of(message, "code"), "wrong, %d tries left", &left) == 1)
+			text = g_strdup_printf(
+			    g_dngettext(GETTEXT_PACKAGE,
+					"The code is not right: %d try left for this code.",
+					"The code is not right: %d tries left for this code.",
+					(gulong)MAX(left, 0)),
+			    left);
+		else if (g_strcmp0(name, "CodeInvalid") == 0)
 			text = g_strdup_printf(_("The code is not right: %s"),
 					       reason_of(message, "code"));
 		else if (g_strcmp0(name, "CodeExpired") == 0)

@@ -107,7 +107,7 @@ def test_a_query_by_sms_code_continues_an_unpaid_order_to_the_payment_qr(
 
     # A wrong code first: the daemon's refusal next to the code's field; the right one then.
     find_orders(w, f"{(int(code) + 1) % 1000000:06d}")
-    w.wait_find(role="label", contains="验证码不正确")
+    w.wait_find(role="label", name="验证码不正确：此验证码还可尝试 4 次。")
     w.screenshot("query-wrong-code")
     find_orders(w, code)
     row = w.wait_find(role="list item", name=f"订单 {a.id}")
