@@ -6,7 +6,8 @@
  * creates the order (CreateOrder); what the order needs next comes from its NextActions
  * and Missing.
  *
- * Nothing here knows a field: the form is whatever the flow declares.
+ * Nothing here knows a field: the form (cs-assistant-form.c) is whatever the flow declares;
+ * the payment step is cs-assistant-pay.c's.
  *
  * An order that exists already (cs_assistant_apply_open_order: found by an order query, or
  * made by another page) opens on the same page without the form: its state, next steps and
@@ -16,19 +17,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gunixfdlist.h>
-#include <qrencode.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cs-assistant.h"
-
-typedef struct {
-	char *name;
-	GtkWidget *entry;  /* GtkEntry, or NULL for a choice */
-	GPtrArray *radios; /* GtkCheckButton in a group for enum and vendor fields */
-	GStrv values;	   /* the choices' values, as the radios */
-	GtkWidget *error;
-} Field;
 
 typedef struct {
 	CsAssistant *a;
@@ -36,65 +28,21 @@ typedef struct {
 	const char *subject; /* "org" or "person" */
 	GtkWidget *page;
 	GtkWidget *title;
-	GtkWidget *form; /* the fields' box */
+	CsForm *form;
 	GtkWidget *subjects;
 	GtkWidget *status;
 	GtkWidget *next;
-	GPtrArray *fields; /* Field */
-	guint generation;  /* of the latest ValidateFields call: older replies are stale */
-	GVariant *flow;	   /* Manager.GetFlow's answer */
-	CsOrder *proxy;	   /* the order, once created */
+	GVariant *flow; /* Manager.GetFlow's answer */
+	CsOrder *proxy; /* the order, once created */
 	/* the order's part of the page */
 	GtkWidget *order_box, *order_status, *order_next, *order_missing, *materials, *sms,
-	    *sms_code, *payment, *qr, *expiry;
+	    *sms_code, *payment;
 	GtkWidget *confirm, *submit, *cancel;
-	guint64 expires; /* of the payment QR code */
-	char *amount;
-	guint tick;
 	gboolean order_only; /* an existing order: no form */
 } Apply;
 
 static void on_choose_material(GtkButton *button, gpointer user_data);
 static void show_order(Apply *p);
-
-static void
-field_free(gpointer data)
-{
-	Field *f = data;
-
-	g_free(f->name);
-	g_strfreev(f->values);
-	if (f->radios != NULL)
-		g_ptr_array_unref(f->radios);
-	g_free(f);
-}
-
-static const char *
-field_value(Field *f)
-{
-	if (f->entry != NULL)
-		return gtk_editable_get_text(GTK_EDITABLE(f->entry));
-	for (guint i = 0; i < f->radios->len; i++) {
-		if (gtk_check_button_get_active(g_ptr_array_index(f->radios, i)))
-			return f->values[i];
-	}
-	return "";
-}
-
-static GVariant *
-form_values(Apply *p)
-{
-	GVariantBuilder b;
-
-	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
-	for (guint i = 0; i < p->fields->len; i++) {
-		Field *f = g_ptr_array_index(p->fields, i);
-		const char *v = field_value(f);
-		if (*v != '\0')
-			g_variant_builder_add(&b, "{sv}", f->name, g_variant_new_string(v));
-	}
-	return g_variant_builder_end(&b);
-}
 
 static void
 set_status(Apply *p, const char *text, gboolean error)
@@ -106,167 +54,13 @@ set_status(Apply *p, const char *text, gboolean error)
 		gtk_widget_remove_css_class(p->status, "error");
 }
 
-/* --- checking as typed ------------------------------------------------------------------ */
-
-typedef struct {
-	Apply *p;
-	guint generation;
-} Check;
-
 static void
-on_validated(GObject *source, GAsyncResult *result, gpointer user_data)
+form_status(gpointer user_data, const char *text, gboolean error)
 {
-	Check *c = user_data;
-	Apply *p = c->p;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) problems = NULL;
-
-	if (!cs_manager_call_validate_fields_finish(CS_MANAGER(source), &problems, result,
-						    &error)) {
-		g_autofree char *text = cs_error_text(error);
-		if (c->generation == p->generation)
-			set_status(p, text, TRUE);
-		g_free(c);
-		return;
-	}
-	if (c->generation != p->generation) {
-		g_free(c);
-		return;
-	}
-	for (guint i = 0; i < p->fields->len; i++) {
-		Field *f = g_ptr_array_index(p->fields, i);
-		GVariantIter iter;
-		const char *name, *reason;
-		GString *why = g_string_new(NULL);
-
-		g_variant_iter_init(&iter, problems);
-		while (g_variant_iter_next(&iter, "(&s&s)", &name, &reason)) {
-			if (strcmp(name, f->name) == 0)
-				g_string_append_printf(why, "%s%s", why->len ? "; " : "", reason);
-		}
-		gtk_label_set_text(GTK_LABEL(f->error), why->str);
-		gtk_widget_set_visible(f->error, why->len > 0);
-		g_string_free(why, TRUE);
-	}
-	g_free(c);
-}
-
-static void
-check_form(Apply *p)
-{
-	Check *c = g_new0(Check, 1);
-
-	c->p = p;
-	c->generation = ++p->generation;
-	cs_manager_call_validate_fields(p->a->manager, p->kind, p->subject, form_values(p), NULL,
-					on_validated, c);
-}
-
-static void
-on_field_changed(GObject *widget, gpointer user_data)
-{
-	check_form(user_data);
+	set_status(user_data, text, error);
 }
 
 /* --- the form from GetFlow ---------------------------------------------------------------- */
-
-static const char *
-dict_string(GVariant *dict, const char *key)
-{
-	const char *s = NULL;
-
-	if (!g_variant_lookup(dict, key, "&s", &s))
-		return "";
-	return s;
-}
-
-static void
-add_field(Apply *p, GVariant *spec)
-{
-	Field *f = g_new0(Field, 1);
-	const char *type = dict_string(spec, "type");
-	const char *label = dict_string(spec, p->a->chinese ? "label_zh" : "label_en");
-	gboolean required = FALSE;
-	guint32 max_length = 0;
-	g_autofree char *text = NULL;
-	GtkWidget *caption;
-
-	g_variant_lookup(spec, "required", "b", &required);
-	g_variant_lookup(spec, "max_length", "u", &max_length);
-	f->name = g_strdup(dict_string(spec, "name"));
-	text = g_strdup_printf("%s%s", *label ? label : f->name, required ? " *" : "");
-	caption = cs_label_new(text, required ? "heading" : NULL);
-	gtk_box_append(GTK_BOX(p->form), caption);
-
-	if (strcmp(type, "enum") == 0 || strcmp(type, "vendor") == 0) {
-		GPtrArray *values = g_ptr_array_new();
-		GPtrArray *labels = g_ptr_array_new_with_free_func(g_free);
-		GtkWidget *group = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
-		g_autofree const char **choices = NULL;
-		g_autofree const char **names = NULL;
-
-		if (strcmp(type, "vendor") == 0) {
-			GVariant *vendors = cs_manager_get_vendors(p->a->manager);
-			GVariantIter iter;
-			const char *id, *name, *driver;
-			if (vendors != NULL) {
-				g_variant_iter_init(&iter, vendors);
-				while (
-				    g_variant_iter_next(&iter, "(&s&s&s)", &id, &name, &driver)) {
-					g_ptr_array_add(values, g_strdup(id));
-					g_ptr_array_add(labels, g_strdup(name));
-				}
-			}
-		} else {
-			gsize n = 0, m = 0;
-			g_variant_lookup(spec, "choices", "^a&s", &choices);
-			g_variant_lookup(spec,
-					 p->a->chinese ? "choice_labels_zh" : "choice_labels_en",
-					 "^a&s", &names);
-			if (choices != NULL)
-				n = g_strv_length((char **)choices);
-			if (names != NULL)
-				m = g_strv_length((char **)names);
-			for (gsize i = 0; i < n; i++) {
-				g_ptr_array_add(values, g_strdup(choices[i]));
-				g_ptr_array_add(labels, g_strdup(i < m ? names[i] : choices[i]));
-			}
-		}
-		f->radios = g_ptr_array_new();
-		for (guint i = 0; i < labels->len; i++) {
-			GtkWidget *radio = gtk_check_button_new_with_label(labels->pdata[i]);
-			if (f->radios->len > 0)
-				gtk_check_button_set_group(GTK_CHECK_BUTTON(radio),
-							   g_ptr_array_index(f->radios, 0));
-			g_signal_connect(radio, "toggled", G_CALLBACK(on_field_changed), p);
-			g_ptr_array_add(f->radios, radio);
-			gtk_box_append(GTK_BOX(group), radio);
-		}
-		g_ptr_array_unref(labels);
-		g_ptr_array_add(values, NULL);
-		f->values = (GStrv)g_ptr_array_free(values, FALSE);
-		gtk_accessible_update_relation(
-		    GTK_ACCESSIBLE(group), GTK_ACCESSIBLE_RELATION_LABELLED_BY, caption, NULL, -1);
-		gtk_box_append(GTK_BOX(p->form), group);
-	} else {
-		f->entry = gtk_entry_new();
-		if (max_length > 0)
-			gtk_entry_set_max_length(GTK_ENTRY(f->entry), (int)max_length);
-		gtk_accessible_update_relation(GTK_ACCESSIBLE(f->entry),
-					       GTK_ACCESSIBLE_RELATION_LABELLED_BY, caption, NULL,
-					       -1);
-		g_signal_connect(f->entry, "changed", G_CALLBACK(on_field_changed), p);
-		gtk_box_append(GTK_BOX(p->form), f->entry);
-	}
-	f->error = cs_label_new("", "error");
-	gtk_widget_set_visible(f->error, FALSE);
-	if (f->entry != NULL)
-		gtk_accessible_update_relation(GTK_ACCESSIBLE(f->entry),
-					       GTK_ACCESSIBLE_RELATION_DESCRIBED_BY, f->error, NULL,
-					       -1);
-	gtk_box_append(GTK_BOX(p->form), f->error);
-	g_ptr_array_add(p->fields, f);
-}
 
 static void
 on_flow(GObject *source, GAsyncResult *result, gpointer user_data)
@@ -274,31 +68,17 @@ on_flow(GObject *source, GAsyncResult *result, gpointer user_data)
 	Apply *p = user_data;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant) flow = NULL;
-	g_autoptr(GVariant) fields = NULL;
-	GtkWidget *child;
-	GVariantIter iter;
-	GVariant *spec;
 
 	if (!cs_manager_call_get_flow_finish(CS_MANAGER(source), &flow, result, &error)) {
 		g_autofree char *text = cs_error_text(error);
 		set_status(p, text, TRUE);
 		return;
 	}
-	while ((child = gtk_widget_get_first_child(p->form)) != NULL)
-		gtk_box_remove(GTK_BOX(p->form), child);
-	g_ptr_array_set_size(p->fields, 0);
 	g_clear_pointer(&p->flow, g_variant_unref);
 	p->flow = g_variant_ref(flow);
-	if (p->a->chinese && *dict_string(flow, "title_zh") != '\0')
-		gtk_label_set_text(GTK_LABEL(p->title), dict_string(flow, "title_zh"));
-	fields = g_variant_lookup_value(flow, "fields", G_VARIANT_TYPE("aa{sv}"));
-	if (fields != NULL) {
-		g_variant_iter_init(&iter, fields);
-		while ((spec = g_variant_iter_next_value(&iter)) != NULL) {
-			add_field(p, spec);
-			g_variant_unref(spec);
-		}
-	}
+	if (p->a->chinese && *cs_dict_string(flow, "title_zh") != '\0')
+		gtk_label_set_text(GTK_LABEL(p->title), cs_dict_string(flow, "title_zh"));
+	cs_form_fill(p->form, p->kind, p->subject, flow, NULL);
 	if (p->order_only) {
 		if (p->proxy != NULL)
 			show_order(p); /* what it misses, named as the flow names it */
@@ -355,8 +135,8 @@ show_materials(Apply *p)
 	gtk_box_append(GTK_BOX(p->materials), cs_label_new(_("Materials"), "title-4"));
 	g_variant_iter_init(&iter, materials);
 	while ((spec = g_variant_iter_next_value(&iter)) != NULL) {
-		const char *kind = dict_string(spec, "kind");
-		const char *label = dict_string(spec, p->a->chinese ? "label_zh" : "label_en");
+		const char *kind = cs_dict_string(spec, "kind");
+		const char *label = cs_dict_string(spec, p->a->chinese ? "label_zh" : "label_en");
 		gboolean required = FALSE, done;
 		GtkWidget *row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
 		GtkWidget *button;
@@ -402,8 +182,8 @@ flow_label(Apply *p, const char *name)
 		g_variant_iter_init(&iter, specs);
 		while ((spec = g_variant_iter_next_value(&iter)) != NULL) {
 			const char *label =
-			    dict_string(spec, p->a->chinese ? "label_zh" : "label_en");
-			gboolean match = strcmp(dict_string(spec, keys[l]), name) == 0 && *label;
+			    cs_dict_string(spec, p->a->chinese ? "label_zh" : "label_en");
+			gboolean match = strcmp(cs_dict_string(spec, keys[l]), name) == 0 && *label;
 
 			g_variant_unref(spec); /* the flow holds the string */
 			if (match)
@@ -445,6 +225,7 @@ show_order(Apply *p)
 	gtk_widget_set_visible(p->cancel, can(p, "Cancel"));
 	gtk_widget_set_visible(p->sms, can(p, "VerifySmsCode"));
 	gtk_widget_set_visible(p->payment, can(p, "StartPayment"));
+	cs_payment_set_order(p->payment, order);
 	show_materials(p);
 }
 
@@ -522,13 +303,13 @@ on_created(GObject *source, GAsyncResult *result, gpointer user_data)
 		g_autofree char *text = cs_error_text(error);
 		g_autofree char *line = g_strdup_printf(_("Not accepted: %s"), text);
 		set_status(p, line, TRUE);
-		check_form(p);
+		cs_form_check(p->form);
 		return;
 	}
 	set_status(p, NULL, FALSE);
 	/* The order from here on: its steps, not the form, fill the page. */
 	gtk_widget_set_visible(p->next, FALSE);
-	gtk_widget_set_visible(p->form, FALSE);
+	gtk_widget_set_visible(cs_form_widget(p->form), FALSE);
 	gtk_widget_set_visible(p->subjects, FALSE);
 	cs_order_proxy_new_for_bus(p->a->bus_type, G_DBUS_PROXY_FLAGS_NONE, CS_BUS_NAME, path, NULL,
 				   on_order_proxy, p);
@@ -540,8 +321,8 @@ on_next(GtkButton *button, gpointer user_data)
 	Apply *p = user_data;
 
 	gtk_widget_set_sensitive(p->next, FALSE);
-	cs_manager_call_create_order(p->a->manager, p->kind, p->subject, form_values(p), NULL,
-				     on_created, p);
+	cs_manager_call_create_order(p->a->manager, p->kind, p->subject, cs_form_values(p->form),
+				     NULL, on_created, p);
 }
 
 static void
@@ -664,104 +445,6 @@ on_choose_material(GtkButton *button, gpointer user_data)
 	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
 }
 
-/* --- payment: the QR code and its expiry ---------------------------------------------- */
-
-static gboolean
-tick_expiry(gpointer user_data)
-{
-	Apply *p = user_data;
-	gint64 left = (gint64)p->expires - g_get_real_time() / G_USEC_PER_SEC;
-	g_autofree char *text = NULL;
-
-	if (left <= 0) {
-		gtk_label_set_text(GTK_LABEL(p->expiry),
-				   _("The code has expired: choose a payment method again."));
-		gtk_widget_set_visible(p->qr, FALSE);
-		p->tick = 0;
-		return G_SOURCE_REMOVE;
-	}
-	text = g_strdup_printf(_("Scan the code to pay %s yuan; it expires in %d:%02d."), p->amount,
-			       (int)(left / 60), (int)(left % 60));
-	gtk_label_set_text(GTK_LABEL(p->expiry), text);
-	return G_SOURCE_CONTINUE;
-}
-
-static GdkTexture *
-qr_texture(const char *payload)
-{
-	QRcode *qr = QRcode_encodeString(payload, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
-	const int scale = 6, margin = 4;
-	g_autoptr(GBytes) bytes = NULL;
-	guint8 *pixels;
-	gsize size, stride;
-
-	if (qr == NULL)
-		return NULL;
-	size = (gsize)(qr->width + 2 * margin) * (gsize)scale;
-	stride = size * 3; /* R8G8B8: GTK 4.8 has no grey format */
-	pixels = g_malloc(stride * size);
-	memset(pixels, 0xff, stride * size);
-	for (int y = 0; y < qr->width; y++) {
-		for (int x = 0; x < qr->width; x++) {
-			if (!(qr->data[y * qr->width + x] & 1))
-				continue;
-			for (int dy = 0; dy < scale; dy++)
-				memset(pixels + ((gsize)((y + margin) * scale + dy)) * stride +
-					   (gsize)((x + margin) * scale) * 3,
-				       0, (gsize)scale * 3);
-		}
-	}
-	QRcode_free(qr);
-	bytes = g_bytes_new_take(pixels, stride * size);
-	return gdk_memory_texture_new((int)size, (int)size, GDK_MEMORY_R8G8B8, bytes, stride);
-}
-
-static void
-on_payment(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	Apply *p = user_data;
-	g_autoptr(GError) error = NULL;
-	g_autofree char *payload = NULL;
-	g_autoptr(GdkTexture) texture = NULL;
-
-	if (!cs_order_call_start_payment_finish(CS_ORDER(source), &payload, &p->expires, result,
-						&error)) {
-		g_autofree char *why = cs_error_text(error);
-		g_autofree char *text = g_strdup_printf(_("Not accepted: %s"), why);
-		set_status(p, text, TRUE);
-		return;
-	}
-	texture = qr_texture(payload);
-	gtk_picture_set_paintable(GTK_PICTURE(p->qr), GDK_PAINTABLE(texture));
-	gtk_widget_set_visible(p->qr, texture != NULL);
-	g_free(p->amount);
-	p->amount = g_strdup_printf("%" G_GUINT64_FORMAT ".%02" G_GUINT64_FORMAT,
-				    cs_order_get_amount_fen(p->proxy) / 100,
-				    cs_order_get_amount_fen(p->proxy) % 100);
-	if (p->tick == 0)
-		p->tick = g_timeout_add_seconds(1, tick_expiry, p);
-	tick_expiry(p);
-}
-
-static void
-on_pay(GtkButton *button, gpointer user_data)
-{
-	Apply *p = user_data;
-
-	cs_order_call_start_payment(p->proxy, g_object_get_data(G_OBJECT(button), "cs-channel"),
-				    NULL, on_payment, p);
-}
-
-static GtkWidget *
-pay_button(Apply *p, const char *label, const char *channel)
-{
-	GtkWidget *button = gtk_button_new_with_label(label);
-
-	g_object_set_data(G_OBJECT(button), "cs-channel", (gpointer)channel);
-	g_signal_connect(button, "clicked", G_CALLBACK(on_pay), p);
-	return button;
-}
-
 /* The order's part of the page: materials, the SMS code, the payment, the actions. */
 static GtkWidget *
 order_box(Apply *p)
@@ -798,22 +481,7 @@ order_box(Apply *p)
 	gtk_box_append(GTK_BOX(p->sms), row);
 	gtk_box_append(GTK_BOX(box), p->sms);
 
-	p->payment = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
-	gtk_box_append(GTK_BOX(p->payment), cs_label_new(_("Payment"), "title-4"));
-	row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
-	gtk_box_append(GTK_BOX(row), pay_button(p, _("Alipay"), "alipay"));
-	gtk_box_append(GTK_BOX(row), pay_button(p, _("WeChat Pay"), "wechat"));
-	gtk_box_append(GTK_BOX(row), pay_button(p, _("Test cashier"), "sandbox"));
-	gtk_box_append(GTK_BOX(p->payment), row);
-	p->qr = gtk_picture_new();
-	gtk_picture_set_can_shrink(GTK_PICTURE(p->qr), FALSE);
-	gtk_widget_set_halign(p->qr, GTK_ALIGN_START);
-	gtk_accessible_update_property(GTK_ACCESSIBLE(p->qr), GTK_ACCESSIBLE_PROPERTY_LABEL,
-				       _("Payment QR code"), -1);
-	gtk_widget_set_visible(p->qr, FALSE);
-	gtk_box_append(GTK_BOX(p->payment), p->qr);
-	p->expiry = cs_label_new("", NULL);
-	gtk_box_append(GTK_BOX(p->payment), p->expiry);
+	p->payment = cs_payment_new(p->a);
 	gtk_box_append(GTK_BOX(box), p->payment);
 
 	row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
@@ -859,7 +527,7 @@ apply_page(CsAssistant *a)
 	GtkWidget *back = gtk_button_new_with_label(_("Back"));
 
 	p->a = a;
-	p->fields = g_ptr_array_new_with_free_func(field_free);
+	p->form = cs_form_new(a, form_status, p);
 	p->title = cs_label_new("", "title-2");
 	gtk_box_append(GTK_BOX(box), p->title);
 	gtk_widget_add_css_class(subjects, "linked");
@@ -872,8 +540,7 @@ apply_page(CsAssistant *a)
 	gtk_box_append(GTK_BOX(subjects), person);
 	gtk_box_append(GTK_BOX(box), subjects);
 	p->subjects = subjects;
-	p->form = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
-	gtk_box_append(GTK_BOX(box), p->form);
+	gtk_box_append(GTK_BOX(box), cs_form_widget(p->form));
 	p->status = cs_label_new("", NULL);
 	gtk_box_append(GTK_BOX(box), p->status);
 
@@ -915,14 +582,10 @@ apply_reset(CsAssistant *a, const char *kind)
 	if (p->proxy != NULL)
 		g_signal_handlers_disconnect_by_data(p->proxy, p);
 	g_clear_object(&p->proxy);
-	if (p->tick != 0)
-		g_source_remove(p->tick);
-	p->tick = 0;
+	cs_payment_set_order(p->payment, NULL);
 	p->order_only = FALSE;
 	gtk_label_set_text(GTK_LABEL(p->title), kind != NULL ? kind : "");
 	gtk_widget_set_visible(p->order_box, FALSE);
-	gtk_widget_set_visible(p->qr, FALSE);
-	gtk_label_set_text(GTK_LABEL(p->expiry), "");
 	set_status(p, NULL, FALSE);
 	return p;
 }
@@ -934,7 +597,7 @@ cs_assistant_apply_start(CsAssistant *a, const char *kind)
 	GtkWidget *org;
 
 	gtk_widget_set_visible(p->next, TRUE);
-	gtk_widget_set_visible(p->form, TRUE);
+	gtk_widget_set_visible(cs_form_widget(p->form), TRUE);
 	gtk_widget_set_visible(p->subjects, TRUE);
 	gtk_stack_set_visible_child_name(a->stack, "apply");
 	org = g_object_get_data(G_OBJECT(p->page), "cs-apply-org");
@@ -954,10 +617,53 @@ cs_assistant_apply_open_order(CsAssistant *a, const char *order_path)
 
 	p->order_only = TRUE;
 	gtk_widget_set_visible(p->next, FALSE);
-	gtk_widget_set_visible(p->form, FALSE);
+	gtk_widget_set_visible(cs_form_widget(p->form), FALSE);
 	gtk_widget_set_visible(p->subjects, FALSE);
 	g_clear_pointer(&p->flow, g_variant_unref);
 	gtk_stack_set_visible_child_name(a->stack, "apply");
 	cs_order_proxy_new_for_bus(a->bus_type, G_DBUS_PROXY_FLAGS_NONE, CS_BUS_NAME, order_path,
 				   NULL, on_order_proxy, p);
+}
+
+/* --- an order for the key in the slot ---------------------------------------------------- */
+
+static void
+on_created_for_key(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	GTask *task = user_data;
+	char *path = NULL;
+	GError *error = NULL;
+
+	if (cs_manager_call_create_order_finish(CS_MANAGER(source), &path, result, &error))
+		g_task_return_pointer(task, path, g_free);
+	else
+		g_task_return_error(task, error);
+	g_object_unref(task);
+}
+
+/* CreateOrder(@kind) for @key, the key in the slot: the daemon pre-fills the order from
+ * the key's certificate and the subject registry, or refuses (NotEligible, MultipleKeys,
+ * NoKey, a login missing). The subject type is the certificate's. */
+void
+cs_assistant_apply_start_for_key(
+    CsAssistant *a, const char *kind, CsKey *key, GAsyncReadyCallback callback, gpointer user_data)
+{
+	GTask *task = g_task_new(NULL, NULL, callback, user_data);
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	/* As an object path: the daemon takes it for the key's id. */
+	g_variant_builder_add(
+	    &b, "{sv}", "key",
+	    g_variant_new_object_path(g_dbus_proxy_get_object_path(G_DBUS_PROXY(key))));
+	g_variant_builder_add(&b, "{sv}", "vendor", g_variant_new_string(cs_key_get_vendor(key)));
+	cs_manager_call_create_order(a->manager, kind, cs_key_subject_type(key),
+				     g_variant_builder_end(&b), NULL, on_created_for_key, task);
+}
+
+/* The new order's object path, or NULL with the daemon's refusal. */
+char *
+cs_assistant_apply_start_for_key_finish(CsAssistant *a, GAsyncResult *result, GError **error)
+{
+	return g_task_propagate_pointer(G_TASK(result), error);
 }

@@ -20,7 +20,8 @@ typedef struct {
 	GtkWidget *old_pin, *new_pin, *repeat;
 	GtkWidget *error;
 	GtkWidget *ok;
-	GCallback done; /* login: void (*)(CsAssistant *, CsKey *, gpointer) */
+	GtkWidget *unlock; /* 找回密码: shown once the key is locked */
+	GCallback done;	   /* login: void (*)(CsAssistant *, CsKey *, gpointer) */
 	gpointer done_data;
 } PinDialog;
 
@@ -104,6 +105,7 @@ explain(PinDialog *d, const GError *error)
 		    G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_tries_read, d);
 		return;
 	}
+	gtk_widget_set_visible(d->unlock, g_strcmp0(name, "PinLocked") == 0);
 	if (g_strcmp0(name, "PinLocked") == 0)
 		text =
 		    g_strdup(_("The key is locked after too many wrong passwords. Unlock it with "
@@ -179,6 +181,16 @@ on_ok(GtkButton *button, gpointer user_data)
 }
 
 static void
+on_unlock(GtkButton *button, gpointer user_data)
+{
+	PinDialog *d = user_data;
+	CsAssistant *a = d->a;
+
+	gtk_window_destroy(d->window);
+	cs_assistant_key_flow_start(a, "unlock");
+}
+
+static void
 open_dialog(PinDialog *d)
 {
 	GtkWidget *window = adw_window_new();
@@ -213,9 +225,13 @@ open_dialog(PinDialog *d)
 	gtk_widget_add_css_class(d->ok, "suggested-action");
 	g_signal_connect(d->ok, "clicked", G_CALLBACK(on_ok), d);
 	g_signal_connect_swapped(cancel, "clicked", G_CALLBACK(gtk_window_destroy), window);
+	d->unlock = gtk_button_new_with_label(_("Recover the password / unlock"));
+	gtk_widget_set_visible(d->unlock, FALSE);
+	g_signal_connect(d->unlock, "clicked", G_CALLBACK(on_unlock), d);
 	gtk_widget_set_halign(buttons, GTK_ALIGN_END);
 	gtk_widget_set_margin_top(buttons, 12);
 	gtk_box_append(GTK_BOX(buttons), cancel);
+	gtk_box_append(GTK_BOX(buttons), d->unlock);
 	gtk_box_append(GTK_BOX(buttons), d->ok);
 	gtk_box_append(GTK_BOX(box), buttons);
 	gtk_widget_set_margin_top(box, 12);

@@ -8,7 +8,7 @@
 static void
 on_renew(AdwToast *toast, gpointer user_data)
 {
-	cs_assistant_apply_start(user_data, "renew");
+	cs_assistant_key_flow_start(user_data, "renew"); /* the 证书更新 pages */
 }
 
 void

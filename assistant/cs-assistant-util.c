@@ -51,6 +51,16 @@ cs_key_holder(CsKey *key)
 	return g_strdup(subject);
 }
 
+/* The certificate's subject type, "org" when its subject names an organisation (O=), as
+ * CreateOrder takes it. */
+const char *
+cs_key_subject_type(CsKey *key)
+{
+	const char *subject = cs_key_get_certificate_subject(key);
+
+	return subject != NULL && strstr(subject, "O=") != NULL ? "org" : "person";
+}
+
 /* The vendor profile's name (Manager.Vendors) for @vendor_id, else the id itself. */
 const char *
 cs_vendor_name(CsAssistant *a, const char *vendor_id)

@@ -36,6 +36,7 @@ struct _CsAssistant {
 	gboolean chinese;	   /* labels from the daemon: _zh or _en */
 	gpointer apply;		   /* the application form's state (cs-assistant-apply.c) */
 	char *state_dir;	   /* the daemon's, for its CA certificates (seals) */
+	gpointer key_flow;	   /* the pages of an order for a key (cs-assistant-renew.c) */
 };
 
 /* cs-assistant-window.c */
@@ -66,11 +67,41 @@ const char *cs_state_text(const char *state);
 const char *cs_action_text(const char *action);
 const char *cs_kind_text(const char *kind);
 char *cs_actions_text(const char *const *next);
+void cs_assistant_apply_start_for_key(
+    CsAssistant *a, const char *kind, CsKey *key, GAsyncReadyCallback callback, gpointer user_data);
+char *cs_assistant_apply_start_for_key_finish(CsAssistant *a, GAsyncResult *result, GError **error);
+
+/* cs-assistant-renew.c: renewal, unlock, change, and a reissue's order */
+void cs_assistant_key_flow_start(CsAssistant *a, const char *kind);
+void cs_assistant_show_locked(CsAssistant *a, CsKey *key);
+void cs_assistant_key_flow_open(CsAssistant *a, const char *kind, const char *order_path);
+
+/* cs-assistant-form.c: a flow's form from GetFlow, checked with ValidateFields */
+typedef struct _CsForm CsForm;
+typedef void (*CsFormStatus)(gpointer user_data, const char *text, gboolean error);
+CsForm *cs_form_new(CsAssistant *a, CsFormStatus status, gpointer status_data);
+void cs_form_free(CsForm *form);
+GtkWidget *cs_form_widget(CsForm *form);
+void
+cs_form_fill(CsForm *form, const char *kind, const char *subject, GVariant *flow, GVariant *values);
+GVariant *cs_form_values(CsForm *form);
+GVariant *cs_form_changes(CsForm *form);
+const char *cs_form_label(CsForm *form, const char *name);
+const char *cs_form_shown_value(CsForm *form, const char *name, const char *value);
+gboolean cs_form_show_error(CsForm *form, const GError *error);
+void cs_form_check(CsForm *form);
+const char *cs_dict_string(GVariant *dict, const char *key);
+
+/* cs-assistant-pay.c: the payment step */
+GtkWidget *cs_payment_new(CsAssistant *a);
+void cs_payment_set_order(GtkWidget *payment, CsOrder *order);
+GdkTexture *cs_qr_texture(const char *payload);
 
 /* cs-assistant-util.c */
 const char *cs_error_name(const GError *error);
 char *cs_error_text(const GError *error);
 char *cs_key_holder(CsKey *key);
+const char *cs_key_subject_type(CsKey *key);
 const char *cs_vendor_name(CsAssistant *a, const char *vendor_id);
 char *cs_format_date(guint64 seconds);
 GtkWidget *cs_label_new(const char *text, const char *css_class);

@@ -142,6 +142,7 @@ describe_field(const CsFieldSpec *f)
 			      g_variant_new_string(cs_field_type_to_string(f->type)));
 	g_variant_builder_add(&b, "{sv}", "required", g_variant_new_boolean(f->required));
 	g_variant_builder_add(&b, "{sv}", "identity", g_variant_new_boolean(f->identity));
+	g_variant_builder_add(&b, "{sv}", "fixed", g_variant_new_boolean(f->fixed));
 	g_variant_builder_add(&b, "{sv}", "choices", strv_or_empty(f->choices));
 	g_variant_builder_add(&b, "{sv}", "choice_labels_zh", strv_or_empty(f->choice_labels_zh));
 	g_variant_builder_add(&b, "{sv}", "choice_labels_en", strv_or_empty(f->choice_labels_en));

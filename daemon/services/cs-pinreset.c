@@ -38,7 +38,10 @@ static CsKey *
 order_key(CsEngine *engine, CsOrder *order, GError **error)
 {
 	const char *path = cs_order_get_field(order, "key");
-	g_autofree char *id = cs_keys_id_from_path(path);
+	/* The Key's object path; or its id, when the path came typed as one (the D-Bus front
+	 * turns an object path under keys/ into the id). */
+	g_autofree char *id =
+	    path != NULL && *path != '/' ? g_strdup(path) : cs_keys_id_from_path(path);
 	CsKeys *keys = cs_engine_get_keys(engine);
 	CsKey *key;
 

@@ -42,26 +42,36 @@ static const char *const editable_states[] = {"draft", NULL};
 #define ANY CS_SUBJECT_ANY
 
 static const CsFieldSpec fields[] = {
-    /* name, type, subject types, required, identity, choices, max length */
-    /* From the key (read-only: pre-filled again from the key on CreateOrder). */
-    {"key", CS_FIELD_TEXT, ANY, TRUE, FALSE, NULL, 128},
-    {"vendor", CS_FIELD_VENDOR, ANY, TRUE, FALSE, NULL, 32},
-    {"certificate_serial", CS_FIELD_TEXT, ANY, TRUE, FALSE, NULL, 64},
+    /* name, type, subject types, required, identity, choices, max length, labels, choice
+     * labels, fixed */
+    /* From the key (pre-filled again from the key on CreateOrder, never changed by Update). */
+    {"key", CS_FIELD_TEXT, ANY, TRUE, FALSE, NULL, 128, "UK", "the key inserted", NULL, NULL, TRUE},
+    {"vendor", CS_FIELD_VENDOR, ANY, TRUE, FALSE, NULL, 32, "厂商", "the key's vendor", NULL, NULL,
+     TRUE},
+    {"certificate_serial", CS_FIELD_TEXT, ANY, TRUE, FALSE, NULL, 64, "证书序列号",
+     "the certificate being renewed", NULL, NULL, TRUE},
     /* What the manual marks *: the invoice e-mail, the mailing address, the contact. */
-    {"email", CS_FIELD_EMAIL, ANY, TRUE, FALSE, NULL, 254},
-    {"address", CS_FIELD_TEXT, ANY, TRUE, FALSE, NULL, 200},
-    {"postcode", CS_FIELD_POSTCODE, ANY, FALSE, FALSE, NULL, 6},
+    {"email", CS_FIELD_EMAIL, ANY, TRUE, FALSE, NULL, 254, "电子邮箱",
+     "the e-invoice is mailed there"},
+    {"address", CS_FIELD_TEXT, ANY, TRUE, FALSE, NULL, 200, "通讯地址", "mailing address"},
+    {"postcode", CS_FIELD_POSTCODE, ANY, FALSE, FALSE, NULL, 6, "邮政编码", "6 digits"},
     /* 单位: identity from the certificate and the registry. */
-    {"org_name", CS_FIELD_NAME, ORG, TRUE, TRUE, NULL, 100},
-    {"uscc", CS_FIELD_USCC, ORG, TRUE, TRUE, NULL, 18},
-    {"legal_rep_name", CS_FIELD_NAME, ORG, FALSE, TRUE, NULL, 50},
-    {"legal_rep_id", CS_FIELD_RESIDENT_ID, ORG, FALSE, TRUE, NULL, 18},
-    {"handler_name", CS_FIELD_NAME, ORG, TRUE, FALSE, NULL, 50},
-    {"handler_phone", CS_FIELD_PHONE, ORG, TRUE, FALSE, NULL, 20},
+    {"org_name", CS_FIELD_NAME, ORG, TRUE, TRUE, NULL, 100, "单位名称",
+     "the registered name (also the invoice title)"},
+    {"uscc", CS_FIELD_USCC, ORG, TRUE, TRUE, NULL, 18, "统一社会信用代码",
+     "18 characters, digits and capitals"},
+    {"legal_rep_name", CS_FIELD_NAME, ORG, FALSE, TRUE, NULL, 50, "法定代表人姓名",
+     "the legal representative's name"},
+    {"legal_rep_id", CS_FIELD_RESIDENT_ID, ORG, FALSE, TRUE, NULL, 18, "法定代表人身份证号",
+     "18-character resident ID"},
+    {"handler_name", CS_FIELD_NAME, ORG, TRUE, FALSE, NULL, 50, "联系人", "the contact's name"},
+    {"handler_phone", CS_FIELD_PHONE, ORG, TRUE, FALSE, NULL, 20, "联系电话",
+     "11-digit mobile number"},
     /* 个人 */
-    {"name", CS_FIELD_NAME, PERSON, TRUE, TRUE, NULL, 50},
-    {"id_number", CS_FIELD_RESIDENT_ID, PERSON, TRUE, TRUE, NULL, 18},
-    {"phone", CS_FIELD_PHONE, PERSON, TRUE, FALSE, NULL, 20},
+    {"name", CS_FIELD_NAME, PERSON, TRUE, TRUE, NULL, 50, "姓名", "your name"},
+    {"id_number", CS_FIELD_RESIDENT_ID, PERSON, TRUE, TRUE, NULL, 18, "身份证号",
+     "18-character resident ID"},
+    {"phone", CS_FIELD_PHONE, PERSON, TRUE, FALSE, NULL, 20, "手机号码", "11-digit mobile number"},
 };
 
 static gboolean

@@ -43,33 +43,58 @@ static const char *const editable_states[] = {"draft", NULL};
 
 static const char *const org_auth_methods[] = {"legal_rep_phone", "corporate_account",
 					       "legal_rep_bank_card", NULL};
+static const char *const org_auth_zh[] = {"法定代表人手机实名认证", "企业对公账户认证",
+					  "法定代表人银行卡信息认证", NULL};
+static const char *const org_auth_en[] = {
+    "the code by SMS to the legal representative",
+    "the code in the memo of a 0.01 CNY transfer to the corporate account",
+    "the code by SMS to the legal representative, after a check of the bank card", NULL};
 static const char *const person_auth_methods[] = {"phone", "bank_card", "bank_account_transfer",
 						  NULL};
+static const char *const person_auth_zh[] = {"手机实名认证", "银行卡信息认证", "银行账户打款认证",
+					     NULL};
+static const char *const person_auth_en[] = {
+    "the code by SMS to your phone", "the code by SMS to your phone, after a check of the card",
+    "the code in the memo of a 0.01 CNY transfer to your account", NULL};
 
 #define ORG CS_SUBJECT_ORG
 #define PERSON CS_SUBJECT_PERSON
 #define ANY CS_SUBJECT_ANY
 
 static const CsFieldSpec fields[] = {
-    /* name, type, subject types, required, identity, choices, max length */
-    {"vendor", CS_FIELD_VENDOR, ANY, TRUE, FALSE, NULL, 32},
+    /* name, type, subject types, required, identity, choices, max length, labels, choice
+     * labels */
+    {"vendor", CS_FIELD_VENDOR, ANY, TRUE, FALSE, NULL, 32, "选择 ukey 所属厂商",
+     "the key's vendor"},
     /* The Key's object path; when left out, the one key inserted. */
-    {"key", CS_FIELD_TEXT, ANY, FALSE, FALSE, NULL, 255},
-    {"auth_method", CS_FIELD_ENUM, ORG, TRUE, FALSE, org_auth_methods, 0},
-    {"auth_method", CS_FIELD_ENUM, PERSON, TRUE, FALSE, person_auth_methods, 0},
-    {"bank_name", CS_FIELD_TEXT, ANY, FALSE, FALSE, NULL, 100},
-    {"bank_account", CS_FIELD_BANK_ACCOUNT, ANY, FALSE, FALSE, NULL, 40},
-    {"bank_card", CS_FIELD_BANK_CARD, ANY, FALSE, FALSE, NULL, 19},
+    {"key", CS_FIELD_TEXT, ANY, FALSE, FALSE, NULL, 255, "UK", "the key inserted", NULL, NULL,
+     TRUE},
+    {"auth_method", CS_FIELD_ENUM, ORG, TRUE, FALSE, org_auth_methods, 0, "验证身份方式",
+     "how your identity is checked and the code delivered", org_auth_zh, org_auth_en},
+    {"auth_method", CS_FIELD_ENUM, PERSON, TRUE, FALSE, person_auth_methods, 0, "验证身份方式",
+     "how your identity is checked and the code delivered", person_auth_zh, person_auth_en},
+    {"bank_name", CS_FIELD_TEXT, ANY, FALSE, FALSE, NULL, 100, "开户银行",
+     "the bank of the account (transfer methods)"},
+    {"bank_account", CS_FIELD_BANK_ACCOUNT, ANY, FALSE, FALSE, NULL, 40, "银行账号",
+     "the account the 0.01 CNY transfer goes to"},
+    {"bank_card", CS_FIELD_BANK_CARD, ANY, FALSE, FALSE, NULL, 19, "银行卡号",
+     "the bank card's number (bank card methods)"},
     /* 单位 */
-    {"org_name", CS_FIELD_NAME, ORG, TRUE, TRUE, NULL, 100},
-    {"uscc", CS_FIELD_USCC, ORG, TRUE, TRUE, NULL, 18},
-    {"legal_rep_name", CS_FIELD_NAME, ORG, FALSE, TRUE, NULL, 50},
-    {"legal_rep_id", CS_FIELD_RESIDENT_ID, ORG, FALSE, TRUE, NULL, 18},
-    {"legal_rep_phone", CS_FIELD_PHONE, ORG, FALSE, FALSE, NULL, 20},
+    {"org_name", CS_FIELD_NAME, ORG, TRUE, TRUE, NULL, 100, "单位名称", "the registered name"},
+    {"uscc", CS_FIELD_USCC, ORG, TRUE, TRUE, NULL, 18, "统一社会信用代码",
+     "18 characters, digits and capitals"},
+    {"legal_rep_name", CS_FIELD_NAME, ORG, FALSE, TRUE, NULL, 50, "法定代表人姓名",
+     "the legal representative's name"},
+    {"legal_rep_id", CS_FIELD_RESIDENT_ID, ORG, FALSE, TRUE, NULL, 18, "法定代表人身份证号",
+     "18-character resident ID"},
+    {"legal_rep_phone", CS_FIELD_PHONE, ORG, FALSE, FALSE, NULL, 20, "法定代表人手机",
+     "11-digit mobile number; the code goes there"},
     /* 个人 */
-    {"name", CS_FIELD_NAME, PERSON, TRUE, TRUE, NULL, 50},
-    {"id_number", CS_FIELD_RESIDENT_ID, PERSON, TRUE, TRUE, NULL, 18},
-    {"phone", CS_FIELD_PHONE, PERSON, FALSE, FALSE, NULL, 20},
+    {"name", CS_FIELD_NAME, PERSON, TRUE, TRUE, NULL, 50, "姓名", "your name"},
+    {"id_number", CS_FIELD_RESIDENT_ID, PERSON, TRUE, TRUE, NULL, 18, "身份证号",
+     "18-character resident ID"},
+    {"phone", CS_FIELD_PHONE, PERSON, FALSE, FALSE, NULL, 20, "手机",
+     "11-digit mobile number; the code goes there"},
 };
 
 #define APPLICANT CS_ACTOR_DESKTOP
