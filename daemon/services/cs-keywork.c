@@ -421,13 +421,12 @@ on_written(GBytes *result, const GError *error, gpointer user_data)
 	job_free(job);
 }
 
-/* The seal's picture: the old seal's (a renewal), the uploaded seal_image, else a drawn
- * seal with the name. */
+/* The seal's picture when it need not be drawn: the old seal's (a renewal) or the
+ * uploaded seal_image; NULL when a seal with the name is to be drawn. */
 static GBytes *
-seal_picture(Job *job, CsOrder *order, guint *width_mm, guint *height_mm, GError **error)
+seal_picture_kept(Job *job, CsOrder *order, guint *width_mm, guint *height_mm)
 {
 	gboolean org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
-	const char *name = cs_order_get_subject_name(order);
 	g_autoptr(CsMaterialRow) image = cs_ledger_load_material(
 	    cs_engine_get_ledger(job->engine), cs_order_get_id(order), "seal_image", NULL);
 
@@ -442,8 +441,95 @@ seal_picture(Job *job, CsOrder *order, guint *width_mm, guint *height_mm, GError
 		*height_mm = org ? 42 : 18;
 		return g_bytes_ref(image->data);
 	}
-	return cs_seal_picture_render(name != NULL ? name : cs_order_get_id(order), org, width_mm,
-				      height_mm, error);
+	return NULL;
+}
+
+/* The seal made from @cert and @picture, signed, and both written to the key. */
+static void
+seal_and_write(Job *job, CsOrder *order, GBytes *cert, GBytes *picture, guint width, guint height)
+{
+	g_autoptr(GError) local = NULL;
+	g_autoptr(GBytes) seal = cs_certs_make_seal(
+	    job->engine, &system_request, order, cert, g_bytes_get_data(picture, NULL),
+	    g_bytes_get_size(picture), width, height, &local);
+
+	if (seal == NULL) {
+		job_fail(job, local->message);
+		return;
+	}
+	set_progress(job, order, 80);
+	write_key(job, cert, seal);
+}
+
+/* Drawing a seal with the name (tens of milliseconds of cairo and pango) happens on a
+ * worker thread, so that the main loop keeps answering meanwhile. */
+typedef struct {
+	char *name;
+	gboolean org;
+	GBytes *cert;
+	GBytes *picture;
+	guint width_mm, height_mm;
+	GError *error;
+} Drawing;
+
+static void
+drawing_free(Drawing *d)
+{
+	g_free(d->name);
+	g_clear_pointer(&d->cert, g_bytes_unref);
+	g_clear_pointer(&d->picture, g_bytes_unref);
+	g_clear_error(&d->error);
+	g_free(d);
+}
+
+static void
+draw_in_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+	Drawing *d = task_data;
+
+	d->picture =
+	    cs_seal_picture_render(d->name, d->org, &d->width_mm, &d->height_mm, &d->error);
+	g_task_return_boolean(task, TRUE);
+}
+
+static void
+on_drawn(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Job *job = user_data;
+	Drawing *d = g_task_get_task_data(G_TASK(result));
+	CsOrder *order = job_resume(job, NULL);
+
+	if (order == NULL)
+		return;
+	if (d->picture == NULL) {
+		job_fail(job, d->error != NULL ? d->error->message : "the seal was not drawn");
+		return;
+	}
+	seal_and_write(job, order, d->cert, d->picture, d->width_mm, d->height_mm);
+}
+
+/* The seal's picture, then the seal and the writing: at once when the picture is kept,
+ * after drawing it otherwise. */
+static void
+seal_with_picture(Job *job, CsOrder *order, GBytes *cert)
+{
+	guint width = 0, height = 0;
+	g_autoptr(GBytes) picture = seal_picture_kept(job, order, &width, &height);
+	const char *name = cs_order_get_subject_name(order);
+	g_autoptr(GTask) task = NULL;
+	Drawing *d;
+
+	if (picture != NULL) {
+		seal_and_write(job, order, cert, picture, width, height);
+		return;
+	}
+	d = g_new0(Drawing, 1);
+	d->name = g_strdup(name != NULL ? name : cs_order_get_id(order));
+	d->org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
+	d->cert = g_bytes_ref(cert);
+	task = g_task_new(NULL, NULL, on_drawn, job);
+	g_task_set_task_data(task, d, (GDestroyNotify)drawing_free);
+	g_task_run_in_thread(task, draw_in_thread);
 }
 
 static void
@@ -453,12 +539,9 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 	CsOrder *order;
 	g_autoptr(GError) local = NULL;
 	g_autoptr(GBytes) cert = NULL;
-	g_autoptr(GBytes) picture = NULL;
-	g_autoptr(GBytes) seal = NULL;
 	g_autoptr(X509) x509 = NULL;
 	const guint8 *p;
 	gsize len = 0;
-	guint width = 0, height = 0;
 
 	order = job_resume(job, error);
 	if (order == NULL)
@@ -490,17 +573,7 @@ on_csr(GBytes *csr, const GError *error, gpointer user_data)
 		OPENSSL_free(hex);
 		BN_free(bn);
 	}
-	picture = seal_picture(job, order, &width, &height, &local);
-	if (picture != NULL)
-		seal = cs_certs_make_seal(job->engine, &system_request, order, cert,
-					  g_bytes_get_data(picture, NULL),
-					  g_bytes_get_size(picture), width, height, &local);
-	if (seal == NULL) {
-		job_fail(job, local->message);
-		return;
-	}
-	set_progress(job, order, 80);
-	write_key(job, cert, seal);
+	seal_with_picture(job, order, cert);
 }
 
 /* Key work cut short after its certificate was issued (the daemon stopped, or died) left a
@@ -548,11 +621,7 @@ cs_step_revoke_unused_certificates(CsStep *step)
 static gboolean
 finish_written(Job *job, CsOrder *order, CsKey *key)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(CsCertRow) row = NULL;
-	g_autoptr(GBytes) picture = NULL;
-	g_autoptr(GBytes) seal = NULL;
-	guint width = 0, height = 0;
 
 	if (key->certificate_serial == NULL ||
 	    g_ascii_strcasecmp(key->certificate_serial, job->old_serial) == 0)
@@ -565,16 +634,7 @@ finish_written(Job *job, CsOrder *order, CsKey *key)
 	g_message("order %s: key %s already holds certificate %s: finishing", job->order_id,
 		  key->id, row->serial);
 	job->certificate_serial = g_strdup(row->serial);
-	picture = seal_picture(job, order, &width, &height, &error);
-	if (picture != NULL)
-		seal = cs_certs_make_seal(job->engine, &system_request, order, row->der,
-					  g_bytes_get_data(picture, NULL),
-					  g_bytes_get_size(picture), width, height, &error);
-	if (seal == NULL) {
-		job_fail(job, error->message);
-		return TRUE;
-	}
-	write_key(job, row->der, seal);
+	seal_with_picture(job, order, row->der);
 	return TRUE;
 }
 
