@@ -5,7 +5,8 @@
  * field it names). The application page and the pages of an order for a key share it.
  *
  * On an order that exists already, the form shows the order's Fields: a field the flow
- * fixes, or an identity field on file, is shown greyed out and never sent back; the others
+ * fixes, or an identity field on file (unless the flow changes identities: a change
+ * order), is shown greyed out and never sent back; the others
  * are sent by Update when they changed. Nothing here knows a field: the form is whatever
  * the flow declares.
  */
@@ -328,7 +329,7 @@ set_value(Field *f, const char *value)
 }
 
 static void
-add_field(CsForm *form, GVariant *spec, GVariant *order_values)
+add_field(CsForm *form, GVariant *spec, GVariant *order_values, gboolean changes_identity)
 {
 	Field *f = g_new0(Field, 1);
 	const char *type = cs_dict_string(spec, "type");
@@ -347,7 +348,7 @@ add_field(CsForm *form, GVariant *spec, GVariant *order_values)
 	f->label = g_strdup(*label ? label : f->name);
 	if (order_values != NULL && g_variant_lookup(order_values, f->name, "&s", &value)) {
 		f->initial = g_strdup(value);
-		f->readonly = fixed || identity;
+		f->readonly = fixed || (identity && !changes_identity);
 	}
 	text = g_strdup_printf("%s%s", f->label, required && !f->readonly ? " *" : "");
 	caption = cs_label_new(text, required ? "heading" : NULL);
@@ -391,10 +392,12 @@ void
 cs_form_fill(CsForm *form, const char *kind, const char *subject, GVariant *flow, GVariant *values)
 {
 	g_autoptr(GVariant) fields = NULL;
+	gboolean changes_identity = FALSE;
 	GtkWidget *child;
 	GVariantIter iter;
 	GVariant *spec;
 
+	g_variant_lookup(flow, "changes_identity", "b", &changes_identity);
 	while ((child = gtk_widget_get_first_child(form->box)) != NULL)
 		gtk_box_remove(GTK_BOX(form->box), child);
 	g_ptr_array_set_size(form->fields, 0);
@@ -408,7 +411,7 @@ cs_form_fill(CsForm *form, const char *kind, const char *subject, GVariant *flow
 	if (fields != NULL) {
 		g_variant_iter_init(&iter, fields);
 		while ((spec = g_variant_iter_next_value(&iter)) != NULL) {
-			add_field(form, spec, values);
+			add_field(form, spec, values, changes_identity);
 			g_variant_unref(spec);
 		}
 	}

@@ -57,7 +57,7 @@ typedef struct {
 	/* confirm */
 	GtkWidget *summary, *confirm_status;
 	/* status */
-	GtkWidget *state_text, *note_text, *missing_text, *submit, *status_status;
+	GtkWidget *state_text, *note_text, *missing_text, *materials, *submit, *status_status;
 	/* payment */
 	GtkWidget *pay_text, *payment;
 	/* authorization code */
@@ -363,7 +363,7 @@ static void
 show_status(Flow *f)
 {
 	g_autofree char *state = g_strdup_printf(_("Order %s: %s"), cs_order_get_id(f->order),
-						 cs_order_get_state(f->order));
+						 cs_state_text(cs_order_get_state(f->order)));
 	g_autofree char *missing = g_strjoinv(", ", (char **)cs_order_get_missing(f->order));
 	g_autofree char *needed = *missing ? g_strdup_printf(_("Still needed: %s"), missing) : NULL;
 	const char *note = cs_order_get_review_note(f->order);
@@ -372,6 +372,7 @@ show_status(Flow *f)
 	set_text(f->note_text, note);
 	set_text(f->missing_text, needed);
 	gtk_widget_set_visible(f->submit, can(f, "Submit"));
+	gtk_widget_set_visible(f->materials, can(f, "AttachMaterial"));
 	show_step(f, "status");
 }
 
@@ -905,6 +906,16 @@ on_submit(GtkButton *button, gpointer user_data)
 			  on_order_call, call_new(f));
 }
 
+/* Materials are the order page's: the file choosers, then its steps. */
+static void
+on_materials(GtkButton *button, gpointer user_data)
+{
+	Flow *f = user_data;
+
+	f->generation++;
+	cs_assistant_apply_open_order(f->a, g_dbus_proxy_get_object_path(G_DBUS_PROXY(f->order)));
+}
+
 static void
 on_unlocked(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -1074,6 +1085,8 @@ build_pages(Flow *f)
 	f->missing_text = status_label(box, NULL);
 	f->status_status = status_label(box, "error");
 	row = button_row(box);
+	f->materials =
+	    add_button(row, _("Upload the materials…"), NULL, G_CALLBACK(on_materials), f);
 	f->submit = add_button(row, _("Submit"), "suggested-action", G_CALLBACK(on_submit), f);
 
 	box = step_page(f, "pay", _("Pay"), NULL);

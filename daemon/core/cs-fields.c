@@ -210,6 +210,8 @@ cs_fields_describe_flow(const CsPlugin *plugin, CsSubjectType subject_type)
 	    g_variant_new_string(plugin->title_zh != NULL ? plugin->title_zh : ""));
 	g_variant_builder_add(&b, "{sv}", "summary",
 			      g_variant_new_string(plugin->summary != NULL ? plugin->summary : ""));
+	g_variant_builder_add(&b, "{sv}", "changes_identity",
+			      g_variant_new_boolean(plugin->may_change_identity));
 	g_variant_builder_add(&b, "{sv}", "fields", g_variant_builder_end(&fields));
 	g_variant_builder_add(&b, "{sv}", "materials", g_variant_builder_end(&materials));
 	g_variant_builder_add(&b, "{sv}", "steps",

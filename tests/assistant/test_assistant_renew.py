@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from conftest import Client, Daemon, key_path, run_until, vkey
+from conftest import DEV_CONF, Client, Daemon, key_path, run_until, short_tmpdir, vkey, write_config
 from flow_helpers import Application, Office, blank_key, secret_of
 from office_helpers import office_info
 
@@ -43,7 +43,10 @@ class ClockDaemon(Daemon):
 
 @pytest.fixture(scope="module")
 def daemon(bus):
-    d = ClockDaemon(bus)
+    # No SMS resend cooldown: a change's code follows the new key's messages at once.
+    config = write_config(os.path.join(short_tmpdir("csasst-"), "assistant.conf"), DEV_CONF,
+                          sms={"resend_cooldown_s": "0", "daily_cap": "1000"})
+    d = ClockDaemon(bus, config=config)
     try:
         d.start()
         office_info(d.state_dir)
