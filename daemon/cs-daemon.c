@@ -31,6 +31,7 @@
 #include "cs-ca.h"
 #include "cs-clock.h"
 #include "cs-dbus-keys.h"
+#include "cs-draw.h"
 #include "cs-keys.h"
 #include "cs-loader.h"
 #include "cs-office.h"
@@ -305,6 +306,7 @@ cs_daemon_new(const CsDaemonOptions *options, GError **error)
 
 	self->engine = cs_engine_new(self->config, self->ledger);
 	cs_engine_set_cas(self->engine, self->cas);
+	cs_draw_set_module(self->config->draw_module, self->config->test_mode);
 	self->plugins = cs_loader_load_plugins(self->config->plugin_dir, self->config->test_mode);
 	add_plugins(self);
 	self->drivers = cs_loader_load_drivers(self->config->driver_dir, self->config->test_mode);

@@ -131,6 +131,7 @@ assert_defaults(const CsConfig *config)
 	g_assert_cmpstr(config->state_dir, ==, CS_STATE_DIR);
 	g_assert_cmpstr(config->plugin_dir, ==, CS_PLUGIN_DIR);
 	g_assert_cmpstr(config->driver_dir, ==, CS_DRIVER_DIR);
+	g_assert_cmpstr(config->draw_module, ==, CS_DRAW_MODULE);
 	g_assert_cmpstr(config->vendor_dir, ==, CS_VENDOR_DIR);
 	g_assert_false(config->test_mode);
 	g_assert_false(config->office_sandbox_gateways);
@@ -193,9 +194,9 @@ test_config_example_uncommented_loads(Fixture *f, gconstpointer user_data)
 			g_string_append_printf(uncommented, "%s\n", lines[i]);
 		}
 	}
-	/* 8 of the foundation, 18 of the office, 3 materials, 9 of the new flow, 3 of the
+	/* 9 of the foundation, 18 of the office, 3 materials, 9 of the new flow, 3 of the
 	 * order query, 2 of the authorization code */
-	g_assert_cmpuint(n_keys, ==, 43);
+	g_assert_cmpuint(n_keys, ==, 44);
 	config = load_config_text(f, uncommented->str, NULL, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(config->sms_code_lifetime_s, ==, 300);
@@ -236,6 +237,7 @@ test_config_dev_file_loads(void)
 	g_autofree char *path = NULL;
 	g_autofree char *plugin_dir = NULL;
 	g_autofree char *driver_dir = NULL;
+	g_autofree char *draw_module = NULL;
 	g_autofree char *vendor_dir = NULL;
 	g_autoptr(CsConfig) config = NULL;
 
@@ -245,11 +247,14 @@ test_config_dev_file_loads(void)
 	g_assert_no_error(error);
 	plugin_dir = g_canonicalize_filename("plugins", build_dir);
 	driver_dir = g_canonicalize_filename("drivers", build_dir);
+	draw_module = g_canonicalize_filename("daemon/certseal-draw.so", build_dir);
 	/* The demo profiles generated into the build tree, backed by the virtual UKey. */
 	vendor_dir = g_canonicalize_filename("daemon/vendors.d", build_dir);
 	g_assert_true(config->test_mode);
 	g_assert_cmpstr(config->plugin_dir, ==, plugin_dir);
 	g_assert_cmpstr(config->driver_dir, ==, driver_dir);
+	g_assert_cmpstr(config->draw_module, ==, draw_module);
+	g_assert_true(g_file_test(config->draw_module, G_FILE_TEST_EXISTS));
 	g_assert_cmpstr(config->vendor_dir, ==, vendor_dir);
 	g_assert_cmpstr(config->state_dir, ==, CS_STATE_DIR);
 	g_assert_cmpuint(g_strv_length(config->legacy_uscc), ==, 1);
@@ -282,6 +287,7 @@ test_config_values_read(Fixture *f, gconstpointer user_data)
 				  "state_dir = state\n"
 				  "plugin_dir = /opt/certseal/./plugins/\n"
 				  "driver_dir=/opt/certseal/drivers\n"
+				  "draw_module = /opt/certseal/draw.so\n"
 				  "vendor_dir = ./sub/../vendors.d\n"
 				  "  test_mode = true  \n"
 				  "shutdown_timeout_ms = 0\n"
@@ -296,6 +302,7 @@ test_config_values_read(Fixture *f, gconstpointer user_data)
 	g_assert_cmpstr(config->vendor_dir, ==, vendor_dir);
 	g_assert_cmpstr(config->plugin_dir, ==, "/opt/certseal/plugins");
 	g_assert_cmpstr(config->driver_dir, ==, "/opt/certseal/drivers");
+	g_assert_cmpstr(config->draw_module, ==, "/opt/certseal/draw.so");
 	g_assert_true(config->test_mode);
 	g_assert_cmpuint(config->shutdown_timeout_ms, ==, 0);
 	g_assert_cmpuint(config->checkpoint_interval, ==, 1);

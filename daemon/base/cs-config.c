@@ -48,6 +48,7 @@ static const char *const daemon_keys[] = {
     "state_dir",
     "plugin_dir",
     "driver_dir",
+    "draw_module",
     "vendor_dir",
     "test_mode",
     "shutdown_timeout_ms",
@@ -564,6 +565,7 @@ config_new_defaults(void)
 
 	config->state_dir = g_strdup(CS_STATE_DIR);
 	config->plugin_dir = g_strdup(CS_PLUGIN_DIR);
+	config->draw_module = g_strdup(CS_DRAW_MODULE);
 	config->driver_dir = g_strdup(CS_DRIVER_DIR);
 	config->vendor_dir = g_strdup(CS_VENDOR_DIR);
 	config->test_mode = FALSE;
@@ -616,6 +618,8 @@ config_read_daemon(CsConfig *config, CsConfFile *file, GError **error)
 	if (!conf_file_get_path(file, "daemon", "plugin_dir", &config->plugin_dir, error))
 		return FALSE;
 	if (!conf_file_get_path(file, "daemon", "driver_dir", &config->driver_dir, error))
+		return FALSE;
+	if (!conf_file_get_path(file, "daemon", "draw_module", &config->draw_module, error))
 		return FALSE;
 	if (!conf_file_get_path(file, "daemon", "vendor_dir", &config->vendor_dir, error))
 		return FALSE;
@@ -873,6 +877,7 @@ cs_config_free(CsConfig *config)
 	g_free(config->path);
 	g_free(config->state_dir);
 	g_free(config->plugin_dir);
+	g_free(config->draw_module);
 	g_free(config->driver_dir);
 	g_free(config->vendor_dir);
 	g_strfreev(config->legacy_uscc);

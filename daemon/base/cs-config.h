@@ -43,6 +43,7 @@ typedef struct {
 	char *state_dir;	   /* [daemon] state_dir, default CS_STATE_DIR */
 	char *plugin_dir;	   /* [daemon] plugin_dir, default CS_PLUGIN_DIR */
 	char *driver_dir;	   /* [daemon] driver_dir, default CS_DRIVER_DIR */
+	char *draw_module;	   /* [daemon] draw_module, default CS_DRAW_MODULE */
 	char *vendor_dir;	   /* [daemon] vendor_dir, default CS_VENDOR_DIR */
 	gboolean test_mode;	   /* [daemon] test_mode, default false */
 	guint shutdown_timeout_ms; /* [daemon] shutdown_timeout_ms, default 5000 */

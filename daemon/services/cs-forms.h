@@ -17,4 +17,8 @@ const char *const *cs_forms_names(void);
  * CS_ERROR_INVALID_INPUT for an unknown name. */
 GBytes *cs_forms_render(const char *name, GError **error);
 
+/* Draw the PDF of form @name, every time (the drawing module's; cs_forms_render draws
+ * through it). CS_ERROR_INVALID_INPUT for an unknown name. */
+GBytes *cs_forms_draw(const char *name, GError **error);
+
 G_END_DECLS

@@ -26,7 +26,8 @@ char *cs_amount_in_capitals(guint64 fen);
 /* "¥1,234.50" */
 char *cs_amount_format(guint64 fen);
 
-/* Render the invoice; CS_ERROR_INVALID_INPUT when a required part is missing. */
+/* Render the invoice as PDF; CS_ERROR_INVALID_INPUT when a required part is missing. The
+ * drawing module's (cs-invoice-draw.c): the daemon calls it through cs_draw_invoice. */
 GBytes *cs_invoice_render(const CsInvoice *invoice, GError **error);
 
 G_END_DECLS

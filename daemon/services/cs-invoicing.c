@@ -10,8 +10,9 @@
 #include <json-glib/json-glib.h>
 #include <openssl/evp.h>
 
-#include "cs-invoice.h"
 #include "cs-clock.h"
+#include "cs-draw.h"
+#include "cs-invoice.h"
 #include "cs-invoicing.h"
 #include "cs-tasks.h"
 #include "cs-workdays.h"
@@ -89,7 +90,7 @@ cs_invoicing_issue_in_txn(CsEngine *engine, CsOrder *order, const char *email, G
 	invoice.tax_rate_permille = config->invoice_tax_rate_permille;
 	invoice.seller_name = config->invoice_seller_name;
 	invoice.seller_tax_id = config->invoice_seller_tax_id;
-	pdf = cs_invoice_render(&invoice, &render_error);
+	pdf = cs_draw_invoice(&invoice, &render_error);
 	if (pdf == NULL) {
 		/* The payment is real whatever the renderer says: record it; GetInvoice issues
 		 * the invoice when it is first asked for. */

@@ -41,11 +41,11 @@
 #include "cs-ca.h"
 #include "cs-certs.h"
 #include "cs-crypto.h"
+#include "cs-draw.h"
 #include "cs-keys.h"
 #include "cs-notices.h"
 #include "cs-seal.h"
 #include "cs-pin-policy.h"
-#include "cs-seal-picture.h"
 
 #define SO_PIN_LENGTH 12
 
@@ -487,8 +487,7 @@ draw_in_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *c
 {
 	Drawing *d = task_data;
 
-	d->picture =
-	    cs_seal_picture_render(d->name, d->org, &d->width_mm, &d->height_mm, &d->error);
+	d->picture = cs_draw_seal_picture(d->name, d->org, &d->width_mm, &d->height_mm, &d->error);
 	g_task_return_boolean(task, TRUE);
 }
 

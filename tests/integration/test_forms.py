@@ -37,3 +37,4 @@ def test_unknown_form_refused(daemon, client):
         download(client, "../../etc/passwd")
     assert e.value.get_dbus_name() == "org.certseal.Error.InvalidInput"
     assert e.value.get_dbus_message().startswith("name: no form '../../etc/passwd'")
+
