@@ -52,7 +52,9 @@ struct _CsEngine {
 	CsVault *vault;	     /* borrowed services, NULL until set */
 	CsTasks *tasks;
 	CsKeys *keys;
-	gint *stopping;	  /* g_atomic_rc_box, shared with work on other threads */
+	gint *stopping;		   /* g_atomic_rc_box, shared with work on other threads */
+	CsEngineTxnFunc step_func; /* in every transition's transaction (the office queue) */
+	gpointer step_data;
 	CsGrants *grants; /* what verified query codes opened, per connection */
 };
 
@@ -202,6 +204,19 @@ cs_engine_add_listener(CsEngine *engine, CsEngineOrderFunc func, gpointer user_d
 {
 	Listener l = {func, user_data};
 	g_array_append_val(engine->listeners, l);
+}
+
+void
+cs_engine_set_step_func(CsEngine *engine, CsEngineTxnFunc func, gpointer user_data)
+{
+	engine->step_func = func;
+	engine->step_data = user_data;
+}
+
+gpointer
+cs_engine_get_step_data(CsEngine *engine)
+{
+	return engine->step_data;
 }
 
 void
@@ -1426,6 +1441,8 @@ record_step(CsEngine *engine,
 	     (t == NULL || !(t->flags & CS_TRANSITION_SENDS_CODE) ||
 	      cs_codes_send_in_txn(&codes, order, NULL, error)) &&
 	     (t == NULL || cs_plugin_run_step(order->plugin, "run", t->run, step, error)) &&
+	     (engine->step_func == NULL ||
+	      engine->step_func(engine, order, engine->step_data, error)) &&
 	     cs_ledger_commit(engine->ledger, error);
 	step->in_transaction = FALSE;
 	order->state = (char *)from;

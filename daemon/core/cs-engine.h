@@ -160,6 +160,12 @@ typedef gboolean (*CsEngineTxnFunc)(CsEngine *engine,
 				    CsOrder *order,
 				    gpointer user_data,
 				    GError **error);
+/* @func (NULL to unset) runs in the transaction of every transition the engine records,
+ * after the step's own work, with the order in its new state: the office queue puts the
+ * tasks that state waits for there, so a state and its tasks commit together, in one
+ * durable commit. A FALSE return rolls the transition back. */
+void cs_engine_set_step_func(CsEngine *engine, CsEngineTxnFunc func, gpointer user_data);
+gpointer cs_engine_get_step_data(CsEngine *engine);
 /* cs_engine_act() with @in_txn (may be NULL) run in the transition's transaction. */
 gboolean cs_engine_act_full(CsEngine *engine,
 			    const CsRequest *request,

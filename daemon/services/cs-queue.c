@@ -5,7 +5,8 @@
  * - Which service an order waits for, which role serves it and what its result must say
  *   all come from the flow's transitions (CsTransition.service, .results): nothing here
  *   names a service or an action.
- * - A task's effect commits in the transaction of the step it causes, or not at all.
+ * - A task's effect commits in the transaction of the step it causes, or not at all; the
+ *   tasks a state waits for commit in the transaction that records the state.
  */
 #define G_LOG_DOMAIN "certseald"
 
@@ -71,8 +72,10 @@ order_payload(CsOrder *order)
 	return payload;
 }
 
+/* The tasks @order's state waits for, queued unless open already; @in_txn: inside the
+ * transaction that records the state (else each in a transaction of its own). */
 static void
-queue_order_tasks(CsQueue *queue, CsOrder *order)
+queue_order_tasks(CsQueue *queue, CsOrder *order, gboolean in_txn)
 {
 	g_autoptr(GPtrArray) wanted = services_waiting(order);
 	g_autoptr(GError) error = NULL;
@@ -97,8 +100,12 @@ queue_order_tasks(CsQueue *queue, CsOrder *order)
 		if (found)
 			continue;
 		payload = order_payload(order);
-		if (!cs_tasks_enqueue(queue->tasks, service, id, cs_order_get_state(order), payload,
-				      0, NULL, &error)) {
+		if (!(in_txn
+			  ? cs_tasks_enqueue_in_txn(queue->tasks, service, id,
+						    cs_order_get_state(order), payload, 0, NULL,
+						    &error)
+			  : cs_tasks_enqueue(queue->tasks, service, id, cs_order_get_state(order),
+					     payload, 0, NULL, &error))) {
 			g_warning("order %s: cannot queue its %s task: %s", id, service,
 				  error->message);
 			g_clear_error(&error);
@@ -106,10 +113,20 @@ queue_order_tasks(CsQueue *queue, CsOrder *order)
 	}
 }
 
+/* A transition's tasks commit with it; a failure to queue one is logged, and the order
+ * is looked at again after the commit (and at the next start, reconcile()). */
+static gboolean
+queue_in_step(CsEngine *engine, CsOrder *order, gpointer user_data, GError **error)
+{
+	queue_order_tasks(user_data, order, TRUE);
+	return TRUE;
+}
+
+/* Any other change (and a task that could not be queued in its step's transaction). */
 static void
 on_order_changed(CsEngine *engine, CsOrder *order, CsOrderChange change, gpointer user_data)
 {
-	queue_order_tasks(user_data, order);
+	queue_order_tasks(user_data, order, FALSE);
 }
 
 /* Orders that entered an office state just before a crash have no task yet. */
@@ -125,7 +142,7 @@ reconcile(CsQueue *queue, GError **error)
 		    cs_engine_get_order(queue->engine, g_ptr_array_index(ids, i), error);
 		if (order == NULL)
 			return FALSE;
-		queue_order_tasks(queue, order);
+		queue_order_tasks(queue, order, FALSE);
 	}
 	return TRUE;
 }
@@ -269,6 +286,7 @@ cs_queue_new(CsEngine *engine, CsTasks *tasks, GError **error)
 	if (!reconcile(queue, error))
 		return NULL;
 	cs_engine_add_listener(engine, on_order_changed, queue);
+	cs_engine_set_step_func(engine, queue_in_step, queue);
 	return g_steal_pointer(&queue);
 }
 
@@ -278,6 +296,8 @@ cs_queue_free(CsQueue *queue)
 	if (queue == NULL)
 		return;
 	cs_engine_remove_listener(queue->engine, on_order_changed, queue);
+	if (cs_engine_get_step_data(queue->engine) == queue)
+		cs_engine_set_step_func(queue->engine, NULL, NULL);
 	if (cs_tasks_get_order_data(queue->tasks) == queue)
 		cs_tasks_set_order_func(queue->tasks, NULL, NULL);
 	g_free(queue);
