@@ -6,6 +6,10 @@
  * on request), the invoice saved as a PDF (GetInvoice), the order's history, and
  * 继续办理, which opens the order on the order page (cs_assistant_apply_open_order).
  *
+ * The same page finds the certificates to replace (丢失补办: FindCertificates with the
+ * code): 补办 on one creates the reissue order, for the reason chosen among the flow's, and
+ * opens it on the order's step pages (cs-assistant-renew.c).
+ *
  * The grant a code opens belongs to this process's bus connection, the one every proxy
  * of the assistant shares: the orders found can be continued from here while it runs.
  * What an order offers comes from its NextActions; nothing here decides it. The code
@@ -27,7 +31,10 @@ typedef struct {
 	GtkWidget *code, *code_error, *find;
 	GtkWidget *orders_heading, *orders;
 	GtkWidget *status;
-	guint generation; /* of the latest FindOrders: rows of older ones are dropped */
+	guint generation;      /* of the latest FindOrders: rows of older ones are dropped */
+	gboolean certificates; /* 丢失补办: the certificates, not the orders */
+	GtkWidget *title, *intro;
+	GVariant *reasons; /* the reissue flow's "reason" field (GetFlow) */
 } Query;
 
 /* A string property as the proxy has it, "" when it has none. */
@@ -403,6 +410,34 @@ clear_orders(Query *q)
 	gtk_widget_set_visible(q->orders, FALSE);
 }
 
+/* FindOrders' or FindCertificates' refusal of the code, in words. */
+static void
+show_code_error(Query *q, const GError *error)
+{
+	const char *name = cs_error_name(error);
+	g_autofree char *message = cs_error_text(error);
+	g_autofree char *text = NULL;
+	int left = -1;
+	/* The tries left as CodeInvalid gives them ("code: wrong, 4 tries left"). */
+	if (g_strcmp0(name, "CodeInvalid") == 0 &&
+	    sscanf(reason_of(message, "code"), "wrong, %d tries left", &left) == 1)
+		text = g_strdup_printf(
+		    g_dngettext(GETTEXT_PACKAGE,
+				"The code is not right: %d try left for this code.",
+				"The code is not right: %d tries left for this code.",
+				(gulong)MAX(left, 0)),
+		    left);
+	else if (g_strcmp0(name, "CodeInvalid") == 0)
+		text = g_strdup_printf(_("The code is not right: %s"), reason_of(message, "code"));
+	else if (g_strcmp0(name, "CodeExpired") == 0)
+		text = g_strdup(_("The code has expired: send a new one."));
+	else if (g_strcmp0(name, "TooManyAttempts") == 0)
+		text = g_strdup(_("Too many wrong codes: send a new one."));
+	else
+		text = g_strdup_printf(_("The certificate service refused: %s"), message);
+	set_error(q->code_error, text);
+}
+
 static void
 on_found(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -414,31 +449,7 @@ on_found(GObject *source, GAsyncResult *result, gpointer user_data)
 
 	gtk_widget_set_sensitive(q->find, TRUE);
 	if (!cs_manager_call_find_orders_finish(CS_MANAGER(source), &paths, result, &error)) {
-		const char *name = cs_error_name(error);
-		g_autofree char *message = cs_error_text(error);
-		g_autofree char *text = NULL;
-
-		int left = -1;
-
-		/* The tries left as CodeInvalid gives them ("code: wrong, 4 tries left"). */
-		if (g_strcmp0(name, "CodeInvalid") == 0 &&
-		    sscanf(reason_of(message, "code"), "wrong, %d tries left", &left) == 1)
-			text = g_strdup_printf(
-			    g_dngettext(GETTEXT_PACKAGE,
-					"The code is not right: %d try left for this code.",
-					"The code is not right: %d tries left for this code.",
-					(gulong)MAX(left, 0)),
-			    left);
-		else if (g_strcmp0(name, "CodeInvalid") == 0)
-			text = g_strdup_printf(_("The code is not right: %s"),
-					       reason_of(message, "code"));
-		else if (g_strcmp0(name, "CodeExpired") == 0)
-			text = g_strdup(_("The code has expired: send a new one."));
-		else if (g_strcmp0(name, "TooManyAttempts") == 0)
-			text = g_strdup(_("Too many wrong codes: send a new one."));
-		else
-			text = g_strdup_printf(_("The certificate service refused: %s"), message);
-		set_error(q->code_error, text);
+		show_code_error(q, error);
 		return;
 	}
 	set_error(q->code_error, NULL);
@@ -459,6 +470,149 @@ on_found(GObject *source, GAsyncResult *result, gpointer user_data)
 	}
 }
 
+/* --- 丢失补办: the certificates found, 补办 on one ------------------------------------ */
+
+static void
+on_reissue_created(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Query *q = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = NULL;
+
+	if (!cs_manager_call_create_order_finish(CS_MANAGER(source), &path, result, &error)) {
+		g_autofree char *message = cs_error_text(error);
+		g_autofree char *text = g_strdup_printf(_("Not accepted: %s"), message);
+		gtk_label_set_text(GTK_LABEL(q->status), text);
+		return;
+	}
+	gtk_label_set_text(GTK_LABEL(q->status), "");
+	cs_assistant_key_flow_open(q->a, "reissue", path);
+}
+
+static void
+on_reissue(GtkButton *button, gpointer user_data)
+{
+	Query *q = user_data;
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+	g_variant_builder_add(
+	    &b, "{sv}", "certificate_serial",
+	    g_variant_new_string(g_object_get_data(G_OBJECT(button), "cs-serial")));
+	g_variant_builder_add(
+	    &b, "{sv}", "reason",
+	    g_variant_new_string(g_object_get_data(G_OBJECT(button), "cs-reason")));
+	cs_manager_call_create_order(q->a->manager, "reissue", subject_type(q),
+				     g_variant_builder_end(&b), NULL, on_reissue_created, q);
+}
+
+/* A certificate's row: what it is, and 补办 for each reason the flow offers. */
+static GtkWidget *
+certificate_row(Query *q,
+		const char *serial,
+		const char *subject,
+		const char *vendor,
+		const char *status,
+		guint64 not_after)
+{
+	GtkWidget *row = gtk_list_box_row_new();
+	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
+	GtkWidget *buttons = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+	g_autofree char *until = cs_format_date(not_after);
+	g_autofree char *line = g_strdup_printf(_("Certificate %s"), serial);
+	g_autofree char *holder = cs_subject_holder(subject);
+	g_autofree char *what =
+	    g_strdup_printf(_("%s — %s, valid until %s"), holder != NULL ? holder : "",
+			    cs_vendor_name(q->a, vendor), until);
+	g_autofree const char **values = NULL;
+	g_autofree const char **labels = NULL;
+
+	gtk_box_append(GTK_BOX(box), cs_label_new(line, "heading"));
+	gtk_box_append(GTK_BOX(box), cs_label_new(what, NULL));
+	gtk_box_append(GTK_BOX(box), cs_label_new(cs_certificate_status_text(status), "dim-label"));
+	if (q->reasons != NULL) {
+		g_variant_lookup(q->reasons, "choices", "^a&s", &values);
+		g_variant_lookup(q->reasons,
+				 q->a->chinese ? "choice_labels_zh" : "choice_labels_en", "^a&s",
+				 &labels);
+	}
+	for (guint i = 0; values != NULL && values[i] != NULL; i++) {
+		g_autofree char *label = g_strdup_printf(
+		    _("Replace (%s)"),
+		    labels != NULL && i < g_strv_length((char **)labels) ? labels[i] : values[i]);
+		GtkWidget *button = gtk_button_new_with_label(label);
+
+		g_object_set_data_full(G_OBJECT(button), "cs-serial", g_strdup(serial), g_free);
+		g_object_set_data_full(G_OBJECT(button), "cs-reason", g_strdup(values[i]), g_free);
+		g_signal_connect(button, "clicked", G_CALLBACK(on_reissue), q);
+		gtk_box_append(GTK_BOX(buttons), button);
+	}
+	gtk_box_append(GTK_BOX(box), buttons);
+	gtk_widget_set_margin_top(box, 8);
+	gtk_widget_set_margin_bottom(box, 8);
+	gtk_widget_set_margin_start(box, 12);
+	gtk_widget_set_margin_end(box, 12);
+	gtk_list_box_row_set_child(GTK_LIST_BOX_ROW(row), box);
+	gtk_accessible_update_property(GTK_ACCESSIBLE(row), GTK_ACCESSIBLE_PROPERTY_LABEL, line,
+				       -1);
+	return row;
+}
+
+static void
+on_certificates(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Query *q = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) found = NULL;
+	g_autofree char *heading = NULL;
+	const char *serial, *subject, *vendor, *status;
+	guint64 not_before, not_after;
+	GVariantIter iter;
+	guint n;
+
+	gtk_widget_set_sensitive(q->find, TRUE);
+	if (!cs_manager_call_find_certificates_finish(CS_MANAGER(source), &found, result, &error)) {
+		show_code_error(q, error);
+		return;
+	}
+	set_error(q->code_error, NULL);
+	n = (guint)g_variant_n_children(found);
+	heading = g_strdup_printf(
+	    g_dngettext(GETTEXT_PACKAGE, "%u certificate", "%u certificates", n), n);
+	gtk_label_set_text(GTK_LABEL(q->orders_heading), heading);
+	gtk_widget_set_visible(q->orders_heading, TRUE);
+	gtk_widget_set_visible(q->orders, TRUE);
+	g_variant_iter_init(&iter, found);
+	while (g_variant_iter_next(&iter, "(&s&s&s&stt)", &serial, &subject, &vendor, &status,
+				   &not_before, &not_after))
+		gtk_list_box_append(GTK_LIST_BOX(q->orders),
+				    certificate_row(q, serial, subject, vendor, status, not_after));
+}
+
+static void
+on_reissue_flow(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Query *q = user_data;
+	g_autoptr(GVariant) flow = NULL;
+	g_autoptr(GVariant) fields = NULL;
+	GVariantIter iter;
+	GVariant *spec;
+
+	if (!cs_manager_call_get_flow_finish(CS_MANAGER(source), &flow, result, NULL))
+		return;
+	fields = g_variant_lookup_value(flow, "fields", G_VARIANT_TYPE("aa{sv}"));
+	if (fields == NULL)
+		return;
+	g_variant_iter_init(&iter, fields);
+	while ((spec = g_variant_iter_next_value(&iter)) != NULL) {
+		if (g_strcmp0(cs_dict_string(spec, "name"), "reason") == 0) {
+			g_clear_pointer(&q->reasons, g_variant_unref);
+			q->reasons = g_variant_ref(spec);
+		}
+		g_variant_unref(spec);
+	}
+}
+
 static void
 on_find(GtkButton *button, gpointer user_data)
 {
@@ -472,8 +626,12 @@ on_find(GtkButton *button, gpointer user_data)
 	}
 	clear_orders(q);
 	gtk_widget_set_sensitive(q->find, FALSE);
-	cs_manager_call_find_orders(q->a->manager, vendor_id(q), subject_type(q), number_text(q),
-				    code, NULL, on_found, q);
+	if (q->certificates)
+		cs_manager_call_find_certificates(q->a->manager, vendor_id(q), subject_type(q),
+						  number_text(q), code, NULL, on_certificates, q);
+	else
+		cs_manager_call_find_orders(q->a->manager, vendor_id(q), subject_type(q),
+					    number_text(q), code, NULL, on_found, q);
 	gtk_editable_set_text(GTK_EDITABLE(q->code), "");
 }
 
@@ -529,12 +687,10 @@ query_page(CsAssistant *a)
 	GtkWidget *row, *label, *back;
 
 	q->a = a;
-	gtk_box_append(GTK_BOX(box), cs_label_new(_("Look up orders"), "title-2"));
-	gtk_box_append(GTK_BOX(box),
-		       cs_label_new(_("Find the orders of an organisation or a person with a code "
-				      "sent to the handler's phone: see how far they are, carry on "
-				      "with an unfinished one, save the invoice."),
-				    NULL));
+	q->title = cs_label_new(_("Look up orders"), "title-2");
+	gtk_box_append(GTK_BOX(box), q->title);
+	q->intro = cs_label_new("", NULL);
+	gtk_box_append(GTK_BOX(box), q->intro);
 	gtk_box_append(GTK_BOX(box), vendor_choice(q));
 
 	q->org = gtk_toggle_button_new_with_label(_("Organisation certificate"));
@@ -621,10 +777,10 @@ query_page(CsAssistant *a)
 	return q;
 }
 
-/* 订单查询 from the home page: the page as it was left (a grant lasts while the
- * assistant's connection does), shown. */
-void
-cs_assistant_query_start(CsAssistant *a)
+/* The page as it was left (a grant lasts while the assistant's connection does), shown for
+ * the orders (订单查询) or for the certificates to replace (丢失补办). */
+static void
+query_show(CsAssistant *a, gboolean certificates)
 {
 	Query *q = g_object_get_data(G_OBJECT(a->stack), "cs-query");
 
@@ -632,6 +788,37 @@ cs_assistant_query_start(CsAssistant *a)
 		q = query_page(a);
 		g_object_set_data(G_OBJECT(a->stack), "cs-query", q);
 	}
+	if (q->certificates != certificates)
+		clear_orders(q);
+	q->certificates = certificates;
+	gtk_label_set_text(GTK_LABEL(q->title),
+			   certificates ? _("Replace a lost key") : _("Look up orders"));
+	gtk_label_set_text(
+	    GTK_LABEL(q->intro),
+	    certificates
+		? _("Find the certificate of the lost or damaged key with a code sent to the "
+		    "handler's phone, then choose Replace on it.")
+		: _("Find the orders of an organisation or a person with a code sent to the "
+		    "handler's phone: see how far they are, carry on with an unfinished one, save "
+		    "the invoice."));
+	gtk_button_set_label(GTK_BUTTON(q->find),
+			     certificates ? _("Show the certificates") : _("Show the orders"));
+	if (certificates && q->reasons == NULL && a->manager != NULL)
+		cs_manager_call_get_flow(a->manager, "reissue", "org", NULL, on_reissue_flow, q);
 	gtk_stack_set_visible_child_name(a->stack, "query");
 	gtk_widget_grab_focus(q->number);
+}
+
+/* 订单查询 from the home page. */
+void
+cs_assistant_query_start(CsAssistant *a)
+{
+	query_show(a, FALSE);
+}
+
+/* 丢失补办 from the home page: the certificate found first, then its reissue order. */
+void
+cs_assistant_reissue_start(CsAssistant *a)
+{
+	query_show(a, TRUE);
 }

@@ -32,12 +32,10 @@ cs_error_text(const GError *error)
 	return g_strdup(copy->message);
 }
 
-/* The certificate's holder: the CN of CertificateSubject, else the whole subject; NULL
- * when the key holds no certificate. */
+/* A certificate subject's holder: its CN, else the whole subject; NULL for none. */
 char *
-cs_key_holder(CsKey *key)
+cs_subject_holder(const char *subject)
 {
-	const char *subject = cs_key_get_certificate_subject(key);
 	g_auto(GStrv) parts = NULL;
 
 	if (subject == NULL || *subject == '\0')
@@ -49,6 +47,13 @@ cs_key_holder(CsKey *key)
 			return g_strdup(p + 3);
 	}
 	return g_strdup(subject);
+}
+
+/* The holder of the certificate on @key; NULL when the key holds none. */
+char *
+cs_key_holder(CsKey *key)
+{
+	return cs_subject_holder(cs_key_get_certificate_subject(key));
 }
 
 /* The certificate's subject type, "org" when its subject names an organisation (O=), as

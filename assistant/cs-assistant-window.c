@@ -14,6 +14,7 @@
 typedef enum {
 	ACTION_FLOW,	   /* an order of @kind: the application form */
 	ACTION_KEY_FLOW,   /* an order of @kind for the key in the slot: its step pages */
+	ACTION_REISSUE,	   /* 丢失补办: the certificate found by a code, then its order */
 	ACTION_CHANGE_PIN, /* Key.ChangePin */
 	ACTION_QUERY,	   /* 订单查询 (cs-assistant-query.c) */
 	ACTION_SEAL,	   /* 电子印章 (cs-assistant-seal.c) */
@@ -32,7 +33,7 @@ static const HomeAction home_actions[] = {
     {N_("Renew the certificate"), "view-refresh-symbolic", ACTION_KEY_FLOW, "renew"},
     {N_("Recover the password / unlock"), "changes-allow-symbolic", ACTION_KEY_FLOW, "unlock"},
     {N_("Change the password"), "dialog-password-symbolic", ACTION_CHANGE_PIN, NULL},
-    {N_("Replace a lost key"), "edit-copy-symbolic", ACTION_FLOW, "reissue"},
+    {N_("Replace a lost key"), "edit-copy-symbolic", ACTION_REISSUE, "reissue"},
     {N_("Change the details"), "document-edit-symbolic", ACTION_KEY_FLOW, "change"},
     {N_("Look up orders"), "system-search-symbolic", ACTION_QUERY, NULL},
     {N_("E-seal"), "emblem-documents-symbolic", ACTION_SEAL, NULL},
@@ -219,6 +220,9 @@ on_action(GtkButton *button, gpointer user_data)
 	case ACTION_KEY_FLOW:
 		cs_assistant_key_flow_start(a, action->kind);
 		break;
+	case ACTION_REISSUE:
+		cs_assistant_reissue_start(a);
+		break;
 	case ACTION_CHANGE_PIN:
 		key = cs_assistant_chosen_key(a);
 		if (key != NULL && cs_key_get_pin_locked(key))
@@ -284,7 +288,8 @@ home_button(CsAssistant *a, const HomeAction *action)
 	g_object_set_data(G_OBJECT(button), "cs-action", (gpointer)action);
 	g_signal_connect(button, "clicked", G_CALLBACK(on_action), a);
 	if (action->type == ACTION_FLOW || action->type == ACTION_KEY_FLOW ||
-	    action->type == ACTION_QUERY || action->type == ACTION_SEAL)
+	    action->type == ACTION_REISSUE || action->type == ACTION_QUERY ||
+	    action->type == ACTION_SEAL)
 		g_ptr_array_add(a->flow_buttons, button);
 	if (action->type == ACTION_LATER) {
 		gtk_widget_set_sensitive(button, FALSE);

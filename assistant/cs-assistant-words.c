@@ -1,6 +1,6 @@
 /*
  * cs-assistant-words.c — the daemon's names in words: order states, the Order methods of
- * NextActions and the order kinds, as a person reads them.
+ * NextActions, the order kinds and the certificates' statuses, as a person reads them.
  *
  * These are translations of names only: which states and actions an order has, and what
  * follows what, comes from the daemon (State, NextActions). A name this table does not
@@ -82,6 +82,19 @@ const char *
 cs_action_text(const char *action)
 {
 	return lookup(actions, G_N_ELEMENTS(actions), action);
+}
+
+static const Word certificate_statuses[] = {
+    {"valid", N_("Valid")},
+    {"expired", N_("Expired")},
+    {"revoked", N_("Revoked")},
+};
+
+/* A certificate's status as FindCertificates names it. */
+const char *
+cs_certificate_status_text(const char *status)
+{
+	return lookup(certificate_statuses, G_N_ELEMENTS(certificate_statuses), status);
 }
 
 /* An order's Kind by the name of the service the manual gives it. */

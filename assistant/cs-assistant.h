@@ -55,6 +55,7 @@ void cs_assistant_apply_open_order(CsAssistant *a, const char *order_path);
 
 /* cs-assistant-query.c */
 void cs_assistant_query_start(CsAssistant *a);
+void cs_assistant_reissue_start(CsAssistant *a);
 
 /* cs-assistant-seal.c */
 void cs_assistant_seal_start(CsAssistant *a);
@@ -66,6 +67,7 @@ void cs_assistant_remind_renewal(CsAssistant *a, CsKey *key);
 const char *cs_state_text(const char *state);
 const char *cs_action_text(const char *action);
 const char *cs_kind_text(const char *kind);
+const char *cs_certificate_status_text(const char *status);
 char *cs_actions_text(const char *const *next);
 void cs_assistant_apply_start_for_key(
     CsAssistant *a, const char *kind, CsKey *key, GAsyncReadyCallback callback, gpointer user_data);
@@ -100,6 +102,7 @@ GdkTexture *cs_qr_texture(const char *payload);
 /* cs-assistant-util.c */
 const char *cs_error_name(const GError *error);
 char *cs_error_text(const GError *error);
+char *cs_subject_holder(const char *subject);
 char *cs_key_holder(CsKey *key);
 const char *cs_key_subject_type(CsKey *key);
 const char *cs_vendor_name(CsAssistant *a, const char *vendor_id);

@@ -49,3 +49,52 @@ def test_a_change_of_the_phone_on_file_from_the_button_to_done(daemon, bus, wind
     finally:
         c.close()
     assert pin not in daemon.log()
+
+
+def test_a_reissue_from_the_certificate_found_to_its_materials(daemon, bus, window_factory,
+                                                                plugged):
+    from conftest import vkey
+    from test_assistant_renew import key_prop
+    a, pin, _ = made_key(daemon, bus, plugged, "RR0001")
+    serial = key_prop(bus, "RR0001", "CertificateSerial")
+    vkey(daemon.state_dir, "unplug", "RR0001")  # lost
+    office = Office(daemon.state_dir)
+    w = window_factory()
+    w.click(w.wait_find(role="push button", name="丢失补办"))
+    number = w.wait_find(role="text", name="证件号码（统一社会信用代码或身份证号）")
+    w.click(w.wait_find(name="个人数字证书"))
+    w.type_into(number, a.fields["id_number"])
+    mark = office.mark("sms")
+    w.click(w.find(role="push button", name="发送验证码"))
+    w.wait_find(role="label", contains="验证码已发送至")
+    msg = office.wait_message("sms", to=a.fields["phone"], template="query_code", after=mark)
+    w.type_into(w.wait_find(role="password text", name="短信中的验证码"), secret_of(msg))
+    w.press(w.find(role="push button", name="确认"))
+    # The certificates of the subject, 补办 for each reason the flow offers.
+    row = w.wait_find(role="list item", contains=serial.lstrip("0")[:8])
+    w.screenshot("reissue-certificates")
+    w.click(w.find(role="push button", name="补办（丢失）", root=row))
+    # The reissue order's form, pre-filled from the certificate's own order.
+    w.wait_find(role="text", name="通讯地址 *")
+    wait_label(w, "录入信息")
+    w.screenshot("reissue-form")
+    w.press(w.find(role="push button", name="下一步"))
+    wait_label(w, "补办原因：丢失")
+    wait_label(w, f"姓名：{a.fields['name']}")
+    w.screenshot("reissue-confirm")
+    w.click(w.find(role="push button", name="确认订单"))
+    # Materials are the order page's: its file choosers, then 确认申请, the SMS code, the
+    # payment (tests/assistant/test_assistant.py drives them).
+    w.click(w.wait_find(role="push button", name="上传资料…"))
+    w.wait_find(role="label", contains="尚未上传")
+    w.screenshot("reissue-materials")
+    c = Client(bus)
+    try:
+        reissues = [p for p in c.managed_objects() if "/orders/" in p and
+                    c.get(p, ORDER_IFACE, "Kind") == "reissue"]
+        assert [c.get(p, ORDER_IFACE, "State") for p in reissues] == ["confirmed"]
+        fields = c.call(reissues[0], "org.freedesktop.DBus.Properties", "Get", "ss",
+                        (ORDER_IFACE, "Fields"))
+        assert fields["reason"] == "lost" and fields["certificate_serial"] == serial
+    finally:
+        c.close()
