@@ -13,7 +13,7 @@
  *       no key), start → READY=1 (sd_notify, on a socket of ours) and → the bus name owned,
  *       best and median of several starts; then VmRSS, Pss and threads 5 s after READY=1,
  *       beside a bare process that maps the same shared libraries and does nothing (the
- *       floor of loading them).
+ *       floor of loading them: /bin/sh run by the dynamic loader with them preloaded).
  *
  * Blocks of the two sides alternate so that a slow moment of the disk or the scheduler
  * hurts both. It prints rates and ratios and never judges them: the exit status is
@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dlfcn.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -766,38 +765,61 @@ mapped_libraries(pid_t pid)
 	return libs;
 }
 
-/* A child that loads @libs and waits: its VmRSS and Pss (kB) once loaded. */
+/*
+ * A new process that loads @libs and waits: its VmRSS and Pss (kB) once loaded. It is
+ * exec'd, not forked from us: a forked child shares our pages without counting them, and
+ * would show less than the libraries cost. The dynamic loader among @libs runs /bin/sh
+ * with every other library preloaded (ld.so --preload); the shell says it runs, then
+ * waits on its stdin.
+ */
 static gboolean
 bare_process(GPtrArray *libs, gint64 *rss, gint64 *pss)
 {
-	int fds[2];
+	g_autoptr(GString) preload = g_string_new(NULL);
+	const char *loader = NULL;
+	int to_child[2], from_child[2];
 	pid_t pid;
 	char c;
 
-	if (pipe2(fds, O_CLOEXEC) != 0)
+	for (guint i = 0; i < libs->len; i++) {
+		const char *lib = g_ptr_array_index(libs, i);
+		if (strstr(lib, "/ld-linux") != NULL) {
+			loader = lib;
+			continue;
+		}
+		g_string_append_printf(preload, "%s%s", preload->len > 0 ? " " : "", lib);
+	}
+	if (loader == NULL || pipe2(to_child, O_CLOEXEC) != 0)
 		return FALSE;
+	if (pipe2(from_child, O_CLOEXEC) != 0) {
+		close(to_child[0]);
+		close(to_child[1]);
+		return FALSE;
+	}
 	pid = fork();
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		for (guint i = 0; i < libs->len; i++)
-			dlopen(g_ptr_array_index(libs, i), RTLD_NOW | RTLD_GLOBAL);
-		if (write(fds[1], "x", 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
+		dup2(to_child[0], STDIN_FILENO);
+		dup2(from_child[1], STDOUT_FILENO);
+		execl(loader, loader, "--preload", preload->str, "/bin/sh", "-c", "echo x; read y",
+		      (char *)NULL);
+		_exit(127);
 	}
-	close(fds[1]);
-	if (pid < 0 || read(fds[0], &c, 1) != 1) {
-		close(fds[0]);
+	close(to_child[0]);
+	close(from_child[1]);
+	if (pid < 0 || read(from_child[0], &c, 1) != 1) {
+		close(to_child[1]);
+		close(from_child[0]);
 		if (pid > 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 		}
 		return FALSE;
 	}
-	close(fds[0]);
 	*rss = proc_kb(pid, "status", "VmRSS");
 	*pss = proc_kb(pid, "smaps_rollup", "Pss");
+	close(to_child[1]);
+	close(from_child[0]);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return TRUE;
