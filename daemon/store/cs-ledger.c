@@ -115,7 +115,8 @@ stmt_use_end(CsLedgerStmtUse *stmt)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CsLedgerStmtUse, stmt_use_end)
 
-/* The statements worth keeping prepared: those of every transaction and every transition. */
+/* The statements worth keeping prepared: those of every transaction and every transition,
+ * and the reads behind every order signal (History, Missing, NextActions). */
 typedef enum {
 	STMT_BEGIN,
 	STMT_COMMIT,
@@ -132,6 +133,10 @@ typedef enum {
 	STMT_SET_HEAD,
 	STMT_INSERT_CHECKPOINT_MAC,
 	STMT_LOAD_ORDER_KEYED,
+	STMT_ORDER_EVENTS,
+	STMT_LIST_MATERIALS,
+	STMT_LOAD_MATERIAL,
+	STMT_ORDER_PAID,
 	STMT_LAST
 } CsLedgerStmt;
 
@@ -166,6 +171,16 @@ static const char *const stmt_sql[STMT_LAST] = {
     /* The columns order_state_mac() keys. */
     [STMT_LOAD_ORDER_KEYED] = "SELECT id, kind, subject_type, vendor, owner_uid, state, fields "
 			      "FROM orders WHERE id = ?1",
+    [STMT_ORDER_EVENTS] = "SELECT seq, time, kind, from_state, to_state, actor, data "
+			  "FROM events WHERE order_id = ?1 ORDER BY seq",
+    /* The latest row of each kind; the content is not read. */
+    [STMT_LIST_MATERIALS] = "SELECT order_id, kind, filename, mime, size, sha256, created, actor "
+			    "FROM materials WHERE id IN (SELECT MAX(id) FROM materials "
+			    "WHERE order_id = ?1 GROUP BY kind) ORDER BY kind",
+    [STMT_LOAD_MATERIAL] = "SELECT order_id, kind, filename, mime, size, sha256, created, actor "
+			   "FROM materials WHERE order_id = ?1 AND kind = ?2 "
+			   "ORDER BY id DESC LIMIT 1",
+    [STMT_ORDER_PAID] = "SELECT coalesce(sum(amount_fen), 0) FROM payments WHERE order_id = ?1",
 };
 
 /*
@@ -2106,16 +2121,13 @@ cs_ledger_order_events(CsLedger *ledger, const char *id, GError **error)
 {
 	g_autoptr(GPtrArray) rows =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)cs_event_row_free);
-	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(CsLedgerStmtUse) stmt = NULL;
 	int rc;
 
 	g_return_val_if_fail(ledger != NULL, NULL);
 	g_return_val_if_fail(id != NULL, NULL);
 
-	stmt = stmt_prepare(ledger->db,
-			    "SELECT seq, time, kind, from_state, to_state, actor, data "
-			    "FROM events WHERE order_id = ?1 ORDER BY seq",
-			    error);
+	stmt = stmt_cached(ledger, STMT_ORDER_EVENTS, error);
 	if (stmt == NULL)
 		return NULL;
 	bind_text(stmt, 1, id);
@@ -2966,17 +2978,12 @@ cs_ledger_list_materials(CsLedger *ledger, const char *order_id, GError **error)
 {
 	g_autoptr(GPtrArray) rows =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)cs_material_row_free);
-	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(CsLedgerStmtUse) stmt = NULL;
 	int rc;
 
 	g_return_val_if_fail(ledger != NULL && order_id != NULL, NULL);
 
-	/* The latest row of each kind; the content is not read. */
-	stmt = stmt_prepare(ledger->db,
-			    "SELECT order_id, kind, filename, mime, size, sha256, created, actor "
-			    "FROM materials WHERE id IN (SELECT MAX(id) FROM materials "
-			    "WHERE order_id = ?1 GROUP BY kind) ORDER BY kind",
-			    error);
+	stmt = stmt_cached(ledger, STMT_LIST_MATERIALS, error);
 	if (stmt == NULL)
 		return NULL;
 	bind_text(stmt, 1, order_id);
@@ -2992,16 +2999,12 @@ cs_ledger_list_materials(CsLedger *ledger, const char *order_id, GError **error)
 CsMaterialRow *
 cs_ledger_load_material(CsLedger *ledger, const char *order_id, const char *kind, GError **error)
 {
-	g_autoptr(sqlite3_stmt) stmt = NULL;
+	g_autoptr(CsLedgerStmtUse) stmt = NULL;
 	int rc;
 
 	g_return_val_if_fail(ledger != NULL && order_id != NULL && kind != NULL, NULL);
 
-	stmt = stmt_prepare(ledger->db,
-			    "SELECT order_id, kind, filename, mime, size, sha256, created, actor "
-			    "FROM materials WHERE order_id = ?1 AND kind = ?2 "
-			    "ORDER BY id DESC LIMIT 1",
-			    error);
+	stmt = stmt_cached(ledger, STMT_LOAD_MATERIAL, error);
 	if (stmt == NULL)
 		return NULL;
 	bind_text(stmt, 1, order_id);
@@ -3340,9 +3343,7 @@ cs_ledger_count_invoices(CsLedger *ledger, gint64 *count, GError **error)
 gboolean
 cs_ledger_order_paid(CsLedger *ledger, const char *order_id, guint64 *paid_fen, GError **error)
 {
-	g_autoptr(sqlite3_stmt) stmt = stmt_prepare(
-	    ledger->db, "SELECT coalesce(sum(amount_fen), 0) FROM payments WHERE order_id = ?1",
-	    error);
+	g_autoptr(CsLedgerStmtUse) stmt = stmt_cached(ledger, STMT_ORDER_PAID, error);
 
 	if (stmt == NULL)
 		return FALSE;
