@@ -178,7 +178,12 @@ typedef struct {
 	guint old_width_mm, old_height_mm;
 	GBytes *cert_der;
 	gboolean writing;
+	/* A seal picture drawn on a worker thread, and the certificate waiting for it. */
+	struct _Drawing *drawing;
+	GBytes *waiting_cert;
 } Job;
+
+static void drawing_forget(struct _Drawing *d);
 
 static void
 job_free(Job *job)
@@ -193,6 +198,9 @@ job_free(Job *job)
 	g_free(job->old_serial);
 	g_clear_pointer(&job->old_picture, g_bytes_unref);
 	g_clear_pointer(&job->cert_der, g_bytes_unref);
+	g_clear_pointer(&job->waiting_cert, g_bytes_unref);
+	if (job->drawing != NULL)
+		drawing_forget(job->drawing);
 	g_free(job);
 }
 
@@ -461,25 +469,44 @@ seal_and_write(Job *job, CsOrder *order, GBytes *cert, GBytes *picture, guint wi
 	write_key(job, cert, seal);
 }
 
-/* Drawing a seal with the name (tens of milliseconds of cairo and pango) happens on a
- * worker thread, so that the main loop keeps answering meanwhile. */
-typedef struct {
+/*
+ * Drawing a seal with the name happens on a worker thread, so that the main loop keeps
+ * answering meanwhile. A making starts it with the token work (the picture needs only the
+ * name), so it is usually ready when the certificate is; otherwise it starts once the
+ * certificate is issued. The drawing outlives a job that ends first: it is shared
+ * (refcounted) by the job and the task, and forgets the job when the job goes.
+ */
+typedef struct _Drawing {
 	char *name;
 	gboolean org;
-	GBytes *cert;
 	GBytes *picture;
 	guint width_mm, height_mm;
 	GError *error;
+	/* main loop only */
+	Job *job; /* NULL once the job has ended */
+	gboolean done;
 } Drawing;
 
 static void
-drawing_free(Drawing *d)
+drawing_clear(Drawing *d)
 {
 	g_free(d->name);
-	g_clear_pointer(&d->cert, g_bytes_unref);
 	g_clear_pointer(&d->picture, g_bytes_unref);
 	g_clear_error(&d->error);
-	g_free(d);
+}
+
+static void
+drawing_unref(Drawing *d)
+{
+	g_atomic_rc_box_release_full(d, (GDestroyNotify)drawing_clear);
+}
+
+/* The job's end: a drawing still running finishes for nobody. */
+static void
+drawing_forget(Drawing *d)
+{
+	d->job = NULL;
+	drawing_unref(d);
 }
 
 static void
@@ -491,11 +518,13 @@ draw_in_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *c
 	g_task_return_boolean(task, TRUE);
 }
 
+/* The certificate issued (job->waiting_cert) and the picture drawn: the seal, and the
+ * writing. */
 static void
-on_drawn(GObject *source, GAsyncResult *result, gpointer user_data)
+seal_drawn(Job *job)
 {
-	Job *job = user_data;
-	Drawing *d = g_task_get_task_data(G_TASK(result));
+	Drawing *d = job->drawing;
+	g_autoptr(GBytes) cert = g_steal_pointer(&job->waiting_cert);
 	CsOrder *order = job_resume(job, NULL);
 
 	if (order == NULL)
@@ -504,31 +533,54 @@ on_drawn(GObject *source, GAsyncResult *result, gpointer user_data)
 		job_fail(job, d->error != NULL ? d->error->message : "the seal was not drawn");
 		return;
 	}
-	seal_and_write(job, order, d->cert, d->picture, d->width_mm, d->height_mm);
+	seal_and_write(job, order, cert, d->picture, d->width_mm, d->height_mm);
 }
 
-/* The seal's picture, then the seal and the writing: at once when the picture is kept,
- * after drawing it otherwise. */
+static void
+on_drawn(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Drawing *d = g_task_get_task_data(G_TASK(result));
+
+	d->done = TRUE;
+	/* The job is gone, or its certificate is not issued yet (seal_with_picture goes on). */
+	if (d->job != NULL && d->job->waiting_cert != NULL)
+		seal_drawn(d->job);
+}
+
+static void
+start_drawing(Job *job, CsOrder *order)
+{
+	const char *name = cs_order_get_subject_name(order);
+	g_autoptr(GTask) task = NULL;
+	Drawing *d = g_atomic_rc_box_new0(Drawing);
+
+	d->name = g_strdup(name != NULL ? name : cs_order_get_id(order));
+	d->org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
+	d->job = job;
+	job->drawing = g_atomic_rc_box_acquire(d);
+	task = g_task_new(NULL, NULL, on_drawn, NULL);
+	g_task_set_task_data(task, d, (GDestroyNotify)drawing_unref);
+	g_task_run_in_thread(task, draw_in_thread);
+}
+
+/* The seal's picture, then the seal and the writing: at once when the picture is kept or
+ * already drawn, once it is drawn otherwise. */
 static void
 seal_with_picture(Job *job, CsOrder *order, GBytes *cert)
 {
 	guint width = 0, height = 0;
 	g_autoptr(GBytes) picture = seal_picture_kept(job, order, &width, &height);
-	const char *name = cs_order_get_subject_name(order);
-	g_autoptr(GTask) task = NULL;
-	Drawing *d;
 
 	if (picture != NULL) {
 		seal_and_write(job, order, cert, picture, width, height);
 		return;
 	}
-	d = g_new0(Drawing, 1);
-	d->name = g_strdup(name != NULL ? name : cs_order_get_id(order));
-	d->org = cs_order_get_subject_type(order) == CS_SUBJECT_ORG;
-	d->cert = g_bytes_ref(cert);
-	task = g_task_new(NULL, NULL, on_drawn, job);
-	g_task_set_task_data(task, d, (GDestroyNotify)drawing_free);
-	g_task_run_in_thread(task, draw_in_thread);
+	if (job->drawing == NULL)
+		start_drawing(job, order);
+	g_clear_pointer(&job->waiting_cert, g_bytes_unref);
+	job->waiting_cert = g_bytes_ref(cert);
+	if (job->drawing->done)
+		seal_drawn(job);
 }
 
 static void
@@ -704,6 +756,8 @@ cs_step_start_key_work(CsStep *step, const CsKeyWork *work)
 	const char *algorithm = cs_order_get_field(order, "key_algorithm");
 	g_autoptr(GError) error = NULL;
 	g_autofree char *attr = NULL;
+	g_autoptr(GBytes) kept = NULL;
+	guint width = 0, height = 0;
 	char *so_pin = NULL;
 	CsKey *key;
 	Job *job = g_new0(Job, 1);
@@ -739,6 +793,10 @@ cs_step_start_key_work(CsStep *step, const CsKeyWork *work)
 		return;
 	}
 	g_info("order %s: key work on key %s", job->order_id, key->id);
+	/* The picture is drawn while the token works. */
+	kept = seal_picture_kept(job, order, &width, &height);
+	if (kept == NULL)
+		start_drawing(job, order);
 	cs_keys_make_begin(keys, key->id, "certseal", job->user_pin, so_pin,
 			   algorithm != NULL ? algorithm : vendor->key_algorithm,
 			   name != NULL ? name : job->order_id, on_csr, job);
