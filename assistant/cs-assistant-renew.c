@@ -906,14 +906,38 @@ on_submit(GtkButton *button, gpointer user_data)
 			  on_order_call, call_new(f));
 }
 
+/* The pages let go of their order: no more of its changes, no call's reply. */
+static void
+flow_detach(Flow *f)
+{
+	f->generation++;
+	if (f->order != NULL)
+		g_signal_handlers_disconnect_by_data(f->order, f);
+	if (f->progress_binding != NULL)
+		g_binding_unbind(f->progress_binding);
+	f->progress_binding = NULL;
+	g_clear_object(&f->order);
+	cs_payment_set_order(f->payment, NULL);
+}
+
+static void
+on_home(GtkButton *button, gpointer user_data)
+{
+	Flow *f = user_data;
+
+	flow_detach(f);
+	cs_assistant_go_home(f->a);
+}
+
 /* Materials are the order page's: the file choosers, then its steps. */
 static void
 on_materials(GtkButton *button, gpointer user_data)
 {
 	Flow *f = user_data;
+	g_autofree char *path = g_strdup(g_dbus_proxy_get_object_path(G_DBUS_PROXY(f->order)));
 
-	f->generation++;
-	cs_assistant_apply_open_order(f->a, g_dbus_proxy_get_object_path(G_DBUS_PROXY(f->order)));
+	flow_detach(f);
+	cs_assistant_apply_open_order(f->a, path);
 }
 
 static void
@@ -956,15 +980,6 @@ on_reset(GtkButton *button, gpointer user_data)
 	gtk_editable_set_text(GTK_EDITABLE(f->code), "");
 	gtk_editable_set_text(GTK_EDITABLE(f->pin1), "");
 	gtk_editable_set_text(GTK_EDITABLE(f->pin2), "");
-}
-
-static void
-on_home(GtkButton *button, gpointer user_data)
-{
-	Flow *f = user_data;
-
-	f->generation++;
-	cs_assistant_go_home(f->a);
 }
 
 /* --- the pages ------------------------------------------------------------------------- */
@@ -1168,16 +1183,10 @@ flow_reset(CsAssistant *a, const char *kind)
 		if (g_strcmp0(kinds[i].kind, kind) == 0)
 			f->steps = &kinds[i];
 	}
-	if (f->order != NULL)
-		g_signal_handlers_disconnect_by_data(f->order, f);
-	if (f->progress_binding != NULL)
-		g_binding_unbind(f->progress_binding);
-	f->progress_binding = NULL;
-	g_clear_object(&f->order);
+	flow_detach(f);
 	g_clear_pointer(&f->flow, g_variant_unref);
 	g_clear_pointer(&f->fields, g_variant_unref);
 	g_clear_pointer(&f->key_path, g_free);
-	cs_payment_set_order(f->payment, NULL);
 	gtk_progress_bar_set_fraction(GTK_PROGRESS_BAR(f->progress), 0);
 	f->draft_step = "form";
 	f->sms_verified = FALSE;

@@ -121,7 +121,9 @@ class Window:
                                      stdin=subprocess.DEVNULL)
         self.app = None
         self.title = "证书助手" if not lang.startswith("en") else "Certificate Assistant"
-        assert self.wait(lambda: self._find_app() is not None), "no assistant in the AT-SPI tree"
+        # The first window of a run also waits for the accessibility bus to start.
+        assert self.wait(lambda: self._find_app() is not None, 4 * WAIT), \
+            "no assistant in the AT-SPI tree"
         self.shots = 0
 
     def _find_app(self):
@@ -297,6 +299,46 @@ class Window:
 
     def type_keys(self, text):
         subprocess.run(["xdotool", "type", "--delay", "20", text], check=True)
+
+    def attach_materials(self, tmp_dir, kinds, shot=None):
+        """Attach a PNG for each of @kinds on the order page, as a person would: the next
+        "选择文件：" button, the file chooser, its location typed. @shot names the chooser's
+        screenshot."""
+        from test_materials import make_png
+        visible, focused = self.pyatspi.STATE_VISIBLE, self.pyatspi.STATE_FOCUSED
+        for i, kind in enumerate(kinds):
+            path = os.path.join(str(tmp_dir), f"{kind}.png")
+            with open(path, "wb") as f:
+                f.write(make_png(3 + i, 2))
+            pending = [n for n in self.nodes() if n.getRoleName() == "push button"
+                       and (n.name or "").startswith("选择文件：")]
+            assert pending, "no material left to choose"
+            before = len([t for t in self.texts() if "已上传" in t])
+            self.click(pending[0])
+            chooser = self.wait(lambda: next((n for n in self.nodes() if n.name == "选择扫描件或照片"
+                                              and n.getState().contains(visible)), None))
+            assert chooser is not None, "no file chooser"
+            self.focus_window("选择扫描件或照片")
+            location = None
+            for _ in range(5):
+                self.keys("ctrl+l")
+                location = self.wait(lambda: next((n for n in self.nodes(chooser)
+                                                   if n.getRoleName() == "text"
+                                                   and n.getState().contains(focused)), None), 3)
+                if location is not None:
+                    break
+            assert location is not None, "the file chooser shows no location entry"
+            self.type_keys(path)
+            if i == 0 and shot:
+                self.screenshot(shot)
+            # The first Return may only take the location's completion.
+            for _ in range(3):
+                self.keys("Return")
+                if self.wait(lambda: not chooser.getState().contains(visible), 3):
+                    break
+            assert not chooser.getState().contains(visible), "the chooser stays"
+            assert self.wait(lambda: len([t for t in self.texts() if "已上传" in t]) > before), \
+                f"{kind} was not attached: {[t for t in self.texts() if '未被接受' in t]}"
 
     def screenshot(self, name):
         """The screen as PNG into the test's output directory; fails on a blank screen or a

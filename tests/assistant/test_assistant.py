@@ -145,7 +145,6 @@ def test_the_application_form_flags_a_mistyped_resident_id_before_submitting(dae
 
 def test_a_whole_application_by_a_person_up_to_the_payment_qr(daemon, window_factory, tmp_path):
     from flow_helpers import PERSON_MATERIALS, Office, secret_of
-    from test_materials import make_png
 
     from conftest import PERSON_FIELDS
     # XTest types only what the keymap has: Latin letters for the name and address.
@@ -167,40 +166,7 @@ def test_a_whole_application_by_a_person_up_to_the_payment_qr(daemon, window_fac
     w.wait_find(role="label", contains="尚未上传")
     w.screenshot("apply-materials")
     # Each material through the file chooser: its location typed, as a person would.
-    for i, kind in enumerate(PERSON_MATERIALS):
-        path = tmp_path / f"{kind}.png"
-        path.write_bytes(make_png(3 + i, 2))
-        pending = [n for n in w.nodes() if n.getRoleName() == "push button"
-                   and (n.name or "").startswith("选择文件：")]
-        assert pending, "no material left to choose"
-        before = len([t for t in w.texts() if "已上传" in t])
-        w.click(pending[0])
-        visible = w.pyatspi.STATE_VISIBLE
-        chooser = w.wait(lambda: next((n for n in w.nodes() if n.name == "选择扫描件或照片"
-                                       and n.getState().contains(visible)), None))
-        assert chooser is not None, "no file chooser"
-        w.focus_window("选择扫描件或照片")
-        focused = w.pyatspi.STATE_FOCUSED
-        location = None
-        for _ in range(5):
-            w.keys("ctrl+l")
-            location = w.wait(lambda: next((n for n in w.nodes(chooser)
-                                            if n.getRoleName() == "text"
-                                            and n.getState().contains(focused)), None), 3)
-            if location is not None:
-                break
-        assert location is not None, "the file chooser shows no location entry"
-        w.type_keys(str(path))
-        if i == 0:
-            w.screenshot("apply-file-chooser")
-        # The first Return may only take the location's completion.
-        for _ in range(3):
-            w.keys("Return")
-            if w.wait(lambda: not chooser.getState().contains(visible), 3):
-                break
-        assert not chooser.getState().contains(visible), "the chooser stays"
-        assert w.wait(lambda: len([t for t in w.texts() if "已上传" in t]) > before), \
-            f"{kind} was not attached: {[t for t in w.texts() if '未被接受' in t]}"
+    w.attach_materials(tmp_path, PERSON_MATERIALS, shot="apply-file-chooser")
     office = Office(daemon.state_dir)
     mark = office.mark("sms")
     w.click(w.wait_find(role="push button", name="确认申请"))

@@ -6,7 +6,7 @@ are the renewal's (cs-assistant-renew.c); the helpers and fixtures are its tests
 """
 
 from conftest import Client
-from flow_helpers import Office, secret_of
+from flow_helpers import PERSON_MATERIALS, Office, secret_of
 from test_assistant_renew import daemon, log_in, made_key, plugged, wait_label  # noqa: F401
 
 ORDER_IFACE = "org.certseal.CertSeal1.Order"
@@ -51,8 +51,8 @@ def test_a_change_of_the_phone_on_file_from_the_button_to_done(daemon, bus, wind
     assert pin not in daemon.log()
 
 
-def test_a_reissue_from_the_certificate_found_to_its_materials(daemon, bus, window_factory,
-                                                                plugged):
+def test_a_reissue_from_the_certificate_found_to_its_payment(daemon, bus, window_factory,
+                                                             plugged, tmp_path):
     from conftest import vkey
     from test_assistant_renew import key_prop
     a, pin, _ = made_key(daemon, bus, plugged, "RR0001")
@@ -84,15 +84,27 @@ def test_a_reissue_from_the_certificate_found_to_its_materials(daemon, bus, wind
     w.screenshot("reissue-confirm")
     w.click(w.find(role="push button", name="确认订单"))
     # Materials are the order page's: its file choosers, then 确认申请, the SMS code, the
-    # payment (tests/assistant/test_assistant.py drives them).
+    # payment.
     w.click(w.wait_find(role="push button", name="上传资料…"))
     w.wait_find(role="label", contains="尚未上传")
     w.screenshot("reissue-materials")
+    w.attach_materials(tmp_path, PERSON_MATERIALS)
+    mark = office.mark("sms")
+    w.click(w.wait_find(role="push button", name="确认申请"))
+    code_entry = w.wait_find(role="password text", name="短信验证码")
+    msg = office.wait_message("sms", to=a.fields["phone"], template="sms_code", after=mark)
+    assert msg is not None, "no SMS code was sent"
+    w.type_into(code_entry, secret_of(msg))
+    w.press(w.find(role="push button", name="确定"))
+    w.click(w.wait_find(role="push button", name="测试收银台"))
+    w.wait_find(role="image", name="付款二维码")
+    w.screenshot("reissue-payment-qr")
     c = Client(bus)
     try:
         reissues = [p for p in c.managed_objects() if "/orders/" in p and
                     c.get(p, ORDER_IFACE, "Kind") == "reissue"]
-        assert [c.get(p, ORDER_IFACE, "State") for p in reissues] == ["confirmed"]
+        # Paid next: the SMS code was verified on the order page.
+        assert [c.get(p, ORDER_IFACE, "State") for p in reissues] == ["unpaid"]
         fields = c.call(reissues[0], "org.freedesktop.DBus.Properties", "Get", "ss",
                         (ORDER_IFACE, "Fields"))
         assert fields["reason"] == "lost" and fields["certificate_serial"] == serial
