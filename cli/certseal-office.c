@@ -572,6 +572,7 @@ cmd_backup(Office *o, int argc, char **argv)
 	g_autoptr(CsConfig) config = NULL;
 	const char *state_dir = o->state_dir;
 	CsBackupStats stats = {0};
+	g_autofree char *output_base = NULL;
 	char *passphrase;
 	gboolean ok;
 
@@ -583,6 +584,7 @@ cmd_backup(Office *o, int argc, char **argv)
 	}
 	if (output == NULL)
 		return usage();
+	output_base = g_path_get_basename(output);
 	if (state_dir == NULL) {
 		if (config_path == NULL && g_file_test(CS_CONFIG_FILE, G_FILE_TEST_EXISTS))
 			config_path = CS_CONFIG_FILE;
@@ -599,6 +601,11 @@ cmd_backup(Office *o, int argc, char **argv)
 		return fail(o, error_code(error), error->message);
 	ok = cs_backup_create(state_dir, output, passphrase, NULL, &stats, &error);
 	cs_tty_free_secret(passphrase);
+	if (stats.stale_removed > 0)
+		g_printerr("certseal-office: removed %u temporary folder(s) .%s.XXXXXX that an "
+			   "interrupted backup left beside %s (they held a plaintext copy of the "
+			   "ledger)\n",
+			   stats.stale_removed, output_base, output);
 	if (!ok)
 		return fail(o, error_code(error), error->message);
 	if (o->json) {
@@ -609,6 +616,7 @@ cmd_backup(Office *o, int argc, char **argv)
 		json_object_set_string_member(out, "state_dir", state_dir);
 		json_object_set_int_member(out, "files", stats.entries);
 		json_object_set_int_member(out, "bytes", (gint64)stats.bytes);
+		json_object_set_int_member(out, "stale_removed", stats.stale_removed);
 		json_node_init_object(n, out);
 		print_node(o, n);
 	} else {

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -283,6 +284,16 @@ test_backup_round_trip(Fixture *f, gconstpointer data)
 		assert_same_file(f->state, f->target, *rel);
 	assert_same_file(f->state, f->target, mat_rel);
 
+	/* A single file: in rollback-journal mode (header bytes 18 and 19), no WAL needed. */
+	{
+		g_autofree char *db = NULL;
+		gsize db_len = 0;
+
+		g_assert_true(g_file_get_contents(ledger_path, &db, &db_len, NULL));
+		g_assert_cmpuint(db_len, >, 100);
+		g_assert_cmpint(db[18], ==, 1);
+		g_assert_cmpint(db[19], ==, 1);
+	}
 	vault = cs_vault_open(f->target, &error);
 	g_assert_no_error(error);
 	ledger = cs_ledger_open(ledger_path, vault, 1000, &error);
@@ -338,6 +349,69 @@ test_backup_wrong_passphrase(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(error->message, "wrong passphrase"));
 	g_assert_null(strstr(error->message, "stapl"));
 	g_assert_true(dir_is_empty(f->target));
+}
+
+/*
+ * Nothing but the archive is ever named in the output's folder: the ledger's copy is made
+ * in memory and the archive written unnamed, so a backup killed at any point leaves no
+ * plaintext (and no folder) beside the output. Every name created there is watched.
+ */
+static void
+test_backup_nothing_on_disk_but_the_archive(Fixture *f, gconstpointer data)
+{
+	guint8 events[16 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	g_autoptr(GPtrArray) created = g_ptr_array_new_with_free_func(g_free);
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	ssize_t n;
+
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(inotify_add_watch(fd, f->dir, IN_CREATE | IN_MOVED_TO), >=, 0);
+	create_backup(f, &quick);
+	while ((n = read(fd, events, sizeof(events))) > 0) {
+		for (ssize_t at = 0; at < n;) {
+			const struct inotify_event *ev = (const void *)(events + at);
+
+			g_ptr_array_add(created, g_strdup_printf("%s%s", ev->name,
+								 ev->mask & IN_ISDIR ? "/" : ""));
+			at += (ssize_t)sizeof(*ev) + ev->len;
+		}
+	}
+	g_assert_cmpint(errno, ==, EAGAIN);
+	close(fd);
+	/* Where the file system has no unnamed files, one hidden 0600 file (ciphertext). */
+	for (guint i = 0; i < created->len; i++) {
+		const char *name = created->pdata[i];
+
+		if (g_strcmp0(name, "backup.csb") != 0)
+			g_assert_true(g_str_has_prefix(name, ".backup.csb.") &&
+				      !g_str_has_suffix(name, "/"));
+	}
+	g_assert_true(g_ptr_array_find_with_equal_func(created, "backup.csb", g_str_equal, NULL));
+}
+
+/* The private folder a killed backup of an earlier version left beside the output, with
+ * the ledger's plaintext copy in it, is removed by the next backup to that output; folders
+ * that are not such a leftover are not touched. */
+static void
+test_backup_removes_a_killed_backups_folder(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *stale = g_build_filename(f->dir, ".backup.csb.Ab12Cd", NULL);
+	g_autofree char *other = g_build_filename(f->dir, ".backup.csb.Keep01", NULL);
+	g_autofree char *another = g_build_filename(f->dir, ".other.csb.Ab12Cd", NULL);
+	CsBackupStats stats = {0};
+
+	put_file(stale, "ledger.db", "SQLite format 3 a plaintext ledger", 0600);
+	put_file(stale, "archive", "CSBACKUP half an archive", 0600);
+	g_assert_no_errno(chmod(stale, 0700));
+	put_file(other, "notes.txt", "someone's notes", 0600);
+	put_file(another, "ledger.db", "the copy of another output's backup", 0600);
+	g_assert_true(cs_backup_create(f->state, f->archive, PASSPHRASE, &quick, &stats, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(stats.stale_removed, ==, 1);
+	g_assert_false(g_file_test(stale, G_FILE_TEST_EXISTS));
+	g_assert_true(g_file_test(other, G_FILE_TEST_IS_DIR));
+	g_assert_true(g_file_test(another, G_FILE_TEST_IS_DIR));
 }
 
 /* Write @archive with one byte at @offset (from the end when negative) changed. */
@@ -553,6 +627,8 @@ main(int argc, char **argv)
 #define ADD(path, func) g_test_add(path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 	ADD("/backup/round-trip", test_backup_round_trip);
 	ADD("/backup/never-replaces", test_backup_never_replaces);
+	ADD("/backup/nothing-on-disk-but-the-archive", test_backup_nothing_on_disk_but_the_archive);
+	ADD("/backup/removes-a-killed-backups-folder", test_backup_removes_a_killed_backups_folder);
 	ADD("/backup/restore/wrong-passphrase-writes-nothing", test_backup_wrong_passphrase);
 	ADD("/backup/restore/tampered-refused", test_backup_tampered_refused);
 	ADD("/backup/restore/bad-entries-refused", test_backup_bad_entries_refused);

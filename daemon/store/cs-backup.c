@@ -5,9 +5,10 @@
  * Invariants:
  *   - Which files a backup holds is decided in one place, cs_backup_entry_ok(): the backup
  *     takes exactly the files it accepts, and restoring refuses any other name.
- *   - Plaintext leaves the state directory only into a private (0700) folder beside the
- *     output: the ledger's online copy, removed once it is in the archive. The archive is
- *     written in the same folder and linked into place (never over a file).
+ *   - Plaintext never leaves the state directory for the disk: the ledger's online copy is
+ *     made in memory. The archive is written into an unnamed file in the output's folder
+ *     (a hidden 0600 one where there are no unnamed files) and linked into place, never
+ *     over a file.
  *   - Restoring writes nothing until every entry has been checked and the whole file
  *     authenticated; then it writes into a private folder inside the target and renames
  *     into place, never replacing anything; on failure what it wrote is removed.
@@ -562,12 +563,11 @@ fsync_dir(const char *path)
 /*
  * The entries in an order that keeps them consistent: the vault, the CAs and the office
  * keys first (a CRL copied before the ledger is never newer than the CRL numbers the
- * ledger holds), then the ledger's online copy (made in @work), then the materials (each
+ * ledger holds), then the ledger's online copy (made in memory), then the materials (each
  * one a row of that copy names was written before the row committed).
  */
 static gboolean
 write_archive(const char *state_dir,
-	      const char *work,
 	      int fd,
 	      const char *passphrase,
 	      const CsBackupKdf *kdf,
@@ -578,7 +578,8 @@ write_archive(const char *state_dir,
 	g_autofree char *key = g_build_filename(state_dir, "vault.key", NULL);
 	g_autofree char *check = g_build_filename(state_dir, "vault.check", NULL);
 	g_autofree char *ledger = g_build_filename(state_dir, "ledger.db", NULL);
-	g_autofree char *copy = g_build_filename(work, "ledger.db", NULL);
+	guint8 *copy;
+	gsize copy_len = 0;
 	gboolean ok;
 
 	if (w == NULL || !writer_add_file(w, "vault.key", key, error))
@@ -588,10 +589,12 @@ write_archive(const char *state_dir,
 		return FALSE;
 	if (!add_tree(w, state_dir, "ca", error) || !add_tree(w, state_dir, "office", error))
 		return FALSE;
-	if (!cs_ledger_backup_path(ledger, copy, error))
+	copy = cs_ledger_backup_memory(ledger, &copy_len, error);
+	if (copy == NULL)
 		return FALSE;
-	ok = writer_add_file(w, "ledger.db", copy, error);
-	g_unlink(copy);
+	ok = cs_backup_writer_add(w, "ledger.db", 0600, copy, copy_len, error);
+	OPENSSL_cleanse(copy, copy_len);
+	g_free(copy);
 	if (!ok || !add_tree(w, state_dir, "materials", error) ||
 	    !cs_backup_writer_finish(w, error))
 		return FALSE;
@@ -600,6 +603,111 @@ write_archive(const char *state_dir,
 		stats->bytes = w->bytes;
 	}
 	return TRUE;
+}
+
+/* ".<base>.XXXXXX": the name of a temporary beside the output @base. */
+static gboolean
+is_temporary_of(const char *name, const char *base)
+{
+	gsize base_len = strlen(base);
+
+	return strlen(name) == base_len + 8 && name[0] == '.' &&
+	       strncmp(name + 1, base, base_len) == 0 && name[base_len + 1] == '.';
+}
+
+/*
+ * Remove what a killed backup of an earlier version left beside the output: a private
+ * folder ".<base>.XXXXXX" of ours holding only the archive being written and the ledger's
+ * plaintext copy. The number removed goes to *@removed.
+ */
+static void
+remove_stale(const char *out_dir, const char *base, guint *removed)
+{
+	g_autoptr(GDir) dir = g_dir_open(out_dir, 0, NULL);
+	const char *name;
+
+	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+		g_autofree char *path = NULL;
+		g_autoptr(GDir) inner = NULL;
+		const char *child;
+		gboolean ours = TRUE;
+		struct stat st;
+
+		if (!is_temporary_of(name, base))
+			continue;
+		path = g_build_filename(out_dir, name, NULL);
+		if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+		    (st.st_mode & 0077) != 0)
+			continue;
+		inner = g_dir_open(path, 0, NULL);
+		while (inner != NULL && ours && (child = g_dir_read_name(inner)) != NULL) {
+			g_autofree char *child_path = g_build_filename(path, child, NULL);
+
+			ours = (g_strcmp0(child, "archive") == 0 ||
+				g_str_has_prefix(child, "ledger.db")) &&
+			       lstat(child_path, &st) == 0 && S_ISREG(st.st_mode);
+		}
+		if (inner == NULL || !ours)
+			continue;
+		remove_tree(path);
+		(*removed)++;
+	}
+}
+
+/*
+ * The archive's file: unnamed (O_TMPFILE) in @out_dir, so that a killed backup leaves
+ * nothing, and linked by /proc/self/fd; where the file system has no unnamed files, a
+ * hidden ".<base>.XXXXXX" (0600) beside the output, *@tmp_path set.
+ */
+static int
+open_output(const char *out_dir, const char *base, char **tmp_path, GError **error)
+{
+	g_autofree char *tmpl = NULL;
+	int fd = -1;
+
+	*tmp_path = NULL;
+	if (g_file_test("/proc/self/fd", G_FILE_TEST_IS_DIR)) {
+		fd = open(out_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		/* Anything but "no unnamed files here" is the folder's own fault. */
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+			set_errno(error, out_dir, "create a file in", errno);
+			return -1;
+		}
+	}
+	tmpl = g_strdup_printf("%s/.%s.XXXXXX", out_dir, base);
+	fd = g_mkstemp_full(tmpl, O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		set_errno(error, out_dir, "create a file in", errno);
+		return -1;
+	}
+	*tmp_path = g_steal_pointer(&tmpl);
+	return fd;
+}
+
+/* Give the archive open at @fd the name @output; link() fails rather than replace a file
+ * made meanwhile. */
+static gboolean
+link_output(int fd, const char *tmp_path, const char *output, GError **error)
+{
+	int rc;
+
+	if (tmp_path != NULL) {
+		rc = link(tmp_path, output);
+	} else {
+		g_autofree char *proc = g_strdup_printf("/proc/self/fd/%d", fd);
+
+		rc = linkat(AT_FDCWD, proc, AT_FDCWD, output, AT_SYMLINK_FOLLOW);
+	}
+	if (rc == 0)
+		return TRUE;
+	if (errno == EEXIST)
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: exists; a backup never replaces a file", output);
+	else
+		set_errno(error, output, "create", errno);
+	return FALSE;
 }
 
 gboolean
@@ -614,9 +722,8 @@ cs_backup_create(const char *state_dir,
 	g_autofree char *key = g_build_filename(state_dir, "vault.key", NULL);
 	g_autofree char *out_dir = g_path_get_dirname(output);
 	g_autofree char *out_base = g_path_get_basename(output);
-	g_autofree char *tmpl = g_strdup_printf(".%s.XXXXXX", out_base);
-	g_autofree char *work = g_build_filename(out_dir, tmpl, NULL);
-	g_autofree char *archive = NULL;
+	g_autofree char *tmp_path = NULL;
+	guint removed = 0;
 	struct stat st;
 	gboolean ok;
 	int fd;
@@ -634,27 +741,19 @@ cs_backup_create(const char *state_dir,
 			    "%s: not a state directory (no ledger.db and vault.key)", state_dir);
 		return FALSE;
 	}
-	if (g_mkdtemp_full(work, 0700) == NULL)
-		return set_errno(error, out_dir, "create a temporary folder in", errno);
-	archive = g_build_filename(work, "archive", NULL);
-	fd = open(archive, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	ok = fd >= 0 || set_errno(error, archive, "create", errno);
-	if (ok) {
-		ok = write_archive(state_dir, work, fd, passphrase, kdf, stats, error);
-		close(fd);
-	}
-	/* link() fails rather than replace a file made meanwhile. */
-	if (ok && link(archive, output) != 0) {
-		if (errno == EEXIST)
-			g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-				    "%s: exists; a backup never replaces a file", output);
-		else
-			set_errno(error, output, "create", errno);
-		ok = FALSE;
-	}
-	remove_tree(work);
+	remove_stale(out_dir, out_base, &removed);
+	fd = open_output(out_dir, out_base, &tmp_path, error);
+	if (fd < 0)
+		return FALSE;
+	ok = write_archive(state_dir, fd, passphrase, kdf, stats, error) &&
+	     link_output(fd, tmp_path, output, error);
+	close(fd);
+	if (tmp_path != NULL)
+		g_unlink(tmp_path);
 	if (ok)
 		fsync_dir(out_dir);
+	if (stats != NULL)
+		stats->stale_removed = removed;
 	return ok;
 }
 

@@ -4,7 +4,7 @@
  *
  * Without vault.key no key this platform made can be unlocked and no sealed secret
  * opened, so a backup holds what a state directory cannot be rebuilt without:
- *   ledger.db                 an online sqlite3_backup copy (cs_ledger_backup_path), one
+ *   ledger.db                 an online sqlite3_backup copy (cs_ledger_backup_memory), one
  *                             consistent state while the daemon goes on writing
  *   vault.key, vault.check    the vault key and its check value
  *   ca/<vendor>/…             each vendor's CA: root, issuing and seal-maker keys and
@@ -58,7 +58,8 @@ extern const CsBackupKdf cs_backup_kdf_default;
 
 typedef struct {
 	guint entries;
-	guint64 bytes; /* of the files, before encryption */
+	guint64 bytes;	     /* of the files, before encryption */
+	guint stale_removed; /* backup: folders a killed earlier backup left, removed */
 } CsBackupStats;
 
 /* Refuses (CS_ERROR_INVALID_INPUT, naming the passphrase, never showing it) a passphrase
@@ -78,8 +79,11 @@ gboolean cs_backup_entry_ok(const char *name, guint32 mode, GError **error);
 
 /*
  * Write a backup of @state_dir to the new file @output (0600; refused when it exists):
- * written and synced under a temporary name in the same folder, then linked into place.
- * @kdf NULL means cs_backup_kdf_default. Runs beside a daemon serving @state_dir.
+ * written and synced as an unnamed file in the same folder (O_TMPFILE; a hidden temporary
+ * where the file system has none), then linked into place. A private ".<output>.XXXXXX"
+ * folder that a killed backup of an earlier version left beside the output (holding the
+ * ledger's plaintext copy) is removed and counted in @stats. @kdf NULL means
+ * cs_backup_kdf_default. Runs beside a daemon serving @state_dir.
  */
 gboolean cs_backup_create(const char *state_dir,
 			  const char *output,

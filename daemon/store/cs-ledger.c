@@ -1764,6 +1764,29 @@ cs_ledger_get_backup_path(CsLedger *ledger)
 	return ledger->backup_path;
 }
 
+/* The steps of an online copy of @src into @dest (see copy_database()): SQLITE_OK or the
+ * code that stopped it. */
+static int
+backup_steps(sqlite3 *dest, sqlite3 *src)
+{
+	sqlite3_backup *backup = sqlite3_backup_init(dest, "main", src, "main");
+	guint retries = 0;
+	int rc, finish_rc;
+
+	if (backup == NULL)
+		return sqlite3_errcode(dest);
+	do {
+		rc = sqlite3_backup_step(backup, CS_LEDGER_BACKUP_PAGES_PER_STEP);
+		if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) &&
+		    retries++ < CS_LEDGER_BACKUP_MAX_RETRIES)
+			sqlite3_sleep(CS_LEDGER_BACKUP_RETRY_MS);
+		else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+			break;
+	} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+	finish_rc = sqlite3_backup_finish(backup);
+	return rc == SQLITE_DONE ? finish_rc : rc;
+}
+
 /*
  * An online copy of @src into the empty file @path (removed again on failure): a few
  * pages per step, so a writer on
@@ -1775,29 +1798,12 @@ cs_ledger_get_backup_path(CsLedger *ledger)
 static gboolean
 copy_database(sqlite3 *src, const char *src_path, const char *path, GError **error)
 {
-	sqlite3_backup *backup;
 	sqlite3 *dest = NULL;
-	guint retries = 0;
-	int fd, rc, finish_rc;
+	int fd, rc;
 
 	rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE, NULL);
-	if (rc == SQLITE_OK) {
-		backup = sqlite3_backup_init(dest, "main", src, "main");
-		if (backup == NULL) {
-			rc = sqlite3_errcode(dest);
-		} else {
-			do {
-				rc = sqlite3_backup_step(backup, CS_LEDGER_BACKUP_PAGES_PER_STEP);
-				if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) &&
-				    retries++ < CS_LEDGER_BACKUP_MAX_RETRIES)
-					sqlite3_sleep(CS_LEDGER_BACKUP_RETRY_MS);
-				else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-					break;
-			} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
-			finish_rc = sqlite3_backup_finish(backup);
-			rc = rc == SQLITE_DONE ? finish_rc : rc;
-		}
-	}
+	if (rc == SQLITE_OK)
+		rc = backup_steps(dest, src);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(dest, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -1844,33 +1850,82 @@ cs_ledger_backup_file(CsLedger *ledger, const char *path, GError **error)
 	return backup_to_file(ledger->db, ledger->path, path, error);
 }
 
-gboolean
-cs_ledger_backup_path(const char *ledger_path, const char *path, GError **error)
+/* A read-only connection of its own to the certseal ledger at @ledger_path, or NULL. */
+static sqlite3 *
+open_backup_source(const char *ledger_path, GError **error)
 {
 	sqlite3 *src = NULL;
 	gint64 app_id = 0;
-	gboolean ok;
 
 	if (sqlite3_open_v2(ledger_path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot open: %s", ledger_path,
 			    src != NULL ? sqlite3_errmsg(src) : "out of memory");
 		sqlite3_close(src);
-		return FALSE;
+		return NULL;
 	}
 	sqlite3_busy_timeout(src, CS_LEDGER_BUSY_TIMEOUT_MS);
 	if (!db_query_int(src, "PRAGMA application_id", &app_id, error)) {
 		sqlite3_close(src);
-		return FALSE;
+		return NULL;
 	}
 	if (app_id != CS_LEDGER_APPLICATION_ID) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: not a certseal ledger",
 			    ledger_path);
 		sqlite3_close(src);
-		return FALSE;
+		return NULL;
 	}
+	return src;
+}
+
+gboolean
+cs_ledger_backup_path(const char *ledger_path, const char *path, GError **error)
+{
+	sqlite3 *src = open_backup_source(ledger_path, error);
+	gboolean ok;
+
+	if (src == NULL)
+		return FALSE;
 	ok = backup_to_file(src, ledger_path, path, error);
 	sqlite3_close(src);
 	return ok;
+}
+
+guint8 *
+cs_ledger_backup_memory(const char *ledger_path, gsize *len, GError **error)
+{
+	sqlite3 *src = open_backup_source(ledger_path, error);
+	sqlite3 *dest = NULL;
+	sqlite3_int64 size = 0;
+	guint8 *image = NULL, *copy = NULL;
+	int rc;
+
+	*len = 0;
+	if (src == NULL)
+		return NULL;
+	/* memdb: the database is one buffer of this process, never a file. */
+	rc = sqlite3_open_v2("file:certseal-backup?vfs=memdb", &dest,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, NULL);
+	if (rc == SQLITE_OK)
+		rc = backup_steps(dest, src);
+	if (rc == SQLITE_OK) {
+		image = sqlite3_serialize(dest, "main", &size, SQLITE_SERIALIZE_NOCOPY);
+		rc = image != NULL && size > 0 ? SQLITE_OK : SQLITE_NOMEM;
+	}
+	if (rc == SQLITE_OK) {
+		copy = g_memdup2(image, (gsize)size);
+		/* Bytes 18 and 19: 1, a rollback-journal file (a single file), as
+		 * cs_ledger_backup_path() writes it. */
+		if (size >= 20)
+			copy[18] = copy[19] = 1;
+		*len = (gsize)size;
+		OPENSSL_cleanse(image, (gsize)size);
+	} else {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot copy into memory: %s",
+			    ledger_path, dest != NULL ? sqlite3_errmsg(dest) : sqlite3_errstr(rc));
+	}
+	sqlite3_close(dest);
+	sqlite3_close(src);
+	return copy;
 }
 
 CsBlobs *

@@ -109,6 +109,9 @@ gboolean cs_ledger_backup_file(CsLedger *ledger, const char *path, GError **erro
  * (no vault needed; WAL lets it run beside the daemon's writes). Refuses a file that is
  * not a certseal ledger. */
 gboolean cs_ledger_backup_path(const char *ledger_path, const char *path, GError **error);
+/* The same copy as the bytes of a database file, made in memory (sqlite's memdb): nothing
+ * is written to disk. Free with g_free(). */
+guint8 *cs_ledger_backup_memory(const char *ledger_path, gsize *len, GError **error);
 
 gboolean cs_ledger_begin(CsLedger *ledger, GError **error);
 gboolean cs_ledger_commit(CsLedger *ledger, GError **error);
