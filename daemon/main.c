@@ -20,6 +20,54 @@
 #include "cs-daemon.h"
 #include "cs-tty.h"
 
+/* The chain check of check_ledger(), the state directory's lock held by the caller. */
+static gboolean
+check_ledger_locked(CsConfig *config, const char *state_dir, gint64 *checked, GError **error)
+{
+	g_autoptr(CsVault) vault = NULL; /* declared first: freed after the ledger */
+	g_autoptr(CsLedger) ledger = NULL;
+	g_autofree char *key_path = g_build_filename(state_dir, "vault.key", NULL);
+	g_autofree char *path = g_build_filename(state_dir, "ledger.db", NULL);
+	gint64 bad = 0;
+
+	/* The vault key checks the chain's keyed MACs; it is never created here. */
+	if (!g_file_test(key_path, G_FILE_TEST_EXISTS)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
+			    "%s is missing: the ledger's keyed MACs cannot be checked", key_path);
+		return FALSE;
+	}
+	vault = cs_vault_open(state_dir, error);
+	ledger =
+	    vault != NULL ? cs_ledger_open(path, vault, config->checkpoint_interval, error) : NULL;
+	return ledger != NULL && cs_ledger_verify(ledger, 1, &bad, checked, error);
+}
+
+/* The state directory's lock, taken (an open descriptor), or -1 with @error set. */
+static int
+lock_state_dir(const char *state_dir, gboolean *created, GError **error)
+{
+	g_autofree char *lock_path = g_build_filename(state_dir, "lock", NULL);
+	int lock_fd;
+
+	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (created != NULL)
+		*created = lock_fd >= 0;
+	if (lock_fd < 0 && errno == EEXIST)
+		lock_fd = open(lock_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "%s: %s", state_dir,
+			    lock_fd < 0 ? g_strerror(errno)
+					: "a running certseald holds this state directory; "
+					  "verify through the office bus, or stop it first");
+		if (lock_fd >= 0)
+			close(lock_fd);
+		if (created != NULL && *created)
+			g_unlink(lock_path);
+		return -1;
+	}
+	return lock_fd;
+}
+
 /*
  * Recompute the whole chain of the ledger in @state_dir. No vault key is created and the
  * state directory's lock is taken, so this never runs beside a daemon that is writing: a
@@ -29,12 +77,7 @@
 static gboolean
 check_ledger(CsConfig *config, const char *state_dir, gint64 *checked, GError **error)
 {
-	g_autoptr(CsVault) vault = NULL; /* declared first: freed after the ledger */
-	g_autoptr(CsLedger) ledger = NULL;
-	g_autofree char *key_path = g_build_filename(state_dir, "vault.key", NULL);
 	g_autofree char *path = g_build_filename(state_dir, "ledger.db", NULL);
-	g_autofree char *lock_path = g_build_filename(state_dir, "lock", NULL);
-	gint64 bad = 0;
 	gboolean ok;
 	int lock_fd;
 
@@ -42,27 +85,10 @@ check_ledger(CsConfig *config, const char *state_dir, gint64 *checked, GError **
 		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND, "%s: no ledger here", path);
 		return FALSE;
 	}
-	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		g_set_error(error, CS_ERROR, CS_ERROR_UNAVAILABLE, "%s: %s", state_dir,
-			    lock_fd < 0 ? g_strerror(errno)
-					: "a running certseald holds this state directory; "
-					  "verify through the office bus, or stop it first");
-		if (lock_fd >= 0)
-			close(lock_fd);
+	lock_fd = lock_state_dir(state_dir, NULL, error);
+	if (lock_fd < 0)
 		return FALSE;
-	}
-	/* The vault key checks the chain's keyed MACs; it is never created here. */
-	if (!g_file_test(key_path, G_FILE_TEST_EXISTS)) {
-		g_set_error(error, CS_ERROR, CS_ERROR_NOT_FOUND,
-			    "%s is missing: the ledger's keyed MACs cannot be checked", key_path);
-		close(lock_fd);
-		return FALSE;
-	}
-	vault = cs_vault_open(state_dir, error);
-	ledger =
-	    vault != NULL ? cs_ledger_open(path, vault, config->checkpoint_interval, error) : NULL;
-	ok = ledger != NULL && cs_ledger_verify(ledger, 1, &bad, checked, error);
+	ok = check_ledger_locked(config, state_dir, checked, error);
 	close(lock_fd);
 	return ok;
 }
@@ -89,50 +115,26 @@ fail:
 	return 1;
 }
 
-/* TRUE when @dir does not exist (*@created: made here, 0700) or is an empty folder. */
-static gboolean
-prepare_restore_dir(const char *dir, gboolean *created, GError **error)
-{
-	g_autoptr(GDir) d = NULL;
-	g_autoptr(GError) local = NULL;
-
-	*created = FALSE;
-	if (!g_file_test(dir, G_FILE_TEST_EXISTS)) {
-		if (g_mkdir_with_parents(dir, 0700) != 0) {
-			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot create: %s",
-				    dir, g_strerror(errno));
-			return FALSE;
-		}
-		*created = TRUE;
-		return TRUE;
-	}
-	d = g_dir_open(dir, 0, &local);
-	if (d == NULL) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s", local->message);
-		return FALSE;
-	}
-	if (g_dir_read_name(d) != NULL) {
-		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
-			    "%s: not empty; restore into a new or empty state directory", dir);
-		return FALSE;
-	}
-	return TRUE;
-}
-
 /*
  * Restore a backup (certseal-office backup) into an empty state directory, then verify
  * its ledger as --verify-ledger does. The passphrase comes from the terminal without echo
- * or a line of stdin. A refused archive or passphrase leaves the directory as it was.
+ * or a line of stdin. The state directory's lock is held throughout, so no certseald
+ * starts on it meanwhile (and none that runs is restored over). A refused archive or
+ * passphrase leaves the directory as it was; what an interrupted restore left is removed
+ * (cs_backup_check_target()).
  */
 static int
 restore(const char *config_path, const char *state_dir, const char *archive)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CsConfig) config = cs_config_load(config_path, &error);
+	g_autofree char *lock_path = NULL;
 	CsBackupStats stats = {0};
-	gboolean created = FALSE, ok;
+	gboolean created = FALSE, lock_created = FALSE, ok;
 	gint64 checked = 0;
+	guint removed = 0;
 	char *passphrase;
+	int lock_fd;
 
 	if (config == NULL)
 		goto fail;
@@ -142,26 +144,51 @@ restore(const char *config_path, const char *state_dir, const char *archive)
 		g_printerr("certseald: %s: no such file\n", archive);
 		return 1;
 	}
-	if (!prepare_restore_dir(state_dir, &created, &error))
-		goto fail;
+	if (!g_file_test(state_dir, G_FILE_TEST_EXISTS)) {
+		if (g_mkdir_with_parents(state_dir, 0700) != 0) {
+			g_printerr("certseald: %s: cannot create: %s\n", state_dir,
+				   g_strerror(errno));
+			return 1;
+		}
+		created = TRUE;
+	} else if (!g_file_test(state_dir, G_FILE_TEST_IS_DIR)) {
+		g_printerr("certseald: %s: not a folder\n", state_dir);
+		return 1;
+	}
+	lock_path = g_build_filename(state_dir, "lock", NULL);
+	lock_fd = lock_state_dir(state_dir, &lock_created, &error);
+	if (lock_fd < 0)
+		goto fail_clean;
+	if (!cs_backup_check_target(state_dir, &removed, &error))
+		goto fail_unlock;
+	if (removed > 0)
+		g_printerr("certseald: %s: removed %u folder(s) .restore-XXXXXX that an "
+			   "interrupted restore left\n",
+			   state_dir, removed);
 	passphrase = cs_backup_read_passphrase(FALSE, &error);
 	ok =
 	    passphrase != NULL && cs_backup_restore(archive, passphrase, state_dir, &stats, &error);
 	cs_tty_free_secret(passphrase);
-	if (!ok) {
-		if (created)
-			g_rmdir(state_dir);
-		goto fail;
-	}
-	if (!check_ledger(config, state_dir, &checked, &error)) {
+	if (!ok)
+		goto fail_unlock;
+	if (!check_ledger_locked(config, state_dir, &checked, &error)) {
+		close(lock_fd);
 		g_printerr("certseald: %s: restored %u files from %s, but the ledger does not "
 			   "verify: %s\n",
 			   state_dir, stats.entries, archive, error->message);
 		return 1;
 	}
+	close(lock_fd);
 	g_print("%s: restored %u files from %s; ledger verified, %" G_GINT64_FORMAT " events\n",
 		state_dir, stats.entries, archive, checked);
 	return 0;
+fail_unlock:
+	if (lock_created)
+		g_unlink(lock_path);
+	close(lock_fd);
+fail_clean:
+	if (created)
+		g_rmdir(state_dir);
 fail:
 	g_printerr("certseald: %s\n", error->message);
 	return 1;

@@ -414,6 +414,54 @@ test_backup_removes_a_killed_backups_folder(Fixture *f, gconstpointer data)
 	g_assert_true(g_file_test(another, G_FILE_TEST_IS_DIR));
 }
 
+/*
+ * What a killed restore left in its target: its private folder alone (killed before it
+ * moved anything) is removed and the target is ready; beside a name it was moving into
+ * place, the refusal names both and nothing is removed; a folder that only looks like one
+ * (not private) is anything else.
+ */
+static void
+test_backup_interrupted_restore(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *staging = g_build_filename(f->target, ".restore-Ab12Cd", NULL);
+	g_autofree char *lookalike = g_build_filename(f->target, ".restore-Zz99Zz", NULL);
+	g_autofree char *ledger = g_build_filename(f->target, "ledger.db", NULL);
+	g_autofree char *files = NULL;
+	guint removed = 99;
+
+	put_file(f->target, "lock", "", 0600);
+	g_assert_true(cs_backup_check_target(f->target, &removed, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(removed, ==, 0);
+
+	put_file(staging, "vault.key", "a plaintext vault key", 0600);
+	put_file(staging, "ca/demo-a/root.key", CA_KEY, 0600);
+	g_assert_no_errno(chmod(staging, 0700));
+	put_file(f->target, "ledger.db", "a ledger moved into place", 0600);
+	g_assert_false(cs_backup_check_target(f->target, &removed, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, ".restore-Ab12Cd"));
+	g_assert_nonnull(strstr(error->message, "interrupted restore"));
+	g_assert_nonnull(strstr(error->message, "ledger.db"));
+	g_clear_error(&error);
+	g_assert_true(g_file_test(staging, G_FILE_TEST_IS_DIR));
+
+	g_assert_no_errno(g_unlink(ledger));
+	g_assert_true(cs_backup_check_target(f->target, &removed, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(removed, ==, 1);
+	files = files_of(f->target);
+	g_assert_cmpstr(files, ==, "lock 0600");
+
+	put_file(lookalike, "notes.txt", "someone's", 0600);
+	g_assert_no_errno(chmod(lookalike, 0755));
+	g_assert_false(cs_backup_check_target(f->target, &removed, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, "not empty (.restore-Zz99Zz)"));
+	g_assert_no_errno(chmod(lookalike, 0700));
+}
+
 /* Write @archive with one byte at @offset (from the end when negative) changed. */
 static void
 flip_byte(const char *archive, goffset offset)
@@ -630,6 +678,7 @@ main(int argc, char **argv)
 	ADD("/backup/nothing-on-disk-but-the-archive", test_backup_nothing_on_disk_but_the_archive);
 	ADD("/backup/removes-a-killed-backups-folder", test_backup_removes_a_killed_backups_folder);
 	ADD("/backup/restore/wrong-passphrase-writes-nothing", test_backup_wrong_passphrase);
+	ADD("/backup/restore/interrupted-restore", test_backup_interrupted_restore);
 	ADD("/backup/restore/tampered-refused", test_backup_tampered_refused);
 	ADD("/backup/restore/bad-entries-refused", test_backup_bad_entries_refused);
 	ADD("/backup/restore/incomplete-refused", test_backup_incomplete_refused);

@@ -52,10 +52,13 @@
 #define KDF_LOG2_N_MAX 20
 #define KDF_MEMORY_MAX (256u * 1024 * 1024)
 #define KDF_P_MAX 16
-/* The names restoring moves into place, in this order (vault.key last: a directory
- * without it is not mistaken for a finished one). */
-static const char *const top_names[] = {"ca",	       "office",    "materials",
-					"vault.check", "ledger.db", "vault.key"};
+/* The names restoring moves into place, in this order: ledger.db first and vault.key
+ * last, so that a restore killed between two renames leaves a ledger without its vault
+ * key, which certseald refuses to start on, never CAs or office keys it would start a new
+ * ledger and vault beside. */
+static const char *const top_names[] = {"ledger.db", "ca",	    "office",
+					"materials", "vault.check", "vault.key"};
+#define STAGING_PREFIX ".restore-"
 static const char *const ca_files[] = {"root.crt",	 "root.key",	"issuing.crt",
 				       "issuing.key",	 "issuing.crl", "seal-maker.crt",
 				       "seal-maker.key", NULL};
@@ -1114,6 +1117,71 @@ move_into_place(const char *staging, const char *target, GError **error)
 	return FALSE;
 }
 
+/* A private folder ".restore-XXXXXX" of ours that a restore writes into. */
+static gboolean
+is_staging(const char *dir, const char *name)
+{
+	g_autofree char *path = NULL;
+	struct stat st;
+
+	if (!g_str_has_prefix(name, STAGING_PREFIX) || strlen(name) != strlen(STAGING_PREFIX) + 6)
+		return FALSE;
+	path = g_build_filename(dir, name, NULL);
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+	       (st.st_mode & 0077) == 0;
+}
+
+gboolean
+cs_backup_check_target(const char *dir, guint *removed, GError **error)
+{
+	g_autoptr(GDir) d = NULL;
+	g_autoptr(GPtrArray) staging = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GError) local = NULL;
+	g_autofree char *other = NULL;
+	const char *name;
+
+	*removed = 0;
+	d = g_dir_open(dir, 0, &local);
+	if (d == NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT, "%s", local->message);
+		return FALSE;
+	}
+	while ((name = g_dir_read_name(d)) != NULL) {
+		if (is_staging(dir, name))
+			g_ptr_array_add(staging, g_strdup(name));
+		else if (g_strcmp0(name, "lock") != 0 && other == NULL)
+			other = g_strdup(name);
+	}
+	if (other != NULL && staging->len > 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: not empty: %s is what an interrupted restore left, and %s may be "
+			    "part of a state directory it was moving into place; empty the "
+			    "directory and restore again",
+			    dir, (const char *)staging->pdata[0], other);
+		return FALSE;
+	}
+	if (other != NULL) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: not empty (%s); restore into a new or empty state directory", dir,
+			    other);
+		return FALSE;
+	}
+	for (guint i = 0; i < staging->len; i++) {
+		g_autofree char *path = g_build_filename(dir, staging->pdata[i], NULL);
+
+		remove_tree(path);
+		if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
+				    "%s: cannot remove what an interrupted restore left", path);
+			return FALSE;
+		}
+		(*removed)++;
+	}
+	if (*removed > 0)
+		fsync_dir(dir);
+	return TRUE;
+}
+
 gboolean
 cs_backup_restore(const char *archive,
 		  const char *passphrase,
@@ -1122,7 +1190,7 @@ cs_backup_restore(const char *archive,
 		  GError **error)
 {
 	Reader r = {.fd = -1};
-	g_autofree char *staging = g_build_filename(target_dir, ".restore-XXXXXX", NULL);
+	g_autofree char *staging = g_build_filename(target_dir, STAGING_PREFIX "XXXXXX", NULL);
 	gboolean ok;
 
 	if (passphrase == NULL || *passphrase == '\0') {

@@ -32,7 +32,9 @@
  * above, no duplicates, its mode 0600 — always for keys, the ledger and materials — or
  * 0644) and the tag verified, with nothing written; then the files are written into a
  * private folder inside the target with their modes, synced, the tag verified again, and
- * moved into place by renames that never replace anything, vault.key last.
+ * moved into place by renames that never replace anything, ledger.db first and vault.key
+ * last (a restore killed between them leaves a ledger without its vault key, which
+ * certseald refuses to start on).
  */
 #pragma once
 
@@ -93,8 +95,17 @@ gboolean cs_backup_create(const char *state_dir,
 			  GError **error);
 
 /*
+ * Whether @dir, an existing folder whose "lock" the caller holds, may be restored into: it
+ * holds nothing but that lock and the private ".restore-XXXXXX" folders an interrupted
+ * restore left, which are removed (counted in *@removed). Anything else refuses
+ * (CS_ERROR_INVALID_INPUT, naming it, and naming the ".restore-" folder when there is one:
+ * a restore killed while it moved names into place leaves part of a state directory).
+ */
+gboolean cs_backup_check_target(const char *dir, guint *removed, GError **error);
+
+/*
  * Restore the backup @archive into @target_dir, an existing folder holding none of the
- * names it restores (the caller checks it is empty). A wrong passphrase
+ * names it restores (the caller checks it with cs_backup_check_target()). A wrong passphrase
  * (CS_ERROR_ACCESS_DENIED), an altered or damaged file or an entry that is not one of a
  * backup's (CS_ERROR_INVALID_INPUT, naming it) writes nothing.
  */

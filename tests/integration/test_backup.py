@@ -10,10 +10,12 @@ moment of the backup, and unlocks — with the SO PIN sealed in the restored vau
 the platform made and whose PIN was locked before the backup (the key itself, hardware,
 is carried over). Refused: a wrong passphrase (nothing written), a non-empty state
 directory (named), a short or over-long passphrase, an existing output file, a passphrase
-in argv. On a terminal the passphrase is asked twice without echo, and a mismatch is
+in argv, a state directory whose lock is held; what an interrupted restore left is removed
+or, beside names it moved, named. On a terminal the passphrase is asked twice without echo, and a mismatch is
 refused. The passphrase reaches no log, output or argv.
 """
 
+import fcntl
 import json
 import os
 import pty
@@ -266,6 +268,41 @@ def test_a_non_empty_state_dir_is_refused(stopped_state, tmp_dir):
     # Usage: --restore with --verify-ledger.
     cp = run(restore_cmd(archive, target) + ["--verify-ledger"], PASSPHRASE + "\n")
     assert cp.returncode == 2, cp.stderr
+
+
+def test_what_an_interrupted_restore_left_is_removed_or_named(stopped_state, tmp_dir):
+    """A restore killed before it moved anything leaves its private folder: the next one
+    removes it and says so. Killed while moving names into place: the next one is refused,
+    naming the folder and what was moved, and touches nothing. A directory whose lock a
+    daemon holds is never restored into."""
+    archive = os.path.join(tmp_dir, "b")
+    assert backup(stopped_state, archive).returncode == 0
+    target = os.path.join(tmp_dir, "half")
+    staging = os.path.join(target, ".restore-Ab12Cd")
+    os.makedirs(staging, mode=0o700)
+    os.mkdir(os.path.join(staging, "ca"), 0o700)
+    open(os.path.join(staging, "vault.key"), "wb").write(b"k" * 32)
+    open(os.path.join(target, "ledger.db"), "w").write("moved into place")
+    cp = restore(archive, target)
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert ".restore-Ab12Cd" in cp.stderr and "interrupted restore" in cp.stderr, cp.stderr
+    assert "ledger.db" in cp.stderr, cp.stderr
+    assert sorted(os.listdir(target)) == [".restore-Ab12Cd", "ledger.db"]
+    os.unlink(os.path.join(target, "ledger.db"))
+    cp = restore(archive, target)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "removed 1 folder(s) .restore-XXXXXX" in cp.stderr, cp.stderr
+    assert not os.path.exists(staging)
+    assert open(os.path.join(target, "vault.key"), "rb").read() == \
+        open(os.path.join(stopped_state, "vault.key"), "rb").read()
+    # The lock held (a certseald starting on the empty directory): refused, nothing written.
+    locked = os.path.join(tmp_dir, "locked")
+    os.mkdir(locked, 0o700)
+    with open(os.path.join(locked, "lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        cp = restore(archive, locked)
+    assert cp.returncode == 1 and "a running certseald holds" in cp.stderr, cp.stderr
+    assert os.listdir(locked) == ["lock"]
 
 
 def test_short_and_over_long_passphrases_are_refused(stopped_state, tmp_dir):
