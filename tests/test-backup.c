@@ -462,6 +462,37 @@ test_backup_interrupted_restore(Fixture *f, gconstpointer data)
 	g_assert_no_errno(chmod(lookalike, 0700));
 }
 
+/* The parser underneath restoring, on a decrypted body: two entries and the end mark
+ * pass; a byte more after the end, any byte fewer, or a size past the end refuse. */
+static void
+test_backup_payload_parser(Fixture *f, gconstpointer data)
+{
+	static const guint8 body[] = {
+	    0, 9, 'l',	'e', 'd', 'g', 'e', 'r', '.', 'd', 'b', 0,   0,	  1,   0x80, 0,	  0,   0,
+	    0, 0, 0,	0,   1,	  'L', 0,   9,	 'v', 'a', 'u', 'l', 't', '.', 'k',  'e', 'y', 0,
+	    0, 1, 0x80, 0,   0,	  0,   0,   0,	 0,   0,   2,	'K', 'K', 0,   0,    'x'};
+	g_autoptr(GError) error = NULL;
+	guint8 *copy = g_memdup2(body, sizeof(body));
+	CsBackupStats stats = {0};
+
+	g_assert_true(cs_backup_check_payload(body, sizeof(body) - 1, &stats, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(stats.entries, ==, 2);
+	g_assert_cmpuint(stats.bytes, ==, 3);
+	g_assert_false(cs_backup_check_payload(body, sizeof(body), &stats, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_clear_error(&error);
+	for (gsize len = 0; len < sizeof(body) - 1; len++) {
+		g_assert_false(cs_backup_check_payload(body, len, NULL, &error));
+		g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+		g_clear_error(&error);
+	}
+	copy[21] = 0xff; /* ledger.db's size: 255 bytes */
+	g_assert_false(cs_backup_check_payload(copy, sizeof(body) - 1, NULL, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_free(copy);
+}
+
 /* Write @archive with one byte at @offset (from the end when negative) changed. */
 static void
 flip_byte(const char *archive, goffset offset)
@@ -679,6 +710,7 @@ main(int argc, char **argv)
 	ADD("/backup/removes-a-killed-backups-folder", test_backup_removes_a_killed_backups_folder);
 	ADD("/backup/restore/wrong-passphrase-writes-nothing", test_backup_wrong_passphrase);
 	ADD("/backup/restore/interrupted-restore", test_backup_interrupted_restore);
+	ADD("/backup/restore/payload-parser", test_backup_payload_parser);
 	ADD("/backup/restore/tampered-refused", test_backup_tampered_refused);
 	ADD("/backup/restore/bad-entries-refused", test_backup_bad_entries_refused);
 	ADD("/backup/restore/incomplete-refused", test_backup_incomplete_refused);

@@ -774,7 +774,19 @@ typedef struct {
 	guint8 plain[CHUNK + 32];
 	gsize plain_at, plain_len;
 	gboolean authenticated; /* the tag was checked after the last entry */
+	/* A decrypted body in memory instead (cs_backup_check_payload()): no file, no tag. */
+	const guint8 *mem;
+	gsize mem_len, mem_at;
 } Reader;
+
+/* Plaintext bytes left to read. */
+static guint64
+reader_left(const Reader *r)
+{
+	if (r->mem != NULL)
+		return r->mem_len - r->mem_at;
+	return r->body_left + (r->plain_len - r->plain_at);
+}
 
 static void
 reader_clear(Reader *r)
@@ -882,6 +894,13 @@ reader_read(Reader *r, guint8 *data, gsize len, GError **error)
 {
 	gboolean eof;
 
+	if (r->mem != NULL) {
+		if (len > r->mem_len - r->mem_at)
+			return fail_damaged(r, error);
+		memcpy(data, r->mem + r->mem_at, len);
+		r->mem_at += len;
+		return TRUE;
+	}
 	while (len > 0) {
 		gsize n;
 
@@ -914,6 +933,12 @@ reader_finish(Reader *r, GError **error)
 	gboolean eof;
 	int out = 0;
 
+	if (r->mem != NULL) {
+		if (r->mem_at != r->mem_len)
+			return fail_damaged(r, error);
+		r->authenticated = TRUE;
+		return TRUE;
+	}
 	if (r->plain_at != r->plain_len || r->body_left != 0 ||
 	    !read_exact(r->fd, tag, TAG_SIZE, r->path, &eof, error) ||
 	    EVP_CIPHER_CTX_ctrl(r->ctx, EVP_CTRL_GCM_SET_TAG, TAG_SIZE, tag) != 1 ||
@@ -996,7 +1021,7 @@ read_entries(Reader *r, EntryFunc func, gpointer user_data, CsBackupStats *stats
 				    r->path, name);
 			return FALSE;
 		}
-		if (size > r->body_left + (r->plain_len - r->plain_at))
+		if (size > reader_left(r))
 			return fail_damaged(r, error);
 		g_hash_table_add(seen, g_strdup(name));
 		if (!func(r, name, mode, size, user_data, error))
@@ -1038,6 +1063,14 @@ skip_entry(
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return TRUE;
+}
+
+gboolean
+cs_backup_check_payload(const guint8 *data, gsize len, CsBackupStats *stats, GError **error)
+{
+	Reader r = {.path = "backup payload", .fd = -1, .mem = data, .mem_len = len};
+
+	return read_entries(&r, skip_entry, NULL, stats, error);
 }
 
 /* Write the entry into the staging folder @user_data, its folders made 0700. */
