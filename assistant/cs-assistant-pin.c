@@ -76,7 +76,12 @@ on_tries_read(GObject *source, GAsyncResult *result, gpointer user_data)
 		if (g_variant_is_of_type(value, G_VARIANT_TYPE_INT32))
 			left = g_variant_get_int32(value);
 	}
-	if (left >= 0)
+	if (left == 0)
+		/* That was the last try: the key is locked now. */
+		text =
+		    g_strdup(_("The key is locked after too many wrong passwords. Unlock it with "
+			       "“Recover the password / unlock” on the home page."));
+	else if (left > 0)
 		text = g_strdup_printf(
 		    g_dngettext(
 			GETTEXT_PACKAGE, "Wrong password: %d try left before the key locks.",
@@ -84,6 +89,7 @@ on_tries_read(GObject *source, GAsyncResult *result, gpointer user_data)
 		    left);
 	else
 		text = g_strdup(_("Wrong password."));
+	gtk_widget_set_visible(d->unlock, left == 0);
 	show_error(d, text);
 	gtk_widget_set_sensitive(d->ok, TRUE);
 	g_object_unref(d->window);

@@ -281,17 +281,39 @@ def test_a_locked_key_offers_recovering_the_password(daemon, bus, window_factory
     w.wait_find(role="label", name="验证身份方式 *")
 
 
-def lock(bus, serial):
+def test_the_last_wrong_password_at_login_offers_recovering_it(daemon, bus, window_factory,
+                                                               plugged):
+    daemon.move_clock(None)
+    vkey(daemon.state_dir, "create", "--vendor", "demo-a", "--serial", "RL0002")
+    plugged.append("RL0002")
+    lock(bus, "RL0002", tries=MAX_TRIES - 1)  # one try left
+    w = window_factory()
+    w.wait_find(role="list item", name="UKey RL0002")
+    w.click(w.wait_find(role="push button", name="证书更新"))
+    log_in(w, "999999")
+    w.wait_find(role="label", contains="密码错误次数过多，UKey 已锁定")
+    w.screenshot("renew-login-locks-the-key")
+    assert key_prop(bus, "RL0002", "PinLocked") is True
+    # 找回密码 in the login dialog (its own window): the unlock's pages.
+    dialog = w.wait(lambda: next((w.app.getChildAtIndex(i) for i in range(w.app.childCount)
+                                  if w.app.getChildAtIndex(i).name == "登录"), None))
+    assert dialog is not None, "no login dialog"
+    w.click(w.wait_find(role="push button", name="找回密码/解锁", root=dialog))
+    w.wait_find(role="label", name="验证身份方式 *")
+    assert "999999" not in daemon.log()
+
+
+def lock(bus, serial, tries=MAX_TRIES):
     c = Client(bus)
     try:
         path = key_path(serial)
         assert run_until(lambda: path in c.managed_objects(), 5.0)
-        for _ in range(MAX_TRIES):
+        for _ in range(tries):
             try:
                 c.call(path, KEY_IFACE, "Login", "s", ("000000",))
             except Exception:
                 pass
-        assert c.get(path, KEY_IFACE, "PinLocked") is True
+        assert c.get(path, KEY_IFACE, "PinLocked") is (tries == MAX_TRIES)
     finally:
         c.close()
 
