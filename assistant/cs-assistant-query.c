@@ -232,19 +232,6 @@ on_save_invoice(GtkButton *button, gpointer user_data)
 	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
 }
 
-/* PasswordDelivery ("sms:138****8000", "transfer:****6789", masked by the daemon) in
- * words. */
-static char *
-delivery_text(const char *delivery)
-{
-	if (g_str_has_prefix(delivery, "sms:"))
-		return g_strdup_printf(_("by SMS to %s"), delivery + 4);
-	if (g_str_has_prefix(delivery, "transfer:"))
-		return g_strdup_printf(_("in the remark of a 0.01 yuan transfer to the account %s"),
-				       delivery + 9);
-	return g_strdup(delivery);
-}
-
 static void
 on_reveal(GtkToggleButton *button, gpointer user_data)
 {
@@ -328,7 +315,8 @@ fill_row(Query *q, GtkWidget *row, CsOrder *order, const char *path)
 		g_autofree char *reveal_name =
 		    g_strdup_printf(_("Show the password delivery of %s"), id);
 
-		g_object_set_data_full(G_OBJECT(label), "cs-text", delivery_text(delivery), g_free);
+		g_object_set_data_full(G_OBJECT(label), "cs-text", cs_delivery_text(delivery),
+				       g_free);
 		gtk_widget_set_hexpand(label, TRUE);
 		gtk_widget_set_valign(reveal, GTK_ALIGN_CENTER);
 		g_signal_connect(reveal, "toggled", G_CALLBACK(on_reveal), label);

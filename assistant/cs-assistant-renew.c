@@ -400,10 +400,10 @@ show_state(Flow *f)
 		show_step(f, "pay");
 	} else if (can(f, "Unlock")) {
 		const char *to = cs_order_get_password_delivery(f->order);
-		g_autofree char *text =
-		    g_strdup_printf(_("The authorization code was sent (%s). Type it and the new "
-				      "password twice."),
-				    to != NULL && *to ? to : "—");
+		g_autofree char *how = cs_delivery_text(to != NULL && *to ? to : "—");
+		g_autofree char *text = g_strdup_printf(
+		    _("The authorization code was sent %s. Type it and the new password twice."),
+		    how);
 		gtk_label_set_text(GTK_LABEL(f->code_text), text);
 		show_step(f, "code");
 	} else if (g_strcmp0(state, "downloading") == 0) {

@@ -120,3 +120,16 @@ cs_actions_text(const char *const *next)
 		g_string_append(s, "—");
 	return g_string_free(s, FALSE);
 }
+
+/* PasswordDelivery ("sms:138****8000", "transfer:****6789", masked by the daemon) in
+ * words. */
+char *
+cs_delivery_text(const char *delivery)
+{
+	if (g_str_has_prefix(delivery, "sms:"))
+		return g_strdup_printf(_("by SMS to %s"), delivery + 4);
+	if (g_str_has_prefix(delivery, "transfer:"))
+		return g_strdup_printf(_("in the remark of a 0.01 yuan transfer to the account %s"),
+				       delivery + 9);
+	return g_strdup(delivery);
+}

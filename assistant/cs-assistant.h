@@ -68,6 +68,7 @@ const char *cs_state_text(const char *state);
 const char *cs_action_text(const char *action);
 const char *cs_kind_text(const char *kind);
 const char *cs_certificate_status_text(const char *status);
+char *cs_delivery_text(const char *delivery);
 char *cs_actions_text(const char *const *next);
 void cs_assistant_apply_start_for_key(
     CsAssistant *a, const char *kind, CsKey *key, GAsyncReadyCallback callback, gpointer user_data);
