@@ -179,6 +179,16 @@ restore(const char *config_path, const char *state_dir, const char *archive)
 		return 1;
 	}
 	close(lock_fd);
+	if (created) {
+		/* The new directory's own name, durable as its contents are. */
+		g_autofree char *parent = g_path_get_dirname(state_dir);
+		int parent_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (parent_fd >= 0) {
+			fsync(parent_fd);
+			close(parent_fd);
+		}
+	}
 	g_print("%s: restored %u files from %s; ledger verified, %" G_GINT64_FORMAT " events\n",
 		state_dir, stats.entries, archive, checked);
 	return 0;

@@ -399,6 +399,9 @@ test_backup_removes_a_killed_backups_folder(Fixture *f, gconstpointer data)
 	g_autofree char *stale = g_build_filename(f->dir, ".backup.csb.Ab12Cd", NULL);
 	g_autofree char *other = g_build_filename(f->dir, ".backup.csb.Keep01", NULL);
 	g_autofree char *another = g_build_filename(f->dir, ".other.csb.Ab12Cd", NULL);
+	g_autofree char *elsewhere = g_build_filename(f->dir, "elsewhere", NULL);
+	g_autofree char *elsewhere_ledger = g_build_filename(elsewhere, "ledger.db", NULL);
+	g_autofree char *link = g_build_filename(f->dir, ".backup.csb.Ln12Ab", NULL);
 	CsBackupStats stats = {0};
 
 	put_file(stale, "ledger.db", "SQLite format 3 a plaintext ledger", 0600);
@@ -406,12 +409,20 @@ test_backup_removes_a_killed_backups_folder(Fixture *f, gconstpointer data)
 	g_assert_no_errno(chmod(stale, 0700));
 	put_file(other, "notes.txt", "someone's notes", 0600);
 	put_file(another, "ledger.db", "the copy of another output's backup", 0600);
+	/* A link in its place, to a folder that looks like one: neither followed nor removed. */
+	put_file(f->dir, "elsewhere/ledger.db", "a ledger elsewhere", 0600);
+	put_file(f->dir, "elsewhere/archive", "an archive elsewhere", 0600);
+	g_assert_no_errno(chmod(elsewhere, 0700));
+	g_assert_no_errno(symlink(elsewhere, link));
 	g_assert_true(cs_backup_create(f->state, f->archive, PASSPHRASE, &quick, &stats, &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(stats.stale_removed, ==, 1);
 	g_assert_false(g_file_test(stale, G_FILE_TEST_EXISTS));
 	g_assert_true(g_file_test(other, G_FILE_TEST_IS_DIR));
 	g_assert_true(g_file_test(another, G_FILE_TEST_IS_DIR));
+	g_assert_true(g_file_test(link, G_FILE_TEST_IS_SYMLINK));
+	g_assert_true(g_file_test(elsewhere_ledger, G_FILE_TEST_IS_REGULAR));
+	g_assert_no_errno(g_unlink(link));
 }
 
 /*

@@ -17,6 +17,7 @@
  */
 #define G_LOG_DOMAIN "certseald"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -534,22 +535,49 @@ add_tree(CsBackupWriter *w, const char *state_dir, const char *rel, GError **err
 	return TRUE;
 }
 
+/* Remove the folder @name of the folder open at @parent_fd and everything in it, never
+ * following a symbolic link: a folder swapped for a link meanwhile is left alone, and
+ * nothing outside it is removed. */
+static void
+remove_tree_at(int parent_fd, const char *name)
+{
+	int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *entry;
+	DIR *dir;
+
+	if (fd < 0)
+		return;
+	dir = fdopendir(fd);
+	if (dir == NULL) {
+		close(fd);
+		return;
+	}
+	while ((entry = readdir(dir)) != NULL) {
+		struct stat st;
+
+		if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+			continue;
+		if (fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(st.st_mode))
+			remove_tree_at(fd, entry->d_name);
+		else
+			unlinkat(fd, entry->d_name, 0);
+	}
+	closedir(dir);
+	unlinkat(parent_fd, name, AT_REMOVEDIR);
+}
+
 static void
 remove_tree(const char *path)
 {
-	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-	const char *name;
-	struct stat st;
+	g_autofree char *parent = g_path_get_dirname(path);
+	g_autofree char *base = g_path_get_basename(path);
+	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *child = g_build_filename(path, name, NULL);
-
-		if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-			remove_tree(child);
-		else
-			g_unlink(child);
+	if (fd >= 0) {
+		remove_tree_at(fd, base);
+		close(fd);
 	}
-	g_rmdir(path);
 }
 
 static void
@@ -626,35 +654,55 @@ is_temporary_of(const char *name, const char *base)
 static void
 remove_stale(const char *out_dir, const char *base, guint *removed)
 {
-	g_autoptr(GDir) dir = g_dir_open(out_dir, 0, NULL);
-	const char *name;
+	int out_fd = open(out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	g_autoptr(GPtrArray) stale = g_ptr_array_new_with_free_func(g_free);
+	struct dirent *entry;
+	DIR *dir;
 
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *path = NULL;
-		g_autoptr(GDir) inner = NULL;
-		const char *child;
+	if (out_fd < 0)
+		return;
+	dir = fdopendir(dup(out_fd));
+	while (dir != NULL && (entry = readdir(dir)) != NULL) {
+		struct dirent *child;
 		gboolean ours = TRUE;
 		struct stat st;
+		DIR *inner;
+		int fd;
 
-		if (!is_temporary_of(name, base))
+		if (!is_temporary_of(entry->d_name, base))
 			continue;
-		path = g_build_filename(out_dir, name, NULL);
-		if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
-		    (st.st_mode & 0077) != 0)
+		/* Checked through the folder itself, never a link to one. */
+		fd = openat(out_fd, entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
 			continue;
-		inner = g_dir_open(path, 0, NULL);
-		while (inner != NULL && ours && (child = g_dir_read_name(inner)) != NULL) {
-			g_autofree char *child_path = g_build_filename(path, child, NULL);
-
-			ours = (g_strcmp0(child, "archive") == 0 ||
-				g_str_has_prefix(child, "ledger.db")) &&
-			       lstat(child_path, &st) == 0 && S_ISREG(st.st_mode);
+		if (fstat(fd, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 0077) != 0) {
+			close(fd);
+			continue;
 		}
-		if (inner == NULL || !ours)
+		inner = fdopendir(fd);
+		if (inner == NULL) {
+			close(fd);
 			continue;
-		remove_tree(path);
+		}
+		while (ours && (child = readdir(inner)) != NULL) {
+			if (strcmp(child->d_name, ".") == 0 || strcmp(child->d_name, "..") == 0)
+				continue;
+			ours = (strcmp(child->d_name, "archive") == 0 ||
+				g_str_has_prefix(child->d_name, "ledger.db")) &&
+			       fstatat(fd, child->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			       S_ISREG(st.st_mode);
+		}
+		closedir(inner);
+		if (ours)
+			g_ptr_array_add(stale, g_strdup(entry->d_name));
+	}
+	if (dir != NULL)
+		closedir(dir);
+	for (guint i = 0; i < stale->len; i++) {
+		remove_tree_at(out_fd, stale->pdata[i]);
 		(*removed)++;
 	}
+	close(out_fd);
 }
 
 /*
@@ -1050,19 +1098,20 @@ skip_entry(
     Reader *r, const char *name, guint32 mode, guint64 size, gpointer user_data, GError **error)
 {
 	guint8 buf[4096];
+	gboolean ok = TRUE;
 
 	(void)name;
 	(void)mode;
 	(void)user_data;
-	while (size > 0) {
+	while (ok && size > 0) {
 		gsize n = (gsize)MIN(size, (guint64)sizeof(buf));
 
-		if (!reader_read(r, buf, n, error))
-			return FALSE;
+		ok = reader_read(r, buf, n, error);
 		size -= n;
 	}
+	/* Wiped on every way out: what it held may be a key. */
 	OPENSSL_cleanse(buf, sizeof(buf));
-	return TRUE;
+	return ok;
 }
 
 gboolean
