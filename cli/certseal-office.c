@@ -596,6 +596,7 @@ cmd_backup(Office *o, int argc, char **argv)
 	if (g_file_test(output, G_FILE_TEST_EXISTS) || g_file_test(output, G_FILE_TEST_IS_SYMLINK))
 		return fail(o, "InvalidInput",
 			    "--output: the file exists; a backup never replaces a file");
+	cs_tty_unbuffer_stdin();
 	passphrase = cs_backup_read_passphrase(TRUE, &error);
 	if (passphrase == NULL)
 		return fail(o, error_code(error), error->message);

@@ -165,6 +165,7 @@ restore(const char *config_path, const char *state_dir, const char *archive)
 		g_printerr("certseald: %s: removed %u folder(s) .restore-XXXXXX that an "
 			   "interrupted restore left\n",
 			   state_dir, removed);
+	cs_tty_unbuffer_stdin();
 	passphrase = cs_backup_read_passphrase(FALSE, &error);
 	ok =
 	    passphrase != NULL && cs_backup_restore(archive, passphrase, state_dir, &stats, &error);

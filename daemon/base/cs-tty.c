@@ -81,3 +81,9 @@ cs_tty_free_secret(char *secret)
 		explicit_bzero(secret, strlen(secret));
 	g_free(secret);
 }
+
+void
+cs_tty_unbuffer_stdin(void)
+{
+	setvbuf(stdin, NULL, _IONBF, 0);
+}

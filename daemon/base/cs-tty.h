@@ -21,5 +21,8 @@ char *cs_tty_read_secret_max(const char *prompt, gsize max_chars, gboolean *too_
 /* TRUE when secrets come from a terminal (so a new one can be asked twice). */
 gboolean cs_tty_is_terminal(void);
 void cs_tty_free_secret(char *secret);
+/* Before a tool's first read of stdin: stdin unbuffered, so that no stdio buffer (which is
+ * never wiped) keeps a secret line after cs_tty_free_secret() wiped its copy. */
+void cs_tty_unbuffer_stdin(void);
 
 G_END_DECLS

@@ -341,6 +341,24 @@ def test_without_state_dir_the_configuration_names_it(stopped_state, tmp_dir):
         open(os.path.join(stopped_state, "vault.key"), "rb").read()
 
 
+def test_the_passphrase_is_read_unbuffered(stopped_state, tmp_dir):
+    """stdin is read a byte at a time up to the passphrase's line end: no stdio buffer,
+    which nothing wipes, keeps the passphrase (what follows it stays unread)."""
+    archive = os.path.join(tmp_dir, "b")
+    for cmd in (backup_cmd(stopped_state, archive), restore_cmd(archive, os.path.join(
+            tmp_dir, "new"))):
+        r, w = os.pipe()
+        os.write(w, (PASSPHRASE + "\nthe rest\n").encode())
+        os.close(w)
+        try:
+            cp = subprocess.run(cmd, stdin=r, capture_output=True, text=True, timeout=120)
+            assert cp.returncode == 0, cp.stdout + cp.stderr
+            os.set_blocking(r, False)
+            assert os.read(r, 100) == b"the rest\n"
+        finally:
+            os.close(r)
+
+
 def test_an_existing_output_is_never_replaced(stopped_state, tmp_dir):
     out = os.path.join(tmp_dir, "b")
     open(out, "w").write("precious")
