@@ -352,41 +352,56 @@ test_backup_wrong_passphrase(Fixture *f, gconstpointer data)
 }
 
 /*
- * Nothing but the archive is ever named in the output's folder: the ledger's copy is made
- * in memory and the archive written unnamed, so a backup killed at any point leaves no
- * plaintext (and no folder) beside the output. Every name created there is watched.
+ * No plaintext ever has a name in the output's folder: the ledger's copy goes into a file
+ * unlinked before a byte is written to it, the archive into an unnamed file linked into
+ * place, so a backup killed at any point leaves no plaintext (and no folder) beside the
+ * output. Every name created, written and removed there is watched.
  */
 static void
 test_backup_nothing_on_disk_but_the_archive(Fixture *f, gconstpointer data)
 {
 	guint8 events[16 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
-	g_autoptr(GPtrArray) created = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GHashTable) copies = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	gboolean archive_created = FALSE;
 	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	ssize_t n;
 
 	g_assert_cmpint(fd, >=, 0);
-	g_assert_cmpint(inotify_add_watch(fd, f->dir, IN_CREATE | IN_MOVED_TO), >=, 0);
+	g_assert_cmpint(
+	    inotify_add_watch(fd, f->dir, IN_CREATE | IN_MOVED_TO | IN_MODIFY | IN_DELETE), >=, 0);
 	create_backup(f, &quick);
 	while ((n = read(fd, events, sizeof(events))) > 0) {
 		for (ssize_t at = 0; at < n;) {
 			const struct inotify_event *ev = (const void *)(events + at);
 
-			g_ptr_array_add(created, g_strdup_printf("%s%s", ev->name,
-								 ev->mask & IN_ISDIR ? "/" : ""));
 			at += (ssize_t)sizeof(*ev) + ev->len;
+			g_assert_false(ev->mask & IN_ISDIR);
+			if (g_strcmp0(ev->name, "backup.csb") == 0) {
+				archive_created |= (ev->mask & (IN_CREATE | IN_MOVED_TO)) != 0;
+			} else if (g_str_has_prefix(ev->name, ".ledger-copy-")) {
+				/* Created, then unlinked before anything is written under the
+				 * name. */
+				if (ev->mask & IN_CREATE)
+					g_hash_table_add(copies, g_strdup(ev->name));
+				else if (ev->mask & IN_DELETE)
+					g_assert_true(g_hash_table_remove(copies, ev->name));
+				else
+					g_assert_false(g_hash_table_contains(copies, ev->name));
+			} else if (ev->name[0] == '#') {
+				/* The unnamed archive (ciphertext) being written: never given
+				 * this name. */
+				g_assert_cmpuint(ev->mask, ==, IN_MODIFY);
+			} else {
+				/* Where the file system has no unnamed files: the archive's
+				 * hidden temporary (ciphertext). */
+				g_assert_true(g_str_has_prefix(ev->name, ".backup.csb."));
+			}
 		}
 	}
 	g_assert_cmpint(errno, ==, EAGAIN);
 	close(fd);
-	/* Where the file system has no unnamed files, one hidden 0600 file (ciphertext). */
-	for (guint i = 0; i < created->len; i++) {
-		const char *name = created->pdata[i];
-
-		if (g_strcmp0(name, "backup.csb") != 0)
-			g_assert_true(g_str_has_prefix(name, ".backup.csb.") &&
-				      !g_str_has_suffix(name, "/"));
-	}
-	g_assert_true(g_ptr_array_find_with_equal_func(created, "backup.csb", g_str_equal, NULL));
+	g_assert_true(archive_created);
+	g_assert_cmpuint(g_hash_table_size(copies), ==, 0);
 }
 
 /* The private folder a killed backup of an earlier version left beside the output, with

@@ -5,10 +5,10 @@
  * Invariants:
  *   - Which files a backup holds is decided in one place, cs_backup_entry_ok(): the backup
  *     takes exactly the files it accepts, and restoring refuses any other name.
- *   - Plaintext never leaves the state directory for the disk: the ledger's online copy is
- *     made in memory. The archive is written into an unnamed file in the output's folder
- *     (a hidden 0600 one where there are no unnamed files) and linked into place, never
- *     over a file.
+ *   - Plaintext never has a name outside the state directory: the ledger's online copy is
+ *     made into a file beside the output that is unlinked before a page is copied. The archive is
+ * written into an unnamed file in the output's folder (a hidden 0600 one where there are no unnamed
+ * files) and linked into place, never over a file.
  *   - Restoring writes nothing until every entry has been checked and the whole file
  *     authenticated; then it writes into a private folder inside the target and renames
  *     into place, never replacing anything; on failure what it wrote is removed.
@@ -433,25 +433,23 @@ cs_backup_writer_add(CsBackupWriter *writer,
 	       writer_put(writer, data, len, error);
 }
 
-/* The file at @path as the entry @name, its mode 0600 for secrets and otherwise 0644 when
- * others may read it, 0600 when not. */
+/* The file open at @fd, read from its start, as the entry @name, its mode 0600 for
+ * secrets and otherwise 0644 when others may read it, 0600 when not. */
 static gboolean
-writer_add_file(CsBackupWriter *w, const char *name, const char *path, GError **error)
+writer_add_fd(CsBackupWriter *w, const char *name, int fd, const char *path, GError **error)
 {
 	guint8 buf[CHUNK];
 	struct stat st;
 	guint64 left;
 	guint32 mode;
 	gboolean eof = FALSE, ok = TRUE;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
-	if (fd < 0)
-		return set_errno(error, path, "open", errno);
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
 		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: not a regular file", path);
 		return FALSE;
 	}
+	if (lseek(fd, 0, SEEK_SET) != 0)
+		return set_errno(error, path, "seek in", errno);
 	mode = name_kind(name) == NAME_SECRET || (st.st_mode & 0044) == 0 ? 0600 : 0644;
 	ok = writer_begin_entry(w, name, mode, (guint64)st.st_size, error);
 	for (left = (guint64)st.st_size; ok && left > 0;) {
@@ -461,9 +459,21 @@ writer_add_file(CsBackupWriter *w, const char *name, const char *path, GError **
 		left -= n;
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
-	close(fd);
 	if (!ok && eof)
 		g_prefix_error(error, "%s shrank while it was read: ", name);
+	return ok;
+}
+
+static gboolean
+writer_add_file(CsBackupWriter *w, const char *name, const char *path, GError **error)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	gboolean ok;
+
+	if (fd < 0)
+		return set_errno(error, path, "open", errno);
+	ok = writer_add_fd(w, name, fd, path, error);
+	close(fd);
 	return ok;
 }
 
@@ -594,11 +604,12 @@ fsync_dir(const char *path)
 /*
  * The entries in an order that keeps them consistent: the vault, the CAs and the office
  * keys first (a CRL copied before the ledger is never newer than the CRL numbers the
- * ledger holds), then the ledger's online copy (made in memory), then the materials (each
- * one a row of that copy names was written before the row committed).
+ * ledger holds), then the ledger's online copy (into a file without a name), then the materials
+ * (each one a row of that copy names was written before the row committed).
  */
 static gboolean
 write_archive(const char *state_dir,
+	      const char *out_dir,
 	      int fd,
 	      const char *passphrase,
 	      const CsBackupKdf *kdf,
@@ -609,9 +620,8 @@ write_archive(const char *state_dir,
 	g_autofree char *key = g_build_filename(state_dir, "vault.key", NULL);
 	g_autofree char *check = g_build_filename(state_dir, "vault.check", NULL);
 	g_autofree char *ledger = g_build_filename(state_dir, "ledger.db", NULL);
-	guint8 *copy;
-	gsize copy_len = 0;
 	gboolean ok;
+	int copy_fd;
 
 	if (w == NULL || !writer_add_file(w, "vault.key", key, error))
 		return FALSE;
@@ -620,12 +630,12 @@ write_archive(const char *state_dir,
 		return FALSE;
 	if (!add_tree(w, state_dir, "ca", error) || !add_tree(w, state_dir, "office", error))
 		return FALSE;
-	copy = cs_ledger_backup_memory(ledger, &copy_len, error);
-	if (copy == NULL)
+	/* The ledger's copy: a file without a name, beside the output. */
+	copy_fd = cs_ledger_backup_unnamed(ledger, out_dir, error);
+	if (copy_fd < 0)
 		return FALSE;
-	ok = cs_backup_writer_add(w, "ledger.db", 0600, copy, copy_len, error);
-	OPENSSL_cleanse(copy, copy_len);
-	g_free(copy);
+	ok = writer_add_fd(w, "ledger.db", copy_fd, "the ledger's copy", error);
+	close(copy_fd);
 	if (!ok || !add_tree(w, state_dir, "materials", error) ||
 	    !cs_backup_writer_finish(w, error))
 		return FALSE;
@@ -796,7 +806,7 @@ cs_backup_create(const char *state_dir,
 	fd = open_output(out_dir, out_base, &tmp_path, error);
 	if (fd < 0)
 		return FALSE;
-	ok = write_archive(state_dir, fd, passphrase, kdf, stats, error) &&
+	ok = write_archive(state_dir, out_dir, fd, passphrase, kdf, stats, error) &&
 	     link_output(fd, tmp_path, output, error);
 	close(fd);
 	if (tmp_path != NULL)

@@ -4,7 +4,7 @@
  *
  * Without vault.key no key this platform made can be unlocked and no sealed secret
  * opened, so a backup holds what a state directory cannot be rebuilt without:
- *   ledger.db                 an online sqlite3_backup copy (cs_ledger_backup_memory), one
+ *   ledger.db                 an online sqlite3_backup copy (cs_ledger_backup_unnamed), one
  *                             consistent state while the daemon goes on writing
  *   vault.key, vault.check    the vault key and its check value
  *   ca/<vendor>/…             each vendor's CA: root, issuing and seal-maker keys and

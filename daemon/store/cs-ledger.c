@@ -1890,42 +1890,49 @@ cs_ledger_backup_path(const char *ledger_path, const char *path, GError **error)
 	return ok;
 }
 
-guint8 *
-cs_ledger_backup_memory(const char *ledger_path, gsize *len, GError **error)
+int
+cs_ledger_backup_unnamed(const char *ledger_path, const char *dir, GError **error)
 {
+	static const guint8 rollback[2] = {1, 1};
+	g_autofree char *path = g_build_filename(dir, ".ledger-copy-XXXXXX", NULL);
 	sqlite3 *src = open_backup_source(ledger_path, error);
 	sqlite3 *dest = NULL;
-	sqlite3_int64 size = 0;
-	guint8 *image = NULL, *copy = NULL;
-	int rc;
+	int fd, rc;
 
-	*len = 0;
 	if (src == NULL)
-		return NULL;
-	/* memdb: the database is one buffer of this process, never a file. */
-	rc = sqlite3_open_v2("file:certseal-backup?vfs=memdb", &dest,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, NULL);
+		return -1;
+	fd = g_mkstemp_full(path, O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot create a file in: %s",
+			    dir, g_strerror(errno));
+		sqlite3_close(src);
+		return -1;
+	}
+	/* Opened, then unnamed before a page is copied: the copy never has a name. No
+	 * journal is needed beside it (a copy that fails is thrown away whole). */
+	rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(dest, "PRAGMA journal_mode = OFF", NULL, NULL, NULL);
+	unlink(path);
 	if (rc == SQLITE_OK)
 		rc = backup_steps(dest, src);
-	if (rc == SQLITE_OK) {
-		image = sqlite3_serialize(dest, "main", &size, SQLITE_SERIALIZE_NOCOPY);
-		rc = image != NULL && size > 0 ? SQLITE_OK : SQLITE_NOMEM;
-	}
-	if (rc == SQLITE_OK) {
-		copy = g_memdup2(image, (gsize)size);
-		/* Bytes 18 and 19: 1, a rollback-journal file (a single file), as
-		 * cs_ledger_backup_path() writes it. */
-		if (size >= 20)
-			copy[18] = copy[19] = 1;
-		*len = (gsize)size;
-		OPENSSL_cleanse(image, (gsize)size);
-	} else {
-		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot copy into memory: %s",
+	if (rc != SQLITE_OK)
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot back up: %s",
 			    ledger_path, dest != NULL ? sqlite3_errmsg(dest) : sqlite3_errstr(rc));
-	}
 	sqlite3_close(dest);
 	sqlite3_close(src);
-	return copy;
+	/* Header bytes 18 and 19: a rollback-journal file (a single file), as
+	 * cs_ledger_backup_path() writes it. */
+	if (rc == SQLITE_OK && pwrite(fd, rollback, sizeof(rollback), 18) != sizeof(rollback)) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot back up: %s",
+			    ledger_path, g_strerror(errno));
+		rc = SQLITE_IOERR;
+	}
+	if (rc != SQLITE_OK) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 CsBlobs *

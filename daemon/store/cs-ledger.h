@@ -109,9 +109,11 @@ gboolean cs_ledger_backup_file(CsLedger *ledger, const char *path, GError **erro
  * (no vault needed; WAL lets it run beside the daemon's writes). Refuses a file that is
  * not a certseal ledger. */
 gboolean cs_ledger_backup_path(const char *ledger_path, const char *path, GError **error);
-/* The same copy as the bytes of a database file, made in memory (sqlite's memdb): nothing
- * is written to disk. Free with g_free(). */
-guint8 *cs_ledger_backup_memory(const char *ledger_path, gsize *len, GError **error);
+/* The same copy into a file that has no name: made in @dir, opened, and unlinked before
+ * anything is copied (a copy killed midway leaves nothing behind, at most an empty
+ * ".ledger-copy-XXXXXX" when killed between the two). Returns its descriptor (read-write,
+ * close-on-exec), or -1. */
+int cs_ledger_backup_unnamed(const char *ledger_path, const char *dir, GError **error);
 
 gboolean cs_ledger_begin(CsLedger *ledger, GError **error);
 gboolean cs_ledger_commit(CsLedger *ledger, GError **error);
