@@ -193,6 +193,25 @@ flow_label(Apply *p, const char *name)
 	return name;
 }
 
+/* A step on the key itself (Download, Unlock): the pages of an order for a key take the
+ * order over (cs-assistant-renew.c). TRUE when they did. */
+static gboolean
+hand_to_key_pages(Apply *p)
+{
+	g_autofree char *path = NULL;
+	g_autofree char *kind = NULL;
+
+	if (!can(p, "Download") && !can(p, "Unlock"))
+		return FALSE;
+	path = g_strdup(g_dbus_proxy_get_object_path(G_DBUS_PROXY(p->proxy)));
+	kind = g_strdup(cs_order_get_kind(p->proxy));
+	g_signal_handlers_disconnect_by_data(p->proxy, p);
+	g_clear_object(&p->proxy);
+	cs_payment_set_order(p->payment, NULL);
+	cs_assistant_key_flow_open(p->a, kind, path);
+	return TRUE;
+}
+
 static void
 show_order(Apply *p)
 {
@@ -205,6 +224,10 @@ show_order(Apply *p)
 	g_autofree char *then = NULL;
 	g_autofree char *needed = NULL;
 
+	if (hand_to_key_pages(p)) {
+		g_string_free(needed_list, TRUE);
+		return;
+	}
 	for (guint i = 0; missing != NULL && missing[i] != NULL; i++) {
 		if (needed_list->len > 0)
 			g_string_append(needed_list, _(", "));

@@ -80,6 +80,7 @@ typedef struct {
 static void show_state(Flow *f);
 static void start_download(Flow *f);
 static void choose_key(Flow *f);
+static CsKey *single_key(Flow *f, RetryWhat retry);
 static void send_code(Flow *f);
 
 static Call *
@@ -465,12 +466,21 @@ on_download_login(CsAssistant *a, CsKey *key, gpointer user_data)
 static void
 start_download(Flow *f)
 {
-	g_autoptr(CsKey) key = flow_key(f);
+	g_autoptr(CsKey) key = NULL;
 	const char *note = cs_order_get_review_note(f->order);
 
 	gtk_widget_set_visible(f->resume, FALSE);
 	if (f->download_pending)
 		return;
+	if (f->key_path == NULL) {
+		/* An order opened here from elsewhere: the key in the slot is the one, which
+		 * the daemon checks. */
+		g_autoptr(CsKey) inserted = single_key(f, RETRY_DOWNLOAD);
+		if (inserted == NULL)
+			return;
+		f->key_path = g_strdup(g_dbus_proxy_get_object_path(G_DBUS_PROXY(inserted)));
+	}
+	key = flow_key(f);
 	if (key == NULL) {
 		show_download(f, _("The key was removed. Insert it again to resume the download."));
 		return;
@@ -504,9 +514,9 @@ on_key_added(GDBusObjectManager *manager, GDBusObject *object, gpointer user_dat
 {
 	Flow *f = user_data;
 
-	if (f->order == NULL || f->key_path == NULL ||
-	    g_strcmp0(g_dbus_object_get_object_path(object), f->key_path) != 0 ||
-	    !can(f, "Download"))
+	if (f->order == NULL || !can(f, "Download") ||
+	    (f->key_path != NULL &&
+	     g_strcmp0(g_dbus_object_get_object_path(object), f->key_path) != 0))
 		return;
 	f->login_offered = FALSE;
 	start_download(f);
@@ -674,18 +684,18 @@ on_login(GtkButton *button, gpointer user_data)
 	cs_assistant_login(f->a, key, G_CALLBACK(on_logged_in), call_new(f));
 }
 
-/* The key in the slot: exactly one (电脑只插一枚待更新的 UK), then its login. */
-static void
-choose_key(Flow *f)
+/* --- the key in the slot ------------------------------------------------------------ */
+
+/* The one key inserted (a new reference); NULL with the page that says what to do when
+ * there is none or several (电脑只插一枚待更新的 UK). */
+static CsKey *
+single_key(Flow *f, RetryWhat retry)
 {
 	GList *objects =
 	    f->a->objects != NULL ? g_dbus_object_manager_get_objects(f->a->objects) : NULL;
-	g_autoptr(CsKey) key = NULL;
-	g_autofree char *holder = NULL;
-	g_autofree char *text = NULL;
+	CsKey *key = NULL;
 	guint n = 0;
 
-	f->generation++;
 	for (GList *l = objects; l != NULL; l = l->next) {
 		CsKey *k = cs_object_peek_key(CS_OBJECT(l->data));
 		if (k == NULL)
@@ -694,14 +704,27 @@ choose_key(Flow *f)
 		g_set_object(&key, k);
 	}
 	g_list_free_full(objects, g_object_unref);
-	if (n == 0) {
-		problem_no_key(f, RETRY_KEY);
+	if (n == 0)
+		problem_no_key(f, retry);
+	else if (n > 1)
+		problem_only_one_key(f, retry);
+	if (n != 1)
+		g_clear_object(&key);
+	return key;
+}
+
+/* The key in the slot: exactly one, then its login. */
+static void
+choose_key(Flow *f)
+{
+	g_autoptr(CsKey) key = NULL;
+	g_autofree char *holder = NULL;
+	g_autofree char *text = NULL;
+
+	f->generation++;
+	key = single_key(f, RETRY_KEY);
+	if (key == NULL)
 		return;
-	}
-	if (n > 1) {
-		problem_only_one_key(f, RETRY_KEY);
-		return;
-	}
 	g_free(f->key_path);
 	f->key_path = g_strdup(g_dbus_proxy_get_object_path(G_DBUS_PROXY(key)));
 	if (!f->steps->needs_login) {

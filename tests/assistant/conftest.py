@@ -310,8 +310,8 @@ class Window:
             path = os.path.join(str(tmp_dir), f"{kind}.png")
             with open(path, "wb") as f:
                 f.write(make_png(3 + i, 2))
-            pending = [n for n in self.nodes() if n.getRoleName() == "push button"
-                       and (n.name or "").startswith("选择文件：")]
+            pending = self.wait(lambda: [n for n in self.nodes() if n.getRoleName() ==
+                                         "push button" and (n.name or "").startswith("选择文件：")])
             assert pending, "no material left to choose"
             before = len([t for t in self.texts() if "已上传" in t])
             self.click(pending[0])

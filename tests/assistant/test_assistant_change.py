@@ -5,7 +5,7 @@ certificate and the registry, the SMS code to the phone on file, 确认订单, d
 are the renewal's (cs-assistant-renew.c); the helpers and fixtures are its tests'.
 """
 
-from conftest import Client
+from conftest import Client, run_until
 from flow_helpers import PERSON_MATERIALS, Office, secret_of
 from test_assistant_renew import daemon, log_in, made_key, plugged, wait_label  # noqa: F401
 
@@ -110,3 +110,49 @@ def test_a_reissue_from_the_certificate_found_to_its_payment(daemon, bus, window
         assert fields["reason"] == "lost" and fields["certificate_serial"] == serial
     finally:
         c.close()
+
+
+def test_a_new_name_is_reviewed_then_downloaded_to_the_key(daemon, bus, window_factory, plugged,
+                                                           tmp_path):
+    from test_assistant_renew import key_prop
+    a, pin, _ = made_key(daemon, bus, plugged, "RC0002")
+    w = window_factory()
+    w.wait_find(role="list item", name="UKey RC0002")
+    w.click(w.wait_find(role="push button", name="信息变更"))
+    log_in(w, pin)
+    w.type_into(w.wait_find(role="text", name="姓名 *"), "Wang Xin")
+    office = Office(daemon.state_dir)
+    mark = office.mark("sms")
+    w.press(w.find(role="push button", name="下一步"))
+    code_entry = w.wait_find(role="password text", name="短信验证码")
+    msg = office.wait_message("sms", to=a.fields["phone"], template="sms_code", after=mark)
+    w.type_into(code_entry, secret_of(msg))
+    w.press(w.find(role="push button", name="确定"))
+    wait_label(w, "姓名：Wang Xin")
+    w.click(w.find(role="push button", name="确认订单"))
+    # A new name needs the ID card: the order page takes the materials, 确认申请 submits.
+    w.click(w.wait_find(role="push button", name="上传资料…"))
+    w.attach_materials(tmp_path, ["id_front", "id_back"])
+    w.click(w.wait_find(role="push button", name="确认申请"))
+    c = Client(bus)
+    try:
+        def in_review():
+            return next((c.get(p, ORDER_IFACE, "Id") for p in c.managed_objects()
+                         if "/orders/" in p and c.get(p, ORDER_IFACE, "Kind") == "change"
+                         and c.get(p, ORDER_IFACE, "State") == "in_review"), None)
+        assert run_until(in_review, 10), "the change was not submitted for review"
+        oid = in_review()
+    finally:
+        c.close()
+    w.screenshot("change-in-review")
+    assert office.ok("review", "approve", oid).get("committed") is True
+    # Downloadable: the key's pages take the order and download to the key by themselves
+    # (after a login, if the key logged out meanwhile).
+    w.wait(lambda: w.find(role="label", name="下载进度：100 %") or
+           w.find(role="password text", name="证书密码"), 30)
+    if w.find(role="password text", name="证书密码") is not None:
+        log_in(w, pin)
+    wait_label(w, "下载进度：100 %")
+    wait_label(w, contains="新证书和印章已写入 UKey")
+    w.screenshot("change-downloaded")
+    assert "Wang Xin" in key_prop(bus, "RC0002", "CertificateSubject")
