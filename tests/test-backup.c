@@ -404,6 +404,30 @@ test_backup_nothing_on_disk_but_the_archive(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(g_hash_table_size(copies), ==, 0);
 }
 
+/* A folder others may write into without the sticky bit is refused, naming it: they could
+ * swap a name the backup opens for a file of theirs. With the sticky bit (/tmp) it is not. */
+static void
+test_backup_refuses_a_folder_others_write(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *open_dir = g_build_filename(f->dir, "open", NULL);
+	g_autofree char *out = g_build_filename(open_dir, "backup.csb", NULL);
+
+	g_assert_no_errno(g_mkdir(open_dir, 0700));
+	g_assert_no_errno(chmod(open_dir, 0777));
+	g_assert_false(cs_backup_create(f->state, out, PASSPHRASE, &quick, NULL, &error));
+	g_assert_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT);
+	g_assert_nonnull(strstr(error->message, open_dir));
+	g_assert_nonnull(strstr(error->message, "others may write"));
+	g_clear_error(&error);
+	g_assert_true(dir_is_empty(open_dir));
+	g_assert_no_errno(chmod(open_dir, 01777));
+	g_assert_true(cs_backup_create(f->state, out, PASSPHRASE, &quick, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_no_errno(g_unlink(out));
+	g_assert_no_errno(chmod(open_dir, 0700));
+}
+
 /* The private folder a killed backup of an earlier version left beside the output, with
  * the ledger's plaintext copy in it, is removed by the next backup to that output; folders
  * that are not such a leftover are not touched. */
@@ -734,6 +758,7 @@ main(int argc, char **argv)
 	ADD("/backup/never-replaces", test_backup_never_replaces);
 	ADD("/backup/nothing-on-disk-but-the-archive", test_backup_nothing_on_disk_but_the_archive);
 	ADD("/backup/removes-a-killed-backups-folder", test_backup_removes_a_killed_backups_folder);
+	ADD("/backup/refuses-a-folder-others-write", test_backup_refuses_a_folder_others_write);
 	ADD("/backup/restore/wrong-passphrase-writes-nothing", test_backup_wrong_passphrase);
 	ADD("/backup/restore/interrupted-restore", test_backup_interrupted_restore);
 	ADD("/backup/restore/payload-parser", test_backup_payload_parser);

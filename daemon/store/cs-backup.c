@@ -802,6 +802,17 @@ cs_backup_create(const char *state_dir,
 			    "%s: not a state directory (no ledger.db and vault.key)", state_dir);
 		return FALSE;
 	}
+	/* Others who may rename what is in the folder could swap a name the backup opens
+	 * (the ledger's copy) for a file of theirs: the sticky bit keeps them to their own. */
+	if (stat(out_dir, &st) != 0)
+		return set_errno(error, out_dir, "read", errno);
+	if ((st.st_mode & 0022) != 0 && (st.st_mode & S_ISVTX) == 0) {
+		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
+			    "%s: others may write into this folder (mode %04o, no sticky bit); "
+			    "write the backup into a private folder",
+			    out_dir, (guint)(st.st_mode & 07777));
+		return FALSE;
+	}
 	remove_stale(out_dir, out_base, &removed);
 	fd = open_output(out_dir, out_base, &tmp_path, error);
 	if (fd < 0)

@@ -1910,7 +1910,7 @@ cs_ledger_backup_unnamed(const char *ledger_path, const char *dir, GError **erro
 	}
 	/* Opened, then unnamed before a page is copied: the copy never has a name. No
 	 * journal is needed beside it (a copy that fails is thrown away whole). */
-	rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE, NULL);
+	rc = sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(dest, "PRAGMA journal_mode = OFF", NULL, NULL, NULL);
 	unlink(path);
