@@ -5,10 +5,10 @@
  * Invariants:
  *   - Which files a backup holds is decided in one place, cs_backup_entry_ok(): the backup
  *     takes exactly the files it accepts, and restoring refuses any other name.
- *   - Plaintext never has a name outside the state directory: the ledger's online copy is
- *     made into a file beside the output that is unlinked before a page is copied. The archive is
- * written into an unnamed file in the output's folder (a hidden 0600 one where there are no unnamed
- * files) and linked into place, never over a file.
+ *   - Plaintext never has a name outside the state directory: the ledger's online copy
+ *     goes into a file beside the output that is unlinked before a page is copied. The
+ *     archive is written into an unnamed file in the output's folder (a hidden 0600 one
+ *     where there are no unnamed files) and linked into place, never over a file.
  *   - Restoring writes nothing until every entry has been checked and the whole file
  *     authenticated; then it writes into a private folder inside the target and renames
  *     into place, never replacing anything; on failure what it wrote is removed.
@@ -604,8 +604,8 @@ fsync_dir(const char *path)
 /*
  * The entries in an order that keeps them consistent: the vault, the CAs and the office
  * keys first (a CRL copied before the ledger is never newer than the CRL numbers the
- * ledger holds), then the ledger's online copy (into a file without a name), then the materials
- * (each one a row of that copy names was written before the row committed).
+ * ledger holds), then the ledger's online copy (into a file without a name), then the
+ * materials (each one a row of that copy names was written before the row committed).
  */
 static gboolean
 write_archive(const char *state_dir,
