@@ -38,6 +38,7 @@
 #include "cs-payments.h"
 #include "cs-queue.h"
 #include "cs-reminders.h"
+#include "cs-signal.h"
 #include "cs-tasks.h"
 
 typedef struct {
@@ -414,8 +415,8 @@ cs_daemon_run(CsDaemon *self, GError **error)
 	/* Signals first: once the name is owned a client may stop us at once, and a SIGTERM
 	 * before the handler exists would kill the daemon without its shutdown. */
 	self->loop = g_main_loop_new(NULL, FALSE);
-	sigterm = g_unix_signal_add(SIGTERM, on_signal, self);
-	sigint = g_unix_signal_add(SIGINT, on_signal, self);
+	sigterm = cs_signal_add(SIGTERM, on_signal, self);
+	sigint = cs_signal_add(SIGINT, on_signal, self);
 	self->dbus = cs_dbus_new(self->engine, self->payments, (const char *const *)names->pdata,
 				 self->bus_type, error);
 	if (self->dbus == NULL) {

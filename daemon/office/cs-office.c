@@ -21,6 +21,8 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "cs-ca.h"
@@ -29,6 +31,7 @@
 #include "cs-office-keys.h"
 #include "cs-office-msg.h"
 #include "cs-payment.h"
+#include "cs-signal.h"
 #include "cs-tasks.h"
 #include "cs-validate.h"
 #include "cs-zmq-source.h"
@@ -88,7 +91,12 @@ struct _CsOffice {
 	guint dispatch_id;
 	guint sighup_id;
 	guint reload_id;
-	GFileMonitor *dir_monitor;
+	/* office_dir watched with inotify on the main loop (no GIO monitor, no worker thread);
+	 * while it is missing, or its watch is gone, it is looked for every few seconds. */
+	int inotify_fd;
+	int inotify_wd;
+	guint inotify_id;
+	guint rewatch_id;
 	GHashTable *workers; /* public key (Z85) → Worker */
 	GHashTable *peers;   /* key → Peer */
 	GHashTable *leases;  /* lease → Lease */
@@ -759,14 +767,77 @@ on_reload_timeout(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+/* Any change in office_dir (a file written, created, removed, renamed in or out, its mode
+ * changed) re-reads it once the changes settle. */
 static void
-on_office_dir_changed(
-    GFileMonitor *monitor, GFile *file, GFile *other, GFileMonitorEvent event, gpointer user_data)
+schedule_reload(CsOffice *self)
+{
+	if (self->reload_id == 0)
+		self->reload_id = g_timeout_add(RELOAD_DELAY_MS, on_reload_timeout, self);
+}
+
+#define OFFICE_DIR_EVENTS                                                                          \
+	(IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE |        \
+	 IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#define OFFICE_DIR_REWATCH_S 4
+
+static int add_dir_watch(CsOffice *self);
+
+static gboolean
+on_rewatch(gpointer user_data)
 {
 	CsOffice *self = user_data;
 
-	if (self->reload_id == 0)
-		self->reload_id = g_timeout_add(RELOAD_DELAY_MS, on_reload_timeout, self);
+	if (add_dir_watch(self) != 0)
+		return G_SOURCE_CONTINUE;
+	self->rewatch_id = 0;
+	/* Files may have come with the folder: read what is there now. */
+	schedule_reload(self);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_inotify(gint fd, GIOCondition condition, gpointer user_data)
+{
+	CsOffice *self = user_data;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	gboolean changed = FALSE, lost = FALSE;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (char *at = buf; at < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)at;
+			if (ev->wd == self->inotify_wd && (ev->mask & IN_IGNORED))
+				lost = TRUE;
+			else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF))
+				lost = TRUE;
+			changed = TRUE;
+			at += sizeof(struct inotify_event) + ev->len;
+		}
+	}
+	if (lost && self->inotify_wd >= 0) {
+		/* The folder itself went away (or was moved): look for it again. */
+		inotify_rm_watch(self->inotify_fd, self->inotify_wd);
+		self->inotify_wd = -1;
+		if (self->rewatch_id == 0)
+			self->rewatch_id =
+			    g_timeout_add_seconds(OFFICE_DIR_REWATCH_S, on_rewatch, self);
+	}
+	if (changed)
+		schedule_reload(self);
+	return G_SOURCE_CONTINUE;
+}
+
+/* 0, or the errno of inotify_add_watch. */
+static int
+add_dir_watch(CsOffice *self)
+{
+	int wd = inotify_add_watch(self->inotify_fd, self->config->office_dir, OFFICE_DIR_EVENTS);
+
+	if (wd < 0)
+		return errno;
+	self->inotify_wd = wd;
+	return 0;
 }
 
 static gboolean
@@ -779,20 +850,25 @@ on_sighup(gpointer user_data)
 static void
 watch_office_dir(CsOffice *self)
 {
-	g_autoptr(GFile) dir = NULL;
-	g_autoptr(GError) error = NULL;
+	int e;
 
-	self->sighup_id = g_unix_signal_add(SIGHUP, on_sighup, self);
+	self->sighup_id = cs_signal_add(SIGHUP, on_sighup, self);
 	if (self->config->office_dir == NULL)
 		return;
-	dir = g_file_new_for_path(self->config->office_dir);
-	self->dir_monitor = g_file_monitor_directory(dir, G_FILE_MONITOR_NONE, NULL, &error);
-	if (self->dir_monitor == NULL) {
+	self->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (self->inotify_fd < 0) {
 		g_warning("office: office_dir %s: cannot watch it (%s); send SIGHUP after a change",
-			  self->config->office_dir, error->message);
+			  self->config->office_dir, g_strerror(errno));
 		return;
 	}
-	g_signal_connect(self->dir_monitor, "changed", G_CALLBACK(on_office_dir_changed), self);
+	self->inotify_id = g_unix_fd_add(self->inotify_fd, G_IO_IN, on_inotify, self);
+	e = add_dir_watch(self);
+	if (e == ENOENT)
+		/* Not there yet: watched once it is made. */
+		self->rewatch_id = g_timeout_add_seconds(OFFICE_DIR_REWATCH_S, on_rewatch, self);
+	else if (e != 0)
+		g_warning("office: office_dir %s: cannot watch it (%s); send SIGHUP after a change",
+			  self->config->office_dir, g_strerror(e));
 }
 
 /* ---- the verbs ------------------------------------------------------------------------- */
@@ -1893,6 +1969,8 @@ cs_office_new(
 	char server_secret[41], admin_secret[41];
 	guint refused = 0;
 
+	self->inotify_fd = -1;
+	self->inotify_wd = -1;
 	self->engine = engine;
 	self->config = cs_engine_get_config(engine);
 	self->curve = self->config->office_curve;
@@ -2010,11 +2088,12 @@ cs_office_free(CsOffice *self)
 		g_source_remove(self->sighup_id);
 	if (self->reload_id != 0)
 		g_source_remove(self->reload_id);
-	if (self->dir_monitor != NULL) {
-		g_signal_handlers_disconnect_by_data(self->dir_monitor, self);
-		g_file_monitor_cancel(self->dir_monitor);
-		g_object_unref(self->dir_monitor);
-	}
+	if (self->rewatch_id != 0)
+		g_source_remove(self->rewatch_id);
+	if (self->inotify_id != 0)
+		g_source_remove(self->inotify_id);
+	if (self->inotify_fd >= 0)
+		close(self->inotify_fd);
 	if (self->dispatch_id != 0)
 		g_source_remove(self->dispatch_id);
 	if (self->router_source != NULL) {

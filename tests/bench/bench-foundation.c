@@ -696,6 +696,47 @@ proc_kb(pid_t pid, const char *file, const char *field)
 	return at != NULL ? g_ascii_strtoll(at + strlen(key), NULL, 10) : -1;
 }
 
+static int
+cmp_str(const void *a, const void *b)
+{
+	return g_strcmp0(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The names of @pid's threads (/proc/PID/task/TID/comm), counted: "certseald, gmain, 2×pool". */
+static char *
+thread_names(pid_t pid)
+{
+	g_autofree char *path = g_strdup_printf("/proc/%d/task", (int)pid);
+	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+	g_autoptr(GHashTable) counts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autofree const char **names = NULL;
+	guint n_names = 0;
+	GString *out = g_string_new(NULL);
+	const char *tid;
+
+	while (dir != NULL && (tid = g_dir_read_name(dir)) != NULL) {
+		g_autofree char *comm_path = g_build_filename(path, tid, "comm", NULL);
+		char *comm = NULL;
+		if (!g_file_get_contents(comm_path, &comm, NULL, NULL))
+			continue;
+		g_strchomp(comm);
+		g_hash_table_insert(
+		    counts, comm,
+		    GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(counts, comm)) + 1));
+	}
+	names = (const char **)g_hash_table_get_keys_as_array(counts, &n_names);
+	qsort(names, n_names, sizeof(char *), cmp_str);
+	for (guint i = 0; i < n_names; i++) {
+		const char *name = names[i];
+		guint n = GPOINTER_TO_UINT(g_hash_table_lookup(counts, name));
+		if (n > 1)
+			g_string_append_printf(out, "%s%u×%s", out->len > 0 ? ", " : "", n, name);
+		else
+			g_string_append_printf(out, "%s%s", out->len > 0 ? ", " : "", name);
+	}
+	return g_string_free(out, FALSE);
+}
+
 /* Wait for "READY=1" on @fd (a datagram socket); FALSE after @deadline. */
 static gboolean
 wait_ready_notify(int fd, gint64 deadline)
@@ -837,6 +878,7 @@ bench_idle(const char *build_dir, const char *dir, GError **error)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	gint64 ready_us[N_STARTS], name_us[N_STARTS];
 	gint64 rss = -1, pss = -1, threads = -1, bare_rss = -1, bare_pss = -1;
+	g_autofree char *thread_list = NULL;
 	int fd;
 
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -916,6 +958,7 @@ bench_idle(const char *build_dir, const char *dir, GError **error)
 			rss = proc_kb(child_daemon, "status", "VmRSS");
 			pss = proc_kb(child_daemon, "smaps_rollup", "Pss");
 			threads = proc_kb(child_daemon, "status", "Threads");
+			thread_list = thread_names(child_daemon);
 			libs = mapped_libraries(child_daemon);
 		}
 		if (!stop_daemon(error))
@@ -939,10 +982,11 @@ bench_idle(const char *build_dir, const char *dir, GError **error)
 		name_us[0] / 1000.0, name_us[N_STARTS / 2] / 1000.0);
 	g_print("idle 5 s after READY=1: VmRSS %.1f MB (target <= 10 MB), Pss %.1f MB, "
 		"%" G_GINT64_FORMAT
-		" threads; a bare process mapping the same %u libraries: VmRSS %.1f MB, Pss %.1f "
-		"MB (ratio RSS %.2f)\n",
-		rss / 1024.0, pss / 1024.0, threads, libs->len, bare_rss / 1024.0,
-		bare_pss / 1024.0, bare_rss > 0 ? (double)rss / (double)bare_rss : 0.0);
+		" threads (%s); a bare process mapping the same %u libraries: VmRSS %.1f MB, Pss "
+		"%.1f MB (ratio RSS %.2f)\n",
+		rss / 1024.0, pss / 1024.0, threads, thread_list != NULL ? thread_list : "?",
+		libs->len, bare_rss / 1024.0, bare_pss / 1024.0,
+		bare_rss > 0 ? (double)rss / (double)bare_rss : 0.0);
 	return TRUE;
 fail:
 	close(fd);
