@@ -356,14 +356,12 @@ shutdown_watchdog(gpointer data)
 }
 
 static void
-on_ledger_verified(GObject *source, GAsyncResult *result, gpointer user_data)
+on_ledger_verified(
+    gboolean ok, gint64 bad_seq, gint64 n_checked, const GError *error, gpointer user_data)
 {
-	g_autoptr(GError) error = NULL;
-	gint64 bad_seq = 0;
-	gint64 n_checked = 0;
 	CsDaemon *self;
 
-	if (cs_ledger_verify_in_background_finish(result, &bad_seq, &n_checked, &error)) {
+	if (ok) {
 		g_message("ledger verified in the background: %" G_GINT64_FORMAT " events",
 			  n_checked);
 		return;

@@ -1824,25 +1824,42 @@ assert_open_refused(Fixture *f, guint checkpoint_interval, gint64 seq, const cha
 		g_error("expected \"%s…%s\" in \"%s\"", at, problem, error->message);
 }
 
+typedef struct {
+	gboolean done;
+	gboolean ok;
+	gint64 bad_seq;
+	gint64 n_checked;
+	GError *error;
+} Verdict;
+
 static void
-on_verified(GObject *source, GAsyncResult *result, gpointer user_data)
+on_verified(gboolean ok, gint64 bad_seq, gint64 n_checked, const GError *error, gpointer data)
 {
-	*(GAsyncResult **)user_data = g_object_ref(result);
+	Verdict *v = data;
+
+	v->done = TRUE;
+	v->ok = ok;
+	v->bad_seq = bad_seq;
+	v->n_checked = n_checked;
+	v->error = error != NULL ? g_error_copy(error) : NULL;
 }
 
 /* The background verification's verdict: TRUE, or FALSE with the event it names. */
 static gboolean
 verify_in_background(CsLedger *ledger, gint64 *bad_seq, gint64 *n_checked, GError **error)
 {
-	GAsyncResult *result = NULL;
-	gboolean ok;
+	Verdict v = {0};
 
-	cs_ledger_verify_in_background(ledger, NULL, on_verified, &result);
-	while (result == NULL)
+	cs_ledger_verify_in_background(ledger, NULL, on_verified, &v);
+	while (!v.done)
 		g_main_context_iteration(NULL, TRUE);
-	ok = cs_ledger_verify_in_background_finish(result, bad_seq, n_checked, error);
-	g_object_unref(result);
-	return ok;
+	if (bad_seq != NULL)
+		*bad_seq = v.bad_seq;
+	if (n_checked != NULL)
+		*n_checked = v.n_checked;
+	if (v.error != NULL)
+		g_propagate_error(error, v.error);
+	return v.ok;
 }
 
 static void

@@ -1459,14 +1459,11 @@ verify_call_free(VerifyCall *vc)
 }
 
 static void
-on_ledger_verified(GObject *source, GAsyncResult *result, gpointer user_data)
+on_ledger_verified(gboolean ok, gint64 bad, gint64 checked, const GError *error, gpointer user_data)
 {
 	VerifyCall *vc = user_data;
-	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonObject) reply = NULL;
 	JsonObject *o;
-	gint64 bad = 0, checked = 0;
-	gboolean ok = cs_ledger_verify_in_background_finish(result, &bad, &checked, &error);
 
 	/* Cancelled: the office is going away. */
 	if (!ok && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {

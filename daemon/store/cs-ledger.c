@@ -1146,98 +1146,101 @@ typedef struct {
 	char *path;
 	CsVault *vault; /* a copy: the thread may outlive the daemon's */
 	int schema_version;
-} VerifyJob;
-
-typedef struct {
+	GCancellable *cancellable;
+	GMainContext *context; /* where @func runs */
+	CsLedgerVerifiedFunc func;
+	gpointer user_data;
+	/* the outcome */
 	gint64 bad_seq;
 	gint64 n_checked;
 	GError *error; /* NULL when the ledger verified */
-} VerifyOutcome;
+} VerifyJob;
 
 static void
-verify_job_free(VerifyJob *job)
+verify_job_free(gpointer data)
 {
+	VerifyJob *job = data;
+
 	cs_vault_free(job->vault);
 	g_free(job->path);
+	g_clear_object(&job->cancellable);
+	g_main_context_unref(job->context);
+	g_clear_error(&job->error);
 	g_free(job);
 }
 
-static void
-verify_outcome_free(VerifyOutcome *outcome)
+/* Back in the caller's main context: the verdict, or CANCELLED when it was cancelled. */
+static gboolean
+verify_done(gpointer data)
 {
-	g_clear_error(&outcome->error);
-	g_free(outcome);
+	VerifyJob *job = data;
+	g_autoptr(GError) cancelled = NULL;
+
+	if (g_cancellable_set_error_if_cancelled(job->cancellable, &cancelled))
+		job->func(FALSE, 0, job->n_checked, cancelled, job->user_data);
+	else
+		job->func(job->error == NULL, job->bad_seq, job->n_checked, job->error,
+			  job->user_data);
+	return G_SOURCE_REMOVE;
 }
 
-/* In the worker thread: the whole chain and every order, through a read-only connection of
- * its own, in one read snapshot (the main loop's writes go on beside it). */
-static void
-verify_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+/* In a thread of its own (not GTask's pool, whose set-up starts GLib's worker thread): the
+ * whole chain and every order, through a read-only connection of its own, in one read
+ * snapshot (the main loop's writes go on beside it). */
+static gpointer
+verify_thread(gpointer data)
 {
-	VerifyJob *job = task_data;
-	VerifyOutcome *outcome = g_new0(VerifyOutcome, 1);
+	VerifyJob *job = data;
 	g_autoptr(MacKeys) keys = mac_keys_new(job->vault);
 	CsLedger shadow = {.path = job->path,
 			   .vault = job->vault,
 			   .keys = keys,
 			   .schema_version = job->schema_version};
+	GSource *done;
 
 	if (sqlite3_open_v2(job->path, &shadow.db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		g_set_error(&outcome->error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot open: %s",
+		g_set_error(&job->error, CS_ERROR, CS_ERROR_INTERNAL, "%s: cannot open: %s",
 			    job->path,
 			    shadow.db != NULL ? sqlite3_errmsg(shadow.db) : "out of memory");
 	} else {
 		sqlite3_busy_timeout(shadow.db, CS_LEDGER_BUSY_TIMEOUT_MS);
-		if (db_exec(shadow.db, "BEGIN", "starting to verify", &outcome->error) &&
+		if (db_exec(shadow.db, "BEGIN", "starting to verify", &job->error) &&
 		    db_query_int(shadow.db, "SELECT COALESCE(MAX(seq), 0) FROM events",
-				 &shadow.last_seq, &outcome->error) &&
-		    verify_chain(&shadow, 1, &outcome->bad_seq, &outcome->n_checked, cancellable,
-				 &outcome->error))
-			verify_orders(&shadow, 1, &outcome->bad_seq, &outcome->error);
+				 &shadow.last_seq, &job->error) &&
+		    verify_chain(&shadow, 1, &job->bad_seq, &job->n_checked, job->cancellable,
+				 &job->error))
+			verify_orders(&shadow, 1, &job->bad_seq, &job->error);
 	}
 	sqlite3_close(shadow.db);
-	g_task_return_pointer(task, outcome, (GDestroyNotify)verify_outcome_free);
+	/* An idle source, not g_main_context_invoke(): that would run the callback here when
+	 * nobody iterates the context at this moment. */
+	done = g_idle_source_new();
+	g_source_set_callback(done, verify_done, job, verify_job_free);
+	g_source_attach(done, job->context);
+	g_source_unref(done);
+	return NULL;
 }
 
 void
 cs_ledger_verify_in_background(CsLedger *ledger,
 			       GCancellable *cancellable,
-			       GAsyncReadyCallback callback,
+			       CsLedgerVerifiedFunc func,
 			       gpointer user_data)
 {
-	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
-	VerifyJob *job = g_new0(VerifyJob, 1);
+	VerifyJob *job;
 
 	g_return_if_fail(ledger != NULL);
+	g_return_if_fail(func != NULL);
 
+	job = g_new0(VerifyJob, 1);
 	job->path = g_strdup(ledger->path);
 	job->vault = ledger->vault != NULL ? cs_vault_copy(ledger->vault) : NULL;
 	job->schema_version = ledger->schema_version;
-	g_task_set_source_tag(task, cs_ledger_verify_in_background);
-	g_task_set_task_data(task, job, (GDestroyNotify)verify_job_free);
-	g_task_run_in_thread(task, verify_thread);
-}
-
-gboolean
-cs_ledger_verify_in_background_finish(GAsyncResult *result,
-				      gint64 *bad_seq,
-				      gint64 *n_checked,
-				      GError **error)
-{
-	VerifyOutcome *outcome = g_task_propagate_pointer(G_TASK(result), error);
-	gboolean ok;
-
-	if (outcome == NULL)
-		return FALSE; /* cancelled */
-	if (bad_seq != NULL)
-		*bad_seq = outcome->bad_seq;
-	if (n_checked != NULL)
-		*n_checked = outcome->n_checked;
-	ok = outcome->error == NULL;
-	if (!ok)
-		g_propagate_error(error, g_steal_pointer(&outcome->error));
-	verify_outcome_free(outcome);
-	return ok;
+	job->cancellable = cancellable != NULL ? g_object_ref(cancellable) : NULL;
+	job->context = g_main_context_ref_thread_default();
+	job->func = func;
+	job->user_data = user_data;
+	g_thread_unref(g_thread_new("ledger-verify", verify_thread, job));
 }
 
 void

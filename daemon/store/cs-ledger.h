@@ -155,18 +155,17 @@ gboolean cs_ledger_verify(
     CsLedger *ledger, gint64 from_seq, gint64 *bad_seq, gint64 *n_checked, GError **error);
 
 /*
- * cs_ledger_verify() from the start, in a worker thread with its own read-only connection
- * (the main loop and its writes go on); @callback runs in the calling thread's main
- * context. Cancelling makes the result G_IO_ERROR_CANCELLED.
+ * cs_ledger_verify() from the start, in a thread of its own with its own read-only
+ * connection (the main loop and its writes go on); @func runs in the calling thread's
+ * default main context with the verdict: @ok, or the event named (@bad_seq, 0 when the
+ * ledger could not be read) and @error. Cancelling makes @error G_IO_ERROR_CANCELLED.
  */
+typedef void (*CsLedgerVerifiedFunc)(
+    gboolean ok, gint64 bad_seq, gint64 n_checked, const GError *error, gpointer user_data);
 void cs_ledger_verify_in_background(CsLedger *ledger,
 				    GCancellable *cancellable,
-				    GAsyncReadyCallback callback,
+				    CsLedgerVerifiedFunc func,
 				    gpointer user_data);
-gboolean cs_ledger_verify_in_background_finish(GAsyncResult *result,
-					       gint64 *bad_seq,
-					       gint64 *n_checked,
-					       GError **error);
 /* From now on every write transaction is refused with CS_ERROR_UNAVAILABLE "ledger failed
  * verification at event @bad_seq" (a verification failed: nothing more is recorded onto a
  * ledger that may have been tampered with). */
