@@ -702,7 +702,7 @@ cmp_str(const void *a, const void *b)
 	return g_strcmp0(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The names of @pid's threads (/proc/PID/task/TID/comm), counted: "certseald, gmain, 2×pool". */
+/* The names of @pid's threads (/proc/PID/task/TID/comm), counted: "certseald, gmain, pool x2". */
 static char *
 thread_names(pid_t pid)
 {
@@ -730,7 +730,7 @@ thread_names(pid_t pid)
 		const char *name = names[i];
 		guint n = GPOINTER_TO_UINT(g_hash_table_lookup(counts, name));
 		if (n > 1)
-			g_string_append_printf(out, "%s%u×%s", out->len > 0 ? ", " : "", n, name);
+			g_string_append_printf(out, "%s%s x%u", out->len > 0 ? ", " : "", name, n);
 		else
 			g_string_append_printf(out, "%s%s", out->len > 0 ? ", " : "", name);
 	}
