@@ -42,7 +42,8 @@ typedef struct {
 	GVariant *flow;
 	GVariant *fields; /* the order's Fields, as last read */
 	CsForm *form;
-	guint generation; /* of the current start: older replies are dropped */
+	guint generation;	/* of the current start: older replies are dropped */
+	guint login_generation; /* the start the login dialog was opened for */
 	GtkStack *stack;
 	GtkWidget *title;
 	/* problem */
@@ -101,6 +102,23 @@ call_done(Call *c)
 
 	g_free(c);
 	return f;
+}
+
+/* The login dialog's: one at a time, and it may be closed without logging in, so the
+ * flow itself carries the start it was opened for. */
+static gpointer
+login_for(Flow *f)
+{
+	f->login_generation = f->generation;
+	return f;
+}
+
+static Flow *
+login_done(gpointer user_data)
+{
+	Flow *f = user_data;
+
+	return f->login_generation == f->generation ? f : NULL;
 }
 
 static gboolean
@@ -457,7 +475,7 @@ on_downloaded(GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 on_download_login(CsAssistant *a, CsKey *key, gpointer user_data)
 {
-	Flow *f = call_done(user_data);
+	Flow *f = login_done(user_data);
 
 	if (f != NULL)
 		start_download(f);
@@ -490,7 +508,7 @@ start_download(Flow *f)
 		gtk_widget_set_visible(f->resume, TRUE);
 		if (!f->login_offered) {
 			f->login_offered = TRUE;
-			cs_assistant_login(f->a, key, G_CALLBACK(on_download_login), call_new(f));
+			cs_assistant_login(f->a, key, G_CALLBACK(on_download_login), login_for(f));
 		}
 		return;
 	}
@@ -665,7 +683,7 @@ create_order(Flow *f)
 static void
 on_logged_in(CsAssistant *a, CsKey *key, gpointer user_data)
 {
-	Flow *f = call_done(user_data);
+	Flow *f = login_done(user_data);
 
 	if (f != NULL)
 		create_order(f);
@@ -681,7 +699,7 @@ on_login(GtkButton *button, gpointer user_data)
 		problem_no_key(f, RETRY_KEY);
 		return;
 	}
-	cs_assistant_login(f->a, key, G_CALLBACK(on_logged_in), call_new(f));
+	cs_assistant_login(f->a, key, G_CALLBACK(on_logged_in), login_for(f));
 }
 
 /* --- the key in the slot ------------------------------------------------------------ */
@@ -745,7 +763,7 @@ choose_key(Flow *f)
 	set_text(f->key_text, text);
 	gtk_widget_set_visible(f->login, TRUE);
 	show_step(f, "key");
-	cs_assistant_login(f->a, key, G_CALLBACK(on_logged_in), call_new(f));
+	cs_assistant_login(f->a, key, G_CALLBACK(on_logged_in), login_for(f));
 }
 
 /* --- the buttons of the steps ------------------------------------------------------------ */

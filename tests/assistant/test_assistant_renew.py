@@ -8,10 +8,11 @@ and password are the platform's own); the business clock is moved with CERTSEAL_
 
 import datetime
 import os
+import shutil
 
 import pytest
 
-from conftest import DEV_CONF, Client, Daemon, key_path, run_until, short_tmpdir, vkey, write_config
+from conftest import DEV_CONF, DEV_VENDORS_D, Client, Daemon, key_path, run_until, short_tmpdir, vkey, write_config
 from flow_helpers import Application, Office, blank_key, secret_of
 from office_helpers import office_info
 
@@ -43,8 +44,19 @@ class ClockDaemon(Daemon):
 
 @pytest.fixture(scope="module")
 def daemon(bus):
-    # No SMS resend cooldown: a change's code follows the new key's messages at once.
-    config = write_config(os.path.join(short_tmpdir("csasst-"), "assistant.conf"), DEV_CONF,
+    # No SMS resend cooldown: a change's code follows the new key's messages at once. A
+    # person's unlock costs 5 yuan: its pages go through the payment.
+    workdir = short_tmpdir("csasst-")
+    vendors = os.path.join(workdir, "vendors.d")
+    shutil.copytree(DEV_VENDORS_D, vendors)
+    profile = os.path.join(vendors, "demo-a.conf")
+    with open(profile) as f:
+        text = f.read()
+    assert "unlock.person = 0" in text
+    with open(profile, "w") as f:
+        f.write(text.replace("unlock.person = 0", "unlock.person = 500"))
+    config = write_config(os.path.join(workdir, "assistant.conf"), DEV_CONF,
+                          daemon={"vendor_dir": vendors},
                           sms={"resend_cooldown_s": "0", "daily_cap": "1000"})
     d = ClockDaemon(bus, config=config)
     try:
@@ -336,7 +348,22 @@ def test_an_unlock_of_a_locked_key(daemon, bus, window_factory, plugged):
     office = Office(daemon.state_dir)
     mark = office.mark("sms")
     w.click(w.find(role="push button", name="确认订单"))
+    # Priced: the payment first, then the identity check and the code.
+    w.click(w.wait_find(role="push button", name="测试收银台"))
+    w.wait_find(role="image", name="付款二维码")
+    wait_label(w, contains="费用为 5.00 元")
+    w.screenshot("unlock-payment-qr")
+    c = Client(bus)
+    try:
+        oid = next(c.get(p, "org.certseal.CertSeal1.Order", "Id") for p in c.managed_objects()
+                   if "/orders/" in p and c.get(p, "org.certseal.CertSeal1.Order", "Kind")
+                   == "unlock" and c.get(p, "org.certseal.CertSeal1.Order", "State")
+                   == "unpaid")
+    finally:
+        c.close()
+    assert office.ok("pay-notify", oid, "--channel", "sandbox")["applied"]
     code_entry = w.wait_find(role="password text", name="授权码")
+    wait_label(w, contains="授权码已短信发送至")
     msg = office.wait_message("sms", to=a.fields["phone"], template="auth_code", after=mark)
     assert msg is not None, "no authorization code was sent"
     code = secret_of(msg)
