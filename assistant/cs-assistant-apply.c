@@ -14,11 +14,7 @@
  * what is still missing in words, the steps it offers, its materials named as its flow
  * names them.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <gio/gunixfdlist.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cs-assistant.h"
 
@@ -295,8 +291,7 @@ on_order_call(GObject *source, GAsyncResult *result, gpointer user_data)
 	g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), result, &error);
 
 	if (reply == NULL) {
-		g_autofree char *text = cs_error_text(error);
-		g_autofree char *line = g_strdup_printf(_("Not accepted: %s"), text);
+		g_autofree char *line = cs_not_accepted_text(error);
 		set_status(p, line, TRUE);
 		return;
 	}
@@ -323,8 +318,7 @@ on_created(GObject *source, GAsyncResult *result, gpointer user_data)
 
 	gtk_widget_set_sensitive(p->next, TRUE);
 	if (!cs_manager_call_create_order_finish(CS_MANAGER(source), &path, result, &error)) {
-		g_autofree char *text = cs_error_text(error);
-		g_autofree char *line = g_strdup_printf(_("Not accepted: %s"), text);
+		g_autofree char *line = cs_not_accepted_text(error);
 		set_status(p, line, TRUE);
 		cs_form_check(p->form);
 		return;
@@ -385,8 +379,7 @@ on_resent(GObject *source, GAsyncResult *result, gpointer user_data)
 	g_autofree char *text = NULL;
 
 	if (!cs_order_call_send_sms_code_finish(CS_ORDER(source), &to, result, &error)) {
-		g_autofree char *why = cs_error_text(error);
-		text = g_strdup_printf(_("Not accepted: %s"), why);
+		text = cs_not_accepted_text(error);
 		set_status(p, text, TRUE);
 		return;
 	}
@@ -409,33 +402,15 @@ on_material_chosen(GtkNativeDialog *dialog, int response, gpointer user_data)
 {
 	Apply *p = user_data;
 	const char *kind = g_object_get_data(G_OBJECT(dialog), "cs-material");
-	g_autoptr(GFile) file = NULL;
 	g_autofree char *path = NULL;
 	g_autofree char *base = NULL;
-	g_autoptr(GUnixFDList) fds = NULL;
-	g_autoptr(GError) error = NULL;
-	int fd;
+	g_autofree char *why = NULL;
+	g_autoptr(GUnixFDList) fds = cs_open_chosen_file(dialog, response, &path, &why);
 
-	if (response != GTK_RESPONSE_ACCEPT)
+	if (why != NULL)
+		set_status(p, why, TRUE);
+	if (fds == NULL)
 		goto out;
-	file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
-	path = file != NULL ? g_file_get_path(file) : NULL;
-	if (path == NULL)
-		goto out;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		g_autofree char *text =
-		    g_strdup_printf(_("Cannot open %s: %s"), path, g_strerror(errno));
-		set_status(p, text, TRUE);
-		goto out;
-	}
-	fds = g_unix_fd_list_new();
-	if (g_unix_fd_list_append(fds, fd, &error) < 0) {
-		close(fd);
-		set_status(p, error->message, TRUE);
-		goto out;
-	}
-	close(fd);
 	base = g_path_get_basename(path);
 	g_dbus_proxy_call_with_unix_fd_list(
 	    G_DBUS_PROXY(p->proxy), "AttachMaterial", g_variant_new("(ssh)", kind, base, 0),

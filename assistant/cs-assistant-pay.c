@@ -101,8 +101,7 @@ on_payment(GObject *source, GAsyncResult *result, gpointer user_data)
 
 	if (!cs_order_call_start_payment_finish(CS_ORDER(source), &payload, &expires, result,
 						&error)) {
-		g_autofree char *why = cs_error_text(error);
-		g_autofree char *text = g_strdup_printf(_("Not accepted: %s"), why);
+		g_autofree char *text = cs_not_accepted_text(error);
 		if (pay != NULL) {
 			gtk_label_set_text(GTK_LABEL(pay->error), text);
 			gtk_widget_set_visible(pay->error, TRUE);

@@ -116,10 +116,10 @@ explain(PinDialog *d, const GError *error)
 		text =
 		    g_strdup(_("The key is locked after too many wrong passwords. Unlock it with "
 			       "“Recover the password / unlock” on the home page."));
-	else if (g_strcmp0(name, "KeyRemoved") == 0 || g_strcmp0(name, "NoKey") == 0)
+	else if (cs_error_is_key_removed(error))
 		text = g_strdup(_("The key was removed. Insert it again and try again."));
 	else if (g_strcmp0(name, "InvalidInput") == 0)
-		text = g_strdup_printf(_("Not accepted: %s"), message);
+		text = cs_not_accepted_text(error);
 	else
 		text = g_strdup_printf(_("The certificate service refused: %s"), message);
 	show_error(d, text);

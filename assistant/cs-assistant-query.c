@@ -468,8 +468,7 @@ on_reissue_created(GObject *source, GAsyncResult *result, gpointer user_data)
 	g_autofree char *path = NULL;
 
 	if (!cs_manager_call_create_order_finish(CS_MANAGER(source), &path, result, &error)) {
-		g_autofree char *message = cs_error_text(error);
-		g_autofree char *text = g_strdup_printf(_("Not accepted: %s"), message);
+		g_autofree char *text = cs_not_accepted_text(error);
 		gtk_label_set_text(GTK_LABEL(q->status), text);
 		return;
 	}

@@ -460,8 +460,7 @@ on_downloaded(GObject *source, GAsyncResult *result, gpointer user_data)
 		return;
 	}
 	/* The key out: the download goes on when it is back (on_key_added). */
-	if (g_strcmp0(cs_error_name(error), "KeyRemoved") == 0 ||
-	    g_strcmp0(cs_error_name(error), "NoKey") == 0) {
+	if (cs_error_is_key_removed(error)) {
 		show_download(f, _("The key was removed. Insert it again to resume the download."));
 		return;
 	}
@@ -792,8 +791,7 @@ on_updated(GObject *source, GAsyncResult *result, gpointer user_data)
 
 	if (!cs_order_call_update_finish(CS_ORDER(source), result, &error)) {
 		if (f != NULL && !cs_form_show_error(f->form, error)) {
-			g_autofree char *text = cs_error_text(error);
-			g_autofree char *line = g_strdup_printf(_("Not accepted: %s"), text);
+			g_autofree char *line = cs_not_accepted_text(error);
 			set_text(f->form_status, line);
 		} else if (f != NULL) {
 			set_text(f->form_status, _("Correct the fields marked in red."));
@@ -828,8 +826,7 @@ on_code_sent(GObject *source, GAsyncResult *result, gpointer user_data)
 	g_autofree char *text = NULL;
 
 	if (!cs_order_call_send_sms_code_finish(CS_ORDER(source), &to, result, &error)) {
-		g_autofree char *why = cs_error_text(error);
-		text = g_strdup_printf(_("Not accepted: %s"), why);
+		text = cs_not_accepted_text(error);
 	} else {
 		text = g_strdup_printf(_("A code was sent to %s."), to);
 	}
@@ -859,8 +856,7 @@ on_sms_verified(GObject *source, GAsyncResult *result, gpointer user_data)
 	if (f == NULL)
 		return;
 	if (!cs_order_call_verify_sms_code_finish(CS_ORDER(source), result, &error)) {
-		g_autofree char *why = cs_error_text(error);
-		g_autofree char *text = g_strdup_printf(_("Not accepted: %s"), why);
+		g_autofree char *text = cs_not_accepted_text(error);
 		set_text(f->sms_status, text);
 		return;
 	}
@@ -897,8 +893,7 @@ on_order_call(GObject *source, GAsyncResult *result, gpointer user_data)
 	if (f == NULL)
 		return;
 	if (reply == NULL) {
-		g_autofree char *text = cs_error_text(error);
-		g_autofree char *line = g_strdup_printf(_("Not accepted: %s"), text);
+		g_autofree char *line = cs_not_accepted_text(error);
 		set_text(f->confirm_status, line);
 		set_text(f->status_status, line);
 		return;
@@ -915,8 +910,7 @@ on_confirmed(GObject *source, GAsyncResult *result, gpointer user_data)
 	if (f == NULL)
 		return;
 	if (!cs_order_call_confirm_finish(CS_ORDER(source), result, &error)) {
-		g_autofree char *text = cs_error_text(error);
-		g_autofree char *line = g_strdup_printf(_("Not accepted: %s"), text);
+		g_autofree char *line = cs_not_accepted_text(error);
 		set_text(f->confirm_status, line);
 		return;
 	}
@@ -991,8 +985,7 @@ on_unlocked(GObject *source, GAsyncResult *result, gpointer user_data)
 		return;
 	gtk_widget_set_sensitive(f->reset, TRUE);
 	if (!cs_order_call_unlock_finish(CS_ORDER(source), result, &error)) {
-		g_autofree char *why = cs_error_text(error);
-		g_autofree char *text = g_strdup_printf(_("Not accepted: %s"), why);
+		g_autofree char *text = cs_not_accepted_text(error);
 		set_text(f->code_status, text);
 		return;
 	}

@@ -13,11 +13,7 @@
  * of the daemon's state directory (--state-dir, by default the installed one), as the CLI
  * reads them.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <gio/gunixfdlist.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/x509.h>
 
@@ -179,7 +175,7 @@ on_seal_read(GObject *source, GAsyncResult *result, gpointer user_data)
 
 		if (g_strcmp0(name, "NotFound") == 0)
 			text = g_strdup(_("This key holds no e-seal."));
-		else if (g_strcmp0(name, "KeyRemoved") == 0 || g_strcmp0(name, "NoKey") == 0)
+		else if (cs_error_is_key_removed(error))
 			text = g_strdup(_("The key was removed. Insert it again and try again."));
 		else
 			text = g_strdup_printf(_("The certificate service refused: %s"), message);
@@ -309,7 +305,7 @@ on_sealed(GObject *source, GAsyncResult *result, gpointer user_data)
 
 		if (g_strcmp0(err, "AccessDenied") == 0)
 			text = g_strdup(_("Log in to the key first."));
-		else if (g_strcmp0(err, "KeyRemoved") == 0 || g_strcmp0(err, "NoKey") == 0)
+		else if (cs_error_is_key_removed(error))
 			text = g_strdup(_("The key was removed. Insert it again and try again."));
 		else
 			text = g_strdup_printf(_("Not sealed: %s"), message);
@@ -343,27 +339,15 @@ static void
 on_document_chosen(GtkNativeDialog *dialog, int response, gpointer user_data)
 {
 	Seal *s = user_data;
-	g_autoptr(GFile) file = NULL;
 	g_autofree char *path = NULL;
 	g_autofree char *base = NULL;
-	g_autoptr(GUnixFDList) fds = NULL;
-	g_autoptr(GError) error = NULL;
-	int fd;
+	g_autofree char *why = NULL;
+	g_autoptr(GUnixFDList) fds = cs_open_chosen_file(dialog, response, &path, &why);
 
-	if (response != GTK_RESPONSE_ACCEPT)
+	if (why != NULL)
+		gtk_label_set_text(GTK_LABEL(s->sign_status), why);
+	if (fds == NULL)
 		goto out;
-	file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
-	path = file != NULL ? g_file_get_path(file) : NULL;
-	if (path == NULL)
-		goto out;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		g_autofree char *text =
-		    g_strdup_printf(_("Cannot open %s: %s"), path, g_strerror(errno));
-		gtk_label_set_text(GTK_LABEL(s->sign_status), text);
-		goto out;
-	}
-	fds = g_unix_fd_list_new_from_array(&fd, 1); /* takes @fd */
 	g_free(s->document);
 	s->document = g_strdup(path);
 	base = g_path_get_basename(path);

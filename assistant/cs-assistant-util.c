@@ -1,7 +1,9 @@
 /*
  * cs-assistant-util.c — small helpers of the assistant: the daemon's errors, a key's
- * holder, vendor names, dates, labels.
+ * holder, vendor names, dates, labels, a chosen file.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 #include "cs-assistant.h"
@@ -30,6 +32,25 @@ cs_error_text(const GError *error)
 
 	g_dbus_error_strip_remote_error(copy);
 	return g_strdup(copy->message);
+}
+
+/* Whether the daemon refused because the key is out (removed during the call, or none). */
+gboolean
+cs_error_is_key_removed(const GError *error)
+{
+	const char *name = cs_error_name(error);
+
+	return g_strcmp0(name, "KeyRemoved") == 0 || g_strcmp0(name, "NoKey") == 0;
+}
+
+/* "Not accepted: …" with the error's message: what a page says when the daemon refuses a
+ * step. */
+char *
+cs_not_accepted_text(const GError *error)
+{
+	g_autofree char *text = cs_error_text(error);
+
+	return g_strdup_printf(_("Not accepted: %s"), text);
 }
 
 /* A certificate subject's holder: its CN, else the whole subject; NULL for none. */
@@ -103,4 +124,31 @@ cs_label_new(const char *text, const char *css_class)
 	if (css_class != NULL)
 		gtk_widget_add_css_class(label, css_class);
 	return label;
+}
+
+/* The file a file chooser's dialog accepted, opened for reading: a list that holds its fd,
+ * and its path in @path. NULL when the dialog was not accepted or chose no local file
+ * (@error_text NULL then), or when the file cannot be opened (@error_text says why). */
+GUnixFDList *
+cs_open_chosen_file(GtkNativeDialog *dialog, int response, char **path, char **error_text)
+{
+	g_autoptr(GFile) file = NULL;
+	g_autofree char *chosen = NULL;
+	int fd;
+
+	*path = NULL;
+	*error_text = NULL;
+	if (response != GTK_RESPONSE_ACCEPT)
+		return NULL;
+	file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(dialog));
+	chosen = file != NULL ? g_file_get_path(file) : NULL;
+	if (chosen == NULL)
+		return NULL;
+	fd = open(chosen, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*error_text = g_strdup_printf(_("Cannot open %s: %s"), chosen, g_strerror(errno));
+		return NULL;
+	}
+	*path = g_steal_pointer(&chosen);
+	return g_unix_fd_list_new_from_array(&fd, 1); /* takes @fd */
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <adwaita.h>
+#include <gio/gunixfdlist.h>
 #include <glib/gi18n.h>
 #include <gtk/gtk.h>
 
@@ -103,9 +104,13 @@ GdkTexture *cs_qr_texture(const char *payload);
 /* cs-assistant-util.c */
 const char *cs_error_name(const GError *error);
 char *cs_error_text(const GError *error);
+gboolean cs_error_is_key_removed(const GError *error);
+char *cs_not_accepted_text(const GError *error);
 char *cs_subject_holder(const char *subject);
 char *cs_key_holder(CsKey *key);
 const char *cs_key_subject_type(CsKey *key);
 const char *cs_vendor_name(CsAssistant *a, const char *vendor_id);
 char *cs_format_date(guint64 seconds);
 GtkWidget *cs_label_new(const char *text, const char *css_class);
+GUnixFDList *
+cs_open_chosen_file(GtkNativeDialog *dialog, int response, char **path, char **error_text);
