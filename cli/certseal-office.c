@@ -583,7 +583,8 @@ cmd_backup(Office *o, int argc, char **argv)
 			return usage();
 	}
 	if (output == NULL)
-		return usage();
+		return fail(o, "InvalidInput",
+			    "--output: missing; name the file the backup goes to");
 	output_base = g_path_get_basename(output);
 	if (state_dir == NULL) {
 		if (config_path == NULL && g_file_test(CS_CONFIG_FILE, G_FILE_TEST_EXISTS))
@@ -593,9 +594,9 @@ cmd_backup(Office *o, int argc, char **argv)
 			return fail(o, "InvalidInput", error->message);
 		state_dir = config->state_dir;
 	}
-	if (g_file_test(output, G_FILE_TEST_EXISTS) || g_file_test(output, G_FILE_TEST_IS_SYMLINK))
-		return fail(o, "InvalidInput",
-			    "--output: the file exists; a backup never replaces a file");
+	/* Everything that can be told before the passphrase is asked for is told first. */
+	if (!cs_backup_check_source(state_dir, output, &error))
+		return fail(o, error_code(error), error->message);
 	cs_tty_unbuffer_stdin();
 	passphrase = cs_backup_read_passphrase(TRUE, &error);
 	if (passphrase == NULL)

@@ -772,25 +772,13 @@ link_output(int fd, const char *tmp_path, const char *output, GError **error)
 }
 
 gboolean
-cs_backup_create(const char *state_dir,
-		 const char *output,
-		 const char *passphrase,
-		 const CsBackupKdf *kdf,
-		 CsBackupStats *stats,
-		 GError **error)
+cs_backup_check_source(const char *state_dir, const char *output, GError **error)
 {
 	g_autofree char *ledger = g_build_filename(state_dir, "ledger.db", NULL);
 	g_autofree char *key = g_build_filename(state_dir, "vault.key", NULL);
 	g_autofree char *out_dir = g_path_get_dirname(output);
-	g_autofree char *out_base = g_path_get_basename(output);
-	g_autofree char *tmp_path = NULL;
-	guint removed = 0;
 	struct stat st;
-	gboolean ok;
-	int fd;
 
-	if (!cs_backup_check_passphrase(passphrase, error))
-		return FALSE;
 	if (lstat(output, &st) == 0) {
 		g_set_error(error, CS_ERROR, CS_ERROR_INVALID_INPUT,
 			    "%s: exists; a backup never replaces a file", output);
@@ -813,6 +801,28 @@ cs_backup_create(const char *state_dir,
 			    out_dir, (guint)(st.st_mode & 07777));
 		return FALSE;
 	}
+	return TRUE;
+}
+
+gboolean
+cs_backup_create(const char *state_dir,
+		 const char *output,
+		 const char *passphrase,
+		 const CsBackupKdf *kdf,
+		 CsBackupStats *stats,
+		 GError **error)
+{
+	g_autofree char *out_dir = g_path_get_dirname(output);
+	g_autofree char *out_base = g_path_get_basename(output);
+	g_autofree char *tmp_path = NULL;
+	guint removed = 0;
+	gboolean ok;
+	int fd;
+
+	if (!cs_backup_check_passphrase(passphrase, error))
+		return FALSE;
+	if (!cs_backup_check_source(state_dir, output, error))
+		return FALSE;
 	remove_stale(out_dir, out_base, &removed);
 	fd = open_output(out_dir, out_base, &tmp_path, error);
 	if (fd < 0)

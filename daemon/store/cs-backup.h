@@ -80,6 +80,13 @@ char *cs_backup_read_passphrase(gboolean new_passphrase, GError **error);
 gboolean cs_backup_entry_ok(const char *name, guint32 mode, GError **error);
 
 /*
+ * What cs_backup_create() checks before it reads a passphrase's worth of work: @state_dir
+ * holds a ledger and its vault key, @output does not exist, and its folder is not one others
+ * may rename files in (CS_ERROR_INVALID_INPUT naming the path and the reason).
+ */
+gboolean cs_backup_check_source(const char *state_dir, const char *output, GError **error);
+
+/*
  * Write a backup of @state_dir to the new file @output (0600; refused when it exists):
  * written and synced as an unnamed file in the same folder (O_TMPFILE; a hidden temporary
  * where the file system has none), then linked into place. A private ".<output>.XXXXXX"

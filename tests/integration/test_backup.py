@@ -447,3 +447,26 @@ def test_on_a_terminal_the_passphrase_is_asked_twice_without_echo(stopped_state,
     assert stderr.count(first) == 1 and again not in stderr
     assert PASSPHRASE.encode() not in echoed and echo_on
     assert re.search(r"restored \d+ files .*ledger verified", stdout), stdout
+
+
+def test_what_can_be_told_before_the_passphrase_is_told_first(stopped_state, tmp_dir):
+    """A missing --output, a folder that is no state directory or an existing output are
+    refused before a passphrase is read: the person types nothing in vain."""
+    out = os.path.join(tmp_dir, "b")
+    cp = run([OFFICE_CLI, "--state-dir", stopped_state, "--json", "backup"], "")
+    assert cp.returncode == 1 and "--output: missing" in cp.stdout, cp.stdout + cp.stderr
+    nowhere = os.path.join(tmp_dir, "nowhere")
+    open(os.path.join(tmp_dir, "taken"), "w").close()
+    for cmd, what in ((backup_cmd(nowhere, out), f"{nowhere}: not a state directory"),
+                      (backup_cmd(stopped_state, os.path.join(tmp_dir, "taken")), "exists")):
+        r, w = os.pipe()
+        os.write(w, (PASSPHRASE + "\n").encode())
+        os.close(w)
+        try:
+            cp = subprocess.run(cmd, stdin=r, capture_output=True, text=True, timeout=120)
+            assert cp.returncode == 1 and what in cp.stdout, cp.stdout + cp.stderr
+            os.set_blocking(r, False)
+            assert os.read(r, 100) == (PASSPHRASE + "\n").encode(), "the passphrase was read"
+        finally:
+            os.close(r)
+    assert not os.path.exists(out)
