@@ -438,9 +438,7 @@ on_choose_material(GtkButton *button, gpointer user_data)
 	g_object_set_data_full(G_OBJECT(chooser), "cs-material",
 			       g_strdup(g_object_get_data(G_OBJECT(button), "cs-material")),
 			       g_free);
-	gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(chooser), TRUE);
-	g_signal_connect(chooser, "response", G_CALLBACK(on_material_chosen), p);
-	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
+	cs_chooser_show(chooser, G_CALLBACK(on_material_chosen), p);
 }
 
 /* The order's part of the page: materials, the SMS code, the payment, the actions. */
@@ -501,28 +499,19 @@ order_box(Apply *p)
 	return box;
 }
 
-static void
-on_back(GtkButton *button, gpointer user_data)
-{
-	Apply *p = user_data;
-
-	cs_assistant_go_home(p->a);
-}
-
 /* --- the page ------------------------------------------------------------------------- */
 
 static Apply *
 apply_page(CsAssistant *a)
 {
 	Apply *p = g_new0(Apply, 1);
-	GtkWidget *scroller = gtk_scrolled_window_new();
-	GtkWidget *clamp = adw_clamp_new();
+	GtkWidget *scroller;
 	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
 	GtkWidget *subjects = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 0);
 	GtkWidget *org = gtk_toggle_button_new_with_label(_("An organisation"));
 	GtkWidget *person = gtk_toggle_button_new_with_label(_("An individual"));
 	GtkWidget *buttons = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
-	GtkWidget *back = gtk_button_new_with_label(_("Back"));
+	GtkWidget *back = cs_back_button_new(a);
 
 	p->a = a;
 	p->form = cs_form_new(a, form_status, p);
@@ -545,7 +534,6 @@ apply_page(CsAssistant *a)
 	p->next = gtk_button_new_with_label(_("Next"));
 	gtk_widget_add_css_class(p->next, "suggested-action");
 	g_signal_connect(p->next, "clicked", G_CALLBACK(on_next), p);
-	g_signal_connect(back, "clicked", G_CALLBACK(on_back), p);
 	gtk_widget_set_halign(buttons, GTK_ALIGN_END);
 	gtk_box_append(GTK_BOX(buttons), back);
 	gtk_box_append(GTK_BOX(buttons), p->next);
@@ -553,13 +541,7 @@ apply_page(CsAssistant *a)
 	p->order_box = order_box(p);
 	gtk_box_append(GTK_BOX(box), p->order_box);
 
-	gtk_widget_set_margin_top(box, 18);
-	gtk_widget_set_margin_bottom(box, 18);
-	gtk_widget_set_margin_start(box, 12);
-	gtk_widget_set_margin_end(box, 12);
-	adw_clamp_set_maximum_size(ADW_CLAMP(clamp), 640);
-	adw_clamp_set_child(ADW_CLAMP(clamp), box);
-	gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroller), clamp);
+	scroller = cs_page_scroller(box, 18, 640);
 	p->page = scroller;
 	g_object_set_data(G_OBJECT(org), "cs-apply-person", person);
 	g_object_set_data(G_OBJECT(scroller), "cs-apply-org", org);

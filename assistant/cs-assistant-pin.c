@@ -41,20 +41,6 @@ show_error(PinDialog *d, const char *text)
 	gtk_widget_set_visible(d->error, text != NULL && *text != '\0');
 }
 
-static GtkWidget *
-password_entry(GtkWidget *box, const char *label_text)
-{
-	GtkWidget *label = cs_label_new(label_text, NULL);
-	GtkWidget *entry = gtk_password_entry_new();
-
-	gtk_password_entry_set_show_peek_icon(GTK_PASSWORD_ENTRY(entry), TRUE);
-	gtk_accessible_update_relation(GTK_ACCESSIBLE(entry), GTK_ACCESSIBLE_RELATION_LABELLED_BY,
-				       label, NULL, -1);
-	gtk_box_append(GTK_BOX(box), label);
-	gtk_box_append(GTK_BOX(box), entry);
-	return entry;
-}
-
 static const char *
 entry_text(GtkWidget *entry)
 {
@@ -217,11 +203,11 @@ open_dialog(PinDialog *d)
 	gtk_window_set_default_size(d->window, 420, -1);
 	gtk_box_append(GTK_BOX(outer), adw_header_bar_new());
 	gtk_box_append(GTK_BOX(box), cs_label_new(which, "heading"));
-	d->old_pin = password_entry(box, d->kind == DIALOG_LOGIN ? _("Certificate password")
-								 : _("Current password"));
+	d->old_pin = cs_password_entry_new(box, d->kind == DIALOG_LOGIN ? _("Certificate password")
+									: _("Current password"));
 	if (d->kind == DIALOG_CHANGE_PIN) {
-		d->new_pin = password_entry(box, _("New password"));
-		d->repeat = password_entry(box, _("New password again"));
+		d->new_pin = cs_password_entry_new(box, _("New password"));
+		d->repeat = cs_password_entry_new(box, _("New password again"));
 	}
 	d->error = cs_label_new("", "error");
 	gtk_widget_set_visible(d->error, FALSE);

@@ -227,9 +227,7 @@ on_save_invoice(GtkButton *button, gpointer user_data)
 	g_object_unref(filter);
 	gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(chooser), name);
 	g_object_set_data_full(G_OBJECT(chooser), "cs-order", g_object_ref(order), g_object_unref);
-	gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(chooser), TRUE);
-	g_signal_connect(chooser, "response", G_CALLBACK(on_invoice_chosen), q);
-	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
+	cs_chooser_show(chooser, G_CALLBACK(on_invoice_chosen), q);
 }
 
 static void
@@ -654,20 +652,11 @@ vendor_choice(Query *q)
 	return box;
 }
 
-static void
-on_back(GtkButton *button, gpointer user_data)
-{
-	Query *q = user_data;
-
-	cs_assistant_go_home(q->a);
-}
-
 static Query *
 query_page(CsAssistant *a)
 {
 	Query *q = g_new0(Query, 1);
-	GtkWidget *scroller = gtk_scrolled_window_new();
-	GtkWidget *clamp = adw_clamp_new();
+	GtkWidget *scroller;
 	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
 	GtkWidget *subjects = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 0);
 	GtkWidget *person = gtk_toggle_button_new_with_label(_("Personal certificate"));
@@ -747,18 +736,11 @@ query_page(CsAssistant *a)
 	q->status = cs_label_new("", NULL);
 	gtk_box_append(GTK_BOX(box), q->status);
 
-	back = gtk_button_new_with_label(_("Back"));
+	back = cs_back_button_new(a);
 	gtk_widget_set_halign(back, GTK_ALIGN_END);
-	g_signal_connect(back, "clicked", G_CALLBACK(on_back), q);
 	gtk_box_append(GTK_BOX(box), back);
 
-	gtk_widget_set_margin_top(box, 18);
-	gtk_widget_set_margin_bottom(box, 18);
-	gtk_widget_set_margin_start(box, 12);
-	gtk_widget_set_margin_end(box, 12);
-	adw_clamp_set_maximum_size(ADW_CLAMP(clamp), 680);
-	adw_clamp_set_child(ADW_CLAMP(clamp), box);
-	gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroller), clamp);
+	scroller = cs_page_scroller(box, 18, 680);
 	q->page = scroller;
 	gtk_stack_add_named(a->stack, scroller, "query");
 	return q;

@@ -1021,21 +1021,14 @@ on_reset(GtkButton *button, gpointer user_data)
 static GtkWidget *
 step_page(Flow *f, const char *name, const char *title, GtkWidget **title_label)
 {
-	GtkWidget *scroller = gtk_scrolled_window_new();
-	GtkWidget *clamp = adw_clamp_new();
+	GtkWidget *scroller;
 	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
 	GtkWidget *heading = cs_label_new(title, "title-3");
 
 	if (title_label != NULL)
 		*title_label = heading;
 	gtk_box_append(GTK_BOX(box), heading);
-	gtk_widget_set_margin_top(box, 12);
-	gtk_widget_set_margin_bottom(box, 12);
-	gtk_widget_set_margin_start(box, 12);
-	gtk_widget_set_margin_end(box, 12);
-	adw_clamp_set_maximum_size(ADW_CLAMP(clamp), 640);
-	adw_clamp_set_child(ADW_CLAMP(clamp), box);
-	gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroller), clamp);
+	scroller = cs_page_scroller(box, 12, 640);
 	gtk_stack_add_named(f->stack, scroller, name);
 	return box;
 }
@@ -1072,20 +1065,6 @@ status_label(GtkWidget *box, const char *css)
 	return label;
 }
 
-static GtkWidget *
-password_entry(GtkWidget *box, const char *label_text)
-{
-	GtkWidget *label = cs_label_new(label_text, NULL);
-	GtkWidget *entry = gtk_password_entry_new();
-
-	gtk_password_entry_set_show_peek_icon(GTK_PASSWORD_ENTRY(entry), TRUE);
-	gtk_accessible_update_relation(GTK_ACCESSIBLE(entry), GTK_ACCESSIBLE_RELATION_LABELLED_BY,
-				       label, NULL, -1);
-	gtk_box_append(GTK_BOX(box), label);
-	gtk_box_append(GTK_BOX(box), entry);
-	return entry;
-}
-
 static void
 build_pages(Flow *f)
 {
@@ -1112,7 +1091,7 @@ build_pages(Flow *f)
 
 	box = step_page(f, "sms", _("SMS code"), NULL);
 	f->sms_text = status_label(box, NULL);
-	f->sms_code = password_entry(box, _("SMS code"));
+	f->sms_code = cs_password_entry_new(box, _("SMS code"));
 	f->sms_status = status_label(box, "error");
 	row = button_row(box);
 	add_button(row, _("Send a new code"), NULL, G_CALLBACK(on_send_code), f);
@@ -1147,9 +1126,9 @@ build_pages(Flow *f)
 	box = step_page(f, "code", _("Reset the password"), NULL);
 	f->code_text = cs_label_new("", NULL);
 	gtk_box_append(GTK_BOX(box), f->code_text);
-	f->code = password_entry(box, _("Authorization code"));
-	f->pin1 = password_entry(box, _("New password"));
-	f->pin2 = password_entry(box, _("New password again"));
+	f->code = cs_password_entry_new(box, _("Authorization code"));
+	f->pin1 = cs_password_entry_new(box, _("New password"));
+	f->pin2 = cs_password_entry_new(box, _("New password again"));
 	f->code_status = status_label(box, "error");
 	row = button_row(box);
 	f->reset =

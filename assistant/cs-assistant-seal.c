@@ -330,9 +330,7 @@ on_sealed(GObject *source, GAsyncResult *result, gpointer user_data)
 	if (folder != NULL)
 		gtk_file_chooser_set_current_folder(GTK_FILE_CHOOSER(chooser), folder, NULL);
 	gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(chooser), name);
-	gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(chooser), TRUE);
-	g_signal_connect(chooser, "response", G_CALLBACK(on_signature_chosen), d);
-	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
+	cs_chooser_show(chooser, G_CALLBACK(on_signature_chosen), d);
 }
 
 static void
@@ -370,20 +368,10 @@ on_sign(GtkButton *button, gpointer user_data)
 	    gtk_file_chooser_native_new(_("Choose the document to seal"), s->a->window,
 					GTK_FILE_CHOOSER_ACTION_OPEN, _("_Seal"), _("_Cancel"));
 
-	gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(chooser), TRUE);
-	g_signal_connect(chooser, "response", G_CALLBACK(on_document_chosen), s);
-	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
+	cs_chooser_show(chooser, G_CALLBACK(on_document_chosen), s);
 }
 
 /* --- the page ------------------------------------------------------------------------ */
-
-static void
-on_back(GtkButton *button, gpointer user_data)
-{
-	Seal *s = user_data;
-
-	cs_assistant_go_home(s->a);
-}
 
 static GtkWidget *
 line(GtkWidget *box, const char *css_class)
@@ -398,12 +386,11 @@ static Seal *
 seal_page(CsAssistant *a)
 {
 	Seal *s = g_new0(Seal, 1);
-	GtkWidget *scroller = gtk_scrolled_window_new();
-	GtkWidget *clamp = adw_clamp_new();
+	GtkWidget *scroller;
 	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 12);
 	GtkWidget *row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 24);
 	GtkWidget *details = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
-	GtkWidget *back = gtk_button_new_with_label(_("Back"));
+	GtkWidget *back = cs_back_button_new(a);
 
 	s->a = a;
 	gtk_box_append(GTK_BOX(box), cs_label_new(_("E-seal"), "title-2"));
@@ -447,15 +434,8 @@ seal_page(CsAssistant *a)
 	gtk_box_append(GTK_BOX(box), s->seal_box);
 
 	gtk_widget_set_halign(back, GTK_ALIGN_END);
-	g_signal_connect(back, "clicked", G_CALLBACK(on_back), s);
 	gtk_box_append(GTK_BOX(box), back);
-	gtk_widget_set_margin_top(box, 18);
-	gtk_widget_set_margin_bottom(box, 18);
-	gtk_widget_set_margin_start(box, 12);
-	gtk_widget_set_margin_end(box, 12);
-	adw_clamp_set_maximum_size(ADW_CLAMP(clamp), 680);
-	adw_clamp_set_child(ADW_CLAMP(clamp), box);
-	gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroller), clamp);
+	scroller = cs_page_scroller(box, 18, 680);
 	gtk_stack_add_named(a->stack, scroller, "seal");
 	return s;
 }

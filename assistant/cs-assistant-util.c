@@ -1,6 +1,7 @@
 /*
  * cs-assistant-util.c — small helpers of the assistant: the daemon's errors, a key's
- * holder, vendor names, dates, labels, a chosen file.
+ * holder, vendor names, dates, labels, password entries, a page's frame and Back button,
+ * file choosers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -151,4 +152,62 @@ cs_open_chosen_file(GtkNativeDialog *dialog, int response, char **path, char **e
 	}
 	*path = g_steal_pointer(&chosen);
 	return g_unix_fd_list_new_from_array(&fd, 1); /* takes @fd */
+}
+
+/* A password entry under its label, both appended to @box, with the peek icon. */
+GtkWidget *
+cs_password_entry_new(GtkWidget *box, const char *label_text)
+{
+	GtkWidget *label = cs_label_new(label_text, NULL);
+	GtkWidget *entry = gtk_password_entry_new();
+
+	gtk_password_entry_set_show_peek_icon(GTK_PASSWORD_ENTRY(entry), TRUE);
+	gtk_accessible_update_relation(GTK_ACCESSIBLE(entry), GTK_ACCESSIBLE_RELATION_LABELLED_BY,
+				       label, NULL, -1);
+	gtk_box_append(GTK_BOX(box), label);
+	gtk_box_append(GTK_BOX(box), entry);
+	return entry;
+}
+
+/* A page's scrolled window: @box, with @margin above and below it and 12 at its sides, in a
+ * clamp at most @width wide. */
+GtkWidget *
+cs_page_scroller(GtkWidget *box, int margin, int width)
+{
+	GtkWidget *scroller = gtk_scrolled_window_new();
+	GtkWidget *clamp = adw_clamp_new();
+
+	gtk_widget_set_margin_top(box, margin);
+	gtk_widget_set_margin_bottom(box, margin);
+	gtk_widget_set_margin_start(box, 12);
+	gtk_widget_set_margin_end(box, 12);
+	adw_clamp_set_maximum_size(ADW_CLAMP(clamp), width);
+	adw_clamp_set_child(ADW_CLAMP(clamp), box);
+	gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroller), clamp);
+	return scroller;
+}
+
+static void
+on_back_home(GtkButton *button, gpointer user_data)
+{
+	cs_assistant_go_home(user_data);
+}
+
+/* A page's "Back" button: it goes to the home page. */
+GtkWidget *
+cs_back_button_new(CsAssistant *a)
+{
+	GtkWidget *back = gtk_button_new_with_label(_("Back"));
+
+	g_signal_connect(back, "clicked", G_CALLBACK(on_back_home), a);
+	return back;
+}
+
+/* Shows a file chooser, modal, its answer to @on_response. */
+void
+cs_chooser_show(GtkFileChooserNative *chooser, GCallback on_response, gpointer user_data)
+{
+	gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(chooser), TRUE);
+	g_signal_connect(chooser, "response", on_response, user_data);
+	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
 }

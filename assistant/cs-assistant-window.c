@@ -302,8 +302,7 @@ home_button(CsAssistant *a, const HomeAction *action)
 static GtkWidget *
 home_page(CsAssistant *a)
 {
-	GtkWidget *scroller = gtk_scrolled_window_new();
-	GtkWidget *clamp = adw_clamp_new();
+	GtkWidget *scroller;
 	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 18);
 	GtkWidget *grid = gtk_grid_new();
 	GtkWidget *heading;
@@ -338,13 +337,7 @@ home_page(CsAssistant *a)
 				(int)(i / 4), 1, 1);
 	gtk_box_append(GTK_BOX(box), grid);
 
-	gtk_widget_set_margin_top(box, 24);
-	gtk_widget_set_margin_bottom(box, 24);
-	gtk_widget_set_margin_start(box, 12);
-	gtk_widget_set_margin_end(box, 12);
-	adw_clamp_set_maximum_size(ADW_CLAMP(clamp), 760);
-	adw_clamp_set_child(ADW_CLAMP(clamp), box);
-	gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroller), clamp);
+	scroller = cs_page_scroller(box, 24, 760);
 	return scroller;
 }
 

@@ -112,5 +112,9 @@ const char *cs_key_subject_type(CsKey *key);
 const char *cs_vendor_name(CsAssistant *a, const char *vendor_id);
 char *cs_format_date(guint64 seconds);
 GtkWidget *cs_label_new(const char *text, const char *css_class);
+GtkWidget *cs_password_entry_new(GtkWidget *box, const char *label_text);
+GtkWidget *cs_page_scroller(GtkWidget *box, int margin, int width);
+GtkWidget *cs_back_button_new(CsAssistant *a);
+void cs_chooser_show(GtkFileChooserNative *chooser, GCallback on_response, gpointer user_data);
 GUnixFDList *
 cs_open_chosen_file(GtkNativeDialog *dialog, int response, char **path, char **error_text);
