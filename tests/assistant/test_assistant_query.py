@@ -14,27 +14,15 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, CLI, Client, Daemon, key_path, run_until, short_tmpdir, vkey, \
+from conftest import BUILD_DIR, CLI, ClockDaemon, Client, key_path, run_until, short_tmpdir, vkey, \
     write_config
-from flow_helpers import Application, Office, resident_id, secret_of
+from flow_helpers import Office, resident_id, secret_of, unpaid_application
 
 N = 61000  # the subjects of this file (their resident IDs and phones)
 MAKE_SEALED_KEY = os.path.join(BUILD_DIR, "tests", "make-sealed-key")
 SEALED = "AS0001"  # a key with a certificate and an e-seal
 PIN = "123456"
 SEAL_NAME = "厦门示例科技有限公司"  # what make-sealed-key puts in the seal
-
-
-class ClockDaemon(Daemon):
-    """certseald whose business clock a test moves: CERTSEAL_TEST_NOW at its start."""
-
-    test_now = None
-
-    def env(self):
-        env = super().env()
-        if self.test_now is not None:
-            env["CERTSEAL_TEST_NOW"] = self.test_now
-        return env
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +50,6 @@ def daemon(bus):
         d.cleanup()
 
 
-def submitted(client, office, n):
-    """A person's new order submitted with its SMS code verified: unpaid."""
-    a = Application(client, office, "person", n=n)
-    a.confirm()
-    a.attach_all()
-    a.submit()
-    a.verify()
-    assert a.state == "unpaid"
-    return a
-
-
 def open_query(w):
     w.click(w.wait_find(role="push button", name="订单查询"))
     return w.wait_find(role="text", name="证件号码（统一社会信用代码或身份证号）")
@@ -98,7 +75,7 @@ def find_orders(w, code):
 def test_a_query_by_sms_code_continues_an_unpaid_order_to_the_payment_qr(
         daemon, client, window_factory):
     office = Office(daemon.state_dir)
-    a = submitted(client, office, N + 1)
+    a = unpaid_application(client, office, n=N + 1)
     w = window_factory()
     open_query(w)
     w.screenshot("query-form")
@@ -174,7 +151,7 @@ def test_the_query_page_in_english(daemon, window_factory):
 def test_a_paid_orders_invoice_is_saved_as_the_pdf_the_daemon_gives(
         daemon, client, window_factory, tmp_path):
     office = Office(daemon.state_dir)
-    a = submitted(client, office, N + 2)
+    a = unpaid_application(client, office, n=N + 2)
     a.pay()
     assert a.prop("InvoiceAvailable") is True
     w = window_factory()

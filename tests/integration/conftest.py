@@ -394,6 +394,24 @@ class Daemon:
             _DAEMONS.remove(self)
 
 
+class ClockDaemon(Daemon):
+    """certseald whose business clock a test moves: CERTSEAL_TEST_NOW at each start."""
+
+    test_now = None
+
+    def env(self):
+        env = super().env()
+        if self.test_now is not None:
+            env["CERTSEAL_TEST_NOW"] = self.test_now
+        else:
+            env.pop("CERTSEAL_TEST_NOW", None)
+        return env
+
+    def move_clock(self, value):
+        self.test_now = value
+        self.restart()
+
+
 class Order:
     """One order object, seen through a client connection."""
 

@@ -353,6 +353,17 @@ class Application:
                                                     byte_arrays=True))
 
 
+def unpaid_application(client, office, **overrides):
+    """A person's new order submitted with its SMS code verified: unpaid."""
+    a = Application(client, office, "person", **overrides)
+    a.confirm()
+    a.attach_all()
+    a.submit()
+    a.verify()
+    assert a.state == "unpaid"
+    return a
+
+
 def blank_key(state_dir, client, serial, vendor="demo-a"):
     """A blank vkey, waited for on the bus; returns its object path."""
     vkey(state_dir, "create", "--vendor", vendor, "--serial", serial, "--blank")

@@ -13,13 +13,13 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from conftest import (DEV_CONF, KEY_IFACE, ORDERS_PATH, Bus, Client, dbus_error, key_path, run_cli,
+from conftest import (DEV_CONF, KEY_IFACE, ORDERS_PATH, Bus, ClockDaemon, Client, dbus_error, key_path, run_cli,
                       run_until, short_tmpdir, vkey, write_config)
 from flow_helpers import attach_bytes, blank_key, key_certificate, make_png, secret_of
 from office_helpers import office_info
 from flow_helpers import Office
 from test_reissue import Reissue, query
-from test_renew import (DAY, ERR_ACCESS_DENIED, ERR_INVALID_INPUT, ERR_NOT_ELIGIBLE, ClockDaemon,
+from test_renew import (DAY, ERR_ACCESS_DENIED, ERR_INVALID_INPUT, ERR_NOT_ELIGIBLE,
                         World, cert_rows, check_ledger, create_renewal, download, epoch,
                         foreign_key, hexserial, login, made_key, seal_file, valid_certs_of,
                         wait_key, wait_state)

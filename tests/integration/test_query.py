@@ -15,7 +15,7 @@ import pytest
 
 from conftest import (CLI, MANAGER_IFACE, MANAGER_PATH, Daemon, dbus_error, short_tmpdir,
                       write_config)
-from flow_helpers import Application, Office, masked, resident_id, secret_of
+from flow_helpers import Application, Office, masked, resident_id, secret_of, unpaid_application
 from office_helpers import office_info
 from test_access import spawn_nobody
 from test_new_flow import daemon_on_own_bus
@@ -131,17 +131,6 @@ def query_code(office, phone, mark):
     return secret_of(msg)
 
 
-def submitted(client, office, **overrides):
-    """A person's new order submitted with its SMS code verified (unpaid)."""
-    a = Application(client, office, "person", **overrides)
-    a.confirm()
-    a.attach_all()
-    a.submit()
-    a.verify()
-    assert a.state == "unpaid"
-    return a
-
-
 def test_an_unknown_subject_is_not_found_and_nothing_is_sent(qdaemon, client, office,
                                                             stranger):
     mark = office.mark("sms")
@@ -160,7 +149,7 @@ def test_an_unknown_subject_is_not_found_and_nothing_is_sent(qdaemon, client, of
 
 def test_a_code_grants_the_connection_that_gave_it_and_no_other(qdaemon, client, office,
                                                                stranger):
-    a = submitted(client, office)
+    a = unpaid_application(client, office)
     id_number = a.fields["id_number"]
     mark = office.mark("sms")
     r = stranger.send_code("A", id_number)
@@ -190,7 +179,7 @@ def test_a_code_grants_the_connection_that_gave_it_and_no_other(qdaemon, client,
 
 
 def test_the_grant_expires(qdaemon, client, office, stranger):
-    a = submitted(client, office)
+    a = unpaid_application(client, office)
     mark = office.mark("sms")
     stranger.send_code("A", a.fields["id_number"])
     code = query_code(office, a.handler_phone, mark)
@@ -202,7 +191,7 @@ def test_the_grant_expires(qdaemon, client, office, stranger):
 
 
 def test_wrong_codes_are_counted_until_too_many(qdaemon, client, office, stranger):
-    a = submitted(client, office)
+    a = unpaid_application(client, office)
     mark = office.mark("sms")
     stranger.send_code("A", a.fields["id_number"])
     code = query_code(office, a.handler_phone, mark)
@@ -221,10 +210,10 @@ def test_wrong_codes_are_counted_until_too_many(qdaemon, client, office, strange
 def test_an_unapproved_subject_shows_only_the_orders_of_the_phone_that_got_the_code(
         qdaemon, client, office, stranger):
     n = 900123
-    first = submitted(client, office, n=n)
+    first = unpaid_application(client, office, n=n)
     # Someone else applied for the same person number with their own phone, later.
     other_phone = "13700999123"
-    second = submitted(client, office, n=n, phone=other_phone)
+    second = unpaid_application(client, office, n=n, phone=other_phone)
     mark = office.mark("sms")
     r = stranger.send_code("A", first.fields["id_number"])
     # The latest submitted order's phone gets it.
@@ -238,10 +227,10 @@ def test_an_unapproved_subject_shows_only_the_orders_of_the_phone_that_got_the_c
 def test_a_registered_subject_gets_the_code_on_the_registry_phone_and_sees_all_its_orders(
         qdaemon, client, office, stranger):
     n = 900456
-    first = submitted(client, office, n=n)
+    first = unpaid_application(client, office, n=n)
     first.pay()
     first.approve()  # the reviewer's approval records the subject and its phone
-    second = submitted(client, office, n=n, phone="13700999456")
+    second = unpaid_application(client, office, n=n, phone="13700999456")
     mark = office.mark("sms")
     r = stranger.send_code("A", first.fields["id_number"])
     assert r["value"] == masked(first.handler_phone), r
@@ -253,7 +242,7 @@ def test_a_registered_subject_gets_the_code_on_the_registry_phone_and_sees_all_i
 
 def test_an_unfinished_order_found_by_query_is_continued_from_the_new_connection(
         qdaemon, client, office, stranger):
-    a = submitted(client, office)
+    a = unpaid_application(client, office)
     mark = office.mark("sms")
     stranger.send_code("A", a.fields["id_number"])
     code = query_code(office, a.handler_phone, mark)
@@ -273,7 +262,7 @@ def test_an_unfinished_order_found_by_query_is_continued_from_the_new_connection
 
 
 def test_vendor_filters_orders_and_certificates_are_listed(qdaemon, client, office, stranger):
-    a = submitted(client, office)
+    a = unpaid_application(client, office)
     mark = office.mark("sms")
     stranger.send_code("A", a.fields["id_number"])
     code = query_code(office, a.handler_phone, mark)
@@ -292,7 +281,7 @@ def test_rate_limits_per_user_and_per_subject():
                         sms={"resend_cooldown_s": 0, "daily_cap": 1000,
                              "query_codes_per_uid_hour": 4, "query_codes_per_subject_day": 2})
     with daemon_on_own_bus(config=conf) as (d, client, office):
-        subjects = [submitted(client, office) for _ in range(3)]
+        subjects = [unpaid_application(client, office) for _ in range(3)]
 
         def send(a):
             return client.call(MANAGER_PATH, MANAGER_IFACE, "SendQueryCode", "sss",
@@ -314,7 +303,7 @@ def test_the_resend_cooldown_holds_between_codes():
     workdir = short_tmpdir("csq-")
     conf = write_config(os.path.join(workdir, "certseald.conf"), sms={"resend_cooldown_s": 2})
     with daemon_on_own_bus(config=conf) as (d, client, office):
-        a = submitted(client, office)
+        a = unpaid_application(client, office)
         time.sleep(2.2)  # the submit's SMS code went to the same phone
         args = ("", "person", a.fields["id_number"])
         client.call(MANAGER_PATH, MANAGER_IFACE, "SendQueryCode", "sss", args)
@@ -323,7 +312,7 @@ def test_the_resend_cooldown_holds_between_codes():
 
 
 def test_certseal_query_lists_the_orders_and_certificates(bus, qdaemon, client, office):
-    a = submitted(client, office)
+    a = unpaid_application(client, office)
     mark = office.mark("sms")
     p = subprocess.Popen([CLI, "--session", "--json", "query", "--subject", "person", "--id",
                           a.fields["id_number"], "--certificates"], env=bus.env(),
@@ -353,8 +342,8 @@ def test_certseal_query_lists_the_orders_and_certificates(bus, qdaemon, client, 
 
 
 def test_the_office_lists_one_subjects_orders_without_a_code(qdaemon, client, office):
-    a = submitted(client, office)
-    b = submitted(client, office)
+    a = unpaid_application(client, office)
+    b = unpaid_application(client, office)
     listed = office.call("orders.list", {"subject": a.fields["id_number"].lower()})
     assert [o["id"] for o in listed] == [a.id]
     assert b.id in [o["id"] for o in office.call("orders.list")]

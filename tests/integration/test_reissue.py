@@ -17,14 +17,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from conftest import (CLI, KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, Bus, Client, dbus_error,
+from conftest import (CLI, KEY_IFACE, MANAGER_IFACE, MANAGER_PATH, Bus, ClockDaemon, Client, dbus_error,
                       key_path, run_until, short_tmpdir, vkey, write_config)
 from flow_helpers import Application, Office, blank_key, key_certificate, openssl, secret_of
 from office_helpers import office_info
 from test_crash import recompute_chain
 from test_new_flow import Crashes, ca_chain
 from test_renew import cert_rows
-from test_renew import ClockDaemon
 
 ERR_NOT_FOUND = "org.certseal.Error.NotFound"
 ERR_NOT_ELIGIBLE = "org.certseal.Error.NotEligible"

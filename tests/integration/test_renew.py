@@ -18,8 +18,8 @@ import dbus
 import pytest
 from cryptography import x509
 
-from conftest import (BUILD_DIR, DEV_CONF, KEY_IFACE, Bus, Client, Daemon, dbus_error, key_path, run_cli, run_until,
-                      vkey)
+from conftest import (BUILD_DIR, DEV_CONF, KEY_IFACE, Bus, ClockDaemon, Client, dbus_error, key_path, run_cli,
+                      run_until, vkey)
 from flow_helpers import Application, Office, blank_key, key_certificate, key_seal
 from office_helpers import office_info
 from test_crash import recompute_chain
@@ -32,24 +32,6 @@ ERR_INVALID_INPUT = "org.certseal.Error.InvalidInput"
 DAY = 86400
 MAKE_SEALED_KEY = os.path.join(BUILD_DIR, "tests", "make-sealed-key")
 RENEW_PRICE_FEN = {"org": 20000, "person": 8000}  # demo-a's [prices] renew.*
-
-
-class ClockDaemon(Daemon):
-    """certseald whose business clock a test moves: CERTSEAL_TEST_NOW at each start."""
-
-    test_now = None
-
-    def env(self):
-        env = super().env()
-        if self.test_now is not None:
-            env["CERTSEAL_TEST_NOW"] = self.test_now
-        else:
-            env.pop("CERTSEAL_TEST_NOW", None)
-        return env
-
-    def move_clock(self, value):
-        self.test_now = value
-        self.restart()
 
 
 class World:
