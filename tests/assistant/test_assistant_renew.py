@@ -14,7 +14,7 @@ import pytest
 
 from conftest import DEV_CONF, DEV_VENDORS_D, ClockDaemon, Client, key_path, run_until, short_tmpdir, vkey, write_config
 from flow_helpers import Application, Office, blank_key, secret_of
-from office_helpers import office_info
+from office_helpers import office_info, serving_office
 
 KEY_IFACE = "org.certseal.CertSeal1.Key"
 DAY = 86400
@@ -47,13 +47,7 @@ def daemon(bus):
     config = write_config(os.path.join(workdir, "assistant.conf"), DEV_CONF,
                           daemon={"vendor_dir": vendors},
                           sms={"resend_cooldown_s": "0", "daily_cap": "1000"})
-    d = OfficeClockDaemon(bus, config=config)
-    try:
-        d.start()
-        office_info(d.state_dir)
-        yield d
-    finally:
-        d.cleanup()
+    yield from serving_office(OfficeClockDaemon(bus, config=config))
 
 
 @pytest.fixture

@@ -164,6 +164,16 @@ def office_info(state_dir, timeout=10):
     raise AssertionError(f"{path} never appeared")
 
 
+def serving_office(d):
+    """A module's daemon fixture: @d started with its office up, yielded, cleaned up after."""
+    try:
+        d.start()
+        office_info(d.state_dir)
+        yield d
+    finally:
+        d.cleanup()
+
+
 class Worker:
     """A DEALER with a CURVE key pair, speaking CSO1. Every message it sends (but raw
     frames, which tests use to send broken ones) and receives is checked against the

@@ -25,7 +25,7 @@ import pytest
 from conftest import (BUILD_DIR, ERR_INVALID_INPUT, ERR_WRONG_STATE, MANAGER_IFACE, MANAGER_PATH,
                       ORDER_IFACE, ORG_FIELDS, PERSON_FIELDS, Daemon, SignalRecorder, dbus_error,
                       run_cli, short_tmpdir)
-from office_helpers import OfficeEnv, Worker, office_info, run_office, run_office_json
+from office_helpers import OfficeEnv, Worker, run_office, run_office_json, serving_office
 
 NEW_PLUGINS = os.path.join(BUILD_DIR, "plugins")
 ROLES = {"rita": "reviewer", "gw": "gateway", "audrey": "auditor"}
@@ -80,13 +80,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def daemon(bus, env):
-    d = Daemon(bus, config=env.config)
-    try:
-        d.start()
-        office_info(d.state_dir)
-        yield d
-    finally:
-        d.cleanup()
+    yield from serving_office(Daemon(bus, config=env.config))
 
 
 @pytest.fixture

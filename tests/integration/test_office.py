@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from conftest import Bus, Daemon, short_tmpdir
 from office_helpers import (HEARTBEAT_MS, LIVENESS, OFFICE_CLI, WECHAT_SERIALS, OfficeEnv, Worker,
-                            office_info, run_office, run_office_json)
+                            office_info, serving_office, run_office, run_office_json)
 
 ROLES = {"rita": "reviewer", "mark": "maker", "sam": "shipper", "cash": "cashier",
          "audrey": "auditor", "gw": "gateway", "rob": "reviewer", "ray": "reviewer"}
@@ -36,13 +36,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def office(bus, env):
-    d = Daemon(bus, config=env.config)
-    try:
-        d.start()
-        office_info(d.state_dir)
-        yield d
-    finally:
-        d.cleanup()
+    yield from serving_office(Daemon(bus, config=env.config))
 
 
 def new_order(client, state="unpaid"):

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import BUILD_DIR, SOURCE_DIR, Client, Daemon, short_tmpdir
 from flow_helpers import Application, Office
-from office_helpers import OfficeEnv, Worker, office_info, run_office_json
+from office_helpers import OfficeEnv, Worker, run_office_json, serving_office
 
 DOC = os.path.join(SOURCE_DIR, "dbus", "office-protocol.md")
 
@@ -77,13 +77,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def daemon(bus, env):
-    d = Daemon(bus, config=env.config)
-    try:
-        d.start()
-        office_info(d.state_dir)
-        yield d
-    finally:
-        d.cleanup()
+    yield from serving_office(Daemon(bus, config=env.config))
 
 
 def test_the_documents_sample_serves_sms_with_the_template_text(daemon, env, bus, tmp_dir):

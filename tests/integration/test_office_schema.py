@@ -12,7 +12,7 @@ import zmq
 
 import office_schema
 from conftest import Daemon, short_tmpdir
-from office_helpers import HEARTBEAT_MS, LIVENESS, OfficeEnv, Worker, office_info, read_key_file
+from office_helpers import HEARTBEAT_MS, LIVENESS, OfficeEnv, Worker, office_info, serving_office, read_key_file
 
 ROLES = {"rita": "reviewer", "mark": "maker", "cash": "cashier", "audrey": "auditor",
          "gw": "gateway"}
@@ -25,13 +25,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def office(bus, env):
-    d = Daemon(bus, config=env.config)
-    try:
-        d.start()
-        office_info(d.state_dir)
-        yield d
-    finally:
-        d.cleanup()
+    yield from serving_office(Daemon(bus, config=env.config))
 
 
 def events_socket(state_dir, key_file):

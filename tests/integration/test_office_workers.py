@@ -13,7 +13,7 @@ import signal
 import pytest
 
 from conftest import Daemon, short_tmpdir
-from office_helpers import (LIVENESS, HEARTBEAT_MS, OfficeEnv, Worker, office_info, run_office,
+from office_helpers import (LIVENESS, HEARTBEAT_MS, OfficeEnv, Worker, office_info, serving_office, run_office,
                             run_office_json)
 
 ROLES = {"rita": "reviewer", "audrey": "auditor", "rob": "reviewer"}
@@ -47,13 +47,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def office(bus, env):
-    d = Daemon(bus, config=env.config)
-    try:
-        d.start()
-        office_info(d.state_dir)
-        yield d
-    finally:
-        d.cleanup()
+    yield from serving_office(Daemon(bus, config=env.config))
 
 
 def wait_for(predicate, timeout=10.0):

@@ -15,7 +15,7 @@ import pytest
 from conftest import BUILD_DIR, ERR_INVALID_INPUT, ERR_WRONG_STATE, ORDER_IFACE, Daemon, \
     dbus_error, run_until, short_tmpdir
 from flow_helpers import PRICE_FEN, Application, Office
-from office_helpers import OfficeEnv, Worker, office_info
+from office_helpers import OfficeEnv, Worker, serving_office
 
 NEW_PLUGINS = os.path.join(BUILD_DIR, "plugins")
 ERR_UNAVAILABLE = "org.certseal.Error.Unavailable"
@@ -28,13 +28,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def daemon(bus, env):
-    d = Daemon(bus, config=env.config)
-    try:
-        d.start()
-        office_info(d.state_dir)
-        yield d
-    finally:
-        d.cleanup()
+    yield from serving_office(Daemon(bus, config=env.config))
 
 
 @pytest.fixture
