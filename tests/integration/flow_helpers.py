@@ -353,9 +353,10 @@ class Application:
                                                     byte_arrays=True))
 
 
-def unpaid_application(client, office, **overrides):
-    """A person's new order submitted with its SMS code verified: unpaid."""
-    a = Application(client, office, "person", **overrides)
+def unpaid_application(client, office, subject="person", **overrides):
+    """A new order of @subject ("person" or "org") submitted with its SMS code verified:
+    unpaid."""
+    a = Application(client, office, subject, **overrides)
     a.confirm()
     a.attach_all()
     a.submit()

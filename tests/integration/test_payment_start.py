@@ -14,7 +14,7 @@ import pytest
 
 from conftest import BUILD_DIR, ERR_INVALID_INPUT, ERR_WRONG_STATE, ORDER_IFACE, Daemon, \
     dbus_error, run_until, short_tmpdir
-from flow_helpers import PRICE_FEN, Application, Office
+from flow_helpers import PRICE_FEN, Application, Office, unpaid_application
 from office_helpers import OfficeEnv, Worker, serving_office
 
 NEW_PLUGINS = os.path.join(BUILD_DIR, "plugins")
@@ -36,16 +36,6 @@ def cashier(daemon, env):
     w = Worker(daemon.state_dir, key_file=env.keys["cassie"])
     yield w
     w.close()
-
-
-def unpaid_application(client, daemon):
-    a = Application(client, Office(daemon.state_dir))
-    a.confirm()
-    a.attach_all()
-    a.submit()
-    a.verify()
-    assert a.state == "unpaid"
-    return a
 
 
 def start_payment_async(a, channel):
@@ -74,7 +64,7 @@ def take_precreate(cashier, order_id):
 
 @pytest.mark.parametrize("channel", ["alipay", "wechat"])
 def test_the_qr_payload_comes_from_the_cashier_worker(daemon, client, env, cashier, channel):
-    a = unpaid_application(client, daemon)
+    a = unpaid_application(client, Office(daemon.state_dir), "org")
     outcome = start_payment_async(a, channel)
     task = take_precreate(cashier, a.id)
     assert task["payload"] == {"kind": "precreate", "order_id": a.id, "channel": channel,
@@ -104,7 +94,7 @@ def test_the_qr_payload_comes_from_the_cashier_worker(daemon, client, env, cashi
 
 
 def test_no_cashier_answer_is_unavailable_after_10_s(daemon, client):
-    a = unpaid_application(client, daemon)
+    a = unpaid_application(client, Office(daemon.state_dir), "org")
     start = time.monotonic()
     outcome = start_payment_async(a, "wechat")
     assert run_until(lambda: outcome, timeout=20), "StartPayment never answered"
@@ -136,7 +126,7 @@ def test_no_cashier_answer_is_unavailable_after_10_s(daemon, client):
 
 
 def test_a_late_cashier_answer_changes_nothing(daemon, client, cashier):
-    a = unpaid_application(client, daemon)
+    a = unpaid_application(client, Office(daemon.state_dir), "org")
     outcome = start_payment_async(a, "alipay")
     task = take_precreate(cashier, a.id)
     assert run_until(lambda: outcome, timeout=20)
