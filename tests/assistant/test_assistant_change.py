@@ -7,7 +7,7 @@ are the renewal's (cs-assistant-renew.c); the helpers and fixtures are its tests
 
 from conftest import Client, run_until
 from flow_helpers import PERSON_MATERIALS, Office, secret_of
-from test_assistant_renew import daemon, log_in, made_key, plugged, wait_label  # noqa: F401
+from test_assistant_renew import daemon, key_flow_window, log_in, made_key, plugged, wait_label  # noqa: F401
 
 ORDER_IFACE = "org.certseal.CertSeal1.Order"
 
@@ -15,10 +15,7 @@ ORDER_IFACE = "org.certseal.CertSeal1.Order"
 def test_a_change_of_the_phone_on_file_from_the_button_to_done(daemon, bus, window_factory,
                                                                plugged):
     a, pin, _ = made_key(daemon, bus, plugged, "RC0001")
-    w = window_factory()
-    w.wait_find(role="list item", name="UKey RC0001")
-    w.click(w.wait_find(role="push button", name="信息变更"))
-    log_in(w, pin)
+    w = key_flow_window(window_factory, "RC0001", "信息变更", pin)
     phone = w.wait_find(role="text", name="手机号 *")
     w.screenshot("change-form")
     w.type_into(phone, "13912345678")
@@ -116,10 +113,7 @@ def test_a_new_name_is_reviewed_then_downloaded_to_the_key(daemon, bus, window_f
                                                            tmp_path):
     from test_assistant_renew import key_prop
     a, pin, _ = made_key(daemon, bus, plugged, "RC0002")
-    w = window_factory()
-    w.wait_find(role="list item", name="UKey RC0002")
-    w.click(w.wait_find(role="push button", name="信息变更"))
-    log_in(w, pin)
+    w = key_flow_window(window_factory, "RC0002", "信息变更", pin)
     w.type_into(w.wait_find(role="text", name="姓名 *"), "Wang Xin")
     office = Office(daemon.state_dir)
     mark = office.mark("sms")

@@ -109,6 +109,15 @@ def log_in(w, pin):
     w.press(w.find(role="push button", name="登录"))
 
 
+def key_flow_window(window_factory, serial, button, pin):
+    """The window with the key @serial listed, @button pressed and the key logged in to."""
+    w = window_factory()
+    w.wait_find(role="list item", name=f"UKey {serial}")
+    w.click(w.wait_find(role="push button", name=button))
+    log_in(w, pin)
+    return w
+
+
 def visible(w, node):
     """Visible: on the step shown (the pages' other steps are hidden)."""
     return node is not None and node.getState().contains(w.pyatspi.STATE_VISIBLE)
@@ -126,10 +135,7 @@ def test_not_eligible_shows_the_certificates_dates(daemon, bus, window_factory, 
     a, pin, not_after = made_key(daemon, bus, plugged, "RA0001")
     # The business clock 400 days after the end: expired more than 365 days ago.
     daemon.move_clock(f"+{days_from_now(not_after) + 400}d")
-    w = window_factory()
-    w.wait_find(role="list item", name="UKey RA0001")
-    w.click(w.wait_find(role="push button", name="证书更新"))
-    log_in(w, pin)
+    w = key_flow_window(window_factory, "RA0001", "证书更新", pin)
     wait_label(w, "不符合办理条件")
     end = datetime.datetime.fromtimestamp(not_after, datetime.timezone.utc).strftime("%Y-%m-%d")
     # The daemon's reason, with the certificate's end, and the key's dates.
@@ -221,10 +227,7 @@ def make_and_order_renewal(daemon, bus, window_factory, plugged, serial):
     the old NotAfter)."""
     a, pin, not_after = made_key(daemon, bus, plugged, serial)
     daemon.move_clock(f"+{days_from_now(not_after) - 30}d")
-    w = window_factory()
-    w.wait_find(role="list item", name=f"UKey {serial}")
-    w.click(w.wait_find(role="push button", name="证书更新"))
-    log_in(w, pin)
+    w = key_flow_window(window_factory, serial, "证书更新", pin)
     w.type_into(w.wait_find(role="text", name="电子邮箱 *"), "wangwu@example.cn")
     w.type_into(w.find(role="text", name="通讯地址 *"), "2 Shili Hutong, Xicheng, Beijing")
     w.press(w.find(role="push button", name="下一步"))
