@@ -418,7 +418,9 @@ def test_the_daemon_killed_in_every_state_of_a_reissue_loses_nothing(world):
     assert status()["RKEV4"][0] == "valid"  # cancelled before its SMS step
     assert status()["RKEV3"][0] == "valid"
     # Each new key logs in with the password its approval delivered.
+    # The keys plugged in are listed a moment after the restarted daemon's READY=1.
     for r, serial in ((lost, "RKNEW2"), (damaged, "RKNEW1")):
+        assert run_until(lambda: key_path(serial) in w.client.managed_objects(), 5.0)
         w.client.call(key_path(serial), KEY_IFACE, "Login", "s", (r.pin,))
         assert w.client.get(key_path(serial), KEY_IFACE, "HasSeal") is True
     check_ledger(w)
