@@ -2,8 +2,9 @@
  * cs-tty.c — secrets from the terminal without echo, or a line of stdin (cs-tty.h).
  *
  * The buffer a line passes through is wiped before it is released; echo is restored
- * whatever was read.
+ * whatever was read, and when a signal ends the process at the prompt (Ctrl-C).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -12,6 +13,37 @@
 #include "cs-tty.h"
 
 #define CS_TTY_LINE_MAX 4096
+
+/* The signals that end a process at a prompt; while echo is off each first restores the
+ * terminal, then takes its default course (SA_RESETHAND, raised again on return). */
+static const int quitting[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
+static struct termios echoing; /* the terminal as it was, for the handler */
+
+static void
+on_quit(int sig)
+{
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &echoing);
+	(void)!write(STDERR_FILENO, "\n", 1);
+	raise(sig);
+}
+
+static void
+guard_echo(const struct termios *old, struct sigaction saved[G_N_ELEMENTS(quitting)])
+{
+	struct sigaction sa = {.sa_handler = on_quit, .sa_flags = SA_RESETHAND};
+
+	echoing = *old;
+	sigemptyset(&sa.sa_mask);
+	for (gsize i = 0; i < G_N_ELEMENTS(quitting); i++)
+		sigaction(quitting[i], &sa, &saved[i]);
+}
+
+static void
+unguard_echo(const struct sigaction saved[G_N_ELEMENTS(quitting)])
+{
+	for (gsize i = 0; i < G_N_ELEMENTS(quitting); i++)
+		sigaction(quitting[i], &saved[i], NULL);
+}
 
 gboolean
 cs_tty_is_terminal(void)
@@ -23,6 +55,7 @@ char *
 cs_tty_read_secret_max(const char *prompt, gsize max_chars, gboolean *too_long)
 {
 	struct termios old, quiet;
+	struct sigaction saved[G_N_ELEMENTS(quitting)];
 	gboolean tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
 	char buf[CS_TTY_LINE_MAX + 2];
 	gboolean cut = FALSE;
@@ -38,6 +71,7 @@ cs_tty_read_secret_max(const char *prompt, gsize max_chars, gboolean *too_long)
 	if (tty) {
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		guard_echo(&old, saved);
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
 		g_printerr("%s: ", prompt);
 	}
@@ -51,6 +85,7 @@ cs_tty_read_secret_max(const char *prompt, gsize max_chars, gboolean *too_long)
 	}
 	if (tty) {
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		unguard_echo(saved);
 		g_printerr("\n");
 	}
 	if (line == NULL) {

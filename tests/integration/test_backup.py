@@ -21,6 +21,7 @@ import os
 import pty
 import re
 import select
+import signal
 import shutil
 import stat
 import subprocess
@@ -469,4 +470,26 @@ def test_what_can_be_told_before_the_passphrase_is_told_first(stopped_state, tmp
             assert os.read(r, 100) == (PASSPHRASE + "\n").encode(), "the passphrase was read"
         finally:
             os.close(r)
+    assert not os.path.exists(out)
+
+
+def test_ctrl_c_at_the_prompt_gives_the_terminal_its_echo_back(stopped_state, tmp_dir):
+    out = os.path.join(tmp_dir, "b")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(backup_cmd(stopped_state, out), stdin=slave,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=dict(os.environ, LC_ALL="C.UTF-8"))
+        try:
+            read_until(proc.stderr.fileno(), b"Backup passphrase: ", [b""])
+            assert not termios.tcgetattr(slave)[3] & termios.ECHO, "echo on at the prompt"
+            proc.send_signal(sig)
+            assert proc.wait(60) == -sig
+            assert termios.tcgetattr(slave)[3] & termios.ECHO, f"echo left off after {sig!r}"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+            os.close(slave)
     assert not os.path.exists(out)
