@@ -21,6 +21,7 @@
 #include "certseal/plugin.h"
 #include "cs-backup-private.h"
 #include "cs-blobs.h"
+#include "cs-fs.h"
 #include "cs-ledger.h"
 #include "cs-vault.h"
 
@@ -40,26 +41,6 @@ typedef struct {
 	char *material;
 	gint64 secret_id;
 } Fixture;
-
-static void
-rm_rf(const char *path)
-{
-	GDir *dir = g_dir_open(path, 0, NULL);
-
-	if (dir != NULL) {
-		const char *name;
-
-		while ((name = g_dir_read_name(dir)) != NULL) {
-			g_autofree char *child = g_build_filename(path, name, NULL);
-
-			rm_rf(child);
-		}
-		g_dir_close(dir);
-		g_assert_no_errno(g_rmdir(path));
-		return;
-	}
-	g_assert_no_errno(g_unlink(path));
-}
 
 static void
 put_file(const char *dir, const char *rel, const char *content, int mode)
@@ -130,7 +111,7 @@ fixture_setup(Fixture *f, gconstpointer data)
 static void
 fixture_teardown(Fixture *f, gconstpointer data)
 {
-	rm_rf(f->dir);
+	cs_remove_tree(f->dir);
 	g_free(f->dir);
 	g_free(f->state);
 	g_free(f->archive);

@@ -35,6 +35,7 @@
 #include "cs-blobs.h"
 #include "cs-config.h"
 #include "cs-crypto.h"
+#include "cs-fs.h"
 #include "cs-ledger.h"
 #include "cs-tty.h"
 
@@ -545,51 +546,6 @@ add_tree(CsBackupWriter *w, const char *state_dir, const char *rel, GError **err
 	return TRUE;
 }
 
-/* Remove the folder @name of the folder open at @parent_fd and everything in it, never
- * following a symbolic link: a folder swapped for a link meanwhile is left alone, and
- * nothing outside it is removed. */
-static void
-remove_tree_at(int parent_fd, const char *name)
-{
-	int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	struct dirent *entry;
-	DIR *dir;
-
-	if (fd < 0)
-		return;
-	dir = fdopendir(fd);
-	if (dir == NULL) {
-		close(fd);
-		return;
-	}
-	while ((entry = readdir(dir)) != NULL) {
-		struct stat st;
-
-		if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
-			continue;
-		if (fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISDIR(st.st_mode))
-			remove_tree_at(fd, entry->d_name);
-		else
-			unlinkat(fd, entry->d_name, 0);
-	}
-	closedir(dir);
-	unlinkat(parent_fd, name, AT_REMOVEDIR);
-}
-
-static void
-remove_tree(const char *path)
-{
-	g_autofree char *parent = g_path_get_dirname(path);
-	g_autofree char *base = g_path_get_basename(path);
-	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		remove_tree_at(fd, base);
-		close(fd);
-	}
-}
-
 static void
 fsync_dir(const char *path)
 {
@@ -709,7 +665,7 @@ remove_stale(const char *out_dir, const char *base, guint *removed)
 	if (dir != NULL)
 		closedir(dir);
 	for (guint i = 0; i < stale->len; i++) {
-		remove_tree_at(out_fd, stale->pdata[i]);
+		cs_remove_tree_at(out_fd, stale->pdata[i]);
 		(*removed)++;
 	}
 	close(out_fd);
@@ -1282,7 +1238,7 @@ cs_backup_check_target(const char *dir, guint *removed, GError **error)
 	for (guint i = 0; i < staging->len; i++) {
 		g_autofree char *path = g_build_filename(dir, staging->pdata[i], NULL);
 
-		remove_tree(path);
+		cs_remove_tree(path);
 		if (g_file_test(path, G_FILE_TEST_EXISTS)) {
 			g_set_error(error, CS_ERROR, CS_ERROR_INTERNAL,
 				    "%s: cannot remove what an interrupted restore left", path);
@@ -1344,7 +1300,7 @@ cs_backup_restore(const char *archive,
 		fsync_tree(staging);
 		ok = move_into_place(staging, target_dir, error);
 	}
-	remove_tree(staging);
+	cs_remove_tree(staging);
 	fsync_dir(target_dir);
 	return ok;
 }

@@ -16,6 +16,7 @@
 
 #include "certseal/plugin.h"
 #include "cs-backup.h"
+#include "cs-fs.h"
 
 /* The passphrase of the seeds in corpus-backup/ (scrypt N = 2^10, r = 8, p = 1). */
 #define PASSPHRASE "fuzzing passphrase 1234"
@@ -25,29 +26,9 @@ int LLVMFuzzerTestOneInput(const guint8 *data, size_t size);
 static char *target;
 
 static void
-remove_tree(const char *path)
-{
-	GDir *dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *child = g_build_filename(path, name, NULL);
-
-		if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
-		    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-			remove_tree(child);
-		else
-			g_unlink(child);
-	}
-	if (dir != NULL)
-		g_dir_close(dir);
-	g_rmdir(path);
-}
-
-static void
 remove_target(void)
 {
-	remove_tree(target);
+	cs_remove_tree(target);
 }
 
 static gboolean
@@ -86,7 +67,7 @@ LLVMFuzzerTestOneInput(const guint8 *data, size_t size)
 	if (ok) {
 		/* A whole archive the passphrase opens: as many files as entries, then gone. */
 		g_assert_cmpuint(stats.entries, >=, 2);
-		remove_tree(target);
+		cs_remove_tree(target);
 		g_assert_no_errno(g_mkdir(target, 0700));
 	} else {
 		g_assert_true(error->domain == CS_ERROR);
